@@ -1,0 +1,126 @@
+//! Every authentication outcome of spec §4 as one type, rendered as RFC 9457
+//! problem+json with the RFC 6750 `WWW-Authenticate` challenge.
+//!
+//! When to use which:
+//! - [`AuthError::Unauthenticated`]: no credential at all, or another scheme.
+//! - [`AuthError::InvalidRequest`]: the request is malformed as an OAuth
+//!   bearer request (empty bearer, two credentials, token in the query).
+//! - [`AuthError::InvalidToken`]: a bearer token that does not authenticate,
+//!   for whatever reason (malformed, unknown, revoked, expired). One answer for
+//!   all of them, so a caller learns nothing about which.
+//! - [`AuthError::InsufficientScope`]: authenticated, but the route does not
+//!   accept this kind of token or it lacks the ability.
+//! - [`AuthError::Unavailable`]: storage could not be asked (503).
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+pub const REALM: &str = "jeton";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("this endpoint requires a bearer token")]
+    Unauthenticated,
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    #[error("the bearer token is malformed, unknown, revoked or expired")]
+    InvalidToken,
+    #[error("this token is not allowed to do this")]
+    InsufficientScope { scope: Option<String> },
+    #[error("the token store is unavailable")]
+    Unavailable,
+}
+
+impl AuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Unauthenticated | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
+            AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            AuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable problem `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated => "unauthenticated",
+            AuthError::InvalidRequest(_) => "invalid_request",
+            AuthError::InvalidToken => "invalid_token",
+            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::Unavailable => "service_unavailable",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated => "Authentication required",
+            AuthError::InvalidRequest(_) => "Invalid request",
+            AuthError::InvalidToken => "Invalid token",
+            AuthError::InsufficientScope { .. } => "Insufficient scope",
+            AuthError::Unavailable => "Service unavailable",
+        }
+    }
+
+    /// The RFC 6750 challenge, for the outcomes that carry one.
+    pub fn www_authenticate(&self) -> Option<String> {
+        let error = match self {
+            AuthError::Unauthenticated => return Some(format!("Bearer realm=\"{REALM}\"")),
+            AuthError::InvalidRequest(_) => "invalid_request",
+            AuthError::InvalidToken => "invalid_token",
+            AuthError::InsufficientScope { scope } => {
+                return Some(match scope {
+                    Some(scope) => format!(
+                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+                    ),
+                    None => format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
+                });
+            }
+            AuthError::Unavailable => return None,
+        };
+        Some(format!("Bearer realm=\"{REALM}\", error=\"{error}\""))
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            AuthError::InsufficientScope { scope: Some(scope) } => {
+                format!("this token is not allowed to do this; it needs `{scope}`")
+            }
+            AuthError::InsufficientScope { scope: None } => {
+                "this kind of token is not accepted here".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("urn:jeton:problem:{}", self.code()),
+            "title": self.title(),
+            "status": self.status().as_u16(),
+            "code": self.code(),
+            "detail": self.detail(),
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(challenge) = self.www_authenticate() {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
+            );
+        }
+        if self == AuthError::Unavailable {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

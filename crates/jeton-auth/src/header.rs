@@ -1,0 +1,112 @@
+//! Reading the credential of a request (RFC 6750 §2.1). Pure parsing, no I/O.
+
+use axum::http::{HeaderMap, header::AUTHORIZATION};
+
+use crate::{AuthError, PlainToken};
+
+/// Longest `Authorization` value looked at; a token is 42 characters, so
+/// anything near this is garbage and is refused without further parsing.
+const MAX_AUTHORIZATION_LEN: usize = 1024;
+
+/// The bearer token of a request, checked for format.
+///
+/// Tokens are only ever taken from the `Authorization` header. One in the
+/// query string is refused outright rather than ignored, so a client that
+/// leaks tokens into URLs (and thus into proxy logs) finds out at once.
+pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainToken, AuthError> {
+    if query.is_some_and(query_has_access_token) {
+        return Err(AuthError::InvalidRequest(
+            "tokens are accepted only in the Authorization header",
+        ));
+    }
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Err(AuthError::Unauthenticated),
+        (Some(_), Some(_)) => {
+            return Err(AuthError::InvalidRequest(
+                "a request carries at most one Authorization header",
+            ));
+        }
+        (Some(value), None) => value,
+    };
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(AuthError::InvalidRequest("the Authorization header is too long"));
+    }
+    let value = value.to_str().map_err(|_| {
+        AuthError::InvalidRequest("the Authorization header must be visible ASCII")
+    })?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Unauthenticated);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::InvalidRequest("the Bearer scheme needs a token"));
+    }
+    if !token.bytes().all(is_b64token_char) {
+        return Err(AuthError::InvalidRequest(
+            "the Authorization header carries more than one token or invalid characters",
+        ));
+    }
+    PlainToken::parse(token).map_err(|_| AuthError::InvalidToken)
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+fn query_has_access_token(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == "access_token")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::TokenKind;
+
+    fn with_auth(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn outcomes() {
+        let token = PlainToken::generate(TokenKind::User);
+        let good = format!("Bearer {}", token.expose_secret());
+        let cases: Vec<(Vec<String>, Option<&str>, Result<(), AuthError>)> = vec![
+            (vec![], None, Err(AuthError::Unauthenticated)),
+            (vec!["Basic dXNlcjpwYXNz".into()], None, Err(AuthError::Unauthenticated)),
+            (vec!["Bearer".into()], None, Err(AuthError::InvalidRequest(""))),
+            (vec!["Bearer    ".into()], None, Err(AuthError::InvalidRequest(""))),
+            (vec![format!("{good} {}", token.expose_secret())], None, Err(AuthError::InvalidRequest(""))),
+            (vec![good.clone(), good.clone()], None, Err(AuthError::InvalidRequest(""))),
+            (vec![good.clone()], Some("access_token=x"), Err(AuthError::InvalidRequest(""))),
+            (vec![], Some("a=1&access_token=x"), Err(AuthError::InvalidRequest(""))),
+            (vec!["Bearer jt_ut_nope".into()], None, Err(AuthError::InvalidToken)),
+            (vec![good.clone()], None, Ok(())),
+            (vec![format!("bEaReR {}", token.expose_secret())], None, Ok(())),
+            (vec![good.clone()], Some("q=shoes"), Ok(())),
+        ];
+        for (values, query, expected) in cases {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let got = bearer_token(&with_auth(&refs), query).map(|_| ());
+            match (&got, &expected) {
+                (Err(AuthError::InvalidRequest(_)), Err(AuthError::InvalidRequest(_))) => {}
+                _ => assert_eq!(got, expected, "{values:?} {query:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_header_is_an_invalid_request() {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap());
+        assert!(matches!(bearer_token(&headers, None), Err(AuthError::InvalidRequest(_))));
+    }
+}

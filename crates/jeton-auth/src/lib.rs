@@ -1,0 +1,35 @@
+//! Token authentication for axum apps with two kinds of callers at once:
+//! *client applications* (publishable `jt_pk_` and secret `jt_sk_` keys) and
+//! *people* (user tokens `jt_ut_`).
+//!
+//! The crate knows nothing about what an app sells or stores. It owns:
+//!
+//! | module        | what it answers                                              |
+//! |---------------|--------------------------------------------------------------|
+//! | [`token`]     | what a token looks like, how it is generated, hashed, parsed |
+//! | [`ability`]   | what a token may do (`resource:action`, `resource:*`, `*`)  |
+//! | [`principal`] | who is calling, as a typed enum                              |
+//! | [`header`]    | how the `Authorization` header is read (RFC 6750)            |
+//! | [`store`]     | what the verifier needs from the app's storage              |
+//! | [`verify`]    | where a token is verified                                    |
+//! | [`access`]    | which kinds and ability a route accepts, and the check       |
+//! | [`axum`]      | the route guard middleware and the typed extractors          |
+//! | [`error`]     | every authentication outcome as one error type               |
+
+pub mod ability;
+pub mod access;
+pub mod axum;
+pub mod error;
+pub mod header;
+pub mod principal;
+pub mod store;
+pub mod token;
+pub mod verify;
+
+pub use ability::{Ability, AbilitySet};
+pub use access::{Access, Ceilings, KindSet};
+pub use error::AuthError;
+pub use principal::{ClientPrincipal, Principal, UserPrincipal};
+pub use store::{StoreError, StoredCredential, TokenStore};
+pub use token::{HashedToken, PlainToken, TokenFormatError, TokenKind};
+pub use verify::Verifier;

@@ -1,0 +1,62 @@
+//! Who is calling. A handler receives one of these types, so a handler written
+//! for a [`UserPrincipal`] can never be handed a client application.
+
+use time::OffsetDateTime;
+
+use crate::{AbilitySet, TokenKind};
+
+/// A client application, authenticated by one of its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPrincipal {
+    pub client_id: String,
+    /// The key that was presented (a client has several while rotating).
+    pub key_id: String,
+    pub abilities: AbilitySet,
+}
+
+/// A person, authenticated by a user token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    pub user_id: String,
+    /// The token that was presented, so "revoke this token" and "is this the
+    /// current token" can be answered.
+    pub token_id: String,
+    /// The client application the token was issued through, if any.
+    pub client_id: Option<String>,
+    pub abilities: AbilitySet,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    PublishableClient(ClientPrincipal),
+    SecretClient(ClientPrincipal),
+    User(UserPrincipal),
+}
+
+impl Principal {
+    pub fn kind(&self) -> TokenKind {
+        match self {
+            Principal::PublishableClient(_) => TokenKind::Publishable,
+            Principal::SecretClient(_) => TokenKind::Secret,
+            Principal::User(_) => TokenKind::User,
+        }
+    }
+
+    pub fn abilities(&self) -> &AbilitySet {
+        match self {
+            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
+                &client.abilities
+            }
+            Principal::User(user) => &user.abilities,
+        }
+    }
+
+    /// The client application behind the request, if the caller is one.
+    pub fn client(&self) -> Option<&ClientPrincipal> {
+        match self {
+            Principal::PublishableClient(client) | Principal::SecretClient(client) => Some(client),
+            Principal::User(_) => None,
+        }
+    }
+}

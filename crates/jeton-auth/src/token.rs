@@ -1,0 +1,280 @@
+//! The token format of spec §2: `jt_<kind>_<30 base62 random><6 base62 CRC32>`.
+//!
+//! [`PlainToken`] is the secret a caller holds; it is zeroized on drop and its
+//! `Debug` never prints it. [`HashedToken`] is SHA-256 of it, the only form
+//! that is ever stored.
+
+use std::fmt;
+
+use rand::TryRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const PREFIX_LEN: usize = 6; // "jt_pk_"
+const RANDOM_LEN: usize = 30;
+const CHECK_LEN: usize = 6;
+/// Every token is exactly this long; anything else is not a token.
+pub const TOKEN_LEN: usize = PREFIX_LEN + RANDOM_LEN + CHECK_LEN;
+
+/// What kind of credential a token is. The kind is part of the token text, so
+/// a token can never be mistaken for another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// `jt_pk_`: a client key that lives in browser code; public by design.
+    Publishable,
+    /// `jt_sk_`: a client key that lives on servers.
+    Secret,
+    /// `jt_ut_`: a token issued to a person at login.
+    User,
+    /// `jt_at_`: an OAuth2 access token (reserved; no store issues it yet).
+    Access,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Publishable,
+        TokenKind::Secret,
+        TokenKind::User,
+        TokenKind::Access,
+    ];
+
+    /// The two letters between `jt_` and `_`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            TokenKind::Publishable => "pk",
+            TokenKind::Secret => "sk",
+            TokenKind::User => "ut",
+            TokenKind::Access => "at",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<TokenKind> {
+        TokenKind::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
+    /// A stable lower-case name, for logs and metrics labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TokenKind::Publishable => "publishable",
+            TokenKind::Secret => "secret",
+            TokenKind::User => "user",
+            TokenKind::Access => "access",
+        }
+    }
+}
+
+/// Why a string is not a token. Deliberately coarse: the caller only ever
+/// learns `invalid_token`, this is for tests and fuzzing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFormatError {
+    #[error("a token is exactly {TOKEN_LEN} characters")]
+    Length,
+    #[error("a token starts with jt_<kind>_")]
+    Prefix,
+    #[error("a token is base62 after its prefix")]
+    Alphabet,
+    #[error("the checksum does not match")]
+    Checksum,
+}
+
+/// A token in plain text. Exists briefly: when it is issued (to show it once)
+/// and while a request is verified. Never printed, zeroized on drop.
+pub struct PlainToken {
+    kind: TokenKind,
+    text: Zeroizing<String>,
+}
+
+impl PlainToken {
+    /// A fresh token from the operating system's CSPRNG (about 178 bits).
+    pub fn generate(kind: TokenKind) -> PlainToken {
+        let mut text = Zeroizing::new(String::with_capacity(TOKEN_LEN));
+        text.push_str("jt_");
+        text.push_str(kind.code());
+        text.push('_');
+        let mut bytes = Zeroizing::new([0u8; 64]);
+        while text.len() < PREFIX_LEN + RANDOM_LEN {
+            rand::rngs::SysRng
+                .try_fill_bytes(bytes.as_mut())
+                .expect("the operating system's random number generator failed");
+            // Rejection sampling keeps every character equally likely:
+            // 248 = 4 * 62 is the largest multiple of 62 that fits a byte.
+            for &byte in bytes.iter().filter(|&&b| b < 248) {
+                if text.len() == PREFIX_LEN + RANDOM_LEN {
+                    break;
+                }
+                text.push(ALPHABET[usize::from(byte % 62)] as char);
+            }
+        }
+        let check = checksum(&text);
+        text.push_str(&check);
+        PlainToken { kind, text }
+    }
+
+    /// Parses and checks the format without any I/O: length, prefix, alphabet
+    /// and checksum. A string that fails here never reaches storage.
+    pub fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
+        if candidate.len() != TOKEN_LEN {
+            return Err(TokenFormatError::Length);
+        }
+        let bytes = candidate.as_bytes();
+        if !bytes.is_ascii() {
+            return Err(TokenFormatError::Alphabet);
+        }
+        let kind = match (&candidate[..3], &candidate[5..6]) {
+            ("jt_", "_") => TokenKind::from_code(&candidate[3..5]),
+            _ => None,
+        }
+        .ok_or(TokenFormatError::Prefix)?;
+        if !bytes[PREFIX_LEN..].iter().all(u8::is_ascii_alphanumeric) {
+            return Err(TokenFormatError::Alphabet);
+        }
+        let (body, check) = candidate.split_at(PREFIX_LEN + RANDOM_LEN);
+        if checksum(body) != check {
+            return Err(TokenFormatError::Checksum);
+        }
+        Ok(PlainToken {
+            kind,
+            text: Zeroizing::new(candidate.to_owned()),
+        })
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.kind
+    }
+
+    /// The secret itself. Call only to hand it to its owner, once.
+    pub fn expose_secret(&self) -> &str {
+        &self.text
+    }
+
+    /// The last four characters, kept for display ("…a1B2").
+    pub fn last4(&self) -> String {
+        self.text[TOKEN_LEN - 4..].to_owned()
+    }
+
+    pub fn hash(&self) -> HashedToken {
+        HashedToken(Sha256::digest(self.text.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for PlainToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlainToken(jt_{}_[redacted])", self.kind.code())
+    }
+}
+
+/// SHA-256 of a token: what is stored and looked up. Tokens carry 178 bits of
+/// randomness, so a fast unsalted hash is enough (a slow hash buys nothing
+/// against brute force of that size, and would cost every request).
+#[derive(Clone, Copy, Eq, Hash)]
+pub struct HashedToken([u8; 32]);
+
+impl HashedToken {
+    pub fn from_bytes(bytes: [u8; 32]) -> HashedToken {
+        HashedToken(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, the form stored in a text column.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl PartialEq for HashedToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for HashedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashedToken([redacted])")
+    }
+}
+
+/// CRC32 (IEEE) of `jt_<kind>_<random>` as six base62 digits, zero-padded.
+fn checksum(body: &str) -> String {
+    let mut value = crc32fast::hash(body.as_bytes());
+    let mut digits = [b'0'; CHECK_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8(digits.to_vec()).expect("base62 is ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_back_with_their_kind() {
+        for kind in TokenKind::ALL {
+            let token = PlainToken::generate(kind);
+            assert_eq!(token.expose_secret().len(), TOKEN_LEN);
+            assert!(token.expose_secret().starts_with(&format!("jt_{}_", kind.code())));
+            let parsed = PlainToken::parse(token.expose_secret()).unwrap();
+            assert_eq!(parsed.kind(), kind);
+            assert_eq!(parsed.hash(), token.hash());
+        }
+    }
+
+    #[test]
+    fn two_tokens_differ() {
+        let a = PlainToken::generate(TokenKind::User);
+        let b = PlainToken::generate(TokenKind::User);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn checksum_is_crc32_in_base62() {
+        // crc32("jt_pk_000000000000000000000000000000") computed independently.
+        let body = format!("jt_pk_{}", "0".repeat(30));
+        let crc = crc32fast::hash(body.as_bytes());
+        let check = checksum(&body);
+        let decoded = check.bytes().fold(0u64, |acc, c| {
+            acc * 62 + ALPHABET.iter().position(|&a| a == c).unwrap() as u64
+        });
+        assert_eq!(decoded, u64::from(crc));
+        assert_eq!(check.len(), 6);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let good = PlainToken::generate(TokenKind::Secret);
+        let text = good.expose_secret();
+        assert_eq!(PlainToken::parse("").unwrap_err(), TokenFormatError::Length);
+        assert_eq!(PlainToken::parse(&text[1..]).unwrap_err(), TokenFormatError::Length);
+        let wrong_kind = format!("jt_xx_{}", &text[6..]);
+        assert_eq!(PlainToken::parse(&wrong_kind).unwrap_err(), TokenFormatError::Prefix);
+        let mut flipped = text.to_owned().into_bytes();
+        flipped[10] = if flipped[10] == b'a' { b'b' } else { b'a' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert_eq!(PlainToken::parse(&flipped).unwrap_err(), TokenFormatError::Checksum);
+        let dash = format!("{}-{}", &text[..10], &text[11..]);
+        assert_eq!(PlainToken::parse(&dash).unwrap_err(), TokenFormatError::Alphabet);
+        let unicode = format!("{}é{}", &text[..10], &text[12..]);
+        assert!(PlainToken::parse(&unicode).is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let token = PlainToken::generate(TokenKind::User);
+        let shown = format!("{token:?} {:?}", token.hash());
+        assert!(!shown.contains(&token.expose_secret()[6..]));
+        assert!(!shown.contains(&token.hash().to_hex()));
+        assert_eq!(shown, "PlainToken(jt_ut_[redacted]) HashedToken([redacted])");
+    }
+
+    #[test]
+    fn last4_is_the_tail() {
+        let token = PlainToken::generate(TokenKind::User);
+        assert!(token.expose_secret().ends_with(&token.last4()));
+    }
+}
