@@ -97,21 +97,39 @@ impl AuthError {
     }
 }
 
+/// An RFC 9457 problem+json response: `{type, title, status, code, detail}`
+/// plus any `extra` members. Shared with apps so that every error of a
+/// service has one shape.
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Response {
+    let mut body = json!({
+        "type": format!("urn:jeton:problem:{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    if let (Some(extra), Some(object)) = (extra, body.as_object_mut()) {
+        object.extend(extra);
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "type": format!("urn:jeton:problem:{}", self.code()),
-            "title": self.title(),
-            "status": self.status().as_u16(),
-            "code": self.code(),
-            "detail": self.detail(),
-        });
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response =
+            problem_response(self.status(), self.code(), self.title(), &self.detail(), None);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         if let Some(challenge) = self.www_authenticate() {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -1,0 +1,16 @@
+//! Jeton: a storefront API with first-class client keys and user tokens.
+//!
+//! - [`http`]: the API. `http/routes.rs` is the route → access table.
+//! - [`domain`]: request types that parse rather than validate.
+//! - [`store`]: SQLite and PostgreSQL behind one [`store::Db`];
+//!   `store/orders.rs` is where an order is placed.
+//! - [`cli`]: the `jeton` command.
+//!
+//! Token verification itself lives in the `jeton-auth` crate.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;
+pub mod telemetry;

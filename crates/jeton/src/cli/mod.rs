@@ -1,0 +1,57 @@
+//! The `jeton` command: `serve`, `migrate`, `client …`, `token …`.
+
+mod client;
+pub mod demo;
+mod serve;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::{Db, DbOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "jeton", version, about = "A storefront API with first-class client keys and user tokens")]
+pub struct Cli {
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://jeton.db", global = true)]
+    database_url: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(serve::ServeArgs),
+    /// Apply database migrations (every command also does this on start).
+    Migrate,
+    /// Manage client applications and their keys.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage user tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let db = Db::connect(&cli.database_url, &DbOptions::default()).await?;
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(db.clone(), args).await,
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(command) => client::run(&db, command).await,
+        Command::Token(command) => token::run(&db, command).await,
+    };
+    db.close().await;
+    outcome
+}
+
+/// Durations such as `90s`, `15m`, `1h`, `24h`, `7d`.
+fn parse_duration(text: &str) -> Result<time::Duration, String> {
+    let std = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    time::Duration::try_from(std).map_err(|e| e.to_string())
+}

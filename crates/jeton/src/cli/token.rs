@@ -1,0 +1,34 @@
+use clap::Subcommand;
+
+use super::parse_duration;
+use crate::{domain::ids::parse_id, store::Db};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke one user token by id.
+    Revoke { id: String },
+    /// Delete tokens and client keys that expired or were revoked long ago.
+    Prune {
+        /// How long ago they must have expired or been revoked.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        expired_for: time::Duration,
+    },
+}
+
+pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Revoke { id } => {
+            let found = match parse_id(&id) {
+                Some(id) => db.revoke_user_token_by_id(&id).await?,
+                None => false,
+            };
+            anyhow::ensure!(found, "no live user token has the id {id}");
+            println!("revoked token {id}");
+        }
+        TokenCommand::Prune { expired_for } => {
+            let pruned = db.prune_tokens(time::OffsetDateTime::now_utc() - expired_for).await?;
+            println!("pruned {} user tokens and {} client keys", pruned.user_tokens, pruned.client_keys);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! Server settings that shape behaviour (not where to listen or which
+//! database: those are command-line concerns).
+
+use crate::domain::client::LimitDefaults;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Lifetime of a login token, and the default for personal tokens.
+    pub user_token_ttl: time::Duration,
+    /// Limits a new client gets when its creator leaves them out.
+    pub limit_defaults: LimitDefaults,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            user_token_ttl: time::Duration::days(30),
+            limit_defaults: LimitDefaults {
+                // A storefront's whole audience shares one publishable key.
+                rate_limit_per_minute: Some(6000),
+                per_ip_rate_limit_per_minute: Some(300),
+            },
+        }
+    }
+}

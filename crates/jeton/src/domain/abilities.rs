@@ -1,0 +1,113 @@
+//! Jeton's abilities (spec §3) and which kind of token may hold which.
+
+use jeton_auth::{Ability, AbilitySet, Ceilings, TokenKind};
+
+pub const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+pub const CUSTOMERS_CREATE: Ability = Ability::from_static("customers:create");
+pub const AUTH_LOGIN: Ability = Ability::from_static("auth:login");
+pub const PROFILE_READ: Ability = Ability::from_static("profile:read");
+pub const ORDERS_READ: Ability = Ability::from_static("orders:read");
+pub const ORDERS_WRITE: Ability = Ability::from_static("orders:write");
+pub const TOKENS_MANAGE: Ability = Ability::from_static("tokens:manage");
+pub const ADMIN: Ability = Ability::from_static("admin");
+
+/// Every ability Jeton knows. Tokens can only be created with these (or
+/// wildcards over them).
+pub const KNOWN: [Ability; 8] = [
+    PRODUCTS_READ,
+    CUSTOMERS_CREATE,
+    AUTH_LOGIN,
+    PROFILE_READ,
+    ORDERS_READ,
+    ORDERS_WRITE,
+    TOKENS_MANAGE,
+    ADMIN,
+];
+
+/// A publishable key is public: read abilities and the two storefront
+/// abilities only.
+pub fn publishable_ceiling() -> AbilitySet {
+    AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+}
+
+/// What a user token may hold; also what a login token gets.
+pub fn user_ceiling() -> AbilitySet {
+    AbilitySet::new([PRODUCTS_READ, PROFILE_READ, ORDERS_READ, ORDERS_WRITE, TOKENS_MANAGE])
+}
+
+pub fn ceilings() -> Ceilings {
+    Ceilings {
+        publishable: publishable_ceiling(),
+        secret: AbilitySet::new([Ability::ALL]),
+        user: user_ceiling(),
+    }
+}
+
+/// Parses abilities a client asked for, for a token of `kind`: each must be
+/// well-formed, known (or a wildcard over known ones) and within the kind's
+/// ceiling.
+pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySet, String> {
+    if requested.is_empty() {
+        return Err("must list at least one ability".to_owned());
+    }
+    if requested.len() > 32 {
+        return Err("must list at most 32 abilities".to_owned());
+    }
+    let ceiling = match kind {
+        TokenKind::Publishable => publishable_ceiling(),
+        TokenKind::User => user_ceiling(),
+        TokenKind::Secret | TokenKind::Access => AbilitySet::new([Ability::ALL]),
+    };
+    let mut parsed = Vec::with_capacity(requested.len());
+    for text in requested {
+        let ability: Ability = text.parse().map_err(|_| format!("`{}` is not an ability", text.chars().take(64).collect::<String>()))?;
+        if !KNOWN.iter().any(|known| ability.covers(known)) {
+            return Err(format!("`{ability}` is not a known ability"));
+        }
+        if !ceiling.grants(&ability) {
+            return Err(format!("a {} token cannot hold `{ability}`", kind.name()));
+        }
+        parsed.push(ability);
+    }
+    Ok(AbilitySet::new(parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_are_well_formed() {
+        for ability in KNOWN {
+            assert_eq!(ability.as_str().parse::<Ability>().unwrap(), ability);
+        }
+    }
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn publishable_keys_are_read_only() {
+        assert!(parse_for_kind(&strings(&["products:read", "auth:login"]), TokenKind::Publishable).is_ok());
+        for bad in ["orders:write", "admin", "*", "orders:*", "tokens:manage"] {
+            assert!(parse_for_kind(&strings(&[bad]), TokenKind::Publishable).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_may_hold_anything_known() {
+        assert!(parse_for_kind(&strings(&["*"]), TokenKind::Secret).is_ok());
+        assert!(parse_for_kind(&strings(&["admin", "orders:*"]), TokenKind::Secret).is_ok());
+        assert!(parse_for_kind(&strings(&["rockets:launch"]), TokenKind::Secret).is_err());
+        assert!(parse_for_kind(&strings(&["Not an ability"]), TokenKind::Secret).is_err());
+        assert!(parse_for_kind(&[], TokenKind::Secret).is_err());
+    }
+
+    #[test]
+    fn user_tokens_never_hold_admin() {
+        assert!(parse_for_kind(&strings(&["admin"]), TokenKind::User).is_err());
+        assert!(parse_for_kind(&strings(&["orders:read"]), TokenKind::User).is_ok());
+        assert!(parse_for_kind(&strings(&["*"]), TokenKind::User).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Client applications: what the admin API and CLI accept when creating one.
+
+use jeton_auth::{AbilitySet, TokenKind};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use super::{FieldError, Problems, abilities, text::bounded};
+
+/// The two kinds of client key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    Publishable,
+    Secret,
+}
+
+impl ClientKind {
+    pub fn token_kind(self) -> TokenKind {
+        match self {
+            ClientKind::Publishable => TokenKind::Publishable,
+            ClientKind::Secret => TokenKind::Secret,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Publishable => "publishable",
+            ClientKind::Secret => "secret",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClientKind> {
+        match text {
+            "publishable" => Some(ClientKind::Publishable),
+            "secret" => Some(ClientKind::Secret),
+            _ => None,
+        }
+    }
+}
+
+pub const MAX_RATE_LIMIT: i64 = 1_000_000;
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing else. The
+/// canonical form (lower-case host, default port dropped) is what is stored.
+/// `*` is accepted only spelled out on its own.
+pub fn parse_origin(raw: &str) -> Result<String, String> {
+    if raw == "*" {
+        return Ok("*".to_owned());
+    }
+    let invalid = |why: &str| Err(format!("`{}` is not an origin: {why}", raw.chars().take(100).collect::<String>()));
+    if raw.contains('*') {
+        return invalid("wildcards are allowed only as a lone `*`");
+    }
+    let Ok(url) = url::Url::parse(raw) else {
+        return invalid("expected scheme://host[:port]");
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return invalid("the scheme must be http or https");
+    }
+    let bare = url.path() == "/" && !raw.ends_with('/');
+    if !bare || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return invalid("an origin has no path, query, fragment or credentials");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return invalid("an origin needs a host");
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Distinguishes a field left out (`None`) from one set to `null`
+/// (`Some(None)`).
+fn explicit_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /admin/clients`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientInput {
+    pub name: String,
+    pub kind: ClientKind,
+    pub abilities: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Requests per minute for the key as a whole. Omitted: the server's
+    /// default. `null`: no limit.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<i64>)]
+    pub rate_limit_per_minute: Option<Option<i64>>,
+    /// Publishable keys only: requests per minute per client IP. Omitted:
+    /// the server's default. `null`: no limit.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<i64>)]
+    pub per_ip_rate_limit_per_minute: Option<Option<i64>>,
+}
+
+/// The server's defaults for limits a client left out.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitDefaults {
+    pub rate_limit_per_minute: Option<i64>,
+    pub per_ip_rate_limit_per_minute: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub kind: ClientKind,
+    pub abilities: AbilitySet,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_per_minute: Option<i64>,
+    pub per_ip_rate_limit_per_minute: Option<i64>,
+}
+
+fn parse_limit(limit: Option<i64>) -> Result<Option<i64>, String> {
+    match limit {
+        Some(n) if !(1..=MAX_RATE_LIMIT).contains(&n) => {
+            Err(format!("must be from 1 to {MAX_RATE_LIMIT}, or null for no limit"))
+        }
+        other => Ok(other),
+    }
+}
+
+impl NewClient {
+    pub fn parse(input: NewClientInput, defaults: LimitDefaults) -> Result<NewClient, Vec<FieldError>> {
+        let mut problems = Problems::default();
+        let name = problems.check("name", bounded(&input.name, 1, 100));
+        let abilities = problems.check(
+            "abilities",
+            abilities::parse_for_kind(&input.abilities, input.kind.token_kind()),
+        );
+        if input.allowed_origins.len() > 50 {
+            problems.add("allowed_origins", "at most 50 origins");
+        }
+        let mut origins = Vec::new();
+        for (index, origin) in input.allowed_origins.iter().enumerate() {
+            if let Some(origin) = problems.check(&format!("allowed_origins[{index}]"), parse_origin(origin))
+                && !origins.contains(&origin)
+            {
+                origins.push(origin);
+            }
+        }
+        match input.kind {
+            ClientKind::Publishable if input.allowed_origins.is_empty() => problems.add(
+                "allowed_origins",
+                "a publishable key needs at least one allowed origin",
+            ),
+            ClientKind::Secret if !input.allowed_origins.is_empty() => problems.add(
+                "allowed_origins",
+                "secret keys are for servers and are refused from browsers; they have no origins",
+            ),
+            _ => {}
+        }
+        let rate_limit = problems.check(
+            "rate_limit_per_minute",
+            parse_limit(input.rate_limit_per_minute.unwrap_or(defaults.rate_limit_per_minute)),
+        );
+        let per_ip = match (input.kind, input.per_ip_rate_limit_per_minute) {
+            (ClientKind::Secret, Some(Some(_))) => {
+                problems.add("per_ip_rate_limit_per_minute", "applies to publishable keys only");
+                None
+            }
+            (ClientKind::Secret, _) => Some(None),
+            (ClientKind::Publishable, given) => problems.check(
+                "per_ip_rate_limit_per_minute",
+                parse_limit(given.unwrap_or(defaults.per_ip_rate_limit_per_minute)),
+            ),
+        };
+        problems.finish(|| NewClient {
+            name: name.expect("checked"),
+            kind: input.kind,
+            abilities: abilities.expect("checked"),
+            allowed_origins: origins,
+            rate_limit_per_minute: rate_limit.expect("checked"),
+            per_ip_rate_limit_per_minute: per_ip.expect("checked"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(parse_origin("http://localhost:8080").unwrap(), "http://localhost:8080");
+        assert_eq!(parse_origin("https://Shop.Example.com:443").unwrap(), "https://shop.example.com");
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        for bad in [
+            "localhost:8080", "https://shop.example.com/", "https://shop.example.com/path",
+            "https://*.example.com", "ftp://example.com", "https://example.com?x=1",
+            "https://user:pw@example.com", "", "null", "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn input(kind: ClientKind, abilities: &[&str], origins: &[&str]) -> NewClientInput {
+        NewClientInput {
+            name: "shop".into(),
+            kind,
+            abilities: abilities.iter().map(|s| s.to_string()).collect(),
+            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            rate_limit_per_minute: None,
+            per_ip_rate_limit_per_minute: None,
+        }
+    }
+
+    const DEFAULTS: LimitDefaults = LimitDefaults {
+        rate_limit_per_minute: Some(100),
+        per_ip_rate_limit_per_minute: Some(10),
+    };
+
+    #[test]
+    fn publishable_rules() {
+        let ok = NewClient::parse(input(ClientKind::Publishable, &["products:read"], &["https://shop.example"]), DEFAULTS).unwrap();
+        assert_eq!(ok.rate_limit_per_minute, Some(100));
+        assert_eq!(ok.per_ip_rate_limit_per_minute, Some(10));
+        assert!(NewClient::parse(input(ClientKind::Publishable, &["orders:write"], &["https://shop.example"]), DEFAULTS).is_err());
+        assert!(NewClient::parse(input(ClientKind::Publishable, &["products:read"], &[]), DEFAULTS).is_err());
+    }
+
+    #[test]
+    fn limits() {
+        let mut none = input(ClientKind::Secret, &["admin"], &[]);
+        none.rate_limit_per_minute = Some(None);
+        assert_eq!(NewClient::parse(none, DEFAULTS).unwrap().rate_limit_per_minute, None);
+        let mut zero = input(ClientKind::Secret, &["admin"], &[]);
+        zero.rate_limit_per_minute = Some(Some(0));
+        assert!(NewClient::parse(zero, DEFAULTS).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Passwords: 8 to 256 characters, hashed with Argon2id at OWASP's
+//! parameters (m = 19456 KiB, t = 2, p = 1). Hashing and verification are
+//! CPU-heavy by design, so they run on the blocking pool, never on the async
+//! runtime's threads.
+
+use std::{fmt, sync::LazyLock};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use zeroize::Zeroizing;
+
+pub const MIN_CHARS: usize = 8;
+pub const MAX_CHARS: usize = 256;
+
+/// A password as typed, within bounds. Never printed, zeroized on drop.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    pub fn parse(raw: String) -> Result<Password, String> {
+        let raw = Zeroizing::new(raw);
+        let count = raw.chars().count();
+        if count < MIN_CHARS {
+            return Err(format!("must be at least {MIN_CHARS} characters"));
+        }
+        if count > MAX_CHARS {
+            return Err(format!("must be at most {MAX_CHARS} characters"));
+        }
+        Ok(Password(raw))
+    }
+
+    /// At login only the upper bound applies (it keeps hashing cost bounded);
+    /// a too-short password simply fails verification like any wrong one.
+    pub fn for_login(raw: String) -> Result<Password, String> {
+        let raw = Zeroizing::new(raw);
+        if raw.chars().count() > MAX_CHARS {
+            return Err(format!("must be at most {MAX_CHARS} characters"));
+        }
+        Ok(Password(raw))
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("OWASP parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Verified against when the email is unknown, so that an unknown email and
+/// a wrong password cost the same time.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    hash_blocking(&Password(Zeroizing::new("dummy password that matches nothing".to_owned())))
+});
+
+fn hash_blocking(password: &Password) -> String {
+    argon2()
+        .hash_password(password.0.as_bytes())
+        .expect("hashing with a fresh salt cannot fail")
+        .to_string()
+}
+
+fn verify_blocking(password: &Password, stored: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(parsed) => argon2().verify_password(password.0.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The PHC string of a new Argon2id hash.
+pub async fn hash(password: Password) -> String {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .expect("password hashing does not panic")
+}
+
+/// Checks `password` against `stored`, or against a dummy hash when there is
+/// no stored hash (unknown email), so both failures take the same time.
+pub async fn verify(password: Password, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => verify_blocking(&password, &stored),
+        None => {
+            verify_blocking(&password, &DUMMY_HASH);
+            false
+        }
+    })
+    .await
+    .expect("password verification does not panic")
+}
+
+/// Computes the dummy hash ahead of the first login, so the first unknown
+/// email is not slower than the rest.
+pub async fn warm_up() {
+    tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH))
+        .await
+        .expect("warm-up does not panic");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert!(Password::parse("short".into()).is_err());
+        assert!(Password::parse("12345678".into()).is_ok());
+        assert!(Password::parse("é".repeat(256)).is_ok());
+        assert!(Password::parse("a".repeat(257)).is_err());
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let stored = hash(Password::parse("correct horse".into()).unwrap()).await;
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify(Password::parse("correct horse".into()).unwrap(), Some(stored.clone())).await);
+        assert!(!verify(Password::parse("wrong horse!".into()).unwrap(), Some(stored)).await);
+        assert!(!verify(Password::parse("correct horse".into()).unwrap(), None).await);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let password = Password::parse("hunter2hunter2".into()).unwrap();
+        assert_eq!(format!("{password:?}"), "Password([redacted])");
+    }
+}

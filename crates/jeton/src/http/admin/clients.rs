@@ -1,0 +1,124 @@
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use jeton_auth::PlainToken;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    domain::{
+        client::{NewClient, NewClientInput},
+        ids::parse_id,
+    },
+    http::{
+        error::{AppError, AppResult},
+        extract::{Json, JsonOrEmpty, Query},
+        pagination::{Page, PageRequest},
+        state::AppState,
+    },
+    store::clients::{Client, ClientKey},
+};
+
+/// A new client and its first key. The key is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    pub client: Client,
+    /// Shown once; only its hash is stored.
+    pub key: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
+    security(("bearer" = ["admin"])),
+    responses((status = 201, body = CreatedClient), (status = 422)))]
+pub async fn create(State(state): State<AppState>, Json(input): Json<NewClientInput>) -> AppResult<(StatusCode, Json<CreatedClient>)> {
+    let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
+    let key = PlainToken::generate(new.kind.token_kind());
+    let client = state.db.create_client(&new, &key).await?;
+    Ok((StatusCode::CREATED, Json(CreatedClient { client, key: key.expose_secret().to_owned() })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClientQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = Page<Client>)))]
+pub async fn list(State(state): State<AppState>, Query(query): Query<ClientQuery>) -> AppResult<Json<Page<Client>>> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let rows = state.db.list_clients(page.after.as_deref(), page.fetch_limit()).await?;
+    Ok(Json(page.page(rows, |client| &client.id)))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/clients/{id}", tag = "admin",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = Client), (status = 404)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    state.db.get_client(&id).await?.map(Json).ok_or(AppError::NotFound)
+}
+
+/// `POST /admin/clients/{id}/keys`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// How long the older keys keep working; default 0 (they stop now).
+    #[serde(default)]
+    pub previous_key_expires_in_seconds: i64,
+}
+
+/// Longest grace period for a rotated-out key: 30 days.
+const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    /// The new key, shown once.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: ClientKey,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin", request_body = RotateInput,
+    security(("bearer" = ["admin"])),
+    responses((status = 201, body = RotatedKey), (status = 404, description = "no such live client"), (status = 422)))]
+pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, JsonOrEmpty(input): JsonOrEmpty<RotateInput>) -> AppResult<(StatusCode, Json<RotatedKey>)> {
+    let grace = input.previous_key_expires_in_seconds;
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(AppError::validation("previous_key_expires_in_seconds", format!("must be from 0 to {MAX_GRACE_SECONDS}")));
+    }
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let client = state.db.get_client(&id).await?.filter(|c| c.revoked_at.is_none()).ok_or(AppError::NotFound)?;
+    let key = PlainToken::generate(client.kind.token_kind());
+    let record = state
+        .db
+        .rotate_client_key(&id, &key, time::Duration::seconds(grace))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((StatusCode::CREATED, Json(RotatedKey { key: key.expose_secret().to_owned(), record })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RevokeQuery {
+    /// Also revoke every user token issued through this client.
+    #[serde(default)]
+    revoke_user_tokens: bool,
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/clients/{id}", tag = "admin", params(RevokeQuery),
+    security(("bearer" = ["admin"])),
+    responses((status = 204), (status = 404, description = "no such live client")))]
+pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, Query(query): Query<RevokeQuery>) -> AppResult<StatusCode> {
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    if state.db.revoke_client(&id, query.revoke_user_tokens).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound)
+    }
+}

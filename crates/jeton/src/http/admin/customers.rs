@@ -1,0 +1,24 @@
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+
+use crate::{
+    domain::ids::parse_id,
+    http::{
+        error::{AppError, AppResult},
+        state::AppState,
+    },
+};
+
+#[utoipa::path(post, path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
+    security(("bearer" = ["admin"])),
+    responses((status = 204, description = "every token of the customer is revoked"), (status = 404)))]
+pub async fn revoke_tokens(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<StatusCode> {
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    if state.db.get_customer(&id).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    state.db.revoke_customer_tokens(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,5 @@
+//! The admin API: secret keys with `admin` only (see `routes.rs`).
+
+pub mod clients;
+pub mod customers;
+pub mod products;

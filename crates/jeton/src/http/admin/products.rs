@@ -1,0 +1,42 @@
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+
+use crate::{
+    domain::{
+        ids::parse_id,
+        product::{NewProduct, NewProductInput, ProductPatch, ProductPatchInput},
+    },
+    http::{
+        error::{AppError, AppResult},
+        extract::Json,
+        state::AppState,
+    },
+    store::products::{Product, ProductWriteError},
+};
+
+fn write_error(error: ProductWriteError) -> AppError {
+    match error {
+        ProductWriteError::SkuTaken => AppError::conflict("sku_taken", "another product has this SKU"),
+        ProductWriteError::Db(error) => error.into(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", request_body = NewProductInput,
+    security(("bearer" = ["admin"])),
+    responses((status = 201, body = Product), (status = 409, description = "`sku_taken`"), (status = 422)))]
+pub async fn create(State(state): State<AppState>, Json(input): Json<NewProductInput>) -> AppResult<(StatusCode, Json<Product>)> {
+    let product = NewProduct::try_from(input).map_err(AppError::Validation)?;
+    let created = state.db.create_product(&product).await.map_err(write_error)?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = Product), (status = 404), (status = 409, description = "`sku_taken`"), (status = 422)))]
+pub async fn update(State(state): State<AppState>, Path(id): Path<String>, Json(input): Json<ProductPatchInput>) -> AppResult<Json<Product>> {
+    let patch = ProductPatch::try_from(input).map_err(AppError::Validation)?;
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    state.db.update_product(&id, &patch).await.map_err(write_error)?.map(Json).ok_or(AppError::NotFound)
+}

@@ -1,0 +1,52 @@
+//! The catalogue: what guests browse with a publishable key.
+
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    error::{AppError, AppResult},
+    extract::{Json, Query},
+    pagination::{Page, PageRequest},
+    state::AppState,
+};
+use crate::{
+    domain::{ids::parse_id, text::bounded},
+    store::products::{Product, ProductFilter},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// 1 to 100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+    /// Case-insensitive substring of the name or SKU.
+    q: Option<String>,
+    /// `true`: only products in stock; `false`: only sold-out ones.
+    in_stock: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductQuery),
+    security(("bearer" = ["products:read"])),
+    responses((status = 200, body = Page<Product>), (status = 401), (status = 403), (status = 422)))]
+pub async fn list_products(State(state): State<AppState>, Query(query): Query<ProductQuery>) -> AppResult<Json<Page<Product>>> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let q = query
+        .q
+        .map(|q| bounded(&q, 0, 100).map_err(|message| AppError::validation("q", message)))
+        .transpose()?
+        .filter(|q| !q.is_empty());
+    let filter = ProductFilter { q, in_stock: query.in_stock };
+    let rows = state.db.list_products(&filter, page.after.as_deref(), page.fetch_limit()).await?;
+    Ok(Json(page.page(rows, |product| &product.id)))
+}
+
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
+    security(("bearer" = ["products:read"])),
+    responses((status = 200, body = Product), (status = 404)))]
+pub async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Product>> {
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    state.db.get_product(&id).await?.map(Json).ok_or(AppError::NotFound)
+}

@@ -1,0 +1,81 @@
+//! Customers: registration and login (through a client key), logout and the
+//! profile (with a user token).
+
+use axum::{extract::State, http::StatusCode};
+use jeton_auth::axum::{Client, User};
+
+use super::{
+    error::{AppError, AppResult},
+    extract::Json,
+    state::AppState,
+    tokens::{IssuedToken, issue_user_token},
+};
+use crate::{
+    domain::{
+        abilities,
+        customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
+        password,
+    },
+    store::customers::{CreateCustomerError, Customer},
+};
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
+    security(("bearer" = ["customers:create"])),
+    responses((status = 201, body = Customer), (status = 409, description = "`email_taken`"), (status = 422)))]
+pub async fn register(State(state): State<AppState>, Json(input): Json<NewCustomerInput>) -> AppResult<(StatusCode, Json<Customer>)> {
+    let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
+    let hash = password::hash(new.password).await;
+    match state.db.create_customer(&new.email, &new.name, &hash).await {
+        Ok(customer) => Ok((StatusCode::CREATED, Json(customer))),
+        // The one place an email's existence shows; registration cannot work
+        // otherwise. Login never reveals it.
+        Err(CreateCustomerError::EmailTaken) => Err(AppError::conflict("email_taken", "an account with this email exists")),
+        Err(CreateCustomerError::Db(error)) => Err(error.into()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
+    security(("bearer" = ["auth:login"])),
+    responses((status = 201, body = IssuedToken), (status = 400, description = "`invalid_credentials`")))]
+pub async fn login(State(state): State<AppState>, Client(client): Client, Json(input): Json<LoginInput>) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+    let login = Login::try_from(input).map_err(AppError::Validation)?;
+    let found = state.db.find_customer_for_login(&login.email).await?;
+    let (customer_id, stored_hash) = match found {
+        Some((customer, hash)) => (Some(customer.id), Some(hash)),
+        None => (None, None),
+    };
+    // Unknown email: verified against a dummy hash, so it fails in the same
+    // time and with the same answer as a wrong password.
+    let verified = password::verify(login.password, stored_hash).await;
+    let Some(customer_id) = customer_id.filter(|_| verified) else {
+        return Err(AppError::InvalidCredentials);
+    };
+    let expires_at = Some(time::OffsetDateTime::now_utc() + state.config.user_token_ttl);
+    let issued = issue_user_token(
+        &state,
+        &customer_id,
+        Some(&client.client_id),
+        &login.device_name,
+        &abilities::user_ceiling(),
+        expires_at,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",
+    security(("bearer" = [])),
+    responses((status = 204, description = "the token used is revoked")))]
+pub async fn logout(State(state): State<AppState>, User(user): User) -> AppResult<StatusCode> {
+    state.db.revoke_user_token(&user.user_id, &user.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "customers",
+    security(("bearer" = ["profile:read"])),
+    responses((status = 200, body = Customer)))]
+pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<Json<Customer>> {
+    // A token whose customer is gone cannot exist (foreign key), so a miss
+    // here is treated like any missing thing.
+    state.db.get_customer(&user.user_id).await?.map(Json).ok_or(AppError::NotFound)
+}

@@ -1,0 +1,141 @@
+//! The one error type of the HTTP layer. Every error response is RFC 9457
+//! problem+json with a stable `code`.
+//!
+//! When to use which:
+//! - `Auth`: anything about the credential (see `jeton_auth::AuthError`).
+//! - `MalformedJson` (400): the body is not JSON at all.
+//! - `Validation` (422): well-formed JSON (or query) with wrong, missing or
+//!   unknown fields, or values out of range. Lists every problem.
+//! - `UnsupportedMediaType` (415), `PayloadTooLarge` (413): the body's
+//!   envelope is wrong.
+//! - `NotFound` (404): no such thing *for this caller*; someone else's
+//!   order is "not found", not "forbidden".
+//! - `Conflict` (409): the request is valid but the state forbids it
+//!   (`email_taken`, `sku_taken`, `insufficient_stock`).
+//! - `InvalidCredentials` (400): login failed; one answer for unknown email
+//!   and wrong password.
+//! - `Unavailable` (503): the database is unreachable or busy; retrying is
+//!   safe and `Retry-After` says when.
+//! - `Internal` (500): a bug. The body says only `internal_error` and the
+//!   request id; the cause goes to the log.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use jeton_auth::{AuthError, error::problem_response};
+use serde_json::{Map, Value, json};
+
+use super::request_id;
+use crate::domain::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("request bodies must be application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("this path does not support this method; see the Allow header")]
+    MethodNotAllowed,
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> AppError {
+        AppError::Conflict { code, detail: detail.into() }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            AppError::Auth(_) => unreachable!("rendered by AuthError"),
+            AppError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
+            AppError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
+            AppError::InvalidCredentials => (StatusCode::BAD_REQUEST, "invalid_credentials", "Invalid credentials"),
+            AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+        }
+    }
+}
+
+/// Database errors: an outage or contention is a 503 (retry), anything else
+/// is a bug (500). No SQL ever reaches the client either way.
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> AppError {
+        let transient = match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db_error) => matches!(
+                db_error.code().as_deref(),
+                // PostgreSQL: serialization failure, deadlock, admin shutdown,
+                // cannot connect now. SQLite: busy, locked.
+                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "5" | "6" | "517" | "261")
+            ),
+            _ => false,
+        };
+        if transient {
+            tracing::warn!(%error, "database unavailable");
+            AppError::Unavailable
+        } else {
+            AppError::Internal(error.into())
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = match &self {
+            AppError::Auth(auth) => return auth.clone().into_response(),
+            other => other.parts(),
+        };
+        let mut extra = Map::new();
+        let detail = match &self {
+            AppError::Internal(error) => {
+                let id = request_id::current();
+                tracing::error!(error = format!("{error:#}"), request_id = %id, "internal error");
+                extra.insert("request_id".into(), Value::String(id.clone()));
+                format!("request {id} failed; the cause is in the server log")
+            }
+            AppError::Validation(errors) => {
+                extra.insert("errors".into(), json!(errors));
+                self.to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = problem_response(status, code, title, &detail, Some(extra));
+        if matches!(self, AppError::Unavailable) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,109 @@
+//! THE route table: every API route, which kinds of token it accepts, which
+//! ability it needs, and its handler. Nothing else grants access: a route is
+//! only reachable through [`RouteTable`], which puts the guard in front of
+//! every handler, and handlers receive typed principals (`User`, `Client`)
+//! that the guard placed there.
+
+use axum::{
+    Router,
+    handler::Handler,
+    http::Method,
+    middleware::from_fn_with_state,
+    routing::{MethodFilter, on},
+};
+use jeton_auth::{
+    Ability, Access, KindSet,
+    axum::{Guard, require},
+};
+
+use super::{admin, catalog, customers, error::AppError, orders, state::AppState, tokens};
+use crate::{domain::abilities::*, store::Db};
+
+const PK: KindSet = KindSet::PUBLISHABLE;
+const SK: KindSet = KindSet::SECRET;
+const UT: KindSet = KindSet::USER;
+
+/// Needs one of `kinds` holding `ability`.
+const fn needs(kinds: KindSet, ability: Ability) -> Access {
+    Access::new(kinds, ability)
+}
+
+/// Any token of `kinds`, whatever its abilities.
+const fn any_token(kinds: KindSet) -> Access {
+    Access::any_ability(kinds)
+}
+
+/// The table, under `/api/v1`.
+#[rustfmt::skip]
+pub fn api(state: &AppState) -> RouteTable {
+    use Method as M;
+    RouteTable::new(state)
+        // method       path                                   who may call            handler
+        .add(M::GET,    "/products",                           needs(PK | SK | UT, PRODUCTS_READ),    catalog::list_products)
+        .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT, PRODUCTS_READ),    catalog::get_product)
+        .add(M::POST,   "/customers",                          needs(PK | SK, CUSTOMERS_CREATE),      customers::register)
+        .add(M::POST,   "/auth/login",                         needs(PK | SK, AUTH_LOGIN),            customers::login)
+        .add(M::POST,   "/auth/logout",                        any_token(UT),                         customers::logout)
+        .add(M::GET,    "/me",                                 needs(UT, PROFILE_READ),               customers::me)
+        .add(M::GET,    "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::list)
+        .add(M::POST,   "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::create)
+        .add(M::DELETE, "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::revoke_all)
+        .add(M::DELETE, "/me/tokens/{id}",                     needs(UT, TOKENS_MANAGE),              tokens::revoke)
+        .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),               orders::place)
+        .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                orders::list_mine)
+        .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                orders::get_mine)
+        .add(M::POST,   "/admin/products",                     needs(SK, ADMIN),                      admin::products::create)
+        .add(M::PATCH,  "/admin/products/{id}",                needs(SK, ADMIN),                      admin::products::update)
+        .add(M::POST,   "/admin/clients",                      needs(SK, ADMIN),                      admin::clients::create)
+        .add(M::GET,    "/admin/clients",                      needs(SK, ADMIN),                      admin::clients::list)
+        .add(M::GET,    "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::get)
+        .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, ADMIN),                      admin::clients::rotate)
+        .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::revoke)
+        .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, ADMIN),                      admin::customers::revoke_tokens)
+}
+
+/// One row of the table, for listings and tests.
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Builds the router and remembers each row.
+pub struct RouteTable {
+    state: AppState,
+    router: Router<AppState>,
+    entries: Vec<RouteEntry>,
+}
+
+impl RouteTable {
+    fn new(state: &AppState) -> RouteTable {
+        RouteTable { state: state.clone(), router: Router::new(), entries: Vec::new() }
+    }
+
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> RouteTable
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let guard = Guard {
+            verifier: self.state.verifier.clone(),
+            ceilings: self.state.ceilings.clone(),
+            access: access.clone(),
+        };
+        let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
+        let route = on(filter, handler).route_layer(from_fn_with_state(guard, require::<Db, AppError>));
+        self.router = self.router.route(path, route);
+        self.entries.push(RouteEntry { method, path, access });
+        self
+    }
+
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
+    }
+
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}

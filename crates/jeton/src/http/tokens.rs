@@ -1,0 +1,162 @@
+//! A customer's own tokens: list, create, revoke one, revoke all.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use jeton_auth::{AbilitySet, PlainToken, TokenKind, axum::User};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::{
+    error::{AppError, AppResult},
+    extract::Json,
+    state::AppState,
+};
+use crate::{
+    domain::{Problems, abilities, ids::parse_id, text::bounded},
+    store::user_tokens::{NewUserToken, UserToken},
+};
+
+/// A newly issued user token. The only time the token is ever shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// Send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub token_id: String,
+    #[schema(value_type = Vec<String>)]
+    pub abilities: AbilitySet,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Issues and stores a user token; used by login and by `POST /me/tokens`.
+pub(super) async fn issue_user_token(
+    state: &AppState,
+    customer_id: &str,
+    client_id: Option<&str>,
+    name: &str,
+    abilities: &AbilitySet,
+    expires_at: Option<OffsetDateTime>,
+) -> AppResult<IssuedToken> {
+    let token = PlainToken::generate(TokenKind::User);
+    let record = state
+        .db
+        .insert_user_token(&token, NewUserToken { customer_id, client_id, name, abilities, expires_at })
+        .await?;
+    Ok(IssuedToken {
+        token: token.expose_secret().to_owned(),
+        token_type: "Bearer",
+        token_id: record.id,
+        abilities: record.abilities,
+        expires_at: record.expires_at,
+    })
+}
+
+/// A token in the owner's listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    #[serde(flatten)]
+    pub token: UserToken,
+    /// Is this the token making the request?
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub data: Vec<TokenView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "tokens",
+    security(("bearer" = ["tokens:manage"])),
+    responses((status = 200, body = TokenList)))]
+pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<Json<TokenList>> {
+    let tokens = state.db.list_user_tokens(&user.user_id).await?;
+    let data = tokens
+        .into_iter()
+        .map(|token| TokenView { current: token.id == user.token_id, token })
+        .collect();
+    Ok(Json(TokenList { data }))
+}
+
+/// Longest lifetime a personal token may ask for: ten years.
+const MAX_EXPIRES_IN_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+fn explicit_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /me/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenInput {
+    pub name: String,
+    /// A subset of the calling token's abilities; omitted: all of them.
+    pub abilities: Option<Vec<String>>,
+    /// Omitted: the server's default lifetime (30 days unless configured).
+    /// `null`: the token does not expire.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<i64>)]
+    pub expires_in_seconds: Option<Option<i64>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
+    security(("bearer" = ["tokens:manage"])),
+    responses((status = 201, body = IssuedToken), (status = 422)))]
+pub async fn create(State(state): State<AppState>, User(user): User, Json(input): Json<NewTokenInput>) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+    let mut problems = Problems::default();
+    let name = problems.check("name", bounded(&input.name, 1, 100));
+    let abilities = match &input.abilities {
+        None => Some(user.abilities.clone()),
+        Some(requested) => problems.check(
+            "abilities",
+            abilities::parse_for_kind(requested, TokenKind::User).and_then(|wanted| {
+                if wanted.is_subset_of(&user.abilities) {
+                    Ok(wanted)
+                } else {
+                    Err("must be a subset of the abilities of the token making the request".to_owned())
+                }
+            }),
+        ),
+    };
+    let now = OffsetDateTime::now_utc();
+    let expires_at = match input.expires_in_seconds {
+        None => Some(Some(now + state.config.user_token_ttl)),
+        Some(None) => Some(None),
+        Some(Some(seconds)) if (1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) => {
+            Some(Some(now + time::Duration::seconds(seconds)))
+        }
+        Some(Some(_)) => {
+            problems.add("expires_in_seconds", format!("must be from 1 to {MAX_EXPIRES_IN_SECONDS}, or null"));
+            None
+        }
+    };
+    let (name, abilities, expires_at) = problems
+        .finish(|| (name.expect("checked"), abilities.expect("checked"), expires_at.expect("checked")))
+        .map_err(AppError::Validation)?;
+    let issued = issue_user_token(&state, &user.user_id, user.client_id.as_deref(), &name, &abilities, expires_at).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "tokens",
+    security(("bearer" = ["tokens:manage"])),
+    responses((status = 204), (status = 404)))]
+pub async fn revoke(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> AppResult<StatusCode> {
+    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    if state.db.revoke_user_token(&user.user_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/tokens", tag = "tokens",
+    security(("bearer" = ["tokens:manage"])),
+    responses((status = 204, description = "every token of the caller is revoked, this one included")))]
+pub async fn revoke_all(State(state): State<AppState>, User(user): User) -> AppResult<StatusCode> {
+    state.db.revoke_customer_tokens(&user.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

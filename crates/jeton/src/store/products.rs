@@ -1,0 +1,203 @@
+//! Products and the catalogue queries.
+
+use serde::Serialize;
+use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyRow};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::{Db, is_unique_violation};
+use crate::domain::{
+    ids::new_id,
+    money::Money,
+    product::{NewProduct, ProductPatch},
+    time::{from_micros, now_micros},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Product {
+    pub id: String,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, sku, name, description, price_amount, currency, stock, created_at";
+
+fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
+    Ok(Product {
+        id: row.try_get("id")?,
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        price: Money { amount: row.try_get("price_amount")?, currency: row.try_get("currency")? },
+        stock: row.try_get("stock")?,
+        created_at: from_micros(row.try_get("created_at")?),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProductWriteError {
+    #[error("a product with this SKU exists")]
+    SkuTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn classify(error: sqlx::Error) -> ProductWriteError {
+    if is_unique_violation(&error) { ProductWriteError::SkuTaken } else { ProductWriteError::Db(error) }
+}
+
+/// What the product list is filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    /// Case-insensitive substring of the name or SKU.
+    pub q: Option<String>,
+    /// `true`: only products with stock; `false`: only sold-out ones.
+    pub in_stock: Option<bool>,
+}
+
+/// `%` and `_` in a search are literal characters, not wildcards.
+fn like_pattern(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Db {
+    pub async fn create_product(&self, product: &NewProduct) -> Result<Product, ProductWriteError> {
+        let sql = format!(
+            "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(new_id())
+            .bind(&product.sku)
+            .bind(&product.name)
+            .bind(&product.description)
+            .bind(product.price_amount)
+            .bind(&product.currency)
+            .bind(product.stock)
+            .bind(now_micros())
+            .fetch_one(self.writer())
+            .await
+            .map_err(classify)?;
+        Ok(from_row(&row)?)
+    }
+
+    /// Inserts a product unless its SKU exists (for the demo catalogue).
+    pub async fn create_product_if_missing(&self, product: &NewProduct) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING"
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(new_id())
+            .bind(&product.sku)
+            .bind(&product.name)
+            .bind(&product.description)
+            .bind(product.price_amount)
+            .bind(&product.currency)
+            .bind(product.stock)
+            .bind(now_micros())
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Changes the given fields; `None` if there is no such product.
+    pub async fn update_product(&self, id: &str, patch: &ProductPatch) -> Result<Option<Product>, ProductWriteError> {
+        enum Value {
+            Text(String),
+            Int(i64),
+        }
+        let mut assignments: Vec<(&str, Value)> = Vec::new();
+        if let Some(sku) = &patch.sku {
+            assignments.push(("sku", Value::Text(sku.clone())));
+        }
+        if let Some(name) = &patch.name {
+            assignments.push(("name", Value::Text(name.clone())));
+        }
+        if let Some(description) = &patch.description {
+            assignments.push(("description", Value::Text(description.clone())));
+        }
+        if let Some((amount, currency)) = &patch.price {
+            assignments.push(("price_amount", Value::Int(*amount)));
+            assignments.push(("currency", Value::Text(currency.clone())));
+        }
+        if let Some(stock) = patch.stock {
+            assignments.push(("stock", Value::Int(stock)));
+        }
+        // $1 is the id, $2 the time; the changed fields follow.
+        let sets: Vec<String> = std::iter::once("updated_at = $2".to_owned())
+            .chain(assignments.iter().enumerate().map(|(i, (column, _))| format!("{column} = ${}", i + 3)))
+            .collect();
+        let sql = format!("UPDATE products SET {} WHERE id = $1 RETURNING {COLUMNS}", sets.join(", "));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).bind(now_micros());
+        for (_, value) in assignments {
+            query = match value {
+                Value::Text(text) => query.bind(text),
+                Value::Int(int) => query.bind(int),
+            };
+        }
+        let row = query.fetch_optional(self.writer()).await.map_err(classify)?;
+        row.as_ref().map(from_row).transpose().map_err(ProductWriteError::Db)
+    }
+
+    pub async fn get_product(&self, id: &str) -> Result<Option<Product>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(self.reader()).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Products after `after` (by id, which is creation order), at most
+    /// `limit` of them.
+    pub async fn list_products(&self, filter: &ProductFilter, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
+        list_products(self.reader(), filter, after, limit).await
+    }
+}
+
+async fn list_products(pool: &AnyPool, filter: &ProductFilter, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    if let Some(after) = after {
+        binds.push(after.to_owned());
+        conditions.push(format!("id > ${}", binds.len()));
+    }
+    if let Some(q) = &filter.q {
+        binds.push(like_pattern(q));
+        let n = binds.len();
+        conditions.push(format!("(lower(name) LIKE ${n} ESCAPE '\\' OR lower(sku) LIKE ${n} ESCAPE '\\')"));
+    }
+    match filter.in_stock {
+        Some(true) => conditions.push("stock > 0".to_owned()),
+        Some(false) => conditions.push("stock = 0".to_owned()),
+        None => {}
+    }
+    let filter_sql = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let sql = format!("SELECT {COLUMNS} FROM products {filter_sql} ORDER BY id LIMIT ${}", binds.len() + 1);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let rows = query.bind(limit).fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+    }
+}
