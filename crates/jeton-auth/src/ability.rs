@@ -182,12 +182,28 @@ mod tests {
 
     #[test]
     fn grammar() {
-        for good in ["*", "admin", "orders:read", "orders:*", "auth:login", "a_b:c-d"] {
+        for good in [
+            "*",
+            "admin",
+            "orders:read",
+            "orders:*",
+            "auth:login",
+            "a_b:c-d",
+        ] {
             assert!(good.parse::<Ability>().is_ok(), "{good}");
         }
         for bad in [
-            "", ":", "orders:", ":read", "Orders:read", "orders:read:x", "*:read", "or ders",
-            "orders:re*d", "ordérs:read", "orders :read",
+            "",
+            ":",
+            "orders:",
+            ":read",
+            "Orders:read",
+            "orders:read:x",
+            "*:read",
+            "or ders",
+            "orders:re*d",
+            "ordérs:read",
+            "orders :read",
         ] {
             assert!(bad.parse::<Ability>().is_err(), "{bad:?}");
         }
@@ -224,7 +240,10 @@ mod tests {
     #[test]
     fn subsets() {
         assert!(set("orders:read").is_subset_of(&set("orders:*")));
-        assert!(set("orders:read products:read").is_subset_of(&set("orders:read products:read profile:read")));
+        assert!(
+            set("orders:read products:read")
+                .is_subset_of(&set("orders:read products:read profile:read"))
+        );
         assert!(!set("orders:*").is_subset_of(&set("orders:read orders:write")));
         assert!(!set("*").is_subset_of(&set("orders:*")));
         assert!(set("").is_subset_of(&set("")));

@@ -73,12 +73,18 @@ pub struct Access {
 
 impl Access {
     pub const fn new(kinds: KindSet, ability: Ability) -> Access {
-        Access { kinds, ability: Some(ability) }
+        Access {
+            kinds,
+            ability: Some(ability),
+        }
     }
 
     /// Any token of the given kinds, whatever its abilities.
     pub const fn any_ability(kinds: KindSet) -> Access {
-        Access { kinds, ability: None }
+        Access {
+            kinds,
+            ability: None,
+        }
     }
 
     pub fn check(&self, principal: &Principal, ceilings: &Ceilings) -> Result<(), AuthError> {
@@ -143,7 +149,12 @@ mod tests {
         let access = Access::new(KindSet::USER, ORDERS_WRITE);
         assert!(access.check(&user("orders:write"), &ceilings()).is_ok());
         let err = access.check(&publishable("*"), &ceilings()).unwrap_err();
-        assert_eq!(err, AuthError::InsufficientScope { scope: Some("orders:write".into()) });
+        assert_eq!(
+            err,
+            AuthError::InsufficientScope {
+                scope: Some("orders:write".into())
+            }
+        );
     }
 
     #[test]
@@ -169,7 +180,11 @@ mod tests {
     fn any_ability_still_checks_kind() {
         let access = Access::any_ability(KindSet::USER);
         assert!(access.check(&user(""), &ceilings()).is_ok());
-        assert!(access.check(&publishable("products:read"), &ceilings()).is_err());
+        assert!(
+            access
+                .check(&publishable("products:read"), &ceilings())
+                .is_err()
+        );
     }
 
     #[test]

@@ -102,7 +102,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        principal(parts)?.client().cloned().map(Client).ok_or_else(wrong_kind)
+        principal(parts)?
+            .client()
+            .cloned()
+            .map(Client)
+            .ok_or_else(wrong_kind)
     }
 }
 

@@ -127,8 +127,13 @@ pub fn problem_response(
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let mut response =
-            problem_response(self.status(), self.code(), self.title(), &self.detail(), None);
+        let mut response = problem_response(
+            self.status(),
+            self.code(),
+            self.title(),
+            &self.detail(),
+            None,
+        );
         let headers = response.headers_mut();
         if let Some(challenge) = self.www_authenticate() {
             headers.insert(

@@ -30,11 +30,13 @@ pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainTok
         (Some(value), None) => value,
     };
     if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(AuthError::InvalidRequest("the Authorization header is too long"));
+        return Err(AuthError::InvalidRequest(
+            "the Authorization header is too long",
+        ));
     }
-    let value = value.to_str().map_err(|_| {
-        AuthError::InvalidRequest("the Authorization header must be visible ASCII")
-    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidRequest("the Authorization header must be visible ASCII"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Unauthenticated);
@@ -81,16 +83,52 @@ mod tests {
         let good = format!("Bearer {}", token.expose_secret());
         let cases: Vec<(Vec<String>, Option<&str>, Result<(), AuthError>)> = vec![
             (vec![], None, Err(AuthError::Unauthenticated)),
-            (vec!["Basic dXNlcjpwYXNz".into()], None, Err(AuthError::Unauthenticated)),
-            (vec!["Bearer".into()], None, Err(AuthError::InvalidRequest(""))),
-            (vec!["Bearer    ".into()], None, Err(AuthError::InvalidRequest(""))),
-            (vec![format!("{good} {}", token.expose_secret())], None, Err(AuthError::InvalidRequest(""))),
-            (vec![good.clone(), good.clone()], None, Err(AuthError::InvalidRequest(""))),
-            (vec![good.clone()], Some("access_token=x"), Err(AuthError::InvalidRequest(""))),
-            (vec![], Some("a=1&access_token=x"), Err(AuthError::InvalidRequest(""))),
-            (vec!["Bearer jt_ut_nope".into()], None, Err(AuthError::InvalidToken)),
+            (
+                vec!["Basic dXNlcjpwYXNz".into()],
+                None,
+                Err(AuthError::Unauthenticated),
+            ),
+            (
+                vec!["Bearer".into()],
+                None,
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec!["Bearer    ".into()],
+                None,
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec![format!("{good} {}", token.expose_secret())],
+                None,
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec![good.clone(), good.clone()],
+                None,
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec![good.clone()],
+                Some("access_token=x"),
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec![],
+                Some("a=1&access_token=x"),
+                Err(AuthError::InvalidRequest("")),
+            ),
+            (
+                vec!["Bearer jt_ut_nope".into()],
+                None,
+                Err(AuthError::InvalidToken),
+            ),
             (vec![good.clone()], None, Ok(())),
-            (vec![format!("bEaReR {}", token.expose_secret())], None, Ok(())),
+            (
+                vec![format!("bEaReR {}", token.expose_secret())],
+                None,
+                Ok(()),
+            ),
             (vec![good.clone()], Some("q=shoes"), Ok(())),
         ];
         for (values, query, expected) in cases {
@@ -106,7 +144,13 @@ mod tests {
     #[test]
     fn non_ascii_header_is_an_invalid_request() {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap());
-        assert!(matches!(bearer_token(&headers, None), Err(AuthError::InvalidRequest(_))));
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
+        );
+        assert!(matches!(
+            bearer_token(&headers, None),
+            Err(AuthError::InvalidRequest(_))
+        ));
     }
 }

@@ -218,7 +218,11 @@ mod tests {
         for kind in TokenKind::ALL {
             let token = PlainToken::generate(kind);
             assert_eq!(token.expose_secret().len(), TOKEN_LEN);
-            assert!(token.expose_secret().starts_with(&format!("jt_{}_", kind.code())));
+            assert!(
+                token
+                    .expose_secret()
+                    .starts_with(&format!("jt_{}_", kind.code()))
+            );
             let parsed = PlainToken::parse(token.expose_secret()).unwrap();
             assert_eq!(parsed.kind(), kind);
             assert_eq!(parsed.hash(), token.hash());
@@ -250,15 +254,27 @@ mod tests {
         let good = PlainToken::generate(TokenKind::Secret);
         let text = good.expose_secret();
         assert_eq!(PlainToken::parse("").unwrap_err(), TokenFormatError::Length);
-        assert_eq!(PlainToken::parse(&text[1..]).unwrap_err(), TokenFormatError::Length);
+        assert_eq!(
+            PlainToken::parse(&text[1..]).unwrap_err(),
+            TokenFormatError::Length
+        );
         let wrong_kind = format!("jt_xx_{}", &text[6..]);
-        assert_eq!(PlainToken::parse(&wrong_kind).unwrap_err(), TokenFormatError::Prefix);
+        assert_eq!(
+            PlainToken::parse(&wrong_kind).unwrap_err(),
+            TokenFormatError::Prefix
+        );
         let mut flipped = text.to_owned().into_bytes();
         flipped[10] = if flipped[10] == b'a' { b'b' } else { b'a' };
         let flipped = String::from_utf8(flipped).unwrap();
-        assert_eq!(PlainToken::parse(&flipped).unwrap_err(), TokenFormatError::Checksum);
+        assert_eq!(
+            PlainToken::parse(&flipped).unwrap_err(),
+            TokenFormatError::Checksum
+        );
         let dash = format!("{}-{}", &text[..10], &text[11..]);
-        assert_eq!(PlainToken::parse(&dash).unwrap_err(), TokenFormatError::Alphabet);
+        assert_eq!(
+            PlainToken::parse(&dash).unwrap_err(),
+            TokenFormatError::Alphabet
+        );
         let unicode = format!("{}é{}", &text[..10], &text[12..]);
         assert!(PlainToken::parse(&unicode).is_err());
     }
@@ -269,7 +285,10 @@ mod tests {
         let shown = format!("{token:?} {:?}", token.hash());
         assert!(!shown.contains(&token.expose_secret()[6..]));
         assert!(!shown.contains(&token.hash().to_hex()));
-        assert_eq!(shown, "PlainToken(jt_ut_[redacted]) HashedToken([redacted])");
+        assert_eq!(
+            shown,
+            "PlainToken(jt_ut_[redacted]) HashedToken([redacted])"
+        );
     }
 
     #[test]

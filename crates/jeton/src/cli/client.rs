@@ -72,13 +72,26 @@ fn parse_kind(text: &str) -> Result<ClientKind, String> {
 }
 
 fn parse_limit(text: &str) -> Result<Option<i64>, String> {
-    if text == "none" { Ok(None) } else { text.parse().map(Some).map_err(|_| "expected a number or `none`".to_owned()) }
+    if text == "none" {
+        Ok(None)
+    } else {
+        text.parse()
+            .map(Some)
+            .map_err(|_| "expected a number or `none`".to_owned())
+    }
 }
 
 fn print_table(clients: &[Client]) {
-    println!("{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  NAME", "ID", "KIND", "STATUS", "ABILITIES", "ORIGINS");
+    println!(
+        "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  NAME",
+        "ID", "KIND", "STATUS", "ABILITIES", "ORIGINS"
+    );
     for client in clients {
-        let status = if client.revoked_at.is_some() { "revoked" } else { "active" };
+        let status = if client.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
         println!(
             "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  {}",
             client.id,
@@ -110,14 +123,21 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
                 rate_limit_per_minute: args.rate_limit,
                 per_ip_rate_limit_per_minute: args.per_ip_rate_limit,
             };
-            let new = NewClient::parse(input, Config::default().limit_defaults).map_err(|errors| {
-                let text: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-                anyhow::anyhow!("invalid client: {}", text.join("; "))
-            })?;
+            let new =
+                NewClient::parse(input, Config::default().limit_defaults).map_err(|errors| {
+                    let text: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect();
+                    anyhow::anyhow!("invalid client: {}", text.join("; "))
+                })?;
             let key = PlainToken::generate(new.kind.token_kind());
             let client = db.create_client(&new, &key).await?;
             if args.json {
-                println!("{}", json!({"client_id": client.id, "key": key.expose_secret()}));
+                println!(
+                    "{}",
+                    json!({"client_id": client.id, "key": key.expose_secret()})
+                );
             } else {
                 println!("client {} ({})", client.id, client.kind.as_str());
                 println!("key (shown once): {}", key.expose_secret());
@@ -138,12 +158,18 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
             } else {
                 print_table(std::slice::from_ref(&client));
                 for key in &client.keys {
-                    let until = key.expires_at.map(|at| format!(" (works until {at})")).unwrap_or_default();
+                    let until = key
+                        .expires_at
+                        .map(|at| format!(" (works until {at})"))
+                        .unwrap_or_default();
                     println!("  key {} …{}{until}", key.id, key.last4);
                 }
             }
         }
-        ClientCommand::Revoke { id, revoke_user_tokens } => {
+        ClientCommand::Revoke {
+            id,
+            revoke_user_tokens,
+        } => {
             let revoked = match parse_id(&id) {
                 Some(id) => db.revoke_client(&id, revoke_user_tokens).await?,
                 None => false,
@@ -153,12 +179,18 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Rotate { id, grace, json } => {
             let client = find(db, &id).await?;
-            anyhow::ensure!(grace >= time::Duration::ZERO, "the grace period cannot be negative");
+            anyhow::ensure!(
+                grace >= time::Duration::ZERO,
+                "the grace period cannot be negative"
+            );
             let key = PlainToken::generate(client.kind.token_kind());
             let rotated = db.rotate_client_key(&client.id, &key, grace).await?;
             let rotated = rotated.ok_or_else(|| anyhow::anyhow!("client {id} is revoked"))?;
             if json {
-                println!("{}", json!({"client_id": client.id, "key_id": rotated.id, "key": key.expose_secret()}));
+                println!(
+                    "{}",
+                    json!({"client_id": client.id, "key_id": rotated.id, "key": key.expose_secret()})
+                );
             } else {
                 println!("new key (shown once): {}", key.expose_secret());
                 println!("older keys stop working in {grace}");

@@ -71,16 +71,22 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
         }
     }
 
-    let hash = password::hash(Password::parse(DEMO_PASSWORD.to_owned()).map_err(anyhow::Error::msg)?).await;
+    let hash =
+        password::hash(Password::parse(DEMO_PASSWORD.to_owned()).map_err(anyhow::Error::msg)?)
+            .await;
     match db.create_customer(DEMO_EMAIL, "Demo Customer", &hash).await {
         Ok(_) | Err(CreateCustomerError::EmailTaken) => {}
         Err(CreateCustomerError::Db(error)) => return Err(error.into()),
     }
 
     let publishable_key = PlainToken::generate(ClientKind::Publishable.token_kind());
-    match db.find_live_client_by_name(DEMO_CLIENT, ClientKind::Publishable).await? {
+    match db
+        .find_live_client_by_name(DEMO_CLIENT, ClientKind::Publishable)
+        .await?
+    {
         Some(client) => {
-            db.rotate_client_key(&client.id, &publishable_key, time::Duration::ZERO).await?;
+            db.rotate_client_key(&client.id, &publishable_key, time::Duration::ZERO)
+                .await?;
         }
         None => {
             let client = NewClient {
@@ -94,16 +100,28 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
             db.create_client(&client, &publishable_key).await?;
         }
     }
-    Ok(Demo { products_added, publishable_key })
+    Ok(Demo {
+        products_added,
+        publishable_key,
+    })
 }
 
 impl Demo {
     /// Printed on stdout, not logged: the key is shown to the operator once
     /// and never reaches the log.
     pub fn print(&self, addr: SocketAddr) {
-        println!("Jeton demo ({} products added this time)", self.products_added);
-        println!("  publishable key for {DEMO_ORIGIN}: {}", self.publishable_key.expose_secret());
+        println!(
+            "Jeton demo ({} products added this time)",
+            self.products_added
+        );
+        println!(
+            "  publishable key for {DEMO_ORIGIN}: {}",
+            self.publishable_key.expose_secret()
+        );
         println!("  demo customer: {DEMO_EMAIL} / {DEMO_PASSWORD}");
-        println!("  try: curl -H 'Authorization: Bearer {}' http://{addr}/api/v1/products", self.publishable_key.expose_secret());
+        println!(
+            "  try: curl -H 'Authorization: Bearer {}' http://{addr}/api/v1/products",
+            self.publishable_key.expose_secret()
+        );
     }
 }

@@ -10,10 +10,19 @@ use clap::{Parser, Subcommand};
 use crate::store::{Db, DbOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "jeton", version, about = "A storefront API with first-class client keys and user tokens")]
+#[command(
+    name = "jeton",
+    version,
+    about = "A storefront API with first-class client keys and user tokens"
+)]
 pub struct Cli {
     /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://jeton.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://jeton.db",
+        global = true
+    )]
     database_url: String,
 
     #[command(subcommand)]

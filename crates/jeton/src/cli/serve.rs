@@ -30,14 +30,20 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         let demo = demo::seed(&db).await?;
         demo.print(args.addr);
     }
-    let config = Config { user_token_ttl: args.user_token_ttl, ..Config::default() };
+    let config = Config {
+        user_token_ttl: args.user_token_ttl,
+        ..Config::default()
+    };
     password::warm_up().await;
     let app = http::router(AppState::new(db, config));
     let listener = TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "jeton listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("jeton stopped");
     Ok(())
 }

@@ -26,8 +26,13 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
             println!("revoked token {id}");
         }
         TokenCommand::Prune { expired_for } => {
-            let pruned = db.prune_tokens(time::OffsetDateTime::now_utc() - expired_for).await?;
-            println!("pruned {} user tokens and {} client keys", pruned.user_tokens, pruned.client_keys);
+            let pruned = db
+                .prune_tokens(time::OffsetDateTime::now_utc() - expired_for)
+                .await?;
+            println!(
+                "pruned {} user tokens and {} client keys",
+                pruned.user_tokens, pruned.client_keys
+            );
         }
     }
     Ok(())

@@ -32,7 +32,13 @@ pub fn publishable_ceiling() -> AbilitySet {
 
 /// What a user token may hold; also what a login token gets.
 pub fn user_ceiling() -> AbilitySet {
-    AbilitySet::new([PRODUCTS_READ, PROFILE_READ, ORDERS_READ, ORDERS_WRITE, TOKENS_MANAGE])
+    AbilitySet::new([
+        PRODUCTS_READ,
+        PROFILE_READ,
+        ORDERS_READ,
+        ORDERS_WRITE,
+        TOKENS_MANAGE,
+    ])
 }
 
 pub fn ceilings() -> Ceilings {
@@ -60,7 +66,12 @@ pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySe
     };
     let mut parsed = Vec::with_capacity(requested.len());
     for text in requested {
-        let ability: Ability = text.parse().map_err(|_| format!("`{}` is not an ability", text.chars().take(64).collect::<String>()))?;
+        let ability: Ability = text.parse().map_err(|_| {
+            format!(
+                "`{}` is not an ability",
+                text.chars().take(64).collect::<String>()
+            )
+        })?;
         if !KNOWN.iter().any(|known| ability.covers(known)) {
             return Err(format!("`{ability}` is not a known ability"));
         }
@@ -89,9 +100,18 @@ mod tests {
 
     #[test]
     fn publishable_keys_are_read_only() {
-        assert!(parse_for_kind(&strings(&["products:read", "auth:login"]), TokenKind::Publishable).is_ok());
+        assert!(
+            parse_for_kind(
+                &strings(&["products:read", "auth:login"]),
+                TokenKind::Publishable
+            )
+            .is_ok()
+        );
         for bad in ["orders:write", "admin", "*", "orders:*", "tokens:manage"] {
-            assert!(parse_for_kind(&strings(&[bad]), TokenKind::Publishable).is_err(), "{bad}");
+            assert!(
+                parse_for_kind(&strings(&[bad]), TokenKind::Publishable).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -47,7 +47,12 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
     if raw == "*" {
         return Ok("*".to_owned());
     }
-    let invalid = |why: &str| Err(format!("`{}` is not an origin: {why}", raw.chars().take(100).collect::<String>()));
+    let invalid = |why: &str| {
+        Err(format!(
+            "`{}` is not an origin: {why}",
+            raw.chars().take(100).collect::<String>()
+        ))
+    };
     if raw.contains('*') {
         return invalid("wildcards are allowed only as a lone `*`");
     }
@@ -58,7 +63,12 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
         return invalid("the scheme must be http or https");
     }
     let bare = url.path() == "/" && !raw.ends_with('/');
-    if !bare || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if !bare
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return invalid("an origin has no path, query, fragment or credentials");
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -117,15 +127,18 @@ pub struct NewClient {
 
 fn parse_limit(limit: Option<i64>) -> Result<Option<i64>, String> {
     match limit {
-        Some(n) if !(1..=MAX_RATE_LIMIT).contains(&n) => {
-            Err(format!("must be from 1 to {MAX_RATE_LIMIT}, or null for no limit"))
-        }
+        Some(n) if !(1..=MAX_RATE_LIMIT).contains(&n) => Err(format!(
+            "must be from 1 to {MAX_RATE_LIMIT}, or null for no limit"
+        )),
         other => Ok(other),
     }
 }
 
 impl NewClient {
-    pub fn parse(input: NewClientInput, defaults: LimitDefaults) -> Result<NewClient, Vec<FieldError>> {
+    pub fn parse(
+        input: NewClientInput,
+        defaults: LimitDefaults,
+    ) -> Result<NewClient, Vec<FieldError>> {
         let mut problems = Problems::default();
         let name = problems.check("name", bounded(&input.name, 1, 100));
         let abilities = problems.check(
@@ -137,7 +150,8 @@ impl NewClient {
         }
         let mut origins = Vec::new();
         for (index, origin) in input.allowed_origins.iter().enumerate() {
-            if let Some(origin) = problems.check(&format!("allowed_origins[{index}]"), parse_origin(origin))
+            if let Some(origin) =
+                problems.check(&format!("allowed_origins[{index}]"), parse_origin(origin))
                 && !origins.contains(&origin)
             {
                 origins.push(origin);
@@ -156,11 +170,18 @@ impl NewClient {
         }
         let rate_limit = problems.check(
             "rate_limit_per_minute",
-            parse_limit(input.rate_limit_per_minute.unwrap_or(defaults.rate_limit_per_minute)),
+            parse_limit(
+                input
+                    .rate_limit_per_minute
+                    .unwrap_or(defaults.rate_limit_per_minute),
+            ),
         );
         let per_ip = match (input.kind, input.per_ip_rate_limit_per_minute) {
             (ClientKind::Secret, Some(Some(_))) => {
-                problems.add("per_ip_rate_limit_per_minute", "applies to publishable keys only");
+                problems.add(
+                    "per_ip_rate_limit_per_minute",
+                    "applies to publishable keys only",
+                );
                 None
             }
             (ClientKind::Secret, _) => Some(None),
@@ -186,13 +207,26 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(parse_origin("http://localhost:8080").unwrap(), "http://localhost:8080");
-        assert_eq!(parse_origin("https://Shop.Example.com:443").unwrap(), "https://shop.example.com");
+        assert_eq!(
+            parse_origin("http://localhost:8080").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            parse_origin("https://Shop.Example.com:443").unwrap(),
+            "https://shop.example.com"
+        );
         assert_eq!(parse_origin("*").unwrap(), "*");
         for bad in [
-            "localhost:8080", "https://shop.example.com/", "https://shop.example.com/path",
-            "https://*.example.com", "ftp://example.com", "https://example.com?x=1",
-            "https://user:pw@example.com", "", "null", "https://",
+            "localhost:8080",
+            "https://shop.example.com/",
+            "https://shop.example.com/path",
+            "https://*.example.com",
+            "ftp://example.com",
+            "https://example.com?x=1",
+            "https://user:pw@example.com",
+            "",
+            "null",
+            "https://",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
@@ -216,18 +250,47 @@ mod tests {
 
     #[test]
     fn publishable_rules() {
-        let ok = NewClient::parse(input(ClientKind::Publishable, &["products:read"], &["https://shop.example"]), DEFAULTS).unwrap();
+        let ok = NewClient::parse(
+            input(
+                ClientKind::Publishable,
+                &["products:read"],
+                &["https://shop.example"],
+            ),
+            DEFAULTS,
+        )
+        .unwrap();
         assert_eq!(ok.rate_limit_per_minute, Some(100));
         assert_eq!(ok.per_ip_rate_limit_per_minute, Some(10));
-        assert!(NewClient::parse(input(ClientKind::Publishable, &["orders:write"], &["https://shop.example"]), DEFAULTS).is_err());
-        assert!(NewClient::parse(input(ClientKind::Publishable, &["products:read"], &[]), DEFAULTS).is_err());
+        assert!(
+            NewClient::parse(
+                input(
+                    ClientKind::Publishable,
+                    &["orders:write"],
+                    &["https://shop.example"]
+                ),
+                DEFAULTS
+            )
+            .is_err()
+        );
+        assert!(
+            NewClient::parse(
+                input(ClientKind::Publishable, &["products:read"], &[]),
+                DEFAULTS
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn limits() {
         let mut none = input(ClientKind::Secret, &["admin"], &[]);
         none.rate_limit_per_minute = Some(None);
-        assert_eq!(NewClient::parse(none, DEFAULTS).unwrap().rate_limit_per_minute, None);
+        assert_eq!(
+            NewClient::parse(none, DEFAULTS)
+                .unwrap()
+                .rate_limit_per_minute,
+            None
+        );
         let mut zero = input(ClientKind::Secret, &["admin"], &[]);
         zero.rate_limit_per_minute = Some(Some(0));
         assert!(NewClient::parse(zero, DEFAULTS).is_err());

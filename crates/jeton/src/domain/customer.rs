@@ -81,7 +81,10 @@ impl TryFrom<LoginInput> for Login {
 
     fn try_from(input: LoginInput) -> Result<Self, Self::Error> {
         let mut problems = Problems::default();
-        let email = problems.check("email", bounded(&input.email, 1, 254).map(|e| e.to_lowercase()));
+        let email = problems.check(
+            "email",
+            bounded(&input.email, 1, 254).map(|e| e.to_lowercase()),
+        );
         let password = problems.check("password", Password::for_login(input.password));
         let device_name = problems.check(
             "device_name",
@@ -102,7 +105,16 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(parse_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "ann@@example.com", "ann@example..com"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "ann@@example.com",
+            "ann@example..com",
+        ] {
             assert!(parse_email(bad).is_err(), "{bad}");
         }
     }

@@ -28,7 +28,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -55,6 +58,10 @@ impl Problems {
     /// `Ok(value)` if nothing was recorded. `build` runs only then, so it may
     /// unwrap the `Option`s that [`Problems::check`] returned.
     pub fn finish<T>(self, build: impl FnOnce() -> T) -> Result<T, Vec<FieldError>> {
-        if self.0.is_empty() { Ok(build()) } else { Err(self.0) }
+        if self.0.is_empty() {
+            Ok(build())
+        } else {
+            Err(self.0)
+        }
     }
 }

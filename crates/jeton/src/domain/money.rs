@@ -33,7 +33,9 @@ pub fn parse_amount(amount: i64) -> Result<i64, String> {
     if (0..=MAX_AMOUNT).contains(&amount) {
         Ok(amount)
     } else {
-        Err(format!("must be an integer in minor units from 0 to {MAX_AMOUNT}"))
+        Err(format!(
+            "must be an integer in minor units from 0 to {MAX_AMOUNT}"
+        ))
     }
 }
 

@@ -75,7 +75,10 @@ impl TryFrom<OrderInput> for OrderRequest {
                 );
             }
             if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
-                lines.push(OrderLine { product_id, quantity });
+                lines.push(OrderLine {
+                    product_id,
+                    quantity,
+                });
             }
         }
         problems.finish(|| OrderRequest { lines })
@@ -88,13 +91,19 @@ mod tests {
     use crate::domain::ids::new_id;
 
     fn line(product_id: &str, quantity: i64) -> OrderLineInput {
-        OrderLineInput { product_id: product_id.into(), quantity }
+        OrderLineInput {
+            product_id: product_id.into(),
+            quantity,
+        }
     }
 
     #[test]
     fn good_order() {
         let (a, b) = (new_id(), new_id());
-        let order = OrderRequest::try_from(OrderInput { items: vec![line(&b, 2), line(&a, 1000)] }).unwrap();
+        let order = OrderRequest::try_from(OrderInput {
+            items: vec![line(&b, 2), line(&a, 1000)],
+        })
+        .unwrap();
         assert_eq!(order.lines.len(), 2);
         assert_eq!(order.lines[0].product_id, b);
     }
@@ -115,7 +124,10 @@ mod tests {
         ];
         for items in cases {
             let shown = format!("{items:?}");
-            assert!(OrderRequest::try_from(OrderInput { items }).is_err(), "{shown}");
+            assert!(
+                OrderRequest::try_from(OrderInput { items }).is_err(),
+                "{shown}"
+            );
         }
     }
 }

@@ -52,7 +52,9 @@ fn argon2() -> Argon2<'static> {
 /// Verified against when the email is unknown, so that an unknown email and
 /// a wrong password cost the same time.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_blocking(&Password(Zeroizing::new("dummy password that matches nothing".to_owned())))
+    hash_blocking(&Password(Zeroizing::new(
+        "dummy password that matches nothing".to_owned(),
+    )))
 });
 
 fn hash_blocking(password: &Password) -> String {
@@ -64,7 +66,9 @@ fn hash_blocking(password: &Password) -> String {
 
 fn verify_blocking(password: &Password, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => argon2().verify_password(password.0.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.0.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -114,8 +118,20 @@ mod tests {
     async fn hash_then_verify() {
         let stored = hash(Password::parse("correct horse".into()).unwrap()).await;
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify(Password::parse("correct horse".into()).unwrap(), Some(stored.clone())).await);
-        assert!(!verify(Password::parse("wrong horse!".into()).unwrap(), Some(stored)).await);
+        assert!(
+            verify(
+                Password::parse("correct horse".into()).unwrap(),
+                Some(stored.clone())
+            )
+            .await
+        );
+        assert!(
+            !verify(
+                Password::parse("wrong horse!".into()).unwrap(),
+                Some(stored)
+            )
+            .await
+        );
         assert!(!verify(Password::parse("correct horse".into()).unwrap(), None).await);
     }
 

@@ -9,7 +9,10 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 
 pub fn parse_sku(raw: &str) -> Result<String, String> {
     let sku = bounded(raw, 1, 64)?;
-    if sku.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+    if sku
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
         Ok(sku)
     } else {
         Err("may contain only letters, digits, '-', '_' and '.'".to_owned())
@@ -25,7 +28,10 @@ pub fn parse_description(raw: &str) -> Result<String, String> {
     if raw.chars().count() > 5000 {
         return Err("must be at most 5000 characters".to_owned());
     }
-    if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if raw
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err("must not contain control characters".to_owned());
     }
     Ok(raw.trim().to_owned())
@@ -127,13 +133,21 @@ impl TryFrom<ProductPatchInput> for ProductPatch {
     fn try_from(input: ProductPatchInput) -> Result<Self, Self::Error> {
         let mut problems = Problems::default();
         let patch = ProductPatch {
-            sku: input.sku.and_then(|sku| problems.check("sku", parse_sku(&sku))),
-            name: input.name.and_then(|name| problems.check("name", parse_name(&name))),
+            sku: input
+                .sku
+                .and_then(|sku| problems.check("sku", parse_sku(&sku))),
+            name: input
+                .name
+                .and_then(|name| problems.check("name", parse_name(&name))),
             description: input
                 .description
                 .and_then(|text| problems.check("description", parse_description(&text))),
-            price: input.price.and_then(|price| parse_price(&mut problems, &price)),
-            stock: input.stock.and_then(|stock| problems.check("stock", parse_stock(stock))),
+            price: input
+                .price
+                .and_then(|price| parse_price(&mut problems, &price)),
+            stock: input
+                .stock
+                .and_then(|stock| problems.check("stock", parse_stock(stock))),
         };
         problems.finish(|| patch)
     }
@@ -158,7 +172,10 @@ mod tests {
             sku: "".into(),
             name: "ok".into(),
             description: String::new(),
-            price: PriceInput { amount: -5, currency: "eur".into() },
+            price: PriceInput {
+                amount: -5,
+                currency: "eur".into(),
+            },
             stock: -1,
         };
         let errors = NewProduct::try_from(input).unwrap_err();

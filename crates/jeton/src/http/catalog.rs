@@ -31,22 +31,39 @@ pub struct ProductQuery {
 #[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductQuery),
     security(("bearer" = ["products:read"])),
     responses((status = 200, body = Page<Product>), (status = 401), (status = 403), (status = 422)))]
-pub async fn list_products(State(state): State<AppState>, Query(query): Query<ProductQuery>) -> AppResult<Json<Page<Product>>> {
+pub async fn list_products(
+    State(state): State<AppState>,
+    Query(query): Query<ProductQuery>,
+) -> AppResult<Json<Page<Product>>> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let q = query
         .q
         .map(|q| bounded(&q, 0, 100).map_err(|message| AppError::validation("q", message)))
         .transpose()?
         .filter(|q| !q.is_empty());
-    let filter = ProductFilter { q, in_stock: query.in_stock };
-    let rows = state.db.list_products(&filter, page.after.as_deref(), page.fetch_limit()).await?;
+    let filter = ProductFilter {
+        q,
+        in_stock: query.in_stock,
+    };
+    let rows = state
+        .db
+        .list_products(&filter, page.after.as_deref(), page.fetch_limit())
+        .await?;
     Ok(Json(page.page(rows, |product| &product.id)))
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
     security(("bearer" = ["products:read"])),
     responses((status = 200, body = Product), (status = 404)))]
-pub async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Product>> {
+pub async fn get_product(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<Json<Product>> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    state.db.get_product(&id).await?.map(Json).ok_or(AppError::NotFound)
+    state
+        .db
+        .get_product(&id)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound)
 }

@@ -22,14 +22,20 @@ use crate::{
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
     security(("bearer" = ["customers:create"])),
     responses((status = 201, body = Customer), (status = 409, description = "`email_taken`"), (status = 422)))]
-pub async fn register(State(state): State<AppState>, Json(input): Json<NewCustomerInput>) -> AppResult<(StatusCode, Json<Customer>)> {
+pub async fn register(
+    State(state): State<AppState>,
+    Json(input): Json<NewCustomerInput>,
+) -> AppResult<(StatusCode, Json<Customer>)> {
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let hash = password::hash(new.password).await;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
         Ok(customer) => Ok((StatusCode::CREATED, Json(customer))),
         // The one place an email's existence shows; registration cannot work
         // otherwise. Login never reveals it.
-        Err(CreateCustomerError::EmailTaken) => Err(AppError::conflict("email_taken", "an account with this email exists")),
+        Err(CreateCustomerError::EmailTaken) => Err(AppError::conflict(
+            "email_taken",
+            "an account with this email exists",
+        )),
         Err(CreateCustomerError::Db(error)) => Err(error.into()),
     }
 }
@@ -37,7 +43,11 @@ pub async fn register(State(state): State<AppState>, Json(input): Json<NewCustom
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
     security(("bearer" = ["auth:login"])),
     responses((status = 201, body = IssuedToken), (status = 400, description = "`invalid_credentials`")))]
-pub async fn login(State(state): State<AppState>, Client(client): Client, Json(input): Json<LoginInput>) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+pub async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Json(input): Json<LoginInput>,
+) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let login = Login::try_from(input).map_err(AppError::Validation)?;
     let found = state.db.find_customer_for_login(&login.email).await?;
     let (customer_id, stored_hash) = match found {
@@ -67,7 +77,10 @@ pub async fn login(State(state): State<AppState>, Client(client): Client, Json(i
     security(("bearer" = [])),
     responses((status = 204, description = "the token used is revoked")))]
 pub async fn logout(State(state): State<AppState>, User(user): User) -> AppResult<StatusCode> {
-    state.db.revoke_user_token(&user.user_id, &user.token_id).await?;
+    state
+        .db
+        .revoke_user_token(&user.user_id, &user.token_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -77,5 +90,10 @@ pub async fn logout(State(state): State<AppState>, User(user): User) -> AppResul
 pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<Json<Customer>> {
     // A token whose customer is gone cannot exist (foreign key), so a miss
     // here is treated like any missing thing.
-    state.db.get_customer(&user.user_id).await?.map(Json).ok_or(AppError::NotFound)
+    state
+        .db
+        .get_customer(&user.user_id)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound)
 }

@@ -61,24 +61,55 @@ impl AppError {
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> AppError {
-        AppError::Conflict { code, detail: detail.into() }
+        AppError::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             AppError::Auth(_) => unreachable!("rendered by AuthError"),
-            AppError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
-            AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
-            AppError::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            AppError::MalformedJson(_) => {
+                (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
             }
-            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            AppError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+            ),
+            AppError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            AppError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
-            AppError::InvalidCredentials => (StatusCode::BAD_REQUEST, "invalid_credentials", "Invalid credentials"),
-            AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable"),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+            AppError::InvalidCredentials => (
+                StatusCode::BAD_REQUEST,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
+            AppError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "Service unavailable",
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error",
+            ),
         }
     }
 }
@@ -132,7 +163,9 @@ impl IntoResponse for AppError {
         };
         let mut response = problem_response(status, code, title, &detail, Some(extra));
         if matches!(self, AppError::Unavailable) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -22,12 +22,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Json<T>(pub T);
 
 fn is_json(content_type: &str) -> bool {
-    content_type
-        .parse::<mime::Mime>()
-        .is_ok_and(|mime| {
-            mime.type_() == mime::APPLICATION
-                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-        })
+    content_type.parse::<mime::Mime>().is_ok_and(|mime| {
+        mime.type_() == mime::APPLICATION
+            && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+    })
 }
 
 /// serde's messages end with " at line 1 column 12", which is noise in a
@@ -44,17 +42,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if !content_type.is_some_and(is_json) {
             return Err(AppError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection: BytesRejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge
-            } else {
-                AppError::MalformedJson("the body could not be read".to_owned())
-            }
-        })?;
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        AppError::PayloadTooLarge
+                    } else {
+                        AppError::MalformedJson("the body could not be read".to_owned())
+                    }
+                })?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -69,10 +73,18 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for JsonOrEmp
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if request.headers().contains_key(CONTENT_TYPE) {
-            return Json::from_request(request, state).await.map(|Json(value)| JsonOrEmpty(value));
+            return Json::from_request(request, state)
+                .await
+                .map(|Json(value)| JsonOrEmpty(value));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|_| AppError::PayloadTooLarge)?;
-        if bytes.is_empty() { Ok(JsonOrEmpty(T::default())) } else { Err(AppError::UnsupportedMediaType) }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| AppError::PayloadTooLarge)?;
+        if bytes.is_empty() {
+            Ok(JsonOrEmpty(T::default()))
+        } else {
+            Err(AppError::UnsupportedMediaType)
+        }
     }
 }
 
@@ -91,7 +103,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             _ => AppError::MalformedJson(clean_message(&inner)),
         }
     })?;
-    deserializer.end().map_err(|error| AppError::MalformedJson(clean_message(&error)))?;
+    deserializer
+        .end()
+        .map_err(|error| AppError::MalformedJson(clean_message(&error)))?;
     Ok(value)
 }
 
@@ -110,12 +124,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer).map(Query).map_err(|error| {
-            let field = error.path().to_string();
-            let field = if field == "." { "query".to_owned() } else { field };
-            AppError::Validation(vec![FieldError::new(field, error.into_inner().to_string())])
-        })
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                let field = if field == "." {
+                    "query".to_owned()
+                } else {
+                    field
+                };
+                AppError::Validation(vec![FieldError::new(field, error.into_inner().to_string())])
+            })
     }
 }
 

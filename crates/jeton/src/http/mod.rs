@@ -21,7 +21,11 @@ use axum::{
     middleware::from_fn,
     routing::get,
 };
-use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_http::{
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 
 pub use self::state::AppState;
 use self::{error::AppError, request_id::RequestId};
@@ -37,7 +41,10 @@ async fn method_not_allowed() -> AppError {
 /// The access log span: method, matched path without the query string (which
 /// could hold anything a client typed), and the request id. Never headers.
 fn span(request: &Request) -> tracing::Span {
-    let id = request.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map_or("", |id| id.0.as_str());
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
@@ -48,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Responses of the API carry tokens or customer data, or are cheap to
         // recompute: no cache may keep them.
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
@@ -61,7 +71,11 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .layer(from_fn(request_id::middleware))
         .with_state(state)
 }

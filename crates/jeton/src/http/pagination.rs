@@ -32,7 +32,10 @@ impl PageRequest {
         let mut errors = Vec::new();
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new("limit", format!("must be from 1 to {MAX_LIMIT}")));
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be from 1 to {MAX_LIMIT}"),
+            ));
         }
         let after = match cursor {
             None => None,
@@ -43,12 +46,19 @@ impl PageRequest {
                     .and_then(|bytes| String::from_utf8(bytes).ok())
                     .and_then(|id| parse_id(&id));
                 if decoded.is_none() {
-                    errors.push(FieldError::new("cursor", "is not a cursor this API returned"));
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "is not a cursor this API returned",
+                    ));
                 }
                 decoded
             }
         };
-        if errors.is_empty() { Ok(PageRequest { limit, after }) } else { Err(AppError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(PageRequest { limit, after })
+        } else {
+            Err(AppError::Validation(errors))
+        }
     }
 
     /// What to ask the store for: one more than the page, to know whether
@@ -65,7 +75,10 @@ impl PageRequest {
         } else {
             None
         };
-        Page { data: rows, next_cursor }
+        Page {
+            data: rows,
+            next_cursor,
+        }
     }
 }
 

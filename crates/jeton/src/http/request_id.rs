@@ -19,7 +19,9 @@ tokio::task_local! {
 
 /// The id of the request being handled (for error bodies).
 pub fn current() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".to_owned())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// The id as a request extension, for the access log span.
@@ -30,8 +32,9 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let id = new_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), HeaderValue::from_str(&id).expect("uuids are ASCII"));
+    response.headers_mut().insert(
+        X_REQUEST_ID.clone(),
+        HeaderValue::from_str(&id).expect("uuids are ASCII"),
+    );
     response
 }

@@ -79,10 +79,20 @@ pub struct RouteTable {
 
 impl RouteTable {
     fn new(state: &AppState) -> RouteTable {
-        RouteTable { state: state.clone(), router: Router::new(), entries: Vec::new() }
+        RouteTable {
+            state: state.clone(),
+            router: Router::new(),
+            entries: Vec::new(),
+        }
     }
 
-    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> RouteTable
+    fn add<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: H,
+    ) -> RouteTable
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -92,10 +102,16 @@ impl RouteTable {
             ceilings: self.state.ceilings.clone(),
             access: access.clone(),
         };
-        let filter = MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
-        let route = on(filter, handler).route_layer(from_fn_with_state(guard, require::<Db, AppError>));
+        let filter =
+            MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
+        let route =
+            on(filter, handler).route_layer(from_fn_with_state(guard, require::<Db, AppError>));
         self.router = self.router.route(path, route);
-        self.entries.push(RouteEntry { method, path, access });
+        self.entries.push(RouteEntry {
+            method,
+            path,
+            access,
+        });
         self
     }
 

@@ -45,7 +45,16 @@ pub(super) async fn issue_user_token(
     let token = PlainToken::generate(TokenKind::User);
     let record = state
         .db
-        .insert_user_token(&token, NewUserToken { customer_id, client_id, name, abilities, expires_at })
+        .insert_user_token(
+            &token,
+            NewUserToken {
+                customer_id,
+                client_id,
+                name,
+                abilities,
+                expires_at,
+            },
+        )
         .await?;
     Ok(IssuedToken {
         token: token.expose_secret().to_owned(),
@@ -77,7 +86,10 @@ pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<
     let tokens = state.db.list_user_tokens(&user.user_id).await?;
     let data = tokens
         .into_iter()
-        .map(|token| TokenView { current: token.id == user.token_id, token })
+        .map(|token| TokenView {
+            current: token.id == user.token_id,
+            token,
+        })
         .collect();
     Ok(Json(TokenList { data }))
 }
@@ -85,7 +97,9 @@ pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<
 /// Longest lifetime a personal token may ask for: ten years.
 const MAX_EXPIRES_IN_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
-fn explicit_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+fn explicit_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<i64>>, D::Error> {
     Option::<i64>::deserialize(deserializer).map(Some)
 }
 
@@ -106,7 +120,11 @@ pub struct NewTokenInput {
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
     security(("bearer" = ["tokens:manage"])),
     responses((status = 201, body = IssuedToken), (status = 422)))]
-pub async fn create(State(state): State<AppState>, User(user): User, Json(input): Json<NewTokenInput>) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    User(user): User,
+    Json(input): Json<NewTokenInput>,
+) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let mut problems = Problems::default();
     let name = problems.check("name", bounded(&input.name, 1, 100));
     let abilities = match &input.abilities {
@@ -117,7 +135,10 @@ pub async fn create(State(state): State<AppState>, User(user): User, Json(input)
                 if wanted.is_subset_of(&user.abilities) {
                     Ok(wanted)
                 } else {
-                    Err("must be a subset of the abilities of the token making the request".to_owned())
+                    Err(
+                        "must be a subset of the abilities of the token making the request"
+                            .to_owned(),
+                    )
                 }
             }),
         ),
@@ -130,21 +151,42 @@ pub async fn create(State(state): State<AppState>, User(user): User, Json(input)
             Some(Some(now + time::Duration::seconds(seconds)))
         }
         Some(Some(_)) => {
-            problems.add("expires_in_seconds", format!("must be from 1 to {MAX_EXPIRES_IN_SECONDS}, or null"));
+            problems.add(
+                "expires_in_seconds",
+                format!("must be from 1 to {MAX_EXPIRES_IN_SECONDS}, or null"),
+            );
             None
         }
     };
     let (name, abilities, expires_at) = problems
-        .finish(|| (name.expect("checked"), abilities.expect("checked"), expires_at.expect("checked")))
+        .finish(|| {
+            (
+                name.expect("checked"),
+                abilities.expect("checked"),
+                expires_at.expect("checked"),
+            )
+        })
         .map_err(AppError::Validation)?;
-    let issued = issue_user_token(&state, &user.user_id, user.client_id.as_deref(), &name, &abilities, expires_at).await?;
+    let issued = issue_user_token(
+        &state,
+        &user.user_id,
+        user.client_id.as_deref(),
+        &name,
+        &abilities,
+        expires_at,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
     responses((status = 204), (status = 404)))]
-pub async fn revoke(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> AppResult<StatusCode> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     if state.db.revoke_user_token(&user.user_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -58,13 +58,19 @@ fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
     Ok(Client {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: ClientKind::parse(&kind).ok_or_else(|| decode(format!("unknown client kind {kind}")))?,
+        kind: ClientKind::parse(&kind)
+            .ok_or_else(|| decode(format!("unknown client kind {kind}")))?,
         abilities: AbilitySet::parse_spaced(&abilities).map_err(|e| decode(e.to_string()))?,
-        allowed_origins: origins.split_ascii_whitespace().map(str::to_owned).collect(),
+        allowed_origins: origins
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
         rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
         per_ip_rate_limit_per_minute: row.try_get("per_ip_rate_limit_per_minute")?,
         created_at: from_micros(row.try_get("created_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_micros),
         keys: Vec::new(),
     })
 }
@@ -76,7 +82,9 @@ fn key_from_row(row: &AnyRow) -> Result<(String, ClientKey), sqlx::Error> {
             id: row.try_get("id")?,
             last4: row.try_get("last4")?,
             created_at: from_micros(row.try_get("created_at")?),
-            expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_micros),
+            expires_at: row
+                .try_get::<Option<i64>, _>("expires_at")?
+                .map(from_micros),
         },
     ))
 }
@@ -106,10 +114,16 @@ async fn insert_key(
 impl Db {
     /// Creates a client with its first key. `key` must be of the client's
     /// kind; only its hash is stored.
-    pub async fn create_client(&self, client: &NewClient, key: &PlainToken) -> Result<Client, sqlx::Error> {
+    pub async fn create_client(
+        &self,
+        client: &NewClient,
+        key: &PlainToken,
+    ) -> Result<Client, sqlx::Error> {
         debug_assert_eq!(key.kind(), client.kind.token_kind());
         let mut tx = self.begin_write().await?;
-        let sql = format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING {COLUMNS}");
+        let sql = format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING {COLUMNS}"
+        );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(new_id())
             .bind(client.name.clone())
@@ -122,21 +136,32 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         let mut created = from_row(&row)?;
-        created.keys.push(insert_key(&mut tx, &created.id, client.kind, key).await?);
+        created
+            .keys
+            .push(insert_key(&mut tx, &created.id, client.kind, key).await?);
         tx.commit().await?;
         Ok(created)
     }
 
     pub async fn get_client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM clients WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_owned())
+            .fetch_optional(self.reader())
+            .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(self.with_keys(vec![from_row(&row)?]).await?.pop())
     }
 
     /// Clients in creation order after `after`, revoked ones included.
-    pub async fn list_clients(&self, after: Option<&str>, limit: i64) -> Result<Vec<Client>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM clients WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2");
+    pub async fn list_clients(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Client>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM clients WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
+        );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(after.map(str::to_owned))
             .bind(limit)
@@ -147,7 +172,11 @@ impl Db {
     }
 
     /// The live client of that name and kind, if any (for the demo seed).
-    pub async fn find_live_client_by_name(&self, name: &str, kind: ClientKind) -> Result<Option<Client>, sqlx::Error> {
+    pub async fn find_live_client_by_name(
+        &self,
+        name: &str,
+        kind: ClientKind,
+    ) -> Result<Option<Client>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM clients WHERE name = $1 AND kind = $2 AND revoked_at IS NULL ORDER BY id LIMIT 1"
         );
@@ -189,17 +218,27 @@ impl Db {
     /// working `grace` from now (at once for a zero grace). Keys already due
     /// to expire sooner keep their earlier date. `None` if there is no live
     /// client with this id.
-    pub async fn rotate_client_key(&self, client_id: &str, key: &PlainToken, grace: time::Duration) -> Result<Option<ClientKey>, sqlx::Error> {
+    pub async fn rotate_client_key(
+        &self,
+        client_id: &str,
+        key: &PlainToken,
+        grace: time::Duration,
+    ) -> Result<Option<ClientKey>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM clients WHERE id = $1 AND revoked_at IS NULL")
-            .bind(client_id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM clients WHERE id = $1 AND revoked_at IS NULL")
+                .bind(client_id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(kind) = kind.as_deref().and_then(ClientKind::parse) else {
             return Ok(None);
         };
         if kind.token_kind() != key.kind() {
-            return Err(sqlx::Error::Protocol(format!("a {} client takes {} keys", kind.as_str(), kind.as_str())));
+            return Err(sqlx::Error::Protocol(format!(
+                "a {} client takes {} keys",
+                kind.as_str(),
+                kind.as_str()
+            )));
         }
         let cutoff = to_micros(now() + grace);
         sqlx::query(
@@ -218,22 +257,29 @@ impl Db {
     /// Revokes a live client and all its keys at once; with
     /// `revoke_user_tokens`, also every user token issued through it.
     /// `false` if there is no live client with this id.
-    pub async fn revoke_client(&self, client_id: &str, revoke_user_tokens: bool) -> Result<bool, sqlx::Error> {
+    pub async fn revoke_client(
+        &self,
+        client_id: &str,
+        revoke_user_tokens: bool,
+    ) -> Result<bool, sqlx::Error> {
         let at = now_micros();
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(client_id.to_owned())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(client_id.to_owned())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("UPDATE client_keys SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
-            .bind(client_id.to_owned())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE client_keys SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(client_id.to_owned())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
         if revoke_user_tokens {
             sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
                 .bind(client_id.to_owned())

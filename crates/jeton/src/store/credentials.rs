@@ -16,12 +16,22 @@ fn abilities(row: &AnyRow) -> Result<AbilitySet, sqlx::Error> {
 }
 
 fn expires_at(row: &AnyRow) -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
-    Ok(row.try_get::<Option<i64>, _>("expires_at")?.map(from_micros))
+    Ok(row
+        .try_get::<Option<i64>, _>("expires_at")?
+        .map(from_micros))
 }
 
 impl Db {
-    async fn find_client_key(&self, kind: TokenKind, hash: &HashedToken) -> Result<Option<StoredCredential>, sqlx::Error> {
-        let kind_name = if kind == TokenKind::Publishable { "publishable" } else { "secret" };
+    async fn find_client_key(
+        &self,
+        kind: TokenKind,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, sqlx::Error> {
+        let kind_name = if kind == TokenKind::Publishable {
+            "publishable"
+        } else {
+            "secret"
+        };
         let row = sqlx::query(
             "SELECT k.id, k.client_id, k.expires_at, c.abilities FROM client_keys k \
              JOIN clients c ON c.id = k.client_id \
@@ -42,10 +52,16 @@ impl Db {
         } else {
             Principal::SecretClient(client)
         };
-        Ok(Some(StoredCredential { principal, expires_at: expires_at(&row)? }))
+        Ok(Some(StoredCredential {
+            principal,
+            expires_at: expires_at(&row)?,
+        }))
     }
 
-    async fn find_user_token(&self, hash: &HashedToken) -> Result<Option<StoredCredential>, sqlx::Error> {
+    async fn find_user_token(
+        &self,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, customer_id, client_id, abilities, expires_at FROM user_tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -62,12 +78,19 @@ impl Db {
             abilities: abilities(&row)?,
             expires_at,
         };
-        Ok(Some(StoredCredential { principal: Principal::User(user), expires_at }))
+        Ok(Some(StoredCredential {
+            principal: Principal::User(user),
+            expires_at,
+        }))
     }
 }
 
 impl TokenStore for Db {
-    async fn find_credential(&self, kind: TokenKind, hash: &HashedToken) -> Result<Option<StoredCredential>, StoreError> {
+    async fn find_credential(
+        &self,
+        kind: TokenKind,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, StoreError> {
         let found = match kind {
             TokenKind::Publishable | TokenKind::Secret => self.find_client_key(kind, hash).await,
             TokenKind::User => self.find_user_token(hash).await,

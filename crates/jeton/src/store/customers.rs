@@ -39,7 +39,12 @@ pub enum CreateCustomerError {
 
 impl Db {
     /// `email` must already be lower-cased (see `domain::customer`).
-    pub async fn create_customer(&self, email: &str, name: &str, password_hash: &str) -> Result<Customer, CreateCustomerError> {
+    pub async fn create_customer(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<Customer, CreateCustomerError> {
         let row = sqlx::query(
             "INSERT INTO customers (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
              RETURNING id, email, name, created_at",
@@ -58,12 +63,18 @@ impl Db {
     }
 
     /// The customer and their password hash, for login.
-    pub async fn find_customer_for_login(&self, email: &str) -> Result<Option<(Customer, String)>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, email, name, created_at, password_hash FROM customers WHERE email = $1")
-            .bind(email.to_owned())
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(|row| Ok((from_row(&row)?, row.try_get("password_hash")?))).transpose()
+    pub async fn find_customer_for_login(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Customer, String)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, email, name, created_at, password_hash FROM customers WHERE email = $1",
+        )
+        .bind(email.to_owned())
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|row| Ok((from_row(&row)?, row.try_get("password_hash")?)))
+            .transpose()
     }
 
     pub async fn get_customer(&self, id: &str) -> Result<Option<Customer>, sqlx::Error> {

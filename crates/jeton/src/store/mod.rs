@@ -59,7 +59,10 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        DbOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -102,14 +105,21 @@ impl Db {
                             })
                         })
                 };
-                let writer = pool_options().max_connections(1).connect_with(connect.clone()).await?;
+                let writer = pool_options()
+                    .max_connections(1)
+                    .connect_with(connect.clone())
+                    .await?;
                 // The writer creates the file and switches it to WAL first.
                 MIGRATOR.run(&writer).await?;
                 let pool = pool_options()
                     .max_connections(options.max_connections)
                     .connect_with(connect)
                     .await?;
-                Db { pool, writer, backend }
+                Db {
+                    pool,
+                    writer,
+                    backend,
+                }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -118,7 +128,11 @@ impl Db {
                     .connect(url)
                     .await?;
                 MIGRATOR.run(&pool).await?;
-                Db { writer: pool.clone(), pool, backend }
+                Db {
+                    writer: pool.clone(),
+                    pool,
+                    backend,
+                }
             }
         };
         Ok(db)
@@ -179,15 +193,24 @@ mod tests {
 
     #[test]
     fn backend_from_url() {
-        assert_eq!(Backend::from_url("sqlite://jeton.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::from_url("sqlite://jeton.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
         assert!(Backend::from_url("mysql://u@h/db").is_err());
     }
 
     #[test]
     fn create_mode() {
         assert_eq!(with_create_mode("sqlite://a.db"), "sqlite://a.db?mode=rwc");
-        assert_eq!(with_create_mode("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(
+            with_create_mode("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn order_from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
         id: row.try_get("id")?,
         status: row.try_get("status")?,
         items: Vec::new(),
-        total: Money { amount: row.try_get("total_amount")?, currency: row.try_get("currency")? },
+        total: Money {
+            amount: row.try_get("total_amount")?,
+            currency: row.try_get("currency")?,
+        },
         created_at: from_micros(row.try_get("created_at")?),
     })
 }
@@ -67,8 +70,13 @@ impl Db {
     /// Places an order for a customer. Lines are taken in product-id order,
     /// whatever order the customer sent, so two orders for the same products
     /// always lock rows in the same order and cannot deadlock each other.
-    pub async fn place_order(&self, customer_id: &str, request: &OrderRequest) -> Result<Order, PlaceOrderError> {
-        let mut by_product: Vec<(usize, &crate::domain::order::OrderLine)> = request.lines.iter().enumerate().collect();
+    pub async fn place_order(
+        &self,
+        customer_id: &str,
+        request: &OrderRequest,
+    ) -> Result<Order, PlaceOrderError> {
+        let mut by_product: Vec<(usize, &crate::domain::order::OrderLine)> =
+            request.lines.iter().enumerate().collect();
         by_product.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
 
         let created_at = now_micros();
@@ -89,18 +97,24 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = updated else {
-                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
-                    .bind(wanted.product_id.clone())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
+                        .bind(wanted.product_id.clone())
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 return Err(match exists {
-                    Some(_) => PlaceOrderError::InsufficientStock { line, product_id: wanted.product_id.clone() },
+                    Some(_) => PlaceOrderError::InsufficientStock {
+                        line,
+                        product_id: wanted.product_id.clone(),
+                    },
                     None => PlaceOrderError::UnknownProduct { line },
                 });
             };
             let line_currency: String = row.try_get("currency")?;
             match &currency {
-                Some(first) if *first != line_currency => return Err(PlaceOrderError::MixedCurrencies),
+                Some(first) if *first != line_currency => {
+                    return Err(PlaceOrderError::MixedCurrencies);
+                }
                 Some(_) => {}
                 None => currency = Some(line_currency),
             }
@@ -112,10 +126,17 @@ impl Db {
                 unit_price: row.try_get("price_amount")?,
             });
         }
-        let items: Vec<OrderItem> = items.into_iter().map(|item| item.expect("every line was filled")).collect();
+        let items: Vec<OrderItem> = items
+            .into_iter()
+            .map(|item| item.expect("every line was filled"))
+            .collect();
         let total = items
             .iter()
-            .try_fold(0i64, |sum, item| item.unit_price.checked_mul(item.quantity).and_then(|line| sum.checked_add(line)))
+            .try_fold(0i64, |sum, item| {
+                item.unit_price
+                    .checked_mul(item.quantity)
+                    .and_then(|line| sum.checked_add(line))
+            })
             .ok_or(PlaceOrderError::TotalTooLarge)?;
         let currency = currency.expect("an order has at least one line");
 
@@ -150,14 +171,21 @@ impl Db {
             id: order_id,
             status: "placed".to_owned(),
             items,
-            total: Money { amount: total, currency },
+            total: Money {
+                amount: total,
+                currency,
+            },
             created_at: from_micros(created_at),
         })
     }
 
     /// One of the customer's orders; another customer's order is `None`,
     /// exactly like a missing one.
-    pub async fn get_order(&self, customer_id: &str, order_id: &str) -> Result<Option<Order>, sqlx::Error> {
+    pub async fn get_order(
+        &self,
+        customer_id: &str,
+        order_id: &str,
+    ) -> Result<Option<Order>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, status, total_amount, currency, created_at FROM orders WHERE id = $1 AND customer_id = $2",
         )
@@ -171,7 +199,12 @@ impl Db {
 
     /// The customer's orders, newest first, older than `before` (an order
     /// id). Ids grow with time, so a page never shifts when orders arrive.
-    pub async fn list_orders(&self, customer_id: &str, before: Option<&str>, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
+    pub async fn list_orders(
+        &self,
+        customer_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Order>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, status, total_amount, currency, created_at FROM orders \
              WHERE customer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
@@ -181,7 +214,10 @@ impl Db {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        let orders = rows.iter().map(order_from_row).collect::<Result<Vec<_>, _>>()?;
+        let orders = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         self.with_items(orders).await
     }
 
@@ -200,13 +236,16 @@ impl Db {
         }
         let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
         for row in query.fetch_all(self.reader()).await? {
-            items.entry(row.try_get("order_id")?).or_default().push(OrderItem {
-                product_id: row.try_get("product_id")?,
-                sku: row.try_get("sku")?,
-                name: row.try_get("name")?,
-                quantity: row.try_get("quantity")?,
-                unit_price: row.try_get("unit_price")?,
-            });
+            items
+                .entry(row.try_get("order_id")?)
+                .or_default()
+                .push(OrderItem {
+                    product_id: row.try_get("product_id")?,
+                    sku: row.try_get("sku")?,
+                    name: row.try_get("name")?,
+                    quantity: row.try_get("quantity")?,
+                    unit_price: row.try_get("unit_price")?,
+                });
         }
         for order in &mut orders {
             order.items = items.remove(&order.id).unwrap_or_default();
@@ -217,6 +256,8 @@ impl Db {
     /// Total number of orders and the stock of one product: for tests and
     /// operators checking that stock and orders agree.
     pub async fn count_orders(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(self.reader()).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(self.reader())
+            .await
     }
 }

@@ -33,7 +33,10 @@ fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
         sku: row.try_get("sku")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
-        price: Money { amount: row.try_get("price_amount")?, currency: row.try_get("currency")? },
+        price: Money {
+            amount: row.try_get("price_amount")?,
+            currency: row.try_get("currency")?,
+        },
         stock: row.try_get("stock")?,
         created_at: from_micros(row.try_get("created_at")?),
     })
@@ -48,7 +51,11 @@ pub enum ProductWriteError {
 }
 
 fn classify(error: sqlx::Error) -> ProductWriteError {
-    if is_unique_violation(&error) { ProductWriteError::SkuTaken } else { ProductWriteError::Db(error) }
+    if is_unique_violation(&error) {
+        ProductWriteError::SkuTaken
+    } else {
+        ProductWriteError::Db(error)
+    }
 }
 
 /// What the product list is filtered by.
@@ -95,7 +102,10 @@ impl Db {
     }
 
     /// Inserts a product unless its SKU exists (for the demo catalogue).
-    pub async fn create_product_if_missing(&self, product: &NewProduct) -> Result<bool, sqlx::Error> {
+    pub async fn create_product_if_missing(
+        &self,
+        product: &NewProduct,
+    ) -> Result<bool, sqlx::Error> {
         let sql = format!(
             "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING"
         );
@@ -114,7 +124,11 @@ impl Db {
     }
 
     /// Changes the given fields; `None` if there is no such product.
-    pub async fn update_product(&self, id: &str, patch: &ProductPatch) -> Result<Option<Product>, ProductWriteError> {
+    pub async fn update_product(
+        &self,
+        id: &str,
+        patch: &ProductPatch,
+    ) -> Result<Option<Product>, ProductWriteError> {
         enum Value {
             Text(String),
             Int(i64),
@@ -138,34 +152,63 @@ impl Db {
         }
         // $1 is the id, $2 the time; the changed fields follow.
         let sets: Vec<String> = std::iter::once("updated_at = $2".to_owned())
-            .chain(assignments.iter().enumerate().map(|(i, (column, _))| format!("{column} = ${}", i + 3)))
+            .chain(
+                assignments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (column, _))| format!("{column} = ${}", i + 3)),
+            )
             .collect();
-        let sql = format!("UPDATE products SET {} WHERE id = $1 RETURNING {COLUMNS}", sets.join(", "));
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).bind(now_micros());
+        let sql = format!(
+            "UPDATE products SET {} WHERE id = $1 RETURNING {COLUMNS}",
+            sets.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_owned())
+            .bind(now_micros());
         for (_, value) in assignments {
             query = match value {
                 Value::Text(text) => query.bind(text),
                 Value::Int(int) => query.bind(int),
             };
         }
-        let row = query.fetch_optional(self.writer()).await.map_err(classify)?;
-        row.as_ref().map(from_row).transpose().map_err(ProductWriteError::Db)
+        let row = query
+            .fetch_optional(self.writer())
+            .await
+            .map_err(classify)?;
+        row.as_ref()
+            .map(from_row)
+            .transpose()
+            .map_err(ProductWriteError::Db)
     }
 
     pub async fn get_product(&self, id: &str) -> Result<Option<Product>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_owned())
+            .fetch_optional(self.reader())
+            .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Products after `after` (by id, which is creation order), at most
     /// `limit` of them.
-    pub async fn list_products(&self, filter: &ProductFilter, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
+    pub async fn list_products(
+        &self,
+        filter: &ProductFilter,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Product>, sqlx::Error> {
         list_products(self.reader(), filter, after, limit).await
     }
 }
 
-async fn list_products(pool: &AnyPool, filter: &ProductFilter, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
+async fn list_products(
+    pool: &AnyPool,
+    filter: &ProductFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
     let mut conditions = Vec::new();
     let mut binds = Vec::new();
     if let Some(after) = after {
@@ -175,15 +218,24 @@ async fn list_products(pool: &AnyPool, filter: &ProductFilter, after: Option<&st
     if let Some(q) = &filter.q {
         binds.push(like_pattern(q));
         let n = binds.len();
-        conditions.push(format!("(lower(name) LIKE ${n} ESCAPE '\\' OR lower(sku) LIKE ${n} ESCAPE '\\')"));
+        conditions.push(format!(
+            "(lower(name) LIKE ${n} ESCAPE '\\' OR lower(sku) LIKE ${n} ESCAPE '\\')"
+        ));
     }
     match filter.in_stock {
         Some(true) => conditions.push("stock > 0".to_owned()),
         Some(false) => conditions.push("stock = 0".to_owned()),
         None => {}
     }
-    let filter_sql = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-    let sql = format!("SELECT {COLUMNS} FROM products {filter_sql} ORDER BY id LIMIT ${}", binds.len() + 1);
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM products {filter_sql} ORDER BY id LIMIT ${}",
+        binds.len() + 1
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for bind in binds {
         query = query.bind(bind);

@@ -38,12 +38,17 @@ fn from_row(row: &AnyRow) -> Result<UserToken, sqlx::Error> {
     Ok(UserToken {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        abilities: AbilitySet::parse_spaced(&abilities).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        abilities: AbilitySet::parse_spaced(&abilities)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
         last4: row.try_get("last4")?,
         client_id: row.try_get("client_id")?,
         created_at: from_micros(row.try_get("created_at")?),
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_micros),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_micros),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(from_micros),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(from_micros),
     })
 }
 
@@ -65,7 +70,11 @@ pub struct Pruned {
 
 impl Db {
     /// Stores a user token (as its hash) and returns its public record.
-    pub async fn insert_user_token(&self, token: &PlainToken, new: NewUserToken<'_>) -> Result<UserToken, sqlx::Error> {
+    pub async fn insert_user_token(
+        &self,
+        token: &PlainToken,
+        new: NewUserToken<'_>,
+    ) -> Result<UserToken, sqlx::Error> {
         let sql = format!(
             "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
@@ -101,7 +110,11 @@ impl Db {
 
     /// Revokes one of the customer's tokens; `false` if they have no such
     /// live token.
-    pub async fn revoke_user_token(&self, customer_id: &str, token_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn revoke_user_token(
+        &self,
+        customer_id: &str,
+        token_id: &str,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE user_tokens SET revoked_at = $3 WHERE id = $1 AND customer_id = $2 AND revoked_at IS NULL",
         )
@@ -115,21 +128,25 @@ impl Db {
 
     /// Revokes a token by id alone (the operator's `jeton token revoke`).
     pub async fn revoke_user_token_by_id(&self, token_id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(token_id.to_owned())
-            .bind(now_micros())
-            .execute(self.writer())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE user_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id.to_owned())
+        .bind(now_micros())
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Revokes every live token of a customer; returns how many.
     pub async fn revoke_customer_tokens(&self, customer_id: &str) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE customer_id = $1 AND revoked_at IS NULL")
-            .bind(customer_id.to_owned())
-            .bind(now_micros())
-            .execute(self.writer())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE user_tokens SET revoked_at = $2 WHERE customer_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(customer_id.to_owned())
+        .bind(now_micros())
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -139,17 +156,22 @@ impl Db {
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
         let cutoff = to_micros(cutoff);
         let mut tx = self.begin_write().await?;
-        let user_tokens = sqlx::query("DELETE FROM user_tokens WHERE expires_at < $1 OR revoked_at < $1")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let client_keys = sqlx::query("DELETE FROM client_keys WHERE expires_at < $1 OR revoked_at < $1")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let user_tokens =
+            sqlx::query("DELETE FROM user_tokens WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let client_keys =
+            sqlx::query("DELETE FROM client_keys WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
-        Ok(Pruned { user_tokens, client_keys })
+        Ok(Pruned {
+            user_tokens,
+            client_keys,
+        })
     }
 }

@@ -31,11 +31,20 @@ pub struct CreatedClient {
 #[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
     security(("bearer" = ["admin"])),
     responses((status = 201, body = CreatedClient), (status = 422)))]
-pub async fn create(State(state): State<AppState>, Json(input): Json<NewClientInput>) -> AppResult<(StatusCode, Json<CreatedClient>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    Json(input): Json<NewClientInput>,
+) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
     let key = PlainToken::generate(new.kind.token_kind());
     let client = state.db.create_client(&new, &key).await?;
-    Ok((StatusCode::CREATED, Json(CreatedClient { client, key: key.expose_secret().to_owned() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedClient {
+            client,
+            key: key.expose_secret().to_owned(),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -49,9 +58,15 @@ pub struct ClientQuery {
 #[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
     security(("bearer" = ["admin"])),
     responses((status = 200, body = Page<Client>)))]
-pub async fn list(State(state): State<AppState>, Query(query): Query<ClientQuery>) -> AppResult<Json<Page<Client>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ClientQuery>,
+) -> AppResult<Json<Page<Client>>> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let rows = state.db.list_clients(page.after.as_deref(), page.fetch_limit()).await?;
+    let rows = state
+        .db
+        .list_clients(page.after.as_deref(), page.fetch_limit())
+        .await?;
     Ok(Json(page.page(rows, |client| &client.id)))
 }
 
@@ -60,7 +75,12 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ClientQuery
     responses((status = 200, body = Client), (status = 404)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    state.db.get_client(&id).await?.map(Json).ok_or(AppError::NotFound)
+    state
+        .db
+        .get_client(&id)
+        .await?
+        .map(Json)
+        .ok_or(AppError::NotFound)
 }
 
 /// `POST /admin/clients/{id}/keys`.
@@ -86,20 +106,38 @@ pub struct RotatedKey {
 #[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin", request_body = RotateInput,
     security(("bearer" = ["admin"])),
     responses((status = 201, body = RotatedKey), (status = 404, description = "no such live client"), (status = 422)))]
-pub async fn rotate(State(state): State<AppState>, Path(id): Path<String>, JsonOrEmpty(input): JsonOrEmpty<RotateInput>) -> AppResult<(StatusCode, Json<RotatedKey>)> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonOrEmpty(input): JsonOrEmpty<RotateInput>,
+) -> AppResult<(StatusCode, Json<RotatedKey>)> {
     let grace = input.previous_key_expires_in_seconds;
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-        return Err(AppError::validation("previous_key_expires_in_seconds", format!("must be from 0 to {MAX_GRACE_SECONDS}")));
+        return Err(AppError::validation(
+            "previous_key_expires_in_seconds",
+            format!("must be from 0 to {MAX_GRACE_SECONDS}"),
+        ));
     }
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    let client = state.db.get_client(&id).await?.filter(|c| c.revoked_at.is_none()).ok_or(AppError::NotFound)?;
+    let client = state
+        .db
+        .get_client(&id)
+        .await?
+        .filter(|c| c.revoked_at.is_none())
+        .ok_or(AppError::NotFound)?;
     let key = PlainToken::generate(client.kind.token_kind());
     let record = state
         .db
         .rotate_client_key(&id, &key, time::Duration::seconds(grace))
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok((StatusCode::CREATED, Json(RotatedKey { key: key.expose_secret().to_owned(), record })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedKey {
+            key: key.expose_secret().to_owned(),
+            record,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -114,9 +152,17 @@ pub struct RevokeQuery {
 #[utoipa::path(delete, path = "/api/v1/admin/clients/{id}", tag = "admin", params(RevokeQuery),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, description = "no such live client")))]
-pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>, Query(query): Query<RevokeQuery>) -> AppResult<StatusCode> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RevokeQuery>,
+) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    if state.db.revoke_client(&id, query.revoke_user_tokens).await? {
+    if state
+        .db
+        .revoke_client(&id, query.revoke_user_tokens)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound)

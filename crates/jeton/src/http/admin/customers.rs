@@ -14,7 +14,10 @@ use crate::{
 #[utoipa::path(post, path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
     security(("bearer" = ["admin"])),
     responses((status = 204, description = "every token of the customer is revoked"), (status = 404)))]
-pub async fn revoke_tokens(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<StatusCode> {
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     if state.db.get_customer(&id).await?.is_none() {
         return Err(AppError::NotFound);

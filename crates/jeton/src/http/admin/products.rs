@@ -18,7 +18,9 @@ use crate::{
 
 fn write_error(error: ProductWriteError) -> AppError {
     match error {
-        ProductWriteError::SkuTaken => AppError::conflict("sku_taken", "another product has this SKU"),
+        ProductWriteError::SkuTaken => {
+            AppError::conflict("sku_taken", "another product has this SKU")
+        }
         ProductWriteError::Db(error) => error.into(),
     }
 }
@@ -26,17 +28,34 @@ fn write_error(error: ProductWriteError) -> AppError {
 #[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", request_body = NewProductInput,
     security(("bearer" = ["admin"])),
     responses((status = 201, body = Product), (status = 409, description = "`sku_taken`"), (status = 422)))]
-pub async fn create(State(state): State<AppState>, Json(input): Json<NewProductInput>) -> AppResult<(StatusCode, Json<Product>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    Json(input): Json<NewProductInput>,
+) -> AppResult<(StatusCode, Json<Product>)> {
     let product = NewProduct::try_from(input).map_err(AppError::Validation)?;
-    let created = state.db.create_product(&product).await.map_err(write_error)?;
+    let created = state
+        .db
+        .create_product(&product)
+        .await
+        .map_err(write_error)?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
     security(("bearer" = ["admin"])),
     responses((status = 200, body = Product), (status = 404), (status = 409, description = "`sku_taken`"), (status = 422)))]
-pub async fn update(State(state): State<AppState>, Path(id): Path<String>, Json(input): Json<ProductPatchInput>) -> AppResult<Json<Product>> {
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(input): Json<ProductPatchInput>,
+) -> AppResult<Json<Product>> {
     let patch = ProductPatch::try_from(input).map_err(AppError::Validation)?;
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    state.db.update_product(&id, &patch).await.map_err(write_error)?.map(Json).ok_or(AppError::NotFound)
+    state
+        .db
+        .update_product(&id, &patch)
+        .await
+        .map_err(write_error)?
+        .map(Json)
+        .ok_or(AppError::NotFound)
 }

@@ -1,0 +1,6 @@
+//! Integration tests over the real router and real databases. Every test
+//! runs twice: on SQLite and on PostgreSQL (see `support`).
+
+mod support;
+
+mod storefront;
