@@ -3,4 +3,5 @@
 
 mod support;
 
+mod secrets;
 mod storefront;

@@ -1,0 +1,98 @@
+//! Secret hygiene: after a scenario that creates every kind of secret, no
+//! plaintext token or password is in the database or in the server log.
+
+use serde_json::json;
+
+use crate::{
+    on_both_databases,
+    support::{Backend, TestApp, captured_log},
+};
+
+on_both_databases!(no_plaintext_secret_is_stored_or_logged);
+
+const PASSWORD: &str = "a very secret passphrase";
+
+/// Every byte the database holds, as text: the SQLite files themselves, or
+/// every row of every table on PostgreSQL.
+async fn database_contents(app: &TestApp) -> String {
+    match app.backend {
+        Backend::Sqlite => {
+            let path = app.url.trim_start_matches("sqlite://");
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal"] {
+                if let Ok(content) = std::fs::read(format!("{path}{suffix}")) {
+                    bytes.extend(content);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
+            let mut text = String::new();
+            for table in ["clients", "client_keys", "customers", "user_tokens", "products", "orders", "order_items"] {
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT t::text FROM {table} t")))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                text.push_str(&rows.join("\n"));
+            }
+            pool.close().await;
+            text
+        }
+    }
+}
+
+async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
+    let admin = app.admin_key().await;
+    let created = app
+        .post("/api/v1/admin/clients")
+        .bearer(&admin)
+        .json(json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read", "customers:create", "auth:login"], "allowed_origins": ["https://shop.example"]}))
+        .send()
+        .await;
+    created.expect(201);
+    let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
+    let first_pk = created.json()["key"].as_str().unwrap().to_owned();
+    let rotated = app
+        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
+        .bearer(&admin)
+        .json(json!({"previous_key_expires_in_seconds": 60}))
+        .send()
+        .await;
+    rotated.expect(201);
+    let pk = rotated.json()["key"].as_str().unwrap().to_owned();
+
+    app.register(&pk, "secret@example.com", PASSWORD).await;
+    let user_token = app.login(&pk, "secret@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned();
+    let personal = app
+        .post("/api/v1/me/tokens")
+        .bearer(&user_token)
+        .json(json!({"name": "cli", "abilities": ["orders:read"]}))
+        .send()
+        .await;
+    personal.expect(201);
+    let personal = personal.json()["token"].as_str().unwrap().to_owned();
+    // A failed login and a refused token are logged too; they must not
+    // carry the secret either.
+    app.post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "secret@example.com", "password": format!("{PASSWORD}!")}))
+        .send()
+        .await
+        .expect(400);
+    app.get("/api/v1/me").bearer(&personal).send().await.expect(403);
+    app.get("/api/v1/products").bearer(&user_token).send().await.expect(200);
+
+    let secrets = [admin.as_str(), first_pk.as_str(), pk.as_str(), user_token.as_str(), personal.as_str(), PASSWORD];
+    let stored = database_contents(&app).await;
+    assert!(stored.contains("secret@example.com"), "the dump must see the data it checks");
+    let log = captured_log();
+    assert!(log.contains("/api/v1/auth/login"), "the log capture must see requests");
+    for secret in secrets {
+        // The body of a token, without the public prefix.
+        let needle = secret.strip_prefix("jt_").map_or(secret, |rest| &rest[3..]);
+        assert!(!stored.contains(needle), "the database holds a plaintext secret");
+        assert!(!log.contains(needle), "the log holds a plaintext secret");
+    }
+    assert!(!log.contains("Bearer jt_"), "an Authorization header reached the log");
+}
