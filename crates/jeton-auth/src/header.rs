@@ -77,11 +77,14 @@ mod tests {
         headers
     }
 
+    /// (Authorization values, query string, expected outcome)
+    type Case = (Vec<String>, Option<&'static str>, Result<(), AuthError>);
+
     #[test]
     fn outcomes() {
         let token = PlainToken::generate(TokenKind::User);
         let good = format!("Bearer {}", token.expose_secret());
-        let cases: Vec<(Vec<String>, Option<&str>, Result<(), AuthError>)> = vec![
+        let cases: Vec<Case> = vec![
             (vec![], None, Err(AuthError::Unauthenticated)),
             (
                 vec!["Basic dXNlcjpwYXNz".into()],

@@ -168,7 +168,7 @@ impl fmt::Debug for PlainToken {
 /// SHA-256 of a token: what is stored and looked up. Tokens carry 178 bits of
 /// randomness, so a fast unsalted hash is enough (a slow hash buys nothing
 /// against brute force of that size, and would cost every request).
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct HashedToken([u8; 32]);
 
 impl HashedToken {
@@ -189,6 +189,12 @@ impl HashedToken {
 impl PartialEq for HashedToken {
     fn eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::hash::Hash for HashedToken {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 

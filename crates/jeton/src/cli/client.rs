@@ -59,10 +59,10 @@ pub struct CreateArgs {
     origins: Vec<String>,
     /// Requests per minute for the key: a number, or `none`.
     #[arg(long, value_parser = parse_limit)]
-    rate_limit: Option<Option<i64>>,
+    rate_limit: Option<Limit>,
     /// Requests per minute per client IP (publishable): a number, or `none`.
     #[arg(long, value_parser = parse_limit)]
-    per_ip_rate_limit: Option<Option<i64>>,
+    per_ip_rate_limit: Option<Limit>,
     #[arg(long)]
     json: bool,
 }
@@ -71,7 +71,13 @@ fn parse_kind(text: &str) -> Result<ClientKind, String> {
     ClientKind::parse(text).ok_or_else(|| "expected publishable or secret".to_owned())
 }
 
-fn parse_limit(text: &str) -> Result<Option<i64>, String> {
+/// A limit given on the command line: `Some(n)`, or `None` for `none`.
+/// An alias on purpose: clap reads a literal `Option<Option<T>>` as "a flag
+/// whose value may be left out" and then expects the parser to return `T`,
+/// which panics at run time for a parser returning `Option<i64>`.
+type Limit = Option<i64>;
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
     if text == "none" {
         Ok(None)
     } else {

@@ -43,8 +43,22 @@ enum Command {
     Token(token::TokenCommand),
 }
 
+/// Parses the command line. Help and `--version` print and exit as usual;
+/// a usage error becomes one line, like every other error of the command.
+fn parse() -> anyhow::Result<Cli> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(error) if error.use_stderr() => {
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            anyhow::bail!("{}", first.trim_start_matches("error: "))
+        }
+        Err(error) => error.exit(),
+    }
+}
+
 pub async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse()?;
     let db = Db::connect(&cli.database_url, &DbOptions::default()).await?;
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(db.clone(), args).await,

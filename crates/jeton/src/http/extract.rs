@@ -90,6 +90,11 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for JsonOrEmp
 
 /// Parses a JSON body; public for the fuzz targets and tests.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Syntax first: deserializing into `T` stops at the first unknown field,
+    // which would answer a body that is not JSON at all (`{"x": 1,}`) with a
+    // 422 instead of the 400 it deserves.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|error| AppError::MalformedJson(clean_message(&error)))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     // serde_json refuses nesting deeper than 128 on its own (a 400 here).
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -152,5 +157,27 @@ mod tests {
         assert!(!is_json("text/plain"));
         assert!(!is_json("application/x-www-form-urlencoded"));
         assert!(!is_json("json"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Strict {
+        a: i64,
+    }
+
+    #[test]
+    fn invalid_json_is_malformed_even_after_an_unknown_field() {
+        for body in [&b"{\"x\": 1,}"[..], b"{\"x\": 1} trailing", b"{\"x\": "] {
+            assert!(matches!(
+                parse_json::<Strict>(body),
+                Err(AppError::MalformedJson(_))
+            ));
+        }
+        assert!(matches!(
+            parse_json::<Strict>(b"{\"x\": 1}"),
+            Err(AppError::Validation(_))
+        ));
+        assert_eq!(parse_json::<Strict>(b"{\"a\": 1}").unwrap().a, 1);
     }
 }

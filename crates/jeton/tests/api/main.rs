@@ -3,5 +3,9 @@
 
 mod support;
 
+mod auth_and_http;
+mod cli;
+mod customers_and_admin;
+mod orders_and_catalog;
 mod secrets;
 mod storefront;

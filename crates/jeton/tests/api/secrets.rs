@@ -29,11 +29,21 @@ async fn database_contents(app: &TestApp) -> String {
         Backend::Postgres => {
             let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
             let mut text = String::new();
-            for table in ["clients", "client_keys", "customers", "user_tokens", "products", "orders", "order_items"] {
-                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT t::text FROM {table} t")))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            for table in [
+                "clients",
+                "client_keys",
+                "customers",
+                "user_tokens",
+                "products",
+                "orders",
+                "order_items",
+            ] {
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT t::text FROM {table} t"
+                )))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
                 text.push_str(&rows.join("\n"));
             }
             pool.close().await;
@@ -63,7 +73,10 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
     let pk = rotated.json()["key"].as_str().unwrap().to_owned();
 
     app.register(&pk, "secret@example.com", PASSWORD).await;
-    let user_token = app.login(&pk, "secret@example.com", PASSWORD).await["token"].as_str().unwrap().to_owned();
+    let user_token = app.login(&pk, "secret@example.com", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let personal = app
         .post("/api/v1/me/tokens")
         .bearer(&user_token)
@@ -80,19 +93,46 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
         .send()
         .await
         .expect(400);
-    app.get("/api/v1/me").bearer(&personal).send().await.expect(403);
-    app.get("/api/v1/products").bearer(&user_token).send().await.expect(200);
+    app.get("/api/v1/me")
+        .bearer(&personal)
+        .send()
+        .await
+        .expect(403);
+    app.get("/api/v1/products")
+        .bearer(&user_token)
+        .send()
+        .await
+        .expect(200);
 
-    let secrets = [admin.as_str(), first_pk.as_str(), pk.as_str(), user_token.as_str(), personal.as_str(), PASSWORD];
+    let secrets = [
+        admin.as_str(),
+        first_pk.as_str(),
+        pk.as_str(),
+        user_token.as_str(),
+        personal.as_str(),
+        PASSWORD,
+    ];
     let stored = database_contents(&app).await;
-    assert!(stored.contains("secret@example.com"), "the dump must see the data it checks");
+    assert!(
+        stored.contains("secret@example.com"),
+        "the dump must see the data it checks"
+    );
     let log = captured_log();
-    assert!(log.contains("/api/v1/auth/login"), "the log capture must see requests");
+    assert!(
+        log.contains("/api/v1/auth/login"),
+        "the log capture must see requests"
+    );
     for secret in secrets {
         // The body of a token, without the public prefix.
         let needle = secret.strip_prefix("jt_").map_or(secret, |rest| &rest[3..]);
-        assert!(!stored.contains(needle), "the database holds a plaintext secret");
+        assert!(
+            !stored.contains(needle),
+            "the database holds a plaintext secret"
+        );
         assert!(!log.contains(needle), "the log holds a plaintext secret");
     }
-    assert!(!log.contains("Bearer jt_"), "an Authorization header reached the log");
+    assert!(
+        !log.contains("Bearer jt_"),
+        "an Authorization header reached the log"
+    );
 }

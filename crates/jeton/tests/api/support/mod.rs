@@ -451,3 +451,12 @@ impl TestApp {
             .stock
     }
 }
+
+impl Req<'_> {
+    /// Removes the `Content-Type` that `raw`/`json` set, keeping the body:
+    /// a request with a body and no declared type.
+    pub fn without_content_type(mut self) -> Self {
+        self.headers.remove("content-type");
+        self
+    }
+}

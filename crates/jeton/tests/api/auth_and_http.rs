@@ -1,0 +1,1586 @@
+//! Authentication outcomes (spec §4), the access matrix driven by the route
+//! table (deny by default), and HTTP hygiene (spec §5, §6): body envelope
+//! errors, 404/405, security headers, health, OpenAPI and docs. Every test
+//! runs on SQLite and on PostgreSQL.
+
+use crate::{on_both_databases, support};
+
+use std::collections::HashSet;
+
+use axum::http::Method;
+use jeton::{
+    config::Config,
+    domain::{abilities, client::ClientKind},
+    http::{AppState, routes},
+    store::user_tokens::NewUserToken,
+};
+use jeton_auth::{AbilitySet, PlainToken, TokenKind};
+use serde_json::{Value, json};
+use sqlx::Row;
+use support::{Res, TestApp};
+
+const CHALLENGE: &str = r#"Bearer realm="jeton""#;
+const CHALLENGE_INVALID_REQUEST: &str = r#"Bearer realm="jeton", error="invalid_request""#;
+const CHALLENGE_INVALID_TOKEN: &str = r#"Bearer realm="jeton", error="invalid_token""#;
+
+fn challenge_insufficient_scope(ability: &str) -> String {
+    format!(r#"Bearer realm="jeton", error="insufficient_scope", scope="{ability}""#)
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+// ---------------------------------------------------------------- helpers
+
+/// Asserts a problem with this status, code and `WWW-Authenticate` value.
+#[track_caller]
+fn expect_auth(res: &Res, status: u16, code: &str, challenge: &str) {
+    res.expect_problem(status, code);
+    assert_eq!(
+        res.header("www-authenticate").as_deref(),
+        Some(challenge),
+        "WWW-Authenticate for {code}"
+    );
+}
+
+#[track_caller]
+fn expect_unauthenticated(res: &Res) {
+    expect_auth(res, 401, "unauthenticated", CHALLENGE);
+}
+
+#[track_caller]
+fn expect_invalid_request(res: &Res) {
+    expect_auth(res, 400, "invalid_request", CHALLENGE_INVALID_REQUEST);
+}
+
+#[track_caller]
+fn expect_invalid_token(res: &Res) {
+    expect_auth(res, 401, "invalid_token", CHALLENGE_INVALID_TOKEN);
+}
+
+#[track_caller]
+fn expect_insufficient_scope(res: &Res, ability: &str) {
+    expect_auth(
+        res,
+        403,
+        "insufficient_scope",
+        &challenge_insufficient_scope(ability),
+    );
+}
+
+/// The `field`s named in a 422's `errors`.
+#[track_caller]
+fn error_fields(res: &Res) -> Vec<String> {
+    res.expect_problem(422, "validation_failed");
+    let body = res.json();
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a 422 has an errors array: {body}"));
+    assert!(!errors.is_empty(), "errors is not empty: {body}");
+    errors
+        .iter()
+        .map(|e| {
+            assert!(e["message"].is_string(), "each error has a message: {body}");
+            e["field"]
+                .as_str()
+                .expect("each error has a field")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Asserts a 422 whose `errors` name `field` (exactly, or as the last segment
+/// of a path like `items[0].unit_price`).
+#[track_caller]
+fn expect_field_error(res: &Res, field: &str) {
+    let fields = error_fields(res);
+    assert!(
+        fields
+            .iter()
+            .any(|f| f == field || f.ends_with(&format!(".{field}"))),
+        "errors name `{field}`: {}",
+        res.text()
+    );
+}
+
+/// The same token with one character of its random part changed, so the
+/// CRC32 no longer matches.
+fn with_bad_checksum(token: &str) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
+/// A user token inserted straight into the store.
+async fn user_token_in_store(
+    app: &TestApp,
+    customer_id: &str,
+    abilities: &[&str],
+    expires_at: Option<time::OffsetDateTime>,
+) -> String {
+    let token = PlainToken::generate(TokenKind::User);
+    let abilities = AbilitySet::new(abilities.iter().map(|a| a.parse().unwrap()));
+    app.db
+        .insert_user_token(
+            &token,
+            NewUserToken {
+                customer_id,
+                client_id: None,
+                name: "made in a test",
+                abilities: &abilities,
+                expires_at,
+            },
+        )
+        .await
+        .unwrap();
+    token.expose_secret().to_owned()
+}
+
+const USER_ABILITIES: [&str; 5] = [
+    "products:read",
+    "profile:read",
+    "orders:read",
+    "orders:write",
+    "tokens:manage",
+];
+
+/// Every ability but `admin`.
+const ALL_BUT_ADMIN: [&str; 7] = [
+    "products:read",
+    "customers:create",
+    "auth:login",
+    "profile:read",
+    "orders:read",
+    "orders:write",
+    "tokens:manage",
+];
+
+/// Row counts of every table, straight from the database.
+async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
+    let mut counts = Vec::new();
+    for table in [
+        "clients",
+        "client_keys",
+        "customers",
+        "user_tokens",
+        "products",
+        "orders",
+        "order_items",
+    ] {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table}"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        counts.push((table, row.get::<i64, _>("n")));
+    }
+    pool.close().await;
+    counts
+}
+
+/// The route-table path with `{id}` replaced by a fresh id.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", &jeton::domain::ids::new_id())
+}
+
+/// A request for a route-table row: `{}` as JSON for POST and PATCH.
+fn table_request<'a>(app: &'a TestApp, method: &Method, path: &str) -> support::Req<'a> {
+    let req = app.req(method.clone(), &format!("/api/v1{}", concrete(path)));
+    if *method == Method::POST || *method == Method::PATCH {
+        req.json(json!({}))
+    } else {
+        req
+    }
+}
+
+// ================================================================ §4 outcomes
+
+on_both_databases!(
+    no_authorization_header_is_unauthenticated,
+    another_scheme_is_unauthenticated,
+    scheme_is_matched_case_insensitively,
+    bearer_without_token_is_invalid_request,
+    two_tokens_in_one_header_is_invalid_request,
+    two_authorization_headers_is_invalid_request,
+    access_token_in_query_is_invalid_request,
+    malformed_tokens_are_invalid_token,
+    unknown_tokens_are_invalid_token,
+    logged_out_user_token_is_invalid_token_like_an_unknown_one,
+    revoked_client_keys_are_invalid_token_like_an_unknown_one,
+    expired_user_token_is_invalid_token,
+    token_created_with_one_second_lifetime_expires,
+    wrong_kind_is_insufficient_scope,
+    missing_ability_is_insufficient_scope,
+    user_token_with_star_is_capped_by_the_user_ceiling,
+);
+
+async fn no_authorization_header_is_unauthenticated(app: TestApp) {
+    expect_unauthenticated(&app.get("/api/v1/products").send().await);
+    expect_unauthenticated(&app.get("/api/v1/me").send().await);
+    expect_unauthenticated(
+        &app.post("/api/v1/orders")
+            .json(json!({"items": []}))
+            .send()
+            .await,
+    );
+    expect_unauthenticated(&app.get("/api/v1/admin/clients").send().await);
+}
+
+async fn another_scheme_is_unauthenticated(app: TestApp) {
+    let pk = app.publishable_key().await;
+    for value in [
+        "Basic dXNlcjpwYXNzd29yZA==".to_owned(),
+        format!("Basic {pk}"),
+        format!("Token {pk}"),
+        format!("Bearer-ish {pk}"),
+        pk.clone(),
+    ] {
+        let res = app
+            .get("/api/v1/products")
+            .header("authorization", &value)
+            .send()
+            .await;
+        expect_unauthenticated(&res);
+        assert!(!res.text().contains(&pk), "the body never echoes a token");
+    }
+}
+
+async fn scheme_is_matched_case_insensitively(app: TestApp) {
+    let pk = app.publishable_key().await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        app.get("/api/v1/products")
+            .header("authorization", &format!("{scheme} {pk}"))
+            .send()
+            .await
+            .expect(200);
+    }
+}
+
+async fn bearer_without_token_is_invalid_request(app: TestApp) {
+    for value in ["Bearer", "Bearer ", "Bearer    ", "bearer"] {
+        let res = app
+            .get("/api/v1/products")
+            .header("authorization", value)
+            .send()
+            .await;
+        expect_invalid_request(&res);
+    }
+}
+
+async fn two_tokens_in_one_header_is_invalid_request(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let sk = app.admin_key().await;
+    for value in [
+        format!("Bearer {pk} {sk}"),
+        format!("Bearer {pk} {pk}"),
+        format!("Bearer {pk}, Bearer {sk}"),
+        format!("Bearer {pk},{sk}"),
+    ] {
+        let res = app
+            .get("/api/v1/products")
+            .header("authorization", &value)
+            .send()
+            .await;
+        expect_invalid_request(&res);
+        assert!(!res.text().contains(&pk) && !res.text().contains(&sk));
+    }
+}
+
+async fn two_authorization_headers_is_invalid_request(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let sk = app.admin_key().await;
+    // Two good keys, the same key twice, or a good key and garbage.
+    for (first, second) in [
+        (format!("Bearer {pk}"), format!("Bearer {sk}")),
+        (format!("Bearer {pk}"), format!("Bearer {pk}")),
+        (format!("Bearer {sk}"), "Basic dXNlcjpwYXNz".to_owned()),
+    ] {
+        let res = app
+            .get("/api/v1/products")
+            .header("authorization", &first)
+            .header("authorization", &second)
+            .send()
+            .await;
+        expect_invalid_request(&res);
+    }
+}
+
+async fn access_token_in_query_is_invalid_request(app: TestApp) {
+    let pk = app.publishable_key().await;
+    // Without a header, with a good header, and among other parameters.
+    expect_invalid_request(
+        &app.get(&format!("/api/v1/products?access_token={pk}"))
+            .send()
+            .await,
+    );
+    expect_invalid_request(
+        &app.get(&format!("/api/v1/products?access_token={pk}"))
+            .bearer(&pk)
+            .send()
+            .await,
+    );
+    expect_invalid_request(
+        &app.get(&format!("/api/v1/products?limit=5&access_token={pk}"))
+            .bearer(&pk)
+            .send()
+            .await,
+    );
+    expect_invalid_request(
+        &app.get("/api/v1/products?access_token=")
+            .bearer(&pk)
+            .send()
+            .await,
+    );
+    // On a write too, and nothing is written.
+    let before = row_counts(&app).await;
+    expect_invalid_request(
+        &app.post(&format!("/api/v1/customers?access_token={pk}"))
+            .bearer(&pk)
+            .json(json!({"email": "q@example.com", "password": PASSWORD, "name": "Q"}))
+            .send()
+            .await,
+    );
+    assert_eq!(row_counts(&app).await, before);
+    // A parameter merely containing the name is not the token parameter.
+    app.get("/api/v1/products?q=access_token")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect(200);
+}
+
+async fn malformed_tokens_are_invalid_token(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let sk = app.admin_key().await;
+    let (_, ut) = app.customer("mal@example.com").await;
+    let unknown = PlainToken::generate(TokenKind::User);
+    let unknown_body = app
+        .get("/api/v1/me")
+        .bearer(unknown.expose_secret())
+        .send()
+        .await
+        .json();
+    for good in [&pk, &sk, &ut] {
+        let bad_prefix = format!("jt_xx_{}", &good[6..]);
+        let cases = [
+            // Bad checksum.
+            with_bad_checksum(good),
+            // Wrong length: one character short, one too many.
+            good[..good.len() - 1].to_owned(),
+            format!("{good}A"),
+            // Wrong prefix: unknown kind, upper case, missing `jt_`.
+            bad_prefix,
+            good.to_uppercase(),
+            format!("xx{}", &good[2..]),
+            // Not a token at all.
+            "x".to_owned(),
+            "jt_".to_owned(),
+        ];
+        for token in cases {
+            let res = app.get("/api/v1/products").bearer(&token).send().await;
+            expect_invalid_token(&res);
+            if token.len() > 10 {
+                assert!(
+                    !res.text().contains(&token),
+                    "the body never echoes a token"
+                );
+            }
+            // The same answer as for an unknown, well-formed token.
+            assert_eq!(res.json(), unknown_body, "for {token:?}");
+        }
+    }
+}
+
+async fn unknown_tokens_are_invalid_token(app: TestApp) {
+    app.publishable_key().await;
+    app.admin_key().await;
+    app.customer("someone@example.com").await;
+    for kind in TokenKind::ALL {
+        let token = PlainToken::generate(kind);
+        let res = app
+            .get("/api/v1/products")
+            .bearer(token.expose_secret())
+            .send()
+            .await;
+        expect_invalid_token(&res);
+        assert!(!res.text().contains(token.expose_secret()));
+    }
+}
+
+async fn logged_out_user_token_is_invalid_token_like_an_unknown_one(app: TestApp) {
+    let (_, token) = app.customer("ann@example.com").await;
+    app.get("/api/v1/me")
+        .bearer(&token)
+        .send()
+        .await
+        .expect(200);
+    app.post("/api/v1/auth/logout")
+        .bearer(&token)
+        .send()
+        .await
+        .expect(204);
+
+    let revoked = app.get("/api/v1/me").bearer(&token).send().await;
+    expect_invalid_token(&revoked);
+    let unknown = app
+        .get("/api/v1/me")
+        .bearer(PlainToken::generate(TokenKind::User).expose_secret())
+        .send()
+        .await;
+    expect_invalid_token(&unknown);
+    assert_eq!(revoked.json(), unknown.json());
+    assert_eq!(revoked.body, unknown.body, "byte-identical bodies");
+    // Logging out again with the revoked token is refused the same way.
+    let again = app.post("/api/v1/auth/logout").bearer(&token).send().await;
+    expect_invalid_token(&again);
+    assert_eq!(again.body, unknown.body);
+}
+
+async fn revoked_client_keys_are_invalid_token_like_an_unknown_one(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (pk_id, pk) = app.publishable_client().await;
+    let (sk_id, sk) = app
+        .client(ClientKind::Secret, &["products:read"], &[])
+        .await;
+    for key in [&pk, &sk] {
+        app.get("/api/v1/products")
+            .bearer(key)
+            .send()
+            .await
+            .expect(200);
+    }
+    for id in [&pk_id, &sk_id] {
+        app.delete(&format!("/api/v1/admin/clients/{id}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect(204);
+    }
+    for (key, kind) in [(&pk, TokenKind::Publishable), (&sk, TokenKind::Secret)] {
+        let revoked = app.get("/api/v1/products").bearer(key).send().await;
+        expect_invalid_token(&revoked);
+        let unknown = app
+            .get("/api/v1/products")
+            .bearer(PlainToken::generate(kind).expose_secret())
+            .send()
+            .await;
+        assert_eq!(revoked.json(), unknown.json());
+        assert_eq!(revoked.body, unknown.body, "byte-identical bodies");
+    }
+    // The admin's own key still works.
+    app.get("/api/v1/admin/clients")
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(200);
+}
+
+async fn expired_user_token_is_invalid_token(app: TestApp) {
+    let (customer_id, _) = app.customer("exp@example.com").await;
+    let now = time::OffsetDateTime::now_utc();
+    let live = user_token_in_store(
+        &app,
+        &customer_id,
+        &USER_ABILITIES,
+        Some(now + time::Duration::hours(1)),
+    )
+    .await;
+    app.get("/api/v1/me").bearer(&live).send().await.expect(200);
+
+    let unknown = app
+        .get("/api/v1/me")
+        .bearer(PlainToken::generate(TokenKind::User).expose_secret())
+        .send()
+        .await;
+    for ago in [
+        time::Duration::seconds(1),
+        time::Duration::days(1),
+        time::Duration::days(400),
+    ] {
+        let expired =
+            user_token_in_store(&app, &customer_id, &USER_ABILITIES, Some(now - ago)).await;
+        for path in ["/api/v1/me", "/api/v1/products", "/api/v1/me/orders"] {
+            let res = app.get(path).bearer(&expired).send().await;
+            expect_invalid_token(&res);
+            assert_eq!(res.body, unknown.body);
+        }
+    }
+}
+
+async fn token_created_with_one_second_lifetime_expires(app: TestApp) {
+    let (_, token) = app.customer("short@example.com").await;
+    let start = std::time::Instant::now();
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(&token)
+        .json(json!({"name": "short", "expires_in_seconds": 1}))
+        .send()
+        .await;
+    res.expect(201);
+    let short = res.json()["token"].as_str().unwrap().to_owned();
+    // Verify it once first (so any cache would hold it), then let it expire.
+    // It was issued after `start`, so if less than its lifetime has passed
+    // since then it must still work (a very slow machine skips this check).
+    let first = app.get("/api/v1/me").bearer(&short).send().await;
+    if start.elapsed() < std::time::Duration::from_millis(900) {
+        first.expect(200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    expect_invalid_token(&app.get("/api/v1/me").bearer(&short).send().await);
+    // The token that created it is unaffected.
+    app.get("/api/v1/me")
+        .bearer(&token)
+        .send()
+        .await
+        .expect(200);
+}
+
+async fn wrong_kind_is_insufficient_scope(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let sk_all = app.client(ClientKind::Secret, &["*"], &[]).await.1;
+    let (_, ut) = app.customer("kind@example.com").await;
+
+    // A publishable key on user-token routes.
+    expect_insufficient_scope(
+        &app.get("/api/v1/me").bearer(&pk).send().await,
+        "profile:read",
+    );
+    expect_insufficient_scope(
+        &app.get("/api/v1/me/orders").bearer(&pk).send().await,
+        "orders:read",
+    );
+    // A secret key with every ability is still not a user token.
+    expect_insufficient_scope(
+        &app.get("/api/v1/me").bearer(&sk_all).send().await,
+        "profile:read",
+    );
+    expect_insufficient_scope(
+        &app.post("/api/v1/orders")
+            .bearer(&sk_all)
+            .json(json!({"items": []}))
+            .send()
+            .await,
+        "orders:write",
+    );
+    // A user token cannot register customers, log in or administer.
+    expect_insufficient_scope(
+        &app.post("/api/v1/customers")
+            .bearer(&ut)
+            .json(json!({"email": "x@example.com", "password": PASSWORD, "name": "X"}))
+            .send()
+            .await,
+        "customers:create",
+    );
+    expect_insufficient_scope(
+        &app.post("/api/v1/auth/login")
+            .bearer(&ut)
+            .json(json!({"email": "kind@example.com", "password": PASSWORD}))
+            .send()
+            .await,
+        "auth:login",
+    );
+    expect_insufficient_scope(
+        &app.get("/api/v1/admin/clients").bearer(&ut).send().await,
+        "admin",
+    );
+    // Logout accepts any user token, but only user tokens.
+    for key in [&pk, &sk_all] {
+        let res = app.post("/api/v1/auth/logout").bearer(key).send().await;
+        res.expect_problem(403, "insufficient_scope");
+        let challenge = res.header("www-authenticate").unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="jeton", error="insufficient_scope""#),
+            "{challenge}"
+        );
+    }
+}
+
+async fn missing_ability_is_insufficient_scope(app: TestApp) {
+    // Keys of an accepted kind, without the ability the route needs.
+    let pk_login_only = app
+        .client(
+            ClientKind::Publishable,
+            &["auth:login"],
+            &["http://localhost:8080"],
+        )
+        .await
+        .1;
+    let sk_read_only = app
+        .client(ClientKind::Secret, &["products:read"], &[])
+        .await
+        .1;
+    let sk_nothing = app.client(ClientKind::Secret, &[], &[]).await.1;
+    expect_insufficient_scope(
+        &app.get("/api/v1/products")
+            .bearer(&pk_login_only)
+            .send()
+            .await,
+        "products:read",
+    );
+    expect_insufficient_scope(
+        &app.post("/api/v1/customers")
+            .bearer(&pk_login_only)
+            .json(json!({"email": "a@example.com", "password": PASSWORD, "name": "A"}))
+            .send()
+            .await,
+        "customers:create",
+    );
+    expect_insufficient_scope(
+        &app.post("/api/v1/auth/login")
+            .bearer(&sk_read_only)
+            .json(json!({"email": "a@example.com", "password": PASSWORD}))
+            .send()
+            .await,
+        "auth:login",
+    );
+    expect_insufficient_scope(
+        &app.get("/api/v1/products").bearer(&sk_nothing).send().await,
+        "products:read",
+    );
+
+    // A user token narrowed to products:read through POST /me/tokens.
+    let (_, ut) = app.customer("narrow@example.com").await;
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(&ut)
+        .json(json!({"name": "catalogue only", "abilities": ["products:read"]}))
+        .send()
+        .await;
+    res.expect(201);
+    let narrow = res.json()["token"].as_str().unwrap().to_owned();
+    app.get("/api/v1/products")
+        .bearer(&narrow)
+        .send()
+        .await
+        .expect(200);
+    for (method, path, ability) in [
+        (Method::GET, "/api/v1/me", "profile:read"),
+        (Method::GET, "/api/v1/me/orders", "orders:read"),
+        (Method::GET, "/api/v1/me/tokens", "tokens:manage"),
+        (Method::DELETE, "/api/v1/me/tokens", "tokens:manage"),
+    ] {
+        expect_insufficient_scope(&app.req(method, path).bearer(&narrow).send().await, ability);
+    }
+    expect_insufficient_scope(
+        &app.post("/api/v1/orders")
+            .bearer(&narrow)
+            .json(json!({"items": []}))
+            .send()
+            .await,
+        "orders:write",
+    );
+    // The narrowed token was not revoked by DELETE /me/tokens above.
+    app.get("/api/v1/me").bearer(&ut).send().await.expect(200);
+}
+
+async fn user_token_with_star_is_capped_by_the_user_ceiling(app: TestApp) {
+    let (customer_id, _) = app.customer("star@example.com").await;
+    let star = user_token_in_store(&app, &customer_id, &["*"], None).await;
+    app.get("/api/v1/me").bearer(&star).send().await.expect(200);
+    for (method, path) in [
+        (Method::GET, "/api/v1/admin/clients"),
+        (Method::POST, "/api/v1/admin/products"),
+    ] {
+        let req = app.req(method.clone(), path).bearer(&star);
+        let req = if method == Method::POST {
+            req.json(json!({}))
+        } else {
+            req
+        };
+        expect_insufficient_scope(&req.send().await, "admin");
+    }
+    expect_insufficient_scope(
+        &app.post("/api/v1/customers")
+            .bearer(&star)
+            .json(json!({"email": "s2@example.com", "password": PASSWORD, "name": "S"}))
+            .send()
+            .await,
+        "customers:create",
+    );
+}
+
+// ================================================================ access matrix
+
+on_both_databases!(
+    publishable_key_reaches_only_storefront_routes,
+    user_token_cannot_reach_admin,
+    secret_key_without_admin_cannot_reach_admin,
+    secret_key_with_admin_reaches_admin,
+    route_table_denies_by_default,
+    route_table_matches_the_spec,
+);
+
+/// Every admin route of the table, concrete.
+fn admin_rows(app: &TestApp) -> Vec<(Method, String)> {
+    let state = AppState::new(app.db.clone(), Config::default());
+    let rows: Vec<(Method, String)> = routes::api(&state)
+        .entries()
+        .iter()
+        .filter(|e| e.path.starts_with("/admin/"))
+        .map(|e| (e.method.clone(), e.path.to_owned()))
+        .collect();
+    assert_eq!(rows.len(), 8, "the spec lists eight admin routes");
+    rows
+}
+
+async fn publishable_key_reaches_only_storefront_routes(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.get("/api/v1/products")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect(200);
+    expect_insufficient_scope(
+        &app.get("/api/v1/me").bearer(&pk).send().await,
+        "profile:read",
+    );
+    expect_insufficient_scope(
+        &app.get("/api/v1/me/orders").bearer(&pk).send().await,
+        "orders:read",
+    );
+    expect_insufficient_scope(
+        &app.post("/api/v1/orders")
+            .bearer(&pk)
+            .json(json!({"items": []}))
+            .send()
+            .await,
+        "orders:write",
+    );
+    // Even one created in the store with `*`.
+    let pk_star = app
+        .client(ClientKind::Publishable, &["*"], &["http://localhost:8080"])
+        .await
+        .1;
+    for key in [&pk, &pk_star] {
+        for (method, path) in admin_rows(&app) {
+            let res = table_request(&app, &method, &path).bearer(key).send().await;
+            expect_insufficient_scope(&res, "admin");
+        }
+    }
+}
+
+async fn user_token_cannot_reach_admin(app: TestApp) {
+    let (_, ut) = app.customer("ut@example.com").await;
+    for (method, path) in admin_rows(&app) {
+        let res = table_request(&app, &method, &path).bearer(&ut).send().await;
+        expect_insufficient_scope(&res, "admin");
+    }
+}
+
+async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
+    let sk = app.client(ClientKind::Secret, &ALL_BUT_ADMIN, &[]).await.1;
+    app.get("/api/v1/products")
+        .bearer(&sk)
+        .send()
+        .await
+        .expect(200);
+    for (method, path) in admin_rows(&app) {
+        let res = table_request(&app, &method, &path).bearer(&sk).send().await;
+        expect_insufficient_scope(&res, "admin");
+    }
+}
+
+async fn secret_key_with_admin_reaches_admin(app: TestApp) {
+    let star = app.client(ClientKind::Secret, &["*"], &[]).await.1;
+    for admin in [app.admin_key().await, star] {
+        app.get("/api/v1/admin/clients")
+            .bearer(&admin)
+            .send()
+            .await
+            .expect(200);
+        let sku = format!("SKU-{}", jeton::domain::ids::new_id());
+        let res = app
+            .post("/api/v1/admin/products")
+            .bearer(&admin)
+            .json(json!({"sku": sku, "name": "Mug", "price": {"amount": 100, "currency": "EUR"}, "stock": 1}))
+            .send()
+            .await;
+        res.expect(201);
+        let id = res.json()["id"].as_str().unwrap().to_owned();
+        app.patch(&format!("/api/v1/admin/products/{id}"))
+            .bearer(&admin)
+            .json(json!({"stock": 7}))
+            .send()
+            .await
+            .expect(200);
+        assert_eq!(app.stock(&id).await, 7);
+        // Every admin route with a fresh id gets past the guard: whatever
+        // the handler says, it is not an authentication refusal.
+        for (method, path) in admin_rows(&app) {
+            let res = table_request(&app, &method, &path)
+                .bearer(&admin)
+                .send()
+                .await;
+            assert!(
+                !matches!(res.status.as_u16(), 401 | 403) && res.status.as_u16() < 500,
+                "{method} {path}: {} {}",
+                res.status,
+                res.text()
+            );
+        }
+    }
+}
+
+/// Spec §6, row by row: method, path, accepted kinds, ability.
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 21] = [
+    ("GET", "/products", "pk | sk | ut", Some("products:read")),
+    (
+        "GET",
+        "/products/{id}",
+        "pk | sk | ut",
+        Some("products:read"),
+    ),
+    ("POST", "/customers", "pk | sk", Some("customers:create")),
+    ("POST", "/auth/login", "pk | sk", Some("auth:login")),
+    ("POST", "/auth/logout", "ut", None),
+    ("GET", "/me", "ut", Some("profile:read")),
+    ("GET", "/me/tokens", "ut", Some("tokens:manage")),
+    ("POST", "/me/tokens", "ut", Some("tokens:manage")),
+    ("DELETE", "/me/tokens/{id}", "ut", Some("tokens:manage")),
+    ("DELETE", "/me/tokens", "ut", Some("tokens:manage")),
+    ("POST", "/orders", "ut", Some("orders:write")),
+    ("GET", "/me/orders", "ut", Some("orders:read")),
+    ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
+    ("POST", "/admin/products", "sk", Some("admin")),
+    ("PATCH", "/admin/products/{id}", "sk", Some("admin")),
+    ("POST", "/admin/clients", "sk", Some("admin")),
+    ("GET", "/admin/clients", "sk", Some("admin")),
+    ("GET", "/admin/clients/{id}", "sk", Some("admin")),
+    ("POST", "/admin/clients/{id}/keys", "sk", Some("admin")),
+    ("DELETE", "/admin/clients/{id}", "sk", Some("admin")),
+    (
+        "POST",
+        "/admin/customers/{id}/revoke-tokens",
+        "sk",
+        Some("admin"),
+    ),
+];
+
+async fn route_table_matches_the_spec(app: TestApp) {
+    let state = AppState::new(app.db.clone(), Config::default());
+    let table = routes::api(&state);
+    let mut actual: Vec<(String, String, String, Option<String>)> = table
+        .entries()
+        .iter()
+        .map(|e| {
+            (
+                e.method.to_string(),
+                e.path.to_owned(),
+                e.access.kinds.describe(),
+                e.access.ability.as_ref().map(ToString::to_string),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String, String, Option<String>)> = SPEC_ROUTES
+        .iter()
+        .map(|(m, p, k, a)| {
+            (
+                m.to_string(),
+                p.to_string(),
+                k.to_string(),
+                a.map(str::to_owned),
+            )
+        })
+        .collect();
+    actual.sort();
+    expected.sort();
+    assert_eq!(actual, expected);
+}
+
+async fn route_table_denies_by_default(app: TestApp) {
+    let state = AppState::new(app.db.clone(), Config::default());
+    let table = routes::api(&state);
+    let entries = table.entries();
+    assert_eq!(entries.len(), 21, "the spec lists 21 API routes");
+
+    // The strongest token of each kind: a wrong kind is refused whatever
+    // it holds.
+    let strongest = [
+        (
+            TokenKind::Publishable,
+            app.client(ClientKind::Publishable, &["*"], &["http://localhost:8080"])
+                .await
+                .1,
+        ),
+        (
+            TokenKind::Secret,
+            app.client(ClientKind::Secret, &["*"], &[]).await.1,
+        ),
+        (TokenKind::User, {
+            let (customer_id, _) = app.customer("table@example.com").await;
+            user_token_in_store(&app, &customer_id, &["*"], None).await
+        }),
+    ];
+    // A token of each kind holding nothing.
+    let powerless = [
+        (
+            TokenKind::Publishable,
+            app.client(ClientKind::Publishable, &[], &["http://localhost:8080"])
+                .await
+                .1,
+        ),
+        (
+            TokenKind::Secret,
+            app.client(ClientKind::Secret, &[], &[]).await.1,
+        ),
+        (TokenKind::User, {
+            let (customer_id, _) = app.customer("nothing@example.com").await;
+            user_token_in_store(&app, &customer_id, &[], None).await
+        }),
+    ];
+    let before = row_counts(&app).await;
+
+    let mut refused = 0;
+    for entry in entries {
+        let what = format!("{} {}", entry.method, entry.path);
+        let needed = entry.access.ability.as_ref().map(ToString::to_string);
+
+        // No token.
+        let res = table_request(&app, &entry.method, entry.path).send().await;
+        assert_eq!(res.status, 401, "{what}: {}", res.text());
+        expect_unauthenticated(&res);
+
+        // Every kind the row does not accept.
+        for (kind, token) in &strongest {
+            if entry.access.kinds.contains(*kind) {
+                continue;
+            }
+            refused += 1;
+            let res = table_request(&app, &entry.method, entry.path)
+                .bearer(token)
+                .send()
+                .await;
+            assert_eq!(res.status, 403, "{what} with {kind:?}: {}", res.text());
+            match &needed {
+                Some(ability) => expect_insufficient_scope(&res, ability),
+                None => {
+                    res.expect_problem(403, "insufficient_scope");
+                }
+            }
+        }
+
+        // Every kind the row accepts, without the ability.
+        if let Some(ability) = &needed {
+            for (kind, token) in &powerless {
+                if !entry.access.kinds.contains(*kind) {
+                    continue;
+                }
+                let res = table_request(&app, &entry.method, entry.path)
+                    .bearer(token)
+                    .send()
+                    .await;
+                assert_eq!(res.status, 403, "{what} with a powerless {kind:?}");
+                expect_insufficient_scope(&res, ability);
+            }
+        }
+
+        // An unknown token of each kind.
+        for kind in [TokenKind::Publishable, TokenKind::Secret, TokenKind::User] {
+            let res = table_request(&app, &entry.method, entry.path)
+                .bearer(PlainToken::generate(kind).expose_secret())
+                .send()
+                .await;
+            assert_eq!(res.status, 401, "{what} with an unknown {kind:?}");
+            expect_invalid_token(&res);
+        }
+    }
+    // pk: 17 rows, sk: 9 (the user-token rows), ut: 10 (the client-key rows).
+    assert_eq!(refused, 17 + 9 + 10, "wrong-kind refusals checked");
+    assert_eq!(row_counts(&app).await, before, "no refused request wrote");
+}
+
+// ================================================================ HTTP hygiene
+
+on_both_databases!(
+    malformed_json_is_400,
+    unknown_fields_are_422_naming_the_field,
+    wrong_or_missing_content_type_is_415,
+    body_over_one_mebibyte_is_413,
+    unsupported_method_is_405_with_allow,
+    unknown_path_is_404_problem,
+    every_response_has_request_id_and_nosniff,
+    responses_with_tokens_are_not_cached,
+    health_and_readiness,
+    openapi_lists_every_route,
+    docs_serve_html,
+    bad_inputs_write_nothing_and_never_500,
+);
+
+async fn malformed_json_is_400(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("json@example.com").await;
+    let admin = app.admin_key().await;
+    for body in [
+        &b"{"[..],
+        b"{\"email\": ",
+        b"{\"email\": \"a@example.com\",}",
+        b"not json",
+        b"{} {}",
+        b"{\"a\": 1} trailing",
+        b"",
+        b"\xff\xfe",
+    ] {
+        for (path, token) in [
+            ("/api/v1/customers", &pk),
+            ("/api/v1/orders", &ut),
+            ("/api/v1/admin/products", &admin),
+        ] {
+            let res = app
+                .post(path)
+                .bearer(token)
+                .raw("application/json", body.to_vec())
+                .send()
+                .await;
+            res.expect_problem(400, "malformed_json");
+            assert!(!res.text().contains(token.as_str()));
+        }
+    }
+}
+
+async fn unknown_fields_are_422_naming_the_field(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (customer_id, ut) = app.customer("fields@example.com").await;
+    let admin = app.admin_key().await;
+    let product = app.product("F-1", 500, "EUR", 10).await;
+
+    // `customer_id` on registration.
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "b@example.com", "password": PASSWORD, "name": "B", "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+
+    // A price on an order line, under either name.
+    for field in ["unit_price", "price"] {
+        let res = app
+            .post("/api/v1/orders")
+            .bearer(&ut)
+            .json(json!({"items": [{"product_id": product.id, "quantity": 1, field: 1}]}))
+            .send()
+            .await;
+        expect_field_error(&res, field);
+    }
+    // `customer_id` or `total` on the order itself.
+    for field in ["customer_id", "total"] {
+        let res = app
+            .post("/api/v1/orders")
+            .bearer(&ut)
+            .json(json!({"items": [{"product_id": product.id, "quantity": 1}], field: 1}))
+            .send()
+            .await;
+        expect_field_error(&res, field);
+    }
+    // Elsewhere: login, personal tokens, admin products.
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "fields@example.com", "password": PASSWORD, "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(&ut)
+        .json(json!({"name": "t", "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+    let res = app
+        .post("/api/v1/admin/products")
+        .bearer(&admin)
+        .json(json!({"sku": "F-2", "name": "F", "price": {"amount": 1, "currency": "EUR"}, "stock": 1, "id": "x"}))
+        .send()
+        .await;
+    expect_field_error(&res, "id");
+
+    // Nothing was used: the order did not happen, the stock is untouched.
+    assert_eq!(app.stock(&product.id).await, 10);
+    let res = app.get("/api/v1/me/orders").bearer(&ut).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"], json!([]));
+}
+
+async fn wrong_or_missing_content_type_is_415(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("ct@example.com").await;
+    let product = app.product("CT-1", 500, "EUR", 10).await;
+    let register =
+        serde_json::to_vec(&json!({"email": "c@example.com", "password": PASSWORD, "name": "C"}))
+            .unwrap();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("text/json"),
+        Some("application/xml"),
+        None,
+    ] {
+        let req = app.post("/api/v1/customers").bearer(&pk);
+        let req = match content_type {
+            Some(ct) => req.raw(ct, register.clone()),
+            // A body without any Content-Type.
+            None => req
+                .raw("application/json", register.clone())
+                .without_content_type(),
+        };
+        let res = req.send().await;
+        res.expect_problem(415, "unsupported_media_type");
+    }
+    // A form-encoded login is refused too, not parsed.
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .raw(
+            "application/x-www-form-urlencoded",
+            "email=ct%40example.com&password=correct+horse+battery",
+        )
+        .send()
+        .await;
+    res.expect_problem(415, "unsupported_media_type");
+    // An order without a Content-Type.
+    let order =
+        serde_json::to_vec(&json!({"items": [{"product_id": product.id, "quantity": 1}]})).unwrap();
+    let res = app
+        .post("/api/v1/orders")
+        .bearer(&ut)
+        .raw("application/json", order)
+        .without_content_type()
+        .send()
+        .await;
+    res.expect_problem(415, "unsupported_media_type");
+    assert_eq!(app.stock(&product.id).await, 10);
+    // The JSON type with parameters is fine.
+    app.post("/api/v1/customers")
+        .bearer(&pk)
+        .raw("application/json; charset=utf-8", register)
+        .send()
+        .await
+        .expect(201);
+}
+
+async fn body_over_one_mebibyte_is_413(app: TestApp) {
+    const MIB: usize = 1024 * 1024;
+    let pk = app.publishable_key().await;
+    let admin = app.admin_key().await;
+    // A syntactically valid body of exactly `len` bytes.
+    let body_of = |len: usize| {
+        let head =
+            br#"{"email": "big@example.com", "password": "correct horse battery", "name": ""#;
+        let tail = br#""}"#;
+        let mut body = head.to_vec();
+        body.resize(len - tail.len(), b'x');
+        body.extend_from_slice(tail);
+        assert_eq!(body.len(), len);
+        body
+    };
+    for len in [MIB + 1, MIB + 4096, 3 * MIB] {
+        let res = app
+            .post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("application/json", body_of(len))
+            .send()
+            .await;
+        res.expect_problem(413, "payload_too_large");
+        let res = app
+            .post("/api/v1/admin/products")
+            .bearer(&admin)
+            .raw("application/json", body_of(len))
+            .send()
+            .await;
+        res.expect_problem(413, "payload_too_large");
+    }
+    // Exactly 1 MiB is read (and then refused for the long name, not size).
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .raw("application/json", body_of(MIB))
+        .send()
+        .await;
+    expect_field_error(&res, "name");
+    assert_eq!(
+        row_counts(&app)
+            .await
+            .into_iter()
+            .find(|(t, _)| *t == "customers")
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+async fn unsupported_method_is_405_with_allow(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (_, ut) = app.customer("m@example.com").await;
+    let allow_set = |res: &Res| -> HashSet<String> {
+        res.header("allow")
+            .unwrap_or_else(|| panic!("a 405 has Allow: {:?}", res.headers))
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
+    };
+    for (method, path, token, allowed) in [
+        (Method::PUT, "/api/v1/products", &admin, &["GET"][..]),
+        (Method::DELETE, "/api/v1/products", &admin, &["GET"]),
+        (Method::DELETE, "/api/v1/orders", &ut, &["POST"]),
+        (Method::GET, "/api/v1/orders", &ut, &["POST"]),
+        (
+            Method::PATCH,
+            "/api/v1/me/tokens",
+            &ut,
+            &["GET", "POST", "DELETE"],
+        ),
+        (Method::PUT, "/api/v1/admin/products", &admin, &["POST"]),
+        (Method::POST, "/healthz", &admin, &["GET"]),
+    ] {
+        let res = app.req(method.clone(), path).bearer(token).send().await;
+        res.expect_problem(405, "method_not_allowed");
+        let allow = allow_set(&res);
+        for m in allowed {
+            assert!(
+                allow.contains(*m),
+                "{method} {path}: Allow {allow:?} lists {m}"
+            );
+        }
+        assert!(
+            !allow.contains(method.as_str()),
+            "{method} {path}: Allow {allow:?} does not list the refused method"
+        );
+    }
+}
+
+async fn unknown_path_is_404_problem(app: TestApp) {
+    let admin = app.admin_key().await;
+    let pk = app.publishable_key().await;
+    for path in [
+        "/api/v1/nope",
+        "/api/v1/admin/nope",
+        "/api/v2/products",
+        "/nope",
+    ] {
+        let res = app.get(path).bearer(&admin).send().await;
+        res.expect_problem(404, "not_found");
+    }
+    app.get("/nope")
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+    // An unknown id on a real route is the same problem.
+    let id = jeton::domain::ids::new_id();
+    app.get(&format!("/api/v1/products/{id}"))
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+}
+
+async fn every_response_has_request_id_and_nosniff(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("rid@example.com").await;
+    let mut responses = vec![
+        app.get("/api/v1/products").bearer(&pk).send().await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"email": "r2@example.com", "password": PASSWORD, "name": "R"}))
+            .send()
+            .await,
+        app.get("/api/v1/me").bearer(&ut).send().await,
+        app.get("/api/v1/products").send().await,
+        app.get("/api/v1/products").bearer("nope").send().await,
+        app.get("/api/v1/products")
+            .header("authorization", "Bearer")
+            .send()
+            .await,
+        app.get("/api/v1/me").bearer(&pk).send().await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("application/json", "{")
+            .send()
+            .await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("text/plain", "{}")
+            .send()
+            .await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"x": 1}))
+            .send()
+            .await,
+        app.req(Method::PUT, "/api/v1/products")
+            .bearer(&pk)
+            .send()
+            .await,
+        app.get("/api/v1/nope").bearer(&pk).send().await,
+        app.get("/nope").send().await,
+        app.get("/healthz").send().await,
+        app.get("/readyz").send().await,
+        app.get("/openapi.json").send().await,
+    ];
+    // The same request twice gets two ids.
+    responses.push(app.get("/healthz").send().await);
+    let statuses: HashSet<u16> = responses.iter().map(|r| r.status.as_u16()).collect();
+    for status in [200, 201, 400, 401, 403, 404, 405, 415, 422] {
+        assert!(statuses.contains(&status), "covers {status}: {statuses:?}");
+    }
+    let mut ids = HashSet::new();
+    for res in &responses {
+        assert!(res.status.as_u16() < 500, "{}", res.text());
+        let id = res
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("X-Request-Id on a {}", res.status));
+        assert!(!id.is_empty());
+        assert!(ids.insert(id.clone()), "request ids are unique: {id}");
+        assert_eq!(
+            res.header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "nosniff on a {}",
+            res.status
+        );
+    }
+}
+
+async fn responses_with_tokens_are_not_cached(app: TestApp) {
+    let admin = app.admin_key().await;
+    let pk = app.publishable_key().await;
+    app.register(&pk, "cache@example.com", PASSWORD).await;
+    let no_store = |res: &Res, what: &str| {
+        let value = res
+            .header("cache-control")
+            .unwrap_or_else(|| panic!("{what} has Cache-Control"));
+        assert!(
+            value
+                .split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-store")),
+            "{what}: Cache-Control {value}"
+        );
+    };
+
+    let login = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "cache@example.com", "password": PASSWORD, "device_name": "d"}))
+        .send()
+        .await;
+    login.expect(201);
+    no_store(&login, "login");
+    let ut = login.json()["token"].as_str().unwrap().to_owned();
+
+    let personal = app
+        .post("/api/v1/me/tokens")
+        .bearer(&ut)
+        .json(json!({"name": "cli"}))
+        .send()
+        .await;
+    personal.expect(201);
+    no_store(&personal, "POST /me/tokens");
+
+    let client = app
+        .post("/api/v1/admin/clients")
+        .bearer(&admin)
+        .json(json!({"name": "Backend", "kind": "secret", "abilities": ["products:read"]}))
+        .send()
+        .await;
+    client.expect(201);
+    no_store(&client, "POST /admin/clients");
+    let client_id = client.json()["client"]["id"].as_str().unwrap().to_owned();
+
+    let rotated = app
+        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
+        .bearer(&admin)
+        .json(json!({}))
+        .send()
+        .await;
+    rotated.expect(201);
+    no_store(&rotated, "rotation");
+    assert!(
+        rotated.json()["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("jt_sk_")
+    );
+}
+
+async fn health_and_readiness(app: TestApp) {
+    app.get("/healthz").send().await.expect(200);
+    app.get("/readyz").send().await.expect(200);
+}
+
+async fn openapi_lists_every_route(app: TestApp) {
+    let res = app.get("/openapi.json").send().await;
+    res.expect(200);
+    let content_type = res.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let doc = res.json();
+    let version = doc["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1"), "OpenAPI 3.1, got {version}");
+    let paths = doc["paths"].as_object().expect("paths");
+
+    let state = AppState::new(app.db.clone(), Config::default());
+    let table = routes::api(&state);
+    assert!(!table.entries().is_empty());
+    for entry in table.entries() {
+        let path = format!("/api/v1{}", entry.path);
+        let item = paths
+            .get(&path)
+            .unwrap_or_else(|| panic!("{path} is documented; have {:?}", paths.keys()));
+        let method = entry.method.as_str().to_lowercase();
+        assert!(
+            item.get(&method).is_some(),
+            "{} {path} is documented",
+            entry.method
+        );
+    }
+    // And nothing that is not served.
+    let served: HashSet<String> = table
+        .entries()
+        .iter()
+        .map(|e| format!("/api/v1{}", e.path))
+        .collect();
+    for path in paths.keys() {
+        assert!(served.contains(path), "{path} is documented but not served");
+    }
+}
+
+async fn docs_serve_html(app: TestApp) {
+    let mut path = "/docs".to_owned();
+    let mut hops = 0;
+    let res = loop {
+        let res = app.get(&path).send().await;
+        if res.status.is_redirection() {
+            hops += 1;
+            assert!(hops <= 3, "too many redirects");
+            let location = res.header("location").expect("a redirect has Location");
+            path = if location.starts_with('/') {
+                location
+            } else {
+                format!("/docs/{location}")
+            };
+            continue;
+        }
+        break res;
+    };
+    res.expect(200);
+    let content_type = res.header("content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(res.text().to_lowercase().contains("<html"));
+    let res = app.get("/docs/").send().await;
+    res.expect(200);
+    assert!(
+        res.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+}
+
+async fn bad_inputs_write_nothing_and_never_500(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let admin = app.admin_key().await;
+    let (_, ut) = app.customer("bad@example.com").await;
+    let product = app.product("BAD-1", 500, "EUR", 10).await;
+    let before = row_counts(&app).await;
+
+    let good_bodies: [(&str, &String, Value); 5] = [
+        (
+            "/api/v1/customers",
+            &pk,
+            json!({"email": "new@example.com", "password": PASSWORD, "name": "New"}),
+        ),
+        (
+            "/api/v1/orders",
+            &ut,
+            json!({"items": [{"product_id": product.id, "quantity": 1}]}),
+        ),
+        (
+            "/api/v1/admin/products",
+            &admin,
+            json!({"sku": "BAD-2", "name": "B", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+        ),
+        (
+            "/api/v1/admin/clients",
+            &admin,
+            json!({"name": "C", "kind": "secret", "abilities": ["products:read"]}),
+        ),
+        ("/api/v1/me/tokens", &ut, json!({"name": "t"})),
+    ];
+    let mut statuses = Vec::new();
+    for (path, token, good) in &good_bodies {
+        let good_bytes = serde_json::to_vec(good).unwrap();
+        let mut with_extra = good.clone();
+        with_extra["customer_id"] = json!("someone-else");
+        let mut oversized = good_bytes.clone();
+        oversized.truncate(oversized.len() - 1);
+        oversized.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+        oversized.push(b'}');
+        let requests = vec![
+            app.post(path).bearer(token).raw("application/json", "{"),
+            app.post(path).bearer(token).json(with_extra),
+            app.post(path)
+                .bearer(token)
+                .raw("text/plain", good_bytes.clone()),
+            app.post(path)
+                .bearer(token)
+                .raw("application/x-www-form-urlencoded", good_bytes.clone()),
+            app.post(path)
+                .bearer(token)
+                .raw("application/json", good_bytes.clone())
+                .without_content_type(),
+            app.post(path)
+                .bearer(token)
+                .raw("application/json", oversized),
+            app.post(path).json(good.clone()),
+            app.post(path)
+                .bearer(PlainToken::generate(TokenKind::Secret).expose_secret())
+                .json(good.clone()),
+            app.post(path)
+                .bearer(&with_bad_checksum(token))
+                .json(good.clone()),
+            app.post(path)
+                .header("authorization", "Bearer")
+                .json(good.clone()),
+            app.post(&format!("{path}?access_token={token}"))
+                .bearer(token)
+                .json(good.clone()),
+            app.post(path)
+                .bearer(token)
+                .bearer(token)
+                .json(good.clone()),
+            app.post(path)
+                .header("authorization", &format!("Basic {token}"))
+                .json(good.clone()),
+        ];
+        for req in requests {
+            let res = req.send().await;
+            assert!(
+                (400..500).contains(&res.status.as_u16()),
+                "POST {path}: {} {}",
+                res.status,
+                res.text()
+            );
+            assert!(!res.text().contains(token.as_str()), "no token echoed");
+            statuses.push(res.status.as_u16());
+        }
+    }
+    for status in [400, 401, 413, 415, 422] {
+        assert!(statuses.contains(&status), "covers {status}");
+    }
+    assert_eq!(row_counts(&app).await, before, "no bad input wrote");
+    assert_eq!(app.stock(&product.id).await, 10);
+}
+
+// The `abilities` module lists the user ceiling this file assumes.
+#[test]
+fn user_abilities_match_the_user_ceiling() {
+    let ceiling = abilities::user_ceiling();
+    let mut names: Vec<&str> = ceiling.iter().map(|a| a.as_str()).collect();
+    names.sort_unstable();
+    let mut expected = USER_ABILITIES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+}
