@@ -138,6 +138,8 @@ mod tests {
             client_id: "c".into(),
             key_id: "k".into(),
             abilities: set(abilities),
+            allowed_origins: Vec::new(),
+            limits: Default::default(),
         })
     }
 
@@ -172,6 +174,8 @@ mod tests {
             client_id: "c".into(),
             key_id: "k".into(),
             abilities: set("*"),
+            allowed_origins: Vec::new(),
+            limits: Default::default(),
         });
         assert!(access.check(&secret, &ceilings()).is_ok());
     }

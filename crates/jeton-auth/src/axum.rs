@@ -1,36 +1,131 @@
 //! The route guard and the typed extractors.
 //!
-//! The guard runs as a route layer: it authenticates, checks the route's
-//! [`Access`], and puts the [`Principal`] in the request extensions. The
-//! extractors take it out again, typed: a handler that asks for [`User`] gets
-//! a [`UserPrincipal`] or the request never reaches it. An extractor used on
-//! a route without a guard refuses the request (deny by default).
+//! The guard runs as a route layer: it authenticates, checks the origin,
+//! the rate limits and the route's [`Access`], and puts the [`Principal`] in
+//! the request extensions. The extractors take it out again, typed: a handler
+//! that asks for [`User`] gets a [`UserPrincipal`] or the request never
+//! reaches it. An extractor used on a route without a guard refuses the
+//! request (deny by default).
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{FromRequestParts, Request, State},
-    http::request::Parts,
+    http::{header::ORIGIN, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 use crate::{
     Access, AuthError, Ceilings, ClientPrincipal, Principal, TokenStore, UserPrincipal, Verifier,
+    client_ip::ClientIp,
+    origin,
+    rate_limit::{self, RateLimitStatus, RateLimiter},
+    store::Refusal,
 };
 
-/// The state of one route's guard.
+/// How often the same refusal of the same key is recorded at most.
+const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything the guards of an app share: one per process.
+pub struct Gate<S> {
+    pub verifier: Verifier<S>,
+    pub ceilings: Ceilings,
+    pub limiter: RateLimiter,
+    /// When each (key, code) refusal was last recorded.
+    recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
+}
+
+impl<S: TokenStore> Gate<S> {
+    pub fn new(verifier: Verifier<S>, ceilings: Ceilings) -> Gate<S> {
+        Gate {
+            verifier,
+            ceilings,
+            limiter: RateLimiter::new(),
+            recorded_refusals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Authenticates and authorizes a request for a route with `access`.
+    /// On success the principal is in the request extensions and the rate
+    /// limit status (if a limit applies) is returned for the headers.
+    pub async fn admit(
+        &self,
+        parts: &mut Parts,
+        access: &Access,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
+        let principal = self.verifier.authenticate(parts).await?;
+        let client_ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
+        let origin_header = parts.headers.get(ORIGIN);
+        if let Err(error) = origin::check(&principal, origin_header) {
+            let origin = origin_header
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            self.record_refusal(&principal, &error, origin, client_ip)
+                .await;
+            return Err(error);
+        }
+        let status = match principal.client() {
+            Some(client) => self
+                .limiter
+                .check(&client.client_id, client.limits, client_ip)?,
+            None => None,
+        };
+        access.check(&principal, &self.ceilings)?;
+        parts.extensions.insert(principal);
+        Ok(status)
+    }
+
+    async fn record_refusal(
+        &self,
+        principal: &Principal,
+        error: &AuthError,
+        origin: Option<String>,
+        client_ip: Option<std::net::IpAddr>,
+    ) {
+        let Some(client) = principal.client() else {
+            return;
+        };
+        let key = (client.key_id.clone(), error.code());
+        let now = Instant::now();
+        {
+            let mut recorded = self.recorded_refusals.lock().expect("refusal log lock");
+            if recorded
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL)
+            {
+                return;
+            }
+            if recorded.len() > 10_000 {
+                recorded.retain(|_, at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL);
+            }
+            recorded.insert(key, now);
+        }
+        let refusal = Refusal {
+            principal: principal.clone(),
+            code: error.code(),
+            origin,
+            client_ip,
+        };
+        self.verifier.store().record_refusal(refusal).await;
+    }
+}
+
+/// The state of one route's guard: the shared gate and the route's row of
+/// the access table.
 pub struct Guard<S> {
-    pub verifier: Arc<Verifier<S>>,
-    pub ceilings: Arc<Ceilings>,
+    pub gate: Arc<Gate<S>>,
     pub access: Access,
 }
 
 impl<S> Clone for Guard<S> {
     fn clone(&self) -> Self {
         Guard {
-            verifier: Arc::clone(&self.verifier),
-            ceilings: Arc::clone(&self.ceilings),
+            gate: Arc::clone(&self.gate),
             access: self.access.clone(),
         }
     }
@@ -44,17 +139,13 @@ where
     E: From<AuthError> + IntoResponse,
 {
     let (mut parts, body) = request.into_parts();
-    let outcome = match guard.verifier.authenticate(&parts).await {
-        Ok(principal) => guard
-            .access
-            .check(&principal, &guard.ceilings)
-            .map(|()| principal),
-        Err(error) => Err(error),
-    };
-    match outcome {
-        Ok(principal) => {
-            parts.extensions.insert(principal);
-            next.run(Request::from_parts(parts, body)).await
+    match guard.gate.admit(&mut parts, &guard.access).await {
+        Ok(status) => {
+            let mut response = next.run(Request::from_parts(parts, body)).await;
+            if let Some(status) = status {
+                rate_limit::set_headers(response.headers_mut(), status);
+            }
+            response
         }
         Err(error) => E::from(error).into_response(),
     }

@@ -54,8 +54,14 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(resolve(ip("203.0.113.9"), &headers("1.2.3.4"), &trusted), ip("203.0.113.9"));
-        assert_eq!(resolve(ip("203.0.113.9"), &headers("1.2.3.4"), &[]), ip("203.0.113.9"));
+        assert_eq!(
+            resolve(ip("203.0.113.9"), &headers("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            resolve(ip("203.0.113.9"), &headers("1.2.3.4"), &[]),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -64,7 +70,13 @@ mod tests {
         // The client forged the leftmost entry; the rightmost untrusted one counts.
         let xff = headers("6.6.6.6, 198.51.100.7, 10.0.0.2");
         assert_eq!(resolve(ip("10.0.0.1"), &xff, &trusted), ip("198.51.100.7"));
-        assert_eq!(resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted), ip("10.0.0.1"));
-        assert_eq!(resolve(ip("10.0.0.1"), &headers("garbage"), &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &headers("garbage"), &trusted),
+            ip("10.0.0.1")
+        );
     }
 }

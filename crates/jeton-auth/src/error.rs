@@ -10,6 +10,12 @@
 //!   all of them, so a caller learns nothing about which.
 //! - [`AuthError::InsufficientScope`]: authenticated, but the route does not
 //!   accept this kind of token or it lacks the ability.
+//! - [`AuthError::OriginNotAllowed`]: a publishable key used from a website
+//!   its client does not allow (403, no challenge: the token is fine).
+//! - [`AuthError::SecretKeyInBrowser`]: a secret key arrived with an `Origin`
+//!   header, so it has leaked into browser code (403, recorded).
+//! - [`AuthError::RateLimited`]: the key or the key and client IP are over
+//!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
 
 use axum::{
@@ -30,6 +36,17 @@ pub enum AuthError {
     InvalidToken,
     #[error("this token is not allowed to do this")]
     InsufficientScope { scope: Option<String> },
+    #[error("this publishable key may not be used from this origin")]
+    OriginNotAllowed,
+    #[error(
+        "secret keys are for servers; this one was sent by a browser and must be considered leaked: rotate it"
+    )]
+    SecretKeyInBrowser,
+    #[error("too many requests; retry after {retry_after_seconds} s")]
+    RateLimited {
+        limit: u32,
+        retry_after_seconds: u64,
+    },
     #[error("the token store is unavailable")]
     Unavailable,
 }
@@ -39,7 +56,10 @@ impl AuthError {
         match self {
             AuthError::Unauthenticated | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            AuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            AuthError::InsufficientScope { .. }
+            | AuthError::OriginNotAllowed
+            | AuthError::SecretKeyInBrowser => StatusCode::FORBIDDEN,
+            AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -51,6 +71,9 @@ impl AuthError {
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InvalidToken => "invalid_token",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::OriginNotAllowed => "origin_not_allowed",
+            AuthError::SecretKeyInBrowser => "secret_key_in_browser",
+            AuthError::RateLimited { .. } => "rate_limited",
             AuthError::Unavailable => "service_unavailable",
         }
     }
@@ -61,6 +84,9 @@ impl AuthError {
             AuthError::InvalidRequest(_) => "Invalid request",
             AuthError::InvalidToken => "Invalid token",
             AuthError::InsufficientScope { .. } => "Insufficient scope",
+            AuthError::OriginNotAllowed => "Origin not allowed",
+            AuthError::SecretKeyInBrowser => "Secret key used in a browser",
+            AuthError::RateLimited { .. } => "Rate limited",
             AuthError::Unavailable => "Service unavailable",
         }
     }
@@ -79,7 +105,10 @@ impl AuthError {
                     None => format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
                 });
             }
-            AuthError::Unavailable => return None,
+            AuthError::OriginNotAllowed
+            | AuthError::SecretKeyInBrowser
+            | AuthError::RateLimited { .. }
+            | AuthError::Unavailable => return None,
         };
         Some(format!("Bearer realm=\"{REALM}\", error=\"{error}\""))
     }
@@ -141,8 +170,25 @@ impl IntoResponse for AuthError {
                 HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
             );
         }
-        if self == AuthError::Unavailable {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            AuthError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AuthError::RateLimited {
+                limit,
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+                crate::rate_limit::set_headers(
+                    headers,
+                    crate::rate_limit::RateLimitStatus {
+                        limit,
+                        remaining: 0,
+                        reset_seconds: retry_after_seconds,
+                    },
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -13,15 +13,21 @@
 //! | [`store`]     | what the verifier needs from the app's storage              |
 //! | [`verify`]    | where a token is verified                                    |
 //! | [`access`]    | which kinds and ability a route accepts, and the check       |
+//! | [`origin`]    | origin binding of client keys                                |
+//! | [`rate_limit`]| per-key and per-IP limits                                    |
+//! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
 //! | [`axum`]      | the route guard middleware and the typed extractors          |
 //! | [`error`]     | every authentication outcome as one error type               |
 
 pub mod ability;
 pub mod access;
 pub mod axum;
+pub mod client_ip;
 pub mod error;
 pub mod header;
+pub mod origin;
 pub mod principal;
+pub mod rate_limit;
 pub mod store;
 pub mod token;
 pub mod verify;
@@ -30,6 +36,7 @@ pub use ability::{Ability, AbilitySet};
 pub use access::{Access, Ceilings, KindSet};
 pub use error::AuthError;
 pub use principal::{ClientPrincipal, Principal, UserPrincipal};
-pub use store::{StoreError, StoredCredential, TokenStore};
+pub use rate_limit::Limits;
+pub use store::{Refusal, StoreError, StoredCredential, TokenStore};
 pub use token::{HashedToken, PlainToken, TokenFormatError, TokenKind};
 pub use verify::Verifier;

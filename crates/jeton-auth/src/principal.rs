@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{AbilitySet, TokenKind};
+use crate::{AbilitySet, TokenKind, rate_limit::Limits};
 
 /// A client application, authenticated by one of its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,10 @@ pub struct ClientPrincipal {
     /// The key that was presented (a client has several while rotating).
     pub key_id: String,
     pub abilities: AbilitySet,
+    /// Publishable keys: the origins (`scheme://host[:port]`, or `*`) whose
+    /// pages may use the key.
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
 }
 
 /// A person, authenticated by a user token.

@@ -11,6 +11,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use governor::{
     NotUntil, Quota,
     clock::{Clock, DefaultClock, QuantaInstant},
@@ -20,9 +21,14 @@ use governor::{
 
 use crate::AuthError;
 
-type DirectLimiter = governor::RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
-type PerIpLimiter =
-    governor::RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+type DirectLimiter =
+    governor::RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+type PerIpLimiter = governor::RateLimiter<
+    IpAddr,
+    DefaultKeyedStateStore<IpAddr>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
 
 /// How many distinct IPs a client's per-IP limiter tracks before it drops
 /// the ones whose buckets are full again.
@@ -45,6 +51,23 @@ pub struct RateLimitStatus {
     pub reset_seconds: u64,
 }
 
+pub static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Sets `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+pub fn set_headers(headers: &mut HeaderMap, status: RateLimitStatus) {
+    headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(status.limit));
+    headers.insert(
+        RATELIMIT_REMAINING.clone(),
+        HeaderValue::from(status.remaining),
+    );
+    headers.insert(
+        RATELIMIT_RESET.clone(),
+        HeaderValue::from(status.reset_seconds),
+    );
+}
+
 struct ClientLimiters {
     limits: Limits,
     per_key: Option<DirectLimiter>,
@@ -59,8 +82,14 @@ impl ClientLimiters {
     fn new(limits: Limits) -> ClientLimiters {
         ClientLimiters {
             limits,
-            per_key: limits.per_key.and_then(quota).map(|q| governor::RateLimiter::direct(q).with_middleware()),
-            per_ip: limits.per_ip.and_then(quota).map(|q| governor::RateLimiter::keyed(q).with_middleware()),
+            per_key: limits
+                .per_key
+                .and_then(quota)
+                .map(|q| governor::RateLimiter::direct(q).with_middleware()),
+            per_ip: limits
+                .per_ip
+                .and_then(quota)
+                .map(|q| governor::RateLimiter::keyed(q).with_middleware()),
         }
     }
 }
@@ -97,18 +126,30 @@ impl RateLimiter {
         let limit = quota.burst_size().get();
         let remaining = snapshot.remaining_burst_capacity();
         let refill = quota.replenish_interval() * (limit - remaining.min(limit));
-        RateLimitStatus { limit, remaining, reset_seconds: seconds_ceil(refill) }
+        RateLimitStatus {
+            limit,
+            remaining,
+            reset_seconds: seconds_ceil(refill),
+        }
     }
 
     fn refused(&self, limit: u32, not_until: &NotUntil<QuantaInstant>) -> AuthError {
         let wait = not_until.wait_time_from(self.clock.now());
-        AuthError::RateLimited { limit, retry_after_seconds: seconds_ceil(wait).max(1) }
+        AuthError::RateLimited {
+            limit,
+            retry_after_seconds: seconds_ceil(wait).max(1),
+        }
     }
 
     /// Counts one request of `client_id` from `ip`. `Ok(None)`: no limit
     /// applies; `Ok(Some(status))`: allowed, with what is left;
     /// `Err(RateLimited)`: refused.
-    pub fn check(&self, client_id: &str, limits: Limits, ip: Option<IpAddr>) -> Result<Option<RateLimitStatus>, AuthError> {
+    pub fn check(
+        &self,
+        client_id: &str,
+        limits: Limits,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
         if limits == Limits::default() {
             return Ok(None);
         }
@@ -124,12 +165,16 @@ impl RateLimiter {
                 per_ip.retain_recent();
             }
             let limit = limits.per_ip.unwrap_or_default();
-            let snapshot = per_ip.check_key(&ip).map_err(|not_until| self.refused(limit, &not_until))?;
+            let snapshot = per_ip
+                .check_key(&ip)
+                .map_err(|not_until| self.refused(limit, &not_until))?;
             keep(self.status(&snapshot));
         }
         if let Some(per_key) = &limiters.per_key {
             let limit = limits.per_key.unwrap_or_default();
-            let snapshot = per_key.check().map_err(|not_until| self.refused(limit, &not_until))?;
+            let snapshot = per_key
+                .check()
+                .map_err(|not_until| self.refused(limit, &not_until))?;
             keep(self.status(&snapshot));
         }
         Ok(tightest)
@@ -143,15 +188,24 @@ mod tests {
     #[test]
     fn sixth_request_of_five_per_minute_is_refused() {
         let limiter = RateLimiter::new();
-        let limits = Limits { per_key: Some(5), per_ip: None };
+        let limits = Limits {
+            per_key: Some(5),
+            per_ip: None,
+        };
         for expected_remaining in (0..5).rev() {
             let status = limiter.check("c", limits, None).unwrap().unwrap();
             assert_eq!(status.limit, 5);
             assert_eq!(status.remaining, expected_remaining);
         }
         match limiter.check("c", limits, None) {
-            Err(AuthError::RateLimited { limit: 5, retry_after_seconds }) => {
-                assert!((1..=12).contains(&retry_after_seconds), "{retry_after_seconds}");
+            Err(AuthError::RateLimited {
+                limit: 5,
+                retry_after_seconds,
+            }) => {
+                assert!(
+                    (1..=12).contains(&retry_after_seconds),
+                    "{retry_after_seconds}"
+                );
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -162,7 +216,10 @@ mod tests {
     #[test]
     fn per_ip_limits_are_per_ip() {
         let limiter = RateLimiter::new();
-        let limits = Limits { per_key: Some(100), per_ip: Some(2) };
+        let limits = Limits {
+            per_key: Some(100),
+            per_ip: Some(2),
+        };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(limiter.check("c", limits, Some(a)).is_ok());
@@ -174,6 +231,11 @@ mod tests {
 
     #[test]
     fn no_limits_no_status() {
-        assert_eq!(RateLimiter::new().check("c", Limits::default(), None).unwrap(), None);
+        assert_eq!(
+            RateLimiter::new()
+                .check("c", Limits::default(), None)
+                .unwrap(),
+            None
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! What the verifier needs from storage. An app implements [`TokenStore`] on
 //! whatever it keeps credentials in; only SHA-256 hashes ever cross it.
 
-use std::future::Future;
+use std::{future::Future, net::IpAddr};
 
 use time::OffsetDateTime;
 
@@ -27,6 +27,17 @@ impl StoredCredential {
 #[error("the token store is unavailable: {0}")]
 pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
+/// A credential refused for where it was used from: the events an operator
+/// must hear about (a secret key in a browser means it has leaked).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub principal: Principal,
+    /// The problem code: `origin_not_allowed` or `secret_key_in_browser`.
+    pub code: &'static str,
+    pub origin: Option<String>,
+    pub client_ip: Option<IpAddr>,
+}
+
 pub trait TokenStore: Send + Sync + 'static {
     /// The live (not revoked) credential whose token hashes to `hash`, of the
     /// given kind. Revoked and unknown credentials are both `None`: callers
@@ -36,4 +47,12 @@ pub trait TokenStore: Send + Sync + 'static {
         kind: TokenKind,
         hash: &HashedToken,
     ) -> impl Future<Output = Result<Option<StoredCredential>, StoreError>> + Send;
+
+    /// Records a refusal (an audit event, a flag on the key). The guard calls
+    /// it at most once a minute per key and code, so a flood of refused
+    /// requests cannot become a flood of writes. The default does nothing.
+    fn record_refusal(&self, refusal: Refusal) -> impl Future<Output = ()> + Send {
+        let _ = refusal;
+        async {}
+    }
 }

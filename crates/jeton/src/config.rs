@@ -9,6 +9,9 @@ pub struct Config {
     pub user_token_ttl: time::Duration,
     /// Limits a new client gets when its creator leaves them out.
     pub limit_defaults: LimitDefaults,
+    /// Proxies whose `X-Forwarded-For` is believed. Empty: the socket peer
+    /// is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -20,6 +23,7 @@ impl Default for Config {
                 rate_limit_per_minute: Some(6000),
                 per_ip_rate_limit_per_minute: Some(300),
             },
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::{
         client::{ClientKind, NewClient, NewClientInput},
         ids::parse_id,
     },
-    store::{Db, clients::Client},
+    store::{Db, audit::Audit, clients::Client},
 };
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +33,8 @@ pub enum ClientCommand {
         /// Also revoke every user token issued through this client.
         #[arg(long)]
         revoke_user_tokens: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Issue a new key; older keys keep working for the grace period.
     Rotate {
@@ -87,10 +89,23 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     }
 }
 
+/// Warnings an operator must see: a key seen in a browser has leaked, and
+/// `*` lets any website use a publishable key.
+fn flags(client: &Client) -> String {
+    let mut flags = Vec::new();
+    if client.has_leaked_key() {
+        flags.push("LEAKED-KEY(seen in a browser: rotate)");
+    }
+    if client.allows_any_origin() {
+        flags.push("ANY-ORIGIN(*)");
+    }
+    flags.join(" ")
+}
+
 fn print_table(clients: &[Client]) {
     println!(
-        "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  NAME",
-        "ID", "KIND", "STATUS", "ABILITIES", "ORIGINS"
+        "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  {:<24}  FLAGS",
+        "ID", "KIND", "STATUS", "ABILITIES", "ORIGINS", "NAME"
     );
     for client in clients {
         let status = if client.revoked_at.is_some() {
@@ -99,13 +114,14 @@ fn print_table(clients: &[Client]) {
             "active"
         };
         println!(
-            "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  {}",
+            "{:<36}  {:<11}  {:<8}  {:<24}  {:<30}  {:<24}  {}",
             client.id,
             client.kind.as_str(),
             status,
             client.abilities.to_spaced(),
             client.allowed_origins.join(" "),
-            client.name
+            client.name,
+            flags(client)
         );
     }
 }
@@ -138,7 +154,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
                     anyhow::anyhow!("invalid client: {}", text.join("; "))
                 })?;
             let key = PlainToken::generate(new.kind.token_kind());
-            let client = db.create_client(&new, &key).await?;
+            let client = db.create_client(&new, &key, &Audit::cli()).await?;
             if args.json {
                 println!(
                     "{}",
@@ -175,13 +191,24 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Revoke {
             id,
             revoke_user_tokens,
+            json,
         } => {
             let revoked = match parse_id(&id) {
-                Some(id) => db.revoke_client(&id, revoke_user_tokens).await?,
+                Some(id) => {
+                    db.revoke_client(&id, revoke_user_tokens, &Audit::cli())
+                        .await?
+                }
                 None => false,
             };
             anyhow::ensure!(revoked, "no live client has the id {id}");
-            println!("revoked client {id}");
+            if json {
+                println!(
+                    "{}",
+                    json!({"client_id": id, "revoked": true, "revoked_user_tokens": revoke_user_tokens})
+                );
+            } else {
+                println!("revoked client {id}");
+            }
         }
         ClientCommand::Rotate { id, grace, json } => {
             let client = find(db, &id).await?;
@@ -190,7 +217,9 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
                 "the grace period cannot be negative"
             );
             let key = PlainToken::generate(client.kind.token_kind());
-            let rotated = db.rotate_client_key(&client.id, &key, grace).await?;
+            let rotated = db
+                .rotate_client_key(&client.id, &key, grace, &Audit::cli())
+                .await?;
             let rotated = rotated.ok_or_else(|| anyhow::anyhow!("client {id} is revoked"))?;
             if json {
                 println!(

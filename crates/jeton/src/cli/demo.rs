@@ -14,7 +14,7 @@ use crate::{
         password::{self, Password},
         product::NewProduct,
     },
-    store::{Db, customers::CreateCustomerError},
+    store::{Db, audit::Audit, customers::CreateCustomerError},
 };
 
 pub const DEMO_EMAIL: &str = "demo@jeton.dev";
@@ -85,8 +85,13 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
         .await?
     {
         Some(client) => {
-            db.rotate_client_key(&client.id, &publishable_key, time::Duration::ZERO)
-                .await?;
+            db.rotate_client_key(
+                &client.id,
+                &publishable_key,
+                time::Duration::ZERO,
+                &Audit::cli(),
+            )
+            .await?;
         }
         None => {
             let client = NewClient {
@@ -97,7 +102,8 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
                 rate_limit_per_minute: Some(6000),
                 per_ip_rate_limit_per_minute: Some(300),
             };
-            db.create_client(&client, &publishable_key).await?;
+            db.create_client(&client, &publishable_key, &Audit::cli())
+                .await?;
         }
     }
     Ok(Demo {

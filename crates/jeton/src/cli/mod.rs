@@ -1,5 +1,6 @@
 //! The `jeton` command: `serve`, `migrate`, `client …`, `token …`.
 
+mod audit;
 mod client;
 pub mod demo;
 mod serve;
@@ -41,6 +42,8 @@ enum Command {
     /// Manage user tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Show the audit log of credential events, oldest first.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line. Help and `--version` print and exit as usual;
@@ -68,6 +71,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Client(command) => client::run(&db, command).await,
         Command::Token(command) => token::run(&db, command).await,
+        Command::Audit(args) => audit::run(&db, args).await,
     };
     db.close().await;
     outcome

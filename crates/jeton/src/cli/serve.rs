@@ -23,6 +23,14 @@ pub struct ServeArgs {
     /// Lifetime of login tokens, e.g. 30d, 12h.
     #[arg(long, env = "JETON_USER_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     user_token_ttl: time::Duration,
+    /// A proxy (CIDR, e.g. 10.0.0.0/8) whose X-Forwarded-For is believed;
+    /// repeat for several. Without one, the socket peer is the client IP.
+    #[arg(
+        long = "trusted-proxy",
+        env = "JETON_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {

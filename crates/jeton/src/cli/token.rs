@@ -1,7 +1,10 @@
 use clap::Subcommand;
 
 use super::parse_duration;
-use crate::{domain::ids::parse_id, store::Db};
+use crate::{
+    domain::ids::parse_id,
+    store::{Db, audit::Audit, user_tokens::Revoke},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -19,7 +22,13 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Revoke { id } => {
             let found = match parse_id(&id) {
-                Some(id) => db.revoke_user_token_by_id(&id).await?,
+                Some(id) => {
+                    let which = Revoke::One {
+                        token_id: &id,
+                        owner: None,
+                    };
+                    db.revoke_user_tokens(which, &Audit::cli()).await? == 1
+                }
                 None => false,
             };
             anyhow::ensure!(found, "no live user token has the id {id}");

@@ -16,7 +16,11 @@ use crate::{
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
         password,
     },
-    store::customers::{CreateCustomerError, Customer},
+    store::{
+        audit::{Audit, Event},
+        customers::{CreateCustomerError, Customer},
+        user_tokens::{NewUserToken, Revoke},
+    },
 };
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
@@ -46,6 +50,7 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
+    audit: Audit,
     Json(input): Json<LoginInput>,
 ) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let login = Login::try_from(input).map_err(AppError::Validation)?;
@@ -57,30 +62,40 @@ pub async fn login(
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
     let verified = password::verify(login.password, stored_hash).await;
-    let Some(customer_id) = customer_id.filter(|_| verified) else {
+    let Some(customer_id) = customer_id.clone().filter(|_| verified) else {
+        let event = Event {
+            action: "login.failed",
+            client_id: Some(&client.client_id),
+            customer_id: customer_id.as_deref(),
+            ..Event::default()
+        };
+        state.db.record_event(&audit, event).await?;
         return Err(AppError::InvalidCredentials);
     };
-    let expires_at = Some(time::OffsetDateTime::now_utc() + state.config.user_token_ttl);
-    let issued = issue_user_token(
-        &state,
-        &customer_id,
-        Some(&client.client_id),
-        &login.device_name,
-        &abilities::user_ceiling(),
-        expires_at,
-    )
-    .await?;
+    let new = NewUserToken {
+        customer_id: &customer_id,
+        client_id: Some(&client.client_id),
+        name: &login.device_name,
+        abilities: &abilities::user_ceiling(),
+        expires_at: Some(time::OffsetDateTime::now_utc() + state.config.user_token_ttl),
+    };
+    let issued = issue_user_token(&state, new, &audit).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",
     security(("bearer" = [])),
     responses((status = 204, description = "the token used is revoked")))]
-pub async fn logout(State(state): State<AppState>, User(user): User) -> AppResult<StatusCode> {
-    state
-        .db
-        .revoke_user_token(&user.user_id, &user.token_id)
-        .await?;
+pub async fn logout(
+    State(state): State<AppState>,
+    User(user): User,
+    audit: Audit,
+) -> AppResult<StatusCode> {
+    let which = Revoke::One {
+        token_id: &user.token_id,
+        owner: Some(&user.user_id),
+    };
+    state.db.revoke_user_tokens(which, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,7 +1,10 @@
 //! The HTTP API: the route table, the handlers, and the layers around them.
 
+mod actor;
 pub mod admin;
 pub mod catalog;
+mod client_ip;
+pub mod cors;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -18,7 +21,7 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderValue, header},
-    middleware::from_fn,
+    middleware::{from_fn, from_fn_with_state},
     routing::get,
 };
 use tower_http::{
@@ -67,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        // Layers run outside-in from the bottom: request id, access log,
+        // nosniff, CORS (answers preflights), client IP, then the routes.
+        .layer(from_fn_with_state(state.clone(), client_ip::middleware))
+        .layer(state.origins.layer())
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -40,6 +40,7 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
         admin::clients::rotate,
         admin::clients::revoke,
         admin::customers::revoke_tokens,
+        admin::audit::list,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -60,6 +60,7 @@ pub fn api(state: &AppState) -> RouteTable {
         .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, ADMIN),                      admin::clients::rotate)
         .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::revoke)
         .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, ADMIN),                      admin::customers::revoke_tokens)
+        .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
 }
 
 /// One row of the table, for listings and tests.
@@ -98,8 +99,7 @@ impl RouteTable {
         T: 'static,
     {
         let guard = Guard {
-            verifier: self.state.verifier.clone(),
-            ceilings: self.state.ceilings.clone(),
+            gate: self.state.gate.clone(),
             access: access.clone(),
         };
         let filter =

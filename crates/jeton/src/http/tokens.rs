@@ -16,7 +16,10 @@ use super::{
 };
 use crate::{
     domain::{Problems, abilities, ids::parse_id, text::bounded},
-    store::user_tokens::{NewUserToken, UserToken},
+    store::{
+        audit::Audit,
+        user_tokens::{NewUserToken, Revoke, UserToken},
+    },
 };
 
 /// A newly issued user token. The only time the token is ever shown.
@@ -36,26 +39,11 @@ pub struct IssuedToken {
 /// Issues and stores a user token; used by login and by `POST /me/tokens`.
 pub(super) async fn issue_user_token(
     state: &AppState,
-    customer_id: &str,
-    client_id: Option<&str>,
-    name: &str,
-    abilities: &AbilitySet,
-    expires_at: Option<OffsetDateTime>,
+    new: NewUserToken<'_>,
+    audit: &Audit,
 ) -> AppResult<IssuedToken> {
     let token = PlainToken::generate(TokenKind::User);
-    let record = state
-        .db
-        .insert_user_token(
-            &token,
-            NewUserToken {
-                customer_id,
-                client_id,
-                name,
-                abilities,
-                expires_at,
-            },
-        )
-        .await?;
+    let record = state.db.insert_user_token(&token, new, audit).await?;
     Ok(IssuedToken {
         token: token.expose_secret().to_owned(),
         token_type: "Bearer",
@@ -123,6 +111,7 @@ pub struct NewTokenInput {
 pub async fn create(
     State(state): State<AppState>,
     User(user): User,
+    audit: Audit,
     Json(input): Json<NewTokenInput>,
 ) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let mut problems = Problems::default();
@@ -167,15 +156,14 @@ pub async fn create(
             )
         })
         .map_err(AppError::Validation)?;
-    let issued = issue_user_token(
-        &state,
-        &user.user_id,
-        user.client_id.as_deref(),
-        &name,
-        &abilities,
+    let new = NewUserToken {
+        customer_id: &user.user_id,
+        client_id: user.client_id.as_deref(),
+        name: &name,
+        abilities: &abilities,
         expires_at,
-    )
-    .await?;
+    };
+    let issued = issue_user_token(&state, new, &audit).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -185,10 +173,15 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     User(user): User,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
-    if state.db.revoke_user_token(&user.user_id, &id).await? {
+    let which = Revoke::One {
+        token_id: &id,
+        owner: Some(&user.user_id),
+    };
+    if state.db.revoke_user_tokens(which, &audit).await? == 1 {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound)
@@ -198,7 +191,14 @@ pub async fn revoke(
 #[utoipa::path(delete, path = "/api/v1/me/tokens", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
     responses((status = 204, description = "every token of the caller is revoked, this one included")))]
-pub async fn revoke_all(State(state): State<AppState>, User(user): User) -> AppResult<StatusCode> {
-    state.db.revoke_customer_tokens(&user.user_id).await?;
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    User(user): User,
+    audit: Audit,
+) -> AppResult<StatusCode> {
+    let which = Revoke::AllOf {
+        customer_id: &user.user_id,
+    };
+    state.db.revoke_user_tokens(which, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

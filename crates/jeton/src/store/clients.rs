@@ -8,7 +8,11 @@ use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Db, placeholders};
+use super::{
+    Db,
+    audit::{self, Audit, Event},
+    placeholders,
+};
 use crate::domain::{
     client::{ClientKind, NewClient},
     ids::new_id,
@@ -25,6 +29,11 @@ pub struct ClientKey {
     /// Set while a rotated-out key is in its grace period.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// How often this key was refused because a browser sent it (secret
+    /// keys): anything but 0 means the key has leaked; rotate it.
+    pub browser_refusals: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -85,8 +94,27 @@ fn key_from_row(row: &AnyRow) -> Result<(String, ClientKey), sqlx::Error> {
             expires_at: row
                 .try_get::<Option<i64>, _>("expires_at")?
                 .map(from_micros),
+            browser_refusals: row.try_get("browser_refusals")?,
+            last_browser_refusal_at: row
+                .try_get::<Option<i64>, _>("last_browser_refusal_at")?
+                .map(from_micros),
         },
     ))
+}
+
+const KEY_COLUMNS: &str =
+    "id, client_id, last4, created_at, expires_at, browser_refusals, last_browser_refusal_at";
+
+impl Client {
+    /// Allowed from any website: worth flagging in listings.
+    pub fn allows_any_origin(&self) -> bool {
+        self.allowed_origins.iter().any(|origin| origin == "*")
+    }
+
+    /// Has one of its keys been seen in a browser?
+    pub fn has_leaked_key(&self) -> bool {
+        self.keys.iter().any(|key| key.browser_refusals > 0)
+    }
 }
 
 /// Inserts a key row; shared by creation and rotation.
@@ -96,18 +124,19 @@ async fn insert_key(
     kind: ClientKind,
     key: &PlainToken,
 ) -> Result<ClientKey, sqlx::Error> {
-    let row = sqlx::query(
+    let sql = format!(
         "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, client_id, last4, created_at, expires_at",
-    )
-    .bind(new_id())
-    .bind(client_id.to_owned())
-    .bind(kind.as_str())
-    .bind(key.hash().to_hex())
-    .bind(key.last4())
-    .bind(now_micros())
-    .fetch_one(conn)
-    .await?;
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(new_id())
+        .bind(client_id.to_owned())
+        .bind(kind.as_str())
+        .bind(key.hash().to_hex())
+        .bind(key.last4())
+        .bind(now_micros())
+        .fetch_one(conn)
+        .await?;
     Ok(key_from_row(&row)?.1)
 }
 
@@ -118,6 +147,7 @@ impl Db {
         &self,
         client: &NewClient,
         key: &PlainToken,
+        audit: &Audit,
     ) -> Result<Client, sqlx::Error> {
         debug_assert_eq!(key.kind(), client.kind.token_kind());
         let mut tx = self.begin_write().await?;
@@ -136,9 +166,16 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         let mut created = from_row(&row)?;
-        created
-            .keys
-            .push(insert_key(&mut tx, &created.id, client.kind, key).await?);
+        let first_key = insert_key(&mut tx, &created.id, client.kind, key).await?;
+        let event = Event {
+            action: "client.created",
+            client_id: Some(&created.id),
+            subject_id: Some(&first_key.id),
+            detail: Some(format!("{} client `{}`", client.kind.as_str(), client.name)),
+            ..Event::default()
+        };
+        audit::append(&mut tx, audit, event).await?;
+        created.keys.push(first_key);
         tx.commit().await?;
         Ok(created)
     }
@@ -189,13 +226,22 @@ impl Db {
         Ok(self.with_keys(vec![from_row(&row)?]).await?.pop())
     }
 
+    /// The `allowed_origins` of every active publishable client, for CORS.
+    pub async fn active_publishable_origins(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT allowed_origins FROM clients WHERE revoked_at IS NULL AND kind = 'publishable'",
+        )
+        .fetch_all(self.reader())
+        .await
+    }
+
     /// Fills in each client's working keys, in one query.
     async fn with_keys(&self, mut clients: Vec<Client>) -> Result<Vec<Client>, sqlx::Error> {
         if clients.is_empty() {
             return Ok(clients);
         }
         let sql = format!(
-            "SELECT id, client_id, last4, created_at, expires_at FROM client_keys \
+            "SELECT {KEY_COLUMNS} FROM client_keys \
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND client_id IN ({}) ORDER BY id",
             placeholders(2, clients.len())
         );
@@ -223,6 +269,7 @@ impl Db {
         client_id: &str,
         key: &PlainToken,
         grace: time::Duration,
+        audit: &Audit,
     ) -> Result<Option<ClientKey>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let kind: Option<String> =
@@ -250,6 +297,17 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let created = insert_key(&mut tx, client_id, kind, key).await?;
+        let event = Event {
+            action: "client.key_rotated",
+            client_id: Some(client_id),
+            subject_id: Some(&created.id),
+            detail: Some(format!(
+                "older keys stop working in {} s",
+                grace.whole_seconds()
+            )),
+            ..Event::default()
+        };
+        audit::append(&mut tx, audit, event).await?;
         tx.commit().await?;
         Ok(Some(created))
     }
@@ -261,6 +319,7 @@ impl Db {
         &self,
         client_id: &str,
         revoke_user_tokens: bool,
+        audit: &Audit,
     ) -> Result<bool, sqlx::Error> {
         let at = now_micros();
         let mut tx = self.begin_write().await?;
@@ -280,13 +339,24 @@ impl Db {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        if revoke_user_tokens {
-            sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+        let detail = if revoke_user_tokens {
+            let revoked = sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
                 .bind(client_id.to_owned())
                 .bind(at)
                 .execute(&mut *tx)
-                .await?;
-        }
+                .await?
+                .rows_affected();
+            format!("all keys, and {revoked} user tokens issued through it")
+        } else {
+            "all keys; user tokens issued through it are kept".to_owned()
+        };
+        let event = Event {
+            action: "client.revoked",
+            client_id: Some(client_id),
+            detail: Some(detail),
+            ..Event::default()
+        };
+        audit::append(&mut tx, audit, event).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -2,13 +2,16 @@
 //! One indexed lookup per token; revoked credentials are simply not found.
 
 use jeton_auth::{
-    AbilitySet, ClientPrincipal, HashedToken, Principal, StoreError, StoredCredential, TokenKind,
-    TokenStore, UserPrincipal,
+    AbilitySet, ClientPrincipal, HashedToken, Limits, Principal, Refusal, StoreError,
+    StoredCredential, TokenKind, TokenStore, UserPrincipal,
 };
 use sqlx::{Row, any::AnyRow};
 
-use super::Db;
-use crate::domain::time::from_micros;
+use super::{
+    Db,
+    audit::{self, Audit, Event},
+};
+use crate::domain::time::{from_micros, now_micros};
 
 fn abilities(row: &AnyRow) -> Result<AbilitySet, sqlx::Error> {
     let text: String = row.try_get("abilities")?;
@@ -19,6 +22,13 @@ fn expires_at(row: &AnyRow) -> Result<Option<time::OffsetDateTime>, sqlx::Error>
     Ok(row
         .try_get::<Option<i64>, _>("expires_at")?
         .map(from_micros))
+}
+
+/// Stored limits are within 1..=1_000_000 (see `domain::client`).
+fn limit(row: &AnyRow, column: &str) -> Result<Option<u32>, sqlx::Error> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)?
+        .and_then(|n| u32::try_from(n).ok()))
 }
 
 impl Db {
@@ -33,7 +43,8 @@ impl Db {
             "secret"
         };
         let row = sqlx::query(
-            "SELECT k.id, k.client_id, k.expires_at, c.abilities FROM client_keys k \
+            "SELECT k.id, k.client_id, k.expires_at, c.abilities, c.allowed_origins, \
+             c.rate_limit_per_minute, c.per_ip_rate_limit_per_minute FROM client_keys k \
              JOIN clients c ON c.id = k.client_id \
              WHERE k.token_hash = $1 AND k.kind = $2 AND k.revoked_at IS NULL AND c.revoked_at IS NULL",
         )
@@ -42,10 +53,19 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let origins: String = row.try_get("allowed_origins")?;
         let client = ClientPrincipal {
             client_id: row.try_get("client_id")?,
             key_id: row.try_get("id")?,
             abilities: abilities(&row)?,
+            allowed_origins: origins
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            limits: Limits {
+                per_key: limit(&row, "rate_limit_per_minute")?,
+                per_ip: limit(&row, "per_ip_rate_limit_per_minute")?,
+            },
         };
         let principal = if kind == TokenKind::Publishable {
             Principal::PublishableClient(client)
@@ -83,6 +103,43 @@ impl Db {
             expires_at,
         }))
     }
+
+    /// A refused key: an audit event, and for a secret key seen in a browser
+    /// a mark on the key itself, shown in the admin API and `client list`.
+    async fn store_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
+        let Some(client) = refusal.principal.client() else {
+            return Ok(());
+        };
+        let mut tx = self.begin_write().await?;
+        let action = if refusal.code == "secret_key_in_browser" {
+            sqlx::query(
+                "UPDATE client_keys SET browser_refusals = browser_refusals + 1, last_browser_refusal_at = $2 WHERE id = $1",
+            )
+            .bind(client.key_id.clone())
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+            "client_key.refused_in_browser"
+        } else {
+            "client_key.refused_origin"
+        };
+        // Whoever holds the key acted; the IP says where from.
+        let audit = Audit::of(&refusal.principal, refusal.client_ip);
+        let event = Event {
+            action,
+            client_id: Some(&client.client_id),
+            subject_id: Some(&client.key_id),
+            // The origin is public information (the page's site); it is
+            // clipped because the header is attacker-controlled.
+            detail: refusal
+                .origin
+                .as_ref()
+                .map(|o| format!("origin {}", o.chars().take(200).collect::<String>())),
+            ..Event::default()
+        };
+        audit::append(&mut tx, &audit, event).await?;
+        tx.commit().await
+    }
 }
 
 impl TokenStore for Db {
@@ -98,5 +155,11 @@ impl TokenStore for Db {
             TokenKind::Access => Ok(None),
         };
         found.map_err(|error| StoreError(Box::new(error)))
+    }
+
+    async fn record_refusal(&self, refusal: Refusal) {
+        if let Err(error) = self.store_refusal(&refusal).await {
+            tracing::warn!(%error, code = refusal.code, "could not record a refused key");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! starts, and which errors mean "try again". The shared test suite runs every
 //! query on both.
 
+pub mod audit;
 pub mod clients;
 pub mod credentials;
 pub mod customers;

@@ -6,7 +6,10 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::Db;
+use super::{
+    Db,
+    audit::{self, Audit, Event},
+};
 use crate::domain::{
     ids::new_id,
     time::{from_micros, now_micros, to_micros},
@@ -61,6 +64,18 @@ pub struct NewUserToken<'a> {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// Which tokens to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum Revoke<'a> {
+    /// One token; with an `owner`, only if it is theirs.
+    One {
+        token_id: &'a str,
+        owner: Option<&'a str>,
+    },
+    /// Every live token of a customer.
+    AllOf { customer_id: &'a str },
+}
+
 /// What `jeton token prune` removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
@@ -74,7 +89,9 @@ impl Db {
         &self,
         token: &PlainToken,
         new: NewUserToken<'_>,
+        audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
@@ -89,9 +106,23 @@ impl Db {
             .bind(new.abilities.to_spaced())
             .bind(now_micros())
             .bind(new.expires_at.map(to_micros))
-            .fetch_one(self.writer())
+            .fetch_one(&mut *tx)
             .await?;
-        from_row(&row)
+        let issued = from_row(&row)?;
+        let event = Event {
+            action: "user_token.issued",
+            customer_id: Some(new.customer_id),
+            client_id: new.client_id,
+            subject_id: Some(&issued.id),
+            detail: Some(format!(
+                "`{}`: {}",
+                issued.name,
+                issued.abilities.to_spaced()
+            )),
+        };
+        audit::append(&mut tx, audit, event).await?;
+        tx.commit().await?;
+        Ok(issued)
     }
 
     /// The customer's live tokens (not revoked, not expired), newest first.
@@ -108,46 +139,64 @@ impl Db {
         rows.iter().map(from_row).collect()
     }
 
-    /// Revokes one of the customer's tokens; `false` if they have no such
-    /// live token.
-    pub async fn revoke_user_token(
+    /// Revokes the live tokens `which` names; returns how many it revoked
+    /// (0: none matched, e.g. not the caller's or already revoked).
+    pub async fn revoke_user_tokens(
         &self,
-        customer_id: &str,
-        token_id: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE user_tokens SET revoked_at = $3 WHERE id = $1 AND customer_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(token_id.to_owned())
-        .bind(customer_id.to_owned())
-        .bind(now_micros())
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Revokes a token by id alone (the operator's `jeton token revoke`).
-    pub async fn revoke_user_token_by_id(&self, token_id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE user_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_id.to_owned())
-        .bind(now_micros())
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Revokes every live token of a customer; returns how many.
-    pub async fn revoke_customer_tokens(&self, customer_id: &str) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE user_tokens SET revoked_at = $2 WHERE customer_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(customer_id.to_owned())
-        .bind(now_micros())
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+        which: Revoke<'_>,
+        audit: &Audit,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let at = now_micros();
+        let revoked = match which {
+            Revoke::One { token_id, owner } => {
+                let sql = if owner.is_some() {
+                    "UPDATE user_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND customer_id = $3 \
+                     RETURNING customer_id, client_id"
+                } else {
+                    "UPDATE user_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+                     RETURNING customer_id, client_id"
+                };
+                let mut query = sqlx::query(sql).bind(at).bind(token_id.to_owned());
+                if let Some(owner) = owner {
+                    query = query.bind(owner.to_owned());
+                }
+                let Some(row) = query.fetch_optional(&mut *tx).await? else {
+                    return Ok(0);
+                };
+                let customer_id: String = row.try_get("customer_id")?;
+                let client_id: Option<String> = row.try_get("client_id")?;
+                let event = Event {
+                    action: "user_token.revoked",
+                    customer_id: Some(&customer_id),
+                    client_id: client_id.as_deref(),
+                    subject_id: Some(token_id),
+                    ..Event::default()
+                };
+                audit::append(&mut tx, audit, event).await?;
+                1
+            }
+            Revoke::AllOf { customer_id } => {
+                let revoked = sqlx::query(
+                    "UPDATE user_tokens SET revoked_at = $1 WHERE customer_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(customer_id.to_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let event = Event {
+                    action: "user_tokens.revoked_all",
+                    customer_id: Some(customer_id),
+                    detail: Some(format!("{revoked} tokens")),
+                    ..Event::default()
+                };
+                audit::append(&mut tx, audit, event).await?;
+                revoked
+            }
+        };
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Deletes user tokens and client keys that expired or were revoked

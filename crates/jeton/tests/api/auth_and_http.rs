@@ -129,6 +129,7 @@ async fn user_token_in_store(
                 abilities: &abilities,
                 expires_at,
             },
+            &jeton::store::audit::Audit::cli(),
         )
         .await
         .unwrap();
@@ -720,7 +721,12 @@ fn admin_rows(app: &TestApp) -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    assert_eq!(rows.len(), 8, "the spec lists eight admin routes");
+    // The spec's eight, and the audit log (issue #3).
+    assert_eq!(
+        rows.len(),
+        9,
+        "eight admin routes of the spec and the audit log"
+    );
     rows
 }
 
@@ -823,7 +829,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 }
 
 /// Spec §6, row by row: method, path, accepted kinds, ability.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 21] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
     ("GET", "/products", "pk | sk | ut", Some("products:read")),
     (
         "GET",
@@ -855,6 +861,8 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 21] = [
         "sk",
         Some("admin"),
     ),
+    // Not in spec §6: the audit log of issue #3.
+    ("GET", "/admin/audit", "sk", Some("admin")),
 ];
 
 async fn route_table_matches_the_spec(app: TestApp) {
@@ -892,7 +900,11 @@ async fn route_table_denies_by_default(app: TestApp) {
     let state = AppState::new(app.db.clone(), Config::default());
     let table = routes::api(&state);
     let entries = table.entries();
-    assert_eq!(entries.len(), 21, "the spec lists 21 API routes");
+    assert_eq!(
+        entries.len(),
+        22,
+        "the spec's 21 API routes and the audit log"
+    );
 
     // The strongest token of each kind: a wrong kind is refused whatever
     // it holds.
@@ -985,8 +997,8 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 17 rows, sk: 9 (the user-token rows), ut: 10 (the client-key rows).
-    assert_eq!(refused, 17 + 9 + 10, "wrong-kind refusals checked");
+    // pk: 18 rows, sk: 9 (the user-token rows), ut: 11 (the client-key rows).
+    assert_eq!(refused, 18 + 9 + 11, "wrong-kind refusals checked");
     assert_eq!(row_counts(&app).await, before, "no refused request wrote");
 }
 

@@ -1088,7 +1088,18 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     assert!(client["revoked_at"].is_null());
     let keys = client["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
-    assert_fields(&keys[0], &["id", "last4", "created_at", "expires_at"]);
+    assert_fields(
+        &keys[0],
+        &[
+            "id",
+            "last4",
+            "created_at",
+            "expires_at",
+            "browser_refusals",
+            "last_browser_refusal_at",
+        ],
+    );
+    assert_eq!(keys[0]["browser_refusals"], 0);
     assert_eq!(keys[0]["last4"], last4(&key));
     assert!(keys[0]["expires_at"].is_null());
     // The key works.

@@ -17,7 +17,10 @@ use crate::{
         pagination::{Page, PageRequest},
         state::AppState,
     },
-    store::clients::{Client, ClientKey},
+    store::{
+        audit::Audit,
+        clients::{Client, ClientKey},
+    },
 };
 
 /// A new client and its first key. The key is shown only here.
@@ -33,11 +36,13 @@ pub struct CreatedClient {
     responses((status = 201, body = CreatedClient), (status = 422)))]
 pub async fn create(
     State(state): State<AppState>,
+    audit: Audit,
     Json(input): Json<NewClientInput>,
 ) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
     let key = PlainToken::generate(new.kind.token_kind());
-    let client = state.db.create_client(&new, &key).await?;
+    let client = state.db.create_client(&new, &key, &audit).await?;
+    state.clients_changed().await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedClient {
@@ -108,6 +113,7 @@ pub struct RotatedKey {
     responses((status = 201, body = RotatedKey), (status = 404, description = "no such live client"), (status = 422)))]
 pub async fn rotate(
     State(state): State<AppState>,
+    audit: Audit,
     Path(id): Path<String>,
     JsonOrEmpty(input): JsonOrEmpty<RotateInput>,
 ) -> AppResult<(StatusCode, Json<RotatedKey>)> {
@@ -128,7 +134,7 @@ pub async fn rotate(
     let key = PlainToken::generate(client.kind.token_kind());
     let record = state
         .db
-        .rotate_client_key(&id, &key, time::Duration::seconds(grace))
+        .rotate_client_key(&id, &key, time::Duration::seconds(grace), &audit)
         .await?
         .ok_or(AppError::NotFound)?;
     Ok((
@@ -154,15 +160,17 @@ pub struct RevokeQuery {
     responses((status = 204), (status = 404, description = "no such live client")))]
 pub async fn revoke(
     State(state): State<AppState>,
+    audit: Audit,
     Path(id): Path<String>,
     Query(query): Query<RevokeQuery>,
 ) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     if state
         .db
-        .revoke_client(&id, query.revoke_user_tokens)
+        .revoke_client(&id, query.revoke_user_tokens, &audit)
         .await?
     {
+        state.clients_changed().await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound)

@@ -9,6 +9,7 @@ use crate::{
         error::{AppError, AppResult},
         state::AppState,
     },
+    store::{audit::Audit, user_tokens::Revoke},
 };
 
 #[utoipa::path(post, path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
@@ -16,12 +17,16 @@ use crate::{
     responses((status = 204, description = "every token of the customer is revoked"), (status = 404)))]
 pub async fn revoke_tokens(
     State(state): State<AppState>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     if state.db.get_customer(&id).await?.is_none() {
         return Err(AppError::NotFound);
     }
-    state.db.revoke_customer_tokens(&id).await?;
+    state
+        .db
+        .revoke_user_tokens(Revoke::AllOf { customer_id: &id }, &audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

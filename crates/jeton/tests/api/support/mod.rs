@@ -14,9 +14,12 @@ use std::{
     sync::{Arc, Mutex, Once, OnceLock},
 };
 
+use std::net::SocketAddr;
+
 use axum::{
     Router,
     body::Body,
+    extract::connect_info::MockConnectInfo,
     http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode},
 };
 use http_body_util::BodyExt;
@@ -179,7 +182,12 @@ pub async fn spawn_app_with(backend: Backend, config: Config) -> Option<TestApp>
     let db = Db::connect(&url, &DbOptions::default())
         .await
         .expect("connect and migrate");
-    let router = router(AppState::new(db.clone(), config));
+    let state = AppState::load(db.clone(), config)
+        .await
+        .expect("load state");
+    // Requests come from 127.0.0.1 unless a test says otherwise (through a
+    // trusted proxy's X-Forwarded-For).
+    let router = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     Some(TestApp {
         router,
         db,
@@ -370,7 +378,11 @@ impl TestApp {
             rate_limit_per_minute: None,
             per_ip_rate_limit_per_minute: None,
         };
-        let client = self.db.create_client(&new, &key).await.unwrap();
+        let client = self
+            .db
+            .create_client(&new, &key, &jeton::store::audit::Audit::cli())
+            .await
+            .unwrap();
         (client.id, key.expose_secret().to_owned())
     }
 

@@ -1,0 +1,70 @@
+use clap::Args;
+
+use crate::{
+    domain::ids::parse_id,
+    store::{
+        Db,
+        audit::{AuditEvent, AuditFilter},
+    },
+};
+
+/// `jeton audit`: the audit log, oldest first.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events about this client.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Only events about this customer.
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// At most this many events (the newest ones).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn id(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
+    value
+        .map(|v| parse_id(&v).ok_or_else(|| anyhow::anyhow!("--{flag} is not an id: {v}")))
+        .transpose()
+}
+
+fn print_table(events: &[AuditEvent]) {
+    println!(
+        "{:<27}  {:<30}  {:<11}  {:<36}  {:<15}  DETAIL",
+        "AT", "ACTION", "ACTOR", "CLIENT / CUSTOMER", "IP"
+    );
+    for event in events {
+        let about = event
+            .client_id
+            .as_deref()
+            .or(event.customer_id.as_deref())
+            .unwrap_or("");
+        println!(
+            "{:<27}  {:<30}  {:<11}  {:<36}  {:<15}  {}",
+            event.at,
+            event.action,
+            event.actor.kind,
+            about,
+            event.client_ip.as_deref().unwrap_or(""),
+            event.detail.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub async fn run(db: &Db, args: AuditArgs) -> anyhow::Result<()> {
+    let filter = AuditFilter {
+        client_id: id("client-id", args.client_id)?,
+        customer_id: id("customer-id", args.customer_id)?,
+    };
+    let mut events = db.list_audit(&filter, None, i64::MAX).await?;
+    let skip = events.len().saturating_sub(args.limit);
+    events.drain(..skip);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else {
+        print_table(&events);
+    }
+    Ok(())
+}

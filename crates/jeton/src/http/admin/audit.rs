@@ -1,0 +1,52 @@
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::{
+    domain::ids::parse_id,
+    http::{
+        error::{AppError, AppResult},
+        extract::{Json, Query},
+        pagination::{Page, PageRequest},
+        state::AppState,
+    },
+    store::audit::{AuditEvent, AuditFilter},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// 1 to 100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+    /// Only events about this client.
+    client_id: Option<String>,
+    /// Only events about this customer.
+    customer_id: Option<String>,
+}
+
+fn id_filter(field: &str, value: Option<String>) -> AppResult<Option<String>> {
+    value
+        .map(|id| parse_id(&id).ok_or_else(|| AppError::validation(field, "is not an id")))
+        .transpose()
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = Page<AuditEvent>, description = "events in the order they happened")))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> AppResult<Json<Page<AuditEvent>>> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let filter = AuditFilter {
+        client_id: id_filter("client_id", query.client_id)?,
+        customer_id: id_filter("customer_id", query.customer_id)?,
+    };
+    let rows = state
+        .db
+        .list_audit(&filter, page.after.as_deref(), page.fetch_limit())
+        .await?;
+    Ok(Json(page.page(rows, |event| &event.id)))
+}
