@@ -1,7 +1,7 @@
 //! Server settings that shape behaviour (not where to listen or which
 //! database: those are command-line concerns).
 
-use crate::domain::client::LimitDefaults;
+use crate::{domain::client::LimitDefaults, throttle::ThrottleSettings};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -12,6 +12,8 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` is believed. Empty: the socket peer
     /// is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Login and registration throttles.
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for Config {
@@ -24,6 +26,7 @@ impl Default for Config {
                 per_ip_rate_limit_per_minute: Some(300),
             },
             trusted_proxies: Vec::new(),
+            throttle: ThrottleSettings::default(),
         }
     }
 }

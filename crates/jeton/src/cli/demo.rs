@@ -73,7 +73,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
 
     let hash =
         password::hash(Password::parse(DEMO_PASSWORD.to_owned()).map_err(anyhow::Error::msg)?)
-            .await;
+            .await?;
     match db.create_customer(DEMO_EMAIL, "Demo Customer", &hash).await {
         Ok(_) | Err(CreateCustomerError::EmailTaken) => {}
         Err(CreateCustomerError::Db(error)) => return Err(error.into()),

@@ -73,17 +73,55 @@ fn verify_blocking(password: &Password, stored: &str) -> bool {
     }
 }
 
+/// Argon2 needs 19 MiB and tens of milliseconds of CPU per call. At most one
+/// call per core runs at a time (so memory stays bounded and the blocking
+/// pool cannot crowd out everything else), and at most `QUEUE_PER_CORE`
+/// per core wait; past that the caller is told to come back later.
+const QUEUE_PER_CORE: usize = 32;
+
+struct HashingGate {
+    running: tokio::sync::Semaphore,
+    queued: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
+}
+
+static GATE: LazyLock<HashingGate> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    HashingGate {
+        running: tokio::sync::Semaphore::new(cores),
+        queued: std::sync::atomic::AtomicUsize::new(0),
+        max_queued: cores * QUEUE_PER_CORE,
+    }
+});
+
+/// Too many password checks are waiting: answer 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks are waiting")]
+pub struct Busy;
+
+/// Runs `work` on the blocking pool once the gate lets it through.
+async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+    use std::sync::atomic::Ordering;
+    let gate = &*GATE;
+    if gate.queued.fetch_add(1, Ordering::SeqCst) >= gate.max_queued {
+        gate.queued.fetch_sub(1, Ordering::SeqCst);
+        return Err(Busy);
+    }
+    let permit = gate.running.acquire().await;
+    gate.queued.fetch_sub(1, Ordering::SeqCst);
+    let _permit = permit.expect("the hashing semaphore is never closed");
+    Ok(tokio::task::spawn_blocking(work).await.expect("password hashing does not panic"))
+}
+
 /// The PHC string of a new Argon2id hash.
-pub async fn hash(password: Password) -> String {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .expect("password hashing does not panic")
+pub async fn hash(password: Password) -> Result<String, Busy> {
+    gated(move || hash_blocking(&password)).await
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when there is
 /// no stored hash (unknown email), so both failures take the same time.
-pub async fn verify(password: Password, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match stored {
+pub async fn verify(password: Password, stored: Option<String>) -> Result<bool, Busy> {
+    gated(move || match stored {
         Some(stored) => verify_blocking(&password, &stored),
         None => {
             verify_blocking(&password, &DUMMY_HASH);
@@ -91,7 +129,6 @@ pub async fn verify(password: Password, stored: Option<String>) -> bool {
         }
     })
     .await
-    .expect("password verification does not panic")
 }
 
 /// Computes the dummy hash ahead of the first login, so the first unknown
@@ -116,23 +153,12 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let stored = hash(Password::parse("correct horse".into()).unwrap()).await;
+        let parse = |text: &str| Password::parse(text.to_owned()).unwrap();
+        let stored = hash(parse("correct horse")).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(
-            verify(
-                Password::parse("correct horse".into()).unwrap(),
-                Some(stored.clone())
-            )
-            .await
-        );
-        assert!(
-            !verify(
-                Password::parse("wrong horse!".into()).unwrap(),
-                Some(stored)
-            )
-            .await
-        );
-        assert!(!verify(Password::parse("correct horse".into()).unwrap(), None).await);
+        assert!(verify(parse("correct horse"), Some(stored.clone())).await.unwrap());
+        assert!(!verify(parse("wrong horse!"), Some(stored)).await.unwrap());
+        assert!(!verify(parse("correct horse"), None).await.unwrap());
     }
 
     #[test]

@@ -1,8 +1,16 @@
 //! Customers: registration and login (through a client key), logout and the
 //! profile (with a user token).
 
-use axum::{extract::State, http::StatusCode};
-use jeton_auth::axum::{Client, User};
+use axum::{
+    Extension,
+    extract::State,
+    http::StatusCode,
+};
+use jeton_auth::{
+    AuthError,
+    axum::{Client, User},
+    client_ip::ClientIp,
+};
 
 use super::{
     error::{AppError, AppResult},
@@ -16,6 +24,7 @@ use crate::{
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
         password,
     },
+    throttle::RetryAfter,
     store::{
         audit::{Audit, Event},
         customers::{CreateCustomerError, Customer},
@@ -23,15 +32,24 @@ use crate::{
     },
 };
 
+/// 429 with `Retry-After` for a throttled login or registration.
+fn throttled(limit: u32, RetryAfter(retry_after_seconds): RetryAfter) -> AppError {
+    AppError::Auth(AuthError::RateLimited { limit, retry_after_seconds })
+}
+
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
     security(("bearer" = ["customers:create"])),
     responses((status = 201, body = Customer), (status = 409, description = "`email_taken`"), (status = 422)))]
 pub async fn register(
     State(state): State<AppState>,
+    client_ip: Option<Extension<ClientIp>>,
     Json(input): Json<NewCustomerInput>,
 ) -> AppResult<(StatusCode, Json<Customer>)> {
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
-    let hash = password::hash(new.password).await;
+    let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
+    let limit = state.config.throttle.registrations_per_ip_per_hour;
+    state.throttle.check_registration(ip).map_err(|wait| throttled(limit, wait))?;
+    let hash = password::hash(new.password).await.map_err(|_| AppError::Unavailable)?;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
         Ok(customer) => Ok((StatusCode::CREATED, Json(customer))),
         // The one place an email's existence shows; registration cannot work
@@ -54,6 +72,10 @@ pub async fn login(
     Json(input): Json<LoginInput>,
 ) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let login = Login::try_from(input).map_err(AppError::Validation)?;
+    // Throttled before any lookup or hashing: guessing is slowed to a crawl,
+    // and a throttled unknown email looks like a throttled known one.
+    let limit = state.config.throttle.failures_per_email;
+    state.throttle.check_login(&login.email, audit.client_ip).map_err(|wait| throttled(limit, wait))?;
     let found = state.db.find_customer_for_login(&login.email).await?;
     let (customer_id, stored_hash) = match found {
         Some((customer, hash)) => (Some(customer.id), Some(hash)),
@@ -61,8 +83,9 @@ pub async fn login(
     };
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
-    let verified = password::verify(login.password, stored_hash).await;
+    let verified = password::verify(login.password, stored_hash).await.map_err(|_| AppError::Unavailable)?;
     let Some(customer_id) = customer_id.clone().filter(|_| verified) else {
+        state.throttle.login_failed(&login.email, audit.client_ip);
         let event = Event {
             action: "login.failed",
             client_id: Some(&client.client_id),
@@ -72,6 +95,7 @@ pub async fn login(
         state.db.record_event(&audit, event).await?;
         return Err(AppError::InvalidCredentials);
     };
+    state.throttle.login_succeeded(&login.email);
     let new = NewUserToken {
         customer_id: &customer_id,
         client_id: Some(&client.client_id),

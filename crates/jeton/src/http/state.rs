@@ -3,7 +3,7 @@ use std::sync::Arc;
 use jeton_auth::{Verifier, axum::Gate};
 
 use super::cors::OriginRegistry;
-use crate::{config::Config, domain::abilities, store::Db};
+use crate::{config::Config, domain::abilities, store::Db, throttle::Throttle};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Origins allowed by active publishable clients (CORS preflights).
     pub origins: OriginRegistry,
+    /// Login and registration throttles.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
         AppState {
             gate: Arc::new(Gate::new(Verifier::new(db.clone()), abilities::ceilings())),
             db,
+            throttle: Arc::new(Throttle::new(config.throttle)),
             config: Arc::new(config),
             origins: OriginRegistry::default(),
         }
