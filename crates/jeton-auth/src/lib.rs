@@ -39,4 +39,4 @@ pub use principal::{ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
 pub use store::{Refusal, StoreError, StoredCredential, TokenStore};
 pub use token::{HashedToken, PlainToken, TokenFormatError, TokenKind};
-pub use verify::Verifier;
+pub use verify::{CacheSettings, Verifier};

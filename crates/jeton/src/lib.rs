@@ -8,6 +8,7 @@
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
+pub mod catalog_cache;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -64,9 +64,10 @@ impl FailureCounter {
     /// `Err(wait)` while the key has used up its failures.
     fn check(&self, key: &str) -> Result<(), Duration> {
         match self.failures.get(key) {
-            Some(f) if f.count >= self.max => {
-                Err(self.window.saturating_sub(f.since.elapsed()).max(Duration::from_secs(1)))
-            }
+            Some(f) if f.count >= self.max => Err(self
+                .window
+                .saturating_sub(f.since.elapsed())
+                .max(Duration::from_secs(1))),
             _ => Ok(()),
         }
     }
@@ -75,8 +76,14 @@ impl FailureCounter {
         self.failures
             .entry(key.to_owned())
             .and_upsert_with(|existing| match existing.map(|e| e.into_value()) {
-                Some(f) if f.since.elapsed() < self.window => Failures { count: f.count + 1, since: f.since },
-                _ => Failures { count: 1, since: Instant::now() },
+                Some(f) if f.since.elapsed() < self.window => Failures {
+                    count: f.count + 1,
+                    since: f.since,
+                },
+                _ => Failures {
+                    count: 1,
+                    since: Instant::now(),
+                },
             });
     }
 
@@ -101,7 +108,8 @@ pub struct RetryAfter(pub u64);
 
 impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Throttle {
-        let per_hour = NonZeroU32::new(settings.registrations_per_ip_per_hour.max(1)).expect("at least one");
+        let per_hour =
+            NonZeroU32::new(settings.registrations_per_ip_per_hour.max(1)).expect("at least one");
         Throttle {
             per_email: FailureCounter::new(settings.failures_per_email, settings.window),
             per_ip: FailureCounter::new(settings.failures_per_ip, settings.window),
@@ -111,9 +119,13 @@ impl Throttle {
 
     /// Before a login is checked: is this email or IP throttled?
     pub fn check_login(&self, email: &str, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
-        self.per_email.check(email).map_err(|wait| RetryAfter(seconds(wait)))?;
+        self.per_email
+            .check(email)
+            .map_err(|wait| RetryAfter(seconds(wait)))?;
         if let Some(ip) = ip {
-            self.per_ip.check(&ip.to_string()).map_err(|wait| RetryAfter(seconds(wait)))?;
+            self.per_ip
+                .check(&ip.to_string())
+                .map_err(|wait| RetryAfter(seconds(wait)))?;
         }
         Ok(())
     }
@@ -147,7 +159,12 @@ mod tests {
     use super::*;
 
     fn settings(window: Duration) -> ThrottleSettings {
-        ThrottleSettings { window, failures_per_email: 3, failures_per_ip: 5, registrations_per_ip_per_hour: 2 }
+        ThrottleSettings {
+            window,
+            failures_per_email: 3,
+            failures_per_ip: 5,
+            registrations_per_ip_per_hour: 2,
+        }
     }
 
     #[test]
@@ -159,7 +176,10 @@ mod tests {
         }
         let RetryAfter(wait) = throttle.check_login("a@example.com", None).unwrap_err();
         assert_eq!(wait, 1);
-        assert!(throttle.check_login("b@example.com", None).is_ok(), "other accounts are not affected");
+        assert!(
+            throttle.check_login("b@example.com", None).is_ok(),
+            "other accounts are not affected"
+        );
         std::thread::sleep(Duration::from_millis(350));
         assert!(throttle.check_login("a@example.com", None).is_ok());
     }
@@ -182,7 +202,11 @@ mod tests {
             throttle.login_failed(&format!("user{n}@example.com"), Some(ip));
         }
         assert!(throttle.check_login("new@example.com", Some(ip)).is_err());
-        assert!(throttle.check_login("new@example.com", Some("192.0.2.8".parse().unwrap())).is_ok());
+        assert!(
+            throttle
+                .check_login("new@example.com", Some("192.0.2.8".parse().unwrap()))
+                .is_ok()
+        );
     }
 
     #[test]

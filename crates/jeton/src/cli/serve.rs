@@ -8,7 +8,7 @@ use crate::{
     config::Config,
     domain::password,
     http::{self, AppState},
-    store::Db,
+    store::{Db, orders::KEY_RETENTION},
 };
 
 #[derive(Debug, Args)]
@@ -40,20 +40,85 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     }
     let config = Config {
         user_token_ttl: args.user_token_ttl,
+        trusted_proxies: args.trusted_proxies,
         ..Config::default()
     };
     password::warm_up().await;
-    let app = http::router(AppState::new(db, config));
+    let state = AppState::load(db.clone(), config).await?;
+    let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
+    let flusher = tokio::spawn(flush_token_use(state.clone()));
+    let app = http::router(state.clone());
     let listener = TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "jeton listening");
-    axum::serve(
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(shutdown_signal());
+    // In-flight requests get DRAIN_TIMEOUT after the signal to finish.
+    let drained = tokio::select! {
+        served = server.into_future() => { served?; true }
+        () = async { shutdown_started().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => false,
+    };
+    if !drained {
+        tracing::warn!("requests still running after the drain timeout; stopping anyway");
+    }
+    pruner.abort();
+    flusher.abort();
+    // Whatever was used since the last flush is written before exiting.
+    flush_once(&state).await;
     tracing::info!("jeton stopped");
     Ok(())
+}
+
+/// How long in-flight requests may run after SIGTERM.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often `last_used_at` is written.
+const USE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn flush_once(state: &AppState) {
+    let uses = state.gate.verifier.take_usage();
+    if uses.is_empty() {
+        return;
+    }
+    if let Err(error) = state.db.record_token_use(&uses).await {
+        tracing::warn!(%error, tokens = uses.len(), "could not record token use");
+    }
+}
+
+/// Writes `last_used_at` in batches: no authenticated request writes.
+async fn flush_token_use(state: AppState) {
+    let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        flush_once(&state).await;
+    }
+}
+
+/// Every hour, forgets idempotency keys older than a day (the promised
+/// retention), so the table holds about a day of orders' keys. A failed run
+/// is logged and the next hour tries again.
+async fn prune_idempotency_keys(db: Db) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        hourly.tick().await;
+        let cutoff = time::OffsetDateTime::now_utc() - KEY_RETENTION;
+        match db.prune_idempotency_keys(cutoff).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned idempotency keys"),
+            Err(error) => tracing::warn!(%error, "pruning idempotency keys failed"),
+        }
+    }
+}
+
+static SHUTDOWN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Resolves once a shutdown signal has arrived.
+async fn shutdown_started() {
+    SHUTDOWN.notified().await;
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, let in-flight requests finish.
@@ -76,4 +141,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+    tracing::info!("shutting down: draining requests");
+    SHUTDOWN.notify_waiters();
 }

@@ -3,7 +3,7 @@ use clap::Subcommand;
 use super::parse_duration;
 use crate::{
     domain::ids::parse_id,
-    store::{Db, audit::Audit, user_tokens::Revoke},
+    store::{Db, audit::Audit, orders::KEY_RETENTION, user_tokens::Revoke},
 };
 
 #[derive(Debug, Subcommand)]
@@ -15,6 +15,14 @@ pub enum TokenCommand {
         /// How long ago they must have expired or been revoked.
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         expired_for: time::Duration,
+    },
+    /// Delete order idempotency keys older than a day (`serve` also does
+    /// this every hour).
+    PruneIdempotencyKeys {
+        /// How old they must be; at least 24h, the retention clients are
+        /// promised.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        older_than: time::Duration,
     },
 }
 
@@ -42,6 +50,16 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
                 "pruned {} user tokens and {} client keys",
                 pruned.user_tokens, pruned.client_keys
             );
+        }
+        TokenCommand::PruneIdempotencyKeys { older_than } => {
+            anyhow::ensure!(
+                older_than >= KEY_RETENTION,
+                "--older-than must be at least 24h: idempotency keys are kept that long"
+            );
+            let pruned = db
+                .prune_idempotency_keys(time::OffsetDateTime::now_utc() - older_than)
+                .await?;
+            println!("pruned {pruned} idempotency keys");
         }
     }
     Ok(())

@@ -1,9 +1,11 @@
 //! An order request, parsed: 1 to 100 lines, each for a distinct, well-formed
-//! product id and a quantity from 1 to 1000.
+//! product id and a quantity from 1 to 1000; and the `Idempotency-Key` that
+//! may come with it.
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::{FieldError, Problems, ids::parse_id};
@@ -26,7 +28,7 @@ pub struct OrderLineInput {
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderLine {
     pub product_id: String,
     pub quantity: i64,
@@ -37,6 +39,57 @@ pub struct OrderLine {
 #[derive(Debug, Clone)]
 pub struct OrderRequest {
     pub lines: Vec<OrderLine>,
+}
+
+impl OrderRequest {
+    /// SHA-256 (hex) of the request's canonical form: the parsed lines, in
+    /// the order sent, as compact JSON with canonical product ids. Two
+    /// bodies that differ only in whitespace, field order or the spelling of
+    /// an id have the same fingerprint; a different quantity, product or
+    /// line order does not (line order shows in the response). The version
+    /// prefix keeps fingerprints of a future canonical form apart.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(&self.lines).expect("lines serialize");
+        let mut hash = Sha256::new();
+        hash.update(b"jeton:orders:v1\n");
+        hash.update(&canonical);
+        hash.finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// An `Idempotency-Key` header value: 1 to 255 printable ASCII characters
+/// (0x20 to 0x7E), taken as sent (quotes of a structured-field string, if
+/// any, are part of the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &[u8]) -> Result<IdempotencyKey, String> {
+        if raw.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if raw.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(format!(
+                "must be at most {MAX_IDEMPOTENCY_KEY_LEN} characters"
+            ));
+        }
+        if !raw.iter().all(|byte| (0x20..=0x7e).contains(byte)) {
+            return Err("must be printable ASCII".to_owned());
+        }
+        Ok(IdempotencyKey(
+            String::from_utf8(raw.to_vec()).expect("ASCII is UTF-8"),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl TryFrom<OrderInput> for OrderRequest {
@@ -106,6 +159,39 @@ mod tests {
         .unwrap();
         assert_eq!(order.lines.len(), 2);
         assert_eq!(order.lines[0].product_id, b);
+    }
+
+    #[test]
+    fn fingerprints_follow_the_parsed_request() {
+        let (a, b) = (new_id(), new_id());
+        let parse = |items| OrderRequest::try_from(OrderInput { items }).unwrap();
+        let first = parse(vec![line(&a, 1), line(&b, 2)]).fingerprint();
+        assert_eq!(first.len(), 64);
+        assert_eq!(
+            first,
+            parse(vec![line(&a.to_uppercase(), 1), line(&b, 2)]).fingerprint()
+        );
+        assert_ne!(first, parse(vec![line(&a, 1), line(&b, 3)]).fingerprint());
+        assert_ne!(first, parse(vec![line(&b, 2), line(&a, 1)]).fingerprint());
+        assert_ne!(first, parse(vec![line(&a, 1)]).fingerprint());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        for good in [&b"k"[..], b" ", b"~", b"\"quoted\"", &[b'x'; 255]] {
+            assert!(IdempotencyKey::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            &b""[..],
+            &[b'x'; 256],
+            b"tab\there",
+            b"nl\n",
+            b"\x7f",
+            "caf\u{e9}".as_bytes(),
+            b"\x00",
+        ] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

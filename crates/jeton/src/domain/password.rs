@@ -110,7 +110,9 @@ async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> 
     let permit = gate.running.acquire().await;
     gate.queued.fetch_sub(1, Ordering::SeqCst);
     let _permit = permit.expect("the hashing semaphore is never closed");
-    Ok(tokio::task::spawn_blocking(work).await.expect("password hashing does not panic"))
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .expect("password hashing does not panic"))
 }
 
 /// The PHC string of a new Argon2id hash.
@@ -156,7 +158,11 @@ mod tests {
         let parse = |text: &str| Password::parse(text.to_owned()).unwrap();
         let stored = hash(parse("correct horse")).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify(parse("correct horse"), Some(stored.clone())).await.unwrap());
+        assert!(
+            verify(parse("correct horse"), Some(stored.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify(parse("wrong horse!"), Some(stored)).await.unwrap());
         assert!(!verify(parse("correct horse"), None).await.unwrap());
     }

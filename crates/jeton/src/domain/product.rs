@@ -37,6 +37,20 @@ pub fn parse_description(raw: &str) -> Result<String, String> {
     Ok(raw.trim().to_owned())
 }
 
+/// A restock or write-off: `stock = stock + delta`, applied atomically, so
+/// it never loses a concurrent order's decrement. Bounded so the sum cannot
+/// overflow; whether the result stays in `0..=MAX_STOCK` depends on the
+/// stock at that moment and is the store's to check.
+pub fn parse_stock_delta(delta: i64) -> Result<i64, String> {
+    if (-MAX_STOCK..=MAX_STOCK).contains(&delta) {
+        Ok(delta)
+    } else {
+        Err(format!(
+            "must be an integer from -{MAX_STOCK} to {MAX_STOCK}"
+        ))
+    }
+}
+
 pub fn parse_stock(stock: i64) -> Result<i64, String> {
     if (0..=MAX_STOCK).contains(&stock) {
         Ok(stock)
@@ -65,7 +79,8 @@ pub struct NewProductInput {
     pub stock: i64,
 }
 
-/// `PATCH /admin/products/{id}`: any of the fields of a new product.
+/// `PATCH /admin/products/{id}`: any of the fields of a new product, or
+/// `stock_delta` instead of `stock`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatchInput {
@@ -73,7 +88,13 @@ pub struct ProductPatchInput {
     pub name: Option<String>,
     pub description: Option<String>,
     pub price: Option<PriceInput>,
+    /// Sets the stock. Concurrent orders' decrements in between are lost;
+    /// prefer `stock_delta` while the shop is open.
     pub stock: Option<i64>,
+    /// Adds to the stock (negative: removes), atomically with respect to
+    /// concurrent orders. The result must stay within 0 to 1000000000 (409
+    /// `insufficient_stock` / `stock_limit_exceeded`). Not with `stock`.
+    pub stock_delta: Option<i64>,
 }
 
 /// A product ready to store.
@@ -95,6 +116,7 @@ pub struct ProductPatch {
     pub description: Option<String>,
     pub price: Option<(i64, String)>,
     pub stock: Option<i64>,
+    pub stock_delta: Option<i64>,
 }
 
 fn parse_price(problems: &mut Problems, price: &PriceInput) -> Option<(i64, String)> {
@@ -148,7 +170,16 @@ impl TryFrom<ProductPatchInput> for ProductPatch {
             stock: input
                 .stock
                 .and_then(|stock| problems.check("stock", parse_stock(stock))),
+            stock_delta: input
+                .stock_delta
+                .and_then(|delta| problems.check("stock_delta", parse_stock_delta(delta))),
         };
+        if input.stock.is_some() && input.stock_delta.is_some() {
+            problems.add(
+                "stock_delta",
+                "cannot be combined with stock: set the stock or change it, not both",
+            );
+        }
         problems.finish(|| patch)
     }
 }
@@ -164,6 +195,29 @@ mod tests {
         assert!(parse_sku("a b").is_err());
         assert!(parse_sku("'; DROP TABLE products; --").is_err());
         assert!(parse_sku(&"A".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn stock_and_stock_delta_exclude_each_other() {
+        let both = ProductPatchInput {
+            stock: Some(5),
+            stock_delta: Some(1),
+            ..Default::default()
+        };
+        let errors = ProductPatch::try_from(both).unwrap_err();
+        assert_eq!(errors[0].field, "stock_delta");
+        let delta = ProductPatchInput {
+            stock_delta: Some(-3),
+            ..Default::default()
+        };
+        assert_eq!(ProductPatch::try_from(delta).unwrap().stock_delta, Some(-3));
+        for out_of_range in [MAX_STOCK + 1, -MAX_STOCK - 1, i64::MIN, i64::MAX] {
+            let input = ProductPatchInput {
+                stock_delta: Some(out_of_range),
+                ..Default::default()
+            };
+            assert!(ProductPatch::try_from(input).is_err(), "{out_of_range}");
+        }
     }
 
     #[test]

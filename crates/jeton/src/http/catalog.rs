@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Query},
+    extract::{JsonBytes, Query},
     pagination::{Page, PageRequest},
     state::AppState,
 };
@@ -34,7 +34,7 @@ pub struct ProductQuery {
 pub async fn list_products(
     State(state): State<AppState>,
     Query(query): Query<ProductQuery>,
-) -> AppResult<Json<Page<Product>>> {
+) -> AppResult<JsonBytes> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let q = query
         .q
@@ -45,11 +45,9 @@ pub async fn list_products(
         q,
         in_stock: query.in_stock,
     };
-    let rows = state
-        .db
-        .list_products(&filter, page.after.as_deref(), page.fetch_limit())
-        .await?;
-    Ok(Json(page.page(rows, |product| &product.id)))
+    Ok(JsonBytes(
+        state.catalog.page(&state.db, &filter, &page).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
@@ -58,12 +56,12 @@ pub async fn list_products(
 pub async fn get_product(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> AppResult<Json<Product>> {
+) -> AppResult<JsonBytes> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     state
-        .db
-        .get_product(&id)
+        .catalog
+        .product(&state.db, &id)
         .await?
-        .map(Json)
+        .map(JsonBytes)
         .ok_or(AppError::NotFound)
 }

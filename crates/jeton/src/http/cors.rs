@@ -1,8 +1,10 @@
 //! CORS. A preflight (`OPTIONS`) carries no token, so it is answered for
 //! any origin that some active publishable client allows; the real request
 //! is then checked against the origins of the key it carries (in the route
-//! guard, `jeton_auth::origin`). Unknown origins get no CORS headers, so the
-//! browser blocks the page from reading anything.
+//! guard, `jeton_auth::origin`). Unknown origins get no CORS headers at all
+//! (tower-http adds the allowed methods, headers and exposed headers
+//! whatever the origin; they are removed again when it was not allowed), so
+//! the browser blocks the page from reading anything.
 //!
 //! The set of allowed origins is held in memory: rebuilt at once when this
 //! process changes a client, and every few seconds to pick up changes made
@@ -14,7 +16,11 @@ use std::{
     time::Duration,
 };
 
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::{
+    http::{HeaderName, HeaderValue, Method, header},
+    response::Response,
+};
+use tower::{layer::util::Stack, util::MapResponseLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::request_id::X_REQUEST_ID;
@@ -27,6 +33,27 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 struct Origins {
     exact: HashSet<String>,
     any: bool,
+}
+
+/// CORS, and nothing of it for an origin that is not allowed.
+pub type Layer = Stack<CorsLayer, MapResponseLayer<fn(Response) -> Response>>;
+
+/// Without `Access-Control-Allow-Origin` the other CORS headers say nothing
+/// useful to the caller, only what the API would allow another site.
+fn no_cors_headers_for_unknown_origins(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+        ] {
+            headers.remove(name);
+        }
+    }
+    response
 }
 
 /// The origins some active publishable client allows.
@@ -71,9 +98,9 @@ impl OriginRegistry {
         });
     }
 
-    pub fn layer(&self) -> CorsLayer {
+    pub fn layer(&self) -> Layer {
         let registry = self.clone();
-        CorsLayer::new()
+        let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin, _| {
                 registry.allows(origin)
             }))
@@ -90,6 +117,8 @@ impl OriginRegistry {
                 header::RETRY_AFTER,
                 X_REQUEST_ID.clone(),
             ])
-            .max_age(Duration::from_secs(600))
+            .max_age(Duration::from_secs(600));
+        let strip: fn(Response) -> Response = no_cors_headers_for_unknown_origins;
+        Stack::new(cors, MapResponseLayer::new(strip))
     }
 }

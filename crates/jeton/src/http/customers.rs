@@ -1,11 +1,7 @@
 //! Customers: registration and login (through a client key), logout and the
 //! profile (with a user token).
 
-use axum::{
-    Extension,
-    extract::State,
-    http::StatusCode,
-};
+use axum::{Extension, extract::State, http::StatusCode};
 use jeton_auth::{
     AuthError,
     axum::{Client, User},
@@ -24,17 +20,20 @@ use crate::{
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
         password,
     },
-    throttle::RetryAfter,
     store::{
         audit::{Audit, Event},
         customers::{CreateCustomerError, Customer},
         user_tokens::{NewUserToken, Revoke},
     },
+    throttle::RetryAfter,
 };
 
 /// 429 with `Retry-After` for a throttled login or registration.
 fn throttled(limit: u32, RetryAfter(retry_after_seconds): RetryAfter) -> AppError {
-    AppError::Auth(AuthError::RateLimited { limit, retry_after_seconds })
+    AppError::Auth(AuthError::RateLimited {
+        limit,
+        retry_after_seconds,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
@@ -48,8 +47,13 @@ pub async fn register(
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
     let limit = state.config.throttle.registrations_per_ip_per_hour;
-    state.throttle.check_registration(ip).map_err(|wait| throttled(limit, wait))?;
-    let hash = password::hash(new.password).await.map_err(|_| AppError::Unavailable)?;
+    state
+        .throttle
+        .check_registration(ip)
+        .map_err(|wait| throttled(limit, wait))?;
+    let hash = password::hash(new.password)
+        .await
+        .map_err(|_| AppError::Unavailable)?;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
         Ok(customer) => Ok((StatusCode::CREATED, Json(customer))),
         // The one place an email's existence shows; registration cannot work
@@ -75,7 +79,10 @@ pub async fn login(
     // Throttled before any lookup or hashing: guessing is slowed to a crawl,
     // and a throttled unknown email looks like a throttled known one.
     let limit = state.config.throttle.failures_per_email;
-    state.throttle.check_login(&login.email, audit.client_ip).map_err(|wait| throttled(limit, wait))?;
+    state
+        .throttle
+        .check_login(&login.email, audit.client_ip)
+        .map_err(|wait| throttled(limit, wait))?;
     let found = state.db.find_customer_for_login(&login.email).await?;
     let (customer_id, stored_hash) = match found {
         Some((customer, hash)) => (Some(customer.id), Some(hash)),
@@ -83,7 +90,9 @@ pub async fn login(
     };
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
-    let verified = password::verify(login.password, stored_hash).await.map_err(|_| AppError::Unavailable)?;
+    let verified = password::verify(login.password, stored_hash)
+        .await
+        .map_err(|_| AppError::Unavailable)?;
     let Some(customer_id) = customer_id.clone().filter(|_| verified) else {
         state.throttle.login_failed(&login.email, audit.client_ip);
         let event = Event {

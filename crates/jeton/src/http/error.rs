@@ -10,8 +10,13 @@
 //!   envelope is wrong.
 //! - `NotFound` (404): no such thing *for this caller*; someone else's
 //!   order is "not found", not "forbidden".
+//! - `BadRequest` (400): a request header is malformed
+//!   (`invalid_idempotency_key`).
+//! - `Unprocessable` (422) with its own code: well-formed, but refused for a
+//!   reason that is not a field (`idempotency_key_reused`).
 //! - `Conflict` (409): the request is valid but the state forbids it
-//!   (`email_taken`, `sku_taken`, `insufficient_stock`).
+//!   (`email_taken`, `sku_taken`, `insufficient_stock`,
+//!   `idempotency_key_in_use`).
 //! - `InvalidCredentials` (400): login failed; one answer for unknown email
 //!   and wrong password.
 //! - `Unavailable` (503): the database is unreachable or busy; retrying is
@@ -45,6 +50,10 @@ pub enum AppError {
     NotFound,
     #[error("this path does not support this method; see the Allow header")]
     MethodNotAllowed,
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("the email or password is wrong")]
@@ -94,6 +103,12 @@ impl AppError {
                 "method_not_allowed",
                 "Method not allowed",
             ),
+            AppError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request"),
+            AppError::Unprocessable { code, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "Unprocessable request",
+            ),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             AppError::InvalidCredentials => (
                 StatusCode::BAD_REQUEST,
@@ -128,7 +143,20 @@ impl From<sqlx::Error> for AppError {
                 db_error.code().as_deref(),
                 // PostgreSQL: serialization failure, deadlock, admin shutdown,
                 // cannot connect now. SQLite: busy, locked.
-                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "5" | "6" | "517" | "261")
+                Some(
+                    "40001"
+                        | "40P01"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "5"
+                        | "6"
+                        | "261"
+                        | "262"
+                        | "517"
+                        | "518"
+                        | "773"
+                )
             ),
             _ => false,
         };

@@ -120,6 +120,16 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON body that is already serialized (from a cache).
+#[derive(Debug, Clone)]
+pub struct JsonBytes(pub Bytes);
+
+impl IntoResponse for JsonBytes {
+    fn into_response(self) -> Response {
+        ([(CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
 /// Query parameters; unknown or malformed ones are a 422.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

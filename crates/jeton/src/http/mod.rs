@@ -9,6 +9,7 @@ pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod orders;
 pub mod pagination;
@@ -53,6 +54,7 @@ fn span(request: &Request) -> tracing::Span {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let api = routes::api(&state)
         .into_router()
         .method_not_allowed_fallback(method_not_allowed)
@@ -66,9 +68,12 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // A route layer, so it sees the matched path template.
+        .route_layer(from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // Layers run outside-in from the bottom: request id, access log,
         // nosniff, CORS (answers preflights), client IP, then the routes.

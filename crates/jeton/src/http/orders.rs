@@ -2,7 +2,8 @@
 
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use jeton_auth::axum::User;
 use serde::Deserialize;
@@ -17,23 +18,83 @@ use super::{
 use crate::{
     domain::{
         ids::parse_id,
-        order::{OrderInput, OrderRequest},
+        order::{IdempotencyKey, OrderInput, OrderRequest},
     },
-    store::orders::{Order, PlaceOrderError},
+    store::orders::{Order, PlaceOrderError, Placed},
 };
 
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The `Idempotency-Key` header, if sent. A malformed one is a 400: it is
+/// the request's envelope that is wrong, not a field of the body, and
+/// nothing is looked up or written.
+fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<IdempotencyKey>> {
+    let invalid = |detail: String| AppError::BadRequest {
+        code: "invalid_idempotency_key",
+        detail,
+    };
+    let mut values = headers.get_all(&IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid("send at most one Idempotency-Key".to_owned()));
+    }
+    IdempotencyKey::parse(value.as_bytes())
+        .map(Some)
+        .map_err(|why| invalid(format!("the Idempotency-Key {why}")))
+}
+
+/// A JSON response from a stored body, so a replay is byte-for-byte the
+/// first response.
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = OrderInput,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters; the same key with the same body within 24 hours returns the first response again, with `Idempotent-Replayed: true`")),
     security(("bearer" = ["orders:write"])),
-    responses((status = 201, body = Order), (status = 409, description = "`insufficient_stock`"),
-        (status = 422, description = "unknown product, bad quantity, duplicate lines, mixed currencies")))]
+    responses((status = 201, body = Order),
+        (status = 400, description = "`invalid_idempotency_key`, `malformed_json`"),
+        (status = 409, description = "`insufficient_stock`, `idempotency_key_in_use`"),
+        (status = 422, description = "unknown product, bad quantity, duplicate lines, mixed currencies; `idempotency_key_reused`"),
+        (status = 503, description = "the database is unavailable or too busy; retry after `Retry-After`, with the same `Idempotency-Key`")))]
 pub async fn place(
     State(state): State<AppState>,
     User(user): User,
-    Json(input): Json<OrderInput>,
-) -> AppResult<(StatusCode, Json<Order>)> {
+    headers: HeaderMap,
+    body: Result<Json<OrderInput>, AppError>,
+) -> AppResult<Response> {
+    // The key first: a malformed one is refused whatever the body is.
+    let key = idempotency_key(&headers)?;
+    let Json(input) = body?;
     let request = OrderRequest::try_from(input).map_err(AppError::Validation)?;
-    match state.db.place_order(&user.user_id, &request).await {
-        Ok(order) => Ok((StatusCode::CREATED, Json(order))),
+    match state
+        .db
+        .place_order(&user.user_id, &request, key.as_ref())
+        .await
+    {
+        Ok(Placed::New { body, .. }) => Ok(json_response(StatusCode::CREATED, body, false)),
+        Ok(Placed::Replayed { status, body }) => {
+            let status = StatusCode::from_u16(status).map_err(|error| AppError::Internal(error.into()))?;
+            Ok(json_response(status, body, true))
+        }
         Err(PlaceOrderError::UnknownProduct { line }) => Err(AppError::validation(
             format!("items[{line}].product_id"),
             "no product has this id",
@@ -49,6 +110,14 @@ pub async fn place(
         Err(PlaceOrderError::TotalTooLarge) => Err(AppError::validation(
             "items",
             "the order total is too large",
+        )),
+        Err(PlaceOrderError::KeyReused) => Err(AppError::Unprocessable {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used with a different request; use a new key for a new order".to_owned(),
+        }),
+        Err(PlaceOrderError::KeyInUse) => Err(AppError::conflict(
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
         )),
         Err(PlaceOrderError::Db(error)) => Err(error.into()),
     }

@@ -3,7 +3,13 @@ use std::sync::Arc;
 use jeton_auth::{Verifier, axum::Gate};
 
 use super::cors::OriginRegistry;
-use crate::{config::Config, domain::abilities, store::Db, throttle::Throttle};
+use crate::{
+    catalog_cache::CatalogCache,
+    config::Config,
+    domain::abilities,
+    store::{Db, changes::Topic},
+    throttle::Throttle,
+};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -16,13 +22,31 @@ pub struct AppState {
     pub origins: OriginRegistry,
     /// Login and registration throttles.
     pub throttle: Arc<Throttle>,
+    /// Product pages and products, served from memory.
+    pub catalog: Arc<CatalogCache>,
 }
 
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
+        let gate = Arc::new(Gate::new(Verifier::new(db.clone()), abilities::ceilings()));
+        // Weak: the gate holds the Db that holds this listener.
+        let listening = Arc::downgrade(&gate);
+        db.on_change(move |topic| {
+            if let (Topic::Credentials, Some(gate)) = (topic, listening.upgrade()) {
+                gate.verifier.invalidate_all();
+            }
+        });
+        let catalog = Arc::new(CatalogCache::default());
+        let listening = Arc::downgrade(&catalog);
+        db.on_change(move |topic| {
+            if let (Topic::Catalog, Some(catalog)) = (topic, listening.upgrade()) {
+                catalog.invalidate_all();
+            }
+        });
         AppState {
-            gate: Arc::new(Gate::new(Verifier::new(db.clone()), abilities::ceilings())),
+            gate,
+            catalog,
             db,
             throttle: Arc::new(Throttle::new(config.throttle)),
             config: Arc::new(config),
@@ -30,10 +54,28 @@ impl AppState {
         }
     }
 
-    /// A state with the allowed origins loaded from the database.
+    /// A running state: allowed origins loaded, and the change feed watched
+    /// so that changes made by other processes (revocations, new clients,
+    /// stock) reach this one's caches within a second.
     pub async fn load(db: Db, config: Config) -> Result<AppState, sqlx::Error> {
         let state = AppState::new(db, config);
         state.origins.refresh(&state.db).await?;
+        // Weak, as above: the listener lives inside the Db it would hold.
+        let (origins, gate) = (state.origins.clone(), Arc::downgrade(&state.gate));
+        state.db.on_change(move |topic| {
+            if let (Topic::Credentials, Some(gate)) = (topic, gate.upgrade()) {
+                let origins = origins.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = origins.refresh(gate.verifier.store()).await {
+                        tracing::warn!(%error, "could not refresh allowed origins");
+                    }
+                });
+            }
+        });
+        let alive = Arc::downgrade(&state.gate);
+        state
+            .db
+            .spawn_change_watcher(move || alive.strong_count() > 0);
         Ok(state)
     }
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::{
     Db,
     audit::{self, Audit, Event},
+    changes::Topic,
     placeholders,
 };
 use crate::domain::{
@@ -309,6 +310,8 @@ impl Db {
         };
         audit::append(&mut tx, audit, event).await?;
         tx.commit().await?;
+        // Older keys now expire: cached copies must learn it.
+        self.announce(Topic::Credentials);
         Ok(Some(created))
     }
 
@@ -358,6 +361,7 @@ impl Db {
         };
         audit::append(&mut tx, audit, event).await?;
         tx.commit().await?;
+        self.announce(Topic::Credentials);
         Ok(true)
     }
 }

@@ -8,14 +8,16 @@
 //! query on both.
 
 pub mod audit;
+pub mod changes;
 pub mod clients;
 pub mod credentials;
 pub mod customers;
 pub mod orders;
 pub mod products;
+pub mod retry;
 pub mod user_tokens;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Any, AnyPool, Transaction,
@@ -50,6 +52,8 @@ pub struct Db {
     /// connections spinning on `SQLITE_BUSY`. On PostgreSQL the same pool.
     writer: AnyPool,
     backend: Backend,
+    /// Who to tell when this process changes something caches depend on.
+    changes: Arc<changes::ChangeHub>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +124,7 @@ impl Db {
                     pool,
                     writer,
                     backend,
+                    changes: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -133,6 +138,7 @@ impl Db {
                     writer: pool.clone(),
                     pool,
                     backend,
+                    changes: Arc::default(),
                 }
             }
         };
@@ -160,6 +166,11 @@ impl Db {
     /// For single-statement writes outside a transaction.
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Connections open and idle in the read pool, for `/metrics`.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// Is the database reachable? For `/readyz`.

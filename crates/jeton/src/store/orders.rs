@@ -1,6 +1,19 @@
 //! Where an order is placed: one write transaction that decrements stock
 //! with a conditional update per line and records the order, or changes
-//! nothing at all.
+//! nothing at all; and the idempotency keys that make a retried order safe.
+//!
+//! With an `Idempotency-Key` a placement has three steps:
+//! 1. *Claim* the key: insert its row `in_flight` with a lease, in a short
+//!    transaction of its own. The primary key (customer, key) decides a race:
+//!    one request inserts, the others find the row and answer from it (replay,
+//!    `idempotency_key_reused` or `idempotency_key_in_use`).
+//! 2. Place the order in one transaction that also turns the key `done` and
+//!    stores the response, but only while the lease is still ours. So the order
+//!    and the key's final state commit together or not at all.
+//! 3. If the order fails (a 4xx, or the database went away), *release* the key
+//!    by deleting the row, again only while the lease is ours: nothing was
+//!    changed, so the same key may be used again. If even that fails, the
+//!    lease runs out after [`KEY_LEASE`] and a retry takes the key over.
 
 use std::collections::HashMap;
 
@@ -9,13 +22,27 @@ use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Db, placeholders};
+use super::{
+    Db,
+    changes::Topic,
+    placeholders,
+    retry::{Retryable, is_contention, is_contention_or_disconnect, retrying, retrying_if},
+};
 use crate::domain::{
     ids::new_id,
     money::Money,
-    order::OrderRequest,
-    time::{from_micros, now_micros},
+    order::{IdempotencyKey, OrderLine, OrderRequest},
+    time::{from_micros, now_micros, to_micros},
 };
+
+/// How long a request holds its idempotency key while it runs. Placing an
+/// order takes milliseconds; a lease this old belongs to a request whose
+/// server died, and a retry may take the key over.
+pub const KEY_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a used idempotency key is remembered (at least; pruning removes
+/// it some time after).
+pub const KEY_RETENTION: time::Duration = time::Duration::hours(24);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderItem {
@@ -49,8 +76,65 @@ pub enum PlaceOrderError {
     MixedCurrencies,
     #[error("the order total is too large")]
     TotalTooLarge,
+    #[error("this idempotency key was used for a different request")]
+    KeyReused,
+    #[error("a request with this idempotency key is still running")]
+    KeyInUse,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl Retryable for PlaceOrderError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, PlaceOrderError::Db(error) if is_contention(error))
+    }
+}
+
+/// The outcome of a placement that did not fail.
+#[derive(Debug)]
+pub enum Placed {
+    /// Placed now. `body` is the order as JSON, exactly as stored for
+    /// replays, so the first response and its replays are byte-identical.
+    New { order: Order, body: String },
+    /// The stored response of the first request with this idempotency key.
+    Replayed { status: u16, body: String },
+}
+
+/// The JSON of an order, as sent and as stored for replays.
+fn render(order: &Order) -> String {
+    serde_json::to_string(order).expect("an order serializes")
+}
+
+/// A claimed idempotency key: ours while `lease` is in its row.
+#[derive(Clone, Copy)]
+struct Lease<'a> {
+    key: &'a IdempotencyKey,
+    lease: &'a str,
+}
+
+enum Claim {
+    Ours,
+    Replay { status: u16, body: String },
+}
+
+/// An idempotency key's row.
+struct KeyRow {
+    request_hash: String,
+    status: String,
+    lease_id: Option<String>,
+    lease_expires_at: Option<i64>,
+    response_status: Option<i64>,
+    response_body: Option<String>,
+}
+
+impl KeyRow {
+    /// The stored response, if the first request finished.
+    fn replay(&self) -> Option<(u16, String)> {
+        match (&self.status[..], self.response_status, &self.response_body) {
+            ("done", Some(status), Some(body)) => Some((u16::try_from(status).ok()?, body.clone())),
+            _ => None,
+        }
+    }
 }
 
 fn order_from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
@@ -66,17 +150,207 @@ fn order_from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
     })
 }
 
+fn lease_micros() -> i64 {
+    i64::try_from(KEY_LEASE.as_micros()).expect("the lease fits")
+}
+
 impl Db {
-    /// Places an order for a customer. Lines are taken in product-id order,
-    /// whatever order the customer sent, so two orders for the same products
-    /// always lock rows in the same order and cannot deadlock each other.
+    /// Places an order for a customer, at most once per idempotency key.
+    /// Contention (a deadlock, a busy database) is retried a few times;
+    /// what is left of it comes back as a `Db` error the HTTP layer answers
+    /// with 503.
     pub async fn place_order(
         &self,
         customer_id: &str,
         request: &OrderRequest,
-    ) -> Result<Order, PlaceOrderError> {
-        let mut by_product: Vec<(usize, &crate::domain::order::OrderLine)> =
-            request.lines.iter().enumerate().collect();
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Placed, PlaceOrderError> {
+        let Some(key) = key else {
+            let (order, body) = retrying("place order", || async move {
+                self.place_order_once(customer_id, request, None).await
+            })
+            .await?;
+            return Ok(Placed::New { order, body });
+        };
+
+        let fingerprint = request.fingerprint();
+        let lease_id = new_id();
+        let lease = Lease {
+            key,
+            lease: &lease_id,
+        };
+        match self.claim_key(customer_id, lease, &fingerprint).await {
+            Ok(Claim::Ours) => {}
+            Ok(Claim::Replay { status, body }) => return Ok(Placed::Replayed { status, body }),
+            Err(error) => {
+                // The claim may have committed before the connection broke.
+                if matches!(error, PlaceOrderError::Db(_)) {
+                    self.release_key(customer_id, lease).await;
+                }
+                return Err(error);
+            }
+        }
+
+        let placed = retrying("place order", || async move {
+            self.place_order_once(customer_id, request, Some(lease))
+                .await
+        })
+        .await;
+        match placed {
+            Ok((order, body)) => Ok(Placed::New { order, body }),
+            // The lease ran out and another request took the key over, or
+            // finished with it: answer as if we had arrived second.
+            Err(PlaceOrderError::KeyInUse) => match self.read_key(customer_id, key).await? {
+                Some(row) if row.request_hash == fingerprint => match row.replay() {
+                    Some((status, body)) => Ok(Placed::Replayed { status, body }),
+                    None => Err(PlaceOrderError::KeyInUse),
+                },
+                _ => Err(PlaceOrderError::KeyInUse),
+            },
+            // Nothing was written (a 4xx, or the transaction never
+            // committed): the key is free again. If the commit did happen
+            // and only its acknowledgement was lost, the row is `done` and
+            // the release leaves it alone.
+            Err(error) => {
+                self.release_key(customer_id, lease).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Step 1: makes the key ours, or says why not.
+    async fn claim_key(
+        &self,
+        customer_id: &str,
+        lease: Lease<'_>,
+        fingerprint: &str,
+    ) -> Result<Claim, PlaceOrderError> {
+        // A few rounds, because the row may be released or taken over
+        // between our insert and our read.
+        for _ in 0..3 {
+            let now = now_micros();
+            let inserted = retrying("claim idempotency key", || async move {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys \
+                     (customer_id, idempotency_key, request_hash, status, lease_id, lease_expires_at, created_at) \
+                     VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) \
+                     ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
+                )
+                .bind(customer_id.to_owned())
+                .bind(lease.key.as_str().to_owned())
+                .bind(fingerprint.to_owned())
+                .bind(lease.lease.to_owned())
+                .bind(now + lease_micros())
+                .bind(now)
+                .execute(self.writer())
+                .await
+            })
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(Claim::Ours);
+            }
+            let Some(row) = self.read_key(customer_id, lease.key).await? else {
+                continue;
+            };
+            // A different request is refused whatever state the key is in.
+            if row.request_hash != fingerprint {
+                return Err(PlaceOrderError::KeyReused);
+            }
+            if let Some((status, body)) = row.replay() {
+                return Ok(Claim::Replay { status, body });
+            }
+            if row.lease_expires_at.is_some_and(|expires| expires > now) {
+                return Err(PlaceOrderError::KeyInUse);
+            }
+            // The first request's server died mid-request (its lease ran
+            // out): take the key over, unless someone else just did.
+            let taken = retrying("take over idempotency key", || {
+                let old_lease = row.lease_id.clone();
+                async move {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET lease_id = $3, lease_expires_at = $4 \
+                         WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $5",
+                    )
+                    .bind(customer_id.to_owned())
+                    .bind(lease.key.as_str().to_owned())
+                    .bind(lease.lease.to_owned())
+                    .bind(now + lease_micros())
+                    .bind(old_lease)
+                    .execute(self.writer())
+                    .await
+                }
+            })
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                return Ok(Claim::Ours);
+            }
+        }
+        Err(PlaceOrderError::KeyInUse)
+    }
+
+    async fn read_key(
+        &self,
+        customer_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<KeyRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, lease_id, lease_expires_at, response_status, response_body \
+             FROM idempotency_keys WHERE customer_id = $1 AND idempotency_key = $2",
+        )
+        .bind(customer_id.to_owned())
+        .bind(key.as_str().to_owned())
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|row| {
+            Ok(KeyRow {
+                request_hash: row.try_get("request_hash")?,
+                status: row.try_get("status")?,
+                lease_id: row.try_get("lease_id")?,
+                lease_expires_at: row.try_get("lease_expires_at")?,
+                response_status: row.try_get("response_status")?,
+                response_body: row.try_get("response_body")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Step 3: frees a key whose request changed nothing. Deleting by lease
+    /// is safe to repeat, so a broken connection is retried too; if it still
+    /// fails the lease runs out on its own.
+    async fn release_key(&self, customer_id: &str, lease: Lease<'_>) {
+        let released = retrying_if(
+            "release idempotency key",
+            is_contention_or_disconnect,
+            || async move {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys \
+                     WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $3",
+                )
+                .bind(customer_id.to_owned())
+                .bind(lease.key.as_str().to_owned())
+                .bind(lease.lease.to_owned())
+                .execute(self.writer())
+                .await
+            },
+        )
+        .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, "an idempotency key could not be released; its lease will run out");
+        }
+    }
+
+    /// Step 2, one try. Lines are taken in product-id order, whatever order
+    /// the customer sent, so two orders for the same products always lock
+    /// rows in the same order and cannot deadlock each other.
+    async fn place_order_once(
+        &self,
+        customer_id: &str,
+        request: &OrderRequest,
+        lease: Option<Lease<'_>>,
+    ) -> Result<(Order, String), PlaceOrderError> {
+        let mut by_product: Vec<(usize, &OrderLine)> = request.lines.iter().enumerate().collect();
         by_product.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
 
         let created_at = now_micros();
@@ -166,9 +440,8 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(Order {
-            id: order_id,
+        let order = Order {
+            id: order_id.clone(),
             status: "placed".to_owned(),
             items,
             total: Money {
@@ -176,7 +449,52 @@ impl Db {
                 currency,
             },
             created_at: from_micros(created_at),
+        };
+        let body = render(&order);
+        if let Some(lease) = lease {
+            // Only while the lease is ours: if it ran out and another request
+            // took the key, this order must not happen (that one places it).
+            let done = sqlx::query(
+                "UPDATE idempotency_keys SET status = 'done', response_status = 201, response_body = $3, \
+                 order_id = $4, completed_at = $5, lease_id = NULL, lease_expires_at = NULL \
+                 WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $6",
+            )
+            .bind(customer_id.to_owned())
+            .bind(lease.key.as_str().to_owned())
+            .bind(body.clone())
+            .bind(order_id)
+            .bind(created_at)
+            .bind(lease.lease.to_owned())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(PlaceOrderError::KeyInUse);
+            }
+        }
+        tx.commit().await?;
+        // Stock changed: catalogue reads on this process see it at once.
+        self.announce(Topic::Catalog);
+        Ok((order, body))
+    }
+
+    /// Deletes idempotency keys created before `cutoff`; returns how many.
+    /// Callers keep keys at least [`KEY_RETENTION`].
+    pub async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime) -> Result<u64, sqlx::Error> {
+        let done = retrying("prune idempotency keys", || async move {
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(to_micros(cutoff))
+                .execute(self.writer())
+                .await
         })
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many idempotency keys are stored: for tests and operators.
+    pub async fn count_idempotency_keys(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
+            .fetch_one(self.reader())
+            .await
     }
 
     /// One of the customer's orders; another customer's order is `None`,

@@ -5,11 +5,16 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Db, is_unique_violation};
+use super::{
+    Db,
+    changes::Topic,
+    is_unique_violation,
+    retry::{Retryable, is_contention, retrying},
+};
 use crate::domain::{
     ids::new_id,
     money::Money,
-    product::{NewProduct, ProductPatch},
+    product::{MAX_STOCK, NewProduct, ProductPatch},
     time::{from_micros, now_micros},
 };
 
@@ -46,8 +51,18 @@ fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
 pub enum ProductWriteError {
     #[error("a product with this SKU exists")]
     SkuTaken,
+    #[error("the stock change would take the stock below zero")]
+    InsufficientStock,
+    #[error("the stock change would take the stock above {MAX_STOCK}")]
+    StockLimitExceeded,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl Retryable for ProductWriteError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, ProductWriteError::Db(error) if is_contention(error))
+    }
 }
 
 fn classify(error: sqlx::Error) -> ProductWriteError {
@@ -98,6 +113,7 @@ impl Db {
             .fetch_one(self.writer())
             .await
             .map_err(classify)?;
+        self.announce(Topic::Catalog);
         Ok(from_row(&row)?)
     }
 
@@ -120,11 +136,27 @@ impl Db {
             .bind(now_micros())
             .execute(self.writer())
             .await?;
+        self.announce(Topic::Catalog);
         Ok(done.rows_affected() == 1)
     }
 
     /// Changes the given fields; `None` if there is no such product.
+    ///
+    /// A `stock_delta` is applied as `stock = stock + delta` in the same
+    /// statement that checks the result stays in range, so it composes with
+    /// concurrent orders (each a `stock = stock - n`) without losing any.
     pub async fn update_product(
+        &self,
+        id: &str,
+        patch: &ProductPatch,
+    ) -> Result<Option<Product>, ProductWriteError> {
+        retrying("update product", || async move {
+            self.update_product_once(id, patch).await
+        })
+        .await
+    }
+
+    async fn update_product_once(
         &self,
         id: &str,
         patch: &ProductPatch,
@@ -150,8 +182,9 @@ impl Db {
         if let Some(stock) = patch.stock {
             assignments.push(("stock", Value::Int(stock)));
         }
-        // $1 is the id, $2 the time; the changed fields follow.
-        let sets: Vec<String> = std::iter::once("updated_at = $2".to_owned())
+        // $1 is the id, $2 the time; the changed fields follow, then the
+        // stock delta if any.
+        let mut sets: Vec<String> = std::iter::once("updated_at = $2".to_owned())
             .chain(
                 assignments
                     .iter()
@@ -159,8 +192,14 @@ impl Db {
                     .map(|(i, (column, _))| format!("{column} = ${}", i + 3)),
             )
             .collect();
+        let mut condition = "id = $1".to_owned();
+        if patch.stock_delta.is_some() {
+            let n = assignments.len() + 3;
+            sets.push(format!("stock = stock + ${n}"));
+            condition.push_str(&format!(" AND stock + ${n} BETWEEN 0 AND {MAX_STOCK}"));
+        }
         let sql = format!(
-            "UPDATE products SET {} WHERE id = $1 RETURNING {COLUMNS}",
+            "UPDATE products SET {} WHERE {condition} RETURNING {COLUMNS}",
             sets.join(", ")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -172,14 +211,35 @@ impl Db {
                 Value::Int(int) => query.bind(int),
             };
         }
-        let row = query
-            .fetch_optional(self.writer())
-            .await
-            .map_err(classify)?;
-        row.as_ref()
-            .map(from_row)
-            .transpose()
-            .map_err(ProductWriteError::Db)
+        if let Some(delta) = patch.stock_delta {
+            query = query.bind(delta);
+        }
+        let mut tx = self.begin_write().await?;
+        let row = query.fetch_optional(&mut *tx).await.map_err(classify)?;
+        let Some(row) = row else {
+            // No such product, or the delta would take the stock out of
+            // range. Which bound is known from the sign: the stock is always
+            // within range, so only a negative delta can go below zero and
+            // only a positive one above the top. (Reading the stock again
+            // would not do: on PostgreSQL it may have changed since.)
+            let Some(delta) = patch.stock_delta else {
+                return Ok(None);
+            };
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
+                    .bind(id.to_owned())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return match exists {
+                None => Ok(None),
+                Some(_) if delta < 0 => Err(ProductWriteError::InsufficientStock),
+                Some(_) => Err(ProductWriteError::StockLimitExceeded),
+            };
+        };
+        let product = from_row(&row)?;
+        tx.commit().await?;
+        self.announce(Topic::Catalog);
+        Ok(Some(product))
     }
 
     pub async fn get_product(&self, id: &str) -> Result<Option<Product>, sqlx::Error> {

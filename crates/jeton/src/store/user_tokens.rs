@@ -1,5 +1,7 @@
 //! User tokens: issued at login or by a customer, listed and revoked by them.
 
+use std::collections::HashMap;
+
 use jeton_auth::{AbilitySet, PlainToken};
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
@@ -9,6 +11,7 @@ use utoipa::ToSchema;
 use super::{
     Db,
     audit::{self, Audit, Event},
+    changes::Topic,
 };
 use crate::domain::{
     ids::new_id,
@@ -196,7 +199,39 @@ impl Db {
             }
         };
         tx.commit().await?;
+        self.announce(Topic::Credentials);
         Ok(revoked)
+    }
+
+    /// Writes when tokens were last used, in one statement per 400 tokens:
+    /// the verifier collects uses in memory and the server flushes them every
+    /// few seconds, so an authenticated request writes nothing. A time only
+    /// ever moves forward, whichever process flushes last.
+    pub async fn record_token_use(
+        &self,
+        uses: &HashMap<String, OffsetDateTime>,
+    ) -> Result<(), sqlx::Error> {
+        let uses: Vec<(&String, i64)> = uses.iter().map(|(id, at)| (id, to_micros(*at))).collect();
+        for chunk in uses.chunks(400) {
+            // $1 is shared by every `WHEN`; each token adds an id and a time.
+            let cases: String = (0..chunk.len())
+                .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let ids = (0..chunk.len())
+                .map(|i| format!("${}", 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE user_tokens SET last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < (CASE id{cases} ELSE $1 END) \
+                 THEN (CASE id{cases} ELSE $1 END) ELSE last_used_at END WHERE id IN ({ids})"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(0i64);
+            for (id, at) in chunk {
+                query = query.bind((*id).clone()).bind(*at);
+            }
+            query.execute(self.writer()).await?;
+        }
+        Ok(())
     }
 
     /// Deletes user tokens and client keys that expired or were revoked

@@ -5,7 +5,9 @@ mod support;
 
 mod auth_and_http;
 mod cli;
+mod clients;
 mod customers_and_admin;
+mod order_safety;
 mod orders_and_catalog;
 mod secrets;
 mod storefront;

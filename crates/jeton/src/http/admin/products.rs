@@ -6,7 +6,7 @@ use axum::{
 use crate::{
     domain::{
         ids::parse_id,
-        product::{NewProduct, NewProductInput, ProductPatch, ProductPatchInput},
+        product::{MAX_STOCK, NewProduct, NewProductInput, ProductPatch, ProductPatchInput},
     },
     http::{
         error::{AppError, AppResult},
@@ -21,6 +21,14 @@ fn write_error(error: ProductWriteError) -> AppError {
         ProductWriteError::SkuTaken => {
             AppError::conflict("sku_taken", "another product has this SKU")
         }
+        ProductWriteError::InsufficientStock => AppError::conflict(
+            "insufficient_stock",
+            "stock_delta would take the stock below zero; nothing was changed",
+        ),
+        ProductWriteError::StockLimitExceeded => AppError::conflict(
+            "stock_limit_exceeded",
+            format!("stock_delta would take the stock above {MAX_STOCK}; nothing was changed"),
+        ),
         ProductWriteError::Db(error) => error.into(),
     }
 }
@@ -43,7 +51,9 @@ pub async fn create(
 
 #[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
     security(("bearer" = ["admin"])),
-    responses((status = 200, body = Product), (status = 404), (status = 409, description = "`sku_taken`"), (status = 422)))]
+    responses((status = 200, body = Product), (status = 404),
+        (status = 409, description = "`sku_taken`; `insufficient_stock` or `stock_limit_exceeded` when `stock_delta` would take the stock out of 0..=1000000000"),
+        (status = 422, description = "invalid fields, or both `stock` and `stock_delta`")))]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
