@@ -96,6 +96,7 @@ pub struct Throttle {
     per_email: FailureCounter,
     per_ip: FailureCounter,
     registrations: DefaultKeyedRateLimiter<IpAddr>,
+    registrations_per_hour: u32,
 }
 
 fn seconds(wait: Duration) -> u64 {
@@ -106,6 +107,14 @@ fn seconds(wait: Duration) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub u64);
 
+/// A refused attempt: the limit that was reached (for `RateLimit-Limit`)
+/// and when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    pub limit: u32,
+    pub retry_after: RetryAfter,
+}
+
 impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Throttle {
         let per_hour =
@@ -114,18 +123,25 @@ impl Throttle {
             per_email: FailureCounter::new(settings.failures_per_email, settings.window),
             per_ip: FailureCounter::new(settings.failures_per_ip, settings.window),
             registrations: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            registrations_per_hour: per_hour.get(),
         }
     }
 
-    /// Before a login is checked: is this email or IP throttled?
-    pub fn check_login(&self, email: &str, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+    /// Before a login is checked: is this email or IP throttled? The email
+    /// is looked at first, whether or not an account has it, so a
+    /// throttled unknown email gets the same answer as a throttled known one.
+    pub fn check_login(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        let refused = |counter: &FailureCounter, wait| Throttled {
+            limit: counter.max,
+            retry_after: RetryAfter(seconds(wait)),
+        };
         self.per_email
             .check(email)
-            .map_err(|wait| RetryAfter(seconds(wait)))?;
+            .map_err(|wait| refused(&self.per_email, wait))?;
         if let Some(ip) = ip {
             self.per_ip
                 .check(&ip.to_string())
-                .map_err(|wait| RetryAfter(seconds(wait)))?;
+                .map_err(|wait| refused(&self.per_ip, wait))?;
         }
         Ok(())
     }
@@ -142,14 +158,17 @@ impl Throttle {
     }
 
     /// Counts a registration attempt from `ip`.
-    pub fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+    pub fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
         let Some(ip) = ip else { return Ok(()) };
         if self.registrations.len() > 100_000 {
             self.registrations.retain_recent();
         }
         self.registrations.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            RetryAfter(seconds(wait).max(1))
+            Throttled {
+                limit: self.registrations_per_hour,
+                retry_after: RetryAfter(seconds(wait).max(1)),
+            }
         })
     }
 }
@@ -174,8 +193,9 @@ mod tests {
             assert!(throttle.check_login("a@example.com", None).is_ok());
             throttle.login_failed("a@example.com", None);
         }
-        let RetryAfter(wait) = throttle.check_login("a@example.com", None).unwrap_err();
-        assert_eq!(wait, 1);
+        let refused = throttle.check_login("a@example.com", None).unwrap_err();
+        assert_eq!(refused.retry_after, RetryAfter(1));
+        assert_eq!(refused.limit, 3);
         assert!(
             throttle.check_login("b@example.com", None).is_ok(),
             "other accounts are not affected"
@@ -201,7 +221,10 @@ mod tests {
         for n in 0..5 {
             throttle.login_failed(&format!("user{n}@example.com"), Some(ip));
         }
-        assert!(throttle.check_login("new@example.com", Some(ip)).is_err());
+        let refused = throttle
+            .check_login("new@example.com", Some(ip))
+            .unwrap_err();
+        assert_eq!(refused.limit, 5, "the per-IP limit is the one reported");
         assert!(
             throttle
                 .check_login("new@example.com", Some("192.0.2.8".parse().unwrap()))
@@ -215,6 +238,14 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(throttle.check_registration(Some(ip)).is_ok());
         assert!(throttle.check_registration(Some(ip)).is_ok());
-        assert!(throttle.check_registration(Some(ip)).is_err());
+        let refused = throttle.check_registration(Some(ip)).unwrap_err();
+        assert_eq!(refused.limit, 2);
+        // One registration is earned back every half hour at 2 per hour.
+        assert!((1..=1800).contains(&refused.retry_after.0));
+        assert!(
+            throttle
+                .check_registration(Some("192.0.2.8".parse().unwrap()))
+                .is_ok()
+        );
     }
 }

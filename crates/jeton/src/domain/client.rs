@@ -40,6 +40,10 @@ impl ClientKind {
 
 pub const MAX_RATE_LIMIT: i64 = 1_000_000;
 
+/// Longest origin accepted: `https://` and a 253-character host with a
+/// port fit well within it.
+pub const MAX_ORIGIN_LEN: usize = 300;
+
 /// An origin as browsers send it: `scheme://host[:port]`, nothing else. The
 /// canonical form (lower-case host, default port dropped) is what is stored.
 /// `*` is accepted only spelled out on its own.
@@ -53,6 +57,9 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
             raw.chars().take(100).collect::<String>()
         ))
     };
+    if raw.len() > MAX_ORIGIN_LEN {
+        return invalid(&format!("at most {MAX_ORIGIN_LEN} characters"));
+    }
     if raw.contains('*') {
         return invalid("wildcards are allowed only as a lone `*`");
     }
@@ -230,6 +237,8 @@ mod tests {
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
+        let long = format!("https://{}.example", "a".repeat(MAX_ORIGIN_LEN));
+        assert!(parse_origin(&long).is_err());
     }
 
     fn input(kind: ClientKind, abilities: &[&str], origins: &[&str]) -> NewClientInput {

@@ -25,11 +25,15 @@ use crate::{
         customers::{CreateCustomerError, Customer},
         user_tokens::{NewUserToken, Revoke},
     },
-    throttle::RetryAfter,
+    throttle::{RetryAfter, Throttled},
 };
 
 /// 429 with `Retry-After` for a throttled login or registration.
-fn throttled(limit: u32, RetryAfter(retry_after_seconds): RetryAfter) -> AppError {
+fn throttled(refused: Throttled) -> AppError {
+    let Throttled {
+        limit,
+        retry_after: RetryAfter(retry_after_seconds),
+    } = refused;
     AppError::Auth(AuthError::RateLimited {
         limit,
         retry_after_seconds,
@@ -46,11 +50,7 @@ pub async fn register(
 ) -> AppResult<(StatusCode, Json<Customer>)> {
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
-    let limit = state.config.throttle.registrations_per_ip_per_hour;
-    state
-        .throttle
-        .check_registration(ip)
-        .map_err(|wait| throttled(limit, wait))?;
+    state.throttle.check_registration(ip).map_err(throttled)?;
     let hash = password::hash(new.password)
         .await
         .map_err(|_| AppError::Unavailable)?;
@@ -78,11 +78,10 @@ pub async fn login(
     let login = Login::try_from(input).map_err(AppError::Validation)?;
     // Throttled before any lookup or hashing: guessing is slowed to a crawl,
     // and a throttled unknown email looks like a throttled known one.
-    let limit = state.config.throttle.failures_per_email;
     state
         .throttle
         .check_login(&login.email, audit.client_ip)
-        .map_err(|wait| throttled(limit, wait))?;
+        .map_err(throttled)?;
     let found = state.db.find_customer_for_login(&login.email).await?;
     let (customer_id, stored_hash) = match found {
         Some((customer, hash)) => (Some(customer.id), Some(hash)),

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hygiene;
 pub mod metrics;
 pub mod openapi;
 pub mod orders;
@@ -26,6 +27,7 @@ use axum::{
     routing::get,
 };
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -76,9 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // Layers run outside-in from the bottom: request id, access log,
-        // nosniff, CORS (answers preflights), client IP, then the routes.
+        // nosniff, panics to 500s, header hygiene, the request timeout,
+        // CORS (answers preflights), client IP, then the routes.
         .layer(from_fn_with_state(state.clone(), client_ip::middleware))
         .layer(state.origins.layer())
+        .layer(from_fn(hygiene::timeout))
+        .layer(from_fn(hygiene::headers))
+        .layer(CatchPanicLayer::custom(hygiene::panic_response))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -1,10 +1,19 @@
 //! Change notification for the in-process caches.
 //!
 //! A store method that changes credentials (revocation, rotation) or the
-//! catalogue announces it here *after its transaction commits*, and the
-//! caches listening drop what they hold. Changes made by other processes
-//! (another server, the CLI) arrive through the change feed the server
-//! polls, which announces them here the same way.
+//! catalogue reports it *after its transaction commits* ([`Db::changed`]),
+//! and the caches listening on this process drop what they hold at once.
+//!
+//! Other processes (another server, the CLI) learn of changes two ways:
+//! - on PostgreSQL, credential changes are also sent with `NOTIFY
+//!   jeton_changes`, and every server `LISTEN`s: a revocation reaches them
+//!   in milliseconds;
+//! - on both databases, every server polls the change feed (the newest audit
+//!   event and the newest product write) every 250 ms: that covers SQLite,
+//!   catalogue changes (an order per `NOTIFY` would serialize commits on
+//!   PostgreSQL's notification queue lock), and a lost LISTEN connection.
+//!
+//! Either way a change is visible everywhere within one second.
 
 use std::sync::RwLock;
 
@@ -19,6 +28,17 @@ pub enum Topic {
 }
 
 type Listener = Box<dyn Fn(Topic) + Send + Sync>;
+
+/// Puts a credential change in the feed; call inside the change's
+/// transaction, so the feed never misses a committed change.
+pub(crate) async fn record(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO credential_changes (id, at) VALUES ($1, $2)")
+        .bind(crate::domain::ids::new_id())
+        .bind(crate::domain::time::now_micros())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 #[derive(Default)]
 pub struct ChangeHub {
@@ -36,7 +56,22 @@ impl Db {
             .push(Box::new(listener));
     }
 
-    /// Announces a committed change.
+    /// Reports a committed change: to this process's caches at once, and for
+    /// credentials on PostgreSQL to every other server through `NOTIFY`.
+    pub async fn changed(&self, topic: Topic) {
+        self.announce(topic);
+        if topic == Topic::Credentials && self.backend() == super::Backend::Postgres {
+            let sent = sqlx::query("SELECT pg_notify('jeton_changes', 'credentials')")
+                .execute(self.writer())
+                .await;
+            if let Err(error) = sent {
+                // The other servers' polling still sees the change.
+                tracing::warn!(%error, "could not notify other servers");
+            }
+        }
+    }
+
+    /// Tells this process's listeners about a change.
     pub fn announce(&self, topic: Topic) {
         for listener in self
             .changes
@@ -53,7 +88,7 @@ impl Db {
 /// Where the change feed stands: compared between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedPosition {
-    /// The newest audit event: every credential change appends one.
+    /// The newest credential change (see [`record`]).
     credentials: Option<String>,
     /// The newest product write (orders included: they update stock).
     catalog: Option<i64>,
@@ -77,10 +112,14 @@ impl Db {
         })
     }
 
-    /// Polls the change feed and announces what moved, while `alive()`.
-    /// This is how a revocation made by another process (the CLI, another
-    /// server) reaches this one's caches.
-    pub fn spawn_change_watcher(&self, alive: impl Fn() -> bool + Send + 'static) {
+    /// Watches for other processes' changes while `alive()`: polls the
+    /// change feed, and on PostgreSQL also listens for `NOTIFY`.
+    pub fn spawn_change_watcher(&self, alive: impl Fn() -> bool + Send + Sync + 'static) {
+        let alive = std::sync::Arc::new(alive);
+        if self.backend() == super::Backend::Postgres {
+            let (db, alive) = (self.clone(), alive.clone());
+            tokio::spawn(async move { db.listen_for_changes(move || alive()).await });
+        }
         let db = self.clone();
         tokio::spawn(async move {
             let mut last = db.feed_position().await.ok();
@@ -108,5 +147,30 @@ impl Db {
                 }
             }
         });
+    }
+}
+
+impl Db {
+    async fn listen_for_changes(&self, alive: impl Fn() -> bool) {
+        let mut listener = match sqlx::postgres::PgListener::connect(&self.url).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for changes; polling only");
+                return;
+            }
+        };
+        if let Err(error) = listener.listen("jeton_changes").await {
+            tracing::warn!(%error, "cannot LISTEN for changes; polling only");
+            return;
+        }
+        while alive() {
+            // Wake up now and then to notice that the app is gone.
+            match tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await {
+                Ok(Ok(_notification)) => self.announce(Topic::Credentials),
+                // Reconnects on the next recv; the poller covers the gap.
+                Ok(Err(error)) => tracing::warn!(%error, "LISTEN connection lost"),
+                Err(_timeout) => {}
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{
     Db,
     audit::{self, Audit, Event},
-    changes::Topic,
+    changes::{self, Topic},
     placeholders,
 };
 use crate::domain::{
@@ -176,8 +176,11 @@ impl Db {
             ..Event::default()
         };
         audit::append(&mut tx, audit, event).await?;
+        // Other servers refresh their allowed origins from the feed.
+        changes::record(&mut tx).await?;
         created.keys.push(first_key);
         tx.commit().await?;
+        self.changed(Topic::Credentials).await;
         Ok(created)
     }
 
@@ -309,9 +312,10 @@ impl Db {
             ..Event::default()
         };
         audit::append(&mut tx, audit, event).await?;
+        changes::record(&mut tx).await?;
         tx.commit().await?;
         // Older keys now expire: cached copies must learn it.
-        self.announce(Topic::Credentials);
+        self.changed(Topic::Credentials).await;
         Ok(Some(created))
     }
 
@@ -360,8 +364,9 @@ impl Db {
             ..Event::default()
         };
         audit::append(&mut tx, audit, event).await?;
+        changes::record(&mut tx).await?;
         tx.commit().await?;
-        self.announce(Topic::Credentials);
+        self.changed(Topic::Credentials).await;
         Ok(true)
     }
 }

@@ -54,6 +54,8 @@ pub struct Db {
     backend: Backend,
     /// Who to tell when this process changes something caches depend on.
     changes: Arc<changes::ChangeHub>,
+    /// Kept for PostgreSQL's LISTEN connection (see `changes.rs`).
+    url: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,13 @@ impl Default for DbOptions {
         }
     }
 }
+
+/// Set on every PostgreSQL connection of the pool: no statement runs longer
+/// than 10 s. A runaway query is cancelled (SQLSTATE 57014) rather than
+/// holding a connection and its locks while requests queue behind it. The
+/// request timeout (30 s, `http/hygiene.rs`) is the outer bound. SQLite has
+/// no equivalent; its `busy_timeout` bounds waiting for the write lock.
+pub const POSTGRES_SESSION_SETTINGS: &str = "SET statement_timeout = '10s'";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -125,12 +134,21 @@ impl Db {
                     writer,
                     backend,
                     changes: Arc::default(),
+                    url: Arc::from(url),
                 }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query(POSTGRES_SESSION_SETTINGS)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await?;
                 MIGRATOR.run(&pool).await?;
@@ -139,6 +157,7 @@ impl Db {
                     pool,
                     backend,
                     changes: Arc::default(),
+                    url: Arc::from(url),
                 }
             }
         };
@@ -228,5 +247,46 @@ mod tests {
     #[test]
     fn placeholder_list() {
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
+    }
+
+    /// Every pooled PostgreSQL connection has the statement timeout. Needs
+    /// the test server (`JETON_TEST_DATABASE_URL`, as the API tests); skipped
+    /// when it is unreachable unless `JETON_REQUIRE_POSTGRES=1` or `CI`.
+    #[tokio::test]
+    async fn postgres_connections_have_a_statement_timeout() {
+        use sqlx::migrate::MigrateDatabase;
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("JETON_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let Some(slash) = base.rfind('/') else {
+            panic!("JETON_TEST_DATABASE_URL has no database name")
+        };
+        let url = format!(
+            "{}/jeton_unit_{}",
+            &base[..slash],
+            uuid::Uuid::now_v7().simple()
+        );
+        if let Err(error) = sqlx::Any::create_database(&url).await {
+            let required = std::env::var_os("CI").is_some()
+                || std::env::var("JETON_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+            assert!(!required, "PostgreSQL is required but unavailable: {error}");
+            eprintln!("NOTICE: skipping a PostgreSQL test: {error}");
+            return;
+        }
+        let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+        // Several connections at once, so more than the first is checked.
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            let mut conn = db.reader().acquire().await.unwrap();
+            let setting: String = sqlx::query_scalar("SELECT current_setting('statement_timeout')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(setting, "10s");
+            connections.push(conn);
+        }
+        drop(connections);
+        db.close().await;
+        sqlx::Any::force_drop_database(&url).await.unwrap();
     }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{
     Db,
     audit::{self, Audit, Event},
-    changes::Topic,
+    changes::{self, Topic},
 };
 use crate::domain::{
     ids::new_id,
@@ -198,8 +198,11 @@ impl Db {
                 revoked
             }
         };
+        if revoked > 0 {
+            changes::record(&mut tx).await?;
+        }
         tx.commit().await?;
-        self.announce(Topic::Credentials);
+        self.changed(Topic::Credentials).await;
         Ok(revoked)
     }
 

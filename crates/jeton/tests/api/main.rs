@@ -4,9 +4,11 @@
 mod support;
 
 mod auth_and_http;
+mod bad_input;
 mod cli;
 mod clients;
 mod customers_and_admin;
+mod hardening;
 mod order_safety;
 mod orders_and_catalog;
 mod secrets;
