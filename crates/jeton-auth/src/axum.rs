@@ -31,6 +31,24 @@ use crate::{
 /// How often the same refusal of the same key is recorded at most.
 const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Failed authentications (malformed, unknown, revoked or expired tokens)
+/// allowed per client IP and window before that IP gets 429 without its
+/// tokens being looked at.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedAuthLimit {
+    pub failures: u32,
+    pub window: Duration,
+}
+
+impl Default for FailedAuthLimit {
+    fn default() -> Self {
+        FailedAuthLimit {
+            failures: 500,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Everything the guards of an app share: one per process.
 pub struct Gate<S> {
     pub verifier: Verifier<S>,
@@ -38,16 +56,64 @@ pub struct Gate<S> {
     pub limiter: RateLimiter,
     /// When each (key, code) refusal was last recorded.
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
+    failed_auth_limit: FailedAuthLimit,
+    /// Per client IP: failed authentications in the current window, and
+    /// when the window started.
+    failed_auth: moka::sync::Cache<std::net::IpAddr, (u32, Instant)>,
 }
 
 impl<S: TokenStore> Gate<S> {
     pub fn new(verifier: Verifier<S>, ceilings: Ceilings) -> Gate<S> {
+        Gate::with_failed_auth_limit(verifier, ceilings, FailedAuthLimit::default())
+    }
+
+    pub fn with_failed_auth_limit(
+        verifier: Verifier<S>,
+        ceilings: Ceilings,
+        limit: FailedAuthLimit,
+    ) -> Gate<S> {
         Gate {
             verifier,
             ceilings,
             limiter: RateLimiter::new(),
             recorded_refusals: Mutex::new(HashMap::new()),
+            failed_auth_limit: limit,
+            failed_auth: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(limit.window)
+                .build(),
         }
+    }
+
+    /// Refuses an IP that has failed to authenticate too often, before its
+    /// token is even parsed: a flood of forged tokens stops reaching the
+    /// store.
+    fn check_failed_auth(&self, ip: std::net::IpAddr) -> Result<(), AuthError> {
+        match self.failed_auth.get(&ip) {
+            Some((failures, since)) if failures >= self.failed_auth_limit.failures => {
+                let wait = self
+                    .failed_auth_limit
+                    .window
+                    .saturating_sub(since.elapsed());
+                metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth")
+                    .increment(1);
+                Err(AuthError::RateLimited {
+                    limit: self.failed_auth_limit.failures,
+                    retry_after_seconds: wait.as_secs().max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn count_failed_auth(&self, ip: std::net::IpAddr) {
+        let window = self.failed_auth_limit.window;
+        self.failed_auth
+            .entry(ip)
+            .and_upsert_with(|entry| match entry.map(|e| e.into_value()) {
+                Some((failures, since)) if since.elapsed() < window => (failures + 1, since),
+                _ => (1, Instant::now()),
+            });
     }
 
     /// Authenticates and authorizes a request for a route with `access`.
@@ -58,8 +124,19 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Result<Option<RateLimitStatus>, AuthError> {
-        let principal = self.verifier.authenticate(parts).await?;
         let client_ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
+        if let Some(ip) = client_ip {
+            self.check_failed_auth(ip)?;
+        }
+        let principal = match self.verifier.authenticate(parts).await {
+            Ok(principal) => principal,
+            Err(error) => {
+                if let (AuthError::InvalidToken, Some(ip)) = (&error, client_ip) {
+                    self.count_failed_auth(ip);
+                }
+                return Err(error);
+            }
+        };
         let origin_header = parts.headers.get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
@@ -72,7 +149,11 @@ impl<S: TokenStore> Gate<S> {
         let status = match principal.client() {
             Some(client) => self
                 .limiter
-                .check(&client.client_id, client.limits, client_ip)?,
+                .check(&client.client_id, client.limits, client_ip)
+                .inspect_err(|_| {
+                    metrics::counter!("jeton_rate_limited_total", "reason" => "client")
+                        .increment(1);
+                })?,
             None => None,
         };
         access.check(&principal, &self.ceilings)?;

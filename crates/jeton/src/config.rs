@@ -14,6 +14,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Login and registration throttles.
     pub throttle: ThrottleSettings,
+    /// Failed token authentications per client IP before 429.
+    pub failed_auth: jeton_auth::axum::FailedAuthLimit,
 }
 
 impl Default for Config {
@@ -27,6 +29,7 @@ impl Default for Config {
             },
             trusted_proxies: Vec::new(),
             throttle: ThrottleSettings::default(),
+            failed_auth: Default::default(),
         }
     }
 }

@@ -29,7 +29,11 @@ pub struct AppState {
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
-        let gate = Arc::new(Gate::new(Verifier::new(db.clone()), abilities::ceilings()));
+        let gate = Arc::new(Gate::with_failed_auth_limit(
+            Verifier::new(db.clone()),
+            abilities::ceilings(),
+            config.failed_auth,
+        ));
         // Weak: the gate holds the Db that holds this listener.
         let listening = Arc::downgrade(&gate);
         db.on_change(move |topic| {

@@ -1,0 +1,96 @@
+//! Token verification: on a cache hit, on a miss (the store is asked), and
+//! a malformed token (refused before any lookup). The store here is an
+//! in-memory map, so "miss" measures the verifier's own work around one
+//! lookup, not a database round trip.
+
+use std::{collections::HashMap, hint::black_box};
+
+use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use criterion::{Criterion, criterion_group, criterion_main};
+use jeton_auth::PlainToken;
+use jeton_auth::{
+    AbilitySet, CacheSettings, HashedToken, Principal, StoreError, StoredCredential, TokenKind,
+    TokenStore, UserPrincipal, Verifier, header::bearer_token,
+};
+
+struct MemoryStore(HashMap<HashedToken, StoredCredential>);
+
+impl TokenStore for MemoryStore {
+    async fn find_credential(
+        &self,
+        _: TokenKind,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        Ok(self.0.get(hash).cloned())
+    }
+}
+
+fn credential() -> StoredCredential {
+    let principal = Principal::User(UserPrincipal {
+        user_id: "01a21ed1-9c14-76e1-b4b1-72faf5c47cf8".into(),
+        token_id: "01a21ed1-9c28-729f-b2a8-a12fecec3c37".into(),
+        client_id: None,
+        abilities: AbilitySet::parse_spaced(
+            "products:read orders:read orders:write profile:read tokens:manage",
+        )
+        .unwrap(),
+        expires_at: None,
+    });
+    StoredCredential {
+        principal,
+        expires_at: None,
+    }
+}
+
+fn verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let token = PlainToken::generate(TokenKind::User);
+    let store = MemoryStore(HashMap::from([(token.hash(), credential())]));
+    let cached = Verifier::new(store);
+    runtime.block_on(cached.verify(&token)).unwrap();
+    c.bench_function("verify: cache hit", |b| {
+        b.iter(|| runtime.block_on(cached.verify(black_box(&token))).unwrap())
+    });
+
+    // A verifier whose cache never keeps anything: every call is a miss.
+    let no_cache = CacheSettings {
+        positive_capacity: 0,
+        negative_capacity: 0,
+        ..CacheSettings::default()
+    };
+    let uncached = Verifier::with_cache(
+        MemoryStore(HashMap::from([(token.hash(), credential())])),
+        no_cache,
+    );
+    c.bench_function("verify: cache miss (in-memory store)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(uncached.verify(black_box(&token)))
+                .unwrap()
+        })
+    });
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
+    );
+    c.bench_function("parse Authorization header + checksum", |b| {
+        b.iter(|| bearer_token(black_box(&headers), None).unwrap())
+    });
+    let mut bad = token.expose_secret().to_owned();
+    bad.replace_range(10..11, if &bad[10..11] == "a" { "b" } else { "a" });
+    let mut bad_headers = HeaderMap::new();
+    bad_headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {bad}")).unwrap(),
+    );
+    c.bench_function("refuse a bad checksum", |b| {
+        b.iter(|| bearer_token(black_box(&bad_headers), None).unwrap_err())
+    });
+}
+
+criterion_group!(benches, verification);
+criterion_main!(benches);
