@@ -74,9 +74,10 @@ fn verify_blocking(password: &Password, stored: &str) -> bool {
 }
 
 /// Argon2 needs 19 MiB and tens of milliseconds of CPU per call. At most one
-/// call per core runs at a time (so memory stays bounded and the blocking
-/// pool cannot crowd out everything else), and at most `QUEUE_PER_CORE`
-/// per core wait; past that the caller is told to come back later.
+/// call per core but one runs at a time (so memory stays bounded and the
+/// blocking pool cannot crowd out everything else), and at most
+/// `QUEUE_PER_CORE` per core wait; past that the caller is told to come back
+/// later.
 const QUEUE_PER_CORE: usize = 32;
 
 struct HashingGate {
@@ -88,7 +89,9 @@ struct HashingGate {
 static GATE: LazyLock<HashingGate> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     HashingGate {
-        running: tokio::sync::Semaphore::new(cores),
+        // One core is left to everything else, so a login flood cannot
+        // starve token-authenticated reads (on one core, hashing shares it).
+        running: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
         queued: std::sync::atomic::AtomicUsize::new(0),
         max_queued: cores * QUEUE_PER_CORE,
     }
