@@ -96,20 +96,29 @@ fn like_pattern(q: &str) -> String {
     pattern
 }
 
+/// `INSERT` of a new product, then `tail` and the columns (so `tail` may
+/// add a conflict clause before `RETURNING`).
+fn insert<'q>(
+    product: &'q NewProduct,
+    tail: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = format!(
+        "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) {tail} {COLUMNS}"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(new_id())
+        .bind(&product.sku)
+        .bind(&product.name)
+        .bind(&product.description)
+        .bind(product.price_amount)
+        .bind(&product.currency)
+        .bind(product.stock)
+        .bind(now_micros())
+}
+
 impl Db {
     pub async fn create_product(&self, product: &NewProduct) -> Result<Product, ProductWriteError> {
-        let sql = format!(
-            "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(new_id())
-            .bind(&product.sku)
-            .bind(&product.name)
-            .bind(&product.description)
-            .bind(product.price_amount)
-            .bind(&product.currency)
-            .bind(product.stock)
-            .bind(now_micros())
+        let row = insert(product, "RETURNING")
             .fetch_one(self.writer())
             .await
             .map_err(classify)?;
@@ -122,18 +131,7 @@ impl Db {
         &self,
         product: &NewProduct,
     ) -> Result<bool, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING"
-        );
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(new_id())
-            .bind(&product.sku)
-            .bind(&product.name)
-            .bind(&product.description)
-            .bind(product.price_amount)
-            .bind(&product.currency)
-            .bind(product.stock)
-            .bind(now_micros())
+        let done = insert(product, "ON CONFLICT (sku) DO NOTHING RETURNING")
             .execute(self.writer())
             .await?;
         self.announce(Topic::Catalog);
