@@ -1,4 +1,4 @@
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use clap::Args;
 use tokio::net::TcpListener;
@@ -46,7 +46,8 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     password::warm_up().await;
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
-    let flusher = tokio::spawn(flush_token_use(state.clone()));
+    let flushing = Arc::new(tokio::sync::Mutex::new(()));
+    let flusher = tokio::spawn(flush_token_use(state.clone(), flushing.clone()));
     let app = http::router(state.clone());
     let listener = TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "jeton listening");
@@ -64,9 +65,13 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("requests still running after the drain timeout; stopping anyway");
     }
     pruner.abort();
-    flusher.abort();
+    {
+        // Not in the middle of a flush: the uses it took would be lost.
+        let _flushing = flushing.lock().await;
+        flusher.abort();
+    }
     // Whatever was used since the last flush is written before exiting.
-    flush_once(&state).await;
+    flush_once(&state, &flushing).await;
     tracing::info!("jeton stopped");
     Ok(())
 }
@@ -77,7 +82,9 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often `last_used_at` is written.
 const USE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn flush_once(state: &AppState) {
+/// One flush; `flushing` is held from taking the uses to writing them.
+async fn flush_once(state: &AppState, flushing: &tokio::sync::Mutex<()>) {
+    let _flushing = flushing.lock().await;
     let uses = state.gate.verifier.take_usage();
     if uses.is_empty() {
         return;
@@ -88,12 +95,12 @@ async fn flush_once(state: &AppState) {
 }
 
 /// Writes `last_used_at` in batches: no authenticated request writes.
-async fn flush_token_use(state: AppState) {
+async fn flush_token_use(state: AppState, flushing: Arc<tokio::sync::Mutex<()>>) {
     let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        flush_once(&state).await;
+        flush_once(&state, &flushing).await;
     }
 }
 
@@ -142,5 +149,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: draining requests");
-    SHUTDOWN.notify_waiters();
+    // `notify_one` keeps the wake-up for a waiter that is not waiting yet.
+    SHUTDOWN.notify_one();
 }

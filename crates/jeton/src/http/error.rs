@@ -141,11 +141,13 @@ impl From<sqlx::Error> for AppError {
             | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(db_error) => matches!(
                 db_error.code().as_deref(),
-                // PostgreSQL: serialization failure, deadlock, admin shutdown,
-                // cannot connect now. SQLite: busy, locked.
+                // PostgreSQL: serialization failure, deadlock, statement
+                // timeout, admin shutdown, cannot connect now. SQLite: busy,
+                // locked.
                 Some(
                     "40001"
                         | "40P01"
+                        | "57014"
                         | "57P01"
                         | "57P02"
                         | "57P03"

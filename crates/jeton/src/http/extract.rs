@@ -96,7 +96,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|error| AppError::MalformedJson(clean_message(&error)))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    // serde_json refuses nesting deeper than 128 on its own (a 400 here).
+    // Deep nesting is bounded too: serde_json's recursion limit, and the
+    // typed parse stops at the first level that does not fit.
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();

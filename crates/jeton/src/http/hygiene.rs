@@ -4,10 +4,15 @@
 //! - **Header bytes.** A header value may hold visible ASCII, space and tab
 //!   only. Bytes of 0x80 and up (`obs-text`, which HTTP still lets through)
 //!   are 400 `invalid_header`, naming the header but never echoing its
-//!   value. Control bytes (CR, LF, NUL, 0x01 to 0x1F but tab, DEL) never get
+//!   value; in the two headers that have their own documented answer, that
+//!   answer (`Authorization`: 400 `invalid_request` with the RFC 6750
+//!   challenge, as `jeton-auth` would give; `Idempotency-Key`: 400
+//!   `invalid_idempotency_key`, see docs/api-decisions.md). Control bytes (CR, LF, NUL, 0x01 to 0x1F but tab, DEL) never get
 //!   this far: hyper refuses them while parsing the request and answers a
 //!   bare 400 itself, and `http::HeaderValue` cannot even hold them; the
 //!   check covers them anyway, in case a future stack lets one through.
+//! - **Paths.** A path whose percent-decoding is not UTF-8 (`/products/%FF`)
+//!   names nothing: 404 `not_found`, like any other unknown path.
 //! - **Header sizes.** One value over [`MAX_HEADER_VALUE_BYTES`] or all of
 //!   them over [`MAX_HEADER_BYTES`] is 431 `headers_too_large`. A token is
 //!   42 characters; nothing legitimate comes near these. (`Authorization`
@@ -31,7 +36,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use jeton_auth::error::problem_response;
+use jeton_auth::{AuthError, error::problem_response};
 
 use super::error::AppError;
 
@@ -56,9 +61,22 @@ fn no_store(mut response: Response) -> Response {
 }
 
 fn invalid_header(name: &HeaderName) -> Response {
-    let error = AppError::BadRequest {
-        code: "invalid_header",
-        detail: format!("the `{name}` header holds bytes other than visible ASCII, space and tab"),
+    let error = if *name == header::AUTHORIZATION {
+        AppError::Auth(AuthError::InvalidRequest(
+            "the Authorization header must be visible ASCII",
+        ))
+    } else if name == "idempotency-key" {
+        AppError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: "an Idempotency-Key is 1 to 255 printable ASCII characters".to_owned(),
+        }
+    } else {
+        AppError::BadRequest {
+            code: "invalid_header",
+            detail: format!(
+                "the `{name}` header holds bytes other than visible ASCII, space and tab"
+            ),
+        }
     };
     no_store(error.into_response())
 }
@@ -76,9 +94,45 @@ fn headers_too_large() -> Response {
     ))
 }
 
-/// Refuses header values with invalid bytes (400) and oversized headers
-/// (431).
-pub async fn headers(request: Request, next: Next) -> Response {
+/// Does the path percent-decode to UTF-8? Decoded as axum's `Path` does:
+/// `%` and two hex digits is a byte, anything else stays as it is.
+fn path_is_utf8(path: &str) -> bool {
+    fn hex(byte: u8) -> Option<u8> {
+        char::from(byte)
+            .to_digit(16)
+            .map(|digit| u8::try_from(digit).expect("a hex digit fits a byte"))
+    }
+    if !path.contains('%') {
+        return true;
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = (bytes[at] == b'%')
+            .then(|| Some(hex(*bytes.get(at + 1)?)? * 16 + hex(*bytes.get(at + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            None => {
+                decoded.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+/// Refuses header values with invalid bytes (400), oversized headers (431)
+/// and paths that do not percent-decode to UTF-8 (404: no resource has such
+/// a name; without this, axum's `Path` would answer a plain-text 400).
+pub async fn check(request: Request, next: Next) -> Response {
+    if !path_is_utf8(request.uri().path()) {
+        return no_store(AppError::NotFound.into_response());
+    }
     let mut total = 0usize;
     for (name, value) in request.headers() {
         let bytes = value.as_bytes();
@@ -146,7 +200,7 @@ mod tests {
             .layer(from_fn(|request, next| {
                 run_with_timeout(Duration::from_millis(50), request, next)
             }))
-            .layer(from_fn(headers))
+            .layer(from_fn(check))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(super::super::request_id::middleware))
     }
@@ -190,6 +244,17 @@ mod tests {
             assert_eq!(headers["cache-control"], "no-store");
             assert!(headers.contains_key("x-request-id"));
         }
+        // The two headers with their own documented answer keep it.
+        let (status, headers, body) = send(get_with("authorization", b"Bearer \xe9")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("\"code\":\"invalid_request\""), "{body}");
+        assert!(headers.contains_key("www-authenticate"));
+        let (status, _, body) = send(get_with("idempotency-key", b"k\xe9")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("\"code\":\"invalid_idempotency_key\""),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -209,6 +274,36 @@ mod tests {
         }
         let (status, _, _) = send(request).await;
         assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+
+    #[test]
+    fn paths() {
+        for good in [
+            "/",
+            "/api/v1/products/abc",
+            "/a%20b",
+            "/%E2%9C%93",
+            "/%00",
+            "/100%",
+            "/%zz",
+            "/%4",
+        ] {
+            assert!(path_is_utf8(good), "{good}");
+        }
+        for bad in ["/%FF", "/products/%C3", "/%e2%9c", "/x/%80/y"] {
+            assert!(!path_is_utf8(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_that_are_not_utf8_are_404_problems() {
+        let request = axum::http::Request::get("/ok%FF")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = send(request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert!(body.contains("\"code\":\"not_found\""), "{body}");
     }
 
     #[tokio::test]

@@ -78,12 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // Layers run outside-in from the bottom: request id, access log,
-        // nosniff, panics to 500s, header hygiene, the request timeout,
+        // nosniff, panics to 500s, hygiene (header bytes and sizes, paths),
+        // the request timeout,
         // CORS (answers preflights), client IP, then the routes.
         .layer(from_fn_with_state(state.clone(), client_ip::middleware))
         .layer(state.origins.layer())
         .layer(from_fn(hygiene::timeout))
-        .layer(from_fn(hygiene::headers))
+        .layer(from_fn(hygiene::check))
         .layer(CatchPanicLayer::custom(hygiene::panic_response))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

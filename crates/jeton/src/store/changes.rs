@@ -8,14 +8,17 @@
 //! - on PostgreSQL, credential changes are also sent with `NOTIFY
 //!   jeton_changes`, and every server `LISTEN`s: a revocation reaches them
 //!   in milliseconds;
-//! - on both databases, every server polls the change feed (the newest audit
-//!   event and the newest product write) every 250 ms: that covers SQLite,
-//!   catalogue changes (an order per `NOTIFY` would serialize commits on
-//!   PostgreSQL's notification queue lock), and a lost LISTEN connection.
+//! - on both databases, every server polls the change feed (the credential
+//!   changes and product writes of the last minute, see [`LOOKBACK`]) every
+//!   250 ms: that covers SQLite, catalogue changes (an order per `NOTIFY`
+//!   would serialize commits on PostgreSQL's notification queue lock), and a
+//!   lost LISTEN connection.
 //!
 //! Either way a change is visible everywhere within one second.
 
 use std::sync::RwLock;
+
+use sqlx::Row;
 
 use super::Db;
 
@@ -85,31 +88,105 @@ impl Db {
     }
 }
 
-/// Where the change feed stands: compared between polls.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedPosition {
-    /// The newest credential change (see [`record`]).
-    credentials: Option<String>,
-    /// The newest product write (orders included: they update stock).
-    catalog: Option<i64>,
-}
-
 /// How often other processes' changes are looked for: well inside the
 /// one-second freshness guarantee.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How far back each poll looks. A change is stamped (its
+/// `credential_changes` id, its product's `updated_at`) by the clock of the
+/// process that makes it, *before* its transaction commits: it may commit
+/// after a change stamped later, and other servers' clocks differ a little.
+/// So the feed never asks "did the newest stamp move?", which misses such a
+/// change until something newer is written, but "did anything stamped in
+/// the last minute change?". That holds as long as a write transaction
+/// commits within this long of its stamp (requests time out after 30 s) and
+/// servers' clocks agree to within the rest.
+pub const LOOKBACK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where the change feed stands: fingerprints of the changes stamped since
+/// `since`, compared between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedPosition {
+    /// Microseconds since the epoch, on this process's clock.
+    since: i64,
+    /// Credential changes stamped since then (rows are only ever added).
+    credentials: i64,
+    /// Products written since then: how many, and a checksum of their
+    /// `updated_at`s (every write moves its row's stamp).
+    catalog: (i64, i64),
+}
+
+/// What moved between two polls of the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedMoves {
+    pub credentials: bool,
+    pub catalog: bool,
+}
+
+/// The smallest id [`crate::domain::ids::new_id`] makes at `micros` (ids are
+/// UUIDv7: the millisecond comes first, in hex, so ids sort by time).
+fn id_floor(micros: i64) -> String {
+    let millis = micros.div_euclid(1000).max(0) as u64;
+    format!("{:08x}-{:04x}", millis >> 16, millis & 0xffff)
+}
+
 impl Db {
-    pub async fn feed_position(&self) -> Result<FeedPosition, sqlx::Error> {
-        let credentials = sqlx::query_scalar("SELECT MAX(id) FROM audit_events")
-            .fetch_one(self.reader())
-            .await?;
-        let catalog = sqlx::query_scalar("SELECT MAX(updated_at) FROM products")
-            .fetch_one(self.reader())
-            .await?;
-        Ok(FeedPosition {
-            credentials,
-            catalog,
-        })
+    /// Reads the change feed: where it stands now, and what moved since
+    /// `before` (everything, without a `before`). Both answers come from
+    /// one window, counted from `before`'s start, so that a change stamped
+    /// early but committed late still shows.
+    pub async fn poll_feed(
+        &self,
+        before: Option<&FeedPosition>,
+    ) -> Result<(FeedPosition, FeedMoves), sqlx::Error> {
+        let lookback = i64::try_from(LOOKBACK.as_micros()).expect("a short lookback");
+        let start = crate::domain::time::now_micros() - lookback;
+        // The window `before` counted, and the (later) one to count next.
+        let (old, new) = match before {
+            Some(before) => (before.since, start.max(before.since)),
+            None => (start, start),
+        };
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS old_count, \
+             CAST(COALESCE(SUM(CASE WHEN id > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count \
+             FROM credential_changes WHERE id > $1",
+        )
+        .bind(id_floor(old))
+        .bind(id_floor(new))
+        .fetch_one(self.reader())
+        .await?;
+        let credentials: (i64, i64) = (row.try_get("old_count")?, row.try_get("new_count")?);
+        // 1000000007: a stamp moved by less than about 16 minutes always
+        // changes the checksum.
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS old_count, \
+             CAST(COALESCE(SUM(updated_at % 1000000007), 0) AS BIGINT) AS old_sum, \
+             CAST(COALESCE(SUM(CASE WHEN updated_at > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count, \
+             CAST(COALESCE(SUM(CASE WHEN updated_at > $2 THEN updated_at % 1000000007 ELSE 0 END), 0) AS BIGINT) AS new_sum \
+             FROM products WHERE updated_at > $1",
+        )
+        .bind(old)
+        .bind(new)
+        .fetch_one(self.reader())
+        .await?;
+        let catalog_then: (i64, i64) = (row.try_get("old_count")?, row.try_get("old_sum")?);
+        let catalog_now: (i64, i64) = (row.try_get("new_count")?, row.try_get("new_sum")?);
+        let moves = match before {
+            Some(before) => FeedMoves {
+                credentials: before.credentials != credentials.0,
+                catalog: before.catalog != catalog_then,
+            },
+            None => FeedMoves {
+                credentials: true,
+                catalog: true,
+            },
+        };
+        let position = FeedPosition {
+            since: new,
+            credentials: credentials.1,
+            catalog: catalog_now,
+        };
+        Ok((position, moves))
     }
 
     /// Watches for other processes' changes while `alive()`: polls the
@@ -122,27 +199,22 @@ impl Db {
         }
         let db = self.clone();
         tokio::spawn(async move {
-            let mut last = db.feed_position().await.ok();
+            let mut last = db.poll_feed(None).await.ok().map(|(position, _)| position);
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while alive() {
                 tick.tick().await;
-                let Ok(now) = db.feed_position().await else {
-                    // Unreachable database: announce everything once it is back.
+                // Unreachable database: everything is announced once it is
+                // back (`last` is then `None`).
+                let Ok((now, moves)) = db.poll_feed(last.as_ref()).await else {
                     last = None;
                     continue;
                 };
-                let (credentials_moved, catalog_moved) = match last.replace(now.clone()) {
-                    Some(before) => (
-                        before.credentials != now.credentials,
-                        before.catalog != now.catalog,
-                    ),
-                    None => (true, true),
-                };
-                if credentials_moved {
+                last = Some(now);
+                if moves.credentials {
                     db.announce(Topic::Credentials);
                 }
-                if catalog_moved {
+                if moves.catalog {
                     db.announce(Topic::Catalog);
                 }
             }

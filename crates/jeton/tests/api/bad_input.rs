@@ -1,1 +1,503 @@
-//! placeholder
+//! The bad-input table (issue #5): hostile and malformed requests, one row
+//! each, with the status and problem `code` each must get. Every row runs
+//! on SQLite and on PostgreSQL; no row may get a 5xx, echo a credential, or
+//! write anything. `docs/bad-input.md` is this table in prose; a test below
+//! keeps the two in step.
+
+use crate::{on_both_databases, support};
+
+use axum::{
+    body::Body,
+    http::{HeaderName, HeaderValue, Method, Request},
+};
+use http_body_util::BodyExt;
+use jeton_auth::{PlainToken, TokenKind};
+use serde_json::Value;
+use sqlx::Row as _;
+use support::TestApp;
+use tower::ServiceExt;
+
+/// Who the request claims to be.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    /// The storefront's publishable key.
+    Pk,
+    /// A secret key with `admin`.
+    Sk,
+    /// A customer's login token.
+    Ut,
+    /// This exact `Authorization` value (placeholders substituted).
+    Header(Vec<u8>),
+    /// Two `Authorization` headers, each with the publishable key.
+    TwicePk,
+}
+
+/// One row: a request and the answer it must get.
+#[derive(Debug, Clone)]
+struct Row {
+    name: &'static str,
+    /// For the docs: what is sent.
+    input: String,
+    method: Method,
+    /// Under `/api/v1`; may hold placeholders.
+    path: String,
+    auth: Auth,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, Vec<u8>)>,
+    status: u16,
+    /// The problem `code`; empty for a success.
+    code: &'static str,
+}
+
+impl Row {
+    fn new(name: &'static str, input: &str, method: Method, path: &str) -> Row {
+        Row {
+            name,
+            input: input.to_owned(),
+            method,
+            path: path.to_owned(),
+            auth: Auth::Pk,
+            content_type: None,
+            body: Vec::new(),
+            headers: Vec::new(),
+            status: 0,
+            code: "",
+        }
+    }
+
+    fn auth(mut self, auth: Auth) -> Row {
+        self.auth = auth;
+        self
+    }
+
+    fn authorization(self, value: impl AsRef<[u8]>) -> Row {
+        self.auth(Auth::Header(value.as_ref().to_vec()))
+    }
+
+    fn json(self, body: impl AsRef<[u8]>) -> Row {
+        self.raw(Some("application/json"), body)
+    }
+
+    fn raw(mut self, content_type: Option<&'static str>, body: impl AsRef<[u8]>) -> Row {
+        self.content_type = content_type;
+        self.body = body.as_ref().to_vec();
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: impl AsRef<[u8]>) -> Row {
+        self.headers.push((name, value.as_ref().to_vec()));
+        self
+    }
+
+    fn expect(mut self, status: u16, code: &'static str) -> Row {
+        self.status = status;
+        self.code = code;
+        self
+    }
+}
+
+fn get(name: &'static str, input: &str, path: &str) -> Row {
+    Row::new(name, input, Method::GET, path)
+}
+
+fn post(name: &'static str, input: &str, path: &str) -> Row {
+    Row::new(name, input, Method::POST, path)
+}
+
+const REGISTER: &str =
+    r#"{"email": "new@example.com", "password": "correct horse battery", "name": "New"}"#;
+const LOGIN: &str =
+    r#"{"email": "bad@example.com", "password": "correct horse battery", "device_name": "x"}"#;
+const ORDER: &str = r#"{"items": [{"product_id": "{product}", "quantity": 1}]}"#;
+const PRODUCT: &str =
+    r#"{"sku": "NEW-1", "name": "N", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}"#;
+
+fn register(fields: &str) -> String {
+    format!(r#"{{"email": "new@example.com", "password": "correct horse battery", {fields}}}"#)
+}
+
+fn order_with(line: &str) -> String {
+    format!(r#"{{"items": [{{"product_id": "{{product}}", {line}}}]}}"#)
+}
+
+fn product_with(fields: &str) -> String {
+    format!(r#"{{"sku": "NEW-1", "name": "N", {fields}}}"#)
+}
+
+fn nested(open: &str, close: &str, depth: usize) -> String {
+    format!("{}{}", open.repeat(depth), close.repeat(depth))
+}
+
+/// THE table.
+#[rustfmt::skip]
+fn table() -> Vec<Row> {
+    use Auth::*;
+    let over_a_mebibyte = format!("{}{}", &REGISTER[..REGISTER.len() - 1], " ".repeat(1024 * 1024) + "}");
+    let hundred_and_one_lines = format!(
+        r#"{{"items": [{}]}}"#,
+        (0..101).map(|n| format!(r#"{{"product_id": "00000000-0000-7000-8000-{n:012}", "quantity": 1}}"#)).collect::<Vec<_>>().join(", ")
+    );
+    let thirty_three_abilities = format!(r#"{{"name": "t", "abilities": [{}]}}"#, vec![r#""orders:read""#; 33].join(", "));
+    let long_origin = format!(r#"{{"name": "C", "kind": "publishable", "abilities": ["products:read"], "allowed_origins": ["https://{}.example"]}}"#, "a".repeat(400));
+    vec![
+        // ------------------------------------------------ Authorization
+        get("auth_basic_scheme", "`Authorization: Basic dXNlcjpwYXNz`", "/products").authorization("Basic dXNlcjpwYXNz").expect(401, "unauthenticated"),
+        get("auth_no_header", "no `Authorization` header", "/products").auth(None).expect(401, "unauthenticated"),
+        get("auth_bearer_without_token", "`Authorization: Bearer`", "/products").authorization("Bearer").expect(400, "invalid_request"),
+        get("auth_bearer_only_spaces", "`Authorization: Bearer` and four spaces", "/products").authorization("Bearer    ").expect(400, "invalid_request"),
+        get("auth_two_tokens_in_one_header", "`Authorization: Bearer <pk> <pk>`", "/products").authorization("Bearer {pk} {pk}").expect(400, "invalid_request"),
+        get("auth_two_headers", "two `Authorization` headers", "/products").auth(TwicePk).expect(400, "invalid_request"),
+        get("auth_token_in_query", "`?access_token=<pk>` as well as the header", "/products?access_token={pk}").expect(400, "invalid_request"),
+        get("auth_oversized_2k", "`Authorization: Bearer` and 2,000 characters", "/products").authorization(format!("Bearer {}", "a".repeat(2000))).expect(400, "invalid_request"),
+        get("auth_oversized_16k", "`Authorization: Bearer` and 16,000 characters", "/products").authorization(format!("Bearer {}", "a".repeat(16_000))).expect(431, "headers_too_large"),
+        get("auth_bad_checksum", "a publishable key with its last character changed", "/products").authorization("Bearer {pk_bad_checksum}").expect(401, "invalid_token"),
+        get("auth_truncated_token", "a publishable key without its last character", "/products").authorization("Bearer {pk_truncated}").expect(401, "invalid_token"),
+        get("auth_unknown_prefix", "`jt_zz_` and 36 characters", "/products").authorization(format!("Bearer jt_zz_{}", "A".repeat(36))).expect(401, "invalid_token"),
+        get("auth_unknown_token", "a well-formed secret key that was never issued", "/products").authorization("Bearer {unknown_sk}").expect(401, "invalid_token"),
+        get("auth_sql_as_token", "`Authorization: Bearer ' OR '1'='1`", "/products").authorization("Bearer ' OR '1'='1").expect(400, "invalid_request"),
+        get("auth_sql_in_token_chars", "`Authorization: Bearer jt_pk_';--`", "/products").authorization("Bearer jt_pk_';--").expect(400, "invalid_request"),
+        get("auth_non_ascii_token", "`Authorization: Bearer jt_pk_é` (UTF-8)", "/products").authorization("Bearer jt_pk_\u{e9}").expect(400, "invalid_request"),
+        get("auth_homoglyph_scheme", "`Authorization: Bеarer <pk>` with a Cyrillic `е`", "/products").authorization("B\u{435}arer {pk}").expect(400, "invalid_request"),
+        get("auth_latin1_byte", "`Authorization: Bearer <pk>` and the byte 0xFF", "/products").authorization(b"Bearer jt_pk_\xff").expect(400, "invalid_request"),
+        // ------------------------------------------------ a token of the wrong kind
+        post("pk_creates_product", "publishable key on `POST /admin/products`", "/admin/products").json(PRODUCT).expect(403, "insufficient_scope"),
+        get("ut_lists_clients", "user token on `GET /admin/clients`", "/admin/clients").auth(Ut).expect(403, "insufficient_scope"),
+        post("pk_places_order", "publishable key on `POST /orders`", "/orders").json(ORDER).expect(403, "insufficient_scope"),
+        post("sk_places_order", "secret key on `POST /orders`", "/orders").auth(Sk).json(ORDER).expect(403, "insufficient_scope"),
+        get("sk_reads_me", "secret key on `GET /me`", "/me").auth(Sk).expect(403, "insufficient_scope"),
+        post("ut_logs_in", "user token on `POST /auth/login`", "/auth/login").auth(Ut).json(LOGIN).expect(403, "insufficient_scope"),
+        post("ut_registers", "user token on `POST /customers`", "/customers").auth(Ut).json(REGISTER).expect(403, "insufficient_scope"),
+        post("pk_logs_out", "publishable key on `POST /auth/logout`", "/auth/logout").expect(403, "insufficient_scope"),
+        get("pk_lists_tokens", "publishable key on `GET /me/tokens`", "/me/tokens").expect(403, "insufficient_scope"),
+        post("sk_creates_user_token", "secret key on `POST /me/tokens`", "/me/tokens").auth(Sk).json(r#"{"name": "t"}"#).expect(403, "insufficient_scope"),
+        // ------------------------------------------------ content types
+        post("register_text_plain", "registration as `text/plain`", "/customers").raw(Some("text/plain"), REGISTER).expect(415, "unsupported_media_type"),
+        post("register_form_urlencoded", "registration as `application/x-www-form-urlencoded`", "/customers").raw(Some("application/x-www-form-urlencoded"), "email=a%40b.c&password=x&name=y").expect(415, "unsupported_media_type"),
+        post("register_no_content_type", "registration JSON without `Content-Type`", "/customers").raw(Option::None, REGISTER).expect(415, "unsupported_media_type"),
+        post("order_multipart", "an order as `multipart/form-data`", "/orders").auth(Ut).raw(Some("multipart/form-data; boundary=x"), ORDER).expect(415, "unsupported_media_type"),
+        post("login_jsonp", "login as `application/jsonp`", "/auth/login").raw(Some("application/jsonp"), LOGIN).expect(415, "unsupported_media_type"),
+        post("product_xml", "a product as `application/xml`", "/admin/products").auth(Sk).raw(Some("application/xml"), "<product/>").expect(415, "unsupported_media_type"),
+        // ------------------------------------------------ empty bodies
+        post("register_empty_body", "registration, `application/json`, empty body", "/customers").json("").expect(400, "malformed_json"),
+        post("login_whitespace_body", "login, `application/json`, body of spaces", "/auth/login").json("   ").expect(400, "malformed_json"),
+        post("login_empty_object", "login `{}`", "/auth/login").json("{}").expect(422, "validation_failed"),
+        post("order_no_lines", "order `{\"items\": []}`", "/orders").auth(Ut).json(r#"{"items": []}"#).expect(422, "validation_failed"),
+        Row::new("patch_product_no_body", "`PATCH /admin/products/{id}`, no body, no `Content-Type`", Method::PATCH, "/admin/products/{product}").auth(Sk).expect(415, "unsupported_media_type"),
+        // ------------------------------------------------ wrong JSON types
+        post("register_email_number", "registration with `\"email\": 5`", "/customers").json(r#"{"email": 5, "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("order_items_object", "order `{\"items\": {}}`", "/orders").auth(Ut).json(r#"{"items": {}}"#).expect(422, "validation_failed"),
+        post("order_quantity_string", "order line with `\"quantity\": \"1\"`", "/orders").auth(Ut).json(order_with(r#""quantity": "1""#)).expect(422, "validation_failed"),
+        post("order_body_array", "order body `[]`", "/orders").auth(Ut).json("[]").expect(422, "validation_failed"),
+        post("order_body_null", "order body `null`", "/orders").auth(Ut).json("null").expect(422, "validation_failed"),
+        post("order_body_string", "order body `\"items\"`", "/orders").auth(Ut).json(r#""items""#).expect(422, "validation_failed"),
+        post("product_price_string", "product with `\"price\": \"10.00\"`", "/admin/products").auth(Sk).json(product_with(r#""price": "10.00", "stock": 1"#)).expect(422, "validation_failed"),
+        post("product_stock_fraction", "product with `\"stock\": 1.5`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1.5"#)).expect(422, "validation_failed"),
+        post("token_abilities_string", "user token with `\"abilities\": \"orders:read\"`", "/me/tokens").auth(Ut).json(r#"{"name": "t", "abilities": "orders:read"}"#).expect(422, "validation_failed"),
+        post("client_kind_unknown", "client with `\"kind\": \"admin\"`", "/admin/clients").auth(Sk).json(r#"{"name": "C", "kind": "admin", "abilities": ["products:read"]}"#).expect(422, "validation_failed"),
+        // ------------------------------------------------ huge numbers
+        post("order_quantity_20_digits", "order line with `\"quantity\": 99999999999999999999`", "/orders").auth(Ut).json(order_with(r#""quantity": 99999999999999999999"#)).expect(422, "validation_failed"),
+        post("order_quantity_i64_max", "order line with `\"quantity\": 9223372036854775807`", "/orders").auth(Ut).json(order_with(r#""quantity": 9223372036854775807"#)).expect(422, "validation_failed"),
+        post("order_quantity_negative", "order line with `\"quantity\": -1`", "/orders").auth(Ut).json(order_with(r#""quantity": -1"#)).expect(422, "validation_failed"),
+        post("product_amount_i64_min", "product with `\"amount\": -9223372036854775808`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": -9223372036854775808, "currency": "EUR"}, "stock": 1"#)).expect(422, "validation_failed"),
+        post("product_stock_1e400", "product with `\"stock\": 1e400` (beyond f64)", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1e400"#)).expect(400, "malformed_json"),
+        post("product_stock_exponent", "product with `\"stock\": 1e3`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1e3"#)).expect(422, "validation_failed"),
+        post("token_expiry_i64_max", "user token with `\"expires_in_seconds\": 9223372036854775807`", "/me/tokens").auth(Ut).json(r#"{"name": "t", "expires_in_seconds": 9223372036854775807}"#).expect(422, "validation_failed"),
+        get("products_limit_huge", "`?limit=99999999999999999999`", "/products?limit=99999999999999999999").expect(422, "validation_failed"),
+        get("products_limit_negative", "`?limit=-1`", "/products?limit=-1").expect(422, "validation_failed"),
+        // ------------------------------------------------ deep JSON
+        post("order_200_nested_arrays", "order body of 200 nested arrays", "/orders").auth(Ut).json(nested("[", "]", 200)).expect(422, "validation_failed"),
+        post("order_100k_nested_arrays", "order body of 100,000 nested arrays (200 KB)", "/orders").auth(Ut).json(nested("[", "]", 100_000)).expect(422, "validation_failed"),
+        post("order_200_nested_objects", "order body of 200 nested `{\"a\": …}`", "/orders").auth(Ut).json(nested(r#"{"a": "#, "}", 200).replacen("}", "1}", 1)).expect(422, "validation_failed"),
+        post("order_items_nested_deep", "`{\"items\": ` and 200 nested arrays", "/orders").auth(Ut).json(format!(r#"{{"items": {}}}"#, nested("[", "]", 200))).expect(422, "validation_failed"),
+        post("order_deep_unclosed", "order body of 200 `[` never closed", "/orders").auth(Ut).json("[".repeat(200)).expect(400, "malformed_json"),
+        post("order_items_nested_shallow", "`{\"items\": [[[[1]]]]}`", "/orders").auth(Ut).json(r#"{"items": [[[[1]]]]}"#).expect(422, "validation_failed"),
+        // ------------------------------------------------ unicode and NUL
+        post("register_nul_in_name", "registration with `\"name\": \"Ann\\u0000\"`", "/customers").json(register(r#""name": "Ann\u0000""#)).expect(422, "validation_failed"),
+        post("register_nul_in_email", "registration with `\"email\": \"a\\u0000@example.com\"`", "/customers").json(r#"{"email": "a\u0000@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_escape_in_name", "registration with an ANSI escape (`\\u001b[31m`) in the name", "/customers").json(register(r#""name": "\u001b[31mRed""#)).expect(422, "validation_failed"),
+        post("login_nul_in_password", "login with `\\u0000` inside the password", "/auth/login").json(r#"{"email": "bad@example.com", "password": "correct\u0000horse"}"#).expect(400, "invalid_credentials"),
+        post("login_unicode_email", "login as `ännä@exämple.com`", "/auth/login").json(r#"{"email": "ännä@exämple.com", "password": "correct horse battery"}"#).expect(400, "invalid_credentials"),
+        post("register_invalid_utf8", "registration whose JSON holds the byte 0xFF", "/customers").json(b"{\"email\": \"\xff@example.com\", \"password\": \"correct horse battery\", \"name\": \"N\"}").expect(400, "malformed_json"),
+        post("register_lone_surrogate", "registration with `\\ud800` (a lone surrogate)", "/customers").json(register(r#""name": "\ud800""#)).expect(400, "malformed_json"),
+        post("register_utf8_bom", "registration JSON after a UTF-8 byte-order mark", "/customers").json(format!("\u{feff}{REGISTER}")).expect(400, "malformed_json"),
+        get("product_path_nul", "`GET /products/%00`", "/products/%00").expect(404, "not_found"),
+        get("product_path_unicode", "`GET /products/%E2%9C%93` (✓)", "/products/%E2%9C%93").expect(404, "not_found"),
+        get("product_path_invalid_utf8", "`GET /products/%FF`", "/products/%FF").expect(404, "not_found"),
+        get("products_query_nul", "`?q=%00`", "/products?q=%00").expect(422, "validation_failed"),
+        get("products_query_unicode", "`?q=%E2%9C%93` (✓)", "/products?q=%E2%9C%93").expect(200, ""),
+        get("products_query_invalid_utf8", "`?q=%FF` (read as U+FFFD)", "/products?q=%FF").expect(200, ""),
+        get("header_obs_text", "`X-Note: café` (UTF-8 in a header)", "/products").header("x-note", "caf\u{e9}").expect(400, "invalid_header"),
+        post("order_idempotency_key_utf8", "`Idempotency-Key: café` (UTF-8)", "/orders").auth(Ut).header("idempotency-key", "caf\u{e9}").json(ORDER).expect(400, "invalid_idempotency_key"),
+        // ------------------------------------------------ SQL-looking strings
+        get("products_query_sql", "`?q=' OR 1=1 --`", "/products?q=%27%20OR%201%3D1%20--").expect(200, ""),
+        get("products_query_sql_union", "`?q=x' UNION SELECT token_hash FROM user_tokens --`", "/products?q=x%27%20UNION%20SELECT%20token_hash%20FROM%20user_tokens%20--").expect(200, ""),
+        get("product_id_sql", "`GET /products/1' OR '1'='1`", "/products/1%27%20OR%20%271%27%3D%271").expect(404, "not_found"),
+        post("order_product_id_sql", "order line with `\"product_id\": \"' OR 1=1 --\"`", "/orders").auth(Ut).json(r#"{"items": [{"product_id": "' OR 1=1 --", "quantity": 1}]}"#).expect(422, "validation_failed"),
+        post("login_sql_email", "login with `\"email\": \"' OR 1=1 --\"`", "/auth/login").json(r#"{"email": "' OR 1=1 --", "password": "correct horse battery"}"#).expect(400, "invalid_credentials"),
+        post("register_sql_email", "registration with `\"email\": \"x'); DROP TABLE customers; --\"`", "/customers").json(r#"{"email": "x'); DROP TABLE customers; --", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("product_sql_sku", "product with `\"sku\": \"'; DROP TABLE products; --\"`", "/admin/products").auth(Sk).json(r#"{"sku": "'; DROP TABLE products; --", "name": "N", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}"#).expect(422, "validation_failed"),
+        get("audit_filter_sql", "`GET /admin/audit?client_id=' OR 1=1`", "/admin/audit?client_id=%27%20OR%201%3D1").auth(Sk).expect(422, "validation_failed"),
+        get("products_cursor_sql", "`?cursor=';--`", "/products?cursor=%27%3B--").expect(422, "validation_failed"),
+        // ------------------------------------------------ extra fields
+        post("order_extra_price", "order line with `\"price\": 1`", "/orders").auth(Ut).json(order_with(r#""quantity": 1, "price": 1"#)).expect(422, "validation_failed"),
+        post("order_extra_customer_id", "order with `\"customer_id\"`", "/orders").auth(Ut).json(r#"{"items": [{"product_id": "{product}", "quantity": 1}], "customer_id": "someone-else"}"#).expect(422, "validation_failed"),
+        post("register_extra_customer_id", "registration with `\"customer_id\"`", "/customers").json(register(r#""name": "N", "customer_id": "x""#)).expect(422, "validation_failed"),
+        post("login_extra_field", "login with `\"remember_me\": true`", "/auth/login").json(r#"{"email": "bad@example.com", "password": "correct horse battery", "remember_me": true}"#).expect(422, "validation_failed"),
+        post("product_extra_nested", "product price with `\"tax\": 0`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR", "tax": 0}, "stock": 1"#)).expect(422, "validation_failed"),
+        get("products_unknown_query", "`GET /products?sort=price`", "/products?sort=price").expect(422, "validation_failed"),
+        // ------------------------------------------------ sizes
+        post("body_over_one_mebibyte", "registration padded to just over 1 MiB", "/customers").json(over_a_mebibyte).expect(413, "payload_too_large"),
+        post("register_password_257", "registration with a 257-character password", "/customers").json(format!(r#"{{"email": "new@example.com", "password": "{}", "name": "N"}}"#, "p".repeat(257))).expect(422, "validation_failed"),
+        post("register_password_7", "registration with a 7-character password", "/customers").json(r#"{"email": "new@example.com", "password": "1234567", "name": "N"}"#).expect(422, "validation_failed"),
+        post("login_password_10k", "login with a 10,000-character password (refused before hashing)", "/auth/login").json(format!(r#"{{"email": "bad@example.com", "password": "{}"}}"#, "p".repeat(10_000))).expect(422, "validation_failed"),
+        post("register_name_201", "registration with a 201-character name", "/customers").json(register(&format!(r#""name": "{}""#, "n".repeat(201)))).expect(422, "validation_failed"),
+        post("register_email_300", "registration with a 300-character email", "/customers").json(format!(r#"{{"email": "{}@example.com", "password": "correct horse battery", "name": "N"}}"#, "e".repeat(288))).expect(422, "validation_failed"),
+        post("order_101_lines", "order with 101 lines", "/orders").auth(Ut).json(hundred_and_one_lines).expect(422, "validation_failed"),
+        post("token_33_abilities", "user token listing 33 abilities", "/me/tokens").auth(Ut).json(thirty_three_abilities).expect(422, "validation_failed"),
+        post("client_origin_too_long", "client with a 400-character origin", "/admin/clients").auth(Sk).json(long_origin).expect(422, "validation_failed"),
+        post("order_idempotency_key_256", "`Idempotency-Key` of 256 characters", "/orders").auth(Ut).header("idempotency-key", "k".repeat(256)).json(ORDER).expect(400, "invalid_idempotency_key"),
+        get("header_value_9k", "an `X-Note` header of 9,000 bytes", "/products").header("x-note", "n".repeat(9000)).expect(431, "headers_too_large"),
+        get("products_query_q_101", "`?q=` and 101 characters", &format!("/products?q={}", "q".repeat(101))).expect(422, "validation_failed"),
+        // ------------------------------------------------ methods and paths
+        Row::new("put_products", "`PUT /products`", Method::PUT, "/products").expect(405, "method_not_allowed"),
+        Row::new("delete_me", "`DELETE /me`", Method::DELETE, "/me").auth(Ut).expect(405, "method_not_allowed"),
+        get("unknown_path", "`GET /api/v1/nope`", "/nope").expect(404, "not_found"),
+        get("dot_dot_path", "`GET /api/v1/../admin/clients`", "/../admin/clients").auth(Sk).expect(404, "not_found"),
+        get("order_id_not_uuid", "`GET /me/orders/1`", "/me/orders/1").auth(Ut).expect(404, "not_found"),
+    ]
+}
+
+// ---------------------------------------------------------------- running it
+
+struct Secrets {
+    pk: String,
+    sk: String,
+    ut: String,
+    unknown_sk: String,
+    product: String,
+}
+
+impl Secrets {
+    fn fill(&self, text: &[u8]) -> Vec<u8> {
+        let mut pk_bad_checksum = self.pk.clone();
+        let last = pk_bad_checksum.pop().unwrap();
+        pk_bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
+        let replacements = [
+            ("{pk_bad_checksum}", pk_bad_checksum),
+            ("{pk_truncated}", self.pk[..self.pk.len() - 1].to_owned()),
+            ("{pk}", self.pk.clone()),
+            ("{sk}", self.sk.clone()),
+            ("{ut}", self.ut.clone()),
+            ("{unknown_sk}", self.unknown_sk.clone()),
+            ("{product}", self.product.clone()),
+        ];
+        let mut out = text.to_vec();
+        for (from, to) in replacements {
+            out = replace(&out, from.as_bytes(), to.as_bytes());
+        }
+        out
+    }
+}
+
+fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+}
+
+async fn send(app: &TestApp, secrets: &Secrets, row: &Row) -> (u16, String, Option<String>) {
+    let path = String::from_utf8(secrets.fill(format!("/api/v1{}", row.path).as_bytes())).unwrap();
+    let mut request = Request::builder()
+        .method(row.method.clone())
+        .uri(path)
+        .body(Body::from(secrets.fill(&row.body)))
+        .unwrap();
+    let headers = request.headers_mut();
+    match &row.auth {
+        Auth::None => {}
+        Auth::Pk => {
+            headers.insert("authorization", bearer(&secrets.pk));
+        }
+        Auth::Sk => {
+            headers.insert("authorization", bearer(&secrets.sk));
+        }
+        Auth::Ut => {
+            headers.insert("authorization", bearer(&secrets.ut));
+        }
+        Auth::TwicePk => {
+            headers.append("authorization", bearer(&secrets.pk));
+            headers.append("authorization", bearer(&secrets.pk));
+        }
+        Auth::Header(value) => {
+            headers.insert(
+                "authorization",
+                HeaderValue::from_bytes(&secrets.fill(value)).unwrap(),
+            );
+        }
+    }
+    if let Some(content_type) = row.content_type {
+        headers.insert("content-type", HeaderValue::from_static(content_type));
+    }
+    for (name, value) in &row.headers {
+        headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        content_type,
+    )
+}
+
+/// Rows of every table that holds something a request could create.
+async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
+    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
+    let mut counts = Vec::new();
+    for table in [
+        "customers",
+        "products",
+        "orders",
+        "order_items",
+        "user_tokens",
+        "clients",
+        "client_keys",
+    ] {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table}"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        counts.push((table, row.get::<i64, _>("n")));
+    }
+    pool.close().await;
+    counts
+}
+
+on_both_databases!(bad_input_table);
+
+async fn bad_input_table(app: TestApp) {
+    let secrets = Secrets {
+        pk: app.publishable_key().await,
+        sk: app.admin_key().await,
+        ut: app.customer("bad@example.com").await.1,
+        unknown_sk: PlainToken::generate(TokenKind::Secret)
+            .expose_secret()
+            .to_owned(),
+        product: app.product("BAD-1", 500, "EUR", 10).await.id,
+    };
+    let before = row_counts(&app).await;
+
+    let rows = table();
+    let mut wrong = Vec::new();
+    for row in &rows {
+        let (status, body, content_type) = send(&app, &secrets, row).await;
+        assert!(status < 500, "{}: {status} {body}", row.name);
+        for secret in [&secrets.pk, &secrets.sk, &secrets.ut] {
+            assert!(
+                !body.contains(secret.as_str()),
+                "{}: echoes a credential",
+                row.name
+            );
+        }
+        let code = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if status >= 400 {
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/problem+json"),
+                "{}: every error is problem+json",
+                row.name
+            );
+        }
+        if (status, code.as_str()) != (row.status, row.code) {
+            wrong.push(format!(
+                "{}: expected {} {:?}, got {status} {code:?}: {}",
+                row.name,
+                row.status,
+                row.code,
+                body.chars().take(300).collect::<String>()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "rows that got another answer:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        row_counts(&app).await,
+        before,
+        "a bad input wrote something"
+    );
+    assert_eq!(app.stock(&secrets.product).await, 10);
+}
+
+// ---------------------------------------------------------------- the table itself
+
+#[test]
+fn the_table_is_big_and_its_names_are_unique() {
+    let rows = table();
+    assert!(rows.len() >= 40, "{} rows", rows.len());
+    let mut names: Vec<&str> = rows.iter().map(|row| row.name).collect();
+    names.sort_unstable();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "duplicate row names");
+    for row in &rows {
+        assert!(row.status >= 200, "{}: no expectation", row.name);
+        assert!(row.status < 500, "{}: no row may expect a 5xx", row.name);
+        assert_eq!(row.status < 300, row.code.is_empty(), "{}", row.name);
+    }
+}
+
+/// The line of `docs/bad-input.md` for a row.
+fn doc_line(row: &Row) -> String {
+    let code = if row.code.is_empty() {
+        "(none)".to_owned()
+    } else {
+        format!("`{}`", row.code)
+    };
+    format!(
+        "| `{}` | {} | {} | {code} |",
+        row.name, row.input, row.status
+    )
+}
+
+#[test]
+fn the_docs_list_every_row() {
+    let docs = include_str!("../../../../docs/bad-input.md");
+    let missing: Vec<String> = table()
+        .iter()
+        .map(doc_line)
+        .filter(|line| !docs.lines().any(|doc| doc.trim() == line))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/bad-input.md lacks (or differs on) these rows:\n{}",
+        missing.join("\n")
+    );
+}

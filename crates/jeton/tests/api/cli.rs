@@ -6,8 +6,6 @@
 
 use crate::{on_both_databases, support};
 
-use std::process::{Command, Output};
-
 use jeton::{
     cli::demo,
     domain::client::ClientKind,
@@ -15,101 +13,15 @@ use jeton::{
     store::{Db, DbOptions, products::ProductFilter},
 };
 use serde_json::{Value, json};
-use sqlx::migrate::MigrateDatabase;
-use support::{Backend, TestApp, fresh_database, spawn_app};
+use support::{
+    Backend, TestApp, fresh_database,
+    process::{DropDatabase, jeton, jeton_traced},
+    spawn_app,
+};
 
 const PASSWORD: &str = "correct horse battery";
 
 // ---------------------------------------------------------------- helpers
-
-struct Run {
-    output: Output,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Exit 0; shows stderr otherwise.
-    #[track_caller]
-    fn ok(&self) -> &Run {
-        assert!(
-            self.output.status.success(),
-            "exit {:?}\nstdout: {}\nstderr: {}",
-            self.output.status.code(),
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Non-zero exit with a one-line error on stderr, and nothing on stdout.
-    #[track_caller]
-    fn fails(&self) -> &Run {
-        assert!(
-            !self.output.status.success(),
-            "expected a failure\nstdout: {}",
-            self.stdout
-        );
-        assert_ne!(self.output.status.code(), Some(0));
-        let lines: Vec<&str> = self.stderr.trim_end().lines().collect();
-        assert_eq!(lines.len(), 1, "not one line: {:?}", self.stderr);
-        assert!(lines[0].starts_with("error: "), "{:?}", self.stderr);
-        assert_eq!(self.stdout, "", "stdout of a failure");
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-
-    /// `secret` is nowhere on stderr (logs and errors included).
-    #[track_caller]
-    fn stderr_hides(&self, secret: &str) -> &Run {
-        assert!(
-            !self.stderr.contains(secret),
-            "a secret reached stderr: {}",
-            self.stderr
-        );
-        self
-    }
-}
-
-fn command(url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jeton"));
-    command
-        .arg("--database-url")
-        .arg(url)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG");
-    command
-}
-
-fn finish(output: Output) -> Run {
-    Run {
-        stdout: String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr"),
-        output,
-    }
-}
-
-/// `jeton --database-url URL ARGS…` with the default log filter.
-fn jeton(url: &str, args: &[&str]) -> Run {
-    finish(command(url, args).output().expect("run jeton"))
-}
-
-/// The same with every log line enabled, for checking that no secret is
-/// ever logged.
-fn jeton_traced(url: &str, args: &[&str]) -> Run {
-    finish(
-        command(url, args)
-            .env("RUST_LOG", "trace")
-            .output()
-            .expect("run jeton"),
-    )
-}
 
 fn s(value: &Value) -> String {
     value
@@ -645,29 +557,12 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-/// Drops the database when the test ends, however it ends.
-struct DropDatabase(String);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let url = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(sqlx::Any::force_drop_database(&url))
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_create_and_revoke_on_postgres() {
     let Some((url, _, drop)) = fresh_database(Backend::Postgres).await else {
         return;
     };
-    let _guard = DropDatabase(drop.expect("a PostgreSQL database to drop"));
+    let _guard = DropDatabase(Some(drop.expect("a PostgreSQL database to drop")));
 
     // The CLI migrates the empty database itself.
     let (id, key) = create_client(

@@ -6,16 +6,14 @@
 
 use crate::{on_both_databases, support};
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use serde_json::{Value, json};
-use support::{Backend, Res, TestApp, fresh_database};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{
+    Backend, Res, TestApp, fresh_database,
+    process::{DropDatabase, Server, http, jeton, within_a_second},
+};
 
 const PASSWORD: &str = "correct horse battery";
 const SHOP: &str = "https://shop.example";
@@ -1247,66 +1245,6 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
 
 // ---------------------------------------------------------------- command line
 
-fn command(url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jeton"));
-    command
-        .arg("--database-url")
-        .arg(url)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("RUST_LOG")
-        .env_remove("JETON_ADDR")
-        .env_remove("JETON_TRUSTED_PROXIES");
-    command
-}
-
-struct Run {
-    output: Output,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &Run {
-        assert!(
-            self.output.status.success(),
-            "exit {:?}\nstdout: {}\nstderr: {}",
-            self.output.status.code(),
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn fails(&self) -> &Run {
-        assert!(
-            !self.output.status.success(),
-            "expected a failure: {}",
-            self.stdout
-        );
-        assert_eq!(self.stderr.trim_end().lines().count(), 1, "{}", self.stderr);
-        assert!(self.stderr.starts_with("error: "), "{}", self.stderr);
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-}
-
-fn jeton(url: &str, args: &[&str]) -> Run {
-    let output = command(url, args).output().expect("run jeton");
-    Run {
-        stdout: String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr"),
-        output,
-    }
-}
-
 /// `client create … --json`: (client id, key).
 fn cli_create(url: &str, args: &[&str]) -> (String, String) {
     let mut all = vec!["client", "create"];
@@ -1455,149 +1393,6 @@ async fn cli_client_list_flags_any_origin_and_leaked_keys_and_audit_lists_events
 }
 
 // ---------------------------------------------------------------- a running server
-
-/// A `jeton serve` process, killed when dropped (also on a panic).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start(url: &str, options: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("serve.log");
-        let addr_text = addr.to_string();
-        let mut args = vec!["serve", "--addr", addr_text.as_str()];
-        args.extend_from_slice(options);
-        let child = command(url, &args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start jeton serve");
-        let mut server = Server {
-            child,
-            addr,
-            _dir: dir,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok((200, _)) = http(addr, "GET", "/healthz", &[]).await {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("jeton serve exited with {status}: {}", server.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jeton serve did not come up: {}",
-                server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        http(self.addr, "GET", path, headers)
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}; log: {}", self.log_text()))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection: (status, head and body as
-/// text, header names lower-cased).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
-        .await
-        .map_err(|_| std::io::Error::other("timed out"))??;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Ok((
-        status,
-        format!("{}\r\n\r\n{body}", head.to_ascii_lowercase()),
-    ))
-}
-
-/// Removes a PostgreSQL test database when dropped.
-struct DropDatabase(Option<String>);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        if let Some(url) = self.0.take() {
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async {
-                        use sqlx::migrate::MigrateDatabase;
-                        sqlx::Any::force_drop_database(&url).await
-                    })
-            })
-            .join();
-        }
-    }
-}
-
-/// Polls `check` until it holds, failing if that takes a second or more
-/// from `since` (spec §4: other processes see a revocation within 1 s).
-async fn within_a_second<F, Fut>(since: Instant, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match check().await {
-            Ok(()) => return,
-            Err(last) => assert!(
-                since.elapsed() < Duration::from_secs(1),
-                "{what}: still not after {:?} ({attempts} tries); last answer: {last}",
-                since.elapsed()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn allows_origin(text: &str, origin: &str) -> bool {
     text.contains(&format!("access-control-allow-origin: {origin}\r\n"))

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{
     io::Write,
     sync::{Arc, Mutex, Once, OnceLock},
