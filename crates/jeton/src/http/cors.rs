@@ -7,8 +7,8 @@
 //! the browser blocks the page from reading anything.
 //!
 //! The set of allowed origins is held in memory: rebuilt at once when this
-//! process changes a client, and every few seconds to pick up changes made
-//! elsewhere (the CLI, another server process).
+//! process changes a client, and when the change feed reports a change made
+//! elsewhere (the CLI, another server process; see `store/changes.rs`).
 
 use std::{
     collections::HashSet,
@@ -25,9 +25,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::request_id::X_REQUEST_ID;
 use crate::store::Db;
-
-/// How often origins changed by other processes are picked up.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Origins {
@@ -82,20 +79,6 @@ impl OriginRegistry {
         }
         *self.0.write().expect("origin registry lock") = fresh;
         Ok(())
-    }
-
-    /// Keeps the set fresh until the process ends.
-    pub fn spawn_refresher(&self, db: Db) {
-        let registry = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REFRESH_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Err(error) = registry.refresh(&db).await {
-                    tracing::warn!(%error, "could not refresh allowed origins");
-                }
-            }
-        });
     }
 
     pub fn layer(&self) -> Layer {
