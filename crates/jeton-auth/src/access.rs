@@ -124,23 +124,23 @@ mod tests {
     }
 
     fn user(abilities: &str) -> Principal {
-        Principal::User(UserPrincipal {
+        Principal::User(std::sync::Arc::new(UserPrincipal {
             user_id: "u".into(),
             token_id: "t".into(),
             client_id: None,
             abilities: set(abilities),
             expires_at: None,
-        })
+        }))
     }
 
     fn publishable(abilities: &str) -> Principal {
-        Principal::PublishableClient(ClientPrincipal {
+        Principal::PublishableClient(std::sync::Arc::new(ClientPrincipal {
             client_id: "c".into(),
             key_id: "k".into(),
             abilities: set(abilities),
             allowed_origins: Vec::new(),
             limits: Default::default(),
-        })
+        }))
     }
 
     const ORDERS_WRITE: Ability = Ability::from_static("orders:write");
@@ -170,13 +170,13 @@ mod tests {
     fn star_is_capped_by_the_kind_ceiling() {
         let access = Access::new(KindSet::USER | KindSet::SECRET, ADMIN);
         assert!(access.check(&user("*"), &ceilings()).is_err());
-        let secret = Principal::SecretClient(ClientPrincipal {
+        let secret = Principal::SecretClient(std::sync::Arc::new(ClientPrincipal {
             client_id: "c".into(),
             key_id: "k".into(),
             abilities: set("*"),
             allowed_origins: Vec::new(),
             limits: Default::default(),
-        });
+        }));
         assert!(access.check(&secret, &ceilings()).is_ok());
     }
 

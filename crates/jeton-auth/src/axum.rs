@@ -1,6 +1,6 @@
 //! The route guard and the typed extractors.
 //!
-//! The guard runs as a route layer: it authenticates, checks the origin,
+//! The guard wraps each route's handler ([`Guard::handler`]): it authenticates, checks the origin,
 //! the rate limits and the route's [`Access`], and puts the [`Principal`] in
 //! the request extensions. The extractors take it out again, typed: a handler
 //! that asks for [`User`] gets a [`UserPrincipal`] or the request never
@@ -9,14 +9,17 @@
 
 use std::{
     collections::HashMap,
+    marker::PhantomData,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRequestParts, Request},
+    handler::Handler,
     http::{header::ORIGIN, request::Parts},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 
@@ -58,8 +61,9 @@ pub struct Gate<S> {
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
     failed_auth_limit: FailedAuthLimit,
     /// Per client IP: failed authentications in the current window, and
-    /// when the window started.
-    failed_auth: moka::sync::Cache<std::net::IpAddr, (u32, Instant)>,
+    /// when the window started. Bounded: past its capacity the least useful
+    /// entries go, so a flood from many addresses cannot grow memory.
+    failed_auth: quick_cache::sync::Cache<std::net::IpAddr, (u32, Instant)>,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -78,10 +82,7 @@ impl<S: TokenStore> Gate<S> {
             limiter: RateLimiter::new(),
             recorded_refusals: Mutex::new(HashMap::new()),
             failed_auth_limit: limit,
-            failed_auth: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(limit.window)
-                .build(),
+            failed_auth: quick_cache::sync::Cache::new(100_000),
         }
     }
 
@@ -89,12 +90,12 @@ impl<S: TokenStore> Gate<S> {
     /// token is even parsed: a flood of forged tokens stops reaching the
     /// store.
     fn check_failed_auth(&self, ip: std::net::IpAddr) -> Result<(), AuthError> {
+        let window = self.failed_auth_limit.window;
         match self.failed_auth.get(&ip) {
-            Some((failures, since)) if failures >= self.failed_auth_limit.failures => {
-                let wait = self
-                    .failed_auth_limit
-                    .window
-                    .saturating_sub(since.elapsed());
+            Some((failures, since))
+                if failures >= self.failed_auth_limit.failures && since.elapsed() < window =>
+            {
+                let wait = window.saturating_sub(since.elapsed());
                 metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth")
                     .increment(1);
                 Err(AuthError::RateLimited {
@@ -106,14 +107,15 @@ impl<S: TokenStore> Gate<S> {
         }
     }
 
+    /// Counts a failure. Not atomic: two failures from one IP at the same
+    /// instant may count once, which a limit in the hundreds can afford.
     fn count_failed_auth(&self, ip: std::net::IpAddr) {
         let window = self.failed_auth_limit.window;
-        self.failed_auth
-            .entry(ip)
-            .and_upsert_with(|entry| match entry.map(|e| e.into_value()) {
-                Some((failures, since)) if since.elapsed() < window => (failures + 1, since),
-                _ => (1, Instant::now()),
-            });
+        let next = match self.failed_auth.get(&ip) {
+            Some((failures, since)) if since.elapsed() < window => (failures + 1, since),
+            _ => (1, Instant::now()),
+        };
+        self.failed_auth.insert(ip, next);
     }
 
     /// Authenticates and authorizes a request for a route with `access`.
@@ -124,28 +126,73 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Result<Option<RateLimitStatus>, AuthError> {
-        let client_ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
-        if let Some(ip) = client_ip {
-            self.check_failed_auth(ip)?;
-        }
-        let principal = match self.verifier.authenticate(parts).await {
-            Ok(principal) => principal,
-            Err(error) => {
-                if let (AuthError::InvalidToken, Some(ip)) = (&error, client_ip) {
-                    self.count_failed_auth(ip);
-                }
-                return Err(error);
-            }
-        };
+        let client_ip = self.client_ip_allowed(parts)?;
+        let principal = self
+            .verifier
+            .authenticate(parts)
+            .await
+            .inspect_err(|error| self.count_failure(error, client_ip))?;
         let origin_header = parts.headers.get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            self.record_refusal(&principal, &error, origin, client_ip)
-                .await;
+            // Boxed, like the store lookup: rare, and its future is large.
+            Box::pin(self.record_refusal(&principal, &error, origin, client_ip)).await;
             return Err(error);
         }
+        self.authorize(principal, parts, access, client_ip)
+    }
+
+    /// [`Gate::admit`] without waiting, for the hot path: `None` when the
+    /// answer needs I/O (a token not in the caches, or a refusal to record),
+    /// and then nothing has been counted or recorded yet, so the caller
+    /// runs [`Gate::admit`] instead.
+    pub fn admit_cached(
+        &self,
+        parts: &mut Parts,
+        access: &Access,
+    ) -> Option<Result<Option<RateLimitStatus>, AuthError>> {
+        let client_ip = match self.client_ip_allowed(parts) {
+            Ok(ip) => ip,
+            Err(error) => return Some(Err(error)),
+        };
+        let principal = match self.verifier.authenticate_cached(parts)? {
+            Ok(principal) => principal,
+            Err(error) => {
+                self.count_failure(&error, client_ip);
+                return Some(Err(error));
+            }
+        };
+        if origin::check(&principal, parts.headers.get(ORIGIN)).is_err() {
+            return None;
+        }
+        Some(self.authorize(principal, parts, access, client_ip))
+    }
+
+    /// The client's IP, unless it has failed to authenticate too often.
+    fn client_ip_allowed(&self, parts: &Parts) -> Result<Option<std::net::IpAddr>, AuthError> {
+        let client_ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
+        if let Some(ip) = client_ip {
+            self.check_failed_auth(ip)?;
+        }
+        Ok(client_ip)
+    }
+
+    fn count_failure(&self, error: &AuthError, client_ip: Option<std::net::IpAddr>) {
+        if let (AuthError::InvalidToken, Some(ip)) = (error, client_ip) {
+            self.count_failed_auth(ip);
+        }
+    }
+
+    /// After authentication: the rate limits, then the route's access row.
+    fn authorize(
+        &self,
+        principal: Principal,
+        parts: &mut Parts,
+        access: &Access,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
         let status = match principal.client() {
             Some(client) => self
                 .limiter
@@ -212,23 +259,108 @@ impl<S> Clone for Guard<S> {
     }
 }
 
-/// Middleware for `axum::middleware::from_fn_with_state(guard, require::<S, E>)`.
-/// `E` is the app's error type, so refusals render like every other error.
-pub async fn require<S, E>(State(guard): State<Guard<S>>, request: Request, next: Next) -> Response
+impl<S> Guard<S> {
+    /// Guards a route's handler: `get(guard.handler::<AppError, _>(list_products))`.
+    /// `E` is the app's error type, so refusals render like every other
+    /// error.
+    ///
+    /// A wrapper around the handler rather than a route layer or
+    /// `middleware::from_fn`: axum boxes and clones each layer's service on
+    /// every request, which costs more than verifying a cached token. This
+    /// way a request admitted from the caches goes straight to the handler,
+    /// and only one that needs the store takes a boxed, asynchronous path.
+    pub fn handler<E, H>(self, handler: H) -> Guarded<S, E, H> {
+        Guarded {
+            guard: self,
+            handler,
+            error: PhantomData,
+        }
+    }
+}
+
+/// A handler behind its route's guard; see [`Guard::handler`].
+pub struct Guarded<S, E, H> {
+    guard: Guard<S>,
+    handler: H,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<S, E, H: Clone> Clone for Guarded<S, E, H> {
+    fn clone(&self) -> Self {
+        Guarded {
+            guard: self.guard.clone(),
+            handler: self.handler.clone(),
+            error: PhantomData,
+        }
+    }
+}
+
+impl<S, E, H, T, St> Handler<T, St> for Guarded<S, E, H>
 where
     S: TokenStore,
-    E: From<AuthError> + IntoResponse,
+    E: From<AuthError> + IntoResponse + 'static,
+    H: Handler<T, St>,
+    T: 'static,
+    St: Clone + Send + Sync + 'static,
 {
-    let (mut parts, body) = request.into_parts();
-    match guard.gate.admit(&mut parts, &guard.access).await {
-        Ok(status) => {
-            let mut response = next.run(Request::from_parts(parts, body)).await;
-            if let Some(status) = status {
-                rate_limit::set_headers(response.headers_mut(), status);
-            }
-            response
+    type Future = GuardedFuture<H::Future>;
+
+    fn call(self, request: Request, state: St) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        match self.guard.gate.admit_cached(&mut parts, &self.guard.access) {
+            Some(Ok(status)) => GuardedFuture::Admitted {
+                inner: self.handler.call(Request::from_parts(parts, body), state),
+                status,
+            },
+            Some(Err(error)) => GuardedFuture::Refused {
+                response: Some(E::from(error).into_response()),
+            },
+            None => GuardedFuture::Waiting {
+                future: Box::pin(async move {
+                    let Guarded { guard, handler, .. } = self;
+                    match guard.gate.admit(&mut parts, &guard.access).await {
+                        Ok(status) => with_rate_limit(
+                            handler.call(Request::from_parts(parts, body), state).await,
+                            status,
+                        ),
+                        Err(error) => E::from(error).into_response(),
+                    }
+                }),
+            },
         }
-        Err(error) => E::from(error).into_response(),
+    }
+}
+
+fn with_rate_limit(mut response: Response, status: Option<RateLimitStatus>) -> Response {
+    if let Some(status) = status {
+        rate_limit::set_headers(response.headers_mut(), status);
+    }
+    response
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Guarded`] handler.
+    #[project = GuardedProjection]
+    pub enum GuardedFuture<F> {
+        Admitted { #[pin] inner: F, status: Option<RateLimitStatus> },
+        Refused { response: Option<Response> },
+        Waiting { future: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F: Future<Output = Response>> Future for GuardedFuture<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project() {
+            GuardedProjection::Admitted { inner, status } => inner
+                .poll(cx)
+                .map(|response| with_rate_limit(response, *status)),
+            GuardedProjection::Refused { response } => {
+                Poll::Ready(response.take().expect("polled after completion"))
+            }
+            GuardedProjection::Waiting { future } => future.as_mut().poll(cx),
+        }
     }
 }
 
@@ -253,7 +385,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
 /// A person with a user token.
 #[derive(Debug, Clone)]
-pub struct User(pub UserPrincipal);
+pub struct User(pub Arc<UserPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for User {
     type Rejection = AuthError;
@@ -268,7 +400,7 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
 
 /// A client application with either kind of key.
 #[derive(Debug, Clone)]
-pub struct Client(pub ClientPrincipal);
+pub struct Client(pub Arc<ClientPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = AuthError;
@@ -284,7 +416,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 /// A client application with a secret key.
 #[derive(Debug, Clone)]
-pub struct SecretClient(pub ClientPrincipal);
+pub struct SecretClient(pub Arc<ClientPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
     type Rejection = AuthError;

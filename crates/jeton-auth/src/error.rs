@@ -22,7 +22,6 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
 
 pub const REALM: &str = "jeton";
 
@@ -136,22 +135,46 @@ pub fn problem_response(
     detail: &str,
     extra: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> Response {
-    let mut body = json!({
-        "type": format!("urn:jeton:problem:{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail,
-    });
-    if let (Some(extra), Some(object)) = (extra, body.as_object_mut()) {
-        object.extend(extra);
+    /// `urn:jeton:problem:{code}`, written straight into the body.
+    struct ProblemType<'a>(&'a str);
+
+    impl serde::Serialize for ProblemType<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(&format_args!("urn:jeton:problem:{}", self.0))
+        }
     }
-    let mut response = (status, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+
+    // Serialized from borrowed fields: a refusal is the answer to every
+    // request of a flood, so it should cost little more than a success.
+    #[derive(serde::Serialize)]
+    struct Problem<'a> {
+        r#type: ProblemType<'a>,
+        title: &'a str,
+        status: u16,
+        code: &'a str,
+        detail: &'a str,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        extra: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+
+    let body = serde_json::to_vec(&Problem {
+        r#type: ProblemType(code),
+        title,
+        status: status.as_u16(),
+        code,
+        detail,
+        extra,
+    })
+    .expect("a problem serializes");
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 impl IntoResponse for AuthError {

@@ -16,7 +16,7 @@
 //! | [`origin`]    | origin binding of client keys                                |
 //! | [`rate_limit`]| per-key and per-IP limits                                    |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
-//! | [`axum`]      | the route guard middleware and the typed extractors          |
+//! | [`axum`]      | the route guard (wraps handlers) and the typed extractors    |
 //! | [`error`]     | every authentication outcome as one error type               |
 
 pub mod ability;

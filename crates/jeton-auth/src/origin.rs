@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn publishable_keys_are_bound_to_their_origins() {
-        let shop = Principal::PublishableClient(client(&["https://shop.example"]));
+        let shop = Principal::PublishableClient(client(&["https://shop.example"]).into());
         assert_eq!(check(&shop, None), Ok(()));
         assert_eq!(check(&shop, Some(&origin("https://shop.example"))), Ok(()));
         for evil in [
@@ -70,7 +70,7 @@ mod tests {
                 "{evil}"
             );
         }
-        let anywhere = Principal::PublishableClient(client(&["*"]));
+        let anywhere = Principal::PublishableClient(client(&["*"]).into());
         assert_eq!(
             check(&anywhere, Some(&origin("https://evil.example"))),
             Ok(())
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn secret_keys_are_refused_from_any_browser() {
-        let secret = Principal::SecretClient(client(&[]));
+        let secret = Principal::SecretClient(client(&[]).into());
         assert_eq!(check(&secret, None), Ok(()));
         assert_eq!(
             check(&secret, Some(&origin("https://admin.example"))),

@@ -8,7 +8,7 @@ use std::{
     collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{Arc, RwLock},
 };
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -96,7 +96,7 @@ impl ClientLimiters {
 
 #[derive(Default)]
 pub struct RateLimiter {
-    clients: Mutex<HashMap<String, Arc<ClientLimiters>>>,
+    clients: RwLock<HashMap<String, Arc<ClientLimiters>>>,
     clock: DefaultClock,
 }
 
@@ -110,7 +110,18 @@ impl RateLimiter {
     }
 
     fn limiters(&self, client_id: &str, limits: Limits) -> Arc<ClientLimiters> {
-        let mut clients = self.clients.lock().expect("rate limiter lock");
+        // Every request of a limited client comes here: a shared read lock
+        // in the common case, the write lock only to create or replace.
+        if let Some(existing) = self
+            .clients
+            .read()
+            .expect("rate limiter lock")
+            .get(client_id)
+            .filter(|existing| existing.limits == limits)
+        {
+            return Arc::clone(existing);
+        }
+        let mut clients = self.clients.write().expect("rate limiter lock");
         match clients.get(client_id) {
             Some(existing) if existing.limits == limits => Arc::clone(existing),
             _ => {

@@ -83,7 +83,9 @@ pub enum TokenFormatError {
 /// and while a request is verified. Never printed, zeroized on drop.
 pub struct PlainToken {
     kind: TokenKind,
-    text: Zeroizing<String>,
+    /// ASCII, checked on the way in. A fixed array, so holding a token
+    /// allocates nothing and zeroizing it wipes every byte.
+    text: Zeroizing<[u8; TOKEN_LEN]>,
 }
 
 impl PlainToken {
@@ -108,8 +110,10 @@ impl PlainToken {
             }
         }
         let check = checksum(&text);
-        text.push_str(&check);
-        PlainToken { kind, text }
+        let mut token = Zeroizing::new([0u8; TOKEN_LEN]);
+        token[..PREFIX_LEN + RANDOM_LEN].copy_from_slice(text.as_bytes());
+        token[PREFIX_LEN + RANDOM_LEN..].copy_from_slice(&check);
+        PlainToken { kind, text: token }
     }
 
     /// Parses and checks the format without any I/O: length, prefix, alphabet
@@ -131,13 +135,12 @@ impl PlainToken {
             return Err(TokenFormatError::Alphabet);
         }
         let (body, check) = candidate.split_at(PREFIX_LEN + RANDOM_LEN);
-        if checksum(body) != check {
+        if checksum(body) != check.as_bytes() {
             return Err(TokenFormatError::Checksum);
         }
-        Ok(PlainToken {
-            kind,
-            text: Zeroizing::new(candidate.to_owned()),
-        })
+        let mut text = Zeroizing::new([0u8; TOKEN_LEN]);
+        text.copy_from_slice(bytes);
+        Ok(PlainToken { kind, text })
     }
 
     pub fn kind(&self) -> TokenKind {
@@ -146,16 +149,16 @@ impl PlainToken {
 
     /// The secret itself. Call only to hand it to its owner, once.
     pub fn expose_secret(&self) -> &str {
-        &self.text
+        std::str::from_utf8(self.text.as_slice()).expect("a token is ASCII")
     }
 
     /// The last four characters, kept for display ("…a1B2").
     pub fn last4(&self) -> String {
-        self.text[TOKEN_LEN - 4..].to_owned()
+        self.expose_secret()[TOKEN_LEN - 4..].to_owned()
     }
 
     pub fn hash(&self) -> HashedToken {
-        HashedToken(Sha256::digest(self.text.as_bytes()).into())
+        HashedToken(Sha256::digest(self.text.as_slice()).into())
     }
 }
 
@@ -205,14 +208,14 @@ impl fmt::Debug for HashedToken {
 }
 
 /// CRC32 (IEEE) of `jt_<kind>_<random>` as six base62 digits, zero-padded.
-fn checksum(body: &str) -> String {
+fn checksum(body: &str) -> [u8; CHECK_LEN] {
     let mut value = crc32fast::hash(body.as_bytes());
     let mut digits = [b'0'; CHECK_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = ALPHABET[(value % 62) as usize];
         value /= 62;
     }
-    String::from_utf8(digits.to_vec()).expect("base62 is ASCII")
+    digits
 }
 
 #[cfg(test)]
@@ -248,7 +251,7 @@ mod tests {
         let body = format!("jt_pk_{}", "0".repeat(30));
         let crc = crc32fast::hash(body.as_bytes());
         let check = checksum(&body);
-        let decoded = check.bytes().fold(0u64, |acc, c| {
+        let decoded = check.iter().fold(0u64, |acc, &c| {
             acc * 62 + ALPHABET.iter().position(|&a| a == c).unwrap() as u64
         });
         assert_eq!(decoded, u64::from(crc));

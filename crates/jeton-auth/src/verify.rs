@@ -7,21 +7,29 @@
 //! [`Verifier::invalidate_all`] whenever credentials change (a revocation
 //! here, or one seen in the database's change feed); a generation counter
 //! stops a lookup that raced with an invalidation from caching what it read.
+//!
+//! A cache hit is the hot path of every authenticated request, so it takes
+//! no lock, allocates nothing and reads the clock once: the SHA-256 of the
+//! token, one lookup in a sharded [`quick_cache`] table, two comparisons with
+//! the time, and an atomic store to note the use (see [`Verifier::take_usage`]).
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::http::request::Parts;
-use moka::sync::Cache;
+use metrics::Counter;
+use quick_cache::sync::Cache;
 use time::OffsetDateTime;
 
-use crate::{AuthError, HashedToken, PlainToken, Principal, StoredCredential, TokenStore, header};
+use crate::{
+    AuthError, HashedToken, PlainToken, Principal, StoredCredential, TokenKind, TokenStore, header,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheSettings {
@@ -46,18 +54,93 @@ impl Default for CacheSettings {
     }
 }
 
-pub struct Verifier<S> {
-    store: S,
-    known: Cache<HashedToken, Arc<StoredCredential>>,
-    unknown: Cache<HashedToken, ()>,
-    generation: AtomicU64,
-    /// User token id → when it was last used, until the app flushes it.
-    usage: Mutex<HashMap<String, OffsetDateTime>>,
+/// A verified credential as the cache keeps it. Times are Unix nanoseconds:
+/// reading the clock that way costs half of building an `OffsetDateTime`.
+struct Cached {
+    credential: StoredCredential,
+    /// When the credential expires (`i64::MAX`: never).
+    expires_at: i64,
+    /// When the store must be asked again (the safety-net TTL).
+    reload_at: i64,
+    /// User tokens: when last used, in Unix nanoseconds; 0 once that use has
+    /// been handed to [`Verifier::take_usage`]. An atomic, so noting a use is
+    /// one store and the first use since the last flush one push.
+    last_used: AtomicI64,
 }
 
-fn count(result: &'static str, kind: &'static str) {
-    metrics::counter!("jeton_auth_verifications_total", "result" => result, "kind" => kind)
-        .increment(1);
+/// Counter handles, registered once: looking a labelled counter up in the
+/// recorder on every request costs more than the rest of a cache hit.
+struct Counters {
+    hit: Counter,
+    miss: Counter,
+    negative: Counter,
+    malformed: Counter,
+    /// By outcome (ok, unknown, expired), then by kind.
+    outcomes: [[Counter; TokenKind::ALL.len()]; 3],
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok = 0,
+    Unknown = 1,
+    Expired = 2,
+}
+
+impl Counters {
+    fn register() -> Counters {
+        let cache =
+            |result: &'static str| metrics::counter!("jeton_auth_cache_total", "result" => result);
+        let outcome = |result: &'static str| {
+            TokenKind::ALL.map(|kind| {
+                metrics::counter!("jeton_auth_verifications_total", "result" => result, "kind" => kind.name())
+            })
+        };
+        Counters {
+            hit: cache("hit"),
+            miss: cache("miss"),
+            negative: cache("negative"),
+            malformed: metrics::counter!("jeton_auth_verifications_total", "result" => "malformed", "kind" => "unknown"),
+            outcomes: [outcome("ok"), outcome("unknown"), outcome("expired")],
+        }
+    }
+
+    fn outcome(&self, outcome: Outcome, kind: TokenKind) -> &Counter {
+        let kind = TokenKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_default();
+        &self.outcomes[outcome as usize][kind]
+    }
+}
+
+pub struct Verifier<S> {
+    store: S,
+    settings: CacheSettings,
+    known: Cache<HashedToken, Arc<Cached>>,
+    /// Unknown token hashes, with when to forget them.
+    unknown: Cache<HashedToken, Instant>,
+    generation: AtomicU64,
+    /// Cached user tokens used since the last [`Verifier::take_usage`].
+    used: Mutex<Vec<Arc<Cached>>>,
+    /// Registered on first use, so that an app installs its metrics recorder
+    /// any time before it serves.
+    counters: OnceLock<Counters>,
+}
+
+fn capacity(items: u64) -> usize {
+    usize::try_from(items).unwrap_or(usize::MAX).max(1)
+}
+
+fn unix_nanos(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        })
 }
 
 impl<S: TokenStore> Verifier<S> {
@@ -68,16 +151,12 @@ impl<S: TokenStore> Verifier<S> {
     pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
         Verifier {
             store,
-            known: Cache::builder()
-                .max_capacity(settings.positive_capacity)
-                .time_to_live(settings.positive_ttl)
-                .build(),
-            unknown: Cache::builder()
-                .max_capacity(settings.negative_capacity)
-                .time_to_live(settings.negative_ttl)
-                .build(),
+            settings,
+            known: Cache::new(capacity(settings.positive_capacity)),
+            unknown: Cache::new(capacity(settings.negative_capacity)),
             generation: AtomicU64::new(0),
-            usage: Mutex::new(HashMap::new()),
+            used: Mutex::new(Vec::new()),
+            counters: OnceLock::new(),
         }
     }
 
@@ -85,87 +164,257 @@ impl<S: TokenStore> Verifier<S> {
         &self.store
     }
 
+    fn counters(&self) -> &Counters {
+        self.counters.get_or_init(Counters::register)
+    }
+
     /// Forgets every cached credential, positive and negative. Cheap; call it
     /// on any change to credentials.
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.known.invalidate_all();
-        self.unknown.invalidate_all();
+        self.known.clear();
+        self.unknown.clear();
     }
 
     /// Authenticates a request from its `Authorization` header.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token =
-            header::bearer_token(&parts.headers, parts.uri.query()).inspect_err(|error| {
-                if *error == AuthError::InvalidToken {
-                    count("malformed", "unknown");
-                }
-            })?;
+        let token = self.bearer_token(parts)?;
         self.verify(&token).await
+    }
+
+    /// [`Verifier::authenticate`] without waiting: `None` if the answer
+    /// needs the store (a token neither cached nor known to be unknown).
+    pub fn authenticate_cached(&self, parts: &Parts) -> Option<Result<Principal, AuthError>> {
+        match self.bearer_token(parts) {
+            Ok(token) => self.verify_cached(&token),
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    fn bearer_token(&self, parts: &Parts) -> Result<PlainToken, AuthError> {
+        header::bearer_token(&parts.headers, parts.uri.query()).inspect_err(|error| {
+            if *error == AuthError::InvalidToken {
+                self.counters().malformed.increment(1);
+            }
+        })
     }
 
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
-        let kind = token.kind().name();
+        if let Some(answer) = self.verify_cached(token) {
+            return answer;
+        }
+        self.counters().miss.increment(1);
+        // Boxed: a store's lookup future can be kilobytes, and every
+        // request's future would otherwise be that large (and be copied
+        // around) to serve the rare miss.
+        let now = now_nanos();
+        let cached = Box::pin(self.load(token, token.hash(), now)).await?;
+        self.accept(&cached, token.kind(), now)
+    }
+
+    /// The answer from the caches alone, or `None` if the store must be
+    /// asked.
+    pub fn verify_cached(&self, token: &PlainToken) -> Option<Result<Principal, AuthError>> {
         let hash = token.hash();
-        let credential = if let Some(credential) = self.known.get(&hash) {
-            metrics::counter!("jeton_auth_cache_total", "result" => "hit").increment(1);
-            credential
-        } else if self.unknown.contains_key(&hash) {
-            metrics::counter!("jeton_auth_cache_total", "result" => "negative").increment(1);
-            count("unknown", kind);
-            return Err(AuthError::InvalidToken);
-        } else {
-            metrics::counter!("jeton_auth_cache_total", "result" => "miss").increment(1);
-            let generation = self.generation.load(Ordering::SeqCst);
-            let found = self
-                .store
-                .find_credential(token.kind(), &hash)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, kind, "token store unavailable");
-                    AuthError::Unavailable
-                })?;
-            // Cache only what no invalidation has overtaken.
-            let fresh = self.generation.load(Ordering::SeqCst) == generation;
-            match found {
-                Some(credential) => {
-                    let credential = Arc::new(credential);
-                    if fresh {
-                        self.known.insert(hash, Arc::clone(&credential));
-                    }
-                    credential
-                }
-                None => {
-                    if fresh {
-                        self.unknown.insert(hash, ());
-                    }
-                    count("unknown", kind);
-                    return Err(AuthError::InvalidToken);
-                }
-            }
-        };
+        let now = now_nanos();
+        if let Some(cached) = self.known.get(&hash).filter(|c| c.reload_at > now) {
+            self.counters().hit.increment(1);
+            return Some(self.accept(&cached, token.kind(), now));
+        }
+        if self
+            .unknown
+            .get(&hash)
+            .is_some_and(|until| until > Instant::now())
+        {
+            let counters = self.counters();
+            counters.negative.increment(1);
+            counters
+                .outcome(Outcome::Unknown, token.kind())
+                .increment(1);
+            return Some(Err(AuthError::InvalidToken));
+        }
+        None
+    }
+
+    /// The last checks on a credential the token hashes to, cached or just
+    /// read, and noting its use.
+    fn accept(
+        &self,
+        cached: &Arc<Cached>,
+        kind: TokenKind,
+        now: i64,
+    ) -> Result<Principal, AuthError> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
-        let now = OffsetDateTime::now_utc();
-        if credential.principal.kind() != token.kind() || credential.is_expired_at(now) {
-            count("expired", kind);
+        let credential = &cached.credential;
+        if credential.principal.kind() != kind || cached.expires_at <= now {
+            self.counters().outcome(Outcome::Expired, kind).increment(1);
             return Err(AuthError::InvalidToken);
         }
-        if let Principal::User(user) = &credential.principal {
-            self.usage
+        if let Principal::User(_) = credential.principal
+            && cached.last_used.swap(now, Ordering::Relaxed) == 0
+        {
+            self.used
                 .lock()
                 .expect("usage lock")
-                .insert(user.token_id.clone(), now);
+                .push(Arc::clone(cached));
         }
-        count("ok", kind);
+        self.counters().outcome(Outcome::Ok, kind).increment(1);
         Ok(credential.principal.clone())
+    }
+
+    /// Asks the store, and caches what it says unless an invalidation
+    /// overtook the question.
+    async fn load(
+        &self,
+        token: &PlainToken,
+        hash: HashedToken,
+        now: i64,
+    ) -> Result<Arc<Cached>, AuthError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self
+            .store
+            .find_credential(token.kind(), &hash)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, kind = token.kind().name(), "token store unavailable");
+                AuthError::Unavailable
+            })?;
+        let fresh = self.generation.load(Ordering::SeqCst) == generation;
+        match found {
+            Some(credential) => {
+                let ttl = i64::try_from(self.settings.positive_ttl.as_nanos()).unwrap_or(i64::MAX);
+                let cached = Arc::new(Cached {
+                    expires_at: credential.expires_at.map_or(i64::MAX, unix_nanos),
+                    credential,
+                    reload_at: now.saturating_add(ttl),
+                    last_used: AtomicI64::new(0),
+                });
+                if fresh && self.settings.positive_capacity > 0 {
+                    self.known.insert(hash, Arc::clone(&cached));
+                }
+                Ok(cached)
+            }
+            None => {
+                if fresh && self.settings.negative_capacity > 0 {
+                    self.unknown
+                        .insert(hash, Instant::now() + self.settings.negative_ttl);
+                }
+                self.counters()
+                    .outcome(Outcome::Unknown, token.kind())
+                    .increment(1);
+                Err(AuthError::InvalidToken)
+            }
+        }
     }
 
     /// The user tokens used since the last call, with when they were last
     /// used, for the app to write in one batch (no write per request).
     pub fn take_usage(&self) -> HashMap<String, OffsetDateTime> {
-        std::mem::take(&mut *self.usage.lock().expect("usage lock"))
+        let used = std::mem::take(&mut *self.used.lock().expect("usage lock"));
+        let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();
+        for cached in used {
+            let nanos = cached.last_used.swap(0, Ordering::Relaxed);
+            let (Principal::User(user), Ok(at)) = (
+                &cached.credential.principal,
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)),
+            ) else {
+                continue;
+            };
+            if nanos == 0 {
+                continue;
+            }
+            let entry = usage.entry(user.token_id.clone()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AbilitySet, StoreError, UserPrincipal};
+
+    /// One user token, counting how often it is looked up.
+    struct OneToken {
+        hash: HashedToken,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl TokenStore for OneToken {
+        async fn find_credential(
+            &self,
+            _: TokenKind,
+            hash: &HashedToken,
+        ) -> Result<Option<StoredCredential>, StoreError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Ok((*hash == self.hash).then(|| StoredCredential {
+                principal: Principal::User(Arc::new(UserPrincipal {
+                    user_id: "u".into(),
+                    token_id: "t".into(),
+                    client_id: None,
+                    abilities: AbilitySet::default(),
+                    expires_at: None,
+                })),
+                expires_at: None,
+            }))
+        }
+    }
+
+    fn verifier() -> (Verifier<OneToken>, PlainToken) {
+        let token = PlainToken::generate(TokenKind::User);
+        let store = OneToken {
+            hash: token.hash(),
+            lookups: Default::default(),
+        };
+        (Verifier::new(store), token)
+    }
+
+    fn now_or_never<F: Future>(future: F) -> F::Output {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(future).poll(&mut context) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("the test store never waits"),
+        }
+    }
+
+    #[test]
+    fn hits_do_not_ask_the_store_and_unknowns_are_remembered() {
+        let (verifier, token) = verifier();
+        for _ in 0..3 {
+            assert!(now_or_never(verifier.verify(&token)).is_ok());
+        }
+        let stranger = PlainToken::generate(TokenKind::User);
+        for _ in 0..3 {
+            assert_eq!(
+                now_or_never(verifier.verify(&stranger)),
+                Err(AuthError::InvalidToken)
+            );
+        }
+        assert_eq!(verifier.store.lookups.load(Ordering::SeqCst), 2);
+        verifier.invalidate_all();
+        assert!(now_or_never(verifier.verify(&token)).is_ok());
+        assert_eq!(verifier.store.lookups.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn each_use_is_reported_once_with_the_latest_time() {
+        let (verifier, token) = verifier();
+        assert!(verifier.take_usage().is_empty());
+        now_or_never(verifier.verify(&token)).unwrap();
+        let first = verifier.take_usage();
+        assert_eq!(first.len(), 1);
+        assert!(verifier.take_usage().is_empty(), "reported once");
+        now_or_never(verifier.verify(&token)).unwrap();
+        now_or_never(verifier.verify(&token)).unwrap();
+        let second = verifier.take_usage();
+        assert!(second["t"] >= first["t"]);
+        // A use after an invalidation (a new cache entry) still counts.
+        verifier.invalidate_all();
+        now_or_never(verifier.verify(&token)).unwrap();
+        assert_eq!(verifier.take_usage().len(), 1);
     }
 }

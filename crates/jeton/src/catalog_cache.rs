@@ -6,12 +6,16 @@
 //! an order always checks stock in the database.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use moka::sync::Cache;
+use metrics::Counter;
+use quick_cache::sync::Cache;
 
 use crate::{
     http::pagination::PageRequest,
@@ -29,28 +33,29 @@ struct PageKey {
     limit: i64,
 }
 
+/// Entries carry the time they must be read again: a safety net only, since
+/// freshness comes from invalidation.
+const TTL: Duration = Duration::from_secs(30);
+
+/// `quick_cache`, like the token verifier's: a hit takes no lock and
+/// allocates nothing (moka records every read for its eviction policy).
 pub struct CatalogCache {
-    pages: Cache<PageKey, Bytes>,
+    pages: Cache<PageKey, (Instant, Bytes)>,
     /// `None`: known not to exist.
-    products: Cache<String, Option<Bytes>>,
+    products: Cache<String, (Instant, Option<Bytes>)>,
     generation: AtomicU64,
+    /// Hits and misses, registered on first use.
+    counters: OnceLock<[Counter; 2]>,
 }
 
 impl Default for CatalogCache {
     fn default() -> Self {
-        // The TTL is a safety net only; freshness comes from invalidation.
-        const CAPACITY: u64 = 10_000;
-        const TTL: Duration = Duration::from_secs(30);
+        const CAPACITY: usize = 10_000;
         CatalogCache {
-            pages: Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(TTL)
-                .build(),
-            products: Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(TTL)
-                .build(),
+            pages: Cache::new(CAPACITY),
+            products: Cache::new(CAPACITY),
             generation: AtomicU64::new(0),
+            counters: OnceLock::new(),
         }
     }
 }
@@ -62,12 +67,16 @@ fn json<T: serde::Serialize>(value: &T) -> Bytes {
 impl CatalogCache {
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.pages.invalidate_all();
-        self.products.invalidate_all();
+        self.pages.clear();
+        self.products.clear();
     }
 
-    fn count(result: &'static str) {
-        metrics::counter!("jeton_catalog_cache_total", "result" => result).increment(1);
+    fn count(&self, hit: bool) {
+        let [hits, misses] = self.counters.get_or_init(|| {
+            ["hit", "miss"]
+                .map(|result| metrics::counter!("jeton_catalog_cache_total", "result" => result))
+        });
+        if hit { hits } else { misses }.increment(1);
     }
 
     /// A page of products as JSON (`{data, next_cursor}`).
@@ -83,34 +92,44 @@ impl CatalogCache {
             after: page.after.clone(),
             limit: page.limit,
         };
-        if let Some(body) = self.pages.get(&key) {
-            Self::count("hit");
+        if let Some((_, body)) = self
+            .pages
+            .get(&key)
+            .filter(|(until, _)| *until > Instant::now())
+        {
+            self.count(true);
             return Ok(body);
         }
-        Self::count("miss");
+        self.count(false);
         let generation = self.generation.load(Ordering::SeqCst);
-        let rows = db
-            .list_products(filter, page.after.as_deref(), page.fetch_limit())
-            .await?;
+        // Boxed: the query's future is large, and the handler's future would
+        // otherwise carry it on every request, hit or miss.
+        let rows =
+            Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
         let body = json(&page.page(rows, |product: &Product| &product.id));
         // Not if a write overtook the read: it would cache what it replaced.
         if self.generation.load(Ordering::SeqCst) == generation {
-            self.pages.insert(key, body.clone());
+            self.pages.insert(key, (Instant::now() + TTL, body.clone()));
         }
         Ok(body)
     }
 
     /// One product as JSON, or `None` if there is no such product.
     pub async fn product(&self, db: &Db, id: &str) -> Result<Option<Bytes>, sqlx::Error> {
-        if let Some(body) = self.products.get(id) {
-            Self::count("hit");
+        if let Some((_, body)) = self
+            .products
+            .get(id)
+            .filter(|(until, _)| *until > Instant::now())
+        {
+            self.count(true);
             return Ok(body);
         }
-        Self::count("miss");
+        self.count(false);
         let generation = self.generation.load(Ordering::SeqCst);
-        let body = db.get_product(id).await?.as_ref().map(json);
+        let body = Box::pin(db.get_product(id)).await?.as_ref().map(json);
         if self.generation.load(Ordering::SeqCst) == generation {
-            self.products.insert(id.to_owned(), body.clone());
+            self.products
+                .insert(id.to_owned(), (Instant::now() + TTL, body.clone()));
         }
         Ok(body)
     }

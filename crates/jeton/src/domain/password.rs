@@ -1,7 +1,7 @@
 //! Passwords: 8 to 256 characters, hashed with Argon2id at OWASP's
 //! parameters (m = 19456 KiB, t = 2, p = 1). Hashing and verification are
-//! CPU-heavy by design, so they run on the blocking pool, never on the async
-//! runtime's threads.
+//! CPU-heavy by design, so they run on threads of their own, at the lowest
+//! scheduling priority, never on the async runtime's threads.
 
 use std::{fmt, sync::LazyLock};
 
@@ -86,15 +86,20 @@ struct HashingGate {
     max_queued: usize,
 }
 
-static GATE: LazyLock<HashingGate> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    HashingGate {
-        // One core is left to everything else, so a login flood cannot
-        // starve token-authenticated reads (on one core, hashing shares it).
-        running: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
-        queued: std::sync::atomic::AtomicUsize::new(0),
-        max_queued: cores * QUEUE_PER_CORE,
-    }
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// One core is left to everything else, so a login flood cannot take every
+/// core from token-authenticated reads (on one core, hashing shares it).
+fn hashing_threads() -> usize {
+    cores().saturating_sub(1).max(1)
+}
+
+static GATE: LazyLock<HashingGate> = LazyLock::new(|| HashingGate {
+    running: tokio::sync::Semaphore::new(hashing_threads()),
+    queued: std::sync::atomic::AtomicUsize::new(0),
+    max_queued: cores() * QUEUE_PER_CORE,
 });
 
 /// Too many password checks are waiting: answer 503 with `Retry-After`.
@@ -102,7 +107,35 @@ static GATE: LazyLock<HashingGate> = LazyLock::new(|| {
 #[error("too many password checks are waiting")]
 pub struct Busy;
 
-/// Runs `work` on the blocking pool once the gate lets it through.
+/// The threads that hash, one per permit of the gate. They run at the
+/// lowest priority (nice 19): when the machine is busy, the scheduler gives
+/// the cores to the async runtime first, so a login flood slows logins
+/// rather than every read. On an idle machine they run at full speed.
+static POOL: LazyLock<rayon::ThreadPool> = LazyLock::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(hashing_threads())
+        .thread_name(|n| format!("jeton-argon2-{n}"))
+        .start_handler(|_| lower_this_threads_priority())
+        // A panic drops the result's sender; the caller sees that.
+        .panic_handler(|_| {})
+        .build()
+        .expect("the password hashing threads start")
+});
+
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on this thread's own id; setpriority only
+    // changes its scheduling weight. On Linux, `PRIO_PROCESS` with a thread
+    // id names that one thread.
+    unsafe {
+        let thread = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 19) != 0 {
+            tracing::warn!("could not lower the priority of a password hashing thread");
+        }
+    }
+}
+
+/// Runs `work` on the hashing threads once the gate lets it through.
 async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
     use std::sync::atomic::Ordering;
     let gate = &*GATE;
@@ -113,9 +146,11 @@ async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> 
     let permit = gate.running.acquire().await;
     gate.queued.fetch_sub(1, Ordering::SeqCst);
     let _permit = permit.expect("the hashing semaphore is never closed");
-    Ok(tokio::task::spawn_blocking(work)
-        .await
-        .expect("password hashing does not panic"))
+    let (done, result) = tokio::sync::oneshot::channel();
+    POOL.spawn(move || {
+        let _ = done.send(work());
+    });
+    Ok(result.await.expect("password hashing does not panic"))
 }
 
 /// The PHC string of a new Argon2id hash.
@@ -147,6 +182,19 @@ pub async fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hashing yields the cores to everything else when they are busy.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_lowest_priority() {
+        let nice = gated(|| {
+            // SAFETY: reads this thread's own scheduling priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(nice, 19);
+    }
 
     #[test]
     fn bounds() {

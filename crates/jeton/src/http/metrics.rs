@@ -13,10 +13,13 @@ use std::{sync::OnceLock, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::Method,
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use quick_cache::{Equivalent, sync::Cache};
 
 use super::state::AppState;
 
@@ -45,19 +48,82 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// One request series: its counter and its latency histogram.
+#[derive(Clone)]
+struct Series {
+    requests: Counter,
+    latency: Histogram,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct SeriesKey {
+    method: Method,
+    route: String,
+    status: u16,
+}
+
+/// A [`SeriesKey`] borrowed from the request: looking a series up allocates
+/// nothing. Hashes as the key does (same fields, same order).
+#[derive(Hash)]
+struct SeriesRef<'a> {
+    method: &'a Method,
+    route: &'a str,
+    status: u16,
+}
+
+impl Equivalent<SeriesKey> for SeriesRef<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        *self.method == key.method && self.route == key.route && self.status == key.status
+    }
+}
+
+/// The handles of every series seen, so that a request costs a lookup here
+/// rather than three label strings and two lookups in the recorder. The
+/// label set is bounded (matched templates, methods, statuses); the bound
+/// here only matters if that ever stops being true.
+fn series(method: &Method, route: &str, status: u16) -> Series {
+    static SERIES: OnceLock<Cache<SeriesKey, Series>> = OnceLock::new();
+    let cache = SERIES.get_or_init(|| Cache::new(4096));
+    let key = SeriesRef {
+        method,
+        route,
+        status,
+    };
+    if let Some(series) = cache.get(&key) {
+        return series;
+    }
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let series = Series {
+        requests: metrics::counter!("jeton_http_requests_total", &labels),
+        latency: metrics::histogram!("jeton_http_request_duration_seconds", &labels),
+    };
+    cache.insert(
+        SeriesKey {
+            method: method.clone(),
+            route: route.to_owned(),
+            status,
+        },
+        series.clone(),
+    );
+    series
+}
+
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("jeton_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.clone())
-        .increment(1);
-    metrics::histogram!("jeton_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    let series = series(
+        &method,
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status().as_u16(),
+    );
+    series.requests.increment(1);
+    series.latency.record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -8,16 +8,12 @@ use axum::{
     Router,
     handler::Handler,
     http::Method,
-    middleware::from_fn_with_state,
     routing::{MethodFilter, on},
 };
-use jeton_auth::{
-    Ability, Access, KindSet,
-    axum::{Guard, require},
-};
+use jeton_auth::{Ability, Access, KindSet, axum::Guard};
 
 use super::{admin, catalog, customers, error::AppError, orders, state::AppState, tokens};
-use crate::{domain::abilities::*, store::Db};
+use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
 const SK: KindSet = KindSet::SECRET;
@@ -104,8 +100,7 @@ impl RouteTable {
         };
         let filter =
             MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
-        let route =
-            on(filter, handler).route_layer(from_fn_with_state(guard, require::<Db, AppError>));
+        let route = on(filter, guard.handler::<AppError, _>(handler));
         self.router = self.router.route(path, route);
         self.entries.push(RouteEntry {
             method,

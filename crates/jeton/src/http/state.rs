@@ -11,9 +11,21 @@ use crate::{
     throttle::Throttle,
 };
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned for every request (each layer and
+/// handler that takes `State` gets its own), so it is one `Arc`: a clone is
+/// one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     /// Verifier, ceilings and rate limiters, shared by every route guard.
     pub gate: Arc<Gate<Db>>,
@@ -48,14 +60,14 @@ impl AppState {
                 catalog.invalidate_all();
             }
         });
-        AppState {
+        AppState(Arc::new(Shared {
             gate,
             catalog,
             db,
             throttle: Arc::new(Throttle::new(config.throttle)),
             config: Arc::new(config),
             origins: OriginRegistry::default(),
-        }
+        }))
     }
 
     /// A running state: allowed origins loaded, and the change feed watched

@@ -68,9 +68,9 @@ impl Db {
             },
         };
         let principal = if kind == TokenKind::Publishable {
-            Principal::PublishableClient(client)
+            Principal::PublishableClient(client.into())
         } else {
-            Principal::SecretClient(client)
+            Principal::SecretClient(client.into())
         };
         Ok(Some(StoredCredential {
             principal,
@@ -99,7 +99,7 @@ impl Db {
             expires_at,
         };
         Ok(Some(StoredCredential {
-            principal: Principal::User(user),
+            principal: Principal::User(user.into()),
             expires_at,
         }))
     }
