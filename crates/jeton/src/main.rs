@@ -1,15 +1,8 @@
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: a request allocates and frees dozens
-/// of small blocks, and glibc spent a tenth of the server's time doing so
-/// (its arena locks and fastbin consolidation, in `perf`); mimalloc's
-/// thread-local free lists make that a few percent. It also returns freed
-/// large blocks (Argon2's 19 MiB) to the system on its own.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
+    keep_large_allocations_out_of_the_heap();
     jeton::telemetry::init();
     match jeton::cli::run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -17,5 +10,19 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Argon2 allocates 19 MiB per password hash. glibc's dynamic mmap threshold
+/// soon starts serving blocks that size from the heap, which it rarely
+/// returns to the system, so a few logins would leave the server tens of MB
+/// larger for good. A fixed threshold keeps large blocks mmapped, and
+/// unmapped as soon as they are freed.
+fn keep_large_allocations_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it is called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
