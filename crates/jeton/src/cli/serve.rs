@@ -49,6 +49,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     let flushing = Arc::new(tokio::sync::Mutex::new(()));
     let flusher = tokio::spawn(flush_token_use(state.clone(), flushing.clone()));
     let app = http::router(state.clone());
+    let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
     let listener = TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "jeton listening");
     let server = axum::serve(
@@ -65,6 +66,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("requests still running after the drain timeout; stopping anyway");
     }
     pruner.abort();
+    metrics_upkeep.abort();
     {
         // Not in the middle of a flush: the uses it took would be lost.
         let _flushing = flushing.lock().await;
