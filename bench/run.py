@@ -7,7 +7,7 @@ Every number is measured side by side in one run and reported as a ratio to
 say what authentication and storage cost on this machine, not how fast the
 machine is. Nothing here is a test: no threshold fails the run.
 
-Usage: python3 bench/run.py [--duration 5] [--rounds 3] [--no-build] [--no-criterion]
+Usage: python3 bench/run.py [--duration 3] [--rounds 7] [--no-build] [--no-criterion]
                             [--postgres postgres://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -355,8 +355,8 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per row, interleaved; the median is reported")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=7, help="runs per row, interleaved; the median is reported")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--no-criterion", action="store_true")
     parser.add_argument("--postgres", default=os.environ.get("JETON_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"))
