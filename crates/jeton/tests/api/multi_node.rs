@@ -10,12 +10,14 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use support::{
-    Backend, fresh_database,
-    process::{DropDatabase, Reply, Server, jeton, within_a_second},
+    Backend,
+    process::{
+        DropDatabase, Reply, STOREFRONT_ORIGIN as ORIGIN, Server, jeton, keyed_database,
+        within_a_second,
+    },
 };
 
 const PASSWORD: &str = "correct horse battery";
-const ORIGIN: &str = "http://localhost:8080";
 
 on_both_backends!(
     user_token_revoked_through_one_process_is_refused_by_the_other_within_a_second,
@@ -44,63 +46,19 @@ struct Cluster {
 }
 
 async fn cluster(backend: Backend) -> Option<Cluster> {
-    let (url, dir, drop_url) = fresh_database(backend).await?;
-    let database = DropDatabase(drop_url);
     // The CLI migrates the database before either server starts.
-    let pk = cli_key(
-        &url,
-        &[
-            "--name",
-            "Storefront",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--ability",
-            "customers:create",
-            "--ability",
-            "auth:login",
-            "--origin",
-            ORIGIN,
-            // Every request of these tests comes from 127.0.0.1.
-            "--per-ip-rate-limit",
-            "none",
-        ],
-    );
-    let admin = cli_key(
-        &url,
-        &[
-            "--name",
-            "Back office",
-            "--kind",
-            "secret",
-            "--ability",
-            "admin",
-            "--ability",
-            "products:read",
-        ],
-    );
-    let a = Server::start(&url, &[]).await;
-    let b = Server::start(&url, &[]).await;
+    let keyed = keyed_database(backend, &["products:read"]).await?;
+    let a = Server::start(&keyed.url, &[]).await;
+    let b = Server::start(&keyed.url, &[]).await;
     Some(Cluster {
         a,
         b,
-        url,
-        pk,
-        admin,
-        _database: database,
-        _dir: dir,
+        url: keyed.url,
+        pk: keyed.pk,
+        admin: keyed.admin,
+        _database: keyed.database,
+        _dir: keyed.dir,
     })
-}
-
-/// `client create … --json`: the key.
-fn cli_key(url: &str, args: &[&str]) -> String {
-    let mut all = vec!["client", "create"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let run = jeton(url, &all);
-    run.ok();
-    s(&run.json()["key"])
 }
 
 fn s(value: &Value) -> String {

@@ -17,7 +17,6 @@ use axum::{
     body::Body,
     http::{HeaderValue, Method, Request},
 };
-use http_body_util::BodyExt;
 use jeton::{
     domain::{abilities, ids::new_id},
     store::{audit::Audit, user_tokens::NewUserToken},
@@ -26,7 +25,6 @@ use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 use support::{Backend, Res, TestApp};
-use tower::ServiceExt;
 
 // ---------------------------------------------------------------- helpers
 
@@ -79,25 +77,7 @@ async fn order_with_key(app: &TestApp, token: &str, key: Option<&[u8]>, items: &
         );
     }
     let body = serde_json::to_vec(&json!({ "items": items })).unwrap();
-    send(app, request.body(Body::from(body)).unwrap()).await
-}
-
-async fn send(app: &TestApp, request: Request<Body>) -> Res {
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Res {
-        status,
-        headers,
-        body,
-    }
+    support::send_request(app, request.body(Body::from(body)).unwrap()).await
 }
 
 async fn keyed(app: &TestApp, token: &str, key: &str, items: &Value) -> Res {
@@ -825,7 +805,7 @@ async fn bad_idempotency_keys_are_refused_and_write_nothing(app: TestApp) {
         .header("idempotency-key", "two")
         .body(Body::from(json!({ "items": items }).to_string()))
         .unwrap();
-    send(&app, request)
+    support::send_request(&app, request)
         .await
         .expect_problem(400, "invalid_idempotency_key");
 

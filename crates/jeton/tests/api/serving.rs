@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use support::{
-    Backend, fresh_database,
-    process::{DropDatabase, Reply, Server, http, jeton, within},
+    Backend,
+    process::{DropDatabase, KeyedDatabase, Reply, Server, cli_key, http, keyed_database, within},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct horse battery";
-const ORIGIN: &str = "http://localhost:8080";
 
 /// How often the server writes `last_used_at` (`cli/serve.rs`), and the
 /// slack a loaded test machine gets on top.
@@ -46,59 +45,11 @@ struct Shop {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// The database of a [`Shop`], before its server starts.
-struct Database {
-    url: String,
-    pk: String,
-    admin: String,
-    database: DropDatabase,
-    dir: Option<tempfile::TempDir>,
+async fn database(backend: Backend) -> Option<KeyedDatabase> {
+    keyed_database(backend, &[]).await
 }
 
-async fn database(backend: Backend) -> Option<Database> {
-    let (url, dir, drop_url) = fresh_database(backend).await?;
-    let database = DropDatabase(drop_url);
-    let pk = cli_key(
-        &url,
-        &[
-            "--name",
-            "Storefront",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--ability",
-            "customers:create",
-            "--ability",
-            "auth:login",
-            "--origin",
-            ORIGIN,
-            // Every request of these tests comes from 127.0.0.1.
-            "--per-ip-rate-limit",
-            "none",
-        ],
-    );
-    let admin = cli_key(
-        &url,
-        &[
-            "--name",
-            "Back office",
-            "--kind",
-            "secret",
-            "--ability",
-            "admin",
-        ],
-    );
-    Some(Database {
-        url,
-        pk,
-        admin,
-        database,
-        dir,
-    })
-}
-
-impl Database {
+impl KeyedDatabase {
     async fn serve(self, env: &[(&str, &str)]) -> Shop {
         let server = Server::start_with_env(&self.url, &[], env).await;
         Shop {
@@ -114,15 +65,6 @@ impl Database {
 
 async fn shop(backend: Backend) -> Option<Shop> {
     Some(database(backend).await?.serve(&[]).await)
-}
-
-fn cli_key(url: &str, args: &[&str]) -> String {
-    let mut all = vec!["client", "create"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let run = jeton(url, &all);
-    run.ok();
-    s(&run.json()["key"])
 }
 
 fn s(value: &Value) -> String {

@@ -316,21 +316,26 @@ impl<'a> Req<'a> {
             .body(Body::from(self.body))
             .unwrap();
         *request.headers_mut() = self.headers;
-        let response = self.app.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        Res {
-            status,
-            headers,
-            body,
-        }
+        send_request(self.app, request).await
+    }
+}
+
+/// Sends a request through the app's router, as a client would.
+pub async fn send_request(app: &TestApp, request: Request<Body>) -> Res {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Res {
+        status,
+        headers,
+        body,
     }
 }
 

@@ -381,6 +381,83 @@ fn dechunk(mut rest: &str) -> std::io::Result<String> {
     }
 }
 
+// ---------------------------------------------------------------- a keyed database
+
+/// The origin the storefront key of a [`KeyedDatabase`] is bound to.
+pub const STOREFRONT_ORIGIN: &str = "http://localhost:8080";
+
+/// A fresh database with a storefront's publishable key and an admin key,
+/// made on the command line (which also migrates), for tests that then
+/// start `jeton serve` processes on it.
+pub struct KeyedDatabase {
+    pub url: String,
+    pub pk: String,
+    pub admin: String,
+    pub database: DropDatabase,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+/// `admin_abilities` come on top of `admin`.
+pub async fn keyed_database(
+    backend: crate::support::Backend,
+    admin_abilities: &[&str],
+) -> Option<KeyedDatabase> {
+    let (url, dir, drop_url) = crate::support::fresh_database(backend).await?;
+    let database = DropDatabase(drop_url);
+    let pk = cli_key(
+        &url,
+        &[
+            "--name",
+            "Storefront",
+            "--kind",
+            "publishable",
+            "--ability",
+            "products:read",
+            "--ability",
+            "customers:create",
+            "--ability",
+            "auth:login",
+            "--origin",
+            STOREFRONT_ORIGIN,
+            // Every request of these tests comes from 127.0.0.1.
+            "--per-ip-rate-limit",
+            "none",
+        ],
+    );
+    let mut admin_args = vec![
+        "--name",
+        "Back office",
+        "--kind",
+        "secret",
+        "--ability",
+        "admin",
+    ];
+    for ability in admin_abilities {
+        admin_args.extend(["--ability", ability]);
+    }
+    let admin = cli_key(&url, &admin_args);
+    Some(KeyedDatabase {
+        url,
+        pk,
+        admin,
+        database,
+        dir,
+    })
+}
+
+/// `client create … --json`: the key.
+pub fn cli_key(url: &str, args: &[&str]) -> String {
+    let mut all = vec!["client", "create"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let run = jeton(url, &all);
+    run.ok();
+    run.json()["key"]
+        .as_str()
+        .expect("the key is a string")
+        .to_owned()
+}
+
 // ---------------------------------------------------------------- guards and pollers
 
 /// Removes a PostgreSQL test database when dropped (`None`: nothing to do,
