@@ -29,7 +29,12 @@ const fn any_token(kinds: KindSet) -> Access {
     Access::any_ability(kinds)
 }
 
-/// The table, under `/api/v1`.
+/// Where the table is served. Its routes are registered with the prefix
+/// rather than nested under it: a nested router costs every request a
+/// rewrite of its URI.
+pub const PREFIX: &str = "/api/v1";
+
+/// The table, under [`PREFIX`].
 #[rustfmt::skip]
 pub fn api(state: &AppState) -> RouteTable {
     use Method as M;
@@ -101,7 +106,7 @@ impl RouteTable {
         let filter =
             MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
         let route = on(filter, guard.handler::<AppError, _>(handler));
-        self.router = self.router.route(path, route);
+        self.router = self.router.route(&format!("{PREFIX}{path}"), route);
         self.entries.push(RouteEntry {
             method,
             path,
