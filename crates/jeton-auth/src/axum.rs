@@ -26,6 +26,7 @@ use axum::{
 use crate::{
     Access, AuthError, Ceilings, ClientPrincipal, Principal, TokenStore, UserPrincipal, Verifier,
     client_ip::ClientIp,
+    failed_auth::{FailedAuth, Seen},
     origin,
     rate_limit::{self, RateLimitStatus, RateLimiter},
     store::Refusal,
@@ -59,11 +60,7 @@ pub struct Gate<S> {
     pub limiter: RateLimiter,
     /// When each (key, code) refusal was last recorded.
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
-    failed_auth_limit: FailedAuthLimit,
-    /// Per client IP: failed authentications in the current window, and
-    /// when the window started. Bounded: past its capacity the least useful
-    /// entries go, so a flood from many addresses cannot grow memory.
-    failed_auth: quick_cache::sync::Cache<std::net::IpAddr, (u32, Instant)>,
+    failed_auth: FailedAuth,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -81,41 +78,8 @@ impl<S: TokenStore> Gate<S> {
             ceilings,
             limiter: RateLimiter::new(),
             recorded_refusals: Mutex::new(HashMap::new()),
-            failed_auth_limit: limit,
-            failed_auth: quick_cache::sync::Cache::new(100_000),
+            failed_auth: FailedAuth::new(limit),
         }
-    }
-
-    /// Refuses an IP that has failed to authenticate too often, before its
-    /// token is even parsed: a flood of forged tokens stops reaching the
-    /// store.
-    fn check_failed_auth(&self, ip: std::net::IpAddr) -> Result<(), AuthError> {
-        let window = self.failed_auth_limit.window;
-        match self.failed_auth.get(&ip) {
-            Some((failures, since))
-                if failures >= self.failed_auth_limit.failures && since.elapsed() < window =>
-            {
-                let wait = window.saturating_sub(since.elapsed());
-                metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth")
-                    .increment(1);
-                Err(AuthError::RateLimited {
-                    limit: self.failed_auth_limit.failures,
-                    retry_after_seconds: wait.as_secs().max(1),
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failure. Not atomic: two failures from one IP at the same
-    /// instant may count once, which a limit in the hundreds can afford.
-    fn count_failed_auth(&self, ip: std::net::IpAddr) {
-        let window = self.failed_auth_limit.window;
-        let next = match self.failed_auth.get(&ip) {
-            Some((failures, since)) if since.elapsed() < window => (failures + 1, since),
-            _ => (1, Instant::now()),
-        };
-        self.failed_auth.insert(ip, next);
     }
 
     /// Authenticates and authorizes a request for a route with `access`.
@@ -126,12 +90,13 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Result<Option<RateLimitStatus>, AuthError> {
-        let client_ip = self.client_ip_allowed(parts)?;
+        let caller = self.client_ip_allowed(parts)?;
+        let client_ip = caller.ip();
         let principal = self
             .verifier
             .authenticate(parts)
             .await
-            .inspect_err(|error| self.count_failure(error, client_ip))?;
+            .inspect_err(|error| self.count_failure(error, &caller))?;
         let origin_header = parts.headers.get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
@@ -153,35 +118,33 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Option<Result<Option<RateLimitStatus>, AuthError>> {
-        let client_ip = match self.client_ip_allowed(parts) {
-            Ok(ip) => ip,
+        let caller = match self.client_ip_allowed(parts) {
+            Ok(caller) => caller,
             Err(error) => return Some(Err(error)),
         };
         let principal = match self.verifier.authenticate_cached(parts)? {
             Ok(principal) => principal,
             Err(error) => {
-                self.count_failure(&error, client_ip);
+                self.count_failure(&error, &caller);
                 return Some(Err(error));
             }
         };
         if origin::check(&principal, parts.headers.get(ORIGIN)).is_err() {
             return None;
         }
-        Some(self.authorize(principal, parts, access, client_ip))
+        Some(self.authorize(principal, parts, access, caller.ip()))
     }
 
-    /// The client's IP, unless it has failed to authenticate too often.
-    fn client_ip_allowed(&self, parts: &Parts) -> Result<Option<std::net::IpAddr>, AuthError> {
-        let client_ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0);
-        if let Some(ip) = client_ip {
-            self.check_failed_auth(ip)?;
-        }
-        Ok(client_ip)
+    /// The client's IP, unless it has failed to authenticate too often:
+    /// then it is refused before its token is even parsed.
+    fn client_ip_allowed(&self, parts: &Parts) -> Result<Seen, AuthError> {
+        self.failed_auth
+            .check(parts.extensions.get::<ClientIp>().map(|ip| ip.0))
     }
 
-    fn count_failure(&self, error: &AuthError, client_ip: Option<std::net::IpAddr>) {
-        if let (AuthError::InvalidToken, Some(ip)) = (error, client_ip) {
-            self.count_failed_auth(ip);
+    fn count_failure(&self, error: &AuthError, caller: &Seen) {
+        if let AuthError::InvalidToken = error {
+            self.failed_auth.count(caller);
         }
     }
 

@@ -18,7 +18,10 @@
 //!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
 
+use std::sync::OnceLock;
+
 use axum::{
+    body::Bytes,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -135,6 +138,17 @@ pub fn problem_response(
     detail: &str,
     extra: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> Response {
+    let body = problem_body(status, code, title, detail, extra);
+    with_problem_body(status, body.into())
+}
+
+fn problem_body(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Vec<u8> {
     /// `urn:jeton:problem:{code}`, written straight into the body.
     struct ProblemType<'a>(&'a str);
 
@@ -144,8 +158,7 @@ pub fn problem_response(
         }
     }
 
-    // Serialized from borrowed fields: a refusal is the answer to every
-    // request of a flood, so it should cost little more than a success.
+    // Serialized from borrowed fields.
     #[derive(serde::Serialize)]
     struct Problem<'a> {
         r#type: ProblemType<'a>,
@@ -157,7 +170,7 @@ pub fn problem_response(
         extra: Option<serde_json::Map<String, serde_json::Value>>,
     }
 
-    let body = serde_json::to_vec(&Problem {
+    serde_json::to_vec(&Problem {
         r#type: ProblemType(code),
         title,
         status: status.as_u16(),
@@ -165,7 +178,10 @@ pub fn problem_response(
         detail,
         extra,
     })
-    .expect("a problem serializes");
+    .expect("a problem serializes")
+}
+
+fn with_problem_body(status: StatusCode, body: Bytes) -> Response {
     (
         status,
         [(
@@ -177,8 +193,8 @@ pub fn problem_response(
         .into_response()
 }
 
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
+impl AuthError {
+    fn render(&self) -> Response {
         let mut response = problem_response(
             self.status(),
             self.code(),
@@ -186,13 +202,53 @@ impl IntoResponse for AuthError {
             &self.detail(),
             None,
         );
-        let headers = response.headers_mut();
         if let Some(challenge) = self.www_authenticate() {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
             );
         }
+        response
+    }
+
+    /// The answers to a flood (no token, a bad token) never change, so they
+    /// are rendered once and their body is shared from then on.
+    fn render_constant(&self) -> Option<Response> {
+        static RENDERED: [OnceLock<(Bytes, HeaderValue)>; 2] = [const { OnceLock::new() }; 2];
+        let slot = match self {
+            AuthError::Unauthenticated => &RENDERED[0],
+            AuthError::InvalidToken => &RENDERED[1],
+            _ => return None,
+        };
+        let (body, challenge) = slot.get_or_init(|| {
+            let body = problem_body(
+                self.status(),
+                self.code(),
+                self.title(),
+                &self.detail(),
+                None,
+            );
+            let challenge = self.www_authenticate().expect("a 401 carries a challenge");
+            (
+                body.into(),
+                HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
+            )
+        });
+        let mut response = with_problem_body(self.status(), body.clone());
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
+        Some(response)
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        if let Some(response) = self.render_constant() {
+            return response;
+        }
+        let mut response = self.render();
+        let headers = response.headers_mut();
         match self {
             AuthError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -214,5 +270,30 @@ impl IntoResponse for AuthError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(response: Response) -> (StatusCode, axum::http::HeaderMap, Bytes) {
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, body)
+    }
+
+    #[tokio::test]
+    async fn constant_refusals_answer_like_rendered_ones() {
+        for error in [AuthError::Unauthenticated, AuthError::InvalidToken] {
+            let rendered = parts(error.render()).await;
+            // Twice: the first renders and keeps, the second reuses.
+            for _ in 0..2 {
+                assert_eq!(parts(error.clone().into_response()).await, rendered);
+            }
+            assert!(rendered.1.contains_key(header::WWW_AUTHENTICATE));
+            let body: serde_json::Value = serde_json::from_slice(&rendered.2).unwrap();
+            assert_eq!(body["code"], error.code());
+        }
     }
 }

@@ -51,7 +51,13 @@ impl TokenKind {
     }
 
     pub fn from_code(code: &str) -> Option<TokenKind> {
-        TokenKind::ALL.into_iter().find(|kind| kind.code() == code)
+        TokenKind::from_code_bytes(code.as_bytes().try_into().ok()?)
+    }
+
+    fn from_code_bytes(code: [u8; 2]) -> Option<TokenKind> {
+        TokenKind::ALL
+            .into_iter()
+            .find(|kind| kind.code().as_bytes() == code)
     }
 
     /// A stable lower-case name, for logs and metrics labels.
@@ -109,7 +115,7 @@ impl PlainToken {
                 text.push(ALPHABET[usize::from(byte % 62)] as char);
             }
         }
-        let check = checksum(&text);
+        let check = checksum(text.as_bytes());
         let mut token = Zeroizing::new([0u8; TOKEN_LEN]);
         token[..PREFIX_LEN + RANDOM_LEN].copy_from_slice(text.as_bytes());
         token[PREFIX_LEN + RANDOM_LEN..].copy_from_slice(&check);
@@ -119,28 +125,34 @@ impl PlainToken {
     /// Parses and checks the format without any I/O: length, prefix, alphabet
     /// and checksum. A string that fails here never reaches storage.
     pub fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
-        if candidate.len() != TOKEN_LEN {
-            return Err(TokenFormatError::Length);
-        }
-        let bytes = candidate.as_bytes();
-        if !bytes.is_ascii() {
-            return Err(TokenFormatError::Alphabet);
-        }
-        let kind = match (&candidate[..3], &candidate[5..6]) {
-            ("jt_", "_") => TokenKind::from_code(&candidate[3..5]),
+        // Bytes throughout: a request's token passes here on every request,
+        // and byte comparisons need no separate check that the text is ASCII
+        // (anything else fails the prefix or the alphabet).
+        let bytes: &[u8; TOKEN_LEN] = candidate
+            .as_bytes()
+            .try_into()
+            .map_err(|_| TokenFormatError::Length)?;
+        let kind = match (&bytes[..3], bytes[5]) {
+            (b"jt_", b'_') => TokenKind::from_code_bytes([bytes[3], bytes[4]]),
             _ => None,
         }
         .ok_or(TokenFormatError::Prefix)?;
-        if !bytes[PREFIX_LEN..].iter().all(u8::is_ascii_alphanumeric) {
+        let (body, check) = bytes.split_at(PREFIX_LEN + RANDOM_LEN);
+        // A fold rather than `all`: without the early exit the compiler
+        // checks many bytes at once.
+        let alphanumeric = bytes[PREFIX_LEN..]
+            .iter()
+            .fold(true, |all, byte| all & byte.is_ascii_alphanumeric());
+        if !alphanumeric {
             return Err(TokenFormatError::Alphabet);
         }
-        let (body, check) = candidate.split_at(PREFIX_LEN + RANDOM_LEN);
-        if checksum(body) != check.as_bytes() {
+        if checksum(body) != check {
             return Err(TokenFormatError::Checksum);
         }
-        let mut text = Zeroizing::new([0u8; TOKEN_LEN]);
-        text.copy_from_slice(bytes);
-        Ok(PlainToken { kind, text })
+        Ok(PlainToken {
+            kind,
+            text: Zeroizing::new(*bytes),
+        })
     }
 
     pub fn kind(&self) -> TokenKind {
@@ -190,8 +202,20 @@ impl HashedToken {
 }
 
 impl PartialEq for HashedToken {
+    /// In constant time, a word at a time: every cache lookup compares
+    /// hashes, and `subtle`'s byte-by-byte comparison of 32 bytes costs
+    /// more than the lookup itself. No branch depends on the bytes until
+    /// the one folded difference is compared.
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        let difference =
+            self.0
+                .chunks_exact(8)
+                .zip(other.0.chunks_exact(8))
+                .fold(0u64, |acc, (a, b)| {
+                    acc | (u64::from_ne_bytes(a.try_into().expect("8 bytes"))
+                        ^ u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                });
+        difference.ct_eq(&0).into()
     }
 }
 
@@ -208,8 +232,8 @@ impl fmt::Debug for HashedToken {
 }
 
 /// CRC32 (IEEE) of `jt_<kind>_<random>` as six base62 digits, zero-padded.
-fn checksum(body: &str) -> [u8; CHECK_LEN] {
-    let mut value = crc32fast::hash(body.as_bytes());
+fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
+    let mut value = crc32fast::hash(body);
     let mut digits = [b'0'; CHECK_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = ALPHABET[(value % 62) as usize];
@@ -250,7 +274,7 @@ mod tests {
         // crc32("jt_pk_000000000000000000000000000000") computed independently.
         let body = format!("jt_pk_{}", "0".repeat(30));
         let crc = crc32fast::hash(body.as_bytes());
-        let check = checksum(&body);
+        let check = checksum(body.as_bytes());
         let decoded = check.iter().fold(0u64, |acc, &c| {
             acc * 62 + ALPHABET.iter().position(|&a| a == c).unwrap() as u64
         });
@@ -298,6 +322,23 @@ mod tests {
             shown,
             "PlainToken(jt_ut_[redacted]) HashedToken([redacted])"
         );
+    }
+
+    #[test]
+    fn hashes_differing_in_any_byte_are_unequal() {
+        let hash = PlainToken::generate(TokenKind::User).hash();
+        assert_eq!(hash, HashedToken::from_bytes(*hash.as_bytes()));
+        for index in 0..32 {
+            for bit in 0..8 {
+                let mut bytes = *hash.as_bytes();
+                bytes[index] ^= 1 << bit;
+                assert_ne!(
+                    hash,
+                    HashedToken::from_bytes(bytes),
+                    "byte {index}, bit {bit}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ use quick_cache::sync::Cache;
 use time::OffsetDateTime;
 
 use crate::{
-    AuthError, HashedToken, PlainToken, Principal, StoredCredential, TokenKind, TokenStore, header,
+    AuthError, HashedToken, PlainToken, Principal, StoredCredential, TokenKind, TokenStore,
+    clock::now_nanos, header,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -133,14 +134,6 @@ fn capacity(items: u64) -> usize {
 
 fn unix_nanos(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-        })
 }
 
 impl<S: TokenStore> Verifier<S> {
