@@ -1,10 +1,27 @@
 //! The auth overhead, in process: the same product read through the same
 //! handler, once behind the route guard (publishable key: header parse,
-//! checksum, SHA-256, cache hit, origin and scope checks) and once on a
-//! router built here without it. Everything else is identical, so the ratio
-//! of the two is the cost of authentication.
+//! checksum, SHA-256, cache hit, origin, rate-limit and scope checks) and
+//! once without it. Everything else is identical, so the ratio of the two is
+//! the cost of authentication. Two pairs:
+//!
+//! - whole app: the app's router (every layer: request id, access log,
+//!   hygiene, CORS, client IP, metrics) against the same layers around an
+//!   unguarded route, with a browser's request (origin, peer address);
+//! - bare handler: the guarded handler alone against the handler alone on
+//!   a one-route router, the strictest view (the guard against nothing).
+//!
+//! And the server's side of a malformed-token flood: the whole app refusing
+//! a bad checksum against `/healthz`, each from a new client IP.
 
-use axum::{Router, body::Body, http::Request, routing::get};
+use std::net::SocketAddr;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, connect_info::MockConnectInfo},
+    http::Request,
+    routing::get,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jeton::{
     config::Config,
@@ -18,6 +35,8 @@ use jeton::{
 };
 use jeton_auth::{AbilitySet, Access, KindSet, PlainToken, axum::Guard};
 use tower::ServiceExt;
+
+const STOREFRONT_ORIGIN: &str = "http://localhost:8080";
 
 fn read(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -45,54 +64,119 @@ fn read(c: &mut Criterion) {
             name: "bench".into(),
             kind: ClientKind::Publishable,
             abilities: AbilitySet::new([PRODUCTS_READ]),
-            allowed_origins: vec!["http://localhost:8080".into()],
+            allowed_origins: vec![STOREFRONT_ORIGIN.into()],
             rate_limit_per_minute: None,
             per_ip_rate_limit_per_minute: None,
         };
         db.create_client(&client, &key, &Audit::cli())
             .await
             .unwrap();
-        (AppState::new(db, Config::default()), product.id, key)
+        let state = AppState::new(db, Config::default());
+        // As `jeton serve` does at start: CORS learns the client's origin.
+        state.origins.refresh(&state.db).await.unwrap();
+        (state, product.id, key)
     });
     let path = format!("/api/v1/products/{product_id}");
-    let bare: Router = Router::new()
-        .route("/api/v1/products/{id}", get(catalog::get_product))
-        .with_state(state.clone());
+    let bearer = format!("Bearer {}", key.expose_secret());
     let guard = Guard {
         gate: state.gate.clone(),
         access: Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ),
     };
-    let guarded: Router = Router::new()
+    let peer = MockConnectInfo(SocketAddr::from(([198, 51, 100, 7], 50_000)));
+
+    let whole_app_bare = jeton::http::with_layers(
+        Router::new().route("/api/v1/products/{id}", get(catalog::get_product)),
+        state.clone(),
+    )
+    .layer(peer);
+    let whole_app_guarded = jeton::http::router(state.clone()).layer(peer);
+    let handler_bare: Router = Router::new()
+        .route("/api/v1/products/{id}", get(catalog::get_product))
+        .with_state(state.clone());
+    let handler_guarded: Router = Router::new()
         .route(
             "/api/v1/products/{id}",
             get(guard.handler::<AppError, _>(catalog::get_product)),
         )
-        .with_state(state);
-    let bearer = format!("Bearer {}", key.expose_secret());
-    // Both routers get the same request, token included (the bare one
-    // ignores it), so that building and dropping the request is not counted
-    // as the cost of authentication.
-    let call = |router: &Router| {
-        let request = Request::get(&path)
-            .header("authorization", &bearer)
-            .body(Body::empty())
-            .unwrap();
+        .with_state(state.clone());
+
+    // Both routers of a pair get the same request, token included (the
+    // bare one ignores it), so that building and dropping the request is
+    // not counted as the cost of authentication.
+    let call = |router: &Router, origin: bool| {
+        let mut request = Request::get(&path).header("authorization", &bearer);
+        if origin {
+            request = request.header("origin", STOREFRONT_ORIGIN);
+        }
+        let request = request.body(Body::empty()).unwrap();
         let router = router.clone();
         async move {
             let response = router.oneshot(request).await.unwrap();
             assert_eq!(response.status(), 200);
         }
     };
-    // Warm both caches.
-    runtime.block_on(call(&guarded));
-    runtime.block_on(call(&bare));
+    // Warm every cache.
+    for (router, origin) in [
+        (&whole_app_guarded, true),
+        (&whole_app_bare, true),
+        (&handler_guarded, false),
+        (&handler_bare, false),
+    ] {
+        runtime.block_on(call(router, origin));
+    }
 
-    let mut group = c.benchmark_group("GET /products/{id}");
+    let mut group = c.benchmark_group("GET /products/{id}, whole app");
     group.bench_function("without auth", |b| {
-        b.to_async(&runtime).iter(|| call(&bare))
+        b.to_async(&runtime).iter(|| call(&whole_app_bare, true))
     });
     group.bench_function("with auth (publishable key)", |b| {
-        b.to_async(&runtime).iter(|| call(&guarded))
+        b.to_async(&runtime).iter(|| call(&whole_app_guarded, true))
+    });
+    group.finish();
+
+    // The server's side of a flood of malformed tokens, without wrk: a
+    // token with a bad checksum from a new client IP each time (refused,
+    // counted against that IP), against `/healthz` from the same IPs.
+    let mut malformed = key.expose_secret().to_owned().into_bytes();
+    malformed[10] = if malformed[10] == b'a' { b'b' } else { b'a' };
+    let malformed = format!("Bearer {}", String::from_utf8(malformed).unwrap());
+    let app = jeton::http::router(state.clone());
+    let next_ip = std::sync::atomic::AtomicU32::new(0);
+    let from_new_ip = |uri: &str, authorization: Option<&str>, status: u16| {
+        let ip = next_ip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peer = SocketAddr::from((
+            std::net::Ipv4Addr::from(0x0a00_0000 | (ip & 0xff_ffff)),
+            50_000,
+        ));
+        // The peer as `axum::serve` would give it.
+        let mut request = Request::get(uri).extension(ConnectInfo(peer));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let router = app.clone();
+        let request = request.body(Body::empty()).unwrap();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status);
+        }
+    };
+    let mut group = c.benchmark_group("refusals, whole app, a new client IP each");
+    group.bench_function("GET /healthz", |b| {
+        b.to_async(&runtime)
+            .iter(|| from_new_ip("/healthz", None, 200))
+    });
+    group.bench_function("malformed token (bad checksum)", |b| {
+        b.to_async(&runtime)
+            .iter(|| from_new_ip(&path, Some(&malformed), 401))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("GET /products/{id}, bare handler");
+    group.bench_function("without auth", |b| {
+        b.to_async(&runtime).iter(|| call(&handler_bare, false))
+    });
+    group.bench_function("with auth (publishable key)", |b| {
+        b.to_async(&runtime).iter(|| call(&handler_guarded, false))
     });
     group.finish();
 }
