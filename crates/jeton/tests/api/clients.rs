@@ -9,6 +9,7 @@ use crate::{on_both_databases, support};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
+use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use support::{
     Backend, Res, TestApp, fresh_database,
@@ -352,6 +353,7 @@ on_both_databases!(
 
 on_both_databases_behind_a_proxy!(
     per_ip_limit_counts_each_forwarded_client_ip,
+    forged_tokens_from_one_ip_are_refused_after_the_failure_limit,
     audit_records_the_forwarded_client_ip,
 );
 
@@ -670,6 +672,43 @@ async fn per_ip_limit_counts_each_forwarded_client_ip(app: TestApp) {
     assert_eq!(number(&res, "ratelimit-remaining"), 1);
     // The proxy itself, without a header, is one more client.
     products(&app, &key, None).await.expect(200);
+}
+
+/// The defence against forged tokens (the checksum is public): 500 failed
+/// authentications a minute from one client IP, malformed or well-formed
+/// but unknown, then that IP gets 429 before its tokens are read. Other
+/// addresses are not affected.
+async fn forged_tokens_from_one_ip_are_refused_after_the_failure_limit(app: TestApp) {
+    const ATTACKER: &str = "198.51.100.7";
+    let admin = app.admin_key().await;
+    let (_, key) = storefront(&app, &admin, &[SHOP], json!({})).await;
+    let mut malformed = key.clone().into_bytes();
+    malformed[10] = if malformed[10] == b'a' { b'b' } else { b'a' };
+    let malformed = String::from_utf8(malformed).unwrap();
+    for attempt in 0..500 {
+        let forged = if attempt % 2 == 0 {
+            malformed.clone()
+        } else {
+            PlainToken::generate(TokenKind::Publishable)
+                .expose_secret()
+                .to_owned()
+        };
+        products_from(&app, &forged, ATTACKER)
+            .await
+            .expect_problem(401, "invalid_token");
+    }
+    let res = products_from(&app, &malformed, ATTACKER).await;
+    res.expect_problem(429, "rate_limited");
+    assert!((1..=60).contains(&number(&res, "retry-after")));
+    // Refused before the token is read: a valid key from there waits too.
+    products_from(&app, &key, ATTACKER)
+        .await
+        .expect_problem(429, "rate_limited");
+
+    products_from(&app, &malformed, "198.51.100.8")
+        .await
+        .expect_problem(401, "invalid_token");
+    products_from(&app, &key, "198.51.100.8").await.expect(200);
 }
 
 async fn spoofed_forwarded_for_is_ignored_without_trusted_proxies(app: TestApp) {
