@@ -11,7 +11,7 @@ use std::{
     collections::HashMap,
     marker::PhantomData,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -22,6 +22,8 @@ use axum::{
     http::{header::ORIGIN, request::Parts},
     response::{IntoResponse, Response},
 };
+
+use metrics::Counter;
 
 use crate::{
     Access, AuthError, Ceilings, ClientPrincipal, Principal, TokenStore, UserPrincipal, Verifier,
@@ -61,6 +63,8 @@ pub struct Gate<S> {
     /// When each (key, code) refusal was last recorded.
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
     failed_auth: FailedAuth,
+    /// Registered on first use, then kept (see `FailedAuth`).
+    client_limited: OnceLock<Counter>,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -79,6 +83,7 @@ impl<S: TokenStore> Gate<S> {
             limiter: RateLimiter::new(),
             recorded_refusals: Mutex::new(HashMap::new()),
             failed_auth: FailedAuth::new(limit),
+            client_limited: OnceLock::new(),
         }
     }
 
@@ -161,7 +166,10 @@ impl<S: TokenStore> Gate<S> {
                 .limiter
                 .check(&client.client_id, client.limits, client_ip)
                 .inspect_err(|_| {
-                    metrics::counter!("jeton_rate_limited_total", "reason" => "client")
+                    self.client_limited
+                        .get_or_init(
+                            || metrics::counter!("jeton_rate_limited_total", "reason" => "client"),
+                        )
                         .increment(1);
                 })?,
             None => None,

@@ -5,11 +5,13 @@
 use std::{
     net::IpAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicI64, AtomicU32, Ordering},
     },
     time::Duration,
 };
+
+use metrics::Counter;
 
 use crate::{AuthError, axum::FailedAuthLimit, clock::now_nanos};
 
@@ -73,6 +75,9 @@ impl Seen {
 pub(crate) struct FailedAuth {
     limit: FailedAuthLimit,
     windows: quick_cache::sync::Cache<IpAddr, Arc<Window>>,
+    /// Registered on first use (after the app has installed its recorder),
+    /// then kept: a flood from one IP is refused here on every request.
+    refused: OnceLock<Counter>,
 }
 
 fn nanos(duration: Duration) -> i64 {
@@ -84,6 +89,7 @@ impl FailedAuth {
         FailedAuth {
             limit,
             windows: quick_cache::sync::Cache::new(TRACKED_IPS),
+            refused: OnceLock::new(),
         }
     }
 
@@ -96,7 +102,10 @@ impl FailedAuth {
         if let Some(current) = &window {
             let (age, length) = (current.age(now_nanos()), nanos(self.limit.window));
             if age < length && current.failures.load(Ordering::Relaxed) >= self.limit.failures {
-                metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth")
+                self.refused
+                    .get_or_init(
+                        || metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth"),
+                    )
                     .increment(1);
                 let wait = Duration::from_nanos(u64::try_from(length - age).unwrap_or(0));
                 return Err(AuthError::RateLimited {
