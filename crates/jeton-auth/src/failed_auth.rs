@@ -42,7 +42,8 @@ impl Window {
         now.saturating_sub(self.started.load(Ordering::Relaxed))
     }
 
-    fn count(&self, now: i64, window: i64) {
+    /// Counts one failure; returns the failures in the window so far.
+    fn count(&self, now: i64, window: i64) -> u32 {
         let started = self.started.load(Ordering::Relaxed);
         // An expired window starts again at one; if two failures race to
         // restart it, the loser counts in the new window.
@@ -53,8 +54,11 @@ impl Window {
                 .is_ok()
         {
             self.failures.store(1, Ordering::Relaxed);
+            1
         } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.failures
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1)
         }
     }
 }
@@ -63,6 +67,8 @@ impl Window {
 #[derive(Default)]
 pub(crate) struct Seen {
     ip: Option<IpAddr>,
+    /// Whether the table was asked (and `window` is its answer).
+    looked_up: bool,
     window: Option<Arc<Window>>,
 }
 
@@ -75,6 +81,10 @@ impl Seen {
 pub(crate) struct FailedAuth {
     limit: FailedAuthLimit,
     windows: quick_cache::sync::Cache<IpAddr, Arc<Window>>,
+    /// When an IP last reached the limit (Unix nanoseconds). If that is a
+    /// whole window ago, no IP can be over the limit now, and a request is
+    /// let through without a lookup: the usual case costs one atomic read.
+    last_limit_reached: AtomicI64,
     /// Registered on first use (after the app has installed its recorder),
     /// then kept: a flood from one IP is refused here on every request.
     refused: OnceLock<Counter>,
@@ -89,6 +99,7 @@ impl FailedAuth {
         FailedAuth {
             limit,
             windows: quick_cache::sync::Cache::new(TRACKED_IPS),
+            last_limit_reached: AtomicI64::new(i64::MIN),
             refused: OnceLock::new(),
         }
     }
@@ -98,9 +109,18 @@ impl FailedAuth {
         let Some(ip) = ip else {
             return Ok(Seen::default());
         };
+        let (now, length) = (now_nanos(), nanos(self.limit.window));
+        // An IP over the limit reached it less than a window ago (its window
+        // started before that and has not ended).
+        if now.saturating_sub(self.last_limit_reached.load(Ordering::Relaxed)) >= length {
+            return Ok(Seen {
+                ip: Some(ip),
+                ..Seen::default()
+            });
+        }
         let window = self.windows.get(&ip);
         if let Some(current) = &window {
-            let (age, length) = (current.age(now_nanos()), nanos(self.limit.window));
+            let age = current.age(now);
             if age < length && current.failures.load(Ordering::Relaxed) >= self.limit.failures {
                 self.refused
                     .get_or_init(
@@ -116,6 +136,7 @@ impl FailedAuth {
         }
         Ok(Seen {
             ip: Some(ip),
+            looked_up: true,
             window,
         })
     }
@@ -124,11 +145,22 @@ impl FailedAuth {
     /// failures of a new IP at the same instant may count once, which a
     /// limit in the hundreds can afford.
     pub(crate) fn count(&self, seen: &Seen) {
+        let Some(ip) = seen.ip else { return };
         let now = now_nanos();
-        match (&seen.window, seen.ip) {
-            (Some(window), _) => window.count(now, nanos(self.limit.window)),
-            (None, Some(ip)) => self.windows.insert(ip, Arc::new(Window::new(now))),
-            (None, None) => {}
+        let window = match &seen.window {
+            Some(window) => Some(Arc::clone(window)),
+            None if !seen.looked_up => self.windows.get(&ip),
+            None => None,
+        };
+        let failures = match window {
+            Some(window) => window.count(now, nanos(self.limit.window)),
+            None => {
+                self.windows.insert(ip, Arc::new(Window::new(now)));
+                1
+            }
+        };
+        if failures >= self.limit.failures {
+            self.last_limit_reached.fetch_max(now, Ordering::Relaxed);
         }
     }
 }
