@@ -125,14 +125,23 @@ fn read(c: &mut Criterion) {
         runtime.block_on(call(router, origin));
     }
 
-    let mut group = c.benchmark_group("GET /products/{id}, whole app");
-    group.bench_function("without auth", |b| {
-        b.to_async(&runtime).iter(|| call(&whole_app_bare, true))
-    });
-    group.bench_function("with auth (publishable key)", |b| {
-        b.to_async(&runtime).iter(|| call(&whole_app_guarded, true))
-    });
-    group.finish();
+    let pair = |c: &mut Criterion, name: &str, bare: &Router, guarded: &Router, origin: bool| {
+        let mut group = c.benchmark_group(name);
+        group.bench_function("without auth", |b| {
+            b.to_async(&runtime).iter(|| call(bare, origin))
+        });
+        group.bench_function("with auth (publishable key)", |b| {
+            b.to_async(&runtime).iter(|| call(guarded, origin))
+        });
+        group.finish();
+    };
+    pair(
+        c,
+        "GET /products/{id}, whole app",
+        &whole_app_bare,
+        &whole_app_guarded,
+        true,
+    );
 
     // The server's side of a flood of malformed tokens, without wrk: a
     // token with a bad checksum from a new client IP each time (refused,
@@ -171,14 +180,13 @@ fn read(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = c.benchmark_group("GET /products/{id}, bare handler");
-    group.bench_function("without auth", |b| {
-        b.to_async(&runtime).iter(|| call(&handler_bare, false))
-    });
-    group.bench_function("with auth (publishable key)", |b| {
-        b.to_async(&runtime).iter(|| call(&handler_guarded, false))
-    });
-    group.finish();
+    pair(
+        c,
+        "GET /products/{id}, bare handler",
+        &handler_bare,
+        &handler_guarded,
+        false,
+    );
 }
 
 criterion_group!(benches, read);
