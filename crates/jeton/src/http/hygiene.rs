@@ -25,14 +25,13 @@
 //!   panic's message is never read here, so it cannot reach a response or
 //!   the access log.
 //!
-//! These answers are made outside the `/api/v1` router, so they set
-//! `Cache-Control: no-store` themselves, like every API response.
+//! These answers pass the app's `no-store` layer like every other.
 
 use std::{any::Any, time::Duration};
 
 use axum::{
     extract::Request,
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -53,13 +52,6 @@ fn allowed_in_value(byte: u8) -> bool {
     byte == b'\t' || (0x20..=0x7e).contains(&byte)
 }
 
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 fn invalid_header(name: &HeaderName) -> Response {
     let error = if *name == header::AUTHORIZATION {
         AppError::Auth(AuthError::InvalidRequest(
@@ -78,20 +70,20 @@ fn invalid_header(name: &HeaderName) -> Response {
             ),
         }
     };
-    no_store(error.into_response())
+    error.into_response()
 }
 
 fn headers_too_large() -> Response {
     let detail = format!(
         "request headers are limited to {MAX_HEADER_VALUE_BYTES} bytes per value and {MAX_HEADER_BYTES} bytes in all"
     );
-    no_store(problem_response(
+    problem_response(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "headers_too_large",
         "Request header fields too large",
         &detail,
         None,
-    ))
+    )
 }
 
 /// Does the path percent-decode to UTF-8? Decoded as axum's `Path` does:
@@ -131,7 +123,7 @@ fn path_is_utf8(path: &str) -> bool {
 /// a name; without this, axum's `Path` would answer a plain-text 400).
 pub async fn check(request: Request, next: Next) -> Response {
     if !path_is_utf8(request.uri().path()) {
-        return no_store(AppError::NotFound.into_response());
+        return AppError::NotFound.into_response();
     }
     let mut total = 0usize;
     for (name, value) in request.headers() {
@@ -159,7 +151,7 @@ pub async fn run_with_timeout(limit: Duration, request: Request, next: Next) -> 
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(%path, limit_seconds = limit.as_secs_f64(), "request timed out");
-            no_store(AppError::Unavailable.into_response())
+            AppError::Unavailable.into_response()
         }
     }
 }
@@ -170,12 +162,12 @@ pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
     let error = AppError::Internal(anyhow::anyhow!(
         "a handler panicked (the message is on the process's stderr)"
     ));
-    no_store(error.into_response())
+    error.into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::{Router, body::Body, middleware::from_fn, routing::get};
+    use axum::{Router, body::Body, http::HeaderValue, middleware::from_fn, routing::get};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     use tower_http::catch_panic::CatchPanicLayer;
@@ -202,6 +194,7 @@ mod tests {
             }))
             .layer(from_fn(check))
             .layer(CatchPanicLayer::custom(panic_response))
+            .layer(super::super::no_store())
             .layer(from_fn(super::super::request_id::middleware))
     }
 

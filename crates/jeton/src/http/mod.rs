@@ -55,6 +55,15 @@ fn span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
 
+/// `Cache-Control: no-store` on every response. Those of the API carry
+/// tokens or customer data, or are cheap to recompute: no cache may keep
+/// them. The rest (health, metrics, the API's description) gains nothing
+/// from caches either, and one layer for all is cheaper than one around
+/// each API route.
+pub(crate) fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let api = routes::api(&state).into_router();
@@ -96,14 +105,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        // Responses of the API carry tokens or customer data, or are cheap
-        // to recompute: no cache may keep them. The rest (health, metrics,
-        // the API's description) gains nothing from caches either, and one
-        // layer for all is cheaper than one around each API route.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
+        .layer(no_store())
         .layer(CatchPanicLayer::custom(hygiene::panic_response))
         .layer(from_fn(hygiene::check))
         .layer(from_fn(hygiene::timeout))

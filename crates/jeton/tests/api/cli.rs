@@ -15,7 +15,7 @@ use jeton::{
 use serde_json::{Value, json};
 use support::{
     Backend, TestApp, fresh_database,
-    process::{DropDatabase, jeton, jeton_traced},
+    process::{DropDatabase, STOREFRONT_KEY_ARGS, jeton, jeton_traced},
     spawn_app,
 };
 
@@ -50,29 +50,9 @@ fn create_client(url: &str, args: &[&str]) -> (String, String) {
     (s(&body["client_id"]), key)
 }
 
-fn storefront_args(name: &str) -> Vec<String> {
-    [
-        "--name",
-        name,
-        "--kind",
-        "publishable",
-        "--ability",
-        "products:read",
-        "--ability",
-        "customers:create",
-        "--ability",
-        "auth:login",
-        "--origin",
-        "http://localhost:8080",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn create_storefront(url: &str, name: &str) -> (String, String) {
-    let args = storefront_args(name);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args = vec!["--name", name];
+    args.extend(STOREFRONT_KEY_ARGS);
     create_client(url, &args)
 }
 

@@ -386,6 +386,21 @@ fn dechunk(mut rest: &str) -> std::io::Result<String> {
 /// The origin the storefront key of a [`KeyedDatabase`] is bound to.
 pub const STOREFRONT_ORIGIN: &str = "http://localhost:8080";
 
+/// `client create` arguments of a storefront's publishable key, after its
+/// `--name`: what a storefront needs, from [`STOREFRONT_ORIGIN`].
+pub const STOREFRONT_KEY_ARGS: [&str; 10] = [
+    "--kind",
+    "publishable",
+    "--ability",
+    "products:read",
+    "--ability",
+    "customers:create",
+    "--ability",
+    "auth:login",
+    "--origin",
+    STOREFRONT_ORIGIN,
+];
+
 /// A fresh database with a storefront's publishable key and an admin key,
 /// made on the command line (which also migrates), for tests that then
 /// start `jeton serve` processes on it.
@@ -404,26 +419,11 @@ pub async fn keyed_database(
 ) -> Option<KeyedDatabase> {
     let (url, dir, drop_url) = crate::support::fresh_database(backend).await?;
     let database = DropDatabase(drop_url);
-    let pk = cli_key(
-        &url,
-        &[
-            "--name",
-            "Storefront",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--ability",
-            "customers:create",
-            "--ability",
-            "auth:login",
-            "--origin",
-            STOREFRONT_ORIGIN,
-            // Every request of these tests comes from 127.0.0.1.
-            "--per-ip-rate-limit",
-            "none",
-        ],
-    );
+    let mut pk_args = vec!["--name", "Storefront"];
+    pk_args.extend(STOREFRONT_KEY_ARGS);
+    // Every request of these tests comes from 127.0.0.1.
+    pk_args.extend(["--per-ip-rate-limit", "none"]);
+    let pk = cli_key(&url, &pk_args);
     let mut admin_args = vec![
         "--name",
         "Back office",
