@@ -2,7 +2,8 @@
 //!
 //! The guard wraps each route's handler ([`Guard::handler`]): it authenticates, checks the origin,
 //! the rate limits and the route's [`Access`], and puts the [`Principal`] in
-//! the request extensions. The extractors take it out again, typed: a handler
+//! the request extensions. It finds the app's [`Gate`] in the app's state
+//! ([`GateState`]). The extractors take it out again, typed: a handler
 //! that asks for [`User`] gets a [`UserPrincipal`] or the request never
 //! reaches it. An extractor used on a route without a guard refuses the
 //! request (deny by default).
@@ -10,6 +11,7 @@
 use std::{
     collections::HashMap,
     marker::PhantomData,
+    net::IpAddr,
     pin::Pin,
     sync::{Arc, Mutex, OnceLock},
     task::{Context, Poll},
@@ -26,9 +28,11 @@ use axum::{
 use metrics::Counter;
 
 use crate::{
-    Access, AuthError, Ceilings, ClientPrincipal, Principal, TokenStore, UserPrincipal, Verifier,
+    Access, AuthError, Ceilings, ClientPrincipal, Limits, Principal, TokenStore, UserPrincipal,
+    Verifier,
     client_ip::ClientIp,
-    failed_auth::{FailedAuth, Seen},
+    clock::now_nanos,
+    failed_auth::FailedAuth,
     origin,
     rate_limit::{self, RateLimitStatus, RateLimiter},
     store::Refusal,
@@ -95,23 +99,23 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Result<Option<RateLimitStatus>, AuthError> {
-        let caller = self.client_ip_allowed(parts)?;
-        let client_ip = caller.ip();
+        let now = now_nanos();
+        self.client_ip_allowed(parts, now)?;
         let principal = self
             .verifier
             .authenticate(parts)
             .await
-            .inspect_err(|error| self.count_failure(error, &caller))?;
+            .inspect_err(|error| self.count_failure(error, parts, now))?;
         let origin_header = parts.headers.get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             // Boxed, like the store lookup: rare, and its future is large.
-            Box::pin(self.record_refusal(&principal, &error, origin, client_ip)).await;
+            Box::pin(self.record_refusal(&principal, &error, origin, client_ip(parts))).await;
             return Err(error);
         }
-        self.authorize(principal, parts, access, client_ip)
+        self.authorize(principal, parts, access)
     }
 
     /// [`Gate::admit`] without waiting, for the hot path: `None` when the
@@ -123,33 +127,38 @@ impl<S: TokenStore> Gate<S> {
         parts: &mut Parts,
         access: &Access,
     ) -> Option<Result<Option<RateLimitStatus>, AuthError>> {
-        let caller = match self.client_ip_allowed(parts) {
-            Ok(caller) => caller,
-            Err(error) => return Some(Err(error)),
-        };
-        let principal = match self.verifier.authenticate_cached(parts)? {
+        // One read of the clock for the failed-authentication check and
+        // the verification: it costs as much as the cache lookup.
+        let now = now_nanos();
+        if let Err(error) = self.client_ip_allowed(parts, now) {
+            return Some(Err(error));
+        }
+        let principal = match self.verifier.authenticate_cached_at(parts, now)? {
             Ok(principal) => principal,
             Err(error) => {
-                self.count_failure(&error, &caller);
+                self.count_failure(&error, parts, now);
                 return Some(Err(error));
             }
         };
         if origin::check(&principal, parts.headers.get(ORIGIN)).is_err() {
             return None;
         }
-        Some(self.authorize(principal, parts, access, caller.ip()))
+        Some(self.authorize(principal, parts, access))
     }
 
-    /// The client's IP, unless it has failed to authenticate too often:
-    /// then it is refused before its token is even parsed.
-    fn client_ip_allowed(&self, parts: &Parts) -> Result<Seen, AuthError> {
-        self.failed_auth
-            .check(parts.extensions.get::<ClientIp>().map(|ip| ip.0))
+    /// Refuses a client IP that has failed to authenticate too often,
+    /// before its token is even parsed.
+    fn client_ip_allowed(&self, parts: &Parts, now: i64) -> Result<(), AuthError> {
+        // The IP is only looked for when some IP may be over the limit.
+        if !self.failed_auth.may_refuse(now) {
+            return Ok(());
+        }
+        self.failed_auth.check(client_ip(parts), now)
     }
 
-    fn count_failure(&self, error: &AuthError, caller: &Seen) {
+    fn count_failure(&self, error: &AuthError, parts: &Parts, now: i64) {
         if let AuthError::InvalidToken = error {
-            self.failed_auth.count(caller);
+            self.failed_auth.count(client_ip(parts), now);
         }
     }
 
@@ -159,12 +168,12 @@ impl<S: TokenStore> Gate<S> {
         principal: Principal,
         parts: &mut Parts,
         access: &Access,
-        client_ip: Option<std::net::IpAddr>,
     ) -> Result<Option<RateLimitStatus>, AuthError> {
         let status = match principal.client() {
-            Some(client) => self
+            // The IP is only looked for when a limit applies.
+            Some(client) if client.limits != Limits::default() => self
                 .limiter
-                .check(&client.client_id, client.limits, client_ip)
+                .check(&client.client_id, client.limits, client_ip(parts))
                 .inspect_err(|_| {
                     self.client_limited
                         .get_or_init(
@@ -172,7 +181,7 @@ impl<S: TokenStore> Gate<S> {
                         )
                         .increment(1);
                 })?,
-            None => None,
+            _ => None,
         };
         access.check(&principal, &self.ceilings)?;
         parts.extensions.insert(principal);
@@ -184,7 +193,7 @@ impl<S: TokenStore> Gate<S> {
         principal: &Principal,
         error: &AuthError,
         origin: Option<String>,
-        client_ip: Option<std::net::IpAddr>,
+        client_ip: Option<IpAddr>,
     ) {
         let Some(client) = principal.client() else {
             return;
@@ -214,23 +223,32 @@ impl<S: TokenStore> Gate<S> {
     }
 }
 
-/// The state of one route's guard: the shared gate and the route's row of
-/// the access table.
-pub struct Guard<S> {
-    pub gate: Arc<Gate<S>>,
+/// The client's IP, as the app's client-IP layer found it.
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ClientIp>().map(|ip| ip.0)
+}
+
+/// An app state that holds the app's [`Gate`]. axum hands the state to
+/// every request anyway, so a guard reads the gate from it rather than
+/// holding a reference of its own, which every request would count up and
+/// down.
+pub trait GateState: Clone + Send + Sync + 'static {
+    type Store: TokenStore;
+
+    fn gate(&self) -> &Gate<Self::Store>;
+}
+
+/// One route's guard: the route's row of the access table.
+#[derive(Debug, Clone)]
+pub struct Guard {
     pub access: Access,
 }
 
-impl<S> Clone for Guard<S> {
-    fn clone(&self) -> Self {
-        Guard {
-            gate: Arc::clone(&self.gate),
-            access: self.access.clone(),
-        }
+impl Guard {
+    pub fn new(access: Access) -> Guard {
+        Guard { access }
     }
-}
 
-impl<S> Guard<S> {
     /// Guards a route's handler: `get(guard.handler::<AppError, _>(list_products))`.
     /// `E` is the app's error type, so refusals render like every other
     /// error.
@@ -240,9 +258,9 @@ impl<S> Guard<S> {
     /// every request, which costs more than verifying a cached token. This
     /// way a request admitted from the caches goes straight to the handler,
     /// and only one that needs the store takes a boxed, asynchronous path.
-    pub fn handler<E, H>(self, handler: H) -> Guarded<S, E, H> {
+    pub fn handler<E, H>(self, handler: H) -> Guarded<E, H> {
         Guarded {
-            guard: self,
+            access: self.access,
             handler,
             error: PhantomData,
         }
@@ -250,35 +268,35 @@ impl<S> Guard<S> {
 }
 
 /// A handler behind its route's guard; see [`Guard::handler`].
-pub struct Guarded<S, E, H> {
-    guard: Guard<S>,
+pub struct Guarded<E, H> {
+    access: Access,
     handler: H,
     error: PhantomData<fn() -> E>,
 }
 
-impl<S, E, H: Clone> Clone for Guarded<S, E, H> {
+impl<E, H: Clone> Clone for Guarded<E, H> {
     fn clone(&self) -> Self {
         Guarded {
-            guard: self.guard.clone(),
+            access: self.access.clone(),
             handler: self.handler.clone(),
             error: PhantomData,
         }
     }
 }
 
-impl<S, E, H, T, St> Handler<T, St> for Guarded<S, E, H>
+impl<E, H, T, St> Handler<T, St> for Guarded<E, H>
 where
-    S: TokenStore,
     E: From<AuthError> + IntoResponse + 'static,
     H: Handler<T, St>,
     T: 'static,
-    St: Clone + Send + Sync + 'static,
+    St: GateState,
 {
     type Future = GuardedFuture<H::Future>;
 
     fn call(self, request: Request, state: St) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        match self.guard.gate.admit_cached(&mut parts, &self.guard.access) {
+        let admitted = state.gate().admit_cached(&mut parts, &self.access);
+        match admitted {
             Some(Ok(status)) => GuardedFuture::Admitted {
                 inner: self.handler.call(Request::from_parts(parts, body), state),
                 status,
@@ -288,8 +306,11 @@ where
             },
             None => GuardedFuture::Waiting {
                 future: Box::pin(async move {
-                    let Guarded { guard, handler, .. } = self;
-                    match guard.gate.admit(&mut parts, &guard.access).await {
+                    let Guarded {
+                        access, handler, ..
+                    } = self;
+                    let admitted = state.gate().admit(&mut parts, &access).await;
+                    match admitted {
                         Ok(status) => with_rate_limit(
                             handler.call(Request::from_parts(parts, body), state).await,
                             status,

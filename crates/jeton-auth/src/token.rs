@@ -125,13 +125,14 @@ impl PlainToken {
     /// Parses and checks the format without any I/O: length, prefix, alphabet
     /// and checksum. A string that fails here never reaches storage.
     pub fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
-        // Bytes throughout: a request's token passes here on every request,
-        // and byte comparisons need no separate check that the text is ASCII
-        // (anything else fails the prefix or the alphabet).
-        let bytes: &[u8; TOKEN_LEN] = candidate
-            .as_bytes()
-            .try_into()
-            .map_err(|_| TokenFormatError::Length)?;
+        PlainToken::parse_bytes(candidate.as_bytes())
+    }
+
+    /// [`PlainToken::parse`] on bytes, which need not be text: anything but
+    /// ASCII fails the prefix or the alphabet.
+    pub fn parse_bytes(candidate: &[u8]) -> Result<PlainToken, TokenFormatError> {
+        // Bytes throughout: a request's token passes here on every request.
+        let bytes: &[u8; TOKEN_LEN] = candidate.try_into().map_err(|_| TokenFormatError::Length)?;
         let kind = match (&bytes[..3], bytes[5]) {
             (b"jt_", b'_') => TokenKind::from_code_bytes([bytes[3], bytes[4]]),
             _ => None,

@@ -19,7 +19,7 @@ use std::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::http::request::Parts;
@@ -28,8 +28,9 @@ use quick_cache::sync::Cache;
 use time::OffsetDateTime;
 
 use crate::{
-    AuthError, HashedToken, PlainToken, Principal, StoredCredential, TokenKind, TokenStore,
-    clock::now_nanos, header,
+    AuthError, HashedToken, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
+    clock::{has_passed, now_nanos},
+    header,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +56,13 @@ impl Default for CacheSettings {
     }
 }
 
-/// A verified credential as the cache keeps it. Times are Unix nanoseconds:
+/// A verified credential as the cache keeps it, cloned out of it on every
+/// hit: a reference count for a client key, two for a user token. The
+/// principal goes to the request as it is. Times are Unix nanoseconds:
 /// reading the clock that way costs half of building an `OffsetDateTime`.
+#[derive(Clone)]
 struct Cached {
-    credential: StoredCredential,
+    principal: Principal,
     /// When the credential expires (`i64::MAX`: never).
     expires_at: i64,
     /// When the store must be asked again (the safety-net TTL).
@@ -66,7 +70,7 @@ struct Cached {
     /// User tokens: when last used, in Unix nanoseconds; 0 once that use has
     /// been handed to [`Verifier::take_usage`]. An atomic, so noting a use is
     /// one store and the first use since the last flush one push.
-    last_used: AtomicI64,
+    last_used: Option<Arc<AtomicI64>>,
 }
 
 /// Counter handles, registered once: looking a labelled counter up in the
@@ -117,12 +121,12 @@ impl Counters {
 pub struct Verifier<S> {
     store: S,
     settings: CacheSettings,
-    known: Cache<HashedToken, Arc<Cached>>,
-    /// Unknown token hashes, with when to forget them.
-    unknown: Cache<HashedToken, Instant>,
+    known: Cache<HashedToken, Cached>,
+    /// Unknown token hashes, with when to forget them (Unix nanoseconds).
+    unknown: Cache<HashedToken, i64>,
     generation: AtomicU64,
     /// Cached user tokens used since the last [`Verifier::take_usage`].
-    used: Mutex<Vec<Arc<Cached>>>,
+    used: Mutex<Vec<(Arc<UserPrincipal>, Arc<AtomicI64>)>>,
     /// Registered on first use, so that an app installs its metrics recorder
     /// any time before it serves.
     counters: OnceLock<Counters>,
@@ -178,8 +182,19 @@ impl<S: TokenStore> Verifier<S> {
     /// [`Verifier::authenticate`] without waiting: `None` if the answer
     /// needs the store (a token neither cached nor known to be unknown).
     pub fn authenticate_cached(&self, parts: &Parts) -> Option<Result<Principal, AuthError>> {
+        self.authenticate_cached_at(parts, now_nanos())
+    }
+
+    /// [`Verifier::authenticate_cached`] at `now` (Unix nanoseconds), for a
+    /// caller that has read the clock already: a read costs as much as the
+    /// cache lookup.
+    pub(crate) fn authenticate_cached_at(
+        &self,
+        parts: &Parts,
+        now: i64,
+    ) -> Option<Result<Principal, AuthError>> {
         match self.bearer_token(parts) {
-            Ok(token) => self.verify_cached(&token),
+            Ok(token) => self.verify_cached_at(&token, now),
             Err(error) => Some(Err(error)),
         }
     }
@@ -194,32 +209,35 @@ impl<S: TokenStore> Verifier<S> {
 
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
-        if let Some(answer) = self.verify_cached(token) {
+        let now = now_nanos();
+        if let Some(answer) = self.verify_cached_at(token, now) {
             return answer;
         }
         self.counters().miss.increment(1);
         // Boxed: a store's lookup future can be kilobytes, and every
         // request's future would otherwise be that large (and be copied
         // around) to serve the rare miss.
-        let now = now_nanos();
         let cached = Box::pin(self.load(token, token.hash(), now)).await?;
-        self.accept(&cached, token.kind(), now)
+        self.accept(cached, token.kind(), now)
     }
 
     /// The answer from the caches alone, or `None` if the store must be
     /// asked.
     pub fn verify_cached(&self, token: &PlainToken) -> Option<Result<Principal, AuthError>> {
+        self.verify_cached_at(token, now_nanos())
+    }
+
+    fn verify_cached_at(
+        &self,
+        token: &PlainToken,
+        now: i64,
+    ) -> Option<Result<Principal, AuthError>> {
         let hash = token.hash();
-        let now = now_nanos();
         if let Some(cached) = self.known.get(&hash).filter(|c| c.reload_at > now) {
             self.counters().hit.increment(1);
-            return Some(self.accept(&cached, token.kind(), now));
+            return Some(self.accept(cached, token.kind(), now));
         }
-        if self
-            .unknown
-            .get(&hash)
-            .is_some_and(|until| until > Instant::now())
-        {
+        if self.unknown.get(&hash).is_some_and(|until| until > now) {
             let counters = self.counters();
             counters.negative.increment(1);
             counters
@@ -232,30 +250,24 @@ impl<S: TokenStore> Verifier<S> {
 
     /// The last checks on a credential the token hashes to, cached or just
     /// read, and noting its use.
-    fn accept(
-        &self,
-        cached: &Arc<Cached>,
-        kind: TokenKind,
-        now: i64,
-    ) -> Result<Principal, AuthError> {
+    fn accept(&self, cached: Cached, kind: TokenKind, now: i64) -> Result<Principal, AuthError> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
-        let credential = &cached.credential;
-        if credential.principal.kind() != kind || cached.expires_at <= now {
+        if cached.principal.kind() != kind || has_passed(cached.expires_at, now) {
             self.counters().outcome(Outcome::Expired, kind).increment(1);
             return Err(AuthError::InvalidToken);
         }
-        if let Principal::User(_) = credential.principal
-            && cached.last_used.swap(now, Ordering::Relaxed) == 0
+        if let (Principal::User(user), Some(last_used)) = (&cached.principal, &cached.last_used)
+            && last_used.swap(now, Ordering::Relaxed) == 0
         {
             self.used
                 .lock()
                 .expect("usage lock")
-                .push(Arc::clone(cached));
+                .push((Arc::clone(user), Arc::clone(last_used)));
         }
         self.counters().outcome(Outcome::Ok, kind).increment(1);
-        Ok(credential.principal.clone())
+        Ok(cached.principal)
     }
 
     /// Asks the store, and caches what it says unless an invalidation
@@ -265,7 +277,7 @@ impl<S: TokenStore> Verifier<S> {
         token: &PlainToken,
         hash: HashedToken,
         now: i64,
-    ) -> Result<Arc<Cached>, AuthError> {
+    ) -> Result<Cached, AuthError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let found = self
             .store
@@ -279,21 +291,23 @@ impl<S: TokenStore> Verifier<S> {
         match found {
             Some(credential) => {
                 let ttl = i64::try_from(self.settings.positive_ttl.as_nanos()).unwrap_or(i64::MAX);
-                let cached = Arc::new(Cached {
+                let cached = Cached {
                     expires_at: credential.expires_at.map_or(i64::MAX, unix_nanos),
-                    credential,
+                    last_used: matches!(credential.principal, Principal::User(_))
+                        .then(|| Arc::new(AtomicI64::new(0))),
+                    principal: credential.principal,
                     reload_at: now.saturating_add(ttl),
-                    last_used: AtomicI64::new(0),
-                });
+                };
                 if fresh && self.settings.positive_capacity > 0 {
-                    self.known.insert(hash, Arc::clone(&cached));
+                    self.known.insert(hash, cached.clone());
                 }
                 Ok(cached)
             }
             None => {
                 if fresh && self.settings.negative_capacity > 0 {
-                    self.unknown
-                        .insert(hash, Instant::now() + self.settings.negative_ttl);
+                    let ttl =
+                        i64::try_from(self.settings.negative_ttl.as_nanos()).unwrap_or(i64::MAX);
+                    self.unknown.insert(hash, now.saturating_add(ttl));
                 }
                 self.counters()
                     .outcome(Outcome::Unknown, token.kind())
@@ -308,12 +322,9 @@ impl<S: TokenStore> Verifier<S> {
     pub fn take_usage(&self) -> HashMap<String, OffsetDateTime> {
         let used = std::mem::take(&mut *self.used.lock().expect("usage lock"));
         let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();
-        for cached in used {
-            let nanos = cached.last_used.swap(0, Ordering::Relaxed);
-            let (Principal::User(user), Ok(at)) = (
-                &cached.credential.principal,
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)),
-            ) else {
+        for (user, last_used) in used {
+            let nanos = last_used.swap(0, Ordering::Relaxed);
+            let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
                 continue;
             };
             if nanos == 0 {
@@ -329,7 +340,7 @@ impl<S: TokenStore> Verifier<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AbilitySet, StoreError, UserPrincipal};
+    use crate::{AbilitySet, StoreError, StoredCredential};
 
     /// One user token, counting how often it is looked up.
     struct OneToken {

@@ -36,9 +36,9 @@ pub const PREFIX: &str = "/api/v1";
 
 /// The table, under [`PREFIX`].
 #[rustfmt::skip]
-pub fn api(state: &AppState) -> RouteTable {
+pub fn api() -> RouteTable {
     use Method as M;
-    RouteTable::new(state)
+    RouteTable::new()
         // method       path                                   who may call            handler
         .add(M::GET,    "/products",                           needs(PK | SK | UT, PRODUCTS_READ),    catalog::list_products)
         .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT, PRODUCTS_READ),    catalog::get_product)
@@ -74,15 +74,13 @@ pub struct RouteEntry {
 
 /// Builds the router and remembers each row.
 pub struct RouteTable {
-    state: AppState,
     router: Router<AppState>,
     entries: Vec<RouteEntry>,
 }
 
 impl RouteTable {
-    fn new(state: &AppState) -> RouteTable {
+    fn new() -> RouteTable {
         RouteTable {
-            state: state.clone(),
             router: Router::new(),
             entries: Vec::new(),
         }
@@ -99,10 +97,7 @@ impl RouteTable {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let guard = Guard {
-            gate: self.state.gate.clone(),
-            access: access.clone(),
-        };
+        let guard = Guard::new(access.clone());
         let filter =
             MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
         let route = on(filter, guard.handler::<AppError, _>(handler));

@@ -9,9 +9,8 @@ use std::collections::HashSet;
 
 use axum::http::Method;
 use jeton::{
-    config::Config,
     domain::{abilities, client::ClientKind},
-    http::{AppState, routes},
+    http::routes,
     store::user_tokens::NewUserToken,
 };
 use jeton_auth::{AbilitySet, PlainToken, TokenKind};
@@ -713,9 +712,8 @@ on_both_databases!(
 );
 
 /// Every admin route of the table, concrete.
-fn admin_rows(app: &TestApp) -> Vec<(Method, String)> {
-    let state = AppState::new(app.db.clone(), Config::default());
-    let rows: Vec<(Method, String)> = routes::api(&state)
+fn admin_rows() -> Vec<(Method, String)> {
+    let rows: Vec<(Method, String)> = routes::api()
         .entries()
         .iter()
         .filter(|e| e.path.starts_with("/admin/"))
@@ -759,7 +757,7 @@ async fn publishable_key_reaches_only_storefront_routes(app: TestApp) {
         .await
         .1;
     for key in [&pk, &pk_star] {
-        for (method, path) in admin_rows(&app) {
+        for (method, path) in admin_rows() {
             let res = table_request(&app, &method, &path).bearer(key).send().await;
             expect_insufficient_scope(&res, "admin");
         }
@@ -768,7 +766,7 @@ async fn publishable_key_reaches_only_storefront_routes(app: TestApp) {
 
 async fn user_token_cannot_reach_admin(app: TestApp) {
     let (_, ut) = app.customer("ut@example.com").await;
-    for (method, path) in admin_rows(&app) {
+    for (method, path) in admin_rows() {
         let res = table_request(&app, &method, &path).bearer(&ut).send().await;
         expect_insufficient_scope(&res, "admin");
     }
@@ -781,7 +779,7 @@ async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
         .send()
         .await
         .expect(200);
-    for (method, path) in admin_rows(&app) {
+    for (method, path) in admin_rows() {
         let res = table_request(&app, &method, &path).bearer(&sk).send().await;
         expect_insufficient_scope(&res, "admin");
     }
@@ -813,7 +811,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
         assert_eq!(app.stock(&id).await, 7);
         // Every admin route with a fresh id gets past the guard: whatever
         // the handler says, it is not an authentication refusal.
-        for (method, path) in admin_rows(&app) {
+        for (method, path) in admin_rows() {
             let res = table_request(&app, &method, &path)
                 .bearer(&admin)
                 .send()
@@ -865,9 +863,8 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
     ("GET", "/admin/audit", "sk", Some("admin")),
 ];
 
-async fn route_table_matches_the_spec(app: TestApp) {
-    let state = AppState::new(app.db.clone(), Config::default());
-    let table = routes::api(&state);
+async fn route_table_matches_the_spec(_app: TestApp) {
+    let table = routes::api();
     let mut actual: Vec<(String, String, String, Option<String>)> = table
         .entries()
         .iter()
@@ -897,8 +894,7 @@ async fn route_table_matches_the_spec(app: TestApp) {
 }
 
 async fn route_table_denies_by_default(app: TestApp) {
-    let state = AppState::new(app.db.clone(), Config::default());
-    let table = routes::api(&state);
+    let table = routes::api();
     let entries = table.entries();
     assert_eq!(
         entries.len(),
@@ -1434,8 +1430,7 @@ async fn openapi_lists_every_route(app: TestApp) {
     assert!(version.starts_with("3.1"), "OpenAPI 3.1, got {version}");
     let paths = doc["paths"].as_object().expect("paths");
 
-    let state = AppState::new(app.db.clone(), Config::default());
-    let table = routes::api(&state);
+    let table = routes::api();
     assert!(!table.entries().is_empty());
     for entry in table.entries() {
         let path = format!("/api/v1{}", entry.path);
