@@ -421,6 +421,7 @@ def main():
         touches every row alike instead of the ones that happened to run
         during it. `specs`: (key, name, url, script, wrk options)."""
         samples = {key: [] for key, *_ in specs}
+        round_samples.update(samples)
         for _ in range(options.rounds):
             for key, name, url, script, kw in specs:
                 samples[key].append(wrk(url, d, script, **kw))
@@ -435,6 +436,15 @@ def main():
             print("%-62s %10.0f req/s  p99 %7.2f ms  non-2xx %d" % (name, rps, p99, non2xx), file=sys.stderr)
             medians[key] = (rps, p99)
         return medians
+
+    # Every round's (req/s, p99, non-2xx) of every interleaved row, by key.
+    round_samples = {}
+
+    def paired(key, baseline):
+        """The median of the rounds' ratios of `key` to `baseline`: two rows
+        measured one right after the other drift together, where the ratio
+        of their two medians pairs runs from different moments."""
+        return statistics.median(a[0] / b[0] for a, b in zip(round_samples[key], round_samples[baseline]))
 
     rss = []
     after = {"page": lambda: rss.append(server.rss_mb())}
@@ -469,7 +479,10 @@ def main():
     notes.append("Server RSS after all the rounds above, floods included: %.1f MB (%s MB after each page-of-20 "
                  "run)." % (server.rss_mb(), ", ".join("%.1f" % r for r in rss)))
     floods = {"healthz": main_rows["healthz spread"][0], "malformed": main_rows["malformed"][0],
-              "unknown": main_rows["unknown"][0]}
+              "unknown": main_rows["unknown"][0],
+              "malformed paired": paired("malformed", "healthz spread"),
+              "malformed rounds": [a[0] / b[0] for a, b in zip(round_samples["malformed"],
+                                                               round_samples["healthz spread"])]}
 
     # Reads during a login flood: p99 compared with reads alone, in rounds.
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
@@ -521,6 +534,8 @@ def main():
          fresh_tokens_script("ut"), {}),
     ])
     scale = {key: value[0] for key, value in scale_rows.items()}
+    for size in ("hit", "miss"):
+        scale["paired " + size] = paired("1m " + size, "1k " + size)
     big.stop()
     server.stop()
 
@@ -575,17 +590,21 @@ def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, fl
     out.append("|---|---|")
     out.append("| product page of 20 with a publishable key ≥ 0.25× `/healthz` | %.2f× |" % (page_rps / healthz))
     out.append("| malformed-token flood ≥ 0.9× `/healthz`, zero database statements | %.2f× `/healthz` driven the same "
-               "way (random client IPs); %.2f× plain `/healthz`; no statement (refused before any storage call) |"
-               % (floods["malformed"] / floods["healthz"], floods["malformed"] / healthz))
+               "way (random client IPs), paired by round (the rounds: %s); %.2f× as the ratio of the two rows' "
+               "medians; %.2f× plain `/healthz`; no statement (refused before any storage call) |"
+               % (floods["malformed paired"], ", ".join("%.2f" % r for r in floods["malformed rounds"]),
+                  floods["malformed"] / floods["healthz"], floods["malformed"] / healthz))
     out.append("| checksum-valid unknown-token flood: at most one indexed lookup per token | %.2f× `/healthz` driven "
                "the same way; one lookup per new token, then a negative cache entry |"
                % (floods["unknown"] / floods["healthz"]))
     out.append("| read p99 during a login flood ≤ 3× read p99 at rest | %.2f ms vs %.2f ms: %.2f× |"
                % (p99_flood, p99_alone, p99_flood / p99_alone))
-    out.append("| verification at 1M stored tokens within 10%% of 1k (cache hit) | %.0f vs %.0f req/s: %.2f× |"
-               % (scale["1m hit"], scale["1k hit"], scale["1m hit"] / scale["1k hit"]))
-    out.append("| the same on the store-lookup path (unknown tokens) | %.0f vs %.0f req/s: %.2f× |"
-               % (scale["1m miss"], scale["1k miss"], scale["1m miss"] / scale["1k miss"]))
+    out.append("| verification at 1M stored tokens within 10%% of 1k (cache hit) | %.0f vs %.0f req/s: %.2f× as the "
+               "ratio of the medians, %.2f× paired by round |"
+               % (scale["1m hit"], scale["1k hit"], scale["1m hit"] / scale["1k hit"], scale["paired hit"]))
+    out.append("| the same on the store-lookup path (unknown tokens) | %.0f vs %.0f req/s: %.2f× as the ratio of "
+               "the medians, %.2f× paired by round |"
+               % (scale["1m miss"], scale["1k miss"], scale["1m miss"] / scale["1k miss"], scale["paired miss"]))
     out.append("| server RSS under the page-of-20 load ≤ 50 MB (first round, before the floods) | %.1f MB |" % rss)
     if "statements" in pg:
         transactions, writes, reads, background = pg["statements"]

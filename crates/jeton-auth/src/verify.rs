@@ -73,26 +73,60 @@ struct Cached {
     last_used: Option<Arc<AtomicI64>>,
 }
 
-/// Counter handles, registered once: looking a labelled counter up in the
-/// recorder on every request costs more than the rest of a cache hit.
-struct Counters {
+const KINDS: usize = TokenKind::ALL.len();
+
+fn kind_index(kind: TokenKind) -> usize {
+    TokenKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default()
+}
+
+/// Where a verification's answer came from.
+#[derive(Clone, Copy)]
+enum Source {
+    Cache,
+    Store,
+}
+
+/// What the verifier counts, as plain atomics that [`Verifier::publish_metrics`]
+/// hands to the metrics recorder. A recorder's counter costs two atomic
+/// operations an increment (its value and a generation), and a cache hit
+/// would pay that for two series (cache hit, outcome ok); here it is one
+/// increment of one atomic, and the series are sums of these.
+#[derive(Default)]
+struct Counts {
+    /// By token kind: tokens that authenticated, from the cache or the store.
+    ok: [[AtomicU64; KINDS]; 2],
+    /// By token kind: expired tokens (or of another kind than their
+    /// prefix), from the cache or the store.
+    expired: [[AtomicU64; KINDS]; 2],
+    /// By token kind: unknown tokens, from the negative cache or the store.
+    unknown: [[AtomicU64; KINDS]; 2],
+    /// Store lookups, answered or not.
+    miss: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Counts {
+    fn count(counts: &[[AtomicU64; KINDS]; 2], source: Source, kind: TokenKind) {
+        counts[source as usize][kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The recorder's handles, registered once: looking a labelled counter up
+/// in the recorder costs more than the rest of a cache hit.
+struct Handles {
     hit: Counter,
     miss: Counter,
     negative: Counter,
     malformed: Counter,
     /// By outcome (ok, unknown, expired), then by kind.
-    outcomes: [[Counter; TokenKind::ALL.len()]; 3],
+    outcomes: [[Counter; KINDS]; 3],
 }
 
-#[derive(Clone, Copy)]
-enum Outcome {
-    Ok = 0,
-    Unknown = 1,
-    Expired = 2,
-}
-
-impl Counters {
-    fn register() -> Counters {
+impl Handles {
+    fn register() -> Handles {
         let cache =
             |result: &'static str| metrics::counter!("jeton_auth_cache_total", "result" => result);
         let outcome = |result: &'static str| {
@@ -100,21 +134,13 @@ impl Counters {
                 metrics::counter!("jeton_auth_verifications_total", "result" => result, "kind" => kind.name())
             })
         };
-        Counters {
+        Handles {
             hit: cache("hit"),
             miss: cache("miss"),
             negative: cache("negative"),
             malformed: metrics::counter!("jeton_auth_verifications_total", "result" => "malformed", "kind" => "unknown"),
             outcomes: [outcome("ok"), outcome("unknown"), outcome("expired")],
         }
-    }
-
-    fn outcome(&self, outcome: Outcome, kind: TokenKind) -> &Counter {
-        let kind = TokenKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or_default();
-        &self.outcomes[outcome as usize][kind]
     }
 }
 
@@ -127,9 +153,10 @@ pub struct Verifier<S> {
     generation: AtomicU64,
     /// Cached user tokens used since the last [`Verifier::take_usage`].
     used: Mutex<Vec<(Arc<UserPrincipal>, Arc<AtomicI64>)>>,
-    /// Registered on first use, so that an app installs its metrics recorder
-    /// any time before it serves.
-    counters: OnceLock<Counters>,
+    counts: Counts,
+    /// Registered on first publication, so that an app installs its metrics
+    /// recorder any time before.
+    handles: OnceLock<Handles>,
 }
 
 fn capacity(items: u64) -> usize {
@@ -153,7 +180,8 @@ impl<S: TokenStore> Verifier<S> {
             unknown: Cache::new(capacity(settings.negative_capacity)),
             generation: AtomicU64::new(0),
             used: Mutex::new(Vec::new()),
-            counters: OnceLock::new(),
+            counts: Counts::default(),
+            handles: OnceLock::new(),
         }
     }
 
@@ -161,8 +189,32 @@ impl<S: TokenStore> Verifier<S> {
         &self.store
     }
 
-    fn counters(&self) -> &Counters {
-        self.counters.get_or_init(Counters::register)
+    /// Adds what has been counted since the last call to the metrics
+    /// recorder's series (`jeton_auth_cache_total`,
+    /// `jeton_auth_verifications_total`). Call it before rendering them.
+    pub fn publish_metrics(&self) {
+        let take = |atomic: &AtomicU64| atomic.swap(0, Ordering::Relaxed);
+        let by_source =
+            |counts: &[[AtomicU64; KINDS]; 2]| counts.each_ref().map(|c| c.each_ref().map(take));
+        let counts = &self.counts;
+        let (ok, expired, unknown) = (
+            by_source(&counts.ok),
+            by_source(&counts.expired),
+            by_source(&counts.unknown),
+        );
+        let handles = self.handles.get_or_init(Handles::register);
+        let cache = Source::Cache as usize;
+        handles
+            .hit
+            .increment(ok[cache].iter().chain(&expired[cache]).sum());
+        handles.negative.increment(unknown[cache].iter().sum());
+        handles.miss.increment(take(&counts.miss));
+        handles.malformed.increment(take(&counts.malformed));
+        for (series, [cache, store]) in handles.outcomes.iter().zip([ok, unknown, expired]) {
+            for ((counter, cache), store) in series.iter().zip(cache).zip(store) {
+                counter.increment(cache + store);
+            }
+        }
     }
 
     /// Forgets every cached credential, positive and negative. Cheap; call it
@@ -202,7 +254,7 @@ impl<S: TokenStore> Verifier<S> {
     fn bearer_token(&self, parts: &Parts) -> Result<PlainToken, AuthError> {
         header::bearer_token(&parts.headers, parts.uri.query()).inspect_err(|error| {
             if *error == AuthError::InvalidToken {
-                self.counters().malformed.increment(1);
+                self.counts.malformed.fetch_add(1, Ordering::Relaxed);
             }
         })
     }
@@ -213,12 +265,12 @@ impl<S: TokenStore> Verifier<S> {
         if let Some(answer) = self.verify_cached_at(token, now) {
             return answer;
         }
-        self.counters().miss.increment(1);
+        self.counts.miss.fetch_add(1, Ordering::Relaxed);
         // Boxed: a store's lookup future can be kilobytes, and every
         // request's future would otherwise be that large (and be copied
         // around) to serve the rare miss.
         let cached = Box::pin(self.load(token, token.hash(), now)).await?;
-        self.accept(cached, token.kind(), now)
+        self.accept(cached, token.kind(), now, Source::Store)
     }
 
     /// The answer from the caches alone, or `None` if the store must be
@@ -234,15 +286,10 @@ impl<S: TokenStore> Verifier<S> {
     ) -> Option<Result<Principal, AuthError>> {
         let hash = token.hash();
         if let Some(cached) = self.known.get(&hash).filter(|c| c.reload_at > now) {
-            self.counters().hit.increment(1);
-            return Some(self.accept(cached, token.kind(), now));
+            return Some(self.accept(cached, token.kind(), now, Source::Cache));
         }
         if self.unknown.get(&hash).is_some_and(|until| until > now) {
-            let counters = self.counters();
-            counters.negative.increment(1);
-            counters
-                .outcome(Outcome::Unknown, token.kind())
-                .increment(1);
+            Counts::count(&self.counts.unknown, Source::Cache, token.kind());
             return Some(Err(AuthError::InvalidToken));
         }
         None
@@ -250,12 +297,18 @@ impl<S: TokenStore> Verifier<S> {
 
     /// The last checks on a credential the token hashes to, cached or just
     /// read, and noting its use.
-    fn accept(&self, cached: Cached, kind: TokenKind, now: i64) -> Result<Principal, AuthError> {
+    fn accept(
+        &self,
+        cached: Cached,
+        kind: TokenKind,
+        now: i64,
+        source: Source,
+    ) -> Result<Principal, AuthError> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
         if cached.principal.kind() != kind || has_passed(cached.expires_at, now) {
-            self.counters().outcome(Outcome::Expired, kind).increment(1);
+            Counts::count(&self.counts.expired, source, kind);
             return Err(AuthError::InvalidToken);
         }
         if let (Principal::User(user), Some(last_used)) = (&cached.principal, &cached.last_used)
@@ -266,7 +319,7 @@ impl<S: TokenStore> Verifier<S> {
                 .expect("usage lock")
                 .push((Arc::clone(user), Arc::clone(last_used)));
         }
-        self.counters().outcome(Outcome::Ok, kind).increment(1);
+        Counts::count(&self.counts.ok, source, kind);
         Ok(cached.principal)
     }
 
@@ -309,9 +362,7 @@ impl<S: TokenStore> Verifier<S> {
                         i64::try_from(self.settings.negative_ttl.as_nanos()).unwrap_or(i64::MAX);
                     self.unknown.insert(hash, now.saturating_add(ttl));
                 }
-                self.counters()
-                    .outcome(Outcome::Unknown, token.kind())
-                    .increment(1);
+                Counts::count(&self.counts.unknown, Source::Store, token.kind());
                 Err(AuthError::InvalidToken)
             }
         }
