@@ -185,7 +185,7 @@ impl FailedAuth {
         })
     }
 
-    /// Counts a failure of `ip` at `now` (Unix nanoseconds).
+    /// Counts a failure of `ip` at `at` (Unix nanoseconds).
     pub(crate) fn count(&self, ip: Option<IpAddr>, at: i64) {
         let Some(ip) = ip else { return };
         let now = self.millis(at);
