@@ -9,9 +9,11 @@
 //! stops a lookup that raced with an invalidation from caching what it read.
 //!
 //! A cache hit is the hot path of every authenticated request, so it takes
-//! no lock, allocates nothing and reads the clock once: the SHA-256 of the
-//! token, one lookup in a sharded [`quick_cache`] table, two comparisons with
-//! the time, and an atomic store to note the use (see [`Verifier::take_usage`]).
+//! no exclusive lock and allocates nothing: the SHA-256 of the token, one
+//! lookup in a sharded [`quick_cache`] table (a shard's read lock), two
+//! comparisons with the time (one read of the coarse clock per request, see
+//! `clock.rs`), one count, and for a user token a read of the precise clock
+//! and an atomic store to note the use (see [`Verifier::take_usage`]).
 
 use std::{
     collections::HashMap,
@@ -29,7 +31,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AuthError, HashedToken, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
-    clock::{has_passed, now_nanos},
+    clock::{has_passed, now_nanos, precise_now_nanos},
     header,
 };
 
@@ -311,8 +313,10 @@ impl<S: TokenStore> Verifier<S> {
             Counts::count(&self.counts.expired, source, kind);
             return Err(AuthError::InvalidToken);
         }
+        // The time of use is shown to the customer, so it comes from the
+        // precise clock: the coarse one may be a tick behind the request.
         if let (Principal::User(user), Some(last_used)) = (&cached.principal, &cached.last_used)
-            && last_used.swap(now, Ordering::Relaxed) == 0
+            && last_used.swap(precise_now_nanos(), Ordering::Relaxed) == 0
         {
             self.used
                 .lock()
