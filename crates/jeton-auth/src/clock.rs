@@ -36,9 +36,12 @@ pub(crate) fn now_nanos() -> i64 {
 pub(crate) fn precise_now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-        })
+        .map_or(0, nanos)
+}
+
+/// A duration in the clock's unit, saturating.
+pub(crate) fn nanos(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Whether `deadline` has passed, given `now` from [`now_nanos`]. A deadline

@@ -30,7 +30,8 @@ pub const REALM: &str = "jeton";
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Headers a refusal ends up with, once an app's layers have added theirs.
+/// Headers a problem response ends up with, once an app's layers have added
+/// theirs.
 const RESPONSE_HEADERS: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,12 +188,15 @@ fn problem_body(
 }
 
 fn with_problem_body(status: StatusCode, body: Bytes) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
-        body,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    // Room for the app's layers too (request id, security headers, CORS,
+    // length): growing the map mid-flood costs a reallocation and a rehash
+    // per refusal.
+    let headers = response.headers_mut();
+    headers.reserve(RESPONSE_HEADERS);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
 }
 
 impl AuthError {
@@ -236,15 +240,10 @@ impl AuthError {
                 HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
             )
         });
-        let mut response = Response::new(Body::from(body.clone()));
-        *response.status_mut() = self.status();
-        // Room for the app's layers too (request id, security headers,
-        // CORS, length): growing the map mid-flood costs a reallocation
-        // and a rehash per refusal.
-        let headers = response.headers_mut();
-        headers.reserve(RESPONSE_HEADERS);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
+        let mut response = with_problem_body(self.status(), body.clone());
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
         Some(response)
     }
 }

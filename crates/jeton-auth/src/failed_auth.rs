@@ -88,8 +88,10 @@ struct Set(Mutex<[Way; WAYS]>);
 
 pub(crate) struct FailedAuth {
     limit: FailedAuthLimit,
-    /// The window's length in milliseconds.
+    /// The window's length in milliseconds (the table's unit).
     length: u64,
+    /// The window's length in nanoseconds (the clock's unit).
+    window: i64,
     /// When the table was made, Unix nanoseconds: times in it are counted
     /// from there, in milliseconds.
     epoch: i64,
@@ -118,6 +120,7 @@ impl FailedAuth {
         FailedAuth {
             limit,
             length: u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX),
+            window: crate::clock::nanos(limit.window),
             epoch: crate::clock::now_nanos(),
             sets: (0..SETS)
                 .map(|_| Set(Mutex::new([Way::default(); WAYS])))
@@ -149,8 +152,7 @@ impl FailedAuth {
     /// IP over it reached it less than a window ago (its window started
     /// before that and has not ended). One atomic read.
     pub(crate) fn may_refuse(&self, now: i64) -> bool {
-        let window = i64::try_from(self.limit.window.as_nanos()).unwrap_or(i64::MAX);
-        now.saturating_sub(self.last_limit_reached.load(Ordering::Relaxed)) < window
+        now.saturating_sub(self.last_limit_reached.load(Ordering::Relaxed)) < self.window
     }
 
     /// Refuses an IP that has failed too often in its window. `now`: Unix

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AuthError, HashedToken, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
-    clock::{has_passed, now_nanos, precise_now_nanos},
+    clock::{has_passed, nanos, now_nanos, precise_now_nanos},
     header,
 };
 
@@ -69,9 +69,10 @@ struct Cached {
     expires_at: i64,
     /// When the store must be asked again (the safety-net TTL).
     reload_at: i64,
-    /// User tokens: when last used, in Unix nanoseconds; 0 once that use has
-    /// been handed to [`Verifier::take_usage`]. An atomic, so noting a use is
-    /// one store and the first use since the last flush one push.
+    /// User tokens (`None` for client keys): when last used, in Unix
+    /// nanoseconds; 0 once that use has been handed to
+    /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
+    /// the first use since the last flush one push.
     last_used: Option<Arc<AtomicI64>>,
 }
 
@@ -347,7 +348,7 @@ impl<S: TokenStore> Verifier<S> {
         let fresh = self.generation.load(Ordering::SeqCst) == generation;
         match found {
             Some(credential) => {
-                let ttl = i64::try_from(self.settings.positive_ttl.as_nanos()).unwrap_or(i64::MAX);
+                let ttl = nanos(self.settings.positive_ttl);
                 let cached = Cached {
                     expires_at: credential.expires_at.map_or(i64::MAX, unix_nanos),
                     last_used: matches!(credential.principal, Principal::User(_))
@@ -362,9 +363,8 @@ impl<S: TokenStore> Verifier<S> {
             }
             None => {
                 if fresh && self.settings.negative_capacity > 0 {
-                    let ttl =
-                        i64::try_from(self.settings.negative_ttl.as_nanos()).unwrap_or(i64::MAX);
-                    self.unknown.insert(hash, now.saturating_add(ttl));
+                    let until = now.saturating_add(nanos(self.settings.negative_ttl));
+                    self.unknown.insert(hash, until);
                 }
                 Counts::count(&self.counts.unknown, Source::Store, token.kind());
                 Err(AuthError::InvalidToken)

@@ -72,8 +72,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The application around `api` (the routes under [`routes::PREFIX`],
 /// registered with it): the health, metrics and documentation routes and
-/// every layer. [`router`] passes the route table; the auth benchmark passes
-/// an unguarded route, so that the two differ by authentication alone.
+/// every layer. [`router`] passes the route table; the auth benchmarks pass
+/// the same paths unguarded, so that the two differ by authentication alone.
 pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     metrics::handle();
     let routes = Router::new()
