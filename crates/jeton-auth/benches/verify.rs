@@ -1,7 +1,9 @@
 //! Token verification: on a cache hit, on a miss (the store is asked), and
 //! a malformed token (refused before any lookup). The store here is an
 //! in-memory map, so "miss" measures the verifier's own work around one
-//! lookup, not a database round trip.
+//! lookup, not a database round trip. And a request's authentication from
+//! its headers, cached: a user token (parse, hash, shared cache) beside a
+//! publishable key (found by its text, see `verify/hot_keys.rs`).
 
 use std::{collections::HashMap, hint::black_box};
 
@@ -9,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jeton_auth::PlainToken;
 use jeton_auth::{
-    AbilitySet, CacheSettings, HashedToken, Principal, StoreError, StoredCredential, TokenKind,
-    TokenStore, UserPrincipal, Verifier, header::bearer_token,
+    AbilitySet, CacheSettings, ClientPrincipal, HashedToken, Limits, Principal, StoreError,
+    StoredCredential, TokenKind, TokenStore, UserPrincipal, Verifier, header::bearer_token,
 };
 
 struct MemoryStore(HashMap<HashedToken, StoredCredential>);
@@ -40,6 +42,29 @@ fn credential() -> StoredCredential {
         principal,
         expires_at: None,
     }
+}
+
+fn publishable_credential() -> StoredCredential {
+    let principal = Principal::PublishableClient(std::sync::Arc::new(ClientPrincipal {
+        client_id: "01a21ed1-9c14-76e1-b4b1-72faf5c47cf9".into(),
+        key_id: "01a21ed1-9c28-729f-b2a8-a12fecec3c38".into(),
+        abilities: AbilitySet::parse_spaced("products:read").unwrap(),
+        allowed_origins: vec!["https://shop.example".into()],
+        limits: Limits::default(),
+    }));
+    StoredCredential {
+        principal,
+        expires_at: None,
+    }
+}
+
+fn bearer(token: &PlainToken) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
+    );
+    headers
 }
 
 /// Polls a future once. The in-memory store answers at once, so every
@@ -76,11 +101,7 @@ fn verification(c: &mut Criterion) {
         b.iter(|| now_or_never(uncached.verify(black_box(&token))).unwrap())
     });
 
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
-    );
+    let headers = bearer(&token);
     c.bench_function("parse Authorization header + checksum", |b| {
         b.iter(|| bearer_token(black_box(&headers), None).unwrap())
     });
@@ -96,5 +117,40 @@ fn verification(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification);
+fn authentication(c: &mut Criterion) {
+    let user = PlainToken::generate(TokenKind::User);
+    let key = PlainToken::generate(TokenKind::Publishable);
+    let verifier = Verifier::new(MemoryStore(HashMap::from([
+        (user.hash(), credential()),
+        (key.hash(), publishable_credential()),
+    ])));
+    for (name, token) in [
+        ("authenticate a request, cached: user token", &user),
+        (
+            "authenticate a request, cached: publishable key (by its text)",
+            &key,
+        ),
+    ] {
+        let headers = bearer(token);
+        // A store lookup, then a hit in the shared cache, after which a
+        // publishable key is found by its text.
+        for _ in 0..2 {
+            now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        }
+        verifier
+            .authenticate_cached(&headers, None)
+            .unwrap()
+            .unwrap();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                verifier
+                    .authenticate_cached(black_box(&headers), None)
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+    }
+}
+
+criterion_group!(benches, verification, authentication);
 criterion_main!(benches);

@@ -8,31 +8,53 @@ use crate::{AuthError, PlainToken, TokenFormatError};
 /// anything near this is garbage and is refused without further parsing.
 const MAX_AUTHORIZATION_LEN: usize = 1024;
 
+/// How every client spells the scheme, with its one space.
+const COMMON_SCHEME: &[u8] = b"Bearer ";
+
 /// The bearer token of a request, checked for format.
 ///
 /// Tokens are only ever taken from the `Authorization` header. One in the
 /// query string is refused outright rather than ignored, so a client that
 /// leaks tokens into URLs (and thus into proxy logs) finds out at once.
 pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainToken, AuthError> {
+    token_in(authorization(headers, query)?)
+}
+
+/// The request's one `Authorization` value, unparsed: what
+/// [`bearer_token`] reads its token from, after the same checks of the
+/// query string and of duplicate headers.
+pub fn authorization<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<&'a HeaderValue, AuthError> {
     if query.is_some_and(query_has_access_token) {
         return Err(AuthError::InvalidRequest(
             "tokens are accepted only in the Authorization header",
         ));
     }
     let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = match (values.next(), values.next()) {
-        (None, _) => return Err(AuthError::Unauthenticated),
-        (Some(_), Some(_)) => {
-            return Err(AuthError::InvalidRequest(
-                "a request carries at most one Authorization header",
-            ));
-        }
-        (Some(value), None) => value,
-    };
+    match (values.next(), values.next()) {
+        (None, _) => Err(AuthError::Unauthenticated),
+        (Some(_), Some(_)) => Err(AuthError::InvalidRequest(
+            "a request carries at most one Authorization header",
+        )),
+        (Some(value), None) => Ok(value),
+    }
+}
+
+/// The token of an `Authorization` value, checked for format.
+pub fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
     if let Some(answer) = common_form(value.as_bytes()) {
         return answer;
     }
     general_form(value)
+}
+
+/// What follows `Bearer ` in the form every client sends, unchecked: for
+/// comparing with the text of tokens already verified (see
+/// `verify::hot_keys`). Anything that equals one of them is that token.
+pub(crate) fn common_form_text(value: &HeaderValue) -> Option<&[u8]> {
+    value.as_bytes().strip_prefix(COMMON_SCHEME)
 }
 
 /// The form every client sends, `Bearer <token>`, in one pass over its
@@ -40,7 +62,7 @@ pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainTok
 /// tell. A token that parses, or fails only its checksum, consists of
 /// visible b64token characters, so the general path would answer the same.
 fn common_form(value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
-    match PlainToken::parse_bytes(value.strip_prefix(b"Bearer ")?) {
+    match PlainToken::parse_bytes(value.strip_prefix(COMMON_SCHEME)?) {
         Ok(token) => Some(Ok(token)),
         Err(TokenFormatError::Checksum) => Some(Err(AuthError::InvalidToken)),
         Err(_) => None,

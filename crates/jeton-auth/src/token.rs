@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const PREFIX_LEN: usize = 6; // "jt_pk_"
+pub(crate) const PREFIX_LEN: usize = 6; // "jt_pk_"
 const RANDOM_LEN: usize = 30;
 const CHECK_LEN: usize = 6;
 /// Every token is exactly this long; anything else is not a token.
@@ -163,6 +163,11 @@ impl PlainToken {
     /// The secret itself. Call only to hand it to its owner, once.
     pub fn expose_secret(&self) -> &str {
         std::str::from_utf8(self.text.as_slice()).expect("a token is ASCII")
+    }
+
+    /// The text as bytes, for the crate's own comparisons.
+    pub(crate) fn text(&self) -> &[u8; TOKEN_LEN] {
+        &self.text
     }
 
     /// The last four characters, kept for display ("…a1B2").

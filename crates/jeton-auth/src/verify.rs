@@ -14,6 +14,11 @@
 //! comparisons with the time (one read of the coarse clock per request, see
 //! `clock.rs`), one count, and for a user token a read of the precise clock
 //! and an atomic store to note the use (see [`Verifier::take_usage`]).
+//! A storefront's publishable key, on every guest's request, is found
+//! before all that by its text, in slots of the thread's own
+//! ([`hot_keys`]).
+
+mod hot_keys;
 
 use std::{
     collections::HashMap,
@@ -24,7 +29,7 @@ use std::{
     time::Duration,
 };
 
-use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use metrics::Counter;
 use quick_cache::sync::Cache;
 use time::OffsetDateTime;
@@ -148,6 +153,9 @@ impl Handles {
 }
 
 pub struct Verifier<S> {
+    /// Tells this verifier's entries in [`hot_keys`] from another's in the
+    /// same process.
+    id: u64,
     store: S,
     settings: CacheSettings,
     known: Cache<HashedToken, Cached>,
@@ -176,7 +184,9 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
+        static VERIFIERS: AtomicU64 = AtomicU64::new(0);
         Verifier {
+            id: VERIFIERS.fetch_add(1, Ordering::Relaxed),
             store,
             settings,
             known: Cache::new(capacity(settings.positive_capacity)),
@@ -223,21 +233,35 @@ impl<S: TokenStore> Verifier<S> {
     /// Forgets every cached credential, positive and negative. Cheap; call it
     /// on any change to credentials.
     pub fn invalidate_all(&self) {
+        // Before the caches are emptied, so that a store lookup that began
+        // earlier does not cache what it read; after, so that an entry of
+        // `hot_keys` made from a lookup that raced with the emptying is
+        // retired (see `hot_keys::remember`).
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
         self.unknown.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Authenticates a request from its `Authorization` header.
-    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token = self.bearer_token(parts)?;
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let token = header::bearer_token(headers, query)
+            .inspect_err(|error| self.count_malformed(error))?;
         self.verify(&token).await
     }
 
     /// [`Verifier::authenticate`] without waiting: `None` if the answer
     /// needs the store (a token neither cached nor known to be unknown).
-    pub fn authenticate_cached(&self, parts: &Parts) -> Option<Result<Principal, AuthError>> {
-        self.authenticate_cached_at(parts, now_nanos())
+    pub fn authenticate_cached(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Option<Result<Principal, AuthError>> {
+        self.authenticate_cached_at(headers, query, now_nanos())
     }
 
     /// [`Verifier::authenticate_cached`] at `now` (Unix nanoseconds), for a
@@ -245,21 +269,31 @@ impl<S: TokenStore> Verifier<S> {
     /// cache lookup.
     pub(crate) fn authenticate_cached_at(
         &self,
-        parts: &Parts,
+        headers: &HeaderMap,
+        query: Option<&str>,
         now: i64,
     ) -> Option<Result<Principal, AuthError>> {
-        match self.bearer_token(parts) {
+        let value = match header::authorization(headers, query) {
+            Ok(value) => value,
+            Err(error) => return Some(Err(error)),
+        };
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some(cached) = header::common_form_text(value)
+            .and_then(|text| hot_keys::find(self.id, generation, text))
+            .filter(|cached| cached.reload_at > now)
+        {
+            return Some(self.accept(cached, TokenKind::Publishable, now, Source::Cache));
+        }
+        match header::token_in(value).inspect_err(|error| self.count_malformed(error)) {
             Ok(token) => self.verify_cached_at(&token, now),
             Err(error) => Some(Err(error)),
         }
     }
 
-    fn bearer_token(&self, parts: &Parts) -> Result<PlainToken, AuthError> {
-        header::bearer_token(&parts.headers, parts.uri.query()).inspect_err(|error| {
-            if *error == AuthError::InvalidToken {
-                self.counts.malformed.fetch_add(1, Ordering::Relaxed);
-            }
-        })
+    fn count_malformed(&self, error: &AuthError) {
+        if *error == AuthError::InvalidToken {
+            self.counts.malformed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Verifies a token that has already passed the format check.
@@ -287,8 +321,10 @@ impl<S: TokenStore> Verifier<S> {
         token: &PlainToken,
         now: i64,
     ) -> Option<Result<Principal, AuthError>> {
+        let generation = self.generation.load(Ordering::SeqCst);
         let hash = token.hash();
         if let Some(cached) = self.known.get(&hash).filter(|c| c.reload_at > now) {
+            hot_keys::remember(self.id, generation, token, &cached);
             return Some(self.accept(cached, token.kind(), now, Source::Cache));
         }
         if self.unknown.get(&hash).is_some_and(|until| until > now) {
@@ -457,6 +493,135 @@ mod tests {
         verifier.invalidate_all();
         assert!(now_or_never(verifier.verify(&token)).is_ok());
         assert_eq!(verifier.store.lookups.load(Ordering::SeqCst), 3);
+    }
+
+    /// Credentials by hash; removing one is revoking it.
+    #[derive(Default)]
+    struct Credentials(Mutex<HashMap<HashedToken, StoredCredential>>);
+
+    impl TokenStore for Credentials {
+        async fn find_credential(
+            &self,
+            _: TokenKind,
+            hash: &HashedToken,
+        ) -> Result<Option<StoredCredential>, StoreError> {
+            Ok(self.0.lock().unwrap().get(hash).cloned())
+        }
+    }
+
+    impl Credentials {
+        /// A new token of `kind`, stored with `expires_at`.
+        fn issue(&self, kind: TokenKind, expires_at: Option<OffsetDateTime>) -> PlainToken {
+            let token = PlainToken::generate(kind);
+            let client = Arc::new(crate::ClientPrincipal {
+                client_id: "c".into(),
+                key_id: "k".into(),
+                abilities: AbilitySet::default(),
+                allowed_origins: vec![],
+                limits: Default::default(),
+            });
+            let principal = match kind {
+                TokenKind::Publishable => Principal::PublishableClient(client),
+                TokenKind::Secret => Principal::SecretClient(client),
+                _ => Principal::User(Arc::new(UserPrincipal {
+                    user_id: "u".into(),
+                    token_id: "t".into(),
+                    client_id: None,
+                    abilities: AbilitySet::default(),
+                    expires_at,
+                })),
+            };
+            let credential = StoredCredential {
+                principal,
+                expires_at,
+            };
+            self.0.lock().unwrap().insert(token.hash(), credential);
+            token
+        }
+    }
+
+    fn bearer(token: &PlainToken) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("Bearer {}", token.expose_secret());
+        headers.insert("authorization", value.parse().unwrap());
+        headers
+    }
+
+    /// Whether `token` is among this thread's keys found by text, for
+    /// `verifier` as it is now.
+    fn kept_by_text<S: TokenStore>(verifier: &Verifier<S>, token: &PlainToken) -> bool {
+        let generation = verifier.generation.load(Ordering::SeqCst);
+        hot_keys::find(verifier.id, generation, token.text()).is_some()
+    }
+
+    #[test]
+    fn a_publishable_key_is_found_by_its_text_until_an_invalidation() {
+        let verifier = Verifier::new(Credentials::default());
+        let key = verifier.store.issue(TokenKind::Publishable, None);
+        let headers = bearer(&key);
+        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        assert!(!kept_by_text(&verifier, &key), "kept from the shared cache");
+        verifier
+            .authenticate_cached(&headers, None)
+            .unwrap()
+            .unwrap();
+        assert!(kept_by_text(&verifier, &key));
+        let principal = verifier.authenticate_cached(&headers, None).unwrap();
+        assert_eq!(principal.unwrap().kind(), TokenKind::Publishable);
+
+        // Revoked: the store forgets it and the app invalidates.
+        verifier.store.0.lock().unwrap().clear();
+        verifier.invalidate_all();
+        assert!(!kept_by_text(&verifier, &key));
+        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        assert_eq!(
+            now_or_never(verifier.authenticate(&headers, None)),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn only_publishable_keys_are_kept_by_text_and_only_for_their_verifier() {
+        let verifier = Verifier::new(Credentials::default());
+        let other = Verifier::new(Credentials::default());
+        for kind in [TokenKind::Secret, TokenKind::User, TokenKind::Publishable] {
+            let token = verifier.store.issue(kind, None);
+            let headers = bearer(&token);
+            now_or_never(verifier.authenticate(&headers, None)).unwrap();
+            verifier
+                .authenticate_cached(&headers, None)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                kept_by_text(&verifier, &token),
+                kind == TokenKind::Publishable,
+                "{kind:?}"
+            );
+            assert!(!kept_by_text(&other, &token));
+        }
+    }
+
+    #[test]
+    fn a_key_found_by_its_text_still_expires() {
+        let verifier = Verifier::new(Credentials::default());
+        let expires_at = OffsetDateTime::now_utc() + Duration::from_millis(100);
+        let key = verifier
+            .store
+            .issue(TokenKind::Publishable, Some(expires_at));
+        let headers = bearer(&key);
+        now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        verifier
+            .authenticate_cached(&headers, None)
+            .unwrap()
+            .unwrap();
+        assert!(kept_by_text(&verifier, &key));
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(kept_by_text(&verifier, &key), "still kept, and found first");
+        assert_eq!(
+            verifier.authenticate_cached(&headers, None),
+            Some(Err(AuthError::InvalidToken))
+        );
     }
 
     #[test]
