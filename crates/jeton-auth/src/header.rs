@@ -23,7 +23,7 @@ pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainTok
 /// The request's one `Authorization` value, unparsed: what
 /// [`bearer_token`] reads its token from, after the same checks of the
 /// query string and of duplicate headers.
-pub fn authorization<'a>(
+pub(crate) fn authorization<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
 ) -> Result<&'a HeaderValue, AuthError> {
@@ -43,7 +43,7 @@ pub fn authorization<'a>(
 }
 
 /// The token of an `Authorization` value, checked for format.
-pub fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
+pub(crate) fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
     if let Some(answer) = common_form(value.as_bytes()) {
         return answer;
     }

@@ -5,8 +5,11 @@
 //! as negatives (bounded, so a flood of random well-formed tokens cannot
 //! grow memory). Expiry is checked on every hit. The app calls
 //! [`Verifier::invalidate_all`] whenever credentials change (a revocation
-//! here, or one seen in the database's change feed); a generation counter
-//! stops a lookup that raced with an invalidation from caching what it read.
+//! here, or one seen in the database's change feed). Every cache entry
+//! carries the verifier's generation from before the store was asked, and
+//! is served only while that is still the generation: an invalidation moves
+//! it on, so no answer read before it is served after it, however late a
+//! slow lookup puts it in the cache.
 //!
 //! A cache hit is the hot path of every authenticated request, so it takes
 //! no exclusive lock and allocates nothing: the SHA-256 of the token, one
@@ -16,7 +19,7 @@
 //! and an atomic store to note the use (see [`Verifier::take_usage`]).
 //! A storefront's publishable key, on every guest's request, is found
 //! before all that by its text, in slots of the thread's own
-//! ([`hot_keys`]).
+//! ([`hot_keys`]; on [`Verifier::authenticate_cached`], the guard's path).
 
 mod hot_keys;
 
@@ -74,6 +77,9 @@ struct Cached {
     expires_at: i64,
     /// When the store must be asked again (the safety-net TTL).
     reload_at: i64,
+    /// The verifier's generation before the store was asked: the entry is
+    /// served only while it is still the generation.
+    generation: u64,
     /// User tokens (`None` for client keys): when last used, in Unix
     /// nanoseconds; 0 once that use has been handed to
     /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
@@ -159,8 +165,9 @@ pub struct Verifier<S> {
     store: S,
     settings: CacheSettings,
     known: Cache<HashedToken, Cached>,
-    /// Unknown token hashes, with when to forget them (Unix nanoseconds).
-    unknown: Cache<HashedToken, i64>,
+    /// Unknown token hashes, with when to forget them (Unix nanoseconds)
+    /// and the generation they were found unknown in, as for `known`.
+    unknown: Cache<HashedToken, (i64, u64)>,
     generation: AtomicU64,
     /// Cached user tokens used since the last [`Verifier::take_usage`].
     used: Mutex<Vec<(Arc<UserPrincipal>, Arc<AtomicI64>)>>,
@@ -231,16 +238,18 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     /// Forgets every cached credential, positive and negative. Cheap; call it
-    /// on any change to credentials.
+    /// on any change to credentials, after the change is committed.
     pub fn invalidate_all(&self) {
-        // Before the caches are emptied, so that a store lookup that began
-        // earlier does not cache what it read; after, so that an entry of
-        // `hot_keys` made from a lookup that raced with the emptying is
-        // retired (see `hot_keys::remember`).
+        // From here on no entry made before is served (nor any entry of
+        // `hot_keys`), even one a slow lookup adds after the emptying; the
+        // emptying frees the memory.
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
         self.unknown.clear();
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Authenticates a request from its `Authorization` header.
@@ -277,7 +286,7 @@ impl<S: TokenStore> Verifier<S> {
             Ok(value) => value,
             Err(error) => return Some(Err(error)),
         };
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation();
         if let Some(cached) = header::common_form_text(value)
             .and_then(|text| hot_keys::find(self.id, generation, text))
             .filter(|cached| cached.reload_at > now)
@@ -285,7 +294,7 @@ impl<S: TokenStore> Verifier<S> {
             return Some(self.accept(cached, TokenKind::Publishable, now, Source::Cache));
         }
         match header::token_in(value).inspect_err(|error| self.count_malformed(error)) {
-            Ok(token) => self.verify_cached_at(&token, now),
+            Ok(token) => self.verify_cached_at(&token, now, generation),
             Err(error) => Some(Err(error)),
         }
     }
@@ -299,7 +308,7 @@ impl<S: TokenStore> Verifier<S> {
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
         let now = now_nanos();
-        if let Some(answer) = self.verify_cached_at(token, now) {
+        if let Some(answer) = self.verify_cached_at(token, now, self.generation()) {
             return answer;
         }
         self.counts.miss.fetch_add(1, Ordering::Relaxed);
@@ -313,21 +322,31 @@ impl<S: TokenStore> Verifier<S> {
     /// The answer from the caches alone, or `None` if the store must be
     /// asked.
     pub fn verify_cached(&self, token: &PlainToken) -> Option<Result<Principal, AuthError>> {
-        self.verify_cached_at(token, now_nanos())
+        self.verify_cached_at(token, now_nanos(), self.generation())
     }
 
+    /// The caches' answer at `now` in `generation`, the verifier's current
+    /// one.
     fn verify_cached_at(
         &self,
         token: &PlainToken,
         now: i64,
+        generation: u64,
     ) -> Option<Result<Principal, AuthError>> {
-        let generation = self.generation.load(Ordering::SeqCst);
         let hash = token.hash();
-        if let Some(cached) = self.known.get(&hash).filter(|c| c.reload_at > now) {
-            hot_keys::remember(self.id, generation, token, &cached);
+        if let Some(cached) = self
+            .known
+            .get(&hash)
+            .filter(|c| c.generation == generation && c.reload_at > now)
+        {
+            hot_keys::remember(self.id, token, &cached, now);
             return Some(self.accept(cached, token.kind(), now, Source::Cache));
         }
-        if self.unknown.get(&hash).is_some_and(|until| until > now) {
+        if self
+            .unknown
+            .get(&hash)
+            .is_some_and(|(until, of)| of == generation && until > now)
+        {
             Counts::count(&self.counts.unknown, Source::Cache, token.kind());
             return Some(Err(AuthError::InvalidToken));
         }
@@ -365,14 +384,15 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     /// Asks the store, and caches what it says unless an invalidation
-    /// overtook the question.
+    /// overtook the question (if one overtakes it after all, the entry's
+    /// generation keeps it from being served).
     async fn load(
         &self,
         token: &PlainToken,
         hash: HashedToken,
         now: i64,
     ) -> Result<Cached, AuthError> {
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation();
         let found = self
             .store
             .find_credential(token.kind(), &hash)
@@ -381,7 +401,7 @@ impl<S: TokenStore> Verifier<S> {
                 tracing::warn!(%error, kind = token.kind().name(), "token store unavailable");
                 AuthError::Unavailable
             })?;
-        let fresh = self.generation.load(Ordering::SeqCst) == generation;
+        let fresh = self.generation() == generation;
         match found {
             Some(credential) => {
                 let ttl = nanos(self.settings.positive_ttl);
@@ -391,6 +411,7 @@ impl<S: TokenStore> Verifier<S> {
                         .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
                     reload_at: now.saturating_add(ttl),
+                    generation,
                 };
                 if fresh && self.settings.positive_capacity > 0 {
                     self.known.insert(hash, cached.clone());
@@ -400,7 +421,7 @@ impl<S: TokenStore> Verifier<S> {
             None => {
                 if fresh && self.settings.negative_capacity > 0 {
                     let until = now.saturating_add(nanos(self.settings.negative_ttl));
-                    self.unknown.insert(hash, until);
+                    self.unknown.insert(hash, (until, generation));
                 }
                 Counts::count(&self.counts.unknown, Source::Store, token.kind());
                 Err(AuthError::InvalidToken)
@@ -513,6 +534,11 @@ mod tests {
         /// A new token of `kind`, stored with `expires_at`.
         fn issue(&self, kind: TokenKind, expires_at: Option<OffsetDateTime>) -> PlainToken {
             let token = PlainToken::generate(kind);
+            self.add(&token, expires_at);
+            token
+        }
+
+        fn add(&self, token: &PlainToken, expires_at: Option<OffsetDateTime>) {
             let client = Arc::new(crate::ClientPrincipal {
                 client_id: "c".into(),
                 key_id: "k".into(),
@@ -520,7 +546,7 @@ mod tests {
                 allowed_origins: vec![],
                 limits: Default::default(),
             });
-            let principal = match kind {
+            let principal = match token.kind() {
                 TokenKind::Publishable => Principal::PublishableClient(client),
                 TokenKind::Secret => Principal::SecretClient(client),
                 _ => Principal::User(Arc::new(UserPrincipal {
@@ -536,7 +562,10 @@ mod tests {
                 expires_at,
             };
             self.0.lock().unwrap().insert(token.hash(), credential);
-            token
+        }
+
+        fn revoke_all(&self) {
+            self.0.lock().unwrap().clear();
         }
     }
 
@@ -550,28 +579,34 @@ mod tests {
     /// Whether `token` is among this thread's keys found by text, for
     /// `verifier` as it is now.
     fn kept_by_text<S: TokenStore>(verifier: &Verifier<S>, token: &PlainToken) -> bool {
-        let generation = verifier.generation.load(Ordering::SeqCst);
-        hot_keys::find(verifier.id, generation, token.text()).is_some()
+        hot_keys::find(verifier.id, verifier.generation(), token.text()).is_some()
+    }
+
+    /// A publishable key, looked up in the store, then found in the shared
+    /// cache, and so kept by its text.
+    fn kept_key(verifier: &Verifier<Credentials>) -> (PlainToken, HeaderMap) {
+        let key = verifier.store.issue(TokenKind::Publishable, None);
+        let headers = bearer(&key);
+        now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        assert!(
+            !kept_by_text(verifier, &key),
+            "not kept from a store lookup"
+        );
+        let found = verifier.authenticate_cached(&headers, None).unwrap();
+        assert_eq!(found.unwrap().kind(), TokenKind::Publishable);
+        assert!(kept_by_text(verifier, &key));
+        (key, headers)
     }
 
     #[test]
     fn a_publishable_key_is_found_by_its_text_until_an_invalidation() {
         let verifier = Verifier::new(Credentials::default());
-        let key = verifier.store.issue(TokenKind::Publishable, None);
-        let headers = bearer(&key);
-        assert!(verifier.authenticate_cached(&headers, None).is_none());
-        now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        assert!(!kept_by_text(&verifier, &key), "kept from the shared cache");
-        verifier
-            .authenticate_cached(&headers, None)
-            .unwrap()
-            .unwrap();
-        assert!(kept_by_text(&verifier, &key));
-        let principal = verifier.authenticate_cached(&headers, None).unwrap();
-        assert_eq!(principal.unwrap().kind(), TokenKind::Publishable);
+        let (key, headers) = kept_key(&verifier);
+        let found = verifier.authenticate_cached(&headers, None).unwrap();
+        assert_eq!(found.unwrap().kind(), TokenKind::Publishable);
 
         // Revoked: the store forgets it and the app invalidates.
-        verifier.store.0.lock().unwrap().clear();
+        verifier.store.revoke_all();
         verifier.invalidate_all();
         assert!(!kept_by_text(&verifier, &key));
         assert!(verifier.authenticate_cached(&headers, None).is_none());
@@ -589,10 +624,8 @@ mod tests {
             let token = verifier.store.issue(kind, None);
             let headers = bearer(&token);
             now_or_never(verifier.authenticate(&headers, None)).unwrap();
-            verifier
-                .authenticate_cached(&headers, None)
-                .unwrap()
-                .unwrap();
+            let found = verifier.authenticate_cached(&headers, None).unwrap();
+            assert_eq!(found.unwrap().kind(), kind);
             assert_eq!(
                 kept_by_text(&verifier, &token),
                 kind == TokenKind::Publishable,
@@ -603,25 +636,94 @@ mod tests {
     }
 
     #[test]
+    fn a_key_found_by_its_text_is_still_refused_in_a_query_or_twice() {
+        let verifier = Verifier::new(Credentials::default());
+        let (_, headers) = kept_key(&verifier);
+        let refused = verifier.authenticate_cached(&headers, Some("access_token=x"));
+        assert!(matches!(refused, Some(Err(AuthError::InvalidRequest(_)))));
+        let mut twice = headers.clone();
+        twice.append("authorization", headers["authorization"].clone());
+        let refused = verifier.authenticate_cached(&twice, None);
+        assert!(matches!(refused, Some(Err(AuthError::InvalidRequest(_)))));
+    }
+
+    #[test]
     fn a_key_found_by_its_text_still_expires() {
         let verifier = Verifier::new(Credentials::default());
-        let expires_at = OffsetDateTime::now_utc() + Duration::from_millis(100);
-        let key = verifier
-            .store
-            .issue(TokenKind::Publishable, Some(expires_at));
+        let expired = OffsetDateTime::now_utc() - Duration::from_secs(1);
+        let key = verifier.store.issue(TokenKind::Publishable, Some(expired));
         let headers = bearer(&key);
-        now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        verifier
-            .authenticate_cached(&headers, None)
-            .unwrap()
-            .unwrap();
+        for _ in 0..2 {
+            // From the store, then from the shared cache.
+            assert_eq!(
+                now_or_never(verifier.authenticate(&headers, None)),
+                Err(AuthError::InvalidToken)
+            );
+        }
         assert!(kept_by_text(&verifier, &key));
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(kept_by_text(&verifier, &key), "still kept, and found first");
         assert_eq!(
             verifier.authenticate_cached(&headers, None),
             Some(Err(AuthError::InvalidToken))
         );
+    }
+
+    /// A lookup that began before an invalidation may put its answer in the
+    /// caches after it (between its check of the generation and its
+    /// insert); the answer must not be served.
+    #[test]
+    fn an_answer_read_before_an_invalidation_is_never_served_after_it() {
+        let verifier = Verifier::new(Credentials::default());
+        let (key, headers) = kept_key(&verifier);
+        let stale = verifier.known.get(&key.hash()).unwrap();
+        verifier.store.revoke_all();
+        verifier.invalidate_all();
+        verifier.known.insert(key.hash(), stale.clone());
+        hot_keys::remember(verifier.id, &key, &stale, now_nanos());
+        assert!(!kept_by_text(&verifier, &key));
+        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        assert_eq!(
+            now_or_never(verifier.authenticate(&headers, None)),
+            Err(AuthError::InvalidToken)
+        );
+
+        // And a token created after it was found unknown.
+        let token = PlainToken::generate(TokenKind::User);
+        let headers = bearer(&token);
+        assert_eq!(
+            now_or_never(verifier.authenticate(&headers, None)),
+            Err(AuthError::InvalidToken)
+        );
+        let stale = verifier.unknown.get(&token.hash()).unwrap();
+        verifier.store.add(&token, None);
+        verifier.invalidate_all();
+        verifier.unknown.insert(token.hash(), stale);
+        assert!(now_or_never(verifier.authenticate(&headers, None)).is_ok());
+    }
+
+    #[test]
+    fn a_slot_in_use_keeps_its_key() {
+        let verifier = Verifier::new(Credentials::default());
+        let (first, _) = kept_key(&verifier);
+        // Another key for the same slot.
+        let second = loop {
+            let key = PlainToken::generate(TokenKind::Publishable);
+            if hot_keys::slot(key.text()) == hot_keys::slot(first.text()) {
+                break key;
+            }
+        };
+        verifier.store.add(&second, None);
+        let headers = bearer(&second);
+        for _ in 0..3 {
+            now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        }
+        assert!(kept_by_text(&verifier, &first));
+        assert!(!kept_by_text(&verifier, &second));
+        // Until the next invalidation.
+        verifier.invalidate_all();
+        for _ in 0..2 {
+            now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        }
+        assert!(kept_by_text(&verifier, &second));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! cache (together about half of the guard's time). Only publishable keys
 //! are kept this way: they are public by design (they sit in every
 //! visitor's browser), so holding one's text in memory exposes nothing.
-//! Secret keys and user tokens are only ever kept as hashes.
+//! The verifier's caches hold secret keys and user tokens only as hashes.
 //!
-//! Each thread has its own few slots, so a hit takes no lock and writes
-//! nothing shared. An entry serves only the verifier that made it, and only
-//! while that verifier's generation is the one it was made in: any
-//! invalidation (a revocation, a rotation) retires every entry at once.
-//! Expiry and the reload time are checked on every hit, as on a cache hit.
+//! Each thread has its own slots, so a hit takes no lock and hashes
+//! nothing; what it shares with other threads is the count of verified
+//! requests and the principal's reference count, as any cache hit does. An
+//! entry serves only the verifier that made it, and only in the generation
+//! its credential was read in (see `verify.rs`): an invalidation (a
+//! revocation, a rotation) retires every entry at once. Expiry and the
+//! reload time are checked on every hit, as on any cache hit.
 
 use std::cell::RefCell;
 
@@ -25,14 +27,14 @@ use crate::{
     token::{PREFIX_LEN, TOKEN_LEN},
 };
 
-/// Slots per thread. A key's slot is chosen by its first random character,
-/// so a few keys rarely share one, and a shop with many keys in use at once
-/// still verifies every one through the shared cache.
-const SLOTS: usize = 4;
+/// Slots per thread. A key's slot is chosen by its first random character
+/// (one of 62), so two keys share one about one time in eight; then the
+/// first keeps it (see [`remember`]) and the other is verified through the
+/// shared cache, as every key was before.
+const SLOTS: usize = 8;
 
 struct Entry {
     verifier: u64,
-    generation: u64,
     text: Zeroizing<[u8; TOKEN_LEN]>,
     cached: Cached,
 }
@@ -42,9 +44,7 @@ thread_local! {
         const { RefCell::new([const { None }; SLOTS]) };
 }
 
-/// The slot of a token's text: its first character after the `jt_pk_`
-/// prefix, random.
-fn slot(text: &[u8; TOKEN_LEN]) -> usize {
+pub(super) fn slot(text: &[u8; TOKEN_LEN]) -> usize {
     usize::from(text[PREFIX_LEN]) % SLOTS
 }
 
@@ -58,31 +58,42 @@ fn same(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
 }
 
 /// The credential of `text`, if this thread verified it as a publishable
-/// key for `verifier` in its current `generation`.
+/// key for `verifier` in `generation`, the verifier's current one.
 pub(super) fn find(verifier: u64, generation: u64, text: &[u8]) -> Option<Cached> {
     let text: &[u8; TOKEN_LEN] = text.try_into().ok()?;
     SLOTS_OF_THIS_THREAD.with_borrow(|slots| {
         let entry = slots[slot(text)].as_ref()?;
-        (entry.verifier == verifier && entry.generation == generation && same(&entry.text, text))
-            .then(|| entry.cached.clone())
+        (entry.verifier == verifier
+            && entry.cached.generation == generation
+            && same(&entry.text, text))
+        .then(|| entry.cached.clone())
     })
 }
 
-/// Notes a credential just found in the shared cache. `generation` must
-/// have been read before that lookup, so that an invalidation that raced
-/// with it leaves the entry retired. Anything but a publishable key is
-/// ignored.
-pub(super) fn remember(verifier: u64, generation: u64, token: &PlainToken, cached: &Cached) {
+/// Notes a credential the shared cache just served for `token` in its
+/// current generation. Anything but a publishable key is ignored. A slot
+/// that holds another key of the same verifier and generation, not due for
+/// reloading, keeps it: two keys in one slot, used in turn, would otherwise
+/// each pay for both paths on every request.
+pub(super) fn remember(verifier: u64, token: &PlainToken, cached: &Cached, now: i64) {
     if token.kind() != TokenKind::Publishable {
         return;
     }
     let text = token.text();
     SLOTS_OF_THIS_THREAD.with_borrow_mut(|slots| {
-        slots[slot(text)] = Some(Entry {
-            verifier,
-            generation,
-            text: Zeroizing::new(*text),
-            cached: cached.clone(),
+        let slot = &mut slots[slot(text)];
+        let taken = slot.as_ref().is_some_and(|entry| {
+            entry.verifier == verifier
+                && entry.cached.generation == cached.generation
+                && entry.cached.reload_at > now
+                && !same(&entry.text, text)
         });
+        if !taken {
+            *slot = Some(Entry {
+                verifier,
+                text: Zeroizing::new(*text),
+                cached: cached.clone(),
+            });
+        }
     });
 }
