@@ -56,14 +56,6 @@ fn create_storefront(url: &str, name: &str) -> (String, String) {
     create_client(url, &args)
 }
 
-async fn assert_works(app: &TestApp, key: &str) {
-    app.get("/api/v1/products")
-        .bearer(key)
-        .send()
-        .await
-        .expect(200);
-}
-
 /// The CLI is another process: its revocations reach the server's caches
 /// through the change feed, within one second (spec §4). Waits at most that
 /// long (plus slack for a loaded machine), then insists.
@@ -170,7 +162,7 @@ async fn client_create_prints_a_key_that_works() {
         ],
     );
     assert!(pk.starts_with("jt_pk_"));
-    assert_works(&app, &pk).await;
+    app.assert_works(&pk).await;
     let shop = app
         .get(&format!("/api/v1/admin/clients/{pk_id}"))
         .bearer(&key)
@@ -203,7 +195,7 @@ async fn client_create_prints_a_key_that_works() {
         .unwrap_or_else(|| panic!("no key in {}", run.stdout))
         .to_owned();
     run.stderr_hides(&printed);
-    assert_works(&app, &printed).await;
+    app.assert_works(&printed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -375,7 +367,7 @@ async fn client_list_and_show() {
 async fn client_rotate_replaces_the_key() {
     let app = sqlite_app().await;
     let (id, old) = create_storefront(&app.url, "Shop");
-    assert_works(&app, &old).await;
+    app.assert_works(&old).await;
 
     let run = jeton_traced(
         &app.url,
@@ -387,7 +379,7 @@ async fn client_rotate_replaces_the_key() {
     let new = s(&body["key"]);
     run.stderr_hides(&new).stderr_hides(&old);
     assert!(new.starts_with("jt_pk_") && new.len() == 42);
-    assert_works(&app, &new).await;
+    app.assert_works(&new).await;
     assert_dead(&app, &old).await;
     let client = app.db.get_client(&id).await.unwrap().unwrap();
     assert_eq!(client.keys.len(), 1);
@@ -401,8 +393,8 @@ async fn client_rotate_replaces_the_key() {
     );
     run.ok();
     let newest = s(&run.json()["key"]);
-    assert_works(&app, &newest).await;
-    assert_works(&app, &new).await;
+    app.assert_works(&newest).await;
+    app.assert_works(&new).await;
     assert_eq!(app.db.get_client(&id).await.unwrap().unwrap().keys.len(), 2);
 
     // Unknown or revoked clients cannot be rotated.
@@ -438,7 +430,7 @@ async fn client_revoke_kills_its_keys_and_optionally_its_user_tokens() {
     let run = jeton(&app.url, &["client", "revoke", &b_id]);
     run.ok();
     assert_dead(&app, &b_key).await;
-    assert_works(&app, &s(&via_b["token"])).await;
+    app.assert_works(&s(&via_b["token"])).await;
     // Again: there is no live client to revoke.
     jeton(&app.url, &["client", "revoke", &b_id]).fails();
 
@@ -450,9 +442,9 @@ async fn client_revoke_kills_its_keys_and_optionally_its_user_tokens() {
     .ok();
     assert_dead(&app, &a_key).await;
     assert_dead(&app, &s(&via_a["token"])).await;
-    assert_works(&app, &s(&via_b["token"])).await;
-    assert_works(&app, &s(&via_c["token"])).await;
-    assert_works(&app, &c_key).await;
+    app.assert_works(&s(&via_b["token"])).await;
+    app.assert_works(&s(&via_c["token"])).await;
+    app.assert_works(&c_key).await;
 
     for unknown in ["01900000-0000-7000-8000-000000000000", "not-an-id"] {
         jeton(&app.url, &["client", "revoke", unknown]).fails();
@@ -475,13 +467,13 @@ async fn token_revoke_kills_a_user_token() {
     run.ok().stderr_hides(&token);
     assert!(!run.stdout.contains(&token));
     assert_dead(&app, &token).await;
-    assert_works(&app, &s(&second["token"])).await;
+    app.assert_works(&s(&second["token"])).await;
 
     // Again, unknown, malformed: no live token has that id.
     for unknown in [id.as_str(), "01900000-0000-7000-8000-000000000000", "42"] {
         jeton(&app.url, &["token", "revoke", unknown]).fails();
     }
-    assert_works(&app, &s(&second["token"])).await;
+    app.assert_works(&s(&second["token"])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -521,8 +513,8 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
     run.ok();
     assert_eq!(numbers(&run.stdout), [1, 1], "{}", run.stdout);
     // What is alive is untouched.
-    assert_works(&app, &live).await;
-    assert_works(&app, &new_pk).await;
+    app.assert_works(&live).await;
+    app.assert_works(&new_pk).await;
     assert_dead(&app, &gone).await;
     assert_dead(&app, &pk).await;
 
@@ -599,7 +591,7 @@ async fn demo_seed_is_idempotent(app: TestApp) {
     assert_eq!(first.products_added, 24);
     let first_key = first.publishable_key.expose_secret().to_owned();
     assert!(first_key.starts_with("jt_pk_"));
-    assert_works(&app, &first_key).await;
+    app.assert_works(&first_key).await;
 
     let second = demo::seed(&app.db).await.unwrap();
     assert_eq!(second.products_added, 0);
@@ -631,7 +623,7 @@ async fn demo_seed_is_idempotent(app: TestApp) {
     assert_eq!(demo_client.allowed_origins, [demo::DEMO_ORIGIN]);
     assert_eq!(demo_client.keys.len(), 1);
     assert_eq!(demo_client.keys[0].last4, last4(&second_key));
-    assert_works(&app, &second_key).await;
+    app.assert_works(&second_key).await;
     assert_dead(&app, &first_key).await;
 
     // One demo customer, whose printed credentials work.

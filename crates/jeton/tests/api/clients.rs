@@ -132,10 +132,6 @@ async fn products_from(app: &TestApp, key: &str, forwarded_for: &str) -> Res {
         .await
 }
 
-async fn assert_works(app: &TestApp, token: &str) {
-    products(app, token, None).await.expect(200);
-}
-
 async fn assert_dead(app: &TestApp, token: &str) {
     products(app, token, None)
         .await
@@ -772,7 +768,7 @@ async fn audit_records_the_forwarded_client_ip(app: TestApp) {
 async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     let admin = app.admin_key().await;
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
-    assert_works(&app, &old).await;
+    app.assert_works(&old).await;
 
     let res = rotate(
         &app,
@@ -785,7 +781,7 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     let new = s(&res.json()["key"]);
     assert!(new.starts_with("jt_pk_") && new.len() == 42, "{new}");
     assert_dead(&app, &old).await;
-    assert_works(&app, &new).await;
+    app.assert_works(&new).await;
     // The new key keeps the client's origin binding.
     assert_refused(
         &products(&app, &new, Some(EVIL)).await,
@@ -799,7 +795,7 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     res.expect(201);
     let newest = s(&res.json()["key"]);
     assert_dead(&app, &new).await;
-    assert_works(&app, &newest).await;
+    app.assert_works(&newest).await;
 }
 
 async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp) {
@@ -816,8 +812,8 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     res.expect(201);
     let new = s(&res.json()["key"]);
     // Both work during the grace period; the old one shows when it ends.
-    assert_works(&app, &old).await;
-    assert_works(&app, &new).await;
+    app.assert_works(&old).await;
+    app.assert_works(&new).await;
     let keys = get_client(&app, &admin, &id).await["keys"].clone();
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     assert!(keys[0]["expires_at"].is_string(), "{keys}");
@@ -825,7 +821,7 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_dead(&app, &old).await;
-    assert_works(&app, &new).await;
+    app.assert_works(&new).await;
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
 }
 
@@ -864,7 +860,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
         assert_dead(&app, dead).await;
     }
     for alive in [&ann_via_b, &ann_via_c, &personal_b, &b_key, &c_key] {
-        assert_works(&app, alive).await;
+        app.assert_works(alive).await;
     }
 
     // Without the flag the client's user tokens are kept.
@@ -872,7 +868,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
         .await
         .expect(204);
     assert_dead(&app, &c_key).await;
-    assert_works(&app, &ann_via_c).await;
+    app.assert_works(&ann_via_c).await;
 
     // An admin can revoke everything of one customer.
     let bob_via_b = s(&login(&app, &b_key, "bob@example.com").await["token"]);
@@ -884,7 +880,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
     for dead in [&ann_via_b, &ann_via_c, &personal_b] {
         assert_dead(&app, dead).await;
     }
-    assert_works(&app, &bob_via_b).await;
+    app.assert_works(&bob_via_b).await;
     let events = audit(&app, &admin, &format!("customer_id={ann}")).await;
     let all = with_action(&events, "user_tokens.revoked_all");
     assert_eq!(all.len(), 1);
@@ -1274,7 +1270,7 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     );
     assert_eq!(key_states(&app, &id).await, states);
     assert_dead(&app, &key).await;
-    assert_works(&app, &live_key).await;
+    app.assert_works(&live_key).await;
     assert_eq!(key_ids(&app, &admin, &live_id).await.len(), 1);
     // The revocation date did not move.
     let client = get_client(&app, &admin, &id).await;

@@ -83,14 +83,6 @@ fn last4(token: &str) -> &str {
 }
 
 /// The token authenticates (it holds `products:read`).
-async fn assert_works(app: &TestApp, token: &str) {
-    app.get("/api/v1/products")
-        .bearer(token)
-        .send()
-        .await
-        .expect(200);
-}
-
 /// The token no longer authenticates anywhere.
 async fn assert_dead(app: &TestApp, token: &str) {
     app.get("/api/v1/products")
@@ -476,7 +468,7 @@ async fn logout_revokes_only_the_token_used(app: TestApp) {
     res.expect(204);
     assert!(res.body.is_empty());
     assert_dead(&app, &first).await;
-    assert_works(&app, &second).await;
+    app.assert_works(&second).await;
     app.post("/api/v1/auth/logout")
         .bearer(&first)
         .send()
@@ -489,7 +481,7 @@ async fn logout_revokes_only_the_token_used(app: TestApp) {
         .await
         .expect(204);
     assert_dead(&app, &narrow).await;
-    assert_works(&app, &second).await;
+    app.assert_works(&second).await;
 
     // Logout is for user tokens only.
     app.post("/api/v1/auth/logout")
@@ -682,7 +674,7 @@ async fn token_create_issues_a_subset_token(app: TestApp) {
     res.expect(201);
     let forever = res.json();
     assert!(forever["expires_at"].is_null(), "{forever}");
-    assert_works(&app, &s(&forever["token"])).await;
+    app.assert_works(&s(&forever["token"])).await;
     let listed = my_tokens(&app, &token).await;
     let item = listed
         .iter()
@@ -794,7 +786,7 @@ async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
         .send()
         .await
         .expect_problem(404, "not_found");
-    assert_works(&app, &s(&bob["token"])).await;
+    app.assert_works(&s(&bob["token"])).await;
     for id in [UNKNOWN_ID, "not-an-id"] {
         app.delete(&format!("/api/v1/me/tokens/{id}"))
             .bearer(&ann)
@@ -813,7 +805,7 @@ async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
     res.expect(204);
     assert!(res.body.is_empty());
     assert_dead(&app, &s(&ann_phone["token"])).await;
-    assert_works(&app, &ann).await;
+    app.assert_works(&ann).await;
     let listed = my_tokens(&app, &ann).await;
     assert!(listed.iter().all(|t| t["id"] != phone_id.as_str()));
     // Twice: there is no such live token any more.
@@ -838,7 +830,7 @@ async fn token_revoke_all_kills_every_token_of_the_caller(app: TestApp) {
     for token in [&ann, &ann_phone, &ann_script] {
         assert_dead(&app, token).await;
     }
-    assert_works(&app, &bob).await;
+    app.assert_works(&bob).await;
     assert_eq!(my_tokens(&app, &bob).await.len(), 1);
     // Ann can log in again.
     let again = login_token(&app, &pk, "ann@example.com").await;
@@ -1103,7 +1095,7 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     assert_eq!(keys[0]["last4"], last4(&key));
     assert!(keys[0]["expires_at"].is_null());
     // The key works.
-    assert_works(&app, &key).await;
+    app.assert_works(&key).await;
 
     // GET shows the same client, never the key.
     let id = s(&client["id"]);
@@ -1341,7 +1333,7 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
     let new = s(&res.json()["key"]);
     assert!(new.starts_with("jt_pk_") && new.len() == 42);
     assert_ne!(new, old);
-    assert_works(&app, &new).await;
+    app.assert_works(&new).await;
     assert_dead(&app, &old).await;
     let shown = get_client(&app, &admin, &id).await;
     let keys = shown["keys"].as_array().unwrap();
@@ -1356,7 +1348,7 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
         .await;
     res.expect(201);
     let newest = s(&res.json()["key"]);
-    assert_works(&app, &newest).await;
+    app.assert_works(&newest).await;
     assert_dead(&app, &new).await;
 
     // Grace out of range.
@@ -1372,7 +1364,7 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
             "previous_key_expires_in_seconds",
         );
     }
-    assert_works(&app, &newest).await;
+    app.assert_works(&newest).await;
 }
 
 async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
@@ -1389,8 +1381,8 @@ async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
     .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
-    assert_works(&app, &new).await;
-    assert_works(&app, &old).await;
+    app.assert_works(&new).await;
+    app.assert_works(&old).await;
 
     let shown = get_client(&app, &admin, &id).await;
     let keys = shown["keys"].as_array().unwrap();
@@ -1415,7 +1407,7 @@ async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
     let newest = s(&res.json()["key"]);
     assert_dead(&app, &old).await;
     assert_dead(&app, &new).await;
-    assert_works(&app, &newest).await;
+    app.assert_works(&newest).await;
 }
 
 async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestApp) {
@@ -1461,8 +1453,8 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
     .await;
     res.expect(201);
     let second = s(&res.json()["key"]);
-    assert_works(&app, &first).await;
-    assert_works(&app, &second).await;
+    app.assert_works(&first).await;
+    app.assert_works(&second).await;
 
     let res = app
         .delete(&format!("/api/v1/admin/clients/{id}"))
@@ -1473,7 +1465,7 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
     assert!(res.body.is_empty());
     assert_dead(&app, &first).await;
     assert_dead(&app, &second).await;
-    assert_works(&app, &other).await;
+    app.assert_works(&other).await;
 
     // Still listed, as revoked, with no working keys.
     let shown = get_client(&app, &admin, &id).await;
@@ -1535,8 +1527,8 @@ async fn admin_client_revoke_with_user_tokens(app: TestApp) {
     for token in [&ann_via_a, &bob_via_a, &ann_script_via_a] {
         assert_dead(&app, token).await;
     }
-    assert_works(&app, &ann_via_b).await;
-    assert_works(&app, &bob_via_c).await;
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&bob_via_c).await;
 
     // `false`: the client's keys die, its customers' tokens live on.
     app.delete(&format!(
@@ -1548,9 +1540,9 @@ async fn admin_client_revoke_with_user_tokens(app: TestApp) {
     .await
     .expect(204);
     assert_dead(&app, &key_c).await;
-    assert_works(&app, &bob_via_c).await;
-    assert_works(&app, &ann_via_b).await;
-    assert_works(&app, &key_b).await;
+    app.assert_works(&bob_via_c).await;
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&key_b).await;
 }
 
 // ---------------------------------------------------------------- admin: customers
@@ -1575,10 +1567,10 @@ async fn admin_revoke_customer_tokens(app: TestApp) {
     for token in [&ann, &ann_phone, &ann_script] {
         assert_dead(&app, token).await;
     }
-    assert_works(&app, &bob).await;
+    app.assert_works(&bob).await;
     // The account itself is fine: Ann can log in again.
     let again = login_token(&app, &pk, "ann@example.com").await;
-    assert_works(&app, &again).await;
+    app.assert_works(&again).await;
     // Doing it again is fine too (the customer exists).
     app.post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
         .bearer(&admin)
@@ -1600,5 +1592,5 @@ async fn admin_revoke_customer_tokens(app: TestApp) {
         .send()
         .await
         .expect_problem(403, "insufficient_scope");
-    assert_works(&app, &bob).await;
+    app.assert_works(&bob).await;
 }

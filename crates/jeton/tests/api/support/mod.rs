@@ -340,6 +340,21 @@ pub async fn send_request(app: &TestApp, request: Request<Body>) -> Res {
 }
 
 impl TestApp {
+    /// Asserts that `token` reads the catalogue. Three times: the first
+    /// request looks it up in the store, the second finds it in the shared
+    /// cache, and from the third on a publishable key is found by its text
+    /// (the requests run on this thread). So a refusal after a revocation or
+    /// a rotation shows that every one of them has forgotten it.
+    pub async fn assert_works(&self, token: &str) {
+        for _ in 0..3 {
+            self.get("/api/v1/products")
+                .bearer(token)
+                .send()
+                .await
+                .expect(200);
+        }
+    }
+
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
         Req {
             app: self,
