@@ -19,7 +19,8 @@
 //! and an atomic store to note the use (see [`Verifier::take_usage`]).
 //! A storefront's publishable key, on every guest's request, is found
 //! before all that by its text, in slots of the thread's own
-//! ([`hot_keys`]; on [`Verifier::authenticate_cached`], the guard's path).
+//! (`verify/hot_keys.rs`; on [`Verifier::authenticate_cached`], the guard's
+//! path).
 
 mod hot_keys;
 
@@ -159,7 +160,7 @@ impl Handles {
 }
 
 pub struct Verifier<S> {
-    /// Tells this verifier's entries in [`hot_keys`] from another's in the
+    /// Tells this verifier's entries in `hot_keys` from another's in the
     /// same process.
     id: u64,
     store: S,
@@ -177,6 +178,10 @@ pub struct Verifier<S> {
     handles: OnceLock<Handles>,
 }
 
+/// Verifiers made so far in this process, for their ids: one count for
+/// every store type.
+static VERIFIERS: AtomicU64 = AtomicU64::new(0);
+
 fn capacity(items: u64) -> usize {
     usize::try_from(items).unwrap_or(usize::MAX).max(1)
 }
@@ -191,7 +196,6 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
-        static VERIFIERS: AtomicU64 = AtomicU64::new(0);
         Verifier {
             id: VERIFIERS.fetch_add(1, Ordering::Relaxed),
             store,
@@ -648,22 +652,96 @@ mod tests {
     }
 
     #[test]
-    fn a_key_found_by_its_text_still_expires() {
+    fn a_key_found_by_its_text_still_expires_and_is_reloaded() {
+        let verifier = Verifier::new(Credentials::default());
+        let expires_at = OffsetDateTime::now_utc() + Duration::from_millis(500);
+        let key = verifier
+            .store
+            .issue(TokenKind::Publishable, Some(expires_at));
+        let headers = bearer(&key);
+        for _ in 0..2 {
+            // From the store, then from the shared cache.
+            now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        }
+        assert!(kept_by_text(&verifier, &key));
+        // Past its reload time the store is asked again, key kept or not.
+        let reload = now_nanos() + nanos(CacheSettings::default().positive_ttl) + 1;
+        assert!(
+            verifier
+                .authenticate_cached_at(&headers, None, reload)
+                .is_none()
+        );
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(kept_by_text(&verifier, &key), "found by its text, first");
+        assert_eq!(
+            verifier.authenticate_cached(&headers, None),
+            Some(Err(AuthError::InvalidToken))
+        );
+    }
+
+    #[test]
+    fn an_expired_key_is_not_kept_by_its_text() {
         let verifier = Verifier::new(Credentials::default());
         let expired = OffsetDateTime::now_utc() - Duration::from_secs(1);
         let key = verifier.store.issue(TokenKind::Publishable, Some(expired));
         let headers = bearer(&key);
-        for _ in 0..2 {
-            // From the store, then from the shared cache.
+        for _ in 0..3 {
             assert_eq!(
                 now_or_never(verifier.authenticate(&headers, None)),
                 Err(AuthError::InvalidToken)
             );
         }
-        assert!(kept_by_text(&verifier, &key));
+        assert!(!kept_by_text(&verifier, &key));
+    }
+
+    /// Reads its answer, then waits once before handing it over: a lookup
+    /// that an invalidation can overtake.
+    struct Slow(Credentials);
+
+    impl TokenStore for Slow {
+        async fn find_credential(
+            &self,
+            kind: TokenKind,
+            hash: &HashedToken,
+        ) -> Result<Option<StoredCredential>, StoreError> {
+            let found = self.0.find_credential(kind, hash).await;
+            let mut waited = false;
+            std::future::poll_fn(|_| {
+                if std::mem::replace(&mut waited, true) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            found
+        }
+    }
+
+    #[test]
+    fn a_lookup_overtaken_by_an_invalidation_is_not_served_from_the_caches() {
+        let verifier = Verifier::new(Slow(Credentials::default()));
+        let key = verifier.store.0.issue(TokenKind::Publishable, None);
+        let headers = bearer(&key);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut lookup = std::pin::pin!(verifier.authenticate(&headers, None));
+        assert!(
+            lookup.as_mut().poll(&mut context).is_pending(),
+            "read, not yet answered"
+        );
+        verifier.store.0.revoke_all();
+        verifier.invalidate_all();
+        // The request that was under way gets what it read; no later one does.
+        assert!(matches!(
+            lookup.poll(&mut context),
+            std::task::Poll::Ready(Ok(_))
+        ));
+        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        let mut again = std::pin::pin!(verifier.authenticate(&headers, None));
+        assert!(again.as_mut().poll(&mut context).is_pending());
         assert_eq!(
-            verifier.authenticate_cached(&headers, None),
-            Some(Err(AuthError::InvalidToken))
+            again.poll(&mut context),
+            std::task::Poll::Ready(Err(AuthError::InvalidToken))
         );
     }
 

@@ -1,4 +1,4 @@
-//! The publishable keys each thread verified last, by their text.
+//! The publishable keys each thread verified recently, by their text.
 //!
 //! A storefront's pages all carry the same publishable key, so most
 //! requests a shop serves authenticate with one key, or a handful. Finding
@@ -24,13 +24,15 @@ use zeroize::Zeroizing;
 use super::Cached;
 use crate::{
     PlainToken, TokenKind,
+    clock::has_passed,
     token::{PREFIX_LEN, TOKEN_LEN},
 };
 
 /// Slots per thread. A key's slot is chosen by its first random character
 /// (one of 62), so two keys share one about one time in eight; then the
-/// first keeps it (see [`remember`]) and the other is verified through the
-/// shared cache, as every key was before.
+/// first keeps it until an invalidation or its reload time (see
+/// [`remember`]) and the other is verified through the shared cache, as
+/// every key was before.
 const SLOTS: usize = 8;
 
 struct Entry {
@@ -44,12 +46,15 @@ thread_local! {
         const { RefCell::new([const { None }; SLOTS]) };
 }
 
+/// The slot of a key (`pub(super)` for the tests, which pick two keys that
+/// share one).
 pub(super) fn slot(text: &[u8; TOKEN_LEN]) -> usize {
     usize::from(text[PREFIX_LEN]) % SLOTS
 }
 
-/// Whether two texts are equal, without an early exit: the texts are public,
-/// but the comparison costs nothing more this way.
+/// Whether two texts are equal, without an early exit. The texts are public,
+/// so this is not for secrecy; it costs no more than an early exit, and
+/// keeps the rule that token texts are compared this way without exception.
 fn same(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
     a.iter()
         .zip(b)
@@ -71,12 +76,17 @@ pub(super) fn find(verifier: u64, generation: u64, text: &[u8]) -> Option<Cached
 }
 
 /// Notes a credential the shared cache just served for `token` in its
-/// current generation. Anything but a publishable key is ignored. A slot
-/// that holds another key of the same verifier and generation, not due for
-/// reloading, keeps it: two keys in one slot, used in turn, would otherwise
-/// each pay for both paths on every request.
+/// current generation. Only a publishable key that will be accepted is
+/// kept: an expired one (an old key after a rotation, still sent by stale
+/// pages) must not hold a slot. A slot that holds another key of the same
+/// verifier and generation, not due for reloading, keeps it: two keys in
+/// one slot, used in turn, would otherwise each pay for both paths on every
+/// request.
 pub(super) fn remember(verifier: u64, token: &PlainToken, cached: &Cached, now: i64) {
-    if token.kind() != TokenKind::Publishable {
+    if token.kind() != TokenKind::Publishable
+        || cached.principal.kind() != TokenKind::Publishable
+        || has_passed(cached.expires_at, now)
+    {
         return;
     }
     let text = token.text();

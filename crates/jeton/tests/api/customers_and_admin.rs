@@ -82,7 +82,6 @@ fn last4(token: &str) -> &str {
     &token[token.len() - 4..]
 }
 
-/// The token authenticates (it holds `products:read`).
 /// The token no longer authenticates anywhere.
 async fn assert_dead(app: &TestApp, token: &str) {
     app.get("/api/v1/products")
