@@ -120,8 +120,9 @@ impl<S: TokenStore> Gate<S> {
 
     /// [`Gate::admit`] without waiting, for the hot path: `None` when the
     /// answer needs I/O (a token not in the caches, or a refusal to record),
-    /// and then nothing has been counted or recorded yet, so the caller
-    /// runs [`Gate::admit`] instead.
+    /// and the caller runs [`Gate::admit`] instead. Nothing has been recorded
+    /// then, and no failure counted; a key refused for its origin has been
+    /// counted as verified, and [`Gate::admit`] counts it once more.
     ///
     /// Both take the request itself rather than its parts: taking a request
     /// apart and putting it together again moves it twice, which costs a

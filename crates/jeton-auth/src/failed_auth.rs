@@ -156,12 +156,10 @@ impl FailedAuth {
     }
 
     /// Refuses an IP that has failed too often in its window. `now`: Unix
-    /// nanoseconds.
+    /// nanoseconds. The guard asks [`FailedAuth::may_refuse`] first, and
+    /// looks the IP up only if so.
     pub(crate) fn check(&self, ip: Option<IpAddr>, now: i64) -> Result<(), AuthError> {
         let Some(ip) = ip else { return Ok(()) };
-        if !self.may_refuse(now) {
-            return Ok(());
-        }
         let now = self.millis(now);
         let (fingerprint, set) = self.set(ip);
         let Some(started) = set

@@ -53,8 +53,8 @@ pub(crate) fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
 /// What follows `Bearer ` in the form every client sends, unchecked: for
 /// comparing with the text of tokens already verified (see
 /// `verify::hot_keys`). Anything that equals one of them is that token.
-pub(crate) fn common_form_text(value: &HeaderValue) -> Option<&[u8]> {
-    value.as_bytes().strip_prefix(COMMON_SCHEME)
+pub(crate) fn common_form_text(value: &[u8]) -> Option<&[u8]> {
+    value.strip_prefix(COMMON_SCHEME)
 }
 
 /// The form every client sends, `Bearer <token>`, in one pass over its
@@ -62,7 +62,7 @@ pub(crate) fn common_form_text(value: &HeaderValue) -> Option<&[u8]> {
 /// tell. A token that parses, or fails only its checksum, consists of
 /// visible b64token characters, so the general path would answer the same.
 fn common_form(value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
-    match PlainToken::parse_bytes(value.strip_prefix(COMMON_SCHEME)?) {
+    match PlainToken::parse_bytes(common_form_text(value)?) {
         Ok(token) => Some(Ok(token)),
         Err(TokenFormatError::Checksum) => Some(Err(AuthError::InvalidToken)),
         Err(_) => None,

@@ -208,21 +208,21 @@ impl HashedToken {
 }
 
 impl PartialEq for HashedToken {
-    /// In constant time, a word at a time: every cache lookup compares
-    /// hashes, and `subtle`'s byte-by-byte comparison of 32 bytes costs
-    /// more than the lookup itself. No branch depends on the bytes until
-    /// the one folded difference is compared.
+    /// In constant time: see [`equal_in_constant_time`].
     fn eq(&self, other: &Self) -> bool {
-        let difference =
-            self.0
-                .chunks_exact(8)
-                .zip(other.0.chunks_exact(8))
-                .fold(0u64, |acc, (a, b)| {
-                    acc | (u64::from_ne_bytes(a.try_into().expect("8 bytes"))
-                        ^ u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-                });
-        difference.ct_eq(&0).into()
+        equal_in_constant_time(&self.0, &other.0)
     }
+}
+
+/// Whether two secrets of one fixed length are equal, with no branch on
+/// their bytes until the one folded difference is compared. Every cache
+/// lookup compares hashes this way, and `subtle`'s comparison of slices,
+/// which hides each byte from the optimizer, costs more than the lookup
+/// itself; folding a fixed-length array lets the compiler compare it in a
+/// few vector instructions.
+pub(crate) fn equal_in_constant_time<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    difference.ct_eq(&0).into()
 }
 
 impl std::hash::Hash for HashedToken {

@@ -291,9 +291,8 @@ impl<S: TokenStore> Verifier<S> {
             Err(error) => return Some(Err(error)),
         };
         let generation = self.generation();
-        if let Some(cached) = header::common_form_text(value)
-            .and_then(|text| hot_keys::find(self.id, generation, text))
-            .filter(|cached| cached.reload_at > now)
+        if let Some(cached) = header::common_form_text(value.as_bytes())
+            .and_then(|text| hot_keys::find(self.id, generation, text, now))
         {
             return Some(self.accept(cached, TokenKind::Publishable, now, Source::Cache));
         }
@@ -583,7 +582,13 @@ mod tests {
     /// Whether `token` is among this thread's keys found by text, for
     /// `verifier` as it is now.
     fn kept_by_text<S: TokenStore>(verifier: &Verifier<S>, token: &PlainToken) -> bool {
-        hot_keys::find(verifier.id, verifier.generation(), token.text()).is_some()
+        hot_keys::find(
+            verifier.id,
+            verifier.generation(),
+            token.text(),
+            now_nanos(),
+        )
+        .is_some()
     }
 
     /// A publishable key, looked up in the store, then found in the shared

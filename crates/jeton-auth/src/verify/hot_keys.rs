@@ -25,7 +25,7 @@ use super::Cached;
 use crate::{
     PlainToken, TokenKind,
     clock::has_passed,
-    token::{PREFIX_LEN, TOKEN_LEN},
+    token::{PREFIX_LEN, TOKEN_LEN, equal_in_constant_time},
 };
 
 /// Slots per thread. A key's slot is chosen by its first random character
@@ -52,25 +52,18 @@ pub(super) fn slot(text: &[u8; TOKEN_LEN]) -> usize {
     usize::from(text[PREFIX_LEN]) % SLOTS
 }
 
-/// Whether two texts are equal, without an early exit. The texts are public,
-/// so this is not for secrecy; it costs no more than an early exit, and
-/// keeps the rule that token texts are compared this way without exception.
-fn same(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
-    a.iter()
-        .zip(b)
-        .fold(0, |difference, (x, y)| difference | (x ^ y))
-        == 0
-}
-
 /// The credential of `text`, if this thread verified it as a publishable
-/// key for `verifier` in `generation`, the verifier's current one.
-pub(super) fn find(verifier: u64, generation: u64, text: &[u8]) -> Option<Cached> {
+/// key for `verifier` in `generation`, the verifier's current one, and it is
+/// not due for reloading at `now`: the shared cache's conditions. Texts are
+/// compared in constant time like every token, though these are public.
+pub(super) fn find(verifier: u64, generation: u64, text: &[u8], now: i64) -> Option<Cached> {
     let text: &[u8; TOKEN_LEN] = text.try_into().ok()?;
     SLOTS_OF_THIS_THREAD.with_borrow(|slots| {
         let entry = slots[slot(text)].as_ref()?;
         (entry.verifier == verifier
             && entry.cached.generation == generation
-            && same(&entry.text, text))
+            && entry.cached.reload_at > now
+            && equal_in_constant_time(&entry.text, text))
         .then(|| entry.cached.clone())
     })
 }
@@ -96,7 +89,7 @@ pub(super) fn remember(verifier: u64, token: &PlainToken, cached: &Cached, now: 
             entry.verifier == verifier
                 && entry.cached.generation == cached.generation
                 && entry.cached.reload_at > now
-                && !same(&entry.text, text)
+                && !equal_in_constant_time(&entry.text, text)
         });
         if !taken {
             *slot = Some(Entry {
