@@ -66,7 +66,7 @@ pub(crate) fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = routes::api().into_router();
+    let api = routes::api().into_router(&state);
     with_layers(api, state)
 }
 
@@ -93,7 +93,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     // (answers preflights), client IP, the body limit, then the routes.
     // `Router::layer` would wrap every route in each of them instead, and
     // axum clones each route's stack of wrappers, a box per layer, on every
-    // request: in process that was 3.4 of the 8.1 µs of a `/healthz`.
+    // request.
     let layered = ServiceBuilder::new()
         .layer(from_fn(request_id::middleware))
         .layer(
