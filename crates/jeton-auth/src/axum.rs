@@ -207,7 +207,11 @@ impl<S> Guard<S> {
 /// `axum::middleware::from_fn_with_state(Guard::new(gate, access), guard::<E, _>)`
 /// on a route (`route_layer`). `E` is the app's error type, so refusals
 /// render like every other error ([`AuthError`] itself will do).
-pub async fn guard<E, S>(State(guard): State<Guard<S>>, mut request: Request, next: Next) -> Response
+pub async fn guard<E, S>(
+    State(guard): State<Guard<S>>,
+    mut request: Request,
+    next: Next,
+) -> Response
 where
     E: From<AuthError> + IntoResponse,
     S: TokenStore,

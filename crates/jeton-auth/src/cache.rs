@@ -77,9 +77,8 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let entry = self.entries.as_ref()?.get(key)?;
-        (entry.generation == self.generation.load(Ordering::SeqCst)
-            && entry.until > Instant::now())
-        .then_some(entry.value)
+        (entry.generation == self.generation.load(Ordering::SeqCst) && entry.until > Instant::now())
+            .then_some(entry.value)
     }
 
     /// Keeps `value`, read in `read_in`. If an invalidation has happened

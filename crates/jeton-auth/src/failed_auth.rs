@@ -81,14 +81,24 @@ impl FailedAuth {
 
     fn count_at(&self, ip: Option<IpAddr>, now: Instant) {
         let Some(ip) = ip else { return };
-        let new = || Arc::new(Mutex::new(Window { started: now, failures: 0 }));
+        let new = || {
+            Arc::new(Mutex::new(Window {
+                started: now,
+                failures: 0,
+            }))
+        };
         let window = self
             .windows
-            .get_or_insert_with(&ip.to_canonical(), || Ok::<_, std::convert::Infallible>(new()))
+            .get_or_insert_with(&ip.to_canonical(), || {
+                Ok::<_, std::convert::Infallible>(new())
+            })
             .unwrap_or_else(|never| match never {});
         let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
         if now.saturating_duration_since(window.started) >= self.limit.window {
-            *window = Window { started: now, failures: 0 };
+            *window = Window {
+                started: now,
+                failures: 0,
+            };
         }
         window.failures = window.failures.saturating_add(1);
     }

@@ -114,10 +114,8 @@ impl Fixture {
             guarded: Router::new()
                 .route(
                     "/api/v1/products/{id}",
-                    get(catalog::get_product).route_layer(from_fn_with_state(
-                        product_guard,
-                        guard::<AppError, _>,
-                    )),
+                    get(catalog::get_product)
+                        .route_layer(from_fn_with_state(product_guard, guard::<AppError, _>)),
                 )
                 .with_state(state.clone()),
             origin: false,

@@ -125,7 +125,8 @@ impl RouteTable {
             .into_iter()
             .fold(Router::new(), |router, (entry, route)| {
                 let guard_state = Guard::new(state.gate.clone(), entry.access);
-                let route = route.route_layer(from_fn_with_state(guard_state, guard::<AppError, _>));
+                let route =
+                    route.route_layer(from_fn_with_state(guard_state, guard::<AppError, _>));
                 router.route(&format!("{PREFIX}{}", entry.path), route)
             })
     }
