@@ -18,7 +18,7 @@ use metrics::Counter;
 use quick_cache::sync::Cache;
 
 use crate::{
-    http::pagination::PageRequest,
+    pagination::PageRequest,
     store::{
         Db,
         products::{Product, ProductFilter},

@@ -7,11 +7,11 @@ use utoipa::IntoParams;
 use super::{
     error::{AppError, AppResult},
     extract::{JsonBytes, Query},
-    pagination::{Page, PageRequest},
     state::AppState,
 };
 use crate::{
     domain::{ids::parse_id, text::bounded},
+    pagination::{Page, PageRequest},
     store::products::{Product, ProductFilter},
 };
 
@@ -35,7 +35,8 @@ pub async fn list_products(
     State(state): State<AppState>,
     Query(query): Query<ProductQuery>,
 ) -> AppResult<JsonBytes> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let q = query
         .q
         .map(|q| bounded(&q, 0, 100).map_err(|message| AppError::validation("q", message)))

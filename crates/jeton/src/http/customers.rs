@@ -18,8 +18,8 @@ use crate::{
     domain::{
         abilities,
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
-        password,
     },
+    hashing,
     store::{
         audit::{Audit, Event},
         customers::{CreateCustomerError, Customer},
@@ -51,7 +51,7 @@ pub async fn register(
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
     state.throttle.check_registration(ip).map_err(throttled)?;
-    let hash = password::hash(new.password)
+    let hash = hashing::hash(new.password)
         .await
         .map_err(|_| AppError::Unavailable)?;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
@@ -89,7 +89,7 @@ pub async fn login(
     };
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
-    let verified = password::verify(login.password, stored_hash)
+    let verified = hashing::verify(login.password, stored_hash)
         .await
         .map_err(|_| AppError::Unavailable)?;
     let Some(customer_id) = customer_id.clone().filter(|_| verified) else {

@@ -13,7 +13,6 @@ pub mod hygiene;
 pub mod metrics;
 pub mod openapi;
 pub mod orders;
-pub mod pagination;
 pub mod request_id;
 pub mod routes;
 pub mod state;

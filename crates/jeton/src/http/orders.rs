@@ -12,7 +12,6 @@ use utoipa::IntoParams;
 use super::{
     error::{AppError, AppResult},
     extract::{Json, Query},
-    pagination::{Page, PageRequest},
     state::AppState,
 };
 use crate::{
@@ -20,6 +19,7 @@ use crate::{
         ids::parse_id,
         order::{IdempotencyKey, OrderInput, OrderRequest},
     },
+    pagination::{Page, PageRequest},
     store::orders::{Order, PlaceOrderError, Placed},
 };
 
@@ -140,7 +140,8 @@ pub async fn list_mine(
     User(user): User,
     Query(query): Query<OrderQuery>,
 ) -> AppResult<Json<Page<Order>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let rows = state
         .db
         .list_orders(&user.user_id, page.after.as_deref(), page.fetch_limit())

@@ -5,7 +5,7 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{Db, is_unique_violation};
+use super::{Db, db_error::is_unique_violation};
 use crate::domain::{
     ids::new_id,
     time::{from_micros, now_micros},

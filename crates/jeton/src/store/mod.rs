@@ -4,7 +4,7 @@
 //! Both backends run the same SQL through sqlx's `Any` driver: the schema uses
 //! only types both treat alike, so the dialect shows up in exactly three
 //! places, all in this file: connection settings, how a write transaction
-//! starts, and which errors mean "try again". The shared test suite runs every
+//! starts, and what an error code means (`db_error.rs`). The shared test suite runs every
 //! query on both.
 
 pub mod audit;
@@ -12,6 +12,7 @@ pub mod changes;
 pub mod clients;
 pub mod credentials;
 pub mod customers;
+pub mod db_error;
 pub mod orders;
 pub mod products;
 pub mod retry;
@@ -210,13 +211,6 @@ impl Db {
         self.pool.close().await;
         self.writer.close().await;
     }
-}
-
-/// Was this a unique-constraint violation (a duplicate SKU or email)?
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|db_error| db_error.is_unique_violation())
 }
 
 /// Builds `$first, $first+1, …` for an `IN (…)` list of `count` values.

@@ -25,8 +25,9 @@ use utoipa::ToSchema;
 use super::{
     Db,
     changes::Topic,
+    db_error::{is_contention, is_contention_or_disconnect},
     placeholders,
-    retry::{Retryable, is_contention, is_contention_or_disconnect, retrying, retrying_if},
+    retry::{Retryable, retrying, retrying_if},
 };
 use crate::domain::{
     ids::new_id,

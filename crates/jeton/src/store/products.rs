@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use super::{
     Db,
     changes::Topic,
-    is_unique_violation,
-    retry::{Retryable, is_contention, retrying},
+    db_error::{is_contention, is_unique_violation},
+    retry::{Retryable, retrying},
 };
 use crate::domain::{
     ids::new_id,

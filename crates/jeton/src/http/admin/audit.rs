@@ -7,9 +7,9 @@ use crate::{
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
-        pagination::{Page, PageRequest},
         state::AppState,
     },
+    pagination::{Page, PageRequest},
     store::audit::{AuditEvent, AuditFilter},
 };
 
@@ -39,7 +39,8 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> AppResult<Json<Page<AuditEvent>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let filter = AuditFilter {
         client_id: id_filter("client_id", query.client_id)?,
         customer_id: id_filter("customer_id", query.customer_id)?,

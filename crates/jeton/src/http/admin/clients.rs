@@ -14,9 +14,9 @@ use crate::{
     http::{
         error::{AppError, AppResult},
         extract::{Json, JsonOrEmpty, Query},
-        pagination::{Page, PageRequest},
         state::AppState,
     },
+    pagination::{Page, PageRequest},
     store::{
         audit::Audit,
         clients::{Client, ClientKey},
@@ -67,7 +67,8 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ClientQuery>,
 ) -> AppResult<Json<Page<Client>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let rows = state
         .db
         .list_clients(page.after.as_deref(), page.fetch_limit())
