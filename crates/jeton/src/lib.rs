@@ -8,6 +8,7 @@
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
+pub mod api;
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;

@@ -10,9 +10,10 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::{ids::parse_id, text::bounded},
+    api::Product,
+    domain::{ids::ProductId, text::bounded},
     pagination::{Page, PageRequest},
-    store::products::{Product, ProductFilter},
+    store::products::ProductFilter,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,7 +59,7 @@ pub async fn get_product(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<JsonBytes> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ProductId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .catalog
         .product(&state.db, &id)

@@ -3,13 +3,15 @@
 //!
 //! Both backends run the same SQL through sqlx's `Any` driver: the schema uses
 //! only types both treat alike, so the dialect shows up in exactly three
-//! places, all in this file: connection settings, how a write transaction
-//! starts, and what an error code means (`db_error.rs`). The shared test suite runs every
-//! query on both.
+//! places: connection settings and how a write transaction starts (both in
+//! this file), and what an error code means (`db_error.rs`). Rows are read
+//! with `#[derive(FromRow)]` (`columns.rs` says how times and lists are
+//! stored). The shared test suite runs every query on both.
 
 pub mod audit;
 pub mod changes;
 pub mod clients;
+pub mod columns;
 pub mod credentials;
 pub mod customers;
 pub mod db_error;

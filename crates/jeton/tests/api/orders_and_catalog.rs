@@ -1183,7 +1183,7 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         "%27%20OR%20customer_id%20IS%20NOT%20NULL%20--".to_owned(),
         order_id.replace('-', ""),
         format!("{order_id}x"),
-        product.id.clone(),
+        product.id.to_string(),
     ] {
         app.get(&format!("/api/v1/me/orders/{id}"))
             .bearer(&token)

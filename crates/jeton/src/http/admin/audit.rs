@@ -1,16 +1,18 @@
+use std::str::FromStr;
+
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::{
-    domain::ids::parse_id,
+    api::AuditEvent,
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
         state::AppState,
     },
     pagination::{Page, PageRequest},
-    store::audit::{AuditEvent, AuditFilter},
+    store::audit::AuditFilter,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -26,9 +28,12 @@ pub struct AuditQuery {
     customer_id: Option<String>,
 }
 
-fn id_filter(field: &str, value: Option<String>) -> AppResult<Option<String>> {
+fn id_filter<Id: FromStr>(field: &str, value: Option<String>) -> AppResult<Option<Id>> {
     value
-        .map(|id| parse_id(&id).ok_or_else(|| AppError::validation(field, "is not an id")))
+        .map(|id| {
+            id.parse()
+                .map_err(|_| AppError::validation(field, "is not an id"))
+        })
         .transpose()
 }
 
@@ -49,5 +54,6 @@ pub async fn list(
         .db
         .list_audit(&filter, page.after.as_deref(), page.fetch_limit())
         .await?;
-    Ok(Json(page.page(rows, |event| &event.id)))
+    let events = rows.into_iter().map(AuditEvent::from).collect();
+    Ok(Json(page.page(events, |event| &event.id)))
 }

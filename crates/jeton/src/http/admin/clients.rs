@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
+    api::{Client, ClientKey},
     domain::{
         client::{NewClient, NewClientInput},
-        ids::parse_id,
+        ids::ClientId,
     },
     http::{
         error::{AppError, AppResult},
@@ -17,10 +18,7 @@ use crate::{
         state::AppState,
     },
     pagination::{Page, PageRequest},
-    store::{
-        audit::Audit,
-        clients::{Client, ClientKey},
-    },
+    store::audit::Audit,
 };
 
 /// A new client and its first key. The key is shown only here.
@@ -46,7 +44,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(CreatedClient {
-            client,
+            client: client.into(),
             key: key.expose_secret().to_owned(),
         }),
     ))
@@ -73,19 +71,20 @@ pub async fn list(
         .db
         .list_clients(page.after.as_deref(), page.fetch_limit())
         .await?;
-    Ok(Json(page.page(rows, |client| &client.id)))
+    let clients = rows.into_iter().map(Client::from).collect();
+    Ok(Json(page.page(clients, |client| &client.id)))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/clients/{id}", tag = "admin",
     security(("bearer" = ["admin"])),
     responses((status = 200, body = Client), (status = 404)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .db
         .get_client(&id)
         .await?
-        .map(Json)
+        .map(|client| Json(client.into()))
         .ok_or(AppError::NotFound)
 }
 
@@ -125,7 +124,7 @@ pub async fn rotate(
             format!("must be from 0 to {MAX_GRACE_SECONDS}"),
         ));
     }
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     let client = state
         .db
         .get_client(&id)
@@ -142,7 +141,7 @@ pub async fn rotate(
         StatusCode::CREATED,
         Json(RotatedKey {
             key: key.expose_secret().to_owned(),
-            record,
+            record: record.into(),
         }),
     ))
 }
@@ -165,7 +164,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     Query(query): Query<RevokeQuery>,
 ) -> AppResult<StatusCode> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     if state
         .db
         .revoke_client(&id, query.revoke_user_tokens, &audit)

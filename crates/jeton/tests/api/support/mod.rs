@@ -405,7 +405,7 @@ impl TestApp {
             .create_client(&new, &key, &jeton::store::audit::Audit::cli())
             .await
             .unwrap();
-        (client.id, key.expose_secret().to_owned())
+        (client.id.into(), key.expose_secret().to_owned())
     }
 
     /// A secret key with `admin`.
@@ -478,7 +478,7 @@ impl TestApp {
     /// Current stock of a product, from the database.
     pub async fn stock(&self, product_id: &str) -> i64 {
         self.db
-            .get_product(product_id)
+            .get_product(&product_id.parse().expect("a product id"))
             .await
             .unwrap()
             .unwrap()
