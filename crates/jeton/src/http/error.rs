@@ -1,5 +1,5 @@
 //! The one error type of the HTTP layer. Every error response is RFC 9457
-//! problem+json with a stable `code`.
+//! problem+json with a stable `code`; `docs/api.md` lists them for clients.
 //!
 //! When to use which:
 //! - `Auth`: anything about the credential (see `jeton_auth::AuthError`).
