@@ -2,7 +2,6 @@
 //! credential gets on every route, driven by the route table (deny by
 //! default), and the route table itself against the contract.
 
-
 use axum::http::Method;
 use jeton::{
     domain::{abilities, client::ClientKind},
@@ -16,7 +15,6 @@ use crate::{
     on_both_databases,
     support::{PASSWORD, Req, Res, STORE_TABLES, TestApp, USER_ABILITIES},
 };
-
 
 const CHALLENGE: &str = r#"Bearer realm="jeton""#;
 const CHALLENGE_INVALID_REQUEST: &str = r#"Bearer realm="jeton", error="invalid_request""#;
@@ -926,7 +924,11 @@ async fn route_table_denies_by_default(app: TestApp) {
     }
     // pk: 18 rows, sk: 9 (the user-token rows), ut: 11 (the client-key rows).
     assert_eq!(refused, 18 + 9 + 11, "wrong-kind refusals checked");
-    assert_eq!(app.row_counts(&STORE_TABLES).await, before, "no refused request wrote");
+    assert_eq!(
+        app.row_counts(&STORE_TABLES).await,
+        before,
+        "no refused request wrote"
+    );
 }
 
 // The `abilities` module lists the user ceiling this file assumes.
@@ -956,7 +958,8 @@ async fn admin_api_needs_a_secret_key_with_admin(app: TestApp) {
             .send()
             .await
             .expect_problem(403, "insufficient_scope");
-        app.create_product(token,
+        app.create_product(
+            token,
             json!({"sku": "X", "name": "X", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
         )
         .await

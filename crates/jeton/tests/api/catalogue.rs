@@ -1,43 +1,19 @@
 //! The catalogue: `GET /products` (pages, search, filters), `GET
 //! /products/{id}`, and the admin product endpoints.
 
-
-use jeton::{
-    domain::{client::ClientKind, ids::new_id, product::NewProduct},
-    store::products::Product,
-};
+use jeton::domain::{client::ClientKind, ids::new_id};
 use serde_json::{Value, json};
-use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 
 use crate::{
     on_both_databases,
-    support::{TestApp, UNKNOWN_ID, assert_about, assert_fields, s, timestamp},
+    support::{
+        TestApp, UNKNOWN_ID, assert_about, assert_fields, assert_rfc3339_utc, enc, error_fields,
+        ids, keys, s, timestamp,
+    },
 };
 
-
 // ---------------------------------------------------------------- helpers
-
-/// A product with a chosen name (the support fixture names it after the SKU).
-async fn named_product(
-    app: &TestApp,
-    sku: &str,
-    name: &str,
-    price: i64,
-    currency: &str,
-    stock: i64,
-) -> Product {
-    app.db
-        .create_product(&NewProduct {
-            sku: sku.to_owned(),
-            name: name.to_owned(),
-            description: format!("About {name}"),
-            price_amount: price,
-            currency: currency.to_owned(),
-            stock,
-        })
-        .await
-        .unwrap()
-}
 
 /// The three kinds of credential that may read the catalogue: a
 /// publishable key, a secret key with only `products:read`, a user token.
@@ -52,80 +28,6 @@ async fn catalogue_readers(app: &TestApp) -> Vec<(&'static str, String)> {
         ("secret key", secret),
         ("user token", user),
     ]
-}
-
-/// Percent-encodes a query value.
-fn enc(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn ids(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Follows `next_cursor` from the first page of `path?query` with `limit`,
-/// checking that every page but the last is full and the last one ends with
-/// `next_cursor: null`. Returns every item in the order seen.
-async fn all_pages(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    query: &str,
-    limit: usize,
-) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let mut url = format!("{path}?limit={limit}");
-        if !query.is_empty() {
-            url.push('&');
-            url.push_str(query);
-        }
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={}", enc(cursor)));
-        }
-        let res = app.get(&url).bearer(token).send().await;
-        res.expect(200);
-        let page = res.json();
-        let data = page["data"].as_array().unwrap().clone();
-        assert!(data.len() <= limit, "{url}: {} items", data.len());
-        items.extend(data.iter().cloned());
-        match &page["next_cursor"] {
-            Value::Null => return items,
-            Value::String(next) => {
-                assert_eq!(data.len(), limit, "{url}: a page with a next page is full");
-                cursor = Some(next.clone());
-            }
-            other => panic!("next_cursor must be a string or null: {other}"),
-        }
-    }
-    panic!("{path}?{query}: pagination does not end");
-}
-
-fn assert_rfc3339_utc(value: &Value) {
-    let text = value.as_str().expect("a timestamp string");
-    let parsed = OffsetDateTime::parse(text, &Rfc3339)
-        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"));
-    assert_eq!(parsed.offset(), UtcOffset::UTC, "{text} is not UTC");
-    assert!(text.ends_with('Z'), "{text} is not UTC");
-}
-
-fn keys(value: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    keys
-}
-
-fn error_fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a validation error lists its fields: {body}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 // ---------------------------------------------------------------- catalogue
@@ -164,18 +66,18 @@ async fn catalogue_pages_visit_every_product_once_in_creation_order(app: TestApp
         );
 
         // limit=20: 20, 20, 5, in creation order, each exactly once.
-        let seen = all_pages(&app, &token, "/api/v1/products", "", 20).await;
+        let seen = app.all_pages(&token, "/api/v1/products", "", 20).await;
         assert_eq!(seen.len(), 45, "{who}");
         assert_eq!(ids(&seen), created, "{who}");
 
         // Page sizes that divide the total still end with a null cursor
         // on the last page, not with a cursor to an empty page.
         assert_eq!(
-            ids(&all_pages(&app, &token, "/api/v1/products", "", 15).await),
+            ids(&app.all_pages(&token, "/api/v1/products", "", 15).await),
             created
         );
         assert_eq!(
-            ids(&all_pages(&app, &token, "/api/v1/products", "", 1).await),
+            ids(&app.all_pages(&token, "/api/v1/products", "", 1).await),
             created
         );
         let res = app
@@ -289,10 +191,13 @@ async fn search(app: &TestApp, token: &str, query: &str) -> Vec<String> {
 }
 
 async fn catalogue_search_matches_name_or_sku_case_insensitively(app: TestApp) {
-    named_product(&app, "MUG-BLUE", "Blue Mug", 1200, "EUR", 3).await;
-    named_product(&app, "MUG-RED", "Red mug", 1100, "EUR", 0).await;
-    named_product(&app, "TEA-POT", "Teapot", 3000, "EUR", 2).await;
-    named_product(&app, "CUP-9", "Espresso CUP", 500, "EUR", 9).await;
+    app.named_product("MUG-BLUE", "Blue Mug", 1200, "EUR", 3)
+        .await;
+    app.named_product("MUG-RED", "Red mug", 1100, "EUR", 0)
+        .await;
+    app.named_product("TEA-POT", "Teapot", 3000, "EUR", 2).await;
+    app.named_product("CUP-9", "Espresso CUP", 500, "EUR", 9)
+        .await;
     for (who, token) in catalogue_readers(&app).await {
         assert_eq!(
             search(&app, &token, "q=mug").await,
@@ -340,11 +245,16 @@ async fn catalogue_search_matches_name_or_sku_case_insensitively(app: TestApp) {
 }
 
 async fn catalogue_search_treats_like_wildcards_literally(app: TestApp) {
-    named_product(&app, "VOUCHER-50", "50% off voucher", 0, "EUR", 5).await;
-    named_product(&app, "SHIRT-1", "Snake_case shirt", 2500, "EUR", 5).await;
-    named_product(&app, "PLAIN_2", "Plain shirt", 2000, "EUR", 5).await;
-    named_product(&app, "PATH-3", r"C:\Temp poster", 900, "EUR", 5).await;
-    named_product(&app, "OTHER-4", "500 gram bag", 700, "EUR", 5).await;
+    app.named_product("VOUCHER-50", "50% off voucher", 0, "EUR", 5)
+        .await;
+    app.named_product("SHIRT-1", "Snake_case shirt", 2500, "EUR", 5)
+        .await;
+    app.named_product("PLAIN_2", "Plain shirt", 2000, "EUR", 5)
+        .await;
+    app.named_product("PATH-3", r"C:\Temp poster", 900, "EUR", 5)
+        .await;
+    app.named_product("OTHER-4", "500 gram bag", 700, "EUR", 5)
+        .await;
     let pk = app.publishable_key().await;
     let q = |text: &str| format!("q={}", enc(text));
     assert_eq!(search(&app, &pk, &q("50%")).await, ["VOUCHER-50"]);
@@ -370,15 +280,15 @@ async fn catalogue_filters_by_stock_and_combines_with_search_and_paging(app: Tes
     for i in 0..30 {
         let stock = if i % 3 == 0 { 0 } else { i };
         let kind = if i % 2 == 0 { "Lamp" } else { "Chair" };
-        let product = named_product(
-            &app,
-            &format!("ITEM-{i:02}"),
-            &format!("{kind} no. {i}"),
-            1000,
-            "EUR",
-            stock,
-        )
-        .await;
+        let product = app
+            .named_product(
+                &format!("ITEM-{i:02}"),
+                &format!("{kind} no. {i}"),
+                1000,
+                "EUR",
+                stock,
+            )
+            .await;
         if stock > 0 {
             in_stock.push(product.id.clone());
             if kind == "Lamp" {
@@ -390,22 +300,28 @@ async fn catalogue_filters_by_stock_and_combines_with_search_and_paging(app: Tes
     }
     assert_eq!((in_stock.len(), sold_out.len()), (20, 10));
     for (who, token) in catalogue_readers(&app).await {
-        let seen = all_pages(&app, &token, "/api/v1/products", "in_stock=true", 7).await;
+        let seen = app
+            .all_pages(&token, "/api/v1/products", "in_stock=true", 7)
+            .await;
         assert!(
             seen.iter().all(|p| p["stock"].as_i64().unwrap() > 0),
             "{who}"
         );
         assert_eq!(ids(&seen), in_stock, "{who}");
 
-        let seen = all_pages(&app, &token, "/api/v1/products", "in_stock=false", 3).await;
+        let seen = app
+            .all_pages(&token, "/api/v1/products", "in_stock=false", 3)
+            .await;
         assert!(seen.iter().all(|p| p["stock"] == 0), "{who}");
         assert_eq!(ids(&seen), sold_out, "{who}");
 
-        let seen = all_pages(&app, &token, "/api/v1/products", "q=LAMP&in_stock=true", 4).await;
+        let seen = app
+            .all_pages(&token, "/api/v1/products", "q=LAMP&in_stock=true", 4)
+            .await;
         assert_eq!(ids(&seen), lamps_in_stock, "{who}");
         assert_eq!(lamps_in_stock.len(), 10);
 
-        let seen = all_pages(&app, &token, "/api/v1/products", "q=lamp", 6).await;
+        let seen = app.all_pages(&token, "/api/v1/products", "q=lamp", 6).await;
         assert_eq!(seen.len(), 15, "{who}");
         assert!(
             seen.iter()
@@ -416,7 +332,7 @@ async fn catalogue_filters_by_stock_and_combines_with_search_and_paging(app: Tes
 }
 
 async fn product_by_id_has_the_product_shape(app: TestApp) {
-    let product = named_product(&app, "MUG-1", "Mug", 1299, "EUR", 7).await;
+    let product = app.named_product("MUG-1", "Mug", 1299, "EUR", 7).await;
     for (who, token) in catalogue_readers(&app).await {
         let res = app
             .get(&format!("/api/v1/products/{}", product.id))
@@ -593,18 +509,22 @@ async fn admin_product_patch_changes_only_the_given_fields(app: TestApp) {
     let original = serde_json::to_value(&mug).unwrap();
 
     // One field.
-    let res = app.patch_product(&admin, &path_id, json!({"stock": 7})).await;
+    let res = app
+        .patch_product(&admin, &path_id, json!({"stock": 7}))
+        .await;
     res.expect(200);
     let mut expected = original.clone();
     expected["stock"] = json!(7);
     assert_eq!(res.json(), expected);
 
     // Several.
-    let res = app.patch_product(&admin,
-        &path_id,
-        json!({"name": "Big mug", "price": {"amount": 1500, "currency": "USD"}}),
-    )
-    .await;
+    let res = app
+        .patch_product(
+            &admin,
+            &path_id,
+            json!({"name": "Big mug", "price": {"amount": 1500, "currency": "USD"}}),
+        )
+        .await;
     res.expect(200);
     expected["name"] = json!("Big mug");
     expected["price"] = json!({"amount": 1500, "currency": "USD"});
@@ -642,7 +562,9 @@ async fn admin_product_patch_changes_only_the_given_fields(app: TestApp) {
         (json!({"name": ""}), "name"),
     ];
     for (body, field) in cases {
-        app.patch_product(&admin, &path_id, body).await.expect_invalid(field);
+        app.patch_product(&admin, &path_id, body)
+            .await
+            .expect_invalid(field);
     }
     app.patch_product(&admin, &path_id, json!({"customer_id": UNKNOWN_ID}))
         .await

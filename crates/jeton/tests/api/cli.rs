@@ -22,7 +22,6 @@ use crate::{
     },
 };
 
-
 // ---------------------------------------------------------------- helpers
 
 /// `client create … --json`: (client id, key).
@@ -682,7 +681,9 @@ async fn cli_client_list_flags_any_origin_and_leaked_keys_and_audit_lists_events
     app.products(&any_key, Some(EVIL)).await.expect(200);
 
     // A browser sends the secret key: the CLI shows it has leaked.
-    app.products(&secret, Some(SHOP)).await.expect_refused("secret_key_in_browser");
+    app.products(&secret, Some(SHOP))
+        .await
+        .expect_refused("secret_key_in_browser");
     let row = list_row(&url, &secret_id);
     assert!(row.contains("LEAKED-KEY"), "{row}");
     assert!(!list_row(&url, &shop_id).contains("LEAKED-KEY"));
@@ -896,14 +897,4 @@ async fn cli_revocation_reaches_a_running_server_within_a_second(backend: Backen
     )
     .await;
     drop(server);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cli_revocation_reaches_a_running_server_within_a_second_sqlite() {
-    cli_revocation_reaches_a_running_server_within_a_second(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cli_revocation_reaches_a_running_server_within_a_second_postgres() {
-    cli_revocation_reaches_a_running_server_within_a_second(Backend::Postgres).await;
 }

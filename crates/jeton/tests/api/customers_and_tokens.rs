@@ -17,7 +17,6 @@ use crate::{
     },
 };
 
-
 const WRONG: &str = "wrong horse battery";
 
 // ---------------------------------------------------------------- helpers
@@ -605,11 +604,12 @@ async fn token_create_refuses_more_abilities_and_bad_lifetimes(app: TestApp) {
     }
     // Other fields.
     new_token(
-            &app,
-            &token,
-            json!({"name": "", "abilities": ["orders:read"]}),
-        )
-        .await.expect_invalid("name");
+        &app,
+        &token,
+        json!({"name": "", "abilities": ["orders:read"]}),
+    )
+    .await
+    .expect_invalid("name");
     new_token(
         &app,
         &token,

@@ -22,7 +22,6 @@ use crate::{
     support::{PASSWORD, Res, STORE_TABLES, TestApp},
 };
 
-
 // ---------------------------------------------------------------- helpers
 
 /// The `field`s named in a 422's `errors`.
@@ -647,7 +646,11 @@ async fn bad_inputs_write_nothing_and_never_500(app: TestApp) {
     for status in [400, 401, 413, 415, 422] {
         assert!(statuses.contains(&status), "covers {status}");
     }
-    assert_eq!(app.row_counts(&STORE_TABLES).await, before, "no bad input wrote");
+    assert_eq!(
+        app.row_counts(&STORE_TABLES).await,
+        before,
+        "no bad input wrote"
+    );
     assert_eq!(app.stock(&product.id).await, 10);
 }
 

@@ -13,11 +13,10 @@ use time::OffsetDateTime;
 use crate::{
     on_both_databases,
     support::{
-        EVIL, OTHER_SHOP, PASSWORD, Res, SHOP, TestApp, UNKNOWN_ID, actions, assert_about, assert_fields,
-        last4, s, timestamp,
+        EVIL, OTHER_SHOP, PASSWORD, Res, SHOP, TestApp, UNKNOWN_ID, actions, assert_about,
+        assert_fields, last4, s, timestamp,
     },
 };
-
 
 // ---------------------------------------------------------------- helpers
 
@@ -88,10 +87,12 @@ async fn storefront(
 
 /// A secret client made through the admin API: (client id, key).
 async fn secret_client(app: &TestApp, admin: &str, abilities: &[&str]) -> (String, String) {
-    let res = app.create_client(admin,
-        json!({"name": "Backend", "kind": "secret", "abilities": abilities}),
-    )
-    .await;
+    let res = app
+        .create_client(
+            admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": abilities}),
+        )
+        .await;
     res.expect(201);
     let body = res.json();
     (s(&body["client"]["id"]), s(&body["key"]))
@@ -648,18 +649,18 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
     app.assert_works(&old).await;
 
-    let res = app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 0}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
     assert!(new.starts_with("jt_pk_") && new.len() == 42, "{new}");
     app.assert_dead(&old).await;
     app.assert_works(&new).await;
     // The new key keeps the client's origin binding.
-    app.products(&new, Some(EVIL)).await.expect_refused("origin_not_allowed");
+    app.products(&new, Some(EVIL))
+        .await
+        .expect_refused("origin_not_allowed");
     app.products(&new, Some(SHOP)).await.expect(200);
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
 
@@ -675,11 +676,9 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     let admin = app.admin_key().await;
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
 
-    let res = app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 2}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 2}))
+        .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
     // Both work during the grace period; the old one shows when it ends.
@@ -1106,7 +1105,8 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
         app.rotate(&admin, target, json!({}))
             .await
             .expect_problem(404, "not_found");
-        app.rotate(&admin,
+        app.rotate(
+            &admin,
             target,
             json!({"previous_key_expires_in_seconds": 60}),
         )
@@ -1120,11 +1120,13 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     }
     // A bad grace is refused before anything else.
     for grace in [-1, 31 * 24 * 3600] {
-        let res = app.rotate(&admin,
-            &live_id,
-            json!({"previous_key_expires_in_seconds": grace}),
-        )
-        .await;
+        let res = app
+            .rotate(
+                &admin,
+                &live_id,
+                json!({"previous_key_expires_in_seconds": grace}),
+            )
+            .await;
         res.expect_invalid("previous_key_expires_in_seconds");
     }
 
@@ -1177,14 +1179,16 @@ async fn personal_token_with(app: &TestApp, token: &str, abilities: &[&str]) -> 
 
 async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp) {
     let admin = app.admin_key().await;
-    let res = app.create_client(&admin,
-        json!({
-            "name": "Storefront", "kind": "publishable",
-            "abilities": ["products:read", "auth:login"],
-            "allowed_origins": ["https://Shop.Example:443", "http://localhost:8080"]
-        }),
-    )
-    .await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Storefront", "kind": "publishable",
+                "abilities": ["products:read", "auth:login"],
+                "allowed_origins": ["https://Shop.Example:443", "http://localhost:8080"]
+            }),
+        )
+        .await;
     res.expect(201);
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
     let body = res.json();
@@ -1252,10 +1256,12 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     assert!(!res.text().contains(&key));
 
     // Secret: a whole-key default, no per-IP limit.
-    let res = app.create_client(&admin,
-        json!({"name": "Backend", "kind": "secret", "abilities": ["admin"]}),
-    )
-    .await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": ["admin"]}),
+        )
+        .await;
     res.expect(201);
     let secret = res.json();
     assert!(s(&secret["key"]).starts_with("jt_sk_"));
@@ -1269,14 +1275,16 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
         .expect(200);
 
     // `null`: no limit; numbers: as given.
-    let res = app.create_client(&admin,
-        json!({
-            "name": "Unlimited", "kind": "publishable", "abilities": ["products:read"],
-            "allowed_origins": ["https://shop.example"],
-            "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null
-        }),
-    )
-    .await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Unlimited", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null
+            }),
+        )
+        .await;
     res.expect(201);
     let unlimited = res.json()["client"].clone();
     assert!(unlimited["rate_limit_per_minute"].is_null(), "{unlimited}");
@@ -1285,16 +1293,20 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     assert!(stored["rate_limit_per_minute"].is_null());
     assert!(stored["per_ip_rate_limit_per_minute"].is_null());
 
-    let res = app.create_client(&admin,
-        json!({
-            "name": "Tight", "kind": "publishable", "abilities": ["products:read"],
-            "allowed_origins": ["https://shop.example"],
-            "rate_limit_per_minute": 120, "per_ip_rate_limit_per_minute": 10
-        }),
-    )
-    .await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Tight", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": 120, "per_ip_rate_limit_per_minute": 10
+            }),
+        )
+        .await;
     res.expect(201);
-    let tight = app.get_client(&admin, &s(&res.json()["client"]["id"])).await;
+    let tight = app
+        .get_client(&admin, &s(&res.json()["client"]["id"]))
+        .await;
     assert_eq!(tight["rate_limit_per_minute"], 120);
     assert_eq!(tight["per_ip_rate_limit_per_minute"], 10);
 }
@@ -1316,15 +1328,21 @@ async fn admin_client_create_validates(app: TestApp) {
         json!([]),
         json!(["nonsense:read"]),
     ] {
-        let res = app.create_client(&admin, publishable(abilities, shop.clone())).await;
+        let res = app
+            .create_client(&admin, publishable(abilities, shop.clone()))
+            .await;
         res.expect_invalid("abilities");
     }
     // …and is bound to origins.
-    app.create_client(&admin, publishable(read.clone(), json!([]))).await.expect_invalid("allowed_origins");
-    app.create_client(&admin,
-            json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"]}),
-        )
-        .await.expect_invalid("allowed_origins");
+    app.create_client(&admin, publishable(read.clone(), json!([])))
+        .await
+        .expect_invalid("allowed_origins");
+    app.create_client(
+        &admin,
+        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"]}),
+    )
+    .await
+    .expect_invalid("allowed_origins");
     for origin in [
         "https://shop.example/path",
         "https://shop.example/",
@@ -1334,7 +1352,9 @@ async fn admin_client_create_validates(app: TestApp) {
         "https://shop.*.com",
         "ftp://shop.example",
     ] {
-        let res = app.create_client(&admin, publishable(read.clone(), json!([origin]))).await;
+        let res = app
+            .create_client(&admin, publishable(read.clone(), json!([origin])))
+            .await;
         res.expect_invalid("allowed_origins[0]");
     }
     // Limits must be positive.
@@ -1350,12 +1370,16 @@ async fn admin_client_create_validates(app: TestApp) {
     }
     let mut secret_zero = json!({"name": "B", "kind": "secret", "abilities": ["admin"]});
     secret_zero["rate_limit_per_minute"] = json!(0);
-    app.create_client(&admin, secret_zero).await.expect_invalid("rate_limit_per_minute");
+    app.create_client(&admin, secret_zero)
+        .await
+        .expect_invalid("rate_limit_per_minute");
     // Other fields.
-    app.create_client(&admin,
-            json!({"name": "", "kind": "secret", "abilities": ["admin"]}),
-        )
-        .await.expect_invalid("name");
+    app.create_client(
+        &admin,
+        json!({"name": "", "kind": "secret", "abilities": ["admin"]}),
+    )
+    .await
+    .expect_invalid("name");
     for body in [
         json!({"name": "B", "kind": "public", "abilities": ["admin"]}),
         json!({"name": "B", "abilities": ["admin"]}),
@@ -1445,11 +1469,9 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
     let (client, old) = named_storefront(&app, &admin, "Shop").await;
     let id = s(&client["id"]);
 
-    let res = app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 0}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
     res.expect(201);
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
     let new = s(&res.json()["key"]);
@@ -1475,11 +1497,13 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
 
     // Grace out of range.
     for grace in [-1, 10 * 365 * 24 * 3600] {
-        app.rotate(&admin,
-                &id,
-                json!({"previous_key_expires_in_seconds": grace}),
-            )
-            .await.expect_invalid("previous_key_expires_in_seconds");
+        app.rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": grace}),
+        )
+        .await
+        .expect_invalid("previous_key_expires_in_seconds");
     }
     app.assert_works(&newest).await;
 }
@@ -1491,11 +1515,9 @@ async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
     let (client, old) = named_storefront(&app, &admin, "Shop").await;
     let id = s(&client["id"]);
 
-    let res = app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 60}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
+        .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
     app.assert_works(&new).await;
@@ -1543,12 +1565,9 @@ async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestAp
         .send()
         .await
         .expect(204);
-    app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 0}),
-    )
-    .await
-    .expect_problem(404, "not_found");
+    app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await
+        .expect_problem(404, "not_found");
     app.assert_dead(&key).await;
     // The revoked client gained no key.
     let shown = app.get_client(&admin, &id).await;
@@ -1563,11 +1582,13 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
     let (_, other) = named_storefront(&app, &admin, "Other shop").await;
     let id = s(&client["id"]);
     // Two live keys: one in its grace period, one new.
-    let res = app.rotate(&admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 3600}),
-    )
-    .await;
+    let res = app
+        .rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": 3600}),
+        )
+        .await;
     res.expect(201);
     let second = s(&res.json()["key"]);
     app.assert_works(&first).await;

@@ -10,122 +10,23 @@ use std::{
     },
 };
 
+use crate::{
+    on_both_databases,
+    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys},
+};
 use axum::{
     body::Body,
     http::{HeaderValue, Method, Request},
 };
 use jeton::{
-    domain::{abilities, ids::new_id, product::NewProduct},
-    store::{audit::Audit, products::Product, user_tokens::NewUserToken},
+    domain::{abilities, ids::new_id},
+    store::{audit::Audit, user_tokens::NewUserToken},
 };
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
-use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
-
-use crate::{
-    on_both_databases,
-    support::{self, Backend, Res, TestApp},
-};
-
 
 // ---------------------------------------------------------------- helpers
-
-/// A product with a chosen name (the support fixture names it after the SKU).
-async fn named_product(
-    app: &TestApp,
-    sku: &str,
-    name: &str,
-    price: i64,
-    currency: &str,
-    stock: i64,
-) -> Product {
-    app.db
-        .create_product(&NewProduct {
-            sku: sku.to_owned(),
-            name: name.to_owned(),
-            description: format!("About {name}"),
-            price_amount: price,
-            currency: currency.to_owned(),
-            stock,
-        })
-        .await
-        .unwrap()
-}
-
-/// Percent-encodes a query value.
-fn enc(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn ids(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Follows `next_cursor` from the first page of `path?query` with `limit`,
-/// checking that every page but the last is full and the last one ends with
-/// `next_cursor: null`. Returns every item in the order seen.
-async fn all_pages(
-    app: &TestApp,
-    token: &str,
-    path: &str,
-    query: &str,
-    limit: usize,
-) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let mut url = format!("{path}?limit={limit}");
-        if !query.is_empty() {
-            url.push('&');
-            url.push_str(query);
-        }
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={}", enc(cursor)));
-        }
-        let res = app.get(&url).bearer(token).send().await;
-        res.expect(200);
-        let page = res.json();
-        let data = page["data"].as_array().unwrap().clone();
-        assert!(data.len() <= limit, "{url}: {} items", data.len());
-        items.extend(data.iter().cloned());
-        match &page["next_cursor"] {
-            Value::Null => return items,
-            Value::String(next) => {
-                assert_eq!(data.len(), limit, "{url}: a page with a next page is full");
-                cursor = Some(next.clone());
-            }
-            other => panic!("next_cursor must be a string or null: {other}"),
-        }
-    }
-    panic!("{path}?{query}: pagination does not end");
-}
-
-fn assert_rfc3339_utc(value: &Value) {
-    let text = value.as_str().expect("a timestamp string");
-    let parsed = OffsetDateTime::parse(text, &Rfc3339)
-        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"));
-    assert_eq!(parsed.offset(), UtcOffset::UTC, "{text} is not UTC");
-    assert!(text.ends_with('Z'), "{text} is not UTC");
-}
-
-fn keys(value: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    keys
-}
-
-fn error_fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a validation error lists its fields: {body}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn order(app: &TestApp, token: &str, items: Value) -> Res {
     app.post("/api/v1/orders")
@@ -147,9 +48,9 @@ on_both_databases!(
 );
 
 async fn multi_line_order_totals_keeps_line_order_and_decrements_stock(app: TestApp) {
-    let mug = named_product(&app, "MUG-1", "Mug", 1200, "EUR", 5).await;
-    let tea = named_product(&app, "TEA-1", "Tea", 350, "EUR", 10).await;
-    let cup = named_product(&app, "CUP-1", "Cup", 99, "EUR", 3).await;
+    let mug = app.named_product("MUG-1", "Mug", 1200, "EUR", 5).await;
+    let tea = app.named_product("TEA-1", "Tea", 350, "EUR", 10).await;
+    let cup = app.named_product("CUP-1", "Cup", 99, "EUR", 3).await;
     let (_, token) = app.customer("ann@example.com").await;
     // Not in id (creation) order: the response keeps the client's order.
     let res = order(
@@ -613,7 +514,7 @@ async fn concurrent_orders_never_oversell(app: TestApp) {
     // The customers' lists agree with the count.
     let mut listed = HashSet::new();
     for token in &tokens {
-        for placed in all_pages(&app, token, "/api/v1/me/orders", "", 100).await {
+        for placed in app.all_pages(token, "/api/v1/me/orders", "", 100).await {
             assert_eq!(placed["items"][0]["quantity"], 1);
             assert!(listed.insert(placed["id"].as_str().unwrap().to_owned()));
         }
@@ -661,7 +562,7 @@ async fn my_orders_are_newest_first_and_paged(app: TestApp) {
     assert_eq!(page["data"], Value::Array(placed.clone()));
 
     for limit in [1, 3, 7, 100] {
-        let seen = all_pages(&app, &token, "/api/v1/me/orders", "", limit).await;
+        let seen = app.all_pages(&token, "/api/v1/me/orders", "", limit).await;
         assert_eq!(ids(&seen), newest_first, "limit {limit}");
         assert_eq!(seen, placed, "limit {limit}");
     }
@@ -718,7 +619,7 @@ async fn orders_placed_while_paging_neither_appear_nor_duplicate(app: TestApp) {
     assert!(late.iter().all(|id| !seen.contains(id)));
 
     // A fresh listing shows the late orders first, newest first.
-    let all = all_pages(&app, &token, "/api/v1/me/orders", "", 4).await;
+    let all = app.all_pages(&token, "/api/v1/me/orders", "", 4).await;
     let mut expected = late.clone();
     expected.reverse();
     expected.extend(newest_first);

@@ -6,12 +6,11 @@ use serde_json::json;
 
 use crate::{
     on_both_databases,
-    support::{Backend, TestApp, captured_log},
+    support::{Backend, STORE_TABLES, TestApp, captured_log},
 };
 
 /// Distinct from every other test's, so that a find is this test's.
 const PASSWORD: &str = "a very secret passphrase";
-
 
 on_both_databases!(no_plaintext_secret_is_stored_or_logged);
 
@@ -32,15 +31,7 @@ async fn database_contents(app: &TestApp) -> String {
         Backend::Postgres => {
             let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
             let mut text = String::new();
-            for table in [
-                "clients",
-                "client_keys",
-                "customers",
-                "user_tokens",
-                "products",
-                "orders",
-                "order_items",
-            ] {
+            for table in STORE_TABLES {
                 let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT t::text FROM {table} t"
                 )))

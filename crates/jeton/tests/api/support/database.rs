@@ -234,17 +234,22 @@ async fn sweep(admin: &mut sqlx::AnyConnection) {
         .fetch_all(&mut *admin)
         .await
         .unwrap_or_default();
-    let oldest_kept = unix_now().saturating_sub(STALE.as_secs());
+    let now = unix_now();
     for row in rows {
         let name: String = row.get("datname");
-        let created = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split_once('_'))
-            .and_then(|(secs, _)| secs.parse::<u64>().ok());
-        if created.is_some_and(|created| created < oldest_kept) {
+        if is_stale(&name, now) {
             let _ = drop_database(admin, &name).await;
         }
     }
+}
+
+/// A test database named with its creation time, made more than [`STALE`]
+/// before `now` (unix seconds).
+fn is_stale(name: &str, now: u64) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(secs, _)| secs.parse::<u64>().ok())
+        .is_some_and(|created| created.saturating_add(STALE.as_secs()) < now)
 }
 
 async fn ensure_template(admin: &mut sqlx::AnyConnection) -> Result<String, String> {
@@ -302,4 +307,60 @@ fn migrations_hash() -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+#[test]
+fn the_sweep_drops_only_test_databases_dated_over_an_hour_ago() {
+    let now = 1_800_000_000;
+    assert!(is_stale("jeton_test_1799990000_0123abcd", now));
+    assert!(
+        !is_stale("jeton_test_1799999000_0123abcd", now),
+        "a run in progress"
+    );
+    assert!(
+        !is_stale("jeton_test_1800000100_0123abcd", now),
+        "a clock ahead"
+    );
+    // Without a creation time nothing says a database is stale: it may be
+    // another run's, in progress.
+    assert!(!is_stale(
+        "jeton_test_01a228f6cab872cebab1df5e7f07e8d5",
+        now
+    ));
+    assert!(!is_stale("jeton_template_ebe2e9928e8c3382", now));
+    assert!(!is_stale("jeton", now));
+}
+
+/// The guard drops its database when the test that holds it panics.
+#[test]
+fn a_panicking_test_leaves_no_database_behind() {
+    let exists = |name: String| {
+        runtime().block_on(async move {
+            let mut admin = admin_connection().await.expect("connect to PostgreSQL");
+            sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_optional(&mut admin)
+                .await
+                .unwrap()
+                .is_some()
+        })
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let test = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+                return;
+            };
+            let Cleanup::Postgres(name) = &database.cleanup else {
+                unreachable!("a PostgreSQL database")
+            };
+            sender.send(name.clone()).unwrap();
+            panic!("a failing test");
+        })
+    });
+    assert!(test.join().is_err(), "the test panicked");
+    // Nothing sent: PostgreSQL is unavailable and not required.
+    if let Ok(name) = receiver.recv() {
+        assert!(!exists(name.clone()), "{name} is left behind");
+    }
 }

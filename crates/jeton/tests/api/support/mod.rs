@@ -69,10 +69,11 @@ pub const USER_ABILITIES: [&str; 5] = [
 
 /// Runs each `async fn name(fixture)` once on SQLite and once on
 /// PostgreSQL, as two tests named `<name>::sqlite` and `<name>::postgres`.
-/// The fixture is the test's parameter type: a [`TestApp`] (built from
-/// `config = EXPR;` when given, else the default configuration) or a
+/// The fixture is the test's parameter type: a [`TestApp`], or a
 /// [`Backend`] for tests that start `jeton` processes on a database of
-/// their own.
+/// their own. `config = EXPR;` first builds the apps from that
+/// configuration (for [`TestApp`] tests only: a process takes its settings
+/// on the command line).
 #[macro_export]
 macro_rules! on_both_databases {
     (config = $config:expr; $($name:ident),* $(,)?) => {
@@ -83,48 +84,66 @@ macro_rules! on_both_databases {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn sqlite() {
-                    $crate::support::run($crate::support::Backend::Sqlite, $config, super::$name).await;
+                    $crate::support::run_with($crate::support::Backend::Sqlite, $config, super::$name).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    $crate::support::run($crate::support::Backend::Postgres, $config, super::$name).await;
+                    $crate::support::run_with($crate::support::Backend::Postgres, $config, super::$name).await;
                 }
             }
         )*
     };
     ($($name:ident),* $(,)?) => {
-        $crate::on_both_databases!(config = ::jeton::config::Config::default(); $($name),*);
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    $crate::support::run($crate::support::Backend::Sqlite, super::$name).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    $crate::support::run($crate::support::Backend::Postgres, super::$name).await;
+                }
+            }
+        )*
     };
 }
 
 /// What a test of [`on_both_databases!`] is given.
 pub trait Fixture: Sized {
     /// `None`: PostgreSQL is unavailable and not required (a notice says so).
-    fn setup(backend: Backend, config: Config) -> impl Future<Output = Option<Self>>;
+    fn setup(backend: Backend) -> impl Future<Output = Option<Self>>;
 }
 
 impl Fixture for TestApp {
-    async fn setup(backend: Backend, config: Config) -> Option<TestApp> {
-        TestApp::spawn_with(backend, config).await
+    async fn setup(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn(backend).await
     }
 }
 
-/// Process tests make their database themselves; they take their settings
-/// on the command line, so a configuration has nothing to change for them.
 impl Fixture for Backend {
-    async fn setup(backend: Backend, _config: Config) -> Option<Backend> {
+    async fn setup(backend: Backend) -> Option<Backend> {
         Some(backend)
     }
 }
 
-pub async fn run<T: Fixture, F: Future<Output = ()>>(
+/// Runs `test` with its fixture on `backend`.
+pub async fn run<T: Fixture, F: Future<Output = ()>>(backend: Backend, test: impl FnOnce(T) -> F) {
+    if let Some(fixture) = T::setup(backend).await {
+        test(fixture).await;
+    }
+}
+
+/// Runs `test` with an app built from `config` on `backend`.
+pub async fn run_with<F: Future<Output = ()>>(
     backend: Backend,
     config: Config,
-    test: impl FnOnce(T) -> F,
+    test: impl FnOnce(TestApp) -> F,
 ) {
-    if let Some(fixture) = T::setup(backend, config).await {
-        test(fixture).await;
+    if let Some(app) = TestApp::spawn_with(backend, config).await {
+        test(app).await;
     }
 }
 
@@ -731,4 +750,104 @@ impl Res {
         );
         self
     }
+}
+
+// ---------------------------------------------------------------- pages and shapes
+
+impl TestApp {
+    /// A product with a chosen name (the support fixture names it after the SKU).
+    pub async fn named_product(
+        &self,
+        sku: &str,
+        name: &str,
+        price: i64,
+        currency: &str,
+        stock: i64,
+    ) -> Product {
+        self.db
+            .create_product(&NewProduct {
+                sku: sku.to_owned(),
+                name: name.to_owned(),
+                description: format!("About {name}"),
+                price_amount: price,
+                currency: currency.to_owned(),
+                stock,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Follows `next_cursor` from the first page of `path?query` with `limit`,
+    /// checking that every page but the last is full and the last one ends with
+    /// `next_cursor: null`. Returns every item in the order seen.
+    pub async fn all_pages(
+        &self,
+        token: &str,
+        path: &str,
+        query: &str,
+        limit: usize,
+    ) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut url = format!("{path}?limit={limit}");
+            if !query.is_empty() {
+                url.push('&');
+                url.push_str(query);
+            }
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={}", enc(cursor)));
+            }
+            let res = self.get(&url).bearer(token).send().await;
+            res.expect(200);
+            let page = res.json();
+            let data = page["data"].as_array().unwrap().clone();
+            assert!(data.len() <= limit, "{url}: {} items", data.len());
+            items.extend(data.iter().cloned());
+            match &page["next_cursor"] {
+                Value::Null => return items,
+                Value::String(next) => {
+                    assert_eq!(data.len(), limit, "{url}: a page with a next page is full");
+                    cursor = Some(next.clone());
+                }
+                other => panic!("next_cursor must be a string or null: {other}"),
+            }
+        }
+        panic!("{path}?{query}: pagination does not end");
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn enc(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+pub fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn assert_rfc3339_utc(value: &Value) {
+    let text = value.as_str().expect("a timestamp string");
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"));
+    assert_eq!(parsed.offset(), time::UtcOffset::UTC, "{text} is not UTC");
+    assert!(text.ends_with('Z'), "{text} is not UTC");
+}
+
+pub fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a validation error lists its fields: {body}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -391,10 +391,7 @@ pub struct KeyedDatabase {
 }
 
 /// `admin_abilities` come on top of `admin`.
-pub async fn keyed_database(
-    backend: Backend,
-    admin_abilities: &[&str],
-) -> Option<KeyedDatabase> {
+pub async fn keyed_database(backend: Backend, admin_abilities: &[&str]) -> Option<KeyedDatabase> {
     let database = TestDatabase::create(backend).await?;
     let url = database.url.clone();
     let mut pk_args = vec!["--name", "Storefront"];
