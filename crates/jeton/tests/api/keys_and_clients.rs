@@ -192,7 +192,41 @@ async fn key_states(app: &TestApp, client_id: &str) -> Vec<(Option<i64>, Option<
         .collect()
 }
 
+/// A storefront client named `name`, made through the admin API: (client,
+/// key).
+async fn named_storefront(app: &TestApp, admin: &str, name: &str) -> (Value, String) {
+    let res = app
+        .create_client(
+            admin,
+            json!({
+                "name": name, "kind": "publishable",
+                "abilities": ["products:read", "customers:create", "auth:login"],
+                "allowed_origins": [SHOP]
+            }),
+        )
+        .await;
+    res.expect(201);
+    let body = res.json();
+    (body["client"].clone(), s(&body["key"]))
+}
+
+/// A personal token with `abilities` made with `token`: the plaintext.
+async fn personal_token_with(app: &TestApp, token: &str, abilities: &[&str]) -> String {
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(token)
+        .json(json!({"name": "personal", "abilities": abilities}))
+        .send()
+        .await;
+    res.expect(201);
+    s(&res.json()["token"])
+}
+
 on_both_databases!(
+    // creation and listing
+    admin_client_create_shows_the_key_once_and_defaults_limits,
+    admin_client_create_validates,
+    admin_client_list_paginates_and_get_finds_one,
     // origin binding and CORS
     evil_origin_is_refused_while_the_allowed_one_gets_cors_headers,
     any_origin_client_works_from_anywhere,
@@ -204,16 +238,21 @@ on_both_databases!(
     // rate limits
     sixth_request_of_a_five_per_minute_key_is_rate_limited,
     spoofed_forwarded_for_is_ignored_without_trusted_proxies,
-    // rotation and revocation
+    // rotation
     rotation_without_grace_kills_the_old_key_at_once,
     rotation_with_grace_keeps_the_old_key_for_the_grace_period,
+    admin_client_rotation_without_grace_kills_the_old_key,
+    admin_client_rotation_with_grace_keeps_the_old_key,
+    admin_client_rotation_of_a_revoked_or_unknown_client_is_404,
+    // revocation
     revoking_a_client_kills_exactly_its_user_tokens,
+    admin_client_revoke_kills_every_key_at_once,
+    admin_client_revoke_with_user_tokens,
     // audit log
     audit_log_lists_a_scripted_scenario_in_order,
     // bad input
     bad_client_input_is_422_and_writes_nothing,
     rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothing,
-    // the command line
 );
 
 /// `127.0.0.1` (the test router's socket peer) is a trusted proxy, so that
@@ -231,6 +270,289 @@ on_both_databases!(
     forged_tokens_from_one_ip_are_refused_after_the_failure_limit,
     audit_records_the_forwarded_client_ip,
 );
+
+// ---------------------------------------------------------------- creation and listing
+
+async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp) {
+    let admin = app.admin_key().await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Storefront", "kind": "publishable",
+                "abilities": ["products:read", "auth:login"],
+                "allowed_origins": ["https://Shop.Example:443", "http://localhost:8080"]
+            }),
+        )
+        .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let body = res.json();
+    assert_fields(&body, &["client", "key"]);
+    let key = s(&body["key"]);
+    assert!(key.starts_with("jt_pk_") && key.len() == 42, "{key}");
+    let client = &body["client"];
+    assert_fields(
+        client,
+        &[
+            "id",
+            "name",
+            "kind",
+            "abilities",
+            "allowed_origins",
+            "rate_limit_per_minute",
+            "per_ip_rate_limit_per_minute",
+            "created_at",
+            "revoked_at",
+            "keys",
+        ],
+    );
+    assert_eq!(client["name"], "Storefront");
+    assert_eq!(client["kind"], "publishable");
+    assert_eq!(client["abilities"], json!(["auth:login", "products:read"]));
+    assert_eq!(
+        client["allowed_origins"],
+        json!(["https://shop.example", "http://localhost:8080"])
+    );
+    // Omitted limits: the server's defaults.
+    assert_eq!(client["rate_limit_per_minute"], 6000);
+    assert_eq!(client["per_ip_rate_limit_per_minute"], 300);
+    assert!(client["revoked_at"].is_null());
+    let keys = client["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_fields(
+        &keys[0],
+        &[
+            "id",
+            "last4",
+            "created_at",
+            "expires_at",
+            "browser_refusals",
+            "last_browser_refusal_at",
+        ],
+    );
+    assert_eq!(keys[0]["browser_refusals"], 0);
+    assert_eq!(keys[0]["last4"], last4(&key));
+    assert!(keys[0]["expires_at"].is_null());
+    // The key works.
+    app.assert_works(&key).await;
+
+    // GET shows the same client, never the key.
+    let id = s(&client["id"]);
+    let res = app
+        .get(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(200);
+    assert!(!res.text().contains(&key), "the key leaked: {}", res.text());
+    assert_eq!(&res.json(), client);
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert!(!res.text().contains(&key));
+
+    // Secret: a whole-key default, no per-IP limit.
+    let res = app
+        .create_client(
+            &admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": ["admin"]}),
+        )
+        .await;
+    res.expect(201);
+    let secret = res.json();
+    assert!(s(&secret["key"]).starts_with("jt_sk_"));
+    assert_eq!(secret["client"]["rate_limit_per_minute"], 6000);
+    assert!(secret["client"]["per_ip_rate_limit_per_minute"].is_null());
+    assert_eq!(secret["client"]["allowed_origins"], json!([]));
+    app.get("/api/v1/admin/clients")
+        .bearer(&s(&secret["key"]))
+        .send()
+        .await
+        .expect(200);
+
+    // `null`: no limit; numbers: as given.
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Unlimited", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null
+            }),
+        )
+        .await;
+    res.expect(201);
+    let unlimited = res.json()["client"].clone();
+    assert!(unlimited["rate_limit_per_minute"].is_null(), "{unlimited}");
+    assert!(unlimited["per_ip_rate_limit_per_minute"].is_null());
+    let stored = app.get_client(&admin, &s(&unlimited["id"])).await;
+    assert!(stored["rate_limit_per_minute"].is_null());
+    assert!(stored["per_ip_rate_limit_per_minute"].is_null());
+
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Tight", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": 120, "per_ip_rate_limit_per_minute": 10
+            }),
+        )
+        .await;
+    res.expect(201);
+    let tight = app
+        .get_client(&admin, &s(&res.json()["client"]["id"]))
+        .await;
+    assert_eq!(tight["rate_limit_per_minute"], 120);
+    assert_eq!(tight["per_ip_rate_limit_per_minute"], 10);
+}
+
+async fn admin_client_create_validates(app: TestApp) {
+    let admin = app.admin_key().await;
+    let publishable = |abilities: Value, origins: Value| json!({"name": "Shop", "kind": "publishable", "abilities": abilities, "allowed_origins": origins});
+    let shop = json!(["https://shop.example"]);
+    let read = json!(["products:read"]);
+
+    // A publishable key is public: no write or admin abilities.
+    for abilities in [
+        json!(["orders:write"]),
+        json!(["admin"]),
+        json!(["products:read", "tokens:manage"]),
+        json!(["*"]),
+        json!([]),
+        json!(["nonsense:read"]),
+    ] {
+        let res = app
+            .create_client(&admin, publishable(abilities, shop.clone()))
+            .await;
+        res.expect_invalid("abilities");
+    }
+    // …and is bound to origins.
+    app.create_client(&admin, publishable(read.clone(), json!([])))
+        .await
+        .expect_invalid("allowed_origins");
+    app.create_client(
+        &admin,
+        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"]}),
+    )
+    .await
+    .expect_invalid("allowed_origins");
+    for origin in [
+        "https://shop.example/path",
+        "https://shop.example/",
+        "shop.example",
+        "//shop.example",
+        "https://*.example.com",
+        "https://shop.*.com",
+        "ftp://shop.example",
+    ] {
+        let res = app
+            .create_client(&admin, publishable(read.clone(), json!([origin])))
+            .await;
+        res.expect_invalid("allowed_origins[0]");
+    }
+    // Limits must be positive.
+    for (field, value) in [
+        ("rate_limit_per_minute", 0),
+        ("rate_limit_per_minute", -1),
+        ("per_ip_rate_limit_per_minute", 0),
+        ("per_ip_rate_limit_per_minute", -10),
+    ] {
+        let mut body = publishable(read.clone(), shop.clone());
+        body[field] = json!(value);
+        app.create_client(&admin, body).await.expect_invalid(field);
+    }
+    let mut secret_zero = json!({"name": "B", "kind": "secret", "abilities": ["admin"]});
+    secret_zero["rate_limit_per_minute"] = json!(0);
+    app.create_client(&admin, secret_zero)
+        .await
+        .expect_invalid("rate_limit_per_minute");
+    // Other fields.
+    app.create_client(
+        &admin,
+        json!({"name": "", "kind": "secret", "abilities": ["admin"]}),
+    )
+    .await
+    .expect_invalid("name");
+    for body in [
+        json!({"name": "B", "kind": "public", "abilities": ["admin"]}),
+        json!({"name": "B", "abilities": ["admin"]}),
+        json!({"name": "B", "kind": "secret", "abilities": ["admin"], "key": "jt_sk_x"}),
+    ] {
+        app.create_client(&admin, body)
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+    // None of them was created: only the admin's own client exists.
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"].as_array().unwrap().len(), 1);
+}
+
+async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
+    let (admin_id, admin) = app.client(ClientKind::Secret, &["admin"], &[]).await;
+    let mut expected = vec![admin_id];
+    let mut keys = Vec::new();
+    for n in 0..4 {
+        let (client, key) = named_storefront(&app, &admin, &format!("Shop {n}")).await;
+        expected.push(s(&client["id"]));
+        keys.push(key);
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/admin/clients?limit=2".to_owned(),
+            Some(c) => format!("/api/v1/admin/clients?limit=2&cursor={c}"),
+        };
+        let res = app.get(&path).bearer(&admin).send().await;
+        res.expect(200);
+        for key in &keys {
+            assert!(!res.text().contains(key.as_str()), "a key leaked");
+        }
+        let body = res.json();
+        assert_fields(&body, &["data", "next_cursor"]);
+        let data = body["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|c| s(&c["id"])));
+        pages += 1;
+        assert!(pages <= 5, "pagination does not end");
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "every client once, in creation order");
+    assert_eq!(pages, 3);
+
+    // Default page size holds them all.
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"].as_array().unwrap().len(), 5);
+    assert!(res.json()["next_cursor"].is_null());
+
+    for query in ["limit=0", "limit=101", "cursor=garbage", "sort=name"] {
+        app.get(&format!("/api/v1/admin/clients?{query}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+
+    // One by id.
+    let one = app.get_client(&admin, &expected[2]).await;
+    assert_eq!(one["id"], expected[2].as_str());
+    assert_eq!(one["name"], "Shop 1");
+    for id in [UNKNOWN_ID, "not-an-id"] {
+        app.get(&format!("/api/v1/admin/clients/{id}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+}
 
 // ---------------------------------------------------------------- origin binding
 
@@ -695,6 +1017,112 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
 }
 
+async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, old) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let new = s(&res.json()["key"]);
+    assert!(new.starts_with("jt_pk_") && new.len() == 42);
+    assert_ne!(new, old);
+    app.assert_works(&new).await;
+    app.assert_dead(&old).await;
+    let shown = app.get_client(&admin, &id).await;
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{shown}");
+    assert_eq!(keys[0]["last4"], last4(&new));
+
+    // No body at all means the default grace: none.
+    let res = app
+        .post(&format!("/api/v1/admin/clients/{id}/keys"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(201);
+    let newest = s(&res.json()["key"]);
+    app.assert_works(&newest).await;
+    app.assert_dead(&new).await;
+
+    // Grace out of range.
+    for grace in [-1, 10 * 365 * 24 * 3600] {
+        app.rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": grace}),
+        )
+        .await
+        .expect_invalid("previous_key_expires_in_seconds");
+    }
+    app.assert_works(&newest).await;
+}
+
+async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, old) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
+        .await;
+    res.expect(201);
+    let new = s(&res.json()["key"]);
+    app.assert_works(&new).await;
+    app.assert_works(&old).await;
+
+    let shown = app.get_client(&admin, &id).await;
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{shown}");
+    let old_key = keys
+        .iter()
+        .find(|k| k["last4"] == last4(&old))
+        .expect("old key listed");
+    let new_key = keys
+        .iter()
+        .find(|k| k["last4"] == last4(&new))
+        .expect("new key listed");
+    assert_about(
+        timestamp(&old_key["expires_at"]),
+        OffsetDateTime::now_utc() + time::Duration::seconds(60),
+    );
+    assert!(new_key["expires_at"].is_null());
+
+    // A second rotation without grace ends the first grace period early.
+    let res = app.rotate(&admin, &id, json!({})).await;
+    res.expect(201);
+    let newest = s(&res.json()["key"]);
+    app.assert_dead(&old).await;
+    app.assert_dead(&new).await;
+    app.assert_works(&newest).await;
+}
+
+async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, key) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+    for unknown in [UNKNOWN_ID, "not-an-id"] {
+        app.rotate(&admin, unknown, json!({}))
+            .await
+            .expect_problem(404, "not_found");
+    }
+    app.delete(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(204);
+    app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await
+        .expect_problem(404, "not_found");
+    app.assert_dead(&key).await;
+    // The revoked client gained no key.
+    let shown = app.get_client(&admin, &id).await;
+    assert_eq!(shown["keys"], json!([]));
+}
+
 // ---------------------------------------------------------------- revocation
 
 async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
@@ -757,6 +1185,113 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
     assert_eq!(all[0]["actor"]["kind"], "client_key");
     let events = audit(&app, &admin, &format!("customer_id={bob}")).await;
     assert!(with_action(&events, "user_tokens.revoked_all").is_empty());
+}
+
+async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, first) = named_storefront(&app, &admin, "Shop").await;
+    let (_, other) = named_storefront(&app, &admin, "Other shop").await;
+    let id = s(&client["id"]);
+    // Two live keys: one in its grace period, one new.
+    let res = app
+        .rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": 3600}),
+        )
+        .await;
+    res.expect(201);
+    let second = s(&res.json()["key"]);
+    app.assert_works(&first).await;
+    app.assert_works(&second).await;
+
+    let res = app
+        .delete(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(204);
+    assert!(res.body.is_empty());
+    app.assert_dead(&first).await;
+    app.assert_dead(&second).await;
+    app.assert_works(&other).await;
+
+    // Still listed, as revoked, with no working keys.
+    let shown = app.get_client(&admin, &id).await;
+    assert_about(timestamp(&shown["revoked_at"]), OffsetDateTime::now_utc());
+    assert_eq!(shown["keys"], json!([]));
+
+    // Again, or an unknown id: nothing to revoke.
+    for target in [id.as_str(), UNKNOWN_ID, "not-an-id"] {
+        app.delete(&format!("/api/v1/admin/clients/{target}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+    // An admin key may revoke its own client, and is dead at once.
+    let admin_client = app
+        .get("/api/v1/admin/clients?limit=1")
+        .bearer(&admin)
+        .send()
+        .await
+        .json()["data"][0]["id"]
+        .clone();
+    app.delete(&format!("/api/v1/admin/clients/{}", s(&admin_client)))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(204);
+    app.get("/api/v1/admin/clients")
+        .bearer(&admin)
+        .send()
+        .await
+        .expect_problem(401, "invalid_token");
+}
+
+async fn admin_client_revoke_with_user_tokens(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (shop_a, key_a) = named_storefront(&app, &admin, "Shop A").await;
+    let (_, key_b) = named_storefront(&app, &admin, "Shop B").await;
+    let (shop_c, key_c) = named_storefront(&app, &admin, "Shop C").await;
+    app.register(&key_a, "ann@example.com", PASSWORD).await;
+    app.register(&key_b, "bob@example.com", PASSWORD).await;
+
+    let ann_via_a = app.login_token(&key_a, "ann@example.com").await;
+    let bob_via_a = app.login_token(&key_a, "bob@example.com").await;
+    // A personal token made with a token from A was issued through A too.
+    let ann_script_via_a = personal_token_with(&app, &ann_via_a, &["products:read"]).await;
+    let ann_via_b = app.login_token(&key_b, "ann@example.com").await;
+    let bob_via_c = app.login_token(&key_c, "bob@example.com").await;
+
+    app.delete(&format!(
+        "/api/v1/admin/clients/{}?revoke_user_tokens=true",
+        s(&shop_a["id"])
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    app.assert_dead(&key_a).await;
+    for token in [&ann_via_a, &bob_via_a, &ann_script_via_a] {
+        app.assert_dead(token).await;
+    }
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&bob_via_c).await;
+
+    // `false`: the client's keys die, its customers' tokens live on.
+    app.delete(&format!(
+        "/api/v1/admin/clients/{}?revoke_user_tokens=false",
+        s(&shop_c["id"])
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    app.assert_dead(&key_c).await;
+    app.assert_works(&bob_via_c).await;
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&key_b).await;
 }
 
 // ---------------------------------------------------------------- audit log
@@ -1143,544 +1678,4 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     let client = app.get_client(&admin, &id).await;
     assert!(client["revoked_at"].is_string());
     assert_eq!(client["keys"], json!([]));
-}
-
-on_both_databases!(admin_client_create_shows_the_key_once_and_defaults_limits);
-
-/// A storefront client named `name`, made through the admin API: (client,
-/// key).
-async fn named_storefront(app: &TestApp, admin: &str, name: &str) -> (Value, String) {
-    let res = app
-        .create_client(
-            admin,
-            json!({
-                "name": name, "kind": "publishable",
-                "abilities": ["products:read", "customers:create", "auth:login"],
-                "allowed_origins": [SHOP]
-            }),
-        )
-        .await;
-    res.expect(201);
-    let body = res.json();
-    (body["client"].clone(), s(&body["key"]))
-}
-
-/// A personal token with `abilities` made with `token`: the plaintext.
-async fn personal_token_with(app: &TestApp, token: &str, abilities: &[&str]) -> String {
-    let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(token)
-        .json(json!({"name": "personal", "abilities": abilities}))
-        .send()
-        .await;
-    res.expect(201);
-    s(&res.json()["token"])
-}
-
-async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp) {
-    let admin = app.admin_key().await;
-    let res = app
-        .create_client(
-            &admin,
-            json!({
-                "name": "Storefront", "kind": "publishable",
-                "abilities": ["products:read", "auth:login"],
-                "allowed_origins": ["https://Shop.Example:443", "http://localhost:8080"]
-            }),
-        )
-        .await;
-    res.expect(201);
-    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
-    let body = res.json();
-    assert_fields(&body, &["client", "key"]);
-    let key = s(&body["key"]);
-    assert!(key.starts_with("jt_pk_") && key.len() == 42, "{key}");
-    let client = &body["client"];
-    assert_fields(
-        client,
-        &[
-            "id",
-            "name",
-            "kind",
-            "abilities",
-            "allowed_origins",
-            "rate_limit_per_minute",
-            "per_ip_rate_limit_per_minute",
-            "created_at",
-            "revoked_at",
-            "keys",
-        ],
-    );
-    assert_eq!(client["name"], "Storefront");
-    assert_eq!(client["kind"], "publishable");
-    assert_eq!(client["abilities"], json!(["auth:login", "products:read"]));
-    assert_eq!(
-        client["allowed_origins"],
-        json!(["https://shop.example", "http://localhost:8080"])
-    );
-    // Omitted limits: the server's defaults.
-    assert_eq!(client["rate_limit_per_minute"], 6000);
-    assert_eq!(client["per_ip_rate_limit_per_minute"], 300);
-    assert!(client["revoked_at"].is_null());
-    let keys = client["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_fields(
-        &keys[0],
-        &[
-            "id",
-            "last4",
-            "created_at",
-            "expires_at",
-            "browser_refusals",
-            "last_browser_refusal_at",
-        ],
-    );
-    assert_eq!(keys[0]["browser_refusals"], 0);
-    assert_eq!(keys[0]["last4"], last4(&key));
-    assert!(keys[0]["expires_at"].is_null());
-    // The key works.
-    app.assert_works(&key).await;
-
-    // GET shows the same client, never the key.
-    let id = s(&client["id"]);
-    let res = app
-        .get(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
-    res.expect(200);
-    assert!(!res.text().contains(&key), "the key leaked: {}", res.text());
-    assert_eq!(&res.json(), client);
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
-    res.expect(200);
-    assert!(!res.text().contains(&key));
-
-    // Secret: a whole-key default, no per-IP limit.
-    let res = app
-        .create_client(
-            &admin,
-            json!({"name": "Backend", "kind": "secret", "abilities": ["admin"]}),
-        )
-        .await;
-    res.expect(201);
-    let secret = res.json();
-    assert!(s(&secret["key"]).starts_with("jt_sk_"));
-    assert_eq!(secret["client"]["rate_limit_per_minute"], 6000);
-    assert!(secret["client"]["per_ip_rate_limit_per_minute"].is_null());
-    assert_eq!(secret["client"]["allowed_origins"], json!([]));
-    app.get("/api/v1/admin/clients")
-        .bearer(&s(&secret["key"]))
-        .send()
-        .await
-        .expect(200);
-
-    // `null`: no limit; numbers: as given.
-    let res = app
-        .create_client(
-            &admin,
-            json!({
-                "name": "Unlimited", "kind": "publishable", "abilities": ["products:read"],
-                "allowed_origins": ["https://shop.example"],
-                "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null
-            }),
-        )
-        .await;
-    res.expect(201);
-    let unlimited = res.json()["client"].clone();
-    assert!(unlimited["rate_limit_per_minute"].is_null(), "{unlimited}");
-    assert!(unlimited["per_ip_rate_limit_per_minute"].is_null());
-    let stored = app.get_client(&admin, &s(&unlimited["id"])).await;
-    assert!(stored["rate_limit_per_minute"].is_null());
-    assert!(stored["per_ip_rate_limit_per_minute"].is_null());
-
-    let res = app
-        .create_client(
-            &admin,
-            json!({
-                "name": "Tight", "kind": "publishable", "abilities": ["products:read"],
-                "allowed_origins": ["https://shop.example"],
-                "rate_limit_per_minute": 120, "per_ip_rate_limit_per_minute": 10
-            }),
-        )
-        .await;
-    res.expect(201);
-    let tight = app
-        .get_client(&admin, &s(&res.json()["client"]["id"]))
-        .await;
-    assert_eq!(tight["rate_limit_per_minute"], 120);
-    assert_eq!(tight["per_ip_rate_limit_per_minute"], 10);
-}
-
-on_both_databases!(admin_client_create_validates);
-
-async fn admin_client_create_validates(app: TestApp) {
-    let admin = app.admin_key().await;
-    let publishable = |abilities: Value, origins: Value| json!({"name": "Shop", "kind": "publishable", "abilities": abilities, "allowed_origins": origins});
-    let shop = json!(["https://shop.example"]);
-    let read = json!(["products:read"]);
-
-    // A publishable key is public: no write or admin abilities.
-    for abilities in [
-        json!(["orders:write"]),
-        json!(["admin"]),
-        json!(["products:read", "tokens:manage"]),
-        json!(["*"]),
-        json!([]),
-        json!(["nonsense:read"]),
-    ] {
-        let res = app
-            .create_client(&admin, publishable(abilities, shop.clone()))
-            .await;
-        res.expect_invalid("abilities");
-    }
-    // …and is bound to origins.
-    app.create_client(&admin, publishable(read.clone(), json!([])))
-        .await
-        .expect_invalid("allowed_origins");
-    app.create_client(
-        &admin,
-        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"]}),
-    )
-    .await
-    .expect_invalid("allowed_origins");
-    for origin in [
-        "https://shop.example/path",
-        "https://shop.example/",
-        "shop.example",
-        "//shop.example",
-        "https://*.example.com",
-        "https://shop.*.com",
-        "ftp://shop.example",
-    ] {
-        let res = app
-            .create_client(&admin, publishable(read.clone(), json!([origin])))
-            .await;
-        res.expect_invalid("allowed_origins[0]");
-    }
-    // Limits must be positive.
-    for (field, value) in [
-        ("rate_limit_per_minute", 0),
-        ("rate_limit_per_minute", -1),
-        ("per_ip_rate_limit_per_minute", 0),
-        ("per_ip_rate_limit_per_minute", -10),
-    ] {
-        let mut body = publishable(read.clone(), shop.clone());
-        body[field] = json!(value);
-        app.create_client(&admin, body).await.expect_invalid(field);
-    }
-    let mut secret_zero = json!({"name": "B", "kind": "secret", "abilities": ["admin"]});
-    secret_zero["rate_limit_per_minute"] = json!(0);
-    app.create_client(&admin, secret_zero)
-        .await
-        .expect_invalid("rate_limit_per_minute");
-    // Other fields.
-    app.create_client(
-        &admin,
-        json!({"name": "", "kind": "secret", "abilities": ["admin"]}),
-    )
-    .await
-    .expect_invalid("name");
-    for body in [
-        json!({"name": "B", "kind": "public", "abilities": ["admin"]}),
-        json!({"name": "B", "abilities": ["admin"]}),
-        json!({"name": "B", "kind": "secret", "abilities": ["admin"], "key": "jt_sk_x"}),
-    ] {
-        app.create_client(&admin, body)
-            .await
-            .expect_problem(422, "validation_failed");
-    }
-    // None of them was created: only the admin's own client exists.
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
-    res.expect(200);
-    assert_eq!(res.json()["data"].as_array().unwrap().len(), 1);
-}
-
-on_both_databases!(admin_client_list_paginates_and_get_finds_one);
-
-async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
-    let (admin_id, admin) = app.client(ClientKind::Secret, &["admin"], &[]).await;
-    let mut expected = vec![admin_id];
-    let mut keys = Vec::new();
-    for n in 0..4 {
-        let (client, key) = named_storefront(&app, &admin, &format!("Shop {n}")).await;
-        expected.push(s(&client["id"]));
-        keys.push(key);
-    }
-
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            None => "/api/v1/admin/clients?limit=2".to_owned(),
-            Some(c) => format!("/api/v1/admin/clients?limit=2&cursor={c}"),
-        };
-        let res = app.get(&path).bearer(&admin).send().await;
-        res.expect(200);
-        for key in &keys {
-            assert!(!res.text().contains(key.as_str()), "a key leaked");
-        }
-        let body = res.json();
-        assert_fields(&body, &["data", "next_cursor"]);
-        let data = body["data"].as_array().unwrap();
-        assert!(data.len() <= 2);
-        seen.extend(data.iter().map(|c| s(&c["id"])));
-        pages += 1;
-        assert!(pages <= 5, "pagination does not end");
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    assert_eq!(seen, expected, "every client once, in creation order");
-    assert_eq!(pages, 3);
-
-    // Default page size holds them all.
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
-    res.expect(200);
-    assert_eq!(res.json()["data"].as_array().unwrap().len(), 5);
-    assert!(res.json()["next_cursor"].is_null());
-
-    for query in ["limit=0", "limit=101", "cursor=garbage", "sort=name"] {
-        app.get(&format!("/api/v1/admin/clients?{query}"))
-            .bearer(&admin)
-            .send()
-            .await
-            .expect_problem(422, "validation_failed");
-    }
-
-    // One by id.
-    let one = app.get_client(&admin, &expected[2]).await;
-    assert_eq!(one["id"], expected[2].as_str());
-    assert_eq!(one["name"], "Shop 1");
-    for id in [UNKNOWN_ID, "not-an-id"] {
-        app.get(&format!("/api/v1/admin/clients/{id}"))
-            .bearer(&admin)
-            .send()
-            .await
-            .expect_problem(404, "not_found");
-    }
-}
-
-on_both_databases!(admin_client_rotation_without_grace_kills_the_old_key);
-
-async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
-    let admin = app.admin_key().await;
-    let (client, old) = named_storefront(&app, &admin, "Shop").await;
-    let id = s(&client["id"]);
-
-    let res = app
-        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
-        .await;
-    res.expect(201);
-    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
-    let new = s(&res.json()["key"]);
-    assert!(new.starts_with("jt_pk_") && new.len() == 42);
-    assert_ne!(new, old);
-    app.assert_works(&new).await;
-    app.assert_dead(&old).await;
-    let shown = app.get_client(&admin, &id).await;
-    let keys = shown["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1, "{shown}");
-    assert_eq!(keys[0]["last4"], last4(&new));
-
-    // No body at all means the default grace: none.
-    let res = app
-        .post(&format!("/api/v1/admin/clients/{id}/keys"))
-        .bearer(&admin)
-        .send()
-        .await;
-    res.expect(201);
-    let newest = s(&res.json()["key"]);
-    app.assert_works(&newest).await;
-    app.assert_dead(&new).await;
-
-    // Grace out of range.
-    for grace in [-1, 10 * 365 * 24 * 3600] {
-        app.rotate(
-            &admin,
-            &id,
-            json!({"previous_key_expires_in_seconds": grace}),
-        )
-        .await
-        .expect_invalid("previous_key_expires_in_seconds");
-    }
-    app.assert_works(&newest).await;
-}
-
-on_both_databases!(admin_client_rotation_with_grace_keeps_the_old_key);
-
-async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
-    let admin = app.admin_key().await;
-    let (client, old) = named_storefront(&app, &admin, "Shop").await;
-    let id = s(&client["id"]);
-
-    let res = app
-        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
-        .await;
-    res.expect(201);
-    let new = s(&res.json()["key"]);
-    app.assert_works(&new).await;
-    app.assert_works(&old).await;
-
-    let shown = app.get_client(&admin, &id).await;
-    let keys = shown["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "{shown}");
-    let old_key = keys
-        .iter()
-        .find(|k| k["last4"] == last4(&old))
-        .expect("old key listed");
-    let new_key = keys
-        .iter()
-        .find(|k| k["last4"] == last4(&new))
-        .expect("new key listed");
-    assert_about(
-        timestamp(&old_key["expires_at"]),
-        OffsetDateTime::now_utc() + time::Duration::seconds(60),
-    );
-    assert!(new_key["expires_at"].is_null());
-
-    // A second rotation without grace ends the first grace period early.
-    let res = app.rotate(&admin, &id, json!({})).await;
-    res.expect(201);
-    let newest = s(&res.json()["key"]);
-    app.assert_dead(&old).await;
-    app.assert_dead(&new).await;
-    app.assert_works(&newest).await;
-}
-
-on_both_databases!(admin_client_rotation_of_a_revoked_or_unknown_client_is_404);
-
-async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestApp) {
-    let admin = app.admin_key().await;
-    let (client, key) = named_storefront(&app, &admin, "Shop").await;
-    let id = s(&client["id"]);
-    for unknown in [UNKNOWN_ID, "not-an-id"] {
-        app.rotate(&admin, unknown, json!({}))
-            .await
-            .expect_problem(404, "not_found");
-    }
-    app.delete(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(204);
-    app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
-        .await
-        .expect_problem(404, "not_found");
-    app.assert_dead(&key).await;
-    // The revoked client gained no key.
-    let shown = app.get_client(&admin, &id).await;
-    assert_eq!(shown["keys"], json!([]));
-}
-
-on_both_databases!(admin_client_revoke_kills_every_key_at_once);
-
-async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
-    let admin = app.admin_key().await;
-    let (client, first) = named_storefront(&app, &admin, "Shop").await;
-    let (_, other) = named_storefront(&app, &admin, "Other shop").await;
-    let id = s(&client["id"]);
-    // Two live keys: one in its grace period, one new.
-    let res = app
-        .rotate(
-            &admin,
-            &id,
-            json!({"previous_key_expires_in_seconds": 3600}),
-        )
-        .await;
-    res.expect(201);
-    let second = s(&res.json()["key"]);
-    app.assert_works(&first).await;
-    app.assert_works(&second).await;
-
-    let res = app
-        .delete(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
-    res.expect(204);
-    assert!(res.body.is_empty());
-    app.assert_dead(&first).await;
-    app.assert_dead(&second).await;
-    app.assert_works(&other).await;
-
-    // Still listed, as revoked, with no working keys.
-    let shown = app.get_client(&admin, &id).await;
-    assert_about(timestamp(&shown["revoked_at"]), OffsetDateTime::now_utc());
-    assert_eq!(shown["keys"], json!([]));
-
-    // Again, or an unknown id: nothing to revoke.
-    for target in [id.as_str(), UNKNOWN_ID, "not-an-id"] {
-        app.delete(&format!("/api/v1/admin/clients/{target}"))
-            .bearer(&admin)
-            .send()
-            .await
-            .expect_problem(404, "not_found");
-    }
-    // An admin key may revoke its own client, and is dead at once.
-    let admin_client = app
-        .get("/api/v1/admin/clients?limit=1")
-        .bearer(&admin)
-        .send()
-        .await
-        .json()["data"][0]["id"]
-        .clone();
-    app.delete(&format!("/api/v1/admin/clients/{}", s(&admin_client)))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(204);
-    app.get("/api/v1/admin/clients")
-        .bearer(&admin)
-        .send()
-        .await
-        .expect_problem(401, "invalid_token");
-}
-
-on_both_databases!(admin_client_revoke_with_user_tokens);
-
-async fn admin_client_revoke_with_user_tokens(app: TestApp) {
-    let admin = app.admin_key().await;
-    let (shop_a, key_a) = named_storefront(&app, &admin, "Shop A").await;
-    let (_, key_b) = named_storefront(&app, &admin, "Shop B").await;
-    let (shop_c, key_c) = named_storefront(&app, &admin, "Shop C").await;
-    app.register(&key_a, "ann@example.com", PASSWORD).await;
-    app.register(&key_b, "bob@example.com", PASSWORD).await;
-
-    let ann_via_a = app.login_token(&key_a, "ann@example.com").await;
-    let bob_via_a = app.login_token(&key_a, "bob@example.com").await;
-    // A personal token made with a token from A was issued through A too.
-    let ann_script_via_a = personal_token_with(&app, &ann_via_a, &["products:read"]).await;
-    let ann_via_b = app.login_token(&key_b, "ann@example.com").await;
-    let bob_via_c = app.login_token(&key_c, "bob@example.com").await;
-
-    app.delete(&format!(
-        "/api/v1/admin/clients/{}?revoke_user_tokens=true",
-        s(&shop_a["id"])
-    ))
-    .bearer(&admin)
-    .send()
-    .await
-    .expect(204);
-    app.assert_dead(&key_a).await;
-    for token in [&ann_via_a, &bob_via_a, &ann_script_via_a] {
-        app.assert_dead(token).await;
-    }
-    app.assert_works(&ann_via_b).await;
-    app.assert_works(&bob_via_c).await;
-
-    // `false`: the client's keys die, its customers' tokens live on.
-    app.delete(&format!(
-        "/api/v1/admin/clients/{}?revoke_user_tokens=false",
-        s(&shop_c["id"])
-    ))
-    .bearer(&admin)
-    .send()
-    .await
-    .expect(204);
-    app.assert_dead(&key_c).await;
-    app.assert_works(&bob_via_c).await;
-    app.assert_works(&ann_via_b).await;
-    app.assert_works(&key_b).await;
 }
