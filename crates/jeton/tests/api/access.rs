@@ -646,7 +646,7 @@ fn admin_rows() -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    // The spec's eight, and the audit log (issue #3).
+    // The contract's eight, and the audit log.
     assert_eq!(
         rows.len(),
         9,
@@ -786,7 +786,7 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
         "sk",
         Some("admin"),
     ),
-    // Not in spec §6: the audit log of issue #3.
+    // Beyond the contract's admin endpoints: the audit log.
     ("GET", "/admin/audit", "sk", Some("admin")),
 ];
 

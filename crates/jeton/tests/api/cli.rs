@@ -541,7 +541,7 @@ async fn client_create_and_revoke_on_postgres() {
     assert_eq!(run.json()[0]["id"], id.as_str());
 
     jeton(&url, &["client", "revoke", &id]).ok();
-    // Another process revoked it: dead within one second (spec §4).
+    // Another process revoked it: dead within one second, by the contract.
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     while call(key.clone()).await != 401 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
