@@ -115,4 +115,3 @@ impl CatalogCache {
         Ok(body)
     }
 }
-
