@@ -31,6 +31,7 @@ fn credential() -> StoredCredential {
         user_id: "01a21ed1-9c14-76e1-b4b1-72faf5c47cf8".into(),
         token_id: "01a21ed1-9c28-729f-b2a8-a12fecec3c37".into(),
         client_id: None,
+        client_origins: Vec::new(),
         abilities: AbilitySet::parse_spaced(
             "products:read orders:read orders:write profile:read tokens:manage",
         )

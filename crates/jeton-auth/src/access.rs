@@ -128,6 +128,7 @@ mod tests {
             user_id: "u".into(),
             token_id: "t".into(),
             client_id: None,
+            client_origins: Vec::new(),
             abilities: set(abilities),
             expires_at: None,
         }))

@@ -37,6 +37,7 @@ use crate::{
     failed_auth::FailedAuth,
     origin,
     rate_limit::{self, RateLimitStatus, RateLimiter},
+    session::{CookieSessions, SessionCookie},
     store::Refusal,
 };
 
@@ -71,6 +72,8 @@ pub struct Gate<S> {
     failed_auth: FailedAuth,
     /// Registered on first use, after the app has installed its recorder.
     client_limited: OnceLock<Counter>,
+    /// Cookie sessions, if the app has turned them on.
+    sessions: Option<CookieSessions>,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -90,7 +93,21 @@ impl<S: TokenStore> Gate<S> {
             recorded_refusals: Mutex::new(HashMap::new()),
             failed_auth: FailedAuth::new(limit),
             client_limited: OnceLock::new(),
+            sessions: None,
         }
+    }
+
+    /// Accepts user tokens in a session cookie too (see
+    /// [`crate::session`]): the app's login route sets it with
+    /// [`CookieSessions::issue`].
+    pub fn with_cookie_sessions(mut self, sessions: CookieSessions) -> Gate<S> {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// The app's cookie sessions, if turned on.
+    pub fn cookie_sessions(&self) -> Option<&CookieSessions> {
+        self.sessions.as_ref()
     }
 
     /// Authenticates and authorizes a request for a route with `access`.
@@ -105,15 +122,32 @@ impl<S: TokenStore> Gate<S> {
         // A client IP that has failed too often is refused before its token
         // is even parsed.
         self.failed_auth.check(ip)?;
-        let principal = self
-            .verifier
-            .authenticate(request.headers(), request.uri().query())
-            .await
-            .inspect_err(|error| {
-                if *error == AuthError::InvalidToken {
-                    self.failed_auth.count(ip);
-                }
-            })?;
+        let count_failure = |error: &AuthError| {
+            if *error == AuthError::InvalidToken {
+                self.failed_auth.count(ip);
+            }
+        };
+        let cookie = self
+            .sessions
+            .as_ref()
+            .and_then(|sessions| Some((sessions, sessions.credential(request.headers())?)));
+        let principal = match cookie {
+            None => self
+                .verifier
+                .authenticate(request.headers(), request.uri().query())
+                .await
+                .inspect_err(count_failure)?,
+            Some((sessions, token)) => {
+                let principal = self
+                    .verifier
+                    .verify(&token.inspect_err(count_failure)?)
+                    .await
+                    .inspect_err(count_failure)?;
+                sessions.admit(&principal, request.method(), request.headers())?;
+                request.extensions_mut().insert(SessionCookie);
+                principal
+            }
+        };
         let origin_header = request.headers().get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
@@ -224,7 +258,17 @@ where
             }
             response
         }
-        Err(error) => E::from(error).into_response(),
+        Err(error) => {
+            // A dead session cookie is cleared, so the page starts afresh.
+            let dead_session = guard.gate.sessions.as_ref().filter(|sessions| {
+                error == AuthError::InvalidToken && sessions.has_session_cookie(request.headers())
+            });
+            let mut response = E::from(error).into_response();
+            if let Some(sessions) = dead_session {
+                sessions.clear(response.headers_mut());
+            }
+            response
+        }
     }
 }
 

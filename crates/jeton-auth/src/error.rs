@@ -14,6 +14,9 @@
 //!   its client does not allow (403, no challenge: the token is fine).
 //! - [`AuthError::SecretKeyInBrowser`]: a secret key arrived with an `Origin`
 //!   header, so it has leaked into browser code (403, recorded).
+//! - [`AuthError::CsrfFailed`]: a request authenticated by a session cookie
+//!   that changes something without the CSRF header matching the CSRF
+//!   cookie (403, no challenge: see [`crate::session`]).
 //! - [`AuthError::RateLimited`]: the key or the key and client IP are over
 //!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
@@ -44,6 +47,10 @@ pub enum AuthError {
         "secret keys are for servers; this one was sent by a browser and must be considered leaked: rotate it"
     )]
     SecretKeyInBrowser,
+    #[error(
+        "a request made with a session cookie that changes something needs the X-CSRF-Token header, equal to the CSRF cookie"
+    )]
+    CsrfFailed,
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited {
         limit: u32,
@@ -60,7 +67,8 @@ impl AuthError {
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             AuthError::InsufficientScope { .. }
             | AuthError::OriginNotAllowed
-            | AuthError::SecretKeyInBrowser => StatusCode::FORBIDDEN,
+            | AuthError::SecretKeyInBrowser
+            | AuthError::CsrfFailed => StatusCode::FORBIDDEN,
             AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -75,6 +83,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => "insufficient_scope",
             AuthError::OriginNotAllowed => "origin_not_allowed",
             AuthError::SecretKeyInBrowser => "secret_key_in_browser",
+            AuthError::CsrfFailed => "csrf_failed",
             AuthError::RateLimited { .. } => "rate_limited",
             AuthError::Unavailable => "service_unavailable",
         }
@@ -88,6 +97,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => "Insufficient scope",
             AuthError::OriginNotAllowed => "Origin not allowed",
             AuthError::SecretKeyInBrowser => "Secret key used in a browser",
+            AuthError::CsrfFailed => "CSRF check failed",
             AuthError::RateLimited { .. } => "Rate limited",
             AuthError::Unavailable => "Service unavailable",
         }
@@ -109,6 +119,7 @@ impl AuthError {
             }
             AuthError::OriginNotAllowed
             | AuthError::SecretKeyInBrowser
+            | AuthError::CsrfFailed
             | AuthError::RateLimited { .. }
             | AuthError::Unavailable => return None,
         };

@@ -17,6 +17,7 @@
 //! | [`rate_limit`]| per-key and per-IP limits                                    |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
 //! | [`axum`]      | the route guard (middleware) and the typed extractors        |
+//! | [`session`] | user tokens in cookies for the app's own pages, with CSRF |
 //! | [`cache`]     | a cache that invalidations empty for good                    |
 //! | [`error`]     | every authentication outcome as one error type               |
 
@@ -31,6 +32,7 @@ pub mod header;
 pub mod origin;
 pub mod principal;
 pub mod rate_limit;
+pub mod session;
 pub mod store;
 pub mod token;
 pub mod verify;
@@ -40,6 +42,7 @@ pub use access::{Access, Ceilings, KindSet};
 pub use error::AuthError;
 pub use principal::{ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
+pub use session::{CookieSessions, SessionCookie};
 pub use store::{Refusal, StoreError, StoredCredential, TokenStore};
 pub use token::{HashedToken, PlainToken, TokenFormatError, TokenKind};
 pub use verify::{CacheSettings, Verifier};

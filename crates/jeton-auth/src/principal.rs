@@ -29,6 +29,9 @@ pub struct UserPrincipal {
     pub token_id: String,
     /// The client application the token was issued through, if any.
     pub client_id: Option<String>,
+    /// That client's allowed origins (empty without a live client): the
+    /// pages a cookie session may be used from (see [`crate::session`]).
+    pub client_origins: Vec<String>,
     pub abilities: AbilitySet,
     pub expires_at: Option<OffsetDateTime>,
 }

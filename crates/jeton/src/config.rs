@@ -16,6 +16,9 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// Failed token authentications per client IP before 429.
     pub failed_auth: jeton_auth::axum::FailedAuthLimit,
+    /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
+    /// `http` on a loopback address (see `cli::serve`).
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             throttle: ThrottleSettings::default(),
             failed_auth: Default::default(),
+            secure_cookies: true,
         }
     }
 }

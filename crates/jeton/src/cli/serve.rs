@@ -41,6 +41,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
+        // The server speaks plain http; only on a loopback address is that
+        // a developer's machine, where browsers would drop Secure cookies.
+        secure_cookies: !args.addr.ip().is_loopback(),
         ..Config::default()
     };
     hashing::warm_up().await;

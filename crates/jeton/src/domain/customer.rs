@@ -66,6 +66,21 @@ pub struct LoginInput {
     pub password: String,
     /// A label for the token, shown in `GET /me/tokens`; defaults to "login".
     pub device_name: Option<String>,
+    /// `cookie`: the token goes into an `HttpOnly` cookie instead of the
+    /// body, for the shop's own storefront (`docs/storefront.md`).
+    /// Omitted or `token`: the token is in the body.
+    pub session: Option<SessionMode>,
+}
+
+/// How the browser or app will carry the token a login issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// In the response body, sent back as `Authorization: Bearer`.
+    #[default]
+    Token,
+    /// In the `jeton_session` cookie, with the `jeton_csrf` cookie.
+    Cookie,
 }
 
 pub struct Login {
@@ -74,6 +89,7 @@ pub struct Login {
     pub email: String,
     pub password: Password,
     pub device_name: String,
+    pub session: SessionMode,
 }
 
 impl TryFrom<LoginInput> for Login {
@@ -94,6 +110,7 @@ impl TryFrom<LoginInput> for Login {
             email: email.expect("checked"),
             password: password.expect("checked"),
             device_name: device_name.expect("checked"),
+            session: input.session.unwrap_or_default(),
         })
     }
 }

@@ -6,6 +6,11 @@
 //! whatever the origin; they are removed again when it was not allowed), so
 //! the browser blocks the page from reading anything.
 //!
+//! An origin that a client lists exactly (not through `*`) also gets
+//! `Access-Control-Allow-Credentials: true`, so that the shop's own pages
+//! can use cookie sessions (`jeton_auth::session`); with it the allowed
+//! origin is always the request's own, never `*`.
+//!
 //! The set of allowed origins is held in memory: rebuilt at once when this
 //! process changes a client, and when the change feed reports a change made
 //! elsewhere (the CLI, another server process; see `store/changes.rs`).
@@ -20,8 +25,9 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, header},
     response::Response,
 };
+use jeton_auth::session::CSRF_HEADER;
 use tower::{layer::util::Stack, util::MapResponseLayer};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use super::request_id::X_REQUEST_ID;
 use crate::store::Db;
@@ -66,6 +72,15 @@ impl OriginRegistry {
                 .is_ok_and(|origin| origins.exact.contains(origin))
     }
 
+    /// Whether some active client lists `origin` itself: its pages may
+    /// send and receive cookies.
+    pub fn allows_credentials(&self, origin: &HeaderValue) -> bool {
+        let origins = self.0.read().expect("origin registry lock");
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.exact.contains(origin))
+    }
+
     /// Reloads the set from the database.
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
         let lists = db.active_publishable_origins().await?;
@@ -82,16 +97,20 @@ impl OriginRegistry {
     }
 
     pub fn layer(&self) -> Layer {
-        let registry = self.clone();
+        let (registry, listed) = (self.clone(), self.clone());
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin, _| {
                 registry.allows(origin)
+            }))
+            .allow_credentials(AllowCredentials::predicate(move |origin, _| {
+                listed.allows_credentials(origin)
             }))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
+                CSRF_HEADER,
             ])
             .expose_headers([
                 HeaderName::from_static("ratelimit-limit"),

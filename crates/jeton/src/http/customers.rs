@@ -1,12 +1,20 @@
 //! Customers: registration and login (through a client key), logout and the
 //! profile (with a user token).
 
-use axum::{Extension, extract::State, http::StatusCode};
+use axum::{
+    Extension,
+    extract::State,
+    http::{HeaderMap, StatusCode, header::ORIGIN},
+    response::{IntoResponse, Response},
+};
 use jeton_auth::{
-    AuthError,
+    AuthError, ClientPrincipal, PlainToken, SessionCookie, TokenKind,
     axum::{Client, User},
     client_ip::ClientIp,
 };
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::{
     error::{AppError, AppResult},
@@ -18,8 +26,8 @@ use crate::{
     api::Customer,
     domain::{
         abilities,
-        customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
-        ids::{ClientIds, UserIds},
+        customer::{Login, LoginInput, NewCustomer, NewCustomerInput, SessionMode},
+        ids::{ClientIds, TokenId, UserIds},
     },
     hashing,
     store::{
@@ -68,16 +76,56 @@ pub async fn register(
     }
 }
 
+/// A cookie session, as a login with `"session": "cookie"` answers: the
+/// token itself is only in the `HttpOnly` cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieSession {
+    pub customer: Customer,
+    #[schema(value_type = String)]
+    pub token_id: TokenId,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Also in the `jeton_csrf` cookie: sent back as `X-CSRF-Token` on
+    /// `POST`, `PUT`, `PATCH` and `DELETE`.
+    pub csrf_token: String,
+}
+
+/// A cookie session is only for pages on one of the key's client's own
+/// origins, listed exactly (`*` does not count): the only pages the
+/// session will then work from, and to which the API lets the browser send
+/// cookies.
+fn check_cookie_origin(client: &ClientPrincipal, headers: &HeaderMap) -> Result<(), AppError> {
+    let origin = headers.get(ORIGIN).map(|origin| origin.as_bytes());
+    let listed = origin.is_some_and(|origin| {
+        client
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed != "*" && allowed.as_bytes() == origin)
+    });
+    if listed {
+        Ok(())
+    } else {
+        Err(AuthError::OriginNotAllowed.into())
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
     security(("bearer" = ["auth:login"])),
-    responses((status = 201, body = IssuedToken), (status = 400, description = "`invalid_credentials`")))]
+    responses(
+        (status = 201, body = IssuedToken, description = "a user token; with `\"session\": \"cookie\"`, a `CookieSession` instead and the cookies `jeton_session` and `jeton_csrf`"),
+        (status = 400, description = "`invalid_credentials`"),
+        (status = 403, description = "`origin_not_allowed`: a cookie session asked for from a page not on the client's list")))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
     audit: Audit,
+    headers: HeaderMap,
     Json(input): Json<LoginInput>,
-) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+) -> AppResult<Response> {
     let login = Login::try_from(input).map_err(AppError::Validation)?;
+    if login.session == SessionMode::Cookie {
+        check_cookie_origin(&client, &headers)?;
+    }
     // Throttled before any lookup or hashing: guessing is slowed to a crawl,
     // and a throttled unknown email looks like a throttled known one.
     state
@@ -86,10 +134,11 @@ pub async fn login(
         .map_err(throttled)?;
     let client = ClientIds::from(&*client);
     let found = state.db.find_customer_for_login(&login.email).await?;
-    let (customer_id, stored_hash) = match found {
-        Some(record) => (Some(record.customer.id), Some(record.password_hash)),
+    let (customer, stored_hash) = match found {
+        Some(record) => (Some(record.customer), Some(record.password_hash)),
         None => (None, None),
     };
+    let customer_id = customer.as_ref().map(|customer| customer.id.clone());
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
     let verified = hashing::verify(login.password, stored_hash)
@@ -112,27 +161,51 @@ pub async fn login(
         client_id: Some(&client.client),
         name: &login.device_name,
         abilities: &abilities::user_ceiling(),
-        expires_at: Some(time::OffsetDateTime::now_utc() + state.config.user_token_ttl),
+        expires_at: Some(OffsetDateTime::now_utc() + state.config.user_token_ttl),
     };
-    let issued = issue_user_token(&state, new, &audit).await?;
-    Ok((StatusCode::CREATED, Json(issued)))
+    if login.session == SessionMode::Token {
+        let issued = issue_user_token(&state, new, &audit).await?;
+        return Ok((StatusCode::CREATED, Json(issued)).into_response());
+    }
+    let token = PlainToken::generate(TokenKind::User);
+    let record = state.db.insert_user_token(&token, new, &audit).await?;
+    let sessions = state
+        .gate
+        .cookie_sessions()
+        .expect("the app has cookie sessions");
+    let mut cookies = HeaderMap::new();
+    // The token's lifetime: the cookies go when it does.
+    let max_age = record.expires_at.map(|_| state.config.user_token_ttl);
+    let csrf_token = sessions.issue(&mut cookies, &token, max_age);
+    let body = CookieSession {
+        customer: customer.expect("a verified login has its customer").into(),
+        token_id: record.id,
+        expires_at: record.expires_at,
+        csrf_token,
+    };
+    Ok((StatusCode::CREATED, cookies, Json(body)).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",
-    security(("bearer" = [])),
-    responses((status = 204, description = "the token used is revoked")))]
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "the token used is revoked; a cookie session's cookies are cleared")))]
 pub async fn logout(
     State(state): State<AppState>,
     User(user): User,
     audit: Audit,
-) -> AppResult<StatusCode> {
+    by_cookie: Option<Extension<SessionCookie>>,
+) -> AppResult<Response> {
     let user = UserIds::from(&*user);
     let which = Revoke::One {
         token_id: &user.token,
         owner: Some(&user.customer),
     };
     state.db.revoke_user_tokens(which, &audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut headers = HeaderMap::new();
+    if let (Some(_), Some(sessions)) = (by_cookie, state.gate.cookie_sessions()) {
+        sessions.clear(&mut headers);
+    }
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "customers",

@@ -6,7 +6,7 @@
 use axum::Router;
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -68,6 +68,15 @@ impl Modify for BearerAuth {
                     .bearer_format("jt_pk_… | jt_sk_… | jt_ut_…")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "jeton_session",
+                "A user token in a cookie, set by `POST /auth/login` with `\"session\": \"cookie\"`; \
+                 only from the client's own origins, and `POST`, `PUT`, `PATCH` and `DELETE` also \
+                 need `X-CSRF-Token` equal to the `jeton_csrf` cookie (docs/storefront.md)",
+            ))),
         );
     }
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use jeton_auth::{Verifier, axum::Gate};
+use jeton_auth::{CookieSessions, Verifier, axum::Gate};
 
 use super::cors::OriginRegistry;
 use crate::{
@@ -10,6 +10,14 @@ use crate::{
     store::{Db, changes::Topic},
     throttle::Throttle,
 };
+
+/// The shop's own storefront may keep its customer's token in a cookie
+/// (`docs/storefront.md`): sent to the API's routes only.
+fn cookie_sessions(config: &Config) -> CookieSessions {
+    CookieSessions::default()
+        .session_path(super::routes::PREFIX)
+        .secure(config.secure_cookies)
+}
 
 /// What every handler can reach. Cloned for every request (each layer and
 /// handler that takes `State` gets its own), so it is one `Arc`: a clone is
@@ -41,11 +49,14 @@ pub struct Shared {
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
-        let gate = Arc::new(Gate::with_failed_auth_limit(
-            Verifier::new(db.clone()),
-            abilities::ceilings(),
-            config.failed_auth,
-        ));
+        let gate = Arc::new(
+            Gate::with_failed_auth_limit(
+                Verifier::new(db.clone()),
+                abilities::ceilings(),
+                config.failed_auth,
+            )
+            .with_cookie_sessions(cookie_sessions(&config)),
+        );
         // Weak: the gate holds the Db that holds this listener.
         let listening = Arc::downgrade(&gate);
         db.on_change(move |topic| {

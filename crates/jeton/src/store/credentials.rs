@@ -39,6 +39,8 @@ struct UserTokenCredential {
     id: TokenId,
     customer_id: CustomerId,
     client_id: Option<ClientId>,
+    /// The live client's allowed origins; NULL without one.
+    client_origins: Option<String>,
     #[sqlx(try_from = "Spaced")]
     abilities: AbilitySet,
     #[sqlx(try_from = "MaybeMicros")]
@@ -100,8 +102,10 @@ impl Db {
         hash: &HashedToken,
     ) -> Result<Option<StoredCredential>, sqlx::Error> {
         let found: Option<UserTokenCredential> = sqlx::query_as(
-            "SELECT id, customer_id, client_id, abilities, expires_at FROM user_tokens \
-             WHERE token_hash = $1 AND revoked_at IS NULL",
+            "SELECT t.id, t.customer_id, t.client_id, c.allowed_origins AS client_origins, \
+             t.abilities, t.expires_at FROM user_tokens t \
+             LEFT JOIN clients c ON c.id = t.client_id AND c.revoked_at IS NULL \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(hash.to_hex())
         .fetch_optional(self.reader())
@@ -111,6 +115,11 @@ impl Db {
             user_id: token.customer_id.into(),
             token_id: token.id.into(),
             client_id: token.client_id.map(String::from),
+            client_origins: token
+                .client_origins
+                .as_deref()
+                .map(|list| list.split_ascii_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
             abilities: token.abilities,
             expires_at: token.expires_at,
         };

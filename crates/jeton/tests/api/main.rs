@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod catalogue;
 mod cli;
+mod cookie_sessions;
 mod customers_and_tokens;
 mod http_hygiene;
 mod keys_and_clients;

@@ -1,0 +1,616 @@
+//! Cookie sessions for the shop's own storefront (contract, "Cookie
+//! sessions"): a login with `"session": "cookie"`, the cookies' attributes,
+//! authentication by the cookie from the client's own origins only, CSRF on
+//! unsafe methods, the `Authorization` header taking precedence, and the
+//! cookies cleared on logout, revocation and expiry. CORS with credentials
+//! for the listed origins, preflights included.
+
+use jeton::{config::Config, domain::client::ClientKind};
+use serde_json::{Value, json};
+
+use crate::{
+    on_both_databases,
+    support::{EVIL, OTHER_SHOP, PASSWORD, Res, SHOP, TestApp, assert_fields, s},
+};
+
+// ---------------------------------------------------------------- helpers
+
+/// A storefront's publishable key, for `SHOP` exactly.
+async fn shop_key(app: &TestApp) -> String {
+    app.client(
+        ClientKind::Publishable,
+        &["products:read", "customers:create", "auth:login"],
+        &[SHOP],
+    )
+    .await
+    .1
+}
+
+/// What a browser keeps after a cookie login.
+struct Session {
+    /// The `Cookie` header the browser sends to the API.
+    cookie: String,
+    csrf: String,
+    token_id: String,
+    body: Value,
+    /// The login's `Set-Cookie` values: (session, csrf).
+    set_session: String,
+    set_csrf: String,
+}
+
+/// The response's `Set-Cookie` for cookie `name`.
+fn set_cookie(res: &Res, name: &str) -> Option<String> {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// `name=value` of a `Set-Cookie` value.
+fn pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+/// The attributes of a `Set-Cookie` value, without its `name=value`.
+fn attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+fn login_body(email: &str) -> Value {
+    json!({"email": email, "password": PASSWORD, "device_name": "browser", "session": "cookie"})
+}
+
+/// A cookie login through `key` from `SHOP`.
+async fn cookie_login(app: &TestApp, key: &str, email: &str) -> Session {
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(key)
+        .header("origin", SHOP)
+        .json(login_body(email))
+        .send()
+        .await;
+    res.expect(201);
+    let body = res.json();
+    let set_session = set_cookie(&res, "jeton_session").expect("the session cookie");
+    let set_csrf = set_cookie(&res, "jeton_csrf").expect("the CSRF cookie");
+    Session {
+        cookie: format!("{}; {}", pair(&set_session), pair(&set_csrf)),
+        csrf: s(&body["csrf_token"]),
+        token_id: s(&body["token_id"]),
+        body,
+        set_session,
+        set_csrf,
+    }
+}
+
+/// Asserts that both cookies are cleared by `res`.
+#[track_caller]
+fn assert_cleared(res: &Res) {
+    for name in ["jeton_session", "jeton_csrf"] {
+        let set = set_cookie(res, name).unwrap_or_else(|| panic!("{name} is not cleared"));
+        assert_eq!(pair(&set), format!("{name}="), "{set}");
+        assert!(attributes(&set).contains(&"Max-Age=0".to_owned()), "{set}");
+    }
+}
+
+/// Asserts that `res` leaves the cookies alone.
+#[track_caller]
+fn assert_untouched(res: &Res) {
+    assert!(res.headers.get("set-cookie").is_none(), "{:?}", res.headers);
+}
+
+/// Asserts the CORS headers a page on `origin` needs for cookies.
+#[track_caller]
+fn assert_credentialed_cors(res: &Res, origin: &str) {
+    assert_eq!(
+        res.header("access-control-allow-origin").as_deref(),
+        Some(origin)
+    );
+    assert_eq!(
+        res.header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+}
+
+impl Session {
+    /// `GET path` as the page on `origin` (if any) sends it: the cookies,
+    /// no `Authorization`.
+    async fn get(&self, app: &TestApp, path: &str, origin: Option<&str>) -> Res {
+        let mut req = app.get(path).header("cookie", &self.cookie);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send().await
+    }
+}
+
+on_both_databases!(
+    cookie_login_sets_the_cookies_and_no_token,
+    cookie_login_needs_one_of_the_clients_own_origins,
+    the_session_is_a_user_token_like_any_other,
+    the_cookie_works_only_from_the_clients_own_origins,
+    unsafe_methods_need_the_csrf_header,
+    the_authorization_header_decides,
+    logout_revokes_the_session_and_clears_the_cookies,
+    revoked_and_expired_sessions_are_refused_and_cleared,
+    cors_allows_credentials_for_listed_origins_only,
+);
+
+on_both_databases!(
+    config = Config { secure_cookies: false, ..Config::default() };
+    the_cookies_are_not_secure_for_plain_http_on_loopback,
+);
+
+// ---------------------------------------------------------------- login
+
+async fn cookie_login_sets_the_cookies_and_no_token(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .header("origin", SHOP)
+        .json(login_body("ann@example.com"))
+        .send()
+        .await;
+    res.expect(201);
+    let body = res.json();
+    assert_fields(&body, &["customer", "token_id", "expires_at", "csrf_token"]);
+    assert_eq!(body["customer"]["email"], "ann@example.com");
+    assert!(!res.text().contains("jt_ut_"), "no token in the body");
+    assert_credentialed_cors(&res, SHOP);
+
+    let session = set_cookie(&res, "jeton_session").unwrap();
+    let value = pair(&session).strip_prefix("jeton_session=").unwrap();
+    assert!(value.starts_with("jt_ut_") && value.len() == 42, "{value}");
+    let mut attrs = attributes(&session);
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        [
+            "HttpOnly",
+            "Max-Age=2592000",
+            "Path=/api/v1",
+            "SameSite=Lax",
+            "Secure"
+        ]
+    );
+
+    let csrf = set_cookie(&res, "jeton_csrf").unwrap();
+    assert_eq!(
+        pair(&csrf),
+        format!("jeton_csrf={}", s(&body["csrf_token"]))
+    );
+    assert_eq!(s(&body["csrf_token"]).len(), 64);
+    let mut attrs = attributes(&csrf);
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        ["Max-Age=2592000", "Path=/", "SameSite=Lax", "Secure"]
+    );
+
+    // Two logins, two sessions, two CSRF tokens.
+    let again = cookie_login(&app, &key, "ann@example.com").await;
+    assert_ne!(again.csrf, s(&body["csrf_token"]));
+    assert_ne!(again.token_id, s(&body["token_id"]));
+    // A login without "session" still answers with the token in the body.
+    let token = app.login(&key, "ann@example.com", PASSWORD).await;
+    assert!(s(&token["token"]).starts_with("jt_ut_"));
+}
+
+async fn the_cookies_are_not_secure_for_plain_http_on_loopback(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    for set in [&session.set_session, &session.set_csrf] {
+        let attrs = attributes(set);
+        assert!(!attrs.contains(&"Secure".to_owned()), "{set}");
+        assert!(attrs.contains(&"SameSite=Lax".to_owned()), "{set}");
+    }
+    assert!(attributes(&session.set_session).contains(&"HttpOnly".to_owned()));
+}
+
+async fn cookie_login_needs_one_of_the_clients_own_origins(app: TestApp) {
+    let key = shop_key(&app).await;
+    let (_, anywhere) = app
+        .client(ClientKind::Publishable, &["auth:login"], &["*"])
+        .await;
+    let (_, secret) = app.client(ClientKind::Secret, &["auth:login"], &[]).await;
+    app.customer("ann@example.com").await;
+    let login = |key: &str, origin: Option<&str>| {
+        let mut req = app
+            .post("/api/v1/auth/login")
+            .bearer(key)
+            .json(login_body("ann@example.com"));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    // No page at all (curl, a server), a page the key's client does not
+    // list, a client that lists "*" (a session for every site's pages), a
+    // server's key: no cookie session.
+    for (key, origin, code) in [
+        (&key, None, "origin_not_allowed"),
+        (&key, Some(EVIL), "origin_not_allowed"),
+        (&anywhere, Some(SHOP), "origin_not_allowed"),
+        (&secret, None, "origin_not_allowed"),
+        (&secret, Some(SHOP), "secret_key_in_browser"),
+    ] {
+        let res = login(key, origin).await;
+        res.expect_problem(403, code);
+        assert_untouched(&res);
+    }
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .header("origin", SHOP)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD, "session": "jar"}))
+        .send()
+        .await;
+    res.expect_problem(422, "validation_failed");
+    // Refused before any token was issued.
+    let tokens = app.row_counts(&["user_tokens"]).await;
+    assert_eq!(tokens, [("user_tokens", 1)], "only the fixture's token");
+}
+
+// ---------------------------------------------------------------- the session
+
+async fn the_session_is_a_user_token_like_any_other(app: TestApp) {
+    let key = shop_key(&app).await;
+    let (_, bearer) = app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+
+    // Listed among the customer's tokens, as the current one when it asks.
+    let res = session.get(&app, "/api/v1/me/tokens", Some(SHOP)).await;
+    res.expect(200);
+    assert_credentialed_cors(&res, SHOP);
+    let tokens = res.json()["data"].as_array().unwrap().clone();
+    assert_eq!(tokens.len(), 2);
+    let this = tokens
+        .iter()
+        .find(|t| t["id"] == session.token_id.as_str())
+        .expect("the session is listed");
+    assert_eq!(this["current"], true);
+    assert_eq!(this["name"], "browser");
+    assert_eq!(this["expires_at"], session.body["expires_at"]);
+
+    // The same customer, the same abilities as a login token.
+    let me = session.get(&app, "/api/v1/me", Some(SHOP)).await;
+    me.expect(200);
+    assert_eq!(me.json(), session.body["customer"]);
+
+    // Revocable one by one from another device.
+    let res = app
+        .delete(&format!("/api/v1/me/tokens/{}", session.token_id))
+        .bearer(&bearer)
+        .send()
+        .await;
+    res.expect(204);
+    let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
+    res.expect_problem(401, "invalid_token");
+    assert_cleared(&res);
+    app.assert_works(&bearer).await;
+}
+
+async fn the_cookie_works_only_from_the_clients_own_origins(app: TestApp) {
+    let key = shop_key(&app).await;
+    // Another shop's client: its origin is allowed by CORS, but the
+    // session was not issued through it.
+    app.client(ClientKind::Publishable, &["products:read"], &[OTHER_SHOP])
+        .await;
+    app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+
+    let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
+    res.expect(200);
+    assert_credentialed_cors(&res, SHOP);
+    assert_untouched(&res);
+
+    for origin in [Some(OTHER_SHOP), Some(EVIL), Some("null"), None] {
+        let res = session.get(&app, "/api/v1/me", origin).await;
+        res.expect_problem(403, "origin_not_allowed");
+        // The session is fine: it stays.
+        assert_untouched(&res);
+        match origin {
+            Some(OTHER_SHOP) => assert_credentialed_cors(&res, OTHER_SHOP),
+            // The page cannot read the answer.
+            _ => assert_eq!(res.header("access-control-allow-origin"), None),
+        }
+    }
+    // The same token in the header is not a cookie session: a user token
+    // works from any page.
+    let token = pair(&session.set_session)
+        .strip_prefix("jeton_session=")
+        .unwrap();
+    app.get("/api/v1/me")
+        .bearer(token)
+        .header("origin", EVIL)
+        .send()
+        .await
+        .expect(200);
+}
+
+async fn unsafe_methods_need_the_csrf_header(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let new_token = |csrf: Option<&str>| {
+        let mut req = app
+            .post("/api/v1/me/tokens")
+            .header("cookie", &session.cookie)
+            .header("origin", SHOP)
+            .json(json!({"name": "script", "abilities": ["products:read"]}));
+        if let Some(csrf) = csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        req.send()
+    };
+    let wrong = format!("{}0", &session.csrf[..63]);
+    for csrf in [
+        None,
+        Some(""),
+        Some(wrong.as_str()),
+        Some(&session.csrf[..32]),
+    ] {
+        let res = new_token(csrf).await;
+        res.expect_problem(403, "csrf_failed");
+        assert_credentialed_cors(&res, SHOP);
+        assert_untouched(&res);
+    }
+    let res = new_token(Some(&session.csrf)).await;
+    res.expect(201);
+    let made = s(&res.json()["token_id"]);
+
+    // DELETE too, and the CSRF cookie must be there to compare with.
+    let only_session = session.cookie.split(';').next().unwrap().to_owned();
+    for (cookie, csrf) in [
+        (session.cookie.as_str(), "nope"),
+        (only_session.as_str(), session.csrf.as_str()),
+    ] {
+        app.delete(&format!("/api/v1/me/tokens/{made}"))
+            .header("cookie", cookie)
+            .header("origin", SHOP)
+            .header("x-csrf-token", csrf)
+            .send()
+            .await
+            .expect_problem(403, "csrf_failed");
+    }
+    app.delete(&format!("/api/v1/me/tokens/{made}"))
+        .header("cookie", &session.cookie)
+        .header("origin", SHOP)
+        .header("x-csrf-token", &session.csrf)
+        .send()
+        .await
+        .expect(204);
+    // Reads need no CSRF header.
+    session
+        .get(&app, "/api/v1/me/orders", Some(SHOP))
+        .await
+        .expect(200);
+}
+
+async fn the_authorization_header_decides(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    let (_, bob) = app.customer("bob@example.com").await;
+    let ann = cookie_login(&app, &key, "ann@example.com").await;
+
+    // Ann's cookie, Bob's token: Bob.
+    let res = app
+        .get("/api/v1/me")
+        .header("cookie", &ann.cookie)
+        .header("origin", SHOP)
+        .bearer(&bob)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json()["email"], "bob@example.com");
+    // A bearer POST needs no CSRF header, whatever cookie rides along.
+    app.post("/api/v1/me/tokens")
+        .header("cookie", &ann.cookie)
+        .bearer(&bob)
+        .json(json!({"name": "script"}))
+        .send()
+        .await
+        .expect(201);
+    // A bad header is refused, not rescued by the cookie, which stays.
+    let res = app
+        .get("/api/v1/me")
+        .header("cookie", &ann.cookie)
+        .header("origin", SHOP)
+        .header("authorization", "Bearer jt_ut_nope")
+        .send()
+        .await;
+    res.expect_problem(401, "invalid_token");
+    assert_untouched(&res);
+    // A publishable key with the cookie: the key, which is not a user.
+    app.get("/api/v1/me")
+        .header("cookie", &ann.cookie)
+        .header("origin", SHOP)
+        .bearer(&key)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+    // A login with the key works whatever cookie the browser holds, and
+    // replaces it.
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .header("origin", SHOP)
+        .header("cookie", &ann.cookie)
+        .json(login_body("bob@example.com"))
+        .send()
+        .await;
+    res.expect(201);
+    assert_eq!(res.json()["customer"]["email"], "bob@example.com");
+    let bob_session = pair(&set_cookie(&res, "jeton_session").unwrap()).to_owned();
+    assert_ne!(bob_session, pair(&ann.set_session));
+}
+
+async fn logout_revokes_the_session_and_clears_the_cookies(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let other = cookie_login(&app, &key, "ann@example.com").await;
+
+    // Logout is a POST: the CSRF header is needed.
+    let logout = |csrf: &str| {
+        app.post("/api/v1/auth/logout")
+            .header("cookie", &session.cookie)
+            .header("origin", SHOP)
+            .header("x-csrf-token", csrf)
+            .send()
+    };
+    logout("nope").await.expect_problem(403, "csrf_failed");
+    let res = logout(&session.csrf).await;
+    res.expect(204);
+    assert_cleared(&res);
+    assert_credentialed_cors(&res, SHOP);
+
+    // The token is revoked: the cookie, replayed, is dead and cleared.
+    let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
+    res.expect_problem(401, "invalid_token");
+    assert_cleared(&res);
+    assert_credentialed_cors(&res, SHOP);
+    // Only that session: the other browser's goes on.
+    other.get(&app, "/api/v1/me", Some(SHOP)).await.expect(200);
+
+    // A bearer logout leaves whatever cookie rides along alone.
+    let (_, bearer) = app.customer("bob@example.com").await;
+    let res = app
+        .post("/api/v1/auth/logout")
+        .header("cookie", &other.cookie)
+        .bearer(&bearer)
+        .send()
+        .await;
+    res.expect(204);
+    assert_untouched(&res);
+}
+
+async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client_id, key) = app
+        .client(
+            ClientKind::Publishable,
+            &["products:read", "auth:login"],
+            &[SHOP],
+        )
+        .await;
+    let customer_id = app.customer("ann@example.com").await.0;
+    let dead = |session: Session| {
+        let app = &app;
+        async move {
+            let res = session.get(app, "/api/v1/me", Some(SHOP)).await;
+            res.expect_problem(401, "invalid_token");
+            assert_cleared(&res);
+        }
+    };
+
+    // All at once, by the customer.
+    let first = cookie_login(&app, &key, "ann@example.com").await;
+    let second = cookie_login(&app, &key, "ann@example.com").await;
+    app.delete("/api/v1/me/tokens")
+        .header("cookie", &first.cookie)
+        .header("origin", SHOP)
+        .header("x-csrf-token", &first.csrf)
+        .send()
+        .await
+        .expect(204);
+    dead(first).await;
+    dead(second).await;
+
+    // By an admin.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    session
+        .get(&app, "/api/v1/me", Some(SHOP))
+        .await
+        .expect(200);
+    app.post(&format!(
+        "/api/v1/admin/customers/{customer_id}/revoke-tokens"
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    dead(session).await;
+
+    // Expired: its expiry moved into the past before its first use.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let pool = app.side_pool().await;
+    sqlx::query("UPDATE user_tokens SET expires_at = 1 WHERE id = $1")
+        .bind(session.token_id.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    dead(session).await;
+
+    // With its client.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    session
+        .get(&app, "/api/v1/me", Some(SHOP))
+        .await
+        .expect(200);
+    app.delete(&format!(
+        "/api/v1/admin/clients/{client_id}?revoke_user_tokens=true"
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    dead(session).await;
+
+    // A cookie that was never a token.
+    let res = app
+        .get("/api/v1/me")
+        .header("cookie", "jeton_session=jt_ut_forged; jeton_csrf=x")
+        .header("origin", SHOP)
+        .send()
+        .await;
+    res.expect_problem(401, "invalid_token");
+    assert_cleared(&res);
+}
+
+// ---------------------------------------------------------------- CORS
+
+async fn cors_allows_credentials_for_listed_origins_only(app: TestApp) {
+    shop_key(&app).await;
+    app.client(ClientKind::Publishable, &["products:read"], &["*"])
+        .await;
+    let preflight = |origin: &str| {
+        app.req(axum::http::Method::OPTIONS, "/api/v1/me/tokens")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, x-csrf-token",
+            )
+            .send()
+    };
+    let res = preflight(SHOP).await;
+    assert!(res.status.is_success(), "{}", res.status);
+    assert_credentialed_cors(&res, SHOP);
+    let allowed = res.header("access-control-allow-headers").unwrap();
+    assert!(allowed.to_lowercase().contains("x-csrf-token"), "{allowed}");
+
+    // An origin allowed only through "*": readable, but no credentials,
+    // and never "*" itself.
+    let res = preflight(EVIL).await;
+    assert_eq!(
+        res.header("access-control-allow-origin").as_deref(),
+        Some(EVIL)
+    );
+    assert_eq!(res.header("access-control-allow-credentials"), None);
+
+    // The real request, without a token: the answer still lets the
+    // shop's page read it.
+    let res = app.get("/api/v1/me").header("origin", SHOP).send().await;
+    res.expect_problem(401, "unauthenticated");
+    assert_credentialed_cors(&res, SHOP);
+}
