@@ -5,6 +5,7 @@ mod support;
 
 mod auth_and_http;
 mod bad_input;
+mod browser;
 mod cli;
 mod clients;
 mod customers_and_admin;
