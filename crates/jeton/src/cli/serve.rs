@@ -55,7 +55,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         });
         tracing::info!(%addr, "storefront listening");
         // Static files: stopped with the API, with nothing to drain.
-        Some(tokio::spawn(async move { axum::serve(listener, app).await }))
+        Some(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ))
     } else {
         None
     };

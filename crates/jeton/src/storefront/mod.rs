@@ -130,10 +130,19 @@ fn respond(
     );
     let mut response = (StatusCode::OK, body.into()).into_response();
     let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("ASCII"));
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).expect("ASCII"),
+    );
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(csp) = HeaderValue::from_str(&csp) {
         out.insert(header::CONTENT_SECURITY_POLICY, csp);
     }

@@ -40,7 +40,9 @@ async fn shown_products(browser: &Browser) -> Vec<String> {
 /// Waits until the catalogue shows `count` products; their ids.
 async fn wait_for_products(browser: &Browser, count: usize) -> Vec<String> {
     browser
-        .find(&format!("//p[normalize-space(.)='Showing {count} products.']"))
+        .find(&format!(
+            "//p[normalize-space(.)='Showing {count} products.']"
+        ))
         .await;
     let ids = shown_products(browser).await;
     assert_eq!(ids.len(), count);
@@ -116,7 +118,12 @@ async fn guest_browses_searches_filters_and_loads_more() {
     browser.click_button("Load more").await;
     let both = wait_for_products(&browser, 24).await;
     assert_eq!(both, demo.product_pages("", 2).await);
-    assert!(browser.find_all("//button[normalize-space(.)='Load more']").await.is_empty());
+    assert!(
+        browser
+            .find_all("//button[normalize-space(.)='Load more']")
+            .await
+            .is_empty()
+    );
 
     // A search.
     let expected = demo.product_pages("&q=tee", 1).await;
@@ -170,7 +177,13 @@ async fn customer_registers_logs_in_and_orders() {
     browser
         .find("//nav[@aria-label='Main']//a[normalize-space(.)='Log in']")
         .await;
-    log_in(&browser, "ann@example.com", "correct horse battery", "Laptop").await;
+    log_in(
+        &browser,
+        "ann@example.com",
+        "correct horse battery",
+        "Laptop",
+    )
+    .await;
 
     // Two products: one from the list, two of another from its page.
     browser.click_link("Catalogue").await;
@@ -190,7 +203,9 @@ async fn customer_registers_logs_in_and_orders() {
     browser.click_button("Place order").await;
     let alert = browser.alert("Not enough stock").await;
     assert!(
-        alert.contains(&format!("Only {travel_stock} Travel mug left (you asked for 30)")),
+        alert.contains(&format!(
+            "Only {travel_stock} Travel mug left (you asked for 30)"
+        )),
         "{alert}"
     );
     assert_eq!(demo.stock(&travel).await, travel_stock);
@@ -228,7 +243,10 @@ async fn customer_registers_logs_in_and_orders() {
     let token = page_token(&browser).await;
     let orders = orders_of(&demo, &token).await;
     assert_eq!(orders.len(), 1, "{orders:?}");
-    assert_eq!(orders[0]["total"], json!({"amount": 6000, "currency": "EUR"}));
+    assert_eq!(
+        orders[0]["total"],
+        json!({"amount": 6000, "currency": "EUR"})
+    );
     browser.close().await;
 }
 
@@ -268,7 +286,9 @@ async fn devices_revoke_one_and_log_out_everywhere() {
         return;
     };
     let phone = demo.login("demo@jeton.dev", "demo-password", "Phone").await;
-    let tablet = demo.login("demo@jeton.dev", "demo-password", "Tablet").await;
+    let tablet = demo
+        .login("demo@jeton.dev", "demo-password", "Tablet")
+        .await;
     log_in(&browser, "demo@jeton.dev", "demo-password", "Laptop").await;
     let laptop = page_token(&browser).await;
 
@@ -277,23 +297,38 @@ async fn devices_revoke_one_and_log_out_everywhere() {
     browser
         .find("//tbody/tr/th[normalize-space(.)='Laptop (this device)']")
         .await;
-    browser.find("//tbody/tr/th[normalize-space(.)='Tablet']").await;
+    browser
+        .find("//tbody/tr/th[normalize-space(.)='Tablet']")
+        .await;
     browser.click_button("Revoke Phone").await;
-    browser.find("//*[@role='status'][normalize-space(.)='Revoked Phone.']").await;
+    browser
+        .find("//*[@role='status'][normalize-space(.)='Revoked Phone.']")
+        .await;
     browser.heading("My devices").await;
-    browser.wait_until(Duration::from_secs(15), "the Phone row gone", || async {
-        browser.find_all("//tbody/tr/th[normalize-space(.)='Phone']").await.is_empty()
-            && !browser.find_all("//tbody/tr/th[normalize-space(.)='Tablet']").await.is_empty()
-    })
-    .await;
+    browser
+        .wait_until(Duration::from_secs(15), "the Phone row gone", || async {
+            browser
+                .find_all("//tbody/tr/th[normalize-space(.)='Phone']")
+                .await
+                .is_empty()
+                && !browser
+                    .find_all("//tbody/tr/th[normalize-space(.)='Tablet']")
+                    .await
+                    .is_empty()
+        })
+        .await;
     demo.call("GET", "/api/v1/me", &phone, None)
         .await
         .expect_problem(401, "invalid_token");
-    demo.call("GET", "/api/v1/me", &tablet, None).await.expect(200);
+    demo.call("GET", "/api/v1/me", &tablet, None)
+        .await
+        .expect(200);
 
     browser.click_button("Log out everywhere").await;
     browser.heading("Log in").await;
-    browser.find("//p[normalize-space(.)='You are logged out on every device.']").await;
+    browser
+        .find("//p[normalize-space(.)='You are logged out on every device.']")
+        .await;
     for token in [&tablet, &laptop] {
         demo.call("GET", "/api/v1/me", token, None)
             .await
@@ -308,7 +343,9 @@ async fn devices_revoke_one_and_log_out_everywhere() {
     wait_for_products(&browser, 12).await;
     browser.click_button("Add to cart: Classic mug").await;
     let token = page_token(&browser).await;
-    demo.call("POST", "/api/v1/auth/logout", &token, None).await.expect(204);
+    demo.call("POST", "/api/v1/auth/logout", &token, None)
+        .await
+        .expect(204);
     browser.click_link("My orders").await;
     browser.heading("Log in").await;
     browser
@@ -329,7 +366,9 @@ async fn after_log_out_orders_are_unreachable_and_the_token_is_gone() {
     browser.click_link("My orders").await;
     browser.heading("My orders").await;
     browser.click_button("Log out").await;
-    browser.find("//nav[@aria-label='Main']//a[normalize-space(.)='Log in']").await;
+    browser
+        .find("//nav[@aria-label='Main']//a[normalize-space(.)='Log in']")
+        .await;
     assert!(!browser.nav_has("My orders").await);
     let storage = browser.storage().await;
     assert!(!storage.contains("jt_ut_"), "{storage}");
@@ -337,9 +376,13 @@ async fn after_log_out_orders_are_unreachable_and_the_token_is_gone() {
         .await
         .expect_problem(401, "invalid_token");
     // Typing the address of My orders leads to the log-in page.
-    browser.goto(&format!("{}#/orders", demo.storefront_url)).await;
+    browser
+        .goto(&format!("{}#/orders", demo.storefront_url))
+        .await;
     browser.heading("Log in").await;
-    browser.find("//p[normalize-space(.)='Please log in to see your orders.']").await;
+    browser
+        .find("//p[normalize-space(.)='Please log in to see your orders.']")
+        .await;
     browser.close().await;
 }
 
@@ -365,7 +408,9 @@ async fn the_same_files_on_a_foreign_origin_show_nothing() {
     browser.heading("Catalogue").await;
     browser.alert("The shop cannot reach its API").await;
     assert!(shown_products(&browser).await.is_empty());
-    browser.find("//p[normalize-space(.)='No products to show.']").await;
+    browser
+        .find("//p[normalize-space(.)='No products to show.']")
+        .await;
 
     // The console tells the shop's developer what to check.
     browser
@@ -380,7 +425,10 @@ async fn the_same_files_on_a_foreign_origin_show_nothing() {
         if errors.contains("allowed origins") {
             break errors;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "no console hint: {errors}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no console hint: {errors}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert!(errors.contains(&format!("http://{foreign}")), "{errors}");
@@ -406,7 +454,10 @@ async fn a_secret_key_sent_from_the_page_is_refused_and_audited() {
             ],
         )
         .await;
-    assert_eq!(answer, json!({"status": 403, "code": "secret_key_in_browser"}));
+    assert_eq!(
+        answer,
+        json!({"status": 403, "code": "secret_key_in_browser"})
+    );
     let reply = demo
         .call("GET", "/api/v1/admin/audit?limit=100", &demo.admin, None)
         .await;
@@ -436,7 +487,9 @@ async fn a_key_rotated_while_the_page_is_open_shows_an_error() {
     // The server sees the CLI's rotation within a second…
     let rotated = Instant::now();
     within_a_second(rotated, "the old key refused", || async {
-        let reply = demo.call("GET", "/api/v1/products", &demo.publishable_key, None).await;
+        let reply = demo
+            .call("GET", "/api/v1/products", &demo.publishable_key, None)
+            .await;
         match reply.status {
             401 => Ok(()),
             status => Err(format!("{status}")),
@@ -446,7 +499,10 @@ async fn a_key_rotated_while_the_page_is_open_shows_an_error() {
     // …and the page's next action says so within a second.
     browser.click_button("Search").await;
     let alert = browser
-        .alert_within(Duration::from_secs(1), "The shop's API refused its key (401 invalid_token)")
+        .alert_within(
+            Duration::from_secs(1),
+            "The shop's API refused its key (401 invalid_token)",
+        )
         .await;
     assert!(!alert.contains("jt_"), "{alert}");
     browser.close().await;

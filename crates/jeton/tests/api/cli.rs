@@ -587,13 +587,17 @@ async fn client_create_and_revoke_on_postgres() {
 on_both_databases!(demo_seed_is_idempotent);
 
 async fn demo_seed_is_idempotent(app: TestApp) {
-    let first = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR).await.unwrap();
+    let first = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR)
+        .await
+        .unwrap();
     assert_eq!(first.products_added, 24);
     let first_key = first.publishable_key.expose_secret().to_owned();
     assert!(first_key.starts_with("jt_pk_"));
     app.assert_works(&first_key).await;
 
-    let second = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR).await.unwrap();
+    let second = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR)
+        .await
+        .unwrap();
     assert_eq!(second.products_added, 0);
     let second_key = second.publishable_key.expose_secret().to_owned();
     assert_ne!(second_key, first_key);

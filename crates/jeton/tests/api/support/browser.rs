@@ -191,7 +191,10 @@ impl Browser {
             if button.is_enabled().await.unwrap_or(false) && button.click().await.is_ok() {
                 return;
             }
-            assert!(start.elapsed() < PATIENCE, "could not click the button {name}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "could not click the button {name}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -201,7 +204,10 @@ impl Browser {
         let xpath = format!("//a[normalize-space(.)={}]", literal(text));
         let start = Instant::now();
         while self.find(&xpath).await.click().await.is_err() {
-            assert!(start.elapsed() < PATIENCE, "could not follow the link {text}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "could not follow the link {text}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -230,11 +236,14 @@ impl Browser {
 
     /// Waits for the page's main heading to start with `prefix`; its text.
     pub async fn heading_starting(&self, prefix: &str) -> String {
-        self.find(&format!("//h1[starts-with(normalize-space(.), {})]", literal(prefix)))
-            .await
-            .text()
-            .await
-            .unwrap()
+        self.find(&format!(
+            "//h1[starts-with(normalize-space(.), {})]",
+            literal(prefix)
+        ))
+        .await
+        .text()
+        .await
+        .unwrap()
     }
 
     /// Waits for the alert (role `alert`) to contain `text`; its text.
@@ -272,7 +281,10 @@ impl Browser {
     }
 
     pub async fn run(&self, script: &str) -> Value {
-        self.client.execute(script, vec![]).await.expect("run a script")
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("run a script")
     }
 
     /// Runs an async script: its last argument is the callback to call.
@@ -351,7 +363,13 @@ impl Demo {
         let admin = process::cli_key(
             &url,
             &[
-                "--name", "Back office", "--kind", "secret", "--ability", "admin", "--ability",
+                "--name",
+                "Back office",
+                "--kind",
+                "secret",
+                "--ability",
+                "admin",
+                "--ability",
                 "products:read",
             ],
         );
@@ -391,7 +409,11 @@ impl Demo {
         .await
         .unwrap();
         let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(lines.len() == 3, "serve --demo printed {lines:?}; log: {}", log_text());
+        assert!(
+            lines.len() == 3,
+            "serve --demo printed {lines:?}; log: {}",
+            log_text()
+        );
         let storefront_url = lines[0]
             .strip_prefix("Storefront: ")
             .unwrap_or_else(|| panic!("the storefront's URL comes first: {lines:?}"))
@@ -399,10 +421,20 @@ impl Demo {
         assert!(lines[1].contains("publishable key"), "{lines:?}");
         let publishable_key = lines[1].rsplit(' ').next().unwrap().to_owned();
         assert!(publishable_key.starts_with("jt_pk_"), "{lines:?}");
-        assert!(lines[2].contains("demo@jeton.dev / demo-password"), "{lines:?}");
+        assert!(
+            lines[2].contains("demo@jeton.dev / demo-password"),
+            "{lines:?}"
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(process::http(api, "GET", "/healthz", &[]).await, Ok((200, _))) {
-            assert!(Instant::now() < deadline, "jeton serve did not come up: {}", log_text());
+        while !matches!(
+            process::http(api, "GET", "/healthz", &[]).await,
+            Ok((200, _))
+        ) {
+            assert!(
+                Instant::now() < deadline,
+                "jeton serve did not come up: {}",
+                log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Demo {
@@ -424,16 +456,23 @@ impl Demo {
     }
 
     /// One API call from the test (no `Origin`: not a browser).
-    pub async fn call(&self, method: &str, path: &str, bearer: &str, body: Option<&Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         let authorization = format!("Bearer {bearer}");
         let mut headers = vec![("authorization", authorization.as_str())];
         let body = body.map(|body| serde_json::to_vec(body).unwrap());
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        let (status, text) = process::http_with_body(self.api, method, path, &headers, body.as_deref())
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}; log: {}", self.log_text()));
+        let (status, text) =
+            process::http_with_body(self.api, method, path, &headers, body.as_deref())
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}; log: {}", self.log_text()));
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         Reply {
             status,
