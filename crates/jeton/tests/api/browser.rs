@@ -251,7 +251,7 @@ async fn customer_registers_logs_in_and_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn double_click_on_checkout_places_one_order() {
+async fn double_click_or_retry_on_checkout_places_one_order() {
     let Some((browser, demo, _permit)) = open().await else {
         return;
     };
@@ -275,6 +275,35 @@ async fn double_click_on_checkout_places_one_order() {
     let token = page_token(&browser).await;
     assert_eq!(orders_of(&demo, &token).await.len(), 1);
     assert_eq!(demo.stock(&mug).await, before - 1);
+
+    // The answer lost on the way back (a timeout, a dropped connection):
+    // the shopper presses Place order again, with the same cart, hence the
+    // same Idempotency-Key, and gets the same one order.
+    browser.click_link("Catalogue").await;
+    wait_for_products(&browser, 12).await;
+    browser.click_button("Add to cart: Classic mug").await;
+    browser.click_link("Cart (1)").await;
+    browser.button("Place order").await;
+    browser
+        .run(
+            "const send = window.fetch;
+             window.fetch = async (url, init) => {
+               const response = await send(url, init);
+               if (init?.method === 'POST' && String(url).endsWith('/orders') && !window.lost) {
+                 window.lost = true;
+                 throw new TypeError('Failed to fetch');
+               }
+               return response;
+             };",
+        )
+        .await;
+    browser.click_button("Place order").await;
+    browser.alert("it will not be placed twice").await;
+    assert_eq!(orders_of(&demo, &token).await.len(), 2);
+    browser.click_button("Place order").await;
+    browser.heading_starting("Order of").await;
+    assert_eq!(orders_of(&demo, &token).await.len(), 2);
+    assert_eq!(demo.stock(&mug).await, before - 2);
     browser.close().await;
 }
 

@@ -404,6 +404,8 @@ async function placeOrder(button) {
     say('');
     if (error instanceof ApiError && error.code === 'insufficient_stock') {
       await explainShortage();
+    } else if (error instanceof ApiError && error.code === 'idempotency_key_in_use') {
+      alertText('An earlier attempt to place this order is still being processed. Wait a minute, then press Place order again: it will not be placed twice.');
     } else if (error instanceof ApiError && error.kind === 'unreachable') {
       alertText(`${error.message} Your order may not be placed: press Place order again, it will not be placed twice.`);
     } else {
