@@ -19,6 +19,7 @@ async fn open() -> Option<(Browser, Demo, tokio::sync::SemaphorePermit<'static>)
     let permit = BROWSERS.acquire().await.unwrap();
     let browser = Browser::start().await?;
     let demo = Demo::start().await;
+    assert_eq!(demo.storefront_url, format!("http://{}/", demo.storefront));
     browser.goto(&demo.storefront_url).await;
     browser.heading("Catalogue").await;
     Some((browser, demo, permit))
