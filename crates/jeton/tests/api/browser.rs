@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     browser::{BROWSERS, Browser, Demo},
-    process::within_a_second,
+    process::{self, within_a_second},
 };
 
 /// A scenario's browser and server, or `None` when the browser tests skip.
@@ -103,6 +103,97 @@ async fn orders_of(demo: &Demo, token: &str) -> Vec<Value> {
     let reply = demo.call("GET", "/api/v1/me/orders", token, None).await;
     reply.expect(200);
     reply.json()["data"].as_array().unwrap().clone()
+}
+
+// ---------------------------------------------------------------- serving (no browser needed)
+
+/// `serve --demo` prints the storefront's URL first (checked by
+/// `Demo::start`), serves the page, its modules and a `config.json` naming
+/// the API and the key, and the API answers the preflights of both spellings
+/// of the storefront's origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_serves_the_storefront_on_its_own_origin() {
+    let demo = Demo::start().await;
+    let addr = demo.storefront;
+    let get = |path: &'static str, host: String| async move { get_as(addr, &host, path).await };
+    let numeric = demo.storefront.to_string();
+    let named = format!("localhost:{}", demo.storefront.port());
+
+    let (status, page) = get("/", numeric.clone()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("content-type: text/html"), "{page}");
+    assert!(
+        page.contains("<script type=\"module\" src=\"/app.js\">"),
+        "{page}"
+    );
+    assert!(page.contains("content-security-policy: default-src 'none'; script-src 'self'"));
+    let (status, module) = get("/session.js", numeric.clone()).await;
+    assert_eq!(status, 200);
+    assert!(module.contains("content-type: text/javascript"), "{module}");
+    assert!(!module.contains("jt_pk_"), "no key in the files");
+
+    // The config names the API on the host name the page was loaded from.
+    for (host, api_host) in [(numeric.clone(), "127.0.0.1"), (named.clone(), "localhost")] {
+        let (status, text) = get("/config.json", host).await;
+        assert_eq!(status, 200);
+        let config: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(
+            config,
+            json!({
+                "api_url": format!("http://{api_host}:{}", demo.api.port()),
+                "publishable_key": demo.publishable_key,
+            })
+        );
+    }
+
+    // The demo key is bound to both origins: preflights and requests pass.
+    for origin in [format!("http://{numeric}"), format!("http://{named}")] {
+        let (status, head) = process::http(
+            demo.api,
+            "OPTIONS",
+            "/api/v1/products",
+            &[
+                ("origin", &origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "authorization"),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(status < 300, "{head}");
+        assert!(
+            head.contains(&format!("access-control-allow-origin: {origin}")),
+            "{head}"
+        );
+        let authorization = format!("Bearer {}", demo.publishable_key);
+        let (status, text) = process::http(
+            demo.api,
+            "GET",
+            "/api/v1/products",
+            &[("origin", &origin), ("authorization", &authorization)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{text}");
+    }
+}
+
+/// `GET path` from `addr` as the browser sends it for a page on `host`:
+/// (status, head lower-cased and body).
+async fn get_as(addr: std::net::SocketAddr, host: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        format!("{}\r\n\r\n{body}", head.to_ascii_lowercase()),
+    )
 }
 
 // ---------------------------------------------------------------- a guest

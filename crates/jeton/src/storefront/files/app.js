@@ -627,7 +627,6 @@ function loginPage() {
     submit);
   page('Log in', notice ? h('p', { class: 'notice' }, notice) : null, form,
     h('p', {}, 'New here? ', h('a', { href: '#/register' }, 'Create an account')));
-  if (notice) say(notice);
 
   async function onSubmit(event) {
     event.preventDefault();
