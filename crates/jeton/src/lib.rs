@@ -9,11 +9,14 @@
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
+pub mod api;
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod hashing;
 pub mod http;
+pub mod pagination;
 pub mod store;
 pub mod storefront;
 pub mod telemetry;
