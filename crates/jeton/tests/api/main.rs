@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod browser;
 mod catalogue;
 mod cli;
 mod cookie_sessions;
