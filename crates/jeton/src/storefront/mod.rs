@@ -103,9 +103,35 @@ fn api_url(config: &StorefrontConfig, headers: &HeaderMap) -> String {
     format!("http://{}", config.api_addr)
 }
 
+/// The host name of `url` (`scheme://host[:port]...`).
+fn host_of(url: &str) -> Option<String> {
+    let authority = url.split_once("://")?.1.split('/').next()?;
+    let authority = authority.parse::<axum::http::uri::Authority>().ok()?;
+    Some(authority.host().to_owned())
+}
+
+/// How the page keeps the customer's session: in an `HttpOnly` cookie
+/// (`cookie`) when it calls the API on the very host it was served from,
+/// so that the browser sends the API's cookies with the page's requests
+/// (cookies are scoped by host, not port); else the token itself
+/// (`token`).
+fn session_mode(api_url: &str, headers: &HeaderMap) -> &'static str {
+    let page_host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .and_then(|host| host.parse::<axum::http::uri::Authority>().ok())
+        .map(|authority| authority.host().to_owned());
+    match (page_host, host_of(api_url)) {
+        (Some(page), Some(api)) if page.eq_ignore_ascii_case(&api) => "cookie",
+        _ => "token",
+    }
+}
+
 async fn config_json(State(config): State<StorefrontConfig>, headers: HeaderMap) -> Response {
+    let api_url = api_url(&config, &headers);
     let body = json!({
-        "api_url": api_url(&config, &headers),
+        "session": session_mode(&api_url, &headers),
+        "api_url": api_url,
         "publishable_key": config.publishable_key,
     })
     .to_string();

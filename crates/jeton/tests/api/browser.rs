@@ -63,11 +63,30 @@ async fn log_in(browser: &Browser, email: &str, password: &str, device: &str) {
         .await;
 }
 
-/// The user token the page keeps, read from its storage.
-async fn page_token(browser: &Browser) -> String {
+/// Asserts that the page holds a cookie session and no user token: none
+/// in its storage, and no session cookie that its scripts can read (only
+/// the CSRF cookie).
+async fn assert_cookie_session_only(browser: &Browser) {
     let storage = browser.storage().await;
-    let start = storage.find("jt_ut_").expect("a user token in storage");
-    storage[start..start + 42].to_owned()
+    assert!(!storage.contains("jt_ut_"), "{storage}");
+    let cookies = browser.run("return document.cookie;").await;
+    let cookies = cookies.as_str().unwrap();
+    assert!(!cookies.contains("jeton_session"), "{cookies}");
+    assert!(!cookies.contains("jt_ut_"), "{cookies}");
+    assert!(cookies.contains("jeton_csrf="), "{cookies}");
+}
+
+/// What a fetch from the page to the API with its cookies gives the page:
+/// the status and problem code, or "blocked" when the browser hides the
+/// answer.
+async fn page_fetch(browser: &Browser, api: std::net::SocketAddr, path: &str) -> String {
+    let script = "const [url, done] = arguments;
+        fetch(url, { credentials: 'include', cache: 'no-store' })
+          .then(async (r) => done(`${r.status} ${(await r.json().catch(() => ({}))).code ?? ''}`.trim()))
+          .catch(() => done('blocked'));";
+    let url = format!("http://{api}{path}");
+    let answer = browser.run_async(script, vec![json!(url)]).await;
+    answer.as_str().unwrap().to_owned()
 }
 
 /// The `value` of the `data` element in the paragraph starting `Total:`.
@@ -140,6 +159,7 @@ async fn serve_demo_serves_the_storefront_on_its_own_origin() {
         assert_eq!(
             config,
             json!({
+                "session": "cookie",
                 "api_url": format!("http://{api_host}:{}", demo.api.port()),
                 "publishable_key": demo.publishable_key,
             })
@@ -332,7 +352,10 @@ async fn customer_registers_logs_in_and_orders() {
     // Stock fell by exactly the quantities, and the API has the one order.
     assert_eq!(demo.stock(&mug).await, mug_stock - 1);
     assert_eq!(demo.stock(&travel).await, travel_stock - 2);
-    let token = page_token(&browser).await;
+    assert_cookie_session_only(&browser).await;
+    let token = demo
+        .login("ann@example.com", "correct horse battery", "Checker")
+        .await;
     let orders = orders_of(&demo, &token).await;
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(
@@ -364,7 +387,9 @@ async fn double_click_or_retry_on_checkout_places_one_order() {
         )
         .await;
     browser.heading_starting("Order of").await;
-    let token = page_token(&browser).await;
+    let token = demo
+        .login("demo@jeton.dev", "demo-password", "Checker")
+        .await;
     assert_eq!(orders_of(&demo, &token).await.len(), 1);
     assert_eq!(demo.stock(&mug).await, before - 1);
 
@@ -411,7 +436,7 @@ async fn devices_revoke_one_and_log_out_everywhere() {
         .login("demo@jeton.dev", "demo-password", "Tablet")
         .await;
     log_in(&browser, "demo@jeton.dev", "demo-password", "Laptop").await;
-    let laptop = page_token(&browser).await;
+    assert_cookie_session_only(&browser).await;
 
     browser.click_link("My devices").await;
     browser.heading("My devices").await;
@@ -450,11 +475,14 @@ async fn devices_revoke_one_and_log_out_everywhere() {
     browser
         .find("//p[normalize-space(.)='You are logged out on every device.']")
         .await;
-    for token in [&tablet, &laptop] {
-        demo.call("GET", "/api/v1/me", token, None)
-            .await
-            .expect_problem(401, "invalid_token");
-    }
+    demo.call("GET", "/api/v1/me", &tablet, None)
+        .await
+        .expect_problem(401, "invalid_token");
+    // The page's own session is dead too; the API clears its cookies.
+    assert_eq!(
+        page_fetch(&browser, demo.api, "/api/v1/me").await,
+        "401 invalid_token"
+    );
     assert!(!browser.storage().await.contains("jt_ut_"));
 
     // A session ended elsewhere: the next action goes back to log in, and
@@ -463,8 +491,8 @@ async fn devices_revoke_one_and_log_out_everywhere() {
     browser.click_link("Catalogue").await;
     wait_for_products(&browser, 12).await;
     browser.click_button("Add to cart: Classic mug").await;
-    let token = page_token(&browser).await;
-    demo.call("POST", "/api/v1/auth/logout", &token, None)
+    let token = demo.login("demo@jeton.dev", "demo-password", "Phone").await;
+    demo.call("DELETE", "/api/v1/me/tokens", &token, None)
         .await
         .expect(204);
     browser.click_link("My orders").await;
@@ -483,7 +511,11 @@ async fn after_log_out_orders_are_unreachable_and_the_token_is_gone() {
         return;
     };
     log_in(&browser, "demo@jeton.dev", "demo-password", "Laptop").await;
-    let token = page_token(&browser).await;
+    assert_cookie_session_only(&browser).await;
+    assert_eq!(
+        page_fetch(&browser, demo.api, "/api/v1/me/orders").await,
+        "200"
+    );
     browser.click_link("My orders").await;
     browser.heading("My orders").await;
     browser.click_button("Log out").await;
@@ -493,9 +525,13 @@ async fn after_log_out_orders_are_unreachable_and_the_token_is_gone() {
     assert!(!browser.nav_has("My orders").await);
     let storage = browser.storage().await;
     assert!(!storage.contains("jt_ut_"), "{storage}");
-    demo.call("GET", "/api/v1/me", &token, None)
-        .await
-        .expect_problem(401, "invalid_token");
+    // Logout cleared both cookies.
+    let cookies = browser.run("return document.cookie;").await;
+    assert_eq!(cookies.as_str(), Some(""));
+    assert_eq!(
+        page_fetch(&browser, demo.api, "/api/v1/me/orders").await,
+        "401 unauthenticated"
+    );
     // Typing the address of My orders leads to the log-in page.
     browser
         .goto(&format!("{}#/orders", demo.storefront_url))
@@ -508,6 +544,73 @@ async fn after_log_out_orders_are_unreachable_and_the_token_is_gone() {
 }
 
 // ---------------------------------------------------------------- origins and keys
+
+/// A page served on another port of the same host gets the session
+/// cookie sent along (the same site), so the API's origin check is what
+/// refuses it: a page whose origin another client allows reads the 403
+/// `origin_not_allowed`; a page no client allows cannot read the answer at
+/// all. The shop's own page goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_origin_cannot_use_the_cookie_session() {
+    let Some((browser, demo, _permit)) = open().await else {
+        return;
+    };
+    log_in(&browser, "demo@jeton.dev", "demo-password", "Laptop").await;
+    assert_cookie_session_only(&browser).await;
+
+    let mut servers = Vec::new();
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        let app = jeton::storefront::router(jeton::storefront::StorefrontConfig {
+            api_addr: demo.api,
+            api_url: None,
+            publishable_key: demo.publishable_key.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        pages.push(listener.local_addr().unwrap());
+        servers.push(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ));
+    }
+    // Another shop's client allows the first page's origin.
+    let other_shop = format!("http://{}", pages[0]);
+    demo.call(
+        "POST",
+        "/api/v1/admin/clients",
+        &demo.admin,
+        Some(&json!({
+            "name": "Another shop",
+            "kind": "publishable",
+            "abilities": ["products:read"],
+            "allowed_origins": [other_shop],
+        })),
+    )
+    .await
+    .expect(201);
+
+    browser.goto(&format!("{other_shop}/")).await;
+    browser.heading("Catalogue").await;
+    let answer = page_fetch(&browser, demo.api, "/api/v1/me/orders").await;
+    assert_eq!(answer, "403 origin_not_allowed");
+
+    browser.goto(&format!("http://{}/", pages[1])).await;
+    browser.heading("Catalogue").await;
+    let answer = page_fetch(&browser, demo.api, "/api/v1/me/orders").await;
+    assert_eq!(answer, "blocked");
+
+    browser.goto(&demo.storefront_url).await;
+    browser.heading("Catalogue").await;
+    assert_eq!(
+        page_fetch(&browser, demo.api, "/api/v1/me/orders").await,
+        "200"
+    );
+    browser.click_link("My orders").await;
+    browser.heading("My orders").await;
+    for server in servers {
+        server.abort();
+    }
+    browser.close().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_files_on_a_foreign_origin_show_nothing() {

@@ -18,6 +18,11 @@ export function apiUrl() {
   return config.api_url;
 }
 
+/** How the customer's session is kept: 'cookie' or 'token' (session.js). */
+export function sessionMode() {
+  return config?.session === 'cookie' ? 'cookie' : 'token';
+}
+
 /**
  * kind: 'unreachable' (no answer the page may read), 'rate_limited',
  * 'session_ended' (the customer's token no longer works), 'key_refused'
@@ -35,10 +40,16 @@ export class ApiError extends Error {
 
 /**
  * One API call. `as`: 'client' (the publishable key) or 'user' (the
- * customer's session). Resolves to the JSON body (null for 204).
+ * customer's session). `credentials`: let the browser send and keep the
+ * API's cookies on a client call (the cookie login). Resolves to the JSON
+ * body (null for 204).
  */
-export async function request(path, { method = 'GET', body, as = 'client', headers = {} } = {}) {
+export async function request(
+  path,
+  { method = 'GET', body, as = 'client', headers = {}, credentials = false } = {},
+) {
   const init = { method, headers: { ...headers }, cache: 'no-store' };
+  if (credentials) init.credentials = 'include';
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
