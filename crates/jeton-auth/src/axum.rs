@@ -28,8 +28,8 @@ use axum::{
 use metrics::Counter;
 
 use crate::{
-    Access, AuthError, Ceilings, ClientPrincipal, Limits, Principal, TokenStore, UserPrincipal,
-    Verifier,
+    Access, AuthError, Ceilings, ClientPrincipal, KindSet, Limits, Principal, TokenStore,
+    UserPrincipal, Verifier,
     client_ip::ClientIp,
     clock::now_nanos,
     failed_auth::FailedAuth,
@@ -367,8 +367,8 @@ fn principal(parts: &Parts) -> Result<&Principal, AuthError> {
         .ok_or(AuthError::Unauthenticated)
 }
 
-fn wrong_kind() -> AuthError {
-    AuthError::InsufficientScope { scope: None }
+fn wrong_kind(accepted: KindSet) -> AuthError {
+    AuthError::WrongKind { accepted }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -389,7 +389,7 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match principal(parts)? {
             Principal::User(user) => Ok(User(user.clone())),
-            _ => Err(wrong_kind()),
+            _ => Err(wrong_kind(KindSet::USER)),
         }
     }
 }
@@ -406,7 +406,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .client()
             .cloned()
             .map(Client)
-            .ok_or_else(wrong_kind)
+            .ok_or_else(|| wrong_kind(KindSet::PUBLISHABLE | KindSet::SECRET))
     }
 }
 
@@ -420,7 +420,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match principal(parts)? {
             Principal::SecretClient(client) => Ok(SecretClient(client.clone())),
-            _ => Err(wrong_kind()),
+            _ => Err(wrong_kind(KindSet::SECRET)),
         }
     }
 }

@@ -82,7 +82,11 @@ pub(super) fn remember(verifier: u64, token: &PlainToken, cached: &Cached, now: 
     {
         return;
     }
-    let text = token.text();
+    // Sized for Jeton's own keys; another app's are verified through the
+    // shared cache.
+    let Ok(text) = <&[u8; TOKEN_LEN]>::try_from(token.text()) else {
+        return;
+    };
     SLOTS_OF_THIS_THREAD.with_borrow_mut(|slots| {
         let slot = &mut slots[slot(text)];
         let taken = slot.as_ref().is_some_and(|entry| {

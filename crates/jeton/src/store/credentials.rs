@@ -152,7 +152,7 @@ impl TokenStore for Db {
             TokenKind::Publishable | TokenKind::Secret => self.find_client_key(kind, hash).await,
             TokenKind::User => self.find_user_token(hash).await,
             // OAuth2 access tokens are reserved in the format; none is issued.
-            TokenKind::Access => Ok(None),
+            _ => Ok(None),
         };
         found.map_err(|error| StoreError(Box::new(error)))
     }
