@@ -41,6 +41,9 @@ pub use error::AuthError;
 pub use identity::{Identity, IdentityError, Refused};
 pub use principal::{ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
-pub use store::{Refusal, StoreError, StoredCredential, TokenStore};
+pub use store::{
+    IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
+    UnknownClient,
+};
 pub use token::{HashedToken, PlainToken, TokenFormat, TokenFormatError, TokenKind};
 pub use verify::{CacheSettings, Verifier};
