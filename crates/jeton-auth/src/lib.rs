@@ -35,6 +35,10 @@ pub mod store;
 pub mod token;
 pub mod verify;
 
+// The crates whose types appear in this one's API, at the versions it uses.
+pub use ipnet;
+pub use time;
+
 pub use ability::{Ability, AbilitySet};
 pub use access::{Access, Ceilings, KindSet};
 pub use error::AuthError;

@@ -356,7 +356,8 @@ impl HashedToken {
 }
 
 impl PartialEq for HashedToken {
-    /// In constant time: see [`equal_in_constant_time`].
+    /// In constant time: no branch on the bytes until one folded
+    /// difference is compared.
     fn eq(&self, other: &Self) -> bool {
         equal_in_constant_time(&self.0, &other.0)
     }
