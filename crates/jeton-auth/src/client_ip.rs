@@ -103,33 +103,42 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let extensions = request.extensions();
-        let peer = extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0)
-            .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
-        let Some(peer) = peer else {
-            if !NO_PEER_LOGGED.swap(true, Ordering::Relaxed) {
-                tracing::error!(
-                    "no peer address on a request: serve the app with \
-                     `into_make_service_with_connect_info::<SocketAddr>()` (or add \
-                     `MockConnectInfo` in tests); every request is refused until then, \
-                     as per-IP limits cannot work without it"
-                );
-            }
-            let response = self.layer.identity.problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal error",
-                "the server is misconfigured; the cause is in its log",
-                None,
-            );
-            return Either::Left(ready(Ok(response)));
+        let Some(peer) = peer(&request) else {
+            return Either::Left(ready(Ok(no_peer(&self.layer.identity))));
         };
         let ip = resolve(peer.ip(), request.headers(), &self.layer.trusted_proxies);
         request.extensions_mut().insert(ClientIp(ip));
         Either::Right(self.inner.call(request))
     }
+}
+
+/// The socket peer of a request: `ConnectInfo` as the server put it there,
+/// or `MockConnectInfo` in tests.
+pub(crate) fn peer(request: &Request) -> Option<SocketAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+        .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
+}
+
+/// The answer to a request with no peer address, logged once per process.
+pub(crate) fn no_peer(identity: &Identity) -> Response {
+    if !NO_PEER_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "no peer address on a request: serve the app with \
+             `into_make_service_with_connect_info::<SocketAddr>()` (or add \
+             `MockConnectInfo` in tests); requests are refused until then, as \
+             per-IP limits cannot work without it"
+        );
+    }
+    identity.problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error",
+        "the server is misconfigured; the cause is in its log",
+        None,
+    )
 }
 
 /// The client's address for a request from `peer`: see the [module](self)
