@@ -37,10 +37,6 @@ use crate::{Identity, KindSet, TokenKind};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Headers a problem response ends up with, once an app's layers have added
-/// theirs.
-const RESPONSE_HEADERS: usize = 12;
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -227,12 +223,9 @@ pub(crate) fn problem(
     .expect("a problem serializes");
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    // Room for the app's layers too (request id, security headers, CORS,
-    // length): growing the map mid-flood costs a reallocation and a rehash
-    // per refusal.
-    let headers = response.headers_mut();
-    headers.reserve(RESPONSE_HEADERS);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }
 

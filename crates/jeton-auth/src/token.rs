@@ -23,11 +23,6 @@ const CHECK_LEN: usize = 6;
 const AFTER_PREFIX: usize = KIND_LEN + RANDOM_LEN + CHECK_LEN;
 /// The longest token of any app.
 const MAX_TOKEN_LEN: usize = TokenFormat::MAX_PREFIX_LEN + AFTER_PREFIX;
-/// The length of Jeton's own tokens (`jt_`), which the per-thread key slots
-/// are sized for.
-pub(crate) const TOKEN_LEN: usize = 2 + AFTER_PREFIX;
-/// Where the random part of Jeton's own tokens starts.
-pub(crate) const PREFIX_LEN: usize = 2 + KIND_LEN;
 
 /// How an app's tokens look: its prefix, then the kind, 30 random base62
 /// characters and a 6-character checksum. A token is the prefix's length
@@ -306,8 +301,7 @@ impl PlainToken {
         std::str::from_utf8(self.text()).expect("a token is ASCII")
     }
 
-    /// The text as bytes, for the crate's own comparisons.
-    pub(crate) fn text(&self) -> &[u8] {
+    fn text(&self) -> &[u8] {
         &self.text[..usize::from(self.len)]
     }
 
@@ -410,7 +404,7 @@ mod tests {
     fn generated_tokens_parse_back_with_their_kind() {
         for kind in TokenKind::ALL {
             let token = PlainToken::generate(kind);
-            assert_eq!(token.expose_secret().len(), TOKEN_LEN);
+            assert_eq!(token.expose_secret().len(), 42);
             assert!(
                 token
                     .expose_secret()

@@ -5,17 +5,11 @@
 //! feed. Listings may therefore show stock that lags by that much; placing
 //! an order always checks stock in the database.
 
-use std::{
-    sync::{
-        OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::OnceLock, time::Duration};
 
 use bytes::Bytes;
+use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
-use quick_cache::sync::Cache;
 
 use crate::{
     http::pagination::PageRequest,
@@ -33,28 +27,28 @@ struct PageKey {
     limit: i64,
 }
 
-/// Entries carry the time they must be read again: a safety net only, since
-/// freshness comes from invalidation.
+/// How long an entry is served if no invalidation comes: a safety net only,
+/// since freshness comes from invalidation.
 const TTL: Duration = Duration::from_secs(30);
 
-/// `quick_cache`, like the token verifier's: a hit takes no lock and
-/// allocates nothing (moka records every read for its eviction policy).
+const CAPACITY: usize = 10_000;
+
+/// The same generation-tagged cache as the token verifier's: a value read
+/// before an invalidation is never served after it, even if it is inserted
+/// after it.
 pub struct CatalogCache {
-    pages: Cache<PageKey, (Instant, Bytes)>,
+    pages: GenerationCache<PageKey, Bytes>,
     /// `None`: known not to exist.
-    products: Cache<String, (Instant, Option<Bytes>)>,
-    generation: AtomicU64,
+    products: GenerationCache<String, Option<Bytes>>,
     /// Hits and misses, registered on first use.
     counters: OnceLock<[Counter; 2]>,
 }
 
 impl Default for CatalogCache {
     fn default() -> Self {
-        const CAPACITY: usize = 10_000;
         CatalogCache {
-            pages: Cache::new(CAPACITY),
-            products: Cache::new(CAPACITY),
-            generation: AtomicU64::new(0),
+            pages: GenerationCache::new(CAPACITY, TTL),
+            products: GenerationCache::new(CAPACITY, TTL),
             counters: OnceLock::new(),
         }
     }
@@ -66,9 +60,8 @@ fn json<T: serde::Serialize>(value: &T) -> Bytes {
 
 impl CatalogCache {
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.pages.clear();
-        self.products.clear();
+        self.pages.invalidate_all();
+        self.products.invalidate_all();
     }
 
     fn count(&self, hit: bool) {
@@ -92,45 +85,114 @@ impl CatalogCache {
             after: page.after.clone(),
             limit: page.limit,
         };
-        if let Some((_, body)) = self
-            .pages
-            .get(&key)
-            .filter(|(until, _)| *until > Instant::now())
-        {
+        if let Some(body) = self.pages.get(&key) {
             self.count(true);
             return Ok(body);
         }
         self.count(false);
-        let generation = self.generation.load(Ordering::SeqCst);
+        let read_in = self.pages.generation();
         // Boxed: the query's future is large, and the handler's future would
         // otherwise carry it on every request, hit or miss.
         let rows =
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
         let body = json(&page.page(rows, |product: &Product| &product.id));
-        // Not if a write overtook the read: it would cache what it replaced.
-        if self.generation.load(Ordering::SeqCst) == generation {
-            self.pages.insert(key, (Instant::now() + TTL, body.clone()));
-        }
+        self.pages.insert(key, body.clone(), read_in);
         Ok(body)
     }
 
     /// One product as JSON, or `None` if there is no such product.
     pub async fn product(&self, db: &Db, id: &str) -> Result<Option<Bytes>, sqlx::Error> {
-        if let Some((_, body)) = self
-            .products
-            .get(id)
-            .filter(|(until, _)| *until > Instant::now())
-        {
+        if let Some(body) = self.products.get(id) {
             self.count(true);
             return Ok(body);
         }
         self.count(false);
-        let generation = self.generation.load(Ordering::SeqCst);
+        let read_in = self.products.generation();
         let body = Box::pin(db.get_product(id)).await?.as_ref().map(json);
-        if self.generation.load(Ordering::SeqCst) == generation {
-            self.products
-                .insert(id.to_owned(), (Instant::now() + TTL, body.clone()));
-        }
+        self.products.insert(id.to_owned(), body.clone(), read_in);
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        domain::product::{NewProduct, ProductPatch},
+        store::DbOptions,
+    };
+
+    /// A catalogue write lands while a page is being read: the reader loads
+    /// the page from before the write, the writer commits and invalidates,
+    /// then the reader inserts. The page from before must not be served
+    /// after the invalidation.
+    ///
+    /// Nothing but real parallelism puts the invalidation between a read and
+    /// its insert (there is no await in between), so this runs the race
+    /// many times on two worker threads. A long cursor (hashed when the page
+    /// is inserted) widens the window in which the insert can be overtaken.
+    #[test]
+    fn a_page_read_before_a_write_is_not_served_after_its_invalidation() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/race.db", dir.path().display());
+            let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+            let product = db
+                .create_product(&NewProduct {
+                    sku: "RACE-1".into(),
+                    name: "Race mug".into(),
+                    description: String::new(),
+                    price_amount: 100,
+                    currency: "EUR".into(),
+                    stock: 0,
+                })
+                .await
+                .unwrap();
+            let id = product.id.to_string();
+            let cache = Arc::new(CatalogCache::default());
+            // Before every product id, so the page holds the product.
+            let page = PageRequest {
+                limit: 20,
+                after: Some("0".repeat(2_000_000)),
+            };
+            let stock_in = |body: &Bytes| {
+                let page: serde_json::Value = serde_json::from_slice(body).unwrap();
+                page["data"][0]["stock"].as_i64().unwrap()
+            };
+            for stock in 1..=200 {
+                let reader = tokio::spawn({
+                    let (cache, db, page) = (cache.clone(), db.clone(), page.clone());
+                    async move {
+                        cache
+                            .page(&db, &ProductFilter::default(), &page)
+                            .await
+                            .unwrap()
+                    }
+                });
+                let patch = ProductPatch {
+                    stock: Some(stock),
+                    ..ProductPatch::default()
+                };
+                db.update_product(&id, &patch).await.unwrap().unwrap();
+                cache.invalidate_all();
+                reader.await.unwrap();
+                let served = cache
+                    .page(&db, &ProductFilter::default(), &page)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    stock_in(&served),
+                    stock,
+                    "a page read before the write was served after it"
+                );
+            }
+        });
     }
 }

@@ -35,10 +35,10 @@ use jeton::{
         client::{ClientKind, NewClient},
         product::NewProduct,
     },
-    http::{AppState, catalog, error::AppError, routes},
+    http::{AppState, catalog, routes},
     store::{Db, DbOptions, audit::Audit},
 };
-use jeton_auth::{AbilitySet, Access, KindSet, PlainToken, axum::Guard};
+use jeton_auth::{AbilitySet, Access, KindSet, PlainToken};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -77,7 +77,9 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/bench.db", dir.path().display());
         let (state, product_id, key) = runtime.block_on(seed(&url));
-        let guard = Guard::new(Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ));
+        let product_guard = state
+            .gate
+            .guard(Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ));
         let peer = MockConnectInfo(SocketAddr::from(([198, 51, 100, 7], 50_000)));
 
         // The bare app has the route table's paths and methods, unguarded
@@ -101,15 +103,18 @@ impl Fixture {
         };
         let bare_handler = Pair {
             name: "GET /products/{id}, bare handler",
+            // Both with the peer's address, which the guard needs.
             bare: Router::new()
                 .route("/api/v1/products/{id}", get(catalog::get_product))
-                .with_state(state.clone()),
+                .with_state(state.clone())
+                .layer(peer),
             guarded: Router::new()
                 .route(
                     "/api/v1/products/{id}",
-                    get(guard.handler::<AppError, _>(catalog::get_product)),
+                    get(catalog::get_product).route_layer(product_guard),
                 )
-                .with_state(state.clone()),
+                .with_state(state.clone())
+                .layer(peer),
             origin: false,
         };
 

@@ -3,7 +3,6 @@
 mod actor;
 pub mod admin;
 pub mod catalog;
-mod client_ip;
 pub mod cors;
 pub mod customers;
 pub mod error;
@@ -23,9 +22,10 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderValue, header},
-    middleware::{from_fn, from_fn_with_state},
+    middleware::from_fn,
     routing::get,
 };
+use jeton_auth::client_ip::ClientIpLayer;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -66,7 +66,7 @@ pub(crate) fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = routes::api().into_router();
+    let api = routes::api().into_router(&state);
     with_layers(api, state)
 }
 
@@ -93,7 +93,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     // (answers preflights), client IP, the body limit, then the routes.
     // `Router::layer` would wrap every route in each of them instead, and
     // axum clones each route's stack of wrappers, a box per layer, on every
-    // request: in process that was 3.4 of the 8.1 µs of a `/healthz`.
+    // request.
     let layered = ServiceBuilder::new()
         .layer(from_fn(request_id::middleware))
         .layer(
@@ -110,7 +110,10 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .layer(from_fn(hygiene::check))
         .layer(from_fn(hygiene::timeout))
         .layer(state.origins.layer())
-        .layer(from_fn_with_state(state, client_ip::middleware))
+        .layer(ClientIpLayer::new(
+            state.gate.identity(),
+            state.config.trusted_proxies.iter().copied(),
+        ))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .service(routes);
     Router::new().fallback_service(layered)

@@ -6,6 +6,8 @@ use jeton_auth::{
     StoredCredential, TokenKind, TokenStore, UserPrincipal,
 };
 use sqlx::{Row, any::AnyRow};
+use std::collections::HashMap;
+use time::OffsetDateTime;
 
 use super::{
     Db,
@@ -155,6 +157,13 @@ impl TokenStore for Db {
             _ => Ok(None),
         };
         found.map_err(|error| StoreError(Box::new(error)))
+    }
+
+    /// Every few seconds, from the gate: no authenticated request writes.
+    async fn record_usage(&self, usage: HashMap<String, OffsetDateTime>) {
+        if let Err(error) = self.record_token_use(&usage).await {
+            tracing::warn!(%error, tokens = usage.len(), "could not record token use");
+        }
     }
 
     async fn record_refusal(&self, refusal: Refusal) {
