@@ -128,7 +128,25 @@ impl<S: TokenStore> GateBuilder<S> {
 
 impl<S: TokenStore> Gate<S> {
     /// One route's guard: `get(handler).route_layer(gate.guard(access))`.
-    /// Refusals are rendered in the gate's [`Identity`].
+    /// Refusals are rendered in the gate's [`Identity`]; an admitted
+    /// request reaches the handler with its [`Principal`](crate::Principal)
+    /// in the extensions, for the typed extractors.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use jeton_auth::{Ability, Access, Ceilings, Gate, KindSet, MemoryStore, TokenFormat, User};
+    ///
+    /// const PROFILE_READ: Ability = Ability::from_static("profile:read");
+    ///
+    /// let gate = Gate::builder(MemoryStore::new(TokenFormat::default()))
+    ///     .ceilings(Ceilings::new().user([PROFILE_READ]))
+    ///     .build();
+    /// let app: Router = Router::new().route(
+    ///     "/me",
+    ///     get(|User(user): User| async move { user.user_id.clone() })
+    ///         .route_layer(gate.guard(Access::new(KindSet::USER, PROFILE_READ))),
+    /// );
+    /// ```
     pub fn guard(self: &Arc<Self>, access: Access) -> GuardLayer<S> {
         GuardLayer {
             gate: Arc::clone(self),

@@ -36,7 +36,11 @@ pub struct UserPrincipal {
 /// The details sit behind an `Arc`: the verifier hands the cached principal
 /// to every request, and a clone is then one atomic increment, not a copy of
 /// its ids, abilities and origins.
+///
+/// More kinds will come (an OAuth 2.0 client with an access token), so a
+/// `match` outside this crate needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Principal {
     PublishableClient(Arc<ClientPrincipal>),
     SecretClient(Arc<ClientPrincipal>),

@@ -75,6 +75,13 @@ impl Audit {
             Principal::User(user) => Actor::Customer {
                 customer_id: user.user_id.clone(),
             },
+            // A kind of principal the library adds later acts for its
+            // client, if it has one.
+            other => Actor::ClientKey {
+                key_id: other
+                    .client()
+                    .map_or_else(String::new, |client| client.key_id.clone()),
+            },
         };
         Audit { actor, client_ip }
     }
