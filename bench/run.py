@@ -483,6 +483,7 @@ def main():
     ])
     healthz = main_rows["healthz"][0]
     page_rps = main_rows["page"][0]
+    product_rps = main_rows["product"][0]
     # The target is the page-of-20 load on the demo catalogue: the first
     # round, before any flood. The floods then fill the bounded caches
     # (failed authentications per IP, unknown tokens); RSS after them is
@@ -575,11 +576,11 @@ def main():
 
     micro = {} if options.no_criterion else criterion_results()
     micro_ratios = overhead_ratios(options.overhead_runs)
-    write_report(options, rows, healthz, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg,
+    write_report(options, rows, healthz, product_rps, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg,
                  micro, micro_ratios, notes)
 
 
-def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, micro,
+def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, micro,
                  micro_ratios,
                  notes):
     out = []
@@ -604,7 +605,8 @@ def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, fl
     out.append("## Against the targets\n")
     out.append("| target | measured |")
     out.append("|---|---|")
-    out.append("| product page of 20 with a publishable key ≥ 0.25× `/healthz` | %.2f× |" % (page_rps / healthz))
+    out.append("| product by id with a publishable key ≥ 0.8× `/healthz` | %.2f× |" % (product_rps / healthz))
+    out.append("| product page of 20 with a publishable key ≥ 0.8× `/healthz` | %.2f× |" % (page_rps / healthz))
     out.append("| malformed-token flood ≥ 0.9× `/healthz`, zero database statements | %.2f× `/healthz` driven the same "
                "way (random client IPs), paired by round (the rounds: %s); %.2f× as the ratio of the two rows' "
                "medians; %.2f× plain `/healthz`; no statement (refused before any storage call) |"

@@ -46,7 +46,7 @@ pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
 pub use error::AuthError;
 pub use guard::{GateBuilder, GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
-pub use principal::{ClientPrincipal, Principal, UserPrincipal};
+pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,

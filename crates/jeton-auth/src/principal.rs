@@ -65,6 +65,18 @@ impl Principal {
         }
     }
 
+    /// Who acts: a person or a client application. Kinds of principal
+    /// will be added; each is one of these two, so a `match` on this needs
+    /// no `_` arm.
+    pub fn caller(&self) -> Caller<'_> {
+        match self {
+            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
+                Caller::Client(client)
+            }
+            Principal::User(user) => Caller::Person(user),
+        }
+    }
+
     /// The client application behind the request, if the caller is one.
     pub fn client(&self) -> Option<&Arc<ClientPrincipal>> {
         match self {
@@ -72,4 +84,11 @@ impl Principal {
             Principal::User(_) => None,
         }
     }
+}
+
+/// Who acts, whatever the kind of token: see [`Principal::caller`].
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Person(&'a Arc<UserPrincipal>),
+    Client(&'a Arc<ClientPrincipal>),
 }

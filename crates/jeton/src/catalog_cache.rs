@@ -12,11 +12,10 @@ use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
 
 use crate::{
-    http::pagination::PageRequest,
-    store::{
-        Db,
-        products::{Product, ProductFilter},
-    },
+    api,
+    domain::ids::ProductId,
+    pagination::PageRequest,
+    store::{Db, products::ProductFilter},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,7 +38,7 @@ const CAPACITY: usize = 10_000;
 pub struct CatalogCache {
     pages: GenerationCache<PageKey, Bytes>,
     /// `None`: known not to exist.
-    products: GenerationCache<String, Option<Bytes>>,
+    products: GenerationCache<ProductId, Option<Bytes>>,
     /// Hits and misses, registered on first use.
     counters: OnceLock<[Counter; 2]>,
 }
@@ -95,21 +94,24 @@ impl CatalogCache {
         // otherwise carry it on every request, hit or miss.
         let rows =
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
-        let body = json(&page.page(rows, |product: &Product| &product.id));
+        let products: Vec<api::Product> = rows.into_iter().map(api::Product::from).collect();
+        let body = json(&page.page(products, |product| &product.id));
         self.pages.insert(key, body.clone(), read_in);
         Ok(body)
     }
 
     /// One product as JSON, or `None` if there is no such product.
-    pub async fn product(&self, db: &Db, id: &str) -> Result<Option<Bytes>, sqlx::Error> {
+    pub async fn product(&self, db: &Db, id: &ProductId) -> Result<Option<Bytes>, sqlx::Error> {
         if let Some(body) = self.products.get(id) {
             self.count(true);
             return Ok(body);
         }
         self.count(false);
         let read_in = self.products.generation();
-        let body = Box::pin(db.get_product(id)).await?.as_ref().map(json);
-        self.products.insert(id.to_owned(), body.clone(), read_in);
+        let body = Box::pin(db.get_product(id))
+            .await?
+            .map(|product| json(&api::Product::from(product)));
+        self.products.insert(id.clone(), body.clone(), read_in);
         Ok(body)
     }
 }
@@ -155,7 +157,7 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            let id = product.id.to_string();
+            let id = product.id.clone();
             let cache = Arc::new(CatalogCache::default());
             // Before every product id, so the page holds the product.
             let page = PageRequest {

@@ -1,5 +1,7 @@
 //! OpenAPI 3.1 of the API, generated from the handlers' annotations, at
-//! `/openapi.json`, and Swagger UI (bundled, works offline) at `/docs`.
+//! `/openapi.json`, and Swagger UI (bundled, works offline) at `/docs`. It
+//! is the normative detail of every endpoint; `docs/api.md` is the prose
+//! around it (credentials, errors, pagination, idempotency).
 
 use axum::Router;
 use utoipa::{
