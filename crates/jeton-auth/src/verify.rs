@@ -293,7 +293,12 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     /// The user tokens used since the last call, with when they were last
-    /// used, for the app to write in one batch (no write per request).
+    /// used, to write in one batch (no write per request). A [`Gate`]'s
+    /// guard does this regularly and hands them to
+    /// [`TokenStore::record_usage`]; call it yourself only for a verifier
+    /// used without a gate, or the uses pile up.
+    ///
+    /// [`Gate`]: crate::Gate
     pub fn take_usage(&self) -> HashMap<String, OffsetDateTime> {
         let used = std::mem::take(&mut *self.used.lock().expect("usage lock"));
         let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();
