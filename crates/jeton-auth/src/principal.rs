@@ -30,6 +30,9 @@ pub struct UserPrincipal {
     /// The client application the token was issued through, if any.
     pub client_id: Option<String>,
     pub abilities: AbilitySet,
+    /// For the app to show ("expires in 3 days"). The verifier checks
+    /// [`StoredCredential::expires_at`](crate::StoredCredential::expires_at),
+    /// on every request.
     pub expires_at: Option<OffsetDateTime>,
 }
 
