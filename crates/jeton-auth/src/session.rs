@@ -4,7 +4,7 @@
 //! still send requests, but it can never read the token and send it
 //! elsewhere.
 //!
-//! An app turns it on with [`Gate::with_cookie_sessions`](crate::axum::Gate::with_cookie_sessions),
+//! An app turns it on with [`GateBuilder::cookie_sessions`](crate::GateBuilder::cookie_sessions),
 //! and its login route sets the cookies with [`CookieSessions::issue`].
 //! Then the guard:
 //!
@@ -39,7 +39,7 @@ use cookie::{Cookie, SameSite};
 use rand::TryRng;
 use subtle::ConstantTimeEq;
 
-use crate::{AuthError, PlainToken, Principal};
+use crate::{AuthError, PlainToken, Principal, TokenFormat};
 
 /// The header a page sends the CSRF cookie's value back in.
 pub const CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
@@ -193,12 +193,16 @@ impl CookieSessions {
     /// The session cookie's token, if the request is to be authenticated by
     /// it: it has the cookie and no `Authorization` header. A value that is
     /// not a well-formed token is `Err(InvalidToken)`.
-    pub(crate) fn credential(&self, headers: &HeaderMap) -> Option<Result<PlainToken, AuthError>> {
+    pub(crate) fn credential(
+        &self,
+        tokens: TokenFormat,
+        headers: &HeaderMap,
+    ) -> Option<Result<PlainToken, AuthError>> {
         if headers.contains_key(AUTHORIZATION) {
             return None;
         }
         let value = self.read(headers, &self.session_cookie)?;
-        Some(PlainToken::parse(value).map_err(|_| AuthError::InvalidToken))
+        Some(tokens.parse(value).map_err(|_| AuthError::InvalidToken))
     }
 
     /// Whether the request carries the session cookie (and no
@@ -360,24 +364,27 @@ mod tests {
         let sessions = CookieSessions::default();
         let token = PlainToken::generate(TokenKind::User);
         let cookie = format!("other=1; jeton_session={}", token.expose_secret());
-        let found = sessions.credential(&headers(&[("cookie", &cookie)]));
+        let found = sessions.credential(TokenFormat::default(), &headers(&[("cookie", &cookie)]));
         assert_eq!(found.unwrap().unwrap().hash(), token.hash());
         assert!(
             sessions
-                .credential(&headers(&[
-                    ("cookie", &cookie),
-                    ("authorization", "Bearer x")
-                ]))
+                .credential(
+                    TokenFormat::default(),
+                    &headers(&[("cookie", &cookie), ("authorization", "Bearer x")])
+                )
                 .is_none()
         );
         assert!(
             sessions
-                .credential(&headers(&[("cookie", "a=b")]))
+                .credential(TokenFormat::default(), &headers(&[("cookie", "a=b")]))
                 .is_none()
         );
         assert_eq!(
             sessions
-                .credential(&headers(&[("cookie", "jeton_session=garbage")]))
+                .credential(
+                    TokenFormat::default(),
+                    &headers(&[("cookie", "jeton_session=garbage")])
+                )
                 .unwrap()
                 .map(|_| ()),
             Err(AuthError::InvalidToken)

@@ -1,4 +1,4 @@
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use clap::Args;
 use tokio::net::TcpListener;
@@ -72,8 +72,6 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     hashing::warm_up().await;
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
-    let flushing = Arc::new(tokio::sync::Mutex::new(()));
-    let flusher = tokio::spawn(flush_token_use(state.clone(), flushing.clone()));
     let app = http::router(state.clone());
     let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
     tracing::info!(addr = %api_addr, "jeton listening");
@@ -95,44 +93,16 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(storefront) = storefront {
         storefront.abort();
     }
-    {
-        // Not in the middle of a flush: the uses it took would be lost.
-        let _flushing = flushing.lock().await;
-        flusher.abort();
-    }
-    // Whatever was used since the last flush is written before exiting.
-    flush_once(&state, &flushing).await;
+    // The gate writes the tokens' last uses every few seconds; whatever was
+    // used since its last flush is written before exiting (after that flush,
+    // if one is running).
+    state.gate.flush_usage().await;
     tracing::info!("jeton stopped");
     Ok(())
 }
 
 /// How long in-flight requests may run after SIGTERM.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How often `last_used_at` is written.
-const USE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// One flush; `flushing` is held from taking the uses to writing them.
-async fn flush_once(state: &AppState, flushing: &tokio::sync::Mutex<()>) {
-    let _flushing = flushing.lock().await;
-    let uses = state.gate.verifier.take_usage();
-    if uses.is_empty() {
-        return;
-    }
-    if let Err(error) = state.db.record_token_use(&uses).await {
-        tracing::warn!(%error, tokens = uses.len(), "could not record token use");
-    }
-}
-
-/// Writes `last_used_at` in batches: no authenticated request writes.
-async fn flush_token_use(state: AppState, flushing: Arc<tokio::sync::Mutex<()>>) {
-    let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        flush_once(&state, &flushing).await;
-    }
-}
 
 /// Every hour, forgets idempotency keys older than a day (the promised
 /// retention), so the table holds about a day of orders' keys. A failed run

@@ -532,11 +532,15 @@ async fn client_create_and_revoke_on_postgres() {
         ],
     );
     let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    // As served: the guard needs the peer's address.
     let app_router = router(
         AppState::load(db.clone(), Default::default())
             .await
             .unwrap(),
-    );
+    )
+    .layer(axum::extract::connect_info::MockConnectInfo(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+    ));
     let call = |key: String| {
         let app_router = app_router.clone();
         async move {

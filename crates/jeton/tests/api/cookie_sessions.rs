@@ -15,10 +15,25 @@ use crate::{
 
 // ---------------------------------------------------------------- helpers
 
+/// A publishable client made through the admin API, so that CORS knows
+/// its origins at once: (client id, key).
+async fn publishable(app: &TestApp, abilities: &[&str], origins: &[&str]) -> (String, String) {
+    let admin = app.admin_key().await;
+    let body = json!({
+        "name": "Storefront", "kind": "publishable", "abilities": abilities,
+        "allowed_origins": origins,
+        "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null,
+    });
+    let res = app.create_client(&admin, body).await;
+    res.expect(201);
+    let body = res.json();
+    (s(&body["client"]["id"]), s(&body["key"]))
+}
+
 /// A storefront's publishable key, for `SHOP` exactly.
 async fn shop_key(app: &TestApp) -> String {
-    app.client(
-        ClientKind::Publishable,
+    publishable(
+        app,
         &["products:read", "customers:create", "auth:login"],
         &[SHOP],
     )
@@ -217,9 +232,7 @@ async fn the_cookies_are_not_secure_for_plain_http_on_loopback(app: TestApp) {
 
 async fn cookie_login_needs_one_of_the_clients_own_origins(app: TestApp) {
     let key = shop_key(&app).await;
-    let (_, anywhere) = app
-        .client(ClientKind::Publishable, &["auth:login"], &["*"])
-        .await;
+    let (_, anywhere) = publishable(&app, &["auth:login"], &["*"]).await;
     let (_, secret) = app.client(ClientKind::Secret, &["auth:login"], &[]).await;
     app.customer("ann@example.com").await;
     let login = |key: &str, origin: Option<&str>| {
@@ -302,8 +315,7 @@ async fn the_cookie_works_only_from_the_clients_own_origins(app: TestApp) {
     let key = shop_key(&app).await;
     // Another shop's client: its origin is allowed by CORS, but the
     // session was not issued through it.
-    app.client(ClientKind::Publishable, &["products:read"], &[OTHER_SHOP])
-        .await;
+    publishable(&app, &["products:read"], &[OTHER_SHOP]).await;
     app.customer("ann@example.com").await;
     let session = cookie_login(&app, &key, "ann@example.com").await;
 
@@ -495,13 +507,7 @@ async fn logout_revokes_the_session_and_clears_the_cookies(app: TestApp) {
 
 async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
     let admin = app.admin_key().await;
-    let (client_id, key) = app
-        .client(
-            ClientKind::Publishable,
-            &["products:read", "auth:login"],
-            &[SHOP],
-        )
-        .await;
+    let (client_id, key) = publishable(&app, &["products:read", "auth:login"], &[SHOP]).await;
     let customer_id = app.customer("ann@example.com").await.0;
     let dead = |session: Session| {
         let app = &app;
@@ -581,8 +587,7 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
 
 async fn cors_allows_credentials_for_listed_origins_only(app: TestApp) {
     shop_key(&app).await;
-    app.client(ClientKind::Publishable, &["products:read"], &["*"])
-        .await;
+    publishable(&app, &["products:read"], &["*"]).await;
     let preflight = |origin: &str| {
         app.req(axum::http::Method::OPTIONS, "/api/v1/me/tokens")
             .header("origin", origin)
