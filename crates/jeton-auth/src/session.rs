@@ -211,7 +211,10 @@ impl CookieSessions {
         !headers.contains_key(AUTHORIZATION) && self.read(headers, &self.session_cookie).is_some()
     }
 
-    /// The last value of cookie `name` in the request's `Cookie` headers.
+    /// The first value of cookie `name` in the request's `Cookie` headers:
+    /// browsers list the cookie with the longest path first, which for the
+    /// session cookie is the API's own rather than one set for `/` by a
+    /// sibling site.
     fn read<'h>(&self, headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         headers
             .get_all(COOKIE)
@@ -221,7 +224,7 @@ impl CookieSessions {
             .filter_map(|pair| pair.trim().split_once('='))
             .filter(|(key, _)| *key == name)
             .map(|(_, value)| value.trim_matches('"'))
-            .last()
+            .next()
     }
 
     /// The checks a request authenticated by the cookie must pass besides
