@@ -13,7 +13,7 @@
 //! - verifies it like a bearer user token, through the same cache (no
 //!   storage work per request);
 //! - needs an `Origin` that the token's client lists exactly
-//!   ([`UserPrincipal::client_origins`]; a `*` does not count), else 403
+//!   ([`UserPrincipal::client_origins`](crate::UserPrincipal::client_origins); a `*` does not count), else 403
 //!   `origin_not_allowed`;
 //! - for `POST`, `PUT`, `PATCH` and `DELETE`, needs the `X-CSRF-Token`
 //!   header to equal the CSRF cookie (compared in constant time), else 403
