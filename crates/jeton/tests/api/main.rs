@@ -10,6 +10,7 @@ mod clients;
 mod customers_and_admin;
 mod hardening;
 mod multi_node;
+mod openapi_conformance;
 mod order_safety;
 mod orders_and_catalog;
 mod secrets;

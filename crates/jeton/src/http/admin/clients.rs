@@ -92,9 +92,19 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppRe
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateInput {
-    /// How long the older keys keep working; default 0 (they stop now).
     #[serde(default)]
+    #[schema(schema_with = grace_schema)]
     pub previous_key_expires_in_seconds: i64,
+}
+
+fn grace_schema() -> utoipa::openapi::Object {
+    crate::domain::schema::field(
+        crate::domain::schema::integer(0, MAX_GRACE_SECONDS, false)
+            .description(Some(
+                "How long the older keys keep working; default 0 (they stop now).",
+            ))
+            .examples([3600]),
+    )
 }
 
 /// Longest grace period for a rotated-out key: 30 days.
@@ -108,7 +118,8 @@ pub struct RotatedKey {
     pub record: ClientKey,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin", request_body = RotateInput,
+#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin",
+    request_body(content = Option<RotateInput>, description = "Optional: no body means the defaults"),
     security(("bearer" = ["admin"])),
     responses((status = 201, body = RotatedKey), (status = 404, description = "no such live client"), (status = 422)))]
 pub async fn rotate(
