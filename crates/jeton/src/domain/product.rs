@@ -234,6 +234,15 @@ impl TryFrom<NewProductInput> for NewProduct {
     }
 }
 
+/// What [`ProductPatch::try_from`] refuses across fields, as a JSON Schema
+/// `not`: `stock` and `stock_delta` both set.
+pub fn patch_schema_not() -> serde_json::Value {
+    serde_json::json!({
+        "required": ["stock", "stock_delta"],
+        "properties": {"stock": {"type": "integer"}, "stock_delta": {"type": "integer"}},
+    })
+}
+
 impl TryFrom<ProductPatchInput> for ProductPatch {
     type Error = Vec<FieldError>;
 

@@ -35,7 +35,7 @@ use super::{
     state::AppState,
     tokens,
 };
-use crate::domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password};
+use crate::domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password, product};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -585,6 +585,87 @@ const LINKS: &[(&str, &str, &str, &str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Example answers, with the README walkthrough's values: (method, path,
+/// status, body). Every example is checked against its schema by the
+/// conformance test.
+fn examples() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let product = json!({
+        "id": "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b",
+        "sku": "TEE-GREEN-S",
+        "name": "Green tee, S",
+        "description": "",
+        "price": {"amount": 1900, "currency": "EUR"},
+        "stock": 12,
+        "created_at": "2026-11-29T21:01:51.701637Z",
+    });
+    let customer = json!({
+        "id": "0193a1b2-7f8b-7146-927a-c5fa1af1dab8",
+        "email": "ann@example.com",
+        "name": "Ann",
+        "created_at": "2026-11-29T21:01:52.395388Z",
+    });
+    let abilities = json!([
+        "orders:read",
+        "orders:write",
+        "products:read",
+        "profile:read",
+        "tokens:manage"
+    ]);
+    let issued = json!({
+        "token": "jt_ut_EXAMPLEonlyEXAMPLEonlyEXAMPLEonly0000",
+        "token_type": "Bearer",
+        "token_id": "0193a1b2-800b-7349-99cc-59c0c401c54c",
+        "abilities": abilities,
+        "expires_at": "2026-12-29T21:01:52.523532Z",
+    });
+    let order = json!({
+        "id": "0193a1b2-8234-77a3-aae4-5617325da992",
+        "status": "placed",
+        "items": [{
+            "product_id": product["id"],
+            "sku": "TEE-GREEN-S",
+            "name": "Green tee, S",
+            "quantity": 2,
+            "unit_price": 1900,
+        }],
+        "total": {"amount": 3800, "currency": "EUR"},
+        "created_at": "2026-11-29T21:01:53.075708Z",
+    });
+    let token = json!({
+        "id": issued["token_id"],
+        "name": "laptop",
+        "abilities": abilities,
+        "last4": "0000",
+        "client_id": "0193a1b2-6a4f-7441-b82b-3e602c143de3",
+        "created_at": "2026-11-29T21:01:52.523929Z",
+        "last_used_at": null,
+        "expires_at": "2026-12-29T21:01:52.523532Z",
+        "current": true,
+    });
+    vec![
+        (
+            "GET",
+            "/products",
+            "200",
+            json!({"data": [product], "next_cursor": null}),
+        ),
+        ("GET", "/products/{id}", "200", product.clone()),
+        ("POST", "/customers", "201", customer.clone()),
+        ("POST", "/auth/login", "201", issued.clone()),
+        ("GET", "/me", "200", customer),
+        ("POST", "/orders", "201", order.clone()),
+        (
+            "GET",
+            "/me/orders",
+            "200",
+            json!({"data": [order], "next_cursor": null}),
+        ),
+        ("GET", "/me/tokens", "200", json!({"data": [token]})),
+        ("POST", "/me/tokens", "201", issued),
+        ("POST", "/admin/products", "201", product),
+    ]
+}
+
 fn idempotency_key_schema() -> Value {
     json!({
         "type": "string",
@@ -701,9 +782,22 @@ fn build() -> Value {
             "parameters": {parameter: expression},
         });
     }
+    for (method, path, status, example) in examples() {
+        let response = &mut doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"]
+            [status]["content"]["application/json"];
+        assert!(response.is_object(), "example of {method} {path} {status}");
+        response["example"] = example;
+    }
     let components = doc["components"]
         .as_object_mut()
         .expect("the document has components");
+    let patch = components["schemas"]
+        .get_mut("ProductPatchInput")
+        .expect("the patch's schema is a component");
+    patch["not"] = product::patch_schema_not();
+    patch["description"] = json!(
+        "`PATCH /admin/products/{id}`: any of the fields of a new product, or `stock_delta` instead of `stock` (not both)."
+    );
     components.insert("securitySchemes".into(), Value::Object(schemes));
     components.insert("headers".into(), headers());
     let password_rule = format!(

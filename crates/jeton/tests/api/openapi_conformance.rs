@@ -1,5 +1,6 @@
 //! The OpenAPI document against a real `jeton serve` on a fresh SQLite
-//! database: it validates as OpenAPI 3.1 (`openapi-spec-validator`),
+//! database: it validates as OpenAPI 3.1 (`openapi-spec-validator`), its
+//! examples match their schemas (`openapi/check_examples.py`),
 //! schemathesis finds no failure with every check and a credential of the
 //! right kind for each operation (configuration in
 //! `openapi/schemathesis.toml`), and a client generated from it
@@ -147,6 +148,12 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
     run(
         "openapi-spec-validator",
         Command::new(bin.join("openapi-spec-validator")).arg(&path),
+    );
+    run(
+        "examples against their schemas",
+        Command::new(bin.join("python"))
+            .arg(here().join("check_examples.py"))
+            .arg(&path),
     );
 
     let url = format!("http://{}/openapi.json", shop.server.addr);
