@@ -1,18 +1,18 @@
-//! Integration tests over the real router and real databases. Every test
-//! runs twice: on SQLite and on PostgreSQL (see `support`).
+//! Integration tests over the real router, the real `jeton` binary and real
+//! databases, one file per feature. Every storage test runs twice: on
+//! SQLite and on PostgreSQL (see `support`).
 
 mod support;
 
-mod auth_and_http;
-mod bad_input;
+mod access;
+mod catalogue;
 mod cli;
-mod clients;
-mod customers_and_admin;
-mod hardening;
-mod multi_node;
+mod customers_and_tokens;
+mod http_hygiene;
+mod keys_and_clients;
+mod multiple_processes;
 mod openapi_conformance;
-mod order_safety;
-mod orders_and_catalog;
+mod orders;
 mod secrets;
 mod serving;
 mod storefront;

@@ -1,16 +1,18 @@
 //! Secret hygiene: after a scenario that creates every kind of secret, no
-//! plaintext token or password is in the database or in the server log.
+//! plaintext token or password is in the database or in the server log,
+//! and query strings never reach the log.
 
 use serde_json::json;
 
 use crate::{
     on_both_databases,
-    support::{Backend, TestApp, captured_log},
+    support::{Backend, STORE_TABLES, TestApp, captured_log},
 };
 
-on_both_databases!(no_plaintext_secret_is_stored_or_logged);
-
+/// Distinct from every other test's, so that a find is this test's.
 const PASSWORD: &str = "a very secret passphrase";
+
+on_both_databases!(no_plaintext_secret_is_stored_or_logged);
 
 /// Every byte the database holds, as text: the SQLite files themselves, or
 /// every row of every table on PostgreSQL.
@@ -29,15 +31,7 @@ async fn database_contents(app: &TestApp) -> String {
         Backend::Postgres => {
             let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
             let mut text = String::new();
-            for table in [
-                "clients",
-                "client_keys",
-                "customers",
-                "user_tokens",
-                "products",
-                "orders",
-                "order_items",
-            ] {
+            for table in STORE_TABLES {
                 let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT t::text FROM {table} t"
                 )))
@@ -135,4 +129,36 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
         !log.contains("Bearer jt_"),
         "an Authorization header reached the log"
     );
+}
+
+// ================================================================ secret hygiene
+
+on_both_databases!(query_strings_never_reach_the_log);
+
+async fn query_strings_never_reach_the_log(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.get("/api/v1/products?q=SECRETQUERY123")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect(200);
+    // Refused requests are logged too, without their query.
+    app.get("/api/v1/products?access_token=SECRETQUERY456")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(400, "invalid_request");
+    app.get("/api/v1/products?limit=SECRETQUERY789")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(422, "validation_failed");
+    let log = captured_log();
+    assert!(
+        log.contains("/api/v1/products"),
+        "the log capture must see the requests"
+    );
+    for secret in ["SECRETQUERY123", "SECRETQUERY456", "SECRETQUERY789"] {
+        assert!(!log.contains(secret), "a query string reached the log");
+    }
 }

@@ -1,29 +1,30 @@
-//! A running `jeton serve` (issue #6): graceful shutdown on SIGTERM,
+//! A running `jeton serve`: graceful shutdown on SIGTERM,
 //! `last_used_at` written in batches (at shutdown too) and never by the
 //! request itself, Prometheus metrics that carry no secret, and floods of
 //! bad tokens answered without harm. Every test runs on SQLite and
 //! PostgreSQL, each with a server process of its own.
 
-use crate::{on_both_backends, support};
-
 use std::time::{Duration, Instant};
 
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
-use support::{
-    Backend,
-    process::{DropDatabase, KeyedDatabase, Reply, Server, cli_key, http, keyed_database, within},
-};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PASSWORD: &str = "correct horse battery";
+use crate::{
+    on_both_databases,
+    support::{
+        Backend, PASSWORD, TestDatabase, connect,
+        process::{KeyedDatabase, Reply, Server, cli_key, http, keyed_database, within},
+        s,
+    },
+};
 
 /// How often the server writes `last_used_at` (`cli/serve.rs`), and the
 /// slack a loaded test machine gets on top.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 const SLACK: Duration = Duration::from_secs(2);
 
-on_both_backends!(
+on_both_databases!(
     sigterm_drains_in_flight_requests_flushes_token_use_and_exits_zero,
     token_listing_shows_last_use_within_the_flush_interval,
     authenticated_reads_write_nothing,
@@ -41,8 +42,7 @@ struct Shop {
     url: String,
     pk: String,
     admin: String,
-    _database: DropDatabase,
-    _dir: Option<tempfile::TempDir>,
+    _database: TestDatabase,
 }
 
 async fn database(backend: Backend) -> Option<KeyedDatabase> {
@@ -58,20 +58,12 @@ impl KeyedDatabase {
             pk: self.pk,
             admin: self.admin,
             _database: self.database,
-            _dir: self.dir,
         }
     }
 }
 
 async fn shop(backend: Backend) -> Option<Shop> {
     Some(database(backend).await?.serve(&[]).await)
-}
-
-fn s(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_owned()
 }
 
 impl Shop {
@@ -123,16 +115,6 @@ impl Shop {
         assert_eq!(status, 200, "{text}");
         text
     }
-}
-
-/// A connection to the test database of its own.
-async fn connect(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("connect to the test database")
 }
 
 /// `user_tokens.last_used_at` of a token, straight from the database.

@@ -1,17 +1,12 @@
 //! Test support: a real router over a real, freshly created database, on
-//! SQLite or PostgreSQL, and a small request builder over `oneshot`.
-//!
-//! PostgreSQL: `JETON_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`) names a server where each
-//! test creates, and afterwards drops, its own database. If it cannot be
-//! reached the PostgreSQL tests are skipped with a notice on the terminal,
-//! unless `JETON_REQUIRE_POSTGRES=1` or `CI` is set: then they fail.
+//! SQLite or PostgreSQL (see [`database`]), a small request builder over
+//! `oneshot`, and the fixtures and checks the feature files share.
 
-#![allow(dead_code)]
-
+pub mod database;
 pub mod process;
 
 use std::{
+    future::Future,
     io::Write,
     sync::{Arc, Mutex, Once, OnceLock},
 };
@@ -33,42 +28,188 @@ use jeton::{
         product::NewProduct,
     },
     http::{AppState, router},
-    store::{Db, DbOptions, products::Product},
+    store::{Db, DbOptions, audit::Audit, products::Product, user_tokens::NewUserToken},
 };
-use jeton_auth::{AbilitySet, PlainToken};
+use jeton_auth::{AbilitySet, PlainToken, TokenKind};
 use serde_json::{Value, json};
-use sqlx::migrate::MigrateDatabase;
 use tower::ServiceExt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use database::{Backend, TestDatabase};
 
-/// Runs an `async fn(TestApp)` once on SQLite and once on PostgreSQL, as
-/// two tests named `<name>::sqlite` and `<name>::postgres`.
+/// The password of every test customer unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A well-formed id that names nothing.
+pub const UNKNOWN_ID: &str = "01900000-0000-7000-8000-000000000000";
+
+/// The tables that hold what the API writes (the audit log aside).
+pub const STORE_TABLES: [&str; 7] = [
+    "clients",
+    "client_keys",
+    "customers",
+    "user_tokens",
+    "products",
+    "orders",
+    "order_items",
+];
+
+/// Origins of the client tests.
+pub const SHOP: &str = "https://shop.example";
+pub const OTHER_SHOP: &str = "https://other-shop.example";
+pub const EVIL: &str = "https://evil.example";
+
+/// What a login token holds, in the API's (sorted) order.
+pub const USER_ABILITIES: [&str; 5] = [
+    "orders:read",
+    "orders:write",
+    "products:read",
+    "profile:read",
+    "tokens:manage",
+];
+
+/// Runs each `async fn name(fixture)` once on SQLite and once on
+/// PostgreSQL, as two tests named `<name>::sqlite` and `<name>::postgres`.
+/// The fixture is the test's parameter type: a [`TestApp`], or a
+/// [`Backend`] for tests that start `jeton` processes on a database of
+/// their own. `config = EXPR;` first builds the apps from that
+/// configuration (for [`TestApp`] tests only: a process takes its settings
+/// on the command line).
 #[macro_export]
 macro_rules! on_both_databases {
+    (config = $config:expr; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    $crate::support::run_with($crate::support::Backend::Sqlite, $config, super::$name).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    $crate::support::run_with($crate::support::Backend::Postgres, $config, super::$name).await;
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn sqlite() {
-                    if let Some(app) = $crate::support::spawn_app($crate::support::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
+                    $crate::support::run($crate::support::Backend::Sqlite, super::$name).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    if let Some(app) = $crate::support::spawn_app($crate::support::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
+                    $crate::support::run($crate::support::Backend::Postgres, super::$name).await;
                 }
             }
         )*
     };
+}
+
+/// What a test of [`on_both_databases!`] is given.
+pub trait Fixture: Sized {
+    /// `None`: PostgreSQL is unavailable and not required (a notice says so).
+    fn setup(backend: Backend) -> impl Future<Output = Option<Self>>;
+}
+
+impl Fixture for TestApp {
+    async fn setup(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn(backend).await
+    }
+}
+
+impl Fixture for Backend {
+    async fn setup(backend: Backend) -> Option<Backend> {
+        Some(backend)
+    }
+}
+
+/// Runs `test` with its fixture on `backend`.
+pub async fn run<T: Fixture, F: Future<Output = ()>>(backend: Backend, test: impl FnOnce(T) -> F) {
+    if let Some(fixture) = T::setup(backend).await {
+        test(fixture).await;
+    }
+}
+
+/// Runs `test` with an app built from `config` on `backend`.
+pub async fn run_with<F: Future<Output = ()>>(
+    backend: Backend,
+    config: Config,
+    test: impl FnOnce(TestApp) -> F,
+) {
+    if let Some(app) = TestApp::spawn_with(backend, config).await {
+        test(app).await;
+    }
+}
+
+/// The Argon2id hash of [`PASSWORD`], computed once per test process.
+async fn password_hash() -> &'static str {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        tokio::task::spawn_blocking(|| {
+            use argon2::PasswordHasher;
+            argon2::Argon2::default()
+                .hash_password(PASSWORD.as_bytes())
+                .expect("hashing cannot fail")
+                .to_string()
+        })
+        .await
+        .unwrap()
+    })
+    .await
+}
+
+/// The string a JSON value holds.
+#[track_caller]
+pub fn s(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+        .to_owned()
+}
+
+/// A timestamp field: RFC 3339.
+#[track_caller]
+pub fn timestamp(value: &Value) -> time::OffsetDateTime {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| panic!("not RFC 3339: {text}"))
+}
+
+/// `at` is `expected` give or take a few minutes (the test's own run time).
+#[track_caller]
+pub fn assert_about(at: time::OffsetDateTime, expected: time::OffsetDateTime) {
+    let off = (at - expected).abs();
+    assert!(
+        off < time::Duration::minutes(5),
+        "{at} is not about {expected} (off by {off})"
+    );
+}
+
+/// The object has exactly these fields.
+#[track_caller]
+pub fn assert_fields(value: &Value, expected: &[&str]) {
+    let mut names: Vec<&String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .collect();
+    names.sort();
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(names, expected, "in {value}");
+}
+
+/// The last four characters of a token, as listings show them.
+pub fn last4(token: &str) -> &str {
+    &token[token.len() - 4..]
 }
 
 // ---------------------------------------------------------------- logging
@@ -114,106 +255,78 @@ pub struct TestApp {
     pub db: Db,
     pub url: String,
     pub backend: Backend,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    drop_postgres: Option<String>,
+    // Last: the database goes after the pool and the router that use it.
+    _database: TestDatabase,
 }
 
-fn require_postgres() -> bool {
-    std::env::var_os("CI").is_some()
-        || std::env::var("JETON_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+impl TestApp {
+    /// An app with the default configuration.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, Config::default()).await
+    }
+
+    /// An app on SQLite, which is always there.
+    pub async fn sqlite() -> TestApp {
+        TestApp::spawn(Backend::Sqlite)
+            .await
+            .expect("SQLite is always there")
+    }
+
+    pub async fn spawn_with(backend: Backend, config: Config) -> Option<TestApp> {
+        init_logging();
+        let database = TestDatabase::create(backend).await?;
+        let db = Db::connect(&database.url, &DbOptions::default())
+            .await
+            .expect("connect and migrate");
+        let state = AppState::load(db.clone(), config)
+            .await
+            .expect("load state");
+        // Requests come from 127.0.0.1 unless a test says otherwise (through
+        // a trusted proxy's X-Forwarded-For).
+        let router =
+            router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        Some(TestApp {
+            router,
+            db,
+            url: database.url.clone(),
+            backend,
+            _database: database,
+        })
+    }
+
+    /// A pool of its own on the test's database, for looking behind the API.
+    pub async fn side_pool(&self) -> sqlx::AnyPool {
+        connect(&self.url).await
+    }
+
+    /// Row counts of `tables`, straight from the database.
+    pub async fn row_counts(&self, tables: &[&'static str]) -> Vec<(&'static str, i64)> {
+        use sqlx::Row;
+        let pool = self.side_pool().await;
+        let mut counts = Vec::new();
+        for table in tables {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n FROM {table}"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            counts.push((*table, row.get::<i64, _>("n")));
+        }
+        pool.close().await;
+        counts
+    }
 }
 
-/// A notice that is not swallowed by the test harness' output capture.
-fn notice(text: &str) {
-    let _ = writeln!(std::io::stderr(), "NOTICE: {text}");
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("JETON_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh database URL on the chosen backend, or `None` when PostgreSQL is
-/// unavailable and not required. The guard removes the database.
-pub async fn fresh_database(
-    backend: Backend,
-) -> Option<(String, Option<tempfile::TempDir>, Option<String>)> {
+/// A small pool on the database at `url` (one that a router or a server
+/// process also uses).
+pub async fn connect(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}/jeton.db", dir.path().display());
-            Some((url, Some(dir), None))
-        }
-        Backend::Postgres => {
-            let base = postgres_base_url();
-            let name = format!("jeton_test_{}", uuid_simple());
-            let url = match base.rfind('/') {
-                Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
-                _ => format!("{base}/{name}"),
-            };
-            match sqlx::Any::create_database(&url).await {
-                Ok(()) => Some((url.clone(), None, Some(url))),
-                Err(error) if require_postgres() => {
-                    panic!(
-                        "PostgreSQL is required (CI or JETON_REQUIRE_POSTGRES=1) but unavailable at {base}: {error}"
-                    )
-                }
-                Err(error) => {
-                    notice(&format!(
-                        "skipping a PostgreSQL test: {base} unavailable ({error})"
-                    ));
-                    None
-                }
-            }
-        }
-    }
-}
-
-fn uuid_simple() -> String {
-    jeton::domain::ids::new_id().replace('-', "")
-}
-
-pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(backend, Config::default()).await
-}
-
-pub async fn spawn_app_with(backend: Backend, config: Config) -> Option<TestApp> {
-    init_logging();
-    let (url, dir, drop_postgres) = fresh_database(backend).await?;
-    let db = Db::connect(&url, &DbOptions::default())
+    sqlx::pool::PoolOptions::<sqlx::Any>::new()
+        .max_connections(2)
+        .connect(url)
         .await
-        .expect("connect and migrate");
-    let state = AppState::load(db.clone(), config)
-        .await
-        .expect("load state");
-    // Requests come from 127.0.0.1 unless a test says otherwise (through a
-    // trusted proxy's X-Forwarded-For).
-    let router = router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    Some(TestApp {
-        router,
-        db,
-        url,
-        backend,
-        _sqlite_dir: dir,
-        drop_postgres,
-    })
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(url) = self.drop_postgres.take() {
-            // Drop runs outside async; use a small runtime of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async { sqlx::Any::force_drop_database(&url).await })
-            })
-            .join();
-        }
-    }
+        .expect("connect to the test database")
 }
 
 // ---------------------------------------------------------------- requests
@@ -464,15 +577,40 @@ impl TestApp {
         res.json()
     }
 
-    /// A registered, logged-in customer: (customer id, user token).
+    /// A customer with a login token: (customer id, user token). Made in
+    /// the store, as a registration and a login through a storefront's key
+    /// would make them (the password is [`PASSWORD`]), without their two
+    /// Argon2 computations: tests of registration and login use
+    /// [`TestApp::register`] and [`TestApp::login`].
     pub async fn customer(&self, email: &str) -> (String, String) {
-        let key = self.publishable_key().await;
-        let id = self.register(&key, email, "correct horse battery").await;
-        let token = self.login(&key, email, "correct horse battery").await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        (id, token)
+        let (client_id, _) = self.publishable_client().await;
+        let customer = self
+            .db
+            .create_customer(email, "Test Customer", password_hash().await)
+            .await
+            .unwrap_or_else(|_| panic!("create customer {email}"));
+        let token = PlainToken::generate(TokenKind::User);
+        self.db
+            .insert_user_token(
+                &token,
+                NewUserToken {
+                    customer_id: &customer.id,
+                    client_id: Some(&client_id),
+                    name: "test",
+                    abilities: &abilities::user_ceiling(),
+                    expires_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(30)),
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        (customer.id, token.expose_secret().to_owned())
+    }
+
+    /// A login token of the customer `email` (password [`PASSWORD`]) through
+    /// `key`.
+    pub async fn login_token(&self, key: &str, email: &str) -> String {
+        s(&self.login(key, email, PASSWORD).await["token"])
     }
 
     /// Current stock of a product, from the database.
@@ -493,4 +631,223 @@ impl Req<'_> {
         self.headers.remove("content-type");
         self
     }
+}
+
+// ---------------------------------------------------------------- shared API steps
+
+impl TestApp {
+    /// The token no longer authenticates anywhere.
+    pub async fn assert_dead(&self, token: &str) {
+        self.get("/api/v1/products")
+            .bearer(token)
+            .send()
+            .await
+            .expect_problem(401, "invalid_token");
+    }
+
+    /// The same for a revocation made by another process (the CLI): it
+    /// reaches this app's caches through the change feed, within one second
+    /// by the contract. Waits that long plus slack for a loaded machine,
+    /// then insists.
+    pub async fn assert_dead_soon(&self, token: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        loop {
+            let res = self.get("/api/v1/products").bearer(token).send().await;
+            if res.status == 401 || std::time::Instant::now() > deadline {
+                res.expect_problem(401, "invalid_token");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /products` with `key`, from `origin` if given.
+    pub async fn products(&self, key: &str, origin: Option<&str>) -> Res {
+        let mut req = self.get("/api/v1/products").bearer(key);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send().await
+    }
+
+    /// `POST /admin/clients`.
+    pub async fn create_client(&self, admin: &str, body: Value) -> Res {
+        self.post("/api/v1/admin/clients")
+            .bearer(admin)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `GET /admin/clients/{id}`, which must succeed.
+    pub async fn get_client(&self, admin: &str, id: &str) -> Value {
+        let res = self
+            .get(&format!("/api/v1/admin/clients/{id}"))
+            .bearer(admin)
+            .send()
+            .await;
+        res.expect(200);
+        res.json()
+    }
+
+    /// `POST /admin/clients/{id}/keys`: a rotation.
+    pub async fn rotate(&self, admin: &str, id: &str, body: Value) -> Res {
+        self.post(&format!("/api/v1/admin/clients/{id}/keys"))
+            .bearer(admin)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `POST /admin/products`.
+    pub async fn create_product(&self, admin: &str, body: Value) -> Res {
+        self.post("/api/v1/admin/products")
+            .bearer(admin)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `PATCH /admin/products/{id}`.
+    pub async fn patch_product(&self, admin: &str, id: &str, body: Value) -> Res {
+        self.patch(&format!("/api/v1/admin/products/{id}"))
+            .bearer(admin)
+            .json(body)
+            .send()
+            .await
+    }
+}
+
+/// The `action` of each audit event.
+pub fn actions(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| s(&e["action"])).collect()
+}
+
+impl Res {
+    /// A 403 of the origin checks: no challenge (the token itself is fine).
+    #[track_caller]
+    pub fn expect_refused(&self, code: &str) -> &Res {
+        self.expect_problem(403, code);
+        assert_eq!(
+            self.header("www-authenticate"),
+            None,
+            "{code} has no challenge"
+        );
+        self
+    }
+
+    /// A 422 `validation_failed` whose `errors` name `field`.
+    #[track_caller]
+    pub fn expect_invalid(&self, field: &str) -> &Res {
+        self.expect_problem(422, "validation_failed");
+        let body = self.json();
+        let errors = body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors list: {body}"));
+        assert!(
+            errors.iter().any(|e| e["field"] == field),
+            "no error for `{field}` in {body}"
+        );
+        self
+    }
+}
+
+// ---------------------------------------------------------------- pages and shapes
+
+impl TestApp {
+    /// A product with a chosen name (the support fixture names it after the SKU).
+    pub async fn named_product(
+        &self,
+        sku: &str,
+        name: &str,
+        price: i64,
+        currency: &str,
+        stock: i64,
+    ) -> Product {
+        self.db
+            .create_product(&NewProduct {
+                sku: sku.to_owned(),
+                name: name.to_owned(),
+                description: format!("About {name}"),
+                price_amount: price,
+                currency: currency.to_owned(),
+                stock,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Follows `next_cursor` from the first page of `path?query` with `limit`,
+    /// checking that every page but the last is full and the last one ends with
+    /// `next_cursor: null`. Returns every item in the order seen.
+    pub async fn all_pages(
+        &self,
+        token: &str,
+        path: &str,
+        query: &str,
+        limit: usize,
+    ) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut url = format!("{path}?limit={limit}");
+            if !query.is_empty() {
+                url.push('&');
+                url.push_str(query);
+            }
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={}", enc(cursor)));
+            }
+            let res = self.get(&url).bearer(token).send().await;
+            res.expect(200);
+            let page = res.json();
+            let data = page["data"].as_array().unwrap().clone();
+            assert!(data.len() <= limit, "{url}: {} items", data.len());
+            items.extend(data.iter().cloned());
+            match &page["next_cursor"] {
+                Value::Null => return items,
+                Value::String(next) => {
+                    assert_eq!(data.len(), limit, "{url}: a page with a next page is full");
+                    cursor = Some(next.clone());
+                }
+                other => panic!("next_cursor must be a string or null: {other}"),
+            }
+        }
+        panic!("{path}?{query}: pagination does not end");
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn enc(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+pub fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn assert_rfc3339_utc(value: &Value) {
+    let text = value.as_str().expect("a timestamp string");
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"));
+    assert_eq!(parsed.offset(), time::UtcOffset::UTC, "{text} is not UTC");
+    assert!(text.ends_with('Z'), "{text} is not UTC");
+}
+
+pub fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a validation error lists its fields: {body}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The real `jeton` binary in tests: CLI runs ([`jeton`], [`Run`]), a
 //! running `jeton serve` ([`Server`]), a minimal HTTP/1.1 client for it
 //! ([`http`], [`http_with_body`]), and the guards and pollers the
-//! multi-process tests share ([`DropDatabase`], [`within_a_second`]).
+//! multi-process tests share ([`KeyedDatabase`], [`within_a_second`]).
 
 use std::{
     net::SocketAddr,
@@ -10,30 +10,9 @@ use std::{
 };
 
 use serde_json::Value;
+
+use super::{Backend, TestDatabase};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Runs an `async fn(Backend)` once on SQLite and once on PostgreSQL, as
-/// two tests named `<name>::sqlite` and `<name>::postgres`: for tests that
-/// start `jeton serve` processes on a database of their own (see
-/// [`crate::support::fresh_database`]).
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn sqlite() {
-                    super::$name($crate::support::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn postgres() {
-                    super::$name($crate::support::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
 
 // ---------------------------------------------------------------- the CLI
 
@@ -408,17 +387,13 @@ pub struct KeyedDatabase {
     pub url: String,
     pub pk: String,
     pub admin: String,
-    pub database: DropDatabase,
-    pub dir: Option<tempfile::TempDir>,
+    pub database: TestDatabase,
 }
 
 /// `admin_abilities` come on top of `admin`.
-pub async fn keyed_database(
-    backend: crate::support::Backend,
-    admin_abilities: &[&str],
-) -> Option<KeyedDatabase> {
-    let (url, dir, drop_url) = crate::support::fresh_database(backend).await?;
-    let database = DropDatabase(drop_url);
+pub async fn keyed_database(backend: Backend, admin_abilities: &[&str]) -> Option<KeyedDatabase> {
+    let database = TestDatabase::create(backend).await?;
+    let url = database.url.clone();
     let mut pk_args = vec!["--name", "Storefront"];
     pk_args.extend(STOREFRONT_KEY_ARGS);
     // Every request of these tests comes from 127.0.0.1.
@@ -441,7 +416,6 @@ pub async fn keyed_database(
         pk,
         admin,
         database,
-        dir,
     })
 }
 
@@ -460,30 +434,8 @@ pub fn cli_key(url: &str, args: &[&str]) -> String {
 
 // ---------------------------------------------------------------- guards and pollers
 
-/// Removes a PostgreSQL test database when dropped (`None`: nothing to do,
-/// e.g. on SQLite).
-pub struct DropDatabase(pub Option<String>);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        if let Some(url) = self.0.take() {
-            let _ = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async {
-                        use sqlx::migrate::MigrateDatabase;
-                        sqlx::Any::force_drop_database(&url).await
-                    })
-            })
-            .join();
-        }
-    }
-}
-
 /// Polls `check` until it holds, failing if that takes a second or more
-/// from `since` (spec §4: other processes see a revocation within 1 s).
+/// from `since` (the contract: other processes see a revocation within one second).
 pub async fn within_a_second<F, Fut>(since: Instant, what: &str, check: F)
 where
     F: FnMut() -> Fut,

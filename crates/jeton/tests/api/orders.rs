@@ -1,9 +1,6 @@
-//! Orders under pressure (spec §6, issue 4): `Idempotency-Key`, contention
-//! between concurrent orders, restocking while orders arrive, and the
-//! database going away mid-burst. On both databases, except the connection
-//! kill, which is PostgreSQL's.
-
-use crate::{on_both_databases, support};
+//! Orders: placing them (`POST /orders`), listing them (`GET /me/orders`),
+//! `Idempotency-Key`, contention between concurrent orders, restocking
+//! while orders arrive, and the database going away mid-burst.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,6 +10,10 @@ use std::{
     },
 };
 
+use crate::{
+    on_both_databases,
+    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys},
+};
 use axum::{
     body::Body,
     http::{HeaderValue, Method, Request},
@@ -24,7 +25,714 @@ use jeton::{
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
-use support::{Backend, Res, TestApp};
+
+// ---------------------------------------------------------------- helpers
+
+async fn order(app: &TestApp, token: &str, items: Value) -> Res {
+    app.post("/api/v1/orders")
+        .bearer(token)
+        .json(json!({ "items": items }))
+        .send()
+        .await
+}
+
+// ---------------------------------------------------------------- placing orders
+
+on_both_databases!(
+    multi_line_order_totals_keeps_line_order_and_decrements_stock,
+    order_boundaries_are_accepted,
+    insufficient_stock_changes_nothing,
+    unknown_product_or_mixed_currencies_change_nothing,
+    bad_order_bodies_are_refused_and_write_nothing,
+    concurrent_orders_never_oversell,
+);
+
+async fn multi_line_order_totals_keeps_line_order_and_decrements_stock(app: TestApp) {
+    let mug = app.named_product("MUG-1", "Mug", 1200, "EUR", 5).await;
+    let tea = app.named_product("TEA-1", "Tea", 350, "EUR", 10).await;
+    let cup = app.named_product("CUP-1", "Cup", 99, "EUR", 3).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    // Not in id (creation) order: the response keeps the client's order.
+    let res = order(
+        &app,
+        &token,
+        json!([
+            {"product_id": cup.id, "quantity": 3},
+            {"product_id": mug.id, "quantity": 2},
+            {"product_id": tea.id, "quantity": 1},
+        ]),
+    )
+    .await;
+    res.expect(201);
+    let placed = res.json();
+    assert_eq!(
+        keys(&placed),
+        ["created_at", "id", "items", "status", "total"]
+    );
+    assert_eq!(placed["status"], "placed");
+    assert_eq!(
+        placed["total"],
+        json!({"amount": 3 * 99 + 2 * 1200 + 350, "currency": "EUR"})
+    );
+    assert_eq!(
+        placed["items"],
+        json!([
+            {"product_id": cup.id, "sku": "CUP-1", "name": "Cup", "quantity": 3, "unit_price": 99},
+            {"product_id": mug.id, "sku": "MUG-1", "name": "Mug", "quantity": 2, "unit_price": 1200},
+            {"product_id": tea.id, "sku": "TEA-1", "name": "Tea", "quantity": 1, "unit_price": 350},
+        ])
+    );
+    assert_rfc3339_utc(&placed["created_at"]);
+    let order_id = placed["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        jeton::domain::ids::parse_id(&order_id).as_deref(),
+        Some(order_id.as_str())
+    );
+
+    assert_eq!(app.stock(&cup.id).await, 0);
+    assert_eq!(app.stock(&mug.id).await, 3);
+    assert_eq!(app.stock(&tea.id).await, 9);
+    assert_eq!(app.db.count_orders().await.unwrap(), 1);
+
+    // Reading it back gives the same order, lines in the same order.
+    let res = app
+        .get(&format!("/api/v1/me/orders/{order_id}"))
+        .bearer(&token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json(), placed);
+    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    res.expect(200);
+    assert_eq!(res.json(), json!({"data": [placed], "next_cursor": null}));
+
+    // The catalogue shows the new stock.
+    let res = app
+        .get(&format!("/api/v1/products/{}", mug.id))
+        .bearer(&token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json()["stock"], 3);
+
+    // A later price change does not rewrite the order.
+    let admin = app.admin_key().await;
+    app.patch(&format!("/api/v1/admin/products/{}", mug.id))
+        .bearer(&admin)
+        .json(json!({"price": {"amount": 9999, "currency": "EUR"}}))
+        .send()
+        .await
+        .expect(200);
+    let res = app
+        .get(&format!("/api/v1/me/orders/{order_id}"))
+        .bearer(&token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json(), placed);
+}
+
+async fn order_boundaries_are_accepted(app: TestApp) {
+    let (_, token) = app.customer("bulk@example.com").await;
+    // Quantity 1000 (the maximum), taking the whole stock.
+    let bulk = app.product("BULK-1", 1, "JPY", 1000).await;
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": bulk.id, "quantity": 1000}]),
+    )
+    .await;
+    res.expect(201);
+    assert_eq!(
+        res.json()["total"],
+        json!({"amount": 1000, "currency": "JPY"})
+    );
+    assert_eq!(app.stock(&bulk.id).await, 0);
+
+    // 100 lines (the maximum).
+    let mut lines = Vec::new();
+    let mut products = Vec::new();
+    for i in 0..100 {
+        let product = app.product(&format!("LINE-{i:03}"), 10 + i, "EUR", 2).await;
+        lines.push(json!({"product_id": product.id, "quantity": 1}));
+        products.push(product);
+    }
+    lines.reverse();
+    let res = order(&app, &token, Value::Array(lines)).await;
+    res.expect(201);
+    let placed = res.json();
+    let items = placed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 100);
+    assert_eq!(items[0]["sku"], "LINE-099");
+    assert_eq!(items[99]["sku"], "LINE-000");
+    assert_eq!(
+        placed["total"]["amount"],
+        (0..100).map(|i| 10 + i).sum::<i64>()
+    );
+    for product in &products {
+        assert_eq!(app.stock(&product.id).await, 1);
+    }
+    assert_eq!(app.db.count_orders().await.unwrap(), 2);
+}
+
+async fn insufficient_stock_changes_nothing(app: TestApp) {
+    // `plenty` has the smaller id, so a store that takes lines in id order
+    // has already decremented it when it finds `scarce` short.
+    let plenty = app.product("PLENTY", 500, "EUR", 5).await;
+    let scarce = app.product("SCARCE", 700, "EUR", 1).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let attempts = [
+        json!([{"product_id": plenty.id, "quantity": 2}, {"product_id": scarce.id, "quantity": 2}]),
+        json!([{"product_id": scarce.id, "quantity": 2}, {"product_id": plenty.id, "quantity": 2}]),
+        json!([{"product_id": plenty.id, "quantity": 6}]),
+        json!([{"product_id": plenty.id, "quantity": 6}, {"product_id": scarce.id, "quantity": 1}]),
+        json!([{"product_id": plenty.id, "quantity": 1000}, {"product_id": scarce.id, "quantity": 1000}]),
+    ];
+    for items in attempts {
+        order(&app, &token, items.clone())
+            .await
+            .expect_problem(409, "insufficient_stock");
+        assert_eq!(app.stock(&plenty.id).await, 5, "{items}");
+        assert_eq!(app.stock(&scarce.id).await, 1, "{items}");
+        assert_eq!(app.db.count_orders().await.unwrap(), 0, "{items}");
+    }
+    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    res.expect(200);
+    assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
+
+    // Exactly the stock is fine, and then nothing is left.
+    order(
+        &app,
+        &token,
+        json!([{"product_id": scarce.id, "quantity": 1}, {"product_id": plenty.id, "quantity": 5}]),
+    )
+    .await
+    .expect(201);
+    assert_eq!(app.stock(&plenty.id).await, 0);
+    assert_eq!(app.stock(&scarce.id).await, 0);
+    order(
+        &app,
+        &token,
+        json!([{"product_id": plenty.id, "quantity": 1}]),
+    )
+    .await
+    .expect_problem(409, "insufficient_stock");
+    assert_eq!(app.db.count_orders().await.unwrap(), 1);
+}
+
+async fn unknown_product_or_mixed_currencies_change_nothing(app: TestApp) {
+    let euro = app.product("EURO-1", 500, "EUR", 5).await;
+    let euro2 = app.product("EURO-2", 600, "EUR", 5).await;
+    let dollar = app.product("DOLLAR-1", 700, "USD", 5).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let unknown = new_id();
+
+    // A well-formed id that names no product: 422, naming the line.
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": euro.id, "quantity": 1}, {"product_id": unknown, "quantity": 1}]),
+    )
+    .await;
+    res.expect_problem(422, "validation_failed");
+    assert_eq!(error_fields(&res.json()), ["items[1].product_id"]);
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": unknown, "quantity": 1}]),
+    )
+    .await;
+    res.expect_problem(422, "validation_failed");
+    assert_eq!(error_fields(&res.json()), ["items[0].product_id"]);
+
+    // Mixed currencies, in either line order.
+    for items in [
+        json!([{"product_id": euro.id, "quantity": 1}, {"product_id": dollar.id, "quantity": 1}]),
+        json!([{"product_id": dollar.id, "quantity": 1}, {"product_id": euro.id, "quantity": 1}]),
+        json!([
+            {"product_id": euro.id, "quantity": 1},
+            {"product_id": euro2.id, "quantity": 1},
+            {"product_id": dollar.id, "quantity": 1},
+        ]),
+    ] {
+        order(&app, &token, items.clone())
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+    for product in [&euro, &euro2, &dollar] {
+        assert_eq!(app.stock(&product.id).await, 5, "{}", product.sku);
+    }
+    assert_eq!(app.db.count_orders().await.unwrap(), 0);
+
+    // One currency per order is fine, whichever it is.
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": dollar.id, "quantity": 2}]),
+    )
+    .await;
+    res.expect(201);
+    assert_eq!(
+        res.json()["total"],
+        json!({"amount": 1400, "currency": "USD"})
+    );
+}
+
+async fn bad_order_bodies_are_refused_and_write_nothing(app: TestApp) {
+    let a = app.product("AAA-1", 500, "EUR", 50).await;
+    let b = app.product("BBB-1", 500, "EUR", 50).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let line = |quantity: &str| {
+        format!(
+            r#"{{"items": [{{"product_id": "{}", "quantity": {quantity}}}]}}"#,
+            a.id
+        )
+    };
+    let with_id = |id: &str| {
+        format!(
+            r#"{{"items": [{{"product_id": "{}", "quantity": 1}}, {{"product_id": {id}, "quantity": 1}}]}}"#,
+            b.id
+        )
+    };
+    let hundred_and_one: Vec<Value> = (0..101)
+        .map(|_| json!({"product_id": new_id(), "quantity": 1}))
+        .collect();
+
+    let mut cases: Vec<(String, u16, &str)> = Vec::new();
+    // Quantities outside 1..=1000, or not integers (`1.0` is one: JSON
+    // has one kind of number).
+    for quantity in [
+        "0",
+        "-1",
+        "1001",
+        "1.5",
+        "1e-1",
+        "\"2\"",
+        "null",
+        "true",
+        "[1]",
+        "9223372036854775808",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "4294967296",
+        "4294967297",
+        "2147483648",
+    ] {
+        cases.push((line(quantity), 422, "validation_failed"));
+    }
+    cases.push((
+        format!(r#"{{"items": [{{"product_id": "{}"}}]}}"#, a.id),
+        422,
+        "validation_failed",
+    ));
+    // Product ids that are not ids.
+    for id in [
+        r#""1""#,
+        r#""0""#,
+        r#""""#,
+        r#""' OR 1=1 --""#,
+        r#""x'; DROP TABLE products; --""#,
+        r#""1 OR 1=1""#,
+        "1",
+        "null",
+        "{}",
+        &format!("\"{}\"", a.id.replace('-', "")),
+        &format!("\"{} \"", a.id),
+        &format!("\"{}' OR '1'='1\"", &a.id[..20]),
+    ] {
+        cases.push((with_id(id), 422, "validation_failed"));
+    }
+    // The same product on two lines, also spelled differently.
+    cases.push((
+        json!({"items": [{"product_id": a.id, "quantity": 1}, {"product_id": a.id, "quantity": 2}]})
+            .to_string(),
+        422,
+        "validation_failed",
+    ));
+    cases.push((
+        json!({"items": [
+            {"product_id": a.id, "quantity": 1},
+            {"product_id": b.id, "quantity": 1},
+            {"product_id": a.id.to_uppercase(), "quantity": 1},
+        ]})
+        .to_string(),
+        422,
+        "validation_failed",
+    ));
+    // Line counts outside 1..=100, and items that are not a list.
+    for body in [
+        json!({"items": []}),
+        json!({"items": hundred_and_one}),
+        json!({}),
+        json!({"items": null}),
+        json!({"items": {}}),
+        json!({"items": {"product_id": a.id, "quantity": 1}}),
+        json!([{"product_id": a.id, "quantity": 1}]),
+        json!(null),
+        json!("items"),
+    ] {
+        cases.push((body.to_string(), 422, "validation_failed"));
+    }
+    // Fields the endpoint does not know, at the top and in lines.
+    let good_line = json!({"product_id": a.id, "quantity": 1});
+    for (field, value) in [
+        ("unit_price", json!(1)),
+        ("price", json!(1)),
+        ("status", json!("paid")),
+        ("customer_id", json!(new_id())),
+        ("total", json!({"amount": 1, "currency": "EUR"})),
+        ("id", json!(new_id())),
+    ] {
+        let mut top = json!({"items": [good_line.clone()]});
+        top[field] = value.clone();
+        cases.push((top.to_string(), 422, "validation_failed"));
+        let mut in_line = good_line.clone();
+        in_line[field] = value;
+        cases.push((
+            json!({"items": [in_line]}).to_string(),
+            422,
+            "validation_failed",
+        ));
+    }
+    // Not JSON at all.
+    for body in [
+        "",
+        "{",
+        r#"{"items": ["#,
+        r#"{items: []}"#,
+        r#"{"items": [{"product_id": 'x', "quantity": 1}]}"#,
+        r#"{"items": []} {"items": []}"#,
+        "\u{0}",
+        "not json",
+    ] {
+        cases.push((body.to_owned(), 400, "malformed_json"));
+    }
+
+    for (body, status, code) in &cases {
+        let res = app
+            .post("/api/v1/orders")
+            .bearer(&token)
+            .raw("application/json", body.clone())
+            .send()
+            .await;
+        assert_eq!(
+            (res.status.as_u16(), res.code().as_str()),
+            (*status, *code),
+            "body {body}: {}",
+            res.text()
+        );
+        res.expect_problem(*status, code);
+        if *status == 422 {
+            assert!(!error_fields(&res.json()).is_empty(), "{body}");
+        }
+        assert_eq!(app.db.count_orders().await.unwrap(), 0, "{body}");
+        assert_eq!(app.stock(&a.id).await, 50, "{body}");
+        assert_eq!(app.stock(&b.id).await, 50, "{body}");
+    }
+
+    // The unknown field is named.
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": a.id, "quantity": 1, "unit_price": 0}]),
+    )
+    .await;
+    res.expect_problem(422, "validation_failed");
+    let fields = error_fields(&res.json());
+    assert!(fields.iter().any(|f| f.starts_with("items")), "{fields:?}");
+    assert!(
+        res.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unit_price"),
+        "{}",
+        res.text()
+    );
+
+    // A body that is not declared JSON is 415 and writes nothing either.
+    let res = app
+        .post("/api/v1/orders")
+        .bearer(&token)
+        .raw(
+            "text/plain",
+            json!({"items": [{"product_id": a.id, "quantity": 1}]}).to_string(),
+        )
+        .send()
+        .await;
+    res.expect(415);
+    assert_eq!(app.db.count_orders().await.unwrap(), 0);
+
+    // And after all that the customer can still order normally.
+    order(&app, &token, json!([{"product_id": a.id, "quantity": 1}]))
+        .await
+        .expect(201);
+    assert_eq!(app.stock(&a.id).await, 49);
+    assert_eq!(app.db.count_orders().await.unwrap(), 1);
+}
+
+async fn concurrent_orders_never_oversell(app: TestApp) {
+    let product = app.product("HOT-1", 1500, "EUR", 10).await;
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        tokens.push(app.customer(&format!("buyer{i}@example.com")).await.1);
+    }
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let app = Arc::clone(&app);
+        let token = tokens[i % tokens.len()].clone();
+        let product_id = product.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = app
+                .post("/api/v1/orders")
+                .bearer(&token)
+                .json(json!({"items": [{"product_id": product_id, "quantity": 1}]}))
+                .send()
+                .await;
+            (res.status.as_u16(), res.code(), res.text())
+        }));
+    }
+    let mut created = 0;
+    let mut refused = 0;
+    for task in tasks {
+        let (status, code, text) = task.await.unwrap();
+        match status {
+            201 => created += 1,
+            409 => {
+                assert_eq!(code, "insufficient_stock", "{text}");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {text}"),
+        }
+    }
+    assert_eq!((created, refused), (10, 30));
+    assert_eq!(app.db.count_orders().await.unwrap(), 10);
+    assert_eq!(app.stock(&product.id).await, 0);
+
+    // The customers' lists agree with the count.
+    let mut listed = HashSet::new();
+    for token in &tokens {
+        for placed in app.all_pages(token, "/api/v1/me/orders", "", 100).await {
+            assert_eq!(placed["items"][0]["quantity"], 1);
+            assert!(listed.insert(placed["id"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(listed.len(), 10);
+}
+
+// ---------------------------------------------------------------- reading orders
+
+on_both_databases!(
+    my_orders_are_newest_first_and_paged,
+    orders_placed_while_paging_neither_appear_nor_duplicate,
+    other_customers_orders_are_invisible,
+    my_orders_reject_bad_page_requests_and_unknown_ids,
+);
+
+/// Places `n` single-line orders, quantity 1, 2, … so they differ; returns
+/// the responses in placement order.
+async fn place_orders(app: &TestApp, token: &str, product_id: &str, n: i64) -> Vec<Value> {
+    let mut placed = Vec::new();
+    for quantity in 1..=n {
+        let res = order(
+            app,
+            token,
+            json!([{"product_id": product_id, "quantity": quantity}]),
+        )
+        .await;
+        res.expect(201);
+        placed.push(res.json());
+    }
+    placed
+}
+
+async fn my_orders_are_newest_first_and_paged(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let mut placed = place_orders(&app, &token, &product.id, 7).await;
+    placed.reverse();
+    let newest_first = ids(&placed);
+
+    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    res.expect(200);
+    let page = res.json();
+    assert_eq!(page["next_cursor"], Value::Null);
+    assert_eq!(page["data"], Value::Array(placed.clone()));
+
+    for limit in [1, 3, 7, 100] {
+        let seen = app.all_pages(&token, "/api/v1/me/orders", "", limit).await;
+        assert_eq!(ids(&seen), newest_first, "limit {limit}");
+        assert_eq!(seen, placed, "limit {limit}");
+    }
+
+    // Each listed order reads back the same by id.
+    for listed in &placed {
+        let res = app
+            .get(&format!(
+                "/api/v1/me/orders/{}",
+                listed["id"].as_str().unwrap()
+            ))
+            .bearer(&token)
+            .send()
+            .await;
+        res.expect(200);
+        assert_eq!(&res.json(), listed);
+    }
+}
+
+async fn orders_placed_while_paging_neither_appear_nor_duplicate(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let mut placed = place_orders(&app, &token, &product.id, 7).await;
+    placed.reverse();
+    let newest_first = ids(&placed);
+
+    let mut seen = Vec::new();
+    let mut late = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => "/api/v1/me/orders?limit=3".to_owned(),
+            Some(cursor) => format!("/api/v1/me/orders?limit=3&cursor={}", enc(cursor)),
+        };
+        let res = app.get(&url).bearer(&token).send().await;
+        res.expect(200);
+        let page = res.json();
+        seen.extend(ids(page["data"].as_array().unwrap()));
+        // An order arrives between every two pages.
+        let res = order(
+            &app,
+            &token,
+            json!([{"product_id": product.id, "quantity": 9}]),
+        )
+        .await;
+        res.expect(201);
+        late.push(res.json()["id"].as_str().unwrap().to_owned());
+        match &page["next_cursor"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, newest_first, "each original order once, in order");
+    assert!(late.iter().all(|id| !seen.contains(id)));
+
+    // A fresh listing shows the late orders first, newest first.
+    let all = app.all_pages(&token, "/api/v1/me/orders", "", 4).await;
+    let mut expected = late.clone();
+    expected.reverse();
+    expected.extend(newest_first);
+    assert_eq!(ids(&all), expected);
+}
+
+async fn other_customers_orders_are_invisible(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let (_, bob) = app.customer("bob@example.com").await;
+    let placed = place_orders(&app, &ann, &product.id, 3).await;
+
+    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    res.expect(200);
+    assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
+    for placed_order in &placed {
+        let id = placed_order["id"].as_str().unwrap();
+        let res = app
+            .get(&format!("/api/v1/me/orders/{id}"))
+            .bearer(&bob)
+            .send()
+            .await;
+        res.expect_problem(404, "not_found");
+        // Exactly the answer for an order that does not exist.
+        let missing = app
+            .get(&format!("/api/v1/me/orders/{}", new_id()))
+            .bearer(&bob)
+            .send()
+            .await;
+        assert_eq!(res.json()["detail"], missing.json()["detail"]);
+    }
+    // Ann's cursor does not open Ann's orders to Bob.
+    let res = app
+        .get("/api/v1/me/orders?limit=1")
+        .bearer(&ann)
+        .send()
+        .await;
+    res.expect(200);
+    let cursor = res.json()["next_cursor"].as_str().unwrap().to_owned();
+    let res = app
+        .get(&format!("/api/v1/me/orders?cursor={}", enc(&cursor)))
+        .bearer(&bob)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
+
+    // Bob's own order is his alone.
+    let bobs = place_orders(&app, &bob, &product.id, 1).await;
+    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    res.expect(200);
+    assert_eq!(res.json(), json!({"data": bobs, "next_cursor": null}));
+    let res = app.get("/api/v1/me/orders").bearer(&ann).send().await;
+    res.expect(200);
+    let anns = res.json();
+    assert_eq!(anns["data"].as_array().unwrap().len(), 3);
+    assert!(
+        !ids(anns["data"].as_array().unwrap())
+            .contains(&bobs[0]["id"].as_str().unwrap().to_owned())
+    );
+}
+
+async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let placed = place_orders(&app, &token, &product.id, 1).await;
+    let order_id = placed[0]["id"].as_str().unwrap().to_owned();
+
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=-1",
+        "limit=abc",
+        "cursor=garbage!",
+        "cursor=",
+        "status=placed",
+        "q=x",
+        "customer_id=1",
+    ] {
+        app.get(&format!("/api/v1/me/orders?{query}"))
+            .bearer(&token)
+            .send()
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+    app.get(&format!("/api/v1/me/orders?cursor={order_id}"))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(422, "validation_failed");
+
+    for id in [
+        new_id(),
+        "1".to_owned(),
+        "%27%20OR%201%3D1%20--".to_owned(),
+        "%27%20OR%20customer_id%20IS%20NOT%20NULL%20--".to_owned(),
+        order_id.replace('-', ""),
+        format!("{order_id}x"),
+        product.id.clone(),
+    ] {
+        app.get(&format!("/api/v1/me/orders/{id}"))
+            .bearer(&token)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+    // The real one is still there.
+    app.get(&format!("/api/v1/me/orders/{order_id}"))
+        .bearer(&token)
+        .send()
+        .await
+        .expect(200);
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -96,17 +804,6 @@ async fn restock(app: &TestApp, admin: &str, product_id: &str, patch: Value) -> 
         .await
 }
 
-/// A connection pool of the test's own on the app's database, for looking
-/// at rows the API does not show and for changing them behind its back.
-async fn side_pool(app: &TestApp) -> AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(2)
-        .connect(&app.url)
-        .await
-        .unwrap()
-}
-
 /// Ordered quantity per product, from `order_items`.
 async fn ordered_quantities(pool: &AnyPool) -> HashMap<String, i64> {
     sqlx::query("SELECT product_id, quantity FROM order_items")
@@ -159,7 +856,7 @@ async fn two_hundred_orders_for_fifty_units_make_exactly_fifty(app: TestApp) {
     assert_eq!((created, refused), (50, 150));
     assert_eq!(app.stock(&product.id).await, 0);
     assert_eq!(app.db.count_orders().await.unwrap(), 50);
-    let pool = side_pool(&app).await;
+    let pool = app.side_pool().await;
     assert_eq!(ordered_quantities(&pool).await[&product.id], 50);
 }
 
@@ -262,7 +959,7 @@ async fn restocking_while_orders_arrive_loses_no_units(app: TestApp) {
     }
     assert!(ordered > 0 && deliveries > 0);
     assert_eq!(app.stock(&product.id).await, 30 + restocked - ordered);
-    let pool = side_pool(&app).await;
+    let pool = app.side_pool().await;
     assert_eq!(ordered_quantities(&pool).await[&product.id], ordered);
 }
 
@@ -316,7 +1013,7 @@ async fn real_contention_errors_are_recognised_as_retryable(app: TestApp) {
                 .unwrap();
             let other = tokio::spawn(lock(b.id.clone(), a.id.clone(), app.url.clone()));
             // Wait until the other transaction holds B and waits for A.
-            let pool = side_pool(&app).await;
+            let pool = app.side_pool().await;
             loop {
                 let waiting: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM pg_stat_activity \
@@ -349,7 +1046,7 @@ async fn real_contention_errors_are_recognised_as_retryable(app: TestApp) {
     // A constraint violation is no contention: retrying cannot help.
     let violation = sqlx::query("UPDATE products SET stock = -1 WHERE id = $1")
         .bind(a.id.clone())
-        .execute(&side_pool(&app).await)
+        .execute(&app.side_pool().await)
         .await
         .unwrap_err();
     assert!(!is_contention(&violation), "{violation:?}");
@@ -701,7 +1398,7 @@ async fn an_abandoned_key_is_in_use_until_its_lease_runs_out(app: TestApp) {
     let product = app.product("LEASE-1", 100, "EUR", 10).await;
     let (customer_id, token) = buyer(&app, "ann@example.com").await;
     let items = json!([line(&product.id, 1)]);
-    let pool = side_pool(&app).await;
+    let pool = app.side_pool().await;
 
     // A request that claimed the key and whose server then died: its row
     // is `in_flight`. Made by a request whose order failed halfway is not
@@ -874,7 +1571,7 @@ async fn keys_older_than_a_day_are_pruned(app: TestApp) {
     let items = json!([line(&product.id, 1)]);
     keyed(&app, &token, "old", &items).await.expect(201);
     keyed(&app, &token, "new", &items).await.expect(201);
-    let pool = side_pool(&app).await;
+    let pool = app.side_pool().await;
     let day_and_a_bit_ago = jeton::domain::time::now_micros() - 25 * 3600 * 1_000_000;
     sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE idempotency_key = 'old'")
         .bind(day_and_a_bit_ago)
@@ -927,13 +1624,13 @@ async fn keys_older_than_a_day_are_pruned(app: TestApp) {
 /// server, three times during a burst of orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_mid_burst_leave_orders_whole_and_the_service_recovers() {
-    let Some(app) = support::spawn_app(Backend::Postgres).await else {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
         return;
     };
     let hot = app.product("KILL-HOT", 100, "EUR", 60).await;
     let cold = app.product("KILL-COLD", 200, "EUR", 10_000).await;
     let tokens = buyers(&app, 10).await;
-    let pool = side_pool(&app).await;
+    let pool = app.side_pool().await;
 
     // Request i: its customer, its key, its lines.
     let requests: Vec<(String, String, Value)> = (0..150)

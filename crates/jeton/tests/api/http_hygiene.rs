@@ -1,21 +1,826 @@
-//! The bad-input table (issue #5): hostile and malformed requests, one row
-//! each, with the status and problem `code` each must get. Every row runs
-//! on SQLite and on PostgreSQL; no row may get a 5xx, echo a credential, or
-//! write anything. `docs/bad-input.md` is this table in prose; a test below
-//! keeps the two in step.
+//! HTTP hygiene: body envelope errors, 404/405, security and cache
+//! headers, health, OpenAPI and docs, hostile header bytes in process and
+//! over a real socket, and the bad-input table (`docs/bad-input.md` is that
+//! table in prose; a test keeps the two in step). No bad input gets a 5xx,
+//! echoes a credential, or writes anything.
 
-use crate::{on_both_databases, support};
+use std::collections::HashSet;
 
 use axum::{
     body::Body,
     http::{HeaderName, HeaderValue, Method, Request},
 };
 use http_body_util::BodyExt;
+use jeton::http::routes;
 use jeton_auth::{PlainToken, TokenKind};
-use serde_json::Value;
-use sqlx::Row as _;
-use support::TestApp;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
+
+use crate::{
+    on_both_databases,
+    support::{PASSWORD, Res, STORE_TABLES, TestApp},
+};
+
+// ---------------------------------------------------------------- helpers
+
+/// The `field`s named in a 422's `errors`.
+#[track_caller]
+fn error_fields(res: &Res) -> Vec<String> {
+    res.expect_problem(422, "validation_failed");
+    let body = res.json();
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a 422 has an errors array: {body}"));
+    assert!(!errors.is_empty(), "errors is not empty: {body}");
+    errors
+        .iter()
+        .map(|e| {
+            assert!(e["message"].is_string(), "each error has a message: {body}");
+            e["field"]
+                .as_str()
+                .expect("each error has a field")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Asserts a 422 whose `errors` name `field` (exactly, or as the last segment
+/// of a path like `items[0].unit_price`).
+#[track_caller]
+fn expect_field_error(res: &Res, field: &str) {
+    let fields = error_fields(res);
+    assert!(
+        fields
+            .iter()
+            .any(|f| f == field || f.ends_with(&format!(".{field}"))),
+        "errors name `{field}`: {}",
+        res.text()
+    );
+}
+
+/// The same token with one character of its random part changed, so the
+/// CRC32 no longer matches.
+fn with_bad_checksum(token: &str) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
+// ================================================================ HTTP hygiene
+
+on_both_databases!(
+    malformed_json_is_400,
+    unknown_fields_are_422_naming_the_field,
+    wrong_or_missing_content_type_is_415,
+    body_over_one_mebibyte_is_413,
+    unsupported_method_is_405_with_allow,
+    unknown_path_is_404_problem,
+    every_response_has_request_id_and_nosniff,
+    responses_with_tokens_are_not_cached,
+    health_and_readiness,
+    openapi_lists_every_route,
+    docs_serve_html,
+    bad_inputs_write_nothing_and_never_500,
+);
+
+async fn malformed_json_is_400(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("json@example.com").await;
+    let admin = app.admin_key().await;
+    for body in [
+        &b"{"[..],
+        b"{\"email\": ",
+        b"{\"email\": \"a@example.com\",}",
+        b"not json",
+        b"{} {}",
+        b"{\"a\": 1} trailing",
+        b"",
+        b"\xff\xfe",
+    ] {
+        for (path, token) in [
+            ("/api/v1/customers", &pk),
+            ("/api/v1/orders", &ut),
+            ("/api/v1/admin/products", &admin),
+        ] {
+            let res = app
+                .post(path)
+                .bearer(token)
+                .raw("application/json", body.to_vec())
+                .send()
+                .await;
+            res.expect_problem(400, "malformed_json");
+            assert!(!res.text().contains(token.as_str()));
+        }
+    }
+}
+
+async fn unknown_fields_are_422_naming_the_field(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (customer_id, ut) = app.customer("fields@example.com").await;
+    let admin = app.admin_key().await;
+    let product = app.product("F-1", 500, "EUR", 10).await;
+
+    // `customer_id` on registration.
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "b@example.com", "password": PASSWORD, "name": "B", "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+
+    // A price on an order line, under either name.
+    for field in ["unit_price", "price"] {
+        let res = app
+            .post("/api/v1/orders")
+            .bearer(&ut)
+            .json(json!({"items": [{"product_id": product.id, "quantity": 1, field: 1}]}))
+            .send()
+            .await;
+        expect_field_error(&res, field);
+    }
+    // `customer_id` or `total` on the order itself.
+    for field in ["customer_id", "total"] {
+        let res = app
+            .post("/api/v1/orders")
+            .bearer(&ut)
+            .json(json!({"items": [{"product_id": product.id, "quantity": 1}], field: 1}))
+            .send()
+            .await;
+        expect_field_error(&res, field);
+    }
+    // Elsewhere: login, personal tokens, admin products.
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "fields@example.com", "password": PASSWORD, "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(&ut)
+        .json(json!({"name": "t", "customer_id": customer_id}))
+        .send()
+        .await;
+    expect_field_error(&res, "customer_id");
+    let res = app
+        .post("/api/v1/admin/products")
+        .bearer(&admin)
+        .json(json!({"sku": "F-2", "name": "F", "price": {"amount": 1, "currency": "EUR"}, "stock": 1, "id": "x"}))
+        .send()
+        .await;
+    expect_field_error(&res, "id");
+
+    // Nothing was used: the order did not happen, the stock is untouched.
+    assert_eq!(app.stock(&product.id).await, 10);
+    let res = app.get("/api/v1/me/orders").bearer(&ut).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"], json!([]));
+}
+
+async fn wrong_or_missing_content_type_is_415(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("ct@example.com").await;
+    let product = app.product("CT-1", 500, "EUR", 10).await;
+    let register =
+        serde_json::to_vec(&json!({"email": "c@example.com", "password": PASSWORD, "name": "C"}))
+            .unwrap();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("text/json"),
+        Some("application/xml"),
+        None,
+    ] {
+        let req = app.post("/api/v1/customers").bearer(&pk);
+        let req = match content_type {
+            Some(ct) => req.raw(ct, register.clone()),
+            // A body without any Content-Type.
+            None => req
+                .raw("application/json", register.clone())
+                .without_content_type(),
+        };
+        let res = req.send().await;
+        res.expect_problem(415, "unsupported_media_type");
+    }
+    // A form-encoded login is refused too, not parsed.
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .raw(
+            "application/x-www-form-urlencoded",
+            "email=ct%40example.com&password=correct+horse+battery",
+        )
+        .send()
+        .await;
+    res.expect_problem(415, "unsupported_media_type");
+    // An order without a Content-Type.
+    let order =
+        serde_json::to_vec(&json!({"items": [{"product_id": product.id, "quantity": 1}]})).unwrap();
+    let res = app
+        .post("/api/v1/orders")
+        .bearer(&ut)
+        .raw("application/json", order)
+        .without_content_type()
+        .send()
+        .await;
+    res.expect_problem(415, "unsupported_media_type");
+    assert_eq!(app.stock(&product.id).await, 10);
+    // The JSON type with parameters is fine.
+    app.post("/api/v1/customers")
+        .bearer(&pk)
+        .raw("application/json; charset=utf-8", register)
+        .send()
+        .await
+        .expect(201);
+}
+
+async fn body_over_one_mebibyte_is_413(app: TestApp) {
+    const MIB: usize = 1024 * 1024;
+    let pk = app.publishable_key().await;
+    let admin = app.admin_key().await;
+    // A syntactically valid body of exactly `len` bytes.
+    let body_of = |len: usize| {
+        let head =
+            br#"{"email": "big@example.com", "password": "correct horse battery", "name": ""#;
+        let tail = br#""}"#;
+        let mut body = head.to_vec();
+        body.resize(len - tail.len(), b'x');
+        body.extend_from_slice(tail);
+        assert_eq!(body.len(), len);
+        body
+    };
+    for len in [MIB + 1, MIB + 4096, 3 * MIB] {
+        let res = app
+            .post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("application/json", body_of(len))
+            .send()
+            .await;
+        res.expect_problem(413, "payload_too_large");
+        let res = app
+            .post("/api/v1/admin/products")
+            .bearer(&admin)
+            .raw("application/json", body_of(len))
+            .send()
+            .await;
+        res.expect_problem(413, "payload_too_large");
+    }
+    // Exactly 1 MiB is read (and then refused for the long name, not size).
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .raw("application/json", body_of(MIB))
+        .send()
+        .await;
+    expect_field_error(&res, "name");
+    assert_eq!(
+        app.row_counts(&STORE_TABLES)
+            .await
+            .into_iter()
+            .find(|(t, _)| *t == "customers")
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+async fn unsupported_method_is_405_with_allow(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (_, ut) = app.customer("m@example.com").await;
+    let allow_set = |res: &Res| -> HashSet<String> {
+        res.header("allow")
+            .unwrap_or_else(|| panic!("a 405 has Allow: {:?}", res.headers))
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
+    };
+    for (method, path, token, allowed) in [
+        (Method::PUT, "/api/v1/products", &admin, &["GET"][..]),
+        (Method::DELETE, "/api/v1/products", &admin, &["GET"]),
+        (Method::DELETE, "/api/v1/orders", &ut, &["POST"]),
+        (Method::GET, "/api/v1/orders", &ut, &["POST"]),
+        (
+            Method::PATCH,
+            "/api/v1/me/tokens",
+            &ut,
+            &["GET", "POST", "DELETE"],
+        ),
+        (Method::PUT, "/api/v1/admin/products", &admin, &["POST"]),
+        (Method::POST, "/healthz", &admin, &["GET"]),
+    ] {
+        let res = app.req(method.clone(), path).bearer(token).send().await;
+        res.expect_problem(405, "method_not_allowed");
+        let allow = allow_set(&res);
+        for m in allowed {
+            assert!(
+                allow.contains(*m),
+                "{method} {path}: Allow {allow:?} lists {m}"
+            );
+        }
+        assert!(
+            !allow.contains(method.as_str()),
+            "{method} {path}: Allow {allow:?} does not list the refused method"
+        );
+    }
+}
+
+async fn unknown_path_is_404_problem(app: TestApp) {
+    let admin = app.admin_key().await;
+    let pk = app.publishable_key().await;
+    for path in [
+        "/api/v1/nope",
+        "/api/v1/admin/nope",
+        "/api/v2/products",
+        "/nope",
+    ] {
+        let res = app.get(path).bearer(&admin).send().await;
+        res.expect_problem(404, "not_found");
+    }
+    app.get("/nope")
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+    // An unknown id on a real route is the same problem.
+    let id = jeton::domain::ids::new_id();
+    app.get(&format!("/api/v1/products/{id}"))
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+}
+
+async fn every_response_has_request_id_and_nosniff(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, ut) = app.customer("rid@example.com").await;
+    let mut responses = vec![
+        app.get("/api/v1/products").bearer(&pk).send().await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"email": "r2@example.com", "password": PASSWORD, "name": "R"}))
+            .send()
+            .await,
+        app.get("/api/v1/me").bearer(&ut).send().await,
+        app.get("/api/v1/products").send().await,
+        app.get("/api/v1/products").bearer("nope").send().await,
+        app.get("/api/v1/products")
+            .header("authorization", "Bearer")
+            .send()
+            .await,
+        app.get("/api/v1/me").bearer(&pk).send().await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("application/json", "{")
+            .send()
+            .await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .raw("text/plain", "{}")
+            .send()
+            .await,
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"x": 1}))
+            .send()
+            .await,
+        app.req(Method::PUT, "/api/v1/products")
+            .bearer(&pk)
+            .send()
+            .await,
+        app.get("/api/v1/nope").bearer(&pk).send().await,
+        app.get("/nope").send().await,
+        app.get("/healthz").send().await,
+        app.get("/readyz").send().await,
+        app.get("/openapi.json").send().await,
+    ];
+    // The same request twice gets two ids.
+    responses.push(app.get("/healthz").send().await);
+    let statuses: HashSet<u16> = responses.iter().map(|r| r.status.as_u16()).collect();
+    for status in [200, 201, 400, 401, 403, 404, 405, 415, 422] {
+        assert!(statuses.contains(&status), "covers {status}: {statuses:?}");
+    }
+    let mut ids = HashSet::new();
+    for res in &responses {
+        assert!(res.status.as_u16() < 500, "{}", res.text());
+        let id = res
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("X-Request-Id on a {}", res.status));
+        assert!(!id.is_empty());
+        assert!(ids.insert(id.clone()), "request ids are unique: {id}");
+        assert_eq!(
+            res.header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "nosniff on a {}",
+            res.status
+        );
+    }
+}
+
+async fn responses_with_tokens_are_not_cached(app: TestApp) {
+    let admin = app.admin_key().await;
+    let pk = app.publishable_key().await;
+    app.register(&pk, "cache@example.com", PASSWORD).await;
+    let no_store = |res: &Res, what: &str| {
+        let value = res
+            .header("cache-control")
+            .unwrap_or_else(|| panic!("{what} has Cache-Control"));
+        assert!(
+            value
+                .split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-store")),
+            "{what}: Cache-Control {value}"
+        );
+    };
+
+    let login = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "cache@example.com", "password": PASSWORD, "device_name": "d"}))
+        .send()
+        .await;
+    login.expect(201);
+    no_store(&login, "login");
+    let ut = login.json()["token"].as_str().unwrap().to_owned();
+
+    let personal = app
+        .post("/api/v1/me/tokens")
+        .bearer(&ut)
+        .json(json!({"name": "cli"}))
+        .send()
+        .await;
+    personal.expect(201);
+    no_store(&personal, "POST /me/tokens");
+
+    let client = app
+        .post("/api/v1/admin/clients")
+        .bearer(&admin)
+        .json(json!({"name": "Backend", "kind": "secret", "abilities": ["products:read"]}))
+        .send()
+        .await;
+    client.expect(201);
+    no_store(&client, "POST /admin/clients");
+    let client_id = client.json()["client"]["id"].as_str().unwrap().to_owned();
+
+    let rotated = app
+        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
+        .bearer(&admin)
+        .json(json!({}))
+        .send()
+        .await;
+    rotated.expect(201);
+    no_store(&rotated, "rotation");
+    assert!(
+        rotated.json()["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("jt_sk_")
+    );
+}
+
+async fn health_and_readiness(app: TestApp) {
+    app.get("/healthz").send().await.expect(200);
+    app.get("/readyz").send().await.expect(200);
+}
+
+async fn openapi_lists_every_route(app: TestApp) {
+    let res = app.get("/openapi.json").send().await;
+    res.expect(200);
+    let content_type = res.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let doc = res.json();
+    let version = doc["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1"), "OpenAPI 3.1, got {version}");
+    let paths = doc["paths"].as_object().expect("paths");
+
+    let table = routes::api();
+    assert!(!table.entries().is_empty());
+    for entry in table.entries() {
+        let path = format!("/api/v1{}", entry.path);
+        let item = paths
+            .get(&path)
+            .unwrap_or_else(|| panic!("{path} is documented; have {:?}", paths.keys()));
+        let method = entry.method.as_str().to_lowercase();
+        assert!(
+            item.get(&method).is_some(),
+            "{} {path} is documented",
+            entry.method
+        );
+    }
+    // And nothing that is not served.
+    let served: HashSet<String> = table
+        .entries()
+        .iter()
+        .map(|e| format!("/api/v1{}", e.path))
+        .collect();
+    for path in paths.keys() {
+        assert!(served.contains(path), "{path} is documented but not served");
+    }
+}
+
+async fn docs_serve_html(app: TestApp) {
+    let mut path = "/docs".to_owned();
+    let mut hops = 0;
+    let res = loop {
+        let res = app.get(&path).send().await;
+        if res.status.is_redirection() {
+            hops += 1;
+            assert!(hops <= 3, "too many redirects");
+            let location = res.header("location").expect("a redirect has Location");
+            path = if location.starts_with('/') {
+                location
+            } else {
+                format!("/docs/{location}")
+            };
+            continue;
+        }
+        break res;
+    };
+    res.expect(200);
+    let content_type = res.header("content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(res.text().to_lowercase().contains("<html"));
+    let res = app.get("/docs/").send().await;
+    res.expect(200);
+    assert!(
+        res.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+}
+
+async fn bad_inputs_write_nothing_and_never_500(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let admin = app.admin_key().await;
+    let (_, ut) = app.customer("bad@example.com").await;
+    let product = app.product("BAD-1", 500, "EUR", 10).await;
+    let before = app.row_counts(&STORE_TABLES).await;
+
+    let good_bodies: [(&str, &String, Value); 5] = [
+        (
+            "/api/v1/customers",
+            &pk,
+            json!({"email": "new@example.com", "password": PASSWORD, "name": "New"}),
+        ),
+        (
+            "/api/v1/orders",
+            &ut,
+            json!({"items": [{"product_id": product.id, "quantity": 1}]}),
+        ),
+        (
+            "/api/v1/admin/products",
+            &admin,
+            json!({"sku": "BAD-2", "name": "B", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+        ),
+        (
+            "/api/v1/admin/clients",
+            &admin,
+            json!({"name": "C", "kind": "secret", "abilities": ["products:read"]}),
+        ),
+        ("/api/v1/me/tokens", &ut, json!({"name": "t"})),
+    ];
+    let mut statuses = Vec::new();
+    for (path, token, good) in &good_bodies {
+        let good_bytes = serde_json::to_vec(good).unwrap();
+        let mut with_extra = good.clone();
+        with_extra["customer_id"] = json!("someone-else");
+        let mut oversized = good_bytes.clone();
+        oversized.truncate(oversized.len() - 1);
+        oversized.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+        oversized.push(b'}');
+        let requests = vec![
+            app.post(path).bearer(token).raw("application/json", "{"),
+            app.post(path).bearer(token).json(with_extra),
+            app.post(path)
+                .bearer(token)
+                .raw("text/plain", good_bytes.clone()),
+            app.post(path)
+                .bearer(token)
+                .raw("application/x-www-form-urlencoded", good_bytes.clone()),
+            app.post(path)
+                .bearer(token)
+                .raw("application/json", good_bytes.clone())
+                .without_content_type(),
+            app.post(path)
+                .bearer(token)
+                .raw("application/json", oversized),
+            app.post(path).json(good.clone()),
+            app.post(path)
+                .bearer(PlainToken::generate(TokenKind::Secret).expose_secret())
+                .json(good.clone()),
+            app.post(path)
+                .bearer(&with_bad_checksum(token))
+                .json(good.clone()),
+            app.post(path)
+                .header("authorization", "Bearer")
+                .json(good.clone()),
+            app.post(&format!("{path}?access_token={token}"))
+                .bearer(token)
+                .json(good.clone()),
+            app.post(path)
+                .bearer(token)
+                .bearer(token)
+                .json(good.clone()),
+            app.post(path)
+                .header("authorization", &format!("Basic {token}"))
+                .json(good.clone()),
+        ];
+        for req in requests {
+            let res = req.send().await;
+            assert!(
+                (400..500).contains(&res.status.as_u16()),
+                "POST {path}: {} {}",
+                res.status,
+                res.text()
+            );
+            assert!(!res.text().contains(token.as_str()), "no token echoed");
+            statuses.push(res.status.as_u16());
+        }
+    }
+    for status in [400, 401, 413, 415, 422] {
+        assert!(statuses.contains(&status), "covers {status}");
+    }
+    assert_eq!(
+        app.row_counts(&STORE_TABLES).await,
+        before,
+        "no bad input wrote"
+    );
+    assert_eq!(app.stock(&product.id).await, 10);
+}
+
+// ================================================================ header hygiene
+
+on_both_databases!(
+    header_values_with_non_ascii_bytes_are_400,
+    control_bytes_in_headers_are_refused_by_the_server,
+    oversized_headers_are_431,
+);
+
+async fn header_values_with_non_ascii_bytes_are_400(app: TestApp) {
+    let pk = app.publishable_key().await;
+    for (name, value, code) in [
+        ("user-agent", "caf\u{e9}", "invalid_header"),
+        ("x-note", "\u{202e}reversed", "invalid_header"),
+        ("origin", "https://b\u{fc}cher.example", "invalid_header"),
+        // The two headers with their own documented answer keep it.
+        ("authorization", "Bearer jt_pk_\u{e9}", "invalid_request"),
+        (
+            "idempotency-key",
+            "key-\u{1f600}",
+            "invalid_idempotency_key",
+        ),
+    ] {
+        let mut req = app.get("/api/v1/products");
+        if name != "authorization" {
+            req = req.bearer(&pk);
+        }
+        let res = req.header(name, value).send().await;
+        res.expect_problem(400, code);
+        let body = res.json();
+        if code == "invalid_header" {
+            assert!(
+                body["detail"].as_str().unwrap().contains(name),
+                "names the header: {body}"
+            );
+        }
+        assert!(!res.text().contains(value), "never echoes the value");
+        assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+        assert_eq!(
+            res.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert!(res.header("x-request-id").is_some());
+    }
+    // Tab and every visible ASCII byte are fine.
+    let visible: String = (0x20u8..=0x7e).map(char::from).collect();
+    app.get("/api/v1/products")
+        .bearer(&pk)
+        .header("x-note", &format!("a\tb {visible}"))
+        .send()
+        .await
+        .expect(200);
+}
+
+/// Serves the app on a real socket; returns its address.
+async fn serve(app: &TestApp) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+/// Sends raw bytes as a request; returns the status code and the rest of
+/// the response.
+async fn raw_request(address: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // A server that refuses a request early may close before reading all
+    // of it: a failed write, or a reset after the answer, is expected then.
+    let _ = stream.write_all(request).await;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the server answers and closes")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    (status, text)
+}
+
+fn request_with_header(key: &str, header: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(header);
+    request.extend_from_slice(b"\r\n\r\n");
+    request
+}
+
+async fn control_bytes_in_headers_are_refused_by_the_server(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let address = serve(&app).await;
+    let (status, _) = raw_request(address, &request_with_header(&pk, b"X-Note: fine")).await;
+    assert_eq!(status, 200, "the raw request itself is good");
+    // hyper refuses these while parsing, before any of Jeton's code runs,
+    // with a bare 400.
+    for header in [
+        &b"X-Note: a\x01b"[..],
+        b"X-Note: a\x00b",
+        b"X-Note: a\x7fb",
+        b"X-Note: a\x1b[31mred",
+        b"X-Note: a\rb",
+        b"X-Note: a\nb",
+    ] {
+        let (status, text) = raw_request(address, &request_with_header(&pk, header)).await;
+        assert_eq!(status, 400, "{header:?}: {text}");
+    }
+    // Bytes of 0x80 and up pass hyper; Jeton refuses them with a problem.
+    let (status, text) =
+        raw_request(address, &request_with_header(&pk, b"X-Note: caf\xc3\xa9")).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("\"code\":\"invalid_header\""), "{text}");
+    let (status, text) = raw_request(address, &request_with_header(&pk, b"X-Note: \xff")).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("\"code\":\"invalid_header\""), "{text}");
+}
+
+async fn oversized_headers_are_431(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let big = "a".repeat(jeton::http::hygiene::MAX_HEADER_VALUE_BYTES + 1);
+    let res = app
+        .get("/api/v1/products")
+        .bearer(&pk)
+        .header("x-note", &big)
+        .send()
+        .await;
+    res.expect_problem(431, "headers_too_large");
+    // Many headers that are each fine, but too much together.
+    let mut req = app.get("/api/v1/products").bearer(&pk);
+    let chunk = "b".repeat(4000);
+    for n in 0..10 {
+        req = req.header(&format!("x-note-{n}"), &chunk);
+    }
+    req.send().await.expect_problem(431, "headers_too_large");
+    // An oversized Authorization header is refused before it is parsed.
+    let res = app
+        .get("/api/v1/products")
+        .header("authorization", &format!("Bearer {}", "a".repeat(2000)))
+        .send()
+        .await;
+    res.expect_problem(400, "invalid_request");
+    // Over a real socket too, and the server stays up.
+    let address = serve(&app).await;
+    let (status, text) = raw_request(
+        address,
+        &request_with_header(&pk, format!("X-Note: {big}").as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 431, "{text}");
+    assert!(text.contains("\"code\":\"headers_too_large\""), "{text}");
+    // Past hyper's own buffer (about 400 KB), hyper answers a bare 431.
+    let huge = format!("X-Note: {}", "h".repeat(1024 * 1024));
+    let (status, text) = raw_request(address, &request_with_header(&pk, huge.as_bytes())).await;
+    assert_eq!(status, 431, "{}", &text[..text.len().min(300)]);
+    let (status, _) = raw_request(address, &request_with_header(&pk, b"X-Note: ok")).await;
+    assert_eq!(status, 200);
+}
 
 /// Who the request claims to be.
 #[derive(Debug, Clone)]
@@ -370,31 +1175,6 @@ async fn send(app: &TestApp, secrets: &Secrets, row: &Row) -> (u16, String, Opti
     )
 }
 
-/// Rows of every table that holds something a request could create.
-async fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
-    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
-    let mut counts = Vec::new();
-    for table in [
-        "customers",
-        "products",
-        "orders",
-        "order_items",
-        "user_tokens",
-        "clients",
-        "client_keys",
-    ] {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM {table}"
-        )))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        counts.push((table, row.get::<i64, _>("n")));
-    }
-    pool.close().await;
-    counts
-}
-
 on_both_databases!(bad_input_table);
 
 async fn bad_input_table(app: TestApp) {
@@ -407,7 +1187,7 @@ async fn bad_input_table(app: TestApp) {
             .to_owned(),
         product: app.product("BAD-1", 500, "EUR", 10).await.id,
     };
-    let before = row_counts(&app).await;
+    let before = app.row_counts(&STORE_TABLES).await;
 
     let rows = table();
     let mut wrong = Vec::new();
@@ -449,7 +1229,7 @@ async fn bad_input_table(app: TestApp) {
         wrong.join("\n")
     );
     assert_eq!(
-        row_counts(&app).await,
+        app.row_counts(&STORE_TABLES).await,
         before,
         "a bad input wrote something"
     );

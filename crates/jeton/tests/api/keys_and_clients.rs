@@ -1,65 +1,27 @@
-//! Client applications done properly (issue #3; spec §1, §4, §6): origin
-//! binding, CORS, secret keys refused from browsers, rate limits, the client
-//! IP behind trusted proxies, rotation, revocation, the audit log, and the
-//! `jeton client` / `jeton audit` commands, including a revocation on the
-//! command line reaching a running server. SQLite and PostgreSQL throughout.
+//! Client applications and their keys: creation, listing, origin binding
+//! and CORS, secret keys refused from browsers, rate limits, the client IP
+//! behind trusted proxies, every rotation and revocation, and the audit log.
 
-use crate::{on_both_databases, support};
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::Method;
+use jeton::domain::client::ClientKind;
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
-use support::{
-    Backend, Res, TestApp, fresh_database,
-    process::{DropDatabase, Server, http, jeton, within_a_second},
+use time::OffsetDateTime;
+
+use crate::{
+    on_both_databases,
+    support::{
+        EVIL, OTHER_SHOP, PASSWORD, Res, SHOP, TestApp, UNKNOWN_ID, actions, assert_about,
+        assert_fields, last4, s, timestamp,
+    },
 };
-
-const PASSWORD: &str = "correct horse battery";
-const SHOP: &str = "https://shop.example";
-const OTHER_SHOP: &str = "https://other-shop.example";
-const EVIL: &str = "https://evil.example";
-
-/// The same tests with `127.0.0.1` (the test router's socket peer) as a
-/// trusted proxy, so that `X-Forwarded-For` names the client.
-macro_rules! on_both_databases_behind_a_proxy {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                fn config() -> jeton::config::Config {
-                    jeton::config::Config {
-                        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-                        ..jeton::config::Config::default()
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn sqlite() {
-                    if let Some(app) = crate::support::spawn_app_with(crate::support::Backend::Sqlite, config()).await {
-                        super::$name(app).await;
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn postgres() {
-                    if let Some(app) = crate::support::spawn_app_with(crate::support::Backend::Postgres, config()).await {
-                        super::$name(app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
 
 // ---------------------------------------------------------------- helpers
 
-fn s(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_owned()
-}
+/// The tables a client change writes.
+const CLIENT_TABLES: [&str; 4] = ["clients", "client_keys", "user_tokens", "audit_events"];
 
 fn number(res: &Res, header: &str) -> u64 {
     let text = res
@@ -89,59 +51,11 @@ fn cors_headers(res: &Res) -> Vec<String> {
         .collect()
 }
 
-/// A 403 of the origin checks: no challenge (the token itself is fine).
-#[track_caller]
-fn assert_refused(res: &Res, code: &str) {
-    res.expect_problem(403, code);
-    assert_eq!(
-        res.header("www-authenticate"),
-        None,
-        "{code} has no challenge"
-    );
-}
-
-/// A 422 `validation_failed` whose `errors` name `field`.
-#[track_caller]
-fn assert_invalid(res: &Res, field: &str) {
-    res.expect_problem(422, "validation_failed");
-    let body = res.json();
-    let errors = body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors list: {body}"));
-    assert!(
-        errors.iter().any(|e| e["field"] == field),
-        "no error for `{field}` in {body}"
-    );
-}
-
-/// `GET /products` with `key`, from `origin` if given.
-async fn products(app: &TestApp, key: &str, origin: Option<&str>) -> Res {
-    let mut req = app.get("/api/v1/products").bearer(key);
-    if let Some(origin) = origin {
-        req = req.header("origin", origin);
-    }
-    req.send().await
-}
-
 /// `GET /products` with `key`, through the trusted proxy for `client_ip`.
 async fn products_from(app: &TestApp, key: &str, forwarded_for: &str) -> Res {
     app.get("/api/v1/products")
         .bearer(key)
         .header("x-forwarded-for", forwarded_for)
-        .send()
-        .await
-}
-
-async fn assert_dead(app: &TestApp, token: &str) {
-    products(app, token, None)
-        .await
-        .expect_problem(401, "invalid_token");
-}
-
-async fn create_client(app: &TestApp, admin: &str, body: Value) -> Res {
-    app.post("/api/v1/admin/clients")
-        .bearer(admin)
-        .json(body)
         .send()
         .await
 }
@@ -165,7 +79,7 @@ async fn storefront(
     for (field, value) in extra.as_object().unwrap() {
         body[field] = value.clone();
     }
-    let res = create_client(app, admin, body).await;
+    let res = app.create_client(admin, body).await;
     res.expect(201);
     let body = res.json();
     (s(&body["client"]["id"]), s(&body["key"]))
@@ -173,43 +87,25 @@ async fn storefront(
 
 /// A secret client made through the admin API: (client id, key).
 async fn secret_client(app: &TestApp, admin: &str, abilities: &[&str]) -> (String, String) {
-    let res = create_client(
-        app,
-        admin,
-        json!({"name": "Backend", "kind": "secret", "abilities": abilities}),
-    )
-    .await;
+    let res = app
+        .create_client(
+            admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": abilities}),
+        )
+        .await;
     res.expect(201);
     let body = res.json();
     (s(&body["client"]["id"]), s(&body["key"]))
 }
 
-async fn get_client(app: &TestApp, admin: &str, id: &str) -> Value {
-    let res = app
-        .get(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(admin)
-        .send()
-        .await;
-    res.expect(200);
-    res.json()
-}
-
 /// The ids of the client's working keys, oldest first.
 async fn key_ids(app: &TestApp, admin: &str, client_id: &str) -> Vec<String> {
-    get_client(app, admin, client_id).await["keys"]
+    app.get_client(admin, client_id).await["keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| s(&k["id"]))
         .collect()
-}
-
-async fn rotate(app: &TestApp, admin: &str, id: &str, body: Value) -> Res {
-    app.post(&format!("/api/v1/admin/clients/{id}/keys"))
-        .bearer(admin)
-        .json(body)
-        .send()
-        .await
 }
 
 async fn revoke_client(app: &TestApp, admin: &str, id: &str, query: &str) -> Res {
@@ -258,10 +154,6 @@ async fn audit(app: &TestApp, admin: &str, filter: &str) -> Vec<Value> {
     }
 }
 
-fn actions(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| s(&e["action"])).collect()
-}
-
 fn with_action<'a>(events: &'a [Value], action: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["action"] == action).collect()
 }
@@ -282,25 +174,6 @@ async fn personal_token(app: &TestApp, token: &str) -> (String, String) {
     (s(&body["token_id"]), s(&body["token"]))
 }
 
-/// Row counts of the tables a client change writes, straight from the
-/// database.
-async fn client_row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
-    use sqlx::Row;
-    let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
-    let mut counts = Vec::new();
-    for table in ["clients", "client_keys", "user_tokens", "audit_events"] {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM {table}"
-        )))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        counts.push((table, row.get::<i64, _>("n")));
-    }
-    pool.close().await;
-    counts
-}
-
 /// Revoked and expiry dates of the client's keys, straight from the
 /// database (the admin API shows working keys only).
 async fn key_states(app: &TestApp, client_id: &str) -> Vec<(Option<i64>, Option<i64>)> {
@@ -319,10 +192,41 @@ async fn key_states(app: &TestApp, client_id: &str) -> Vec<(Option<i64>, Option<
         .collect()
 }
 
-/// A well-formed id that names nothing.
-const UNKNOWN_ID: &str = "01900000-0000-7000-8000-000000000000";
+/// A storefront client named `name`, made through the admin API: (client,
+/// key).
+async fn named_storefront(app: &TestApp, admin: &str, name: &str) -> (Value, String) {
+    let res = app
+        .create_client(
+            admin,
+            json!({
+                "name": name, "kind": "publishable",
+                "abilities": ["products:read", "customers:create", "auth:login"],
+                "allowed_origins": [SHOP]
+            }),
+        )
+        .await;
+    res.expect(201);
+    let body = res.json();
+    (body["client"].clone(), s(&body["key"]))
+}
+
+/// A personal token with `abilities` made with `token`: the plaintext.
+async fn personal_token_with(app: &TestApp, token: &str, abilities: &[&str]) -> String {
+    let res = app
+        .post("/api/v1/me/tokens")
+        .bearer(token)
+        .json(json!({"name": "personal", "abilities": abilities}))
+        .send()
+        .await;
+    res.expect(201);
+    s(&res.json()["token"])
+}
 
 on_both_databases!(
+    // creation and listing
+    admin_client_create_shows_the_key_once_and_defaults_limits,
+    admin_client_create_validates,
+    admin_client_list_paginates_and_get_finds_one,
     // origin binding and CORS
     evil_origin_is_refused_while_the_allowed_one_gets_cors_headers,
     any_origin_client_works_from_anywhere,
@@ -334,24 +238,321 @@ on_both_databases!(
     // rate limits
     sixth_request_of_a_five_per_minute_key_is_rate_limited,
     spoofed_forwarded_for_is_ignored_without_trusted_proxies,
-    // rotation and revocation
+    // rotation
     rotation_without_grace_kills_the_old_key_at_once,
     rotation_with_grace_keeps_the_old_key_for_the_grace_period,
+    admin_client_rotation_without_grace_kills_the_old_key,
+    admin_client_rotation_with_grace_keeps_the_old_key,
+    admin_client_rotation_of_a_revoked_or_unknown_client_is_404,
+    // revocation
     revoking_a_client_kills_exactly_its_user_tokens,
+    admin_client_revoke_kills_every_key_at_once,
+    admin_client_revoke_with_user_tokens,
     // audit log
     audit_log_lists_a_scripted_scenario_in_order,
     // bad input
     bad_client_input_is_422_and_writes_nothing,
     rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothing,
-    // the command line
-    cli_client_list_flags_any_origin_and_leaked_keys_and_audit_lists_events,
 );
 
-on_both_databases_behind_a_proxy!(
+/// `127.0.0.1` (the test router's socket peer) is a trusted proxy, so that
+/// `X-Forwarded-For` names the client.
+fn behind_a_proxy() -> jeton::config::Config {
+    jeton::config::Config {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..jeton::config::Config::default()
+    }
+}
+
+on_both_databases!(
+    config = behind_a_proxy();
     per_ip_limit_counts_each_forwarded_client_ip,
     forged_tokens_from_one_ip_are_refused_after_the_failure_limit,
     audit_records_the_forwarded_client_ip,
 );
+
+// ---------------------------------------------------------------- creation and listing
+
+async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp) {
+    let admin = app.admin_key().await;
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Storefront", "kind": "publishable",
+                "abilities": ["products:read", "auth:login"],
+                "allowed_origins": ["https://Shop.Example:443", "http://localhost:8080"]
+            }),
+        )
+        .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let body = res.json();
+    assert_fields(&body, &["client", "key"]);
+    let key = s(&body["key"]);
+    assert!(key.starts_with("jt_pk_") && key.len() == 42, "{key}");
+    let client = &body["client"];
+    assert_fields(
+        client,
+        &[
+            "id",
+            "name",
+            "kind",
+            "abilities",
+            "allowed_origins",
+            "rate_limit_per_minute",
+            "per_ip_rate_limit_per_minute",
+            "created_at",
+            "revoked_at",
+            "keys",
+        ],
+    );
+    assert_eq!(client["name"], "Storefront");
+    assert_eq!(client["kind"], "publishable");
+    assert_eq!(client["abilities"], json!(["auth:login", "products:read"]));
+    assert_eq!(
+        client["allowed_origins"],
+        json!(["https://shop.example", "http://localhost:8080"])
+    );
+    // Omitted limits: the server's defaults.
+    assert_eq!(client["rate_limit_per_minute"], 6000);
+    assert_eq!(client["per_ip_rate_limit_per_minute"], 300);
+    assert!(client["revoked_at"].is_null());
+    let keys = client["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_fields(
+        &keys[0],
+        &[
+            "id",
+            "last4",
+            "created_at",
+            "expires_at",
+            "browser_refusals",
+            "last_browser_refusal_at",
+        ],
+    );
+    assert_eq!(keys[0]["browser_refusals"], 0);
+    assert_eq!(keys[0]["last4"], last4(&key));
+    assert!(keys[0]["expires_at"].is_null());
+    // The key works.
+    app.assert_works(&key).await;
+
+    // GET shows the same client, never the key.
+    let id = s(&client["id"]);
+    let res = app
+        .get(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(200);
+    assert!(!res.text().contains(&key), "the key leaked: {}", res.text());
+    assert_eq!(&res.json(), client);
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert!(!res.text().contains(&key));
+
+    // Secret: a whole-key default, no per-IP limit.
+    let res = app
+        .create_client(
+            &admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": ["admin"]}),
+        )
+        .await;
+    res.expect(201);
+    let secret = res.json();
+    assert!(s(&secret["key"]).starts_with("jt_sk_"));
+    assert_eq!(secret["client"]["rate_limit_per_minute"], 6000);
+    assert!(secret["client"]["per_ip_rate_limit_per_minute"].is_null());
+    assert_eq!(secret["client"]["allowed_origins"], json!([]));
+    app.get("/api/v1/admin/clients")
+        .bearer(&s(&secret["key"]))
+        .send()
+        .await
+        .expect(200);
+
+    // `null`: no limit; numbers: as given.
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Unlimited", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": null, "per_ip_rate_limit_per_minute": null
+            }),
+        )
+        .await;
+    res.expect(201);
+    let unlimited = res.json()["client"].clone();
+    assert!(unlimited["rate_limit_per_minute"].is_null(), "{unlimited}");
+    assert!(unlimited["per_ip_rate_limit_per_minute"].is_null());
+    let stored = app.get_client(&admin, &s(&unlimited["id"])).await;
+    assert!(stored["rate_limit_per_minute"].is_null());
+    assert!(stored["per_ip_rate_limit_per_minute"].is_null());
+
+    let res = app
+        .create_client(
+            &admin,
+            json!({
+                "name": "Tight", "kind": "publishable", "abilities": ["products:read"],
+                "allowed_origins": ["https://shop.example"],
+                "rate_limit_per_minute": 120, "per_ip_rate_limit_per_minute": 10
+            }),
+        )
+        .await;
+    res.expect(201);
+    let tight = app
+        .get_client(&admin, &s(&res.json()["client"]["id"]))
+        .await;
+    assert_eq!(tight["rate_limit_per_minute"], 120);
+    assert_eq!(tight["per_ip_rate_limit_per_minute"], 10);
+}
+
+async fn admin_client_create_validates(app: TestApp) {
+    let admin = app.admin_key().await;
+    let publishable = |abilities: Value, origins: Value| json!({"name": "Shop", "kind": "publishable", "abilities": abilities, "allowed_origins": origins});
+    let shop = json!(["https://shop.example"]);
+    let read = json!(["products:read"]);
+
+    // A publishable key is public: no write or admin abilities.
+    for abilities in [
+        json!(["orders:write"]),
+        json!(["admin"]),
+        json!(["products:read", "tokens:manage"]),
+        json!(["*"]),
+        json!([]),
+        json!(["nonsense:read"]),
+    ] {
+        let res = app
+            .create_client(&admin, publishable(abilities, shop.clone()))
+            .await;
+        res.expect_invalid("abilities");
+    }
+    // …and is bound to origins.
+    app.create_client(&admin, publishable(read.clone(), json!([])))
+        .await
+        .expect_invalid("allowed_origins");
+    app.create_client(
+        &admin,
+        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"]}),
+    )
+    .await
+    .expect_invalid("allowed_origins");
+    for origin in [
+        "https://shop.example/path",
+        "https://shop.example/",
+        "shop.example",
+        "//shop.example",
+        "https://*.example.com",
+        "https://shop.*.com",
+        "ftp://shop.example",
+    ] {
+        let res = app
+            .create_client(&admin, publishable(read.clone(), json!([origin])))
+            .await;
+        res.expect_invalid("allowed_origins[0]");
+    }
+    // Limits must be positive.
+    for (field, value) in [
+        ("rate_limit_per_minute", 0),
+        ("rate_limit_per_minute", -1),
+        ("per_ip_rate_limit_per_minute", 0),
+        ("per_ip_rate_limit_per_minute", -10),
+    ] {
+        let mut body = publishable(read.clone(), shop.clone());
+        body[field] = json!(value);
+        app.create_client(&admin, body).await.expect_invalid(field);
+    }
+    let mut secret_zero = json!({"name": "B", "kind": "secret", "abilities": ["admin"]});
+    secret_zero["rate_limit_per_minute"] = json!(0);
+    app.create_client(&admin, secret_zero)
+        .await
+        .expect_invalid("rate_limit_per_minute");
+    // Other fields.
+    app.create_client(
+        &admin,
+        json!({"name": "", "kind": "secret", "abilities": ["admin"]}),
+    )
+    .await
+    .expect_invalid("name");
+    for body in [
+        json!({"name": "B", "kind": "public", "abilities": ["admin"]}),
+        json!({"name": "B", "abilities": ["admin"]}),
+        json!({"name": "B", "kind": "secret", "abilities": ["admin"], "key": "jt_sk_x"}),
+    ] {
+        app.create_client(&admin, body)
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+    // None of them was created: only the admin's own client exists.
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"].as_array().unwrap().len(), 1);
+}
+
+async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
+    let (admin_id, admin) = app.client(ClientKind::Secret, &["admin"], &[]).await;
+    let mut expected = vec![admin_id];
+    let mut keys = Vec::new();
+    for n in 0..4 {
+        let (client, key) = named_storefront(&app, &admin, &format!("Shop {n}")).await;
+        expected.push(s(&client["id"]));
+        keys.push(key);
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/admin/clients?limit=2".to_owned(),
+            Some(c) => format!("/api/v1/admin/clients?limit=2&cursor={c}"),
+        };
+        let res = app.get(&path).bearer(&admin).send().await;
+        res.expect(200);
+        for key in &keys {
+            assert!(!res.text().contains(key.as_str()), "a key leaked");
+        }
+        let body = res.json();
+        assert_fields(&body, &["data", "next_cursor"]);
+        let data = body["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|c| s(&c["id"])));
+        pages += 1;
+        assert!(pages <= 5, "pagination does not end");
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "every client once, in creation order");
+    assert_eq!(pages, 3);
+
+    // Default page size holds them all.
+    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    res.expect(200);
+    assert_eq!(res.json()["data"].as_array().unwrap().len(), 5);
+    assert!(res.json()["next_cursor"].is_null());
+
+    for query in ["limit=0", "limit=101", "cursor=garbage", "sort=name"] {
+        app.get(&format!("/api/v1/admin/clients?{query}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(422, "validation_failed");
+    }
+
+    // One by id.
+    let one = app.get_client(&admin, &expected[2]).await;
+    assert_eq!(one["id"], expected[2].as_str());
+    assert_eq!(one["name"], "Shop 1");
+    for id in [UNKNOWN_ID, "not-an-id"] {
+        app.get(&format!("/api/v1/admin/clients/{id}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+}
 
 // ---------------------------------------------------------------- origin binding
 
@@ -367,15 +568,15 @@ async fn evil_origin_is_refused_while_the_allowed_one_gets_cors_headers(app: Tes
         "https://shop.example.evil.example",
         "null",
     ] {
-        let res = products(&app, &key, Some(evil)).await;
-        assert_refused(&res, "origin_not_allowed");
+        let res = app.products(&key, Some(evil)).await;
+        res.expect_refused("origin_not_allowed");
         // No client allows it: no CORS headers at all, so the browser does
         // not even let the page read the refusal.
         assert_eq!(cors_headers(&res), Vec::<String>::new(), "for {evil}");
     }
 
     // The storefront's own page.
-    let res = products(&app, &key, Some(SHOP)).await;
+    let res = app.products(&key, Some(SHOP)).await;
     res.expect(200);
     assert_eq!(
         res.header("access-control-allow-origin").as_deref(),
@@ -402,7 +603,7 @@ async fn evil_origin_is_refused_while_the_allowed_one_gets_cors_headers(app: Tes
 
     // No Origin (a server, curl, a mobile app): allowed, and no CORS
     // headers are needed.
-    let res = products(&app, &key, None).await;
+    let res = app.products(&key, None).await;
     res.expect(200);
     assert_eq!(res.header("access-control-allow-origin"), None);
 }
@@ -411,7 +612,7 @@ async fn any_origin_client_works_from_anywhere(app: TestApp) {
     let admin = app.admin_key().await;
     let (id, key) = storefront(&app, &admin, &["*"], json!({})).await;
     assert_eq!(
-        get_client(&app, &admin, &id).await["allowed_origins"],
+        app.get_client(&admin, &id).await["allowed_origins"],
         json!(["*"])
     );
     for origin in [
@@ -419,7 +620,7 @@ async fn any_origin_client_works_from_anywhere(app: TestApp) {
         "http://localhost:3000",
         "https://anything.example:8443",
     ] {
-        let res = products(&app, &key, Some(origin)).await;
+        let res = app.products(&key, Some(origin)).await;
         res.expect(200);
         // The origin is echoed, never a literal `*` (credentials are sent).
         assert_eq!(
@@ -427,7 +628,7 @@ async fn any_origin_client_works_from_anywhere(app: TestApp) {
             Some(origin)
         );
     }
-    products(&app, &key, None).await.expect(200);
+    app.products(&key, None).await.expect(200);
 }
 
 async fn origin_allowed_for_one_client_is_refused_with_another_clients_key(app: TestApp) {
@@ -436,11 +637,11 @@ async fn origin_allowed_for_one_client_is_refused_with_another_clients_key(app: 
     let (b_id, b_key) = storefront(&app, &admin, &[OTHER_SHOP], json!({})).await;
     let b_key_id = key_ids(&app, &admin, &b_id).await.remove(0);
 
-    products(&app, &a_key, Some(SHOP)).await.expect(200);
-    products(&app, &b_key, Some(OTHER_SHOP)).await.expect(200);
+    app.products(&a_key, Some(SHOP)).await.expect(200);
+    app.products(&b_key, Some(OTHER_SHOP)).await.expect(200);
     // B's key from A's site.
-    let res = products(&app, &b_key, Some(SHOP)).await;
-    assert_refused(&res, "origin_not_allowed");
+    let res = app.products(&b_key, Some(SHOP)).await;
+    res.expect_refused("origin_not_allowed");
 
     // Recorded against B's key, with the origin, never the key.
     let events = audit(&app, &admin, &format!("client_id={b_id}")).await;
@@ -503,7 +704,7 @@ async fn preflight_follows_client_creation_and_revocation_at_once(app: TestApp) 
         res.header("access-control-allow-origin").as_deref(),
         Some(OTHER_SHOP)
     );
-    products(&app, &key, Some(OTHER_SHOP)).await.expect(200);
+    app.products(&key, Some(OTHER_SHOP)).await.expect(200);
 
     // A secret client's (absent) origins add nothing.
     secret_client(&app, &admin, &["products:read"]).await;
@@ -516,7 +717,7 @@ async fn preflight_follows_client_creation_and_revocation_at_once(app: TestApp) 
     let res = preflight(&app, OTHER_SHOP).await;
     assert_eq!(cors_headers(&res), Vec::<String>::new());
     // …and the revoked key is refused from its own site.
-    products(&app, &key, Some(OTHER_SHOP))
+    app.products(&key, Some(OTHER_SHOP))
         .await
         .expect_problem(401, "invalid_token");
 }
@@ -528,18 +729,18 @@ async fn secret_key_with_origin_is_refused_and_recorded_once_a_minute(app: TestA
     storefront(&app, &admin, &[SHOP], json!({})).await;
     let (id, secret) = secret_client(&app, &admin, &["products:read"]).await;
     let key_id = key_ids(&app, &admin, &id).await.remove(0);
-    let before = get_client(&app, &admin, &id).await;
+    let before = app.get_client(&admin, &id).await;
     assert_eq!(before["keys"][0]["browser_refusals"], 0);
     assert_eq!(before["keys"][0]["last_browser_refusal_at"], Value::Null);
 
     // Even from an origin some publishable client allows.
     for origin in [SHOP, EVIL, SHOP] {
-        let res = products(&app, &secret, Some(origin)).await;
-        assert_refused(&res, "secret_key_in_browser");
+        let res = app.products(&secret, Some(origin)).await;
+        res.expect_refused("secret_key_in_browser");
         assert!(!res.text().contains(&secret));
     }
 
-    let after = get_client(&app, &admin, &id).await;
+    let after = app.get_client(&admin, &id).await;
     let key = &after["keys"][0];
     assert_eq!(key["id"], key_id.as_str());
     assert!(
@@ -575,7 +776,7 @@ async fn secret_key_with_origin_is_refused_and_recorded_once_a_minute(app: TestA
     assert!(s(&event["detail"]).contains(SHOP), "{event}");
 
     // The key is flagged, not revoked: from a server it still works.
-    products(&app, &secret, None).await.expect(200);
+    app.products(&secret, None).await.expect(200);
 
     // The admin key itself from a browser: refused too, and recorded
     // separately (another key).
@@ -585,7 +786,7 @@ async fn secret_key_with_origin_is_refused_and_recorded_once_a_minute(app: TestA
         .header("origin", SHOP)
         .send()
         .await;
-    assert_refused(&res, "secret_key_in_browser");
+    res.expect_refused("secret_key_in_browser");
     let all = audit(&app, &admin, "").await;
     assert_eq!(with_action(&all, "client_key.refused_in_browser").len(), 2);
 }
@@ -598,7 +799,7 @@ async fn sixth_request_of_a_five_per_minute_key_is_rate_limited(app: TestApp) {
     let (_, other) = storefront(&app, &admin, &[SHOP], json!({"rate_limit_per_minute": 5})).await;
 
     for expected_remaining in [4, 3, 2, 1, 0] {
-        let res = products(&app, &key, Some(SHOP)).await;
+        let res = app.products(&key, Some(SHOP)).await;
         res.expect(200);
         assert_eq!(number(&res, "ratelimit-limit"), 5);
         assert_eq!(number(&res, "ratelimit-remaining"), expected_remaining);
@@ -606,7 +807,7 @@ async fn sixth_request_of_a_five_per_minute_key_is_rate_limited(app: TestApp) {
         assert!((1..=60).contains(&reset), "RateLimit-Reset {reset}");
     }
 
-    let res = products(&app, &key, Some(SHOP)).await;
+    let res = app.products(&key, Some(SHOP)).await;
     res.expect_problem(429, "rate_limited");
     assert_eq!(res.header("www-authenticate"), None);
     let retry_after = number(&res, "retry-after");
@@ -622,16 +823,16 @@ async fn sixth_request_of_a_five_per_minute_key_is_rate_limited(app: TestApp) {
     );
 
     // Still limited without an Origin; another client has its own budget.
-    products(&app, &key, None)
+    app.products(&key, None)
         .await
         .expect_problem(429, "rate_limited");
-    let res = products(&app, &other, None).await;
+    let res = app.products(&other, None).await;
     res.expect(200);
     assert_eq!(number(&res, "ratelimit-remaining"), 4);
 
     // A client without limits gets no RateLimit headers.
     let (_, unlimited) = storefront(&app, &admin, &[SHOP], json!({})).await;
-    let res = products(&app, &unlimited, None).await;
+    let res = app.products(&unlimited, None).await;
     res.expect(200);
     assert_eq!(res.header("ratelimit-limit"), None);
 }
@@ -667,7 +868,7 @@ async fn per_ip_limit_counts_each_forwarded_client_ip(app: TestApp) {
     res.expect(200);
     assert_eq!(number(&res, "ratelimit-remaining"), 1);
     // The proxy itself, without a header, is one more client.
-    products(&app, &key, None).await.expect(200);
+    app.products(&key, None).await.expect(200);
 }
 
 /// The defence against forged tokens (the checksum is public): 500 failed
@@ -722,7 +923,7 @@ async fn spoofed_forwarded_for_is_ignored_without_trusted_proxies(app: TestApp) 
     products_from(&app, &key, "198.51.100.3")
         .await
         .expect_problem(429, "rate_limited");
-    products(&app, &key, None)
+    app.products(&key, None)
         .await
         .expect_problem(429, "rate_limited");
 
@@ -770,31 +971,26 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
     app.assert_works(&old).await;
 
-    let res = rotate(
-        &app,
-        &admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 0}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
     assert!(new.starts_with("jt_pk_") && new.len() == 42, "{new}");
-    assert_dead(&app, &old).await;
+    app.assert_dead(&old).await;
     app.assert_works(&new).await;
     // The new key keeps the client's origin binding.
-    assert_refused(
-        &products(&app, &new, Some(EVIL)).await,
-        "origin_not_allowed",
-    );
-    products(&app, &new, Some(SHOP)).await.expect(200);
+    app.products(&new, Some(EVIL))
+        .await
+        .expect_refused("origin_not_allowed");
+    app.products(&new, Some(SHOP)).await.expect(200);
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
 
     // The default grace is 0 too.
-    let res = rotate(&app, &admin, &id, json!({})).await;
+    let res = app.rotate(&admin, &id, json!({})).await;
     res.expect(201);
     let newest = s(&res.json()["key"]);
-    assert_dead(&app, &new).await;
+    app.assert_dead(&new).await;
     app.assert_works(&newest).await;
 }
 
@@ -802,27 +998,129 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     let admin = app.admin_key().await;
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
 
-    let res = rotate(
-        &app,
-        &admin,
-        &id,
-        json!({"previous_key_expires_in_seconds": 2}),
-    )
-    .await;
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 2}))
+        .await;
     res.expect(201);
     let new = s(&res.json()["key"]);
     // Both work during the grace period; the old one shows when it ends.
     app.assert_works(&old).await;
     app.assert_works(&new).await;
-    let keys = get_client(&app, &admin, &id).await["keys"].clone();
+    let keys = app.get_client(&admin, &id).await["keys"].clone();
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     assert!(keys[0]["expires_at"].is_string(), "{keys}");
     assert_eq!(keys[1]["expires_at"], Value::Null, "{keys}");
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_dead(&app, &old).await;
+    app.assert_dead(&old).await;
     app.assert_works(&new).await;
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
+}
+
+async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, old) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let new = s(&res.json()["key"]);
+    assert!(new.starts_with("jt_pk_") && new.len() == 42);
+    assert_ne!(new, old);
+    app.assert_works(&new).await;
+    app.assert_dead(&old).await;
+    let shown = app.get_client(&admin, &id).await;
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{shown}");
+    assert_eq!(keys[0]["last4"], last4(&new));
+
+    // No body at all means the default grace: none.
+    let res = app
+        .post(&format!("/api/v1/admin/clients/{id}/keys"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(201);
+    let newest = s(&res.json()["key"]);
+    app.assert_works(&newest).await;
+    app.assert_dead(&new).await;
+
+    // Grace out of range.
+    for grace in [-1, 10 * 365 * 24 * 3600] {
+        app.rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": grace}),
+        )
+        .await
+        .expect_invalid("previous_key_expires_in_seconds");
+    }
+    app.assert_works(&newest).await;
+}
+
+async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, old) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+
+    let res = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
+        .await;
+    res.expect(201);
+    let new = s(&res.json()["key"]);
+    app.assert_works(&new).await;
+    app.assert_works(&old).await;
+
+    let shown = app.get_client(&admin, &id).await;
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{shown}");
+    let old_key = keys
+        .iter()
+        .find(|k| k["last4"] == last4(&old))
+        .expect("old key listed");
+    let new_key = keys
+        .iter()
+        .find(|k| k["last4"] == last4(&new))
+        .expect("new key listed");
+    assert_about(
+        timestamp(&old_key["expires_at"]),
+        OffsetDateTime::now_utc() + time::Duration::seconds(60),
+    );
+    assert!(new_key["expires_at"].is_null());
+
+    // A second rotation without grace ends the first grace period early.
+    let res = app.rotate(&admin, &id, json!({})).await;
+    res.expect(201);
+    let newest = s(&res.json()["key"]);
+    app.assert_dead(&old).await;
+    app.assert_dead(&new).await;
+    app.assert_works(&newest).await;
+}
+
+async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, key) = named_storefront(&app, &admin, "Shop").await;
+    let id = s(&client["id"]);
+    for unknown in [UNKNOWN_ID, "not-an-id"] {
+        app.rotate(&admin, unknown, json!({}))
+            .await
+            .expect_problem(404, "not_found");
+    }
+    app.delete(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(204);
+    app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await
+        .expect_problem(404, "not_found");
+    app.assert_dead(&key).await;
+    // The revoked client gained no key.
+    let shown = app.get_client(&admin, &id).await;
+    assert_eq!(shown["keys"], json!([]));
 }
 
 // ---------------------------------------------------------------- revocation
@@ -855,9 +1153,9 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
 
     let res = revoke_client(&app, &admin, &a_id, "?revoke_user_tokens=true").await;
     res.expect(204);
-    assert_dead(&app, &a_key).await;
+    app.assert_dead(&a_key).await;
     for dead in [&ann_via_a, &bob_via_a, &personal_a] {
-        assert_dead(&app, dead).await;
+        app.assert_dead(dead).await;
     }
     for alive in [&ann_via_b, &ann_via_c, &personal_b, &b_key, &c_key] {
         app.assert_works(alive).await;
@@ -867,7 +1165,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
     revoke_client(&app, &admin, &c_id, "?revoke_user_tokens=false")
         .await
         .expect(204);
-    assert_dead(&app, &c_key).await;
+    app.assert_dead(&c_key).await;
     app.assert_works(&ann_via_c).await;
 
     // An admin can revoke everything of one customer.
@@ -878,7 +1176,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
         .await
         .expect(204);
     for dead in [&ann_via_b, &ann_via_c, &personal_b] {
-        assert_dead(&app, dead).await;
+        app.assert_dead(dead).await;
     }
     app.assert_works(&bob_via_b).await;
     let events = audit(&app, &admin, &format!("customer_id={ann}")).await;
@@ -887,6 +1185,113 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
     assert_eq!(all[0]["actor"]["kind"], "client_key");
     let events = audit(&app, &admin, &format!("customer_id={bob}")).await;
     assert!(with_action(&events, "user_tokens.revoked_all").is_empty());
+}
+
+async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (client, first) = named_storefront(&app, &admin, "Shop").await;
+    let (_, other) = named_storefront(&app, &admin, "Other shop").await;
+    let id = s(&client["id"]);
+    // Two live keys: one in its grace period, one new.
+    let res = app
+        .rotate(
+            &admin,
+            &id,
+            json!({"previous_key_expires_in_seconds": 3600}),
+        )
+        .await;
+    res.expect(201);
+    let second = s(&res.json()["key"]);
+    app.assert_works(&first).await;
+    app.assert_works(&second).await;
+
+    let res = app
+        .delete(&format!("/api/v1/admin/clients/{id}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(204);
+    assert!(res.body.is_empty());
+    app.assert_dead(&first).await;
+    app.assert_dead(&second).await;
+    app.assert_works(&other).await;
+
+    // Still listed, as revoked, with no working keys.
+    let shown = app.get_client(&admin, &id).await;
+    assert_about(timestamp(&shown["revoked_at"]), OffsetDateTime::now_utc());
+    assert_eq!(shown["keys"], json!([]));
+
+    // Again, or an unknown id: nothing to revoke.
+    for target in [id.as_str(), UNKNOWN_ID, "not-an-id"] {
+        app.delete(&format!("/api/v1/admin/clients/{target}"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+    // An admin key may revoke its own client, and is dead at once.
+    let admin_client = app
+        .get("/api/v1/admin/clients?limit=1")
+        .bearer(&admin)
+        .send()
+        .await
+        .json()["data"][0]["id"]
+        .clone();
+    app.delete(&format!("/api/v1/admin/clients/{}", s(&admin_client)))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(204);
+    app.get("/api/v1/admin/clients")
+        .bearer(&admin)
+        .send()
+        .await
+        .expect_problem(401, "invalid_token");
+}
+
+async fn admin_client_revoke_with_user_tokens(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (shop_a, key_a) = named_storefront(&app, &admin, "Shop A").await;
+    let (_, key_b) = named_storefront(&app, &admin, "Shop B").await;
+    let (shop_c, key_c) = named_storefront(&app, &admin, "Shop C").await;
+    app.register(&key_a, "ann@example.com", PASSWORD).await;
+    app.register(&key_b, "bob@example.com", PASSWORD).await;
+
+    let ann_via_a = app.login_token(&key_a, "ann@example.com").await;
+    let bob_via_a = app.login_token(&key_a, "bob@example.com").await;
+    // A personal token made with a token from A was issued through A too.
+    let ann_script_via_a = personal_token_with(&app, &ann_via_a, &["products:read"]).await;
+    let ann_via_b = app.login_token(&key_b, "ann@example.com").await;
+    let bob_via_c = app.login_token(&key_c, "bob@example.com").await;
+
+    app.delete(&format!(
+        "/api/v1/admin/clients/{}?revoke_user_tokens=true",
+        s(&shop_a["id"])
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    app.assert_dead(&key_a).await;
+    for token in [&ann_via_a, &bob_via_a, &ann_script_via_a] {
+        app.assert_dead(token).await;
+    }
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&bob_via_c).await;
+
+    // `false`: the client's keys die, its customers' tokens live on.
+    app.delete(&format!(
+        "/api/v1/admin/clients/{}?revoke_user_tokens=false",
+        s(&shop_c["id"])
+    ))
+    .bearer(&admin)
+    .send()
+    .await
+    .expect(204);
+    app.assert_dead(&key_c).await;
+    app.assert_works(&bob_via_c).await;
+    app.assert_works(&ann_via_b).await;
+    app.assert_works(&key_b).await;
 }
 
 // ---------------------------------------------------------------- audit log
@@ -901,7 +1306,7 @@ async fn audit_log_lists_a_scripted_scenario_in_order(app: TestApp) {
     // The script.
     let (shop_id, first_key) = storefront(&app, &admin, &[SHOP], json!({})).await;
     let first_key_id = key_ids(&app, &admin, &shop_id).await.remove(0);
-    let res = rotate(&app, &admin, &shop_id, json!({})).await;
+    let res = app.rotate(&admin, &shop_id, json!({})).await;
     res.expect(201);
     let shop_key = s(&res.json()["key"]);
     let shop_key_id = s(&res.json()["id"]);
@@ -1099,7 +1504,7 @@ async fn audit_log_lists_a_scripted_scenario_in_order(app: TestApp) {
         ("?limit=101", "limit"),
         ("?cursor=garbage", "cursor"),
     ] {
-        assert_invalid(&audit_page(&app, &admin, query).await, field);
+        audit_page(&app, &admin, query).await.expect_invalid(field);
     }
     audit_page(&app, &admin, "?action=login.failed")
         .await
@@ -1137,7 +1542,7 @@ async fn audit_log_lists_a_scripted_scenario_in_order(app: TestApp) {
 
 async fn bad_client_input_is_422_and_writes_nothing(app: TestApp) {
     let admin = app.admin_key().await;
-    let before = client_row_counts(&app).await;
+    let before = app.row_counts(&CLIENT_TABLES).await;
     let publishable = |abilities: Value, origins: Value| json!({"name": "Shop", "kind": "publishable", "abilities": abilities, "allowed_origins": origins});
     let read = json!(["products:read"]);
     let shop = json!([SHOP]);
@@ -1204,20 +1609,18 @@ async fn bad_client_input_is_422_and_writes_nothing(app: TestApp) {
         }
     }
     for (body, field) in &cases {
-        let res = create_client(&app, &admin, body.clone()).await;
-        assert_invalid(&res, field);
+        let res = app.create_client(&admin, body.clone()).await;
+        res.expect_invalid(field);
         assert!(!res.text().contains("jt_"), "{}", res.text());
     }
     assert_eq!(
-        client_row_counts(&app).await,
+        app.row_counts(&CLIENT_TABLES).await,
         before,
         "something was written"
     );
 
     // The edges that are fine.
-    create_client(
-        &app,
-        &admin,
+    app.create_client(&admin,
         json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read", "customers:create", "auth:login"],
                "allowed_origins": ["*"], "rate_limit_per_minute": 1, "per_ip_rate_limit_per_minute": 1_000_000}),
     )
@@ -1230,15 +1633,14 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     let (id, key) = storefront(&app, &admin, &[SHOP], json!({})).await;
     let (live_id, live_key) = storefront(&app, &admin, &[OTHER_SHOP], json!({})).await;
     revoke_client(&app, &admin, &id, "").await.expect(204);
-    let before = client_row_counts(&app).await;
+    let before = app.row_counts(&CLIENT_TABLES).await;
     let states = key_states(&app, &id).await;
 
     for target in [UNKNOWN_ID, "not-an-id", id.as_str()] {
-        rotate(&app, &admin, target, json!({}))
+        app.rotate(&admin, target, json!({}))
             .await
             .expect_problem(404, "not_found");
-        rotate(
-            &app,
+        app.rotate(
             &admin,
             target,
             json!({"previous_key_expires_in_seconds": 60}),
@@ -1253,333 +1655,27 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     }
     // A bad grace is refused before anything else.
     for grace in [-1, 31 * 24 * 3600] {
-        let res = rotate(
-            &app,
-            &admin,
-            &live_id,
-            json!({"previous_key_expires_in_seconds": grace}),
-        )
-        .await;
-        assert_invalid(&res, "previous_key_expires_in_seconds");
+        let res = app
+            .rotate(
+                &admin,
+                &live_id,
+                json!({"previous_key_expires_in_seconds": grace}),
+            )
+            .await;
+        res.expect_invalid("previous_key_expires_in_seconds");
     }
 
     assert_eq!(
-        client_row_counts(&app).await,
+        app.row_counts(&CLIENT_TABLES).await,
         before,
         "something was written"
     );
     assert_eq!(key_states(&app, &id).await, states);
-    assert_dead(&app, &key).await;
+    app.assert_dead(&key).await;
     app.assert_works(&live_key).await;
     assert_eq!(key_ids(&app, &admin, &live_id).await.len(), 1);
     // The revocation date did not move.
-    let client = get_client(&app, &admin, &id).await;
+    let client = app.get_client(&admin, &id).await;
     assert!(client["revoked_at"].is_string());
     assert_eq!(client["keys"], json!([]));
-}
-
-// ---------------------------------------------------------------- command line
-
-/// `client create … --json`: (client id, key).
-fn cli_create(url: &str, args: &[&str]) -> (String, String) {
-    let mut all = vec!["client", "create"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let run = jeton(url, &all);
-    run.ok();
-    let body = run.json();
-    (s(&body["client_id"]), s(&body["key"]))
-}
-
-/// The row of `client list` for `id`.
-fn list_row(url: &str, id: &str) -> String {
-    let run = jeton(url, &["client", "list"]);
-    run.ok();
-    run.stdout
-        .lines()
-        .find(|line| line.starts_with(id))
-        .unwrap_or_else(|| panic!("{id} not listed:\n{}", run.stdout))
-        .to_owned()
-}
-
-async fn cli_client_list_flags_any_origin_and_leaked_keys_and_audit_lists_events(app: TestApp) {
-    let url = app.url.clone();
-    let (any_id, any_key) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Anywhere",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            "*",
-        ],
-    );
-    let (shop_id, _) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Shop",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            SHOP,
-        ],
-    );
-    let (secret_id, secret) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Backend",
-            "--kind",
-            "secret",
-            "--ability",
-            "products:read",
-        ],
-    );
-
-    let row = list_row(&url, &any_id);
-    assert!(row.contains("ANY-ORIGIN"), "{row}");
-    assert!(!row.contains("LEAKED-KEY"), "{row}");
-    for id in [&shop_id, &secret_id] {
-        let row = list_row(&url, id);
-        assert!(
-            !row.contains("ANY-ORIGIN") && !row.contains("LEAKED-KEY"),
-            "{row}"
-        );
-    }
-    // The `*` key works from any site (this server's origin set was loaded
-    // before the CLI made it, so only the key check is asserted here).
-    products(&app, &any_key, Some(EVIL)).await.expect(200);
-
-    // A browser sends the secret key: the CLI shows it has leaked.
-    assert_refused(
-        &products(&app, &secret, Some(SHOP)).await,
-        "secret_key_in_browser",
-    );
-    let row = list_row(&url, &secret_id);
-    assert!(row.contains("LEAKED-KEY"), "{row}");
-    assert!(!list_row(&url, &shop_id).contains("LEAKED-KEY"));
-    let run = jeton(&url, &["client", "show", &secret_id, "--json"]);
-    run.ok();
-    assert!(run.json()["keys"][0]["browser_refusals"].as_i64().unwrap() >= 1);
-
-    // `client revoke --json` says what it did.
-    let run = jeton(&url, &["client", "revoke", &shop_id, "--json"]);
-    run.ok();
-    assert_eq!(
-        run.json(),
-        json!({"client_id": shop_id, "revoked": true, "revoked_user_tokens": false})
-    );
-    jeton(&url, &["client", "revoke", &shop_id, "--json"]).fails();
-
-    // `jeton audit --json`: every event, oldest first, the CLI as actor.
-    let run = jeton(&url, &["audit", "--json"]);
-    run.ok();
-    let events = run.json();
-    let events = events.as_array().expect("a JSON array").clone();
-    assert_eq!(
-        actions(&events),
-        [
-            "client.created",
-            "client.created",
-            "client.created",
-            "client_key.refused_in_browser",
-            "client.revoked",
-        ],
-        "{events:#?}"
-    );
-    let cli = json!({"kind": "cli", "id": null});
-    for index in [0, 1, 2, 4] {
-        assert_eq!(events[index]["actor"], cli, "{}", events[index]);
-        assert_eq!(events[index]["client_ip"], Value::Null);
-    }
-    assert_eq!(events[0]["client_id"], any_id.as_str());
-    assert_eq!(events[3]["client_id"], secret_id.as_str());
-    assert_eq!(events[3]["actor"]["kind"], "client_key");
-    assert_eq!(events[3]["client_ip"], "127.0.0.1");
-    assert_eq!(events[4]["client_id"], shop_id.as_str());
-    for key in [&any_key, &secret] {
-        assert!(!run.stdout.contains(key.as_str()), "a key in the audit log");
-    }
-
-    // Filters and the newest-N limit.
-    let run = jeton(&url, &["audit", "--client-id", &secret_id, "--json"]);
-    run.ok();
-    assert_eq!(
-        actions(run.json().as_array().unwrap()),
-        ["client.created", "client_key.refused_in_browser"]
-    );
-    let run = jeton(&url, &["audit", "--limit", "2", "--json"]);
-    run.ok();
-    assert_eq!(run.json().as_array().unwrap()[..], events[3..]);
-    jeton(&url, &["audit", "--client-id", "nope"]).fails();
-    // The table.
-    let run = jeton(&url, &["audit"]);
-    run.ok();
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{}", run.stdout);
-    assert!(lines[4].contains("client_key.refused_in_browser") && lines[4].contains(&secret_id));
-    assert!(lines[5].contains("client.revoked") && lines[5].contains(&shop_id));
-}
-
-// ---------------------------------------------------------------- a running server
-
-fn allows_origin(text: &str, origin: &str) -> bool {
-    text.contains(&format!("access-control-allow-origin: {origin}\r\n"))
-}
-
-async fn cli_revocation_reaches_a_running_server_within_a_second(backend: Backend) {
-    let Some((url, _dir, drop_url)) = fresh_database(backend).await else {
-        return;
-    };
-    // Declared first, so dropped last: after the server is gone.
-    let _database = DropDatabase(drop_url);
-    let server = Server::start(&url, &["--trusted-proxy", "127.0.0.1/32"]).await;
-    let preflight = || async {
-        http(
-            server.addr,
-            "OPTIONS",
-            "/api/v1/products",
-            &[
-                ("origin", SHOP),
-                ("access-control-request-method", "GET"),
-                ("access-control-request-headers", "authorization"),
-            ],
-        )
-        .await
-        .unwrap()
-        .1
-    };
-    assert!(!allows_origin(&preflight().await, SHOP));
-
-    // A key made on the command line while the server runs works at once,
-    // and its origin becomes preflight-able.
-    let (id, key) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Shop",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            SHOP,
-        ],
-    );
-    let created = Instant::now();
-    let bearer = format!("Bearer {key}");
-    let products = |origin: Option<&'static str>| {
-        let bearer = bearer.clone();
-        let server = &server;
-        async move {
-            let mut headers = vec![("authorization", bearer.as_str())];
-            headers.extend(origin.map(|o| ("origin", o)));
-            server.get("/api/v1/products", &headers).await
-        }
-    };
-    let (status, text) = products(None).await;
-    assert_eq!(status, 200, "{text}");
-    within_a_second(
-        created,
-        "the new client's origin preflight-able",
-        || async {
-            let text = preflight().await;
-            if allows_origin(&text, SHOP) {
-                Ok(())
-            } else {
-                Err(text)
-            }
-        },
-    )
-    .await;
-    let (status, text) = products(Some(SHOP)).await;
-    assert_eq!(status, 200, "{text}");
-    assert!(allows_origin(&text, SHOP), "{text}");
-    let (status, text) = products(Some(EVIL)).await;
-    assert_eq!(status, 403, "{text}");
-    assert!(text.contains("origin_not_allowed"), "{text}");
-
-    // `--trusted-proxy`: X-Forwarded-For from it names the client.
-    let (_, limited) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Limited",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            OTHER_SHOP,
-            "--per-ip-rate-limit",
-            "2",
-        ],
-    );
-    let limited = format!("Bearer {limited}");
-    for (client, expected) in [
-        ("198.51.100.1", 200),
-        ("198.51.100.1", 200),
-        ("198.51.100.1", 429),
-        ("198.51.100.2", 200),
-    ] {
-        let (status, text) = server
-            .get(
-                "/api/v1/products",
-                &[("authorization", &limited), ("x-forwarded-for", client)],
-            )
-            .await;
-        assert_eq!(status, expected, "from {client}: {text}");
-    }
-
-    // The revocation, on the command line.
-    jeton(&url, &["client", "revoke", &id]).ok();
-    let revoked = Instant::now();
-    within_a_second(revoked, "the revoked key refused", || async {
-        let (status, text) = products(None).await;
-        match status {
-            401 => {
-                assert!(text.contains("invalid_token"), "{text}");
-                assert!(
-                    text.contains(
-                        "www-authenticate: bearer realm=\"jeton\", error=\"invalid_token\""
-                    ),
-                    "{text}"
-                );
-                Ok(())
-            }
-            200 => Err(text),
-            _ => panic!("neither working nor revoked: {text}"),
-        }
-    })
-    .await;
-    within_a_second(
-        revoked,
-        "the revoked client's origin no longer preflight-able",
-        || async {
-            let text = preflight().await;
-            if allows_origin(&text, SHOP) {
-                Err(text)
-            } else {
-                Ok(())
-            }
-        },
-    )
-    .await;
-    drop(server);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cli_revocation_reaches_a_running_server_within_a_second_sqlite() {
-    cli_revocation_reaches_a_running_server_within_a_second(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cli_revocation_reaches_a_running_server_within_a_second_postgres() {
-    cli_revocation_reaches_a_running_server_within_a_second(Backend::Postgres).await;
 }

@@ -1,25 +1,25 @@
-//! Two `jeton serve` processes on one database (issue #6, spec §4): what
+//! Two `jeton serve` processes on one database: what
 //! one process changes, the other sees, and revocations and catalogue
 //! changes reach it within one second, through the change feed (and on
 //! PostgreSQL, `LISTEN`/`NOTIFY`). Every test runs on PostgreSQL and, since
 //! two processes can share a SQLite file in WAL mode, on SQLite too.
 
-use crate::{on_both_backends, support};
-
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{
-    Backend,
-    process::{
-        DropDatabase, Reply, STOREFRONT_ORIGIN as ORIGIN, Server, jeton, keyed_database,
-        within_a_second,
+
+use crate::{
+    on_both_databases,
+    support::{
+        Backend, PASSWORD, TestDatabase, connect,
+        process::{
+            Reply, STOREFRONT_ORIGIN as ORIGIN, Server, jeton, keyed_database, within_a_second,
+        },
+        s,
     },
 };
 
-const PASSWORD: &str = "correct horse battery";
-
-on_both_backends!(
+on_both_databases!(
     user_token_revoked_through_one_process_is_refused_by_the_other_within_a_second,
     client_key_revoked_through_one_process_is_refused_by_the_other_within_a_second,
     orders_placed_through_either_process_are_visible_through_both,
@@ -41,8 +41,7 @@ struct Cluster {
     url: String,
     pk: String,
     admin: String,
-    _database: DropDatabase,
-    _dir: Option<tempfile::TempDir>,
+    _database: TestDatabase,
 }
 
 async fn cluster(backend: Backend) -> Option<Cluster> {
@@ -57,15 +56,7 @@ async fn cluster(backend: Backend) -> Option<Cluster> {
         pk: keyed.pk,
         admin: keyed.admin,
         _database: keyed.database,
-        _dir: keyed.dir,
     })
-}
-
-fn s(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a string: {value}"))
-        .to_owned()
 }
 
 /// Registers a customer through `server`; returns their id.
@@ -641,15 +632,6 @@ async fn changes_stamped_by_a_clock_running_ahead_are_not_missed(backend: Backen
         time::OffsetDateTime::now_utc() < ahead,
         "too slow to show anything: the clock ahead was caught up with"
     );
-}
-
-async fn connect(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("connect to the test database")
 }
 
 /// A UUIDv7 for `at`, as the servers make them.

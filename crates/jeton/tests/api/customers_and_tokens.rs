@@ -1,0 +1,1080 @@
+//! Customers and their user tokens: registration, login, logout, the
+//! profile, personal tokens, revoking a customer's tokens, and the login
+//! and registration throttles (account enumeration, a login flood beside
+//! token-authenticated reads).
+
+use std::sync::Arc;
+
+use jeton::{config::Config, domain::client::ClientKind, throttle::ThrottleSettings};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    on_both_databases,
+    support::{
+        PASSWORD, Res, TestApp, UNKNOWN_ID, USER_ABILITIES, assert_about, assert_fields, last4, s,
+        timestamp,
+    },
+};
+
+const WRONG: &str = "wrong horse battery";
+
+// ---------------------------------------------------------------- helpers
+
+/// The caller's token list.
+async fn my_tokens(app: &TestApp, token: &str) -> Vec<Value> {
+    let res = app.get("/api/v1/me/tokens").bearer(token).send().await;
+    res.expect(200);
+    res.json()["data"].as_array().unwrap().clone()
+}
+
+/// `POST /me/tokens` with `token`.
+async fn new_token(app: &TestApp, token: &str, body: Value) -> Res {
+    app.post("/api/v1/me/tokens")
+        .bearer(token)
+        .json(body)
+        .send()
+        .await
+}
+
+/// A personal token made with `token`; returns the plaintext.
+async fn personal_token(app: &TestApp, token: &str, abilities: &[&str]) -> String {
+    let res = new_token(
+        app,
+        token,
+        json!({"name": "personal", "abilities": abilities}),
+    )
+    .await;
+    res.expect(201);
+    s(&res.json()["token"])
+}
+
+on_both_databases!(
+    // POST /customers
+    register_returns_the_customer_without_secrets,
+    register_refuses_a_taken_email_in_any_case,
+    register_validates_every_field,
+    register_refuses_user_tokens,
+    // POST /auth/login
+    login_issues_a_thirty_day_user_token,
+    login_failures_look_the_same_for_unknown_email_and_wrong_password,
+    login_records_the_client_and_works_with_a_secret_key,
+    // POST /auth/logout
+    logout_revokes_only_the_token_used,
+    // GET /me
+    me_returns_the_profile_and_needs_profile_read,
+    // /me/tokens
+    token_list_shows_metadata_but_never_the_token,
+    token_create_issues_a_subset_token,
+    token_create_refuses_more_abilities_and_bad_lifetimes,
+    token_revoke_one_is_scoped_to_the_caller,
+    token_revoke_all_kills_every_token_of_the_caller,
+    // admin: products
+    // admin: clients
+    // admin: customers
+    admin_revoke_customer_tokens,
+);
+
+// ---------------------------------------------------------------- POST /customers
+
+async fn register_returns_the_customer_without_secrets(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "Ann@Example.com", "password": PASSWORD, "name": "Ann"}))
+        .send()
+        .await;
+    res.expect(201);
+    let body = res.json();
+    assert_fields(&body, &["id", "email", "name", "created_at"]);
+    assert_eq!(body["email"], "ann@example.com");
+    assert_eq!(body["name"], "Ann");
+    assert_about(timestamp(&body["created_at"]), OffsetDateTime::now_utc());
+    let text = res.text();
+    assert!(!text.contains("argon2"), "a hash leaked: {text}");
+    assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+    assert!(!text.contains("password"), "{text}");
+
+    // A secret key with customers:create may register too.
+    let (_, sk) = app
+        .client(ClientKind::Secret, &["customers:create"], &[])
+        .await;
+    app.register(&sk, "bob@example.com", PASSWORD).await;
+
+    // Both password bounds are accepted: 8 and 256 characters.
+    app.register(&pk, "eight@example.com", "12345678").await;
+    app.register(&pk, "long@example.com", &"p".repeat(256))
+        .await;
+}
+
+async fn register_refuses_a_taken_email_in_any_case(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    for email in ["ann@example.com", "ANN@Example.COM"] {
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"email": email, "password": "another password", "name": "Ann 2"}))
+            .send()
+            .await
+            .expect_problem(409, "email_taken");
+    }
+    // The original account is untouched: its password still works.
+    app.login(&pk, "ann@example.com", PASSWORD).await;
+}
+
+async fn register_validates_every_field(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let good = json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"});
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (with("email", json!("not-an-email")), "email"),
+        (with("email", json!("ann@localhost")), "email"),
+        (with("password", json!("1234567")), "password"),
+        (with("password", json!("p".repeat(257))), "password"),
+        (with("name", json!("")), "name"),
+    ];
+    for (body, field) in cases {
+        let res = app
+            .post("/api/v1/customers")
+            .bearer(&pk)
+            .json(body)
+            .send()
+            .await;
+        res.expect_invalid(field);
+        assert!(!res.text().contains(PASSWORD));
+    }
+    // A field the endpoint does not know.
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(with("customer_id", json!(UNKNOWN_ID)))
+        .send()
+        .await;
+    res.expect_problem(422, "validation_failed");
+    assert!(res.text().contains("customer_id"), "{}", res.text());
+    // A missing field.
+    app.post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect_problem(422, "validation_failed");
+    // None of them created the account.
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+}
+
+async fn register_refuses_user_tokens(app: TestApp) {
+    let (_, token) = app.customer("ann@example.com").await;
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&token)
+        .json(json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}))
+        .send()
+        .await;
+    res.expect_problem(403, "insufficient_scope");
+    // Nor does a publishable key without customers:create.
+    let (_, reader) = app
+        .client(
+            ClientKind::Publishable,
+            &["products:read"],
+            &["http://localhost:8080"],
+        )
+        .await;
+    app.post("/api/v1/customers")
+        .bearer(&reader)
+        .json(json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}))
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+}
+
+// ---------------------------------------------------------------- POST /auth/login
+
+async fn login_issues_a_thirty_day_user_token(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "ANN@example.com", "password": PASSWORD, "device_name": "phone"}))
+        .send()
+        .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let body = res.json();
+    assert_fields(
+        &body,
+        &["token", "token_type", "token_id", "abilities", "expires_at"],
+    );
+    let token = s(&body["token"]);
+    assert!(token.starts_with("jt_ut_"), "{token}");
+    assert_eq!(token.len(), 42);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["abilities"], json!(USER_ABILITIES));
+    assert_about(
+        timestamp(&body["expires_at"]),
+        OffsetDateTime::now_utc() + Duration::days(30),
+    );
+
+    // The email is matched as registration stored it: trimmed, lower case.
+    app.login(&pk, "  Ann@Example.COM ", PASSWORD).await;
+
+    // The token works, and is listed under its device name and id.
+    let me = app.get("/api/v1/me").bearer(&token).send().await;
+    me.expect(200);
+    assert_eq!(me.json()["email"], "ann@example.com");
+    let tokens = my_tokens(&app, &token).await;
+    assert_eq!(tokens.len(), 2);
+    let listed = tokens
+        .iter()
+        .find(|t| t["id"] == body["token_id"])
+        .expect("the token is listed");
+    assert_eq!(listed["name"], "phone");
+}
+
+async fn login_failures_look_the_same_for_unknown_email_and_wrong_password(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let attempt = |email: &'static str, password: &'static str| {
+        app.post("/api/v1/auth/login")
+            .bearer(&pk)
+            .json(json!({"email": email, "password": password, "device_name": "x"}))
+            .send()
+    };
+    let wrong_password = attempt("ann@example.com", "wrong horse battery").await;
+    let unknown_email = attempt("nobody@example.com", "wrong horse battery").await;
+    wrong_password.expect_problem(400, "invalid_credentials");
+    unknown_email.expect_problem(400, "invalid_credentials");
+    assert_eq!(wrong_password.text(), unknown_email.text());
+    assert!(!wrong_password.text().contains("ann@example.com"));
+    // Too short to be anyone's password: still just a failed login.
+    attempt("ann@example.com", "short")
+        .await
+        .expect_problem(400, "invalid_credentials");
+    // A malformed body is not a failed login.
+    app.post("/api/v1/auth/login")
+        .bearer(&pk)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD, "remember": true}))
+        .send()
+        .await
+        .expect_problem(422, "validation_failed");
+    // Login needs a client key with auth:login: not a user token.
+    let token = app.login_token(&pk, "ann@example.com").await;
+    app.post("/api/v1/auth/login")
+        .bearer(&token)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+}
+
+async fn login_records_the_client_and_works_with_a_secret_key(app: TestApp) {
+    let (pk_client, pk) = app.publishable_client().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let (sk_client, sk) = app.client(ClientKind::Secret, &["auth:login"], &[]).await;
+
+    let via_pk = app.login(&pk, "ann@example.com", PASSWORD).await;
+    let via_sk = app.login(&sk, "ann@example.com", PASSWORD).await;
+    assert_eq!(via_sk["abilities"], json!(USER_ABILITIES));
+
+    let tokens = my_tokens(&app, &s(&via_pk["token"])).await;
+    assert_eq!(tokens.len(), 2);
+    let client_of = |token_id: &Value| {
+        tokens
+            .iter()
+            .find(|t| &t["id"] == token_id)
+            .unwrap_or_else(|| panic!("{token_id} not listed"))["client_id"]
+            .clone()
+    };
+    assert_eq!(client_of(&via_pk["token_id"]), json!(pk_client));
+    assert_eq!(client_of(&via_sk["token_id"]), json!(sk_client));
+
+    // A secret key without auth:login cannot.
+    let (_, reader) = app
+        .client(ClientKind::Secret, &["products:read"], &[])
+        .await;
+    app.post("/api/v1/auth/login")
+        .bearer(&reader)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+}
+
+// ---------------------------------------------------------------- POST /auth/logout
+
+async fn logout_revokes_only_the_token_used(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let first = app.login_token(&pk, "ann@example.com").await;
+    let second = app.login_token(&pk, "ann@example.com").await;
+    // Even a token with no useful ability may log itself out.
+    let narrow = personal_token(&app, &first, &["orders:read"]).await;
+
+    let res = app.post("/api/v1/auth/logout").bearer(&first).send().await;
+    res.expect(204);
+    assert!(res.body.is_empty());
+    app.assert_dead(&first).await;
+    app.assert_works(&second).await;
+    app.post("/api/v1/auth/logout")
+        .bearer(&first)
+        .send()
+        .await
+        .expect_problem(401, "invalid_token");
+
+    app.post("/api/v1/auth/logout")
+        .bearer(&narrow)
+        .send()
+        .await
+        .expect(204);
+    app.assert_dead(&narrow).await;
+    app.assert_works(&second).await;
+
+    // Logout is for user tokens only.
+    app.post("/api/v1/auth/logout")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+    // And needs one.
+    app.post("/api/v1/auth/logout")
+        .send()
+        .await
+        .expect_problem(401, "unauthenticated");
+}
+
+// ---------------------------------------------------------------- GET /me
+
+async fn me_returns_the_profile_and_needs_profile_read(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let registered = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}))
+        .send()
+        .await;
+    registered.expect(201);
+    let token = app.login_token(&pk, "ann@example.com").await;
+    let res = app.get("/api/v1/me").bearer(&token).send().await;
+    res.expect(200);
+    assert_eq!(res.json(), registered.json());
+    assert!(!res.text().contains("argon2"));
+
+    let orders_only = personal_token(&app, &token, &["orders:read"]).await;
+    let res = app.get("/api/v1/me").bearer(&orders_only).send().await;
+    res.expect_problem(403, "insufficient_scope");
+    assert!(
+        res.header("www-authenticate")
+            .is_some_and(|h| h.contains("profile:read")),
+        "{:?}",
+        res.header("www-authenticate")
+    );
+    // The narrow token is alive, just not allowed here.
+    app.get("/api/v1/me/orders")
+        .bearer(&orders_only)
+        .send()
+        .await
+        .expect(200);
+
+    // Client keys have no profile.
+    app.get("/api/v1/me")
+        .bearer(&pk)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+}
+
+// ---------------------------------------------------------------- /me/tokens
+
+async fn token_list_shows_metadata_but_never_the_token(app: TestApp) {
+    let (client_id, pk) = app.publishable_client().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let first = app.login(&pk, "ann@example.com", PASSWORD).await;
+    let second = app.login(&pk, "ann@example.com", PASSWORD).await;
+    let first_token = s(&first["token"]);
+    let second_token = s(&second["token"]);
+    // Someone else's token is not listed.
+    let (_, other) = app.customer("bob@example.com").await;
+
+    let res = app
+        .get("/api/v1/me/tokens")
+        .bearer(&first_token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let text = res.text();
+    for token in [&first_token, &second_token, &other] {
+        assert!(!text.contains(token.as_str()), "a token leaked: {text}");
+    }
+    let body = res.json();
+    assert_fields(&body, &["data"]);
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{body}");
+    for item in data {
+        assert_fields(
+            item,
+            &[
+                "id",
+                "name",
+                "abilities",
+                "last4",
+                "client_id",
+                "created_at",
+                "last_used_at",
+                "expires_at",
+                "current",
+            ],
+        );
+        assert_eq!(item["abilities"], json!(USER_ABILITIES));
+        assert_eq!(item["client_id"], json!(client_id));
+        assert_about(timestamp(&item["created_at"]), OffsetDateTime::now_utc());
+        assert_about(
+            timestamp(&item["expires_at"]),
+            OffsetDateTime::now_utc() + Duration::days(30),
+        );
+        assert!(item["last_used_at"].is_null() || item["last_used_at"].is_string());
+        let (login, token) = if item["id"] == first["token_id"] {
+            (&first, &first_token)
+        } else {
+            (&second, &second_token)
+        };
+        assert_eq!(item["id"], login["token_id"]);
+        assert_eq!(item["last4"], last4(token));
+        assert_eq!(item["current"], json!(item["id"] == first["token_id"]));
+    }
+    assert_eq!(
+        data.iter().filter(|t| t["current"] == true).count(),
+        1,
+        "{body}"
+    );
+
+    // Seen from the second token, `current` moves.
+    let seen = my_tokens(&app, &second_token).await;
+    let current: Vec<&Value> = seen.iter().filter(|t| t["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], second["token_id"]);
+
+    // A token without tokens:manage may not look.
+    let narrow = personal_token(&app, &first_token, &["orders:read"]).await;
+    app.get("/api/v1/me/tokens")
+        .bearer(&narrow)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+}
+
+async fn token_create_issues_a_subset_token(app: TestApp) {
+    let (client_id, pk) = app.publishable_client().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let token = app.login_token(&pk, "ann@example.com").await;
+
+    let res = new_token(
+        &app,
+        &token,
+        json!({"name": "orders script", "abilities": ["orders:read"], "expires_in_seconds": 3600}),
+    )
+    .await;
+    res.expect(201);
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let body = res.json();
+    assert_fields(
+        &body,
+        &["token", "token_type", "token_id", "abilities", "expires_at"],
+    );
+    let script = s(&body["token"]);
+    assert!(script.starts_with("jt_ut_") && script.len() == 42);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["abilities"], json!(["orders:read"]));
+    assert_about(
+        timestamp(&body["expires_at"]),
+        OffsetDateTime::now_utc() + Duration::hours(1),
+    );
+    // It can do what it holds and nothing more.
+    app.get("/api/v1/me/orders")
+        .bearer(&script)
+        .send()
+        .await
+        .expect(200);
+    app.get("/api/v1/products")
+        .bearer(&script)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+    // It is listed, under its name, issued through the caller's client.
+    let listed = my_tokens(&app, &token).await;
+    let item = listed
+        .iter()
+        .find(|t| t["id"] == body["token_id"])
+        .expect("listed");
+    assert_eq!(item["name"], "orders script");
+    assert_eq!(item["client_id"], json!(client_id));
+    assert_eq!(item["current"], false);
+
+    // `null` lifetime: the token does not expire.
+    let res = new_token(
+        &app,
+        &token,
+        json!({"name": "forever", "abilities": ["products:read"], "expires_in_seconds": null}),
+    )
+    .await;
+    res.expect(201);
+    let forever = res.json();
+    assert!(forever["expires_at"].is_null(), "{forever}");
+    app.assert_works(&s(&forever["token"])).await;
+    let listed = my_tokens(&app, &token).await;
+    let item = listed
+        .iter()
+        .find(|t| t["id"] == forever["token_id"])
+        .expect("listed");
+    assert!(item["expires_at"].is_null());
+
+    // Left out: the server's default lifetime and all the caller's abilities.
+    let res = new_token(&app, &token, json!({"name": "default"})).await;
+    res.expect(201);
+    let default = res.json();
+    assert_eq!(default["abilities"], json!(USER_ABILITIES));
+    assert_about(
+        timestamp(&default["expires_at"]),
+        OffsetDateTime::now_utc() + Duration::days(30),
+    );
+
+    // A narrower token may make an equal or narrower one.
+    let manager = personal_token(&app, &token, &["orders:read", "tokens:manage"]).await;
+    let res = new_token(
+        &app,
+        &manager,
+        json!({"name": "same", "abilities": ["orders:read", "tokens:manage"]}),
+    )
+    .await;
+    res.expect(201);
+}
+
+async fn token_create_refuses_more_abilities_and_bad_lifetimes(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let token = app.login_token(&pk, "ann@example.com").await;
+    // A token limited to orders:read may not make tokens at all…
+    let reader = personal_token(&app, &token, &["orders:read"]).await;
+    new_token(
+        &app,
+        &reader,
+        json!({"name": "more", "abilities": ["orders:write"]}),
+    )
+    .await
+    .expect_problem(403, "insufficient_scope");
+    // …and one that may make tokens may not make a stronger one.
+    let manager = personal_token(&app, &token, &["orders:read", "tokens:manage"]).await;
+
+    // Not a subset of the caller's abilities.
+    for abilities in [json!(["orders:write"]), json!(["orders:*"]), json!(["*"])] {
+        let res = new_token(
+            &app,
+            &manager,
+            json!({"name": "more", "abilities": abilities}),
+        )
+        .await;
+        res.expect_invalid("abilities");
+    }
+    // Unknown, malformed, or beyond what any user token may hold.
+    for abilities in [
+        json!(["wishlist:read"]),
+        json!(["not an ability"]),
+        json!(["admin"]),
+        json!(["customers:create"]),
+        json!([]),
+    ] {
+        let res = new_token(&app, &token, json!({"name": "bad", "abilities": abilities})).await;
+        res.expect_invalid("abilities");
+    }
+    // Lifetimes must be positive (or null).
+    for seconds in [0, -1, -3600] {
+        let res = new_token(
+            &app,
+            &token,
+            json!({"name": "bad", "abilities": ["orders:read"], "expires_in_seconds": seconds}),
+        )
+        .await;
+        res.expect_invalid("expires_in_seconds");
+    }
+    // Other fields.
+    new_token(
+        &app,
+        &token,
+        json!({"name": "", "abilities": ["orders:read"]}),
+    )
+    .await
+    .expect_invalid("name");
+    new_token(
+        &app,
+        &token,
+        json!({"name": "x", "abilities": ["orders:read"], "customer_id": UNKNOWN_ID}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    // None of the refused requests made a token: the login token, the
+    // reader and the manager are all there is.
+    assert_eq!(my_tokens(&app, &token).await.len(), 3);
+}
+
+async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    app.register(&pk, "bob@example.com", PASSWORD).await;
+    let ann = app.login_token(&pk, "ann@example.com").await;
+    let ann_phone = app.login(&pk, "ann@example.com", PASSWORD).await;
+    let bob = app.login(&pk, "bob@example.com", PASSWORD).await;
+
+    // Bob's token is "not found" for Ann, and keeps working.
+    app.delete(&format!("/api/v1/me/tokens/{}", s(&bob["token_id"])))
+        .bearer(&ann)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+    app.assert_works(&s(&bob["token"])).await;
+    for id in [UNKNOWN_ID, "not-an-id"] {
+        app.delete(&format!("/api/v1/me/tokens/{id}"))
+            .bearer(&ann)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+
+    // Her own: gone at once, and from the list.
+    let phone_id = s(&ann_phone["token_id"]);
+    let res = app
+        .delete(&format!("/api/v1/me/tokens/{phone_id}"))
+        .bearer(&ann)
+        .send()
+        .await;
+    res.expect(204);
+    assert!(res.body.is_empty());
+    app.assert_dead(&s(&ann_phone["token"])).await;
+    app.assert_works(&ann).await;
+    let listed = my_tokens(&app, &ann).await;
+    assert!(listed.iter().all(|t| t["id"] != phone_id.as_str()));
+    // Twice: there is no such live token any more.
+    app.delete(&format!("/api/v1/me/tokens/{phone_id}"))
+        .bearer(&ann)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+}
+
+async fn token_revoke_all_kills_every_token_of_the_caller(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    app.register(&pk, "bob@example.com", PASSWORD).await;
+    let ann = app.login_token(&pk, "ann@example.com").await;
+    let ann_phone = app.login_token(&pk, "ann@example.com").await;
+    let ann_script = personal_token(&app, &ann, &["products:read"]).await;
+    let bob = app.login_token(&pk, "bob@example.com").await;
+
+    let res = app.delete("/api/v1/me/tokens").bearer(&ann).send().await;
+    res.expect(204);
+    for token in [&ann, &ann_phone, &ann_script] {
+        app.assert_dead(token).await;
+    }
+    app.assert_works(&bob).await;
+    assert_eq!(my_tokens(&app, &bob).await.len(), 1);
+    // Ann can log in again.
+    let again = app.login_token(&pk, "ann@example.com").await;
+    assert_eq!(my_tokens(&app, &again).await.len(), 1);
+}
+
+// ---------------------------------------------------------------- admin: products
+
+// ---------------------------------------------------------------- admin: customers
+
+async fn admin_revoke_customer_tokens(app: TestApp) {
+    let admin = app.admin_key().await;
+    let pk = app.publishable_key().await;
+    let ann_id = app.register(&pk, "ann@example.com", PASSWORD).await;
+    app.register(&pk, "bob@example.com", PASSWORD).await;
+    let ann = app.login_token(&pk, "ann@example.com").await;
+    let ann_phone = app.login_token(&pk, "ann@example.com").await;
+    let ann_script = personal_token(&app, &ann, &["products:read"]).await;
+    let bob = app.login_token(&pk, "bob@example.com").await;
+
+    let res = app
+        .post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
+        .bearer(&admin)
+        .send()
+        .await;
+    res.expect(204);
+    assert!(res.body.is_empty());
+    for token in [&ann, &ann_phone, &ann_script] {
+        app.assert_dead(token).await;
+    }
+    app.assert_works(&bob).await;
+    // The account itself is fine: Ann can log in again.
+    let again = app.login_token(&pk, "ann@example.com").await;
+    app.assert_works(&again).await;
+    // Doing it again is fine too (the customer exists).
+    app.post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(204);
+    app.assert_dead(&again).await;
+
+    for id in [UNKNOWN_ID, "not-an-id"] {
+        app.post(&format!("/api/v1/admin/customers/{id}/revoke-tokens"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+    // Not for anyone but an admin.
+    app.post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
+        .bearer(&bob)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
+    app.assert_works(&bob).await;
+}
+
+// ---------------------------------------------------------------- configs
+
+/// The default limits (10 failures per email) over a 3-second window.
+/// Three seconds rather than two: the ten failures that start the window
+/// each cost an Argon2 verification, and the window must not end before
+/// the eleventh attempt on a slow, busy test machine.
+const SHORT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn short_window() -> Config {
+    Config {
+        throttle: ThrottleSettings {
+            window: SHORT_WINDOW,
+            ..ThrottleSettings::default()
+        },
+        ..Config::default()
+    }
+}
+
+/// `127.0.0.1` (the test router's peer) is a trusted proxy, so
+/// `X-Forwarded-For` names the client; 12 failures per IP.
+fn behind_a_proxy() -> Config {
+    Config {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        throttle: ThrottleSettings {
+            failures_per_ip: 12,
+            ..ThrottleSettings::default()
+        },
+        ..Config::default()
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+async fn login_as(app: &TestApp, key: &str, email: &str, password: &str) -> Res {
+    login_from(app, key, email, password, None).await
+}
+
+/// A login, optionally from `ip` (through the trusted proxy).
+async fn login_from(
+    app: &TestApp,
+    key: &str,
+    email: &str,
+    password: &str,
+    ip: Option<&str>,
+) -> Res {
+    let mut req = app
+        .post("/api/v1/auth/login")
+        .bearer(key)
+        .json(json!({"email": email, "password": password, "device_name": "test"}));
+    if let Some(ip) = ip {
+        req = req.header("x-forwarded-for", ip);
+    }
+    req.send().await
+}
+
+async fn register_from(app: &TestApp, key: &str, email: &str, ip: &str) -> Res {
+    app.post("/api/v1/customers")
+        .bearer(key)
+        .header("x-forwarded-for", ip)
+        .json(json!({"email": email, "password": PASSWORD, "name": "Test Customer"}))
+        .send()
+        .await
+}
+
+/// A 429 `rate_limited` with a `Retry-After` of 1 to `max` seconds and the
+/// limit that was reached; returns the `Retry-After`.
+#[track_caller]
+fn expect_throttled(res: &Res, limit: u32, max: u64) -> u64 {
+    res.expect_problem(429, "rate_limited");
+    let retry_after: u64 = res
+        .header("retry-after")
+        .expect("a 429 has Retry-After")
+        .parse()
+        .expect("Retry-After is in seconds");
+    assert!(
+        (1..=max).contains(&retry_after),
+        "Retry-After {retry_after} is not within 1..={max}"
+    );
+    assert_eq!(res.header("ratelimit-limit"), Some(limit.to_string()));
+    retry_after
+}
+
+#[track_caller]
+fn expect_wrong_credentials(res: &Res) {
+    res.expect_problem(400, "invalid_credentials");
+}
+
+/// The body with the one number in it that depends on when the window
+/// started (not on the account), replaced.
+fn without_retry_after(res: &Res) -> String {
+    let mut body: Value = res.json();
+    body["detail"] = json!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    );
+    body.to_string()
+}
+
+// ================================================================ login throttle
+
+on_both_databases!(
+    config = short_window();
+    wrong_passwords_are_throttled_and_the_owner_gets_in_after_the_window,
+);
+
+on_both_databases!(
+    a_successful_login_clears_the_failures,
+    unknown_email_and_wrong_password_look_the_same,
+    throttled_unknown_and_known_emails_look_the_same,
+);
+
+on_both_databases!(
+    config = behind_a_proxy();
+    failures_from_one_ip_are_throttled_across_emails,
+    registrations_are_limited_per_ip,
+);
+
+async fn wrong_passwords_are_throttled_and_the_owner_gets_in_after_the_window(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "owner@example.com", PASSWORD).await;
+
+    let mut statuses = Vec::new();
+    for attempt in 1..=25 {
+        let res = login_as(&app, &pk, "owner@example.com", WRONG).await;
+        if attempt <= 10 {
+            expect_wrong_credentials(&res);
+        } else {
+            expect_throttled(&res, 10, SHORT_WINDOW.as_secs());
+            assert_eq!(
+                res.header("www-authenticate"),
+                None,
+                "the key is fine; no challenge"
+            );
+        }
+        statuses.push(res.status.as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    // While throttled, even the right password is refused (it is not even
+    // checked: no Argon2 work is spent on a throttled email).
+    let res = login_as(&app, &pk, "owner@example.com", PASSWORD).await;
+    expect_throttled(&res, 10, SHORT_WINDOW.as_secs());
+    // Another account is not affected.
+    app.register(&pk, "neighbour@example.com", PASSWORD).await;
+    login_as(&app, &pk, "neighbour@example.com", PASSWORD)
+        .await
+        .expect(201);
+
+    // After the window the owner gets in: lockout is bounded by one window.
+    tokio::time::sleep(SHORT_WINDOW + std::time::Duration::from_millis(100)).await;
+    let res = login_as(&app, &pk, "owner@example.com", PASSWORD).await;
+    res.expect(201);
+    assert!(res.json()["token"].as_str().unwrap().starts_with("jt_ut_"));
+}
+
+async fn a_successful_login_clears_the_failures(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "clears@example.com", PASSWORD).await;
+    for _ in 0..9 {
+        expect_wrong_credentials(&login_as(&app, &pk, "clears@example.com", WRONG).await);
+    }
+    login_as(&app, &pk, "clears@example.com", PASSWORD)
+        .await
+        .expect(201);
+    // The count starts over: ten more failures before a 429, not one.
+    for _ in 0..10 {
+        expect_wrong_credentials(&login_as(&app, &pk, "clears@example.com", WRONG).await);
+    }
+    let res = login_as(&app, &pk, "clears@example.com", WRONG).await;
+    expect_throttled(&res, 10, 15 * 60);
+}
+
+async fn failures_from_one_ip_are_throttled_across_emails(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "victim@example.com", PASSWORD).await;
+    let attacker = "203.0.113.5";
+    // One failure per email (far below the per-email limit), twelve emails.
+    for n in 0..12 {
+        let res = login_from(
+            &app,
+            &pk,
+            &format!("guess{n}@example.com"),
+            WRONG,
+            Some(attacker),
+        )
+        .await;
+        expect_wrong_credentials(&res);
+    }
+    // The thirteenth from that IP is refused whatever the email, with the
+    // per-IP limit reported.
+    let res = login_from(&app, &pk, "fresh@example.com", WRONG, Some(attacker)).await;
+    expect_throttled(&res, 12, 15 * 60);
+    let res = login_from(&app, &pk, "victim@example.com", PASSWORD, Some(attacker)).await;
+    expect_throttled(&res, 12, 15 * 60);
+    // Another IP is not affected: it fails normally, and the account's
+    // owner logs in from it.
+    let res = login_from(&app, &pk, "fresh@example.com", WRONG, Some("203.0.113.6")).await;
+    expect_wrong_credentials(&res);
+    login_from(
+        &app,
+        &pk,
+        "victim@example.com",
+        PASSWORD,
+        Some("203.0.113.6"),
+    )
+    .await
+    .expect(201);
+}
+
+// ================================================================ enumeration
+
+async fn unknown_email_and_wrong_password_look_the_same(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "known@example.com", PASSWORD).await;
+    let unknown = login_as(&app, &pk, "nobody@example.com", PASSWORD).await;
+    let wrong = login_as(&app, &pk, "known@example.com", WRONG).await;
+    expect_wrong_credentials(&unknown);
+    expect_wrong_credentials(&wrong);
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(unknown.body, wrong.body, "byte-identical bodies");
+    let names = |res: &Res| {
+        let mut names: Vec<String> = res
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                if name == "x-request-id" {
+                    name.to_string()
+                } else {
+                    format!("{name}: {}", value.to_str().unwrap())
+                }
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&unknown), names(&wrong), "the same headers");
+    // A too-short password is not a tell either: login checks only the
+    // upper bound, so it fails like any wrong password.
+    let short = login_as(&app, &pk, "known@example.com", "short").await;
+    assert_eq!(short.body, wrong.body);
+}
+
+async fn throttled_unknown_and_known_emails_look_the_same(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "known@example.com", PASSWORD).await;
+    // Ten failures each, side by side, so both windows start together.
+    for _ in 0..10 {
+        let (unknown, known) = tokio::join!(
+            login_as(&app, &pk, "nobody@example.com", WRONG),
+            login_as(&app, &pk, "known@example.com", WRONG),
+        );
+        assert_eq!(unknown.body, known.body);
+    }
+    let (unknown, known) = tokio::join!(
+        login_as(&app, &pk, "nobody@example.com", WRONG),
+        login_as(&app, &pk, "known@example.com", WRONG),
+    );
+    let unknown_wait = expect_throttled(&unknown, 10, 15 * 60);
+    let known_wait = expect_throttled(&known, 10, 15 * 60);
+    // The one difference there can be is the number of seconds left, which
+    // follows when each email's first failure happened (a rounding of the
+    // same instant can straddle a second), never whether the account exists.
+    assert!(unknown_wait.abs_diff(known_wait) <= 1);
+    assert_eq!(without_retry_after(&unknown), without_retry_after(&known));
+    if unknown_wait == known_wait {
+        assert_eq!(unknown.body, known.body, "byte-identical bodies");
+    }
+}
+
+// ================================================================ registration
+
+async fn registrations_are_limited_per_ip(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let ip = "198.51.100.7";
+    for n in 0..20 {
+        register_from(&app, &pk, &format!("new{n}@example.com"), ip)
+            .await
+            .expect(201);
+    }
+    let res = register_from(&app, &pk, "new20@example.com", ip).await;
+    // 20 per hour: one registration is earned back every three minutes.
+    expect_throttled(&res, 20, 180);
+    // Nothing was created for the refused one.
+    login_as(&app, &pk, "new20@example.com", PASSWORD)
+        .await
+        .expect_problem(400, "invalid_credentials");
+    // Another IP still registers.
+    register_from(&app, &pk, "new20@example.com", "198.51.100.8")
+        .await
+        .expect(201);
+}
+
+// ================================================================ login flood
+
+on_both_databases!(token_reads_keep_succeeding_under_a_login_flood);
+
+async fn token_reads_keep_succeeding_under_a_login_flood(app: TestApp) {
+    let pk = app.publishable_key().await;
+    let (_, token) = app.customer("reader@example.com").await;
+    app.product("FLOOD-1", 100, "EUR", 5).await;
+    let app = Arc::new(app);
+
+    let mut logins = Vec::new();
+    for n in 0..60 {
+        let (app, pk) = (app.clone(), pk.clone());
+        logins.push(tokio::spawn(async move {
+            let res = login_as(&app, &pk, &format!("flood{n}@example.com"), WRONG).await;
+            (res.status.as_u16(), res.code())
+        }));
+    }
+    let mut reads = Vec::new();
+    for _ in 0..40 {
+        let (app, token) = (app.clone(), token.clone());
+        reads.push(tokio::spawn(async move {
+            let res = app.get("/api/v1/products").bearer(&token).send().await;
+            (res.status.as_u16(), res.text())
+        }));
+    }
+    for read in reads {
+        let (status, body) = read.await.unwrap();
+        assert_eq!(status, 200, "a token-authenticated read failed: {body}");
+        assert!(body.contains("FLOOD-1"));
+    }
+    for login in logins {
+        let (status, code) = login.await.unwrap();
+        // A wrong password, or "busy, come back" when the Argon2 queue is
+        // full; never a 500.
+        assert!(
+            matches!(
+                (status, code.as_str()),
+                (400, "invalid_credentials") | (503, "service_unavailable")
+            ),
+            "login answered {status} {code}"
+        );
+    }
+}
