@@ -499,90 +499,67 @@ fn operation_id(entry: &RouteEntry) -> String {
     )
 }
 
-/// Links from a response to the operations that take what it returned, for
-/// clients and for schemathesis's stateful tests: (method, path, status,
-/// name, target method, target path, parameter, runtime expression).
-const LINKS: &[(&str, &str, &str, &str, &str, &str, &str, &str)] = &[
-    (
-        "GET",
-        "/products",
-        "200",
-        "GetFirstProduct",
-        "GET",
-        "/products/{id}",
-        "id",
-        "$response.body#/data/0/id",
-    ),
-    (
-        "POST",
-        "/me/tokens",
-        "201",
-        "RevokeToken",
-        "DELETE",
-        "/me/tokens/{id}",
-        "id",
-        "$response.body#/token_id",
-    ),
-    (
-        "POST",
-        "/orders",
-        "201",
-        "GetOrder",
-        "GET",
-        "/me/orders/{id}",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "GET",
-        "/me/orders",
-        "200",
-        "GetFirstOrder",
-        "GET",
-        "/me/orders/{id}",
-        "id",
-        "$response.body#/data/0/id",
-    ),
-    (
-        "POST",
-        "/admin/products",
-        "201",
-        "UpdateProduct",
-        "PATCH",
-        "/admin/products/{id}",
-        "id",
-        "$response.body#/id",
-    ),
-    (
-        "POST",
-        "/admin/clients",
-        "201",
-        "GetClient",
-        "GET",
-        "/admin/clients/{id}",
-        "id",
-        "$response.body#/client/id",
-    ),
-    (
-        "POST",
-        "/admin/clients",
-        "201",
-        "RotateKey",
-        "POST",
-        "/admin/clients/{id}/keys",
-        "id",
-        "$response.body#/client/id",
-    ),
-    (
-        "POST",
-        "/admin/clients",
-        "201",
-        "RevokeClient",
-        "DELETE",
-        "/admin/clients/{id}",
-        "id",
-        "$response.body#/client/id",
-    ),
+/// A link from a response to an operation that takes what it returned,
+/// for clients and for schemathesis's stateful tests.
+struct Link {
+    /// Method, path and status of the response.
+    from: (&'static str, &'static str, &'static str),
+    name: &'static str,
+    /// Method and path of the operation.
+    to: (&'static str, &'static str),
+    /// The path parameter, and the runtime expression that fills it.
+    parameter: (&'static str, &'static str),
+}
+
+const LINKS: &[Link] = &[
+    Link {
+        from: ("GET", "/products", "200"),
+        name: "GetFirstProduct",
+        to: ("GET", "/products/{id}"),
+        parameter: ("id", "$response.body#/data/0/id"),
+    },
+    Link {
+        from: ("POST", "/me/tokens", "201"),
+        name: "RevokeToken",
+        to: ("DELETE", "/me/tokens/{id}"),
+        parameter: ("id", "$response.body#/token_id"),
+    },
+    Link {
+        from: ("POST", "/orders", "201"),
+        name: "GetOrder",
+        to: ("GET", "/me/orders/{id}"),
+        parameter: ("id", "$response.body#/id"),
+    },
+    Link {
+        from: ("GET", "/me/orders", "200"),
+        name: "GetFirstOrder",
+        to: ("GET", "/me/orders/{id}"),
+        parameter: ("id", "$response.body#/data/0/id"),
+    },
+    Link {
+        from: ("POST", "/admin/products", "201"),
+        name: "UpdateProduct",
+        to: ("PATCH", "/admin/products/{id}"),
+        parameter: ("id", "$response.body#/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "GetClient",
+        to: ("GET", "/admin/clients/{id}"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "RotateKey",
+        to: ("POST", "/admin/clients/{id}/keys"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "RevokeClient",
+        to: ("DELETE", "/admin/clients/{id}"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
 ];
 
 /// Example answers, with the README walkthrough's values: (method, path,
@@ -768,7 +745,7 @@ fn build() -> Value {
         }
     }
     for link in LINKS {
-        let (method, path, status, name, target_method, target_path, parameter, expression) = *link;
+        let ((method, path, status), (target_method, target_path)) = (link.from, link.to);
         let target = table
             .entries()
             .iter()
@@ -777,7 +754,8 @@ fn build() -> Value {
         let response = &mut doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"]
             [status];
         assert!(response.is_object(), "link from {method} {path} {status}");
-        response["links"][name] = json!({
+        let (parameter, expression) = link.parameter;
+        response["links"][link.name] = json!({
             "operationId": operation_id(target),
             "parameters": {parameter: expression},
         });
