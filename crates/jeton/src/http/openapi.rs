@@ -35,7 +35,7 @@ use super::{
     state::AppState,
     tokens,
 };
-use crate::domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password, product};
+use crate::domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -216,10 +216,27 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
                 "A customer's token, from `POST /api/v1/auth/login` or `POST /api/v1/me/tokens`.",
             ),
         ),
-        TokenKind::Access => (
-            "oauth2_access_token",
-            bearer("jt_at_…", "An OAuth 2.0 access token."),
-        ),
+        TokenKind::Access => {
+            let scopes: Map<String, Value> = abilities::KNOWN
+                .iter()
+                .map(|ability| {
+                    (
+                        ability.to_string(),
+                        json!(format!("the `{ability}` ability")),
+                    )
+                })
+                .collect();
+            (
+                "oauth2_access_token",
+                json!({
+                    "type": "oauth2",
+                    "description": "An OAuth 2.0 access token (`jt_at_…`) a client obtained with its \
+                        credentials, sent as `Authorization: Bearer`; its scope is a subset of the \
+                        client's abilities.",
+                    "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": scopes}},
+                }),
+            )
+        }
     }
 }
 
