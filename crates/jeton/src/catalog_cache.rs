@@ -18,11 +18,10 @@ use metrics::Counter;
 use quick_cache::sync::Cache;
 
 use crate::{
-    http::pagination::PageRequest,
-    store::{
-        Db,
-        products::{Product, ProductFilter},
-    },
+    api,
+    domain::ids::ProductId,
+    pagination::PageRequest,
+    store::{Db, products::ProductFilter},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,7 +41,7 @@ const TTL: Duration = Duration::from_secs(30);
 pub struct CatalogCache {
     pages: Cache<PageKey, (Instant, Bytes)>,
     /// `None`: known not to exist.
-    products: Cache<String, (Instant, Option<Bytes>)>,
+    products: Cache<ProductId, (Instant, Option<Bytes>)>,
     generation: AtomicU64,
     /// Hits and misses, registered on first use.
     counters: OnceLock<[Counter; 2]>,
@@ -106,7 +105,8 @@ impl CatalogCache {
         // otherwise carry it on every request, hit or miss.
         let rows =
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
-        let body = json(&page.page(rows, |product: &Product| &product.id));
+        let products: Vec<api::Product> = rows.into_iter().map(api::Product::from).collect();
+        let body = json(&page.page(products, |product| &product.id));
         // Not if a write overtook the read: it would cache what it replaced.
         if self.generation.load(Ordering::SeqCst) == generation {
             self.pages.insert(key, (Instant::now() + TTL, body.clone()));
@@ -115,7 +115,7 @@ impl CatalogCache {
     }
 
     /// One product as JSON, or `None` if there is no such product.
-    pub async fn product(&self, db: &Db, id: &str) -> Result<Option<Bytes>, sqlx::Error> {
+    pub async fn product(&self, db: &Db, id: &ProductId) -> Result<Option<Bytes>, sqlx::Error> {
         if let Some((_, body)) = self
             .products
             .get(id)
@@ -126,10 +126,12 @@ impl CatalogCache {
         }
         self.count(false);
         let generation = self.generation.load(Ordering::SeqCst);
-        let body = Box::pin(db.get_product(id)).await?.as_ref().map(json);
+        let body = Box::pin(db.get_product(id))
+            .await?
+            .map(|product| json(&api::Product::from(product)));
         if self.generation.load(Ordering::SeqCst) == generation {
             self.products
-                .insert(id.to_owned(), (Instant::now() + TTL, body.clone()));
+                .insert(id.clone(), (Instant::now() + TTL, body.clone()));
         }
         Ok(body)
     }

@@ -8,11 +8,14 @@
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
+pub mod api;
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod hashing;
 pub mod http;
+pub mod pagination;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;

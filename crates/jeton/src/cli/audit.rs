@@ -1,7 +1,9 @@
+use std::str::FromStr;
+
 use clap::Args;
 
 use crate::{
-    domain::ids::parse_id,
+    api,
     store::{
         Db,
         audit::{AuditEvent, AuditFilter},
@@ -24,9 +26,12 @@ pub struct AuditArgs {
     json: bool,
 }
 
-fn id(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
+fn id<Id: FromStr>(flag: &str, value: Option<String>) -> anyhow::Result<Option<Id>> {
     value
-        .map(|v| parse_id(&v).ok_or_else(|| anyhow::anyhow!("--{flag} is not an id: {v}")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("--{flag} is not an id: {v}"))
+        })
         .transpose()
 }
 
@@ -45,7 +50,7 @@ fn print_table(events: &[AuditEvent]) {
             "{:<27}  {:<30}  {:<11}  {:<36}  {:<15}  {}",
             event.at,
             event.action,
-            event.actor.kind,
+            event.actor_kind,
             about,
             event.client_ip.as_deref().unwrap_or(""),
             event.detail.as_deref().unwrap_or("")
@@ -62,6 +67,7 @@ pub async fn run(db: &Db, args: AuditArgs) -> anyhow::Result<()> {
     let skip = events.len().saturating_sub(args.limit);
     events.drain(..skip);
     if args.json {
+        let events: Vec<api::AuditEvent> = events.into_iter().map(api::AuditEvent::from).collect();
         println!("{}", serde_json::to_string_pretty(&events)?);
     } else {
         print_table(&events);

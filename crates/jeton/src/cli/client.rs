@@ -4,10 +4,11 @@ use serde_json::json;
 
 use super::parse_duration;
 use crate::{
+    api,
     config::Config,
     domain::{
         client::{ClientKind, NewClient, NewClientInput},
-        ids::parse_id,
+        ids::ClientId,
     },
     store::{Db, audit::Audit, clients::Client},
 };
@@ -127,7 +128,7 @@ fn print_table(clients: &[Client]) {
 }
 
 async fn find(db: &Db, id: &str) -> anyhow::Result<Client> {
-    let client = match parse_id(id) {
+    let client = match ClientId::parse(id) {
         Some(id) => db.get_client(&id).await?,
         None => None,
     };
@@ -168,6 +169,8 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::List { json } => {
             let clients = db.list_clients(None, i64::MAX).await?;
             if json {
+                let clients: Vec<api::Client> =
+                    clients.into_iter().map(api::Client::from).collect();
                 println!("{}", serde_json::to_string_pretty(&clients)?);
             } else {
                 print_table(&clients);
@@ -176,6 +179,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Show { id, json } => {
             let client = find(db, &id).await?;
             if json {
+                let client = api::Client::from(client);
                 println!("{}", serde_json::to_string_pretty(&client)?);
             } else {
                 print_table(std::slice::from_ref(&client));
@@ -193,7 +197,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
             revoke_user_tokens,
             json,
         } => {
-            let revoked = match parse_id(&id) {
+            let revoked = match ClientId::parse(&id) {
                 Some(id) => {
                     db.revoke_client(&id, revoke_user_tokens, &Audit::cli())
                         .await?

@@ -11,9 +11,10 @@ use crate::{
     domain::{
         abilities::{AUTH_LOGIN, CUSTOMERS_CREATE, PRODUCTS_READ},
         client::{ClientKind, NewClient},
-        password::{self, Password},
+        password::Password,
         product::NewProduct,
     },
+    hashing,
     store::{Db, audit::Audit, customers::CreateCustomerError},
 };
 
@@ -72,7 +73,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
     }
 
     let hash =
-        password::hash(Password::parse(DEMO_PASSWORD.to_owned()).map_err(anyhow::Error::msg)?)
+        hashing::hash(Password::parse(DEMO_PASSWORD.to_owned()).map_err(anyhow::Error::msg)?)
             .await?;
     match db.create_customer(DEMO_EMAIL, "Demo Customer", &hash).await {
         Ok(_) | Err(CreateCustomerError::EmailTaken) => {}

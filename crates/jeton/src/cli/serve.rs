@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use super::{demo, parse_duration};
 use crate::{
     config::Config,
-    domain::password,
+    hashing,
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
 };
@@ -43,7 +43,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         ..Config::default()
     };
-    password::warm_up().await;
+    hashing::warm_up().await;
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
     let flushing = Arc::new(tokio::sync::Mutex::new(()));

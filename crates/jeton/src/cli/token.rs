@@ -2,7 +2,7 @@ use clap::Subcommand;
 
 use super::parse_duration;
 use crate::{
-    domain::ids::parse_id,
+    domain::ids::TokenId,
     store::{Db, audit::Audit, orders::KEY_RETENTION, user_tokens::Revoke},
 };
 
@@ -29,7 +29,7 @@ pub enum TokenCommand {
 pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Revoke { id } => {
-            let found = match parse_id(&id) {
+            let found = match TokenId::parse(&id) {
                 Some(id) => {
                     let which = Revoke::One {
                         token_id: &id,

@@ -1,4 +1,5 @@
-//! Jeton's abilities (spec §3) and which kind of token may hold which.
+//! Jeton's abilities (listed in `docs/api.md`) and which kind of token may
+//! hold which.
 
 use jeton_auth::{Ability, AbilitySet, Ceilings, TokenKind};
 

@@ -38,6 +38,15 @@ impl ClientKind {
     }
 }
 
+/// As stored: `publishable` or `secret`.
+impl TryFrom<String> for ClientKind {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ClientKind, String> {
+        ClientKind::parse(&text).ok_or_else(|| format!("unknown client kind {text}"))
+    }
+}
+
 pub const MAX_RATE_LIMIT: i64 = 1_000_000;
 pub const NAME_MAX: usize = 100;
 pub const MAX_ORIGINS: usize = 50;

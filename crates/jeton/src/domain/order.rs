@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{FieldError, Problems, ids::parse_id, schema};
+use super::{FieldError, Problems, ids::ProductId, schema};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 1000;
@@ -55,7 +55,7 @@ pub struct OrderLineInput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderLine {
-    pub product_id: String,
+    pub product_id: ProductId,
     pub quantity: i64,
 }
 
@@ -134,7 +134,7 @@ impl TryFrom<OrderInput> for OrderRequest {
         for (index, item) in input.items.iter().enumerate() {
             let product_id = problems.check(
                 &format!("items[{index}].product_id"),
-                parse_id(&item.product_id).ok_or_else(|| "is not a product id".to_owned()),
+                ProductId::parse(&item.product_id).ok_or_else(|| "is not a product id".to_owned()),
             );
             let quantity = problems.check(
                 &format!("items[{index}].quantity"),

@@ -14,8 +14,13 @@ pub fn to_micros(at: Timestamp) -> i64 {
 }
 
 pub fn from_micros(micros: i64) -> Timestamp {
+    from_micros_checked(micros).expect("stored timestamps are valid")
+}
+
+/// [`from_micros`] for values read from storage: a time out of
+/// range is a decoding error, not a panic.
+pub fn from_micros_checked(micros: i64) -> Result<Timestamp, time::error::ComponentRange> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .expect("stored timestamps are valid")
 }
 
 pub fn now_micros() -> i64 {

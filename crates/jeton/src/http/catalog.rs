@@ -7,12 +7,13 @@ use utoipa::IntoParams;
 use super::{
     error::{AppError, AppResult},
     extract::{JsonBytes, Query},
-    pagination::{Page, PageRequest},
     state::AppState,
 };
 use crate::{
-    domain::{ids::parse_id, text::bounded},
-    store::products::{Product, ProductFilter},
+    api::Product,
+    domain::{ids::ProductId, text::bounded},
+    pagination::{Page, PageRequest},
+    store::products::ProductFilter,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -35,7 +36,8 @@ pub async fn list_products(
     State(state): State<AppState>,
     Query(query): Query<ProductQuery>,
 ) -> AppResult<JsonBytes> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let q = query
         .q
         .map(|q| bounded(&q, 0, 100).map_err(|message| AppError::validation("q", message)))
@@ -57,7 +59,7 @@ pub async fn get_product(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> AppResult<JsonBytes> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ProductId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .catalog
         .product(&state.db, &id)

@@ -15,14 +15,16 @@ use super::{
     tokens::{IssuedToken, issue_user_token},
 };
 use crate::{
+    api::Customer,
     domain::{
         abilities,
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput},
-        password,
+        ids::{ClientIds, UserIds},
     },
+    hashing,
     store::{
         audit::{Audit, Event},
-        customers::{CreateCustomerError, Customer},
+        customers::CreateCustomerError,
         user_tokens::{NewUserToken, Revoke},
     },
     throttle::{RetryAfter, Throttled},
@@ -51,11 +53,11 @@ pub async fn register(
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
     state.throttle.check_registration(ip).map_err(throttled)?;
-    let hash = password::hash(new.password)
+    let hash = hashing::hash(new.password)
         .await
         .map_err(|_| AppError::Unavailable)?;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
-        Ok(customer) => Ok((StatusCode::CREATED, Json(customer))),
+        Ok(customer) => Ok((StatusCode::CREATED, Json(customer.into()))),
         // The one place an email's existence shows; registration cannot work
         // otherwise. Login never reveals it.
         Err(CreateCustomerError::EmailTaken) => Err(AppError::conflict(
@@ -82,22 +84,23 @@ pub async fn login(
         .throttle
         .check_login(&login.email, audit.client_ip)
         .map_err(throttled)?;
+    let client = ClientIds::from(&*client);
     let found = state.db.find_customer_for_login(&login.email).await?;
     let (customer_id, stored_hash) = match found {
-        Some((customer, hash)) => (Some(customer.id), Some(hash)),
+        Some(record) => (Some(record.customer.id), Some(record.password_hash)),
         None => (None, None),
     };
     // Unknown email: verified against a dummy hash, so it fails in the same
     // time and with the same answer as a wrong password.
-    let verified = password::verify(login.password, stored_hash)
+    let verified = hashing::verify(login.password, stored_hash)
         .await
         .map_err(|_| AppError::Unavailable)?;
     let Some(customer_id) = customer_id.clone().filter(|_| verified) else {
         state.throttle.login_failed(&login.email, audit.client_ip);
         let event = Event {
             action: "login.failed",
-            client_id: Some(&client.client_id),
-            customer_id: customer_id.as_deref(),
+            client_id: Some(&client.client),
+            customer_id: customer_id.as_ref(),
             ..Event::default()
         };
         state.db.record_event(&audit, event).await?;
@@ -106,7 +109,7 @@ pub async fn login(
     state.throttle.login_succeeded(&login.email);
     let new = NewUserToken {
         customer_id: &customer_id,
-        client_id: Some(&client.client_id),
+        client_id: Some(&client.client),
         name: &login.device_name,
         abilities: &abilities::user_ceiling(),
         expires_at: Some(time::OffsetDateTime::now_utc() + state.config.user_token_ttl),
@@ -123,9 +126,10 @@ pub async fn logout(
     User(user): User,
     audit: Audit,
 ) -> AppResult<StatusCode> {
+    let user = UserIds::from(&*user);
     let which = Revoke::One {
-        token_id: &user.token_id,
-        owner: Some(&user.user_id),
+        token_id: &user.token,
+        owner: Some(&user.customer),
     };
     state.db.revoke_user_tokens(which, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -139,8 +143,8 @@ pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<Js
     // here is treated like any missing thing.
     state
         .db
-        .get_customer(&user.user_id)
+        .get_customer(&UserIds::from(&*user).customer)
         .await?
-        .map(Json)
+        .map(|customer| Json(customer.into()))
         .ok_or(AppError::NotFound)
 }

@@ -1,5 +1,5 @@
 //! The one error type of the HTTP layer. Every error response is RFC 9457
-//! problem+json with a stable `code`.
+//! problem+json with a stable `code`; `docs/api.md` lists them for clients.
 //!
 //! When to use which:
 //! - `Auth`: anything about the credential (see `jeton_auth::AuthError`).
@@ -32,7 +32,7 @@ use jeton_auth::{AuthError, error::problem_response};
 use serde_json::{Map, Value, json};
 
 use super::request_id;
-use crate::domain::FieldError;
+use crate::{domain::FieldError, store::db_error::DbErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -129,40 +129,12 @@ impl AppError {
     }
 }
 
-/// Database errors: an outage or contention is a 503 (retry), anything else
-/// is a bug (500). No SQL ever reaches the client either way.
+/// Database errors, as the store classifies them: an outage or contention
+/// is a 503 (retry), anything else is a bug (500). No SQL ever reaches the
+/// client either way.
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> AppError {
-        let transient = match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Database(db_error) => matches!(
-                db_error.code().as_deref(),
-                // PostgreSQL: serialization failure, deadlock, statement
-                // timeout, admin shutdown, cannot connect now. SQLite: busy,
-                // locked.
-                Some(
-                    "40001"
-                        | "40P01"
-                        | "57014"
-                        | "57P01"
-                        | "57P02"
-                        | "57P03"
-                        | "5"
-                        | "6"
-                        | "261"
-                        | "262"
-                        | "517"
-                        | "518"
-                        | "773"
-                )
-            ),
-            _ => false,
-        };
-        if transient {
+        if DbErrorClass::of(&error).is_transient() {
             tracing::warn!(%error, "database unavailable");
             AppError::Unavailable
         } else {

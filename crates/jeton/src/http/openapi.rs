@@ -1,5 +1,7 @@
 //! OpenAPI 3.1 of the API at `/openapi.json`, and Swagger UI (bundled, works
-//! offline) at `/docs`.
+//! offline) at `/docs`. It is the normative detail of every endpoint;
+//! `docs/api.md` is the prose around it (credentials, errors, pagination,
+//! idempotency).
 //!
 //! The handlers' annotations give each operation its inputs (whose schemas
 //! come from the domain's parsers, see `domain::schema`) and its success.
@@ -30,12 +32,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     admin, catalog, customers, extract, hygiene, orders,
-    pagination::{DEFAULT_LIMIT, MAX_LIMIT},
     routes::{self, PREFIX, RouteEntry},
     state::AppState,
     tokens,
 };
-use crate::domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product};
+use crate::{
+    domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
+    pagination::{DEFAULT_LIMIT, MAX_LIMIT},
+};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -12,15 +12,16 @@ use utoipa::IntoParams;
 use super::{
     error::{AppError, AppResult},
     extract::{Json, Query},
-    pagination::{Page, PageRequest},
     state::AppState,
 };
 use crate::{
+    api::Order,
     domain::{
-        ids::parse_id,
+        ids::{OrderId, UserIds},
         order::{IdempotencyKey, OrderInput, OrderRequest},
     },
-    store::orders::{Order, PlaceOrderError, Placed},
+    pagination::{Page, PageRequest},
+    store::orders::{PlaceOrderError, Placed},
 };
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -85,9 +86,10 @@ pub async fn place(
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
     let request = OrderRequest::try_from(input).map_err(AppError::Validation)?;
+    let customer = UserIds::from(&*user).customer;
     match state
         .db
-        .place_order(&user.user_id, &request, key.as_ref())
+        .place_order(&customer, &request, key.as_ref(), Order::render)
         .await
     {
         Ok(Placed::New { body, .. }) => Ok(json_response(StatusCode::CREATED, body, false)),
@@ -140,12 +142,15 @@ pub async fn list_mine(
     User(user): User,
     Query(query): Query<OrderQuery>,
 ) -> AppResult<Json<Page<Order>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
+    let customer = UserIds::from(&*user).customer;
     let rows = state
         .db
-        .list_orders(&user.user_id, page.after.as_deref(), page.fetch_limit())
+        .list_orders(&customer, page.after.as_deref(), page.fetch_limit())
         .await?;
-    Ok(Json(page.page(rows, |order| &order.id)))
+    let orders = rows.into_iter().map(Order::from).collect();
+    Ok(Json(page.page(orders, |order| &order.id)))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/orders/{id}", tag = "orders",
@@ -156,11 +161,11 @@ pub async fn get_mine(
     User(user): User,
     Path(id): Path<String>,
 ) -> AppResult<Json<Order>> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = OrderId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .db
-        .get_order(&user.user_id, &id)
+        .get_order(&UserIds::from(&*user).customer, &id)
         .await?
-        .map(Json)
+        .map(|order| Json(order.into()))
         .ok_or(AppError::NotFound)
 }

@@ -15,10 +15,16 @@ use super::{
     state::AppState,
 };
 use crate::{
-    domain::{Problems, abilities, ids::parse_id, schema, text::bounded},
+    api::UserToken,
+    domain::{
+        Problems, abilities,
+        ids::{TokenId, UserIds},
+        schema,
+        text::bounded,
+    },
     store::{
         audit::Audit,
-        user_tokens::{NewUserToken, Revoke, UserToken},
+        user_tokens::{NewUserToken, Revoke},
     },
 };
 
@@ -29,7 +35,8 @@ pub struct IssuedToken {
     pub token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,
-    pub token_id: String,
+    #[schema(value_type = String)]
+    pub token_id: TokenId,
     #[schema(value_type = Vec<String>)]
     pub abilities: AbilitySet,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -71,12 +78,13 @@ pub struct TokenList {
     security(("bearer" = ["tokens:manage"])),
     responses((status = 200, body = TokenList)))]
 pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<Json<TokenList>> {
-    let tokens = state.db.list_user_tokens(&user.user_id).await?;
+    let user = UserIds::from(&*user);
+    let tokens = state.db.list_user_tokens(&user.customer).await?;
     let data = tokens
         .into_iter()
         .map(|token| TokenView {
-            current: token.id == user.token_id,
-            token,
+            current: token.id == user.token,
+            token: token.into(),
         })
         .collect();
     Ok(Json(TokenList { data }))
@@ -177,9 +185,10 @@ pub async fn create(
             )
         })
         .map_err(AppError::Validation)?;
+    let ids = UserIds::from(&*user);
     let new = NewUserToken {
-        customer_id: &user.user_id,
-        client_id: user.client_id.as_deref(),
+        customer_id: &ids.customer,
+        client_id: ids.client.as_ref(),
         name: &name,
         abilities: &abilities,
         expires_at,
@@ -197,10 +206,11 @@ pub async fn revoke(
     audit: Audit,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = TokenId::parse(&id).ok_or(AppError::NotFound)?;
+    let owner = UserIds::from(&*user).customer;
     let which = Revoke::One {
         token_id: &id,
-        owner: Some(&user.user_id),
+        owner: Some(&owner),
     };
     if state.db.revoke_user_tokens(which, &audit).await? == 1 {
         Ok(StatusCode::NO_CONTENT)
@@ -217,8 +227,9 @@ pub async fn revoke_all(
     User(user): User,
     audit: Audit,
 ) -> AppResult<StatusCode> {
+    let customer = UserIds::from(&*user).customer;
     let which = Revoke::AllOf {
-        customer_id: &user.user_id,
+        customer_id: &customer,
     };
     state.db.revoke_user_tokens(which, &audit).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -5,15 +5,13 @@
 use std::net::IpAddr;
 
 use jeton_auth::Principal;
-use serde::Serialize;
-use sqlx::{AnyConnection, AssertSqlSafe, Row, any::AnyRow};
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-use super::Db;
+use super::{Db, columns::Micros};
 use crate::domain::{
-    ids::new_id,
-    time::{from_micros, now_micros},
+    ids::{ClientId, ClientIds, CustomerId, KeyId, UserIds, new_id},
+    time::now_micros,
 };
 
 /// Who made a change.
@@ -22,10 +20,10 @@ pub enum Actor {
     /// A client application, by the id of the key it used (for the admin
     /// API: a secret key with `admin`).
     ClientKey {
-        key_id: String,
+        key_id: KeyId,
     },
     Customer {
-        customer_id: String,
+        customer_id: CustomerId,
     },
     /// An operator at the command line.
     Cli,
@@ -42,8 +40,8 @@ impl Actor {
 
     fn id(&self) -> Option<&str> {
         match self {
-            Actor::ClientKey { key_id } => Some(key_id),
-            Actor::Customer { customer_id } => Some(customer_id),
+            Actor::ClientKey { key_id } => Some(key_id.as_str()),
+            Actor::Customer { customer_id } => Some(customer_id.as_str()),
             Actor::Cli => None,
         }
     }
@@ -69,11 +67,11 @@ impl Audit {
         let actor = match principal {
             Principal::PublishableClient(client) | Principal::SecretClient(client) => {
                 Actor::ClientKey {
-                    key_id: client.key_id.clone(),
+                    key_id: ClientIds::from(&**client).key,
                 }
             }
             Principal::User(user) => Actor::Customer {
-                customer_id: user.user_id.clone(),
+                customer_id: UserIds::from(&**user).customer,
             },
         };
         Audit { actor, client_ip }
@@ -84,8 +82,8 @@ impl Audit {
 #[derive(Debug, Clone, Default)]
 pub struct Event<'a> {
     pub action: &'static str,
-    pub client_id: Option<&'a str>,
-    pub customer_id: Option<&'a str>,
+    pub client_id: Option<&'a ClientId>,
+    pub customer_id: Option<&'a CustomerId>,
     /// The key or token concerned.
     pub subject_id: Option<&'a str>,
     pub detail: Option<String>,
@@ -106,8 +104,8 @@ pub(crate) async fn append(
     .bind(event.action)
     .bind(audit.actor.kind())
     .bind(audit.actor.id().map(str::to_owned))
-    .bind(event.client_id.map(str::to_owned))
-    .bind(event.customer_id.map(str::to_owned))
+    .bind(event.client_id.cloned())
+    .bind(event.customer_id.cloned())
     .bind(event.subject_id.map(str::to_owned))
     .bind(audit.client_ip.map(|ip| ip.to_string()))
     .bind(event.detail)
@@ -116,64 +114,45 @@ pub(crate) async fn append(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct AuditActor {
-    /// `client_key`, `customer` or `cli`.
-    pub kind: String,
-    /// The key id or customer id.
-    pub id: Option<String>,
-}
-
-/// An event as the admin API and `jeton audit` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// An event as stored. The admin API shows it as `api::AuditEvent`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct AuditEvent {
     pub id: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[sqlx(try_from = "Micros")]
     pub at: OffsetDateTime,
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
     /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`.
     pub action: String,
-    pub actor: AuditActor,
-    pub client_id: Option<String>,
-    pub customer_id: Option<String>,
+    /// `client_key`, `customer` or `cli`.
+    pub actor_kind: String,
+    /// The key id or customer id.
+    pub actor_id: Option<String>,
+    pub client_id: Option<ClientId>,
+    pub customer_id: Option<CustomerId>,
+    /// The key or token concerned.
     pub subject_id: Option<String>,
     pub client_ip: Option<String>,
     pub detail: Option<String>,
 }
 
-fn from_row(row: &AnyRow) -> Result<AuditEvent, sqlx::Error> {
-    Ok(AuditEvent {
-        id: row.try_get("id")?,
-        at: from_micros(row.try_get("at")?),
-        action: row.try_get("action")?,
-        actor: AuditActor {
-            kind: row.try_get("actor_kind")?,
-            id: row.try_get("actor_id")?,
-        },
-        client_id: row.try_get("client_id")?,
-        customer_id: row.try_get("customer_id")?,
-        subject_id: row.try_get("subject_id")?,
-        client_ip: row.try_get("client_ip")?,
-        detail: row.try_get("detail")?,
-    })
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub client_id: Option<String>,
-    pub customer_id: Option<String>,
+    pub client_id: Option<ClientId>,
+    pub customer_id: Option<CustomerId>,
 }
 
 impl Db {
     /// Records an event that is not part of another change (a failed login).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn record_event(&self, audit: &Audit, event: Event<'_>) -> Result<(), sqlx::Error> {
         let mut conn = self.writer().acquire().await?;
         append(&mut conn, audit, event).await
     }
 
     /// Events in the order they happened, after `after` (an event id).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -184,8 +163,11 @@ impl Db {
         let mut binds: Vec<String> = Vec::new();
         for (column, value) in [
             ("id >", after.map(str::to_owned)),
-            ("client_id =", filter.client_id.clone()),
-            ("customer_id =", filter.customer_id.clone()),
+            ("client_id =", filter.client_id.clone().map(String::from)),
+            (
+                "customer_id =",
+                filter.customer_id.clone().map(String::from),
+            ),
         ] {
             if let Some(value) = value {
                 binds.push(value);
@@ -202,11 +184,10 @@ impl Db {
              FROM audit_events {filter_sql} ORDER BY id LIMIT ${}",
             binds.len() + 1
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as(AssertSqlSafe(sql));
         for bind in binds {
             query = query.bind(bind);
         }
-        let rows = query.bind(limit).fetch_all(self.reader()).await?;
-        rows.iter().map(from_row).collect()
+        query.bind(limit).fetch_all(self.reader()).await
     }
 }

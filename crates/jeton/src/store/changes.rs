@@ -18,8 +18,6 @@
 
 use std::sync::RwLock;
 
-use sqlx::Row;
-
 use super::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +144,8 @@ impl Db {
             Some(before) => (before.since, start.max(before.since)),
             None => (start, start),
         };
-        let row = sqlx::query(
+        // (changes since `old`, changes since `new`)
+        let credentials: (i64, i64) = sqlx::query_as(
             "SELECT CAST(COUNT(*) AS BIGINT) AS old_count, \
              CAST(COALESCE(SUM(CASE WHEN id > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count \
              FROM credential_changes WHERE id > $1",
@@ -155,10 +154,9 @@ impl Db {
         .bind(id_floor(new))
         .fetch_one(self.reader())
         .await?;
-        let credentials: (i64, i64) = (row.try_get("old_count")?, row.try_get("new_count")?);
         // 1000000007: a stamp moved by less than about 16 minutes always
         // changes the checksum.
-        let row = sqlx::query(
+        let (old_count, old_sum, new_count, new_sum): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT CAST(COUNT(*) AS BIGINT) AS old_count, \
              CAST(COALESCE(SUM(updated_at % 1000000007), 0) AS BIGINT) AS old_sum, \
              CAST(COALESCE(SUM(CASE WHEN updated_at > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count, \
@@ -169,8 +167,8 @@ impl Db {
         .bind(new)
         .fetch_one(self.reader())
         .await?;
-        let catalog_then: (i64, i64) = (row.try_get("old_count")?, row.try_get("old_sum")?);
-        let catalog_now: (i64, i64) = (row.try_get("new_count")?, row.try_get("new_sum")?);
+        let catalog_then = (old_count, old_sum);
+        let catalog_now = (new_count, new_sum);
         let moves = match before {
             Some(before) => FeedMoves {
                 credentials: before.credentials != credentials.0,

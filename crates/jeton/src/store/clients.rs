@@ -3,105 +3,67 @@
 use std::collections::HashMap;
 
 use jeton_auth::{AbilitySet, PlainToken};
-use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use super::{
     Db,
     audit::{self, Audit, Event},
     changes::{self, Topic},
+    columns::{MaybeMicros, Micros, Spaced},
     placeholders,
 };
 use crate::domain::{
     client::{ClientKind, NewClient},
-    ids::new_id,
-    time::{from_micros, now, now_micros, to_micros},
+    ids::{ClientId, KeyId},
+    time::{now, now_micros, to_micros},
 };
 
-/// A key of a client, as an admin may see it: `last4` and dates only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A key of a client as stored, without its hash: `last4` and dates only.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ClientKey {
-    pub id: String,
+    pub id: KeyId,
+    pub client_id: ClientId,
     pub last4: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
     /// Set while a rotated-out key is in its grace period.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[sqlx(try_from = "MaybeMicros")]
     pub expires_at: Option<OffsetDateTime>,
-    /// How often this key was refused because a browser sent it (secret
-    /// keys): anything but 0 means the key has leaked; rotate it.
+    /// How often a browser sent this (secret) key.
     pub browser_refusals: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[sqlx(try_from = "MaybeMicros")]
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A client application as stored, with its working keys. The API shows it
+/// as `api::Client`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Client {
-    pub id: String,
+    pub id: ClientId,
     pub name: String,
+    #[sqlx(try_from = "String")]
     pub kind: ClientKind,
-    #[schema(value_type = Vec<String>)]
+    #[sqlx(try_from = "Spaced")]
     pub abilities: AbilitySet,
+    #[sqlx(try_from = "Spaced")]
     pub allowed_origins: Vec<String>,
-    /// Requests per minute for the key as a whole; `null`: no limit.
+    /// Requests per minute for the key as a whole; `None`: no limit.
     pub rate_limit_per_minute: Option<i64>,
-    /// Requests per minute per client IP (publishable keys); `null`: none.
+    /// Requests per minute per client IP (publishable keys); `None`: none.
     pub per_ip_rate_limit_per_minute: Option<i64>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[sqlx(try_from = "MaybeMicros")]
     pub revoked_at: Option<OffsetDateTime>,
-    /// Keys that still work (or will until their grace period ends).
+    /// Keys that still work (or will until their grace period ends); read
+    /// with a second query (see `with_keys`).
+    #[sqlx(skip)]
     pub keys: Vec<ClientKey>,
 }
 
 const COLUMNS: &str = "id, name, kind, abilities, allowed_origins, rate_limit_per_minute, \
     per_ip_rate_limit_per_minute, created_at, revoked_at";
-
-fn from_row(row: &AnyRow) -> Result<Client, sqlx::Error> {
-    let decode = |e: String| sqlx::Error::Decode(e.into());
-    let kind: String = row.try_get("kind")?;
-    let abilities: String = row.try_get("abilities")?;
-    let origins: String = row.try_get("allowed_origins")?;
-    Ok(Client {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        kind: ClientKind::parse(&kind)
-            .ok_or_else(|| decode(format!("unknown client kind {kind}")))?,
-        abilities: AbilitySet::parse_spaced(&abilities).map_err(|e| decode(e.to_string()))?,
-        allowed_origins: origins
-            .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect(),
-        rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
-        per_ip_rate_limit_per_minute: row.try_get("per_ip_rate_limit_per_minute")?,
-        created_at: from_micros(row.try_get("created_at")?),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(from_micros),
-        keys: Vec::new(),
-    })
-}
-
-fn key_from_row(row: &AnyRow) -> Result<(String, ClientKey), sqlx::Error> {
-    Ok((
-        row.try_get("client_id")?,
-        ClientKey {
-            id: row.try_get("id")?,
-            last4: row.try_get("last4")?,
-            created_at: from_micros(row.try_get("created_at")?),
-            expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .map(from_micros),
-            browser_refusals: row.try_get("browser_refusals")?,
-            last_browser_refusal_at: row
-                .try_get::<Option<i64>, _>("last_browser_refusal_at")?
-                .map(from_micros),
-        },
-    ))
-}
 
 const KEY_COLUMNS: &str =
     "id, client_id, last4, created_at, expires_at, browser_refusals, last_browser_refusal_at";
@@ -121,7 +83,7 @@ impl Client {
 /// Inserts a key row; shared by creation and rotation.
 async fn insert_key(
     conn: &mut sqlx::AnyConnection,
-    client_id: &str,
+    client_id: &ClientId,
     kind: ClientKind,
     key: &PlainToken,
 ) -> Result<ClientKey, sqlx::Error> {
@@ -129,21 +91,21 @@ async fn insert_key(
         "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
     );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(new_id())
-        .bind(client_id.to_owned())
+    sqlx::query_as(AssertSqlSafe(sql))
+        .bind(KeyId::generate())
+        .bind(client_id.clone())
         .bind(kind.as_str())
         .bind(key.hash().to_hex())
         .bind(key.last4())
         .bind(now_micros())
         .fetch_one(conn)
-        .await?;
-    Ok(key_from_row(&row)?.1)
+        .await
 }
 
 impl Db {
     /// Creates a client with its first key. `key` must be of the client's
     /// kind; only its hash is stored.
+    #[tracing::instrument(level = "debug", skip(self, key))]
     pub async fn create_client(
         &self,
         client: &NewClient,
@@ -155,8 +117,8 @@ impl Db {
         let sql = format!(
             "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(new_id())
+        let mut created: Client = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(ClientId::generate())
             .bind(client.name.clone())
             .bind(client.kind.as_str())
             .bind(client.abilities.to_spaced())
@@ -166,7 +128,6 @@ impl Db {
             .bind(now_micros())
             .fetch_one(&mut *tx)
             .await?;
-        let mut created = from_row(&row)?;
         let first_key = insert_key(&mut tx, &created.id, client.kind, key).await?;
         let event = Event {
             action: "client.created",
@@ -184,17 +145,21 @@ impl Db {
         Ok(created)
     }
 
-    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, sqlx::Error> {
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM clients WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_owned())
+        let client = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id.clone())
             .fetch_optional(self.reader())
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(self.with_keys(vec![from_row(&row)?]).await?.pop())
+        let Some(client) = client else {
+            return Ok(None);
+        };
+        Ok(self.with_keys(vec![client]).await?.pop())
     }
 
     /// Clients in creation order after `after`, revoked ones included.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_clients(
         &self,
         after: Option<&str>,
@@ -203,16 +168,16 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS} FROM clients WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let clients = sqlx::query_as(AssertSqlSafe(sql))
             .bind(after.map(str::to_owned))
             .bind(limit)
             .fetch_all(self.reader())
             .await?;
-        let clients = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         self.with_keys(clients).await
     }
 
     /// The live client of that name and kind, if any (for the demo seed).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn find_live_client_by_name(
         &self,
         name: &str,
@@ -221,16 +186,19 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS} FROM clients WHERE name = $1 AND kind = $2 AND revoked_at IS NULL ORDER BY id LIMIT 1"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let client = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name.to_owned())
             .bind(kind.as_str())
             .fetch_optional(self.reader())
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(self.with_keys(vec![from_row(&row)?]).await?.pop())
+        let Some(client) = client else {
+            return Ok(None);
+        };
+        Ok(self.with_keys(vec![client]).await?.pop())
     }
 
     /// The `allowed_origins` of every active publishable client, for CORS.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn active_publishable_origins(&self) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT allowed_origins FROM clients WHERE revoked_at IS NULL AND kind = 'publishable'",
@@ -249,14 +217,13 @@ impl Db {
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND client_id IN ({}) ORDER BY id",
             placeholders(2, clients.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now_micros());
+        let mut query = sqlx::query_as::<_, ClientKey>(AssertSqlSafe(sql)).bind(now_micros());
         for client in &clients {
             query = query.bind(client.id.clone());
         }
-        let mut keys: HashMap<String, Vec<ClientKey>> = HashMap::new();
-        for row in query.fetch_all(self.reader()).await? {
-            let (client_id, key) = key_from_row(&row)?;
-            keys.entry(client_id).or_default().push(key);
+        let mut keys: HashMap<ClientId, Vec<ClientKey>> = HashMap::new();
+        for key in query.fetch_all(self.reader()).await? {
+            keys.entry(key.client_id.clone()).or_default().push(key);
         }
         for client in &mut clients {
             client.keys = keys.remove(&client.id).unwrap_or_default();
@@ -268,9 +235,10 @@ impl Db {
     /// working `grace` from now (at once for a zero grace). Keys already due
     /// to expire sooner keep their earlier date. `None` if there is no live
     /// client with this id.
+    #[tracing::instrument(level = "debug", skip(self, key))]
     pub async fn rotate_client_key(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         key: &PlainToken,
         grace: time::Duration,
         audit: &Audit,
@@ -278,7 +246,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let kind: Option<String> =
             sqlx::query_scalar("SELECT kind FROM clients WHERE id = $1 AND revoked_at IS NULL")
-                .bind(client_id.to_owned())
+                .bind(client_id.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(kind) = kind.as_deref().and_then(ClientKind::parse) else {
@@ -296,7 +264,7 @@ impl Db {
             "UPDATE client_keys SET expires_at = $2 WHERE client_id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)",
         )
-        .bind(client_id.to_owned())
+        .bind(client_id.clone())
         .bind(cutoff)
         .execute(&mut *tx)
         .await?;
@@ -322,9 +290,10 @@ impl Db {
     /// Revokes a live client and all its keys at once; with
     /// `revoke_user_tokens`, also every user token issued through it.
     /// `false` if there is no live client with this id.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn revoke_client(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         revoke_user_tokens: bool,
         audit: &Audit,
     ) -> Result<bool, sqlx::Error> {
@@ -332,7 +301,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(client_id.to_owned())
+                .bind(client_id.clone())
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
@@ -342,13 +311,13 @@ impl Db {
         sqlx::query(
             "UPDATE client_keys SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
         )
-        .bind(client_id.to_owned())
+        .bind(client_id.clone())
         .bind(at)
         .execute(&mut *tx)
         .await?;
         let detail = if revoke_user_tokens {
             let revoked = sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
-                .bind(client_id.to_owned())
+                .bind(client_id.clone())
                 .bind(at)
                 .execute(&mut *tx)
                 .await?

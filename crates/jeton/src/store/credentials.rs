@@ -5,33 +5,53 @@ use jeton_auth::{
     AbilitySet, ClientPrincipal, HashedToken, Limits, Principal, Refusal, StoreError,
     StoredCredential, TokenKind, TokenStore, UserPrincipal,
 };
-use sqlx::{Row, any::AnyRow};
+use sqlx::FromRow;
+use time::OffsetDateTime;
 
 use super::{
     Db,
     audit::{self, Audit, Event},
+    columns::{MaybeMicros, Spaced},
 };
-use crate::domain::time::{from_micros, now_micros};
+use crate::domain::{
+    ids::{ClientId, ClientIds, CustomerId, KeyId, TokenId},
+    time::now_micros,
+};
 
-fn abilities(row: &AnyRow) -> Result<AbilitySet, sqlx::Error> {
-    let text: String = row.try_get("abilities")?;
-    AbilitySet::parse_spaced(&text).map_err(|e| sqlx::Error::Decode(e.into()))
+/// A live client key and what its client allows.
+#[derive(FromRow)]
+struct ClientKeyCredential {
+    id: KeyId,
+    client_id: ClientId,
+    #[sqlx(try_from = "MaybeMicros")]
+    expires_at: Option<OffsetDateTime>,
+    #[sqlx(try_from = "Spaced")]
+    abilities: AbilitySet,
+    #[sqlx(try_from = "Spaced")]
+    allowed_origins: Vec<String>,
+    rate_limit_per_minute: Option<i64>,
+    per_ip_rate_limit_per_minute: Option<i64>,
 }
 
-fn expires_at(row: &AnyRow) -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
-    Ok(row
-        .try_get::<Option<i64>, _>("expires_at")?
-        .map(from_micros))
+/// A live user token.
+#[derive(FromRow)]
+struct UserTokenCredential {
+    id: TokenId,
+    customer_id: CustomerId,
+    client_id: Option<ClientId>,
+    #[sqlx(try_from = "Spaced")]
+    abilities: AbilitySet,
+    #[sqlx(try_from = "MaybeMicros")]
+    expires_at: Option<OffsetDateTime>,
 }
 
 /// Stored limits are within 1..=1_000_000 (see `domain::client`).
-fn limit(row: &AnyRow, column: &str) -> Result<Option<u32>, sqlx::Error> {
-    Ok(row
-        .try_get::<Option<i64>, _>(column)?
-        .and_then(|n| u32::try_from(n).ok()))
+fn limit(stored: Option<i64>) -> Option<u32> {
+    stored.and_then(|n| u32::try_from(n).ok())
 }
 
 impl Db {
+    #[tracing::instrument(level = "debug", skip(self, hash))]
     async fn find_client_key(
         &self,
         kind: TokenKind,
@@ -42,7 +62,7 @@ impl Db {
         } else {
             "secret"
         };
-        let row = sqlx::query(
+        let found: Option<ClientKeyCredential> = sqlx::query_as(
             "SELECT k.id, k.client_id, k.expires_at, c.abilities, c.allowed_origins, \
              c.rate_limit_per_minute, c.per_ip_rate_limit_per_minute FROM client_keys k \
              JOIN clients c ON c.id = k.client_id \
@@ -52,19 +72,15 @@ impl Db {
         .bind(kind_name)
         .fetch_optional(self.reader())
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let origins: String = row.try_get("allowed_origins")?;
+        let Some(key) = found else { return Ok(None) };
         let client = ClientPrincipal {
-            client_id: row.try_get("client_id")?,
-            key_id: row.try_get("id")?,
-            abilities: abilities(&row)?,
-            allowed_origins: origins
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            client_id: key.client_id.into(),
+            key_id: key.id.into(),
+            abilities: key.abilities,
+            allowed_origins: key.allowed_origins,
             limits: Limits {
-                per_key: limit(&row, "rate_limit_per_minute")?,
-                per_ip: limit(&row, "per_ip_rate_limit_per_minute")?,
+                per_key: limit(key.rate_limit_per_minute),
+                per_ip: limit(key.per_ip_rate_limit_per_minute),
             },
         };
         let principal = if kind == TokenKind::Publishable {
@@ -74,48 +90,50 @@ impl Db {
         };
         Ok(Some(StoredCredential {
             principal,
-            expires_at: expires_at(&row)?,
+            expires_at: key.expires_at,
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_user_token(
         &self,
         hash: &HashedToken,
     ) -> Result<Option<StoredCredential>, sqlx::Error> {
-        let row = sqlx::query(
+        let found: Option<UserTokenCredential> = sqlx::query_as(
             "SELECT id, customer_id, client_id, abilities, expires_at FROM user_tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash.to_hex())
         .fetch_optional(self.reader())
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at = expires_at(&row)?;
+        let Some(token) = found else { return Ok(None) };
         let user = UserPrincipal {
-            user_id: row.try_get("customer_id")?,
-            token_id: row.try_get("id")?,
-            client_id: row.try_get("client_id")?,
-            abilities: abilities(&row)?,
-            expires_at,
+            user_id: token.customer_id.into(),
+            token_id: token.id.into(),
+            client_id: token.client_id.map(String::from),
+            abilities: token.abilities,
+            expires_at: token.expires_at,
         };
         Ok(Some(StoredCredential {
             principal: Principal::User(user.into()),
-            expires_at,
+            expires_at: token.expires_at,
         }))
     }
 
     /// A refused key: an audit event, and for a secret key seen in a browser
     /// a mark on the key itself, shown in the admin API and `client list`.
+    #[tracing::instrument(level = "debug", skip_all, fields(code = refusal.code))]
     async fn store_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
         let Some(client) = refusal.principal.client() else {
             return Ok(());
         };
+        let ids = ClientIds::from(&**client);
         let mut tx = self.begin_write().await?;
         let action = if refusal.code == "secret_key_in_browser" {
             sqlx::query(
                 "UPDATE client_keys SET browser_refusals = browser_refusals + 1, last_browser_refusal_at = $2 WHERE id = $1",
             )
-            .bind(client.key_id.clone())
+            .bind(ids.key.clone())
             .bind(now_micros())
             .execute(&mut *tx)
             .await?;
@@ -127,8 +145,8 @@ impl Db {
         let audit = Audit::of(&refusal.principal, refusal.client_ip);
         let event = Event {
             action,
-            client_id: Some(&client.client_id),
-            subject_id: Some(&client.key_id),
+            client_id: Some(&ids.client),
+            subject_id: Some(&ids.key),
             // The origin is public information (the page's site); it is
             // clipped because the header is attacker-controlled.
             detail: refusal

@@ -1,32 +1,37 @@
 //! Customer accounts.
 
-use serde::Serialize;
-use sqlx::{Row, any::AnyRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-use super::{Db, is_unique_violation};
-use crate::domain::{
-    ids::new_id,
-    time::{from_micros, now_micros},
-};
+use super::{Db, columns::Micros, db_error::is_unique_violation};
+use crate::domain::{ids::CustomerId, time::now_micros};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A customer as stored, without the password hash. The API shows it as
+/// `api::Customer`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Customer {
-    pub id: String,
+    pub id: CustomerId,
     pub email: String,
     pub name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
 }
 
-fn from_row(row: &AnyRow) -> Result<Customer, sqlx::Error> {
-    Ok(Customer {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        created_at: from_micros(row.try_get("created_at")?),
-    })
+/// A customer and the hash their password is checked against.
+#[derive(FromRow)]
+pub struct LoginRecord {
+    #[sqlx(flatten)]
+    pub customer: Customer,
+    pub password_hash: String,
+}
+
+/// The hash is a secret: it stays out of logs.
+impl std::fmt::Debug for LoginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRecord")
+            .field("customer", &self.customer)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +44,20 @@ pub enum CreateCustomerError {
 
 impl Db {
     /// `email` must already be lower-cased (see `domain::customer`).
+    /// Emails and names are personal data and the hash a secret: none of
+    /// them goes into the span.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn create_customer(
         &self,
         email: &str,
         name: &str,
         password_hash: &str,
     ) -> Result<Customer, CreateCustomerError> {
-        let row = sqlx::query(
+        sqlx::query_as(
             "INSERT INTO customers (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
              RETURNING id, email, name, created_at",
         )
-        .bind(new_id())
+        .bind(CustomerId::generate())
         .bind(email.to_owned())
         .bind(name.to_owned())
         .bind(password_hash.to_owned())
@@ -58,30 +66,28 @@ impl Db {
         .await
         .map_err(|error| {
             if is_unique_violation(&error) { CreateCustomerError::EmailTaken } else { CreateCustomerError::Db(error) }
-        })?;
-        Ok(from_row(&row)?)
+        })
     }
 
     /// The customer and their password hash, for login.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn find_customer_for_login(
         &self,
         email: &str,
-    ) -> Result<Option<(Customer, String)>, sqlx::Error> {
-        let row = sqlx::query(
+    ) -> Result<Option<LoginRecord>, sqlx::Error> {
+        sqlx::query_as(
             "SELECT id, email, name, created_at, password_hash FROM customers WHERE email = $1",
         )
         .bind(email.to_owned())
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|row| Ok((from_row(&row)?, row.try_get("password_hash")?)))
-            .transpose()
+        .await
     }
 
-    pub async fn get_customer(&self, id: &str) -> Result<Option<Customer>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, email, name, created_at FROM customers WHERE id = $1")
-            .bind(id.to_owned())
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_customer(&self, id: &CustomerId) -> Result<Option<Customer>, sqlx::Error> {
+        sqlx::query_as("SELECT id, email, name, created_at FROM customers WHERE id = $1")
+            .bind(id.clone())
             .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+            .await
     }
 }

@@ -3,15 +3,18 @@
 //!
 //! Both backends run the same SQL through sqlx's `Any` driver: the schema uses
 //! only types both treat alike, so the dialect shows up in exactly three
-//! places, all in this file: connection settings, how a write transaction
-//! starts, and which errors mean "try again". The shared test suite runs every
-//! query on both.
+//! places: connection settings and how a write transaction starts (both in
+//! this file), and what an error code means (`db_error.rs`). Rows are read
+//! with `#[derive(FromRow)]` (`columns.rs` says how times and lists are
+//! stored). The shared test suite runs every query on both.
 
 pub mod audit;
 pub mod changes;
 pub mod clients;
+pub mod columns;
 pub mod credentials;
 pub mod customers;
+pub mod db_error;
 pub mod orders;
 pub mod products;
 pub mod retry;
@@ -210,13 +213,6 @@ impl Db {
         self.pool.close().await;
         self.writer.close().await;
     }
-}
-
-/// Was this a unique-constraint violation (a duplicate SKU or email)?
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|db_error| db_error.is_unique_violation())
 }
 
 /// Builds `$first, $first+1, …` for an `IN (…)` list of `count` values.

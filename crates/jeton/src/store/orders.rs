@@ -17,20 +17,19 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use super::{
     Db,
     changes::Topic,
+    columns::Micros,
+    db_error::{is_contention, is_contention_or_disconnect},
     placeholders,
-    retry::{Retryable, is_contention, is_contention_or_disconnect, retrying, retrying_if},
+    retry::{Retryable, retrying, retrying_if},
 };
 use crate::domain::{
-    ids::new_id,
-    money::Money,
+    ids::{CustomerId, OrderId, ProductId, new_id},
     order::{IdempotencyKey, OrderLine, OrderRequest},
     time::{from_micros, now_micros, to_micros},
 };
@@ -44,34 +43,63 @@ pub const KEY_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// it some time after).
 pub const KEY_RETENTION: time::Duration = time::Duration::hours(24);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A line of an order as stored, with the product's SKU, name and price at
+/// the time the order was placed.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct OrderItem {
-    pub product_id: String,
+    pub product_id: ProductId,
     pub sku: String,
     pub name: String,
     pub quantity: i64,
-    /// Price of one unit when the order was placed, in minor units of the
-    /// order's currency.
+    /// Price of one unit, in minor units of the order's currency.
     pub unit_price: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// An order as stored, with its lines. The API shows it as `api::Order`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
-    pub id: String,
-    /// Always `placed` for now.
+    pub id: OrderId,
+    /// `placed`; `cancelled` arrives with order cancellation (see
+    /// `docs/api.md`).
     pub status: String,
+    /// Read with a second query (see `with_items`).
+    #[sqlx(skip)]
     pub items: Vec<OrderItem>,
-    pub total: Money,
-    #[serde(with = "time::serde::rfc3339")]
+    /// In minor units of `currency`.
+    pub total_amount: i64,
+    pub currency: String,
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
 }
+
+/// An order line with the order it belongs to, as `with_items` reads it.
+#[derive(FromRow)]
+struct OrderItemRow {
+    order_id: OrderId,
+    #[sqlx(flatten)]
+    item: OrderItem,
+}
+
+/// What an order line's stock update returns of its product.
+#[derive(FromRow)]
+struct PricedProduct {
+    sku: String,
+    name: String,
+    price_amount: i64,
+    currency: String,
+}
+
+/// Turns an order into the JSON body that answers its request, the same
+/// body stored for replays. The HTTP layer passes it, so the store need not
+/// know the API's shapes.
+pub type Render = fn(&Order) -> String;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceOrderError {
     #[error("no product has the id of line {line}")]
     UnknownProduct { line: usize },
     #[error("not enough stock for the product of line {line}")]
-    InsufficientStock { line: usize, product_id: String },
+    InsufficientStock { line: usize, product_id: ProductId },
     #[error("all lines of an order must be in one currency")]
     MixedCurrencies,
     #[error("the order total is too large")]
@@ -100,11 +128,6 @@ pub enum Placed {
     Replayed { status: u16, body: String },
 }
 
-/// The JSON of an order, as sent and as stored for replays.
-fn render(order: &Order) -> String {
-    serde_json::to_string(order).expect("an order serializes")
-}
-
 /// A claimed idempotency key: ours while `lease` is in its row.
 #[derive(Clone, Copy)]
 struct Lease<'a> {
@@ -118,6 +141,7 @@ enum Claim {
 }
 
 /// An idempotency key's row.
+#[derive(FromRow)]
 struct KeyRow {
     request_hash: String,
     status: String,
@@ -137,19 +161,6 @@ impl KeyRow {
     }
 }
 
-fn order_from_row(row: &AnyRow) -> Result<Order, sqlx::Error> {
-    Ok(Order {
-        id: row.try_get("id")?,
-        status: row.try_get("status")?,
-        items: Vec::new(),
-        total: Money {
-            amount: row.try_get("total_amount")?,
-            currency: row.try_get("currency")?,
-        },
-        created_at: from_micros(row.try_get("created_at")?),
-    })
-}
-
 fn lease_micros() -> i64 {
     i64::try_from(KEY_LEASE.as_micros()).expect("the lease fits")
 }
@@ -159,15 +170,18 @@ impl Db {
     /// Contention (a deadlock, a busy database) is retried a few times;
     /// what is left of it comes back as a `Db` error the HTTP layer answers
     /// with 503.
+    #[tracing::instrument(level = "debug", skip(self, request, key, render), fields(lines = request.lines.len()))]
     pub async fn place_order(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         request: &OrderRequest,
         key: Option<&IdempotencyKey>,
+        render: Render,
     ) -> Result<Placed, PlaceOrderError> {
         let Some(key) = key else {
             let (order, body) = retrying("place order", || async move {
-                self.place_order_once(customer_id, request, None).await
+                self.place_order_once(customer_id, request, None, render)
+                    .await
             })
             .await?;
             return Ok(Placed::New { order, body });
@@ -192,7 +206,7 @@ impl Db {
         }
 
         let placed = retrying("place order", || async move {
-            self.place_order_once(customer_id, request, Some(lease))
+            self.place_order_once(customer_id, request, Some(lease), render)
                 .await
         })
         .await;
@@ -221,7 +235,7 @@ impl Db {
     /// Step 1: makes the key ours, or says why not.
     async fn claim_key(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         lease: Lease<'_>,
         fingerprint: &str,
     ) -> Result<Claim, PlaceOrderError> {
@@ -236,7 +250,7 @@ impl Db {
                      VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) \
                      ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
                 )
-                .bind(customer_id.to_owned())
+                .bind(customer_id.clone())
                 .bind(lease.key.as_str().to_owned())
                 .bind(fingerprint.to_owned())
                 .bind(lease.lease.to_owned())
@@ -272,7 +286,7 @@ impl Db {
                         "UPDATE idempotency_keys SET lease_id = $3, lease_expires_at = $4 \
                          WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $5",
                     )
-                    .bind(customer_id.to_owned())
+                    .bind(customer_id.clone())
                     .bind(lease.key.as_str().to_owned())
                     .bind(lease.lease.to_owned())
                     .bind(now + lease_micros())
@@ -292,34 +306,23 @@ impl Db {
 
     async fn read_key(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         key: &IdempotencyKey,
     ) -> Result<Option<KeyRow>, sqlx::Error> {
-        let row = sqlx::query(
+        sqlx::query_as(
             "SELECT request_hash, status, lease_id, lease_expires_at, response_status, response_body \
              FROM idempotency_keys WHERE customer_id = $1 AND idempotency_key = $2",
         )
-        .bind(customer_id.to_owned())
+        .bind(customer_id.clone())
         .bind(key.as_str().to_owned())
         .fetch_optional(self.reader())
-        .await?;
-        row.map(|row| {
-            Ok(KeyRow {
-                request_hash: row.try_get("request_hash")?,
-                status: row.try_get("status")?,
-                lease_id: row.try_get("lease_id")?,
-                lease_expires_at: row.try_get("lease_expires_at")?,
-                response_status: row.try_get("response_status")?,
-                response_body: row.try_get("response_body")?,
-            })
-        })
-        .transpose()
+        .await
     }
 
     /// Step 3: frees a key whose request changed nothing. Deleting by lease
     /// is safe to repeat, so a broken connection is retried too; if it still
     /// fails the lease runs out on its own.
-    async fn release_key(&self, customer_id: &str, lease: Lease<'_>) {
+    async fn release_key(&self, customer_id: &CustomerId, lease: Lease<'_>) {
         let released = retrying_if(
             "release idempotency key",
             is_contention_or_disconnect,
@@ -328,7 +331,7 @@ impl Db {
                     "DELETE FROM idempotency_keys \
                      WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $3",
                 )
-                .bind(customer_id.to_owned())
+                .bind(customer_id.clone())
                 .bind(lease.key.as_str().to_owned())
                 .bind(lease.lease.to_owned())
                 .execute(self.writer())
@@ -346,9 +349,10 @@ impl Db {
     /// rows in the same order and cannot deadlock each other.
     async fn place_order_once(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         request: &OrderRequest,
         lease: Option<Lease<'_>>,
+        render: Render,
     ) -> Result<(Order, String), PlaceOrderError> {
         let mut by_product: Vec<(usize, &OrderLine)> = request.lines.iter().enumerate().collect();
         by_product.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
@@ -361,7 +365,7 @@ impl Db {
             // The conditional update is the oversell guard: it succeeds only
             // while enough stock is left, and the row lock it takes makes a
             // concurrent order wait and re-check.
-            let updated = sqlx::query(
+            let updated: Option<PricedProduct> = sqlx::query_as(
                 "UPDATE products SET stock = stock - $1, updated_at = $3 WHERE id = $2 AND stock >= $1 \
                  RETURNING sku, name, price_amount, currency",
             )
@@ -370,7 +374,7 @@ impl Db {
             .bind(created_at)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(row) = updated else {
+            let Some(product) = updated else {
                 let exists: Option<String> =
                     sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
                         .bind(wanted.product_id.clone())
@@ -384,20 +388,19 @@ impl Db {
                     None => PlaceOrderError::UnknownProduct { line },
                 });
             };
-            let line_currency: String = row.try_get("currency")?;
             match &currency {
-                Some(first) if *first != line_currency => {
+                Some(first) if *first != product.currency => {
                     return Err(PlaceOrderError::MixedCurrencies);
                 }
                 Some(_) => {}
-                None => currency = Some(line_currency),
+                None => currency = Some(product.currency),
             }
             items[line] = Some(OrderItem {
                 product_id: wanted.product_id.clone(),
-                sku: row.try_get("sku")?,
-                name: row.try_get("name")?,
+                sku: product.sku,
+                name: product.name,
                 quantity: wanted.quantity,
-                unit_price: row.try_get("price_amount")?,
+                unit_price: product.price_amount,
             });
         }
         let items: Vec<OrderItem> = items
@@ -414,12 +417,12 @@ impl Db {
             .ok_or(PlaceOrderError::TotalTooLarge)?;
         let currency = currency.expect("an order has at least one line");
 
-        let order_id = new_id();
+        let order_id = OrderId::generate();
         sqlx::query(
             "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at) VALUES ($1, $2, 'placed', $3, $4, $5)",
         )
         .bind(order_id.clone())
-        .bind(customer_id.to_owned())
+        .bind(customer_id.clone())
         .bind(total)
         .bind(currency.clone())
         .bind(created_at)
@@ -444,10 +447,8 @@ impl Db {
             id: order_id.clone(),
             status: "placed".to_owned(),
             items,
-            total: Money {
-                amount: total,
-                currency,
-            },
+            total_amount: total,
+            currency,
             created_at: from_micros(created_at),
         };
         let body = render(&order);
@@ -459,7 +460,7 @@ impl Db {
                  order_id = $4, completed_at = $5, lease_id = NULL, lease_expires_at = NULL \
                  WHERE customer_id = $1 AND idempotency_key = $2 AND status = 'in_flight' AND lease_id = $6",
             )
-            .bind(customer_id.to_owned())
+            .bind(customer_id.clone())
             .bind(lease.key.as_str().to_owned())
             .bind(body.clone())
             .bind(order_id)
@@ -479,6 +480,7 @@ impl Db {
 
     /// Deletes idempotency keys created before `cutoff`; returns how many.
     /// Callers keep keys at least [`KEY_RETENTION`].
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime) -> Result<u64, sqlx::Error> {
         let done = retrying("prune idempotency keys", || async move {
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
@@ -499,43 +501,41 @@ impl Db {
 
     /// One of the customer's orders; another customer's order is `None`,
     /// exactly like a missing one.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_order(
         &self,
-        customer_id: &str,
-        order_id: &str,
+        customer_id: &CustomerId,
+        order_id: &OrderId,
     ) -> Result<Option<Order>, sqlx::Error> {
-        let row = sqlx::query(
+        let order = sqlx::query_as(
             "SELECT id, status, total_amount, currency, created_at FROM orders WHERE id = $1 AND customer_id = $2",
         )
-        .bind(order_id.to_owned())
-        .bind(customer_id.to_owned())
+        .bind(order_id.clone())
+        .bind(customer_id.clone())
         .fetch_optional(self.reader())
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(self.with_items(vec![order_from_row(&row)?]).await?.pop())
+        let Some(order) = order else { return Ok(None) };
+        Ok(self.with_items(vec![order]).await?.pop())
     }
 
     /// The customer's orders, newest first, older than `before` (an order
     /// id). Ids grow with time, so a page never shifts when orders arrive.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_orders(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Order>, sqlx::Error> {
-        let rows = sqlx::query(
+        let orders = sqlx::query_as(
             "SELECT id, status, total_amount, currency, created_at FROM orders \
              WHERE customer_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
-        .bind(customer_id.to_owned())
+        .bind(customer_id.clone())
         .bind(before.map(str::to_owned))
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        let orders = rows
-            .iter()
-            .map(order_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         self.with_items(orders).await
     }
 
@@ -548,22 +548,13 @@ impl Db {
              WHERE order_id IN ({}) ORDER BY order_id, line_no",
             placeholders(1, orders.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, OrderItemRow>(AssertSqlSafe(sql));
         for order in &orders {
             query = query.bind(order.id.clone());
         }
-        let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
+        let mut items: HashMap<OrderId, Vec<OrderItem>> = HashMap::new();
         for row in query.fetch_all(self.reader()).await? {
-            items
-                .entry(row.try_get("order_id")?)
-                .or_default()
-                .push(OrderItem {
-                    product_id: row.try_get("product_id")?,
-                    sku: row.try_get("sku")?,
-                    name: row.try_get("name")?,
-                    quantity: row.try_get("quantity")?,
-                    unit_price: row.try_get("unit_price")?,
-                });
+            items.entry(row.order_id).or_default().push(row.item);
         }
         for order in &mut orders {
             order.items = items.remove(&order.id).unwrap_or_default();

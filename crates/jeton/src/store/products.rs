@@ -1,51 +1,37 @@
 //! Products and the catalogue queries.
 
-use serde::Serialize;
-use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use super::{
     Db,
     changes::Topic,
-    is_unique_violation,
-    retry::{Retryable, is_contention, retrying},
+    columns::Micros,
+    db_error::{is_contention, is_unique_violation},
+    retry::{Retryable, retrying},
 };
 use crate::domain::{
-    ids::new_id,
-    money::Money,
+    ids::ProductId,
     product::{MAX_STOCK, NewProduct, ProductPatch},
-    time::{from_micros, now_micros},
+    time::now_micros,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A product as stored. The API shows it as `api::Product`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Product {
-    pub id: String,
+    pub id: ProductId,
     pub sku: String,
     pub name: String,
     pub description: String,
-    pub price: Money,
+    /// In minor units of `currency`.
+    pub price_amount: i64,
+    pub currency: String,
     pub stock: i64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
 }
 
 const COLUMNS: &str = "id, sku, name, description, price_amount, currency, stock, created_at";
-
-fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
-    Ok(Product {
-        id: row.try_get("id")?,
-        sku: row.try_get("sku")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        price: Money {
-            amount: row.try_get("price_amount")?,
-            currency: row.try_get("currency")?,
-        },
-        stock: row.try_get("stock")?,
-        created_at: from_micros(row.try_get("created_at")?),
-    })
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProductWriteError {
@@ -106,7 +92,7 @@ fn insert<'q>(
         "INSERT INTO products ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) {tail} {COLUMNS}"
     );
     sqlx::query(AssertSqlSafe(sql))
-        .bind(new_id())
+        .bind(ProductId::generate())
         .bind(&product.sku)
         .bind(&product.name)
         .bind(&product.description)
@@ -117,16 +103,18 @@ fn insert<'q>(
 }
 
 impl Db {
+    #[tracing::instrument(level = "debug", skip_all, fields(sku = %product.sku))]
     pub async fn create_product(&self, product: &NewProduct) -> Result<Product, ProductWriteError> {
         let row = insert(product, "RETURNING")
             .fetch_one(self.writer())
             .await
             .map_err(classify)?;
         self.announce(Topic::Catalog);
-        Ok(from_row(&row)?)
+        Ok(Product::from_row(&row)?)
     }
 
     /// Inserts a product unless its SKU exists (for the demo catalogue).
+    #[tracing::instrument(level = "debug", skip_all, fields(sku = %product.sku))]
     pub async fn create_product_if_missing(
         &self,
         product: &NewProduct,
@@ -143,9 +131,10 @@ impl Db {
     /// A `stock_delta` is applied as `stock = stock + delta` in the same
     /// statement that checks the result stays in range, so it composes with
     /// concurrent orders (each a `stock = stock - n`) without losing any.
+    #[tracing::instrument(level = "debug", skip(self, patch))]
     pub async fn update_product(
         &self,
-        id: &str,
+        id: &ProductId,
         patch: &ProductPatch,
     ) -> Result<Option<Product>, ProductWriteError> {
         retrying("update product", || async move {
@@ -156,7 +145,7 @@ impl Db {
 
     async fn update_product_once(
         &self,
-        id: &str,
+        id: &ProductId,
         patch: &ProductPatch,
     ) -> Result<Option<Product>, ProductWriteError> {
         enum Value {
@@ -200,8 +189,8 @@ impl Db {
             "UPDATE products SET {} WHERE {condition} RETURNING {COLUMNS}",
             sets.join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_owned())
+        let mut query = sqlx::query_as::<_, Product>(AssertSqlSafe(sql))
+            .bind(id.clone())
             .bind(now_micros());
         for (_, value) in assignments {
             query = match value {
@@ -213,8 +202,8 @@ impl Db {
             query = query.bind(delta);
         }
         let mut tx = self.begin_write().await?;
-        let row = query.fetch_optional(&mut *tx).await.map_err(classify)?;
-        let Some(row) = row else {
+        let updated = query.fetch_optional(&mut *tx).await.map_err(classify)?;
+        let Some(product) = updated else {
             // No such product, or the delta would take the stock out of
             // range. Which bound is known from the sign: the stock is always
             // within range, so only a negative delta can go below zero and
@@ -225,7 +214,7 @@ impl Db {
             };
             let exists: Option<String> =
                 sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
-                    .bind(id.to_owned())
+                    .bind(id.clone())
                     .fetch_optional(&mut *tx)
                     .await?;
             return match exists {
@@ -234,23 +223,24 @@ impl Db {
                 Some(_) => Err(ProductWriteError::StockLimitExceeded),
             };
         };
-        let product = from_row(&row)?;
         tx.commit().await?;
         self.announce(Topic::Catalog);
         Ok(Some(product))
     }
 
-    pub async fn get_product(&self, id: &str) -> Result<Option<Product>, sqlx::Error> {
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_product(&self, id: &ProductId) -> Result<Option<Product>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_owned())
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id.clone())
             .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+            .await
     }
 
     /// Products after `after` (by id, which is creation order), at most
-    /// `limit` of them.
+    /// `limit` of them. The search text stays out of the span: like a query
+    /// string, it holds whatever a client typed.
+    #[tracing::instrument(level = "debug", skip(self, filter), fields(in_stock = ?filter.in_stock))]
     pub async fn list_products(
         &self,
         filter: &ProductFilter,
@@ -294,12 +284,11 @@ async fn list_products(
         "SELECT {COLUMNS} FROM products {filter_sql} ORDER BY id LIMIT ${}",
         binds.len() + 1
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query_as(AssertSqlSafe(sql));
     for bind in binds {
         query = query.bind(bind);
     }
-    let rows = query.bind(limit).fetch_all(pool).await?;
-    rows.iter().map(from_row).collect()
+    query.bind(limit).fetch_all(pool).await
 }
 
 #[cfg(test)]

@@ -17,23 +17,7 @@ pub const MAX_ATTEMPTS: u32 = 6;
 const BASE_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// PostgreSQL SQLSTATEs and SQLite extended result codes meaning "rolled
-/// back because of someone else; run it again".
-const RETRYABLE_CODES: &[&str] = &[
-    // PostgreSQL: serialization_failure, deadlock_detected.
-    "40001", "40P01", //
-    // SQLite: BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED,
-    // LOCKED_SHAREDCACHE, LOCKED_VTAB.
-    "5", "261", "517", "773", "6", "262", "518",
-];
-
-/// Was this error contention that rolled the transaction back?
-pub fn is_contention(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|db_error| db_error.code())
-        .is_some_and(|code| RETRYABLE_CODES.contains(&code.as_ref()))
-}
+pub use super::db_error::{is_contention, is_contention_or_disconnect};
 
 /// An error that may say "try the transaction again".
 pub trait Retryable {
@@ -84,23 +68,6 @@ where
             }
             outcome => return outcome,
         }
-    }
-}
-
-/// Contention, or the connection to the database broke (the server
-/// restarted, an administrator ended the session, the network dropped).
-pub fn is_contention_or_disconnect(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL: admin_shutdown, crash_shutdown, cannot_connect_now.
-        sqlx::Error::Database(db_error) => {
-            is_contention(error)
-                || matches!(
-                    db_error.code().as_deref(),
-                    Some("57P01" | "57P02" | "57P03")
-                )
-        }
-        _ => false,
     }
 }
 

@@ -3,65 +3,53 @@
 use std::collections::HashMap;
 
 use jeton_auth::{AbilitySet, PlainToken};
-use serde::Serialize;
-use sqlx::{Row, any::AnyRow};
+use sqlx::FromRow;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use super::{
     Db,
     audit::{self, Audit, Event},
     changes::{self, Topic},
+    columns::{MaybeMicros, Micros, Spaced},
 };
 use crate::domain::{
-    ids::new_id,
-    time::{from_micros, now_micros, to_micros},
+    ids::{ClientId, CustomerId, TokenId},
+    time::{now_micros, to_micros},
 };
 
-/// A user token as its owner may see it: never any token material but the
-/// last four characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// A user token as stored, without its hash: never any token material but
+/// the last four characters. The API shows it as `api::UserToken`.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct UserToken {
-    pub id: String,
+    pub id: TokenId,
     pub name: String,
-    #[schema(value_type = Vec<String>)]
+    #[sqlx(try_from = "Spaced")]
     pub abilities: AbilitySet,
     pub last4: String,
     /// The client application the token was issued through.
-    pub client_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    pub client_id: Option<ClientId>,
+    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[sqlx(try_from = "MaybeMicros")]
     pub last_used_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[sqlx(try_from = "MaybeMicros")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
 const COLUMNS: &str = "id, name, abilities, last4, client_id, created_at, last_used_at, expires_at";
 
-fn from_row(row: &AnyRow) -> Result<UserToken, sqlx::Error> {
-    let abilities: String = row.try_get("abilities")?;
-    Ok(UserToken {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        abilities: AbilitySet::parse_spaced(&abilities)
-            .map_err(|e| sqlx::Error::Decode(e.into()))?,
-        last4: row.try_get("last4")?,
-        client_id: row.try_get("client_id")?,
-        created_at: from_micros(row.try_get("created_at")?),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")?
-            .map(from_micros),
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(from_micros),
-    })
+/// Whose token a revocation touched, for its audit event.
+#[derive(FromRow)]
+struct RevokedToken {
+    customer_id: CustomerId,
+    client_id: Option<ClientId>,
 }
 
 /// What a new user token is issued with.
+#[derive(Debug)]
 pub struct NewUserToken<'a> {
-    pub customer_id: &'a str,
-    pub client_id: Option<&'a str>,
+    pub customer_id: &'a CustomerId,
+    pub client_id: Option<&'a ClientId>,
     pub name: &'a str,
     pub abilities: &'a AbilitySet,
     pub expires_at: Option<OffsetDateTime>,
@@ -72,11 +60,11 @@ pub struct NewUserToken<'a> {
 pub enum Revoke<'a> {
     /// One token; with an `owner`, only if it is theirs.
     One {
-        token_id: &'a str,
-        owner: Option<&'a str>,
+        token_id: &'a TokenId,
+        owner: Option<&'a CustomerId>,
     },
     /// Every live token of a customer.
-    AllOf { customer_id: &'a str },
+    AllOf { customer_id: &'a CustomerId },
 }
 
 /// What `jeton token prune` removed.
@@ -88,6 +76,7 @@ pub struct Pruned {
 
 impl Db {
     /// Stores a user token (as its hash) and returns its public record.
+    #[tracing::instrument(level = "debug", skip(self, token))]
     pub async fn insert_user_token(
         &self,
         token: &PlainToken,
@@ -99,10 +88,10 @@ impl Db {
             "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(new_id())
-            .bind(new.customer_id.to_owned())
-            .bind(new.client_id.map(str::to_owned))
+        let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(TokenId::generate())
+            .bind(new.customer_id.clone())
+            .bind(new.client_id.cloned())
             .bind(new.name.to_owned())
             .bind(token.hash().to_hex())
             .bind(token.last4())
@@ -111,7 +100,6 @@ impl Db {
             .bind(new.expires_at.map(to_micros))
             .fetch_one(&mut *tx)
             .await?;
-        let issued = from_row(&row)?;
         let event = Event {
             action: "user_token.issued",
             customer_id: Some(new.customer_id),
@@ -129,21 +117,25 @@ impl Db {
     }
 
     /// The customer's live tokens (not revoked, not expired), newest first.
-    pub async fn list_user_tokens(&self, customer_id: &str) -> Result<Vec<UserToken>, sqlx::Error> {
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn list_user_tokens(
+        &self,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<UserToken>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM user_tokens WHERE customer_id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(customer_id.to_owned())
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(customer_id.clone())
             .bind(now_micros())
             .fetch_all(self.reader())
-            .await?;
-        rows.iter().map(from_row).collect()
+            .await
     }
 
     /// Revokes the live tokens `which` names; returns how many it revoked
     /// (0: none matched, e.g. not the caller's or already revoked).
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn revoke_user_tokens(
         &self,
         which: Revoke<'_>,
@@ -160,19 +152,18 @@ impl Db {
                     "UPDATE user_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
                      RETURNING customer_id, client_id"
                 };
-                let mut query = sqlx::query(sql).bind(at).bind(token_id.to_owned());
+                let mut query = sqlx::query_as(sql).bind(at).bind(token_id.clone());
                 if let Some(owner) = owner {
-                    query = query.bind(owner.to_owned());
+                    query = query.bind(owner.clone());
                 }
-                let Some(row) = query.fetch_optional(&mut *tx).await? else {
+                let revoked: Option<RevokedToken> = query.fetch_optional(&mut *tx).await?;
+                let Some(revoked) = revoked else {
                     return Ok(0);
                 };
-                let customer_id: String = row.try_get("customer_id")?;
-                let client_id: Option<String> = row.try_get("client_id")?;
                 let event = Event {
                     action: "user_token.revoked",
-                    customer_id: Some(&customer_id),
-                    client_id: client_id.as_deref(),
+                    customer_id: Some(&revoked.customer_id),
+                    client_id: revoked.client_id.as_ref(),
                     subject_id: Some(token_id),
                     ..Event::default()
                 };
@@ -184,7 +175,7 @@ impl Db {
                     "UPDATE user_tokens SET revoked_at = $1 WHERE customer_id = $2 AND revoked_at IS NULL",
                 )
                 .bind(at)
-                .bind(customer_id.to_owned())
+                .bind(customer_id.clone())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -210,6 +201,7 @@ impl Db {
     /// the verifier collects uses in memory and the server flushes them every
     /// few seconds, so an authenticated request writes nothing. A time only
     /// ever moves forward, whichever process flushes last.
+    #[tracing::instrument(level = "debug", skip_all, fields(tokens = uses.len()))]
     pub async fn record_token_use(
         &self,
         uses: &HashMap<String, OffsetDateTime>,
@@ -240,6 +232,7 @@ impl Db {
     /// Deletes user tokens and client keys that expired or were revoked
     /// before `cutoff`. They can never authenticate again; pruning only
     /// keeps the tables small.
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
         let cutoff = to_micros(cutoff);
         let mut tx = self.begin_write().await?;

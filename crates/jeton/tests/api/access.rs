@@ -83,7 +83,7 @@ async fn user_token_in_store(
         .insert_user_token(
             &token,
             NewUserToken {
-                customer_id,
+                customer_id: &customer_id.parse().expect("a customer id"),
                 client_id: None,
                 name: "made in a test",
                 abilities: &abilities,

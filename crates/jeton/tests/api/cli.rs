@@ -350,7 +350,12 @@ async fn client_rotate_replaces_the_key() {
     assert!(new.starts_with("jt_pk_") && new.len() == 42);
     app.assert_works(&new).await;
     app.assert_dead_soon(&old).await;
-    let client = app.db.get_client(&id).await.unwrap().unwrap();
+    let client = app
+        .db
+        .get_client(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(client.keys.len(), 1);
     assert_eq!(client.keys[0].id, s(&body["key_id"]));
     assert_eq!(client.keys[0].last4, last4(&new));
@@ -364,7 +369,16 @@ async fn client_rotate_replaces_the_key() {
     let newest = s(&run.json()["key"]);
     app.assert_works(&newest).await;
     app.assert_works(&new).await;
-    assert_eq!(app.db.get_client(&id).await.unwrap().unwrap().keys.len(), 2);
+    assert_eq!(
+        app.db
+            .get_client(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
 
     // Unknown or revoked clients cannot be rotated.
     jeton(

@@ -1185,7 +1185,7 @@ async fn bad_input_table(app: TestApp) {
         unknown_sk: PlainToken::generate(TokenKind::Secret)
             .expose_secret()
             .to_owned(),
-        product: app.product("BAD-1", 500, "EUR", 10).await.id,
+        product: app.product("BAD-1", 500, "EUR", 10).await.id.into(),
     };
     let before = app.row_counts(&STORE_TABLES).await;
 

@@ -718,7 +718,7 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         "%27%20OR%20customer_id%20IS%20NOT%20NULL%20--".to_owned(),
         order_id.replace('-', ""),
         format!("{order_id}x"),
-        product.id.clone(),
+        product.id.to_string(),
     ] {
         app.get(&format!("/api/v1/me/orders/{id}"))
             .bearer(&token)
@@ -759,7 +759,7 @@ async fn buyer(app: &TestApp, email: &str) -> (String, String) {
         )
         .await
         .unwrap();
-    (customer.id, token.expose_secret().to_owned())
+    (customer.id.into(), token.expose_secret().to_owned())
 }
 
 async fn buyers(app: &TestApp, n: usize) -> Vec<String> {
@@ -857,7 +857,7 @@ async fn two_hundred_orders_for_fifty_units_make_exactly_fifty(app: TestApp) {
     assert_eq!(app.stock(&product.id).await, 0);
     assert_eq!(app.db.count_orders().await.unwrap(), 50);
     let pool = app.side_pool().await;
-    assert_eq!(ordered_quantities(&pool).await[&product.id], 50);
+    assert_eq!(ordered_quantities(&pool).await[product.id.as_str()], 50);
 }
 
 async fn opposite_two_line_orders_all_succeed(app: TestApp) {
@@ -960,7 +960,10 @@ async fn restocking_while_orders_arrive_loses_no_units(app: TestApp) {
     assert!(ordered > 0 && deliveries > 0);
     assert_eq!(app.stock(&product.id).await, 30 + restocked - ordered);
     let pool = app.side_pool().await;
-    assert_eq!(ordered_quantities(&pool).await[&product.id], ordered);
+    assert_eq!(
+        ordered_quantities(&pool).await[product.id.as_str()],
+        ordered
+    );
 }
 
 // ---------------------------------------------------------------- what counts as contention
@@ -1011,7 +1014,7 @@ async fn real_contention_errors_are_recognised_as_retryable(app: TestApp) {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            let other = tokio::spawn(lock(b.id.clone(), a.id.clone(), app.url.clone()));
+            let other = tokio::spawn(lock(b.id.to_string(), a.id.to_string(), app.url.clone()));
             // Wait until the other transaction holds B and waits for A.
             let pool = app.side_pool().await;
             loop {
@@ -1799,9 +1802,12 @@ async fn killed_connections_mid_burst_leave_orders_whole_and_the_service_recover
     let ordered = ordered_quantities(&pool).await;
     assert_eq!(
         app.stock(&hot.id).await,
-        60 - ordered.get(&hot.id).copied().unwrap_or(0)
+        60 - ordered.get(hot.id.as_str()).copied().unwrap_or(0)
     );
-    assert_eq!(app.stock(&cold.id).await, 10_000 - ordered[&cold.id]);
+    assert_eq!(
+        app.stock(&cold.id).await,
+        10_000 - ordered[cold.id.as_str()]
+    );
     // Every key left is a finished one pointing at its order.
     let keys = sqlx::query("SELECT status, order_id FROM idempotency_keys")
         .fetch_all(&pool)

@@ -1,16 +1,18 @@
+use std::str::FromStr;
+
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::{
-    domain::ids::parse_id,
+    api::AuditEvent,
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
-        pagination::{Page, PageRequest},
         state::AppState,
     },
-    store::audit::{AuditEvent, AuditFilter},
+    pagination::{Page, PageRequest},
+    store::audit::AuditFilter,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -26,9 +28,12 @@ pub struct AuditQuery {
     customer_id: Option<String>,
 }
 
-fn id_filter(field: &str, value: Option<String>) -> AppResult<Option<String>> {
+fn id_filter<Id: FromStr>(field: &str, value: Option<String>) -> AppResult<Option<Id>> {
     value
-        .map(|id| parse_id(&id).ok_or_else(|| AppError::validation(field, "is not an id")))
+        .map(|id| {
+            id.parse()
+                .map_err(|_| AppError::validation(field, "is not an id"))
+        })
         .transpose()
 }
 
@@ -39,7 +44,8 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<AuditQuery>,
 ) -> AppResult<Json<Page<AuditEvent>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let filter = AuditFilter {
         client_id: id_filter("client_id", query.client_id)?,
         customer_id: id_filter("customer_id", query.customer_id)?,
@@ -48,5 +54,6 @@ pub async fn list(
         .db
         .list_audit(&filter, page.after.as_deref(), page.fetch_limit())
         .await?;
-    Ok(Json(page.page(rows, |event| &event.id)))
+    let events = rows.into_iter().map(AuditEvent::from).collect();
+    Ok(Json(page.page(events, |event| &event.id)))
 }

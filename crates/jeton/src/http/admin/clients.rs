@@ -7,20 +7,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
+    api::{Client, ClientKey},
     domain::{
         client::{NewClient, NewClientInput},
-        ids::parse_id,
+        ids::ClientId,
     },
     http::{
         error::{AppError, AppResult},
         extract::{Json, JsonOrEmpty, Query},
-        pagination::{Page, PageRequest},
         state::AppState,
     },
-    store::{
-        audit::Audit,
-        clients::{Client, ClientKey},
-    },
+    pagination::{Page, PageRequest},
+    store::audit::Audit,
 };
 
 /// A new client and its first key. The key is shown only here.
@@ -46,7 +44,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(CreatedClient {
-            client,
+            client: client.into(),
             key: key.expose_secret().to_owned(),
         }),
     ))
@@ -67,24 +65,26 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ClientQuery>,
 ) -> AppResult<Json<Page<Client>>> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let rows = state
         .db
         .list_clients(page.after.as_deref(), page.fetch_limit())
         .await?;
-    Ok(Json(page.page(rows, |client| &client.id)))
+    let clients = rows.into_iter().map(Client::from).collect();
+    Ok(Json(page.page(clients, |client| &client.id)))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/clients/{id}", tag = "admin",
     security(("bearer" = ["admin"])),
     responses((status = 200, body = Client), (status = 404)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .db
         .get_client(&id)
         .await?
-        .map(Json)
+        .map(|client| Json(client.into()))
         .ok_or(AppError::NotFound)
 }
 
@@ -135,7 +135,7 @@ pub async fn rotate(
             format!("must be from 0 to {MAX_GRACE_SECONDS}"),
         ));
     }
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     let client = state
         .db
         .get_client(&id)
@@ -152,7 +152,7 @@ pub async fn rotate(
         StatusCode::CREATED,
         Json(RotatedKey {
             key: key.expose_secret().to_owned(),
-            record,
+            record: record.into(),
         }),
     ))
 }
@@ -175,7 +175,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     Query(query): Query<RevokeQuery>,
 ) -> AppResult<StatusCode> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     if state
         .db
         .revoke_client(&id, query.revoke_user_tokens, &audit)

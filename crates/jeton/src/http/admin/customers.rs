@@ -4,7 +4,7 @@ use axum::{
 };
 
 use crate::{
-    domain::ids::parse_id,
+    domain::ids::CustomerId,
     http::{
         error::{AppError, AppResult},
         state::AppState,
@@ -20,7 +20,7 @@ pub async fn revoke_tokens(
     audit: Audit,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = CustomerId::parse(&id).ok_or(AppError::NotFound)?;
     if state.db.get_customer(&id).await?.is_none() {
         return Err(AppError::NotFound);
     }

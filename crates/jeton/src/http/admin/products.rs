@@ -4,8 +4,9 @@ use axum::{
 };
 
 use crate::{
+    api::Product,
     domain::{
-        ids::parse_id,
+        ids::ProductId,
         product::{MAX_STOCK, NewProduct, NewProductInput, ProductPatch, ProductPatchInput},
     },
     http::{
@@ -13,7 +14,7 @@ use crate::{
         extract::Json,
         state::AppState,
     },
-    store::products::{Product, ProductWriteError},
+    store::products::ProductWriteError,
 };
 
 fn write_error(error: ProductWriteError) -> AppError {
@@ -46,7 +47,7 @@ pub async fn create(
         .create_product(&product)
         .await
         .map_err(write_error)?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 #[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
@@ -60,12 +61,12 @@ pub async fn update(
     Json(input): Json<ProductPatchInput>,
 ) -> AppResult<Json<Product>> {
     let patch = ProductPatch::try_from(input).map_err(AppError::Validation)?;
-    let id = parse_id(&id).ok_or(AppError::NotFound)?;
+    let id = ProductId::parse(&id).ok_or(AppError::NotFound)?;
     state
         .db
         .update_product(&id, &patch)
         .await
         .map_err(write_error)?
-        .map(Json)
+        .map(|product| Json(product.into()))
         .ok_or(AppError::NotFound)
 }

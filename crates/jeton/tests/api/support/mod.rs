@@ -518,7 +518,7 @@ impl TestApp {
             .create_client(&new, &key, &jeton::store::audit::Audit::cli())
             .await
             .unwrap();
-        (client.id, key.expose_secret().to_owned())
+        (client.id.into(), key.expose_secret().to_owned())
     }
 
     /// A secret key with `admin`.
@@ -595,7 +595,7 @@ impl TestApp {
                 &token,
                 NewUserToken {
                     customer_id: &customer.id,
-                    client_id: Some(&client_id),
+                    client_id: Some(&client_id.parse().expect("a client id")),
                     name: "test",
                     abilities: &abilities::user_ceiling(),
                     expires_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(30)),
@@ -604,7 +604,7 @@ impl TestApp {
             )
             .await
             .unwrap();
-        (customer.id, token.expose_secret().to_owned())
+        (customer.id.into(), token.expose_secret().to_owned())
     }
 
     /// A login token of the customer `email` (password [`PASSWORD`]) through
@@ -616,7 +616,7 @@ impl TestApp {
     /// Current stock of a product, from the database.
     pub async fn stock(&self, product_id: &str) -> i64 {
         self.db
-            .get_product(product_id)
+            .get_product(&product_id.parse().expect("a product id"))
             .await
             .unwrap()
             .unwrap()

@@ -1,12 +1,14 @@
 //! Cursor pagination: `{data, next_cursor}`. A cursor is the base64url of
 //! the last id of a page, opaque to clients; pages are taken by id, so they
 //! do not shift when rows are added.
+//!
+//! Below both `http` and the caches, which build pages alike; a bad `limit`
+//! or `cursor` comes back as [`FieldError`]s for the caller to answer with.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::AppError;
 use crate::domain::{FieldError, ids::parse_id};
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -28,7 +30,7 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, AppError> {
+    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
@@ -57,7 +59,7 @@ impl PageRequest {
         if errors.is_empty() {
             Ok(PageRequest { limit, after })
         } else {
-            Err(AppError::Validation(errors))
+            Err(errors)
         }
     }
 

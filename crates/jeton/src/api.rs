@@ -1,0 +1,281 @@
+//! The API's JSON shapes: what handlers, the catalogue cache, stored order
+//! replays and `jeton client --json` send. Each is built from a store row,
+//! so a column can change without the API changing, and the OpenAPI
+//! document (`/openapi.json`) is generated from these types.
+
+use jeton_auth::AbilitySet;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::{
+    domain::{
+        client::ClientKind,
+        ids::{ClientId, CustomerId, KeyId, OrderId, ProductId, TokenId},
+        money::Money,
+    },
+    store,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Product {
+    #[schema(value_type = String)]
+    pub id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<store::products::Product> for Product {
+    fn from(row: store::products::Product) -> Product {
+        Product {
+            id: row.id,
+            sku: row.sku,
+            name: row.name,
+            description: row.description,
+            price: Money {
+                amount: row.price_amount,
+                currency: row.currency,
+            },
+            stock: row.stock,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Customer {
+    #[schema(value_type = String)]
+    pub id: CustomerId,
+    pub email: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<store::customers::Customer> for Customer {
+    fn from(row: store::customers::Customer) -> Customer {
+        Customer {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderItem {
+    #[schema(value_type = String)]
+    pub product_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Price of one unit when the order was placed, in minor units of the
+    /// order's currency.
+    pub unit_price: i64,
+}
+
+impl From<store::orders::OrderItem> for OrderItem {
+    fn from(row: store::orders::OrderItem) -> OrderItem {
+        OrderItem {
+            product_id: row.product_id,
+            sku: row.sku,
+            name: row.name,
+            quantity: row.quantity,
+            unit_price: row.unit_price,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Order {
+    #[schema(value_type = String)]
+    pub id: OrderId,
+    /// `placed` today; `cancelled` arrives with order cancellation.
+    pub status: String,
+    pub items: Vec<OrderItem>,
+    pub total: Money,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<store::orders::Order> for Order {
+    fn from(row: store::orders::Order) -> Order {
+        Order {
+            id: row.id,
+            status: row.status,
+            items: row.items.into_iter().map(OrderItem::from).collect(),
+            total: Money {
+                amount: row.total_amount,
+                currency: row.currency,
+            },
+            created_at: row.created_at,
+        }
+    }
+}
+
+impl Order {
+    /// The body that answers a placed order, as stored for its replays
+    /// (see `store::orders::Render`).
+    pub fn render(row: &store::orders::Order) -> String {
+        serde_json::to_string(&Order::from(row.clone())).expect("an order serializes")
+    }
+}
+
+/// A key of a client, as an admin may see it: `last4` and dates only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ClientKey {
+    #[schema(value_type = String)]
+    pub id: KeyId,
+    pub last4: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Set while a rotated-out key is in its grace period.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// How often this key was refused because a browser sent it (secret
+    /// keys): anything but 0 means the key has leaked; rotate it.
+    pub browser_refusals: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_browser_refusal_at: Option<OffsetDateTime>,
+}
+
+impl From<store::clients::ClientKey> for ClientKey {
+    fn from(row: store::clients::ClientKey) -> ClientKey {
+        ClientKey {
+            id: row.id,
+            last4: row.last4,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            browser_refusals: row.browser_refusals,
+            last_browser_refusal_at: row.last_browser_refusal_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Client {
+    #[schema(value_type = String)]
+    pub id: ClientId,
+    pub name: String,
+    pub kind: ClientKind,
+    #[schema(value_type = Vec<String>)]
+    pub abilities: AbilitySet,
+    pub allowed_origins: Vec<String>,
+    /// Requests per minute for the key as a whole; `null`: no limit.
+    pub rate_limit_per_minute: Option<i64>,
+    /// Requests per minute per client IP (publishable keys); `null`: none.
+    pub per_ip_rate_limit_per_minute: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Keys that still work (or will until their grace period ends).
+    pub keys: Vec<ClientKey>,
+}
+
+impl From<store::clients::Client> for Client {
+    fn from(row: store::clients::Client) -> Client {
+        Client {
+            id: row.id,
+            name: row.name,
+            kind: row.kind,
+            abilities: row.abilities,
+            allowed_origins: row.allowed_origins,
+            rate_limit_per_minute: row.rate_limit_per_minute,
+            per_ip_rate_limit_per_minute: row.per_ip_rate_limit_per_minute,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+            keys: row.keys.into_iter().map(ClientKey::from).collect(),
+        }
+    }
+}
+
+/// A user token as its owner may see it: never any token material but the
+/// last four characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UserToken {
+    #[schema(value_type = String)]
+    pub id: TokenId,
+    pub name: String,
+    #[schema(value_type = Vec<String>)]
+    pub abilities: AbilitySet,
+    pub last4: String,
+    /// The client application the token was issued through.
+    #[schema(value_type = Option<String>)]
+    pub client_id: Option<ClientId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl From<store::user_tokens::UserToken> for UserToken {
+    fn from(row: store::user_tokens::UserToken) -> UserToken {
+        UserToken {
+            id: row.id,
+            name: row.name,
+            abilities: row.abilities,
+            last4: row.last4,
+            client_id: row.client_id,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditActor {
+    /// `client_key`, `customer` or `cli`.
+    pub kind: String,
+    /// The key id or customer id.
+    pub id: Option<String>,
+}
+
+/// An event as the admin API and `jeton audit` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
+    /// `client_key.refused_origin`, `client_key.refused_in_browser`,
+    /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
+    /// `login.failed`.
+    pub action: String,
+    pub actor: AuditActor,
+    #[schema(value_type = Option<String>)]
+    pub client_id: Option<ClientId>,
+    #[schema(value_type = Option<String>)]
+    pub customer_id: Option<CustomerId>,
+    pub subject_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<store::audit::AuditEvent> for AuditEvent {
+    fn from(row: store::audit::AuditEvent) -> AuditEvent {
+        AuditEvent {
+            id: row.id,
+            at: row.at,
+            action: row.action,
+            actor: AuditActor {
+                kind: row.actor_kind,
+                id: row.actor_id,
+            },
+            client_id: row.client_id,
+            customer_id: row.customer_id,
+            subject_id: row.subject_id,
+            client_ip: row.client_ip,
+            detail: row.detail,
+        }
+    }
+}
