@@ -122,6 +122,13 @@ async fn shop() -> Shop {
 
 /// Runs `command`, showing its output, and fails unless it exits 0.
 fn run(what: &str, command: &mut Command) -> String {
+    let (success, stdout) = try_run(what, command);
+    assert!(success, "{what} failed");
+    stdout
+}
+
+/// Runs `command`, showing its output: did it exit 0, and its stdout.
+fn try_run(what: &str, command: &mut Command) -> (bool, String) {
     let started = Instant::now();
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -131,14 +138,18 @@ fn run(what: &str, command: &mut Command) -> String {
         started.elapsed(),
         output.status.code()
     );
-    assert!(output.status.success(), "{what} failed");
-    stdout
+    (output.status.success(), stdout)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_validates_and_schemathesis_finds_nothing() {
     let Some(bin) = tools() else { return };
-    let shop = shop().await;
+    let mut shop = shop().await;
     let dir = tempfile::tempdir().unwrap();
     let (status, text) = shop.server.get("/openapi.json", &[]).await;
     assert_eq!(status, 200);
@@ -157,7 +168,7 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
     );
 
     let url = format!("http://{}/openapi.json", shop.server.addr);
-    let out = run(
+    let (success, out) = try_run(
         "schemathesis",
         Command::new(bin.join("schemathesis"))
             .arg("--config-file")
@@ -172,6 +183,13 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
             .env("JETON_UT_REVOKE_ALL", &shop.ut_revoke_all)
             .env("NO_COLOR", "1")
             .current_dir(dir.path()),
+    );
+    let exited = shop.server.child.try_wait().unwrap();
+    assert!(
+        success && exited.is_none(),
+        "schemathesis failed (the server {}); the server's log ends:\n{}",
+        exited.map_or("runs".to_owned(), |status| format!("exited with {status}")),
+        tail(&shop.server.log_text(), 40)
     );
     // Every operation of the document was tested.
     let doc: Value = serde_json::from_str(document).unwrap();
