@@ -8,7 +8,12 @@ say what authentication and storage cost on this machine, not how fast the
 machine is. Nothing here is a test: no threshold fails the run.
 
 Usage: python3 bench/run.py [--duration 3] [--rounds 7] [--no-build] [--no-criterion]
+                            [--overhead-runs 5]
                             [--postgres postgres://postgres@127.0.0.1:5432/postgres]
+
+`bench/notes.md`, kept by hand, is copied to the end of the report: what a
+figure alone does not say (for example a comparison with an earlier version
+of the code, which this script cannot measure).
 """
 
 import argparse
@@ -336,6 +341,7 @@ OVERHEAD_PAIRS = [
      "malformed-token refusal vs GET /healthz, whole app, a new client IP each"),
 ]
 OVERHEAD_RUNS = 5
+NOTES = os.path.join(ROOT, "bench", "notes.md")
 
 
 def criterion_run(package, bench):
@@ -345,24 +351,28 @@ def criterion_run(package, bench):
             for name, value, unit in re.findall(r"^(\S.*?)\s*\n?\s*time:\s+\[[\d.]+ \w+ ([\d.]+) (\w+)", out, re.M)}
 
 
-def criterion_results():
-    """Runs the criterion benches (time per call) and the interleaved pairs;
-    returns ({name: nanoseconds}, {pair label: [(ns without, ns with, ratio) per run]}).
-    criterion measures one benchmark after the other, so a pair's two sides
-    drift apart with the machine; the `auth_overhead` bench interleaves them
-    (see there), and runs OVERHEAD_RUNS times."""
-    results = criterion_run("jeton-auth", "verify")
-    results.update(criterion_run("jeton", "read"))
+def overhead_ratios(runs_wanted):
+    """The interleaved pairs of the `auth_overhead` bench, run `runs_wanted`
+    times: {pair label: [(ns without, ns with, ratio) per run]}."""
     runs = {}
-    for _ in range(OVERHEAD_RUNS):
+    for _ in range(runs_wanted):
         out = subprocess.run(["cargo", "bench", "-p", "jeton", "--bench", "auth_overhead"],
                              cwd=ROOT, text=True, capture_output=True, check=True).stdout
         for line in out.splitlines():
             if line.startswith("ratio | "):
                 _, name, without, with_, median, _q1, _q3 = [field.strip() for field in line.split("|")]
                 runs.setdefault(name, []).append((float(without), float(with_), float(median)))
-    ratios = {label: runs[name] for label, name in OVERHEAD_PAIRS}
-    return results, ratios
+    return {label: runs[name] for label, name in OVERHEAD_PAIRS} if runs else {}
+
+
+def criterion_results():
+    """Runs the criterion benches: {name: nanoseconds per call}. criterion
+    measures one benchmark after the other, so a pair's two sides drift
+    apart with the machine; `overhead_ratios` interleaves them (see the
+    `auth_overhead` bench)."""
+    results = criterion_run("jeton-auth", "verify")
+    results.update(criterion_run("jeton", "read"))
+    return results
 
 
 # ------------------------------------------------------------------ report
@@ -385,7 +395,9 @@ def main():
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=7, help="runs per row, interleaved; the median is reported")
     parser.add_argument("--no-build", action="store_true")
-    parser.add_argument("--no-criterion", action="store_true")
+    parser.add_argument("--no-criterion", action="store_true", help="skip the criterion micro-benchmarks")
+    parser.add_argument("--overhead-runs", type=int, default=OVERHEAD_RUNS,
+                        help="runs of the interleaved in-process pairs (0: none)")
     parser.add_argument("--postgres", default=os.environ.get("JETON_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--output", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     options = parser.parse_args()
@@ -471,6 +483,7 @@ def main():
     ])
     healthz = main_rows["healthz"][0]
     page_rps = main_rows["page"][0]
+    product_rps = main_rows["product"][0]
     # The target is the page-of-20 load on the demo catalogue: the first
     # round, before any flood. The floods then fill the bounded caches
     # (failed authentications per IP, unknown tokens); RSS after them is
@@ -561,18 +574,22 @@ def main():
                        capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
 
-    micro, micro_ratios = ({}, {}) if options.no_criterion else criterion_results()
-    write_report(options, rows, healthz, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg,
+    micro = {} if options.no_criterion else criterion_results()
+    micro_ratios = overhead_ratios(options.overhead_runs)
+    write_report(options, rows, healthz, product_rps, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg,
                  micro, micro_ratios, notes)
 
 
-def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, micro,
+def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, micro,
                  micro_ratios,
                  notes):
     out = []
     out.append("# Benchmarks\n")
-    out.append("Produced by `python3 bench/run.py --duration %d --rounds %d` on %s. Do not edit by hand: run "
-               "the script again.\n" % (options.duration, options.rounds, time.strftime("%Y-%m-%d")))
+    flags = (" --no-criterion" if options.no_criterion else "") + (
+        " --overhead-runs %d" % options.overhead_runs if options.overhead_runs != OVERHEAD_RUNS else "")
+    out.append("Produced by `python3 bench/run.py --duration %d --rounds %d%s` on %s. Do not edit by hand: run "
+               "the script again (the last section comes from `bench/notes.md`).\n"
+               % (options.duration, options.rounds, flags, time.strftime("%Y-%m-%d")))
     out.append("Machine: %s.\n" % machine())
     out.append("The server and wrk share the machine's cores, as they would in a single-box deployment; "
                "every figure is compared with `/healthz` measured in the same run (wrk: 2 threads, 32 "
@@ -588,7 +605,8 @@ def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, fl
     out.append("## Against the targets\n")
     out.append("| target | measured |")
     out.append("|---|---|")
-    out.append("| product page of 20 with a publishable key ≥ 0.25× `/healthz` | %.2f× |" % (page_rps / healthz))
+    out.append("| product by id with a publishable key ≥ 0.8× `/healthz` | %.2f× |" % (product_rps / healthz))
+    out.append("| product page of 20 with a publishable key ≥ 0.8× `/healthz` | %.2f× |" % (page_rps / healthz))
     out.append("| malformed-token flood ≥ 0.9× `/healthz`, zero database statements | %.2f× `/healthz` driven the same "
                "way (random client IPs), paired by round (the rounds: %s); %.2f× as the ratio of the two rows' "
                "medians; %.2f× plain `/healthz`; no statement (refused before any storage call) |"
@@ -611,10 +629,10 @@ def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, fl
         out.append("| database statements per authenticated read (PostgreSQL) | %.4f transactions and %.4f row "
                    "writes per read, over %.0f reads (after subtracting %d background transactions of an idle "
                    "period as long) |" % (transactions, writes, reads, background))
-    if micro:
-        hit = micro.get("verify: cache hit")
-        if hit:
-            out.append("| cache-hit verification ≤ 2 µs | %.0f ns |" % hit)
+    hit = micro.get("verify: cache hit")
+    if hit:
+        out.append("| cache-hit verification ≤ 2 µs | %.0f ns |" % hit)
+    if micro_ratios:
         for label, _ in OVERHEAD_PAIRS:
             runs = micro_ratios[label]
             out.append("| %s | %.3f× (median of %d interleaved runs: %s; %.2f µs vs %.2f µs) |"
@@ -644,15 +662,19 @@ def write_report(options, rows, healthz, page_rps, rss, p99_alone, p99_flood, fl
                "indexed lookup each (the flood sends a new one every request), then are remembered as negatives "
                "for 5 s. The two floods come from random client IPs (through a trusted proxy): from a single IP, the per-IP limit on failed "
                "authentications answers 429 after 500 failures a minute (the one-IP row).")
-    if micro:
+    if micro_ratios:
         out.append("- The in-process ratios come from `crates/jeton/benches/auth_overhead.rs`: rounds of 400 "
                    "requests through one side of a pair, then 400 through the other, alternating which goes "
                    "first, 301 rounds; a run reports the median of its rounds' ratios, and the script runs it "
-                   "%d times. criterion's times (the table above) measure each side for seconds on its own, "
-                   "so their ratios drift with the machine." % OVERHEAD_RUNS)
+                   "%d times. criterion's times (when run) measure each side for seconds on its own, "
+                   "so their ratios drift with the machine." % options.overhead_runs)
     out.append("- Reads are served from in-process caches; the per-request database work is zero, and "
                "`last_used_at` is written in one batch every 5 s.")
     out.append("")
+    if os.path.exists(NOTES):
+        with open(NOTES) as notes_file:
+            out.append(notes_file.read().rstrip("\n"))
+            out.append("")
     with open(options.output, "w") as report:
         report.write("\n".join(out))
     print("wrote " + options.output, file=sys.stderr)

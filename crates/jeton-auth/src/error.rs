@@ -1,4 +1,4 @@
-//! Every authentication outcome of spec §4 as one type, rendered as RFC 9457
+//! Every authentication outcome as one type, rendered as RFC 9457
 //! problem+json with the RFC 6750 `WWW-Authenticate` challenge.
 //!
 //! When to use which:
@@ -18,8 +18,6 @@
 //!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
 
-use std::sync::OnceLock;
-
 use axum::{
     body::{Body, Bytes},
     http::{HeaderValue, StatusCode, header},
@@ -29,10 +27,6 @@ use axum::{
 pub const REALM: &str = "jeton";
 
 const PROBLEM_JSON: &str = "application/problem+json";
-
-/// Headers a problem response ends up with, once an app's layers have added
-/// theirs.
-const RESPONSE_HEADERS: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -190,12 +184,9 @@ fn problem_body(
 fn with_problem_body(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    // Room for the app's layers too (request id, security headers, CORS,
-    // length): growing the map mid-flood costs a reallocation and a rehash
-    // per refusal.
-    let headers = response.headers_mut();
-    headers.reserve(RESPONSE_HEADERS);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }
 
@@ -216,43 +207,10 @@ impl AuthError {
         }
         response
     }
-
-    /// The answers to a flood (no token, a bad token) never change, so they
-    /// are rendered once and their body is shared from then on.
-    fn render_constant(&self) -> Option<Response> {
-        static RENDERED: [OnceLock<(Bytes, HeaderValue)>; 2] = [const { OnceLock::new() }; 2];
-        let slot = match self {
-            AuthError::Unauthenticated => &RENDERED[0],
-            AuthError::InvalidToken => &RENDERED[1],
-            _ => return None,
-        };
-        let (body, challenge) = slot.get_or_init(|| {
-            let body = problem_body(
-                self.status(),
-                self.code(),
-                self.title(),
-                &self.detail(),
-                None,
-            );
-            let challenge = self.www_authenticate().expect("a 401 carries a challenge");
-            (
-                body.into(),
-                HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
-            )
-        });
-        let mut response = with_problem_body(self.status(), body.clone());
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, challenge.clone());
-        Some(response)
-    }
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        if let Some(response) = self.render_constant() {
-            return response;
-        }
         let mut response = self.render();
         let headers = response.headers_mut();
         match self {
@@ -283,22 +241,15 @@ impl IntoResponse for AuthError {
 mod tests {
     use super::*;
 
-    async fn parts(response: Response) -> (StatusCode, axum::http::HeaderMap, Bytes) {
-        let (parts, body) = response.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        (parts.status, parts.headers, body)
-    }
-
     #[tokio::test]
-    async fn constant_refusals_answer_like_rendered_ones() {
+    async fn refusals_carry_their_challenge_and_code() {
         for error in [AuthError::Unauthenticated, AuthError::InvalidToken] {
-            let rendered = parts(error.render()).await;
-            // Twice: the first renders and keeps, the second reuses.
-            for _ in 0..2 {
-                assert_eq!(parts(error.clone().into_response()).await, rendered);
-            }
-            assert!(rendered.1.contains_key(header::WWW_AUTHENTICATE));
-            let body: serde_json::Value = serde_json::from_slice(&rendered.2).unwrap();
+            let (parts, body) = error.clone().into_response().into_parts();
+            assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+            assert!(parts.headers.contains_key(header::WWW_AUTHENTICATE));
+            assert_eq!(parts.headers[header::CONTENT_TYPE], PROBLEM_JSON);
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["code"], error.code());
         }
     }

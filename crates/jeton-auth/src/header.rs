@@ -1,4 +1,5 @@
-//! Reading the credential of a request (RFC 6750 §2.1). Pure parsing, no I/O.
+//! Reading the credential of a request (RFC 6750, section 2.1). Pure
+//! parsing, no I/O.
 
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 
@@ -23,7 +24,7 @@ pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainTok
 /// The request's one `Authorization` value, unparsed: what
 /// [`bearer_token`] reads its token from, after the same checks of the
 /// query string and of duplicate headers.
-pub(crate) fn authorization<'a>(
+fn authorization<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
 ) -> Result<&'a HeaderValue, AuthError> {
@@ -43,18 +44,11 @@ pub(crate) fn authorization<'a>(
 }
 
 /// The token of an `Authorization` value, checked for format.
-pub(crate) fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
+fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
     if let Some(answer) = common_form(value.as_bytes()) {
         return answer;
     }
     general_form(value)
-}
-
-/// What follows `Bearer ` in the form every client sends, unchecked: for
-/// comparing with the text of tokens already verified (see
-/// `verify::hot_keys`). Anything that equals one of them is that token.
-pub(crate) fn common_form_text(value: &[u8]) -> Option<&[u8]> {
-    value.strip_prefix(COMMON_SCHEME)
 }
 
 /// The form every client sends, `Bearer <token>`, in one pass over its
@@ -62,7 +56,7 @@ pub(crate) fn common_form_text(value: &[u8]) -> Option<&[u8]> {
 /// tell. A token that parses, or fails only its checksum, consists of
 /// visible b64token characters, so the general path would answer the same.
 fn common_form(value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
-    match PlainToken::parse_bytes(common_form_text(value)?) {
+    match PlainToken::parse_bytes(value.strip_prefix(COMMON_SCHEME)?) {
         Ok(token) => Some(Ok(token)),
         Err(TokenFormatError::Checksum) => Some(Err(AuthError::InvalidToken)),
         Err(_) => None,

@@ -16,14 +16,15 @@
 //! | [`origin`]    | origin binding of client keys                                |
 //! | [`rate_limit`]| per-key and per-IP limits                                    |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
-//! | [`axum`]      | the route guard (wraps handlers) and the typed extractors    |
+//! | [`axum`]      | the route guard (middleware) and the typed extractors        |
+//! | [`cache`]     | a cache that invalidations empty for good                    |
 //! | [`error`]     | every authentication outcome as one error type               |
 
 pub mod ability;
 pub mod access;
 pub mod axum;
+pub mod cache;
 pub mod client_ip;
-mod clock;
 pub mod error;
 mod failed_auth;
 pub mod header;

@@ -1,4 +1,4 @@
-//! The token format of spec §2: `jt_<kind>_<30 base62 random><6 base62 CRC32>`.
+//! The token format: `jt_<kind>_<30 base62 random><6 base62 CRC32>`.
 //!
 //! [`PlainToken`] is the secret a caller holds; it is zeroized on drop and its
 //! `Debug` never prints it. [`HashedToken`] is SHA-256 of it, the only form
@@ -163,11 +163,6 @@ impl PlainToken {
     /// The secret itself. Call only to hand it to its owner, once.
     pub fn expose_secret(&self) -> &str {
         std::str::from_utf8(self.text.as_slice()).expect("a token is ASCII")
-    }
-
-    /// The text as bytes, for the crate's own comparisons.
-    pub(crate) fn text(&self) -> &[u8; TOKEN_LEN] {
-        &self.text
     }
 
     /// The last four characters, kept for display ("…a1B2").

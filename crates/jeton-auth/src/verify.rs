@@ -2,46 +2,29 @@
 //! store lookup by hash → expiry → principal.
 //!
 //! Verified credentials are cached by token hash, and unknown ones briefly
-//! as negatives (bounded, so a flood of random well-formed tokens cannot
-//! grow memory). Expiry is checked on every hit. The app calls
-//! [`Verifier::invalidate_all`] whenever credentials change (a revocation
-//! here, or one seen in the database's change feed). Every cache entry
-//! carries the verifier's generation from before the store was asked, and
-//! is served only while that is still the generation: an invalidation moves
-//! it on, so no answer read before it is served after it, however late a
-//! slow lookup puts it in the cache.
-//!
-//! A cache hit is the hot path of every authenticated request, so it takes
-//! no exclusive lock and allocates nothing: the SHA-256 of the token, one
-//! lookup in a sharded [`quick_cache`] table (a shard's read lock), two
-//! comparisons with the time (one read of the coarse clock per request, see
-//! `clock.rs`), one count, and for a user token a read of the precise clock
-//! and an atomic store to note the use (see [`Verifier::take_usage`]).
-//! A storefront's publishable key, on every guest's request, is found
-//! before all that by its text, in slots of the thread's own
-//! (`verify/hot_keys.rs`; on [`Verifier::authenticate_cached`], the guard's
-//! path).
-
-mod hot_keys;
+//! as negatives, each in a bounded [`GenerationCache`] (so a flood of random
+//! well-formed tokens cannot grow memory, nor evict known tokens). Expiry is
+//! checked on every hit. The app calls [`Verifier::invalidate_all`] whenever
+//! credentials change (a revocation here, or one seen in the database's
+//! change feed); no answer read before an invalidation is served after it,
+//! however late a slow lookup puts it in the cache.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicI64, Ordering},
     },
     time::Duration,
 };
 
 use axum::http::HeaderMap;
 use metrics::Counter;
-use quick_cache::sync::Cache;
 use time::OffsetDateTime;
 
 use crate::{
     AuthError, HashedToken, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
-    clock::{has_passed, nanos, now_nanos, precise_now_nanos},
-    header,
+    cache::GenerationCache, header,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -68,19 +51,11 @@ impl Default for CacheSettings {
 }
 
 /// A verified credential as the cache keeps it, cloned out of it on every
-/// hit: a reference count for a client key, two for a user token. The
-/// principal goes to the request as it is. Times are Unix nanoseconds:
-/// reading the clock that way costs half of building an `OffsetDateTime`.
+/// hit: a reference count for a client key, two for a user token.
 #[derive(Clone)]
 struct Cached {
     principal: Principal,
-    /// When the credential expires (`i64::MAX`: never).
-    expires_at: i64,
-    /// When the store must be asked again (the safety-net TTL).
-    reload_at: i64,
-    /// The verifier's generation before the store was asked: the entry is
-    /// served only while it is still the generation.
-    generation: u64,
+    expires_at: Option<OffsetDateTime>,
     /// User tokens (`None` for client keys): when last used, in Unix
     /// nanoseconds; 0 once that use has been handed to
     /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
@@ -97,47 +72,17 @@ fn kind_index(kind: TokenKind) -> usize {
         .unwrap_or_default()
 }
 
-/// Where a verification's answer came from.
-#[derive(Clone, Copy)]
-enum Source {
-    Cache,
-    Store,
-}
-
-/// What the verifier counts, as plain atomics that [`Verifier::publish_metrics`]
-/// hands to the metrics recorder. A recorder's counter costs two atomic
-/// operations an increment (its value and a generation), and a cache hit
-/// would pay that for two series (cache hit, outcome ok); here it is one
-/// increment of one atomic, and the series are sums of these.
-#[derive(Default)]
-struct Counts {
-    /// By token kind: tokens that authenticated, from the cache or the store.
-    ok: [[AtomicU64; KINDS]; 2],
-    /// By token kind: expired tokens (or of another kind than their
-    /// prefix), from the cache or the store.
-    expired: [[AtomicU64; KINDS]; 2],
-    /// By token kind: unknown tokens, from the negative cache or the store.
-    unknown: [[AtomicU64; KINDS]; 2],
-    /// Store lookups, answered or not.
-    miss: AtomicU64,
-    malformed: AtomicU64,
-}
-
-impl Counts {
-    fn count(counts: &[[AtomicU64; KINDS]; 2], source: Source, kind: TokenKind) {
-        counts[source as usize][kind_index(kind)].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The recorder's handles, registered once: looking a labelled counter up
-/// in the recorder costs more than the rest of a cache hit.
+/// in the recorder on every request costs more than the rest of a cache hit.
 struct Handles {
     hit: Counter,
     miss: Counter,
     negative: Counter,
     malformed: Counter,
-    /// By outcome (ok, unknown, expired), then by kind.
-    outcomes: [[Counter; KINDS]; 3],
+    /// By kind.
+    ok: [Counter; KINDS],
+    unknown: [Counter; KINDS],
+    expired: [Counter; KINDS],
 }
 
 impl Handles {
@@ -154,36 +99,26 @@ impl Handles {
             miss: cache("miss"),
             negative: cache("negative"),
             malformed: metrics::counter!("jeton_auth_verifications_total", "result" => "malformed", "kind" => "unknown"),
-            outcomes: [outcome("ok"), outcome("unknown"), outcome("expired")],
+            ok: outcome("ok"),
+            unknown: outcome("unknown"),
+            expired: outcome("expired"),
         }
     }
 }
 
 pub struct Verifier<S> {
-    /// Tells this verifier's entries in `hot_keys` from another's in the
-    /// same process.
-    id: u64,
     store: S,
-    settings: CacheSettings,
-    known: Cache<HashedToken, Cached>,
-    /// Unknown token hashes, with when to forget them (Unix nanoseconds)
-    /// and the generation they were found unknown in, as for `known`.
-    unknown: Cache<HashedToken, (i64, u64)>,
-    generation: AtomicU64,
+    known: GenerationCache<HashedToken, Cached>,
+    unknown: GenerationCache<HashedToken, ()>,
     /// Cached user tokens used since the last [`Verifier::take_usage`].
     used: Mutex<Vec<(Arc<UserPrincipal>, Arc<AtomicI64>)>>,
-    counts: Counts,
-    /// Registered on first publication, so that an app installs its metrics
+    /// Registered on first use, so that an app installs its metrics
     /// recorder any time before.
     handles: OnceLock<Handles>,
 }
 
-/// Verifiers made so far in this process, for their ids: one count for
-/// every store type.
-static VERIFIERS: AtomicU64 = AtomicU64::new(0);
-
 fn capacity(items: u64) -> usize {
-    usize::try_from(items).unwrap_or(usize::MAX).max(1)
+    usize::try_from(items).unwrap_or(usize::MAX)
 }
 
 fn unix_nanos(at: OffsetDateTime) -> i64 {
@@ -197,14 +132,16 @@ impl<S: TokenStore> Verifier<S> {
 
     pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
         Verifier {
-            id: VERIFIERS.fetch_add(1, Ordering::Relaxed),
             store,
-            settings,
-            known: Cache::new(capacity(settings.positive_capacity)),
-            unknown: Cache::new(capacity(settings.negative_capacity)),
-            generation: AtomicU64::new(0),
+            known: GenerationCache::new(
+                capacity(settings.positive_capacity),
+                settings.positive_ttl,
+            ),
+            unknown: GenerationCache::new(
+                capacity(settings.negative_capacity),
+                settings.negative_ttl,
+            ),
             used: Mutex::new(Vec::new()),
-            counts: Counts::default(),
             handles: OnceLock::new(),
         }
     }
@@ -213,47 +150,15 @@ impl<S: TokenStore> Verifier<S> {
         &self.store
     }
 
-    /// Adds what has been counted since the last call to the metrics
-    /// recorder's series (`jeton_auth_cache_total`,
-    /// `jeton_auth_verifications_total`). Call it before rendering them.
-    pub fn publish_metrics(&self) {
-        let take = |atomic: &AtomicU64| atomic.swap(0, Ordering::Relaxed);
-        let by_source =
-            |counts: &[[AtomicU64; KINDS]; 2]| counts.each_ref().map(|c| c.each_ref().map(take));
-        let counts = &self.counts;
-        let (ok, expired, unknown) = (
-            by_source(&counts.ok),
-            by_source(&counts.expired),
-            by_source(&counts.unknown),
-        );
-        let handles = self.handles.get_or_init(Handles::register);
-        let cache = Source::Cache as usize;
-        handles
-            .hit
-            .increment(ok[cache].iter().chain(&expired[cache]).sum());
-        handles.negative.increment(unknown[cache].iter().sum());
-        handles.miss.increment(take(&counts.miss));
-        handles.malformed.increment(take(&counts.malformed));
-        for (series, [cache, store]) in handles.outcomes.iter().zip([ok, unknown, expired]) {
-            for ((counter, cache), store) in series.iter().zip(cache).zip(store) {
-                counter.increment(cache + store);
-            }
-        }
+    fn metrics(&self) -> &Handles {
+        self.handles.get_or_init(Handles::register)
     }
 
     /// Forgets every cached credential, positive and negative. Cheap; call it
     /// on any change to credentials, after the change is committed.
     pub fn invalidate_all(&self) {
-        // From here on no entry made before is served (nor any entry of
-        // `hot_keys`), even one a slow lookup adds after the emptying; the
-        // emptying frees the memory.
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.known.clear();
-        self.unknown.clear();
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.known.invalidate_all();
+        self.unknown.invalidate_all();
     }
 
     /// Authenticates a request from its `Authorization` header.
@@ -262,140 +167,64 @@ impl<S: TokenStore> Verifier<S> {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Principal, AuthError> {
-        let token = header::bearer_token(headers, query)
-            .inspect_err(|error| self.count_malformed(error))?;
+        let token = header::bearer_token(headers, query).inspect_err(|error| {
+            if *error == AuthError::InvalidToken {
+                self.metrics().malformed.increment(1);
+            }
+        })?;
         self.verify(&token).await
-    }
-
-    /// [`Verifier::authenticate`] without waiting: `None` if the answer
-    /// needs the store (a token neither cached nor known to be unknown).
-    pub fn authenticate_cached(
-        &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Option<Result<Principal, AuthError>> {
-        self.authenticate_cached_at(headers, query, now_nanos())
-    }
-
-    /// [`Verifier::authenticate_cached`] at `now` (Unix nanoseconds), for a
-    /// caller that has read the clock already: a read costs as much as the
-    /// cache lookup.
-    pub(crate) fn authenticate_cached_at(
-        &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
-        now: i64,
-    ) -> Option<Result<Principal, AuthError>> {
-        let value = match header::authorization(headers, query) {
-            Ok(value) => value,
-            Err(error) => return Some(Err(error)),
-        };
-        let generation = self.generation();
-        if let Some(cached) = header::common_form_text(value.as_bytes())
-            .and_then(|text| hot_keys::find(self.id, generation, text, now))
-        {
-            return Some(self.accept(cached, TokenKind::Publishable, now, Source::Cache));
-        }
-        match header::token_in(value).inspect_err(|error| self.count_malformed(error)) {
-            Ok(token) => self.verify_cached_at(&token, now, generation),
-            Err(error) => Some(Err(error)),
-        }
-    }
-
-    fn count_malformed(&self, error: &AuthError) {
-        if *error == AuthError::InvalidToken {
-            self.counts.malformed.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
-        let now = now_nanos();
-        if let Some(answer) = self.verify_cached_at(token, now, self.generation()) {
-            return answer;
-        }
-        self.counts.miss.fetch_add(1, Ordering::Relaxed);
-        // Boxed: a store's lookup future can be kilobytes, and every
-        // request's future would otherwise be that large (and be copied
-        // around) to serve the rare miss.
-        let cached = Box::pin(self.load(token, token.hash(), now)).await?;
-        self.accept(cached, token.kind(), now, Source::Store)
-    }
-
-    /// The answer from the caches alone, or `None` if the store must be
-    /// asked.
-    pub fn verify_cached(&self, token: &PlainToken) -> Option<Result<Principal, AuthError>> {
-        self.verify_cached_at(token, now_nanos(), self.generation())
-    }
-
-    /// The caches' answer at `now` in `generation`, the verifier's current
-    /// one.
-    fn verify_cached_at(
-        &self,
-        token: &PlainToken,
-        now: i64,
-        generation: u64,
-    ) -> Option<Result<Principal, AuthError>> {
         let hash = token.hash();
-        if let Some(cached) = self
-            .known
-            .get(&hash)
-            .filter(|c| c.generation == generation && c.reload_at > now)
-        {
-            hot_keys::remember(self.id, token, &cached, now);
-            return Some(self.accept(cached, token.kind(), now, Source::Cache));
+        let kind = token.kind();
+        if let Some(cached) = self.known.get(&hash) {
+            self.metrics().hit.increment(1);
+            return self.accept(cached, kind);
         }
-        if self
-            .unknown
-            .get(&hash)
-            .is_some_and(|(until, of)| of == generation && until > now)
-        {
-            Counts::count(&self.counts.unknown, Source::Cache, token.kind());
-            return Some(Err(AuthError::InvalidToken));
+        if self.unknown.get(&hash).is_some() {
+            let metrics = self.metrics();
+            metrics.negative.increment(1);
+            metrics.unknown[kind_index(kind)].increment(1);
+            return Err(AuthError::InvalidToken);
         }
-        None
+        self.metrics().miss.increment(1);
+        // Boxed: a store's lookup future can be kilobytes, and every
+        // request's future would otherwise be that large to serve the rare
+        // miss.
+        let cached = Box::pin(self.load(token, hash)).await?;
+        self.accept(cached, kind)
     }
 
     /// The last checks on a credential the token hashes to, cached or just
     /// read, and noting its use.
-    fn accept(
-        &self,
-        cached: Cached,
-        kind: TokenKind,
-        now: i64,
-        source: Source,
-    ) -> Result<Principal, AuthError> {
+    fn accept(&self, cached: Cached, kind: TokenKind) -> Result<Principal, AuthError> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
-        if cached.principal.kind() != kind || has_passed(cached.expires_at, now) {
-            Counts::count(&self.counts.expired, source, kind);
+        let now = OffsetDateTime::now_utc;
+        if cached.principal.kind() != kind || cached.expires_at.is_some_and(|at| at <= now()) {
+            self.metrics().expired[kind_index(kind)].increment(1);
             return Err(AuthError::InvalidToken);
         }
-        // The time of use is shown to the customer, so it comes from the
-        // precise clock: the coarse one may be a tick behind the request.
         if let (Principal::User(user), Some(last_used)) = (&cached.principal, &cached.last_used)
-            && last_used.swap(precise_now_nanos(), Ordering::Relaxed) == 0
+            && last_used.swap(unix_nanos(now()), Ordering::Relaxed) == 0
         {
             self.used
                 .lock()
                 .expect("usage lock")
                 .push((Arc::clone(user), Arc::clone(last_used)));
         }
-        Counts::count(&self.counts.ok, source, kind);
+        self.metrics().ok[kind_index(kind)].increment(1);
         Ok(cached.principal)
     }
 
-    /// Asks the store, and caches what it says unless an invalidation
-    /// overtook the question (if one overtakes it after all, the entry's
-    /// generation keeps it from being served).
-    async fn load(
-        &self,
-        token: &PlainToken,
-        hash: HashedToken,
-        now: i64,
-    ) -> Result<Cached, AuthError> {
-        let generation = self.generation();
+    /// Asks the store, and caches what it says in the generation from
+    /// before the question (an invalidation that overtakes the question
+    /// keeps the answer from being served to anyone else).
+    async fn load(&self, token: &PlainToken, hash: HashedToken) -> Result<Cached, AuthError> {
+        let (known_in, unknown_in) = (self.known.generation(), self.unknown.generation());
         let found = self
             .store
             .find_credential(token.kind(), &hash)
@@ -404,29 +233,20 @@ impl<S: TokenStore> Verifier<S> {
                 tracing::warn!(%error, kind = token.kind().name(), "token store unavailable");
                 AuthError::Unavailable
             })?;
-        let fresh = self.generation() == generation;
         match found {
             Some(credential) => {
-                let ttl = nanos(self.settings.positive_ttl);
                 let cached = Cached {
-                    expires_at: credential.expires_at.map_or(i64::MAX, unix_nanos),
+                    expires_at: credential.expires_at,
                     last_used: matches!(credential.principal, Principal::User(_))
                         .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
-                    reload_at: now.saturating_add(ttl),
-                    generation,
                 };
-                if fresh && self.settings.positive_capacity > 0 {
-                    self.known.insert(hash, cached.clone());
-                }
+                self.known.insert(hash, cached.clone(), known_in);
                 Ok(cached)
             }
             None => {
-                if fresh && self.settings.negative_capacity > 0 {
-                    let until = now.saturating_add(nanos(self.settings.negative_ttl));
-                    self.unknown.insert(hash, (until, generation));
-                }
-                Counts::count(&self.counts.unknown, Source::Store, token.kind());
+                self.unknown.insert(hash, (), unknown_in);
+                self.metrics().unknown[kind_index(token.kind())].increment(1);
                 Err(AuthError::InvalidToken)
             }
         }
@@ -439,12 +259,12 @@ impl<S: TokenStore> Verifier<S> {
         let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();
         for (user, last_used) in used {
             let nanos = last_used.swap(0, Ordering::Relaxed);
-            let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
-                continue;
-            };
             if nanos == 0 {
                 continue;
             }
+            let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
+                continue;
+            };
             let entry = usage.entry(user.token_id.clone()).or_insert(at);
             *entry = (*entry).max(at);
         }
@@ -579,124 +399,22 @@ mod tests {
         headers
     }
 
-    /// Whether `token` is among this thread's keys found by text, for
-    /// `verifier` as it is now.
-    fn kept_by_text<S: TokenStore>(verifier: &Verifier<S>, token: &PlainToken) -> bool {
-        hot_keys::find(
-            verifier.id,
-            verifier.generation(),
-            token.text(),
-            now_nanos(),
-        )
-        .is_some()
-    }
-
-    /// A publishable key, looked up in the store, then found in the shared
-    /// cache, and so kept by its text.
-    fn kept_key(verifier: &Verifier<Credentials>) -> (PlainToken, HeaderMap) {
-        let key = verifier.store.issue(TokenKind::Publishable, None);
-        let headers = bearer(&key);
-        now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        assert!(
-            !kept_by_text(verifier, &key),
-            "not kept from a store lookup"
-        );
-        let found = verifier.authenticate_cached(&headers, None).unwrap();
-        assert_eq!(found.unwrap().kind(), TokenKind::Publishable);
-        assert!(kept_by_text(verifier, &key));
-        (key, headers)
-    }
-
     #[test]
-    fn a_publishable_key_is_found_by_its_text_until_an_invalidation() {
-        let verifier = Verifier::new(Credentials::default());
-        let (key, headers) = kept_key(&verifier);
-        let found = verifier.authenticate_cached(&headers, None).unwrap();
-        assert_eq!(found.unwrap().kind(), TokenKind::Publishable);
-
-        // Revoked: the store forgets it and the app invalidates.
-        verifier.store.revoke_all();
-        verifier.invalidate_all();
-        assert!(!kept_by_text(&verifier, &key));
-        assert!(verifier.authenticate_cached(&headers, None).is_none());
-        assert_eq!(
-            now_or_never(verifier.authenticate(&headers, None)),
-            Err(AuthError::InvalidToken)
-        );
-    }
-
-    #[test]
-    fn only_publishable_keys_are_kept_by_text_and_only_for_their_verifier() {
-        let verifier = Verifier::new(Credentials::default());
-        let other = Verifier::new(Credentials::default());
-        for kind in [TokenKind::Secret, TokenKind::User, TokenKind::Publishable] {
-            let token = verifier.store.issue(kind, None);
-            let headers = bearer(&token);
-            now_or_never(verifier.authenticate(&headers, None)).unwrap();
-            let found = verifier.authenticate_cached(&headers, None).unwrap();
-            assert_eq!(found.unwrap().kind(), kind);
-            assert_eq!(
-                kept_by_text(&verifier, &token),
-                kind == TokenKind::Publishable,
-                "{kind:?}"
-            );
-            assert!(!kept_by_text(&other, &token));
-        }
-    }
-
-    #[test]
-    fn a_key_found_by_its_text_is_still_refused_in_a_query_or_twice() {
-        let verifier = Verifier::new(Credentials::default());
-        let (_, headers) = kept_key(&verifier);
-        let refused = verifier.authenticate_cached(&headers, Some("access_token=x"));
-        assert!(matches!(refused, Some(Err(AuthError::InvalidRequest(_)))));
-        let mut twice = headers.clone();
-        twice.append("authorization", headers["authorization"].clone());
-        let refused = verifier.authenticate_cached(&twice, None);
-        assert!(matches!(refused, Some(Err(AuthError::InvalidRequest(_)))));
-    }
-
-    #[test]
-    fn a_key_found_by_its_text_still_expires_and_is_reloaded() {
-        let verifier = Verifier::new(Credentials::default());
-        let expires_at = OffsetDateTime::now_utc() + Duration::from_millis(500);
-        let key = verifier
-            .store
-            .issue(TokenKind::Publishable, Some(expires_at));
-        let headers = bearer(&key);
-        for _ in 0..2 {
-            // From the store, then from the shared cache.
-            now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        }
-        assert!(kept_by_text(&verifier, &key));
-        // Past its reload time the store is asked again, key kept or not.
-        let reload = now_nanos() + nanos(CacheSettings::default().positive_ttl) + 1;
-        assert!(
-            verifier
-                .authenticate_cached_at(&headers, None, reload)
-                .is_none()
-        );
-        std::thread::sleep(Duration::from_millis(600));
-        assert!(kept_by_text(&verifier, &key), "found by its text, first");
-        assert_eq!(
-            verifier.authenticate_cached(&headers, None),
-            Some(Err(AuthError::InvalidToken))
-        );
-    }
-
-    #[test]
-    fn an_expired_key_is_not_kept_by_its_text() {
+    fn an_expired_credential_is_refused_from_the_store_and_the_cache() {
         let verifier = Verifier::new(Credentials::default());
         let expired = OffsetDateTime::now_utc() - Duration::from_secs(1);
-        let key = verifier.store.issue(TokenKind::Publishable, Some(expired));
-        let headers = bearer(&key);
-        for _ in 0..3 {
-            assert_eq!(
-                now_or_never(verifier.authenticate(&headers, None)),
-                Err(AuthError::InvalidToken)
-            );
+        for kind in [TokenKind::Publishable, TokenKind::User] {
+            let token = verifier.store.issue(kind, Some(expired));
+            for _ in 0..2 {
+                assert_eq!(
+                    now_or_never(verifier.verify(&token)),
+                    Err(AuthError::InvalidToken)
+                );
+            }
         }
-        assert!(!kept_by_text(&verifier, &key));
+        let live = OffsetDateTime::now_utc() + Duration::from_secs(3600);
+        let token = verifier.store.issue(TokenKind::User, Some(live));
+        assert!(now_or_never(verifier.verify(&token)).is_ok());
     }
 
     /// Reads its answer, then waits once before handing it over: a lookup
@@ -741,7 +459,7 @@ mod tests {
             lookup.poll(&mut context),
             std::task::Poll::Ready(Ok(_))
         ));
-        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        assert!(verifier.known.get(&key.hash()).is_none());
         let mut again = std::pin::pin!(verifier.authenticate(&headers, None));
         assert!(again.as_mut().poll(&mut context).is_pending());
         assert_eq!(
@@ -751,19 +469,18 @@ mod tests {
     }
 
     /// A lookup that began before an invalidation may put its answer in the
-    /// caches after it (between its check of the generation and its
-    /// insert); the answer must not be served.
+    /// caches after it; the answer must not be served.
     #[test]
     fn an_answer_read_before_an_invalidation_is_never_served_after_it() {
         let verifier = Verifier::new(Credentials::default());
-        let (key, headers) = kept_key(&verifier);
+        let key = verifier.store.issue(TokenKind::Publishable, None);
+        let headers = bearer(&key);
+        now_or_never(verifier.authenticate(&headers, None)).unwrap();
+        let read_in = verifier.known.generation();
         let stale = verifier.known.get(&key.hash()).unwrap();
         verifier.store.revoke_all();
         verifier.invalidate_all();
-        verifier.known.insert(key.hash(), stale.clone());
-        hot_keys::remember(verifier.id, &key, &stale, now_nanos());
-        assert!(!kept_by_text(&verifier, &key));
-        assert!(verifier.authenticate_cached(&headers, None).is_none());
+        verifier.known.insert(key.hash(), stale, read_in);
         assert_eq!(
             now_or_never(verifier.authenticate(&headers, None)),
             Err(AuthError::InvalidToken)
@@ -772,41 +489,15 @@ mod tests {
         // And a token created after it was found unknown.
         let token = PlainToken::generate(TokenKind::User);
         let headers = bearer(&token);
+        let read_in = verifier.unknown.generation();
         assert_eq!(
             now_or_never(verifier.authenticate(&headers, None)),
             Err(AuthError::InvalidToken)
         );
-        let stale = verifier.unknown.get(&token.hash()).unwrap();
         verifier.store.add(&token, None);
         verifier.invalidate_all();
-        verifier.unknown.insert(token.hash(), stale);
+        verifier.unknown.insert(token.hash(), (), read_in);
         assert!(now_or_never(verifier.authenticate(&headers, None)).is_ok());
-    }
-
-    #[test]
-    fn a_slot_in_use_keeps_its_key() {
-        let verifier = Verifier::new(Credentials::default());
-        let (first, _) = kept_key(&verifier);
-        // Another key for the same slot.
-        let second = loop {
-            let key = PlainToken::generate(TokenKind::Publishable);
-            if hot_keys::slot(key.text()) == hot_keys::slot(first.text()) {
-                break key;
-            }
-        };
-        verifier.store.add(&second, None);
-        let headers = bearer(&second);
-        for _ in 0..3 {
-            now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        }
-        assert!(kept_by_text(&verifier, &first));
-        assert!(!kept_by_text(&verifier, &second));
-        // Until the next invalidation.
-        verifier.invalidate_all();
-        for _ in 0..2 {
-            now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        }
-        assert!(kept_by_text(&verifier, &second));
     }
 
     #[test]

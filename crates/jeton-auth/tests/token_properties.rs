@@ -1,4 +1,4 @@
-//! Properties of the token format (spec §2), checked on generated inputs.
+//! Properties of the token format, checked on generated inputs.
 
 use jeton_auth::{PlainToken, TokenKind, header::bearer_token};
 use proptest::prelude::*;

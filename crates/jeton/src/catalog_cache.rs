@@ -5,17 +5,11 @@
 //! feed. Listings may therefore show stock that lags by that much; placing
 //! an order always checks stock in the database.
 
-use std::{
-    sync::{
-        OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::OnceLock, time::Duration};
 
 use bytes::Bytes;
+use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
-use quick_cache::sync::Cache;
 
 use crate::{
     api,
@@ -32,28 +26,28 @@ struct PageKey {
     limit: i64,
 }
 
-/// Entries carry the time they must be read again: a safety net only, since
-/// freshness comes from invalidation.
+/// How long an entry is served if no invalidation comes: a safety net only,
+/// since freshness comes from invalidation.
 const TTL: Duration = Duration::from_secs(30);
 
-/// `quick_cache`, like the token verifier's: a hit takes no lock and
-/// allocates nothing (moka records every read for its eviction policy).
+const CAPACITY: usize = 10_000;
+
+/// The same generation-tagged cache as the token verifier's: a value read
+/// before an invalidation is never served after it, even if it is inserted
+/// after it.
 pub struct CatalogCache {
-    pages: Cache<PageKey, (Instant, Bytes)>,
+    pages: GenerationCache<PageKey, Bytes>,
     /// `None`: known not to exist.
-    products: Cache<ProductId, (Instant, Option<Bytes>)>,
-    generation: AtomicU64,
+    products: GenerationCache<ProductId, Option<Bytes>>,
     /// Hits and misses, registered on first use.
     counters: OnceLock<[Counter; 2]>,
 }
 
 impl Default for CatalogCache {
     fn default() -> Self {
-        const CAPACITY: usize = 10_000;
         CatalogCache {
-            pages: Cache::new(CAPACITY),
-            products: Cache::new(CAPACITY),
-            generation: AtomicU64::new(0),
+            pages: GenerationCache::new(CAPACITY, TTL),
+            products: GenerationCache::new(CAPACITY, TTL),
             counters: OnceLock::new(),
         }
     }
@@ -65,9 +59,8 @@ fn json<T: serde::Serialize>(value: &T) -> Bytes {
 
 impl CatalogCache {
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.pages.clear();
-        self.products.clear();
+        self.pages.invalidate_all();
+        self.products.invalidate_all();
     }
 
     fn count(&self, hit: bool) {
@@ -91,48 +84,34 @@ impl CatalogCache {
             after: page.after.clone(),
             limit: page.limit,
         };
-        if let Some((_, body)) = self
-            .pages
-            .get(&key)
-            .filter(|(until, _)| *until > Instant::now())
-        {
+        if let Some(body) = self.pages.get(&key) {
             self.count(true);
             return Ok(body);
         }
         self.count(false);
-        let generation = self.generation.load(Ordering::SeqCst);
+        let read_in = self.pages.generation();
         // Boxed: the query's future is large, and the handler's future would
         // otherwise carry it on every request, hit or miss.
         let rows =
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
         let products: Vec<api::Product> = rows.into_iter().map(api::Product::from).collect();
         let body = json(&page.page(products, |product| &product.id));
-        // Not if a write overtook the read: it would cache what it replaced.
-        if self.generation.load(Ordering::SeqCst) == generation {
-            self.pages.insert(key, (Instant::now() + TTL, body.clone()));
-        }
+        self.pages.insert(key, body.clone(), read_in);
         Ok(body)
     }
 
     /// One product as JSON, or `None` if there is no such product.
     pub async fn product(&self, db: &Db, id: &ProductId) -> Result<Option<Bytes>, sqlx::Error> {
-        if let Some((_, body)) = self
-            .products
-            .get(id)
-            .filter(|(until, _)| *until > Instant::now())
-        {
+        if let Some(body) = self.products.get(id) {
             self.count(true);
             return Ok(body);
         }
         self.count(false);
-        let generation = self.generation.load(Ordering::SeqCst);
+        let read_in = self.products.generation();
         let body = Box::pin(db.get_product(id))
             .await?
             .map(|product| json(&api::Product::from(product)));
-        if self.generation.load(Ordering::SeqCst) == generation {
-            self.products
-                .insert(id.clone(), (Instant::now() + TTL, body.clone()));
-        }
+        self.products.insert(id.clone(), body.clone(), read_in);
         Ok(body)
     }
 }

@@ -26,6 +26,7 @@ use axum::{
     body::Body,
     extract::{ConnectInfo, connect_info::MockConnectInfo},
     http::{Request, StatusCode},
+    middleware::from_fn_with_state,
     routing::{MethodFilter, get, on},
 };
 use jeton::{
@@ -38,7 +39,10 @@ use jeton::{
     http::{AppState, catalog, error::AppError, routes},
     store::{Db, DbOptions, audit::Audit},
 };
-use jeton_auth::{AbilitySet, Access, KindSet, PlainToken, axum::Guard};
+use jeton_auth::{
+    AbilitySet, Access, KindSet, PlainToken,
+    axum::{Guard, guard},
+};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -77,7 +81,10 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/bench.db", dir.path().display());
         let (state, product_id, key) = runtime.block_on(seed(&url));
-        let guard = Guard::new(Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ));
+        let product_guard = Guard::new(
+            state.gate.clone(),
+            Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ),
+        );
         let peer = MockConnectInfo(SocketAddr::from(([198, 51, 100, 7], 50_000)));
 
         // The bare app has the route table's paths and methods, unguarded
@@ -107,7 +114,8 @@ impl Fixture {
             guarded: Router::new()
                 .route(
                     "/api/v1/products/{id}",
-                    get(guard.handler::<AppError, _>(catalog::get_product)),
+                    get(catalog::get_product)
+                        .route_layer(from_fn_with_state(product_guard, guard::<AppError, _>)),
                 )
                 .with_state(state.clone()),
             origin: false,

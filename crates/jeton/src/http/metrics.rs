@@ -5,8 +5,7 @@
 //! What is counted where:
 //! - requests and latency by route and status: [`track`], here;
 //! - auth outcomes by kind and result, verification cache hits, misses and
-//!   negatives, rate-limit refusals: in `jeton-auth` (the verifier's counts
-//!   are published at each scrape, by [`render`]);
+//!   negatives, rate-limit refusals: in `jeton-auth`;
 //! - catalogue cache hits and misses: `catalog_cache.rs`;
 //! - connection pool usage: read at scrape time, here.
 
@@ -148,9 +147,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.db.pool_usage();
     metrics::gauge!("jeton_db_pool_connections").set(f64::from(size));
     metrics::gauge!("jeton_db_pool_idle_connections").set(idle as f64);
-    // The verifier counts in its own atomics (cheaper on the hot path) and
-    // hands them over here.
-    state.gate.verifier.publish_metrics();
     (
         [(
             axum::http::header::CONTENT_TYPE,

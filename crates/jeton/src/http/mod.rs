@@ -65,7 +65,7 @@ pub(crate) fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = routes::api().into_router();
+    let api = routes::api().into_router(&state);
     with_layers(api, state)
 }
 

@@ -8,9 +8,13 @@ use axum::{
     Router,
     handler::Handler,
     http::Method,
-    routing::{MethodFilter, on},
+    middleware::from_fn_with_state,
+    routing::{MethodFilter, MethodRouter, on},
 };
-use jeton_auth::{Ability, Access, KindSet, axum::Guard};
+use jeton_auth::{
+    Ability, Access, KindSet,
+    axum::{Guard, guard},
+};
 
 use super::{admin, catalog, customers, error::AppError, orders, state::AppState, tokens};
 use crate::domain::abilities::*;
@@ -72,16 +76,17 @@ pub struct RouteEntry {
     pub access: Access,
 }
 
-/// Builds the router and remembers each row.
+/// The rows, each with its handler; [`RouteTable::into_router`] puts the
+/// guard in front of every one.
 pub struct RouteTable {
-    router: Router<AppState>,
+    routes: Vec<(RouteEntry, MethodRouter<AppState>)>,
     entries: Vec<RouteEntry>,
 }
 
 impl RouteTable {
     fn new() -> RouteTable {
         RouteTable {
-            router: Router::new(),
+            routes: Vec::new(),
             entries: Vec::new(),
         }
     }
@@ -97,16 +102,15 @@ impl RouteTable {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let guard = Guard::new(access.clone());
         let filter =
             MethodFilter::try_from(method.clone()).expect("the table uses standard methods");
-        let route = on(filter, guard.handler::<AppError, _>(handler));
-        self.router = self.router.route(&format!("{PREFIX}{path}"), route);
-        self.entries.push(RouteEntry {
+        let entry = RouteEntry {
             method,
             path,
             access,
-        });
+        };
+        self.routes.push((entry.clone(), on(filter, handler)));
+        self.entries.push(entry);
         self
     }
 
@@ -114,7 +118,16 @@ impl RouteTable {
         &self.entries
     }
 
-    pub fn into_router(self) -> Router<AppState> {
-        self.router
+    /// The routes, each behind its guard: the gate of `state` and the
+    /// row's access.
+    pub fn into_router(self, state: &AppState) -> Router<AppState> {
+        self.routes
+            .into_iter()
+            .fold(Router::new(), |router, (entry, route)| {
+                let guard_state = Guard::new(state.gate.clone(), entry.access);
+                let route =
+                    route.route_layer(from_fn_with_state(guard_state, guard::<AppError, _>));
+                router.route(&format!("{PREFIX}{}", entry.path), route)
+            })
     }
 }

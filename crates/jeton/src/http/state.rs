@@ -1,9 +1,6 @@
 use std::sync::Arc;
 
-use jeton_auth::{
-    Verifier,
-    axum::{Gate, GateState},
-};
+use jeton_auth::{Verifier, axum::Gate};
 
 use super::cors::OriginRegistry;
 use crate::{
@@ -25,15 +22,6 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
-    }
-}
-
-/// The route guards find the gate here.
-impl GateState for AppState {
-    type Store = Db;
-
-    fn gate(&self) -> &Gate<Db> {
-        &self.gate
     }
 }
 
