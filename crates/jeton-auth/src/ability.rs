@@ -19,9 +19,16 @@ impl Ability {
     /// The wildcard `*`.
     pub const ALL: Ability = Ability(Cow::Borrowed("*"));
 
-    /// For an app's own constants. The text is checked in debug builds and by
-    /// the app's unit tests (`Ability::from_static(X).as_str().parse()`).
+    /// For an app's own constants: `const ORDERS_READ: Ability =
+    /// Ability::from_static("orders:read");`. The text is checked as it is
+    /// compiled, so a malformed one in a `const` fails the build.
+    ///
+    /// ```compile_fail
+    /// const BAD: jeton_auth::Ability = jeton_auth::Ability::from_static("Orders:Read");
+    /// # let _ = BAD;
+    /// ```
     pub const fn from_static(text: &'static str) -> Ability {
+        assert!(is_valid(text.as_bytes()), "not an ability: see `Ability`");
         Ability(Cow::Borrowed(text))
     }
 
@@ -46,25 +53,43 @@ impl Ability {
     }
 }
 
-fn is_word(part: &str) -> bool {
-    !part.is_empty()
-        && part.len() <= 64
-        && part
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+/// The grammar of [`Ability`], as a `const fn` for
+/// [`Ability::from_static`]: `*`, `word`, `word:*` or `word:word`, where a
+/// word is 1 to 64 of `a-z`, `0-9`, `_` and `-`.
+const fn is_valid(text: &[u8]) -> bool {
+    const fn word(text: &[u8], from: usize, to: usize) -> bool {
+        if to <= from || to - from > 64 {
+            return false;
+        }
+        let mut i = from;
+        while i < to {
+            let b = text[i];
+            if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    if text.len() == 1 && text[0] == b'*' {
+        return true;
+    }
+    let mut colon = 0;
+    while colon < text.len() && text[colon] != b':' {
+        colon += 1;
+    }
+    if colon == text.len() {
+        return word(text, 0, text.len());
+    }
+    let action_is_star = text.len() == colon + 2 && text[colon + 1] == b'*';
+    word(text, 0, colon) && (action_is_star || word(text, colon + 1, text.len()))
 }
 
 impl FromStr for Ability {
     type Err = InvalidAbility;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = text == "*"
-            || is_word(text)
-            || match text.split_once(':') {
-                Some((resource, action)) => is_word(resource) && (action == "*" || is_word(action)),
-                None => false,
-            };
-        if valid {
+        if is_valid(text.as_bytes()) {
             Ok(Ability(Cow::Owned(text.to_owned())))
         } else {
             Err(InvalidAbility(text.chars().take(80).collect()))

@@ -44,16 +44,58 @@ impl BitOr for KindSet {
     }
 }
 
-/// The most each kind of token may hold, whatever it was created with. This
-/// is what makes `*` mean "everything *this kind* may hold".
-#[derive(Debug, Clone)]
+/// The most each kind of token may hold, whatever it was created with: what
+/// makes `*` mean "everything *this kind* may hold". The app declares its
+/// own abilities; a kind it says nothing about may hold nothing.
+///
+/// ```
+/// use jeton_auth::{Ability, Ceilings, TokenKind};
+///
+/// const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+/// const AUTH_LOGIN: Ability = Ability::from_static("auth:login");
+/// const PROFILE_READ: Ability = Ability::from_static("profile:read");
+///
+/// let ceilings = Ceilings::new().publishable([PRODUCTS_READ, AUTH_LOGIN]).user([PRODUCTS_READ, PROFILE_READ]);
+/// assert!(ceilings.for_kind(TokenKind::User).unwrap().grants(&PROFILE_READ));
+/// assert!(!ceilings.for_kind(TokenKind::Publishable).unwrap().grants(&PROFILE_READ));
+/// // Not declared: secret keys hold nothing.
+/// assert!(ceilings.for_kind(TokenKind::Secret).unwrap().is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct Ceilings {
-    pub publishable: AbilitySet,
-    pub secret: AbilitySet,
-    pub user: AbilitySet,
+    publishable: AbilitySet,
+    secret: AbilitySet,
+    user: AbilitySet,
 }
 
 impl Ceilings {
+    /// Ceilings under which no kind may hold anything; declare each kind's
+    /// with [`Ceilings::publishable`], [`Ceilings::secret`] and
+    /// [`Ceilings::user`].
+    pub fn new() -> Ceilings {
+        Ceilings::default()
+    }
+
+    /// What a publishable key may hold. It is public (it sits in browser
+    /// code): read abilities and the few a visitor needs, nothing more.
+    pub fn publishable(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
+        self.publishable = AbilitySet::new(abilities);
+        self
+    }
+
+    /// What a secret key may hold (`[Ability::ALL]`: anything).
+    pub fn secret(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
+        self.secret = AbilitySet::new(abilities);
+        self
+    }
+
+    /// What a user token may hold.
+    pub fn user(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
+        self.user = AbilitySet::new(abilities);
+        self
+    }
+
+    /// The ceiling of `kind`; `None` for a kind the verifier does not take.
     pub fn for_kind(&self, kind: TokenKind) -> Option<&AbilitySet> {
         match kind {
             TokenKind::Publishable => Some(&self.publishable),
@@ -87,21 +129,28 @@ impl Access {
         }
     }
 
+    /// The decision: a kind the route takes ([`AuthError::WrongKind`]
+    /// otherwise), holding the ability within its kind's ceiling
+    /// ([`AuthError::InsufficientScope`] otherwise).
     pub fn check(&self, principal: &Principal, ceilings: &Ceilings) -> Result<(), AuthError> {
-        let refuse = || AuthError::InsufficientScope {
-            scope: self.ability.as_ref().map(ToString::to_string),
-        };
         if !self.kinds.contains(principal.kind()) {
-            return Err(refuse());
+            return Err(AuthError::WrongKind {
+                accepted: self.kinds,
+            });
         }
         let Some(required) = &self.ability else {
             return Ok(());
         };
-        let ceiling = ceilings.for_kind(principal.kind()).ok_or_else(refuse)?;
-        if principal.abilities().grants(required) && ceiling.grants(required) {
+        let granted = ceilings
+            .for_kind(principal.kind())
+            .is_some_and(|ceiling| ceiling.grants(required))
+            && principal.abilities().grants(required);
+        if granted {
             Ok(())
         } else {
-            Err(refuse())
+            Err(AuthError::InsufficientScope {
+                scope: required.to_string(),
+            })
         }
     }
 }
@@ -116,11 +165,11 @@ mod tests {
     }
 
     fn ceilings() -> Ceilings {
-        Ceilings {
-            publishable: set("products:read auth:login customers:create"),
-            secret: set("*"),
-            user: set("products:read orders:*"),
-        }
+        let list = |text: &str| set(text).iter().cloned().collect::<Vec<_>>();
+        Ceilings::new()
+            .publishable(list("products:read auth:login customers:create"))
+            .secret([Ability::ALL])
+            .user(list("products:read orders:*"))
     }
 
     fn user(abilities: &str) -> Principal {
@@ -153,8 +202,8 @@ mod tests {
         let err = access.check(&publishable("*"), &ceilings()).unwrap_err();
         assert_eq!(
             err,
-            AuthError::InsufficientScope {
-                scope: Some("orders:write".into())
+            AuthError::WrongKind {
+                accepted: KindSet::USER
             }
         );
     }
@@ -162,7 +211,12 @@ mod tests {
     #[test]
     fn ability_must_be_held() {
         let access = Access::new(KindSet::USER, ORDERS_WRITE);
-        assert!(access.check(&user("orders:read"), &ceilings()).is_err());
+        assert_eq!(
+            access.check(&user("orders:read"), &ceilings()),
+            Err(AuthError::InsufficientScope {
+                scope: "orders:write".into()
+            })
+        );
         assert!(access.check(&user("orders:*"), &ceilings()).is_ok());
     }
 
@@ -189,6 +243,21 @@ mod tests {
                 .check(&publishable("products:read"), &ceilings())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_undeclared_kind_holds_nothing() {
+        let only_users = Ceilings::new().user([ORDERS_WRITE]);
+        let access = Access::new(KindSet::USER | KindSet::SECRET, ORDERS_WRITE);
+        let secret = Principal::SecretClient(std::sync::Arc::new(ClientPrincipal {
+            client_id: "c".into(),
+            key_id: "k".into(),
+            abilities: set("*"),
+            allowed_origins: Vec::new(),
+            limits: Default::default(),
+        }));
+        assert!(access.check(&secret, &only_users).is_err());
+        assert!(access.check(&user("*"), &only_users).is_ok());
     }
 
     #[test]

@@ -1,19 +1,12 @@
-//! The route guard and the typed extractors.
+//! The gate, the route guard and the typed extractors.
 //!
-//! The guard is axum middleware, one per route ([`guard`], with a
-//! [`Guard`] as its state): it authenticates, checks the origin, the rate
-//! limits and the route's [`Access`], and puts the [`Principal`] in the
-//! request extensions. The extractors take it out again, typed: a handler
-//! that asks for [`User`] gets a [`UserPrincipal`] or the request never
-//! reaches it. An extractor used on a route without a guard refuses the
-//! request (deny by default).
-//!
-//! ```text
-//! let route = get(list_products).route_layer(middleware::from_fn_with_state(
-//!     Guard::new(gate.clone(), access),
-//!     guard::<AppError, _>,
-//! ));
-//! ```
+//! The [`Gate`] is built once ([`Gate::builder`]); each route gets its guard
+//! from it ([`Gate::guard`], a tower layer). The guard authenticates, checks
+//! the origin, the rate limits and the route's [`Access`], and puts the
+//! [`Principal`] in the request extensions. The extractors take it out
+//! again, typed: a handler that asks for [`User`] gets a [`UserPrincipal`]
+//! or the request never reaches it. An extractor used on a route without a
+//! guard refuses the request (deny by default).
 
 use std::{
     collections::HashMap,
@@ -23,20 +16,19 @@ use std::{
 };
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRequestParts, Request},
     http::{header::ORIGIN, request::Parts},
-    middleware::Next,
-    response::{IntoResponse, Response},
 };
+use ipnet::IpNet;
 use metrics::Counter;
 
 use crate::{
-    Access, AuthError, Ceilings, ClientPrincipal, Limits, Principal, TokenStore, UserPrincipal,
-    Verifier,
+    Access, AuthError, Ceilings, ClientPrincipal, Identity, KindSet, Limits, Principal, Refused,
+    TokenStore, UserPrincipal, Verifier,
     client_ip::ClientIp,
     failed_auth::FailedAuth,
     origin,
-    rate_limit::{self, RateLimitStatus, RateLimiter},
+    rate_limit::{RateLimitStatus, RateLimiter},
     store::Refusal,
 };
 
@@ -71,9 +63,19 @@ pub struct Gate<S> {
     failed_auth: FailedAuth,
     /// Registered on first use, after the app has installed its recorder.
     client_limited: OnceLock<Counter>,
+    /// The verifier's: how refusals are rendered and metrics named.
+    pub(crate) identity: Identity,
+    pub(crate) trusted_proxies: Arc<[IpNet]>,
+    pub(crate) usage_interval: Duration,
+    /// Set once the upkeep task runs.
+    pub(crate) upkeep: OnceLock<()>,
+    /// Held from taking the uses to handing them to the store.
+    pub(crate) flushing: tokio::sync::Mutex<()>,
 }
 
 impl<S: TokenStore> Gate<S> {
+    /// A gate around `verifier`, in its identity, with no trusted proxies;
+    /// [`Gate::builder`] sets everything.
     pub fn new(verifier: Verifier<S>, ceilings: Ceilings) -> Gate<S> {
         Gate::with_failed_auth_limit(verifier, ceilings, FailedAuthLimit::default())
     }
@@ -83,14 +85,41 @@ impl<S: TokenStore> Gate<S> {
         ceilings: Ceilings,
         limit: FailedAuthLimit,
     ) -> Gate<S> {
+        Gate::assemble(
+            verifier,
+            ceilings,
+            limit,
+            Arc::new([]),
+            crate::guard::USAGE_INTERVAL,
+        )
+    }
+
+    pub(crate) fn assemble(
+        verifier: Verifier<S>,
+        ceilings: Ceilings,
+        limit: FailedAuthLimit,
+        trusted_proxies: Arc<[IpNet]>,
+        usage_interval: Duration,
+    ) -> Gate<S> {
+        let identity = verifier.identity().clone();
         Gate {
+            failed_auth: FailedAuth::new(limit, identity.metric_name("rate_limited_total")),
             verifier,
             ceilings,
             limiter: RateLimiter::new(),
             recorded_refusals: Mutex::new(HashMap::new()),
-            failed_auth: FailedAuth::new(limit),
             client_limited: OnceLock::new(),
+            identity,
+            trusted_proxies,
+            usage_interval,
+            upkeep: OnceLock::new(),
+            flushing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The app's identity: its token prefix, realm and problem types.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// Authenticates and authorizes a request for a route with `access`.
@@ -129,9 +158,10 @@ impl<S: TokenStore> Gate<S> {
                 .check(&client.client_id, client.limits, ip)
                 .inspect_err(|_| {
                     self.client_limited
-                        .get_or_init(
-                            || metrics::counter!("jeton_rate_limited_total", "reason" => "client"),
-                        )
+                        .get_or_init(|| {
+                            let name = self.identity.metric_name("rate_limited_total");
+                            metrics::counter!(name, "reason" => "client")
+                        })
                         .increment(1);
                 })?,
             _ => None,
@@ -181,66 +211,29 @@ fn client_ip(request: &Request) -> Option<IpAddr> {
     request.extensions().get::<ClientIp>().map(|ip| ip.0)
 }
 
-/// One route's guard: the app's [`Gate`] and the route's row of the access
-/// table. The state of the [`guard`] middleware.
-pub struct Guard<S> {
-    pub gate: Arc<Gate<S>>,
-    pub access: Access,
-}
-
-impl<S> Clone for Guard<S> {
-    fn clone(&self) -> Self {
-        Guard {
-            gate: Arc::clone(&self.gate),
-            access: self.access.clone(),
-        }
+/// A refusal in the identity of the gate that guarded the request (Jeton's
+/// when none did).
+fn refuse(parts: &Parts, error: AuthError) -> Refused {
+    let identity = parts.extensions.get::<Identity>().cloned();
+    Refused {
+        error,
+        identity: identity.unwrap_or_default(),
     }
 }
 
-impl<S> Guard<S> {
-    pub fn new(gate: Arc<Gate<S>>, access: Access) -> Guard<S> {
-        Guard { gate, access }
-    }
-}
-
-/// The route guard, as middleware for
-/// `axum::middleware::from_fn_with_state(Guard::new(gate, access), guard::<E, _>)`
-/// on a route (`route_layer`). `E` is the app's error type, so refusals
-/// render like every other error ([`AuthError`] itself will do).
-pub async fn guard<E, S>(
-    State(guard): State<Guard<S>>,
-    mut request: Request,
-    next: Next,
-) -> Response
-where
-    E: From<AuthError> + IntoResponse,
-    S: TokenStore,
-{
-    match guard.gate.admit(&mut request, &guard.access).await {
-        Ok(status) => {
-            let mut response = next.run(request).await;
-            if let Some(status) = status {
-                rate_limit::set_headers(response.headers_mut(), status);
-            }
-            response
-        }
-        Err(error) => E::from(error).into_response(),
-    }
-}
-
-fn principal(parts: &Parts) -> Result<&Principal, AuthError> {
+fn principal(parts: &Parts) -> Result<&Principal, Refused> {
     parts
         .extensions
         .get::<Principal>()
-        .ok_or(AuthError::Unauthenticated)
+        .ok_or_else(|| refuse(parts, AuthError::Unauthenticated))
 }
 
-fn wrong_kind() -> AuthError {
-    AuthError::InsufficientScope { scope: None }
+fn wrong_kind(parts: &Parts, accepted: KindSet) -> Refused {
+    refuse(parts, AuthError::WrongKind { accepted })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = AuthError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         principal(parts).cloned()
@@ -252,12 +245,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 pub struct User(pub Arc<UserPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for User {
-    type Rejection = AuthError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match principal(parts)? {
             Principal::User(user) => Ok(User(user.clone())),
-            _ => Err(wrong_kind()),
+            _ => Err(wrong_kind(parts, KindSet::USER)),
         }
     }
 }
@@ -267,14 +260,14 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
 pub struct Client(pub Arc<ClientPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = AuthError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         principal(parts)?
             .client()
             .cloned()
             .map(Client)
-            .ok_or_else(wrong_kind)
+            .ok_or_else(|| wrong_kind(parts, KindSet::PUBLISHABLE | KindSet::SECRET))
     }
 }
 
@@ -283,12 +276,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 pub struct SecretClient(pub Arc<ClientPrincipal>);
 
 impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
-    type Rejection = AuthError;
+    type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match principal(parts)? {
             Principal::SecretClient(client) => Ok(SecretClient(client.clone())),
-            _ => Err(wrong_kind()),
+            _ => Err(wrong_kind(parts, KindSet::SECRET)),
         }
     }
 }

@@ -2,16 +2,147 @@
 //! proxy, in which case `X-Forwarded-For` is read from the right, skipping
 //! trusted proxies. A header from anyone else is ignored, so it cannot be
 //! used to dodge per-IP limits.
+//!
+//! [`ClientIpLayer`] does this for every request and puts the answer in the
+//! request extensions as [`ClientIp`], where the guard's per-IP limits read
+//! it. It needs the socket peer: serve the app with
+//! `into_make_service_with_connect_info::<SocketAddr>()` (or, in tests,
+//! add axum's `MockConnectInfo` layer). Without it every request is answered
+//! 500 and one error is logged: the limits are never silently off.
 
-use std::net::IpAddr;
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
 
-use axum::http::HeaderMap;
+use axum::{
+    extract::{ConnectInfo, Request, connect_info::MockConnectInfo},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use futures_util::future::Either;
 use ipnet::IpNet;
+use tower::{Layer, Service};
 
-/// Put in the request extensions by the app, read by the route guard.
+use crate::Identity;
+
+/// The client's address, put in the request extensions by [`ClientIpLayer`]
+/// and read by the route guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+/// Finds each request's [`ClientIp`]; see the [module](self) docs.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use axum::{Router, extract::connect_info::MockConnectInfo, routing::get};
+/// use jeton_auth::{Identity, client_ip::{ClientIp, ClientIpLayer}};
+///
+/// let trusted = ["10.0.0.0/8".parse().unwrap()];
+/// let app: Router = Router::new()
+///     .route("/", get(|ip: axum::Extension<ClientIp>| async move { ip.0.0.to_string() }))
+///     .layer(ClientIpLayer::new(&Identity::default(), trusted))
+///     // What `into_make_service_with_connect_info` provides when served.
+///     .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 9], 443))));
+/// ```
+#[derive(Clone)]
+pub struct ClientIpLayer {
+    trusted_proxies: Arc<[IpNet]>,
+    identity: Identity,
+}
+
+impl ClientIpLayer {
+    /// `trusted_proxies`: the networks of the app's own proxies (load
+    /// balancers, nginx), whose `X-Forwarded-For` is believed. Empty: the
+    /// peer is the client. `identity` renders the 500.
+    pub fn new(identity: &Identity, trusted_proxies: impl IntoIterator<Item = IpNet>) -> Self {
+        ClientIpLayer {
+            trusted_proxies: trusted_proxies.into_iter().collect(),
+            identity: identity.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ClientIpLayer {
+    type Service = ClientIpService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientIpService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of a [`ClientIpLayer`].
+#[derive(Clone)]
+pub struct ClientIpService<S> {
+    inner: S,
+    layer: ClientIpLayer,
+}
+
+/// Whether the missing peer address has been logged by this process.
+static NO_PEER_LOGGED: AtomicBool = AtomicBool::new(false);
+
+impl<S> Service<Request> for ClientIpService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let Some(peer) = peer(&request) else {
+            return Either::Left(ready(Ok(no_peer(&self.layer.identity))));
+        };
+        let ip = resolve(peer.ip(), request.headers(), &self.layer.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+        Either::Right(self.inner.call(request))
+    }
+}
+
+/// The socket peer of a request: `ConnectInfo` as the server put it there,
+/// or `MockConnectInfo` in tests.
+pub(crate) fn peer(request: &Request) -> Option<SocketAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+        .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
+}
+
+/// The answer to a request with no peer address, logged once per process.
+pub(crate) fn no_peer(identity: &Identity) -> Response {
+    if !NO_PEER_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "no peer address on a request: serve the app with \
+             `into_make_service_with_connect_info::<SocketAddr>()` (or add \
+             `MockConnectInfo` in tests); requests are refused until then, as \
+             per-IP limits cannot work without it"
+        );
+    }
+    identity.problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error",
+        "the server is misconfigured; the cause is in its log",
+        None,
+    )
+}
+
+/// The client's address for a request from `peer`: see the [module](self)
+/// docs.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
@@ -37,7 +168,8 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> 
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::{Router, body::Body, http::HeaderValue, routing::get};
+    use tower::ServiceExt;
 
     use super::*;
 
@@ -78,5 +210,57 @@ mod tests {
             resolve(ip("10.0.0.1"), &headers("garbage"), &trusted),
             ip("10.0.0.1")
         );
+    }
+
+    fn app(trusted: &[&str]) -> Router {
+        let trusted: Vec<IpNet> = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        Router::new()
+            .route(
+                "/",
+                get(|ip: Option<axum::Extension<ClientIp>>| async move {
+                    ip.map(|ip| ip.0.0.to_string()).unwrap_or_default()
+                }),
+            )
+            .layer(ClientIpLayer::new(&Identity::default(), trusted))
+    }
+
+    async fn answer(app: Router, xff: Option<&str>) -> (StatusCode, String) {
+        let mut request = Request::builder().uri("/");
+        if let Some(xff) = xff {
+            request = request.header("x-forwarded-for", xff);
+        }
+        let response = app
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_layer_finds_the_client_behind_trusted_proxies_only() {
+        let peer = |ip: [u8; 4]| MockConnectInfo(SocketAddr::from((ip, 4000)));
+        let direct = app(&["10.0.0.0/8"]).layer(peer([203, 0, 113, 9]));
+        assert_eq!(
+            answer(direct, Some("1.2.3.4")).await,
+            (StatusCode::OK, "203.0.113.9".to_owned())
+        );
+        let proxied = app(&["10.0.0.0/8"]).layer(peer([10, 0, 0, 1]));
+        assert_eq!(
+            answer(proxied, Some("6.6.6.6, 198.51.100.7")).await,
+            (StatusCode::OK, "198.51.100.7".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_address_every_request_is_refused() {
+        for _ in 0..2 {
+            let (status, body) = answer(app(&[]), None).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(body.contains("internal_error"), "{body}");
+        }
     }
 }

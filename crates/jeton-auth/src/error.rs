@@ -1,15 +1,20 @@
 //! Every authentication outcome as one type, rendered as RFC 9457
-//! problem+json with the RFC 6750 `WWW-Authenticate` challenge.
+//! problem+json with the RFC 6750 `WWW-Authenticate` challenge (the table of
+//! outcomes is in the crate's README).
 //!
 //! When to use which:
 //! - [`AuthError::Unauthenticated`]: no credential at all, or another scheme.
 //! - [`AuthError::InvalidRequest`]: the request is malformed as an OAuth
 //!   bearer request (empty bearer, two credentials, token in the query).
 //! - [`AuthError::InvalidToken`]: a bearer token that does not authenticate,
-//!   for whatever reason (malformed, unknown, revoked, expired). One answer for
-//!   all of them, so a caller learns nothing about which.
-//! - [`AuthError::InsufficientScope`]: authenticated, but the route does not
-//!   accept this kind of token or it lacks the ability.
+//!   for whatever reason (malformed, another app's, unknown, revoked,
+//!   expired). One answer for all of them, so a caller learns nothing about
+//!   which.
+//! - [`AuthError::WrongKind`]: authenticated, but the route does not take
+//!   this kind of token; the detail names the kinds it takes, and the
+//!   challenge carries no `scope` (no ability would help).
+//! - [`AuthError::InsufficientScope`]: a kind the route takes, without the
+//!   ability it needs; the challenge's `scope` names it.
 //! - [`AuthError::OriginNotAllowed`]: a publishable key used from a website
 //!   its client does not allow (403, no challenge: the token is fine).
 //! - [`AuthError::SecretKeyInBrowser`]: a secret key arrived with an `Origin`
@@ -17,18 +22,23 @@
 //! - [`AuthError::RateLimited`]: the key or the key and client IP are over
 //!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
+//!
+//! An error becomes a response in an app's [`Identity`] (its realm and
+//! problem types) with [`Identity::refusal`]; the guard does that for every
+//! refusal.
 
 use axum::{
-    body::{Body, Bytes},
-    http::{HeaderValue, StatusCode, header},
+    body::Body,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
-pub const REALM: &str = "jeton";
+use crate::{Identity, KindSet, TokenKind};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     #[error("this endpoint requires a bearer token")]
     Unauthenticated,
@@ -36,8 +46,13 @@ pub enum AuthError {
     InvalidRequest(&'static str),
     #[error("the bearer token is malformed, unknown, revoked or expired")]
     InvalidToken,
-    #[error("this token is not allowed to do this")]
-    InsufficientScope { scope: Option<String> },
+    /// The route takes only `accepted`.
+    #[error("this route takes {}", describe_kinds(*accepted))]
+    WrongKind { accepted: KindSet },
+    /// The route needs the ability `scope`, which the token does not hold
+    /// (or its kind may not hold).
+    #[error("this token is not allowed to do this; it needs `{scope}`")]
+    InsufficientScope { scope: String },
     #[error("this publishable key may not be used from this origin")]
     OriginNotAllowed,
     #[error(
@@ -53,12 +68,31 @@ pub enum AuthError {
     Unavailable,
 }
 
+/// "a user token", "a publishable key or a secret key".
+fn describe_kinds(kinds: KindSet) -> String {
+    let names: Vec<&str> = [
+        (TokenKind::Publishable, "a publishable key"),
+        (TokenKind::Secret, "a secret key"),
+        (TokenKind::User, "a user token"),
+    ]
+    .into_iter()
+    .filter(|(kind, _)| kinds.contains(*kind))
+    .map(|(_, name)| name)
+    .collect();
+    match names.as_slice() {
+        [] => "no token at all".to_owned(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::Unauthenticated | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            AuthError::InsufficientScope { .. }
+            AuthError::WrongKind { .. }
+            | AuthError::InsufficientScope { .. }
             | AuthError::OriginNotAllowed
             | AuthError::SecretKeyInBrowser => StatusCode::FORBIDDEN,
             AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -72,7 +106,9 @@ impl AuthError {
             AuthError::Unauthenticated => "unauthenticated",
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InvalidToken => "invalid_token",
-            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::WrongKind { .. } | AuthError::InsufficientScope { .. } => {
+                "insufficient_scope"
+            }
             AuthError::OriginNotAllowed => "origin_not_allowed",
             AuthError::SecretKeyInBrowser => "secret_key_in_browser",
             AuthError::RateLimited { .. } => "rate_limited",
@@ -85,7 +121,9 @@ impl AuthError {
             AuthError::Unauthenticated => "Authentication required",
             AuthError::InvalidRequest(_) => "Invalid request",
             AuthError::InvalidToken => "Invalid token",
-            AuthError::InsufficientScope { .. } => "Insufficient scope",
+            AuthError::WrongKind { .. } | AuthError::InsufficientScope { .. } => {
+                "Insufficient scope"
+            }
             AuthError::OriginNotAllowed => "Origin not allowed",
             AuthError::SecretKeyInBrowser => "Secret key used in a browser",
             AuthError::RateLimited { .. } => "Rate limited",
@@ -93,127 +131,34 @@ impl AuthError {
         }
     }
 
-    /// The RFC 6750 challenge, for the outcomes that carry one.
-    pub fn www_authenticate(&self) -> Option<String> {
+    /// The RFC 6750 challenge in `realm`, for the outcomes that carry one.
+    pub fn www_authenticate(&self, realm: &str) -> Option<String> {
         let error = match self {
-            AuthError::Unauthenticated => return Some(format!("Bearer realm=\"{REALM}\"")),
+            AuthError::Unauthenticated => return Some(format!("Bearer realm=\"{realm}\"")),
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::InvalidToken => "invalid_token",
+            AuthError::WrongKind { .. } => "insufficient_scope",
             AuthError::InsufficientScope { scope } => {
-                return Some(match scope {
-                    Some(scope) => format!(
-                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
-                    ),
-                    None => format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
-                });
+                return Some(format!(
+                    "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\""
+                ));
             }
             AuthError::OriginNotAllowed
             | AuthError::SecretKeyInBrowser
             | AuthError::RateLimited { .. }
             | AuthError::Unavailable => return None,
         };
-        Some(format!("Bearer realm=\"{REALM}\", error=\"{error}\""))
+        Some(format!("Bearer realm=\"{realm}\", error=\"{error}\""))
     }
 
+    /// The problem's `detail`: the error's message.
     pub fn detail(&self) -> String {
-        match self {
-            AuthError::InsufficientScope { scope: Some(scope) } => {
-                format!("this token is not allowed to do this; it needs `{scope}`")
-            }
-            AuthError::InsufficientScope { scope: None } => {
-                "this kind of token is not accepted here".to_owned()
-            }
-            other => other.to_string(),
-        }
-    }
-}
-
-/// An RFC 9457 problem+json response: `{type, title, status, code, detail}`
-/// plus any `extra` members. Shared with apps so that every error of a
-/// service has one shape.
-pub fn problem_response(
-    status: StatusCode,
-    code: &str,
-    title: &str,
-    detail: &str,
-    extra: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Response {
-    let body = problem_body(status, code, title, detail, extra);
-    with_problem_body(status, body.into())
-}
-
-fn problem_body(
-    status: StatusCode,
-    code: &str,
-    title: &str,
-    detail: &str,
-    extra: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Vec<u8> {
-    /// `urn:jeton:problem:{code}`, written straight into the body.
-    struct ProblemType<'a>(&'a str);
-
-    impl serde::Serialize for ProblemType<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_str(&format_args!("urn:jeton:problem:{}", self.0))
-        }
+        self.to_string()
     }
 
-    // Serialized from borrowed fields.
-    #[derive(serde::Serialize)]
-    struct Problem<'a> {
-        r#type: ProblemType<'a>,
-        title: &'a str,
-        status: u16,
-        code: &'a str,
-        detail: &'a str,
-        #[serde(flatten, skip_serializing_if = "Option::is_none")]
-        extra: Option<serde_json::Map<String, serde_json::Value>>,
-    }
-
-    serde_json::to_vec(&Problem {
-        r#type: ProblemType(code),
-        title,
-        status: status.as_u16(),
-        code,
-        detail,
-        extra,
-    })
-    .expect("a problem serializes")
-}
-
-fn with_problem_body(status: StatusCode, body: Bytes) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    response
-}
-
-impl AuthError {
-    fn render(&self) -> Response {
-        let mut response = problem_response(
-            self.status(),
-            self.code(),
-            self.title(),
-            &self.detail(),
-            None,
-        );
-        if let Some(challenge) = self.www_authenticate() {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge).expect("challenges are ASCII"),
-            );
-        }
-        response
-    }
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        let mut response = self.render();
-        let headers = response.headers_mut();
-        match self {
+    /// `Retry-After` and `RateLimit-*`, for the outcomes that carry them.
+    pub(crate) fn add_headers(&self, headers: &mut HeaderMap) {
+        match *self {
             AuthError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -233,7 +178,64 @@ impl IntoResponse for AuthError {
             }
             _ => {}
         }
-        response
+    }
+}
+
+/// An RFC 9457 problem+json response whose `type` is `type_base` and the
+/// code; see [`Identity::problem`].
+pub(crate) fn problem(
+    type_base: &str,
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Response {
+    /// `<base><code>`, written straight into the body.
+    struct ProblemType<'a>(&'a str, &'a str);
+
+    impl serde::Serialize for ProblemType<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(&format_args!("{}{}", self.0, self.1))
+        }
+    }
+
+    // Serialized from borrowed fields.
+    #[derive(serde::Serialize)]
+    struct Problem<'a> {
+        r#type: ProblemType<'a>,
+        title: &'a str,
+        status: u16,
+        code: &'a str,
+        detail: &'a str,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        extra: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+
+    let body = serde_json::to_vec(&Problem {
+        r#type: ProblemType(type_base, code),
+        title,
+        status: status.as_u16(),
+        code,
+        detail,
+        extra,
+    })
+    .expect("a problem serializes");
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+/// Renders in the default [`Identity`] (Jeton's realm `jeton` and problem
+/// types `urn:jeton:problem:`). An app with its own identity returns
+/// [`Identity::refuse`] instead; the guard renders its refusals in the
+/// identity it was built with.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        Identity::default().refusal(&self)
     }
 }
 
@@ -241,16 +243,74 @@ impl IntoResponse for AuthError {
 mod tests {
     use super::*;
 
+    async fn parts(response: Response) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&body).unwrap(),
+        )
+    }
+
     #[tokio::test]
-    async fn refusals_carry_their_challenge_and_code() {
-        for error in [AuthError::Unauthenticated, AuthError::InvalidToken] {
-            let (parts, body) = error.clone().into_response().into_parts();
-            assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
-            assert!(parts.headers.contains_key(header::WWW_AUTHENTICATE));
-            assert_eq!(parts.headers[header::CONTENT_TYPE], PROBLEM_JSON);
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(body["code"], error.code());
-        }
+    async fn refusals_speak_in_the_apps_identity() {
+        let acme = Identity::new("acme").unwrap();
+        let (status, headers, body) = parts(acme.refusal(&AuthError::InvalidToken)).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="acme", error="invalid_token""#
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body["type"], "urn:acme:problem:invalid_token");
+        assert_eq!(body["code"], "invalid_token");
+        assert_eq!(body["status"], 401);
+
+        let (_, headers, body) = parts(AuthError::Unauthenticated.into_response()).await;
+        assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="jeton""#);
+        assert_eq!(body["type"], "urn:jeton:problem:unauthenticated");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_kind_names_the_kinds_and_no_scope() {
+        let wrong = AuthError::WrongKind {
+            accepted: KindSet::USER,
+        };
+        let (status, headers, body) = parts(Identity::default().refusal(&wrong)).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="jeton", error="insufficient_scope""#
+        );
+        assert_eq!(body["code"], "insufficient_scope");
+        assert_eq!(body["detail"], "this route takes a user token");
+        let all = KindSet::PUBLISHABLE | KindSet::SECRET | KindSet::USER;
+        assert_eq!(
+            AuthError::WrongKind { accepted: all }.detail(),
+            "this route takes a publishable key, a secret key or a user token"
+        );
+        let missing = AuthError::InsufficientScope {
+            scope: "orders:write".into(),
+        };
+        assert_eq!(
+            missing.www_authenticate("jeton").unwrap(),
+            r#"Bearer realm="jeton", error="insufficient_scope", scope="orders:write""#
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_limits_and_outages_say_when_to_retry() {
+        let limited = AuthError::RateLimited {
+            limit: 60,
+            retry_after_seconds: 7,
+        };
+        let (status, headers, _) = parts(limited.into_response()).await;
+        assert_eq!(status, 429);
+        assert_eq!(headers[header::RETRY_AFTER], "7");
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+        let (status, headers, _) = parts(AuthError::Unavailable.into_response()).await;
+        assert_eq!(status, 503);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
     }
 }

@@ -33,14 +33,17 @@ pub(crate) struct FailedAuth {
     windows: Cache<IpAddr, Arc<Mutex<Window>>>,
     /// Registered on first use (after the app has installed its recorder).
     refused: OnceLock<Counter>,
+    /// The name of the rate-limited counter, with the app's prefix.
+    metric: String,
 }
 
 impl FailedAuth {
-    pub(crate) fn new(limit: FailedAuthLimit) -> FailedAuth {
+    pub(crate) fn new(limit: FailedAuthLimit, metric: String) -> FailedAuth {
         FailedAuth {
             limit,
             windows: Cache::new(CAPACITY),
             refused: OnceLock::new(),
+            metric,
         }
     }
 
@@ -63,9 +66,7 @@ impl FailedAuth {
             elapsed
         };
         self.refused
-            .get_or_init(
-                || metrics::counter!("jeton_rate_limited_total", "reason" => "failed_auth"),
-            )
+            .get_or_init(|| metrics::counter!(self.metric.clone(), "reason" => "failed_auth"))
             .increment(1);
         let left = self.limit.window.saturating_sub(elapsed);
         Err(AuthError::RateLimited {
@@ -111,7 +112,10 @@ mod tests {
     use super::*;
 
     fn limit(failures: u32, window: Duration) -> FailedAuth {
-        FailedAuth::new(FailedAuthLimit { failures, window })
+        FailedAuth::new(
+            FailedAuthLimit { failures, window },
+            "rate_limited_total".into(),
+        )
     }
 
     fn fail(tracker: &FailedAuth, ip: IpAddr, now: Instant) -> Result<(), AuthError> {

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 
-use crate::{AuthError, PlainToken, TokenFormatError};
+use crate::{AuthError, PlainToken, TokenFormat, TokenFormatError};
 
 /// Longest `Authorization` value looked at; a token is 42 characters, so
 /// anything near this is garbage and is refused without further parsing.
@@ -17,8 +17,21 @@ const COMMON_SCHEME: &[u8] = b"Bearer ";
 /// Tokens are only ever taken from the `Authorization` header. One in the
 /// query string is refused outright rather than ignored, so a client that
 /// leaks tokens into URLs (and thus into proxy logs) finds out at once.
+///
+/// This reads Jeton's tokens (`jt_`); [`bearer_token_of`] reads another
+/// app's.
 pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainToken, AuthError> {
-    token_in(authorization(headers, query)?)
+    bearer_token_of(TokenFormat::JETON, headers, query)
+}
+
+/// [`bearer_token`] for tokens of `format`: a token of another format is
+/// [`AuthError::InvalidToken`].
+pub fn bearer_token_of(
+    format: TokenFormat,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<PlainToken, AuthError> {
+    token_in(format, authorization(headers, query)?)
 }
 
 /// The request's one `Authorization` value, unparsed: what
@@ -44,19 +57,19 @@ fn authorization<'a>(
 }
 
 /// The token of an `Authorization` value, checked for format.
-fn token_in(value: &HeaderValue) -> Result<PlainToken, AuthError> {
-    if let Some(answer) = common_form(value.as_bytes()) {
+fn token_in(format: TokenFormat, value: &HeaderValue) -> Result<PlainToken, AuthError> {
+    if let Some(answer) = common_form(format, value.as_bytes()) {
         return answer;
     }
-    general_form(value)
+    general_form(format, value)
 }
 
 /// The form every client sends, `Bearer <token>`, in one pass over its
 /// bytes: the answer if it is that form, `None` if [`general_form`] must
 /// tell. A token that parses, or fails only its checksum, consists of
 /// visible b64token characters, so the general path would answer the same.
-fn common_form(value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
-    match PlainToken::parse_bytes(value.strip_prefix(COMMON_SCHEME)?) {
+fn common_form(format: TokenFormat, value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
+    match format.parse_bytes(value.strip_prefix(COMMON_SCHEME)?) {
         Ok(token) => Some(Ok(token)),
         Err(TokenFormatError::Checksum) => Some(Err(AuthError::InvalidToken)),
         Err(_) => None,
@@ -64,7 +77,7 @@ fn common_form(value: &[u8]) -> Option<Result<PlainToken, AuthError>> {
 }
 
 /// Any `Authorization` value, with the precise error.
-fn general_form(value: &HeaderValue) -> Result<PlainToken, AuthError> {
+fn general_form(format: TokenFormat, value: &HeaderValue) -> Result<PlainToken, AuthError> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Err(AuthError::InvalidRequest(
             "the Authorization header is too long",
@@ -86,7 +99,7 @@ fn general_form(value: &HeaderValue) -> Result<PlainToken, AuthError> {
             "the Authorization header carries more than one token or invalid characters",
         ));
     }
-    PlainToken::parse(token).map_err(|_| AuthError::InvalidToken)
+    format.parse(token).map_err(|_| AuthError::InvalidToken)
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -154,10 +167,12 @@ mod tests {
             let Ok(value) = HeaderValue::from_bytes(&case) else {
                 continue;
             };
-            if let Some(answer) = common_form(&case) {
+            if let Some(answer) = common_form(TokenFormat::JETON, &case) {
                 assert_eq!(
                     answer.map(|t| t.hash()).map_err(|e| e.code()),
-                    general_form(&value).map(|t| t.hash()).map_err(|e| e.code()),
+                    general_form(TokenFormat::JETON, &value)
+                        .map(|t| t.hash())
+                        .map_err(|e| e.code()),
                     "{}",
                     String::from_utf8_lossy(&case)
                 );

@@ -1,22 +1,21 @@
-//! Token authentication for axum apps with two kinds of callers at once:
-//! *client applications* (publishable `jt_pk_` and secret `jt_sk_` keys) and
-//! *people* (user tokens `jt_ut_`).
+#![doc = include_str!("../README.md")]
 //!
-//! The crate knows nothing about what an app sells or stores. It owns:
+//! ## The modules
 //!
 //! | module        | what it answers                                              |
 //! |---------------|--------------------------------------------------------------|
+//! | [`identity`](Identity) | whose tokens: prefix, realm, problem types, metric names |
 //! | [`token`]     | what a token looks like, how it is generated, hashed, parsed |
 //! | [`ability`]   | what a token may do (`resource:action`, `resource:*`, `*`)  |
 //! | [`principal`] | who is calling, as a typed enum                              |
 //! | [`header`]    | how the `Authorization` header is read (RFC 6750)            |
-//! | [`store`]     | what the verifier needs from the app's storage              |
+//! | [`store`]     | what the verifier needs from the app's storage, and a store in memory |
 //! | [`verify`]    | where a token is verified                                    |
 //! | [`access`]    | which kinds and ability a route accepts, and the check       |
 //! | [`origin`]    | origin binding of client keys                                |
 //! | [`rate_limit`]| per-key and per-IP limits                                    |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
-//! | [`axum`]      | the route guard (middleware) and the typed extractors        |
+//! | [`axum`]      | the gate, the route guard and the typed extractors           |
 //! | [`cache`]     | a cache that invalidations empty for good                    |
 //! | [`error`]     | every authentication outcome as one error type               |
 
@@ -27,7 +26,9 @@ pub mod cache;
 pub mod client_ip;
 pub mod error;
 mod failed_auth;
+mod guard;
 pub mod header;
+mod identity;
 pub mod origin;
 pub mod principal;
 pub mod rate_limit;
@@ -35,11 +36,21 @@ pub mod store;
 pub mod token;
 pub mod verify;
 
+// The crates whose types appear in this one's API, at the versions it uses.
+pub use ipnet;
+pub use time;
+
 pub use ability::{Ability, AbilitySet};
 pub use access::{Access, Ceilings, KindSet};
+pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
 pub use error::AuthError;
-pub use principal::{ClientPrincipal, Principal, UserPrincipal};
+pub use guard::{GateBuilder, GuardLayer, GuardService};
+pub use identity::{Identity, IdentityError, Refused};
+pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
-pub use store::{Refusal, StoreError, StoredCredential, TokenStore};
-pub use token::{HashedToken, PlainToken, TokenFormatError, TokenKind};
+pub use store::{
+    IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
+    UnknownClient,
+};
+pub use token::{HashedToken, PlainToken, TokenFormat, TokenFormatError, TokenKind};
 pub use verify::{CacheSettings, Verifier};

@@ -30,13 +30,20 @@ pub struct UserPrincipal {
     /// The client application the token was issued through, if any.
     pub client_id: Option<String>,
     pub abilities: AbilitySet,
+    /// For the app to show ("expires in 3 days"). The verifier checks
+    /// [`StoredCredential::expires_at`](crate::StoredCredential::expires_at),
+    /// on every request.
     pub expires_at: Option<OffsetDateTime>,
 }
 
 /// The details sit behind an `Arc`: the verifier hands the cached principal
 /// to every request, and a clone is then one atomic increment, not a copy of
 /// its ids, abilities and origins.
+///
+/// More kinds will come (an OAuth 2.0 client with an access token), so a
+/// `match` outside this crate needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Principal {
     PublishableClient(Arc<ClientPrincipal>),
     SecretClient(Arc<ClientPrincipal>),
@@ -61,6 +68,18 @@ impl Principal {
         }
     }
 
+    /// Who acts: a person or a client application. Kinds of principal
+    /// will be added; each is one of these two, so a `match` on this needs
+    /// no `_` arm.
+    pub fn caller(&self) -> Caller<'_> {
+        match self {
+            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
+                Caller::Client(client)
+            }
+            Principal::User(user) => Caller::Person(user),
+        }
+    }
+
     /// The client application behind the request, if the caller is one.
     pub fn client(&self) -> Option<&Arc<ClientPrincipal>> {
         match self {
@@ -68,4 +87,11 @@ impl Principal {
             Principal::User(_) => None,
         }
     }
+}
+
+/// Who acts, whatever the kind of token: see [`Principal::caller`].
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Person(&'a Arc<UserPrincipal>),
+    Client(&'a Arc<ClientPrincipal>),
 }

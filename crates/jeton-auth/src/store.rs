@@ -1,17 +1,25 @@
 //! What the verifier needs from storage. An app implements [`TokenStore`] on
-//! whatever it keeps credentials in; only SHA-256 hashes ever cross it.
+//! whatever it keeps credentials in, or uses [`MemoryStore`] (tests,
+//! examples, small apps that issue tokens at start-up); only SHA-256 hashes
+//! ever cross it.
 
-use std::{future::Future, net::IpAddr};
+mod memory;
+
+use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};
 
 use time::OffsetDateTime;
 
 use crate::{HashedToken, Principal, TokenKind};
 
+pub use memory::{IssuedToken, MemoryStore, NewClient, UnknownClient};
+
 /// A credential found in storage that is not revoked.
 #[derive(Debug, Clone)]
 pub struct StoredCredential {
     pub principal: Principal,
-    /// `None`: the credential does not expire on its own.
+    /// `None`: the credential does not expire on its own. The verifier
+    /// checks this one, on every request, cached or not; a user principal's
+    /// own `expires_at` is for the app to show.
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -54,5 +62,56 @@ pub trait TokenStore: Send + Sync + 'static {
     fn record_refusal(&self, refusal: Refusal) -> impl Future<Output = ()> + Send {
         let _ = refusal;
         async {}
+    }
+
+    /// A number that moves whenever credentials change (a revocation, a
+    /// rotation, a new expiry): the verifier serves what it cached only
+    /// while the number is the one it was read under. Read on every request,
+    /// so it must be cheap (an atomic load). The default never moves: a
+    /// store whose credentials change calls [`Verifier::invalidate_all`]
+    /// instead, or moves this number.
+    ///
+    /// [`Verifier::invalidate_all`]: crate::Verifier::invalidate_all
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    /// When user tokens were last used (token id → time), in one batch: the
+    /// verifier notes uses in memory and hands them here every
+    /// `usage_interval`, so a request never writes. The default forgets
+    /// them.
+    fn record_usage(
+        &self,
+        usage: HashMap<String, OffsetDateTime>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = usage;
+        async {}
+    }
+}
+
+/// A shared store is a store: an app keeps one handle to issue and revoke
+/// tokens and gives the verifier another.
+impl<S: TokenStore> TokenStore for Arc<S> {
+    fn find_credential(
+        &self,
+        kind: TokenKind,
+        hash: &HashedToken,
+    ) -> impl Future<Output = Result<Option<StoredCredential>, StoreError>> + Send {
+        S::find_credential(self, kind, hash)
+    }
+
+    fn record_refusal(&self, refusal: Refusal) -> impl Future<Output = ()> + Send {
+        S::record_refusal(self, refusal)
+    }
+
+    fn generation(&self) -> u64 {
+        S::generation(self)
+    }
+
+    fn record_usage(
+        &self,
+        usage: HashMap<String, OffsetDateTime>,
+    ) -> impl Future<Output = ()> + Send {
+        S::record_usage(self, usage)
     }
 }

@@ -1,8 +1,9 @@
-//! The token format: `jt_<kind>_<30 base62 random><6 base62 CRC32>`.
+//! The token format: `<prefix>_<kind>_<30 base62 random><6 base62 CRC32>`,
+//! where the prefix is the app's (`jt` for Jeton, see [`crate::Identity`]).
 //!
 //! [`PlainToken`] is the secret a caller holds; it is zeroized on drop and its
 //! `Debug` never prints it. [`HashedToken`] is SHA-256 of it, the only form
-//! that is ever stored.
+//! that is ever stored. [`TokenFormat`] generates and parses an app's tokens.
 
 use std::fmt;
 
@@ -11,24 +12,200 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::IdentityError;
+
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-pub(crate) const PREFIX_LEN: usize = 6; // "jt_pk_"
+/// `_pk_`: what follows the app's prefix.
+const KIND_LEN: usize = 4;
 const RANDOM_LEN: usize = 30;
 const CHECK_LEN: usize = 6;
-/// Every token is exactly this long; anything else is not a token.
-pub const TOKEN_LEN: usize = PREFIX_LEN + RANDOM_LEN + CHECK_LEN;
+/// What a token adds to its app's prefix.
+const AFTER_PREFIX: usize = KIND_LEN + RANDOM_LEN + CHECK_LEN;
+/// The longest token of any app.
+const MAX_TOKEN_LEN: usize = TokenFormat::MAX_PREFIX_LEN + AFTER_PREFIX;
+
+/// How an app's tokens look: its prefix, then the kind, 30 random base62
+/// characters and a 6-character checksum. A token is the prefix's length
+/// plus 40 characters long; anything else is not a token. Copied freely
+/// (nine bytes).
+///
+/// ```
+/// use jeton_auth::{TokenFormat, TokenKind};
+///
+/// let acme = TokenFormat::new("acme")?;
+/// let token = acme.generate(TokenKind::User);
+/// assert!(token.expose_secret().starts_with("acme_ut_"));
+/// assert_eq!(acme.parse(token.expose_secret()).unwrap().kind(), TokenKind::User);
+/// // Another app's token is not a token here.
+/// let jeton = TokenFormat::default().generate(TokenKind::User);
+/// assert!(acme.parse(jeton.expose_secret()).is_err());
+/// # Ok::<(), jeton_auth::IdentityError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFormat {
+    /// The prefix, then zeros.
+    prefix: [u8; TokenFormat::MAX_PREFIX_LEN],
+    prefix_len: u8,
+}
+
+impl Default for TokenFormat {
+    /// Jeton's: `jt_pk_…`, 42 characters.
+    fn default() -> TokenFormat {
+        TokenFormat::JETON
+    }
+}
+
+impl fmt::Debug for TokenFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenFormat({}_)", self.prefix())
+    }
+}
+
+impl TokenFormat {
+    /// The longest prefix an app may choose.
+    pub const MAX_PREFIX_LEN: usize = 8;
+
+    /// Jeton's own format, `jt_`.
+    pub const JETON: TokenFormat = TokenFormat {
+        prefix: *b"jt\0\0\0\0\0\0",
+        prefix_len: 2,
+    };
+
+    /// The format of an app whose tokens start with `prefix`: 1 to 8
+    /// lowercase ASCII letters and digits.
+    pub fn new(prefix: &str) -> Result<TokenFormat, IdentityError> {
+        if prefix.is_empty() {
+            return Err(IdentityError::EmptyPrefix);
+        }
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(IdentityError::PrefixCharacters {
+                prefix: prefix.to_owned(),
+            });
+        }
+        if prefix.len() > TokenFormat::MAX_PREFIX_LEN {
+            return Err(IdentityError::PrefixTooLong {
+                prefix: prefix.to_owned(),
+            });
+        }
+        let mut bytes = [0; TokenFormat::MAX_PREFIX_LEN];
+        bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        Ok(TokenFormat {
+            prefix: bytes,
+            prefix_len: u8::try_from(prefix.len()).expect("at most 8"),
+        })
+    }
+
+    /// The app's prefix, without the `_`.
+    pub fn prefix(&self) -> &str {
+        std::str::from_utf8(self.prefix_bytes()).expect("checked to be ASCII")
+    }
+
+    fn prefix_bytes(&self) -> &[u8] {
+        &self.prefix[..usize::from(self.prefix_len)]
+    }
+
+    /// How long every token of this format is: the prefix's length plus 40.
+    pub const fn token_len(&self) -> usize {
+        self.prefix_len as usize + AFTER_PREFIX
+    }
+
+    /// What every token of `kind` starts with: `acme_pk_`.
+    pub fn kind_prefix(&self, kind: TokenKind) -> String {
+        format!("{}_{}_", self.prefix(), kind.code())
+    }
+
+    /// A fresh token from the operating system's CSPRNG (about 178 bits).
+    pub fn generate(self, kind: TokenKind) -> PlainToken {
+        let len = self.token_len();
+        let random_start = usize::from(self.prefix_len) + KIND_LEN;
+        let mut text = Zeroizing::new([0u8; MAX_TOKEN_LEN]);
+        text[..random_start].copy_from_slice(self.kind_prefix(kind).as_bytes());
+        let mut filled = random_start;
+        let mut bytes = Zeroizing::new([0u8; 64]);
+        while filled < random_start + RANDOM_LEN {
+            rand::rngs::SysRng
+                .try_fill_bytes(bytes.as_mut())
+                .expect("the operating system's random number generator failed");
+            // Rejection sampling keeps every character equally likely:
+            // 248 = 4 * 62 is the largest multiple of 62 that fits a byte.
+            for &byte in bytes.iter().filter(|&&b| b < 248) {
+                if filled == random_start + RANDOM_LEN {
+                    break;
+                }
+                text[filled] = ALPHABET[usize::from(byte % 62)];
+                filled += 1;
+            }
+        }
+        let check = checksum(&text[..filled]);
+        text[filled..len].copy_from_slice(&check);
+        PlainToken {
+            kind,
+            len: u8::try_from(len).expect("at most 48"),
+            text,
+        }
+    }
+
+    /// Parses and checks the format without any I/O: length, prefix, alphabet
+    /// and checksum. A string that fails here never reaches storage.
+    pub fn parse(self, candidate: &str) -> Result<PlainToken, TokenFormatError> {
+        self.parse_bytes(candidate.as_bytes())
+    }
+
+    /// [`TokenFormat::parse`] on bytes, which need not be text: anything but
+    /// ASCII fails the prefix or the alphabet.
+    pub fn parse_bytes(self, candidate: &[u8]) -> Result<PlainToken, TokenFormatError> {
+        // Bytes throughout: a request's token passes here on every request.
+        let len = self.token_len();
+        if candidate.len() != len {
+            return Err(TokenFormatError::Length);
+        }
+        let (prefix, rest) = candidate.split_at(usize::from(self.prefix_len));
+        let kind = match rest {
+            [b'_', a, b, b'_', ..] if prefix == self.prefix_bytes() => {
+                TokenKind::from_code_bytes([*a, *b])
+            }
+            _ => None,
+        }
+        .ok_or(TokenFormatError::Prefix)?;
+        // A fold rather than `all`: without the early exit the compiler
+        // checks many bytes at once.
+        let alphanumeric = rest[KIND_LEN..]
+            .iter()
+            .fold(true, |all, byte| all & byte.is_ascii_alphanumeric());
+        if !alphanumeric {
+            return Err(TokenFormatError::Alphabet);
+        }
+        let (body, check) = candidate.split_at(len - CHECK_LEN);
+        if checksum(body) != check {
+            return Err(TokenFormatError::Checksum);
+        }
+        let mut text = Zeroizing::new([0u8; MAX_TOKEN_LEN]);
+        text[..len].copy_from_slice(candidate);
+        Ok(PlainToken {
+            kind,
+            len: u8::try_from(len).expect("at most 48"),
+            text,
+        })
+    }
+}
 
 /// What kind of credential a token is. The kind is part of the token text, so
 /// a token can never be mistaken for another kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenKind {
-    /// `jt_pk_`: a client key that lives in browser code; public by design.
+    /// `<prefix>_pk_`: a client key that lives in browser code; public by
+    /// design.
     Publishable,
-    /// `jt_sk_`: a client key that lives on servers.
+    /// `<prefix>_sk_`: a client key that lives on servers.
     Secret,
-    /// `jt_ut_`: a token issued to a person at login.
+    /// `<prefix>_ut_`: a token issued to a person at login.
     User,
-    /// `jt_at_`: an OAuth2 access token (reserved; no store issues it yet).
+    /// `<prefix>_at_`: an OAuth 2.0 access token. Reserved in the format;
+    /// the verifier does not accept it yet.
     Access,
 }
 
@@ -40,7 +217,7 @@ impl TokenKind {
         TokenKind::Access,
     ];
 
-    /// The two letters between `jt_` and `_`.
+    /// The two letters between the app's prefix and the random part.
     pub const fn code(self) -> &'static str {
         match self {
             TokenKind::Publishable => "pk",
@@ -74,10 +251,11 @@ impl TokenKind {
 /// Why a string is not a token. Deliberately coarse: the caller only ever
 /// learns `invalid_token`, this is for tests and fuzzing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenFormatError {
-    #[error("a token is exactly {TOKEN_LEN} characters")]
+    #[error("a token is exactly its app's prefix plus 40 characters long")]
     Length,
-    #[error("a token starts with jt_<kind>_")]
+    #[error("a token starts with its app's prefix and a kind: <prefix>_<kind>_")]
     Prefix,
     #[error("a token is base62 after its prefix")]
     Alphabet,
@@ -89,71 +267,29 @@ pub enum TokenFormatError {
 /// and while a request is verified. Never printed, zeroized on drop.
 pub struct PlainToken {
     kind: TokenKind,
+    /// How much of `text` is the token.
+    len: u8,
     /// ASCII, checked on the way in. A fixed array, so holding a token
     /// allocates nothing and zeroizing it wipes every byte.
-    text: Zeroizing<[u8; TOKEN_LEN]>,
+    text: Zeroizing<[u8; MAX_TOKEN_LEN]>,
 }
 
 impl PlainToken {
-    /// A fresh token from the operating system's CSPRNG (about 178 bits).
+    /// A fresh token in Jeton's format (`jt_`); an app with its own prefix
+    /// generates with [`TokenFormat::generate`].
     pub fn generate(kind: TokenKind) -> PlainToken {
-        let mut text = Zeroizing::new(String::with_capacity(TOKEN_LEN));
-        text.push_str("jt_");
-        text.push_str(kind.code());
-        text.push('_');
-        let mut bytes = Zeroizing::new([0u8; 64]);
-        while text.len() < PREFIX_LEN + RANDOM_LEN {
-            rand::rngs::SysRng
-                .try_fill_bytes(bytes.as_mut())
-                .expect("the operating system's random number generator failed");
-            // Rejection sampling keeps every character equally likely:
-            // 248 = 4 * 62 is the largest multiple of 62 that fits a byte.
-            for &byte in bytes.iter().filter(|&&b| b < 248) {
-                if text.len() == PREFIX_LEN + RANDOM_LEN {
-                    break;
-                }
-                text.push(ALPHABET[usize::from(byte % 62)] as char);
-            }
-        }
-        let check = checksum(text.as_bytes());
-        let mut token = Zeroizing::new([0u8; TOKEN_LEN]);
-        token[..PREFIX_LEN + RANDOM_LEN].copy_from_slice(text.as_bytes());
-        token[PREFIX_LEN + RANDOM_LEN..].copy_from_slice(&check);
-        PlainToken { kind, text: token }
+        TokenFormat::JETON.generate(kind)
     }
 
-    /// Parses and checks the format without any I/O: length, prefix, alphabet
-    /// and checksum. A string that fails here never reaches storage.
+    /// Parses a token in Jeton's format (`jt_`); an app with its own prefix
+    /// parses with [`TokenFormat::parse`].
     pub fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
-        PlainToken::parse_bytes(candidate.as_bytes())
+        TokenFormat::JETON.parse(candidate)
     }
 
-    /// [`PlainToken::parse`] on bytes, which need not be text: anything but
-    /// ASCII fails the prefix or the alphabet.
+    /// [`PlainToken::parse`] on bytes.
     pub fn parse_bytes(candidate: &[u8]) -> Result<PlainToken, TokenFormatError> {
-        // Bytes throughout: a request's token passes here on every request.
-        let bytes: &[u8; TOKEN_LEN] = candidate.try_into().map_err(|_| TokenFormatError::Length)?;
-        let kind = match (&bytes[..3], bytes[5]) {
-            (b"jt_", b'_') => TokenKind::from_code_bytes([bytes[3], bytes[4]]),
-            _ => None,
-        }
-        .ok_or(TokenFormatError::Prefix)?;
-        let (body, check) = bytes.split_at(PREFIX_LEN + RANDOM_LEN);
-        // A fold rather than `all`: without the early exit the compiler
-        // checks many bytes at once.
-        let alphanumeric = bytes[PREFIX_LEN..]
-            .iter()
-            .fold(true, |all, byte| all & byte.is_ascii_alphanumeric());
-        if !alphanumeric {
-            return Err(TokenFormatError::Alphabet);
-        }
-        if checksum(body) != check {
-            return Err(TokenFormatError::Checksum);
-        }
-        Ok(PlainToken {
-            kind,
-            text: Zeroizing::new(*bytes),
-        })
+        TokenFormat::JETON.parse_bytes(candidate)
     }
 
     pub fn kind(&self) -> TokenKind {
@@ -162,22 +298,33 @@ impl PlainToken {
 
     /// The secret itself. Call only to hand it to its owner, once.
     pub fn expose_secret(&self) -> &str {
-        std::str::from_utf8(self.text.as_slice()).expect("a token is ASCII")
+        std::str::from_utf8(self.text()).expect("a token is ASCII")
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
     }
 
     /// The last four characters, kept for display ("…a1B2").
     pub fn last4(&self) -> String {
-        self.expose_secret()[TOKEN_LEN - 4..].to_owned()
+        let text = self.expose_secret();
+        text[text.len() - 4..].to_owned()
     }
 
     pub fn hash(&self) -> HashedToken {
-        HashedToken(Sha256::digest(self.text.as_slice()).into())
+        HashedToken(Sha256::digest(self.text()).into())
     }
 }
 
 impl fmt::Debug for PlainToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlainToken(jt_{}_[redacted])", self.kind.code())
+        // The prefix and kind are not secret: `acme_ut_`.
+        let public = usize::from(self.len) - RANDOM_LEN - CHECK_LEN;
+        write!(
+            f,
+            "PlainToken({}[redacted])",
+            &self.expose_secret()[..public]
+        )
     }
 }
 
@@ -203,7 +350,8 @@ impl HashedToken {
 }
 
 impl PartialEq for HashedToken {
-    /// In constant time: see [`equal_in_constant_time`].
+    /// In constant time: no branch on the bytes until one folded
+    /// difference is compared.
     fn eq(&self, other: &Self) -> bool {
         equal_in_constant_time(&self.0, &other.0)
     }
@@ -236,7 +384,8 @@ impl fmt::Debug for HashedToken {
     }
 }
 
-/// CRC32 (IEEE) of `jt_<kind>_<random>` as six base62 digits, zero-padded.
+/// CRC32 (IEEE) of `<prefix>_<kind>_<random>` as six base62 digits,
+/// zero-padded.
 fn checksum(body: &[u8]) -> [u8; CHECK_LEN] {
     let mut value = crc32fast::hash(body);
     let mut digits = [b'0'; CHECK_LEN];
@@ -255,7 +404,7 @@ mod tests {
     fn generated_tokens_parse_back_with_their_kind() {
         for kind in TokenKind::ALL {
             let token = PlainToken::generate(kind);
-            assert_eq!(token.expose_secret().len(), TOKEN_LEN);
+            assert_eq!(token.expose_secret().len(), 42);
             assert!(
                 token
                     .expose_secret()
@@ -344,6 +493,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn another_apps_prefix_is_its_own_format() {
+        let acme = TokenFormat::new("acme").unwrap();
+        for kind in TokenKind::ALL {
+            let token = acme.generate(kind);
+            let text = token.expose_secret();
+            assert_eq!(text.len(), 44);
+            assert!(text.starts_with(&format!("acme_{}_", kind.code())));
+            assert_eq!(acme.parse(text).unwrap().kind(), kind);
+            assert_eq!(acme.parse(text).unwrap().hash(), token.hash());
+            // Not a token of Jeton's, nor of an app with a prefix as long.
+            assert_eq!(
+                PlainToken::parse(text).unwrap_err(),
+                TokenFormatError::Length
+            );
+            let acmf = TokenFormat::new("acmf").unwrap();
+            assert_eq!(acmf.parse(text).unwrap_err(), TokenFormatError::Prefix);
+        }
+        let jeton = PlainToken::generate(TokenKind::User);
+        assert_eq!(
+            acme.parse(jeton.expose_secret()).unwrap_err(),
+            TokenFormatError::Length
+        );
+        let longest = TokenFormat::new("abcdefgh")
+            .unwrap()
+            .generate(TokenKind::Secret);
+        assert_eq!(longest.expose_secret().len(), 48);
+        assert_eq!(format!("{longest:?}"), "PlainToken(abcdefgh_sk_[redacted])");
+        // The checksum covers the prefix.
+        let body = &longest.expose_secret()[8..];
+        let moved = format!("abcdefgi{body}");
+        let other = TokenFormat::new("abcdefgi").unwrap();
+        assert_eq!(other.parse(&moved).unwrap_err(), TokenFormatError::Checksum);
     }
 
     #[test]

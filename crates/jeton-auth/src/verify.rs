@@ -4,16 +4,17 @@
 //! Verified credentials are cached by token hash, and unknown ones briefly
 //! as negatives, each in a bounded [`GenerationCache`] (so a flood of random
 //! well-formed tokens cannot grow memory, nor evict known tokens). Expiry is
-//! checked on every hit. The app calls [`Verifier::invalidate_all`] whenever
-//! credentials change (a revocation here, or one seen in the database's
-//! change feed); no answer read before an invalidation is served after it,
-//! however late a slow lookup puts it in the cache.
+//! checked on every hit. Whenever credentials change (a revocation here, or
+//! one seen in the database's change feed) the store moves its
+//! [`generation`](TokenStore::generation), or the app calls
+//! [`Verifier::invalidate_all`]; no answer read before either is served
+//! after it, however late a slow lookup puts it in the cache.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -23,7 +24,7 @@ use metrics::Counter;
 use time::OffsetDateTime;
 
 use crate::{
-    AuthError, HashedToken, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
+    AuthError, HashedToken, Identity, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
     cache::GenerationCache, header,
 };
 
@@ -86,19 +87,25 @@ struct Handles {
 }
 
 impl Handles {
-    fn register() -> Handles {
+    /// `<prefix>auth_cache_total` and `<prefix>auth_verifications_total`,
+    /// with the identity's metric prefix.
+    fn register(identity: &Identity) -> Handles {
+        let (cache_total, verifications_total) = (
+            identity.metric_name("auth_cache_total"),
+            identity.metric_name("auth_verifications_total"),
+        );
         let cache =
-            |result: &'static str| metrics::counter!("jeton_auth_cache_total", "result" => result);
+            |result: &'static str| metrics::counter!(cache_total.clone(), "result" => result);
         let outcome = |result: &'static str| {
             TokenKind::ALL.map(|kind| {
-                metrics::counter!("jeton_auth_verifications_total", "result" => result, "kind" => kind.name())
+                metrics::counter!(verifications_total.clone(), "result" => result, "kind" => kind.name())
             })
         };
         Handles {
             hit: cache("hit"),
             miss: cache("miss"),
             negative: cache("negative"),
-            malformed: metrics::counter!("jeton_auth_verifications_total", "result" => "malformed", "kind" => "unknown"),
+            malformed: metrics::counter!(verifications_total.clone(), "result" => "malformed", "kind" => "unknown"),
             ok: outcome("ok"),
             unknown: outcome("unknown"),
             expired: outcome("expired"),
@@ -108,6 +115,10 @@ impl Handles {
 
 pub struct Verifier<S> {
     store: S,
+    /// Whose tokens are accepted, and the metrics' names.
+    identity: Identity,
+    /// The store's [`TokenStore::generation`] when last looked at.
+    store_generation: AtomicU64,
     known: GenerationCache<HashedToken, Cached>,
     unknown: GenerationCache<HashedToken, ()>,
     /// Cached user tokens used since the last [`Verifier::take_usage`].
@@ -126,13 +137,23 @@ fn unix_nanos(at: OffsetDateTime) -> i64 {
 }
 
 impl<S: TokenStore> Verifier<S> {
+    /// A verifier of Jeton's tokens ([`Identity::default`]); an app with
+    /// its own identity builds a [`Gate`](crate::Gate), or calls
+    /// [`Verifier::with_identity`].
     pub fn new(store: S) -> Verifier<S> {
         Verifier::with_cache(store, CacheSettings::default())
     }
 
     pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
+        Verifier::with_identity(store, Identity::default(), settings)
+    }
+
+    /// A verifier of `identity`'s tokens.
+    pub fn with_identity(store: S, identity: Identity, settings: CacheSettings) -> Verifier<S> {
         Verifier {
+            store_generation: AtomicU64::new(store.generation()),
             store,
+            identity,
             known: GenerationCache::new(
                 capacity(settings.positive_capacity),
                 settings.positive_ttl,
@@ -150,8 +171,24 @@ impl<S: TokenStore> Verifier<S> {
         &self.store
     }
 
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     fn metrics(&self) -> &Handles {
-        self.handles.get_or_init(Handles::register)
+        self.handles
+            .get_or_init(|| Handles::register(&self.identity))
+    }
+
+    /// Forgets what was cached if the store's generation has moved since
+    /// the last look: one atomic load when it has not.
+    fn follow_store(&self) {
+        let current = self.store.generation();
+        if self.store_generation.load(Ordering::Acquire) != current
+            && self.store_generation.swap(current, Ordering::AcqRel) != current
+        {
+            self.invalidate_all();
+        }
     }
 
     /// Forgets every cached credential, positive and negative. Cheap; call it
@@ -167,16 +204,19 @@ impl<S: TokenStore> Verifier<S> {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Principal, AuthError> {
-        let token = header::bearer_token(headers, query).inspect_err(|error| {
-            if *error == AuthError::InvalidToken {
-                self.metrics().malformed.increment(1);
-            }
-        })?;
+        let token = header::bearer_token_of(self.identity.tokens(), headers, query).inspect_err(
+            |error| {
+                if *error == AuthError::InvalidToken {
+                    self.metrics().malformed.increment(1);
+                }
+            },
+        )?;
         self.verify(&token).await
     }
 
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
+        self.follow_store();
         let hash = token.hash();
         let kind = token.kind();
         if let Some(cached) = self.known.get(&hash) {
@@ -253,7 +293,12 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     /// The user tokens used since the last call, with when they were last
-    /// used, for the app to write in one batch (no write per request).
+    /// used, to write in one batch (no write per request). A [`Gate`]'s
+    /// guard does this regularly and hands them to
+    /// [`TokenStore::record_usage`]; call it yourself only for a verifier
+    /// used without a gate, or the uses pile up.
+    ///
+    /// [`Gate`]: crate::Gate
     pub fn take_usage(&self) -> HashMap<String, OffsetDateTime> {
         let used = std::mem::take(&mut *self.used.lock().expect("usage lock"));
         let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();

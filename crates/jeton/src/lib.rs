@@ -5,6 +5,7 @@
 //! - [`store`]: SQLite and PostgreSQL behind one [`store::Db`];
 //!   `store/orders.rs` is where an order is placed.
 //! - [`cli`]: the `jeton` command.
+//! - [`storefront`]: the demo storefront web app that `serve --demo` serves.
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
@@ -17,5 +18,6 @@ pub mod hashing;
 pub mod http;
 pub mod pagination;
 pub mod store;
+pub mod storefront;
 pub mod telemetry;
 pub mod throttle;

@@ -26,7 +26,6 @@ use axum::{
     body::Body,
     extract::{ConnectInfo, connect_info::MockConnectInfo},
     http::{Request, StatusCode},
-    middleware::from_fn_with_state,
     routing::{MethodFilter, get, on},
 };
 use jeton::{
@@ -36,13 +35,10 @@ use jeton::{
         client::{ClientKind, NewClient},
         product::NewProduct,
     },
-    http::{AppState, catalog, error::AppError, routes},
+    http::{AppState, catalog, routes},
     store::{Db, DbOptions, audit::Audit},
 };
-use jeton_auth::{
-    AbilitySet, Access, KindSet, PlainToken,
-    axum::{Guard, guard},
-};
+use jeton_auth::{AbilitySet, Access, KindSet, PlainToken};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -81,10 +77,9 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/bench.db", dir.path().display());
         let (state, product_id, key) = runtime.block_on(seed(&url));
-        let product_guard = Guard::new(
-            state.gate.clone(),
-            Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ),
-        );
+        let product_guard = state
+            .gate
+            .guard(Access::new(KindSet::PUBLISHABLE, PRODUCTS_READ));
         let peer = MockConnectInfo(SocketAddr::from(([198, 51, 100, 7], 50_000)));
 
         // The bare app has the route table's paths and methods, unguarded
@@ -108,16 +103,18 @@ impl Fixture {
         };
         let bare_handler = Pair {
             name: "GET /products/{id}, bare handler",
+            // Both with the peer's address, which the guard needs.
             bare: Router::new()
                 .route("/api/v1/products/{id}", get(catalog::get_product))
-                .with_state(state.clone()),
+                .with_state(state.clone())
+                .layer(peer),
             guarded: Router::new()
                 .route(
                     "/api/v1/products/{id}",
-                    get(catalog::get_product)
-                        .route_layer(from_fn_with_state(product_guard, guard::<AppError, _>)),
+                    get(catalog::get_product).route_layer(product_guard),
                 )
-                .with_state(state.clone()),
+                .with_state(state.clone())
+                .layer(peer),
             origin: false,
         };
 

@@ -1,7 +1,9 @@
-//! `jeton serve --demo`: a catalogue, a customer and a publishable key, so a
-//! newcomer can try the storefront at once. Running it again adds nothing:
-//! products are keyed by SKU, the customer by email, and the demo client is
-//! reused, with a fresh key (a stored key cannot be shown again).
+//! `jeton serve --demo`: a catalogue, a customer and a publishable key bound
+//! to the storefront's origins, so a newcomer can try the storefront at once.
+//! Running it again adds nothing: products are keyed by SKU, the customer by
+//! email, and the demo client is reused, with a fresh key (a stored key
+//! cannot be shown again); only a storefront on another address gets a new
+//! demo client, since its origins differ.
 
 use std::net::SocketAddr;
 
@@ -16,12 +18,15 @@ use crate::{
     },
     hashing,
     store::{Db, audit::Audit, customers::CreateCustomerError},
+    storefront,
 };
 
 pub const DEMO_EMAIL: &str = "demo@jeton.dev";
 pub const DEMO_PASSWORD: &str = "demo-password";
 pub const DEMO_CLIENT: &str = "Demo storefront";
-pub const DEMO_ORIGIN: &str = "http://localhost:8080";
+/// Where `serve --demo` serves the storefront unless told otherwise.
+pub const DEFAULT_STOREFRONT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 3000);
 
 /// (sku, name, price in cents, stock)
 const CATALOGUE: [(&str, &str, i64, i64); 24] = [
@@ -54,9 +59,13 @@ const CATALOGUE: [(&str, &str, i64, i64); 24] = [
 pub struct Demo {
     pub products_added: usize,
     pub publishable_key: PlainToken,
+    /// The origins the key is bound to.
+    pub origins: Vec<String>,
 }
 
-pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
+/// Seeds the demo for a storefront served on `storefront`.
+pub async fn seed(db: &Db, storefront: SocketAddr) -> anyhow::Result<Demo> {
+    let origins = storefront::origins(storefront);
     let mut products_added = 0;
     for (sku, name, price, stock) in CATALOGUE {
         let product = NewProduct {
@@ -81,10 +90,19 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
     }
 
     let publishable_key = PlainToken::generate(ClientKind::Publishable.token_kind());
-    match db
+    let existing = db
         .find_live_client_by_name(DEMO_CLIENT, ClientKind::Publishable)
-        .await?
-    {
+        .await?;
+    let existing = match existing {
+        // A storefront on another address: a client for its origins
+        // replaces the old one (the customers' logins stay valid).
+        Some(client) if client.allowed_origins != origins => {
+            db.revoke_client(&client.id, false, &Audit::cli()).await?;
+            None
+        }
+        other => other,
+    };
+    match existing {
         Some(client) => {
             db.rotate_client_key(
                 &client.id,
@@ -99,7 +117,7 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
                 name: DEMO_CLIENT.to_owned(),
                 kind: ClientKind::Publishable,
                 abilities: AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN]),
-                allowed_origins: vec![DEMO_ORIGIN.to_owned()],
+                allowed_origins: origins.clone(),
                 rate_limit_per_minute: Some(6000),
                 per_ip_rate_limit_per_minute: Some(300),
             };
@@ -110,25 +128,30 @@ pub async fn seed(db: &Db) -> anyhow::Result<Demo> {
     Ok(Demo {
         products_added,
         publishable_key,
+        origins,
     })
 }
 
 impl Demo {
     /// Printed on stdout, not logged: the key is shown to the operator once
-    /// and never reaches the log.
-    pub fn print(&self, addr: SocketAddr) {
+    /// and never reaches the log. The storefront's URL comes first: it is
+    /// what a newcomer opens.
+    pub fn print(&self, api: SocketAddr, storefront: SocketAddr) {
+        println!("Storefront: {}", storefront::url(storefront));
         println!(
-            "Jeton demo ({} products added this time)",
-            self.products_added
-        );
-        println!(
-            "  publishable key for {DEMO_ORIGIN}: {}",
+            "  publishable key (for {}): {}",
+            self.origins.join(", "),
             self.publishable_key.expose_secret()
         );
         println!("  demo customer: {DEMO_EMAIL} / {DEMO_PASSWORD}");
         println!(
-            "  try: curl -H 'Authorization: Bearer {}' http://{addr}/api/v1/products",
-            self.publishable_key.expose_secret()
+            "  API: http://{api} ({} demo products added this time)",
+            self.products_added
+        );
+        println!(
+            "  try: curl -H 'Authorization: Bearer {}' -H 'Origin: {}' http://{api}/api/v1/products",
+            self.publishable_key.expose_secret(),
+            self.origins[0]
         );
     }
 }

@@ -1,4 +1,4 @@
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use clap::Args;
 use tokio::net::TcpListener;
@@ -9,6 +9,7 @@ use crate::{
     hashing,
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
+    storefront::{self, StorefrontConfig},
 };
 
 #[derive(Debug, Args)]
@@ -16,10 +17,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "JETON_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Add a demo catalogue, a demo customer and a publishable key for
-    /// http://localhost:8080, and print them. Safe to repeat.
+    /// Add a demo catalogue, a demo customer and a publishable key for the
+    /// storefront's origins, serve the storefront, and print its URL, the
+    /// key and the customer. Safe to repeat.
     #[arg(long)]
     demo: bool,
+    /// Where `--demo` serves the storefront (its own origin).
+    #[arg(long, env = "JETON_STOREFRONT_ADDR", default_value_t = demo::DEFAULT_STOREFRONT_ADDR)]
+    storefront_addr: SocketAddr,
     /// Lifetime of login tokens, e.g. 30d, 12h.
     #[arg(long, env = "JETON_USER_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     user_token_ttl: time::Duration,
@@ -34,10 +39,28 @@ pub struct ServeArgs {
 }
 
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
-    if args.demo {
-        let demo = demo::seed(&db).await?;
-        demo.print(args.addr);
-    }
+    // Both listeners first: the printed URL works once printed, and a port
+    // 0 resolves before the demo key is bound to the storefront's origin.
+    let listener = TcpListener::bind(args.addr).await?;
+    let api_addr = listener.local_addr()?;
+    let storefront = if args.demo {
+        let listener = TcpListener::bind(args.storefront_addr).await?;
+        let addr = listener.local_addr()?;
+        let demo = demo::seed(&db, addr).await?;
+        demo.print(api_addr, addr);
+        let app = storefront::router(StorefrontConfig {
+            api_addr,
+            api_url: None,
+            publishable_key: demo.publishable_key.expose_secret().to_owned(),
+        });
+        tracing::info!(%addr, "storefront listening");
+        // Static files: stopped with the API, with nothing to drain.
+        Some(tokio::spawn(
+            async move { axum::serve(listener, app).await },
+        ))
+    } else {
+        None
+    };
     let config = Config {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
@@ -46,12 +69,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     hashing::warm_up().await;
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
-    let flushing = Arc::new(tokio::sync::Mutex::new(()));
-    let flusher = tokio::spawn(flush_token_use(state.clone(), flushing.clone()));
     let app = http::router(state.clone());
     let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
-    let listener = TcpListener::bind(args.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "jeton listening");
+    tracing::info!(addr = %api_addr, "jeton listening");
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -67,44 +87,19 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     }
     pruner.abort();
     metrics_upkeep.abort();
-    {
-        // Not in the middle of a flush: the uses it took would be lost.
-        let _flushing = flushing.lock().await;
-        flusher.abort();
+    if let Some(storefront) = storefront {
+        storefront.abort();
     }
-    // Whatever was used since the last flush is written before exiting.
-    flush_once(&state, &flushing).await;
+    // The gate writes the tokens' last uses every few seconds; whatever was
+    // used since its last flush is written before exiting (after that flush,
+    // if one is running).
+    state.gate.flush_usage().await;
     tracing::info!("jeton stopped");
     Ok(())
 }
 
 /// How long in-flight requests may run after SIGTERM.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How often `last_used_at` is written.
-const USE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// One flush; `flushing` is held from taking the uses to writing them.
-async fn flush_once(state: &AppState, flushing: &tokio::sync::Mutex<()>) {
-    let _flushing = flushing.lock().await;
-    let uses = state.gate.verifier.take_usage();
-    if uses.is_empty() {
-        return;
-    }
-    if let Err(error) = state.db.record_token_use(&uses).await {
-        tracing::warn!(%error, tokens = uses.len(), "could not record token use");
-    }
-}
-
-/// Writes `last_used_at` in batches: no authenticated request writes.
-async fn flush_token_use(state: AppState, flushing: Arc<tokio::sync::Mutex<()>>) {
-    let mut tick = tokio::time::interval(USE_FLUSH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        flush_once(&state, &flushing).await;
-    }
-}
 
 /// Every hour, forgets idempotency keys older than a day (the promised
 /// retention), so the table holds about a day of orders' keys. A failed run

@@ -32,22 +32,24 @@ pub fn publishable_ceiling() -> AbilitySet {
 }
 
 /// What a user token may hold; also what a login token gets.
+const USER_ABILITIES: [Ability; 5] = [
+    PRODUCTS_READ,
+    PROFILE_READ,
+    ORDERS_READ,
+    ORDERS_WRITE,
+    TOKENS_MANAGE,
+];
+
+/// What a user token may hold; also what a login token gets.
 pub fn user_ceiling() -> AbilitySet {
-    AbilitySet::new([
-        PRODUCTS_READ,
-        PROFILE_READ,
-        ORDERS_READ,
-        ORDERS_WRITE,
-        TOKENS_MANAGE,
-    ])
+    AbilitySet::new(USER_ABILITIES)
 }
 
 pub fn ceilings() -> Ceilings {
-    Ceilings {
-        publishable: publishable_ceiling(),
-        secret: AbilitySet::new([Ability::ALL]),
-        user: user_ceiling(),
-    }
+    Ceilings::new()
+        .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+        .secret([Ability::ALL])
+        .user(USER_ABILITIES)
 }
 
 /// Most abilities one token may be created with.
@@ -95,7 +97,7 @@ pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySe
     let ceiling = match kind {
         TokenKind::Publishable => publishable_ceiling(),
         TokenKind::User => user_ceiling(),
-        TokenKind::Secret | TokenKind::Access => AbilitySet::new([Ability::ALL]),
+        _ => AbilitySet::new([Ability::ALL]),
     };
     let mut parsed = Vec::with_capacity(requested.len());
     for text in requested {

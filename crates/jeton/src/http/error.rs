@@ -28,7 +28,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AuthError, error::problem_response};
+use jeton_auth::{AuthError, Identity};
 use serde_json::{Map, Value, json};
 
 use super::request_id;
@@ -163,7 +163,7 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let mut response = problem_response(status, code, title, &detail, Some(extra));
+        let mut response = Identity::default().problem(status, code, title, &detail, Some(extra));
         if matches!(self, AppError::Unavailable) {
             response
                 .headers_mut()

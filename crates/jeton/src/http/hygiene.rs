@@ -35,7 +35,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AuthError, error::problem_response};
+use jeton_auth::{AuthError, Identity};
 
 use super::error::AppError;
 
@@ -77,7 +77,7 @@ fn headers_too_large() -> Response {
     let detail = format!(
         "request headers are limited to {MAX_HEADER_VALUE_BYTES} bytes per value and {MAX_HEADER_BYTES} bytes in all"
     );
-    problem_response(
+    Identity::default().problem(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "headers_too_large",
         "Request header fields too large",

@@ -3,7 +3,6 @@
 mod actor;
 pub mod admin;
 pub mod catalog;
-mod client_ip;
 pub mod cors;
 pub mod customers;
 pub mod error;
@@ -22,9 +21,10 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderValue, header},
-    middleware::{from_fn, from_fn_with_state},
+    middleware::from_fn,
     routing::get,
 };
+use jeton_auth::client_ip::ClientIpLayer;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -109,7 +109,10 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .layer(from_fn(hygiene::check))
         .layer(from_fn(hygiene::timeout))
         .layer(state.origins.layer())
-        .layer(from_fn_with_state(state, client_ip::middleware))
+        .layer(ClientIpLayer::new(
+            state.gate.identity(),
+            state.config.trusted_proxies.iter().copied(),
+        ))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .service(routes);
     Router::new().fallback_service(layered)

@@ -8,15 +8,11 @@ use axum::{
     Router,
     handler::Handler,
     http::Method,
-    middleware::from_fn_with_state,
     routing::{MethodFilter, MethodRouter, on},
 };
-use jeton_auth::{
-    Ability, Access, KindSet,
-    axum::{Guard, guard},
-};
+use jeton_auth::{Ability, Access, KindSet};
 
-use super::{admin, catalog, customers, error::AppError, orders, state::AppState, tokens};
+use super::{admin, catalog, customers, orders, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
@@ -124,9 +120,7 @@ impl RouteTable {
         self.routes
             .into_iter()
             .fold(Router::new(), |router, (entry, route)| {
-                let guard_state = Guard::new(state.gate.clone(), entry.access);
-                let route =
-                    route.route_layer(from_fn_with_state(guard_state, guard::<AppError, _>));
+                let route = route.route_layer(state.gate.guard(entry.access));
                 router.route(&format!("{PREFIX}{}", entry.path), route)
             })
     }

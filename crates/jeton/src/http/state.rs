@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use jeton_auth::{Verifier, axum::Gate};
+use jeton_auth::Gate;
 
 use super::cors::OriginRegistry;
 use crate::{
@@ -41,11 +41,11 @@ pub struct Shared {
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
-        let gate = Arc::new(Gate::with_failed_auth_limit(
-            Verifier::new(db.clone()),
-            abilities::ceilings(),
-            config.failed_auth,
-        ));
+        let gate = Gate::builder(db.clone())
+            .ceilings(abilities::ceilings())
+            .failed_auth_limit(config.failed_auth)
+            .trusted_proxies(config.trusted_proxies.iter().copied())
+            .build();
         // Weak: the gate holds the Db that holds this listener.
         let listening = Arc::downgrade(&gate);
         db.on_change(move |topic| {

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use jeton_auth::Principal;
+use jeton_auth::{Caller, Principal};
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
@@ -64,14 +64,12 @@ impl Audit {
     }
 
     pub fn of(principal: &Principal, client_ip: Option<IpAddr>) -> Audit {
-        let actor = match principal {
-            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
-                Actor::ClientKey {
-                    key_id: ClientIds::from(&**client).key,
-                }
-            }
-            Principal::User(user) => Actor::Customer {
+        let actor = match principal.caller() {
+            Caller::Person(user) => Actor::Customer {
                 customer_id: UserIds::from(&**user).customer,
+            },
+            Caller::Client(client) => Actor::ClientKey {
+                key_id: ClientIds::from(&**client).key,
             },
         };
         Audit { actor, client_ip }

@@ -5,6 +5,8 @@ use jeton_auth::{
     AbilitySet, ClientPrincipal, HashedToken, Limits, Principal, Refusal, StoreError,
     StoredCredential, TokenKind, TokenStore, UserPrincipal,
 };
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 use time::OffsetDateTime;
 
@@ -170,9 +172,16 @@ impl TokenStore for Db {
             TokenKind::Publishable | TokenKind::Secret => self.find_client_key(kind, hash).await,
             TokenKind::User => self.find_user_token(hash).await,
             // OAuth2 access tokens are reserved in the format; none is issued.
-            TokenKind::Access => Ok(None),
+            _ => Ok(None),
         };
         found.map_err(|error| StoreError(Box::new(error)))
+    }
+
+    /// Every few seconds, from the gate: no authenticated request writes.
+    async fn record_usage(&self, usage: HashMap<String, OffsetDateTime>) {
+        if let Err(error) = self.record_token_use(&usage).await {
+            tracing::warn!(%error, tokens = usage.len(), "could not record token use");
+        }
     }
 
     async fn record_refusal(&self, refusal: Refusal) {

@@ -532,11 +532,15 @@ async fn client_create_and_revoke_on_postgres() {
         ],
     );
     let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+    // As served: the guard needs the peer's address.
     let app_router = router(
         AppState::load(db.clone(), Default::default())
             .await
             .unwrap(),
-    );
+    )
+    .layer(axum::extract::connect_info::MockConnectInfo(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+    ));
     let call = |key: String| {
         let app_router = app_router.clone();
         async move {
@@ -570,13 +574,17 @@ async fn client_create_and_revoke_on_postgres() {
 on_both_databases!(demo_seed_is_idempotent);
 
 async fn demo_seed_is_idempotent(app: TestApp) {
-    let first = demo::seed(&app.db).await.unwrap();
+    let first = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR)
+        .await
+        .unwrap();
     assert_eq!(first.products_added, 24);
     let first_key = first.publishable_key.expose_secret().to_owned();
     assert!(first_key.starts_with("jt_pk_"));
     app.assert_works(&first_key).await;
 
-    let second = demo::seed(&app.db).await.unwrap();
+    let second = demo::seed(&app.db, demo::DEFAULT_STOREFRONT_ADDR)
+        .await
+        .unwrap();
     assert_eq!(second.products_added, 0);
     let second_key = second.publishable_key.expose_secret().to_owned();
     assert_ne!(second_key, first_key);
@@ -603,7 +611,10 @@ async fn demo_seed_is_idempotent(app: TestApp) {
     let demo_client = demo_clients[0];
     assert_eq!(demo_client.kind, ClientKind::Publishable);
     assert!(demo_client.revoked_at.is_none());
-    assert_eq!(demo_client.allowed_origins, [demo::DEMO_ORIGIN]);
+    assert_eq!(
+        demo_client.allowed_origins,
+        ["http://127.0.0.1:3000", "http://localhost:3000"]
+    );
     assert_eq!(demo_client.keys.len(), 1);
     assert_eq!(demo_client.keys[0].last4, last4(&second_key));
     app.assert_works(&second_key).await;

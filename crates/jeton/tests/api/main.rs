@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod browser;
 mod catalogue;
 mod cli;
 mod customers_and_tokens;

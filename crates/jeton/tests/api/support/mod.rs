@@ -2,6 +2,7 @@
 //! SQLite or PostgreSQL (see [`database`]), a small request builder over
 //! `oneshot`, and the fixtures and checks the feature files share.
 
+pub mod browser;
 pub mod database;
 pub mod process;
 
