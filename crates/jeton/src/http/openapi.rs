@@ -186,7 +186,9 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     ),
 ];
 
-/// The security scheme of each kind of token, and what it says.
+/// The security scheme of each kind of token a route may accept, and what
+/// it says: a route that accepts a kind without one fails the document's
+/// build (and so its test).
 fn scheme(kind: TokenKind) -> (&'static str, Value) {
     let bearer = |format: &str, description: &str| {
         json!({
@@ -241,6 +243,7 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
                 }),
             )
         }
+        other => panic!("no security scheme for {} tokens", other.name()),
     }
 }
 
