@@ -52,6 +52,38 @@ pub fn ceilings() -> Ceilings {
         .user(USER_ABILITIES)
 }
 
+/// Most abilities one token may be created with.
+pub const MAX_PER_TOKEN: usize = 32;
+
+/// Every text [`parse_for_kind`] accepts for a token of `kind`: the known
+/// abilities, and the wildcards over them, within the kind's ceiling. Asked
+/// of the parser itself, so the API's schemas list exactly these.
+pub fn grantable(kind: TokenKind) -> Vec<String> {
+    let known = KNOWN;
+    let resources = known.iter().filter_map(|ability| {
+        ability
+            .as_str()
+            .split_once(':')
+            .map(|(resource, _)| resource)
+    });
+    let mut grantable: Vec<String> = Vec::new();
+    let candidates = std::iter::once("*".to_owned())
+        .chain(known.iter().map(|ability| ability.as_str().to_owned()))
+        .chain(resources.map(|resource| format!("{resource}:*")));
+    for text in candidates {
+        if !grantable.contains(&text) && parse_for_kind(std::slice::from_ref(&text), kind).is_ok() {
+            grantable.push(text);
+        }
+    }
+    grantable
+}
+
+/// The schema of a list of abilities for a token of `kind`.
+pub fn list_schema(kind: TokenKind, nullable: bool) -> utoipa::openapi::Array {
+    let item = super::schema::one_of_strings(grantable(kind)).build();
+    super::schema::array(item, 1, MAX_PER_TOKEN, nullable)
+}
+
 /// Parses abilities a client asked for, for a token of `kind`: each must be
 /// well-formed, known (or a wildcard over known ones) and within the kind's
 /// ceiling.
@@ -59,8 +91,8 @@ pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySe
     if requested.is_empty() {
         return Err("must list at least one ability".to_owned());
     }
-    if requested.len() > 32 {
-        return Err("must list at most 32 abilities".to_owned());
+    if requested.len() > MAX_PER_TOKEN {
+        return Err(format!("must list at most {MAX_PER_TOKEN} abilities"));
     }
     let ceiling = match kind {
         TokenKind::Publishable => publishable_ceiling(),
@@ -125,6 +157,28 @@ mod tests {
         assert!(parse_for_kind(&strings(&["rockets:launch"]), TokenKind::Secret).is_err());
         assert!(parse_for_kind(&strings(&["Not an ability"]), TokenKind::Secret).is_err());
         assert!(parse_for_kind(&[], TokenKind::Secret).is_err());
+    }
+
+    #[test]
+    fn grantable_lists_what_the_parser_accepts() {
+        // A wildcard is granted only by a ceiling that holds it.
+        let mut user = grantable(TokenKind::User);
+        user.sort();
+        assert_eq!(
+            user,
+            user_ceiling()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        );
+        let secret = grantable(TokenKind::Secret);
+        assert!(secret.contains(&"*".to_owned()) && secret.contains(&"orders:*".to_owned()));
+        // `*`, the known ones, and one wildcard per resource with actions.
+        assert_eq!(secret.len(), 1 + KNOWN.len() + 6);
+        assert_eq!(
+            grantable(TokenKind::Publishable),
+            ["products:read", "customers:create", "auth:login"]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use jeton_auth::{AbilitySet, TokenKind};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldError, Problems, abilities, text::bounded};
+use super::{FieldError, Problems, abilities, schema, text::bounded};
 
 /// The two kinds of client key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -48,6 +48,8 @@ impl TryFrom<String> for ClientKind {
 }
 
 pub const MAX_RATE_LIMIT: i64 = 1_000_000;
+pub const NAME_MAX: usize = 100;
+pub const MAX_ORIGINS: usize = 50;
 
 /// Longest origin accepted: `https://` and a 253-character host with a
 /// port fit well within it.
@@ -103,24 +105,71 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+fn client_name_schema() -> utoipa::openapi::Object {
+    schema::field(schema::bounded_text(1, NAME_MAX, false).examples(["Storefront"]))
+}
+
+fn client_abilities_schema() -> utoipa::openapi::Array {
+    let mut list = abilities::list_schema(TokenKind::Secret, false);
+    list.description = Some(format!(
+        "Within the kind's ceiling: a publishable key may hold only {}.",
+        abilities::grantable(TokenKind::Publishable)
+            .iter()
+            .map(|ability| format!("`{ability}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    list
+}
+
+fn origins_schema() -> utoipa::openapi::Array {
+    let origin = schema::sized_text(1, MAX_ORIGIN_LEN)
+        .description(Some(
+            "`scheme://host[:port]` (http or https), or `*` alone.",
+        ))
+        .examples(["http://localhost:8080"])
+        .build();
+    let mut list = schema::array(origin, 0, MAX_ORIGINS, false);
+    list.description = Some(
+        "Websites the key may be used from: at least one for a publishable key, none for a secret key."
+            .to_owned(),
+    );
+    list
+}
+
+fn rate_limit_schema() -> utoipa::openapi::Object {
+    schema::field(
+        schema::integer(1, MAX_RATE_LIMIT, true)
+            .description(Some(
+                "Requests per minute for the key as a whole. Omitted: the server's default. `null`: no limit.",
+            )),
+    )
+}
+
+fn per_ip_rate_limit_schema() -> utoipa::openapi::Object {
+    schema::field(schema::integer(1, MAX_RATE_LIMIT, true).description(Some(
+        "Publishable keys only: requests per minute per client IP. Omitted: the server's default. `null`: no limit.",
+    )))
+}
+
 /// `POST /admin/clients`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Storefront", "kind": "publishable", "abilities": ["products:read", "customers:create", "auth:login"], "allowed_origins": ["http://localhost:8080"]}))]
 pub struct NewClientInput {
+    #[schema(schema_with = client_name_schema)]
     pub name: String,
     pub kind: ClientKind,
+    #[schema(schema_with = client_abilities_schema)]
     pub abilities: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = origins_schema)]
     pub allowed_origins: Vec<String>,
-    /// Requests per minute for the key as a whole. Omitted: the server's
-    /// default. `null`: no limit.
     #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = rate_limit_schema)]
     pub rate_limit_per_minute: Option<Option<i64>>,
-    /// Publishable keys only: requests per minute per client IP. Omitted:
-    /// the server's default. `null`: no limit.
     #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = per_ip_rate_limit_schema)]
     pub per_ip_rate_limit_per_minute: Option<Option<i64>>,
 }
 
@@ -156,13 +205,13 @@ impl NewClient {
         defaults: LimitDefaults,
     ) -> Result<NewClient, Vec<FieldError>> {
         let mut problems = Problems::default();
-        let name = problems.check("name", bounded(&input.name, 1, 100));
+        let name = problems.check("name", bounded(&input.name, 1, NAME_MAX));
         let abilities = problems.check(
             "abilities",
             abilities::parse_for_kind(&input.abilities, input.kind.token_kind()),
         );
-        if input.allowed_origins.len() > 50 {
-            problems.add("allowed_origins", "at most 50 origins");
+        if input.allowed_origins.len() > MAX_ORIGINS {
+            problems.add("allowed_origins", format!("at most {MAX_ORIGINS} origins"));
         }
         let mut origins = Vec::new();
         for (index, origin) in input.allowed_origins.iter().enumerate() {

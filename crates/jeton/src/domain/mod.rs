@@ -12,6 +12,7 @@ pub mod money;
 pub mod order;
 pub mod password;
 pub mod product;
+pub mod schema;
 pub mod text;
 pub mod time;
 

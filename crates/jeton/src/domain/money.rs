@@ -18,10 +18,32 @@ XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL"
 /// price, far below where an order total could overflow an i64.
 pub const MAX_AMOUNT: i64 = 10_000_000_000_000;
 
+/// The codes [`parse_currency`] accepts.
+pub fn currencies() -> impl Iterator<Item = &'static str> {
+    ISO_4217.split_ascii_whitespace()
+}
+
+pub(crate) fn currency_schema() -> utoipa::openapi::Object {
+    super::schema::field(
+        super::schema::one_of_strings(currencies())
+            .pattern(Some("^[A-Z]{3}$"))
+            .description(Some("An active ISO 4217 code."))
+            .examples(["EUR"]),
+    )
+}
+
+pub(crate) fn amount_schema() -> utoipa::openapi::Object {
+    super::schema::field(
+        super::schema::integer(0, MAX_AMOUNT, false)
+            .description(Some("In minor units, e.g. 1900 for 19.00 EUR."))
+            .examples([1900]),
+    )
+}
+
 pub fn parse_currency(text: &str) -> Result<String, String> {
     let valid = text.len() == 3
         && text.bytes().all(|b| b.is_ascii_uppercase())
-        && ISO_4217.split_ascii_whitespace().any(|code| code == text);
+        && currencies().any(|code| code == text);
     if valid {
         Ok(text.to_owned())
     } else {

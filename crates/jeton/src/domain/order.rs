@@ -8,23 +8,48 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{FieldError, Problems, ids::ProductId};
+use super::{FieldError, Problems, ids::ProductId, schema};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 1000;
 
+fn items_schema() -> utoipa::openapi::Array {
+    let mut items = schema::array(
+        <OrderLineInput as utoipa::PartialSchema>::schema(),
+        1,
+        MAX_LINES,
+        false,
+    );
+    items.description = Some(format!(
+        "1 to {MAX_LINES} lines, each for a different product. Every product must exist, \
+         have the stock and share one currency with the others (else 422 or 409)."
+    ));
+    items
+}
+
+fn product_id_schema() -> utoipa::openapi::Object {
+    schema::field(schema::id())
+}
+
+fn quantity_schema() -> utoipa::openapi::Object {
+    schema::field(schema::integer(1, MAX_QUANTITY, false).examples([2]))
+}
+
 /// `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"product_id": "0190f5c4-7b1e-7d3a-9c2b-5e8f1a2b3c4d", "quantity": 2}]}))]
 pub struct OrderInput {
+    #[schema(schema_with = items_schema)]
     pub items: Vec<OrderLineInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLineInput {
+    #[schema(schema_with = product_id_schema)]
     pub product_id: String,
-    /// 1 to 1000.
+    #[schema(schema_with = quantity_schema)]
     pub quantity: i64,
 }
 

@@ -3,12 +3,17 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{FieldError, Problems, money, text::bounded};
+use super::{FieldError, Problems, money, schema, text::bounded};
 
 pub const MAX_STOCK: i64 = 1_000_000_000;
+pub const SKU_MAX: usize = 64;
+/// The bytes of a SKU, as a regex character class.
+const SKU_CHARS: &str = "A-Za-z0-9._-";
+pub const NAME_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 5000;
 
 pub fn parse_sku(raw: &str) -> Result<String, String> {
-    let sku = bounded(raw, 1, 64)?;
+    let sku = bounded(raw, 1, SKU_MAX)?;
     if sku
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -20,13 +25,13 @@ pub fn parse_sku(raw: &str) -> Result<String, String> {
 }
 
 pub fn parse_name(raw: &str) -> Result<String, String> {
-    bounded(raw, 1, 200)
+    bounded(raw, 1, NAME_MAX)
 }
 
 pub fn parse_description(raw: &str) -> Result<String, String> {
     // Descriptions may span lines; only other control characters are refused.
-    if raw.chars().count() > 5000 {
-        return Err("must be at most 5000 characters".to_owned());
+    if raw.chars().count() > DESCRIPTION_MAX {
+        return Err(format!("must be at most {DESCRIPTION_MAX} characters"));
     }
     if raw
         .chars()
@@ -59,23 +64,100 @@ pub fn parse_stock(stock: i64) -> Result<i64, String> {
     }
 }
 
+fn sku_schema(nullable: bool) -> utoipa::openapi::Object {
+    let mut sku = schema::bounded_ascii(1, SKU_MAX, SKU_CHARS)
+        .description(Some(
+            "Unique. 1 to 64 letters, digits, `-`, `_` and `.` once surrounding white space is trimmed.",
+        ))
+        .examples(["TEE-GREEN-S"])
+        .build();
+    if nullable {
+        sku.schema_type = schema::scalar_type(utoipa::openapi::Type::String, true);
+    }
+    sku
+}
+
+fn name_schema(nullable: bool) -> utoipa::openapi::Object {
+    schema::field(schema::bounded_text(1, NAME_MAX, nullable).examples(["Green tee, S"]))
+}
+
+fn description_schema(nullable: bool) -> utoipa::openapi::Object {
+    let mut text = schema::text_without_controls(DESCRIPTION_MAX, "\n\t")
+        .description(Some(
+            "At most 5000 characters; line feeds and tabs are the only control characters allowed.",
+        ))
+        .build();
+    if nullable {
+        text.schema_type = schema::scalar_type(utoipa::openapi::Type::String, true);
+    }
+    text
+}
+
+fn stock_schema(nullable: bool) -> utoipa::openapi::Object {
+    schema::field(schema::integer(0, MAX_STOCK, nullable).examples([12]))
+}
+
+fn stock_delta_schema() -> utoipa::openapi::Object {
+    schema::field(
+        schema::integer(-MAX_STOCK, MAX_STOCK, true)
+            .description(Some(
+                "Adds to the stock (negative: removes), atomically with respect to concurrent \
+                 orders. The result must stay within 0 to 1000000000 (409 `insufficient_stock` / \
+                 `stock_limit_exceeded`). Not with `stock`.",
+            ))
+            .examples([5]),
+    )
+}
+
+fn sku_schema_new() -> utoipa::openapi::Object {
+    sku_schema(false)
+}
+fn sku_schema_patch() -> utoipa::openapi::Object {
+    sku_schema(true)
+}
+fn name_schema_new() -> utoipa::openapi::Object {
+    name_schema(false)
+}
+fn name_schema_patch() -> utoipa::openapi::Object {
+    name_schema(true)
+}
+fn description_schema_new() -> utoipa::openapi::Object {
+    description_schema(false)
+}
+fn description_schema_patch() -> utoipa::openapi::Object {
+    description_schema(true)
+}
+fn stock_schema_new() -> utoipa::openapi::Object {
+    stock_schema(false)
+}
+fn stock_schema_patch() -> utoipa::openapi::Object {
+    stock_schema(true)
+}
+
 /// A price as sent by a client.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
+    #[schema(schema_with = money::amount_schema)]
     pub amount: i64,
+    #[schema(schema_with = money::currency_schema)]
     pub currency: String,
 }
 
 /// `POST /admin/products`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sku": "TEE-GREEN-S", "name": "Green tee, S", "price": {"amount": 1900, "currency": "EUR"}, "stock": 12}))]
 pub struct NewProductInput {
+    #[schema(schema_with = sku_schema_new)]
     pub sku: String,
+    #[schema(schema_with = name_schema_new)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = description_schema_new)]
     pub description: String,
     pub price: PriceInput,
+    #[schema(schema_with = stock_schema_new)]
     pub stock: i64,
 }
 
@@ -83,17 +165,20 @@ pub struct NewProductInput {
 /// `stock_delta` instead of `stock`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"stock_delta": 5}))]
 pub struct ProductPatchInput {
+    #[schema(schema_with = sku_schema_patch)]
     pub sku: Option<String>,
+    #[schema(schema_with = name_schema_patch)]
     pub name: Option<String>,
+    #[schema(schema_with = description_schema_patch)]
     pub description: Option<String>,
     pub price: Option<PriceInput>,
     /// Sets the stock. Concurrent orders' decrements in between are lost;
     /// prefer `stock_delta` while the shop is open.
+    #[schema(schema_with = stock_schema_patch)]
     pub stock: Option<i64>,
-    /// Adds to the stock (negative: removes), atomically with respect to
-    /// concurrent orders. The result must stay within 0 to 1000000000 (409
-    /// `insufficient_stock` / `stock_limit_exceeded`). Not with `stock`.
+    #[schema(schema_with = stock_delta_schema)]
     pub stock_delta: Option<i64>,
 }
 
@@ -147,6 +232,15 @@ impl TryFrom<NewProductInput> for NewProduct {
             }
         })
     }
+}
+
+/// What [`ProductPatch::try_from`] refuses across fields, as a JSON Schema
+/// `not`: `stock` and `stock_delta` both set.
+pub fn patch_schema_not() -> serde_json::Value {
+    serde_json::json!({
+        "required": ["stock", "stock_delta"],
+        "properties": {"stock": {"type": "integer"}, "stock_delta": {"type": "integer"}},
+    })
 }
 
 impl TryFrom<ProductPatchInput> for ProductPatch {

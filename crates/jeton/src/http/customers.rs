@@ -111,10 +111,7 @@ fn check_cookie_origin(client: &ClientPrincipal, headers: &HeaderMap) -> Result<
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
     security(("bearer" = ["auth:login"])),
-    responses(
-        (status = 201, body = IssuedToken, description = "a user token; with `\"session\": \"cookie\"`, a `CookieSession` instead and the cookies `jeton_session` and `jeton_csrf`"),
-        (status = 400, description = "`invalid_credentials`"),
-        (status = 403, description = "`origin_not_allowed`: a cookie session asked for from a page not on the client's list")))]
+    responses((status = 201, body = IssuedToken, description = "a user token; with `\"session\": \"cookie\"`, a `CookieSession` instead, and the cookies `jeton_session` and `jeton_csrf`")))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -187,7 +184,7 @@ pub async fn login(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",
-    security(("bearer" = []), ("session_cookie" = [])),
+    security(("bearer" = [])),
     responses((status = 204, description = "the token used is revoked; a cookie session's cookies are cleared")))]
 pub async fn logout(
     State(state): State<AppState>,

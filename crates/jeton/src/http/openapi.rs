@@ -1,16 +1,45 @@
-//! OpenAPI 3.1 of the API, generated from the handlers' annotations, at
-//! `/openapi.json`, and Swagger UI (bundled, works offline) at `/docs`. It
-//! is the normative detail of every endpoint; `docs/api.md` is the prose
-//! around it (credentials, errors, pagination, idempotency).
+//! OpenAPI 3.1 of the API at `/openapi.json`, and Swagger UI (bundled, works
+//! offline) at `/docs`. It is the normative detail of every endpoint;
+//! `docs/api.md` is the prose around it (credentials, errors, pagination,
+//! idempotency).
+//!
+//! The handlers' annotations give each operation its inputs (whose schemas
+//! come from the domain's parsers, see `domain::schema`) and its success.
+//! Everything else is derived here, from the route table and the operation's
+//! inputs, so that the document and the server cannot disagree:
+//!
+//! - `security`: one requirement per kind of token the route accepts, with
+//!   the ability it needs as the scope;
+//! - the error responses: what every request may get (a bad header, headers
+//!   too large, the service unavailable), what the guard answers for the
+//!   kinds the route accepts, what the extractors answer for the inputs the
+//!   operation has (a body: 400 `malformed_json`, 413, 415, 422; a query:
+//!   422; an id in the path: 404), and what the handler itself may answer,
+//!   declared in [`HANDLER_ERRORS`]. Each is problem+json whose `code` is
+//!   one of those listed for its status;
+//! - the response headers, the `Idempotency-Key` header's rules, the
+//!   pagination parameters' bounds, operation ids and links.
+//!
+//! `document_matches_the_route_table` (below) fails if the two disagree.
 
-use axum::Router;
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use std::{collections::BTreeMap, sync::LazyLock};
+
+use axum::{Router, http::Method};
+use jeton_auth::{Access, TokenKind};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, catalog, customers, orders, state::AppState, tokens};
+use super::{
+    admin, catalog, customers, extract, hygiene, orders,
+    routes::{self, PREFIX, RouteEntry},
+    state::AppState,
+    tokens,
+};
+use crate::{
+    domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
+    pagination::{DEFAULT_LIMIT, MAX_LIMIT},
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +47,8 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
         title = "Jeton",
         description = "A storefront API with first-class client keys and user tokens. \
             Every request carries `Authorization: Bearer <token>`: a publishable key (`jt_pk_`), \
-            a secret key (`jt_sk_`) or a user token (`jt_ut_`). Errors are RFC 9457 problem+json."
+            a secret key (`jt_sk_`) or a user token (`jt_ut_`); each operation lists the kinds it \
+            accepts, with the ability it needs. Errors are RFC 9457 problem+json with a stable `code`."
     ),
     paths(
         catalog::list_products,
@@ -44,7 +74,7 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
         admin::customers::revoke_tokens,
         admin::audit::list,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(FieldError)),
     tags(
         (name = "catalog", description = "Products; publishable keys, secret keys and user tokens"),
         (name = "customers", description = "Registration and login through a client key; profile with a user token"),
@@ -53,34 +83,864 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
         (name = "admin", description = "Secret keys with the `admin` ability"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
-struct BearerAuth;
+/// One error answer: its status, its stable `code`, and when it is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem {
+    pub status: u16,
+    pub code: &'static str,
+    pub when: &'static str,
+}
 
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("jt_pk_… | jt_sk_… | jt_ut_…")
-                    .build(),
+const fn problem(status: u16, code: &'static str, when: &'static str) -> Problem {
+    Problem { status, code, when }
+}
+
+const HASHING_BUSY: Problem = problem(
+    503,
+    "service_unavailable",
+    "the password-hashing queue is full; retry after `Retry-After`",
+);
+
+/// What a handler answers beyond its authentication and its inputs, by
+/// method and path in the route table. Everything else is derived.
+pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
+    (
+        "POST",
+        "/customers",
+        &[
+            problem(409, "email_taken", "an account with this email exists"),
+            problem(
+                429,
+                "rate_limited",
+                "too many registrations from this IP address",
             ),
-        );
-        components.add_security_scheme(
-            "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "jeton_session",
-                "A user token in a cookie, set by `POST /auth/login` with `\"session\": \"cookie\"`; \
-                 only from the client's own origins, and `POST`, `PUT`, `PATCH` and `DELETE` also \
-                 need `X-CSRF-Token` equal to the `jeton_csrf` cookie (docs/storefront.md)",
-            ))),
-        );
+            HASHING_BUSY,
+        ],
+    ),
+    (
+        "POST",
+        "/auth/login",
+        &[
+            problem(
+                400,
+                "invalid_credentials",
+                "the email or password is wrong (one answer for both)",
+            ),
+            problem(
+                403,
+                "origin_not_allowed",
+                "a cookie session asked for without an `Origin` that the key's client lists exactly",
+            ),
+            problem(
+                429,
+                "rate_limited",
+                "too many failed logins for this email or from this IP address",
+            ),
+            HASHING_BUSY,
+        ],
+    ),
+    (
+        "POST",
+        "/orders",
+        &[
+            problem(
+                400,
+                "invalid_idempotency_key",
+                "the `Idempotency-Key` is not 1 to 255 printable ASCII characters, or was sent twice",
+            ),
+            problem(
+                409,
+                "insufficient_stock",
+                "a product has less stock than ordered; nothing was written",
+            ),
+            problem(
+                409,
+                "idempotency_key_in_use",
+                "a request with this `Idempotency-Key` is still being processed",
+            ),
+            problem(
+                422,
+                "idempotency_key_reused",
+                "this `Idempotency-Key` came with a different order",
+            ),
+        ],
+    ),
+    (
+        "POST",
+        "/admin/products",
+        &[problem(409, "sku_taken", "another product has this SKU")],
+    ),
+    (
+        "PATCH",
+        "/admin/products/{id}",
+        &[
+            problem(409, "sku_taken", "another product has this SKU"),
+            problem(
+                409,
+                "insufficient_stock",
+                "`stock_delta` would take the stock below zero",
+            ),
+            problem(
+                409,
+                "stock_limit_exceeded",
+                "`stock_delta` would take the stock above 1000000000",
+            ),
+        ],
+    ),
+];
+
+/// The security scheme of each kind of token a route may accept, and what
+/// it says: a route that accepts a kind without one fails the document's
+/// build (and so its test).
+fn scheme(kind: TokenKind) -> (&'static str, Value) {
+    let bearer = |format: &str, description: &str| {
+        json!({
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": format,
+            "description": description,
+        })
+    };
+    match kind {
+        TokenKind::Publishable => (
+            "publishable_key",
+            bearer(
+                "jt_pk_…",
+                "A client's publishable key: public by design, for storefronts. From a browser, \
+                 only from the client's allowed origins. Rate limited per key and per client IP.",
+            ),
+        ),
+        TokenKind::Secret => (
+            "secret_key",
+            bearer(
+                "jt_sk_…",
+                "A client's secret key, for servers only: refused (and recorded as leaked) when \
+                 a browser sends it. Rate limited per key.",
+            ),
+        ),
+        TokenKind::User => (
+            "user_token",
+            bearer(
+                "jt_ut_…",
+                "A customer's token, from `POST /api/v1/auth/login` or `POST /api/v1/me/tokens`.",
+            ),
+        ),
+        TokenKind::Access => {
+            let scopes: Map<String, Value> = abilities::KNOWN
+                .iter()
+                .map(|ability| {
+                    (
+                        ability.to_string(),
+                        json!(format!("the `{ability}` ability")),
+                    )
+                })
+                .collect();
+            (
+                "oauth2_access_token",
+                json!({
+                    "type": "oauth2",
+                    "description": "An OAuth 2.0 access token (`jt_at_…`) a client obtained with its \
+                        credentials, sent as `Authorization: Bearer`; its scope is a subset of the \
+                        client's abilities.",
+                    "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": scopes}},
+                }),
+            )
+        }
+        other => panic!("no security scheme for {} tokens", other.name()),
     }
 }
 
+/// The kinds of token `access` accepts, in a stable order.
+fn kinds(access: &Access) -> impl Iterator<Item = TokenKind> + '_ {
+    TokenKind::ALL
+        .into_iter()
+        .filter(|kind| access.kinds.contains(*kind))
+}
+
+/// The operation's `security`: any one of the kinds, holding the ability.
+pub fn security(access: &Access) -> Value {
+    let scopes: Vec<String> = access.ability.iter().map(ToString::to_string).collect();
+    Value::Array(
+        kinds(access)
+            .map(|kind| json!({ scheme(kind).0: scopes }))
+            .collect(),
+    )
+}
+
+/// Everything an operation may answer with a problem.
+fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
+    let mut all = vec![
+        problem(
+            400,
+            "invalid_header",
+            "a header holds bytes other than visible ASCII, space and tab",
+        ),
+        problem(
+            400,
+            "invalid_request",
+            "the `Authorization` header is malformed: empty, sent twice, over 1 KiB, \
+             not ASCII; or a token is in the query string",
+        ),
+        problem(401, "unauthenticated", "no bearer token"),
+        problem(
+            401,
+            "invalid_token",
+            "the token is malformed, unknown, revoked or expired",
+        ),
+        problem(
+            403,
+            "insufficient_scope",
+            "this kind of token is not accepted here, or the token lacks the ability",
+        ),
+        problem(
+            429,
+            "rate_limited",
+            "too many failed authentications from this IP address",
+        ),
+        problem(
+            431,
+            "headers_too_large",
+            "a header value is over 8 KiB, or all of them over 32 KiB",
+        ),
+        problem(
+            503,
+            "service_unavailable",
+            "the database or the token store is unavailable or busy, or the request took \
+             over 30 s; retry after `Retry-After`",
+        ),
+    ];
+    let accepts = |kind| entry.access.kinds.contains(kind);
+    if accepts(TokenKind::Publishable) {
+        all.push(problem(
+            403,
+            "origin_not_allowed",
+            "the publishable key was sent from an origin its client does not allow",
+        ));
+    }
+    if accepts(TokenKind::Secret) {
+        all.push(problem(
+            403,
+            "secret_key_in_browser",
+            "the secret key was sent by a browser (with `Origin`); rotate it",
+        ));
+    }
+    if accepts(TokenKind::Publishable) || accepts(TokenKind::Secret) {
+        all.push(problem(
+            429,
+            "rate_limited",
+            "the key's limit per minute, or its limit per client IP, is used up",
+        ));
+    }
+    if operation.get("requestBody").is_some() {
+        all.extend([
+            problem(400, "malformed_json", "the body is not JSON"),
+            problem(413, "payload_too_large", "the body is over 1 MiB"),
+            problem(
+                415,
+                "unsupported_media_type",
+                "the body is not `application/json`",
+            ),
+            problem(
+                422,
+                "validation_failed",
+                "fields are missing, unknown or invalid; `errors` lists each",
+            ),
+        ]);
+    }
+    let parameters = operation["parameters"].as_array();
+    let has = |place: &str| {
+        parameters.is_some_and(|list| list.iter().any(|parameter| parameter["in"] == place))
+    };
+    if has("query") {
+        all.push(problem(
+            422,
+            "validation_failed",
+            "a query parameter is unknown or invalid; `errors` lists each",
+        ));
+    }
+    if has("path") {
+        all.push(problem(
+            404,
+            "not_found",
+            "no such thing for this caller (a malformed id included)",
+        ));
+    }
+    all.extend(handler_errors(entry).iter().copied());
+    all
+}
+
+fn handler_errors(entry: &RouteEntry) -> &'static [Problem] {
+    HANDLER_ERRORS
+        .iter()
+        .find(|(method, path, _)| entry.method.as_str() == *method && entry.path == *path)
+        .map_or(&[], |(_, _, problems)| problems)
+}
+
+/// The problem+json schema of a status whose `code` is one of `codes`.
+fn problem_schema(status: u16, codes: &[&str]) -> Value {
+    let mut properties = json!({
+        "type": {"type": "string", "description": "`urn:jeton:problem:` and the code"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "const": status},
+        "code": {"type": "string", "enum": codes},
+        "detail": {"type": "string"},
+    });
+    if codes.contains(&"validation_failed") {
+        properties["errors"] = json!({
+            "type": "array",
+            "description": "With `validation_failed`: every problem, by field",
+            "items": {"$ref": "#/components/schemas/FieldError"},
+        });
+    }
+    json!({
+        "type": "object",
+        "required": ["type", "title", "status", "code", "detail"],
+        "properties": properties,
+    })
+}
+
+fn header_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/headers/{name}")})
+}
+
+/// The headers responses carry, by name in `components/headers`.
+fn headers() -> Value {
+    let integer = |description: &str, required: bool| {
+        json!({
+            "description": description,
+            "required": required,
+            "schema": {"type": "integer", "minimum": 0},
+        })
+    };
+    json!({
+        "X-Request-Id": {
+            "description": "The request's id, as in the server's log",
+            "required": true,
+            "schema": {"type": "string", "format": "uuid"},
+        },
+        "RateLimit-Limit": integer("The key's limit per minute (the tighter of its limits)", false),
+        "RateLimit-Remaining": integer("Requests left in the current window", false),
+        "RateLimit-Reset": integer("Seconds until the window resets", false),
+        "Retry-After": integer("Seconds to wait before retrying", false),
+        "Retry-After-Required": integer("Seconds to wait before retrying", true),
+        "WWW-Authenticate": {
+            "description": "The RFC 6750 challenge, e.g. `Bearer realm=\"jeton\", error=\"invalid_token\"`",
+            "required": false,
+            "schema": {"type": "string"},
+        },
+        "WWW-Authenticate-Required": {
+            "description": "The RFC 6750 challenge, e.g. `Bearer realm=\"jeton\", error=\"invalid_token\"`",
+            "required": true,
+            "schema": {"type": "string"},
+        },
+        "Idempotent-Replayed": {
+            "description": "`true` when this is the stored response to an earlier request with the same `Idempotency-Key`",
+            "required": false,
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+    })
+}
+
+/// The error responses of an operation, one per status.
+fn error_responses(all: &[Problem]) -> BTreeMap<u16, Value> {
+    let mut by_status: BTreeMap<u16, Vec<&Problem>> = BTreeMap::new();
+    for problem in all {
+        let list = by_status.entry(problem.status).or_default();
+        if !list
+            .iter()
+            .any(|known| known.code == problem.code && known.when == problem.when)
+        {
+            list.push(problem);
+        }
+    }
+    by_status
+        .into_iter()
+        .map(|(status, list)| {
+            let mut codes: Vec<&str> = Vec::new();
+            for problem in &list {
+                if !codes.contains(&problem.code) {
+                    codes.push(problem.code);
+                }
+            }
+            let description = list
+                .iter()
+                .map(|problem| format!("`{}`: {}", problem.code, problem.when))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut headers = Map::new();
+            headers.insert("X-Request-Id".into(), header_ref("X-Request-Id"));
+            match status {
+                401 => {
+                    headers.insert(
+                        "WWW-Authenticate".into(),
+                        header_ref("WWW-Authenticate-Required"),
+                    );
+                }
+                400 | 403 => {
+                    headers.insert("WWW-Authenticate".into(), header_ref("WWW-Authenticate"));
+                }
+                429 => {
+                    headers.insert("Retry-After".into(), header_ref("Retry-After-Required"));
+                    for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                        headers.insert(name.into(), header_ref(name));
+                    }
+                }
+                503 => {
+                    headers.insert("Retry-After".into(), header_ref("Retry-After"));
+                }
+                _ => {}
+            }
+            let example = json!({
+                "type": format!("urn:jeton:problem:{}", codes[0]),
+                "title": "…",
+                "status": status,
+                "code": codes[0],
+                "detail": list[0].when,
+            });
+            let response = json!({
+                "description": description,
+                "headers": headers,
+                "content": {"application/problem+json": {
+                    "schema": problem_schema(status, &codes),
+                    "example": example,
+                }},
+            });
+            (status, response)
+        })
+        .collect()
+}
+
+/// `GET /me/orders/{id}` → `get_me_orders_id`: unique, as the table's
+/// method and path are.
+fn operation_id(entry: &RouteEntry) -> String {
+    let words: Vec<String> = entry
+        .path
+        .split(['/', '-'])
+        .filter(|part| !part.is_empty())
+        .map(|part| part.trim_matches(['{', '}']).to_owned())
+        .collect();
+    format!(
+        "{}_{}",
+        entry.method.as_str().to_lowercase(),
+        words.join("_")
+    )
+}
+
+/// A link from a response to an operation that takes what it returned,
+/// for clients and for schemathesis's stateful tests.
+struct Link {
+    /// Method, path and status of the response.
+    from: (&'static str, &'static str, &'static str),
+    name: &'static str,
+    /// Method and path of the operation.
+    to: (&'static str, &'static str),
+    /// The path parameter, and the runtime expression that fills it.
+    parameter: (&'static str, &'static str),
+}
+
+const LINKS: &[Link] = &[
+    Link {
+        from: ("GET", "/products", "200"),
+        name: "GetFirstProduct",
+        to: ("GET", "/products/{id}"),
+        parameter: ("id", "$response.body#/data/0/id"),
+    },
+    Link {
+        from: ("POST", "/me/tokens", "201"),
+        name: "RevokeToken",
+        to: ("DELETE", "/me/tokens/{id}"),
+        parameter: ("id", "$response.body#/token_id"),
+    },
+    Link {
+        from: ("POST", "/orders", "201"),
+        name: "GetOrder",
+        to: ("GET", "/me/orders/{id}"),
+        parameter: ("id", "$response.body#/id"),
+    },
+    Link {
+        from: ("GET", "/me/orders", "200"),
+        name: "GetFirstOrder",
+        to: ("GET", "/me/orders/{id}"),
+        parameter: ("id", "$response.body#/data/0/id"),
+    },
+    Link {
+        from: ("POST", "/admin/products", "201"),
+        name: "UpdateProduct",
+        to: ("PATCH", "/admin/products/{id}"),
+        parameter: ("id", "$response.body#/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "GetClient",
+        to: ("GET", "/admin/clients/{id}"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "RotateKey",
+        to: ("POST", "/admin/clients/{id}/keys"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
+    Link {
+        from: ("POST", "/admin/clients", "201"),
+        name: "RevokeClient",
+        to: ("DELETE", "/admin/clients/{id}"),
+        parameter: ("id", "$response.body#/client/id"),
+    },
+];
+
+/// Example answers, with the README walkthrough's values: (method, path,
+/// status, body). Every example is checked against its schema by the
+/// conformance test.
+fn examples() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let product = json!({
+        "id": "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b",
+        "sku": "TEE-GREEN-S",
+        "name": "Green tee, S",
+        "description": "",
+        "price": {"amount": 1900, "currency": "EUR"},
+        "stock": 12,
+        "created_at": "2026-11-29T21:01:51.701637Z",
+    });
+    let customer = json!({
+        "id": "0193a1b2-7f8b-7146-927a-c5fa1af1dab8",
+        "email": "ann@example.com",
+        "name": "Ann",
+        "created_at": "2026-11-29T21:01:52.395388Z",
+    });
+    let abilities = json!([
+        "orders:read",
+        "orders:write",
+        "products:read",
+        "profile:read",
+        "tokens:manage"
+    ]);
+    let issued = json!({
+        "token": "jt_ut_EXAMPLEonlyEXAMPLEonlyEXAMPLEonly0000",
+        "token_type": "Bearer",
+        "token_id": "0193a1b2-800b-7349-99cc-59c0c401c54c",
+        "abilities": abilities,
+        "expires_at": "2026-12-29T21:01:52.523532Z",
+    });
+    let order = json!({
+        "id": "0193a1b2-8234-77a3-aae4-5617325da992",
+        "status": "placed",
+        "items": [{
+            "product_id": product["id"],
+            "sku": "TEE-GREEN-S",
+            "name": "Green tee, S",
+            "quantity": 2,
+            "unit_price": 1900,
+        }],
+        "total": {"amount": 3800, "currency": "EUR"},
+        "created_at": "2026-11-29T21:01:53.075708Z",
+    });
+    let token = json!({
+        "id": issued["token_id"],
+        "name": "laptop",
+        "abilities": abilities,
+        "last4": "0000",
+        "client_id": "0193a1b2-6a4f-7441-b82b-3e602c143de3",
+        "created_at": "2026-11-29T21:01:52.523929Z",
+        "last_used_at": null,
+        "expires_at": "2026-12-29T21:01:52.523532Z",
+        "current": true,
+    });
+    vec![
+        (
+            "GET",
+            "/products",
+            "200",
+            json!({"data": [product], "next_cursor": null}),
+        ),
+        ("GET", "/products/{id}", "200", product.clone()),
+        ("POST", "/customers", "201", customer.clone()),
+        ("POST", "/auth/login", "201", issued.clone()),
+        ("GET", "/me", "200", customer),
+        ("POST", "/orders", "201", order.clone()),
+        (
+            "GET",
+            "/me/orders",
+            "200",
+            json!({"data": [order], "next_cursor": null}),
+        ),
+        ("GET", "/me/tokens", "200", json!({"data": [token]})),
+        ("POST", "/me/tokens", "201", issued),
+        ("POST", "/admin/products", "201", product),
+    ]
+}
+
+fn idempotency_key_schema() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY_LEN,
+        // Printable ASCII; HTTP drops surrounding spaces, so none are sent.
+        "pattern": "^[!-~](?:[ -~]*[!-~])?$",
+        "example": "order-2f9c1d",
+    })
+}
+
+/// The document, built once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+    &DOCUMENT
+}
+
+fn build() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    let table = routes::api();
+    let mut schemes = Map::new();
+    for entry in table.entries() {
+        let path = format!("{PREFIX}{}", entry.path);
+        let method = entry.method.as_str().to_lowercase();
+        let id = operation_id(entry);
+        let operation = doc["paths"][&path]
+            .get_mut(&method)
+            .unwrap_or_else(|| panic!("{} {path} has no annotated handler", entry.method));
+        operation["operationId"] = json!(id);
+        operation["security"] = security(&entry.access);
+        for kind in kinds(&entry.access) {
+            let (name, scheme) = scheme(kind);
+            schemes.insert(name.to_owned(), scheme);
+        }
+        if let Some(parameters) = operation
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+        {
+            for parameter in parameters {
+                match (parameter["in"].as_str(), parameter["name"].as_str()) {
+                    (Some("query"), Some("limit")) => {
+                        parameter["schema"] = json!({
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIMIT,
+                            "default": DEFAULT_LIMIT,
+                        });
+                    }
+                    (Some("query"), Some("cursor")) => {
+                        parameter["description"] =
+                            json!("The `next_cursor` of the previous page, as it was returned");
+                    }
+                    (Some("header"), Some("Idempotency-Key")) => {
+                        parameter["schema"] = idempotency_key_schema();
+                    }
+                    (Some("path"), Some("id")) => {
+                        parameter["description"] = json!("An id this API returned");
+                        parameter["schema"] = json!({"type": "string"});
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let found = problems(entry, operation);
+        let responses = operation["responses"]
+            .as_object_mut()
+            .expect("every operation has responses");
+        // The annotations' own error entries give way to the derived ones.
+        responses.retain(|status, _| status.starts_with(['1', '2', '3']));
+        let accepts_keys = entry.access.kinds.contains(TokenKind::Publishable)
+            || entry.access.kinds.contains(TokenKind::Secret);
+        for (status, response) in responses.iter_mut() {
+            let response = response.as_object_mut().expect("a response is an object");
+            let described = response
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|text| !text.is_empty());
+            if !described {
+                let reason = status
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+                    .and_then(|code| code.canonical_reason())
+                    .unwrap_or("Success");
+                response.insert("description".into(), json!(reason));
+            }
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            headers["X-Request-Id"] = header_ref("X-Request-Id");
+            if accepts_keys {
+                for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                    headers[name] = header_ref(name);
+                }
+            }
+            if entry.path == "/orders" && status == "201" {
+                headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+            }
+        }
+        for (status, response) in error_responses(&found) {
+            responses.insert(status.to_string(), response);
+        }
+    }
+    for link in LINKS {
+        let ((method, path, status), (target_method, target_path)) = (link.from, link.to);
+        let target = table
+            .entries()
+            .iter()
+            .find(|entry| entry.method.as_str() == target_method && entry.path == target_path)
+            .unwrap_or_else(|| panic!("link to {target_method} {target_path}: no such route"));
+        let response = &mut doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"]
+            [status];
+        assert!(response.is_object(), "link from {method} {path} {status}");
+        let (parameter, expression) = link.parameter;
+        response["links"][link.name] = json!({
+            "operationId": operation_id(target),
+            "parameters": {parameter: expression},
+        });
+    }
+    for (method, path, status, example) in examples() {
+        let response = &mut doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"]
+            [status]["content"]["application/json"];
+        assert!(response.is_object(), "example of {method} {path} {status}");
+        response["example"] = example;
+    }
+    let components = doc["components"]
+        .as_object_mut()
+        .expect("the document has components");
+    let patch = components["schemas"]
+        .get_mut("ProductPatchInput")
+        .expect("the patch's schema is a component");
+    patch["not"] = product::patch_schema_not();
+    patch["description"] = json!(
+        "`PATCH /admin/products/{id}`: any of the fields of a new product, or `stock_delta` instead of `stock` (not both)."
+    );
+    components.insert("securitySchemes".into(), Value::Object(schemes));
+    components.insert("headers".into(), headers());
+    let password_rule = format!(
+        "Passwords are {} to {} characters.",
+        password::MIN_CHARS,
+        password::MAX_CHARS
+    );
+    let description = doc["info"]["description"].as_str().unwrap_or_default();
+    doc["info"]["description"] = json!(format!(
+        "{description} Request bodies are at most {} bytes; header values at most {} bytes. {password_rule}",
+        extract::MAX_BODY_BYTES,
+        hygiene::MAX_HEADER_VALUE_BYTES,
+    ));
+    doc
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    Router::new()
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document().clone()))
+}
+
+/// The operation of `method` and `path` (a path of the route table).
+pub fn operation<'a>(doc: &'a Value, method: &Method, path: &str) -> Option<&'a Value> {
+    doc["paths"]
+        .get(format!("{PREFIX}{path}"))?
+        .get(method.as_str().to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn document_matches_the_route_table() {
+        let doc = document();
+        let table = routes::api();
+        let mut served = HashSet::new();
+        for entry in table.entries() {
+            let operation = operation(doc, &entry.method, entry.path)
+                .unwrap_or_else(|| panic!("{} {} is documented", entry.method, entry.path));
+            assert_eq!(operation["security"], security(&entry.access));
+            let requirements = operation["security"].as_array().unwrap();
+            assert_eq!(requirements.len(), kinds(&entry.access).count());
+            for requirement in requirements {
+                let (name, scopes) = requirement.as_object().unwrap().iter().next().unwrap();
+                assert!(doc["components"]["securitySchemes"].get(name).is_some());
+                let expected: Vec<Value> = entry
+                    .access
+                    .ability
+                    .iter()
+                    .map(|a| json!(a.to_string()))
+                    .collect();
+                assert_eq!(scopes.as_array().unwrap(), &expected);
+            }
+            for status in ["401", "403", "503"] {
+                assert!(operation["responses"].get(status).is_some(), "{status}");
+            }
+            served.insert((entry.method.as_str().to_lowercase(), entry.path.to_owned()));
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let path = path
+                .strip_prefix(PREFIX)
+                .expect("every path is under the prefix");
+            for method in item.as_object().unwrap().keys() {
+                assert!(
+                    served.contains(&(method.clone(), path.to_owned())),
+                    "{method} {path} is documented but not in the route table"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn handler_errors_name_routes_of_the_table() {
+        let table = routes::api();
+        for (method, path, _) in HANDLER_ERRORS {
+            assert!(
+                table
+                    .entries()
+                    .iter()
+                    .any(|entry| entry.method.as_str() == *method && entry.path == *path),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let table = routes::api();
+        let ids: HashSet<String> = table.entries().iter().map(operation_id).collect();
+        assert_eq!(ids.len(), table.entries().len());
+    }
+
+    #[test]
+    fn codes_by_status() {
+        let doc = document();
+        let codes = |method: Method, path: &str, status: &str| -> Vec<String> {
+            let operation = operation(doc, &method, path).unwrap();
+            operation["responses"][status]["content"]["application/problem+json"]["schema"]
+                ["properties"]["code"]["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} {status}"))
+                .iter()
+                .map(|code| code.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            codes(Method::GET, "/me", "401"),
+            ["unauthenticated", "invalid_token"]
+        );
+        let forbidden = codes(Method::GET, "/products", "403");
+        assert!(forbidden.contains(&"origin_not_allowed".to_owned()));
+        assert!(forbidden.contains(&"secret_key_in_browser".to_owned()));
+        assert_eq!(codes(Method::GET, "/me", "403"), ["insufficient_scope"]);
+        let login = codes(Method::POST, "/auth/login", "400");
+        for code in ["malformed_json", "invalid_credentials", "invalid_request"] {
+            assert!(login.contains(&code.to_owned()), "{code}");
+        }
+        assert_eq!(
+            codes(Method::POST, "/auth/login", "422"),
+            ["validation_failed"]
+        );
+        assert!(codes(Method::GET, "/me/orders/{id}", "404").contains(&"not_found".to_owned()));
+        assert!(
+            operation(doc, &Method::GET, "/me").unwrap()["responses"]
+                .get("404")
+                .is_none()
+        );
+        assert_eq!(
+            codes(Method::POST, "/orders", "409"),
+            ["insufficient_stock", "idempotency_key_in_use"]
+        );
+        assert!(
+            codes(Method::POST, "/customers", "503").contains(&"service_unavailable".to_owned())
+        );
+    }
 }

@@ -19,6 +19,7 @@ use crate::{
     domain::{
         Problems, abilities,
         ids::{TokenId, UserIds},
+        schema,
         text::bounded,
     },
     store::{
@@ -98,17 +99,38 @@ fn explicit_null<'de, D: serde::Deserializer<'de>>(
     Option::<i64>::deserialize(deserializer).map(Some)
 }
 
+/// Longest name of a personal token.
+const NAME_MAX: usize = 100;
+
+fn name_schema() -> utoipa::openapi::Object {
+    schema::field(schema::bounded_text(1, NAME_MAX, false).examples(["deploy script"]))
+}
+
+fn abilities_schema() -> utoipa::openapi::Array {
+    let mut list = abilities::list_schema(TokenKind::User, true);
+    list.description = Some(
+        "A subset of the calling token's abilities; omitted or `null`: all of them.".to_owned(),
+    );
+    list
+}
+
+fn expires_in_schema() -> utoipa::openapi::Object {
+    schema::field(schema::integer(1, MAX_EXPIRES_IN_SECONDS, true).description(Some(
+        "Omitted: the server's default lifetime (30 days unless configured). `null`: the token does not expire.",
+    )))
+}
+
 /// `POST /me/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "deploy script", "abilities": ["orders:read"], "expires_in_seconds": 86400}))]
 pub struct NewTokenInput {
+    #[schema(schema_with = name_schema)]
     pub name: String,
-    /// A subset of the calling token's abilities; omitted: all of them.
+    #[schema(schema_with = abilities_schema)]
     pub abilities: Option<Vec<String>>,
-    /// Omitted: the server's default lifetime (30 days unless configured).
-    /// `null`: the token does not expire.
     #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(schema_with = expires_in_schema)]
     pub expires_in_seconds: Option<Option<i64>>,
 }
 
@@ -122,7 +144,7 @@ pub async fn create(
     Json(input): Json<NewTokenInput>,
 ) -> AppResult<(StatusCode, Json<IssuedToken>)> {
     let mut problems = Problems::default();
-    let name = problems.check("name", bounded(&input.name, 1, 100));
+    let name = problems.check("name", bounded(&input.name, 1, NAME_MAX));
     let abilities = match &input.abilities {
         None => Some(user.abilities.clone()),
         Some(requested) => problems.check(

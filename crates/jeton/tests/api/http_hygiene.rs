@@ -1007,7 +1007,7 @@ fn table() -> Vec<Row> {
         post("order_quantity_negative", "order line with `\"quantity\": -1`", "/orders").auth(Ut).json(order_with(r#""quantity": -1"#)).expect(422, "validation_failed"),
         post("product_amount_i64_min", "product with `\"amount\": -9223372036854775808`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": -9223372036854775808, "currency": "EUR"}, "stock": 1"#)).expect(422, "validation_failed"),
         post("product_stock_1e400", "product with `\"stock\": 1e400` (beyond f64)", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1e400"#)).expect(400, "malformed_json"),
-        post("product_stock_exponent", "product with `\"stock\": 1e3`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1e3"#)).expect(422, "validation_failed"),
+        post("product_stock_small_exponent", "product with `\"stock\": 1e-3`", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 1, "currency": "EUR"}, "stock": 1e-3"#)).expect(422, "validation_failed"),
         post("token_expiry_i64_max", "user token with `\"expires_in_seconds\": 9223372036854775807`", "/me/tokens").auth(Ut).json(r#"{"name": "t", "expires_in_seconds": 9223372036854775807}"#).expect(422, "validation_failed"),
         get("products_limit_huge", "`?limit=99999999999999999999`", "/products?limit=99999999999999999999").expect(422, "validation_failed"),
         get("products_limit_negative", "`?limit=-1`", "/products?limit=-1").expect(422, "validation_failed"),

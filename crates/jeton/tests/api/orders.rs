@@ -299,14 +299,14 @@ async fn bad_order_bodies_are_refused_and_write_nothing(app: TestApp) {
         .collect();
 
     let mut cases: Vec<(String, u16, &str)> = Vec::new();
-    // Quantities outside 1..=1000, or not integers.
+    // Quantities outside 1..=1000, or not integers (`1.0` is one: JSON
+    // has one kind of number).
     for quantity in [
         "0",
         "-1",
         "1001",
         "1.5",
-        "1.0",
-        "1e2",
+        "1e-1",
         "\"2\"",
         "null",
         "true",

@@ -30,8 +30,7 @@ pub struct CreatedClient {
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
-    security(("bearer" = ["admin"])),
-    responses((status = 201, body = CreatedClient), (status = 422)))]
+    responses((status = 201, body = CreatedClient)))]
 pub async fn create(
     State(state): State<AppState>,
     audit: Audit,
@@ -59,7 +58,6 @@ pub struct ClientQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
-    security(("bearer" = ["admin"])),
     responses((status = 200, body = Page<Client>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -76,8 +74,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/clients/{id}", tag = "admin",
-    security(("bearer" = ["admin"])),
-    responses((status = 200, body = Client), (status = 404)))]
+    responses((status = 200, body = Client)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
     let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     state
@@ -92,9 +89,19 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppRe
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateInput {
-    /// How long the older keys keep working; default 0 (they stop now).
     #[serde(default)]
+    #[schema(schema_with = grace_schema)]
     pub previous_key_expires_in_seconds: i64,
+}
+
+fn grace_schema() -> utoipa::openapi::Object {
+    crate::domain::schema::field(
+        crate::domain::schema::integer(0, MAX_GRACE_SECONDS, false)
+            .description(Some(
+                "How long the older keys keep working; default 0 (they stop now).",
+            ))
+            .examples([3600]),
+    )
 }
 
 /// Longest grace period for a rotated-out key: 30 days.
@@ -108,9 +115,9 @@ pub struct RotatedKey {
     pub record: ClientKey,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin", request_body = RotateInput,
-    security(("bearer" = ["admin"])),
-    responses((status = 201, body = RotatedKey), (status = 404, description = "no such live client"), (status = 422)))]
+#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin",
+    request_body(content = Option<RotateInput>, description = "Optional: no body means the defaults"),
+    responses((status = 201, body = RotatedKey)))]
 pub async fn rotate(
     State(state): State<AppState>,
     audit: Audit,
@@ -156,8 +163,7 @@ pub struct RevokeQuery {
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin/clients/{id}", tag = "admin", params(RevokeQuery),
-    security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, description = "no such live client")))]
+    responses((status = 204)))]
 pub async fn revoke(
     State(state): State<AppState>,
     audit: Audit,

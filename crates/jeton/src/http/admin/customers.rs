@@ -13,8 +13,7 @@ use crate::{
 };
 
 #[utoipa::path(post, path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
-    security(("bearer" = ["admin"])),
-    responses((status = 204, description = "every token of the customer is revoked"), (status = 404)))]
+    responses((status = 204, description = "every token of the customer is revoked")))]
 pub async fn revoke_tokens(
     State(state): State<AppState>,
     audit: Audit,
