@@ -27,6 +27,7 @@ use crate::{
     TokenStore, UserPrincipal, Verifier,
     client_ip::ClientIp,
     failed_auth::FailedAuth,
+    limits::{LimitBackend, Rate},
     origin,
     rate_limit::{RateLimitStatus, RateLimiter},
     session::{CookieSessions, SessionCookie},
@@ -59,11 +60,16 @@ pub struct Gate<S> {
     pub verifier: Verifier<S>,
     pub ceilings: Ceilings,
     pub limiter: RateLimiter,
+    /// Where every limit is counted (this process, or the fleet).
+    pub(crate) limits: Arc<LimitBackend>,
+    /// Each user's requests, across all their tokens.
+    pub(crate) user_rate: Option<Rate>,
     /// When each (key, code) refusal was last recorded.
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
     failed_auth: FailedAuth,
     /// Registered on first use, after the app has installed its recorder.
     client_limited: OnceLock<Counter>,
+    user_limited: OnceLock<Counter>,
     /// The verifier's: how refusals are rendered and metrics named.
     pub(crate) identity: Identity,
     pub(crate) trusted_proxies: Arc<[IpNet]>,
@@ -95,6 +101,7 @@ impl<S: TokenStore> Gate<S> {
             limit,
             Arc::new([]),
             crate::guard::USAGE_INTERVAL,
+            Arc::new(LimitBackend::local()),
         )
     }
 
@@ -104,15 +111,23 @@ impl<S: TokenStore> Gate<S> {
         limit: FailedAuthLimit,
         trusted_proxies: Arc<[IpNet]>,
         usage_interval: Duration,
+        limits: Arc<LimitBackend>,
     ) -> Gate<S> {
         let identity = verifier.identity().clone();
         Gate {
-            failed_auth: FailedAuth::new(limit, identity.metric_name("rate_limited_total")),
+            failed_auth: FailedAuth::new(
+                limit,
+                Arc::clone(&limits),
+                identity.metric_name("rate_limited_total"),
+            ),
             verifier,
             ceilings,
-            limiter: RateLimiter::new(),
+            limiter: RateLimiter::with_backend(Arc::clone(&limits)),
+            limits,
+            user_rate: None,
             recorded_refusals: Mutex::new(HashMap::new()),
             client_limited: OnceLock::new(),
+            user_limited: OnceLock::new(),
             identity,
             trusted_proxies,
             usage_interval,
@@ -125,6 +140,12 @@ impl<S: TokenStore> Gate<S> {
     /// The app's identity: its token prefix, realm and problem types.
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Where the gate counts its limits, for the app's own limits to be
+    /// counted in the same place.
+    pub fn limits(&self) -> &Arc<LimitBackend> {
+        &self.limits
     }
 
     /// The app's cookie sessions, if turned on: its login route sets them
@@ -145,35 +166,36 @@ impl<S: TokenStore> Gate<S> {
         // A client IP that has failed too often is refused before its token
         // is even parsed.
         self.failed_auth.check(ip)?;
-        let count_failure = |error: &AuthError| {
-            if *error == AuthError::InvalidToken {
-                self.failed_auth.count(ip);
-            }
-        };
         let tokens = self.identity.tokens();
         let cookie = self
             .sessions
             .as_ref()
             .and_then(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
-        let principal = match cookie {
-            None => self
-                .verifier
-                .authenticate(request.headers(), request.uri().query())
-                .await
-                .inspect_err(count_failure)?,
+        let session = cookie.as_ref().map(|(sessions, _)| *sessions);
+        let verified = match cookie {
+            None => {
+                self.verifier
+                    .authenticate(request.headers(), request.uri().query())
+                    .await
+            }
             // The same verification as a bearer token's, through the same
             // cache, then the cookie's own checks.
-            Some((sessions, token)) => {
-                let principal = self
-                    .verifier
-                    .verify(&token.inspect_err(count_failure)?)
-                    .await
-                    .inspect_err(count_failure)?;
-                sessions.admit(&principal, request.method(), request.headers())?;
-                request.extensions_mut().insert(SessionCookie);
-                principal
+            Some((_, Ok(token))) => self.verifier.verify(&token).await,
+            Some((_, Err(error))) => Err(error),
+        };
+        let principal = match verified {
+            Ok(principal) => principal,
+            Err(error) => {
+                if error == AuthError::InvalidToken {
+                    self.failed_auth.count(ip).await;
+                }
+                return Err(error);
             }
         };
+        if let Some(sessions) = session {
+            sessions.admit(&principal, request.method(), request.headers())?;
+            request.extensions_mut().insert(SessionCookie);
+        }
         let origin_header = request.headers().get(ORIGIN);
         if let Err(error) = origin::check(&principal, origin_header) {
             let origin = origin_header
@@ -183,23 +205,37 @@ impl<S: TokenStore> Gate<S> {
             Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
             return Err(error);
         }
-        let status = match principal.client() {
-            Some(client) if client.limits != Limits::default() => self
-                .limiter
-                .check(&client.client_id, client.limits, ip)
-                .inspect_err(|_| {
-                    self.client_limited
-                        .get_or_init(|| {
-                            let name = self.identity.metric_name("rate_limited_total");
-                            metrics::counter!(name, "reason" => "client")
-                        })
-                        .increment(1);
-                })?,
-            _ => None,
+        let status = match &principal {
+            Principal::User(user) => match self.user_rate {
+                Some(rate) => Some(
+                    self.limits
+                        .take(&format!("user:{}", user.user_id), rate)
+                        .await
+                        .inspect_err(|_| self.count_limited(&self.user_limited, "customer"))?,
+                ),
+                None => None,
+            },
+            _ => match principal.client() {
+                Some(client) if client.limits != Limits::default() => self
+                    .limiter
+                    .check(&client.client_id, client.limits, ip)
+                    .await
+                    .inspect_err(|_| self.count_limited(&self.client_limited, "client"))?,
+                _ => None,
+            },
         };
         access.check(&principal, &self.ceilings)?;
         request.extensions_mut().insert(principal);
         Ok(status)
+    }
+
+    fn count_limited(&self, counter: &OnceLock<Counter>, reason: &'static str) {
+        counter
+            .get_or_init(|| {
+                let name = self.identity.metric_name("rate_limited_total");
+                metrics::counter!(name, "reason" => reason)
+            })
+            .increment(1);
     }
 
     async fn record_refusal(

@@ -2,35 +2,39 @@
 //! IP's requests are refused (429) before their tokens are looked at, so a
 //! flood of forged tokens from one address stops reaching the store.
 //!
-//! The counts live in a bounded [`quick_cache`] table keyed by IP, so a
-//! flood from many addresses cannot grow memory. Its eviction policy keeps
-//! entries that are used again over one-off ones: a flood of new addresses
-//! evicts other new addresses, while an address that keeps failing keeps its
-//! count (and its refusal).
+//! The failures are counted by the app's [`LimitBackend`] (in this process,
+//! or for the fleet). Which IPs are refused is remembered here, in a bounded
+//! [`quick_cache`] table, as soon as one of their failures reaches the
+//! limit: a request's check never waits for a shared backend, and a process
+//! learns of an IP that other processes refuse at its own next failure from
+//! it. Both tables are bounded and keep entries that are used again over
+//! one-off ones, so a flood of new addresses cannot evict an address that
+//! keeps failing.
 
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, OnceLock},
     time::Instant,
 };
 
 use metrics::Counter;
 use quick_cache::sync::Cache;
 
-use crate::{AuthError, axum::FailedAuthLimit};
+use crate::{
+    AuthError,
+    axum::FailedAuthLimit,
+    limits::{LimitBackend, Window},
+};
 
-/// IPs tracked at once.
+/// Refused IPs remembered at once.
 const CAPACITY: usize = 16_384;
-
-/// One IP's failures in its current window.
-struct Window {
-    started: Instant,
-    failures: u32,
-}
 
 pub(crate) struct FailedAuth {
     limit: FailedAuthLimit,
-    windows: Cache<IpAddr, Arc<Mutex<Window>>>,
+    limits: Arc<LimitBackend>,
+    /// IPs refused until then: learnt when one of their failures reaches
+    /// the limit, so that checking costs no round trip to a shared backend.
+    refused_until: Cache<IpAddr, Instant>,
     /// Registered on first use (after the app has installed its recorder).
     refused: OnceLock<Counter>,
     /// The name of the rate-limited counter, with the app's prefix.
@@ -38,70 +42,56 @@ pub(crate) struct FailedAuth {
 }
 
 impl FailedAuth {
-    pub(crate) fn new(limit: FailedAuthLimit, metric: String) -> FailedAuth {
+    pub(crate) fn new(
+        limit: FailedAuthLimit,
+        limits: Arc<LimitBackend>,
+        metric: String,
+    ) -> FailedAuth {
         FailedAuth {
             limit,
-            windows: Cache::new(CAPACITY),
+            limits,
+            refused_until: Cache::new(CAPACITY),
             refused: OnceLock::new(),
             metric,
         }
     }
 
-    /// Refuses an IP that has failed too often in its window.
-    pub(crate) fn check(&self, ip: Option<IpAddr>) -> Result<(), AuthError> {
-        self.check_at(ip, Instant::now())
+    fn window(&self) -> Window {
+        Window {
+            max: self.limit.failures,
+            window: self.limit.window,
+        }
     }
 
-    fn check_at(&self, ip: Option<IpAddr>, now: Instant) -> Result<(), AuthError> {
-        let Some(window) = ip.and_then(|ip| self.windows.get(&ip.to_canonical())) else {
+    /// Refuses an IP that has failed too often in its window.
+    pub(crate) fn check(&self, ip: Option<IpAddr>) -> Result<(), AuthError> {
+        let Some(until) = ip.and_then(|ip| self.refused_until.get(&ip.to_canonical())) else {
             return Ok(());
         };
-        let elapsed = {
-            // A poisoned window only held a count: carry on with it.
-            let window = window.lock().unwrap_or_else(PoisonError::into_inner);
-            let elapsed = now.saturating_duration_since(window.started);
-            if window.failures < self.limit.failures || elapsed >= self.limit.window {
-                return Ok(());
-            }
-            elapsed
-        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
         self.refused
             .get_or_init(|| metrics::counter!(self.metric.clone(), "reason" => "failed_auth"))
             .increment(1);
-        let left = self.limit.window.saturating_sub(elapsed);
         Err(AuthError::RateLimited {
             limit: self.limit.failures,
-            retry_after_seconds: left.as_secs_f64().ceil().max(1.0) as u64,
+            retry_after_seconds: crate::limits::seconds_ceil(left).max(1),
         })
     }
 
     /// Counts a failure of `ip`.
-    pub(crate) fn count(&self, ip: Option<IpAddr>) {
-        self.count_at(ip, Instant::now());
-    }
-
-    fn count_at(&self, ip: Option<IpAddr>, now: Instant) {
-        let Some(ip) = ip else { return };
-        let new = || {
-            Arc::new(Mutex::new(Window {
-                started: now,
-                failures: 0,
-            }))
+    pub(crate) async fn count(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
+            return;
         };
-        let window = self
-            .windows
-            .get_or_insert_with(&ip.to_canonical(), || {
-                Ok::<_, std::convert::Infallible>(new())
-            })
-            .unwrap_or_else(|never| match never {});
-        let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.saturating_duration_since(window.started) >= self.limit.window {
-            *window = Window {
-                started: now,
-                failures: 0,
-            };
+        let window = self.window();
+        let failures = self.limits.fail(&format!("auth:{ip}"), window).await;
+        if failures.exhausted(window) {
+            self.refused_until
+                .insert(ip, Instant::now() + failures.window_left);
         }
-        window.failures = window.failures.saturating_add(1);
     }
 }
 
@@ -114,77 +104,74 @@ mod tests {
     fn limit(failures: u32, window: Duration) -> FailedAuth {
         FailedAuth::new(
             FailedAuthLimit { failures, window },
+            Arc::new(LimitBackend::local()),
             "rate_limited_total".into(),
         )
     }
 
-    fn fail(tracker: &FailedAuth, ip: IpAddr, now: Instant) -> Result<(), AuthError> {
-        tracker.check_at(Some(ip), now)?;
-        tracker.count_at(Some(ip), now);
+    async fn fail(tracker: &FailedAuth, ip: IpAddr) -> Result<(), AuthError> {
+        tracker.check(Some(ip))?;
+        tracker.count(Some(ip)).await;
         Ok(())
     }
 
-    #[test]
-    fn an_ip_is_refused_after_its_limit_and_others_are_not() {
+    #[tokio::test]
+    async fn an_ip_is_refused_after_its_limit_and_others_are_not() {
         let tracker = limit(3, Duration::from_secs(60));
-        let now = Instant::now();
         let (noisy, quiet) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..3 {
-            fail(&tracker, noisy, now).unwrap();
+            fail(&tracker, noisy).await.unwrap();
         }
         assert!(matches!(
-            tracker.check_at(Some(noisy), now + Duration::from_secs(20)),
+            tracker.check(Some(noisy)),
             Err(AuthError::RateLimited {
                 limit: 3,
-                retry_after_seconds: 40
+                retry_after_seconds: 59 | 60
             })
         ));
-        assert!(tracker.check_at(Some(quiet), now).is_ok());
-        assert!(tracker.check_at(None, now).is_ok());
+        assert!(tracker.check(Some(quiet)).is_ok());
+        assert!(tracker.check(None).is_ok());
     }
 
-    #[test]
-    fn a_window_that_has_passed_starts_again() {
-        let tracker = limit(2, Duration::from_secs(60));
+    #[tokio::test]
+    async fn a_window_that_has_passed_starts_again() {
+        let tracker = limit(2, Duration::from_millis(200));
         let ip = "2001:db8::1".parse().unwrap();
-        let now = Instant::now();
-        fail(&tracker, ip, now).unwrap();
-        fail(&tracker, ip, now).unwrap();
-        assert!(tracker.check_at(Some(ip), now).is_err());
-        let later = now + Duration::from_secs(61);
-        fail(&tracker, ip, later).unwrap();
+        fail(&tracker, ip).await.unwrap();
+        fail(&tracker, ip).await.unwrap();
+        assert!(tracker.check(Some(ip)).is_err());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        fail(&tracker, ip).await.unwrap();
         assert!(
-            tracker.check_at(Some(ip), later).is_ok(),
+            tracker.check(Some(ip)).is_ok(),
             "one failure in the new window"
         );
     }
 
-    #[test]
-    fn a_flood_of_new_addresses_does_not_evict_one_that_keeps_failing() {
+    #[tokio::test]
+    async fn a_flood_of_new_addresses_does_not_evict_one_that_keeps_failing() {
         let tracker = limit(50, Duration::from_secs(60));
-        let now = Instant::now();
         let noisy: IpAddr = "198.51.100.9".parse().unwrap();
         for _ in 0..49 {
-            fail(&tracker, noisy, now).unwrap();
+            fail(&tracker, noisy).await.unwrap();
         }
-        // Four times as many one-off addresses as the table holds.
+        // Four times as many one-off addresses as the refusals table holds.
         for n in 0..(CAPACITY * 4) as u32 {
-            fail(&tracker, IpAddr::from((0x0a00_0000 | n).to_be_bytes()), now).unwrap();
+            fail(&tracker, IpAddr::from((0x0a00_0000 | n).to_be_bytes()))
+                .await
+                .unwrap();
         }
-        fail(&tracker, noisy, now).unwrap();
-        assert!(tracker.check_at(Some(noisy), now).is_err());
+        fail(&tracker, noisy).await.unwrap();
+        assert!(tracker.check(Some(noisy)).is_err());
     }
 
-    #[test]
-    fn ipv4_and_its_mapped_ipv6_form_are_one_address() {
+    #[tokio::test]
+    async fn ipv4_and_its_mapped_ipv6_form_are_one_address() {
         let tracker = limit(2, Duration::from_secs(60));
-        let now = Instant::now();
-        fail(&tracker, "192.0.2.7".parse().unwrap(), now).unwrap();
-        fail(&tracker, "::ffff:192.0.2.7".parse().unwrap(), now).unwrap();
-        assert!(
-            tracker
-                .check_at(Some("192.0.2.7".parse().unwrap()), now)
-                .is_err()
-        );
+        fail(&tracker, "192.0.2.7".parse().unwrap()).await.unwrap();
+        fail(&tracker, "::ffff:192.0.2.7".parse().unwrap())
+            .await
+            .unwrap();
+        assert!(tracker.check(Some("192.0.2.7".parse().unwrap())).is_err());
     }
 }

@@ -25,6 +25,7 @@ use crate::{
     Access, AuthError, CacheSettings, Ceilings, CookieSessions, Identity, TokenStore, Verifier,
     axum::{FailedAuthLimit, Gate},
     client_ip::{self, ClientIp},
+    limits::{LimitBackend, Rate},
     rate_limit,
 };
 
@@ -42,6 +43,8 @@ pub struct GateBuilder<S> {
     trusted_proxies: Vec<IpNet>,
     usage_interval: Duration,
     sessions: Option<CookieSessions>,
+    limits: Arc<LimitBackend>,
+    user_rate: Option<Rate>,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -73,6 +76,8 @@ impl<S: TokenStore> Gate<S> {
             trusted_proxies: Vec::new(),
             usage_interval: USAGE_INTERVAL,
             sessions: None,
+            limits: Arc::new(LimitBackend::local()),
+            user_rate: None,
         }
     }
 }
@@ -123,6 +128,22 @@ impl<S: TokenStore> GateBuilder<S> {
         self
     }
 
+    /// Where every limit is counted: [`LimitBackend::local`] (the default)
+    /// or, with the `redis` feature, [`LimitBackend::redis`] for limits
+    /// that hold across a fleet of processes. The app may count its own
+    /// limits there too ([`Gate::limits`]).
+    pub fn limits(mut self, limits: Arc<LimitBackend>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Each user's requests through the guard, across all their tokens
+    /// (`RateLimit-*` headers on every answer, 429 beyond). None by default.
+    pub fn user_rate_limit(mut self, rate: Option<Rate>) -> Self {
+        self.user_rate = rate;
+        self
+    }
+
     pub fn build(self) -> Arc<Gate<S>> {
         let verifier = Verifier::with_identity(self.store, self.identity, self.cache);
         let mut gate = Gate::assemble(
@@ -131,8 +152,10 @@ impl<S: TokenStore> GateBuilder<S> {
             self.failed_auth,
             self.trusted_proxies.into(),
             self.usage_interval,
+            self.limits,
         );
         gate.sessions = self.sessions;
+        gate.user_rate = self.user_rate;
         Arc::new(gate)
     }
 }
@@ -285,7 +308,14 @@ where
                     // The extractors render their refusals in it.
                     request.extensions_mut().insert(gate.identity.clone());
                     let mut response = inner.call(request).await?;
-                    if let Some(status) = status {
+                    // A handler that refused with a limit of its own (an
+                    // app's order limit, say) has set the headers of that
+                    // one.
+                    if let Some(status) = status
+                        && !response
+                            .headers()
+                            .contains_key(&rate_limit::RATELIMIT_LIMIT)
+                    {
                         rate_limit::set_headers(response.headers_mut(), status);
                     }
                     Ok(response)

@@ -14,6 +14,7 @@
 //! | [`access`]    | which kinds and ability a route accepts, and the check       |
 //! | [`origin`]    | origin binding of client keys                                |
 //! | [`rate_limit`]| per-key and per-IP limits                                    |
+//! | [`limits`]    | where every limit is counted: one process, or a fleet on Redis |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
 //! | [`axum`]      | the gate, the route guard and the typed extractors           |
 //! | [`session`]   | user tokens in cookies for the app's own pages, with CSRF    |
@@ -30,6 +31,7 @@ mod failed_auth;
 mod guard;
 pub mod header;
 mod identity;
+pub mod limits;
 pub mod origin;
 pub mod principal;
 pub mod rate_limit;
@@ -48,6 +50,7 @@ pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
 pub use error::AuthError;
 pub use guard::{GateBuilder, GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
+pub use limits::{LimitBackend, Rate};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
 pub use session::{CookieSessions, SessionCookie};

@@ -16,6 +16,14 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// Failed token authentications per client IP before 429.
     pub failed_auth: jeton_auth::axum::FailedAuthLimit,
+    /// Requests per minute of one customer, across all their tokens (0:
+    /// none).
+    pub customer_requests_per_minute: u32,
+    /// Orders per minute one customer may place (0: none).
+    pub customer_orders_per_minute: u32,
+    /// Where limits are shared by a fleet of processes (`--redis-url`);
+    /// none: each process counts its own.
+    pub redis_url: Option<String>,
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
     /// `http` on a loopback address (see `cli::serve`).
     pub secure_cookies: bool,
@@ -33,6 +41,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             throttle: ThrottleSettings::default(),
             failed_auth: Default::default(),
+            customer_requests_per_minute: 600,
+            customer_orders_per_minute: 60,
+            redis_url: None,
             secure_cookies: true,
         }
     }

@@ -1,26 +1,38 @@
-//! Throttles for the two places where guessing pays: login (per email and
-//! per client IP, counting failures only) and registration (per client IP).
+//! Throttles for the two places where guessing pays: login (counting
+//! failures only) and registration (per client IP).
 //!
-//! Login failures are counted in a window: after `max_failures` failures in
-//! `window`, further attempts for that email (or from that IP) get 429 with
-//! `Retry-After` until the window that started with the first failure ends.
-//! A success clears the email's count. Lockout is therefore bounded by one
-//! window: it slows guessing to a crawl but can never lock an owner out for
-//! longer than that. Counters live in a bounded `moka` cache that forgets
-//! them when their window ends.
+//! Login failures are counted per (email, client IP), per email across all
+//! IPs, and per client IP, each in a window that starts with its first
+//! failure (OWASP's Authentication Cheat Sheet, "Login Throttling", and its
+//! Blocking Brute Force Attacks page: see `SECURITY.md`):
+//! - 10 per (email, IP) in 15 minutes: someone guessing from one address is
+//!   slowed to a crawl, while the owner, from anywhere else, is not;
+//! - 100 per email across all IPs in 15 minutes, and past 20 an exponential
+//!   backoff (1, 2, 4, … up to 30 s after the latest failure): a guess
+//!   spread over many addresses is still slowed, and locking an owner out
+//!   from elsewhere costs an attacker a steady stream of requests rather
+//!   than ten;
+//! - 100 per IP across all emails in 15 minutes: one address trying many
+//!   accounts.
+//!
+//! A success forgets its (email, IP) count. Every count lives in the app's
+//! [`LimitBackend`]: in this process, or shared by the fleet through Redis.
 
-use std::{
-    net::IpAddr,
-    num::NonZeroU32,
-    time::{Duration, Instant},
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use jeton_auth::{
+    AuthError, LimitBackend, Rate,
+    limits::{Failures, Window},
 };
-
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleSettings {
     pub window: Duration,
+    pub failures_per_email_and_ip: u32,
     pub failures_per_email: u32,
+    /// Failures of an email, across IPs, after which each further attempt
+    /// waits for the backoff.
+    pub backoff_after: u32,
     pub failures_per_ip: u32,
     pub registrations_per_ip_per_hour: u32,
 }
@@ -29,78 +41,25 @@ impl Default for ThrottleSettings {
     fn default() -> Self {
         ThrottleSettings {
             window: Duration::from_secs(15 * 60),
-            failures_per_email: 10,
+            failures_per_email_and_ip: 10,
+            failures_per_email: 100,
+            backoff_after: 20,
             failures_per_ip: 100,
             registrations_per_ip_per_hour: 20,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    since: Instant,
-}
-
-/// Failures per key within a window.
-struct FailureCounter {
-    failures: moka::sync::Cache<String, Failures>,
-    max: u32,
-    window: Duration,
-}
-
-impl FailureCounter {
-    fn new(max: u32, window: Duration) -> FailureCounter {
-        FailureCounter {
-            failures: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(window)
-                .build(),
-            max,
-            window,
-        }
-    }
-
-    /// `Err(wait)` while the key has used up its failures.
-    fn check(&self, key: &str) -> Result<(), Duration> {
-        match self.failures.get(key) {
-            Some(f) if f.count >= self.max => Err(self
-                .window
-                .saturating_sub(f.since.elapsed())
-                .max(Duration::from_secs(1))),
-            _ => Ok(()),
-        }
-    }
-
-    fn record(&self, key: &str) {
-        self.failures
-            .entry(key.to_owned())
-            .and_upsert_with(|existing| match existing.map(|e| e.into_value()) {
-                Some(f) if f.since.elapsed() < self.window => Failures {
-                    count: f.count + 1,
-                    since: f.since,
-                },
-                _ => Failures {
-                    count: 1,
-                    since: Instant::now(),
-                },
-            });
-    }
-
-    fn clear(&self, key: &str) {
-        self.failures.invalidate(key);
-    }
-}
+/// The longest backoff between two attempts for one email.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct Throttle {
-    per_email: FailureCounter,
-    per_ip: FailureCounter,
-    registrations: DefaultKeyedRateLimiter<IpAddr>,
-    registrations_per_hour: u32,
+    settings: ThrottleSettings,
+    limits: Arc<LimitBackend>,
 }
 
 fn seconds(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Too many attempts: come back in this many seconds.
@@ -115,137 +74,223 @@ pub struct Throttled {
     pub retry_after: RetryAfter,
 }
 
+/// The address a request without one counts as.
+fn address(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string())
+}
+
 impl Throttle {
-    pub fn new(settings: ThrottleSettings) -> Throttle {
-        let per_hour =
-            NonZeroU32::new(settings.registrations_per_ip_per_hour.max(1)).expect("at least one");
-        Throttle {
-            per_email: FailureCounter::new(settings.failures_per_email, settings.window),
-            per_ip: FailureCounter::new(settings.failures_per_ip, settings.window),
-            registrations: RateLimiter::keyed(Quota::per_hour(per_hour)),
-            registrations_per_hour: per_hour.get(),
+    pub fn new(settings: ThrottleSettings, limits: Arc<LimitBackend>) -> Throttle {
+        Throttle { settings, limits }
+    }
+
+    fn window(&self, max: u32) -> Window {
+        Window {
+            max,
+            window: self.settings.window,
         }
     }
 
-    /// Before a login is checked: is this email or IP throttled? The email
-    /// is looked at first, whether or not an account has it, so a
-    /// throttled unknown email gets the same answer as a throttled known one.
-    pub fn check_login(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
-        let refused = |counter: &FailureCounter, wait| Throttled {
-            limit: counter.max,
-            retry_after: RetryAfter(seconds(wait)),
+    fn keys(email: &str, ip: Option<IpAddr>) -> [String; 3] {
+        let ip = address(ip);
+        [
+            format!("login:pair:{ip}:{email}"),
+            format!("login:email:{email}"),
+            format!("login:ip:{ip}"),
+        ]
+    }
+
+    /// Before a login is checked: may this email be tried from this IP now?
+    /// Looked at whether or not an account has the email, so a throttled
+    /// unknown email gets the same answer as a throttled known one.
+    pub async fn check_login(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        let s = &self.settings;
+        let [pair, per_email, per_ip] = Throttle::keys(email, ip);
+        let exhausted = |failures: Failures, max: u32| {
+            if failures.exhausted(self.window(max)) {
+                Err(Throttled {
+                    limit: max,
+                    retry_after: RetryAfter(seconds(failures.window_left)),
+                })
+            } else {
+                Ok(())
+            }
         };
-        self.per_email
-            .check(email)
-            .map_err(|wait| refused(&self.per_email, wait))?;
-        if let Some(ip) = ip {
-            self.per_ip
-                .check(&ip.to_string())
-                .map_err(|wait| refused(&self.per_ip, wait))?;
+        let (pair, per_email, per_ip) = tokio::join!(
+            self.limits
+                .failures(&pair, self.window(s.failures_per_email_and_ip)),
+            self.limits
+                .failures(&per_email, self.window(s.failures_per_email)),
+            self.limits
+                .failures(&per_ip, self.window(s.failures_per_ip)),
+        );
+        exhausted(pair, s.failures_per_email_and_ip)?;
+        exhausted(per_email, s.failures_per_email)?;
+        if per_email.count >= s.backoff_after {
+            let backoff = backoff(per_email.count - s.backoff_after);
+            if per_email.since_last < backoff {
+                return Err(Throttled {
+                    limit: s.failures_per_email,
+                    retry_after: RetryAfter(seconds(backoff - per_email.since_last)),
+                });
+            }
         }
-        Ok(())
+        exhausted(per_ip, s.failures_per_ip)
     }
 
-    pub fn login_failed(&self, email: &str, ip: Option<IpAddr>) {
-        self.per_email.record(email);
-        if let Some(ip) = ip {
-            self.per_ip.record(&ip.to_string());
-        }
+    pub async fn login_failed(&self, email: &str, ip: Option<IpAddr>) {
+        let s = &self.settings;
+        let [pair, per_email, per_ip] = Throttle::keys(email, ip);
+        tokio::join!(
+            self.limits
+                .fail(&pair, self.window(s.failures_per_email_and_ip)),
+            self.limits
+                .fail(&per_email, self.window(s.failures_per_email)),
+            self.limits.fail(&per_ip, self.window(s.failures_per_ip)),
+        );
     }
 
-    pub fn login_succeeded(&self, email: &str) {
-        self.per_email.clear(email);
+    /// The owner got in from this address: its count starts again.
+    pub async fn login_succeeded(&self, email: &str, ip: Option<IpAddr>) {
+        let [pair, ..] = Throttle::keys(email, ip);
+        self.limits.forgive(&pair).await;
     }
 
     /// Counts a registration attempt from `ip`.
-    pub fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
+    pub async fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
         let Some(ip) = ip else { return Ok(()) };
-        if self.registrations.len() > 100_000 {
-            self.registrations.retain_recent();
+        let Some(rate) = Rate::per_hour(self.settings.registrations_per_ip_per_hour) else {
+            return Ok(());
+        };
+        match self
+            .limits
+            .take(&format!("register:{}", ip.to_canonical()), rate)
+            .await
+        {
+            Err(AuthError::RateLimited {
+                limit,
+                retry_after_seconds,
+            }) => Err(Throttled {
+                limit,
+                retry_after: RetryAfter(retry_after_seconds),
+            }),
+            _ => Ok(()),
         }
-        self.registrations.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            Throttled {
-                limit: self.registrations_per_hour,
-                retry_after: RetryAfter(seconds(wait).max(1)),
-            }
-        })
     }
+}
+
+/// 1 s after the first failure past the threshold, doubling with each
+/// further one, up to [`MAX_BACKOFF`].
+fn backoff(past: u32) -> Duration {
+    Duration::from_secs(1u64 << past.min(16)).min(MAX_BACKOFF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(window: Duration) -> ThrottleSettings {
-        ThrottleSettings {
-            window,
-            failures_per_email: 3,
-            failures_per_ip: 5,
-            registrations_per_ip_per_hour: 2,
-        }
+    fn throttle(window: Duration) -> Throttle {
+        Throttle::new(
+            ThrottleSettings {
+                window,
+                failures_per_email_and_ip: 3,
+                failures_per_email: 8,
+                backoff_after: 5,
+                failures_per_ip: 5,
+                registrations_per_ip_per_hour: 2,
+            },
+            Arc::new(LimitBackend::local()),
+        )
     }
 
-    #[test]
-    fn failures_per_email_then_the_window_ends() {
-        let throttle = Throttle::new(settings(Duration::from_millis(300)));
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([192, 0, 2, last]))
+    }
+
+    #[tokio::test]
+    async fn failures_per_email_and_ip_then_the_window_ends() {
+        let throttle = throttle(Duration::from_millis(300));
         for _ in 0..3 {
-            assert!(throttle.check_login("a@example.com", None).is_ok());
-            throttle.login_failed("a@example.com", None);
+            assert!(throttle.check_login("a@example.com", ip(1)).await.is_ok());
+            throttle.login_failed("a@example.com", ip(1)).await;
         }
-        let refused = throttle.check_login("a@example.com", None).unwrap_err();
+        let refused = throttle
+            .check_login("a@example.com", ip(1))
+            .await
+            .unwrap_err();
         assert_eq!(refused.retry_after, RetryAfter(1));
         assert_eq!(refused.limit, 3);
         assert!(
-            throttle.check_login("b@example.com", None).is_ok(),
-            "other accounts are not affected"
+            throttle.check_login("a@example.com", ip(2)).await.is_ok(),
+            "the owner, elsewhere, is not locked out"
         );
-        std::thread::sleep(Duration::from_millis(350));
-        assert!(throttle.check_login("a@example.com", None).is_ok());
+        assert!(throttle.check_login("b@example.com", ip(1)).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(throttle.check_login("a@example.com", ip(1)).await.is_ok());
     }
 
-    #[test]
-    fn success_clears_the_email() {
-        let throttle = Throttle::new(settings(Duration::from_secs(60)));
-        throttle.login_failed("a@example.com", None);
-        throttle.login_failed("a@example.com", None);
-        throttle.login_succeeded("a@example.com");
-        throttle.login_failed("a@example.com", None);
-        assert!(throttle.check_login("a@example.com", None).is_ok());
+    #[tokio::test]
+    async fn success_clears_the_email_and_ip() {
+        let throttle = throttle(Duration::from_secs(60));
+        throttle.login_failed("a@example.com", None).await;
+        throttle.login_failed("a@example.com", None).await;
+        throttle.login_succeeded("a@example.com", None).await;
+        throttle.login_failed("a@example.com", None).await;
+        assert!(throttle.check_login("a@example.com", None).await.is_ok());
     }
 
-    #[test]
-    fn failures_per_ip_span_emails() {
-        let throttle = Throttle::new(settings(Duration::from_secs(60)));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    #[tokio::test]
+    async fn failures_of_an_email_across_ips_back_off_then_stop() {
+        let throttle = throttle(Duration::from_secs(60));
         for n in 0..5 {
-            throttle.login_failed(&format!("user{n}@example.com"), Some(ip));
+            assert!(throttle.check_login("a@example.com", ip(n)).await.is_ok());
+            throttle.login_failed("a@example.com", ip(n)).await;
+        }
+        // Past the threshold: the next attempt, from anywhere, waits.
+        let refused = throttle
+            .check_login("a@example.com", ip(9))
+            .await
+            .unwrap_err();
+        assert_eq!((refused.limit, refused.retry_after), (8, RetryAfter(1)));
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+        for n in 5..8 {
+            throttle.login_failed("a@example.com", ip(n)).await;
         }
         let refused = throttle
-            .check_login("new@example.com", Some(ip))
+            .check_login("a@example.com", ip(9))
+            .await
             .unwrap_err();
-        assert_eq!(refused.limit, 5, "the per-IP limit is the one reported");
-        assert!(
-            throttle
-                .check_login("new@example.com", Some("192.0.2.8".parse().unwrap()))
-                .is_ok()
-        );
+        assert_eq!(refused.limit, 8, "the per-email limit, for the window");
+        assert!(refused.retry_after.0 > 30);
     }
 
-    #[test]
-    fn registrations_per_ip() {
-        let throttle = Throttle::new(settings(Duration::from_secs(60)));
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        assert!(throttle.check_registration(Some(ip)).is_ok());
-        assert!(throttle.check_registration(Some(ip)).is_ok());
-        let refused = throttle.check_registration(Some(ip)).unwrap_err();
+    #[tokio::test]
+    async fn failures_per_ip_span_emails() {
+        let throttle = throttle(Duration::from_secs(60));
+        for n in 0..5 {
+            throttle
+                .login_failed(&format!("user{n}@example.com"), ip(7))
+                .await;
+        }
+        let refused = throttle
+            .check_login("new@example.com", ip(7))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.limit, 5, "the per-IP limit is the one reported");
+        assert!(throttle.check_login("new@example.com", ip(8)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn registrations_per_ip() {
+        let throttle = throttle(Duration::from_secs(60));
+        assert!(throttle.check_registration(ip(7)).await.is_ok());
+        assert!(throttle.check_registration(ip(7)).await.is_ok());
+        let refused = throttle.check_registration(ip(7)).await.unwrap_err();
         assert_eq!(refused.limit, 2);
         // One registration is earned back every half hour at 2 per hour.
         assert!((1..=1800).contains(&refused.retry_after.0));
-        assert!(
-            throttle
-                .check_registration(Some("192.0.2.8".parse().unwrap()))
-                .is_ok()
-        );
+        assert!(throttle.check_registration(ip(8)).await.is_ok());
     }
 }

@@ -36,6 +36,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Share every limit with the other processes that use this Redis
+    /// (e.g. redis://127.0.0.1:6379); see docs/fleet.md. Without it, each
+    /// process counts its own.
+    #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
+    redis_url: Option<String>,
+    /// Requests per minute of one customer, across all their tokens (0:
+    /// no limit).
+    #[arg(long, env = "JETON_CUSTOMER_RATE_LIMIT", default_value_t = Config::default().customer_requests_per_minute)]
+    customer_rate_limit: u32,
+    /// Orders per minute one customer may place (0: no limit).
+    #[arg(long, env = "JETON_CUSTOMER_ORDER_LIMIT", default_value_t = Config::default().customer_orders_per_minute)]
+    customer_order_limit: u32,
+}
+
+/// A `redis://` or `unix://` URL.
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|error| error.to_string())?;
+    match url.scheme() {
+        "redis" | "unix" | "redis+unix" => Ok(value.to_owned()),
+        other => Err(format!("not a Redis URL (scheme {other})")),
+    }
 }
 
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
@@ -64,12 +85,17 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
+        redis_url: args.redis_url,
+        customer_requests_per_minute: args.customer_rate_limit,
+        customer_orders_per_minute: args.customer_order_limit,
         // The server speaks plain http; only on a loopback address is that
         // a developer's machine, where browsers would drop Secure cookies.
         secure_cookies: !args.addr.ip().is_loopback(),
         ..Config::default()
     };
     hashing::warm_up().await;
+    // The limit backend's gauge is registered as it is built.
+    http::metrics::handle();
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
     let app = http::router(state.clone());

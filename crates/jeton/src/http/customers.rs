@@ -60,7 +60,11 @@ pub async fn register(
 ) -> AppResult<(StatusCode, Json<Customer>)> {
     let new = NewCustomer::try_from(input).map_err(AppError::Validation)?;
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
-    state.throttle.check_registration(ip).map_err(throttled)?;
+    state
+        .throttle
+        .check_registration(ip)
+        .await
+        .map_err(throttled)?;
     let hash = hashing::hash(new.password)
         .await
         .map_err(|_| AppError::Unavailable)?;
@@ -128,6 +132,7 @@ pub async fn login(
     state
         .throttle
         .check_login(&login.email, audit.client_ip)
+        .await
         .map_err(throttled)?;
     let client = ClientIds::from(&*client);
     let found = state.db.find_customer_for_login(&login.email).await?;
@@ -142,7 +147,10 @@ pub async fn login(
         .await
         .map_err(|_| AppError::Unavailable)?;
     let Some(customer_id) = customer_id.clone().filter(|_| verified) else {
-        state.throttle.login_failed(&login.email, audit.client_ip);
+        state
+            .throttle
+            .login_failed(&login.email, audit.client_ip)
+            .await;
         let event = Event {
             action: "login.failed",
             client_id: Some(&client.client),
@@ -152,7 +160,10 @@ pub async fn login(
         state.db.record_event(&audit, event).await?;
         return Err(AppError::InvalidCredentials);
     };
-    state.throttle.login_succeeded(&login.email);
+    state
+        .throttle
+        .login_succeeded(&login.email, audit.client_ip)
+        .await;
     let new = NewUserToken {
         customer_id: &customer_id,
         client_id: Some(&client.client),

@@ -165,6 +165,11 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
                 "idempotency_key_reused",
                 "this `Idempotency-Key` came with a different order",
             ),
+            problem(
+                429,
+                "rate_limited",
+                "the customer's orders per minute are used up",
+            ),
         ],
     ),
     (
@@ -333,6 +338,13 @@ fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
             "the key's limit per minute, or its limit per client IP, is used up",
         ));
     }
+    if accepts(TokenKind::User) {
+        all.push(problem(
+            429,
+            "rate_limited",
+            "the customer's requests per minute, across all their tokens, are used up",
+        ));
+    }
     if operation.get("requestBody").is_some() {
         all.extend([
             problem(400, "malformed_json", "the body is not JSON"),
@@ -420,7 +432,7 @@ fn headers() -> Value {
             "required": true,
             "schema": {"type": "string", "format": "uuid"},
         },
-        "RateLimit-Limit": integer("The key's limit per minute (the tighter of its limits)", false),
+        "RateLimit-Limit": integer("The limit per minute that applies (the tightest of the key's, the client IP's and the customer's)", false),
         "RateLimit-Remaining": integer("Requests left in the current window", false),
         "RateLimit-Reset": integer("Seconds until the window resets", false),
         "Retry-After": integer("Seconds to wait before retrying", false),
@@ -741,8 +753,11 @@ fn build() -> Value {
             .expect("every operation has responses");
         // The annotations' own error entries give way to the derived ones.
         responses.retain(|status, _| status.starts_with(['1', '2', '3']));
-        let accepts_keys = entry.access.kinds.contains(TokenKind::Publishable)
-            || entry.access.kinds.contains(TokenKind::Secret);
+        // Keys have their limits, users theirs: either way the answer says
+        // what is left.
+        let limited = entry.access.kinds.contains(TokenKind::Publishable)
+            || entry.access.kinds.contains(TokenKind::Secret)
+            || entry.access.kinds.contains(TokenKind::User);
         for (status, response) in responses.iter_mut() {
             let response = response.as_object_mut().expect("a response is an object");
             let described = response
@@ -760,7 +775,7 @@ fn build() -> Value {
             }
             let headers = response.entry("headers").or_insert_with(|| json!({}));
             headers["X-Request-Id"] = header_ref("X-Request-Id");
-            if accepts_keys {
+            if limited {
                 for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
                     headers[name] = header_ref(name);
                 }

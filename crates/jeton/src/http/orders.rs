@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jeton_auth::axum::User;
+use jeton_auth::{Rate, axum::User};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -86,6 +86,15 @@ pub async fn place(
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
     let request = OrderRequest::try_from(input).map_err(AppError::Validation)?;
+    // Counted for the fleet when limits are shared: a customer cannot
+    // empty the shop by spreading orders over the processes.
+    if let Some(rate) = Rate::per_minute(state.config.customer_orders_per_minute) {
+        state
+            .gate
+            .limits()
+            .take(&format!("orders:{}", user.user_id), rate)
+            .await?;
+    }
     let customer = UserIds::from(&*user).customer;
     match state
         .db

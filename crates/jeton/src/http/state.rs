@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use jeton_auth::{CookieSessions, Gate};
+use jeton_auth::{CookieSessions, Gate, Identity, LimitBackend, Rate};
 
 use super::cors::OriginRegistry;
 use crate::{
@@ -49,8 +49,15 @@ pub struct Shared {
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
+        let limits = Arc::new(match &config.redis_url {
+            Some(url) => LimitBackend::redis(url, &Identity::default())
+                .expect("the Redis URL is checked on the command line"),
+            None => LimitBackend::local(),
+        });
         let gate = Gate::builder(db.clone())
             .ceilings(abilities::ceilings())
+            .limits(Arc::clone(&limits))
+            .user_rate_limit(Rate::per_minute(config.customer_requests_per_minute))
             .failed_auth_limit(config.failed_auth)
             .trusted_proxies(config.trusted_proxies.iter().copied())
             .cookie_sessions(cookie_sessions(&config))
@@ -73,7 +80,7 @@ impl AppState {
             gate,
             catalog,
             db,
-            throttle: Arc::new(Throttle::new(config.throttle)),
+            throttle: Arc::new(Throttle::new(config.throttle, limits)),
             config: Arc::new(config),
             origins: OriginRegistry::default(),
         }))

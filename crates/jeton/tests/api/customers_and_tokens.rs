@@ -858,7 +858,11 @@ on_both_databases!(
     config = behind_a_proxy();
     failures_from_one_ip_are_throttled_across_emails,
     registrations_are_limited_per_ip,
+    ten_failures_from_one_ip_do_not_lock_the_owner_out_elsewhere,
+    failures_for_one_email_from_many_ips_back_off_then_stop,
 );
+
+on_both_databases!(a_customers_requests_are_limited_with_ratelimit_headers);
 
 async fn wrong_passwords_are_throttled_and_the_owner_gets_in_after_the_window(app: TestApp) {
     let pk = app.publishable_key().await;
@@ -949,6 +953,87 @@ async fn failures_from_one_ip_are_throttled_across_emails(app: TestApp) {
     )
     .await
     .expect(201);
+}
+
+async fn ten_failures_from_one_ip_do_not_lock_the_owner_out_elsewhere(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "victim@example.com", PASSWORD).await;
+    let attacker = Some("203.0.113.5");
+    for _ in 0..10 {
+        let res = login_from(&app, &pk, "victim@example.com", WRONG, attacker).await;
+        expect_wrong_credentials(&res);
+    }
+    // The attacker's address is throttled for this email, even with the
+    // right password...
+    let res = login_from(&app, &pk, "victim@example.com", PASSWORD, attacker).await;
+    expect_throttled(&res, 10, 15 * 60);
+    // ...and the owner, from anywhere else, gets in at once.
+    login_from(
+        &app,
+        &pk,
+        "victim@example.com",
+        PASSWORD,
+        Some("198.51.100.7"),
+    )
+    .await
+    .expect(201);
+}
+
+async fn failures_for_one_email_from_many_ips_back_off_then_stop(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "target@example.com", PASSWORD).await;
+    // Twenty failures from twenty addresses: no address reaches its own
+    // limit, but the email reaches the point where backoff starts.
+    for n in 0..20 {
+        let ip = format!("203.0.113.{n}");
+        let res = login_from(&app, &pk, "target@example.com", WRONG, Some(&ip)).await;
+        expect_wrong_credentials(&res);
+    }
+    // The next attempt, from a fresh address, waits a second: a
+    // distributed guess is slowed down too.
+    let res = login_from(&app, &pk, "target@example.com", WRONG, Some("203.0.113.99")).await;
+    let retry_after = expect_throttled(&res, 100, 1);
+    assert_eq!(retry_after, 1);
+}
+
+async fn a_customers_requests_are_limited_with_ratelimit_headers(app: TestApp) {
+    let limit = Config::default().customer_requests_per_minute;
+    let pk = app.publishable_key().await;
+    app.register(&pk, "busy@example.com", PASSWORD).await;
+    // Two tokens of one customer share one budget.
+    let tokens = [
+        app.login_token(&pk, "busy@example.com").await,
+        app.login_token(&pk, "busy@example.com").await,
+    ];
+    // A burst of the limit, then 429 (the budget refills evenly, one
+    // request every 60/limit seconds, so a few more may pass meanwhile).
+    let mut refused = None;
+    for n in 0..limit * 2 {
+        let res = app
+            .get("/api/v1/me")
+            .bearer(&tokens[n as usize % 2])
+            .send()
+            .await;
+        if res.status.as_u16() == 429 {
+            assert!(n >= limit, "refused after {n} requests");
+            refused = Some(res);
+            break;
+        }
+        res.expect(200);
+        assert_eq!(res.header("ratelimit-limit"), Some(limit.to_string()));
+        let remaining: u32 = res.header("ratelimit-remaining").unwrap().parse().unwrap();
+        assert!(remaining < limit);
+    }
+    let res = refused.expect("a customer's burst is refused");
+    expect_throttled(&res, limit, 60);
+    // Another customer is not affected.
+    app.register(&pk, "calm@example.com", PASSWORD).await;
+    let other = app.login_token(&pk, "calm@example.com").await;
+    app.get("/api/v1/me")
+        .bearer(&other)
+        .send()
+        .await
+        .expect(200);
 }
 
 // ================================================================ enumeration

@@ -10,6 +10,7 @@ mod catalogue;
 mod cli;
 mod cookie_sessions;
 mod customers_and_tokens;
+mod fleet;
 mod http_hygiene;
 mod keys_and_clients;
 mod multiple_processes;

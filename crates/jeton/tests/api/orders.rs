@@ -1819,3 +1819,42 @@ async fn killed_connections_mid_burst_leave_orders_whole_and_the_service_recover
         assert!(stored.contains(&row.get::<String, _>("order_id")));
     }
 }
+
+// ---------------------------------------------------------------- limits
+
+on_both_databases!(a_customers_orders_are_limited_per_minute);
+
+/// A customer who empties the shop in a burst: the default limit of orders
+/// per minute stops them, and another customer can still buy.
+async fn a_customers_orders_are_limited_per_minute(app: TestApp) {
+    let limit = jeton::config::Config::default().customer_orders_per_minute;
+    let product = app.product("BURST-1", 100, "EUR", 10_000).await;
+    let (_, token) = app.customer("burst@example.com").await;
+    for _ in 0..limit {
+        order(
+            &app,
+            &token,
+            json!([{"product_id": product.id, "quantity": 1}]),
+        )
+        .await
+        .expect(201);
+    }
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": product.id, "quantity": 1}]),
+    )
+    .await;
+    res.expect_problem(429, "rate_limited");
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(res.header("ratelimit-limit"), Some(limit.to_string()));
+    assert_eq!(app.stock(&product.id).await, 10_000 - i64::from(limit));
+    let (_, other) = app.customer("other@example.com").await;
+    order(
+        &app,
+        &other,
+        json!([{"product_id": product.id, "quantity": 1}]),
+    )
+    .await
+    .expect(201);
+}

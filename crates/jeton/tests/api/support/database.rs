@@ -150,7 +150,7 @@ pub fn require_postgres() -> bool {
 }
 
 /// A notice that is not swallowed by the test harness' output capture.
-fn notice(text: &str) {
+pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr(), "NOTICE: {text}");
 }
 

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod database;
+pub mod fleet;
 pub mod process;
 
 use std::{

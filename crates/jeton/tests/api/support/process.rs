@@ -245,7 +245,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, text: String) -> Reply {
+    pub fn new(status: u16, text: String) -> Reply {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         Reply {
             status,
@@ -313,7 +313,34 @@ pub async fn http_with_body(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// The same from a chosen local address (any of 127.0.0.0/8 on loopback),
+/// as a client behind a proxy would come from its own.
+pub async fn http_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let stream = socket.connect(addr).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+async fn exchange(
+    mut stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String)> {
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));

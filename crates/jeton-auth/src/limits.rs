@@ -1,0 +1,382 @@
+//! Where every limit is counted: in this process, or, with the `redis`
+//! feature and [`LimitBackend::redis`], once for a whole fleet of processes.
+//!
+//! Two kinds of limit cover everything an app throttles:
+//! - a [`Rate`]: at most `limit` requests per `period` for a key (per-key,
+//!   per-IP and per-customer request limits, order placement,
+//!   registrations). [`LimitBackend::take`] counts one request.
+//! - a [`Window`] of failures: a key that has failed `max` times is refused
+//!   until its window, which starts at its first failure, ends (failed
+//!   authentications, failed logins). [`LimitBackend::fail`] counts one,
+//!   [`LimitBackend::failures`] reads the count, [`LimitBackend::forgive`]
+//!   forgets it.
+//!
+//! In one process, a rate is governor's GCRA (a burst of `limit`, refilled
+//! evenly over `period`) and failures are counted in a bounded cache.
+//!
+//! Shared through Redis, a rate is a sliding log in one Lua script (run by
+//! `EVALSHA`), and a process *leases* requests from it in batches of about
+//! 1% of the limit, which it then spends without asking Redis again: the
+//! hot path makes a round trip once per batch, not once per request. A
+//! lease is recorded in the log at once and stays there for the period plus
+//! its own lifetime (at most a second), so every request the fleet accepts
+//! in any window of the period was leased while the others still counted:
+//! the fleet never accepts more than the limit. What a process leased and
+//! did not spend before its lease ran out is lost for the period, so the
+//! fleet may accept up to one batch per process less than the limit.
+//!
+//! Failures go to Redis as they happen and are read from it where they are
+//! checked. Redis that does not answer within [`REDIS_DEADLINE`] counts as
+//! down: the backend then counts in this process, logs the outage once,
+//! sets the `…limit_backend_redis` gauge to 0 and the
+//! `…limit_backend_redis_fallbacks_total` counter up by one, and tries Redis
+//! again in the background until it answers. No request waits for Redis
+//! longer than that deadline, and none fails because Redis is down.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    num::NonZeroU32,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use governor::{
+    Quota,
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+};
+
+use crate::{AuthError, rate_limit::RateLimitStatus};
+
+#[cfg(feature = "redis")]
+mod shared;
+
+#[cfg(feature = "redis")]
+pub use shared::REDIS_DEADLINE;
+
+/// At most `limit` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    pub limit: NonZeroU32,
+    pub period: Duration,
+}
+
+impl Rate {
+    /// `None` for 0, which means no limit.
+    pub fn per_minute(limit: u32) -> Option<Rate> {
+        Rate::new(limit, Duration::from_secs(60))
+    }
+
+    pub fn per_hour(limit: u32) -> Option<Rate> {
+        Rate::new(limit, Duration::from_secs(3600))
+    }
+
+    pub fn new(limit: u32, period: Duration) -> Option<Rate> {
+        Some(Rate {
+            limit: NonZeroU32::new(limit)?,
+            period,
+        })
+    }
+}
+
+/// At most `max` failures in a window of `window`, which starts with the
+/// first failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// A key's failures in its current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub count: u32,
+    /// Until the window ends and the count starts again from 0.
+    pub window_left: Duration,
+    /// Since the latest failure.
+    pub since_last: Duration,
+}
+
+impl Failures {
+    /// Refused: the window's failures are used up.
+    pub fn exhausted(&self, window: Window) -> bool {
+        self.count >= window.max && !self.window_left.is_zero()
+    }
+}
+
+/// Whole seconds, rounded up.
+pub(crate) fn seconds_ceil(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Every limit of an app, counted in this process or shared through Redis.
+/// One per process, shared by the gate and the app (see
+/// [`GateBuilder::limits`](crate::GateBuilder::limits)).
+pub struct LimitBackend {
+    local: Local,
+    #[cfg(feature = "redis")]
+    shared: Option<shared::Shared>,
+}
+
+impl Default for LimitBackend {
+    fn default() -> Self {
+        LimitBackend::local()
+    }
+}
+
+impl LimitBackend {
+    /// Limits counted in this process only.
+    pub fn local() -> LimitBackend {
+        LimitBackend {
+            local: Local::default(),
+            #[cfg(feature = "redis")]
+            shared: None,
+        }
+    }
+
+    /// Limits shared by every process that uses the same Redis (`url`, e.g.
+    /// `redis://127.0.0.1:6379`), under keys that start with the identity's
+    /// metric prefix, and counted in this process while Redis is down. It
+    /// connects in the background: an unreachable Redis at start is an
+    /// outage like any other. Must be called within a Tokio runtime.
+    #[cfg(feature = "redis")]
+    pub fn redis(url: &str, identity: &crate::Identity) -> Result<LimitBackend, LimitBackendError> {
+        Ok(LimitBackend {
+            local: Local::default(),
+            shared: Some(shared::Shared::connect(url, identity)?),
+        })
+    }
+
+    /// Whether Redis is configured and currently in use.
+    pub fn redis_in_use(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.is_up();
+        }
+        false
+    }
+
+    /// Counts one request of `key` against `rate`: its status for the
+    /// `RateLimit-*` headers, or [`AuthError::RateLimited`].
+    pub async fn take(&self, key: &str, rate: Rate) -> Result<RateLimitStatus, AuthError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared
+            && let Some(taken) = shared.take(key, rate).await
+        {
+            return taken;
+        }
+        self.local.take(key, rate)
+    }
+
+    /// `key`'s failures in its current window.
+    pub async fn failures(&self, key: &str, window: Window) -> Failures {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared
+            && let Some(failures) = shared.failures(key, window).await
+        {
+            return failures;
+        }
+        self.local.failures(key, window)
+    }
+
+    /// Counts a failure of `key`; the count after it.
+    pub async fn fail(&self, key: &str, window: Window) -> Failures {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared
+            && let Some(failures) = shared.fail(key, window).await
+        {
+            return failures;
+        }
+        self.local.fail(key, window)
+    }
+
+    /// Forgets `key`'s failures (in every window it is counted in).
+    pub async fn forgive(&self, key: &str) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.forgive(key).await;
+        }
+        self.local.forgive(key);
+    }
+}
+
+/// Redis could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL: {0}")]
+pub struct LimitBackendError(String);
+
+// ------------------------------------------------------------ in this process
+
+type KeyedLimiter = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// Keys a keyed limiter tracks before it drops those whose buckets are full
+/// again.
+const SWEEP_THRESHOLD: usize = 10_000;
+
+/// Failure counts kept at once, per window length.
+const FAILURE_CAPACITY: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    count: u32,
+    since: Instant,
+    last: Instant,
+}
+
+#[derive(Default)]
+struct Local {
+    /// One keyed limiter per distinct rate.
+    rates: RwLock<HashMap<Rate, Arc<KeyedLimiter>>>,
+    /// One cache per window length, which forgets a count when its window
+    /// ends.
+    failures: RwLock<HashMap<Duration, moka::sync::Cache<String, Counted>>>,
+    clock: DefaultClock,
+}
+
+fn get_or_create<K: Hash + Eq + Copy, V: Clone>(
+    map: &RwLock<HashMap<K, V>>,
+    key: K,
+    create: impl FnOnce() -> V,
+) -> V {
+    // Every counted request comes here: a shared read lock in the common
+    // case, the write lock only the first time a rate is seen.
+    if let Some(found) = map.read().expect("limits lock").get(&key) {
+        return found.clone();
+    }
+    map.write()
+        .expect("limits lock")
+        .entry(key)
+        .or_insert_with(create)
+        .clone()
+}
+
+impl Local {
+    fn take(&self, key: &str, rate: Rate) -> Result<RateLimitStatus, AuthError> {
+        let limiter = get_or_create(&self.rates, rate, || {
+            let quota = Quota::with_period(rate.period / rate.limit.get())
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+                .allow_burst(rate.limit);
+            Arc::new(governor::RateLimiter::keyed(quota).with_middleware())
+        });
+        if limiter.len() > SWEEP_THRESHOLD {
+            limiter.retain_recent();
+        }
+        let limit = rate.limit.get();
+        match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let quota = snapshot.quota();
+                let remaining = snapshot.remaining_burst_capacity();
+                let refill = quota.replenish_interval() * (limit - remaining.min(limit));
+                Ok(RateLimitStatus {
+                    limit,
+                    remaining,
+                    reset_seconds: seconds_ceil(refill),
+                })
+            }
+            Err(not_until) => Err(AuthError::RateLimited {
+                limit,
+                retry_after_seconds: seconds_ceil(not_until.wait_time_from(self.clock.now()))
+                    .max(1),
+            }),
+        }
+    }
+
+    fn window(&self, window: Duration) -> moka::sync::Cache<String, Counted> {
+        get_or_create(&self.failures, window, || {
+            moka::sync::Cache::builder()
+                .max_capacity(FAILURE_CAPACITY)
+                .time_to_live(window)
+                .build()
+        })
+    }
+
+    fn read(counted: Option<Counted>, window: Duration, now: Instant) -> Failures {
+        match counted {
+            Some(c) if now.saturating_duration_since(c.since) < window => Failures {
+                count: c.count,
+                window_left: window.saturating_sub(now.saturating_duration_since(c.since)),
+                since_last: now.saturating_duration_since(c.last),
+            },
+            _ => Failures::default(),
+        }
+    }
+
+    fn failures(&self, key: &str, window: Window) -> Failures {
+        Local::read(
+            self.window(window.window).get(key),
+            window.window,
+            Instant::now(),
+        )
+    }
+
+    fn fail(&self, key: &str, window: Window) -> Failures {
+        let now = Instant::now();
+        let counted = self
+            .window(window.window)
+            .entry(key.to_owned())
+            .and_upsert_with(|existing| match existing.map(|e| e.into_value()) {
+                Some(c) if now.saturating_duration_since(c.since) < window.window => Counted {
+                    count: c.count.saturating_add(1),
+                    since: c.since,
+                    last: now,
+                },
+                _ => Counted {
+                    count: 1,
+                    since: now,
+                    last: now,
+                },
+            })
+            .into_value();
+        Local::read(Some(counted), window.window, now)
+    }
+
+    fn forgive(&self, key: &str) {
+        for cache in self.failures.read().expect("limits lock").values() {
+            cache.invalidate(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rate_refuses_past_its_limit_per_key() {
+        let limits = LimitBackend::local();
+        let rate = Rate::per_minute(3).unwrap();
+        for remaining in (0..3).rev() {
+            assert_eq!(limits.take("a", rate).await.unwrap().remaining, remaining);
+        }
+        assert!(matches!(
+            limits.take("a", rate).await,
+            Err(AuthError::RateLimited { limit: 3, .. })
+        ));
+        assert!(limits.take("b", rate).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_per_window_and_forgiven() {
+        let limits = LimitBackend::local();
+        let window = Window {
+            max: 2,
+            window: Duration::from_secs(60),
+        };
+        assert_eq!(limits.failures("a", window).await.count, 0);
+        limits.fail("a", window).await;
+        let after = limits.fail("a", window).await;
+        assert_eq!(after.count, 2);
+        assert!(after.exhausted(window));
+        assert!(limits.failures("a", window).await.exhausted(window));
+        assert!(!limits.failures("b", window).await.exhausted(window));
+        limits.forgive("a").await;
+        assert_eq!(limits.failures("a", window).await.count, 0);
+    }
+}
