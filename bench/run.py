@@ -80,6 +80,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The benchmark hammers one customer on purpose (their orders, their reads):
+# the per-customer limits (600 requests and 60 orders a minute by default)
+# are off for the whole run, and the report says so.
+CUSTOMER_LIMITS_OFF = ("--customer-rate-limit", "0", "--customer-order-limit", "0")
+
+
 class Server:
     def __init__(self, url, extra=()):
         self.port = free_port()
@@ -87,7 +93,8 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix="jeton-bench-", suffix=".log", delete=False)
         env = dict(os.environ, RUST_LOG="warn")
         self.process = subprocess.Popen(
-            [BIN, "--database-url", url, "serve", "--addr", "127.0.0.1:%d" % self.port, *extra],
+            [BIN, "--database-url", url, "serve", "--addr", "127.0.0.1:%d" % self.port, *CUSTOMER_LIMITS_OFF,
+             *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         deadline = time.time() + 60
         while True:
@@ -113,6 +120,39 @@ class Server:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+class Redis:
+    """A redis-server of the benchmark's own, on a free port, saving nothing."""
+
+    def __init__(self):
+        import socket
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("redis-server did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def limited_key(url):
+    """A publishable key whose per-key and per-IP limits are checked on every
+    request but never reached: what the limit backend costs, not a refusal."""
+    return json.loads(jeton(url, "client", "create", "--name", "bench-limited", "--kind", "publishable",
+                            "--ability", "products:read", "--origin", BENCH_ORIGIN,
+                            "--rate-limit", "1000000000", "--per-ip-rate-limit", "1000000000", "--json"))["key"]
 
 
 def http(method, url, body=None, token=None, headers=None):
@@ -577,6 +617,36 @@ def main():
     big.stop()
     server.stop()
 
+    # Limits shared on Redis: two servers on one database, one sharing its
+    # limits through Redis, one counting them itself, read in rounds with a
+    # key whose limits are checked on every request; then the Redis server
+    # stops and the shared one is read again (per-process limits).
+    fleet = {}
+    if shutil.which("redis-server") is None:
+        notes.append("Redis rows skipped: redis-server is not installed (apt-get install redis-server).")
+    else:
+        fleet_url = "sqlite://" + os.path.join(work, "fleet.db")
+        jeton(fleet_url, "migrate")
+        redis = Redis()
+        shared = Server(fleet_url, ["--redis-url", redis.url])
+        local = Server(fleet_url)
+        seed(local, fleet_url, products=20)
+        key = limited_key(fleet_url)
+        fleet_rows = interleaved([
+            ("limits local", "GET /api/v1/products?limit=20, limited key, per-process limits",
+             local.base + "/api/v1/products?limit=20", get_script(key), {}),
+            ("limits redis", "GET /api/v1/products?limit=20, limited key, limits shared on Redis",
+             shared.base + "/api/v1/products?limit=20", get_script(key), {}),
+        ])
+        fleet = {key: value[0] for key, value in fleet_rows.items()}
+        fleet["paired"] = paired("limits redis", "limits local")
+        fleet["rounds"] = [a[0] / b[0] for a, b in zip(round_samples["limits redis"], round_samples["limits local"])]
+        redis.stop()
+        fleet["outage"] = measure("GET /api/v1/products?limit=20, limited key, Redis down (per-process limits)",
+                                  shared.base + "/api/v1/products?limit=20", get_script(key))[0]
+        shared.stop()
+        local.stop()
+
     # PostgreSQL: orders and statements per read.
     pg = {}
     database = "jeton_bench_%s" % secrets.token_hex(4)
@@ -602,13 +672,14 @@ def main():
     micro = {} if options.no_criterion else criterion_results()
     micro_ratios = overhead_ratios(options.overhead_runs)
     write_report(options, rows, healthz, product_rps, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
-                 micro, micro_ratios, notes)
+                 micro, micro_ratios, notes, fleet)
 
 
 def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
                  micro,
                  micro_ratios,
-                 notes):
+                 notes,
+                 fleet):
     out = []
     out.append("# Benchmarks\n")
     flags = (" --no-criterion" if options.no_criterion else "") + (
@@ -654,6 +725,13 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                "the medians, %.2f× paired by round |"
                % (scale["1m miss"], scale["1k miss"], scale["1m miss"] / scale["1k miss"], scale["paired miss"]))
     out.append("| server RSS under the page-of-20 load ≤ 50 MB (first round, before the floods) | %.1f MB |" % rss)
+    if fleet:
+        out.append("| a page read with limits shared on Redis ≥ 0.7× the same read with per-process limits | %.2f× "
+                   "paired by round (the rounds: %s); %.0f vs %.0f req/s as the medians |"
+                   % (fleet["paired"], ", ".join("%.2f" % r for r in fleet["rounds"]), fleet["limits redis"],
+                      fleet["limits local"]))
+        out.append("| reads during a Redis outage (served, under per-process limits) | %.0f req/s: %.2f× the "
+                   "per-process row |" % (fleet["outage"], fleet["outage"] / fleet["limits local"]))
     if "statements" in pg:
         transactions, writes, reads, background = pg["statements"]
         out.append("| database statements per authenticated read (PostgreSQL) | %.4f transactions and %.4f row "
@@ -698,6 +776,12 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                    "first, 301 rounds; a run reports the median of its rounds' ratios, and the script runs it "
                    "%d times. criterion's times (when run) measure each side for seconds on its own, "
                    "so their ratios drift with the machine." % options.overhead_runs)
+    out.append("- The per-customer limits (requests and orders per minute) are off for the whole run "
+               "(`--customer-rate-limit 0 --customer-order-limit 0`): the user-token rows and the orders hammer "
+               "one customer on purpose.")
+    out.append("- The Redis rows use a key with limits of 10^9 a minute, per key and per IP, so that every request "
+               "goes through the limit backend without being refused; shared on Redis, a process leases about 1% "
+               "of a limit at a time (docs/fleet.md).")
     out.append("- Reads are served from in-process caches; the per-request database work is zero, and "
                "`last_used_at` is written in one batch every 5 s.")
     out.append("")

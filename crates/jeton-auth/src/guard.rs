@@ -129,7 +129,7 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     /// Where every limit is counted: [`LimitBackend::local`] (the default)
-    /// or, with the `redis` feature, [`LimitBackend::redis`] for limits
+    /// or, with the `redis` feature, `LimitBackend::redis` for limits
     /// that hold across a fleet of processes. The app may count its own
     /// limits there too ([`Gate::limits`]).
     pub fn limits(mut self, limits: Arc<LimitBackend>) -> Self {

@@ -1,5 +1,5 @@
 //! Where every limit is counted: in this process, or, with the `redis`
-//! feature and [`LimitBackend::redis`], once for a whole fleet of processes.
+//! feature and `LimitBackend::redis`, once for a whole fleet of processes.
 //!
 //! Two kinds of limit cover everything an app throttles:
 //! - a [`Rate`]: at most `limit` requests per `period` for a key (per-key,
@@ -53,8 +53,9 @@ use crate::{AuthError, rate_limit::RateLimitStatus};
 #[cfg(feature = "redis")]
 mod shared;
 
-#[cfg(feature = "redis")]
-pub use shared::REDIS_DEADLINE;
+/// With the `redis` feature: a Redis that has not answered in this long
+/// counts as down.
+pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
 
 /// At most `limit` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

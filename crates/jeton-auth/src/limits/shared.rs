@@ -13,11 +13,8 @@ use std::{
 use metrics::{Counter, Gauge};
 use redis::{Script, aio::ConnectionManager};
 
-use super::{Failures, LimitBackendError, Rate, Window, seconds_ceil};
+use super::{Failures, LimitBackendError, REDIS_DEADLINE, Rate, Window, seconds_ceil};
 use crate::{AuthError, Identity, rate_limit::RateLimitStatus};
-
-/// A Redis that has not answered in this long counts as down.
-pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
 
 /// How often a down Redis is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
