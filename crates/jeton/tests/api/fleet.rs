@@ -35,14 +35,18 @@ fn storefront_key(fleet: &Fleet, per_key: &str, per_ip: &str) -> String {
     fleet.key(&args)
 }
 
-/// How many of `count` catalogue reads through nginx, from `from`, got 200;
-/// every other one must be a 429 with its `RateLimit-*` headers.
+/// How many of `count` catalogue reads through nginx, from `from`, eight
+/// at a time, got 200; every other one must be a 429 with its `RateLimit-*`
+/// headers.
 async fn accepted(fleet: &Fleet, key: &str, from: IpAddr, count: usize) -> usize {
+    let mut replies = Vec::new();
+    for start in (0..count).step_by(8) {
+        let batch = (start..count.min(start + 8))
+            .map(|_| fleet.call(from, "GET", "/api/v1/products?limit=1", Some(key), None));
+        replies.extend(futures::future::join_all(batch).await);
+    }
     let mut ok = 0;
-    for _ in 0..count {
-        let res = fleet
-            .call(from, "GET", "/api/v1/products?limit=1", Some(key), None)
-            .await;
+    for res in replies {
         match res.status {
             200 => ok += 1,
             429 => {
@@ -217,6 +221,47 @@ async fn redis_stopped_then_restarted() {
         (29..=with_margin(30)).contains(&ok),
         "{ok} of 60 accepted at 30 per minute once Redis is back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_does_not_answer_counts_as_down() {
+    let Some(fleet) = Fleet::start(2, &[]).await else {
+        return;
+    };
+    let key = storefront_key(&fleet, "1000", "none");
+    assert_eq!(accepted(&fleet, &key, client(2), 4).await, 4);
+    // Frozen: connections stay open, nothing answers. Every request is
+    // still served (each waits for Redis at most its deadline).
+    fleet.redis.pause();
+    let paused = Instant::now();
+    assert_eq!(accepted(&fleet, &key, client(2), 20).await, 20);
+    within(
+        Duration::from_secs(1),
+        paused,
+        "the gauge shows the fallback",
+        || async {
+            match fleet.metric(GAUGE).await[..] {
+                [Some(0.0), Some(0.0)] => Ok(()),
+                ref other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    fleet.redis.resume();
+    let resumed = Instant::now();
+    within(
+        Duration::from_secs(10),
+        resumed,
+        "the limits are shared again",
+        || async {
+            match fleet.metric(GAUGE).await[..] {
+                [Some(1.0), Some(1.0)] => Ok(()),
+                ref other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(accepted(&fleet, &key, client(2), 4).await, 4);
 }
 
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {

@@ -90,9 +90,33 @@ impl Redis {
     /// Kills the server, as a crash would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server must be able to die.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): it keeps its connections and its port
+    /// but answers nothing, like a Redis too slow to count on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server answer again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed: {status}");
     }
 
     /// Starts it again on the same port, empty.
