@@ -26,7 +26,8 @@
 //! fleet may accept up to one batch per process less than the limit.
 //!
 //! Failures go to Redis as they happen and are read from it where they are
-//! checked. Redis that does not answer within [`REDIS_DEADLINE`] counts as
+//! checked. Redis that does not answer within its deadline (by default
+//! [`REDIS_DEADLINE`]) counts as
 //! down: the backend then counts in this process, logs the outage once,
 //! sets the `…limit_backend_redis` gauge to 0 and the
 //! `…limit_backend_redis_fallbacks_total` counter up by one, and tries Redis
@@ -53,8 +54,8 @@ use crate::{AuthError, rate_limit::RateLimitStatus};
 #[cfg(feature = "redis")]
 mod shared;
 
-/// With the `redis` feature: a Redis that has not answered in this long
-/// counts as down.
+/// With the `redis` feature: by default, a Redis that has not answered in
+/// this long counts as down.
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
 
 /// At most `limit` requests per `period`.
@@ -141,12 +142,18 @@ impl LimitBackend {
     /// `redis://127.0.0.1:6379`), under keys that start with the identity's
     /// metric prefix, and counted in this process while Redis is down. It
     /// connects in the background: an unreachable Redis at start is an
-    /// outage like any other. Must be called within a Tokio runtime.
+    /// outage like any other. A Redis that does not answer within
+    /// `deadline` ([`REDIS_DEADLINE`] is a good default) counts as down.
+    /// Must be called within a Tokio runtime.
     #[cfg(feature = "redis")]
-    pub fn redis(url: &str, identity: &crate::Identity) -> Result<LimitBackend, LimitBackendError> {
+    pub fn redis(
+        url: &str,
+        identity: &crate::Identity,
+        deadline: Duration,
+    ) -> Result<LimitBackend, LimitBackendError> {
         Ok(LimitBackend {
             local: Local::default(),
-            shared: Some(shared::Shared::connect(url, identity)?),
+            shared: Some(shared::Shared::connect(url, identity, deadline)?),
         })
     }
 

@@ -24,6 +24,8 @@ pub struct Config {
     /// Where limits are shared by a fleet of processes (`--redis-url`);
     /// none: each process counts its own.
     pub redis_url: Option<String>,
+    /// A Redis that has not answered in this long counts as down.
+    pub redis_deadline: std::time::Duration,
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
     /// `http` on a loopback address (see `cli::serve`).
     pub secure_cookies: bool,
@@ -44,6 +46,7 @@ impl Default for Config {
             customer_requests_per_minute: 600,
             customer_orders_per_minute: 60,
             redis_url: None,
+            redis_deadline: jeton_auth::limits::REDIS_DEADLINE,
             secure_cookies: true,
         }
     }

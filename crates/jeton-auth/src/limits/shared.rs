@@ -13,7 +13,7 @@ use std::{
 use metrics::{Counter, Gauge};
 use redis::{Script, aio::ConnectionManager};
 
-use super::{Failures, LimitBackendError, REDIS_DEADLINE, Rate, Window, seconds_ceil};
+use super::{Failures, LimitBackendError, Rate, Window, seconds_ceil};
 use crate::{AuthError, Identity, rate_limit::RateLimitStatus};
 
 /// How often a down Redis is tried again.
@@ -100,6 +100,8 @@ enum Held {
 
 struct Connection {
     manager: ConnectionManager,
+    /// Longer than this without an answer: down.
+    deadline: Duration,
     up: AtomicBool,
     /// Set while a task is trying Redis again.
     retrying: AtomicBool,
@@ -123,11 +125,15 @@ fn millis(ms: i64) -> Duration {
 }
 
 impl Shared {
-    pub(super) fn connect(url: &str, identity: &Identity) -> Result<Shared, LimitBackendError> {
+    pub(super) fn connect(
+        url: &str,
+        identity: &Identity,
+        deadline: Duration,
+    ) -> Result<Shared, LimitBackendError> {
         let client = redis::Client::open(url).map_err(|e| LimitBackendError(e.to_string()))?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_DEADLINE * 4))
-            .set_response_timeout(Some(REDIS_DEADLINE))
+            .set_connection_timeout(Some(deadline * 4))
+            .set_response_timeout(Some(deadline))
             .set_number_of_retries(1)
             .set_max_delay(RETRY_INTERVAL);
         let manager = ConnectionManager::new_lazy_with_config(client, config)
@@ -136,6 +142,7 @@ impl Shared {
         gauge.set(1.0);
         let connection = Arc::new(Connection {
             manager,
+            deadline,
             up: AtomicBool::new(true),
             retrying: AtomicBool::new(false),
             gauge,
@@ -173,7 +180,12 @@ impl Shared {
             invocation.arg(arg);
         }
         let mut manager = self.connection.manager.clone();
-        match tokio::time::timeout(REDIS_DEADLINE, invocation.invoke_async(&mut manager)).await {
+        match tokio::time::timeout(
+            self.connection.deadline,
+            invocation.invoke_async(&mut manager),
+        )
+        .await
+        {
             Ok(Ok(values)) => Some(values),
             Ok(Err(error)) => {
                 self.connection.down(&error.to_string());
@@ -310,7 +322,7 @@ impl Shared {
         let mut del = redis::cmd("DEL");
         del.arg(format!("{}{key}", self.namespace));
         let del = del.exec_async(&mut manager);
-        match tokio::time::timeout(REDIS_DEADLINE, del).await {
+        match tokio::time::timeout(self.connection.deadline, del).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => self.connection.down(&error.to_string()),
             Err(_) => self.connection.down("no answer within the deadline"),
@@ -344,7 +356,7 @@ impl Connection {
                 let mut manager = connection.manager.clone();
                 let ping = redis::cmd("PING");
                 let ping = ping.query_async::<String>(&mut manager);
-                if let Ok(Ok(_)) = tokio::time::timeout(REDIS_DEADLINE, ping).await {
+                if let Ok(Ok(_)) = tokio::time::timeout(connection.deadline, ping).await {
                     connection.retrying.store(false, Ordering::Release);
                     connection.up.store(true, Ordering::Release);
                     connection.gauge.set(1.0);

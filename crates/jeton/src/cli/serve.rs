@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// process counts its own.
     #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
     redis_url: Option<String>,
+    /// How long Redis may take to answer before it counts as down (limits
+    /// are then counted per process until it answers again).
+    #[arg(long, env = "JETON_REDIS_DEADLINE", default_value = "50ms", value_parser = humantime::parse_duration)]
+    redis_deadline: std::time::Duration,
     /// Requests per minute of one customer, across all their tokens (0:
     /// no limit).
     #[arg(long, env = "JETON_CUSTOMER_RATE_LIMIT", default_value_t = Config::default().customer_requests_per_minute)]
@@ -86,6 +90,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
         redis_url: args.redis_url,
+        redis_deadline: args.redis_deadline,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         // The server speaks plain http; only on a loopback address is that

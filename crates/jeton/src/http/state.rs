@@ -50,7 +50,7 @@ impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
         let limits = Arc::new(match &config.redis_url {
-            Some(url) => LimitBackend::redis(url, &Identity::default())
+            Some(url) => LimitBackend::redis(url, &Identity::default(), config.redis_deadline)
                 .expect("the Redis URL is checked on the command line"),
             None => LimitBackend::local(),
         });
