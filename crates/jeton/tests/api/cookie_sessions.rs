@@ -330,9 +330,7 @@ async fn the_session_is_a_user_token_like_any_other(app: TestApp) {
 
     // Revocable one by one from another device.
     let res = app
-        .delete(&format!("/api/v1/me/tokens/{}", session.token_id))
-        .bearer(&bearer)
-        .send()
+        .delete_as(&format!("/api/v1/me/tokens/{}", session.token_id), &bearer)
         .await;
     res.expect(204);
     let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
@@ -567,11 +565,10 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
         .get(&app, "/api/v1/me", Some(SHOP))
         .await
         .expect(200);
-    app.post(&format!(
-        "/api/v1/admin/customers/{customer_id}/revoke-tokens"
-    ))
-    .bearer(&admin)
-    .send()
+    app.post_as(
+        &format!("/api/v1/admin/customers/{customer_id}/revoke-tokens"),
+        &admin,
+    )
     .await
     .expect(204);
     dead(session).await;
@@ -593,11 +590,10 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
         .get(&app, "/api/v1/me", Some(SHOP))
         .await
         .expect(200);
-    app.delete(&format!(
-        "/api/v1/admin/clients/{client_id}?revoke_user_tokens=true"
-    ))
-    .bearer(&admin)
-    .send()
+    app.delete_as(
+        &format!("/api/v1/admin/clients/{client_id}?revoke_user_tokens=true"),
+        &admin,
+    )
     .await
     .expect(204);
     dead(session).await;
@@ -624,9 +620,7 @@ async fn revoking_ones_own_session_clears_the_cookies(app: TestApp) {
     res.expect(204);
     assert_cleared(&res);
     assert_credentialed_cors(&res, SHOP);
-    app.get("/api/v1/me")
-        .bearer(&bearer)
-        .send()
+    app.get_as("/api/v1/me", &bearer)
         .await
         .expect_problem(401, "invalid_token");
 
