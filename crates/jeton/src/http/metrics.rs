@@ -7,6 +7,7 @@
 //! - auth outcomes by kind and result, verification cache hits, misses and
 //!   negatives, rate-limit refusals: in `jeton-auth`;
 //! - catalogue cache hits and misses: `catalog_cache.rs`;
+//! - customer cache hits and misses: `customer_cache.rs`;
 //! - with `--redis-url`, the limit backend in use (`jeton_limit_backend_redis`,
 //!   1 while Redis is shared, 0 while limits fall back to this process) and
 //!   the fallbacks (`jeton_limit_backend_redis_fallbacks_total`): in

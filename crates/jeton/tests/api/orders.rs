@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     on_both_databases,
-    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys},
+    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys, s},
 };
 use axum::{
     body::Body,
@@ -29,10 +29,7 @@ use sqlx::{AnyPool, Row};
 // ---------------------------------------------------------------- helpers
 
 async fn order(app: &TestApp, token: &str, items: Value) -> Res {
-    app.post("/api/v1/orders")
-        .bearer(token)
-        .json(json!({ "items": items }))
-        .send()
+    app.post_json_as("/api/v1/orders", token, json!({ "items": items }))
         .await
 }
 
@@ -96,37 +93,32 @@ async fn multi_line_order_totals_keeps_line_order_and_decrements_stock(app: Test
 
     // Reading it back gives the same order, lines in the same order.
     let res = app
-        .get(&format!("/api/v1/me/orders/{order_id}"))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [placed], "next_cursor": null}));
 
     // The catalogue shows the new stock.
     let res = app
-        .get(&format!("/api/v1/products/{}", mug.id))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/products/{}", mug.id), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json()["stock"], 3);
 
     // A later price change does not rewrite the order.
     let admin = app.admin_key().await;
-    app.patch(&format!("/api/v1/admin/products/{}", mug.id))
-        .bearer(&admin)
-        .json(json!({"price": {"amount": 9999, "currency": "EUR"}}))
-        .send()
-        .await
-        .expect(200);
+    app.patch_json_as(
+        &format!("/api/v1/admin/products/{}", mug.id),
+        &admin,
+        json!({"price": {"amount": 9999, "currency": "EUR"}}),
+    )
+    .await
+    .expect(200);
     let res = app
-        .get(&format!("/api/v1/me/orders/{order_id}"))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
@@ -196,7 +188,7 @@ async fn insufficient_stock_changes_nothing(app: TestApp) {
         assert_eq!(app.stock(&scarce.id).await, 1, "{items}");
         assert_eq!(app.db.count_orders().await.unwrap(), 0, "{items}");
     }
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
 
@@ -486,10 +478,11 @@ async fn concurrent_orders_never_oversell(app: TestApp) {
         let product_id = product.id.clone();
         tasks.push(tokio::spawn(async move {
             let res = app
-                .post("/api/v1/orders")
-                .bearer(&token)
-                .json(json!({"items": [{"product_id": product_id, "quantity": 1}]}))
-                .send()
+                .post_json_as(
+                    "/api/v1/orders",
+                    &token,
+                    json!({"items": [{"product_id": product_id, "quantity": 1}]}),
+                )
                 .await;
             (res.status.as_u16(), res.code(), res.text())
         }));
@@ -529,6 +522,8 @@ on_both_databases!(
     orders_placed_while_paging_neither_appear_nor_duplicate,
     other_customers_orders_are_invisible,
     my_orders_reject_bad_page_requests_and_unknown_ids,
+    a_placed_order_is_listed_at_once_after_the_list_was_read,
+    pages_from_memory_and_past_it_are_the_stores_pages,
 );
 
 /// Places `n` single-line orders, quantity 1, 2, … so they differ; returns
@@ -555,7 +550,7 @@ async fn my_orders_are_newest_first_and_paged(app: TestApp) {
     placed.reverse();
     let newest_first = ids(&placed);
 
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     let page = res.json();
     assert_eq!(page["next_cursor"], Value::Null);
@@ -570,12 +565,10 @@ async fn my_orders_are_newest_first_and_paged(app: TestApp) {
     // Each listed order reads back the same by id.
     for listed in &placed {
         let res = app
-            .get(&format!(
-                "/api/v1/me/orders/{}",
-                listed["id"].as_str().unwrap()
-            ))
-            .bearer(&token)
-            .send()
+            .get_as(
+                &format!("/api/v1/me/orders/{}", listed["id"].as_str().unwrap()),
+                &token,
+            )
             .await;
         res.expect(200);
         assert_eq!(&res.json(), listed);
@@ -597,7 +590,7 @@ async fn orders_placed_while_paging_neither_appear_nor_duplicate(app: TestApp) {
             None => "/api/v1/me/orders?limit=3".to_owned(),
             Some(cursor) => format!("/api/v1/me/orders?limit=3&cursor={}", enc(cursor)),
         };
-        let res = app.get(&url).bearer(&token).send().await;
+        let res = app.get_as(&url, &token).await;
         res.expect(200);
         let page = res.json();
         seen.extend(ids(page["data"].as_array().unwrap()));
@@ -632,47 +625,35 @@ async fn other_customers_orders_are_invisible(app: TestApp) {
     let (_, bob) = app.customer("bob@example.com").await;
     let placed = place_orders(&app, &ann, &product.id, 3).await;
 
-    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    let res = app.get_as("/api/v1/me/orders", &bob).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
     for placed_order in &placed {
         let id = placed_order["id"].as_str().unwrap();
-        let res = app
-            .get(&format!("/api/v1/me/orders/{id}"))
-            .bearer(&bob)
-            .send()
-            .await;
+        let res = app.get_as(&format!("/api/v1/me/orders/{id}"), &bob).await;
         res.expect_problem(404, "not_found");
         // Exactly the answer for an order that does not exist.
         let missing = app
-            .get(&format!("/api/v1/me/orders/{}", new_id()))
-            .bearer(&bob)
-            .send()
+            .get_as(&format!("/api/v1/me/orders/{}", new_id()), &bob)
             .await;
         assert_eq!(res.json()["detail"], missing.json()["detail"]);
     }
     // Ann's cursor does not open Ann's orders to Bob.
-    let res = app
-        .get("/api/v1/me/orders?limit=1")
-        .bearer(&ann)
-        .send()
-        .await;
+    let res = app.get_as("/api/v1/me/orders?limit=1", &ann).await;
     res.expect(200);
     let cursor = res.json()["next_cursor"].as_str().unwrap().to_owned();
     let res = app
-        .get(&format!("/api/v1/me/orders?cursor={}", enc(&cursor)))
-        .bearer(&bob)
-        .send()
+        .get_as(&format!("/api/v1/me/orders?cursor={}", enc(&cursor)), &bob)
         .await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
 
     // Bob's own order is his alone.
     let bobs = place_orders(&app, &bob, &product.id, 1).await;
-    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    let res = app.get_as("/api/v1/me/orders", &bob).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": bobs, "next_cursor": null}));
-    let res = app.get("/api/v1/me/orders").bearer(&ann).send().await;
+    let res = app.get_as("/api/v1/me/orders", &ann).await;
     res.expect(200);
     let anns = res.json();
     assert_eq!(anns["data"].as_array().unwrap().len(), 3);
@@ -699,15 +680,11 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         "q=x",
         "customer_id=1",
     ] {
-        app.get(&format!("/api/v1/me/orders?{query}"))
-            .bearer(&token)
-            .send()
+        app.get_as(&format!("/api/v1/me/orders?{query}"), &token)
             .await
             .expect_problem(422, "validation_failed");
     }
-    app.get(&format!("/api/v1/me/orders?cursor={order_id}"))
-        .bearer(&token)
-        .send()
+    app.get_as(&format!("/api/v1/me/orders?cursor={order_id}"), &token)
         .await
         .expect_problem(422, "validation_failed");
 
@@ -720,18 +697,136 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         format!("{order_id}x"),
         product.id.to_string(),
     ] {
-        app.get(&format!("/api/v1/me/orders/{id}"))
-            .bearer(&token)
-            .send()
+        app.get_as(&format!("/api/v1/me/orders/{id}"), &token)
             .await
             .expect_problem(404, "not_found");
     }
     // The real one is still there.
-    app.get(&format!("/api/v1/me/orders/{order_id}"))
+    app.get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
+        .await
+        .expect(200);
+}
+
+/// The orders are read from memory after the first read; placing one
+/// drops the customer's copy at once on this process.
+async fn a_placed_order_is_listed_at_once_after_the_list_was_read(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let (_, bob) = app.customer("bob@example.com").await;
+    let first = place_orders(&app, &token, &product.id, 1).await.remove(0);
+    let bobs = place_orders(&app, &bob, &product.id, 1).await.remove(0);
+    for _ in 0..2 {
+        let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+        res.expect(200);
+        assert_eq!(res.json(), json!({"data": [first], "next_cursor": null}));
+    }
+    let later = s(&order(
+        &app,
+        &token,
+        json!([{"product_id": product.id, "quantity": 2}]),
+    )
+    .await
+    .expect(201)
+    .json()["id"]);
+
+    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    res.expect(200);
+    assert_eq!(
+        ids(res.json()["data"].as_array().unwrap()),
+        [later.clone(), s(&first["id"])]
+    );
+    app.get(&format!("/api/v1/me/orders/{later}"))
         .bearer(&token)
         .send()
         .await
         .expect(200);
+    // Another customer's order stays theirs, from memory too.
+    app.get(&format!("/api/v1/me/orders/{}", s(&bobs["id"])))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    assert_eq!(res.json(), json!({"data": [bobs], "next_cursor": null}));
+}
+
+/// Byte for byte the page the store gives, for pages within the newest
+/// orders kept in memory and for those further back, which are read from
+/// the database; and so for single orders.
+async fn pages_from_memory_and_past_it_are_the_stores_pages(app: TestApp) {
+    use jeton::{
+        api, customer_cache::KEPT_ORDERS, domain::ids::CustomerId, pagination::PageRequest,
+    };
+
+    let product = app.product("ITEM-1", 100, "EUR", 100_000).await;
+    let (customer, token) = app.customer("ann@example.com").await;
+    let customer: CustomerId = customer.parse().expect("a customer id");
+    let placed = KEPT_ORDERS + 3;
+    for _ in 0..placed {
+        order(
+            &app,
+            &token,
+            json!([{"product_id": product.id, "quantity": 1}]),
+        )
+        .await
+        .expect(201);
+    }
+    let from_store = |page: PageRequest| {
+        let db = app.db.clone();
+        let customer = customer.clone();
+        async move {
+            let rows = db
+                .list_orders(&customer, page.after.as_deref(), page.fetch_limit())
+                .await
+                .unwrap();
+            let orders: Vec<api::Order> = rows.into_iter().map(api::Order::from).collect();
+            serde_json::to_string(&page.page(orders, |order| &order.id)).unwrap()
+        }
+    };
+    for limit in [100, 7, 1] {
+        let mut cursor: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let url = match &cursor {
+                None => format!("/api/v1/me/orders?limit={limit}"),
+                Some(cursor) => format!("/api/v1/me/orders?limit={limit}&cursor={}", enc(cursor)),
+            };
+            let res = app.get(&url).bearer(&token).send().await;
+            res.expect(200);
+            let page = PageRequest::parse(Some(limit), cursor.as_deref()).unwrap();
+            assert_eq!(res.text(), from_store(page).await, "{url}");
+            let body = res.json();
+            seen += body["data"].as_array().unwrap().len();
+            match &body["next_cursor"] {
+                Value::String(next) => cursor = Some(next.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, placed, "limit {limit}");
+    }
+    // The oldest order, older than those kept, reads back from the store.
+    let oldest = app
+        .db
+        .list_orders(&customer, None, i64::try_from(placed).unwrap())
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let res = app
+        .get(&format!("/api/v1/me/orders/{}", oldest.id))
+        .bearer(&token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(
+        res.text(),
+        serde_json::to_string(&api::Order::from(oldest)).unwrap()
+    );
+    app.get(&format!("/api/v1/me/orders/{}", new_id()))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
 }
 
 // ---------------------------------------------------------------- helpers
@@ -797,11 +892,12 @@ fn line(product_id: &str, quantity: i64) -> Value {
 }
 
 async fn restock(app: &TestApp, admin: &str, product_id: &str, patch: Value) -> Res {
-    app.patch(&format!("/api/v1/admin/products/{product_id}"))
-        .bearer(admin)
-        .json(patch)
-        .send()
-        .await
+    app.patch_json_as(
+        &format!("/api/v1/admin/products/{product_id}"),
+        admin,
+        patch,
+    )
+    .await
 }
 
 /// Ordered quantity per product, from `order_items`.
@@ -1270,12 +1366,10 @@ async fn a_replay_is_the_identical_first_response_and_changes_nothing(app: TestA
     assert_eq!(app.stock(&mug.id).await, 9 + 5);
     // The order reads back as it was placed.
     let res = app
-        .get(&format!(
-            "/api/v1/me/orders/{}",
-            placed["id"].as_str().unwrap()
-        ))
-        .bearer(&token)
-        .send()
+        .get_as(
+            &format!("/api/v1/me/orders/{}", placed["id"].as_str().unwrap()),
+            &token,
+        )
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
@@ -1350,9 +1444,7 @@ async fn keys_are_per_customer(app: TestApp) {
     assert_eq!(replay.body, anns.body);
     // And each sees only their own order.
     let res = app
-        .get(&format!("/api/v1/me/orders/{}", order_id(&anns)))
-        .bearer(&bob)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{}", order_id(&anns)), &bob)
         .await;
     res.expect_problem(404, "not_found");
 }
