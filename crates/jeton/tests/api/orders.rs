@@ -523,6 +523,15 @@ on_both_databases!(
     other_customers_orders_are_invisible,
     my_orders_reject_bad_page_requests_and_unknown_ids,
     a_placed_order_is_listed_at_once_after_the_list_was_read,
+);
+
+// One customer places more orders than the cache keeps, in a burst: the
+// per-customer order limit (tested below) is off.
+on_both_databases!(
+    config = jeton::config::Config {
+        customer_orders_per_minute: 0,
+        ..Default::default()
+    };
     pages_from_memory_and_past_it_are_the_stores_pages,
 );
 
