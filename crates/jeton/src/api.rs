@@ -17,6 +17,13 @@ use crate::{
     store,
 };
 
+/// A shape as ready-to-send JSON, for the caches that keep responses. The
+/// buffer is shrunk to its length: a cache weighs entries by their length.
+pub fn json<T: Serialize>(value: &T) -> bytes::Bytes {
+    let body = serde_json::to_vec(value).expect("the API's shapes serialize");
+    bytes::Bytes::from(body.into_boxed_slice())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Product {
     #[schema(value_type = String)]

@@ -267,7 +267,13 @@ fn cookie_session_scheme() -> Value {
         "type": "apiKey",
         "in": "cookie",
         "name": "jeton_session",
-        "description": "A cookie session, for the shop's own storefront: the user token a login with             `\"session\": \"cookie\"` set in the `HttpOnly` cookie `jeton_session`. Used only when             the request has no `Authorization` header, and only with an `Origin` that the token's             client lists exactly (else 403 `origin_not_allowed`). `POST`, `PUT`, `PATCH` and             `DELETE` also need the header `X-CSRF-Token` equal to the `jeton_csrf` cookie (else             403 `csrf_failed`). A dead session cookie is 401 `invalid_token`, and the answer             clears both cookies.",
+        "description": "A cookie session, for the shop's own storefront: the user token a login with \
+            `\"session\": \"cookie\"` set in the `HttpOnly` cookie `jeton_session`. Used only \
+            when the request has no `Authorization` header, and only with an `Origin` that \
+            the token's client lists exactly (else 403 `origin_not_allowed`). `POST`, `PUT`, \
+            `PATCH` and `DELETE` also need the header `X-CSRF-Token` equal to the \
+            `jeton_csrf` cookie (else 403 `csrf_failed`). A dead session cookie is 401 \
+            `invalid_token`, and the answer clears both cookies.",
     })
 }
 
