@@ -85,6 +85,23 @@ impl OrderRequest {
     }
 }
 
+impl OrderRequest {
+    /// The request, if no line asks for more than `max_units` of its product
+    /// (the server's configured ceiling, at most [`MAX_QUANTITY`]).
+    pub fn within(self, max_units: i64) -> Result<OrderRequest, Vec<FieldError>> {
+        let mut problems = Problems::default();
+        for (index, line) in self.lines.iter().enumerate() {
+            if line.quantity > max_units {
+                problems.add(
+                    format!("items[{index}].quantity"),
+                    format!("must be at most {max_units}: this shop sells at most {max_units} units of a product per order"),
+                );
+            }
+        }
+        problems.finish(|| self)
+    }
+}
+
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
