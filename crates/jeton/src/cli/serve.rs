@@ -7,8 +7,8 @@ use super::{demo, parse_duration};
 use crate::{
     config::{Config, DEFAULT_PERSONAL_TOKEN_CAP},
     domain::order::MAX_QUANTITY,
-    http::server::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS},
     hashing,
+    http::server::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS},
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
     storefront::{self, StorefrontConfig},

@@ -51,7 +51,9 @@ pub fn parse_email(raw: &str) -> Result<String, String> {
         && domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !well_formed {
         return invalid("the domain must be a name with a dot, such as example.com");

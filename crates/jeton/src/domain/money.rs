@@ -99,6 +99,6 @@ mod tests {
         assert!(parse_amount(MAX_AMOUNT).is_ok());
         assert!(parse_amount(-1).is_err());
         assert!(parse_amount(MAX_AMOUNT + 1).is_err());
-        assert!(MAX_AMOUNT * 1000 <= MAX_SAFE_AMOUNT);
+        const { assert!(MAX_AMOUNT * 1000 <= MAX_SAFE_AMOUNT) };
     }
 }

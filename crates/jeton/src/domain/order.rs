@@ -32,7 +32,14 @@ fn product_id_schema() -> utoipa::openapi::Object {
 }
 
 fn quantity_schema() -> utoipa::openapi::Object {
-    schema::field(schema::integer(1, MAX_QUANTITY, false).examples([2]))
+    schema::field(
+        schema::integer(1, MAX_QUANTITY, false)
+            .description(Some(
+                "Units of the product, 1 to 1000; a server may be configured with a lower \
+                 ceiling (`--max-units-per-line`), above which a line is 422.",
+            ))
+            .examples([2]),
+    )
 }
 
 /// `POST /orders`.

@@ -211,7 +211,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
                 this.read(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if this.phase != Phase::Busy && this.timer.as_mut().poll(cx).is_ready() => {
+            Poll::Pending
+                if this.phase != Phase::Busy && this.timer.as_mut().poll(cx).is_ready() =>
+            {
                 let what = match this.phase {
                     Phase::Head => "the request's headers took too long",
                     _ => "the connection was idle too long",
@@ -284,7 +286,10 @@ mod tests {
         assert_eq!(phases(&[b"GET / HTTP/1.1\r\nHost: x\r\n"]), Phase::Head);
         assert_eq!(phases(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]), Phase::Busy);
         assert_eq!(phases(&[b"GET / HTTP/1.1\nHost: x\n\n"]), Phase::Busy);
-        assert_eq!(phases(&[b"GET / HTTP/1.1\r\nHost: x\r", b"\n\r", b"\n"]), Phase::Busy);
+        assert_eq!(
+            phases(&[b"GET / HTTP/1.1\r\nHost: x\r", b"\n\r", b"\n"]),
+            Phase::Busy
+        );
         // Blank lines before the request are not the end of its head.
         assert_eq!(phases(&[b"\r\n\r\n\r\nGET / HTTP/1.1\r\n"]), Phase::Head);
     }

@@ -16,13 +16,13 @@ use super::{
 };
 use crate::{
     api::UserToken,
-    pagination::{Page, PageRequest},
     domain::{
         Problems, abilities,
         ids::{TokenId, UserIds},
         schema,
         text::bounded,
     },
+    pagination::{Page, PageRequest},
     store::{
         audit::Audit,
         user_tokens::{NewUserToken, Revoke},
@@ -101,7 +101,9 @@ pub async fn list(
             token: token.into(),
         })
         .collect();
-    Ok(Json(page.page(data, |view: &TokenView| view.token.id.as_str())))
+    Ok(Json(
+        page.page(data, |view: &TokenView| view.token.id.as_str()),
+    ))
 }
 
 /// Longest lifetime a personal token may ask for: ten years.

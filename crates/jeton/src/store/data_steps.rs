@@ -76,14 +76,19 @@ async fn customer_emails(db: &Db) -> anyhow::Result<()> {
     }
     // Two servers starting at once may both run the step (on PostgreSQL):
     // the same rewrites, and one record.
-    sqlx::query("INSERT INTO data_steps (name, applied_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(EMAILS)
-        .bind(now_micros())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO data_steps (name, applied_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(EMAILS)
+    .bind(now_micros())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     if !rewrites.is_empty() {
-        tracing::info!(customers = rewrites.len(), "emails rewritten in their stored form");
+        tracing::info!(
+            customers = rewrites.len(),
+            "emails rewritten in their stored form"
+        );
     }
     Ok(())
 }

@@ -510,7 +510,11 @@ impl Db {
     }
 
     /// One try of [`Db::cancel_order`]; `true` if it cancelled the order now.
-    async fn cancel_order_once(&self, order_id: &OrderId, audit: &Audit) -> Result<bool, sqlx::Error> {
+    async fn cancel_order_once(
+        &self,
+        order_id: &OrderId,
+        audit: &Audit,
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         // The status flips once: a second cancellation, even a concurrent
         // one, finds nothing to update and returns no stock.

@@ -84,7 +84,7 @@ impl Db {
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let issued = insert(&mut *tx, token, &new, None, audit).await?;
+        let issued = insert(&mut tx, token, &new, None, audit).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -119,7 +119,7 @@ impl Db {
         if live >= i64::from(cap) {
             return Ok(None);
         }
-        let issued = insert(&mut *tx, token, &new, Some(parent), audit).await?;
+        let issued = insert(&mut tx, token, &new, Some(parent), audit).await?;
         tx.commit().await?;
         Ok(Some(issued))
     }

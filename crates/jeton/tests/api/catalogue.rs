@@ -421,16 +421,16 @@ async fn prices_stay_exact_in_javascript(app: TestApp) {
     use jeton::domain::money::MAX_AMOUNT;
     assert_eq!(MAX_AMOUNT, 9_007_199_254_740);
     let admin = app.admin_key().await;
-    let product = |sku: &str, amount: i64| {
-        json!({"sku": sku, "name": "Gold", "price": {"amount": amount, "currency": "EUR"}, "stock": 1})
-    };
+    let product = |sku: &str, amount: i64| json!({"sku": sku, "name": "Gold", "price": {"amount": amount, "currency": "EUR"}, "stock": 1});
     app.create_product(&admin, product("GOLD-1", MAX_AMOUNT + 1))
         .await
         .expect_invalid("price.amount");
     app.create_product(&admin, product("GOLD-1", 9_999_999_999_999))
         .await
         .expect_invalid("price.amount");
-    let res = app.create_product(&admin, product("GOLD-1", MAX_AMOUNT)).await;
+    let res = app
+        .create_product(&admin, product("GOLD-1", MAX_AMOUNT))
+        .await;
     res.expect(201);
     let id = s(&res.json()["id"]);
     app.patch_product(

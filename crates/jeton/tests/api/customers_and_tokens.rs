@@ -813,7 +813,6 @@ fn behind_a_proxy() -> Config {
 
 // ---------------------------------------------------------------- helpers
 
-
 async fn login_as(app: &TestApp, key: &str, email: &str, password: &str) -> Res {
     login_from(app, key, email, password, None).await
 }
@@ -1129,22 +1128,45 @@ async fn personal_tokens_live_no_longer_than_the_token_that_made_them(app: TestA
 
     // From a login token (30 days): a null or a longer lifetime is refused,
     // and a left-out one is cut to the login's.
-    for lifetime in [json!(null), json!(10 * 365 * 24 * 3600), json!(31 * 24 * 3600)] {
-        new_token(&app, &login, json!({"name": "long", "expires_in_seconds": lifetime}))
-            .await
-            .expect_invalid("expires_in_seconds");
+    for lifetime in [
+        json!(null),
+        json!(10 * 365 * 24 * 3600),
+        json!(31 * 24 * 3600),
+    ] {
+        new_token(
+            &app,
+            &login,
+            json!({"name": "long", "expires_in_seconds": lifetime}),
+        )
+        .await
+        .expect_invalid("expires_in_seconds");
     }
     let res = new_token(&app, &login, json!({"name": "default"})).await;
     res.expect(201);
     assert!(timestamp(&res.json()["expires_at"]) <= login_expires);
 
     // A short-lived token: its children live no longer than its 60 seconds.
-    let res = new_token(&app, &login, json!({"name": "short", "expires_in_seconds": 60})).await;
+    let res = new_token(
+        &app,
+        &login,
+        json!({"name": "short", "expires_in_seconds": 60}),
+    )
+    .await;
     res.expect(201);
     let short = s(&res.json()["token"]);
     let short_expires = timestamp(&res.json()["expires_at"]);
-    for lifetime in [json!(null), json!(61), json!(3600), json!(10 * 365 * 24 * 3600)] {
-        let res = new_token(&app, &short, json!({"name": "child", "expires_in_seconds": lifetime})).await;
+    for lifetime in [
+        json!(null),
+        json!(61),
+        json!(3600),
+        json!(10 * 365 * 24 * 3600),
+    ] {
+        let res = new_token(
+            &app,
+            &short,
+            json!({"name": "child", "expires_in_seconds": lifetime}),
+        )
+        .await;
         res.expect_invalid("expires_in_seconds");
         assert!(
             res.json()["errors"][0]["message"]
@@ -1155,7 +1177,10 @@ async fn personal_tokens_live_no_longer_than_the_token_that_made_them(app: TestA
             res.text()
         );
     }
-    for body in [json!({"name": "child"}), json!({"name": "child", "expires_in_seconds": 30})] {
+    for body in [
+        json!({"name": "child"}),
+        json!({"name": "child", "expires_in_seconds": 30}),
+    ] {
         let res = new_token(&app, &short, body).await;
         res.expect(201);
         assert!(timestamp(&res.json()["expires_at"]) <= short_expires);
@@ -1163,7 +1188,12 @@ async fn personal_tokens_live_no_longer_than_the_token_that_made_them(app: TestA
 
     // A token that never expires may make one that never expires.
     let lasting = token_without_expiry(&app, &customer_id).await;
-    let res = new_token(&app, &lasting, json!({"name": "forever", "expires_in_seconds": null})).await;
+    let res = new_token(
+        &app,
+        &lasting,
+        json!({"name": "forever", "expires_in_seconds": null}),
+    )
+    .await;
     res.expect(201);
     assert!(res.json()["expires_at"].is_null());
 }
@@ -1204,9 +1234,13 @@ async fn revoking_a_token_revokes_the_tokens_it_made(app: TestApp) {
         .await
         .json();
     assert!(
-        events["data"].as_array().unwrap().iter().any(|e| e["action"] == "user_token.revoked"
-            && e["subject_id"] == json!(child_id)
-            && e["detail"] == "and 1 tokens made from it"),
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user_token.revoked"
+                && e["subject_id"] == json!(child_id)
+                && e["detail"] == "and 1 tokens made from it"),
         "{events}"
     );
 
@@ -1235,7 +1269,9 @@ async fn personal_tokens_are_capped_per_customer(app: TestApp) {
     assert!(res.json()["detail"].as_str().unwrap().contains("at most 3"));
     // Another customer has a cap of their own.
     let (_, bob) = app.customer("bob@example.com").await;
-    new_token(&app, &bob, json!({"name": "bob's"})).await.expect(201);
+    new_token(&app, &bob, json!({"name": "bob's"}))
+        .await
+        .expect(201);
     // Logins do not count, and do not lift the cap.
     let again = app.login_token(&pk, "ann@example.com").await;
     new_token(&app, &again, json!({"name": "still too many"}))
@@ -1310,7 +1346,8 @@ async fn register_stores_one_identity_per_visible_email(app: TestApp) {
             .expect_problem(409, "email_taken");
     }
     // Logging in works with any spelling of it.
-    app.login(&pk, "Ann.Lee+Shop@bu\u{308}cher.example", PASSWORD).await;
+    app.login(&pk, "Ann.Lee+Shop@bu\u{308}cher.example", PASSWORD)
+        .await;
 
     // Lookalikes and what RFC 5322 does not allow unquoted are refused.
     app.register(&pk, "alice@example.com", PASSWORD).await;
@@ -1336,10 +1373,7 @@ async fn register_stores_one_identity_per_visible_email(app: TestApp) {
             .await;
         res.expect_invalid("email");
     }
-    assert_eq!(
-        app.row_counts(&["customers"]).await,
-        [("customers", 2)]
-    );
+    assert_eq!(app.row_counts(&["customers"]).await, [("customers", 2)]);
 }
 
 async fn stored_emails_migrate_and_a_collision_stops_the_start(app: TestApp) {

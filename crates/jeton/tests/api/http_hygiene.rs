@@ -721,7 +721,12 @@ async fn serve_with(app: &TestApp, limits: ConnectionLimits) -> std::net::Socket
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = app.router.clone();
-    tokio::spawn(server::serve(listener, router, limits, std::future::pending()));
+    tokio::spawn(server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     address
 }
 
@@ -1388,7 +1393,10 @@ async fn trickled_headers_are_cut_off() {
         !String::from_utf8_lossy(&answer).contains("200 OK"),
         "the trickled request was never served"
     );
-    assert!(sent < HEALTHZ.len(), "closed before the request was complete ({sent} bytes)");
+    assert!(
+        sent < HEALTHZ.len(),
+        "closed before the request was complete ({sent} bytes)"
+    );
 }
 
 #[tokio::test]
@@ -1406,11 +1414,19 @@ async fn idle_keep_alive_connections_are_closed_and_busy_ones_are_not() {
         stream.write_all(HEALTHZ).await.unwrap();
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.unwrap();
-        assert!(chunk[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&chunk[..n]));
+        assert!(
+            chunk[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&chunk[..n])
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Then idle: closed after the keep-alive timeout.
-    assert!(read_until_closed(&mut stream, Duration::from_secs(20)).await.is_empty());
+    assert!(
+        read_until_closed(&mut stream, Duration::from_secs(20))
+            .await
+            .is_empty()
+    );
 
     // A body that comes after the header timeout is still read: the timeout
     // is for headers only, and the request timeout covers the rest.

@@ -1843,9 +1843,13 @@ async fn orders_above_the_unit_ceiling_are_refused(app: TestApp) {
     assert_eq!(error_fields(&res.json()), ["items[1].quantity"]);
     assert!(res.text().contains("at most 10"), "{}", res.text());
     assert_eq!(app.stock(&mug.id).await, 1000);
-    order(&app, &token, json!([{"product_id": mug.id, "quantity": 10}]))
-        .await
-        .expect(201);
+    order(
+        &app,
+        &token,
+        json!([{"product_id": mug.id, "quantity": 10}]),
+    )
+    .await
+    .expect(201);
     assert_eq!(app.stock(&mug.id).await, 990);
 }
 
@@ -1856,7 +1860,12 @@ async fn order_totals_stay_exact_in_javascript(app: TestApp) {
     let also = app.product("DEAR-2", MAX_AMOUNT, "EUR", 5000).await;
     let (_, token) = app.customer("ann@example.com").await;
     // 1000 units at the highest price: exact in JavaScript.
-    let res = order(&app, &token, json!([{"product_id": dear.id, "quantity": 1000}])).await;
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": dear.id, "quantity": 1000}]),
+    )
+    .await;
     res.expect(201);
     assert_eq!(res.json()["total"]["amount"], json!(MAX_AMOUNT * 1000));
     // Two such lines would pass 2^53 − 1: refused, nothing written.
@@ -1891,14 +1900,22 @@ async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
     let stock_shown = |product: String| {
         let (app, token) = (&app, &token);
         async move {
-            let res = app.get(&format!("/api/v1/products/{product}")).bearer(token).send().await;
+            let res = app
+                .get(&format!("/api/v1/products/{product}"))
+                .bearer(token)
+                .send()
+                .await;
             res.expect(200);
             res.json()["stock"].as_i64().unwrap()
         }
     };
     assert_eq!(stock_shown(mug.id.to_string()).await, 7);
     assert_eq!(stock_shown(tea.id.to_string()).await, 0);
-    let in_stock = app.get("/api/v1/products?in_stock=true").bearer(&token).send().await;
+    let in_stock = app
+        .get("/api/v1/products?in_stock=true")
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 1);
 
     let cancel = || {
@@ -1918,9 +1935,17 @@ async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
     assert_eq!(app.stock(&tea.id).await, 5);
     assert_eq!(stock_shown(mug.id.to_string()).await, 10);
     assert_eq!(stock_shown(tea.id.to_string()).await, 5);
-    let in_stock = app.get("/api/v1/products?in_stock=true").bearer(&token).send().await;
+    let in_stock = app
+        .get("/api/v1/products?in_stock=true")
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 2);
-    let mine = app.get(&format!("/api/v1/me/orders/{id}")).bearer(&token).send().await;
+    let mine = app
+        .get(&format!("/api/v1/me/orders/{id}"))
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(mine.json(), cancelled);
 
     // Again: the same order, nothing changes.
@@ -1932,7 +1957,9 @@ async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
 
     // Audited once, against the customer.
     let events = app
-        .get(&format!("/api/v1/admin/audit?customer_id={customer_id}&limit=100"))
+        .get(&format!(
+            "/api/v1/admin/audit?customer_id={customer_id}&limit=100"
+        ))
         .bearer(&admin)
         .send()
         .await

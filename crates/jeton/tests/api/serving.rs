@@ -759,7 +759,11 @@ async fn metrics_on_their_own_address_are_absent_from_the_api() {
         .unwrap()
         .port();
     let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let server = Server::start(&database.url, &["--metrics-addr", &metrics_addr.to_string()]).await;
+    let server = Server::start(
+        &database.url,
+        &["--metrics-addr", &metrics_addr.to_string()],
+    )
+    .await;
     let (status, text) = server.get("/metrics", &[]).await;
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("not_found"), "{text}");
@@ -767,6 +771,8 @@ async fn metrics_on_their_own_address_are_absent_from_the_api() {
     let (status, text) = http(metrics_addr, "GET", "/metrics", &[]).await.unwrap();
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("jeton_http_requests"), "{text}");
-    let (status, _) = http(metrics_addr, "GET", "/api/v1/products", &[]).await.unwrap();
+    let (status, _) = http(metrics_addr, "GET", "/api/v1/products", &[])
+        .await
+        .unwrap();
     assert_eq!(status, 404, "the metrics address serves nothing else");
 }
