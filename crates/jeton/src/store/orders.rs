@@ -421,7 +421,8 @@ impl Db {
 
         let order_id = OrderId::generate();
         sqlx::query(
-            "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at) VALUES ($1, $2, 'placed', $3, $4, $5)",
+            "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at, updated_at) \
+             VALUES ($1, $2, 'placed', $3, $4, $5, $5)",
         )
         .bind(order_id.clone())
         .bind(customer_id.clone())
@@ -476,7 +477,8 @@ impl Db {
         }
         tx.commit().await?;
         // Stock changed: catalogue reads on this process see it at once.
-        self.announce(Topic::Catalog);
+        self.announce(&Topic::Catalog);
+        self.orders_changed(customer_id);
         Ok((order, body))
     }
 
@@ -494,10 +496,12 @@ impl Db {
             self.cancel_order_once(order_id, audit).await
         })
         .await?;
-        if cancelled {
-            // Stock changed: catalogue reads on this process see it at once
-            // (other processes through the products' `updated_at`).
-            self.announce(Topic::Catalog);
+        if let Some(customer) = cancelled {
+            // Stock and the order changed: this process's catalogue and the
+            // customer's cached orders see it at once (other processes
+            // through the products' and the order's `updated_at`).
+            self.announce(&Topic::Catalog);
+            self.orders_changed(&customer);
         }
         let order = sqlx::query_as(
             "SELECT id, status, total_amount, currency, created_at FROM orders WHERE id = $1",
@@ -509,23 +513,27 @@ impl Db {
         Ok(self.with_items(vec![order]).await?.pop())
     }
 
-    /// One try of [`Db::cancel_order`]; `true` if it cancelled the order now.
+    /// One try of [`Db::cancel_order`]; the order's customer if it
+    /// cancelled the order now.
     async fn cancel_order_once(
         &self,
         order_id: &OrderId,
         audit: &Audit,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<CustomerId>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
+        let at = now_micros();
         // The status flips once: a second cancellation, even a concurrent
         // one, finds nothing to update and returns no stock.
         let customer: Option<CustomerId> = sqlx::query_scalar(
-            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status = 'placed' RETURNING customer_id",
+            "UPDATE orders SET status = 'cancelled', updated_at = $2 WHERE id = $1 AND status = 'placed' \
+             RETURNING customer_id",
         )
         .bind(order_id.clone())
+        .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(customer) = customer else {
-            return Ok(false);
+            return Ok(None);
         };
         // In product-id order, as placements lock them, so the two cannot
         // deadlock each other.
@@ -535,7 +543,6 @@ impl Db {
         .bind(order_id.clone())
         .fetch_all(&mut *tx)
         .await?;
-        let at = now_micros();
         let mut units = 0;
         for (product_id, quantity) in &lines {
             sqlx::query("UPDATE products SET stock = stock + $1, updated_at = $3 WHERE id = $2")
@@ -555,7 +562,17 @@ impl Db {
         };
         audit::append(&mut tx, audit, event).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(customer))
+    }
+
+    /// Tells this process's caches that `customer_id`'s orders changed, so
+    /// the customer reads their change back at once. Every store method
+    /// that writes an order (placing it, changing its status) calls this
+    /// after its transaction commits, and sets the order's `updated_at` to
+    /// the time of the write: that is how other processes learn of it (the
+    /// change feed, `changes.rs`).
+    pub(crate) fn orders_changed(&self, customer_id: &CustomerId) {
+        self.announce(&Topic::Orders(Some(customer_id.clone())));
     }
 
     /// Deletes idempotency keys created before `cutoff`; returns how many.
