@@ -77,16 +77,12 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(key) = found else { return Ok(None) };
-        let client = ClientPrincipal {
-            client_id: key.client_id.into(),
-            key_id: key.id.into(),
-            abilities: key.abilities,
-            allowed_origins: key.allowed_origins,
-            limits: Limits {
+        let client = ClientPrincipal::new(key.client_id, key.id, key.abilities)
+            .with_allowed_origins(key.allowed_origins)
+            .with_limits(Limits {
                 per_key: limit(key.rate_limit_per_minute),
                 per_ip: limit(key.per_ip_rate_limit_per_minute),
-            },
-        };
+            });
         let principal = if kind == TokenKind::Publishable {
             Principal::PublishableClient(client.into())
         } else {
@@ -113,18 +109,14 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(token) = found else { return Ok(None) };
-        let user = UserPrincipal {
-            user_id: token.customer_id.into(),
-            token_id: token.id.into(),
-            client_id: token.client_id.map(String::from),
-            client_origins: token
-                .client_origins
-                .as_deref()
-                .map(|list| list.split_ascii_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
-            abilities: token.abilities,
-            expires_at: token.expires_at,
-        };
+        let mut user = UserPrincipal::new(token.customer_id, token.id, token.abilities)
+            .with_expires_at(token.expires_at);
+        user.client_id = token.client_id.map(String::from);
+        user.client_origins = token
+            .client_origins
+            .as_deref()
+            .map(|list| list.split_ascii_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(Some(StoredCredential {
             principal: Principal::User(user.into()),
             expires_at: token.expires_at,
@@ -183,7 +175,7 @@ impl TokenStore for Db {
             // OAuth2 access tokens are reserved in the format; none is issued.
             _ => Ok(None),
         };
-        found.map_err(|error| StoreError(Box::new(error)))
+        found.map_err(StoreError::new)
     }
 
     /// Every few seconds, from the gate: no authenticated request writes.
