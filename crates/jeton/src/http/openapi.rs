@@ -73,6 +73,7 @@ use crate::{
         admin::clients::rotate,
         admin::clients::revoke,
         admin::customers::revoke_tokens,
+        admin::orders::cancel,
         admin::audit::list,
     ),
     components(schemas(FieldError)),
@@ -167,6 +168,15 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
                 "this `Idempotency-Key` came with a different order",
             ),
         ],
+    ),
+    (
+        "POST",
+        "/me/tokens",
+        &[problem(
+            422,
+            "token_limit_reached",
+            "the customer holds the most live tokens made through this endpoint; revoke one first",
+        )],
     ),
     (
         "POST",
