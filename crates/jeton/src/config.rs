@@ -29,7 +29,18 @@ pub struct Config {
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
     /// `http` on a loopback address (see `cli::serve`).
     pub secure_cookies: bool,
+    /// Live tokens a customer may hold that were made through
+    /// `POST /me/tokens` (logins and cookie sessions do not count).
+    pub personal_token_cap: u32,
+    /// Most units of one product in one order: at most the contract's 1000.
+    pub max_units_per_line: i64,
+    /// Whether `/metrics` is served with the API; `false` when it has an
+    /// address of its own (`--metrics-addr`).
+    pub metrics_on_api: bool,
 }
+
+/// Default of [`Config::personal_token_cap`].
+pub const DEFAULT_PERSONAL_TOKEN_CAP: u32 = 50;
 
 impl Default for Config {
     fn default() -> Self {
@@ -48,6 +59,9 @@ impl Default for Config {
             redis_url: None,
             redis_deadline: jeton_auth::limits::REDIS_DEADLINE,
             secure_cookies: true,
+            personal_token_cap: DEFAULT_PERSONAL_TOKEN_CAP,
+            max_units_per_line: crate::domain::order::MAX_QUANTITY,
+            metrics_on_api: true,
         }
     }
 }

@@ -391,7 +391,7 @@ mod tests {
         api::Order {
             id: OrderId::parse(&format!("01900000-0000-7000-8000-0000000000{n:02x}"))
                 .expect("an id"),
-            status: "placed".to_owned(),
+            status: api::OrderStatus::Placed,
             items: Vec::new(),
             total: crate::domain::money::Money {
                 amount: i64::from(n),

@@ -73,6 +73,7 @@ use crate::{
         admin::clients::rotate,
         admin::clients::revoke,
         admin::customers::revoke_tokens,
+        admin::orders::cancel,
         admin::audit::list,
     ),
     components(schemas(FieldError)),
@@ -172,6 +173,15 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
                 "the customer's orders per minute are used up",
             ),
         ],
+    ),
+    (
+        "POST",
+        "/me/tokens",
+        &[problem(
+            422,
+            "token_limit_reached",
+            "the customer holds the most live tokens made through this endpoint; revoke one first",
+        )],
     ),
     (
         "POST",
@@ -275,6 +285,18 @@ fn cookie_session_scheme() -> Value {
             `jeton_csrf` cookie (else 403 `csrf_failed`). A dead session cookie is 401 \
             `invalid_token`, and the answer clears both cookies.",
     })
+}
+
+/// Whether the route's success may set or clear a cookie session's cookies:
+/// the login sets them, and ending the session clears them.
+fn sets_session_cookies(entry: &RouteEntry) -> bool {
+    matches!(
+        (entry.method.as_str(), entry.path),
+        ("POST", "/auth/login")
+            | ("POST", "/auth/logout")
+            | ("DELETE", "/me/tokens")
+            | ("DELETE", "/me/tokens/{id}")
+    )
 }
 
 /// Whether a request with `method` authenticated by the session cookie
@@ -501,6 +523,13 @@ fn headers() -> Value {
             "description": "`true` when this is the stored response to an earlier request with the same `Idempotency-Key`",
             "required": false,
             "schema": {"type": "string", "enum": ["true"]},
+        },
+        "Set-Cookie": {
+            "description": "A cookie session's cookies: `jeton_session` (`HttpOnly`, \
+                `SameSite=Lax`, `Path=/api/v1`) and `jeton_csrf` (`Path=/`), set by a login with \
+                `\"session\": \"cookie\"`, cleared (`Max-Age=0`) when the session ends",
+            "required": false,
+            "schema": {"type": "string"},
         },
     })
 }
@@ -835,6 +864,9 @@ fn build() -> Value {
             }
             if entry.path == "/orders" && status == "201" {
                 headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+            }
+            if sets_session_cookies(entry) && status.starts_with('2') {
+                headers["Set-Cookie"] = header_ref("Set-Cookie");
             }
         }
         for (status, response) in error_responses(&found) {

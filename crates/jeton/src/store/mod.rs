@@ -14,6 +14,7 @@ pub mod clients;
 pub mod columns;
 pub mod credentials;
 pub mod customers;
+mod data_steps;
 pub mod db_error;
 pub mod orders;
 pub mod products;
@@ -173,6 +174,7 @@ impl Db {
                 }
             }
         };
+        data_steps::run(&db).await?;
         Ok(db)
     }
 
