@@ -12,7 +12,10 @@ pub struct KindSet(u8);
 
 impl KindSet {
     pub const PUBLISHABLE: KindSet = KindSet(1);
-    pub const SECRET: KindSet = KindSet(2);
+    /// Secret keys, and the OAuth 2.0 access tokens their clients obtain
+    /// with them: an access token is accepted wherever a secret key of its
+    /// client would be, with its scope as its abilities.
+    pub const SECRET: KindSet = KindSet(2 | 8);
     pub const USER: KindSet = KindSet(4);
 
     pub const fn contains(self, kind: TokenKind) -> bool {
@@ -20,15 +23,20 @@ impl KindSet {
             TokenKind::Publishable => 1,
             TokenKind::Secret => 2,
             TokenKind::User => 4,
-            TokenKind::Access => 0,
+            TokenKind::Access => 8,
         };
         self.0 & bit != 0
     }
 
-    /// `pk | sk | ut`, for documentation and route listings.
+    /// `pk | sk | at | ut`, for documentation and route listings.
     pub fn describe(self) -> String {
-        [TokenKind::Publishable, TokenKind::Secret, TokenKind::User]
-            .into_iter()
+        [
+            TokenKind::Publishable,
+            TokenKind::Secret,
+            TokenKind::Access,
+            TokenKind::User,
+        ]
+        .into_iter()
             .filter(|kind| self.contains(*kind))
             .map(TokenKind::code)
             .collect::<Vec<_>>()
@@ -96,12 +104,13 @@ impl Ceilings {
     }
 
     /// The ceiling of `kind`; `None` for a kind the verifier does not take.
+    /// An access token's is the secret keys': it holds a subset of what its
+    /// client's secret key holds.
     pub fn for_kind(&self, kind: TokenKind) -> Option<&AbilitySet> {
         match kind {
             TokenKind::Publishable => Some(&self.publishable),
-            TokenKind::Secret => Some(&self.secret),
+            TokenKind::Secret | TokenKind::Access => Some(&self.secret),
             TokenKind::User => Some(&self.user),
-            TokenKind::Access => None,
         }
     }
 }

@@ -80,6 +80,7 @@ fn describe_kinds(kinds: KindSet) -> String {
     let names: Vec<&str> = [
         (TokenKind::Publishable, "a publishable key"),
         (TokenKind::Secret, "a secret key"),
+        (TokenKind::Access, "an access token"),
         (TokenKind::User, "a user token"),
     ]
     .into_iter()
@@ -299,7 +300,7 @@ mod tests {
         let all = KindSet::PUBLISHABLE | KindSet::SECRET | KindSet::USER;
         assert_eq!(
             AuthError::WrongKind { accepted: all }.detail(),
-            "this route takes a publishable key, a secret key or a user token"
+            "this route takes a publishable key, a secret key, an access token or a user token"
         );
         let missing = AuthError::InsufficientScope {
             scope: "orders:write".into(),

@@ -5,7 +5,7 @@ use tokio::net::TcpListener;
 
 use super::{demo, parse_duration};
 use crate::{
-    config::Config,
+    config::{Config, PublicUrl},
     hashing,
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
@@ -36,6 +36,23 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where clients reach the API, e.g. https://api.shop.example: the
+    /// OAuth 2.0 metadata's issuer and URLs, and whether cookies are
+    /// Secure. Default: http://<--addr>.
+    #[arg(long, env = "JETON_PUBLIC_URL")]
+    public_url: Option<PublicUrl>,
+    /// Lifetime of OAuth 2.0 access tokens, e.g. 15m, 1h.
+    #[arg(long, env = "JETON_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_access_token_ttl)]
+    access_token_ttl: time::Duration,
+}
+
+/// 1 s to 1 day: an access token is meant to be short-lived.
+fn parse_access_token_ttl(text: &str) -> Result<time::Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < time::Duration::SECOND || ttl > time::Duration::DAY {
+        return Err("an access token lives from 1s to 1d".to_owned());
+    }
+    Ok(ttl)
 }
 
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
@@ -61,12 +78,15 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| PublicUrl::for_addr(api_addr));
     let config = Config {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
-        // The server speaks plain http; only on a loopback address is that
-        // a developer's machine, where browsers would drop Secure cookies.
-        secure_cookies: !args.addr.ip().is_loopback(),
+        secure_cookies: public_url.secure_cookies(),
+        access_token_ttl: args.access_token_ttl,
+        public_url,
         ..Config::default()
     };
     hashing::warm_up().await;

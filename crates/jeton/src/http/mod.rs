@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod hygiene;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod orders;
 pub mod request_id;
@@ -80,6 +81,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .merge(oauth::routes())
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

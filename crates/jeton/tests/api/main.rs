@@ -13,6 +13,7 @@ mod customers_and_tokens;
 mod http_hygiene;
 mod keys_and_clients;
 mod multiple_processes;
+mod oauth;
 mod openapi_conformance;
 mod orders;
 mod secrets;
