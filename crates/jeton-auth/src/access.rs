@@ -37,10 +37,10 @@ impl KindSet {
             TokenKind::User,
         ]
         .into_iter()
-            .filter(|kind| self.contains(*kind))
-            .map(TokenKind::code)
-            .collect::<Vec<_>>()
-            .join(" | ")
+        .filter(|kind| self.contains(*kind))
+        .map(TokenKind::code)
+        .collect::<Vec<_>>()
+        .join(" | ")
     }
 }
 

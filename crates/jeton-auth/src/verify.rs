@@ -222,10 +222,7 @@ impl<S: TokenStore> Verifier<S> {
     /// What a live token is, with when it expires, through the same cache,
     /// without noting a use: for an app that tells others about tokens
     /// (OAuth 2.0 introspection) rather than serving their holders.
-    pub async fn inspect(
-        &self,
-        token: &PlainToken,
-    ) -> Result<crate::StoredCredential, AuthError> {
+    pub async fn inspect(&self, token: &PlainToken) -> Result<crate::StoredCredential, AuthError> {
         self.find(token, false)
             .await
             .map(|found| crate::StoredCredential {

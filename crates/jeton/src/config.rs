@@ -44,7 +44,9 @@ impl PublicUrl {
 
     /// `http://<addr>`, the default for a server listening on `addr`.
     pub fn for_addr(addr: std::net::SocketAddr) -> PublicUrl {
-        format!("http://{addr}").parse().expect("an address is a URL")
+        format!("http://{addr}")
+            .parse()
+            .expect("an address is a URL")
     }
 
     /// Cookies are `Secure` unless the API is plain `http` on a loopback
@@ -105,8 +107,18 @@ mod tests {
     fn public_urls() {
         let url: PublicUrl = "https://api.shop.example/".parse().unwrap();
         assert_eq!(url.as_str(), "https://api.shop.example");
-        assert_eq!(url.join("/oauth/token"), "https://api.shop.example/oauth/token");
-        for bad in ["ftp://x", "https://x/api", "https://x/?a=1", "https://x/#f", "x", "https://u:p@x"] {
+        assert_eq!(
+            url.join("/oauth/token"),
+            "https://api.shop.example/oauth/token"
+        );
+        for bad in [
+            "ftp://x",
+            "https://x/api",
+            "https://x/?a=1",
+            "https://x/#f",
+            "x",
+            "https://u:p@x",
+        ] {
             assert!(bad.parse::<PublicUrl>().is_err(), "{bad}");
         }
     }

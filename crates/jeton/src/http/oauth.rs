@@ -27,7 +27,7 @@ use axum::{
 };
 use base64::Engine;
 use jeton_auth::{
-    Access, AbilitySet, AuthError, ClientPrincipal, KindSet, PlainToken, Principal, TokenKind,
+    AbilitySet, Access, AuthError, ClientPrincipal, KindSet, PlainToken, Principal, TokenKind,
     client_ip::ClientIp,
 };
 use serde_json::{Map, Value, json};
@@ -172,7 +172,8 @@ impl Form {
     /// The body must be `application/x-www-form-urlencoded` (UTF-8); an
     /// empty body without a `Content-Type` is an empty form.
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
-        let content_types: Vec<&HeaderValue> = headers.get_all(header::CONTENT_TYPE).iter().collect();
+        let content_types: Vec<&HeaderValue> =
+            headers.get_all(header::CONTENT_TYPE).iter().collect();
         match content_types.as_slice() {
             [] if body.is_empty() => return Ok(Form::default()),
             [one] => {
@@ -206,7 +207,10 @@ impl Form {
             if value.is_empty() {
                 continue;
             }
-            if params.insert(name.clone().into_owned(), value.into_owned()).is_some() {
+            if params
+                .insert(name.clone().into_owned(), value.into_owned())
+                .is_some()
+            {
                 return Err(OAuthError::invalid_request(format!(
                     "the parameter `{}` is repeated",
                     name.chars().take(64).collect::<String>()
@@ -349,7 +353,10 @@ async fn authenticate_client(
     let token = match PlainToken::parse(&presented.secret) {
         Ok(token) if token.kind() == TokenKind::Secret => token,
         Ok(token) if token.kind() == TokenKind::Publishable => {
-            let why = format!("{}: a publishable key (public clients cannot authenticate)", presented.method);
+            let why = format!(
+                "{}: a publishable key (public clients cannot authenticate)",
+                presented.method
+            );
             return Err(refuse_client(state, ip, claimed.as_ref(), &why).await);
         }
         _ => {
@@ -366,10 +373,18 @@ async fn authenticate_client(
         }
     };
     let matches = found.principal.client().is_some_and(|client| {
-        bool::from(client.client_id.as_bytes().ct_eq(presented.client_id.as_bytes()))
+        bool::from(
+            client
+                .client_id
+                .as_bytes()
+                .ct_eq(presented.client_id.as_bytes()),
+        )
     });
     if !matches {
-        let why = format!("{}: the secret is not a key of this client", presented.method);
+        let why = format!(
+            "{}: the secret is not a key of this client",
+            presented.method
+        );
         return Err(refuse_client(state, ip, claimed.as_ref(), &why).await);
     }
     Ok(Authenticated {
@@ -625,7 +640,9 @@ pub async fn introspect(
     };
     if INTROSPECTOR.check(&caller, &state.gate.ceilings).is_err() {
         let audit = Audit::of(&caller, ip);
-        let client = caller.client().map(|client| ClientIds::from(&**client).client);
+        let client = caller
+            .client()
+            .map(|client| ClientIds::from(&**client).client);
         let event = Event {
             action: "oauth.introspection_denied",
             client_id: client.as_ref(),

@@ -358,7 +358,11 @@ async fn access_tokens_die_on_the_other_process_within_a_second(backend: Backend
     let secret = s(&res.json()["key"]);
     let exchange = async |server: &Server, secret: &str| -> String {
         let res = server
-            .oauth("/oauth/token", (&id, secret), "grant_type=client_credentials")
+            .oauth(
+                "/oauth/token",
+                (&id, secret),
+                "grant_type=client_credentials",
+            )
             .await;
         res.expect(200);
         s(&res.json()["access_token"])
@@ -386,15 +390,32 @@ async fn access_tokens_die_on_the_other_process_within_a_second(backend: Backend
     res.expect(201);
     let rotated = Instant::now();
     let new_secret = s(&res.json()["key"]);
-    refused_within_a_second(&c.b, rotated, "an access token whose key rotated out on A, on B", &second).await;
+    refused_within_a_second(
+        &c.b,
+        rotated,
+        "an access token whose key rotated out on A, on B",
+        &second,
+    )
+    .await;
     // Its client revoked on A.
     let third = exchange(&c.b, &new_secret).await;
     get(&c.b, "/api/v1/products", &third).await.expect(200);
-    c.a.call("DELETE", &format!("/api/v1/admin/clients/{id}"), Some(&c.admin), None)
-        .await
-        .expect(204);
+    c.a.call(
+        "DELETE",
+        &format!("/api/v1/admin/clients/{id}"),
+        Some(&c.admin),
+        None,
+    )
+    .await
+    .expect(204);
     let revoked = Instant::now();
-    refused_within_a_second(&c.b, revoked, "an access token whose client was revoked on A, on B", &third).await;
+    refused_within_a_second(
+        &c.b,
+        revoked,
+        "an access token whose client was revoked on A, on B",
+        &third,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- orders and stock

@@ -22,8 +22,9 @@ use tower::ServiceExt;
 use crate::{
     on_both_databases,
     support::{
-        Backend, PASSWORD, SHOP, TestApp, enc, keys, last4, s,
+        Backend, PASSWORD, SHOP, TestApp, enc, keys, last4,
         process::{Server, keyed_database},
+        s,
     },
 };
 
@@ -79,7 +80,12 @@ async fn the_oauth2_crate_gets_tokens_by_both_methods_and_uses_them(app: TestApp
         let token = all.access_token().secret();
         assert!(token.starts_with("jt_at_") && token.len() == 42);
         assert_eq!(all.expires_in().unwrap().as_secs(), 900);
-        let scopes: Vec<String> = all.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+        let scopes: Vec<String> = all
+            .scopes()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(scopes, ["admin", "products:read"]);
         app.get("/api/v1/admin/clients")
             .bearer(token)
@@ -112,7 +118,10 @@ async fn the_oauth2_crate_gets_tokens_by_both_methods_and_uses_them(app: TestApp
     assert!(stored.iter().all(|(hash, _)| hash.len() == 64));
     let issued = app.audit_actions().await;
     assert_eq!(
-        issued.iter().filter(|a| *a == "access_token.issued").count(),
+        issued
+            .iter()
+            .filter(|a| *a == "access_token.issued")
+            .count(),
         4
     );
 }
@@ -127,15 +136,26 @@ async fn tokens_act_as_their_client_with_their_scope(app: TestApp) {
         )
         .await;
     created.expect(201);
-    let (id, secret) = (s(&created.json()["client"]["id"]), s(&created.json()["key"]));
+    let (id, secret) = (
+        s(&created.json()["client"]["id"]),
+        s(&created.json()["key"]),
+    );
     // The exchange counts toward the client's limit, as its requests do.
     let token = app.access_token(&id, &secret, Some("products:read")).await;
     let res = app.get("/api/v1/products").bearer(&token).send().await;
     res.expect(200);
     assert_eq!(res.header("ratelimit-limit").as_deref(), Some("4"));
     assert_eq!(res.header("ratelimit-remaining").as_deref(), Some("2"));
-    app.get("/api/v1/products").bearer(&secret).send().await.expect(200);
-    app.get("/api/v1/products").bearer(&token).send().await.expect(200);
+    app.get("/api/v1/products")
+        .bearer(&secret)
+        .send()
+        .await
+        .expect(200);
+    app.get("/api/v1/products")
+        .bearer(&token)
+        .send()
+        .await
+        .expect(200);
     app.get("/api/v1/products")
         .bearer(&token)
         .send()
@@ -190,7 +210,12 @@ async fn introspection_through_the_oauth2_crate(app: TestApp) {
         .unwrap();
     assert!(found.active());
     assert_eq!(found.client_id().unwrap().as_str(), id);
-    let scopes: Vec<String> = found.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    let scopes: Vec<String> = found
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(scopes, ["products:read"]);
     assert!(found.exp().is_some() && found.iat().is_some());
     let unknown = PlainToken::generate(TokenKind::Access);
@@ -257,7 +282,10 @@ async fn token_answers_and_errors(app: TestApp) {
         .await;
     res.expect(200).expect_oauth_headers();
     let body = res.json();
-    assert_eq!(keys(&body), ["access_token", "expires_in", "scope", "token_type"]);
+    assert_eq!(
+        keys(&body),
+        ["access_token", "expires_in", "scope", "token_type"]
+    );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["scope"], "products:read");
@@ -269,7 +297,12 @@ async fn token_answers_and_errors(app: TestApp) {
         .send()
         .await
         .expect_oauth_error(400, "invalid_request");
-    for grant in ["password", "authorization_code", "refresh_token", "CLIENT_CREDENTIALS"] {
+    for grant in [
+        "password",
+        "authorization_code",
+        "refresh_token",
+        "CLIENT_CREDENTIALS",
+    ] {
         app.post("/oauth/token")
             .basic(&id, &secret)
             .form(&format!("grant_type={grant}"))
@@ -321,12 +354,17 @@ async fn bad_input_is_invalid_request(app: TestApp) {
         // Credentials in both the header and the body.
         app.post(path)
             .basic(&id, &secret)
-            .form(&format!("grant_type=client_credentials&token=x&{post_body}"))
+            .form(&format!(
+                "grant_type=client_credentials&token=x&{post_body}"
+            ))
             .send()
             .await
             .expect_oauth_error(400, "invalid_request");
         // Over 1 MiB.
-        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1024 * 1024));
+        let huge = format!(
+            "grant_type=client_credentials&pad={}",
+            "a".repeat(1024 * 1024)
+        );
         app.post(path)
             .basic(&id, &secret)
             .form(&huge)
@@ -358,16 +396,30 @@ async fn scope_narrowing(app: TestApp) {
         let res = app
             .post("/oauth/token")
             .basic(&id, &secret)
-            .form(&format!("grant_type=client_credentials&scope={}", enc(asked)))
+            .form(&format!(
+                "grant_type=client_credentials&scope={}",
+                enc(asked)
+            ))
             .send()
             .await;
         res.expect(200);
         assert_eq!(scope_of(&res), granted, "{asked}");
     }
-    for asked in ["*", "tokens:introspect", "customers:create", "nonsense:thing", "Admin", "products:*", "x y"] {
+    for asked in [
+        "*",
+        "tokens:introspect",
+        "customers:create",
+        "nonsense:thing",
+        "Admin",
+        "products:*",
+        "x y",
+    ] {
         app.post("/oauth/token")
             .basic(&id, &secret)
-            .form(&format!("grant_type=client_credentials&scope={}", enc(asked)))
+            .form(&format!(
+                "grant_type=client_credentials&scope={}",
+                enc(asked)
+            ))
             .send()
             .await
             .expect_oauth_error(400, "invalid_scope");
@@ -385,7 +437,11 @@ async fn client_authentication_failures(app: TestApp) {
     let cases: Vec<(&str, String, String)> = vec![
         ("wrong secret", id.clone(), unknown.to_owned()),
         ("another client's secret", id.clone(), other_secret.clone()),
-        ("unknown client", crate::support::UNKNOWN_ID.to_owned(), secret.clone()),
+        (
+            "unknown client",
+            crate::support::UNKNOWN_ID.to_owned(),
+            secret.clone(),
+        ),
         ("not an id", "warehouse".to_owned(), secret.clone()),
         ("publishable client", pk_id.clone(), pk.clone()),
         ("not a token", id.clone(), "hunter2".to_owned()),
@@ -489,7 +545,9 @@ async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
     let before = s(&res.json()["access_token"]);
     // A rotation after the token was issued: the token now dies with the
     // old key, in 60 s, not in 300.
-    let rotated = app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60})).await;
+    let rotated = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
+        .await;
     rotated.expect(201);
     let new_key = s(&rotated.json()["key"]);
     let exp = introspect(&app, &id, &new_key, &before).await["exp"]
@@ -511,7 +569,9 @@ async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
     // The grace ends (a rotation with none): both die at once; a token of
     // the new key lives on.
     let of_new = app.access_token(&id, &new_key, None).await;
-    let again = app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0})).await;
+    let again = app
+        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
+        .await;
     again.expect(201);
     for token in [&before, &during, &of_new] {
         app.assert_dead(token).await;
@@ -566,7 +626,15 @@ async fn introspection_of_every_kind(app: TestApp) {
     let found = introspect(&app, &id, &secret, &access).await;
     assert_eq!(
         keys(&found),
-        ["active", "client_id", "exp", "iat", "jeton_kind", "scope", "token_type"]
+        [
+            "active",
+            "client_id",
+            "exp",
+            "iat",
+            "jeton_kind",
+            "scope",
+            "token_type"
+        ]
     );
     assert_eq!(found["active"], true);
     assert_eq!(found["jeton_kind"], "access");
@@ -642,7 +710,10 @@ async fn introspection_of_every_kind(app: TestApp) {
             .send()
             .await,
         app.post("/oauth/introspect")
-            .bearer(&app.access_token(&id, &secret, Some("tokens:introspect")).await)
+            .bearer(
+                &app.access_token(&id, &secret, Some("tokens:introspect"))
+                    .await,
+            )
             .form(&format!("token={access}"))
             .send()
             .await,
@@ -678,9 +749,18 @@ async fn introspection_needs_the_ability(app: TestApp) {
         .await
         .expect_oauth_error(401, "invalid_client");
     for bearer in [&secret, &token] {
-        let res = app.post("/oauth/introspect").bearer(bearer).form(&body).send().await;
+        let res = app
+            .post("/oauth/introspect")
+            .bearer(bearer)
+            .form(&body)
+            .send()
+            .await;
         res.expect_oauth_error(401, "insufficient_scope");
-        assert!(res.header("www-authenticate").unwrap().contains("tokens:introspect"));
+        assert!(
+            res.header("www-authenticate")
+                .unwrap()
+                .contains("tokens:introspect")
+        );
     }
     // A publishable key, a user token, or a token that is no token.
     let (_, user) = app.customer("bob@example.com").await;
@@ -708,7 +788,8 @@ async fn introspection_needs_the_ability(app: TestApp) {
 }
 
 async fn revocation_revokes_only_the_callers_own(app: TestApp) {
-    let (id, secret) = secret_client(&app, &["products:read", "auth:login", "customers:create"]).await;
+    let (id, secret) =
+        secret_client(&app, &["products:read", "auth:login", "customers:create"]).await;
     let (other_id, other_secret) = secret_client(&app, &["products:read"]).await;
     let revoke = |token: String, client: (&str, &str)| {
         let (client_id, client_secret) = (client.0.to_owned(), client.1.to_owned());
@@ -717,7 +798,10 @@ async fn revocation_revokes_only_the_callers_own(app: TestApp) {
             let res = app
                 .post("/oauth/revoke")
                 .basic(&client_id, &client_secret)
-                .form(&format!("token={}&token_type_hint=refresh_token", enc(&token)))
+                .form(&format!(
+                    "token={}&token_type_hint=refresh_token",
+                    enc(&token)
+                ))
                 .send()
                 .await;
             res.expect(200).expect_oauth_headers();
@@ -725,7 +809,13 @@ async fn revocation_revokes_only_the_callers_own(app: TestApp) {
         }
     };
     // Unknown, malformed: 200.
-    revoke(PlainToken::generate(TokenKind::Access).expose_secret().into(), (&id, &secret)).await;
+    revoke(
+        PlainToken::generate(TokenKind::Access)
+            .expose_secret()
+            .into(),
+        (&id, &secret),
+    )
+    .await;
     revoke("not a token".into(), (&id, &secret)).await;
     // Another client's access token: 200, no effect.
     let others = app.access_token(&other_id, &other_secret, None).await;
@@ -748,30 +838,52 @@ async fn revocation_revokes_only_the_callers_own(app: TestApp) {
     app.get("/api/v1/me").bearer(&user).send().await.expect(200);
     revoke(user.clone(), (&id, &secret)).await;
     app.assert_dead(&user).await;
-    app.get("/api/v1/me").bearer(&elsewhere).send().await.expect(200);
+    app.get("/api/v1/me")
+        .bearer(&elsewhere)
+        .send()
+        .await
+        .expect(200);
     // Secret keys are not revoked this way.
     revoke(other_secret.clone(), (&other_id, &other_secret)).await;
     app.assert_works(&other_secret).await;
     let actions = app.audit_actions().await;
-    assert_eq!(actions.iter().filter(|a| *a == "access_token.revoked").count(), 1);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "access_token.revoked")
+            .count(),
+        1
+    );
     assert!(actions.contains(&"user_token.revoked".to_owned()));
 }
 
 async fn metadata_from_the_public_url(app: TestApp) {
-    let res = app.get("/.well-known/oauth-authorization-server").send().await;
+    let res = app
+        .get("/.well-known/oauth-authorization-server")
+        .send()
+        .await;
     res.expect(200).expect_oauth_headers();
     let doc = res.json();
     assert_eq!(doc["issuer"], "http://127.0.0.1:8080");
     assert_eq!(doc["token_endpoint"], "http://127.0.0.1:8080/oauth/token");
-    assert_eq!(doc["introspection_endpoint"], "http://127.0.0.1:8080/oauth/introspect");
-    assert_eq!(doc["revocation_endpoint"], "http://127.0.0.1:8080/oauth/revoke");
+    assert_eq!(
+        doc["introspection_endpoint"],
+        "http://127.0.0.1:8080/oauth/introspect"
+    );
+    assert_eq!(
+        doc["revocation_endpoint"],
+        "http://127.0.0.1:8080/oauth/revoke"
+    );
     assert_eq!(doc["grant_types_supported"], json!(["client_credentials"]));
     for field in [
         "token_endpoint_auth_methods_supported",
         "introspection_endpoint_auth_methods_supported",
         "revocation_endpoint_auth_methods_supported",
     ] {
-        assert_eq!(doc[field], json!(["client_secret_basic", "client_secret_post"]));
+        assert_eq!(
+            doc[field],
+            json!(["client_secret_basic", "client_secret_post"])
+        );
     }
     let scopes: Vec<&str> = doc["scopes_supported"]
         .as_array()
@@ -791,13 +903,20 @@ async fn metadata_from_the_public_url(app: TestApp) {
 async fn the_public_url_is_the_issuer() {
     let keys = keyed_database(Backend::Sqlite, &[]).await.unwrap();
     let server = Server::start(&keys.url, &["--public-url", "https://api.shop.example/"]).await;
-    let (status, text) = server.get("/.well-known/oauth-authorization-server", &[]).await;
+    let (status, text) = server
+        .get("/.well-known/oauth-authorization-server", &[])
+        .await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(doc["issuer"], "https://api.shop.example");
-    assert_eq!(doc["token_endpoint"], "https://api.shop.example/oauth/token");
+    assert_eq!(
+        doc["token_endpoint"],
+        "https://api.shop.example/oauth/token"
+    );
     let server = Server::start(&keys.url, &[]).await;
-    let (_, text) = server.get("/.well-known/oauth-authorization-server", &[]).await;
+    let (_, text) = server
+        .get("/.well-known/oauth-authorization-server", &[])
+        .await;
     let doc: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(doc["issuer"], format!("http://{}", server.addr));
 }
@@ -843,7 +962,8 @@ async fn authlib_gets_and_uses_tokens() {
             .await;
         client.expect(201);
         let body = client.json();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/oauth/authlib_client.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/oauth/authlib_client.py");
         let output = Command::new(&python)
             .arg(&script)
             .env("JETON_URL", format!("http://{}", server.addr))

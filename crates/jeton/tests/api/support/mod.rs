@@ -905,7 +905,10 @@ impl Res {
     #[track_caller]
     pub fn expect_oauth_error(&self, status: u16, error: &str) -> &Res {
         self.expect(status);
-        assert_eq!(self.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/json")
+        );
         let body = self.json();
         assert_eq!(body["error"], error, "body: {body}");
         assert_eq!(keys(&body), ["error", "error_description"]);
