@@ -464,11 +464,6 @@ async fn client_authentication_failures(app: TestApp) {
                     ))
                 };
                 let res = req.send().await;
-                if !basic && client_secret.is_empty() {
-                    // No secret: no credentials at all.
-                } else {
-                    assert!(!client_secret.is_empty() || basic);
-                }
                 res.expect_oauth_error(401, "invalid_client");
                 assert_eq!(
                     res.header("www-authenticate").as_deref(),
@@ -687,13 +682,9 @@ async fn introspection_of_every_kind(app: TestApp) {
     for token in [
         unknown.expose_secret(),
         "jt_at_garbage",
-        "",
         user.as_str(),
         expired.as_str(),
     ] {
-        if token.is_empty() {
-            continue;
-        }
         assert_eq!(
             introspect(&app, &id, &secret, token).await,
             json!({"active": false}),
