@@ -12,11 +12,17 @@ pub struct KindSet(u8);
 
 impl KindSet {
     pub const PUBLISHABLE: KindSet = KindSet(1);
-    /// Secret keys, and the OAuth 2.0 access tokens their clients obtain
-    /// with them: an access token is accepted wherever a secret key of its
-    /// client would be, with its scope as its abilities.
-    pub const SECRET: KindSet = KindSet(2 | 8);
+    pub const SECRET: KindSet = KindSet(2);
     pub const USER: KindSet = KindSet(4);
+    /// OAuth 2.0 access tokens, which stand in for the secret key that
+    /// obtained them: an app that issues them accepts them where it accepts
+    /// secret keys, `KindSet::SECRET.with(KindSet::ACCESS)`.
+    pub const ACCESS: KindSet = KindSet(8);
+
+    /// Both sets, in a `const` (`|` is the same, but not `const`).
+    pub const fn with(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
+    }
 
     pub const fn contains(self, kind: TokenKind) -> bool {
         let bit = match kind {
@@ -273,5 +279,7 @@ mod tests {
     #[test]
     fn describe() {
         assert_eq!((KindSet::PUBLISHABLE | KindSet::USER).describe(), "pk | ut");
+        assert_eq!(KindSet::SECRET.with(KindSet::ACCESS).describe(), "sk | at");
+        assert!(!KindSet::SECRET.contains(TokenKind::Access));
     }
 }

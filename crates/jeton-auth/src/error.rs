@@ -300,7 +300,7 @@ mod tests {
         let all = KindSet::PUBLISHABLE | KindSet::SECRET | KindSet::USER;
         assert_eq!(
             AuthError::WrongKind { accepted: all }.detail(),
-            "this route takes a publishable key, a secret key, an access token or a user token"
+            "this route takes a publishable key, a secret key or a user token"
         );
         let missing = AuthError::InsufficientScope {
             scope: "orders:write".into(),

@@ -529,7 +529,7 @@ pub async fn token(
 
 /// What may call the introspection endpoint: a secret key or an access
 /// token of a client with `tokens:introspect`.
-const INTROSPECTOR: Access = Access::new(KindSet::SECRET, TOKENS_INTROSPECT);
+const INTROSPECTOR: Access = Access::new(KindSet::SECRET.with(KindSet::ACCESS), TOKENS_INTROSPECT);
 
 /// The caller of the introspection endpoint: by a bearer secret key or
 /// access token, or by client authentication.

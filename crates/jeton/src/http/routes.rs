@@ -16,7 +16,9 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
-const SK: KindSet = KindSet::SECRET;
+/// A secret key, or an OAuth 2.0 access token of its client (which stands
+/// in for it, with its scope as its abilities).
+const SK: KindSet = KindSet::SECRET.with(KindSet::ACCESS);
 const UT: KindSet = KindSet::USER;
 
 /// Needs one of `kinds` holding `ability`.

@@ -64,8 +64,8 @@ fn expect_insufficient_scope(res: &Res, ability: &str) {
 
 /// What a wrong-kind refusal says a route takes.
 const USER_ONLY: &str = "this route takes a user token";
-const CLIENTS_ONLY: &str = "this route takes a publishable key or a secret key";
-const SECRET_ONLY: &str = "this route takes a secret key";
+const CLIENTS_ONLY: &str = "this route takes a publishable key, a secret key or an access token";
+const SECRET_ONLY: &str = "this route takes a secret key or an access token";
 
 /// A token of a kind the route does not take: 403 `insufficient_scope`,
 /// a challenge without `scope` (no ability would help), and a detail that
