@@ -761,17 +761,28 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
     }
 }
 
-/// Spec §6, row by row: method, path, accepted kinds, ability.
+/// The contract's endpoints, row by row: method, path, accepted kinds,
+/// ability. An access token (`at`) is accepted wherever a secret key is.
 const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
-    ("GET", "/products", "pk | sk | ut", Some("products:read")),
+    (
+        "GET",
+        "/products",
+        "pk | sk | at | ut",
+        Some("products:read"),
+    ),
     (
         "GET",
         "/products/{id}",
-        "pk | sk | ut",
+        "pk | sk | at | ut",
         Some("products:read"),
     ),
-    ("POST", "/customers", "pk | sk", Some("customers:create")),
-    ("POST", "/auth/login", "pk | sk", Some("auth:login")),
+    (
+        "POST",
+        "/customers",
+        "pk | sk | at",
+        Some("customers:create"),
+    ),
+    ("POST", "/auth/login", "pk | sk | at", Some("auth:login")),
     ("POST", "/auth/logout", "ut", None),
     ("GET", "/me", "ut", Some("profile:read")),
     ("GET", "/me/tokens", "ut", Some("tokens:manage")),
@@ -781,21 +792,21 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
-    ("POST", "/admin/products", "sk", Some("admin")),
-    ("PATCH", "/admin/products/{id}", "sk", Some("admin")),
-    ("POST", "/admin/clients", "sk", Some("admin")),
-    ("GET", "/admin/clients", "sk", Some("admin")),
-    ("GET", "/admin/clients/{id}", "sk", Some("admin")),
-    ("POST", "/admin/clients/{id}/keys", "sk", Some("admin")),
-    ("DELETE", "/admin/clients/{id}", "sk", Some("admin")),
+    ("POST", "/admin/products", "sk | at", Some("admin")),
+    ("PATCH", "/admin/products/{id}", "sk | at", Some("admin")),
+    ("POST", "/admin/clients", "sk | at", Some("admin")),
+    ("GET", "/admin/clients", "sk | at", Some("admin")),
+    ("GET", "/admin/clients/{id}", "sk | at", Some("admin")),
+    ("POST", "/admin/clients/{id}/keys", "sk | at", Some("admin")),
+    ("DELETE", "/admin/clients/{id}", "sk | at", Some("admin")),
     (
         "POST",
         "/admin/customers/{id}/revoke-tokens",
-        "sk",
+        "sk | at",
         Some("admin"),
     ),
     // Beyond the contract's admin endpoints: the audit log.
-    ("GET", "/admin/audit", "sk", Some("admin")),
+    ("GET", "/admin/audit", "sk | at", Some("admin")),
 ];
 
 /// A pure check: it needs no database.

@@ -44,11 +44,12 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const UNKNOWN_ID: &str = "01900000-0000-7000-8000-000000000000";
 
 /// The tables that hold what the API writes (the audit log aside).
-pub const STORE_TABLES: [&str; 7] = [
+pub const STORE_TABLES: [&str; 8] = [
     "clients",
     "client_keys",
     "customers",
     "user_tokens",
+    "access_tokens",
     "products",
     "orders",
     "order_items",
