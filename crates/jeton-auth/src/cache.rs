@@ -9,6 +9,9 @@
 //! reads [`GenerationCache::generation`] *before* it loads and hands it to
 //! [`GenerationCache::insert`], so whatever it read before an invalidation
 //! is never served after it, however late it is inserted.
+//! [`GenerationCache::invalidate`] does the same for one key: entries are
+//! also tagged with their key's group's count of invalidations, and a load
+//! that any per-key invalidation overtakes is not kept.
 //!
 //! ```
 //! use std::time::Duration;
@@ -23,43 +26,84 @@
 //! ```
 
 use std::{
-    hash::Hash,
+    hash::{BuildHasher, Hash, RandomState},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use quick_cache::{Equivalent, sync::Cache};
+use quick_cache::{Equivalent, Weighter, sync::Cache};
 
 /// The generation a value was read in: from [`GenerationCache::generation`],
 /// taken before the value is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Generation(u64);
+pub struct Generation {
+    /// [`GenerationCache::invalidate_all`] calls so far.
+    all: u64,
+    /// [`GenerationCache::invalidate`] calls so far.
+    keys: u64,
+}
+
+/// How many groups of keys [`GenerationCache::invalidate`] tracks. Keys
+/// that share a group are retired together: a spurious miss, never a stale
+/// answer.
+const GROUPS: usize = 1024;
 
 #[derive(Clone)]
 struct Entry<V> {
     value: V,
+    /// The [`Generation::all`] it was read in.
     generation: u64,
+    /// Its key's group, and that group's invalidations when it was read.
+    group: usize,
+    group_generation: u64,
     /// When the entry stops being served even if nothing invalidates it.
     until: Instant,
+}
+
+/// Weighs an entry by its value.
+#[derive(Clone)]
+struct ByValue<V>(fn(&V) -> u64);
+
+impl<K, V> Weighter<K, Entry<V>> for ByValue<V> {
+    fn weight(&self, _key: &K, entry: &Entry<V>) -> u64 {
+        // quick_cache never evicts for a weight of 0.
+        (self.0)(&entry.value).max(1)
+    }
 }
 
 /// A [`quick_cache`] table (sharded, a hit takes a shard's read lock and
 /// allocates nothing) whose entries are served only in the generation they
 /// were read in, and for at most `ttl`.
 pub struct GenerationCache<K, V> {
-    entries: Option<Cache<K, Entry<V>>>,
+    entries: Option<Cache<K, Entry<V>, ByValue<V>>>,
     generation: AtomicU64,
+    /// Per-key invalidations: how many so far, and per group of keys.
+    keys: AtomicU64,
+    groups: Box<[AtomicU64]>,
+    grouping: RandomState,
     ttl: Duration,
 }
 
 impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
     /// At most `capacity` entries (0: the cache keeps nothing), each served
     /// for at most `ttl` after it is inserted: a safety net, since freshness
-    /// comes from [`GenerationCache::invalidate_all`].
+    /// comes from invalidation.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self::weighted(capacity, capacity as u64, |_| 1, ttl)
+    }
+
+    /// Entries weighing at most `max_weight` together, each weighing
+    /// `weight(value)` (at least 1): for values whose size varies. An entry
+    /// heavier than its share of the cache is not kept. `items` is the
+    /// number of entries expected, to size the table.
+    pub fn weighted(items: usize, max_weight: u64, weight: fn(&V) -> u64, ttl: Duration) -> Self {
         GenerationCache {
-            entries: (capacity > 0).then(|| Cache::new(capacity)),
+            entries: (max_weight > 0)
+                .then(|| Cache::with_weighter(items.max(1), max_weight, ByValue(weight))),
             generation: AtomicU64::new(0),
+            keys: AtomicU64::new(0),
+            groups: (0..GROUPS).map(|_| AtomicU64::new(0)).collect(),
+            grouping: RandomState::new(),
             ttl,
         }
     }
@@ -67,25 +111,41 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
     /// The current generation. Read it before loading a value, and pass it
     /// to [`GenerationCache::insert`].
     pub fn generation(&self) -> Generation {
-        Generation(self.generation.load(Ordering::SeqCst))
+        Generation {
+            all: self.generation.load(Ordering::SeqCst),
+            keys: self.keys.load(Ordering::SeqCst),
+        }
     }
 
-    /// The value of `key`, if it was read in the current generation and has
-    /// not outlived its time to live.
+    fn group(&self, key: &K) -> usize {
+        (self.grouping.hash_one(key) % GROUPS as u64) as usize
+    }
+
+    /// The value of `key`, if it was read in the current generation (and
+    /// its key has not been invalidated since) and has not outlived its time
+    /// to live.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let entry = self.entries.as_ref()?.get(key)?;
-        (entry.generation == self.generation.load(Ordering::SeqCst) && entry.until > Instant::now())
-            .then_some(entry.value)
+        (entry.generation == self.generation.load(Ordering::SeqCst)
+            && entry.group_generation == self.groups[entry.group].load(Ordering::SeqCst)
+            && entry.until > Instant::now())
+        .then_some(entry.value)
     }
 
     /// Keeps `value`, read in `read_in`. If an invalidation has happened
-    /// since, the value is dropped; and if one happens during this call, the
-    /// entry's generation keeps it from being served.
+    /// since (of any key), the value is dropped; and if one happens during
+    /// this call, the entry's generation keeps it from being served.
     pub fn insert(&self, key: K, value: V, read_in: Generation) {
         let Some(entries) = &self.entries else { return };
+        let group = self.group(&key);
+        // The group first: an invalidation counts itself before it moves
+        // its group on, so if the count below is still `read_in`'s, this is
+        // the group's generation from before any invalidation of `key`
+        // since the value was read.
+        let group_generation = self.groups[group].load(Ordering::SeqCst);
         if self.generation() != read_in {
             return;
         }
@@ -93,7 +153,9 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
             key,
             Entry {
                 value,
-                generation: read_in.0,
+                generation: read_in.all,
+                group,
+                group_generation,
                 until: Instant::now() + self.ttl,
             },
         );
@@ -104,6 +166,16 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(entries) = &self.entries {
             entries.clear();
+        }
+    }
+
+    /// From now on, nothing read before for `key` is served (nor, until
+    /// they are read again, a few other keys that share its group).
+    pub fn invalidate(&self, key: &K) {
+        self.keys.fetch_add(1, Ordering::SeqCst);
+        self.groups[self.group(key)].fetch_add(1, Ordering::SeqCst);
+        if let Some(entries) = &self.entries {
+            entries.remove(key);
         }
     }
 }
@@ -147,11 +219,76 @@ mod tests {
             "a".into(),
             Entry {
                 value: 1,
-                generation: read_in.0,
+                generation: read_in.all,
+                group: cache.group(&"a".to_owned()),
+                group_generation: 0,
                 until: Instant::now() + Duration::from_secs(60),
             },
         );
         assert_eq!(cache.get("a"), None);
+    }
+
+    #[test]
+    fn invalidating_a_key_retires_its_value_only() {
+        let cache = cache();
+        let read_in = cache.generation();
+        cache.insert("a".into(), 1, read_in);
+        cache.insert("b".into(), 2, read_in);
+        cache.invalidate(&"a".to_owned());
+        assert_eq!(cache.get("a"), None);
+        // Unless "b" shares "a"'s group: then it is only read again.
+        if cache.group(&"a".to_owned()) != cache.group(&"b".to_owned()) {
+            assert_eq!(cache.get("b"), Some(2));
+        }
+        cache.insert("a".into(), 3, cache.generation());
+        assert_eq!(cache.get("a"), Some(3));
+    }
+
+    #[test]
+    fn a_value_read_before_its_key_was_invalidated_is_never_served_after_it() {
+        let cache = cache();
+        let read_in = cache.generation();
+        cache.invalidate(&"a".to_owned());
+        cache.insert("a".into(), 1, read_in);
+        assert_eq!(cache.get("a"), None);
+    }
+
+    #[test]
+    fn an_insert_overtaken_by_a_key_invalidation_is_not_served() {
+        // The insert read its group's generation and checked the counts,
+        // then the invalidation counted itself, moved the group on and
+        // removed the key, then the insert went in.
+        let cache = cache();
+        let key = "a".to_owned();
+        let group = cache.group(&key);
+        let group_generation = cache.groups[group].load(Ordering::SeqCst);
+        cache.invalidate(&key);
+        cache.entries.as_ref().unwrap().insert(
+            key,
+            Entry {
+                value: 1,
+                generation: cache.generation().all,
+                group,
+                group_generation,
+                until: Instant::now() + Duration::from_secs(60),
+            },
+        );
+        assert_eq!(cache.get("a"), None);
+    }
+
+    #[test]
+    fn weighted_entries_stay_within_the_weight() {
+        let cache: GenerationCache<u32, Vec<u8>> = GenerationCache::weighted(
+            10,
+            1000,
+            |value| value.len() as u64,
+            Duration::from_secs(60),
+        );
+        for key in 0..100 {
+            cache.insert(key, vec![0; 100], cache.generation());
+        }
+        let kept = (0..100).filter(|key| cache.get(key).is_some()).count();
+        assert!((1..=10).contains(&kept), "{kept} entries of 100 bytes kept");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct CatalogCache {
     products: GenerationCache<ProductId, Option<Bytes>>,
     /// Hits and misses, registered on first use.
     counters: OnceLock<[Counter; 2]>,
+    #[cfg(test)]
+    pause: crate::load_pause::LoadPause,
 }
 
 impl Default for CatalogCache {
@@ -49,6 +51,8 @@ impl Default for CatalogCache {
             pages: GenerationCache::new(CAPACITY, TTL),
             products: GenerationCache::new(CAPACITY, TTL),
             counters: OnceLock::new(),
+            #[cfg(test)]
+            pause: Default::default(),
         }
     }
 }
@@ -96,6 +100,8 @@ impl CatalogCache {
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
         let products: Vec<api::Product> = rows.into_iter().map(api::Product::from).collect();
         let body = json(&page.page(products, |product| &product.id));
+        #[cfg(test)]
+        self.pause.here().await;
         self.pages.insert(key, body.clone(), read_in);
         Ok(body)
     }
@@ -111,7 +117,107 @@ impl CatalogCache {
         let body = Box::pin(db.get_product(id))
             .await?
             .map(|product| json(&api::Product::from(product)));
+        #[cfg(test)]
+        self.pause.here().await;
         self.products.insert(id.clone(), body.clone(), read_in);
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        domain::product::{NewProduct, ProductPatch},
+        store::{DbOptions, changes::Topic},
+    };
+
+    /// A SQLite database in a directory that goes when the test ends, and
+    /// a catalogue cache that its catalogue changes empty, as the server's.
+    async fn catalogue() -> (tempfile::TempDir, Db, Arc<CatalogCache>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("jeton.db").display());
+        let db = Db::connect(&url, &DbOptions::default())
+            .await
+            .expect("a database");
+        let cache = Arc::new(CatalogCache::default());
+        let listening = cache.clone();
+        db.on_change(move |topic| {
+            if *topic == Topic::Catalog {
+                listening.invalidate_all();
+            }
+        });
+        (dir, db, cache)
+    }
+
+    fn shows(body: &Bytes, name: &str) -> bool {
+        String::from_utf8_lossy(body).contains(name)
+    }
+
+    /// A product renamed between a load's database read and its insert:
+    /// the load answers its own request with what it read, but the cache
+    /// never serves that afterwards. Without the generation read before
+    /// the load, the old name would be served until the entry expired.
+    #[tokio::test]
+    async fn a_load_overtaken_by_a_product_change_is_not_served_after_it() {
+        let (_dir, db, cache) = catalogue().await;
+        let product = db
+            .create_product(&NewProduct {
+                sku: "MUG".to_owned(),
+                name: "Old name".to_owned(),
+                description: String::new(),
+                price_amount: 1000,
+                currency: "EUR".to_owned(),
+                stock: 5,
+            })
+            .await
+            .expect("a product");
+        let rename = |name: &str| ProductPatch {
+            name: Some(name.to_owned()),
+            ..ProductPatch::default()
+        };
+        let filter = ProductFilter::default();
+        let page = PageRequest::parse(None, None).expect("the first page");
+
+        // A page.
+        let paused = cache.pause.arm();
+        let loading = tokio::spawn({
+            let (db, cache, filter, page) =
+                (db.clone(), cache.clone(), filter.clone(), page.clone());
+            async move { cache.page(&db, &filter, &page).await }
+        });
+        paused.wait().await; // the load has read "Old name"
+        db.update_product(&product.id, &rename("New name"))
+            .await
+            .expect("an update")
+            .expect("the product");
+        paused.wait().await; // now it inserts what it read
+        let answered = loading.await.expect("the load").expect("a page");
+        assert!(shows(&answered, "Old name"));
+        let served = cache.page(&db, &filter, &page).await.expect("a page");
+        assert!(shows(&served, "New name"), "{served:?}");
+
+        // The product itself.
+        let paused = cache.pause.arm();
+        let loading = tokio::spawn({
+            let (db, cache, id) = (db.clone(), cache.clone(), product.id.clone());
+            async move { cache.product(&db, &id).await }
+        });
+        paused.wait().await;
+        db.update_product(&product.id, &rename("Newer name"))
+            .await
+            .expect("an update")
+            .expect("the product");
+        paused.wait().await;
+        let answered = loading.await.expect("the load").expect("a product");
+        assert!(shows(&answered.expect("the product"), "New name"));
+        let served = cache
+            .product(&db, &product.id)
+            .await
+            .expect("a product")
+            .expect("the product");
+        assert!(shows(&served, "Newer name"), "{served:?}");
     }
 }

@@ -13,9 +13,12 @@ pub mod api;
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;
+pub mod customer_cache;
 pub mod domain;
 pub mod hashing;
 pub mod http;
+#[cfg(test)]
+mod load_pause;
 pub mod pagination;
 pub mod store;
 pub mod storefront;

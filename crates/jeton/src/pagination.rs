@@ -29,6 +29,11 @@ pub struct PageRequest {
     pub after: Option<String>,
 }
 
+/// The cursor of the page that starts after `id`.
+pub fn cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
 impl PageRequest {
     pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -73,7 +78,7 @@ impl PageRequest {
         let limit = usize::try_from(self.limit).expect("limit is positive");
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| URL_SAFE_NO_PAD.encode(id(last)))
+            rows.last().map(|last| cursor(id(last)))
         } else {
             None
         };

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::{
     error::{AppError, AppResult},
-    extract::Json,
+    extract::{Json, JsonBytes},
     state::AppState,
     tokens::{IssuedToken, issue_user_token},
 };
@@ -208,13 +208,13 @@ pub async fn logout(
 #[utoipa::path(get, path = "/api/v1/me", tag = "customers",
     security(("bearer" = ["profile:read"])),
     responses((status = 200, body = Customer)))]
-pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<Json<Customer>> {
+pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<JsonBytes> {
     // A token whose customer is gone cannot exist (foreign key), so a miss
     // here is treated like any missing thing.
     state
-        .db
-        .get_customer(&UserIds::from(&*user).customer)
+        .customers
+        .profile(&state.db, &UserIds::from(&*user).customer)
         .await?
-        .map(|customer| Json(customer.into()))
+        .map(JsonBytes)
         .ok_or(AppError::NotFound)
 }

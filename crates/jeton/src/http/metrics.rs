@@ -7,6 +7,7 @@
 //! - auth outcomes by kind and result, verification cache hits, misses and
 //!   negatives, rate-limit refusals: in `jeton-auth`;
 //! - catalogue cache hits and misses: `catalog_cache.rs`;
+//! - customer cache hits and misses: `customer_cache.rs`;
 //! - connection pool usage: read at scrape time, here.
 
 use std::{sync::OnceLock, time::Instant};

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Query},
+    extract::{Json, JsonBytes, Query},
     state::AppState,
 };
 use crate::{
@@ -141,16 +141,16 @@ pub async fn list_mine(
     State(state): State<AppState>,
     User(user): User,
     Query(query): Query<OrderQuery>,
-) -> AppResult<Json<Page<Order>>> {
+) -> AppResult<JsonBytes> {
     let page =
         PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let customer = UserIds::from(&*user).customer;
-    let rows = state
-        .db
-        .list_orders(&customer, page.after.as_deref(), page.fetch_limit())
-        .await?;
-    let orders = rows.into_iter().map(Order::from).collect();
-    Ok(Json(page.page(orders, |order| &order.id)))
+    Ok(JsonBytes(
+        state
+            .customers
+            .orders_page(&state.db, &customer, &page)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/orders/{id}", tag = "orders",
@@ -160,12 +160,12 @@ pub async fn get_mine(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-) -> AppResult<Json<Order>> {
+) -> AppResult<JsonBytes> {
     let id = OrderId::parse(&id).ok_or(AppError::NotFound)?;
     state
-        .db
-        .get_order(&UserIds::from(&*user).customer, &id)
+        .customers
+        .order(&state.db, &UserIds::from(&*user).customer, &id)
         .await?
-        .map(|order| Json(order.into()))
+        .map(JsonBytes)
         .ok_or(AppError::NotFound)
 }

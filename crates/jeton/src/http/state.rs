@@ -6,6 +6,7 @@ use super::cors::OriginRegistry;
 use crate::{
     catalog_cache::CatalogCache,
     config::Config,
+    customer_cache::CustomerCache,
     domain::abilities,
     store::{Db, changes::Topic},
     throttle::Throttle,
@@ -44,6 +45,8 @@ pub struct Shared {
     pub throttle: Arc<Throttle>,
     /// Product pages and products, served from memory.
     pub catalog: Arc<CatalogCache>,
+    /// Each customer's profile and orders, served from memory.
+    pub customers: Arc<CustomerCache>,
 }
 
 impl AppState {
@@ -69,9 +72,20 @@ impl AppState {
                 catalog.invalidate_all();
             }
         });
+        let customers = Arc::new(CustomerCache::default());
+        let listening = Arc::downgrade(&customers);
+        db.on_change(move |topic| {
+            if let (Topic::Orders(whose), Some(customers)) = (topic, listening.upgrade()) {
+                match whose {
+                    Some(customer) => customers.customer_changed(customer),
+                    None => customers.invalidate_all(),
+                }
+            }
+        });
         AppState(Arc::new(Shared {
             gate,
             catalog,
+            customers,
             db,
             throttle: Arc::new(Throttle::new(config.throttle)),
             config: Arc::new(config),

@@ -1,34 +1,41 @@
 //! Change notification for the in-process caches.
 //!
-//! A store method that changes credentials (revocation, rotation) or the
-//! catalogue reports it *after its transaction commits* ([`Db::changed`]),
-//! and the caches listening on this process drop what they hold at once.
+//! A store method that changes credentials (revocation, rotation), the
+//! catalogue or an order reports it *after its transaction commits*
+//! ([`Db::changed`], [`Db::announce`]), and the caches listening on this
+//! process drop what they hold at once.
 //!
 //! Other processes (another server, the CLI) learn of changes two ways:
 //! - on PostgreSQL, credential changes are also sent with `NOTIFY
 //!   jeton_changes`, and every server `LISTEN`s: a revocation reaches them
 //!   in milliseconds;
 //! - on both databases, every server polls the change feed (the credential
-//!   changes and product writes of the last minute, see [`LOOKBACK`]) every
-//!   250 ms: that covers SQLite, catalogue changes (an order per `NOTIFY`
-//!   would serialize commits on PostgreSQL's notification queue lock), and a
-//!   lost LISTEN connection.
+//!   changes, product writes and order changes of the last minute, see
+//!   [`LOOKBACK`]) every 250 ms: that covers SQLite, catalogue and order
+//!   changes (an order per `NOTIFY` would serialize commits on PostgreSQL's
+//!   notification queue lock), and a lost LISTEN connection. Order changes
+//!   are told per customer, so a customer's cached reads go only when their
+//!   own orders change.
 //!
 //! Either way a change is visible everywhere within one second.
 
-use std::sync::RwLock;
+use std::{collections::HashMap, sync::RwLock};
 
 use super::Db;
+use crate::domain::ids::CustomerId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topic {
     /// A key or token was revoked, rotated or otherwise changed.
     Credentials,
     /// A product or its stock changed.
     Catalog,
+    /// A customer's orders changed: one was placed, or changed status.
+    /// `None`: any customer's may have (the feed lost track for a while).
+    Orders(Option<CustomerId>),
 }
 
-type Listener = Box<dyn Fn(Topic) + Send + Sync>;
+type Listener = Box<dyn Fn(&Topic) + Send + Sync>;
 
 /// Puts a credential change in the feed; call inside the change's
 /// transaction, so the feed never misses a committed change.
@@ -49,7 +56,7 @@ pub struct ChangeHub {
 impl Db {
     /// Calls `listener` on every change announced on this handle (and its
     /// clones).
-    pub fn on_change(&self, listener: impl Fn(Topic) + Send + Sync + 'static) {
+    pub fn on_change(&self, listener: impl Fn(&Topic) + Send + Sync + 'static) {
         self.changes
             .listeners
             .write()
@@ -60,7 +67,7 @@ impl Db {
     /// Reports a committed change: to this process's caches at once, and for
     /// credentials on PostgreSQL to every other server through `NOTIFY`.
     pub async fn changed(&self, topic: Topic) {
-        self.announce(topic);
+        self.announce(&topic);
         if topic == Topic::Credentials && self.backend() == super::Backend::Postgres {
             let sent = sqlx::query("SELECT pg_notify('jeton_changes', 'credentials')")
                 .execute(self.writer())
@@ -73,7 +80,7 @@ impl Db {
     }
 
     /// Tells this process's listeners about a change.
-    pub fn announce(&self, topic: Topic) {
+    pub fn announce(&self, topic: &Topic) {
         for listener in self
             .changes
             .listeners
@@ -105,6 +112,9 @@ pub const LOOKBACK: std::time::Duration = std::time::Duration::from_secs(60);
 /// `since`, compared between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedPosition {
+    /// Per customer, their orders written since then: how many, and a
+    /// checksum of their `updated_at`s, as for products.
+    orders: HashMap<CustomerId, (i64, i64)>,
     /// Microseconds since the epoch, on this process's clock.
     since: i64,
     /// Credential changes stamped since then (rows are only ever added).
@@ -115,10 +125,12 @@ pub struct FeedPosition {
 }
 
 /// What moved between two polls of the feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedMoves {
     pub credentials: bool,
     pub catalog: bool,
+    /// The customers whose orders changed; `None`: possibly anyone's.
+    pub orders: Option<Vec<CustomerId>>,
 }
 
 /// The smallest id [`crate::domain::ids::new_id`] makes at `micros` (ids are
@@ -169,18 +181,54 @@ impl Db {
         .await?;
         let catalog_then = (old_count, old_sum);
         let catalog_now = (new_count, new_sum);
+        // The same per customer: one row per customer with an order
+        // written in the window.
+        let orders: Vec<(CustomerId, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS old_count, \
+             CAST(COALESCE(SUM(updated_at % 1000000007), 0) AS BIGINT) AS old_sum, \
+             CAST(COALESCE(SUM(CASE WHEN updated_at > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count, \
+             CAST(COALESCE(SUM(CASE WHEN updated_at > $2 THEN updated_at % 1000000007 ELSE 0 END), 0) AS BIGINT) AS new_sum \
+             FROM orders WHERE updated_at > $1 GROUP BY customer_id",
+        )
+        .bind(old)
+        .bind(new)
+        .fetch_all(self.reader())
+        .await?;
         let moves = match before {
-            Some(before) => FeedMoves {
-                credentials: before.credentials != credentials.0,
-                catalog: before.catalog != catalog_then,
-            },
+            Some(before) => {
+                let mut then: HashMap<&CustomerId, (i64, i64)> = orders
+                    .iter()
+                    .map(|(customer, count, sum, _, _)| (customer, (*count, *sum)))
+                    .collect();
+                // Customers whose fingerprint differs, or who left the
+                // window (rows never leave it between two polls, but
+                // telling them costs only a cache miss).
+                let mut moved: Vec<CustomerId> = before
+                    .orders
+                    .iter()
+                    .filter(|(customer, was)| then.remove(customer).as_ref() != Some(was))
+                    .map(|(customer, _)| customer.clone())
+                    .collect();
+                moved.extend(then.into_keys().cloned());
+                FeedMoves {
+                    credentials: before.credentials != credentials.0,
+                    catalog: before.catalog != catalog_then,
+                    orders: Some(moved),
+                }
+            }
             None => FeedMoves {
                 credentials: true,
                 catalog: true,
+                orders: None,
             },
         };
         let position = FeedPosition {
             since: new,
+            orders: orders
+                .into_iter()
+                .filter(|(_, _, _, count, _)| *count > 0)
+                .map(|(customer, _, _, count, sum)| (customer, (count, sum)))
+                .collect(),
             credentials: credentials.1,
             catalog: catalog_now,
         };
@@ -210,10 +258,18 @@ impl Db {
                 };
                 last = Some(now);
                 if moves.credentials {
-                    db.announce(Topic::Credentials);
+                    db.announce(&Topic::Credentials);
                 }
                 if moves.catalog {
-                    db.announce(Topic::Catalog);
+                    db.announce(&Topic::Catalog);
+                }
+                match moves.orders {
+                    None => db.announce(&Topic::Orders(None)),
+                    Some(customers) => {
+                        for customer in customers {
+                            db.announce(&Topic::Orders(Some(customer)));
+                        }
+                    }
                 }
             }
         });
@@ -236,7 +292,7 @@ impl Db {
         while alive() {
             // Wake up now and then to notice that the app is gone.
             match tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await {
-                Ok(Ok(_notification)) => self.announce(Topic::Credentials),
+                Ok(Ok(_notification)) => self.announce(&Topic::Credentials),
                 // Reconnects on the next recv; the poller covers the gap.
                 Ok(Err(error)) => tracing::warn!(%error, "LISTEN connection lost"),
                 Err(_timeout) => {}

@@ -419,7 +419,8 @@ impl Db {
 
         let order_id = OrderId::generate();
         sqlx::query(
-            "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at) VALUES ($1, $2, 'placed', $3, $4, $5)",
+            "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at, updated_at) \
+             VALUES ($1, $2, 'placed', $3, $4, $5, $5)",
         )
         .bind(order_id.clone())
         .bind(customer_id.clone())
@@ -474,8 +475,19 @@ impl Db {
         }
         tx.commit().await?;
         // Stock changed: catalogue reads on this process see it at once.
-        self.announce(Topic::Catalog);
+        self.announce(&Topic::Catalog);
+        self.orders_changed(customer_id);
         Ok((order, body))
+    }
+
+    /// Tells this process's caches that `customer_id`'s orders changed, so
+    /// the customer reads their change back at once. Every store method
+    /// that writes an order (placing it, changing its status) calls this
+    /// after its transaction commits, and sets the order's `updated_at` to
+    /// the time of the write: that is how other processes learn of it (the
+    /// change feed, `changes.rs`).
+    pub(crate) fn orders_changed(&self, customer_id: &CustomerId) {
+        self.announce(&Topic::Orders(Some(customer_id.clone())));
     }
 
     /// Deletes idempotency keys created before `cutoff`; returns how many.

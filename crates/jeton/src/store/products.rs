@@ -109,7 +109,7 @@ impl Db {
             .fetch_one(self.writer())
             .await
             .map_err(classify)?;
-        self.announce(Topic::Catalog);
+        self.announce(&Topic::Catalog);
         Ok(Product::from_row(&row)?)
     }
 
@@ -122,7 +122,7 @@ impl Db {
         let done = insert(product, "ON CONFLICT (sku) DO NOTHING RETURNING")
             .execute(self.writer())
             .await?;
-        self.announce(Topic::Catalog);
+        self.announce(&Topic::Catalog);
         Ok(done.rows_affected() == 1)
     }
 
@@ -224,7 +224,7 @@ impl Db {
             };
         };
         tx.commit().await?;
-        self.announce(Topic::Catalog);
+        self.announce(&Topic::Catalog);
         Ok(Some(product))
     }
 

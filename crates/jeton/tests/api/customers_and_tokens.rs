@@ -63,6 +63,7 @@ on_both_databases!(
     logout_revokes_only_the_token_used,
     // GET /me
     me_returns_the_profile_and_needs_profile_read,
+    me_from_memory_is_each_customers_own_and_the_stores,
     // /me/tokens
     token_list_shows_metadata_but_never_the_token,
     token_create_issues_a_subset_token,
@@ -387,6 +388,37 @@ async fn me_returns_the_profile_and_needs_profile_read(app: TestApp) {
         .send()
         .await
         .expect_problem(403, "insufficient_scope");
+}
+
+/// `GET /me` is kept in memory after the first read: the same bytes as
+/// the store's customer, each customer their own, and orders placed in
+/// between change nothing of it.
+async fn me_from_memory_is_each_customers_own_and_the_stores(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 10).await;
+    let (ann_id, ann) = app.customer("ann@example.com").await;
+    let (bob_id, bob) = app.customer("bob@example.com").await;
+    for _ in 0..2 {
+        for (id, token) in [(&ann_id, &ann), (&bob_id, &bob)] {
+            let stored = app
+                .db
+                .get_customer(&id.parse().expect("a customer id"))
+                .await
+                .unwrap()
+                .expect("the customer");
+            let res = app.get("/api/v1/me").bearer(token).send().await;
+            res.expect(200);
+            assert_eq!(
+                res.text(),
+                serde_json::to_string(&jeton::api::Customer::from(stored)).unwrap()
+            );
+        }
+        app.post("/api/v1/orders")
+            .bearer(&ann)
+            .json(json!({"items": [{"product_id": product.id, "quantity": 1}]}))
+            .send()
+            .await
+            .expect(201);
+    }
 }
 
 // ---------------------------------------------------------------- /me/tokens

@@ -444,16 +444,34 @@ async fn orders_placed_through_either_process_are_visible_through_both(backend: 
         assert_eq!(ids(server, &c.pk, search).await, [last.as_str()]);
     }
 
-    // An order through A: A shows the stock at once, B within a second,
-    // and B lists the order straight away (orders are read from the
-    // database).
+    // Both processes have read (and keep) Ann's orders: none yet.
+    for server in [&c.a, &c.b] {
+        assert_eq!(
+            ids(server, &token, "/api/v1/me/orders").await,
+            Vec::<String>::new()
+        );
+    }
+
+    // An order through A: A shows the stock and lists the order at once,
+    // B within a second.
     let first = order(&c.a, &token, &[(&mug, 3)]).await;
     let placed = Instant::now();
     let first_id = s(&first["id"]);
     assert_eq!(stock(&c.a, &c.pk, &mug).await, 7);
+    assert_eq!(
+        ids(&c.a, &token, "/api/v1/me/orders").await,
+        [first_id.as_str()]
+    );
     stock_within_a_second(&c.b, &c.pk, placed, "stock after an order on A", &mug, 7).await;
-    let listed = ids(&c.b, &token, "/api/v1/me/orders").await;
-    assert_eq!(listed, [first_id.as_str()]);
+    within_a_second(placed, "an order placed on A, listed by B", || async {
+        let listed = ids(&c.b, &token, "/api/v1/me/orders").await;
+        if listed == [first_id.as_str()] {
+            Ok(())
+        } else {
+            Err(format!("{listed:?}"))
+        }
+    })
+    .await;
     let res = get(&c.b, &format!("/api/v1/me/orders/{first_id}"), &token).await;
     res.expect(200);
     assert_eq!(res.json(), first);
@@ -462,6 +480,19 @@ async fn orders_placed_through_either_process_are_visible_through_both(backend: 
     let second = order(&c.b, &token, &[(&mug, 2), (&last, 1)]).await;
     let placed = Instant::now();
     let second_id = s(&second["id"]);
+    let mut both = vec![first_id.clone(), second_id.clone()];
+    both.sort();
+    both.reverse();
+    assert_eq!(ids(&c.b, &token, "/api/v1/me/orders").await, both);
+    within_a_second(placed, "an order placed on B, listed by A", || async {
+        let listed = ids(&c.a, &token, "/api/v1/me/orders").await;
+        if listed == both {
+            Ok(())
+        } else {
+            Err(format!("{listed:?}"))
+        }
+    })
+    .await;
     assert_eq!(stock(&c.b, &c.pk, &mug).await, 5);
     stock_within_a_second(&c.a, &c.pk, placed, "stock after an order on B", &mug, 5).await;
     stock_within_a_second(

@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     on_both_databases,
-    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys},
+    support::{self, Backend, Res, TestApp, assert_rfc3339_utc, enc, error_fields, ids, keys, s},
 };
 use axum::{
     body::Body,
@@ -529,6 +529,8 @@ on_both_databases!(
     orders_placed_while_paging_neither_appear_nor_duplicate,
     other_customers_orders_are_invisible,
     my_orders_reject_bad_page_requests_and_unknown_ids,
+    a_placed_order_is_listed_at_once_after_the_list_was_read,
+    pages_from_memory_and_past_it_are_the_stores_pages,
 );
 
 /// Places `n` single-line orders, quantity 1, 2, … so they differ; returns
@@ -732,6 +734,128 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         .send()
         .await
         .expect(200);
+}
+
+/// The orders are read from memory after the first read; placing one
+/// drops the customer's copy at once on this process.
+async fn a_placed_order_is_listed_at_once_after_the_list_was_read(app: TestApp) {
+    let product = app.product("ITEM-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let (_, bob) = app.customer("bob@example.com").await;
+    let first = place_orders(&app, &token, &product.id, 1).await.remove(0);
+    let bobs = place_orders(&app, &bob, &product.id, 1).await.remove(0);
+    for _ in 0..2 {
+        let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+        res.expect(200);
+        assert_eq!(res.json(), json!({"data": [first], "next_cursor": null}));
+    }
+    let later = s(&order(
+        &app,
+        &token,
+        json!([{"product_id": product.id, "quantity": 2}]),
+    )
+    .await
+    .expect(201)
+    .json()["id"]);
+
+    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    res.expect(200);
+    assert_eq!(
+        ids(res.json()["data"].as_array().unwrap()),
+        [later.clone(), s(&first["id"])]
+    );
+    app.get(&format!("/api/v1/me/orders/{later}"))
+        .bearer(&token)
+        .send()
+        .await
+        .expect(200);
+    // Another customer's order stays theirs, from memory too.
+    app.get(&format!("/api/v1/me/orders/{}", s(&bobs["id"])))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
+    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    assert_eq!(res.json(), json!({"data": [bobs], "next_cursor": null}));
+}
+
+/// Byte for byte the page the store gives, for pages within the newest
+/// orders kept in memory and for those further back, which are read from
+/// the database; and so for single orders.
+async fn pages_from_memory_and_past_it_are_the_stores_pages(app: TestApp) {
+    use jeton::{
+        api, customer_cache::KEPT_ORDERS, domain::ids::CustomerId, pagination::PageRequest,
+    };
+
+    let product = app.product("ITEM-1", 100, "EUR", 100_000).await;
+    let (customer, token) = app.customer("ann@example.com").await;
+    let customer: CustomerId = customer.parse().expect("a customer id");
+    let placed = KEPT_ORDERS + 3;
+    for _ in 0..placed {
+        order(
+            &app,
+            &token,
+            json!([{"product_id": product.id, "quantity": 1}]),
+        )
+        .await
+        .expect(201);
+    }
+    let from_store = |page: PageRequest| {
+        let db = app.db.clone();
+        let customer = customer.clone();
+        async move {
+            let rows = db
+                .list_orders(&customer, page.after.as_deref(), page.fetch_limit())
+                .await
+                .unwrap();
+            let orders: Vec<api::Order> = rows.into_iter().map(api::Order::from).collect();
+            serde_json::to_string(&page.page(orders, |order| &order.id)).unwrap()
+        }
+    };
+    for limit in [100, 7, 1] {
+        let mut cursor: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let url = match &cursor {
+                None => format!("/api/v1/me/orders?limit={limit}"),
+                Some(cursor) => format!("/api/v1/me/orders?limit={limit}&cursor={}", enc(cursor)),
+            };
+            let res = app.get(&url).bearer(&token).send().await;
+            res.expect(200);
+            let page = PageRequest::parse(Some(limit), cursor.as_deref()).unwrap();
+            assert_eq!(res.text(), from_store(page).await, "{url}");
+            let body = res.json();
+            seen += body["data"].as_array().unwrap().len();
+            match &body["next_cursor"] {
+                Value::String(next) => cursor = Some(next.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, placed, "limit {limit}");
+    }
+    // The oldest order, older than those kept, reads back from the store.
+    let oldest = app
+        .db
+        .list_orders(&customer, None, i64::try_from(placed).unwrap())
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let res = app
+        .get(&format!("/api/v1/me/orders/{}", oldest.id))
+        .bearer(&token)
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(
+        res.text(),
+        serde_json::to_string(&api::Order::from(oldest)).unwrap()
+    );
+    app.get(&format!("/api/v1/me/orders/{}", new_id()))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(404, "not_found");
 }
 
 // ---------------------------------------------------------------- helpers
