@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jeton_auth::PlainToken;
 use jeton_auth::{
-    AbilitySet, CacheSettings, ClientPrincipal, HashedToken, Limits, Principal, StoreError,
+    AbilitySet, CacheSettings, ClientPrincipal, HashedToken, Principal, StoreError,
     StoredCredential, TokenKind, TokenStore, UserPrincipal, Verifier, header::bearer_token,
 };
 
@@ -27,17 +27,14 @@ impl TokenStore for MemoryStore {
 }
 
 fn credential() -> StoredCredential {
-    let principal = Principal::User(std::sync::Arc::new(UserPrincipal {
-        user_id: "01a21ed1-9c14-76e1-b4b1-72faf5c47cf8".into(),
-        token_id: "01a21ed1-9c28-729f-b2a8-a12fecec3c37".into(),
-        client_id: None,
-        client_origins: Vec::new(),
-        abilities: AbilitySet::parse_spaced(
+    let principal = Principal::User(std::sync::Arc::new(UserPrincipal::new(
+        "01a21ed1-9c14-76e1-b4b1-72faf5c47cf8",
+        "01a21ed1-9c28-729f-b2a8-a12fecec3c37",
+        AbilitySet::parse_spaced(
             "products:read orders:read orders:write profile:read tokens:manage",
         )
         .unwrap(),
-        expires_at: None,
-    }));
+    )));
     StoredCredential {
         principal,
         expires_at: None,
@@ -45,13 +42,14 @@ fn credential() -> StoredCredential {
 }
 
 fn publishable_credential() -> StoredCredential {
-    let principal = Principal::PublishableClient(std::sync::Arc::new(ClientPrincipal {
-        client_id: "01a21ed1-9c14-76e1-b4b1-72faf5c47cf9".into(),
-        key_id: "01a21ed1-9c28-729f-b2a8-a12fecec3c38".into(),
-        abilities: AbilitySet::parse_spaced("products:read").unwrap(),
-        allowed_origins: vec!["https://shop.example".into()],
-        limits: Limits::default(),
-    }));
+    let principal = Principal::PublishableClient(std::sync::Arc::new(
+        ClientPrincipal::new(
+            "01a21ed1-9c14-76e1-b4b1-72faf5c47cf9",
+            "01a21ed1-9c28-729f-b2a8-a12fecec3c38",
+            AbilitySet::parse_spaced("products:read").unwrap(),
+        )
+        .with_allowed_origins(["https://shop.example"]),
+    ));
     StoredCredential {
         principal,
         expires_at: None,

@@ -78,26 +78,7 @@ pub struct Gate<S> {
 }
 
 impl<S: TokenStore> Gate<S> {
-    /// A gate around `verifier`, in its identity, with no trusted proxies;
-    /// [`Gate::builder`] sets everything.
-    pub fn new(verifier: Verifier<S>, ceilings: Ceilings) -> Gate<S> {
-        Gate::with_failed_auth_limit(verifier, ceilings, FailedAuthLimit::default())
-    }
-
-    pub fn with_failed_auth_limit(
-        verifier: Verifier<S>,
-        ceilings: Ceilings,
-        limit: FailedAuthLimit,
-    ) -> Gate<S> {
-        Gate::assemble(
-            verifier,
-            ceilings,
-            limit,
-            Arc::new([]),
-            crate::guard::USAGE_INTERVAL,
-        )
-    }
-
+    /// The gate [`GateBuilder::build`](crate::GateBuilder::build) makes.
     pub(crate) fn assemble(
         verifier: Verifier<S>,
         ceilings: Ceilings,

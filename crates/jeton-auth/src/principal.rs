@@ -8,7 +8,11 @@ use time::OffsetDateTime;
 use crate::{AbilitySet, TokenKind, rate_limit::Limits};
 
 /// A client application, authenticated by one of its keys.
+///
+/// A store builds one with [`ClientPrincipal::new`]: fields may be added,
+/// so it cannot be written as a struct literal outside this crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientPrincipal {
     pub client_id: String,
     /// The key that was presented (a client has several while rotating).
@@ -21,7 +25,11 @@ pub struct ClientPrincipal {
 }
 
 /// A person, authenticated by a user token.
+///
+/// A store builds one with [`UserPrincipal::new`]: fields may be added, so
+/// it cannot be written as a struct literal outside this crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UserPrincipal {
     pub user_id: String,
     /// The token that was presented, so "revoke this token" and "is this the
@@ -37,6 +45,89 @@ pub struct UserPrincipal {
     /// [`StoredCredential::expires_at`](crate::StoredCredential::expires_at),
     /// on every request.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+impl ClientPrincipal {
+    /// A client with no allowed origins and no rate limits.
+    ///
+    /// ```
+    /// use jeton_auth::{AbilitySet, ClientPrincipal, Limits};
+    ///
+    /// let client = ClientPrincipal::new("client-1", "key-1", AbilitySet::parse_spaced("products:read").unwrap())
+    ///     .with_allowed_origins(["https://shop.example"])
+    ///     .with_limits(Limits { per_key: Some(600), per_ip: Some(60) });
+    /// assert_eq!(client.allowed_origins, ["https://shop.example"]);
+    /// ```
+    pub fn new(
+        client_id: impl Into<String>,
+        key_id: impl Into<String>,
+        abilities: AbilitySet,
+    ) -> ClientPrincipal {
+        ClientPrincipal {
+            client_id: client_id.into(),
+            key_id: key_id.into(),
+            abilities,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The origins whose pages may use a publishable key.
+    pub fn with_allowed_origins(
+        mut self,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> ClientPrincipal {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> ClientPrincipal {
+        self.limits = limits;
+        self
+    }
+}
+
+impl UserPrincipal {
+    /// A user token issued through no client, that does not expire.
+    ///
+    /// ```
+    /// use jeton_auth::{AbilitySet, UserPrincipal};
+    ///
+    /// let user = UserPrincipal::new("user-1", "token-1", AbilitySet::parse_spaced("orders:read").unwrap())
+    ///     .with_client("client-1", ["https://shop.example"]);
+    /// assert_eq!(user.client_id.as_deref(), Some("client-1"));
+    /// ```
+    pub fn new(
+        user_id: impl Into<String>,
+        token_id: impl Into<String>,
+        abilities: AbilitySet,
+    ) -> UserPrincipal {
+        UserPrincipal {
+            user_id: user_id.into(),
+            token_id: token_id.into(),
+            client_id: None,
+            client_origins: Vec::new(),
+            abilities,
+            expires_at: None,
+        }
+    }
+
+    /// The client the token was issued through, and that client's allowed
+    /// origins.
+    pub fn with_client(
+        mut self,
+        client_id: impl Into<String>,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> UserPrincipal {
+        self.client_id = Some(client_id.into());
+        self.client_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_expires_at(mut self, expires_at: Option<OffsetDateTime>) -> UserPrincipal {
+        self.expires_at = expires_at;
+        self
+    }
 }
 
 /// The details sit behind an `Arc`: the verifier hands the cached principal

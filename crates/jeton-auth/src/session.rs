@@ -205,6 +205,14 @@ impl CookieSessions {
         Some(tokens.parse(value).map_err(|_| AuthError::InvalidToken))
     }
 
+    /// The token in the request's session cookie, whatever `Authorization`
+    /// header comes with it: a login that issues a new session finds the
+    /// one it replaces, to revoke it. `None` without a cookie, or if its
+    /// value is not a well-formed token.
+    pub fn session_token(&self, tokens: TokenFormat, headers: &HeaderMap) -> Option<PlainToken> {
+        tokens.parse(self.read(headers, &self.session_cookie)?).ok()
+    }
+
     /// Whether the request carries the session cookie (and no
     /// `Authorization` header, which would take precedence).
     pub fn has_session_cookie(&self, headers: &HeaderMap) -> bool {

@@ -31,9 +31,18 @@ impl StoredCredential {
 
 /// Storage could not answer (unreachable, timed out). Becomes a 503: the
 /// request is not refused as unauthenticated because of our outage.
+///
+/// Made with [`StoreError::new`] from the store's own error.
 #[derive(Debug, thiserror::Error)]
 #[error("the token store is unavailable: {0}")]
+#[non_exhaustive]
 pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError(error.into())
+    }
+}
 
 /// A credential refused for where it was used from: the events an operator
 /// must hear about (a secret key in a browser means it has leaked).

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jeton_auth::{
-    AuthError, ClientPrincipal, PlainToken, SessionCookie, TokenKind,
+    AuthError, ClientPrincipal, PlainToken, Principal, SessionCookie, TokenKind,
     axum::{Client, User},
     client_ip::ClientIp,
 };
@@ -164,12 +164,17 @@ pub async fn login(
         let issued = issue_user_token(&state, new, &audit).await?;
         return Ok((StatusCode::CREATED, Json(issued)).into_response());
     }
-    let token = PlainToken::generate(TokenKind::User);
-    let record = state.db.insert_user_token(&token, new, &audit).await?;
     let sessions = state
         .gate
         .cookie_sessions()
         .expect("the app has cookie sessions");
+    // The browser's cookie now names the new session: the one it held, if
+    // still live, would be left behind in the customer's token list.
+    if let Some(replaced) = sessions.session_token(state.gate.identity().tokens(), &headers) {
+        revoke_replaced(&state, &replaced, &audit).await?;
+    }
+    let token = PlainToken::generate(TokenKind::User);
+    let record = state.db.insert_user_token(&token, new, &audit).await?;
     let mut cookies = HeaderMap::new();
     // The token's lifetime: the cookies go when it does.
     let max_age = record.expires_at.map(|_| state.config.user_token_ttl);
@@ -181,6 +186,22 @@ pub async fn login(
         csrf_token,
     };
     Ok((StatusCode::CREATED, cookies, Json(body)).into_response())
+}
+
+/// Revokes the session a cookie login replaces, whoever's it is: holding
+/// the cookie is what a logout needs too. A cookie that names no live user
+/// token has nothing left to revoke.
+async fn revoke_replaced(state: &AppState, replaced: &PlainToken, audit: &Audit) -> AppResult<()> {
+    let Ok(Principal::User(user)) = state.gate.verifier.verify(replaced).await else {
+        return Ok(());
+    };
+    let user = UserIds::from(&*user);
+    let which = Revoke::One {
+        token_id: &user.token,
+        owner: Some(&user.customer),
+    };
+    state.db.revoke_user_tokens(which, audit).await?;
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",

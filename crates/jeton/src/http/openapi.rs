@@ -50,9 +50,10 @@ use crate::{
         description = "A storefront API with first-class client keys and user tokens. \
             Every request under `/api/v1` carries `Authorization: Bearer <token>`: a publishable key \
             (`jt_pk_`), a secret key (`jt_sk_`), an OAuth 2.0 access token (`jt_at_`) or a user token \
-            (`jt_ut_`); each operation lists the kinds it accepts, with the ability it needs. Errors \
-            are RFC 9457 problem+json with a stable `code`. The OAuth 2.0 endpoints (`/oauth/*` and \
-            the server's metadata) take form bodies and answer errors as RFC 6749 JSON."
+            (`jt_ut_`); each operation lists the kinds it accepts, with the ability it needs. The shop's \
+            own storefront may carry its user token in a session cookie instead (`cookie_session`). \
+            Errors are RFC 9457 problem+json with a stable `code`. The OAuth 2.0 endpoints (`/oauth/*` \
+            and the server's metadata) take form bodies and answer errors as RFC 6749 JSON."
     ),
     paths(
         catalog::list_products,
@@ -246,6 +247,28 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
     }
 }
 
+/// The name of the cookie session's scheme: a user token in the
+/// `jeton_session` cookie, accepted wherever a user token is.
+const COOKIE_SESSION: &str = "cookie_session";
+
+fn cookie_session_scheme() -> Value {
+    json!({
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "jeton_session",
+        "description": "A cookie session, for the shop's own storefront: the user token a login with             `\"session\": \"cookie\"` set in the `HttpOnly` cookie `jeton_session`. Used only when             the request has no `Authorization` header, and only with an `Origin` that the token's             client lists exactly (else 403 `origin_not_allowed`). `POST`, `PUT`, `PATCH` and             `DELETE` also need the header `X-CSRF-Token` equal to the `jeton_csrf` cookie (else             403 `csrf_failed`). A dead session cookie is 401 `invalid_token`, and the answer             clears both cookies.",
+    })
+}
+
+/// Whether a request with `method` authenticated by the session cookie
+/// needs the CSRF header.
+fn is_unsafe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
 /// The kinds of token `access` accepts, in a stable order.
 fn kinds(access: &Access) -> impl Iterator<Item = TokenKind> + '_ {
     TokenKind::ALL
@@ -253,14 +276,17 @@ fn kinds(access: &Access) -> impl Iterator<Item = TokenKind> + '_ {
         .filter(|kind| access.kinds.contains(*kind))
 }
 
-/// The operation's `security`: any one of the kinds, holding the ability.
+/// The operation's `security`: any one of the kinds, holding the ability;
+/// a user token also in the session cookie.
 pub fn security(access: &Access) -> Value {
     let scopes: Vec<String> = access.ability.iter().map(ToString::to_string).collect();
-    Value::Array(
-        kinds(access)
-            .map(|kind| json!({ scheme(kind).0: scopes }))
-            .collect(),
-    )
+    let mut requirements: Vec<Value> = kinds(access)
+        .map(|kind| json!({ scheme(kind).0: scopes }))
+        .collect();
+    if access.kinds.contains(TokenKind::User) {
+        requirements.push(json!({ COOKIE_SESSION: scopes }));
+    }
+    Value::Array(requirements)
 }
 
 /// Everything an operation may answer with a problem.
@@ -277,11 +303,15 @@ fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
             "the `Authorization` header is malformed: empty, sent twice, over 1 KiB, \
              not ASCII; or a token is in the query string",
         ),
-        problem(401, "unauthenticated", "no bearer token"),
+        problem(
+            401,
+            "unauthenticated",
+            "no bearer token (nor a session cookie, where user tokens are accepted)",
+        ),
         problem(
             401,
             "invalid_token",
-            "the token is malformed, unknown, revoked or expired",
+            "the token (or the session cookie) is malformed, unknown, revoked or expired",
         ),
         problem(
             403,
@@ -312,6 +342,20 @@ fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
             "origin_not_allowed",
             "the publishable key was sent from an origin its client does not allow",
         ));
+    }
+    if accepts(TokenKind::User) {
+        all.push(problem(
+            403,
+            "origin_not_allowed",
+            "a session cookie was sent without an `Origin` that its token's client lists exactly",
+        ));
+        if is_unsafe(&entry.method) {
+            all.push(problem(
+                403,
+                "csrf_failed",
+                "the session cookie came without `X-CSRF-Token` equal to the `jeton_csrf` cookie",
+            ));
+        }
     }
     if accepts(TokenKind::Secret) {
         all.push(problem(
@@ -700,6 +744,9 @@ fn build() -> Value {
             let (name, scheme) = scheme(kind);
             schemes.insert(name.to_owned(), scheme);
         }
+        if entry.access.kinds.contains(TokenKind::User) {
+            schemes.insert(COOKIE_SESSION.to_owned(), cookie_session_scheme());
+        }
         if let Some(parameters) = operation
             .get_mut("parameters")
             .and_then(Value::as_array_mut)
@@ -845,7 +892,8 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} {} is documented", entry.method, entry.path));
             assert_eq!(operation["security"], security(&entry.access));
             let requirements = operation["security"].as_array().unwrap();
-            assert_eq!(requirements.len(), kinds(&entry.access).count());
+            let cookie = usize::from(entry.access.kinds.contains(TokenKind::User));
+            assert_eq!(requirements.len(), kinds(&entry.access).count() + cookie);
             for requirement in requirements {
                 let (name, scopes) = requirement.as_object().unwrap().iter().next().unwrap();
                 assert!(doc["components"]["securitySchemes"].get(name).is_some());
@@ -935,7 +983,38 @@ mod tests {
         let forbidden = codes(Method::GET, "/products", "403");
         assert!(forbidden.contains(&"origin_not_allowed".to_owned()));
         assert!(forbidden.contains(&"secret_key_in_browser".to_owned()));
-        assert_eq!(codes(Method::GET, "/me", "403"), ["insufficient_scope"]);
+        assert_eq!(
+            codes(Method::GET, "/me", "403"),
+            ["insufficient_scope", "origin_not_allowed"]
+        );
+        for (method, path) in [
+            (Method::POST, "/orders"),
+            (Method::DELETE, "/me/tokens"),
+            (Method::DELETE, "/me/tokens/{id}"),
+            (Method::POST, "/auth/logout"),
+        ] {
+            assert!(
+                codes(method.clone(), path, "403").contains(&"csrf_failed".to_owned()),
+                "{method} {path}"
+            );
+        }
+        for (method, path) in [(Method::GET, "/me"), (Method::POST, "/admin/products")] {
+            assert!(
+                !codes(method.clone(), path, "403").contains(&"csrf_failed".to_owned()),
+                "{method} {path}"
+            );
+        }
+        let security = &operation(doc, &Method::GET, "/me").unwrap()["security"];
+        assert!(
+            security
+                .as_array()
+                .unwrap()
+                .contains(&json!({"cookie_session": ["profile:read"]}))
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["cookie_session"]["in"],
+            "cookie"
+        );
         let login = codes(Method::POST, "/auth/login", "400");
         for code in ["malformed_json", "invalid_credentials", "invalid_request"] {
             assert!(login.contains(&code.to_owned()), "{code}");

@@ -1,10 +1,12 @@
 //! A customer's own tokens: list, create, revoke one, revoke all.
 
 use axum::{
+    Extension,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
-use jeton_auth::{AbilitySet, PlainToken, TokenKind, axum::User};
+use jeton_auth::{AbilitySet, PlainToken, SessionCookie, TokenKind, axum::User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -199,38 +201,57 @@ pub async fn create(
 
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
-    responses((status = 204), (status = 404)))]
+    responses((status = 204, description = "the token is revoked; when it is the cookie session making the request, its cookies are cleared"), (status = 404)))]
 pub async fn revoke(
     State(state): State<AppState>,
     User(user): User,
     audit: Audit,
+    by_cookie: Option<Extension<SessionCookie>>,
     Path(id): Path<String>,
-) -> AppResult<StatusCode> {
+) -> AppResult<Response> {
     let id = TokenId::parse(&id).ok_or(AppError::NotFound)?;
     let owner = UserIds::from(&*user).customer;
     let which = Revoke::One {
         token_id: &id,
         owner: Some(&owner),
     };
-    if state.db.revoke_user_tokens(which, &audit).await? == 1 {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::NotFound)
+    if state.db.revoke_user_tokens(which, &audit).await? != 1 {
+        return Err(AppError::NotFound);
+    }
+    let mut headers = HeaderMap::new();
+    if id == UserIds::from(&*user).token {
+        clear_session(&state, by_cookie, &mut headers);
+    }
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// A request authenticated by the session cookie that revokes its own
+/// session clears the cookies too, as logout does.
+fn clear_session(
+    state: &AppState,
+    by_cookie: Option<Extension<SessionCookie>>,
+    headers: &mut HeaderMap,
+) {
+    if let (Some(_), Some(sessions)) = (by_cookie, state.gate.cookie_sessions()) {
+        sessions.clear(headers);
     }
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/tokens", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
-    responses((status = 204, description = "every token of the caller is revoked, this one included")))]
+    responses((status = 204, description = "every token of the caller is revoked, this one included; a cookie session's cookies are cleared")))]
 pub async fn revoke_all(
     State(state): State<AppState>,
     User(user): User,
     audit: Audit,
-) -> AppResult<StatusCode> {
+    by_cookie: Option<Extension<SessionCookie>>,
+) -> AppResult<Response> {
     let customer = UserIds::from(&*user).customer;
     let which = Revoke::AllOf {
         customer_id: &customer,
     };
     state.db.revoke_user_tokens(which, &audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut headers = HeaderMap::new();
+    clear_session(&state, by_cookie, &mut headers);
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
 }

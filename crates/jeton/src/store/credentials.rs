@@ -93,16 +93,12 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(key) = found else { return Ok(None) };
-        let client = ClientPrincipal {
-            client_id: key.client_id.into(),
-            key_id: key.id.into(),
-            abilities: key.abilities,
-            allowed_origins: key.allowed_origins,
-            limits: Limits {
+        let client = ClientPrincipal::new(key.client_id, key.id, key.abilities)
+            .with_allowed_origins(key.allowed_origins)
+            .with_limits(Limits {
                 per_key: limit(key.rate_limit_per_minute),
                 per_ip: limit(key.per_ip_rate_limit_per_minute),
-            },
-        };
+            });
         let principal = if kind == TokenKind::Publishable {
             Principal::PublishableClient(client.into())
         } else {
@@ -134,17 +130,13 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(token) = found else { return Ok(None) };
-        let client = ClientPrincipal {
-            client_id: token.client_id.into(),
-            key_id: token.id.into(),
-            abilities: token.scope,
-            // Refused from any browser, as the secret key it stands for.
-            allowed_origins: Vec::new(),
-            limits: Limits {
+        // Refused from any browser, as the secret key it stands for: no
+        // allowed origins.
+        let client =
+            ClientPrincipal::new(token.client_id, token.id, token.scope).with_limits(Limits {
                 per_key: limit(token.rate_limit_per_minute),
                 per_ip: limit(token.per_ip_rate_limit_per_minute),
-            },
-        };
+            });
         let expires_at = match token.key_expires_at {
             Some(key) => key.min(token.expires_at),
             None => token.expires_at,
@@ -170,18 +162,14 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         let Some(token) = found else { return Ok(None) };
-        let user = UserPrincipal {
-            user_id: token.customer_id.into(),
-            token_id: token.id.into(),
-            client_id: token.client_id.map(String::from),
-            client_origins: token
-                .client_origins
-                .as_deref()
-                .map(|list| list.split_ascii_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
-            abilities: token.abilities,
-            expires_at: token.expires_at,
-        };
+        let mut user = UserPrincipal::new(token.customer_id, token.id, token.abilities)
+            .with_expires_at(token.expires_at);
+        user.client_id = token.client_id.map(String::from);
+        user.client_origins = token
+            .client_origins
+            .as_deref()
+            .map(|list| list.split_ascii_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(Some(StoredCredential {
             principal: Principal::User(user.into()),
             expires_at: token.expires_at,
@@ -243,7 +231,7 @@ impl TokenStore for Db {
             TokenKind::Access => self.find_access_token(hash).await,
             _ => Ok(None),
         };
-        found.map_err(|error| StoreError(Box::new(error)))
+        found.map_err(StoreError::new)
     }
 
     /// Every few seconds, from the gate: no authenticated request writes.

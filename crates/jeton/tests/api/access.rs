@@ -262,37 +262,27 @@ async fn access_token_in_query_is_invalid_request(app: TestApp) {
             .await,
     );
     expect_invalid_request(
-        &app.get(&format!("/api/v1/products?access_token={pk}"))
-            .bearer(&pk)
-            .send()
+        &app.get_as(&format!("/api/v1/products?access_token={pk}"), &pk)
             .await,
     );
     expect_invalid_request(
-        &app.get(&format!("/api/v1/products?limit=5&access_token={pk}"))
-            .bearer(&pk)
-            .send()
+        &app.get_as(&format!("/api/v1/products?limit=5&access_token={pk}"), &pk)
             .await,
     );
-    expect_invalid_request(
-        &app.get("/api/v1/products?access_token=")
-            .bearer(&pk)
-            .send()
-            .await,
-    );
+    expect_invalid_request(&app.get_as("/api/v1/products?access_token=", &pk).await);
     // On a write too, and nothing is written.
     let before = app.row_counts(&STORE_TABLES).await;
     expect_invalid_request(
-        &app.post(&format!("/api/v1/customers?access_token={pk}"))
-            .bearer(&pk)
-            .json(json!({"email": "q@example.com", "password": PASSWORD, "name": "Q"}))
-            .send()
-            .await,
+        &app.post_json_as(
+            &format!("/api/v1/customers?access_token={pk}"),
+            &pk,
+            json!({"email": "q@example.com", "password": PASSWORD, "name": "Q"}),
+        )
+        .await,
     );
     assert_eq!(app.row_counts(&STORE_TABLES).await, before);
     // A parameter merely containing the name is not the token parameter.
-    app.get("/api/v1/products?q=access_token")
-        .bearer(&pk)
-        .send()
+    app.get_as("/api/v1/products?q=access_token", &pk)
         .await
         .expect(200);
 }
@@ -303,9 +293,7 @@ async fn malformed_tokens_are_invalid_token(app: TestApp) {
     let (_, ut) = app.customer("mal@example.com").await;
     let unknown = PlainToken::generate(TokenKind::User);
     let unknown_body = app
-        .get("/api/v1/me")
-        .bearer(unknown.expose_secret())
-        .send()
+        .get_as("/api/v1/me", unknown.expose_secret())
         .await
         .json();
     for good in [&pk, &sk, &ut] {
@@ -325,7 +313,7 @@ async fn malformed_tokens_are_invalid_token(app: TestApp) {
             "jt_".to_owned(),
         ];
         for token in cases {
-            let res = app.get("/api/v1/products").bearer(&token).send().await;
+            let res = app.get_as("/api/v1/products", &token).await;
             expect_invalid_token(&res);
             if token.len() > 10 {
                 assert!(
@@ -345,11 +333,7 @@ async fn unknown_tokens_are_invalid_token(app: TestApp) {
     app.customer("someone@example.com").await;
     for kind in TokenKind::ALL {
         let token = PlainToken::generate(kind);
-        let res = app
-            .get("/api/v1/products")
-            .bearer(token.expose_secret())
-            .send()
-            .await;
+        let res = app.get_as("/api/v1/products", token.expose_secret()).await;
         expect_invalid_token(&res);
         assert!(!res.text().contains(token.expose_secret()));
     }
@@ -357,29 +341,22 @@ async fn unknown_tokens_are_invalid_token(app: TestApp) {
 
 async fn logged_out_user_token_is_invalid_token_like_an_unknown_one(app: TestApp) {
     let (_, token) = app.customer("ann@example.com").await;
-    app.get("/api/v1/me")
-        .bearer(&token)
-        .send()
-        .await
-        .expect(200);
-    app.post("/api/v1/auth/logout")
-        .bearer(&token)
-        .send()
-        .await
-        .expect(204);
+    app.get_as("/api/v1/me", &token).await.expect(200);
+    app.post_as("/api/v1/auth/logout", &token).await.expect(204);
 
-    let revoked = app.get("/api/v1/me").bearer(&token).send().await;
+    let revoked = app.get_as("/api/v1/me", &token).await;
     expect_invalid_token(&revoked);
     let unknown = app
-        .get("/api/v1/me")
-        .bearer(PlainToken::generate(TokenKind::User).expose_secret())
-        .send()
+        .get_as(
+            "/api/v1/me",
+            PlainToken::generate(TokenKind::User).expose_secret(),
+        )
         .await;
     expect_invalid_token(&unknown);
     assert_eq!(revoked.json(), unknown.json());
     assert_eq!(revoked.body, unknown.body, "byte-identical bodies");
     // Logging out again with the revoked token is refused the same way.
-    let again = app.post("/api/v1/auth/logout").bearer(&token).send().await;
+    let again = app.post_as("/api/v1/auth/logout", &token).await;
     expect_invalid_token(&again);
     assert_eq!(again.body, unknown.body);
 }
@@ -391,34 +368,27 @@ async fn revoked_client_keys_are_invalid_token_like_an_unknown_one(app: TestApp)
         .client(ClientKind::Secret, &["products:read"], &[])
         .await;
     for key in [&pk, &sk] {
-        app.get("/api/v1/products")
-            .bearer(key)
-            .send()
-            .await
-            .expect(200);
+        app.get_as("/api/v1/products", key).await.expect(200);
     }
     for id in [&pk_id, &sk_id] {
-        app.delete(&format!("/api/v1/admin/clients/{id}"))
-            .bearer(&admin)
-            .send()
+        app.delete_as(&format!("/api/v1/admin/clients/{id}"), &admin)
             .await
             .expect(204);
     }
     for (key, kind) in [(&pk, TokenKind::Publishable), (&sk, TokenKind::Secret)] {
-        let revoked = app.get("/api/v1/products").bearer(key).send().await;
+        let revoked = app.get_as("/api/v1/products", key).await;
         expect_invalid_token(&revoked);
         let unknown = app
-            .get("/api/v1/products")
-            .bearer(PlainToken::generate(kind).expose_secret())
-            .send()
+            .get_as(
+                "/api/v1/products",
+                PlainToken::generate(kind).expose_secret(),
+            )
             .await;
         assert_eq!(revoked.json(), unknown.json());
         assert_eq!(revoked.body, unknown.body, "byte-identical bodies");
     }
     // The admin's own key still works.
-    app.get("/api/v1/admin/clients")
-        .bearer(&admin)
-        .send()
+    app.get_as("/api/v1/admin/clients", &admin)
         .await
         .expect(200);
 }
@@ -433,12 +403,13 @@ async fn expired_user_token_is_invalid_token(app: TestApp) {
         Some(now + time::Duration::hours(1)),
     )
     .await;
-    app.get("/api/v1/me").bearer(&live).send().await.expect(200);
+    app.get_as("/api/v1/me", &live).await.expect(200);
 
     let unknown = app
-        .get("/api/v1/me")
-        .bearer(PlainToken::generate(TokenKind::User).expose_secret())
-        .send()
+        .get_as(
+            "/api/v1/me",
+            PlainToken::generate(TokenKind::User).expose_secret(),
+        )
         .await;
     for ago in [
         time::Duration::seconds(1),
@@ -448,7 +419,7 @@ async fn expired_user_token_is_invalid_token(app: TestApp) {
         let expired =
             user_token_in_store(&app, &customer_id, &USER_ABILITIES, Some(now - ago)).await;
         for path in ["/api/v1/me", "/api/v1/products", "/api/v1/me/orders"] {
-            let res = app.get(path).bearer(&expired).send().await;
+            let res = app.get_as(path, &expired).await;
             expect_invalid_token(&res);
             assert_eq!(res.body, unknown.body);
         }
@@ -459,28 +430,25 @@ async fn token_created_with_one_second_lifetime_expires(app: TestApp) {
     let (_, token) = app.customer("short@example.com").await;
     let start = std::time::Instant::now();
     let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(&token)
-        .json(json!({"name": "short", "expires_in_seconds": 1}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            &token,
+            json!({"name": "short", "expires_in_seconds": 1}),
+        )
         .await;
     res.expect(201);
     let short = res.json()["token"].as_str().unwrap().to_owned();
     // Verify it once first (so any cache would hold it), then let it expire.
     // It was issued after `start`, so if less than its lifetime has passed
     // since then it must still work (a very slow machine skips this check).
-    let first = app.get("/api/v1/me").bearer(&short).send().await;
+    let first = app.get_as("/api/v1/me", &short).await;
     if start.elapsed() < std::time::Duration::from_millis(900) {
         first.expect(200);
     }
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    expect_invalid_token(&app.get("/api/v1/me").bearer(&short).send().await);
+    expect_invalid_token(&app.get_as("/api/v1/me", &short).await);
     // The token that created it is unaffected.
-    app.get("/api/v1/me")
-        .bearer(&token)
-        .send()
-        .await
-        .expect(200);
+    app.get_as("/api/v1/me", &token).await.expect(200);
 }
 
 async fn wrong_kind_is_insufficient_scope(app: TestApp) {
@@ -489,48 +457,38 @@ async fn wrong_kind_is_insufficient_scope(app: TestApp) {
     let (_, ut) = app.customer("kind@example.com").await;
 
     // A publishable key on user-token routes.
-    expect_wrong_kind(&app.get("/api/v1/me").bearer(&pk).send().await, USER_ONLY);
-    expect_wrong_kind(
-        &app.get("/api/v1/me/orders").bearer(&pk).send().await,
-        USER_ONLY,
-    );
+    expect_wrong_kind(&app.get_as("/api/v1/me", &pk).await, USER_ONLY);
+    expect_wrong_kind(&app.get_as("/api/v1/me/orders", &pk).await, USER_ONLY);
     // A secret key with every ability is still not a user token.
+    expect_wrong_kind(&app.get_as("/api/v1/me", &sk_all).await, USER_ONLY);
     expect_wrong_kind(
-        &app.get("/api/v1/me").bearer(&sk_all).send().await,
-        USER_ONLY,
-    );
-    expect_wrong_kind(
-        &app.post("/api/v1/orders")
-            .bearer(&sk_all)
-            .json(json!({"items": []}))
-            .send()
+        &app.post_json_as("/api/v1/orders", &sk_all, json!({"items": []}))
             .await,
         USER_ONLY,
     );
     // A user token cannot register customers, log in or administer.
     expect_wrong_kind(
-        &app.post("/api/v1/customers")
-            .bearer(&ut)
-            .json(json!({"email": "x@example.com", "password": PASSWORD, "name": "X"}))
-            .send()
-            .await,
+        &app.post_json_as(
+            "/api/v1/customers",
+            &ut,
+            json!({"email": "x@example.com", "password": PASSWORD, "name": "X"}),
+        )
+        .await,
         CLIENTS_ONLY,
     );
     expect_wrong_kind(
-        &app.post("/api/v1/auth/login")
-            .bearer(&ut)
-            .json(json!({"email": "kind@example.com", "password": PASSWORD}))
-            .send()
-            .await,
+        &app.post_json_as(
+            "/api/v1/auth/login",
+            &ut,
+            json!({"email": "kind@example.com", "password": PASSWORD}),
+        )
+        .await,
         CLIENTS_ONLY,
     );
-    expect_wrong_kind(
-        &app.get("/api/v1/admin/clients").bearer(&ut).send().await,
-        SECRET_ONLY,
-    );
+    expect_wrong_kind(&app.get_as("/api/v1/admin/clients", &ut).await, SECRET_ONLY);
     // Logout accepts any user token, but only user tokens.
     for key in [&pk, &sk_all] {
-        let res = app.post("/api/v1/auth/logout").bearer(key).send().await;
+        let res = app.post_as("/api/v1/auth/logout", key).await;
         expect_wrong_kind(&res, USER_ONLY);
     }
 }
@@ -551,48 +509,44 @@ async fn missing_ability_is_insufficient_scope(app: TestApp) {
         .1;
     let sk_nothing = app.client(ClientKind::Secret, &[], &[]).await.1;
     expect_insufficient_scope(
-        &app.get("/api/v1/products")
-            .bearer(&pk_login_only)
-            .send()
-            .await,
+        &app.get_as("/api/v1/products", &pk_login_only).await,
         "products:read",
     );
     expect_insufficient_scope(
-        &app.post("/api/v1/customers")
-            .bearer(&pk_login_only)
-            .json(json!({"email": "a@example.com", "password": PASSWORD, "name": "A"}))
-            .send()
-            .await,
+        &app.post_json_as(
+            "/api/v1/customers",
+            &pk_login_only,
+            json!({"email": "a@example.com", "password": PASSWORD, "name": "A"}),
+        )
+        .await,
         "customers:create",
     );
     expect_insufficient_scope(
-        &app.post("/api/v1/auth/login")
-            .bearer(&sk_read_only)
-            .json(json!({"email": "a@example.com", "password": PASSWORD}))
-            .send()
-            .await,
+        &app.post_json_as(
+            "/api/v1/auth/login",
+            &sk_read_only,
+            json!({"email": "a@example.com", "password": PASSWORD}),
+        )
+        .await,
         "auth:login",
     );
     expect_insufficient_scope(
-        &app.get("/api/v1/products").bearer(&sk_nothing).send().await,
+        &app.get_as("/api/v1/products", &sk_nothing).await,
         "products:read",
     );
 
     // A user token narrowed to products:read through POST /me/tokens.
     let (_, ut) = app.customer("narrow@example.com").await;
     let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(&ut)
-        .json(json!({"name": "catalogue only", "abilities": ["products:read"]}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            &ut,
+            json!({"name": "catalogue only", "abilities": ["products:read"]}),
+        )
         .await;
     res.expect(201);
     let narrow = res.json()["token"].as_str().unwrap().to_owned();
-    app.get("/api/v1/products")
-        .bearer(&narrow)
-        .send()
-        .await
-        .expect(200);
+    app.get_as("/api/v1/products", &narrow).await.expect(200);
     for (method, path, ability) in [
         (Method::GET, "/api/v1/me", "profile:read"),
         (Method::GET, "/api/v1/me/orders", "orders:read"),
@@ -602,21 +556,18 @@ async fn missing_ability_is_insufficient_scope(app: TestApp) {
         expect_insufficient_scope(&app.req(method, path).bearer(&narrow).send().await, ability);
     }
     expect_insufficient_scope(
-        &app.post("/api/v1/orders")
-            .bearer(&narrow)
-            .json(json!({"items": []}))
-            .send()
+        &app.post_json_as("/api/v1/orders", &narrow, json!({"items": []}))
             .await,
         "orders:write",
     );
     // The narrowed token was not revoked by DELETE /me/tokens above.
-    app.get("/api/v1/me").bearer(&ut).send().await.expect(200);
+    app.get_as("/api/v1/me", &ut).await.expect(200);
 }
 
 async fn user_token_with_star_is_capped_by_the_user_ceiling(app: TestApp) {
     let (customer_id, _) = app.customer("star@example.com").await;
     let star = user_token_in_store(&app, &customer_id, &["*"], None).await;
-    app.get("/api/v1/me").bearer(&star).send().await.expect(200);
+    app.get_as("/api/v1/me", &star).await.expect(200);
     for (method, path) in [
         (Method::GET, "/api/v1/admin/clients"),
         (Method::POST, "/api/v1/admin/products"),
@@ -630,11 +581,12 @@ async fn user_token_with_star_is_capped_by_the_user_ceiling(app: TestApp) {
         expect_wrong_kind(&req.send().await, SECRET_ONLY);
     }
     expect_wrong_kind(
-        &app.post("/api/v1/customers")
-            .bearer(&star)
-            .json(json!({"email": "s2@example.com", "password": PASSWORD, "name": "S"}))
-            .send()
-            .await,
+        &app.post_json_as(
+            "/api/v1/customers",
+            &star,
+            json!({"email": "s2@example.com", "password": PASSWORD, "name": "S"}),
+        )
+        .await,
         CLIENTS_ONLY,
     );
 }
@@ -668,21 +620,11 @@ fn admin_rows() -> Vec<(Method, String)> {
 
 async fn publishable_key_reaches_only_storefront_routes(app: TestApp) {
     let pk = app.publishable_key().await;
-    app.get("/api/v1/products")
-        .bearer(&pk)
-        .send()
-        .await
-        .expect(200);
-    expect_wrong_kind(&app.get("/api/v1/me").bearer(&pk).send().await, USER_ONLY);
+    app.get_as("/api/v1/products", &pk).await.expect(200);
+    expect_wrong_kind(&app.get_as("/api/v1/me", &pk).await, USER_ONLY);
+    expect_wrong_kind(&app.get_as("/api/v1/me/orders", &pk).await, USER_ONLY);
     expect_wrong_kind(
-        &app.get("/api/v1/me/orders").bearer(&pk).send().await,
-        USER_ONLY,
-    );
-    expect_wrong_kind(
-        &app.post("/api/v1/orders")
-            .bearer(&pk)
-            .json(json!({"items": []}))
-            .send()
+        &app.post_json_as("/api/v1/orders", &pk, json!({"items": []}))
             .await,
         USER_ONLY,
     );
@@ -709,11 +651,7 @@ async fn user_token_cannot_reach_admin(app: TestApp) {
 
 async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
     let sk = app.client(ClientKind::Secret, &ALL_BUT_ADMIN, &[]).await.1;
-    app.get("/api/v1/products")
-        .bearer(&sk)
-        .send()
-        .await
-        .expect(200);
+    app.get_as("/api/v1/products", &sk).await.expect(200);
     for (method, path) in admin_rows() {
         let res = table_request(&app, &method, &path).bearer(&sk).send().await;
         expect_insufficient_scope(&res, "admin");
@@ -723,26 +661,20 @@ async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
 async fn secret_key_with_admin_reaches_admin(app: TestApp) {
     let star = app.client(ClientKind::Secret, &["*"], &[]).await.1;
     for admin in [app.admin_key().await, star] {
-        app.get("/api/v1/admin/clients")
-            .bearer(&admin)
-            .send()
+        app.get_as("/api/v1/admin/clients", &admin)
             .await
             .expect(200);
         let sku = format!("SKU-{}", jeton::domain::ids::new_id());
-        let res = app
-            .post("/api/v1/admin/products")
-            .bearer(&admin)
-            .json(json!({"sku": sku, "name": "Mug", "price": {"amount": 100, "currency": "EUR"}, "stock": 1}))
-            .send()
-            .await;
+        let res = app.post_json_as("/api/v1/admin/products", &admin, json!({"sku": sku, "name": "Mug", "price": {"amount": 100, "currency": "EUR"}, "stock": 1})).await;
         res.expect(201);
         let id = res.json()["id"].as_str().unwrap().to_owned();
-        app.patch(&format!("/api/v1/admin/products/{id}"))
-            .bearer(&admin)
-            .json(json!({"stock": 7}))
-            .send()
-            .await
-            .expect(200);
+        app.patch_json_as(
+            &format!("/api/v1/admin/products/{id}"),
+            &admin,
+            json!({"stock": 7}),
+        )
+        .await
+        .expect(200);
         assert_eq!(app.stock(&id).await, 7);
         // Every admin route with a fresh id gets past the guard: whatever
         // the handler says, it is not an authentication refusal.
@@ -976,9 +908,7 @@ async fn admin_api_needs_a_secret_key_with_admin(app: TestApp) {
         .await;
     let (_, user) = app.customer("ann@example.com").await;
     for token in [&pk, &sk, &user] {
-        app.get("/api/v1/admin/clients")
-            .bearer(token)
-            .send()
+        app.get_as("/api/v1/admin/clients", token)
             .await
             .expect_problem(403, "insufficient_scope");
         app.create_product(
@@ -994,9 +924,5 @@ async fn admin_api_needs_a_secret_key_with_admin(app: TestApp) {
         .expect_problem(401, "unauthenticated");
     // `*` on a secret key covers admin.
     let (_, star) = app.client(ClientKind::Secret, &["*"], &[]).await;
-    app.get("/api/v1/admin/clients")
-        .bearer(&star)
-        .send()
-        .await
-        .expect(200);
+    app.get_as("/api/v1/admin/clients", &star).await.expect(200);
 }

@@ -335,6 +335,8 @@ async fn customer_registers_logs_in_and_orders() {
     // My orders: the order, with the right total.
     browser.click_link("My orders").await;
     browser.heading("My orders").await;
+    // The heading comes before the list is fetched: wait for a row first.
+    browser.find("//table//tbody/tr").await;
     let rows = browser.find_all("//table//tbody/tr").await;
     assert_eq!(rows.len(), 1);
     let total: i64 = browser
@@ -478,10 +480,16 @@ async fn devices_revoke_one_and_log_out_everywhere() {
     demo.call("GET", "/api/v1/me", &tablet, None)
         .await
         .expect_problem(401, "invalid_token");
-    // The page's own session is dead too; the API clears its cookies.
+    // The page's own session is dead too, and the answer that ended it
+    // cleared its cookies: the page has no session left to send.
     assert_eq!(
         page_fetch(&browser, demo.api, "/api/v1/me").await,
-        "401 invalid_token"
+        "401 unauthenticated"
+    );
+    let cookies = browser.run("return document.cookie;").await;
+    assert!(
+        !cookies.as_str().unwrap().contains("jeton_csrf"),
+        "{cookies}"
     );
     assert!(!browser.storage().await.contains("jt_ut_"));
 

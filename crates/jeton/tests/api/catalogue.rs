@@ -53,7 +53,7 @@ async fn catalogue_pages_visit_every_product_once_in_creation_order(app: TestApp
     }
     for (who, token) in catalogue_readers(&app).await {
         // Default limit is 20.
-        let res = app.get("/api/v1/products").bearer(&token).send().await;
+        let res = app.get_as("/api/v1/products", &token).await;
         res.expect(200);
         let first = res.json();
         assert_eq!(keys(&first), ["data", "next_cursor"], "{who}");
@@ -80,18 +80,10 @@ async fn catalogue_pages_visit_every_product_once_in_creation_order(app: TestApp
             ids(&app.all_pages(&token, "/api/v1/products", "", 1).await),
             created
         );
-        let res = app
-            .get("/api/v1/products?limit=45")
-            .bearer(&token)
-            .send()
-            .await;
+        let res = app.get_as("/api/v1/products?limit=45", &token).await;
         res.expect(200);
         assert_eq!(res.json()["next_cursor"], Value::Null, "{who}");
-        let res = app
-            .get("/api/v1/products?limit=100")
-            .bearer(&token)
-            .send()
-            .await;
+        let res = app.get_as("/api/v1/products?limit=100", &token).await;
         res.expect(200);
         let all = res.json();
         assert_eq!(ids(all["data"].as_array().unwrap()), created, "{who}");
@@ -124,11 +116,7 @@ async fn catalogue_rejects_bad_page_requests(app: TestApp) {
         ("sort=name".into(), ""),
     ];
     for (query, field) in &cases {
-        let res = app
-            .get(&format!("/api/v1/products?{query}"))
-            .bearer(&pk)
-            .send()
-            .await;
+        let res = app.get_as(&format!("/api/v1/products?{query}"), &pk).await;
         res.expect_problem(422, "validation_failed");
         let fields = error_fields(&res.json());
         assert!(!fields.is_empty(), "{query}");
@@ -147,9 +135,7 @@ async fn catalogue_rejects_bad_page_requests(app: TestApp) {
         "in_stock=true",
         "in_stock=false",
     ] {
-        app.get(&format!("/api/v1/products?{query}"))
-            .bearer(&pk)
-            .send()
+        app.get_as(&format!("/api/v1/products?{query}"), &pk)
             .await
             .expect(200);
     }
@@ -175,9 +161,7 @@ fn base64_url(text: &str) -> String {
 
 async fn search(app: &TestApp, token: &str, query: &str) -> Vec<String> {
     let res = app
-        .get(&format!("/api/v1/products?limit=100&{query}"))
-        .bearer(token)
-        .send()
+        .get_as(&format!("/api/v1/products?limit=100&{query}"), token)
         .await;
     res.expect(200);
     let page = res.json();
@@ -335,9 +319,7 @@ async fn product_by_id_has_the_product_shape(app: TestApp) {
     let product = app.named_product("MUG-1", "Mug", 1299, "EUR", 7).await;
     for (who, token) in catalogue_readers(&app).await {
         let res = app
-            .get(&format!("/api/v1/products/{}", product.id))
-            .bearer(&token)
-            .send()
+            .get_as(&format!("/api/v1/products/{}", product.id), &token)
             .await;
         res.expect(200);
         assert!(
@@ -369,7 +351,7 @@ async fn product_by_id_has_the_product_shape(app: TestApp) {
         assert_eq!(body["stock"], 7);
         assert_rfc3339_utc(&body["created_at"]);
         // The same shape as in the list.
-        let res = app.get("/api/v1/products").bearer(&token).send().await;
+        let res = app.get_as("/api/v1/products", &token).await;
         res.expect(200);
         assert_eq!(res.json()["data"][0], body, "{who}");
     }
@@ -397,11 +379,7 @@ async fn product_by_unknown_or_malformed_id_is_not_found(app: TestApp) {
     ];
     for (who, token) in catalogue_readers(&app).await {
         for id in &malformed {
-            let res = app
-                .get(&format!("/api/v1/products/{id}"))
-                .bearer(&token)
-                .send()
-                .await;
+            let res = app.get_as(&format!("/api/v1/products/{id}"), &token).await;
             assert_eq!(res.status.as_u16(), 404, "{who}, {id}: {}", res.text());
             res.expect_problem(404, "not_found");
         }
@@ -444,9 +422,7 @@ async fn admin_product_create_and_its_errors(app: TestApp) {
     // It is in the catalogue.
     let reader = app.publishable_key().await;
     let res = app
-        .get(&format!("/api/v1/products/{}", s(&mug["id"])))
-        .bearer(&reader)
-        .send()
+        .get_as(&format!("/api/v1/products/{}", s(&mug["id"])), &reader)
         .await;
     res.expect(200);
     assert_eq!(res.json(), mug);
@@ -494,7 +470,7 @@ async fn admin_product_create_and_its_errors(app: TestApp) {
             .expect_problem(422, "validation_failed");
     }
     // Nothing but the first mug was created.
-    let res = app.get("/api/v1/products").bearer(&reader).send().await;
+    let res = app.get_as("/api/v1/products", &reader).await;
     res.expect(200);
     assert_eq!(res.json()["data"].as_array().unwrap().len(), 1);
 }
@@ -571,9 +547,7 @@ async fn admin_product_patch_changes_only_the_given_fields(app: TestApp) {
         .expect_problem(422, "validation_failed");
     let reader = app.publishable_key().await;
     let res = app
-        .get(&format!("/api/v1/products/{path_id}"))
-        .bearer(&reader)
-        .send()
+        .get_as(&format!("/api/v1/products/{path_id}"), &reader)
         .await;
     res.expect(200);
     assert_eq!(res.json(), expected);

@@ -40,6 +40,39 @@ fn cli_create(url: &str, args: &[&str]) -> (String, String) {
     (s(&body["client_id"]), key)
 }
 
+/// A secret client named "Backend" with one ability: (client id, key).
+fn create_backend(url: &str, ability: &str) -> (String, String) {
+    cli_create(
+        url,
+        &[
+            "--name",
+            "Backend",
+            "--kind",
+            "secret",
+            "--ability",
+            ability,
+        ],
+    )
+}
+
+/// A publishable client that reads the catalogue from `origin`: (client
+/// id, key).
+fn create_reader(url: &str, name: &str, origin: &str) -> (String, String) {
+    cli_create(
+        url,
+        &[
+            "--name",
+            name,
+            "--kind",
+            "publishable",
+            "--ability",
+            "products:read",
+            "--origin",
+            origin,
+        ],
+    )
+}
+
 fn create_storefront(url: &str, name: &str) -> (String, String) {
     let mut args = vec!["--name", name];
     args.extend(STOREFRONT_KEY_ARGS);
@@ -84,23 +117,11 @@ async fn migrate_creates_the_database_and_can_run_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_create_prints_a_key_that_works() {
     let app = TestApp::sqlite().await;
-    let (id, key) = cli_create(
-        &app.url,
-        &[
-            "--name",
-            "Backend",
-            "--kind",
-            "secret",
-            "--ability",
-            "admin",
-        ],
-    );
+    let (id, key) = create_backend(&app.url, "admin");
     assert!(key.starts_with("jt_sk_") && key.len() == 42, "{key}");
     // The key is an admin key on the API, for the client that was printed.
     let res = app
-        .get(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&key)
-        .send()
+        .get_as(&format!("/api/v1/admin/clients/{id}"), &key)
         .await;
     res.expect(200);
     let client = res.json();
@@ -133,9 +154,7 @@ async fn client_create_prints_a_key_that_works() {
     assert!(pk.starts_with("jt_pk_"));
     app.assert_works(&pk).await;
     let shop = app
-        .get(&format!("/api/v1/admin/clients/{pk_id}"))
-        .bearer(&key)
-        .send()
+        .get_as(&format!("/api/v1/admin/clients/{pk_id}"), &key)
         .await
         .json();
     assert_eq!(shop["allowed_origins"], json!(["https://shop.example"]));
@@ -253,17 +272,7 @@ async fn client_create_refuses_what_the_api_refuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_list_and_show() {
     let app = TestApp::sqlite().await;
-    let (secret_id, secret_key) = cli_create(
-        &app.url,
-        &[
-            "--name",
-            "Backend",
-            "--kind",
-            "secret",
-            "--ability",
-            "admin",
-        ],
-    );
+    let (secret_id, secret_key) = create_backend(&app.url, "admin");
     let (shop_id, shop_key) = create_storefront(&app.url, "Shop front");
     jeton(&app.url, &["client", "revoke", &shop_id]).ok();
 
@@ -314,9 +323,7 @@ async fn client_list_and_show() {
     assert_eq!(shown["keys"][0]["last4"], last4(&secret_key));
     // …the same as the API shows.
     let api = app
-        .get(&format!("/api/v1/admin/clients/{secret_id}"))
-        .bearer(&secret_key)
-        .send()
+        .get_as(&format!("/api/v1/admin/clients/{secret_id}"), &secret_key)
         .await;
     api.expect(200);
     assert_eq!(api.json(), shown);
@@ -467,17 +474,14 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
     app.register(&pk, "ann@example.com", PASSWORD).await;
     let live = s(&app.login(&pk, "ann@example.com", PASSWORD).await["token"]);
     let gone = s(&app.login(&pk, "ann@example.com", PASSWORD).await["token"]);
-    app.post("/api/v1/auth/logout")
-        .bearer(&gone)
-        .send()
-        .await
-        .expect(204);
+    app.post_as("/api/v1/auth/logout", &gone).await.expect(204);
     // One rotated-out client key.
     let res = app
-        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
-        .bearer(&admin)
-        .json(json!({"previous_key_expires_in_seconds": 0}))
-        .send()
+        .post_json_as(
+            &format!("/api/v1/admin/clients/{client_id}/keys"),
+            &admin,
+            json!({"previous_key_expires_in_seconds": 0}),
+        )
         .await;
     res.expect(201);
     let new_pk = s(&res.json()["key"]);
@@ -535,17 +539,7 @@ async fn client_create_and_revoke_on_postgres() {
     let url = database.url.clone();
 
     // The CLI migrates the empty database itself.
-    let (id, key) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Backend",
-            "--kind",
-            "secret",
-            "--ability",
-            "admin",
-        ],
-    );
+    let (id, key) = create_backend(&url, "admin");
     let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
     // As served: the guard needs the peer's address.
     let app_router = router(
@@ -640,15 +634,16 @@ async fn demo_seed_is_idempotent(app: TestApp) {
         .login(&second_key, demo::DEMO_EMAIL, demo::DEMO_PASSWORD)
         .await;
     let token = s(&login["token"]);
-    let me = app.get("/api/v1/me").bearer(&token).send().await;
+    let me = app.get_as("/api/v1/me", &token).await;
     me.expect(200);
     assert_eq!(me.json()["email"], demo::DEMO_EMAIL);
-    app.post("/api/v1/customers")
-        .bearer(&second_key)
-        .json(json!({"email": demo::DEMO_EMAIL, "password": "another password", "name": "X"}))
-        .send()
-        .await
-        .expect_problem(409, "email_taken");
+    app.post_json_as(
+        "/api/v1/customers",
+        &second_key,
+        json!({"email": demo::DEMO_EMAIL, "password": "another password", "name": "X"}),
+    )
+    .await
+    .expect_problem(409, "email_taken");
 }
 
 // ---------------------------------------------------------------- command line
@@ -668,43 +663,9 @@ on_both_databases!(cli_client_list_flags_any_origin_and_leaked_keys_and_audit_li
 
 async fn cli_client_list_flags_any_origin_and_leaked_keys_and_audit_lists_events(app: TestApp) {
     let url = app.url.clone();
-    let (any_id, any_key) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Anywhere",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            "*",
-        ],
-    );
-    let (shop_id, _) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Shop",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            SHOP,
-        ],
-    );
-    let (secret_id, secret) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Backend",
-            "--kind",
-            "secret",
-            "--ability",
-            "products:read",
-        ],
-    );
+    let (any_id, any_key) = create_reader(&url, "Anywhere", "*");
+    let (shop_id, _) = create_reader(&url, "Shop", SHOP);
+    let (secret_id, secret) = create_backend(&url, "products:read");
 
     let row = list_row(&url, &any_id);
     assert!(row.contains("ANY-ORIGIN"), "{row}");
@@ -824,19 +785,7 @@ async fn cli_revocation_reaches_a_running_server_within_a_second(backend: Backen
 
     // A key made on the command line while the server runs works at once,
     // and its origin becomes preflight-able.
-    let (id, key) = cli_create(
-        &url,
-        &[
-            "--name",
-            "Shop",
-            "--kind",
-            "publishable",
-            "--ability",
-            "products:read",
-            "--origin",
-            SHOP,
-        ],
-    );
+    let (id, key) = create_reader(&url, "Shop", SHOP);
     let created = Instant::now();
     let bearer = format!("Bearer {key}");
     let products = |origin: Option<&'static str>| {

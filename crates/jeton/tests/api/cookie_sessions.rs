@@ -90,9 +90,14 @@ async fn cookie_login(app: &TestApp, key: &str, email: &str) -> Session {
         .send()
         .await;
     res.expect(201);
+    session_of(&res)
+}
+
+/// The session a cookie login's answer gives the browser.
+fn session_of(res: &Res) -> Session {
     let body = res.json();
-    let set_session = set_cookie(&res, "jeton_session").expect("the session cookie");
-    let set_csrf = set_cookie(&res, "jeton_csrf").expect("the CSRF cookie");
+    let set_session = set_cookie(res, "jeton_session").expect("the session cookie");
+    let set_csrf = set_cookie(res, "jeton_csrf").expect("the CSRF cookie");
     Session {
         cookie: format!("{}; {}", pair(&set_session), pair(&set_csrf)),
         csrf: s(&body["csrf_token"]),
@@ -133,6 +138,29 @@ fn assert_credentialed_cors(res: &Res, origin: &str) {
 }
 
 impl Session {
+    /// `DELETE path` as the page on `SHOP` sends it: the cookies and the
+    /// CSRF header.
+    async fn delete(&self, app: &TestApp, path: &str) -> Res {
+        app.delete(path)
+            .header("cookie", &self.cookie)
+            .header("origin", SHOP)
+            .header("x-csrf-token", &self.csrf)
+            .send()
+            .await
+    }
+
+    /// The ids of the customer's live tokens, as this session lists them.
+    async fn token_ids(&self, app: &TestApp) -> Vec<String> {
+        let res = self.get(app, "/api/v1/me/tokens", Some(SHOP)).await;
+        res.expect(200);
+        res.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|token| s(&token["id"]))
+            .collect()
+    }
+
     /// `GET path` as the page on `origin` (if any) sends it: the cookies,
     /// no `Authorization`.
     async fn get(&self, app: &TestApp, path: &str, origin: Option<&str>) -> Res {
@@ -153,6 +181,8 @@ on_both_databases!(
     the_authorization_header_decides,
     logout_revokes_the_session_and_clears_the_cookies,
     revoked_and_expired_sessions_are_refused_and_cleared,
+    revoking_ones_own_session_clears_the_cookies,
+    a_cookie_login_revokes_the_session_it_replaces,
     cors_allows_credentials_for_listed_origins_only,
 );
 
@@ -300,9 +330,7 @@ async fn the_session_is_a_user_token_like_any_other(app: TestApp) {
 
     // Revocable one by one from another device.
     let res = app
-        .delete(&format!("/api/v1/me/tokens/{}", session.token_id))
-        .bearer(&bearer)
-        .send()
+        .delete_as(&format!("/api/v1/me/tokens/{}", session.token_id), &bearer)
         .await;
     res.expect(204);
     let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
@@ -527,13 +555,7 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
     // All at once, by the customer.
     let first = cookie_login(&app, &key, "ann@example.com").await;
     let second = cookie_login(&app, &key, "ann@example.com").await;
-    app.delete("/api/v1/me/tokens")
-        .header("cookie", &first.cookie)
-        .header("origin", SHOP)
-        .header("x-csrf-token", &first.csrf)
-        .send()
-        .await
-        .expect(204);
+    first.delete(&app, "/api/v1/me/tokens").await.expect(204);
     dead(first).await;
     dead(second).await;
 
@@ -543,11 +565,10 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
         .get(&app, "/api/v1/me", Some(SHOP))
         .await
         .expect(200);
-    app.post(&format!(
-        "/api/v1/admin/customers/{customer_id}/revoke-tokens"
-    ))
-    .bearer(&admin)
-    .send()
+    app.post_as(
+        &format!("/api/v1/admin/customers/{customer_id}/revoke-tokens"),
+        &admin,
+    )
     .await
     .expect(204);
     dead(session).await;
@@ -569,11 +590,10 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
         .get(&app, "/api/v1/me", Some(SHOP))
         .await
         .expect(200);
-    app.delete(&format!(
-        "/api/v1/admin/clients/{client_id}?revoke_user_tokens=true"
-    ))
-    .bearer(&admin)
-    .send()
+    app.delete_as(
+        &format!("/api/v1/admin/clients/{client_id}?revoke_user_tokens=true"),
+        &admin,
+    )
     .await
     .expect(204);
     dead(session).await;
@@ -587,6 +607,111 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
         .await;
     res.expect_problem(401, "invalid_token");
     assert_cleared(&res);
+}
+
+async fn revoking_ones_own_session_clears_the_cookies(app: TestApp) {
+    let key = shop_key(&app).await;
+    let (_, bearer) = app.customer("ann@example.com").await;
+
+    // All of the customer's tokens, the session among them: the answer
+    // clears the cookies, as logout's does.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let res = session.delete(&app, "/api/v1/me/tokens").await;
+    res.expect(204);
+    assert_cleared(&res);
+    assert_credentialed_cors(&res, SHOP);
+    app.get_as("/api/v1/me", &bearer)
+        .await
+        .expect_problem(401, "invalid_token");
+
+    // Another token of the customer, by its id: the session stays, and so
+    // do its cookies.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let other = cookie_login(&app, &key, "ann@example.com").await;
+    let res = session
+        .delete(&app, &format!("/api/v1/me/tokens/{}", other.token_id))
+        .await;
+    res.expect(204);
+    assert_untouched(&res);
+    session
+        .get(&app, "/api/v1/me", Some(SHOP))
+        .await
+        .expect(200);
+
+    // The session itself, by its id: cleared.
+    let res = session
+        .delete(&app, &format!("/api/v1/me/tokens/{}", session.token_id))
+        .await;
+    res.expect(204);
+    assert_cleared(&res);
+    let res = session.get(&app, "/api/v1/me", Some(SHOP)).await;
+    res.expect_problem(401, "invalid_token");
+
+    // Revoked with a bearer token, whatever cookie rides along is left
+    // alone: the header decides.
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let bearer = app.login_token(&key, "ann@example.com").await;
+    let res = app
+        .delete(&format!("/api/v1/me/tokens/{}", session.token_id))
+        .header("cookie", &session.cookie)
+        .bearer(&bearer)
+        .send()
+        .await;
+    res.expect(204);
+    assert_untouched(&res);
+}
+
+async fn a_cookie_login_revokes_the_session_it_replaces(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    app.customer("bob@example.com").await;
+    // A login from the browser that holds `held`.
+    let login = |held: &Session, email: &str, password: &str, mode: &str| {
+        app.post("/api/v1/auth/login")
+            .bearer(&key)
+            .header("origin", SHOP)
+            .header("cookie", &held.cookie)
+            .json(json!({"email": email, "password": password, "device_name": "browser", "session": mode}))
+            .send()
+    };
+
+    // Ann logs in again in the same browser: her old session is revoked,
+    // and her tokens list the new one only.
+    let first = cookie_login(&app, &key, "ann@example.com").await;
+    let res = login(&first, "ann@example.com", PASSWORD, "cookie").await;
+    res.expect(201);
+    let ann = session_of(&res);
+    let res = first.get(&app, "/api/v1/me", Some(SHOP)).await;
+    res.expect_problem(401, "invalid_token");
+    let ids = ann.token_ids(&app).await;
+    assert!(ids.contains(&ann.token_id), "{ids:?}");
+    assert!(!ids.contains(&first.token_id), "{ids:?}");
+
+    // A failed login replaces nothing, nor does a login for a bearer
+    // token, which sets no cookie.
+    login(&ann, "ann@example.com", "wrong password!", "cookie")
+        .await
+        .expect_problem(400, "invalid_credentials");
+    login(&ann, "ann@example.com", PASSWORD, "token")
+        .await
+        .expect(201);
+    ann.get(&app, "/api/v1/me", Some(SHOP)).await.expect(200);
+
+    // Bob logs in in Ann's browser: Ann's session goes, Bob's works.
+    let res = login(&ann, "bob@example.com", PASSWORD, "cookie").await;
+    res.expect(201);
+    let bob = session_of(&res);
+    ann.get(&app, "/api/v1/me", Some(SHOP))
+        .await
+        .expect_problem(401, "invalid_token");
+    let me = bob.get(&app, "/api/v1/me", Some(SHOP)).await;
+    me.expect(200);
+    assert_eq!(me.json()["email"], "bob@example.com");
+
+    // A dead cookie in the browser is no obstacle.
+    login(&ann, "bob@example.com", PASSWORD, "cookie")
+        .await
+        .expect(201);
 }
 
 // ---------------------------------------------------------------- CORS

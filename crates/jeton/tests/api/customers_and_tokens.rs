@@ -23,18 +23,14 @@ const WRONG: &str = "wrong horse battery";
 
 /// The caller's token list.
 async fn my_tokens(app: &TestApp, token: &str) -> Vec<Value> {
-    let res = app.get("/api/v1/me/tokens").bearer(token).send().await;
+    let res = app.get_as("/api/v1/me/tokens", token).await;
     res.expect(200);
     res.json()["data"].as_array().unwrap().clone()
 }
 
 /// `POST /me/tokens` with `token`.
 async fn new_token(app: &TestApp, token: &str, body: Value) -> Res {
-    app.post("/api/v1/me/tokens")
-        .bearer(token)
-        .json(body)
-        .send()
-        .await
+    app.post_json_as("/api/v1/me/tokens", token, body).await
 }
 
 /// A personal token made with `token`; returns the plaintext.
@@ -81,10 +77,11 @@ on_both_databases!(
 async fn register_returns_the_customer_without_secrets(app: TestApp) {
     let pk = app.publishable_key().await;
     let res = app
-        .post("/api/v1/customers")
-        .bearer(&pk)
-        .json(json!({"email": "Ann@Example.com", "password": PASSWORD, "name": "Ann"}))
-        .send()
+        .post_json_as(
+            "/api/v1/customers",
+            &pk,
+            json!({"email": "Ann@Example.com", "password": PASSWORD, "name": "Ann"}),
+        )
         .await;
     res.expect(201);
     let body = res.json();
@@ -113,12 +110,13 @@ async fn register_refuses_a_taken_email_in_any_case(app: TestApp) {
     let pk = app.publishable_key().await;
     app.register(&pk, "ann@example.com", PASSWORD).await;
     for email in ["ann@example.com", "ANN@Example.COM"] {
-        app.post("/api/v1/customers")
-            .bearer(&pk)
-            .json(json!({"email": email, "password": "another password", "name": "Ann 2"}))
-            .send()
-            .await
-            .expect_problem(409, "email_taken");
+        app.post_json_as(
+            "/api/v1/customers",
+            &pk,
+            json!({"email": email, "password": "another password", "name": "Ann 2"}),
+        )
+        .await
+        .expect_problem(409, "email_taken");
     }
     // The original account is untouched: its password still works.
     app.login(&pk, "ann@example.com", PASSWORD).await;
@@ -140,31 +138,28 @@ async fn register_validates_every_field(app: TestApp) {
         (with("name", json!("")), "name"),
     ];
     for (body, field) in cases {
-        let res = app
-            .post("/api/v1/customers")
-            .bearer(&pk)
-            .json(body)
-            .send()
-            .await;
+        let res = app.post_json_as("/api/v1/customers", &pk, body).await;
         res.expect_invalid(field);
         assert!(!res.text().contains(PASSWORD));
     }
     // A field the endpoint does not know.
     let res = app
-        .post("/api/v1/customers")
-        .bearer(&pk)
-        .json(with("customer_id", json!(UNKNOWN_ID)))
-        .send()
+        .post_json_as(
+            "/api/v1/customers",
+            &pk,
+            with("customer_id", json!(UNKNOWN_ID)),
+        )
         .await;
     res.expect_problem(422, "validation_failed");
     assert!(res.text().contains("customer_id"), "{}", res.text());
     // A missing field.
-    app.post("/api/v1/customers")
-        .bearer(&pk)
-        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .expect_problem(422, "validation_failed");
+    app.post_json_as(
+        "/api/v1/customers",
+        &pk,
+        json!({"email": "ann@example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
     // None of them created the account.
     app.register(&pk, "ann@example.com", PASSWORD).await;
 }
@@ -172,10 +167,11 @@ async fn register_validates_every_field(app: TestApp) {
 async fn register_refuses_user_tokens(app: TestApp) {
     let (_, token) = app.customer("ann@example.com").await;
     let res = app
-        .post("/api/v1/customers")
-        .bearer(&token)
-        .json(json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}))
-        .send()
+        .post_json_as(
+            "/api/v1/customers",
+            &token,
+            json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}),
+        )
         .await;
     res.expect_problem(403, "insufficient_scope");
     // Nor does a publishable key without customers:create.
@@ -186,12 +182,13 @@ async fn register_refuses_user_tokens(app: TestApp) {
             &["http://localhost:8080"],
         )
         .await;
-    app.post("/api/v1/customers")
-        .bearer(&reader)
-        .json(json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}))
-        .send()
-        .await
-        .expect_problem(403, "insufficient_scope");
+    app.post_json_as(
+        "/api/v1/customers",
+        &reader,
+        json!({"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}),
+    )
+    .await
+    .expect_problem(403, "insufficient_scope");
 }
 
 // ---------------------------------------------------------------- POST /auth/login
@@ -200,10 +197,11 @@ async fn login_issues_a_thirty_day_user_token(app: TestApp) {
     let pk = app.publishable_key().await;
     app.register(&pk, "ann@example.com", PASSWORD).await;
     let res = app
-        .post("/api/v1/auth/login")
-        .bearer(&pk)
-        .json(json!({"email": "ANN@example.com", "password": PASSWORD, "device_name": "phone"}))
-        .send()
+        .post_json_as(
+            "/api/v1/auth/login",
+            &pk,
+            json!({"email": "ANN@example.com", "password": PASSWORD, "device_name": "phone"}),
+        )
         .await;
     res.expect(201);
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
@@ -226,7 +224,7 @@ async fn login_issues_a_thirty_day_user_token(app: TestApp) {
     app.login(&pk, "  Ann@Example.COM ", PASSWORD).await;
 
     // The token works, and is listed under its device name and id.
-    let me = app.get("/api/v1/me").bearer(&token).send().await;
+    let me = app.get_as("/api/v1/me", &token).await;
     me.expect(200);
     assert_eq!(me.json()["email"], "ann@example.com");
     let tokens = my_tokens(&app, &token).await;
@@ -258,20 +256,22 @@ async fn login_failures_look_the_same_for_unknown_email_and_wrong_password(app: 
         .await
         .expect_problem(400, "invalid_credentials");
     // A malformed body is not a failed login.
-    app.post("/api/v1/auth/login")
-        .bearer(&pk)
-        .json(json!({"email": "ann@example.com", "password": PASSWORD, "remember": true}))
-        .send()
-        .await
-        .expect_problem(422, "validation_failed");
+    app.post_json_as(
+        "/api/v1/auth/login",
+        &pk,
+        json!({"email": "ann@example.com", "password": PASSWORD, "remember": true}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
     // Login needs a client key with auth:login: not a user token.
     let token = app.login_token(&pk, "ann@example.com").await;
-    app.post("/api/v1/auth/login")
-        .bearer(&token)
-        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .expect_problem(403, "insufficient_scope");
+    app.post_json_as(
+        "/api/v1/auth/login",
+        &token,
+        json!({"email": "ann@example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(403, "insufficient_scope");
 }
 
 async fn login_records_the_client_and_works_with_a_secret_key(app: TestApp) {
@@ -299,12 +299,13 @@ async fn login_records_the_client_and_works_with_a_secret_key(app: TestApp) {
     let (_, reader) = app
         .client(ClientKind::Secret, &["products:read"], &[])
         .await;
-    app.post("/api/v1/auth/login")
-        .bearer(&reader)
-        .json(json!({"email": "ann@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .expect_problem(403, "insufficient_scope");
+    app.post_json_as(
+        "/api/v1/auth/login",
+        &reader,
+        json!({"email": "ann@example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(403, "insufficient_scope");
 }
 
 // ---------------------------------------------------------------- POST /auth/logout
@@ -317,29 +318,23 @@ async fn logout_revokes_only_the_token_used(app: TestApp) {
     // Even a token with no useful ability may log itself out.
     let narrow = personal_token(&app, &first, &["orders:read"]).await;
 
-    let res = app.post("/api/v1/auth/logout").bearer(&first).send().await;
+    let res = app.post_as("/api/v1/auth/logout", &first).await;
     res.expect(204);
     assert!(res.body.is_empty());
     app.assert_dead(&first).await;
     app.assert_works(&second).await;
-    app.post("/api/v1/auth/logout")
-        .bearer(&first)
-        .send()
+    app.post_as("/api/v1/auth/logout", &first)
         .await
         .expect_problem(401, "invalid_token");
 
-    app.post("/api/v1/auth/logout")
-        .bearer(&narrow)
-        .send()
+    app.post_as("/api/v1/auth/logout", &narrow)
         .await
         .expect(204);
     app.assert_dead(&narrow).await;
     app.assert_works(&second).await;
 
     // Logout is for user tokens only.
-    app.post("/api/v1/auth/logout")
-        .bearer(&pk)
-        .send()
+    app.post_as("/api/v1/auth/logout", &pk)
         .await
         .expect_problem(403, "insufficient_scope");
     // And needs one.
@@ -354,20 +349,21 @@ async fn logout_revokes_only_the_token_used(app: TestApp) {
 async fn me_returns_the_profile_and_needs_profile_read(app: TestApp) {
     let pk = app.publishable_key().await;
     let registered = app
-        .post("/api/v1/customers")
-        .bearer(&pk)
-        .json(json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}))
-        .send()
+        .post_json_as(
+            "/api/v1/customers",
+            &pk,
+            json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}),
+        )
         .await;
     registered.expect(201);
     let token = app.login_token(&pk, "ann@example.com").await;
-    let res = app.get("/api/v1/me").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me", &token).await;
     res.expect(200);
     assert_eq!(res.json(), registered.json());
     assert!(!res.text().contains("argon2"));
 
     let orders_only = personal_token(&app, &token, &["orders:read"]).await;
-    let res = app.get("/api/v1/me").bearer(&orders_only).send().await;
+    let res = app.get_as("/api/v1/me", &orders_only).await;
     res.expect_problem(403, "insufficient_scope");
     assert!(
         res.header("www-authenticate")
@@ -376,16 +372,12 @@ async fn me_returns_the_profile_and_needs_profile_read(app: TestApp) {
         res.header("www-authenticate")
     );
     // The narrow token is alive, just not allowed here.
-    app.get("/api/v1/me/orders")
-        .bearer(&orders_only)
-        .send()
+    app.get_as("/api/v1/me/orders", &orders_only)
         .await
         .expect(200);
 
     // Client keys have no profile.
-    app.get("/api/v1/me")
-        .bearer(&pk)
-        .send()
+    app.get_as("/api/v1/me", &pk)
         .await
         .expect_problem(403, "insufficient_scope");
 }
@@ -433,11 +425,7 @@ async fn token_list_shows_metadata_but_never_the_token(app: TestApp) {
     // Someone else's token is not listed.
     let (_, other) = app.customer("bob@example.com").await;
 
-    let res = app
-        .get("/api/v1/me/tokens")
-        .bearer(&first_token)
-        .send()
-        .await;
+    let res = app.get_as("/api/v1/me/tokens", &first_token).await;
     res.expect(200);
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
     let text = res.text();
@@ -494,9 +482,7 @@ async fn token_list_shows_metadata_but_never_the_token(app: TestApp) {
 
     // A token without tokens:manage may not look.
     let narrow = personal_token(&app, &first_token, &["orders:read"]).await;
-    app.get("/api/v1/me/tokens")
-        .bearer(&narrow)
-        .send()
+    app.get_as("/api/v1/me/tokens", &narrow)
         .await
         .expect_problem(403, "insufficient_scope");
 }
@@ -528,14 +514,8 @@ async fn token_create_issues_a_subset_token(app: TestApp) {
         OffsetDateTime::now_utc() + Duration::hours(1),
     );
     // It can do what it holds and nothing more.
-    app.get("/api/v1/me/orders")
-        .bearer(&script)
-        .send()
-        .await
-        .expect(200);
-    app.get("/api/v1/products")
-        .bearer(&script)
-        .send()
+    app.get_as("/api/v1/me/orders", &script).await.expect(200);
+    app.get_as("/api/v1/products", &script)
         .await
         .expect_problem(403, "insufficient_scope");
     // It is listed, under its name, issued through the caller's client.
@@ -663,16 +643,12 @@ async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
     let bob = app.login(&pk, "bob@example.com", PASSWORD).await;
 
     // Bob's token is "not found" for Ann, and keeps working.
-    app.delete(&format!("/api/v1/me/tokens/{}", s(&bob["token_id"])))
-        .bearer(&ann)
-        .send()
+    app.delete_as(&format!("/api/v1/me/tokens/{}", s(&bob["token_id"])), &ann)
         .await
         .expect_problem(404, "not_found");
     app.assert_works(&s(&bob["token"])).await;
     for id in [UNKNOWN_ID, "not-an-id"] {
-        app.delete(&format!("/api/v1/me/tokens/{id}"))
-            .bearer(&ann)
-            .send()
+        app.delete_as(&format!("/api/v1/me/tokens/{id}"), &ann)
             .await
             .expect_problem(404, "not_found");
     }
@@ -680,9 +656,7 @@ async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
     // Her own: gone at once, and from the list.
     let phone_id = s(&ann_phone["token_id"]);
     let res = app
-        .delete(&format!("/api/v1/me/tokens/{phone_id}"))
-        .bearer(&ann)
-        .send()
+        .delete_as(&format!("/api/v1/me/tokens/{phone_id}"), &ann)
         .await;
     res.expect(204);
     assert!(res.body.is_empty());
@@ -691,9 +665,7 @@ async fn token_revoke_one_is_scoped_to_the_caller(app: TestApp) {
     let listed = my_tokens(&app, &ann).await;
     assert!(listed.iter().all(|t| t["id"] != phone_id.as_str()));
     // Twice: there is no such live token any more.
-    app.delete(&format!("/api/v1/me/tokens/{phone_id}"))
-        .bearer(&ann)
-        .send()
+    app.delete_as(&format!("/api/v1/me/tokens/{phone_id}"), &ann)
         .await
         .expect_problem(404, "not_found");
 }
@@ -707,7 +679,7 @@ async fn token_revoke_all_kills_every_token_of_the_caller(app: TestApp) {
     let ann_script = personal_token(&app, &ann, &["products:read"]).await;
     let bob = app.login_token(&pk, "bob@example.com").await;
 
-    let res = app.delete("/api/v1/me/tokens").bearer(&ann).send().await;
+    let res = app.delete_as("/api/v1/me/tokens", &ann).await;
     res.expect(204);
     for token in [&ann, &ann_phone, &ann_script] {
         app.assert_dead(token).await;
@@ -734,9 +706,10 @@ async fn admin_revoke_customer_tokens(app: TestApp) {
     let bob = app.login_token(&pk, "bob@example.com").await;
 
     let res = app
-        .post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
-        .bearer(&admin)
-        .send()
+        .post_as(
+            &format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"),
+            &admin,
+        )
         .await;
     res.expect(204);
     assert!(res.body.is_empty());
@@ -748,26 +721,29 @@ async fn admin_revoke_customer_tokens(app: TestApp) {
     let again = app.login_token(&pk, "ann@example.com").await;
     app.assert_works(&again).await;
     // Doing it again is fine too (the customer exists).
-    app.post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(204);
+    app.post_as(
+        &format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"),
+        &admin,
+    )
+    .await
+    .expect(204);
     app.assert_dead(&again).await;
 
     for id in [UNKNOWN_ID, "not-an-id"] {
-        app.post(&format!("/api/v1/admin/customers/{id}/revoke-tokens"))
-            .bearer(&admin)
-            .send()
-            .await
-            .expect_problem(404, "not_found");
+        app.post_as(
+            &format!("/api/v1/admin/customers/{id}/revoke-tokens"),
+            &admin,
+        )
+        .await
+        .expect_problem(404, "not_found");
     }
     // Not for anyone but an admin.
-    app.post(&format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"))
-        .bearer(&bob)
-        .send()
-        .await
-        .expect_problem(403, "insufficient_scope");
+    app.post_as(
+        &format!("/api/v1/admin/customers/{ann_id}/revoke-tokens"),
+        &bob,
+    )
+    .await
+    .expect_problem(403, "insufficient_scope");
     app.assert_works(&bob).await;
 }
 
@@ -1088,7 +1064,7 @@ async fn token_reads_keep_succeeding_under_a_login_flood(app: TestApp) {
     for _ in 0..40 {
         let (app, token) = (app.clone(), token.clone());
         reads.push(tokio::spawn(async move {
-            let res = app.get("/api/v1/products").bearer(&token).send().await;
+            let res = app.get_as("/api/v1/products", &token).await;
             (res.status.as_u16(), res.text())
         }));
     }

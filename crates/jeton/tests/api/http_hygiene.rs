@@ -122,60 +122,48 @@ async fn unknown_fields_are_422_naming_the_field(app: TestApp) {
     let product = app.product("F-1", 500, "EUR", 10).await;
 
     // `customer_id` on registration.
-    let res = app
-        .post("/api/v1/customers")
-        .bearer(&pk)
-        .json(json!({"email": "b@example.com", "password": PASSWORD, "name": "B", "customer_id": customer_id}))
-        .send()
-        .await;
+    let res = app.post_json_as("/api/v1/customers", &pk, json!({"email": "b@example.com", "password": PASSWORD, "name": "B", "customer_id": customer_id})).await;
     expect_field_error(&res, "customer_id");
 
     // A price on an order line, under either name.
     for field in ["unit_price", "price"] {
         let res = app
-            .post("/api/v1/orders")
-            .bearer(&ut)
-            .json(json!({"items": [{"product_id": product.id, "quantity": 1, field: 1}]}))
-            .send()
+            .post_json_as(
+                "/api/v1/orders",
+                &ut,
+                json!({"items": [{"product_id": product.id, "quantity": 1, field: 1}]}),
+            )
             .await;
         expect_field_error(&res, field);
     }
     // `customer_id` or `total` on the order itself.
     for field in ["customer_id", "total"] {
         let res = app
-            .post("/api/v1/orders")
-            .bearer(&ut)
-            .json(json!({"items": [{"product_id": product.id, "quantity": 1}], field: 1}))
-            .send()
+            .post_json_as(
+                "/api/v1/orders",
+                &ut,
+                json!({"items": [{"product_id": product.id, "quantity": 1}], field: 1}),
+            )
             .await;
         expect_field_error(&res, field);
     }
     // Elsewhere: login, personal tokens, admin products.
-    let res = app
-        .post("/api/v1/auth/login")
-        .bearer(&pk)
-        .json(json!({"email": "fields@example.com", "password": PASSWORD, "customer_id": customer_id}))
-        .send()
-        .await;
+    let res = app.post_json_as("/api/v1/auth/login", &pk, json!({"email": "fields@example.com", "password": PASSWORD, "customer_id": customer_id})).await;
     expect_field_error(&res, "customer_id");
     let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(&ut)
-        .json(json!({"name": "t", "customer_id": customer_id}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            &ut,
+            json!({"name": "t", "customer_id": customer_id}),
+        )
         .await;
     expect_field_error(&res, "customer_id");
-    let res = app
-        .post("/api/v1/admin/products")
-        .bearer(&admin)
-        .json(json!({"sku": "F-2", "name": "F", "price": {"amount": 1, "currency": "EUR"}, "stock": 1, "id": "x"}))
-        .send()
-        .await;
+    let res = app.post_json_as("/api/v1/admin/products", &admin, json!({"sku": "F-2", "name": "F", "price": {"amount": 1, "currency": "EUR"}, "stock": 1, "id": "x"})).await;
     expect_field_error(&res, "id");
 
     // Nothing was used: the order did not happen, the stock is untouched.
     assert_eq!(app.stock(&product.id).await, 10);
-    let res = app.get("/api/v1/me/orders").bearer(&ut).send().await;
+    let res = app.get_as("/api/v1/me/orders", &ut).await;
     res.expect(200);
     assert_eq!(res.json()["data"], json!([]));
 }
@@ -338,7 +326,7 @@ async fn unknown_path_is_404_problem(app: TestApp) {
         "/api/v2/products",
         "/nope",
     ] {
-        let res = app.get(path).bearer(&admin).send().await;
+        let res = app.get_as(path, &admin).await;
         res.expect_problem(404, "not_found");
     }
     app.get("/nope")
@@ -347,9 +335,7 @@ async fn unknown_path_is_404_problem(app: TestApp) {
         .expect_problem(404, "not_found");
     // An unknown id on a real route is the same problem.
     let id = jeton::domain::ids::new_id();
-    app.get(&format!("/api/v1/products/{id}"))
-        .bearer(&pk)
-        .send()
+    app.get_as(&format!("/api/v1/products/{id}"), &pk)
         .await
         .expect_problem(404, "not_found");
 }
@@ -358,20 +344,21 @@ async fn every_response_has_request_id_and_nosniff(app: TestApp) {
     let pk = app.publishable_key().await;
     let (_, ut) = app.customer("rid@example.com").await;
     let mut responses = vec![
-        app.get("/api/v1/products").bearer(&pk).send().await,
-        app.post("/api/v1/customers")
-            .bearer(&pk)
-            .json(json!({"email": "r2@example.com", "password": PASSWORD, "name": "R"}))
-            .send()
-            .await,
-        app.get("/api/v1/me").bearer(&ut).send().await,
+        app.get_as("/api/v1/products", &pk).await,
+        app.post_json_as(
+            "/api/v1/customers",
+            &pk,
+            json!({"email": "r2@example.com", "password": PASSWORD, "name": "R"}),
+        )
+        .await,
+        app.get_as("/api/v1/me", &ut).await,
         app.get("/api/v1/products").send().await,
-        app.get("/api/v1/products").bearer("nope").send().await,
+        app.get_as("/api/v1/products", "nope").await,
         app.get("/api/v1/products")
             .header("authorization", "Bearer")
             .send()
             .await,
-        app.get("/api/v1/me").bearer(&pk).send().await,
+        app.get_as("/api/v1/me", &pk).await,
         app.post("/api/v1/customers")
             .bearer(&pk)
             .raw("application/json", "{")
@@ -382,16 +369,13 @@ async fn every_response_has_request_id_and_nosniff(app: TestApp) {
             .raw("text/plain", "{}")
             .send()
             .await,
-        app.post("/api/v1/customers")
-            .bearer(&pk)
-            .json(json!({"x": 1}))
-            .send()
+        app.post_json_as("/api/v1/customers", &pk, json!({"x": 1}))
             .await,
         app.req(Method::PUT, "/api/v1/products")
             .bearer(&pk)
             .send()
             .await,
-        app.get("/api/v1/nope").bearer(&pk).send().await,
+        app.get_as("/api/v1/nope", &pk).await,
         app.get("/nope").send().await,
         app.get("/healthz").send().await,
         app.get("/readyz").send().await,
@@ -437,39 +421,39 @@ async fn responses_with_tokens_are_not_cached(app: TestApp) {
     };
 
     let login = app
-        .post("/api/v1/auth/login")
-        .bearer(&pk)
-        .json(json!({"email": "cache@example.com", "password": PASSWORD, "device_name": "d"}))
-        .send()
+        .post_json_as(
+            "/api/v1/auth/login",
+            &pk,
+            json!({"email": "cache@example.com", "password": PASSWORD, "device_name": "d"}),
+        )
         .await;
     login.expect(201);
     no_store(&login, "login");
     let ut = login.json()["token"].as_str().unwrap().to_owned();
 
     let personal = app
-        .post("/api/v1/me/tokens")
-        .bearer(&ut)
-        .json(json!({"name": "cli"}))
-        .send()
+        .post_json_as("/api/v1/me/tokens", &ut, json!({"name": "cli"}))
         .await;
     personal.expect(201);
     no_store(&personal, "POST /me/tokens");
 
     let client = app
-        .post("/api/v1/admin/clients")
-        .bearer(&admin)
-        .json(json!({"name": "Backend", "kind": "secret", "abilities": ["products:read"]}))
-        .send()
+        .post_json_as(
+            "/api/v1/admin/clients",
+            &admin,
+            json!({"name": "Backend", "kind": "secret", "abilities": ["products:read"]}),
+        )
         .await;
     client.expect(201);
     no_store(&client, "POST /admin/clients");
     let client_id = client.json()["client"]["id"].as_str().unwrap().to_owned();
 
     let rotated = app
-        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
-        .bearer(&admin)
-        .json(json!({}))
-        .send()
+        .post_json_as(
+            &format!("/api/v1/admin/clients/{client_id}/keys"),
+            &admin,
+            json!({}),
+        )
         .await;
     rotated.expect(201);
     no_store(&rotated, "rotation");

@@ -109,9 +109,7 @@ async fn key_ids(app: &TestApp, admin: &str, client_id: &str) -> Vec<String> {
 }
 
 async fn revoke_client(app: &TestApp, admin: &str, id: &str, query: &str) -> Res {
-    app.delete(&format!("/api/v1/admin/clients/{id}{query}"))
-        .bearer(admin)
-        .send()
+    app.delete_as(&format!("/api/v1/admin/clients/{id}{query}"), admin)
         .await
 }
 
@@ -127,9 +125,7 @@ async fn preflight(app: &TestApp, origin: &str) -> Res {
 
 /// `GET /admin/audit` with `query` (e.g. `?limit=2`).
 async fn audit_page(app: &TestApp, admin: &str, query: &str) -> Res {
-    app.get(&format!("/api/v1/admin/audit{query}"))
-        .bearer(admin)
-        .send()
+    app.get_as(&format!("/api/v1/admin/audit{query}"), admin)
         .await
 }
 
@@ -164,10 +160,11 @@ async fn login(app: &TestApp, key: &str, email: &str) -> Value {
 
 async fn personal_token(app: &TestApp, token: &str) -> (String, String) {
     let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(token)
-        .json(json!({"name": "script", "abilities": ["products:read", "profile:read"]}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            token,
+            json!({"name": "script", "abilities": ["products:read", "profile:read"]}),
+        )
         .await;
     res.expect(201);
     let body = res.json();
@@ -213,10 +210,11 @@ async fn named_storefront(app: &TestApp, admin: &str, name: &str) -> (Value, Str
 /// A personal token with `abilities` made with `token`: the plaintext.
 async fn personal_token_with(app: &TestApp, token: &str, abilities: &[&str]) -> String {
     let res = app
-        .post("/api/v1/me/tokens")
-        .bearer(token)
-        .json(json!({"name": "personal", "abilities": abilities}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            token,
+            json!({"name": "personal", "abilities": abilities}),
+        )
         .await;
     res.expect(201);
     s(&res.json()["token"])
@@ -340,14 +338,12 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     // GET shows the same client, never the key.
     let id = s(&client["id"]);
     let res = app
-        .get(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
+        .get_as(&format!("/api/v1/admin/clients/{id}"), &admin)
         .await;
     res.expect(200);
     assert!(!res.text().contains(&key), "the key leaked: {}", res.text());
     assert_eq!(&res.json(), client);
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    let res = app.get_as("/api/v1/admin/clients", &admin).await;
     res.expect(200);
     assert!(!res.text().contains(&key));
 
@@ -364,9 +360,7 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
     assert_eq!(secret["client"]["rate_limit_per_minute"], 6000);
     assert!(secret["client"]["per_ip_rate_limit_per_minute"].is_null());
     assert_eq!(secret["client"]["allowed_origins"], json!([]));
-    app.get("/api/v1/admin/clients")
-        .bearer(&s(&secret["key"]))
-        .send()
+    app.get_as("/api/v1/admin/clients", &s(&secret["key"]))
         .await
         .expect(200);
 
@@ -484,7 +478,7 @@ async fn admin_client_create_validates(app: TestApp) {
             .expect_problem(422, "validation_failed");
     }
     // None of them was created: only the admin's own client exists.
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    let res = app.get_as("/api/v1/admin/clients", &admin).await;
     res.expect(200);
     assert_eq!(res.json()["data"].as_array().unwrap().len(), 1);
 }
@@ -507,7 +501,7 @@ async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
             None => "/api/v1/admin/clients?limit=2".to_owned(),
             Some(c) => format!("/api/v1/admin/clients?limit=2&cursor={c}"),
         };
-        let res = app.get(&path).bearer(&admin).send().await;
+        let res = app.get_as(&path, &admin).await;
         res.expect(200);
         for key in &keys {
             assert!(!res.text().contains(key.as_str()), "a key leaked");
@@ -528,15 +522,13 @@ async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
     assert_eq!(pages, 3);
 
     // Default page size holds them all.
-    let res = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    let res = app.get_as("/api/v1/admin/clients", &admin).await;
     res.expect(200);
     assert_eq!(res.json()["data"].as_array().unwrap().len(), 5);
     assert!(res.json()["next_cursor"].is_null());
 
     for query in ["limit=0", "limit=101", "cursor=garbage", "sort=name"] {
-        app.get(&format!("/api/v1/admin/clients?{query}"))
-            .bearer(&admin)
-            .send()
+        app.get_as(&format!("/api/v1/admin/clients?{query}"), &admin)
             .await
             .expect_problem(422, "validation_failed");
     }
@@ -546,9 +538,7 @@ async fn admin_client_list_paginates_and_get_finds_one(app: TestApp) {
     assert_eq!(one["id"], expected[2].as_str());
     assert_eq!(one["name"], "Shop 1");
     for id in [UNKNOWN_ID, "not-an-id"] {
-        app.get(&format!("/api/v1/admin/clients/{id}"))
-            .bearer(&admin)
-            .send()
+        app.get_as(&format!("/api/v1/admin/clients/{id}"), &admin)
             .await
             .expect_problem(404, "not_found");
     }
@@ -749,7 +739,7 @@ async fn secret_key_with_origin_is_refused_and_recorded_once_a_minute(app: TestA
     );
     assert!(key["last_browser_refusal_at"].is_string(), "{key}");
     // Also in the list.
-    let list = app.get("/api/v1/admin/clients").bearer(&admin).send().await;
+    let list = app.get_as("/api/v1/admin/clients", &admin).await;
     list.expect(200);
     let listed = list.json()["data"]
         .as_array()
@@ -1039,9 +1029,7 @@ async fn admin_client_rotation_without_grace_kills_the_old_key(app: TestApp) {
 
     // No body at all means the default grace: none.
     let res = app
-        .post(&format!("/api/v1/admin/clients/{id}/keys"))
-        .bearer(&admin)
-        .send()
+        .post_as(&format!("/api/v1/admin/clients/{id}/keys"), &admin)
         .await;
     res.expect(201);
     let newest = s(&res.json()["key"]);
@@ -1109,9 +1097,7 @@ async fn admin_client_rotation_of_a_revoked_or_unknown_client_is_404(app: TestAp
             .await
             .expect_problem(404, "not_found");
     }
-    app.delete(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
+    app.delete_as(&format!("/api/v1/admin/clients/{id}"), &admin)
         .await
         .expect(204);
     app.rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
@@ -1140,7 +1126,7 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
     // Personal tokens inherit the client of the token that made them.
     let (personal_a_id, personal_a) = personal_token(&app, &ann_via_a).await;
     let (_, personal_b) = personal_token(&app, &ann_via_b).await;
-    let res = app.get("/api/v1/me/tokens").bearer(&ann_via_b).send().await;
+    let res = app.get_as("/api/v1/me/tokens", &ann_via_b).await;
     res.expect(200);
     let listed = res.json()["data"]
         .as_array()
@@ -1170,11 +1156,12 @@ async fn revoking_a_client_kills_exactly_its_user_tokens(app: TestApp) {
 
     // An admin can revoke everything of one customer.
     let bob_via_b = s(&login(&app, &b_key, "bob@example.com").await["token"]);
-    app.post(&format!("/api/v1/admin/customers/{ann}/revoke-tokens"))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(204);
+    app.post_as(
+        &format!("/api/v1/admin/customers/{ann}/revoke-tokens"),
+        &admin,
+    )
+    .await
+    .expect(204);
     for dead in [&ann_via_b, &ann_via_c, &personal_b] {
         app.assert_dead(dead).await;
     }
@@ -1206,9 +1193,7 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
     app.assert_works(&second).await;
 
     let res = app
-        .delete(&format!("/api/v1/admin/clients/{id}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&format!("/api/v1/admin/clients/{id}"), &admin)
         .await;
     res.expect(204);
     assert!(res.body.is_empty());
@@ -1223,28 +1208,23 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
 
     // Again, or an unknown id: nothing to revoke.
     for target in [id.as_str(), UNKNOWN_ID, "not-an-id"] {
-        app.delete(&format!("/api/v1/admin/clients/{target}"))
-            .bearer(&admin)
-            .send()
+        app.delete_as(&format!("/api/v1/admin/clients/{target}"), &admin)
             .await
             .expect_problem(404, "not_found");
     }
     // An admin key may revoke its own client, and is dead at once.
     let admin_client = app
-        .get("/api/v1/admin/clients?limit=1")
-        .bearer(&admin)
-        .send()
+        .get_as("/api/v1/admin/clients?limit=1", &admin)
         .await
         .json()["data"][0]["id"]
         .clone();
-    app.delete(&format!("/api/v1/admin/clients/{}", s(&admin_client)))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(204);
-    app.get("/api/v1/admin/clients")
-        .bearer(&admin)
-        .send()
+    app.delete_as(
+        &format!("/api/v1/admin/clients/{}", s(&admin_client)),
+        &admin,
+    )
+    .await
+    .expect(204);
+    app.get_as("/api/v1/admin/clients", &admin)
         .await
         .expect_problem(401, "invalid_token");
 }
@@ -1264,12 +1244,13 @@ async fn admin_client_revoke_with_user_tokens(app: TestApp) {
     let ann_via_b = app.login_token(&key_b, "ann@example.com").await;
     let bob_via_c = app.login_token(&key_c, "bob@example.com").await;
 
-    app.delete(&format!(
-        "/api/v1/admin/clients/{}?revoke_user_tokens=true",
-        s(&shop_a["id"])
-    ))
-    .bearer(&admin)
-    .send()
+    app.delete_as(
+        &format!(
+            "/api/v1/admin/clients/{}?revoke_user_tokens=true",
+            s(&shop_a["id"])
+        ),
+        &admin,
+    )
     .await
     .expect(204);
     app.assert_dead(&key_a).await;
@@ -1280,12 +1261,13 @@ async fn admin_client_revoke_with_user_tokens(app: TestApp) {
     app.assert_works(&bob_via_c).await;
 
     // `false`: the client's keys die, its customers' tokens live on.
-    app.delete(&format!(
-        "/api/v1/admin/clients/{}?revoke_user_tokens=false",
-        s(&shop_c["id"])
-    ))
-    .bearer(&admin)
-    .send()
+    app.delete_as(
+        &format!(
+            "/api/v1/admin/clients/{}?revoke_user_tokens=false",
+            s(&shop_c["id"])
+        ),
+        &admin,
+    )
     .await
     .expect(204);
     app.assert_dead(&key_c).await;
@@ -1313,24 +1295,21 @@ async fn audit_log_lists_a_scripted_scenario_in_order(app: TestApp) {
     let shop_actor = json!({"kind": "client_key", "id": shop_key_id});
     let ann = app.register(&shop_key, "ann@example.com", PASSWORD).await;
     let wrong = "wrong horse battery";
-    app.post("/api/v1/auth/login")
-        .bearer(&shop_key)
-        .json(json!({"email": "ann@example.com", "password": wrong, "device_name": "phone"}))
-        .send()
-        .await
-        .expect_problem(400, "invalid_credentials");
+    app.post_json_as(
+        "/api/v1/auth/login",
+        &shop_key,
+        json!({"email": "ann@example.com", "password": wrong, "device_name": "phone"}),
+    )
+    .await
+    .expect_problem(400, "invalid_credentials");
     let login = login(&app, &shop_key, "ann@example.com").await;
     let login_token = s(&login["token"]);
     let login_token_id = s(&login["token_id"]);
     let (personal_id, personal) = personal_token(&app, &login_token).await;
-    app.delete(&format!("/api/v1/me/tokens/{personal_id}"))
-        .bearer(&login_token)
-        .send()
+    app.delete_as(&format!("/api/v1/me/tokens/{personal_id}"), &login_token)
         .await
         .expect(204);
-    app.post("/api/v1/auth/logout")
-        .bearer(&login_token)
-        .send()
+    app.post_as("/api/v1/auth/logout", &login_token)
         .await
         .expect(204);
     revoke_client(&app, &admin, &shop_id, "").await.expect(204);

@@ -29,10 +29,7 @@ use sqlx::{AnyPool, Row};
 // ---------------------------------------------------------------- helpers
 
 async fn order(app: &TestApp, token: &str, items: Value) -> Res {
-    app.post("/api/v1/orders")
-        .bearer(token)
-        .json(json!({ "items": items }))
-        .send()
+    app.post_json_as("/api/v1/orders", token, json!({ "items": items }))
         .await
 }
 
@@ -96,37 +93,32 @@ async fn multi_line_order_totals_keeps_line_order_and_decrements_stock(app: Test
 
     // Reading it back gives the same order, lines in the same order.
     let res = app
-        .get(&format!("/api/v1/me/orders/{order_id}"))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [placed], "next_cursor": null}));
 
     // The catalogue shows the new stock.
     let res = app
-        .get(&format!("/api/v1/products/{}", mug.id))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/products/{}", mug.id), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json()["stock"], 3);
 
     // A later price change does not rewrite the order.
     let admin = app.admin_key().await;
-    app.patch(&format!("/api/v1/admin/products/{}", mug.id))
-        .bearer(&admin)
-        .json(json!({"price": {"amount": 9999, "currency": "EUR"}}))
-        .send()
-        .await
-        .expect(200);
+    app.patch_json_as(
+        &format!("/api/v1/admin/products/{}", mug.id),
+        &admin,
+        json!({"price": {"amount": 9999, "currency": "EUR"}}),
+    )
+    .await
+    .expect(200);
     let res = app
-        .get(&format!("/api/v1/me/orders/{order_id}"))
-        .bearer(&token)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
@@ -196,7 +188,7 @@ async fn insufficient_stock_changes_nothing(app: TestApp) {
         assert_eq!(app.stock(&scarce.id).await, 1, "{items}");
         assert_eq!(app.db.count_orders().await.unwrap(), 0, "{items}");
     }
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
 
@@ -486,10 +478,11 @@ async fn concurrent_orders_never_oversell(app: TestApp) {
         let product_id = product.id.clone();
         tasks.push(tokio::spawn(async move {
             let res = app
-                .post("/api/v1/orders")
-                .bearer(&token)
-                .json(json!({"items": [{"product_id": product_id, "quantity": 1}]}))
-                .send()
+                .post_json_as(
+                    "/api/v1/orders",
+                    &token,
+                    json!({"items": [{"product_id": product_id, "quantity": 1}]}),
+                )
                 .await;
             (res.status.as_u16(), res.code(), res.text())
         }));
@@ -557,7 +550,7 @@ async fn my_orders_are_newest_first_and_paged(app: TestApp) {
     placed.reverse();
     let newest_first = ids(&placed);
 
-    let res = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    let res = app.get_as("/api/v1/me/orders", &token).await;
     res.expect(200);
     let page = res.json();
     assert_eq!(page["next_cursor"], Value::Null);
@@ -572,12 +565,10 @@ async fn my_orders_are_newest_first_and_paged(app: TestApp) {
     // Each listed order reads back the same by id.
     for listed in &placed {
         let res = app
-            .get(&format!(
-                "/api/v1/me/orders/{}",
-                listed["id"].as_str().unwrap()
-            ))
-            .bearer(&token)
-            .send()
+            .get_as(
+                &format!("/api/v1/me/orders/{}", listed["id"].as_str().unwrap()),
+                &token,
+            )
             .await;
         res.expect(200);
         assert_eq!(&res.json(), listed);
@@ -599,7 +590,7 @@ async fn orders_placed_while_paging_neither_appear_nor_duplicate(app: TestApp) {
             None => "/api/v1/me/orders?limit=3".to_owned(),
             Some(cursor) => format!("/api/v1/me/orders?limit=3&cursor={}", enc(cursor)),
         };
-        let res = app.get(&url).bearer(&token).send().await;
+        let res = app.get_as(&url, &token).await;
         res.expect(200);
         let page = res.json();
         seen.extend(ids(page["data"].as_array().unwrap()));
@@ -634,47 +625,35 @@ async fn other_customers_orders_are_invisible(app: TestApp) {
     let (_, bob) = app.customer("bob@example.com").await;
     let placed = place_orders(&app, &ann, &product.id, 3).await;
 
-    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    let res = app.get_as("/api/v1/me/orders", &bob).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
     for placed_order in &placed {
         let id = placed_order["id"].as_str().unwrap();
-        let res = app
-            .get(&format!("/api/v1/me/orders/{id}"))
-            .bearer(&bob)
-            .send()
-            .await;
+        let res = app.get_as(&format!("/api/v1/me/orders/{id}"), &bob).await;
         res.expect_problem(404, "not_found");
         // Exactly the answer for an order that does not exist.
         let missing = app
-            .get(&format!("/api/v1/me/orders/{}", new_id()))
-            .bearer(&bob)
-            .send()
+            .get_as(&format!("/api/v1/me/orders/{}", new_id()), &bob)
             .await;
         assert_eq!(res.json()["detail"], missing.json()["detail"]);
     }
     // Ann's cursor does not open Ann's orders to Bob.
-    let res = app
-        .get("/api/v1/me/orders?limit=1")
-        .bearer(&ann)
-        .send()
-        .await;
+    let res = app.get_as("/api/v1/me/orders?limit=1", &ann).await;
     res.expect(200);
     let cursor = res.json()["next_cursor"].as_str().unwrap().to_owned();
     let res = app
-        .get(&format!("/api/v1/me/orders?cursor={}", enc(&cursor)))
-        .bearer(&bob)
-        .send()
+        .get_as(&format!("/api/v1/me/orders?cursor={}", enc(&cursor)), &bob)
         .await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": [], "next_cursor": null}));
 
     // Bob's own order is his alone.
     let bobs = place_orders(&app, &bob, &product.id, 1).await;
-    let res = app.get("/api/v1/me/orders").bearer(&bob).send().await;
+    let res = app.get_as("/api/v1/me/orders", &bob).await;
     res.expect(200);
     assert_eq!(res.json(), json!({"data": bobs, "next_cursor": null}));
-    let res = app.get("/api/v1/me/orders").bearer(&ann).send().await;
+    let res = app.get_as("/api/v1/me/orders", &ann).await;
     res.expect(200);
     let anns = res.json();
     assert_eq!(anns["data"].as_array().unwrap().len(), 3);
@@ -701,15 +680,11 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         "q=x",
         "customer_id=1",
     ] {
-        app.get(&format!("/api/v1/me/orders?{query}"))
-            .bearer(&token)
-            .send()
+        app.get_as(&format!("/api/v1/me/orders?{query}"), &token)
             .await
             .expect_problem(422, "validation_failed");
     }
-    app.get(&format!("/api/v1/me/orders?cursor={order_id}"))
-        .bearer(&token)
-        .send()
+    app.get_as(&format!("/api/v1/me/orders?cursor={order_id}"), &token)
         .await
         .expect_problem(422, "validation_failed");
 
@@ -722,16 +697,12 @@ async fn my_orders_reject_bad_page_requests_and_unknown_ids(app: TestApp) {
         format!("{order_id}x"),
         product.id.to_string(),
     ] {
-        app.get(&format!("/api/v1/me/orders/{id}"))
-            .bearer(&token)
-            .send()
+        app.get_as(&format!("/api/v1/me/orders/{id}"), &token)
             .await
             .expect_problem(404, "not_found");
     }
     // The real one is still there.
-    app.get(&format!("/api/v1/me/orders/{order_id}"))
-        .bearer(&token)
-        .send()
+    app.get_as(&format!("/api/v1/me/orders/{order_id}"), &token)
         .await
         .expect(200);
 }
@@ -921,11 +892,12 @@ fn line(product_id: &str, quantity: i64) -> Value {
 }
 
 async fn restock(app: &TestApp, admin: &str, product_id: &str, patch: Value) -> Res {
-    app.patch(&format!("/api/v1/admin/products/{product_id}"))
-        .bearer(admin)
-        .json(patch)
-        .send()
-        .await
+    app.patch_json_as(
+        &format!("/api/v1/admin/products/{product_id}"),
+        admin,
+        patch,
+    )
+    .await
 }
 
 /// Ordered quantity per product, from `order_items`.
@@ -1394,12 +1366,10 @@ async fn a_replay_is_the_identical_first_response_and_changes_nothing(app: TestA
     assert_eq!(app.stock(&mug.id).await, 9 + 5);
     // The order reads back as it was placed.
     let res = app
-        .get(&format!(
-            "/api/v1/me/orders/{}",
-            placed["id"].as_str().unwrap()
-        ))
-        .bearer(&token)
-        .send()
+        .get_as(
+            &format!("/api/v1/me/orders/{}", placed["id"].as_str().unwrap()),
+            &token,
+        )
         .await;
     res.expect(200);
     assert_eq!(res.json(), placed);
@@ -1474,9 +1444,7 @@ async fn keys_are_per_customer(app: TestApp) {
     assert_eq!(replay.body, anns.body);
     // And each sees only their own order.
     let res = app
-        .get(&format!("/api/v1/me/orders/{}", order_id(&anns)))
-        .bearer(&bob)
-        .send()
+        .get_as(&format!("/api/v1/me/orders/{}", order_id(&anns)), &bob)
         .await;
     res.expect_problem(404, "not_found");
 }

@@ -49,20 +49,16 @@ async fn database_contents(app: &TestApp) -> String {
 
 async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
     let admin = app.admin_key().await;
-    let created = app
-        .post("/api/v1/admin/clients")
-        .bearer(&admin)
-        .json(json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read", "customers:create", "auth:login"], "allowed_origins": ["https://shop.example"]}))
-        .send()
-        .await;
+    let created = app.post_json_as("/api/v1/admin/clients", &admin, json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read", "customers:create", "auth:login"], "allowed_origins": ["https://shop.example"]})).await;
     created.expect(201);
     let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
     let first_pk = created.json()["key"].as_str().unwrap().to_owned();
     let rotated = app
-        .post(&format!("/api/v1/admin/clients/{client_id}/keys"))
-        .bearer(&admin)
-        .json(json!({"previous_key_expires_in_seconds": 60}))
-        .send()
+        .post_json_as(
+            &format!("/api/v1/admin/clients/{client_id}/keys"),
+            &admin,
+            json!({"previous_key_expires_in_seconds": 60}),
+        )
         .await;
     rotated.expect(201);
     let pk = rotated.json()["key"].as_str().unwrap().to_owned();
@@ -73,29 +69,25 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
         .unwrap()
         .to_owned();
     let personal = app
-        .post("/api/v1/me/tokens")
-        .bearer(&user_token)
-        .json(json!({"name": "cli", "abilities": ["orders:read"]}))
-        .send()
+        .post_json_as(
+            "/api/v1/me/tokens",
+            &user_token,
+            json!({"name": "cli", "abilities": ["orders:read"]}),
+        )
         .await;
     personal.expect(201);
     let personal = personal.json()["token"].as_str().unwrap().to_owned();
     // A failed login and a refused token are logged too; they must not
     // carry the secret either.
-    app.post("/api/v1/auth/login")
-        .bearer(&pk)
-        .json(json!({"email": "secret@example.com", "password": format!("{PASSWORD}!")}))
-        .send()
-        .await
-        .expect(400);
-    app.get("/api/v1/me")
-        .bearer(&personal)
-        .send()
-        .await
-        .expect(403);
-    app.get("/api/v1/products")
-        .bearer(&user_token)
-        .send()
+    app.post_json_as(
+        "/api/v1/auth/login",
+        &pk,
+        json!({"email": "secret@example.com", "password": format!("{PASSWORD}!")}),
+    )
+    .await
+    .expect(400);
+    app.get_as("/api/v1/me", &personal).await.expect(403);
+    app.get_as("/api/v1/products", &user_token)
         .await
         .expect(200);
     // OAuth 2.0: an exchange, a use, an introspection, a failed client
@@ -173,20 +165,14 @@ on_both_databases!(query_strings_never_reach_the_log);
 
 async fn query_strings_never_reach_the_log(app: TestApp) {
     let pk = app.publishable_key().await;
-    app.get("/api/v1/products?q=SECRETQUERY123")
-        .bearer(&pk)
-        .send()
+    app.get_as("/api/v1/products?q=SECRETQUERY123", &pk)
         .await
         .expect(200);
     // Refused requests are logged too, without their query.
-    app.get("/api/v1/products?access_token=SECRETQUERY456")
-        .bearer(&pk)
-        .send()
+    app.get_as("/api/v1/products?access_token=SECRETQUERY456", &pk)
         .await
         .expect_problem(400, "invalid_request");
-    app.get("/api/v1/products?limit=SECRETQUERY789")
-        .bearer(&pk)
-        .send()
+    app.get_as("/api/v1/products?limit=SECRETQUERY789", &pk)
         .await
         .expect_problem(422, "validation_failed");
     let log = captured_log();

@@ -496,6 +496,31 @@ impl TestApp {
         self.req(Method::DELETE, path)
     }
 
+    /// `GET path` with `token` as the bearer, nothing else.
+    pub async fn get_as(&self, path: &str, token: &str) -> Res {
+        self.get(path).bearer(token).send().await
+    }
+
+    /// `POST path` with `token` as the bearer and no body.
+    pub async fn post_as(&self, path: &str, token: &str) -> Res {
+        self.post(path).bearer(token).send().await
+    }
+
+    /// `POST path` with `token` as the bearer and `body` as JSON.
+    pub async fn post_json_as(&self, path: &str, token: &str, body: Value) -> Res {
+        self.post(path).bearer(token).json(body).send().await
+    }
+
+    /// `PATCH path` with `token` as the bearer and `body` as JSON.
+    pub async fn patch_json_as(&self, path: &str, token: &str, body: Value) -> Res {
+        self.patch(path).bearer(token).json(body).send().await
+    }
+
+    /// `DELETE path` with `token` as the bearer.
+    pub async fn delete_as(&self, path: &str, token: &str) -> Res {
+        self.delete(path).bearer(token).send().await
+    }
+
     // ------------------------------------------------------------ fixtures
 
     /// A client made straight in the store; returns (client id, key).

@@ -460,8 +460,14 @@ where
     within(Duration::from_secs(1), since, what, check).await;
 }
 
-/// Polls `check` until it holds, failing if that takes `limit` or more from
-/// `since`.
+/// Polls `check` until it holds, failing if a check *sent* `limit` or more
+/// after `since` still does not.
+///
+/// A check is timed by when it starts, not when its answer arrives: the
+/// server looked at its state somewhere in between, so a stale answer to a
+/// request sent before the limit proves nothing, however late a loaded
+/// machine delivers it. One sent after the limit that is still stale does
+/// break the guarantee.
 pub async fn within<F, Fut>(limit: Duration, since: Instant, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -470,12 +476,12 @@ where
     let mut attempts = 0;
     loop {
         attempts += 1;
+        let sent = since.elapsed();
         match check().await {
             Ok(()) => return,
             Err(last) => assert!(
-                since.elapsed() < limit,
-                "{what}: still not after {:?} ({attempts} tries); last answer: {last}",
-                since.elapsed()
+                sent < limit,
+                "{what}: still not in a check sent after {sent:?} ({attempts} tries); last answer: {last}",
             ),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
