@@ -9,16 +9,16 @@
 //! reads [`GenerationCache::generation`] *before* it loads and hands it to
 //! [`GenerationCache::insert`], so whatever it read before an invalidation
 //! is never served after it, however late it is inserted.
-//! [`GenerationCache::invalidate`] does the same for one key: entries are
-//! also tagged with their key's group's count of invalidations, and a load
-//! that any per-key invalidation overtakes is not kept.
+//! [`GenerationCache::invalidate`] does the same for one key: the
+//! generation a loader takes for its key also counts the invalidations of
+//! the key's group, and a load that one of them overtook is not served.
 //!
 //! ```
 //! use std::time::Duration;
 //! use jeton_auth::cache::GenerationCache;
 //!
 //! let cache = GenerationCache::new(100, Duration::from_secs(30));
-//! let read_in = cache.generation();
+//! let read_in = cache.generation("key");
 //! let loaded = "from the database";
 //! cache.invalidate_all(); // a write lands while the value was being loaded
 //! cache.insert("key", loaded, read_in);
@@ -33,20 +33,15 @@ use std::{
 
 use quick_cache::{Equivalent, Weighter, sync::Cache};
 
-/// The generation a value was read in: from [`GenerationCache::generation`],
-/// taken before the value is loaded.
+/// The generation a key's value was read in: from
+/// [`GenerationCache::generation`], taken before the value is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Generation {
     /// [`GenerationCache::invalidate_all`] calls so far.
     all: u64,
-    /// [`GenerationCache::invalidate`] calls so far.
-    keys: u64,
+    /// [`GenerationCache::invalidate`] calls so far for the key's group.
+    group: u64,
 }
-
-/// How many groups of keys [`GenerationCache::invalidate`] tracks. Keys
-/// that share a group are retired together: a spurious miss, never a stale
-/// answer.
-const GROUPS: usize = 1024;
 
 #[derive(Clone)]
 struct Entry<V> {
@@ -77,8 +72,9 @@ impl<K, V> Weighter<K, Entry<V>> for ByValue<V> {
 pub struct GenerationCache<K, V> {
     entries: Option<Cache<K, Entry<V>, ByValue<V>>>,
     generation: AtomicU64,
-    /// Per-key invalidations: how many so far, and per group of keys.
-    keys: AtomicU64,
+    /// Per-key invalidations, counted per group of keys: keys that share a
+    /// group are retired together (a spurious miss, never a stale answer),
+    /// so there are a few groups per entry the cache expects.
     groups: Box<[AtomicU64]>,
     grouping: RandomState,
     ttl: Duration,
@@ -101,24 +97,29 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
             entries: (max_weight > 0)
                 .then(|| Cache::with_weighter(items.max(1), max_weight, ByValue(weight))),
             generation: AtomicU64::new(0),
-            keys: AtomicU64::new(0),
-            groups: (0..GROUPS).map(|_| AtomicU64::new(0)).collect(),
+            groups: (0..(4 * items).clamp(1024, 1 << 16))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             grouping: RandomState::new(),
             ttl,
         }
     }
 
-    /// The current generation. Read it before loading a value, and pass it
-    /// to [`GenerationCache::insert`].
-    pub fn generation(&self) -> Generation {
+    /// The current generation for `key`. Read it before loading the key's
+    /// value, and pass it to [`GenerationCache::insert`].
+    pub fn generation<Q: Hash + ?Sized>(&self, key: &Q) -> Generation {
+        self.generation_of(self.group(key))
+    }
+
+    fn generation_of(&self, group: usize) -> Generation {
         Generation {
             all: self.generation.load(Ordering::SeqCst),
-            keys: self.keys.load(Ordering::SeqCst),
+            group: self.groups[group].load(Ordering::SeqCst),
         }
     }
 
-    fn group(&self, key: &K) -> usize {
-        (self.grouping.hash_one(key) % GROUPS as u64) as usize
+    fn group<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
+        (self.grouping.hash_one(key) % self.groups.len() as u64) as usize
     }
 
     /// The value of `key`, if it was read in the current generation (and
@@ -135,18 +136,14 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
         .then_some(entry.value)
     }
 
-    /// Keeps `value`, read in `read_in`. If an invalidation has happened
-    /// since (of any key), the value is dropped; and if one happens during
-    /// this call, the entry's generation keeps it from being served.
+    /// Keeps `value`, read in `read_in` (the key's generation). If an
+    /// invalidation of the key has happened since, the value is dropped;
+    /// and if one happens during this call, the entry's generation keeps it
+    /// from being served.
     pub fn insert(&self, key: K, value: V, read_in: Generation) {
         let Some(entries) = &self.entries else { return };
         let group = self.group(&key);
-        // The group first: an invalidation counts itself before it moves
-        // its group on, so if the count below is still `read_in`'s, this is
-        // the group's generation from before any invalidation of `key`
-        // since the value was read.
-        let group_generation = self.groups[group].load(Ordering::SeqCst);
-        if self.generation() != read_in {
+        if self.generation_of(group) != read_in {
             return;
         }
         entries.insert(
@@ -155,7 +152,7 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
                 value,
                 generation: read_in.all,
                 group,
-                group_generation,
+                group_generation: read_in.group,
                 until: Instant::now() + self.ttl,
             },
         );
@@ -172,7 +169,6 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
     /// From now on, nothing read before for `key` is served (nor, until
     /// they are read again, a few other keys that share its group).
     pub fn invalidate(&self, key: &K) {
-        self.keys.fetch_add(1, Ordering::SeqCst);
         self.groups[self.group(key)].fetch_add(1, Ordering::SeqCst);
         if let Some(entries) = &self.entries {
             entries.remove(key);
@@ -191,18 +187,18 @@ mod tests {
     #[test]
     fn a_value_is_served_in_its_generation_only() {
         let cache = cache();
-        cache.insert("a".into(), 1, cache.generation());
+        cache.insert("a".into(), 1, cache.generation("a"));
         assert_eq!(cache.get("a"), Some(1));
         cache.invalidate_all();
         assert_eq!(cache.get("a"), None);
-        cache.insert("a".into(), 2, cache.generation());
+        cache.insert("a".into(), 2, cache.generation("a"));
         assert_eq!(cache.get("a"), Some(2));
     }
 
     #[test]
     fn a_value_read_before_an_invalidation_is_never_served_after_it() {
         let cache = cache();
-        let read_in = cache.generation();
+        let read_in = cache.generation("a");
         cache.invalidate_all();
         cache.insert("a".into(), 1, read_in);
         assert_eq!(cache.get("a"), None);
@@ -213,7 +209,7 @@ mod tests {
         // The insert checked the generation, then the invalidation emptied
         // the cache, then the insert went in: the entry's tag retires it.
         let cache = cache();
-        let read_in = cache.generation();
+        let read_in = cache.generation("a");
         cache.generation.fetch_add(1, Ordering::SeqCst);
         cache.entries.as_ref().unwrap().insert(
             "a".into(),
@@ -231,43 +227,57 @@ mod tests {
     #[test]
     fn invalidating_a_key_retires_its_value_only() {
         let cache = cache();
-        let read_in = cache.generation();
+        let read_in = cache.generation("a");
         cache.insert("a".into(), 1, read_in);
-        cache.insert("b".into(), 2, read_in);
+        cache.insert("b".into(), 2, cache.generation("b"));
         cache.invalidate(&"a".to_owned());
         assert_eq!(cache.get("a"), None);
         // Unless "b" shares "a"'s group: then it is only read again.
         if cache.group(&"a".to_owned()) != cache.group(&"b".to_owned()) {
             assert_eq!(cache.get("b"), Some(2));
         }
-        cache.insert("a".into(), 3, cache.generation());
+        cache.insert("a".into(), 3, cache.generation("a"));
         assert_eq!(cache.get("a"), Some(3));
     }
 
     #[test]
     fn a_value_read_before_its_key_was_invalidated_is_never_served_after_it() {
         let cache = cache();
-        let read_in = cache.generation();
+        let read_in = cache.generation("a");
         cache.invalidate(&"a".to_owned());
         cache.insert("a".into(), 1, read_in);
         assert_eq!(cache.get("a"), None);
     }
 
     #[test]
+    fn a_load_is_kept_when_another_key_is_invalidated_meanwhile() {
+        let cache = cache();
+        let other = (0..)
+            .map(|n| n.to_string())
+            .find(|key| cache.group(key) != cache.group("a"))
+            .expect("keys fall into more than one group");
+        let read_in = cache.generation("a");
+        cache.invalidate(&other);
+        cache.insert("a".into(), 1, read_in);
+        assert_eq!(cache.get("a"), Some(1));
+    }
+
+    #[test]
     fn an_insert_overtaken_by_a_key_invalidation_is_not_served() {
-        // The insert read its group's generation and checked the counts,
-        // then the invalidation counted itself, moved the group on and
-        // removed the key, then the insert went in.
+        // The insert checked its key's generation, then the invalidation
+        // moved the key's group on and removed the key, then the insert
+        // went in.
         let cache = cache();
         let key = "a".to_owned();
         let group = cache.group(&key);
         let group_generation = cache.groups[group].load(Ordering::SeqCst);
         cache.invalidate(&key);
+        let generation = cache.generation(&key).all;
         cache.entries.as_ref().unwrap().insert(
             key,
             Entry {
                 value: 1,
-                generation: cache.generation().all,
+                generation,
                 group,
                 group_generation,
                 until: Instant::now() + Duration::from_secs(60),
@@ -285,7 +295,7 @@ mod tests {
             Duration::from_secs(60),
         );
         for key in 0..100 {
-            cache.insert(key, vec![0; 100], cache.generation());
+            cache.insert(key, vec![0; 100], cache.generation(&key));
         }
         let kept = (0..100).filter(|key| cache.get(key).is_some()).count();
         assert!((1..=10).contains(&kept), "{kept} entries of 100 bytes kept");
@@ -294,14 +304,14 @@ mod tests {
     #[test]
     fn a_value_is_served_for_its_time_to_live_only() {
         let expired = GenerationCache::new(10, Duration::ZERO);
-        expired.insert("a".to_owned(), 1, expired.generation());
+        expired.insert("a".to_owned(), 1, expired.generation("a"));
         assert_eq!(expired.get("a"), None);
     }
 
     #[test]
     fn no_capacity_keeps_nothing() {
         let none = GenerationCache::new(0, Duration::from_secs(60));
-        none.insert("a".to_owned(), 1, none.generation());
+        none.insert("a".to_owned(), 1, none.generation("a"));
         assert_eq!(none.get("a"), None);
     }
 }

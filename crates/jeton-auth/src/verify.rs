@@ -281,7 +281,7 @@ impl<S: TokenStore> Verifier<S> {
     /// before the question (an invalidation that overtakes the question
     /// keeps the answer from being served to anyone else).
     async fn load(&self, token: &PlainToken, hash: HashedToken) -> Result<Cached, AuthError> {
-        let (known_in, unknown_in) = (self.known.generation(), self.unknown.generation());
+        let (known_in, unknown_in) = (self.known.generation(&hash), self.unknown.generation(&hash));
         let found = self
             .store
             .find_credential(token.kind(), &hash)
@@ -540,7 +540,7 @@ mod tests {
         let key = verifier.store.issue(TokenKind::Publishable, None);
         let headers = bearer(&key);
         now_or_never(verifier.authenticate(&headers, None)).unwrap();
-        let read_in = verifier.known.generation();
+        let read_in = verifier.known.generation(&key.hash());
         let stale = verifier.known.get(&key.hash()).unwrap();
         verifier.store.revoke_all();
         verifier.invalidate_all();
@@ -553,7 +553,7 @@ mod tests {
         // And a token created after it was found unknown.
         let token = PlainToken::generate(TokenKind::User);
         let headers = bearer(&token);
-        let read_in = verifier.unknown.generation();
+        let read_in = verifier.unknown.generation(&token.hash());
         assert_eq!(
             now_or_never(verifier.authenticate(&headers, None)),
             Err(AuthError::InvalidToken)

@@ -17,6 +17,13 @@ use crate::{
     store,
 };
 
+/// A shape as ready-to-send JSON, for the caches that keep responses. The
+/// buffer is shrunk to its length: a cache weighs entries by their length.
+pub fn json<T: Serialize>(value: &T) -> bytes::Bytes {
+    let body = serde_json::to_vec(value).expect("the API's shapes serialize");
+    bytes::Bytes::from(body.into_boxed_slice())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Product {
     #[schema(value_type = String)]
@@ -96,8 +103,7 @@ impl From<store::orders::OrderItem> for OrderItem {
 pub struct Order {
     #[schema(value_type = String)]
     pub id: OrderId,
-    /// `placed` today; `cancelled` arrives with order cancellation.
-    pub status: String,
+    pub status: OrderStatus,
     pub items: Vec<OrderItem>,
     pub total: Money,
     #[serde(with = "time::serde::rfc3339")]
@@ -108,13 +114,33 @@ impl From<store::orders::Order> for Order {
     fn from(row: store::orders::Order) -> Order {
         Order {
             id: row.id,
-            status: row.status,
+            status: OrderStatus::from_store(&row.status),
             items: row.items.into_iter().map(OrderItem::from).collect(),
             total: Money {
                 amount: row.total_amount,
                 currency: row.currency,
             },
             created_at: row.created_at,
+        }
+    }
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Placed: its units left the stock.
+    Placed,
+    /// Cancelled by an admin (`POST /admin/orders/{id}/cancel`): its units
+    /// went back to stock.
+    Cancelled,
+}
+
+impl OrderStatus {
+    fn from_store(status: &str) -> OrderStatus {
+        match status {
+            "cancelled" => OrderStatus::Cancelled,
+            _ => OrderStatus::Placed,
         }
     }
 }

@@ -12,7 +12,7 @@ use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
 
 use crate::{
-    api,
+    api::{self, json},
     domain::ids::ProductId,
     pagination::PageRequest,
     store::{Db, products::ProductFilter},
@@ -57,10 +57,6 @@ impl Default for CatalogCache {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).expect("products serialize"))
-}
-
 impl CatalogCache {
     pub fn invalidate_all(&self) {
         self.pages.invalidate_all();
@@ -93,7 +89,7 @@ impl CatalogCache {
             return Ok(body);
         }
         self.count(false);
-        let read_in = self.pages.generation();
+        let read_in = self.pages.generation(&key);
         // Boxed: the query's future is large, and the handler's future would
         // otherwise carry it on every request, hit or miss.
         let rows =
@@ -113,7 +109,7 @@ impl CatalogCache {
             return Ok(body);
         }
         self.count(false);
-        let read_in = self.products.generation();
+        let read_in = self.products.generation(id);
         let body = Box::pin(db.get_product(id))
             .await?
             .map(|product| json(&api::Product::from(product)));

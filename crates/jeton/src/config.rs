@@ -19,6 +19,14 @@ pub struct Config {
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
     /// `http` on a loopback address ([`secure_cookies`] of the public URL).
     pub secure_cookies: bool,
+    /// Live tokens a customer may hold that were made through
+    /// `POST /me/tokens` (logins and cookie sessions do not count).
+    pub personal_token_cap: u32,
+    /// Most units of one product in one order: at most the contract's 1000.
+    pub max_units_per_line: i64,
+    /// Whether `/metrics` is served with the API; `false` when it has an
+    /// address of its own (`--metrics-addr`).
+    pub metrics_on_api: bool,
     /// Lifetime of an OAuth 2.0 access token.
     pub access_token_ttl: time::Duration,
     /// Where clients reach the server (`--public-url`): the OAuth 2.0
@@ -80,6 +88,9 @@ impl std::str::FromStr for PublicUrl {
     }
 }
 
+/// Default of [`Config::personal_token_cap`].
+pub const DEFAULT_PERSONAL_TOKEN_CAP: u32 = 50;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -93,6 +104,9 @@ impl Default for Config {
             throttle: ThrottleSettings::default(),
             failed_auth: Default::default(),
             secure_cookies: true,
+            personal_token_cap: DEFAULT_PERSONAL_TOKEN_CAP,
+            max_units_per_line: crate::domain::order::MAX_QUANTITY,
+            metrics_on_api: true,
             access_token_ttl: time::Duration::minutes(15),
             public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
         }

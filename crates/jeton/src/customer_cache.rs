@@ -25,13 +25,14 @@ use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
 
 use crate::{
-    api,
+    api::{self, json},
     domain::ids::{CustomerId, OrderId},
     pagination::{MAX_LIMIT, PageRequest, cursor},
     store::Db,
 };
 
-/// How many of a customer's newest orders are kept: the largest page.
+/// How many of a customer's newest orders are kept: the largest page. One
+/// more is read, and kept too, to know whether there is a next page.
 pub const KEPT_ORDERS: usize = MAX_LIMIT as usize;
 
 /// The most the kept orders of all customers may weigh together: their
@@ -57,7 +58,8 @@ struct Orders {
     /// Newest first (by id, as the database orders them): each order's id
     /// and JSON.
     newest: Vec<(OrderId, Bytes)>,
-    /// Whether these are all the customer's orders.
+    /// Whether these are all the customer's orders (else there are
+    /// [`KEPT_ORDERS`] + 1 of them, and more in the database).
     all: bool,
 }
 
@@ -97,7 +99,11 @@ impl Orders {
         let at = self.newest.partition_point(|(kept, _)| kept > id);
         match self.newest.get(at) {
             Some((kept, json)) if kept == id => Some(Some(json.clone())),
-            // Not kept, yet no older than the oldest kept: not theirs.
+            // Newer than every order kept: perhaps placed through another
+            // process since they were read, so the database says.
+            _ if at == 0 => None,
+            // Between orders kept, or older than all of them when they are
+            // all the customer has: not theirs.
             _ if self.all || at < self.newest.len() => Some(None),
             _ => None,
         }
@@ -130,10 +136,6 @@ fn render_page(orders: &[(OrderId, Bytes)], last: Option<&OrderId>) -> Bytes {
     Bytes::from(body)
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).expect("orders and customers serialize"))
-}
-
 /// Per-customer reads, in the same generation-tagged cache as the
 /// catalogue's and the token verifier's: what a load read before the
 /// customer's orders changed is never served after the change.
@@ -160,11 +162,12 @@ impl Default for CustomerCache {
 }
 
 impl CustomerCache {
-    /// `customer`'s reads are no longer served from memory, until they are
-    /// read again.
+    /// `customer`'s orders are no longer served from memory, until they are
+    /// read again. (Their profile does not depend on them; nothing edits a
+    /// profile, so profiles go only with [`CustomerCache::invalidate_all`]
+    /// and their time to live.)
     pub fn customer_changed(&self, customer: &CustomerId) {
         self.orders.invalidate(customer);
-        self.profiles.invalidate(customer);
     }
 
     /// Nobody's reads are served from memory until read again.
@@ -192,7 +195,7 @@ impl CustomerCache {
             return Ok(body);
         }
         self.count(false);
-        let read_in = self.profiles.generation();
+        let read_in = self.profiles.generation(customer);
         let body = Box::pin(db.get_customer(customer))
             .await?
             .map(|customer| json(&api::Customer::from(customer)));
@@ -208,11 +211,10 @@ impl CustomerCache {
             return Ok(orders);
         }
         self.count(false);
-        let read_in = self.orders.generation();
+        let read_in = self.orders.generation(customer);
         let limit = i64::try_from(KEPT_ORDERS + 1).expect("a small number");
-        let mut rows = Box::pin(db.list_orders(customer, None, limit)).await?;
+        let rows = Box::pin(db.list_orders(customer, None, limit)).await?;
         let all = rows.len() <= KEPT_ORDERS;
-        rows.truncate(KEPT_ORDERS);
         let orders = Arc::new(Orders {
             newest: rows
                 .into_iter()
@@ -389,7 +391,7 @@ mod tests {
         api::Order {
             id: OrderId::parse(&format!("01900000-0000-7000-8000-0000000000{n:02x}"))
                 .expect("an id"),
-            status: "placed".to_owned(),
+            status: api::OrderStatus::Placed,
             items: Vec::new(),
             total: crate::domain::money::Money {
                 amount: i64::from(n),
@@ -403,8 +405,9 @@ mod tests {
     /// for byte; and what lies past them is left to the database.
     #[test]
     fn pages_from_memory_are_the_pages_of_the_database() {
-        // Newest first, as the database lists them.
-        let all: Vec<api::Order> = (1..=7).rev().map(order).collect();
+        // Newest first, as the database lists them; even numbers, so that
+        // an odd one lies between two of them.
+        let all: Vec<api::Order> = (1..=7).rev().map(|n| order(2 * n)).collect();
         let as_stored = |orders: &[api::Order]| -> Vec<(OrderId, Bytes)> {
             orders.iter().map(|o| (o.id.clone(), json(o))).collect()
         };
@@ -447,9 +450,11 @@ mod tests {
                     }
                 }
             }
-            // One order: kept, not theirs, or older than those kept.
+            // One order: kept, not theirs, newer than those kept (perhaps
+            // placed through another process since), or older.
             assert_eq!(orders.order(&all[0].id), Some(Some(json(&all[0]))));
-            assert_eq!(orders.order(&order(0x42).id), Some(None));
+            assert_eq!(orders.order(&order(13).id), Some(None));
+            assert_eq!(orders.order(&order(0x42).id), None);
             let oldest = &all[all.len() - 1].id;
             let answer = orders.order(oldest);
             if kept == all.len() {

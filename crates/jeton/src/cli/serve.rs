@@ -5,8 +5,10 @@ use tokio::net::TcpListener;
 
 use super::{demo, parse_duration};
 use crate::{
-    config::{Config, PublicUrl},
+    config::{Config, DEFAULT_PERSONAL_TOKEN_CAP, PublicUrl},
+    domain::order::MAX_QUANTITY,
     hashing,
+    http::server::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS},
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
     storefront::{self, StorefrontConfig},
@@ -36,6 +38,28 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve `/metrics` on this address only (it is then absent from
+    /// `--addr`): keep it on a private interface.
+    #[arg(long, env = "JETON_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Live tokens a customer may hold that were made through
+    /// `POST /me/tokens` (logins and cookie sessions do not count).
+    #[arg(long, env = "JETON_PERSONAL_TOKEN_CAP", default_value_t = DEFAULT_PERSONAL_TOKEN_CAP)]
+    personal_token_cap: u32,
+    /// Most units of one product in one order (1 to 1000).
+    #[arg(long, env = "JETON_MAX_UNITS_PER_LINE", default_value_t = MAX_QUANTITY,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_QUANTITY))]
+    max_units_per_line: i64,
+    /// How long a client has to send a request's headers, e.g. 10s.
+    #[arg(long, env = "JETON_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_std_duration)]
+    header_read_timeout: std::time::Duration,
+    /// How long an idle keep-alive connection stays open, e.g. 60s.
+    #[arg(long, env = "JETON_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = parse_std_duration)]
+    keep_alive_timeout: std::time::Duration,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, env = "JETON_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Where clients reach the API, e.g. https://api.shop.example: the
     /// OAuth 2.0 metadata's issuer and URLs, and whether cookies are
     /// Secure. Default: http://<--addr>.
@@ -55,11 +79,24 @@ fn parse_access_token_ttl(text: &str) -> Result<time::Duration, String> {
     Ok(ttl)
 }
 
+/// A positive duration such as `10s` or `500ms`.
+fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be more than zero".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     // Both listeners first: the printed URL works once printed, and a port
     // 0 resolves before the demo key is bound to the storefront's origin.
     let listener = TcpListener::bind(args.addr).await?;
     let api_addr = listener.local_addr()?;
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
     let storefront = if args.demo {
         let listener = TcpListener::bind(args.storefront_addr).await?;
         let addr = listener.local_addr()?;
@@ -87,6 +124,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: public_url.secure_cookies(),
         access_token_ttl: args.access_token_ttl,
         public_url,
+        personal_token_cap: args.personal_token_cap,
+        max_units_per_line: args.max_units_per_line,
+        metrics_on_api: metrics_listener.is_none(),
         ..Config::default()
     };
     hashing::warm_up().await;
@@ -94,15 +134,23 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
     let app = http::router(state.clone());
     let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
+    let metrics_server = metrics_listener.map(|listener| {
+        let addr = listener.local_addr().ok();
+        tracing::info!(?addr, "metrics listening");
+        let app = http::metrics_router(state.clone());
+        // Stopped with the API; a scrape has nothing to drain.
+        tokio::spawn(async move { axum::serve(listener, app).await })
+    });
     tracing::info!(addr = %api_addr, "jeton listening");
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal());
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        keep_alive_timeout: args.keep_alive_timeout,
+        max_connections: args.max_connections as usize,
+    };
+    let server = http::server::serve(listener, app, limits, shutdown_signal());
     // In-flight requests get DRAIN_TIMEOUT after the signal to finish.
     let drained = tokio::select! {
-        served = server.into_future() => { served?; true }
+        () = server => true,
         () = async { shutdown_started().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => false,
     };
     if !drained {
@@ -110,6 +158,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     }
     pruner.abort();
     metrics_upkeep.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     if let Some(storefront) = storefront {
         storefront.abort();
     }

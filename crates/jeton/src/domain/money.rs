@@ -14,9 +14,14 @@ PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN 
 TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU \
 XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL";
 
-/// Largest accepted amount: ten trillion minor units. Far above any real
-/// price, far below where an order total could overflow an i64.
-pub const MAX_AMOUNT: i64 = 10_000_000_000_000;
+/// The largest integer a JavaScript number holds exactly (2^53 − 1): no
+/// amount the API shows is above it, so storefronts never round money.
+pub const MAX_SAFE_AMOUNT: i64 = 9_007_199_254_740_991;
+
+/// Largest accepted price: a thousandth of [`MAX_SAFE_AMOUNT`], so that a
+/// line of 1000 units stays exact in JavaScript too. An order's total is
+/// checked against [`MAX_SAFE_AMOUNT`] itself.
+pub const MAX_AMOUNT: i64 = 9_007_199_254_740;
 
 /// The codes [`parse_currency`] accepts.
 pub fn currencies() -> impl Iterator<Item = &'static str> {
@@ -35,7 +40,11 @@ pub(crate) fn currency_schema() -> utoipa::openapi::Object {
 pub(crate) fn amount_schema() -> utoipa::openapi::Object {
     super::schema::field(
         super::schema::integer(0, MAX_AMOUNT, false)
-            .description(Some("In minor units, e.g. 1900 for 19.00 EUR."))
+            .description(Some(
+                "In minor units, e.g. 1900 for 19.00 EUR. At most 9007199254740, so that a \
+                 line of 1000 units stays exact in JavaScript (an order total above \
+                 2^53 − 1 is refused).",
+            ))
             .examples([1900]),
     )
 }
@@ -90,5 +99,6 @@ mod tests {
         assert!(parse_amount(MAX_AMOUNT).is_ok());
         assert!(parse_amount(-1).is_err());
         assert!(parse_amount(MAX_AMOUNT + 1).is_err());
+        const { assert!(MAX_AMOUNT * 1000 <= MAX_SAFE_AMOUNT) };
     }
 }

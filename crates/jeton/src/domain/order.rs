@@ -32,7 +32,14 @@ fn product_id_schema() -> utoipa::openapi::Object {
 }
 
 fn quantity_schema() -> utoipa::openapi::Object {
-    schema::field(schema::integer(1, MAX_QUANTITY, false).examples([2]))
+    schema::field(
+        schema::integer(1, MAX_QUANTITY, false)
+            .description(Some(
+                "Units of the product, 1 to 1000; a server may be configured with a lower \
+                 ceiling (`--max-units-per-line`), above which a line is 422.",
+            ))
+            .examples([2]),
+    )
 }
 
 /// `POST /orders`.
@@ -82,6 +89,23 @@ impl OrderRequest {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect()
+    }
+}
+
+impl OrderRequest {
+    /// The request, if no line asks for more than `max_units` of its product
+    /// (the server's configured ceiling, at most [`MAX_QUANTITY`]).
+    pub fn within(self, max_units: i64) -> Result<OrderRequest, Vec<FieldError>> {
+        let mut problems = Problems::default();
+        for (index, line) in self.lines.iter().enumerate() {
+            if line.quantity > max_units {
+                problems.add(
+                    format!("items[{index}].quantity"),
+                    format!("must be at most {max_units}: this shop sells at most {max_units} units of a product per order"),
+                );
+            }
+        }
+        problems.finish(|| self)
     }
 }
 

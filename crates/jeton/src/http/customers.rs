@@ -27,7 +27,7 @@ use crate::{
     domain::{
         abilities,
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput, SessionMode},
-        ids::{ClientIds, TokenId, UserIds},
+        ids::{ClientId, ClientIds, TokenId, UserIds},
     },
     hashing,
     store::{
@@ -168,13 +168,13 @@ pub async fn login(
         .gate
         .cookie_sessions()
         .expect("the app has cookie sessions");
+    let token = PlainToken::generate(TokenKind::User);
+    let record = state.db.insert_user_token(&token, new, &audit).await?;
     // The browser's cookie now names the new session: the one it held, if
     // still live, would be left behind in the customer's token list.
     if let Some(replaced) = sessions.session_token(state.gate.identity().tokens(), &headers) {
-        revoke_replaced(&state, &replaced, &audit).await?;
+        revoke_replaced(&state, &replaced, &client.client, &audit).await?;
     }
-    let token = PlainToken::generate(TokenKind::User);
-    let record = state.db.insert_user_token(&token, new, &audit).await?;
     let mut cookies = HeaderMap::new();
     // The token's lifetime: the cookies go when it does.
     let max_age = record.expires_at.map(|_| state.config.user_token_ttl);
@@ -188,13 +188,23 @@ pub async fn login(
     Ok((StatusCode::CREATED, cookies, Json(body)).into_response())
 }
 
-/// Revokes the session a cookie login replaces, whoever's it is: holding
-/// the cookie is what a logout needs too. A cookie that names no live user
-/// token has nothing left to revoke.
-async fn revoke_replaced(state: &AppState, replaced: &PlainToken, audit: &Audit) -> AppResult<()> {
+/// Revokes the session a cookie login through `client` replaces, whoever's
+/// it is: holding the cookie is what a logout needs too. Only a session of
+/// the same client: a page of another client on the same site (which the
+/// browser sends the cookie from too) cannot log the shop's customer out.
+/// A cookie that names no live user token has nothing left to revoke.
+async fn revoke_replaced(
+    state: &AppState,
+    replaced: &PlainToken,
+    client: &ClientId,
+    audit: &Audit,
+) -> AppResult<()> {
     let Ok(Principal::User(user)) = state.gate.verifier.verify(replaced).await else {
         return Ok(());
     };
+    if user.client_id.as_deref() != Some(client.as_str()) {
+        return Ok(());
+    }
     let user = UserIds::from(&*user);
     let which = Revoke::One {
         token_id: &user.token,

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod orders;
 pub mod request_id;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod tokens;
 
@@ -70,17 +71,32 @@ pub fn router(state: AppState) -> Router {
     with_layers(api, state)
 }
 
+/// `/metrics` alone, for `--metrics-addr`.
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::handle();
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(no_store())
+        .with_state(state)
+}
+
 /// The application around `api` (the routes under [`routes::PREFIX`],
 /// registered with it): the health, metrics and documentation routes and
 /// every layer. [`router`] passes the route table; the auth benchmarks pass
 /// the same paths unguarded, so that the two differ by authentication alone.
 pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     metrics::handle();
-    let routes = Router::new()
+    let mut routes = Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
+        .route("/readyz", get(health::readyz));
+    // With an address of its own (`--metrics-addr`), `/metrics` is absent
+    // here: only that address, which a firewall can keep private, serves it.
+    if state.config.metrics_on_api {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    let routes = routes
         .merge(oauth::routes())
         .merge(openapi::routes())
         .fallback(not_found)

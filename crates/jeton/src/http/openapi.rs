@@ -77,6 +77,7 @@ use crate::{
         admin::clients::rotate,
         admin::clients::revoke,
         admin::customers::revoke_tokens,
+        admin::orders::cancel,
         admin::audit::list,
     ),
     components(schemas(FieldError)),
@@ -175,6 +176,15 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     ),
     (
         "POST",
+        "/me/tokens",
+        &[problem(
+            422,
+            "token_limit_reached",
+            "the customer holds the most live tokens made through this endpoint; revoke one first",
+        )],
+    ),
+    (
+        "POST",
         "/admin/products",
         &[problem(409, "sku_taken", "another product has this SKU")],
     ),
@@ -256,7 +266,13 @@ fn cookie_session_scheme() -> Value {
         "type": "apiKey",
         "in": "cookie",
         "name": "jeton_session",
-        "description": "A cookie session, for the shop's own storefront: the user token a login with             `\"session\": \"cookie\"` set in the `HttpOnly` cookie `jeton_session`. Used only when             the request has no `Authorization` header, and only with an `Origin` that the token's             client lists exactly (else 403 `origin_not_allowed`). `POST`, `PUT`, `PATCH` and             `DELETE` also need the header `X-CSRF-Token` equal to the `jeton_csrf` cookie (else             403 `csrf_failed`). A dead session cookie is 401 `invalid_token`, and the answer             clears both cookies.",
+        "description": "A cookie session, for the shop's own storefront: the user token a login with \
+            `\"session\": \"cookie\"` set in the `HttpOnly` cookie `jeton_session`. Used only \
+            when the request has no `Authorization` header, and only with an `Origin` that \
+            the token's client lists exactly (else 403 `origin_not_allowed`). `POST`, `PUT`, \
+            `PATCH` and `DELETE` also need the header `X-CSRF-Token` equal to the \
+            `jeton_csrf` cookie (else 403 `csrf_failed`). A dead session cookie is 401 \
+            `invalid_token`, and the answer clears both cookies.",
     })
 }
 

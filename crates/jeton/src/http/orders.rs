@@ -18,6 +18,7 @@ use crate::{
     api::Order,
     domain::{
         ids::{OrderId, UserIds},
+        money::MAX_SAFE_AMOUNT,
         order::{IdempotencyKey, OrderInput, OrderRequest},
     },
     pagination::{Page, PageRequest},
@@ -85,7 +86,9 @@ pub async fn place(
     // The key first: a malformed one is refused whatever the body is.
     let key = idempotency_key(&headers)?;
     let Json(input) = body?;
-    let request = OrderRequest::try_from(input).map_err(AppError::Validation)?;
+    let request = OrderRequest::try_from(input)
+        .and_then(|request| request.within(state.config.max_units_per_line))
+        .map_err(AppError::Validation)?;
     let customer = UserIds::from(&*user).customer;
     match state
         .db
@@ -111,7 +114,7 @@ pub async fn place(
         )),
         Err(PlaceOrderError::TotalTooLarge) => Err(AppError::validation(
             "items",
-            "the order total is too large",
+            format!("the order total must be at most {MAX_SAFE_AMOUNT} minor units (2^53 − 1, exact in JavaScript)"),
         )),
         Err(PlaceOrderError::KeyReused) => Err(AppError::Unprocessable {
             code: "idempotency_key_reused",

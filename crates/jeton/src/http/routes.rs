@@ -63,6 +63,7 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, ADMIN),                      admin::clients::rotate)
         .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::revoke)
         .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, ADMIN),                      admin::customers::revoke_tokens)
+        .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ADMIN),                      admin::orders::cancel)
         .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
 }
 

@@ -9,11 +9,11 @@ use axum::{
 use jeton_auth::{AbilitySet, PlainToken, SessionCookie, TokenKind, axum::User};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     error::{AppError, AppResult},
-    extract::Json,
+    extract::{Json, Query},
     state::AppState,
 };
 use crate::{
@@ -24,6 +24,7 @@ use crate::{
         schema,
         text::bounded,
     },
+    pagination::{Page, PageRequest},
     store::{
         audit::Audit,
         user_tokens::{NewUserToken, Revoke},
@@ -71,17 +72,30 @@ pub struct TokenView {
     pub current: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
-    pub data: Vec<TokenView>,
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// 1 to 100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "tokens",
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "tokens", params(TokenQuery),
     security(("bearer" = ["tokens:manage"])),
-    responses((status = 200, body = TokenList)))]
-pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<Json<TokenList>> {
+    responses((status = 200, body = Page<TokenView>, description = "the caller's live tokens, newest first")))]
+pub async fn list(
+    State(state): State<AppState>,
+    User(user): User,
+    Query(query): Query<TokenQuery>,
+) -> AppResult<Json<Page<TokenView>>> {
+    let page =
+        PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
     let user = UserIds::from(&*user);
-    let tokens = state.db.list_user_tokens(&user.customer).await?;
+    let tokens = state
+        .db
+        .list_user_tokens(&user.customer, page.after.as_deref(), page.fetch_limit())
+        .await?;
     let data = tokens
         .into_iter()
         .map(|token| TokenView {
@@ -89,7 +103,9 @@ pub async fn list(State(state): State<AppState>, User(user): User) -> AppResult<
             token: token.into(),
         })
         .collect();
-    Ok(Json(TokenList { data }))
+    Ok(Json(
+        page.page(data, |view: &TokenView| view.token.id.as_str()),
+    ))
 }
 
 /// Longest lifetime a personal token may ask for: ten years.
@@ -118,7 +134,10 @@ fn abilities_schema() -> utoipa::openapi::Array {
 
 fn expires_in_schema() -> utoipa::openapi::Object {
     schema::field(schema::integer(1, MAX_EXPIRES_IN_SECONDS, true).description(Some(
-        "Omitted: the server's default lifetime (30 days unless configured). `null`: the token does not expire.",
+        "Omitted: the server's default lifetime (30 days unless configured), cut to the calling \
+         token's expiry. `null`: the token does not expire, which only a token that does not \
+         expire may ask for. A lifetime that would outlive the calling token is 422: a token \
+         never makes one that outlives it.",
     )))
 }
 
@@ -138,7 +157,8 @@ pub struct NewTokenInput {
 
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
     security(("bearer" = ["tokens:manage"])),
-    responses((status = 201, body = IssuedToken), (status = 422)))]
+    responses((status = 201, body = IssuedToken),
+        (status = 422, description = "invalid fields, a lifetime that outlives the calling token (`validation_failed`); too many live personal tokens (`token_limit_reached`)")))]
 pub async fn create(
     State(state): State<AppState>,
     User(user): User,
@@ -164,11 +184,36 @@ pub async fn create(
         ),
     };
     let now = OffsetDateTime::now_utc();
+    // A token never makes one that outlives it: a stolen short-lived token
+    // must not become a lasting one.
+    let parent_expires = user.expires_at;
+    let outlives = "must not outlive the token making the request";
     let expires_at = match input.expires_in_seconds {
-        None => Some(Some(now + state.config.user_token_ttl)),
+        None => Some(Some(match parent_expires {
+            Some(parent) => parent.min(now + state.config.user_token_ttl),
+            None => now + state.config.user_token_ttl,
+        })),
+        Some(None) if parent_expires.is_some() => {
+            problems.add(
+                "expires_in_seconds",
+                format!("{outlives}, which expires: give a lifetime in seconds"),
+            );
+            None
+        }
         Some(None) => Some(None),
         Some(Some(seconds)) if (1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) => {
-            Some(Some(now + time::Duration::seconds(seconds)))
+            let at = now + time::Duration::seconds(seconds);
+            match parent_expires {
+                Some(parent) if at > parent => {
+                    let left = (parent - now).whole_seconds().max(0);
+                    problems.add(
+                        "expires_in_seconds",
+                        format!("{outlives}, which expires in {left} seconds"),
+                    );
+                    None
+                }
+                _ => Some(Some(at)),
+            }
         }
         Some(Some(_)) => {
             problems.add(
@@ -195,7 +240,25 @@ pub async fn create(
         abilities: &abilities,
         expires_at,
     };
-    let issued = issue_user_token(&state, new, &audit).await?;
+    let token = PlainToken::generate(TokenKind::User);
+    let cap = state.config.personal_token_cap;
+    let record = state
+        .db
+        .insert_personal_token(&token, new, &ids.token, cap, &audit)
+        .await?
+        .ok_or_else(|| AppError::Unprocessable {
+            code: "token_limit_reached",
+            detail: format!(
+                "a customer may hold at most {cap} live tokens made through this endpoint; revoke one first"
+            ),
+        })?;
+    let issued = IssuedToken {
+        token: token.expose_secret().to_owned(),
+        token_type: "Bearer",
+        token_id: record.id,
+        abilities: record.abilities,
+        expires_at: record.expires_at,
+    };
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod columns;
 pub mod credentials;
 pub mod customers;
+mod data_steps;
 pub mod db_error;
 pub mod orders;
 pub mod products;
@@ -174,6 +175,7 @@ impl Db {
                 }
             }
         };
+        data_steps::run(&db).await?;
         Ok(db)
     }
 

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
+    audit::{self, Audit, Event},
     changes::Topic,
     columns::Micros,
     db_error::{is_contention, is_contention_or_disconnect},
@@ -30,6 +31,7 @@ use super::{
 };
 use crate::domain::{
     ids::{CustomerId, OrderId, ProductId, new_id},
+    money::MAX_SAFE_AMOUNT,
     order::{IdempotencyKey, OrderLine, OrderRequest},
     time::{from_micros, now_micros, to_micros},
 };
@@ -59,8 +61,7 @@ pub struct OrderItem {
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
     pub id: OrderId,
-    /// `placed`; `cancelled` arrives with order cancellation (see
-    /// `docs/api.md`).
+    /// `placed`, or `cancelled` by an admin (its stock returned).
     pub status: String,
     /// Read with a second query (see `with_items`).
     #[sqlx(skip)]
@@ -414,6 +415,7 @@ impl Db {
                     .checked_mul(item.quantity)
                     .and_then(|line| sum.checked_add(line))
             })
+            .filter(|total| *total <= MAX_SAFE_AMOUNT)
             .ok_or(PlaceOrderError::TotalTooLarge)?;
         let currency = currency.expect("an order has at least one line");
 
@@ -478,6 +480,89 @@ impl Db {
         self.announce(&Topic::Catalog);
         self.orders_changed(customer_id);
         Ok((order, body))
+    }
+
+    /// Cancels an order and puts its units back in stock, in one
+    /// transaction with its audit event. An order already cancelled comes
+    /// back as it is and nothing changes, so a retried cancellation is safe.
+    /// `None`: no order has this id.
+    #[tracing::instrument(level = "debug", skip(self, audit))]
+    pub async fn cancel_order(
+        &self,
+        order_id: &OrderId,
+        audit: &Audit,
+    ) -> Result<Option<Order>, sqlx::Error> {
+        let cancelled = retrying("cancel order", || async move {
+            self.cancel_order_once(order_id, audit).await
+        })
+        .await?;
+        if let Some(customer) = cancelled {
+            // Stock and the order changed: this process's catalogue and the
+            // customer's cached orders see it at once (other processes
+            // through the products' and the order's `updated_at`).
+            self.announce(&Topic::Catalog);
+            self.orders_changed(&customer);
+        }
+        let order = sqlx::query_as(
+            "SELECT id, status, total_amount, currency, created_at FROM orders WHERE id = $1",
+        )
+        .bind(order_id.clone())
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(order) = order else { return Ok(None) };
+        Ok(self.with_items(vec![order]).await?.pop())
+    }
+
+    /// One try of [`Db::cancel_order`]; the order's customer if it
+    /// cancelled the order now.
+    async fn cancel_order_once(
+        &self,
+        order_id: &OrderId,
+        audit: &Audit,
+    ) -> Result<Option<CustomerId>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let at = now_micros();
+        // The status flips once: a second cancellation, even a concurrent
+        // one, finds nothing to update and returns no stock.
+        let customer: Option<CustomerId> = sqlx::query_scalar(
+            "UPDATE orders SET status = 'cancelled', updated_at = $2 WHERE id = $1 AND status = 'placed' \
+             RETURNING customer_id",
+        )
+        .bind(order_id.clone())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(customer) = customer else {
+            return Ok(None);
+        };
+        // In product-id order, as placements lock them, so the two cannot
+        // deadlock each other.
+        let lines: Vec<(ProductId, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id",
+        )
+        .bind(order_id.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut units = 0;
+        for (product_id, quantity) in &lines {
+            sqlx::query("UPDATE products SET stock = stock + $1, updated_at = $3 WHERE id = $2")
+                .bind(*quantity)
+                .bind(product_id.clone())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            units += quantity;
+        }
+        let event = Event {
+            action: "order.cancelled",
+            customer_id: Some(&customer),
+            subject_id: Some(order_id.as_str()),
+            detail: Some(format!("{units} units back in stock")),
+            ..Event::default()
+        };
+        audit::append(&mut tx, audit, event).await?;
+        tx.commit().await?;
+        Ok(Some(customer))
     }
 
     /// Tells this process's caches that `customer_id`'s orders changed, so

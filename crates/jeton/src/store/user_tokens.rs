@@ -85,51 +85,64 @@ impl Db {
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
-        );
-        let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(TokenId::generate())
-            .bind(new.customer_id.clone())
-            .bind(new.client_id.cloned())
-            .bind(new.name.to_owned())
-            .bind(token.hash().to_hex())
-            .bind(token.last4())
-            .bind(new.abilities.to_spaced())
-            .bind(now_micros())
-            .bind(new.expires_at.map(to_micros))
-            .fetch_one(&mut *tx)
-            .await?;
-        let event = Event {
-            action: "user_token.issued",
-            customer_id: Some(new.customer_id),
-            client_id: new.client_id,
-            subject_id: Some(&issued.id),
-            detail: Some(format!(
-                "`{}`: {}",
-                issued.name,
-                issued.abilities.to_spaced()
-            )),
-        };
-        audit::append(&mut tx, audit, event).await?;
+        let issued = insert(&mut tx, token, &new, None, audit).await?;
         tx.commit().await?;
         Ok(issued)
     }
 
-    /// The customer's live tokens (not revoked, not expired), newest first.
+    /// Stores a personal token made by the token `parent`, unless the
+    /// customer already has `cap` live tokens made that way (logins and
+    /// cookie sessions have no parent and do not count).
+    #[tracing::instrument(level = "debug", skip(self, token))]
+    pub async fn insert_personal_token(
+        &self,
+        token: &PlainToken,
+        new: NewUserToken<'_>,
+        parent: &TokenId,
+        cap: u32,
+        audit: &Audit,
+    ) -> Result<Option<UserToken>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        // Locks the customer's row on PostgreSQL (SQLite has one writer
+        // anyway), so two concurrent creations cannot both pass the count.
+        sqlx::query("UPDATE customers SET id = id WHERE id = $1")
+            .bind(new.customer_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM user_tokens WHERE customer_id = $1 AND parent_id IS NOT NULL \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(new.customer_id.clone())
+        .bind(now_micros())
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= i64::from(cap) {
+            return Ok(None);
+        }
+        let issued = insert(&mut tx, token, &new, Some(parent), audit).await?;
+        tx.commit().await?;
+        Ok(Some(issued))
+    }
+
+    /// The customer's live tokens (not revoked, not expired), newest first,
+    /// older than `before` (a token id): a page of at most `limit`.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_user_tokens(
         &self,
         customer_id: &CustomerId,
+        before: Option<&str>,
+        limit: i64,
     ) -> Result<Vec<UserToken>, sqlx::Error> {
         let sql = format!(
             "SELECT {COLUMNS} FROM user_tokens WHERE customer_id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC"
+             AND (expires_at IS NULL OR expires_at > $2) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(customer_id.clone())
             .bind(now_micros())
+            .bind(before.map(str::to_owned))
+            .bind(limit)
             .fetch_all(self.reader())
             .await
     }
@@ -161,12 +174,26 @@ impl Db {
                 let Some(revoked) = revoked else {
                     return Ok(0);
                 };
+                // A personal token lives no longer than the token that made
+                // it, however that one ends: its descendants go with it.
+                let descendants = sqlx::query(
+                    "WITH RECURSIVE tree (id) AS ( \
+                       SELECT id FROM user_tokens WHERE parent_id = $2 \
+                       UNION SELECT t.id FROM user_tokens t JOIN tree ON t.parent_id = tree.id) \
+                     UPDATE user_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
+                )
+                .bind(at)
+                .bind(token_id.clone())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 let event = Event {
                     action: "user_token.revoked",
                     customer_id: Some(&revoked.customer_id),
                     client_id: revoked.client_id.as_ref(),
                     subject_id: Some(token_id),
-                    ..Event::default()
+                    detail: (descendants > 0)
+                        .then(|| format!("and {descendants} tokens made from it")),
                 };
                 audit::append(&mut tx, audit, event).await?;
                 1
@@ -265,4 +292,44 @@ impl Db {
             access_tokens,
         })
     }
+}
+
+/// Inserts a token in `tx`, with its audit event.
+async fn insert(
+    tx: &mut sqlx::AnyConnection,
+    token: &PlainToken,
+    new: &NewUserToken<'_>,
+    parent: Option<&TokenId>,
+    audit: &Audit,
+) -> Result<UserToken, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at, parent_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+    );
+    let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(TokenId::generate())
+        .bind(new.customer_id.clone())
+        .bind(new.client_id.cloned())
+        .bind(new.name.to_owned())
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(new.abilities.to_spaced())
+        .bind(now_micros())
+        .bind(new.expires_at.map(to_micros))
+        .bind(parent.cloned())
+        .fetch_one(&mut *tx)
+        .await?;
+    let event = Event {
+        action: "user_token.issued",
+        customer_id: Some(new.customer_id),
+        client_id: new.client_id,
+        subject_id: Some(&issued.id),
+        detail: Some(format!(
+            "`{}`: {}",
+            issued.name,
+            issued.abilities.to_spaced()
+        )),
+    };
+    audit::append(tx, audit, event).await?;
+    Ok(issued)
 }

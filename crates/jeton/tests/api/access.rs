@@ -609,11 +609,11 @@ fn admin_rows() -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    // The contract's eight, and the audit log.
+    // The contract's nine, and the audit log.
     assert_eq!(
         rows.len(),
-        9,
-        "eight admin routes of the spec and the audit log"
+        10,
+        "nine admin routes of the spec and the audit log"
     );
     rows
 }
@@ -695,7 +695,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
     (
         "GET",
         "/products",
@@ -734,6 +734,12 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 22] = [
     (
         "POST",
         "/admin/customers/{id}/revoke-tokens",
+        "sk | at",
+        Some("admin"),
+    ),
+    (
+        "POST",
+        "/admin/orders/{id}/cancel",
         "sk | at",
         Some("admin"),
     ),
@@ -778,8 +784,8 @@ async fn route_table_denies_by_default(app: TestApp) {
     let entries = table.entries();
     assert_eq!(
         entries.len(),
-        22,
-        "the spec's 21 API routes and the audit log"
+        23,
+        "the spec's 22 API routes and the audit log"
     );
 
     // The strongest token of each kind: a wrong kind is refused whatever
@@ -877,8 +883,8 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 18 rows, sk: 9 (the user-token rows), ut: 11 (the client-key rows).
-    assert_eq!(refused, 18 + 9 + 11, "wrong-kind refusals checked");
+    // pk: 19 rows, sk: 9 (the user-token rows), ut: 12 (the client-key rows).
+    assert_eq!(refused, 19 + 9 + 12, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

@@ -390,7 +390,36 @@ async fn product_by_unknown_or_malformed_id_is_not_found(app: TestApp) {
 
 // ---------------------------------------------------------------- admin: products
 
-on_both_databases!(admin_product_create_and_its_errors);
+on_both_databases!(
+    admin_product_create_and_its_errors,
+    prices_stay_exact_in_javascript,
+);
+
+async fn prices_stay_exact_in_javascript(app: TestApp) {
+    use jeton::domain::money::MAX_AMOUNT;
+    assert_eq!(MAX_AMOUNT, 9_007_199_254_740);
+    let admin = app.admin_key().await;
+    let product = |sku: &str, amount: i64| json!({"sku": sku, "name": "Gold", "price": {"amount": amount, "currency": "EUR"}, "stock": 1});
+    app.create_product(&admin, product("GOLD-1", MAX_AMOUNT + 1))
+        .await
+        .expect_invalid("price.amount");
+    app.create_product(&admin, product("GOLD-1", 9_999_999_999_999))
+        .await
+        .expect_invalid("price.amount");
+    let res = app
+        .create_product(&admin, product("GOLD-1", MAX_AMOUNT))
+        .await;
+    res.expect(201);
+    let id = s(&res.json()["id"]);
+    app.patch_product(
+        &admin,
+        &id,
+        json!({"price": {"amount": MAX_AMOUNT + 1, "currency": "EUR"}}),
+    )
+    .await
+    .expect_invalid("price.amount");
+    assert_eq!(app.row_counts(&["products"]).await, [("products", 1)]);
+}
 
 async fn admin_product_create_and_its_errors(app: TestApp) {
     let admin = app.admin_key().await;

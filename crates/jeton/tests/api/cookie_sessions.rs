@@ -712,6 +712,20 @@ async fn a_cookie_login_revokes_the_session_it_replaces(app: TestApp) {
     login(&ann, "bob@example.com", PASSWORD, "cookie")
         .await
         .expect(201);
+
+    // Another client's page on the same site (the browser sends it the
+    // cookie too) logs in through its own key: the shop's session stays.
+    let shop = cookie_login(&app, &key, "ann@example.com").await;
+    let other_key = shop_key(&app).await;
+    app.post("/api/v1/auth/login")
+        .bearer(&other_key)
+        .header("origin", SHOP)
+        .header("cookie", &shop.cookie)
+        .json(json!({"email": "bob@example.com", "password": PASSWORD, "device_name": "browser", "session": "cookie"}))
+        .send()
+        .await
+        .expect(201);
+    shop.get(&app, "/api/v1/me", Some(SHOP)).await.expect(200);
 }
 
 // ---------------------------------------------------------------- CORS

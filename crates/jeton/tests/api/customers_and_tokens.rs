@@ -5,7 +5,13 @@
 
 use std::sync::Arc;
 
-use jeton::{config::Config, domain::client::ClientKind, throttle::ThrottleSettings};
+use jeton::{
+    config::Config,
+    domain::{abilities, client::ClientKind},
+    store::{Db, DbOptions, audit::Audit, user_tokens::NewUserToken},
+    throttle::ThrottleSettings,
+};
+use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -20,6 +26,27 @@ use crate::{
 const WRONG: &str = "wrong horse battery";
 
 // ---------------------------------------------------------------- helpers
+
+/// A token of the customer that never expires, made in the store (a login
+/// always gives one that does).
+async fn token_without_expiry(app: &TestApp, customer_id: &str) -> String {
+    let token = PlainToken::generate(TokenKind::User);
+    app.db
+        .insert_user_token(
+            &token,
+            NewUserToken {
+                customer_id: &customer_id.parse().expect("a customer id"),
+                client_id: None,
+                name: "lasting",
+                abilities: &abilities::user_ceiling(),
+                expires_at: None,
+            },
+            &Audit::cli(),
+        )
+        .await
+        .unwrap();
+    token.expose_secret().to_owned()
+}
 
 /// The caller's token list.
 async fn my_tokens(app: &TestApp, token: &str) -> Vec<Value> {
@@ -66,10 +93,21 @@ on_both_databases!(
     token_create_refuses_more_abilities_and_bad_lifetimes,
     token_revoke_one_is_scoped_to_the_caller,
     token_revoke_all_kills_every_token_of_the_caller,
+    personal_tokens_live_no_longer_than_the_token_that_made_them,
+    revoking_a_token_revokes_the_tokens_it_made,
+    token_list_is_paginated,
+    // one identity per visible email
+    register_stores_one_identity_per_visible_email,
+    stored_emails_migrate_and_a_collision_stops_the_start,
     // admin: products
     // admin: clients
     // admin: customers
     admin_revoke_customer_tokens,
+);
+
+on_both_databases!(
+    config = Config { personal_token_cap: 3, ..Config::default() };
+    personal_tokens_are_capped_per_customer,
 );
 
 // ---------------------------------------------------------------- POST /customers
@@ -316,7 +354,7 @@ async fn logout_revokes_only_the_token_used(app: TestApp) {
     let first = app.login_token(&pk, "ann@example.com").await;
     let second = app.login_token(&pk, "ann@example.com").await;
     // Even a token with no useful ability may log itself out.
-    let narrow = personal_token(&app, &first, &["orders:read"]).await;
+    let narrow = personal_token(&app, &second, &["orders:read"]).await;
 
     let res = app.post_as("/api/v1/auth/logout", &first).await;
     res.expect(204);
@@ -433,7 +471,7 @@ async fn token_list_shows_metadata_but_never_the_token(app: TestApp) {
         assert!(!text.contains(token.as_str()), "a token leaked: {text}");
     }
     let body = res.json();
-    assert_fields(&body, &["data"]);
+    assert_fields(&body, &["data", "next_cursor"]);
     let data = body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "{body}");
     for item in data {
@@ -528,18 +566,21 @@ async fn token_create_issues_a_subset_token(app: TestApp) {
     assert_eq!(item["client_id"], json!(client_id));
     assert_eq!(item["current"], false);
 
-    // `null` lifetime: the token does not expire.
-    let res = new_token(
-        &app,
-        &token,
-        json!({"name": "forever", "abilities": ["products:read"], "expires_in_seconds": null}),
-    )
-    .await;
+    // `null` lifetime: the token does not expire, which only a token that
+    // does not expire may ask for.
+    let forever_body =
+        json!({"name": "forever", "abilities": ["products:read"], "expires_in_seconds": null});
+    new_token(&app, &token, forever_body.clone())
+        .await
+        .expect_invalid("expires_in_seconds");
+    let customer_id = s(&app.get("/api/v1/me").bearer(&token).send().await.json()["id"]);
+    let lasting = token_without_expiry(&app, &customer_id).await;
+    let res = new_token(&app, &lasting, forever_body).await;
     res.expect(201);
     let forever = res.json();
     assert!(forever["expires_at"].is_null(), "{forever}");
     app.assert_works(&s(&forever["token"])).await;
-    let listed = my_tokens(&app, &token).await;
+    let listed = my_tokens(&app, &lasting).await;
     let item = listed
         .iter()
         .find(|t| t["id"] == forever["token_id"])
@@ -1085,4 +1126,338 @@ async fn token_reads_keep_succeeding_under_a_login_flood(app: TestApp) {
             "login answered {status} {code}"
         );
     }
+}
+
+// ---------------------------------------------------------------- a token's children
+
+async fn personal_tokens_live_no_longer_than_the_token_that_made_them(app: TestApp) {
+    let (customer_id, login) = app.customer("ann@example.com").await;
+    let login_expires = timestamp(&my_tokens(&app, &login).await[0]["expires_at"]);
+
+    // From a login token (30 days): a null or a longer lifetime is refused,
+    // and a left-out one is cut to the login's.
+    for lifetime in [
+        json!(null),
+        json!(10 * 365 * 24 * 3600),
+        json!(31 * 24 * 3600),
+    ] {
+        new_token(
+            &app,
+            &login,
+            json!({"name": "long", "expires_in_seconds": lifetime}),
+        )
+        .await
+        .expect_invalid("expires_in_seconds");
+    }
+    let res = new_token(&app, &login, json!({"name": "default"})).await;
+    res.expect(201);
+    assert!(timestamp(&res.json()["expires_at"]) <= login_expires);
+
+    // A short-lived token: its children live no longer than its 60 seconds.
+    let res = new_token(
+        &app,
+        &login,
+        json!({"name": "short", "expires_in_seconds": 60}),
+    )
+    .await;
+    res.expect(201);
+    let short = s(&res.json()["token"]);
+    let short_expires = timestamp(&res.json()["expires_at"]);
+    for lifetime in [
+        json!(null),
+        json!(61),
+        json!(3600),
+        json!(10 * 365 * 24 * 3600),
+    ] {
+        let res = new_token(
+            &app,
+            &short,
+            json!({"name": "child", "expires_in_seconds": lifetime}),
+        )
+        .await;
+        res.expect_invalid("expires_in_seconds");
+        assert!(
+            res.json()["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must not outlive"),
+            "{}",
+            res.text()
+        );
+    }
+    for body in [
+        json!({"name": "child"}),
+        json!({"name": "child", "expires_in_seconds": 30}),
+    ] {
+        let res = new_token(&app, &short, body).await;
+        res.expect(201);
+        assert!(timestamp(&res.json()["expires_at"]) <= short_expires);
+    }
+
+    // A token that never expires may make one that never expires.
+    let lasting = token_without_expiry(&app, &customer_id).await;
+    let res = new_token(
+        &app,
+        &lasting,
+        json!({"name": "forever", "expires_in_seconds": null}),
+    )
+    .await;
+    res.expect(201);
+    assert!(res.json()["expires_at"].is_null());
+}
+
+async fn revoking_a_token_revokes_the_tokens_it_made(app: TestApp) {
+    let (_, login) = app.customer("ann@example.com").await;
+    let res = new_token(&app, &login, json!({"name": "sibling"})).await;
+    res.expect(201);
+    let other_login = s(&res.json()["token"]);
+    let made = |parent: String| {
+        let app = &app;
+        async move {
+            let res = new_token(app, &parent, json!({"name": "child"})).await;
+            res.expect(201);
+            (s(&res.json()["token_id"]), s(&res.json()["token"]))
+        }
+    };
+    let (child_id, child) = made(login.clone()).await;
+    let (_, grandchild) = made(child.clone()).await;
+    let (_, nephew) = made(other_login.clone()).await;
+
+    // Revoking the child (from its parent) revokes what it made, and
+    // nothing else.
+    app.delete(&format!("/api/v1/me/tokens/{child_id}"))
+        .bearer(&login)
+        .send()
+        .await
+        .expect(204);
+    app.assert_dead(&child).await;
+    app.assert_dead(&grandchild).await;
+    for alive in [&login, &other_login, &nephew] {
+        app.get("/api/v1/me").bearer(alive).send().await.expect(200);
+    }
+    let events = app
+        .get("/api/v1/admin/audit?limit=100")
+        .bearer(&app.admin_key().await)
+        .send()
+        .await
+        .json();
+    assert!(
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user_token.revoked"
+                && e["subject_id"] == json!(child_id)
+                && e["detail"] == "and 1 tokens made from it"),
+        "{events}"
+    );
+
+    // Logging out revokes the login's descendants too.
+    app.post("/api/v1/auth/logout")
+        .bearer(&login)
+        .send()
+        .await
+        .expect(204);
+    app.assert_dead(&other_login).await;
+    app.assert_dead(&nephew).await;
+}
+
+async fn personal_tokens_are_capped_per_customer(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "ann@example.com", PASSWORD).await;
+    let login = app.login_token(&pk, "ann@example.com").await;
+    let mut made = Vec::new();
+    for n in 0..3 {
+        let res = new_token(&app, &login, json!({"name": format!("script {n}")})).await;
+        res.expect(201);
+        made.push(s(&res.json()["token_id"]));
+    }
+    let res = new_token(&app, &login, json!({"name": "one too many"})).await;
+    res.expect_problem(422, "token_limit_reached");
+    assert!(res.json()["detail"].as_str().unwrap().contains("at most 3"));
+    // Another customer has a cap of their own.
+    let (_, bob) = app.customer("bob@example.com").await;
+    new_token(&app, &bob, json!({"name": "bob's"}))
+        .await
+        .expect(201);
+    // Logins do not count, and do not lift the cap.
+    let again = app.login_token(&pk, "ann@example.com").await;
+    new_token(&app, &again, json!({"name": "still too many"}))
+        .await
+        .expect_problem(422, "token_limit_reached");
+    // Revoking one makes room for one.
+    app.delete(&format!("/api/v1/me/tokens/{}", made[0]))
+        .bearer(&login)
+        .send()
+        .await
+        .expect(204);
+    new_token(&app, &again, json!({"name": "in its place"}))
+        .await
+        .expect(201);
+    new_token(&app, &again, json!({"name": "and no more"}))
+        .await
+        .expect_problem(422, "token_limit_reached");
+}
+
+async fn token_list_is_paginated(app: TestApp) {
+    let (_, login) = app.customer("ann@example.com").await;
+    let mut ids = vec![s(&my_tokens(&app, &login).await[0]["id"])];
+    for n in 0..4 {
+        let res = new_token(&app, &login, json!({"name": format!("t{n}")})).await;
+        res.expect(201);
+        ids.push(s(&res.json()["token_id"]));
+    }
+    ids.reverse();
+    // Newest first, two at a time, like every other list.
+    let all = app.all_pages(&login, "/api/v1/me/tokens", "", 2).await;
+    assert_eq!(crate::support::ids(&all), ids);
+    let current: Vec<bool> = all.iter().map(|t| t["current"] == true).collect();
+    assert_eq!(current, [false, false, false, false, true]);
+    let res = app.get("/api/v1/me/tokens").bearer(&login).send().await;
+    res.expect(200);
+    assert_fields(&res.json(), &["data", "next_cursor"]);
+    for query in ["limit=0", "limit=101", "cursor=%27%3B--", "sort=name"] {
+        let res = app
+            .get(&format!("/api/v1/me/tokens?{query}"))
+            .bearer(&login)
+            .send()
+            .await;
+        res.expect_problem(422, "validation_failed");
+    }
+}
+
+// ---------------------------------------------------------------- one identity per email
+
+async fn register_stores_one_identity_per_visible_email(app: TestApp) {
+    let pk = app.publishable_key().await;
+    // The domain in its IDNA ASCII form, all in lower case.
+    let res = app
+        .post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "Ann.Lee+shop@B\u{fc}cher.Example", "password": PASSWORD, "name": "Ann"}))
+        .send()
+        .await;
+    res.expect(201);
+    assert_eq!(res.json()["email"], "ann.lee+shop@xn--bcher-kva.example");
+    // The same address however it is spelled: the ASCII form, the
+    // decomposed ü, another case.
+    for same in [
+        "ann.lee+shop@xn--bcher-kva.example",
+        "ANN.LEE+SHOP@bu\u{308}cher.example",
+        "ann.lee+shop@B\u{dc}CHER.EXAMPLE",
+    ] {
+        app.post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"email": same, "password": PASSWORD, "name": "Ann"}))
+            .send()
+            .await
+            .expect_problem(409, "email_taken");
+    }
+    // Logging in works with any spelling of it.
+    app.login(&pk, "Ann.Lee+Shop@bu\u{308}cher.example", PASSWORD)
+        .await;
+
+    // Lookalikes and what RFC 5322 does not allow unquoted are refused.
+    app.register(&pk, "alice@example.com", PASSWORD).await;
+    for lookalike in [
+        "alice\u{200b}@example.com",
+        "alice\u{200d}@example.com",
+        "al\u{ad}ice@example.com",
+        "\u{202e}alice@example.com",
+        "\u{130}alice@example.com",
+        "\u{430}lice@example.com",
+        "jos\u{e9}@example.com",
+        "jose\u{301}@example.com",
+        "<script>alert(1)</script>@x.com",
+        "\"alice\"@example.com",
+        "alice..x@example.com",
+        "alice@exa_mple.com",
+    ] {
+        let res = app
+            .post("/api/v1/customers")
+            .bearer(&pk)
+            .json(json!({"email": lookalike, "password": PASSWORD, "name": "Eve"}))
+            .send()
+            .await;
+        res.expect_invalid("email");
+    }
+    assert_eq!(app.row_counts(&["customers"]).await, [("customers", 2)]);
+}
+
+async fn stored_emails_migrate_and_a_collision_stops_the_start(app: TestApp) {
+    let pool = app.side_pool().await;
+    let insert = |id: String, email: &'static str| {
+        let pool = &pool;
+        async move {
+            sqlx::query(
+                "INSERT INTO customers (id, email, name, password_hash, created_at) VALUES ($1, $2, 'N', 'x', 0)",
+            )
+            .bind(id)
+            .bind(email)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    };
+    // Rows as registration used to store them: lower-cased only.
+    let (ann, ann_again, bob, odd) = (
+        jeton::domain::ids::new_id(),
+        jeton::domain::ids::new_id(),
+        jeton::domain::ids::new_id(),
+        jeton::domain::ids::new_id(),
+    );
+    insert(ann.clone(), "ann@b\u{fc}cher.example").await;
+    insert(ann_again.clone(), "ann@xn--bcher-kva.example").await;
+    insert(bob.clone(), "bob@b\u{fc}cher.example").await;
+    insert(odd.clone(), "j\u{f6}rg@example.com").await;
+    sqlx::query("DELETE FROM data_steps")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let email_of = |id: String| {
+        let pool = &pool;
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT email FROM customers WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Two rows that are one address: the start is refused, naming both,
+    // and nothing is rewritten.
+    let error = Db::connect(&app.url, &DbOptions::default())
+        .await
+        .err()
+        .expect("a collision refuses to start")
+        .to_string();
+    assert!(
+        error.contains(&ann) && error.contains(&ann_again) && !error.contains(&bob),
+        "{error}"
+    );
+    assert!(error.contains("ann@xn--bcher-kva.example"), "{error}");
+    assert_eq!(email_of(bob.clone()).await, "bob@b\u{fc}cher.example");
+
+    // Once a person has resolved it, the start rewrites the rest.
+    sqlx::query("UPDATE customers SET email = 'ann.old@example.com' WHERE id = $1")
+        .bind(ann_again.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let db = Db::connect(&app.url, &DbOptions::default()).await.unwrap();
+    db.close().await;
+    assert_eq!(email_of(ann).await, "ann@xn--bcher-kva.example");
+    assert_eq!(email_of(bob).await, "bob@xn--bcher-kva.example");
+    // One the rule now refuses stays as it was.
+    assert_eq!(email_of(odd).await, "j\u{f6}rg@example.com");
+    // And registration sees the rewritten address.
+    let pk = app.publishable_key().await;
+    app.post("/api/v1/customers")
+        .bearer(&pk)
+        .json(json!({"email": "Bob@B\u{dc}cher.example", "password": PASSWORD, "name": "Bob"}))
+        .send()
+        .await
+        .expect_problem(409, "email_taken");
+    pool.close().await;
 }

@@ -4,14 +4,17 @@
 //! table in prose; a test keeps the two in step). No bad input gets a 5xx,
 //! echoes a credential, or writes anything.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use axum::{
     body::Body,
     http::{HeaderName, HeaderValue, Method, Request},
 };
 use http_body_util::BodyExt;
-use jeton::http::routes;
+use jeton::http::{
+    routes,
+    server::{self, ConnectionLimits},
+};
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -700,12 +703,23 @@ async fn header_values_with_non_ascii_bytes_are_400(app: TestApp) {
         .expect(200);
 }
 
-/// Serves the app on a real socket; returns its address.
+/// Serves the app on a real socket, as `jeton serve` does; returns its
+/// address.
 async fn serve(app: &TestApp) -> std::net::SocketAddr {
+    serve_with(app, ConnectionLimits::default()).await
+}
+
+/// The same with connection limits of the test's choosing.
+async fn serve_with(app: &TestApp, limits: ConnectionLimits) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = app.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     address
 }
 
@@ -1058,6 +1072,20 @@ fn table() -> Vec<Row> {
         post("order_idempotency_key_256", "`Idempotency-Key` of 256 characters", "/orders").auth(Ut).header("idempotency-key", "k".repeat(256)).json(ORDER).expect(400, "invalid_idempotency_key"),
         get("header_value_9k", "an `X-Note` header of 9,000 bytes", "/products").header("x-note", "n".repeat(9000)).expect(431, "headers_too_large"),
         get("products_query_q_101", "`?q=` and 101 characters", &format!("/products?q={}", "q".repeat(101))).expect(422, "validation_failed"),
+        // ------------------------------------------------ identities, lifetimes, money
+        post("register_email_zero_width", "registration with a zero-width space before the email's `@`", "/customers").json(r#"{"email": "alice\u200b@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_email_soft_hyphen", "registration with a soft hyphen in the email's local part", "/customers").json(r#"{"email": "ali\u00adce@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_email_cyrillic", "registration with a Cyrillic `а` in the email's local part", "/customers").json(r#"{"email": "\u0430lice@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_email_combining", "registration with `jose` and a combining acute accent before the `@`", "/customers").json(r#"{"email": "jose\u0301@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_email_markup", "registration with `\"email\": \"<script>alert(1)</script>@x.com\"`", "/customers").json(r#"{"email": "<script>alert(1)</script>@x.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("register_email_quoted", "registration with a quoted local part, `\"\\\"ann\\\"@example.com\"`", "/customers").json(r#"{"email": "\"ann\"@example.com", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
+        post("token_expiry_null_from_login", "user token with `\"expires_in_seconds\": null`, made by a login token", "/me/tokens").auth(Ut).json(r#"{"name": "t", "expires_in_seconds": null}"#).expect(422, "validation_failed"),
+        post("token_expiry_beyond_login", "user token with ten years' `\"expires_in_seconds\"`, made by a login token", "/me/tokens").auth(Ut).json(r#"{"name": "t", "expires_in_seconds": 315360000}"#).expect(422, "validation_failed"),
+        post("product_amount_beyond_js", "product with `\"amount\": 9007199254741` (1,000 of it pass 2^53)", "/admin/products").auth(Sk).json(product_with(r#""price": {"amount": 9007199254741, "currency": "EUR"}, "stock": 1"#)).expect(422, "validation_failed"),
+        get("me_tokens_limit_101", "`GET /me/tokens?limit=101`", "/me/tokens?limit=101").auth(Ut).expect(422, "validation_failed"),
+        get("me_tokens_cursor_sql", "`GET /me/tokens?cursor=';--`", "/me/tokens?cursor=%27%3B--").auth(Ut).expect(422, "validation_failed"),
+        post("cancel_unknown_order", "`POST /admin/orders/{id}/cancel` for an id no order has", "/admin/orders/01900000-0000-7000-8000-000000000000/cancel").auth(Sk).expect(404, "not_found"),
+        post("ut_cancels_order", "user token on `POST /admin/orders/{id}/cancel`", "/admin/orders/01900000-0000-7000-8000-000000000000/cancel").auth(Ut).expect(403, "insufficient_scope"),
         // ------------------------------------------------ methods and paths
         Row::new("put_products", "`PUT /products`", Method::PUT, "/products").expect(405, "method_not_allowed"),
         Row::new("delete_me", "`DELETE /me`", Method::DELETE, "/me").auth(Ut).expect(405, "method_not_allowed"),
@@ -1273,4 +1301,169 @@ fn the_docs_list_every_row() {
         "docs/bad-input.md lacks (or differs on) these rows:\n{}",
         missing.join("\n")
     );
+}
+
+// ---------------------------------------------------------------- connections
+
+/// Short limits, so that the tests wait fractions of a second.
+fn short_limits() -> ConnectionLimits {
+    ConnectionLimits {
+        header_read_timeout: Duration::from_millis(300),
+        keep_alive_timeout: Duration::from_millis(300),
+        max_connections: 64,
+    }
+}
+
+/// Reads until the server closes the connection (or resets it); returns
+/// what came. Fails if it stays open for `limit`, far beyond the timeouts
+/// under test.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut chunk))
+            .await
+            .expect("the server closes the connection")
+        {
+            Ok(0) | Err(_) => return received,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let app = TestApp::sqlite().await;
+    let address = serve_with(&app, short_limits()).await;
+    // One header line, and then nothing.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    // A connection that sends nothing at all is closed too.
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    read_until_closed(&mut silent, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn trickled_headers_are_cut_off() {
+    let app = TestApp::sqlite().await;
+    let address = serve_with(&app, short_limits()).await;
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // One byte every 50 ms: the whole request would take seconds, each
+    // byte well within the timeout of the one before.
+    let request = HEALTHZ.to_vec();
+    let trickle = tokio::spawn(async move {
+        let mut sent = 0;
+        for byte in request {
+            if writer.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), reader.read(&mut chunk))
+            .await
+            .expect("the server closes the connection")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let sent = trickle.await.unwrap();
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "the trickled request was never served"
+    );
+    assert!(
+        sent < HEALTHZ.len(),
+        "closed before the request was complete ({sent} bytes)"
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_and_busy_ones_are_not() {
+    let app = TestApp::sqlite().await;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        keep_alive_timeout: Duration::from_secs(1),
+        ..short_limits()
+    };
+    let address = serve_with(&app, limits).await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // Several requests on one connection, each promptly: all answered.
+    for _ in 0..3 {
+        stream.write_all(HEALTHZ).await.unwrap();
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            chunk[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&chunk[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then idle: closed after the keep-alive timeout.
+    assert!(
+        read_until_closed(&mut stream, Duration::from_secs(20))
+            .await
+            .is_empty()
+    );
+
+    // A body that comes after the header timeout is still read: the timeout
+    // is for headers only, and the request timeout covers the rest.
+    let pk = app.publishable_key().await;
+    let body = br#"{"email": "ann@example.com", "password": "correct horse battery"}"#;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {pk}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stream.write_all(body).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_credentials"), "{answer}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    let app = TestApp::sqlite().await;
+    let limits = ConnectionLimits {
+        max_connections: 1,
+        ..ConnectionLimits::default()
+    };
+    let address = serve_with(&app, limits).await;
+    // The first connection takes the only slot.
+    let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
+    first.write_all(HEALTHZ).await.unwrap();
+    let mut chunk = [0u8; 4096];
+    let n = first.read(&mut chunk).await.unwrap();
+    assert!(chunk[..n].starts_with(b"HTTP/1.1 200"));
+    // A second one is not served while the first is open...
+    let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
+    second.write_all(HEALTHZ).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut chunk)).await;
+    assert!(waited.is_err(), "served beyond the cap");
+    // ...and is as soon as the first closes.
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(20), second.read(&mut chunk))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert!(chunk[..n].starts_with(b"HTTP/1.1 200"));
 }

@@ -199,7 +199,16 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
         Command::new(bin.join("schemathesis"))
             .arg("--config-file")
             .arg(here().join("schemathesis.toml"))
-            .args(["run", &url, "--checks", "all"])
+            // Every check but use-after-free: a revoked client stays
+            // readable by design (see `schemathesis.toml`).
+            .args([
+                "run",
+                &url,
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "use_after_free",
+            ])
             .arg("--report-dir")
             .arg(dir.path())
             .env("JETON_PK", &shop.pk)

@@ -42,6 +42,13 @@ on_both_databases!(
     unknown_product_or_mixed_currencies_change_nothing,
     bad_order_bodies_are_refused_and_write_nothing,
     concurrent_orders_never_oversell,
+    order_totals_stay_exact_in_javascript,
+    admin_cancels_an_order_and_its_stock_returns,
+);
+
+on_both_databases!(
+    config = jeton::config::Config { max_units_per_line: 10, ..Default::default() };
+    orders_above_the_unit_ceiling_are_refused,
 );
 
 async fn multi_line_order_totals_keeps_line_order_and_decrements_stock(app: TestApp) {
@@ -1910,4 +1917,177 @@ async fn killed_connections_mid_burst_leave_orders_whole_and_the_service_recover
         assert_eq!(row.get::<String, _>("status"), "done");
         assert!(stored.contains(&row.get::<String, _>("order_id")));
     }
+}
+
+// ---------------------------------------------------------------- limits and cancellation
+
+async fn orders_above_the_unit_ceiling_are_refused(app: TestApp) {
+    let mug = app.product("MUG-1", 100, "EUR", 1000).await;
+    let tea = app.product("TEA-1", 100, "EUR", 1000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": mug.id, "quantity": 10}, {"product_id": tea.id, "quantity": 11}]),
+    )
+    .await;
+    res.expect_problem(422, "validation_failed");
+    assert_eq!(error_fields(&res.json()), ["items[1].quantity"]);
+    assert!(res.text().contains("at most 10"), "{}", res.text());
+    assert_eq!(app.stock(&mug.id).await, 1000);
+    order(
+        &app,
+        &token,
+        json!([{"product_id": mug.id, "quantity": 10}]),
+    )
+    .await
+    .expect(201);
+    assert_eq!(app.stock(&mug.id).await, 990);
+}
+
+async fn order_totals_stay_exact_in_javascript(app: TestApp) {
+    use jeton::domain::money::{MAX_AMOUNT, MAX_SAFE_AMOUNT};
+    assert_eq!(MAX_SAFE_AMOUNT, (1 << 53) - 1);
+    let dear = app.product("DEAR-1", MAX_AMOUNT, "EUR", 5000).await;
+    let also = app.product("DEAR-2", MAX_AMOUNT, "EUR", 5000).await;
+    let (_, token) = app.customer("ann@example.com").await;
+    // 1000 units at the highest price: exact in JavaScript.
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": dear.id, "quantity": 1000}]),
+    )
+    .await;
+    res.expect(201);
+    assert_eq!(res.json()["total"]["amount"], json!(MAX_AMOUNT * 1000));
+    // Two such lines would pass 2^53 − 1: refused, nothing written.
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": dear.id, "quantity": 1000}, {"product_id": also.id, "quantity": 1000}]),
+    )
+    .await;
+    res.expect_problem(422, "validation_failed");
+    assert_eq!(error_fields(&res.json()), ["items"]);
+    assert_eq!(app.stock(&dear.id).await, 4000);
+    assert_eq!(app.stock(&also.id).await, 5000);
+    assert_eq!(app.db.count_orders().await.unwrap(), 1);
+}
+
+async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 10).await;
+    let tea = app.product("TEA-1", 350, "EUR", 5).await;
+    let (customer_id, token) = app.customer("ann@example.com").await;
+    let admin = app.admin_key().await;
+    let res = order(
+        &app,
+        &token,
+        json!([{"product_id": mug.id, "quantity": 3}, {"product_id": tea.id, "quantity": 5}]),
+    )
+    .await;
+    res.expect(201);
+    let placed = res.json();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    // The catalogue has served (and cached) the lowered stock.
+    let stock_shown = |product: String| {
+        let (app, token) = (&app, &token);
+        async move {
+            let res = app
+                .get(&format!("/api/v1/products/{product}"))
+                .bearer(token)
+                .send()
+                .await;
+            res.expect(200);
+            res.json()["stock"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(stock_shown(mug.id.to_string()).await, 7);
+    assert_eq!(stock_shown(tea.id.to_string()).await, 0);
+    let in_stock = app
+        .get("/api/v1/products?in_stock=true")
+        .bearer(&token)
+        .send()
+        .await;
+    assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 1);
+    // The customer has read (and the server cached) the order as placed.
+    let mine = app
+        .get(&format!("/api/v1/me/orders/{id}"))
+        .bearer(&token)
+        .send()
+        .await;
+    assert_eq!(mine.json(), placed);
+    let listed = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    assert_eq!(listed.json()["data"][0], placed);
+
+    let cancel = || {
+        app.post(&format!("/api/v1/admin/orders/{id}/cancel"))
+            .bearer(&admin)
+            .send()
+    };
+    let res = cancel().await;
+    res.expect(200);
+    let cancelled = res.json();
+    assert_eq!(cancelled["status"], "cancelled");
+    let mut expected = placed.clone();
+    expected["status"] = json!("cancelled");
+    assert_eq!(cancelled, expected);
+    // The stock is back, and every read sees it at once.
+    assert_eq!(app.stock(&mug.id).await, 10);
+    assert_eq!(app.stock(&tea.id).await, 5);
+    assert_eq!(stock_shown(mug.id.to_string()).await, 10);
+    assert_eq!(stock_shown(tea.id.to_string()).await, 5);
+    let in_stock = app
+        .get("/api/v1/products?in_stock=true")
+        .bearer(&token)
+        .send()
+        .await;
+    assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 2);
+    let mine = app
+        .get(&format!("/api/v1/me/orders/{id}"))
+        .bearer(&token)
+        .send()
+        .await;
+    assert_eq!(mine.json(), cancelled);
+    let listed = app.get("/api/v1/me/orders").bearer(&token).send().await;
+    assert_eq!(listed.json()["data"][0], cancelled);
+
+    // Again: the same order, nothing changes.
+    let res = cancel().await;
+    res.expect(200);
+    assert_eq!(res.json(), cancelled);
+    assert_eq!(app.stock(&mug.id).await, 10);
+    assert_eq!(app.stock(&tea.id).await, 5);
+
+    // Audited once, against the customer.
+    let events = app
+        .get(&format!(
+            "/api/v1/admin/audit?customer_id={customer_id}&limit=100"
+        ))
+        .bearer(&admin)
+        .send()
+        .await
+        .json();
+    let cancellations: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "order.cancelled")
+        .collect();
+    assert_eq!(cancellations.len(), 1, "{events}");
+    assert_eq!(cancellations[0]["subject_id"], json!(id));
+    assert_eq!(cancellations[0]["detail"], "8 units back in stock");
+
+    // Unknown and malformed ids; callers other than an admin key.
+    for unknown in [support::UNKNOWN_ID, "nope"] {
+        app.post(&format!("/api/v1/admin/orders/{unknown}/cancel"))
+            .bearer(&admin)
+            .send()
+            .await
+            .expect_problem(404, "not_found");
+    }
+    app.post(&format!("/api/v1/admin/orders/{id}/cancel"))
+        .bearer(&token)
+        .send()
+        .await
+        .expect_problem(403, "insufficient_scope");
 }

@@ -744,3 +744,35 @@ async fn floods_of_unknown_and_malformed_tokens_are_refused_and_the_server_keeps
         assert!(!log.contains(token.expose_secret()), "a token was logged");
     }
 }
+
+// ---------------------------------------------------------------- --metrics-addr
+
+/// With `--metrics-addr`, `/metrics` is served there and nowhere else.
+#[tokio::test]
+async fn metrics_on_their_own_address_are_absent_from_the_api() {
+    let database = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("SQLite is always there");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let server = Server::start(
+        &database.url,
+        &["--metrics-addr", &metrics_addr.to_string()],
+    )
+    .await;
+    let (status, text) = server.get("/metrics", &[]).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("not_found"), "{text}");
+    server.get("/healthz", &[]).await;
+    let (status, text) = http(metrics_addr, "GET", "/metrics", &[]).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("jeton_http_requests"), "{text}");
+    let (status, _) = http(metrics_addr, "GET", "/api/v1/products", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "the metrics address serves nothing else");
+}

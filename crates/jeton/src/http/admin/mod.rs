@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod clients;
 pub mod customers;
+pub mod orders;
 pub mod products;

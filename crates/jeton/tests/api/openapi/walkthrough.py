@@ -22,8 +22,8 @@ from jeton_client.models import (
     OrderInput,
     PageOrder,
     PageProduct,
+    PageTokenView,
     Product,
-    TokenList,
 )
 
 URL = os.environ["JETON_URL"]
@@ -72,7 +72,7 @@ refused = get_me_orders.sync_detailed(client=guest)
 check("my orders with the publishable key", refused, 403)
 assert refused.parsed.code == "insufficient_scope"
 # ... and the customer can see their own tokens.
-tokens = check("my tokens", get_me_tokens.sync_detailed(client=customer), 200, TokenList)
+tokens = check("my tokens", get_me_tokens.sync_detailed(client=customer), 200, PageTokenView)
 assert any(token.current for token in tokens.data)
 
 # An operator stocks the shop with a secret key.
