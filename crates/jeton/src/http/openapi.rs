@@ -276,6 +276,18 @@ fn cookie_session_scheme() -> Value {
     })
 }
 
+/// Whether the route's success may set or clear a cookie session's cookies:
+/// the login sets them, and ending the session clears them.
+fn sets_session_cookies(entry: &RouteEntry) -> bool {
+    matches!(
+        (entry.method.as_str(), entry.path),
+        ("POST", "/auth/login")
+            | ("POST", "/auth/logout")
+            | ("DELETE", "/me/tokens")
+            | ("DELETE", "/me/tokens/{id}")
+    )
+}
+
 /// Whether a request with `method` authenticated by the session cookie
 /// needs the CSRF header.
 fn is_unsafe(method: &Method) -> bool {
@@ -493,6 +505,13 @@ fn headers() -> Value {
             "description": "`true` when this is the stored response to an earlier request with the same `Idempotency-Key`",
             "required": false,
             "schema": {"type": "string", "enum": ["true"]},
+        },
+        "Set-Cookie": {
+            "description": "A cookie session's cookies: `jeton_session` (`HttpOnly`, \
+                `SameSite=Lax`, `Path=/api/v1`) and `jeton_csrf` (`Path=/`), set by a login with \
+                `\"session\": \"cookie\"`, cleared (`Max-Age=0`) when the session ends",
+            "required": false,
+            "schema": {"type": "string"},
         },
     })
 }
@@ -824,6 +843,9 @@ fn build() -> Value {
             }
             if entry.path == "/orders" && status == "201" {
                 headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed");
+            }
+            if sets_session_cookies(entry) && status.starts_with('2') {
+                headers["Set-Cookie"] = header_ref("Set-Cookie");
             }
         }
         for (status, response) in error_responses(&found) {
