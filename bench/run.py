@@ -17,6 +17,7 @@ of the code, which this script cannot measure).
 """
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -325,7 +326,36 @@ def seed(server, url, products=0):
             "price": {"amount": 100, "currency": "EUR"}, "stock": 1_000_000_000}, admin)
         assert status == 201, product
         ids.append(product["id"])
-    return {"admin": admin, "pk": pk, "ut": login["token"], "cookie": cookie, "products": ids}
+    oauth = json.loads(jeton(url, "client", "create", "--name", "bench-oauth", "--kind", "secret",
+                             "--ability", "products:read", "--rate-limit", "none", "--json"))
+    at = access_token(server, oauth["client_id"], oauth["key"])
+    return {"admin": admin, "pk": pk, "ut": login["token"], "cookie": cookie, "products": ids,
+            "oauth": oauth, "sk": oauth["key"], "at": at}
+
+
+def basic(client_id, secret):
+    """HTTP Basic client authentication (ids and keys need no form-encoding)."""
+    return "Basic " + base64.b64encode(("%s:%s" % (client_id, secret)).encode()).decode()
+
+
+def access_token(server, client_id, secret):
+    """An access token from the client credentials grant."""
+    request = urllib.request.Request(server.base + "/oauth/token", data=b"grant_type=client_credentials",
+                                     method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    request.add_header("Authorization", basic(client_id, secret))
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read().decode())["access_token"]
+
+
+def token_exchange_script(client_id, secret):
+    """The client credentials grant, over and over."""
+    return """
+wrk.method = "POST"
+wrk.headers["Authorization"] = %s
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.body = "grant_type=client_credentials"
+""" % lua_string(basic(client_id, secret))
 
 
 def cookie_session(server, email, pk):
@@ -474,7 +504,8 @@ def main():
     sqlite_path = os.path.join(work, "bench.db")
     sqlite_url = "sqlite://" + sqlite_path
     jeton(sqlite_url, "migrate")
-    server = Server(sqlite_url, ["--demo", "--trusted-proxy", "127.0.0.1/32"])
+    # Access tokens outlive the rounds that use them.
+    server = Server(sqlite_url, ["--demo", "--trusted-proxy", "127.0.0.1/32", "--access-token-ttl", "1d"])
     seeded = seed(server, sqlite_url, products=20)
     base = server.base + "/api/v1"
     product = seeded["products"][0]
@@ -539,6 +570,10 @@ def main():
          get_script(seeded["pk"]), {}),
         ("orders", "GET /api/v1/me/orders, user token, 20 orders of one line", base + "/me/orders",
          get_script(seeded["ut"]), {}),
+        ("product sk", "GET /api/v1/products/{id}, secret key", base + "/products/" + product,
+         get_script(seeded["sk"]), {}),
+        ("product at", "GET /api/v1/products/{id}, OAuth 2.0 access token (of that key's client)",
+         base + "/products/" + product, get_script(seeded["at"]), {}),
         ("orders cookie", "GET /api/v1/me/orders, cookie session (from the storefront's origin)",
          base + "/me/orders", get_script(extra_headers={"Cookie": seeded["cookie"], "Origin": BENCH_ORIGIN}), {}),
         ("healthz spread", "GET /healthz, a random client IP per request (the floods' baseline)",
@@ -564,6 +599,9 @@ def main():
     cookie = {"paired": paired("orders cookie", "orders"),
               "rounds": [a[0] / b[0] for a, b in zip(round_samples["orders cookie"], round_samples["orders"])],
               "cookie": main_rows["orders cookie"][0], "bearer": main_rows["orders"][0]}
+    access = {"paired": paired("product at", "product sk"),
+              "rounds": [a[0] / b[0] for a, b in zip(round_samples["product at"], round_samples["product sk"])],
+              "at": main_rows["product at"][0], "sk": main_rows["product sk"][0]}
     floods = {"healthz": main_rows["healthz spread"][0], "malformed": main_rows["malformed"][0],
               "unknown": main_rows["unknown"][0],
               "malformed paired": paired("malformed", "healthz spread"),
@@ -596,6 +634,10 @@ def main():
     orders = {}
     orders["sqlite hot"] = measure("orders/s, SQLite, one hot product", base + "/orders", order_script(seeded["ut"], [product]))[0]
     orders["sqlite many"] = measure("orders/s, SQLite, 20 products", base + "/orders", order_script(seeded["ut"], seeded["products"]))[0]
+    # OAuth 2.0: client credentials exchanges (each writes its token and its
+    # audit event).
+    access["exchanges"] = measure("POST /oauth/token, client credentials (SQLite)", server.base + "/oauth/token",
+                                  token_exchange_script(seeded["oauth"]["client_id"], seeded["sk"]))[0]
 
     # Verification at 1k and 1M stored tokens: two servers side by side, one
     # database each, measured in turn.
@@ -680,10 +722,11 @@ def main():
     micro = {} if options.no_criterion else criterion_results()
     micro_ratios = overhead_ratios(options.overhead_runs)
     write_report(options, rows, healthz, product_rps, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
-                 micro, micro_ratios, notes, my_orders_rps, fleet)
+                 access, micro, micro_ratios, notes, my_orders_rps, fleet)
 
 
 def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
+                 access,
                  micro,
                  micro_ratios,
                  notes,
@@ -727,6 +770,11 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                "%.2f× paired by round (the rounds: %s); %.0f vs %.0f req/s as the medians |"
                % (cookie["paired"], ", ".join("%.2f" % r for r in cookie["rounds"]), cookie["cookie"],
                   cookie["bearer"]))
+    out.append("| a read with an OAuth 2.0 access token ≥ 0.95× the same read with the client's secret key "
+               "(`/products/{id}`) | %.2f× paired by round (the rounds: %s); %.0f vs %.0f req/s as the medians |"
+               % (access["paired"], ", ".join("%.2f" % r for r in access["rounds"]), access["at"], access["sk"]))
+    out.append("| client credentials exchanges per second (`POST /oauth/token`, SQLite; each writes a token and "
+               "its audit event) | %.0f/s |" % access["exchanges"])
     out.append("| read p99 during a login flood ≤ 3× read p99 at rest | %.2f ms vs %.2f ms: %.2f× |"
                % (p99_flood, p99_alone, p99_flood / p99_alone))
     out.append("| verification at 1M stored tokens within 10%% of 1k (cache hit) | %.0f vs %.0f req/s: %.2f× as the "

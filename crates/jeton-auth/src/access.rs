@@ -14,25 +14,39 @@ impl KindSet {
     pub const PUBLISHABLE: KindSet = KindSet(1);
     pub const SECRET: KindSet = KindSet(2);
     pub const USER: KindSet = KindSet(4);
+    /// OAuth 2.0 access tokens, which stand in for the secret key that
+    /// obtained them: an app that issues them accepts them where it accepts
+    /// secret keys, `KindSet::SECRET.with(KindSet::ACCESS)`.
+    pub const ACCESS: KindSet = KindSet(8);
+
+    /// Both sets, in a `const` (`|` is the same, but not `const`).
+    pub const fn with(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
+    }
 
     pub const fn contains(self, kind: TokenKind) -> bool {
         let bit = match kind {
             TokenKind::Publishable => 1,
             TokenKind::Secret => 2,
             TokenKind::User => 4,
-            TokenKind::Access => 0,
+            TokenKind::Access => 8,
         };
         self.0 & bit != 0
     }
 
-    /// `pk | sk | ut`, for documentation and route listings.
+    /// `pk | sk | at | ut`, for documentation and route listings.
     pub fn describe(self) -> String {
-        [TokenKind::Publishable, TokenKind::Secret, TokenKind::User]
-            .into_iter()
-            .filter(|kind| self.contains(*kind))
-            .map(TokenKind::code)
-            .collect::<Vec<_>>()
-            .join(" | ")
+        [
+            TokenKind::Publishable,
+            TokenKind::Secret,
+            TokenKind::Access,
+            TokenKind::User,
+        ]
+        .into_iter()
+        .filter(|kind| self.contains(*kind))
+        .map(TokenKind::code)
+        .collect::<Vec<_>>()
+        .join(" | ")
     }
 }
 
@@ -96,12 +110,13 @@ impl Ceilings {
     }
 
     /// The ceiling of `kind`; `None` for a kind the verifier does not take.
+    /// An access token's is the secret keys': it holds a subset of what its
+    /// client's secret key holds.
     pub fn for_kind(&self, kind: TokenKind) -> Option<&AbilitySet> {
         match kind {
             TokenKind::Publishable => Some(&self.publishable),
-            TokenKind::Secret => Some(&self.secret),
+            TokenKind::Secret | TokenKind::Access => Some(&self.secret),
             TokenKind::User => Some(&self.user),
-            TokenKind::Access => None,
         }
     }
 }
@@ -264,5 +279,7 @@ mod tests {
     #[test]
     fn describe() {
         assert_eq!((KindSet::PUBLISHABLE | KindSet::USER).describe(), "pk | ut");
+        assert_eq!(KindSet::SECRET.with(KindSet::ACCESS).describe(), "sk | at");
+        assert!(!KindSet::SECRET.contains(TokenKind::Access));
     }
 }

@@ -134,6 +134,19 @@ impl<S: TokenStore> Gate<S> {
         self.sessions.as_ref()
     }
 
+    /// Refuses (429) a client IP that has failed authentication too often:
+    /// for an app's own authentication endpoints (an OAuth 2.0 token
+    /// endpoint), which then count their failures with
+    /// [`Gate::count_failed_auth`], so that one limit covers both.
+    pub fn check_failed_auth(&self, ip: Option<IpAddr>) -> Result<(), AuthError> {
+        self.failed_auth.check(ip)
+    }
+
+    /// Counts a failed authentication of `ip` (see [`Gate::check_failed_auth`]).
+    pub async fn count_failed_auth(&self, ip: Option<IpAddr>) {
+        self.failed_auth.count(ip).await;
+    }
+
     /// Authenticates and authorizes a request for a route with `access`.
     /// On success the principal is in the request extensions and the rate
     /// limit status (if a limit applies) is returned for the headers.
@@ -318,7 +331,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     }
 }
 
-/// A client application with a secret key.
+/// A client application with a secret key, or with an access token, which
+/// stands in for one.
 #[derive(Debug, Clone)]
 pub struct SecretClient(pub Arc<ClientPrincipal>);
 
@@ -327,7 +341,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match principal(parts)? {
-            Principal::SecretClient(client) => Ok(SecretClient(client.clone())),
+            Principal::SecretClient(client) | Principal::AccessToken(client) => {
+                Ok(SecretClient(client.clone()))
+            }
             _ => Err(wrong_kind(parts, KindSet::SECRET)),
         }
     }

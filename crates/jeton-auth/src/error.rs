@@ -80,6 +80,7 @@ fn describe_kinds(kinds: KindSet) -> String {
     let names: Vec<&str> = [
         (TokenKind::Publishable, "a publishable key"),
         (TokenKind::Secret, "a secret key"),
+        (TokenKind::Access, "an access token"),
         (TokenKind::User, "a user token"),
     ]
     .into_iter()

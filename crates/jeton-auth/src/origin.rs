@@ -15,7 +15,10 @@ use crate::{AuthError, Principal};
 pub fn check(principal: &Principal, origin: Option<&HeaderValue>) -> Result<(), AuthError> {
     let Some(origin) = origin else { return Ok(()) };
     match principal {
-        Principal::SecretClient(_) => Err(AuthError::SecretKeyInBrowser),
+        // An access token is a secret key's stand-in: as secret.
+        Principal::SecretClient(_) | Principal::AccessToken(_) => {
+            Err(AuthError::SecretKeyInBrowser)
+        }
         Principal::PublishableClient(client) => {
             // As bytes: origins are ASCII (browsers send names in punycode),
             // and this skips checking the header's characters first.

@@ -134,14 +134,17 @@ impl UserPrincipal {
 /// to every request, and a clone is then one atomic increment, not a copy of
 /// its ids, abilities and origins.
 ///
-/// More kinds will come (an OAuth 2.0 client with an access token), so a
-/// `match` outside this crate needs a `_` arm.
+/// More kinds may come, so a `match` outside this crate needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Principal {
     PublishableClient(Arc<ClientPrincipal>),
     SecretClient(Arc<ClientPrincipal>),
     User(Arc<UserPrincipal>),
+    /// A client application with an OAuth 2.0 access token: it stands in
+    /// for the client's secret key, with the token's scope as its abilities
+    /// and the token's id as its `key_id`.
+    AccessToken(Arc<ClientPrincipal>),
 }
 
 impl Principal {
@@ -150,14 +153,15 @@ impl Principal {
             Principal::PublishableClient(_) => TokenKind::Publishable,
             Principal::SecretClient(_) => TokenKind::Secret,
             Principal::User(_) => TokenKind::User,
+            Principal::AccessToken(_) => TokenKind::Access,
         }
     }
 
     pub fn abilities(&self) -> &AbilitySet {
         match self {
-            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
-                &client.abilities
-            }
+            Principal::PublishableClient(client)
+            | Principal::SecretClient(client)
+            | Principal::AccessToken(client) => &client.abilities,
             Principal::User(user) => &user.abilities,
         }
     }
@@ -167,9 +171,9 @@ impl Principal {
     /// no `_` arm.
     pub fn caller(&self) -> Caller<'_> {
         match self {
-            Principal::PublishableClient(client) | Principal::SecretClient(client) => {
-                Caller::Client(client)
-            }
+            Principal::PublishableClient(client)
+            | Principal::SecretClient(client)
+            | Principal::AccessToken(client) => Caller::Client(client),
             Principal::User(user) => Caller::Person(user),
         }
     }
@@ -177,7 +181,9 @@ impl Principal {
     /// The client application behind the request, if the caller is one.
     pub fn client(&self) -> Option<&Arc<ClientPrincipal>> {
         match self {
-            Principal::PublishableClient(client) | Principal::SecretClient(client) => Some(client),
+            Principal::PublishableClient(client)
+            | Principal::SecretClient(client)
+            | Principal::AccessToken(client) => Some(client),
             Principal::User(_) => None,
         }
     }

@@ -204,8 +204,8 @@ pub enum TokenKind {
     Secret,
     /// `<prefix>_ut_`: a token issued to a person at login.
     User,
-    /// `<prefix>_at_`: an OAuth 2.0 access token. Reserved in the format;
-    /// the verifier does not accept it yet.
+    /// `<prefix>_at_`: an OAuth 2.0 access token, obtained by a client with
+    /// its secret key; it stands in for that key, with its own scope.
     Access,
 }
 

@@ -216,12 +216,28 @@ impl<S: TokenStore> Verifier<S> {
 
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
+        self.find(token, true).await.map(|found| found.principal)
+    }
+
+    /// What a live token is, with when it expires, through the same cache,
+    /// without noting a use: for an app that tells others about tokens
+    /// (OAuth 2.0 introspection) rather than serving their holders.
+    pub async fn inspect(&self, token: &PlainToken) -> Result<crate::StoredCredential, AuthError> {
+        self.find(token, false)
+            .await
+            .map(|found| crate::StoredCredential {
+                principal: found.principal,
+                expires_at: found.expires_at,
+            })
+    }
+
+    async fn find(&self, token: &PlainToken, used: bool) -> Result<Cached, AuthError> {
         self.follow_store();
         let hash = token.hash();
         let kind = token.kind();
         if let Some(cached) = self.known.get(&hash) {
             self.metrics().hit.increment(1);
-            return self.accept(cached, kind);
+            return self.accept(cached, kind, used);
         }
         if self.unknown.get(&hash).is_some() {
             let metrics = self.metrics();
@@ -234,12 +250,12 @@ impl<S: TokenStore> Verifier<S> {
         // request's future would otherwise be that large to serve the rare
         // miss.
         let cached = Box::pin(self.load(token, hash)).await?;
-        self.accept(cached, kind)
+        self.accept(cached, kind, used)
     }
 
     /// The last checks on a credential the token hashes to, cached or just
-    /// read, and noting its use.
-    fn accept(&self, cached: Cached, kind: TokenKind) -> Result<Principal, AuthError> {
+    /// read, and noting its use if `used`.
+    fn accept(&self, cached: Cached, kind: TokenKind, used: bool) -> Result<Cached, AuthError> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
@@ -248,7 +264,8 @@ impl<S: TokenStore> Verifier<S> {
             self.metrics().expired[kind_index(kind)].increment(1);
             return Err(AuthError::InvalidToken);
         }
-        if let (Principal::User(user), Some(last_used)) = (&cached.principal, &cached.last_used)
+        if let (true, Principal::User(user), Some(last_used)) =
+            (used, &cached.principal, &cached.last_used)
             && last_used.swap(unix_nanos(now()), Ordering::Relaxed) == 0
         {
             self.used
@@ -257,7 +274,7 @@ impl<S: TokenStore> Verifier<S> {
                 .push((Arc::clone(user), Arc::clone(last_used)));
         }
         self.metrics().ok[kind_index(kind)].increment(1);
-        Ok(cached.principal)
+        Ok(cached)
     }
 
     /// Asks the store, and caches what it says in the generation from

@@ -27,7 +27,7 @@ pub struct Config {
     /// A Redis that has not answered in this long counts as down.
     pub redis_deadline: std::time::Duration,
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
-    /// `http` on a loopback address (see `cli::serve`).
+    /// `http` on a loopback address ([`secure_cookies`] of the public URL).
     pub secure_cookies: bool,
     /// Live tokens a customer may hold that were made through
     /// `POST /me/tokens` (logins and cookie sessions do not count).
@@ -37,6 +37,65 @@ pub struct Config {
     /// Whether `/metrics` is served with the API; `false` when it has an
     /// address of its own (`--metrics-addr`).
     pub metrics_on_api: bool,
+    /// Lifetime of an OAuth 2.0 access token.
+    pub access_token_ttl: time::Duration,
+    /// Where clients reach the server (`--public-url`): the OAuth 2.0
+    /// metadata's issuer, and the base of its URLs. No trailing slash.
+    pub public_url: PublicUrl,
+}
+
+/// An absolute `http` or `https` URL with no path, query or fragment,
+/// kept without a trailing slash: `https://api.shop.example`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(url::Url);
+
+impl PublicUrl {
+    /// The URL as the issuer: no trailing slash.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    /// `path` (starting with `/`) under the URL.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.as_str())
+    }
+
+    /// `http://<addr>`, the default for a server listening on `addr`.
+    pub fn for_addr(addr: std::net::SocketAddr) -> PublicUrl {
+        format!("http://{addr}")
+            .parse()
+            .expect("an address is a URL")
+    }
+
+    /// Cookies are `Secure` unless the API is plain `http` on a loopback
+    /// address (a developer's machine, where browsers would drop them).
+    pub fn secure_cookies(&self) -> bool {
+        let loopback = match self.0.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        !(self.0.scheme() == "http" && loopback)
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PublicUrl, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("the public URL is http:// or https:// and a host".to_owned());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err("the public URL has no path, query or fragment".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the public URL has no user or password".to_owned());
+        }
+        Ok(PublicUrl(url))
+    }
 }
 
 /// Default of [`Config::personal_token_cap`].
@@ -62,6 +121,45 @@ impl Default for Config {
             personal_token_cap: DEFAULT_PERSONAL_TOKEN_CAP,
             max_units_per_line: crate::domain::order::MAX_QUANTITY,
             metrics_on_api: true,
+            access_token_ttl: time::Duration::minutes(15),
+            public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn public_urls() {
+        let url: PublicUrl = "https://api.shop.example/".parse().unwrap();
+        assert_eq!(url.as_str(), "https://api.shop.example");
+        assert_eq!(
+            url.join("/oauth/token"),
+            "https://api.shop.example/oauth/token"
+        );
+        for bad in [
+            "ftp://x",
+            "https://x/api",
+            "https://x/?a=1",
+            "https://x/#f",
+            "x",
+            "https://u:p@x",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cookies_are_secure_but_on_plain_http_on_loopback() {
+        let secure = |text: &str| text.parse::<PublicUrl>().unwrap().secure_cookies();
+        assert!(!secure("http://127.0.0.1:8080"));
+        assert!(!secure("http://[::1]:8080"));
+        assert!(!secure("http://localhost:8080"));
+        assert!(secure("https://127.0.0.1:8080"));
+        assert!(secure("http://10.0.0.5:8080"));
+        assert!(secure("http://shop.example"));
+        assert!(secure("https://shop.example"));
     }
 }

@@ -294,6 +294,7 @@ impl State {
                 });
                 match kind {
                     TokenKind::Publishable => Principal::PublishableClient(principal),
+                    TokenKind::Access => Principal::AccessToken(principal),
                     _ => Principal::SecretClient(principal),
                 }
             }

@@ -31,6 +31,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start; its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the API.
     Serve(serve::ServeArgs),

@@ -5,7 +5,7 @@ use tokio::net::TcpListener;
 
 use super::{demo, parse_duration};
 use crate::{
-    config::{Config, DEFAULT_PERSONAL_TOKEN_CAP},
+    config::{Config, DEFAULT_PERSONAL_TOKEN_CAP, PublicUrl},
     domain::order::MAX_QUANTITY,
     hashing,
     http::server::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS},
@@ -76,6 +76,23 @@ pub struct ServeArgs {
     #[arg(long, env = "JETON_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Where clients reach the API, e.g. https://api.shop.example: the
+    /// OAuth 2.0 metadata's issuer and URLs, and whether cookies are
+    /// Secure. Default: http://<--addr>.
+    #[arg(long, env = "JETON_PUBLIC_URL")]
+    public_url: Option<PublicUrl>,
+    /// Lifetime of OAuth 2.0 access tokens, e.g. 15m, 1h.
+    #[arg(long, env = "JETON_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_access_token_ttl)]
+    access_token_ttl: time::Duration,
+}
+
+/// 1 s to 1 day: an access token is meant to be short-lived.
+fn parse_access_token_ttl(text: &str) -> Result<time::Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < time::Duration::SECOND || ttl > time::Duration::DAY {
+        return Err("an access token lives from 1s to 1d".to_owned());
+    }
+    Ok(ttl)
 }
 
 /// A `redis://` or `unix://` URL.
@@ -123,6 +140,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| PublicUrl::for_addr(api_addr));
     let config = Config {
         user_token_ttl: args.user_token_ttl,
         trusted_proxies: args.trusted_proxies,
@@ -130,9 +150,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         redis_deadline: args.redis_deadline,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
-        // The server speaks plain http; only on a loopback address is that
-        // a developer's machine, where browsers would drop Secure cookies.
-        secure_cookies: !args.addr.ip().is_loopback(),
+        secure_cookies: public_url.secure_cookies(),
+        access_token_ttl: args.access_token_ttl,
+        public_url,
         personal_token_cap: args.personal_token_cap,
         max_units_per_line: args.max_units_per_line,
         metrics_on_api: metrics_listener.is_none(),

@@ -47,8 +47,8 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
                 .prune_tokens(time::OffsetDateTime::now_utc() - expired_for)
                 .await?;
             println!(
-                "pruned {} user tokens and {} client keys",
-                pruned.user_tokens, pruned.client_keys
+                "pruned {} user tokens, {} client keys and {} access tokens",
+                pruned.user_tokens, pruned.client_keys, pruned.access_tokens
             );
         }
         TokenCommand::PruneIdempotencyKeys { older_than } => {

@@ -11,10 +11,12 @@ pub const ORDERS_READ: Ability = Ability::from_static("orders:read");
 pub const ORDERS_WRITE: Ability = Ability::from_static("orders:write");
 pub const TOKENS_MANAGE: Ability = Ability::from_static("tokens:manage");
 pub const ADMIN: Ability = Ability::from_static("admin");
+/// Calling the OAuth 2.0 introspection endpoint.
+pub const TOKENS_INTROSPECT: Ability = Ability::from_static("tokens:introspect");
 
 /// Every ability Jeton knows. Tokens can only be created with these (or
 /// wildcards over them).
-pub const KNOWN: [Ability; 8] = [
+pub const KNOWN: [Ability; 9] = [
     PRODUCTS_READ,
     CUSTOMERS_CREATE,
     AUTH_LOGIN,
@@ -23,6 +25,7 @@ pub const KNOWN: [Ability; 8] = [
     ORDERS_WRITE,
     TOKENS_MANAGE,
     ADMIN,
+    TOKENS_INTROSPECT,
 ];
 
 /// A publishable key is public: read abilities and the two storefront

@@ -155,6 +155,10 @@ id_type!(
     /// A key of a client application (its record, never the key itself).
     KeyId
 );
+id_type!(
+    /// An OAuth 2.0 access token (its record, never the token itself).
+    AccessTokenId
+);
 
 /// The ids a user token carries, as this app's types. jeton-auth serves any
 /// app: it keeps ids as strings and calls the customer "the user". The

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod hygiene;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod orders;
 pub mod request_id;
@@ -96,6 +97,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         routes = routes.route("/metrics", get(metrics::render));
     }
     let routes = routes
+        .merge(oauth::routes())
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

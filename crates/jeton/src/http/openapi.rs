@@ -22,6 +22,8 @@
 //!
 //! `document_matches_the_route_table` (below) fails if the two disagree.
 
+mod oauth;
+
 use std::{collections::BTreeMap, sync::LazyLock};
 
 use axum::{Router, http::Method};
@@ -37,7 +39,7 @@ use super::{
     tokens,
 };
 use crate::{
-    domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
+    domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
     pagination::{DEFAULT_LIMIT, MAX_LIMIT},
 };
 
@@ -46,10 +48,12 @@ use crate::{
     info(
         title = "Jeton",
         description = "A storefront API with first-class client keys and user tokens. \
-            Every request carries `Authorization: Bearer <token>`: a publishable key (`jt_pk_`), \
-            a secret key (`jt_sk_`) or a user token (`jt_ut_`); each operation lists the kinds it \
-            accepts, with the ability it needs. The shop's own storefront may carry its user token \
-            in a session cookie instead (`cookie_session`). Errors are RFC 9457 problem+json with a stable `code`."
+            Every request under `/api/v1` carries `Authorization: Bearer <token>`: a publishable key \
+            (`jt_pk_`), a secret key (`jt_sk_`), an OAuth 2.0 access token (`jt_at_`) or a user token \
+            (`jt_ut_`); each operation lists the kinds it accepts, with the ability it needs. The shop's \
+            own storefront may carry its user token in a session cookie instead (`cookie_session`). \
+            Errors are RFC 9457 problem+json with a stable `code`. The OAuth 2.0 endpoints (`/oauth/*` \
+            and the server's metadata) take form bodies and answer errors as RFC 6749 JSON."
     ),
     paths(
         catalog::list_products,
@@ -83,6 +87,7 @@ use crate::{
         (name = "tokens", description = "A customer's own tokens"),
         (name = "orders", description = "Placing and reading one's own orders"),
         (name = "admin", description = "Secret keys with the `admin` ability"),
+        (name = "oauth", description = "OAuth 2.0 for server-side clients: the client credentials grant, introspection, revocation, metadata"),
     )
 )]
 struct ApiDoc;
@@ -243,27 +248,16 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
                 "A customer's token, from `POST /api/v1/auth/login` or `POST /api/v1/me/tokens`.",
             ),
         ),
-        TokenKind::Access => {
-            let scopes: Map<String, Value> = abilities::KNOWN
-                .iter()
-                .map(|ability| {
-                    (
-                        ability.to_string(),
-                        json!(format!("the `{ability}` ability")),
-                    )
-                })
-                .collect();
-            (
-                "oauth2_access_token",
-                json!({
-                    "type": "oauth2",
-                    "description": "An OAuth 2.0 access token (`jt_at_…`) a client obtained with its \
-                        credentials, sent as `Authorization: Bearer`; its scope is a subset of the \
-                        client's abilities.",
-                    "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": scopes}},
-                }),
-            )
-        }
+        TokenKind::Access => (
+            "oauth2_access_token",
+            bearer(
+                "jt_at_…",
+                "An OAuth 2.0 access token a secret client obtained from `POST /oauth/token` \
+                 (client credentials grant). Accepted wherever the client's secret key is, with \
+                 the token's scope as its abilities; refused from browsers like a secret key; \
+                 counted toward the client's limit.",
+            ),
+        ),
         other => panic!("no security scheme for {} tokens", other.name()),
     }
 }
@@ -400,7 +394,7 @@ fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
         all.push(problem(
             403,
             "secret_key_in_browser",
-            "the secret key was sent by a browser (with `Origin`); rotate it",
+            "the secret key (or an access token) was sent by a browser (with `Origin`); rotate it",
         ));
     }
     if accepts(TokenKind::Publishable) || accepts(TokenKind::Secret) {
@@ -895,18 +889,20 @@ fn build() -> Value {
         assert!(response.is_object(), "example of {method} {path} {status}");
         response["example"] = example;
     }
-    let components = doc["components"]
-        .as_object_mut()
-        .expect("the document has components");
-    let patch = components["schemas"]
+    let patch = doc["components"]["schemas"]
         .get_mut("ProductPatchInput")
         .expect("the patch's schema is a component");
     patch["not"] = product::patch_schema_not();
     patch["description"] = json!(
         "`PATCH /admin/products/{id}`: any of the fields of a new product, or `stock_delta` instead of `stock` (not both)."
     );
+    oauth::add(&mut doc["paths"], &mut schemes);
+    let components = doc["components"]
+        .as_object_mut()
+        .expect("the document has components");
     components.insert("securitySchemes".into(), Value::Object(schemes));
     components.insert("headers".into(), headers());
+    oauth::add_headers(&mut components["headers"]);
     let password_rule = format!(
         "Passwords are {} to {} characters.",
         password::MIN_CHARS,
@@ -967,10 +963,29 @@ mod tests {
             }
             served.insert((entry.method.as_str().to_lowercase(), entry.path.to_owned()));
         }
+        for (method, path, _) in routes::OAUTH {
+            let operation = &doc["paths"][path][method.as_str().to_lowercase()];
+            assert!(operation.is_object(), "{method} {path} is documented");
+            for status in ["200", "503"] {
+                assert!(
+                    operation["responses"][status]["headers"]["Pragma"].is_object()
+                        || method == Method::GET,
+                    "{method} {path} {status}"
+                );
+            }
+        }
         for (path, item) in doc["paths"].as_object().unwrap() {
-            let path = path
-                .strip_prefix(PREFIX)
-                .expect("every path is under the prefix");
+            let Some(path) = path.strip_prefix(PREFIX) else {
+                for method in item.as_object().unwrap().keys() {
+                    assert!(
+                        routes::OAUTH
+                            .iter()
+                            .any(|(m, p, _)| m.as_str().to_lowercase() == *method && p == path),
+                        "{method} {path} is documented but not served"
+                    );
+                }
+                continue;
+            };
             for method in item.as_object().unwrap().keys() {
                 assert!(
                     served.contains(&(method.clone(), path.to_owned())),

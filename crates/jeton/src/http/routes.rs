@@ -16,7 +16,9 @@ use super::{admin, catalog, customers, orders, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
-const SK: KindSet = KindSet::SECRET;
+/// A secret key, or an OAuth 2.0 access token of its client (which stands
+/// in for it, with its scope as its abilities).
+const SK: KindSet = KindSet::SECRET.with(KindSet::ACCESS);
 const UT: KindSet = KindSet::USER;
 
 /// Needs one of `kinds` holding `ability`.
@@ -64,6 +66,20 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ADMIN),                      admin::orders::cancel)
         .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
 }
+
+/// The OAuth 2.0 endpoints (`http/oauth.rs`), outside [`PREFIX`]. They are
+/// not rows of the table: no bearer token guards them, they authenticate
+/// the client themselves (HTTP Basic or the form; introspection also takes
+/// a bearer secret key or access token with `tokens:introspect`), and
+/// every failure is an RFC 6749 error.
+#[rustfmt::skip]
+pub const OAUTH: [(Method, &str, &str); 4] = [
+    // method       path                           who may call
+    (Method::POST, super::oauth::TOKEN_PATH,      "a secret client (client_secret_basic or client_secret_post)"),
+    (Method::POST, super::oauth::INTROSPECT_PATH, "a secret client, or a bearer secret key or access token, with tokens:introspect"),
+    (Method::POST, super::oauth::REVOKE_PATH,     "a secret client (client_secret_basic or client_secret_post)"),
+    (Method::GET,  super::oauth::METADATA_PATH,   "anyone"),
+];
 
 /// One row of the table, for listings and tests.
 #[derive(Debug, Clone)]

@@ -27,12 +27,15 @@ pub enum Actor {
     },
     /// An operator at the command line.
     Cli,
+    /// Someone who presented client credentials that did not authenticate
+    /// (the OAuth 2.0 endpoints): a client key's holder, unidentified.
+    UnknownClient,
 }
 
 impl Actor {
     fn kind(&self) -> &'static str {
         match self {
-            Actor::ClientKey { .. } => "client_key",
+            Actor::ClientKey { .. } | Actor::UnknownClient => "client_key",
             Actor::Customer { .. } => "customer",
             Actor::Cli => "cli",
         }
@@ -42,7 +45,7 @@ impl Actor {
         match self {
             Actor::ClientKey { key_id } => Some(key_id.as_str()),
             Actor::Customer { customer_id } => Some(customer_id.as_str()),
-            Actor::Cli => None,
+            Actor::Cli | Actor::UnknownClient => None,
         }
     }
 }

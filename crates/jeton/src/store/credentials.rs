@@ -13,10 +13,10 @@ use time::OffsetDateTime;
 use super::{
     Db,
     audit::{self, Audit, Event},
-    columns::{MaybeMicros, Spaced},
+    columns::{MaybeMicros, Micros, Spaced},
 };
 use crate::domain::{
-    ids::{ClientId, ClientIds, CustomerId, KeyId, TokenId},
+    ids::{AccessTokenId, ClientId, ClientIds, CustomerId, KeyId, TokenId},
     time::now_micros,
 };
 
@@ -47,6 +47,22 @@ struct UserTokenCredential {
     abilities: AbilitySet,
     #[sqlx(try_from = "MaybeMicros")]
     expires_at: Option<OffsetDateTime>,
+}
+
+/// A live access token, its client, and when the key that obtained it
+/// stops working.
+#[derive(FromRow)]
+struct AccessTokenCredential {
+    id: AccessTokenId,
+    client_id: ClientId,
+    #[sqlx(try_from = "Spaced")]
+    scope: AbilitySet,
+    #[sqlx(try_from = "Micros")]
+    expires_at: OffsetDateTime,
+    #[sqlx(try_from = "MaybeMicros")]
+    key_expires_at: Option<OffsetDateTime>,
+    rate_limit_per_minute: Option<i64>,
+    per_ip_rate_limit_per_minute: Option<i64>,
 }
 
 /// Stored limits are within 1..=1_000_000 (see `domain::client`).
@@ -94,6 +110,43 @@ impl Db {
         }))
     }
 
+    /// An access token lives while it, its client and the secret key that
+    /// obtained it do: it expires with that key's rotation grace too. A
+    /// rotation or revocation after the token was issued moves the change
+    /// feed, so the cached copy is read again with the key's new date.
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn find_access_token(
+        &self,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, sqlx::Error> {
+        let found: Option<AccessTokenCredential> = sqlx::query_as(
+            "SELECT a.id, a.client_id, a.scope, a.expires_at, k.expires_at AS key_expires_at, \
+             c.rate_limit_per_minute, c.per_ip_rate_limit_per_minute FROM access_tokens a \
+             JOIN client_keys k ON k.id = a.key_id JOIN clients c ON c.id = a.client_id \
+             WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND k.revoked_at IS NULL \
+             AND c.revoked_at IS NULL",
+        )
+        .bind(hash.to_hex())
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(token) = found else { return Ok(None) };
+        // Refused from any browser, as the secret key it stands for: no
+        // allowed origins.
+        let client =
+            ClientPrincipal::new(token.client_id, token.id, token.scope).with_limits(Limits {
+                per_key: limit(token.rate_limit_per_minute),
+                per_ip: limit(token.per_ip_rate_limit_per_minute),
+            });
+        let expires_at = match token.key_expires_at {
+            Some(key) => key.min(token.expires_at),
+            None => token.expires_at,
+        };
+        Ok(Some(StoredCredential {
+            principal: Principal::AccessToken(client.into()),
+            expires_at: Some(expires_at),
+        }))
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn find_user_token(
         &self,
@@ -132,7 +185,10 @@ impl Db {
         };
         let ids = ClientIds::from(&**client);
         let mut tx = self.begin_write().await?;
-        let action = if refusal.code == "secret_key_in_browser" {
+        let action = if matches!(refusal.principal, Principal::AccessToken(_)) {
+            // The token's id: the key that obtained it did not leak.
+            "access_token.refused_in_browser"
+        } else if refusal.code == "secret_key_in_browser" {
             sqlx::query(
                 "UPDATE client_keys SET browser_refusals = browser_refusals + 1, last_browser_refusal_at = $2 WHERE id = $1",
             )
@@ -172,7 +228,7 @@ impl TokenStore for Db {
         let found = match kind {
             TokenKind::Publishable | TokenKind::Secret => self.find_client_key(kind, hash).await,
             TokenKind::User => self.find_user_token(hash).await,
-            // OAuth2 access tokens are reserved in the format; none is issued.
+            TokenKind::Access => self.find_access_token(hash).await,
             _ => Ok(None),
         };
         found.map_err(StoreError::new)

@@ -8,6 +8,7 @@
 //! with `#[derive(FromRow)]` (`columns.rs` says how times and lists are
 //! stored). The shared test suite runs every query on both.
 
+pub mod access_tokens;
 pub mod audit;
 pub mod changes;
 pub mod clients;

@@ -72,6 +72,7 @@ pub enum Revoke<'a> {
 pub struct Pruned {
     pub user_tokens: u64,
     pub client_keys: u64,
+    pub access_tokens: u64,
 }
 
 impl Db {
@@ -263,6 +264,15 @@ impl Db {
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
         let cutoff = to_micros(cutoff);
         let mut tx = self.begin_write().await?;
+        // Access tokens first: they name the keys that obtained them.
+        let access_tokens = sqlx::query(
+            "DELETE FROM access_tokens WHERE expires_at < $1 OR revoked_at < $1 OR key_id IN \
+             (SELECT id FROM client_keys WHERE expires_at < $1 OR revoked_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let user_tokens =
             sqlx::query("DELETE FROM user_tokens WHERE expires_at < $1 OR revoked_at < $1")
                 .bind(cutoff)
@@ -279,6 +289,7 @@ impl Db {
         Ok(Pruned {
             user_tokens,
             client_keys,
+            access_tokens,
         })
     }
 }

@@ -64,8 +64,8 @@ fn expect_insufficient_scope(res: &Res, ability: &str) {
 
 /// What a wrong-kind refusal says a route takes.
 const USER_ONLY: &str = "this route takes a user token";
-const CLIENTS_ONLY: &str = "this route takes a publishable key or a secret key";
-const SECRET_ONLY: &str = "this route takes a secret key";
+const CLIENTS_ONLY: &str = "this route takes a publishable key, a secret key or an access token";
+const SECRET_ONLY: &str = "this route takes a secret key or an access token";
 
 /// A token of a kind the route does not take: 403 `insufficient_scope`,
 /// a challenge without `scope` (no ability would help), and a detail that
@@ -693,17 +693,28 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
     }
 }
 
-/// Spec §6, row by row: method, path, accepted kinds, ability.
+/// The contract's endpoints, row by row: method, path, accepted kinds,
+/// ability. An access token (`at`) is accepted wherever a secret key is.
 const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
-    ("GET", "/products", "pk | sk | ut", Some("products:read")),
+    (
+        "GET",
+        "/products",
+        "pk | sk | at | ut",
+        Some("products:read"),
+    ),
     (
         "GET",
         "/products/{id}",
-        "pk | sk | ut",
+        "pk | sk | at | ut",
         Some("products:read"),
     ),
-    ("POST", "/customers", "pk | sk", Some("customers:create")),
-    ("POST", "/auth/login", "pk | sk", Some("auth:login")),
+    (
+        "POST",
+        "/customers",
+        "pk | sk | at",
+        Some("customers:create"),
+    ),
+    ("POST", "/auth/login", "pk | sk | at", Some("auth:login")),
     ("POST", "/auth/logout", "ut", None),
     ("GET", "/me", "ut", Some("profile:read")),
     ("GET", "/me/tokens", "ut", Some("tokens:manage")),
@@ -713,22 +724,27 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
-    ("POST", "/admin/products", "sk", Some("admin")),
-    ("PATCH", "/admin/products/{id}", "sk", Some("admin")),
-    ("POST", "/admin/clients", "sk", Some("admin")),
-    ("GET", "/admin/clients", "sk", Some("admin")),
-    ("GET", "/admin/clients/{id}", "sk", Some("admin")),
-    ("POST", "/admin/clients/{id}/keys", "sk", Some("admin")),
-    ("DELETE", "/admin/clients/{id}", "sk", Some("admin")),
+    ("POST", "/admin/products", "sk | at", Some("admin")),
+    ("PATCH", "/admin/products/{id}", "sk | at", Some("admin")),
+    ("POST", "/admin/clients", "sk | at", Some("admin")),
+    ("GET", "/admin/clients", "sk | at", Some("admin")),
+    ("GET", "/admin/clients/{id}", "sk | at", Some("admin")),
+    ("POST", "/admin/clients/{id}/keys", "sk | at", Some("admin")),
+    ("DELETE", "/admin/clients/{id}", "sk | at", Some("admin")),
     (
         "POST",
         "/admin/customers/{id}/revoke-tokens",
-        "sk",
+        "sk | at",
         Some("admin"),
     ),
-    ("POST", "/admin/orders/{id}/cancel", "sk", Some("admin")),
+    (
+        "POST",
+        "/admin/orders/{id}/cancel",
+        "sk | at",
+        Some("admin"),
+    ),
     // Beyond the contract's admin endpoints: the audit log.
-    ("GET", "/admin/audit", "sk", Some("admin")),
+    ("GET", "/admin/audit", "sk | at", Some("admin")),
 ];
 
 /// A pure check: it needs no database.

@@ -485,29 +485,44 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
         .await;
     res.expect(201);
     let new_pk = s(&res.json()["key"]);
+    // One revoked access token, one live.
+    let (oauth_id, sk) = app
+        .client(ClientKind::Secret, &["products:read"], &[])
+        .await;
+    let revoked = app.access_token(&oauth_id, &sk, None).await;
+    let live_at = app.access_token(&oauth_id, &sk, None).await;
+    app.post("/oauth/revoke")
+        .basic(&oauth_id, &sk)
+        .form(&format!("token={revoked}"))
+        .send()
+        .await
+        .expect(200);
 
     // By default only what has been dead for a day goes: nothing yet.
     let run = jeton(&app.url, &["token", "prune"]);
     run.ok();
     assert!(
-        run.stdout.contains("user tokens") && run.stdout.contains("client keys"),
+        run.stdout.contains("user tokens")
+            && run.stdout.contains("client keys")
+            && run.stdout.contains("access tokens"),
         "{}",
         run.stdout
     );
-    assert_eq!(numbers(&run.stdout), [0, 0], "{}", run.stdout);
+    assert_eq!(numbers(&run.stdout), [0, 0, 0], "{}", run.stdout);
 
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "0s"]);
     run.ok();
-    assert_eq!(numbers(&run.stdout), [1, 1], "{}", run.stdout);
+    assert_eq!(numbers(&run.stdout), [1, 1, 1], "{}", run.stdout);
     // What is alive is untouched.
     app.assert_works(&live).await;
     app.assert_works(&new_pk).await;
+    app.assert_works(&live_at).await;
     app.assert_dead_soon(&gone).await;
     app.assert_dead_soon(&pk).await;
 
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "0s"]);
     run.ok();
-    assert_eq!(numbers(&run.stdout), [0, 0], "{}", run.stdout);
+    assert_eq!(numbers(&run.stdout), [0, 0, 0], "{}", run.stdout);
     // A duration that is not one.
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "soon"]);
     assert!(!run.output.status.success());

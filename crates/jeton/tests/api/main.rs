@@ -14,6 +14,7 @@ mod fleet;
 mod http_hygiene;
 mod keys_and_clients;
 mod multiple_processes;
+mod oauth;
 mod openapi_conformance;
 mod orders;
 mod secrets;

@@ -27,6 +27,7 @@ on_both_databases!(
     concurrent_orders_through_both_processes_leave_both_catalogues_fresh,
     changes_stamped_by_a_clock_running_ahead_are_not_missed,
     logins_do_not_cool_the_other_processs_verification_cache,
+    access_tokens_die_on_the_other_process_within_a_second,
 );
 
 // ---------------------------------------------------------------- the cluster
@@ -342,6 +343,82 @@ async fn client_key_revoked_through_one_process_is_refused_by_the_other_within_a
     let new_pk = s(&res.json()["key"]);
     refused_within_a_second(&c.a, rotated, "a key rotated out on B, on A", &c.pk).await;
     get(&c.a, "/api/v1/products", &new_pk).await.expect(200);
+}
+
+/// An access token obtained on A works on B, and dies on B within a second
+/// of its revocation on A, of its key's rotation on A, and of its client's
+/// revocation on A (each seen on B through the change feed).
+async fn access_tokens_die_on_the_other_process_within_a_second(backend: Backend) {
+    let Some(c) = cluster(backend).await else {
+        return;
+    };
+    let body = json!({"name": "Warehouse", "kind": "secret", "abilities": ["products:read"]});
+    let res =
+        c.a.call("POST", "/api/v1/admin/clients", Some(&c.admin), Some(&body))
+            .await;
+    res.expect(201);
+    let id = s(&res.json()["client"]["id"]);
+    let secret = s(&res.json()["key"]);
+    let exchange = async |server: &Server, secret: &str| -> String {
+        let res = server
+            .oauth(
+                "/oauth/token",
+                (&id, secret),
+                "grant_type=client_credentials",
+            )
+            .await;
+        res.expect(200);
+        s(&res.json()["access_token"])
+    };
+    // Revoked on A.
+    let first = exchange(&c.a, &secret).await;
+    get(&c.b, "/api/v1/products", &first).await.expect(200);
+    c.a.oauth("/oauth/revoke", (&id, &secret), &format!("token={first}"))
+        .await
+        .expect(200);
+    let revoked = Instant::now();
+    assert_refused(&get(&c.a, "/api/v1/products", &first).await);
+    refused_within_a_second(&c.b, revoked, "an access token revoked on A, on B", &first).await;
+    // Its key rotated out on A, with no grace.
+    let second = exchange(&c.b, &secret).await;
+    get(&c.b, "/api/v1/products", &second).await.expect(200);
+    let res =
+        c.a.call(
+            "POST",
+            &format!("/api/v1/admin/clients/{id}/keys"),
+            Some(&c.admin),
+            Some(&json!({"previous_key_expires_in_seconds": 0})),
+        )
+        .await;
+    res.expect(201);
+    let rotated = Instant::now();
+    let new_secret = s(&res.json()["key"]);
+    refused_within_a_second(
+        &c.b,
+        rotated,
+        "an access token whose key rotated out on A, on B",
+        &second,
+    )
+    .await;
+    // Its client revoked on A.
+    let third = exchange(&c.b, &new_secret).await;
+    get(&c.b, "/api/v1/products", &third).await.expect(200);
+    c.a.call(
+        "DELETE",
+        &format!("/api/v1/admin/clients/{id}"),
+        Some(&c.admin),
+        None,
+    )
+    .await
+    .expect(204);
+    let revoked = Instant::now();
+    refused_within_a_second(
+        &c.b,
+        revoked,
+        "an access token whose client was revoked on A, on B",
+        &third,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- orders and stock

@@ -74,6 +74,9 @@ struct Shop {
     server: Server,
     pk: String,
     sk: String,
+    /// The admin key's client, and an access token of it.
+    client_id: String,
+    at: String,
     ut: String,
     ut_logout: String,
     ut_revoke_all: String,
@@ -81,7 +84,9 @@ struct Shop {
 }
 
 async fn shop() -> Shop {
-    let keys = keyed_database(Backend::Sqlite, &[])
+    // The admin key may also introspect, so that every operation has a
+    // credential that succeeds.
+    let keys = keyed_database(Backend::Sqlite, &["tokens:introspect"])
         .await
         .expect("SQLite is always there");
     // Schemathesis sends thousands of requests with one customer's token:
@@ -121,7 +126,28 @@ async fn shop() -> Shop {
         reply.expect(201);
         tokens.push(reply.json()["token"].as_str().unwrap().to_owned());
     }
+    let clients = server
+        .call("GET", "/api/v1/admin/clients", Some(&keys.admin), None)
+        .await;
+    clients.expect(200);
+    let client_id = clients.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|client| client["kind"] == "secret")
+        .map(|client| client["id"].as_str().unwrap().to_owned())
+        .expect("the admin client");
+    let token = server
+        .oauth(
+            "/oauth/token",
+            (&client_id, &keys.admin),
+            "grant_type=client_credentials",
+        )
+        .await;
+    token.expect(200);
     Shop {
+        at: token.json()["access_token"].as_str().unwrap().to_owned(),
+        client_id,
         pk: keys.pk.clone(),
         sk: keys.admin.clone(),
         ut: tokens.remove(0),
@@ -199,6 +225,8 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
             .arg(dir.path())
             .env("JETON_PK", &shop.pk)
             .env("JETON_SK", &shop.sk)
+            .env("JETON_CLIENT_ID", &shop.client_id)
+            .env("JETON_AT", &shop.at)
             .env("JETON_UT", &shop.ut)
             .env("JETON_UT_LOGOUT", &shop.ut_logout)
             .env("JETON_UT_REVOKE_ALL", &shop.ut_revoke_all)

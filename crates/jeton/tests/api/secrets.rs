@@ -2,6 +2,7 @@
 //! plaintext token or password is in the database or in the server log,
 //! and query strings never reach the log.
 
+use jeton::domain::client::ClientKind;
 use serde_json::json;
 
 use crate::{
@@ -89,8 +90,43 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
     app.get_as("/api/v1/products", &user_token)
         .await
         .expect(200);
+    // OAuth 2.0: an exchange, a use, an introspection, a failed client
+    // authentication with a real key as the secret, a revocation.
+    let (oauth_id, oauth_secret) = app
+        .client(
+            ClientKind::Secret,
+            &["products:read", "tokens:introspect"],
+            &[],
+        )
+        .await;
+    let access = app.access_token(&oauth_id, &oauth_secret, None).await;
+    app.get("/api/v1/products")
+        .bearer(&access)
+        .send()
+        .await
+        .expect(200);
+    app.post("/oauth/introspect")
+        .basic(&oauth_id, &oauth_secret)
+        .form(&format!("token={user_token}"))
+        .send()
+        .await
+        .expect(200);
+    app.post("/oauth/token")
+        .basic(&oauth_id, &admin)
+        .form("grant_type=client_credentials")
+        .send()
+        .await
+        .expect(401);
+    app.post("/oauth/revoke")
+        .basic(&oauth_id, &oauth_secret)
+        .form(&format!("token={access}"))
+        .send()
+        .await
+        .expect(200);
 
     let secrets = [
+        oauth_secret.as_str(),
+        access.as_str(),
         admin.as_str(),
         first_pk.as_str(),
         pk.as_str(),

@@ -45,11 +45,12 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const UNKNOWN_ID: &str = "01900000-0000-7000-8000-000000000000";
 
 /// The tables that hold what the API writes (the audit log aside).
-pub const STORE_TABLES: [&str; 7] = [
+pub const STORE_TABLES: [&str; 8] = [
     "clients",
     "client_keys",
     "customers",
     "user_tokens",
+    "access_tokens",
     "products",
     "orders",
     "order_items",
@@ -877,4 +878,76 @@ pub fn error_fields(body: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["field"].as_str().unwrap().to_owned())
         .collect()
+}
+
+// ---------------------------------------------------------------- OAuth 2.0
+
+impl Req<'_> {
+    /// A form body, as OAuth 2.0 endpoints take.
+    pub fn form(self, body: &str) -> Self {
+        self.raw("application/x-www-form-urlencoded", body)
+    }
+
+    /// HTTP Basic client authentication (RFC 6749 §2.3.1: each part
+    /// form-urlencoded, then base64).
+    pub fn basic(self, client_id: &str, secret: &str) -> Self {
+        use base64::Engine;
+        let pair = format!("{}:{}", enc(client_id), enc(secret));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        self.header("authorization", &format!("Basic {encoded}"))
+    }
+}
+
+impl TestApp {
+    /// An access token from the client credentials grant (Basic), with
+    /// `scope` if given.
+    pub async fn access_token(&self, client_id: &str, secret: &str, scope: Option<&str>) -> String {
+        let mut body = "grant_type=client_credentials".to_owned();
+        if let Some(scope) = scope {
+            body.push_str(&format!("&scope={}", enc(scope)));
+        }
+        let res = self
+            .post("/oauth/token")
+            .basic(client_id, secret)
+            .form(&body)
+            .send()
+            .await;
+        res.expect(200);
+        s(&res.json()["access_token"])
+    }
+
+    /// The actions of the audit log, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT action FROM audit_events ORDER BY id")
+            .fetch_all(&self.side_pool().await)
+            .await
+            .unwrap();
+        rows.into_iter().map(|(action,)| action).collect()
+    }
+}
+
+impl Res {
+    /// An RFC 6749 §5.2 error: JSON with `error` and `error_description`
+    /// and nothing else, never cached.
+    #[track_caller]
+    pub fn expect_oauth_error(&self, status: u16, error: &str) -> &Res {
+        self.expect(status);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        let body = self.json();
+        assert_eq!(body["error"], error, "body: {body}");
+        assert_eq!(keys(&body), ["error", "error_description"]);
+        self.expect_oauth_headers()
+    }
+
+    /// `Cache-Control: no-store` and `Pragma: no-cache`, as every OAuth
+    /// answer carries.
+    #[track_caller]
+    pub fn expect_oauth_headers(&self) -> &Res {
+        assert_eq!(self.header("cache-control").as_deref(), Some("no-store"));
+        assert_eq!(self.header("pragma").as_deref(), Some("no-cache"));
+        self
+    }
 }

@@ -212,6 +212,22 @@ impl Server {
         Reply::new(status, text)
     }
 
+    /// A form POST to an OAuth 2.0 endpoint, the client authenticated in
+    /// the form (`client_secret_post`).
+    pub async fn oauth(&self, path: &str, client: (&str, &str), form: &str) -> Reply {
+        let body = format!(
+            "{form}&client_id={}&client_secret={}",
+            super::enc(client.0),
+            super::enc(client.1)
+        );
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        let (status, text) =
+            http_with_body(self.addr, "POST", path, &headers, Some(body.as_bytes()))
+                .await
+                .unwrap_or_else(|e| panic!("POST {path}: {e}; log: {}", self.log_text()));
+        Reply::new(status, text)
+    }
+
     /// Sends SIGTERM (through `kill`: `libc` is not a dependency).
     pub fn terminate(&self) {
         let status = Command::new("kill")
