@@ -335,6 +335,20 @@ impl Authenticated {
     }
 }
 
+/// The form of a request that only a client may make (the token and
+/// revocation endpoints), and the client its credentials authenticate.
+async fn client_form(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Form, Authenticated), Response> {
+    let form = form(headers, body).map_err(IntoResponse::into_response)?;
+    let presented = presented(headers, &form).map_err(IntoResponse::into_response)?;
+    let client = authenticate_client(state, ip, presented).await?;
+    Ok((form, client))
+}
+
 /// Authenticates the client by its id and one of its live secret keys. A
 /// failure counts toward the IP's failed authentications and is audited.
 async fn authenticate_client(
@@ -467,16 +481,8 @@ pub async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ip = client_ip(ip);
-    let form = match form(&headers, body) {
-        Ok(form) => form,
-        Err(error) => return error.into_response(),
-    };
-    let presented = match presented(&headers, &form) {
-        Ok(presented) => presented,
-        Err(error) => return error.into_response(),
-    };
-    let client = match authenticate_client(&state, ip, presented).await {
-        Ok(client) => client,
+    let (form, client) = match client_form(&state, ip, &headers, body).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let principal = client.client();
@@ -704,16 +710,8 @@ pub async fn revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ip = client_ip(ip);
-    let form = match form(&headers, body) {
-        Ok(form) => form,
-        Err(error) => return error.into_response(),
-    };
-    let presented = match presented(&headers, &form) {
-        Ok(presented) => presented,
-        Err(error) => return error.into_response(),
-    };
-    let client = match authenticate_client(&state, ip, presented).await {
-        Ok(client) => client,
+    let (form, client) = match client_form(&state, ip, &headers, body).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Some(text) = form.get("token") else {

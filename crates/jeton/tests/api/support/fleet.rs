@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::{
     Backend,
     database::notice,
-    process::{KeyedDatabase, Reply, Server, http, http_from, keyed_database},
+    process::{KeyedDatabase, Reply, Server, http, json_request, keyed_database},
 };
 
 fn require_fleet() -> bool {
@@ -292,25 +292,9 @@ impl Fleet {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
-        let authorization = bearer.map(|token| format!("Bearer {token}"));
-        let mut headers = Vec::new();
-        if let Some(authorization) = &authorization {
-            headers.push(("authorization", authorization.as_str()));
-        }
-        let body = body.map(|body| serde_json::to_vec(body).unwrap());
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
-        }
-        let (status, text) = http_from(
-            from,
-            self.nginx.addr,
-            method,
-            path,
-            &headers,
-            body.as_deref(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path} through nginx: {e}"));
+        let (status, text) = json_request(self.nginx.addr, Some(from), method, path, bearer, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} through nginx: {e}"));
         Reply::new(status, text)
     }
 

@@ -197,16 +197,7 @@ impl Server {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
-        let authorization = bearer.map(|token| format!("Bearer {token}"));
-        let mut headers = Vec::new();
-        if let Some(authorization) = &authorization {
-            headers.push(("authorization", authorization.as_str()));
-        }
-        let body = body.map(|body| serde_json::to_vec(body).unwrap());
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
-        }
-        let (status, text) = http_with_body(self.addr, method, path, &headers, body.as_deref())
+        let (status, text) = json_request(self.addr, None, method, path, bearer, body)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}; log: {}", self.log_text()));
         Reply::new(status, text)
@@ -331,6 +322,31 @@ pub async fn http_with_body(
 ) -> std::io::Result<(u16, String)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     exchange(stream, addr, method, path, headers, body).await
+}
+
+/// A request with an optional bearer token and JSON body, from a chosen
+/// local address or the default one.
+pub async fn json_request(
+    addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, String)> {
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let mut headers = Vec::new();
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization.as_str()));
+    }
+    let body = body.map(|body| serde_json::to_vec(body).unwrap());
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    match from {
+        Some(from) => http_from(from, addr, method, path, &headers, body.as_deref()).await,
+        None => http_with_body(addr, method, path, &headers, body.as_deref()).await,
+    }
 }
 
 /// The same from a chosen local address (any of 127.0.0.0/8 on loopback),
