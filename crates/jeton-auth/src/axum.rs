@@ -99,6 +99,7 @@ impl<S: TokenStore> Gate<S> {
                 limit,
                 Arc::clone(&limits),
                 identity.metric_name("rate_limited_total"),
+                verifier.clock().clone(),
             ),
             verifier,
             ceilings,
@@ -242,7 +243,7 @@ impl<S: TokenStore> Gate<S> {
             return;
         };
         let key = (client.key_id.clone(), error.code());
-        let now = Instant::now();
+        let now = self.verifier.clock().instant();
         {
             let mut recorded = self.recorded_refusals.lock().expect("refusal log lock");
             if recorded

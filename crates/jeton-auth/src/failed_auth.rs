@@ -21,7 +21,7 @@ use metrics::Counter;
 use quick_cache::sync::Cache;
 
 use crate::{
-    AuthError,
+    AuthError, Clock,
     axum::FailedAuthLimit,
     limits::{LimitBackend, Window},
 };
@@ -39,6 +39,8 @@ pub(crate) struct FailedAuth {
     refused: OnceLock<Counter>,
     /// The name of the rate-limited counter, with the app's prefix.
     metric: String,
+    /// What `refused_until` is read against.
+    clock: Clock,
 }
 
 impl FailedAuth {
@@ -46,6 +48,7 @@ impl FailedAuth {
         limit: FailedAuthLimit,
         limits: Arc<LimitBackend>,
         metric: String,
+        clock: Clock,
     ) -> FailedAuth {
         FailedAuth {
             limit,
@@ -53,6 +56,7 @@ impl FailedAuth {
             refused_until: Cache::new(CAPACITY),
             refused: OnceLock::new(),
             metric,
+            clock,
         }
     }
 
@@ -68,7 +72,7 @@ impl FailedAuth {
         let Some(until) = ip.and_then(|ip| self.refused_until.get(&ip.to_canonical())) else {
             return Ok(());
         };
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.saturating_duration_since(self.clock.instant());
         if left.is_zero() {
             return Ok(());
         }
@@ -90,7 +94,7 @@ impl FailedAuth {
         let failures = self.limits.fail(&format!("auth:{ip}"), window).await;
         if failures.exhausted(window) {
             self.refused_until
-                .insert(ip, Instant::now() + failures.window_left);
+                .insert(ip, self.clock.instant() + failures.window_left);
         }
     }
 }
@@ -102,10 +106,15 @@ mod tests {
     use super::*;
 
     fn limit(failures: u32, window: Duration) -> FailedAuth {
+        limit_on(Clock::system(), failures, window)
+    }
+
+    fn limit_on(clock: Clock, failures: u32, window: Duration) -> FailedAuth {
         FailedAuth::new(
             FailedAuthLimit { failures, window },
-            Arc::new(LimitBackend::local()),
+            Arc::new(LimitBackend::local().with_clock(clock.clone())),
             "rate_limited_total".into(),
+            clock,
         )
     }
 
@@ -135,12 +144,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_window_that_has_passed_starts_again() {
-        let tracker = limit(2, Duration::from_millis(200));
+        let clock = Clock::manual(time::OffsetDateTime::UNIX_EPOCH);
+        let tracker = limit_on(clock.clone(), 2, Duration::from_secs(60));
         let ip = "2001:db8::1".parse().unwrap();
         fail(&tracker, ip).await.unwrap();
         fail(&tracker, ip).await.unwrap();
+        clock.advance(Duration::from_secs(59));
         assert!(tracker.check(Some(ip)).is_err());
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_secs(1));
         fail(&tracker, ip).await.unwrap();
         assert!(
             tracker.check(Some(ip)).is_ok(),

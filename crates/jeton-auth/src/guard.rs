@@ -22,7 +22,8 @@ use ipnet::IpNet;
 use tower::{Layer, Service};
 
 use crate::{
-    Access, AuthError, CacheSettings, Ceilings, CookieSessions, Identity, TokenStore, Verifier,
+    Access, AuthError, CacheSettings, Ceilings, Clock, CookieSessions, Identity, TokenStore,
+    Verifier,
     axum::{FailedAuthLimit, Gate},
     client_ip::{self, ClientIp},
     limits::{LimitBackend, Rate},
@@ -45,6 +46,7 @@ pub struct GateBuilder<S> {
     sessions: Option<CookieSessions>,
     limits: Arc<LimitBackend>,
     user_rate: Option<Rate>,
+    clock: Clock,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -78,6 +80,7 @@ impl<S: TokenStore> Gate<S> {
             sessions: None,
             limits: Arc::new(LimitBackend::local()),
             user_rate: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -144,8 +147,19 @@ impl<S: TokenStore> GateBuilder<S> {
         self
     }
 
+    /// Where the gate reads the time: token expiry, the last uses of user
+    /// tokens, and how long a refused address stays refused. The system's
+    /// by default; a test passes a [`Clock::manual`] and moves it. The
+    /// failures themselves are counted on the [`LimitBackend`]'s clock
+    /// ([`LimitBackend::with_clock`]): give both the same.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn build(self) -> Arc<Gate<S>> {
-        let verifier = Verifier::with_identity(self.store, self.identity, self.cache);
+        let verifier =
+            Verifier::with_identity(self.store, self.identity, self.cache).with_clock(self.clock);
         let mut gate = Gate::assemble(
             verifier,
             self.ceilings,

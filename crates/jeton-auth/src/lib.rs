@@ -19,6 +19,7 @@
 //! | [`axum`]      | the gate, the route guard and the typed extractors           |
 //! | [`session`]   | user tokens in cookies for the app's own pages, with CSRF    |
 //! | [`cache`]     | a cache that invalidations empty for good                    |
+//! | [`clock`]     | where the time is read, and a manual clock for tests         |
 //! | [`error`]     | every authentication outcome as one error type               |
 
 pub mod ability;
@@ -26,6 +27,7 @@ pub mod access;
 pub mod axum;
 pub mod cache;
 pub mod client_ip;
+pub mod clock;
 pub mod error;
 mod failed_auth;
 mod guard;
@@ -47,6 +49,7 @@ pub use time;
 pub use ability::{Ability, AbilitySet};
 pub use access::{Access, Ceilings, KindSet};
 pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
+pub use clock::Clock;
 pub use error::AuthError;
 pub use guard::{GateBuilder, GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};

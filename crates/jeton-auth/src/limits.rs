@@ -157,6 +157,16 @@ impl LimitBackend {
         })
     }
 
+    /// Counts failure windows on `clock` rather than the system's (Redis
+    /// counts on its own): a test moves a [`Clock::manual`](crate::Clock::manual)
+    /// past a window instead of waiting for it to end. A count is also
+    /// forgotten once its window has passed on the system's clock, which
+    /// bounds the memory it takes.
+    pub fn with_clock(mut self, clock: crate::Clock) -> LimitBackend {
+        self.local.failure_clock = clock;
+        self
+    }
+
     /// Whether Redis is configured and currently in use.
     pub fn redis_in_use(&self) -> bool {
         #[cfg(feature = "redis")]
@@ -246,6 +256,8 @@ struct Local {
     /// ends.
     failures: RwLock<HashMap<Duration, moka::sync::Cache<String, Counted>>>,
     clock: DefaultClock,
+    /// What failure windows are measured on.
+    failure_clock: crate::Clock,
 }
 
 fn get_or_create<K: Hash + Eq + Copy, V: Clone>(
@@ -320,12 +332,12 @@ impl Local {
         Local::read(
             self.window(window.window).get(key),
             window.window,
-            Instant::now(),
+            self.failure_clock.instant(),
         )
     }
 
     fn fail(&self, key: &str, window: Window) -> Failures {
-        let now = Instant::now();
+        let now = self.failure_clock.instant();
         let counted = self
             .window(window.window)
             .entry(key.to_owned())

@@ -24,8 +24,8 @@ use metrics::Counter;
 use time::OffsetDateTime;
 
 use crate::{
-    AuthError, HashedToken, Identity, PlainToken, Principal, TokenKind, TokenStore, UserPrincipal,
-    cache::GenerationCache, header,
+    AuthError, Clock, HashedToken, Identity, PlainToken, Principal, TokenKind, TokenStore,
+    UserPrincipal, cache::GenerationCache, header,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +117,8 @@ pub struct Verifier<S> {
     store: S,
     /// Whose tokens are accepted, and the metrics' names.
     identity: Identity,
+    /// What expiry and last uses are read from.
+    clock: Clock,
     /// The store's [`TokenStore::generation`] when last looked at.
     store_generation: AtomicU64,
     known: GenerationCache<HashedToken, Cached>,
@@ -154,6 +156,7 @@ impl<S: TokenStore> Verifier<S> {
             store_generation: AtomicU64::new(store.generation()),
             store,
             identity,
+            clock: Clock::system(),
             known: GenerationCache::new(
                 capacity(settings.positive_capacity),
                 settings.positive_ttl,
@@ -165,6 +168,18 @@ impl<S: TokenStore> Verifier<S> {
             used: Mutex::new(Vec::new()),
             handles: OnceLock::new(),
         }
+    }
+
+    /// Reads expiry and last uses from `clock` rather than the system's:
+    /// a test moves a [`Clock::manual`] past a token's expiry instead of
+    /// waiting for it.
+    pub fn with_clock(mut self, clock: Clock) -> Verifier<S> {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn store(&self) -> &S {
@@ -259,7 +274,7 @@ impl<S: TokenStore> Verifier<S> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
         // Expiry is checked on every use, cached or not.
-        let now = OffsetDateTime::now_utc;
+        let now = || self.clock.now();
         if cached.principal.kind() != kind || cached.expires_at.is_some_and(|at| at <= now()) {
             self.metrics().expired[kind_index(kind)].increment(1);
             return Err(AuthError::InvalidToken);
@@ -479,6 +494,28 @@ mod tests {
         let live = OffsetDateTime::now_utc() + Duration::from_secs(3600);
         let token = verifier.store.issue(TokenKind::User, Some(live));
         assert!(now_or_never(verifier.verify(&token)).is_ok());
+    }
+
+    #[test]
+    fn a_cached_credential_expires_when_its_clock_passes_its_expiry() {
+        let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let clock = Clock::manual(start);
+        let verifier = Verifier::new(Credentials::default()).with_clock(clock.clone());
+        let expires = start + Duration::from_secs(60);
+        let token = verifier.store.issue(TokenKind::User, Some(expires));
+        assert!(now_or_never(verifier.verify(&token)).is_ok());
+        clock.advance(Duration::from_secs(59));
+        assert!(now_or_never(verifier.verify(&token)).is_ok());
+        assert_eq!(
+            verifier.take_usage().into_values().collect::<Vec<_>>(),
+            [start + Duration::from_secs(59)],
+            "the last use, by the same clock"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            now_or_never(verifier.verify(&token)),
+            Err(AuthError::InvalidToken)
+        );
     }
 
     /// Reads its answer, then waits once before handing it over: a lookup

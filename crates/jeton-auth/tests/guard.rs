@@ -12,8 +12,8 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, FailedAuthLimit, Gate, IssuedToken, KindSet, Limits, MemoryStore,
-    NewClient, Principal, TokenFormat, TokenKind, User,
+    Ability, Access, Ceilings, Clock, FailedAuthLimit, Gate, IssuedToken, KindSet, LimitBackend,
+    Limits, MemoryStore, NewClient, Principal, TokenFormat, TokenKind, User,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::Value;
@@ -29,6 +29,8 @@ struct App {
     gate: Arc<Gate<MemoryStore>>,
     pk: IssuedToken,
     sk: IssuedToken,
+    /// The gate's and its limits': time stands still until moved.
+    clock: Clock,
 }
 
 struct Answer {
@@ -55,7 +57,11 @@ impl App {
 
     fn with(limit: FailedAuthLimit, trusted: Vec<jeton_auth::ipnet::IpNet>) -> App {
         let store = MemoryStore::new(TokenFormat::default());
+        let clock = Clock::manual(OffsetDateTime::now_utc());
+        let limits = LimitBackend::local().with_clock(clock.clone());
         let gate = Gate::builder(store.clone())
+            .clock(clock.clone())
+            .limits(Arc::new(limits))
             .ceilings(
                 Ceilings::new()
                     .publishable([READ])
@@ -73,6 +79,7 @@ impl App {
             sk: store.issue_secret_key(&office).unwrap(),
             store,
             gate,
+            clock,
         }
     }
 
@@ -281,6 +288,23 @@ async fn rate_limits_per_key_and_per_failing_address() {
         .refused(429, "rate_limited", None);
     let ok = send(&quiet, "/products", Some(&bearer(&app.pk)), &[]).await;
     assert_eq!(ok.status, StatusCode::OK);
+    // Its window ends on the gate's clock.
+    app.clock.advance(StdDuration::from_secs(3600));
+    let ok = send(&noisy, "/products", Some(&bearer(&app.pk)), &[]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_expires_on_the_gates_clock() {
+    let app = App::new();
+    let expires = app.clock.now() + Duration::minutes(5);
+    let token = app.store.issue_user_token("ann", [PROFILE], Some(expires));
+    app.clock.advance(StdDuration::from_secs(299));
+    assert_eq!(app.bearer("/me", &token).await.status, StatusCode::OK);
+    app.clock.advance(StdDuration::from_secs(1));
+    app.bearer("/me", &token)
+        .await
+        .refused(401, "invalid_token", Some(INVALID_TOKEN));
 }
 
 #[tokio::test]

@@ -190,6 +190,10 @@ mod tests {
     use super::*;
 
     fn throttle(window: Duration) -> Throttle {
+        throttle_on(jeton_auth::Clock::system(), window)
+    }
+
+    fn throttle_on(clock: jeton_auth::Clock, window: Duration) -> Throttle {
         Throttle::new(
             ThrottleSettings {
                 window,
@@ -199,7 +203,7 @@ mod tests {
                 failures_per_ip: 5,
                 registrations_per_ip_per_hour: 2,
             },
-            Arc::new(LimitBackend::local()),
+            Arc::new(LimitBackend::local().with_clock(clock)),
         )
     }
 
@@ -209,7 +213,8 @@ mod tests {
 
     #[tokio::test]
     async fn failures_per_email_and_ip_then_the_window_ends() {
-        let throttle = throttle(Duration::from_millis(300));
+        let clock = jeton_auth::Clock::manual(time::OffsetDateTime::UNIX_EPOCH);
+        let throttle = throttle_on(clock.clone(), Duration::from_secs(60));
         for _ in 0..3 {
             assert!(throttle.check_login("a@example.com", ip(1)).await.is_ok());
             throttle.login_failed("a@example.com", ip(1)).await;
@@ -218,14 +223,22 @@ mod tests {
             .check_login("a@example.com", ip(1))
             .await
             .unwrap_err();
-        assert_eq!(refused.retry_after, RetryAfter(1));
+        assert_eq!(refused.retry_after, RetryAfter(60));
         assert_eq!(refused.limit, 3);
         assert!(
             throttle.check_login("a@example.com", ip(2)).await.is_ok(),
             "the owner, elsewhere, is not locked out"
         );
         assert!(throttle.check_login("b@example.com", ip(1)).await.is_ok());
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(
+            throttle.check_login("a@example.com", ip(1)).await,
+            Err(Throttled {
+                limit: 3,
+                retry_after: RetryAfter(1)
+            })
+        );
+        clock.advance(Duration::from_secs(1));
         assert!(throttle.check_login("a@example.com", ip(1)).await.is_ok());
     }
 

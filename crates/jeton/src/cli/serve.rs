@@ -214,7 +214,7 @@ async fn prune_idempotency_keys(db: Db) {
     hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         hourly.tick().await;
-        let cutoff = time::OffsetDateTime::now_utc() - KEY_RETENTION;
+        let cutoff = db.now() - KEY_RETENTION;
         match db.prune_idempotency_keys(cutoff).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned idempotency keys"),

@@ -43,9 +43,7 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
             println!("revoked token {id}");
         }
         TokenCommand::Prune { expired_for } => {
-            let pruned = db
-                .prune_tokens(time::OffsetDateTime::now_utc() - expired_for)
-                .await?;
+            let pruned = db.prune_tokens(db.now() - expired_for).await?;
             println!(
                 "pruned {} user tokens, {} client keys and {} access tokens",
                 pruned.user_tokens, pruned.client_keys, pruned.access_tokens
@@ -56,9 +54,7 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
                 older_than >= KEY_RETENTION,
                 "--older-than must be at least 24h: idempotency keys are kept that long"
             );
-            let pruned = db
-                .prune_idempotency_keys(time::OffsetDateTime::now_utc() - older_than)
-                .await?;
+            let pruned = db.prune_idempotency_keys(db.now() - older_than).await?;
             println!("pruned {pruned} idempotency keys");
         }
     }

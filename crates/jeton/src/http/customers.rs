@@ -169,7 +169,7 @@ pub async fn login(
         client_id: Some(&client.client),
         name: &login.device_name,
         abilities: &abilities::user_ceiling(),
-        expires_at: Some(OffsetDateTime::now_utc() + state.config.user_token_ttl),
+        expires_at: Some(state.db.now() + state.config.user_token_ttl),
     };
     if login.session == SessionMode::Token {
         let issued = issue_user_token(&state, new, &audit).await?;

@@ -511,7 +511,7 @@ pub async fn token(
         Ok(scope) => scope,
         Err(error) => return error.into_response(),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.db.now();
     // A token never outlives the key that obtained it.
     let expires_at = match client.key_expires_at {
         Some(key) => key.min(now + state.config.access_token_ttl),

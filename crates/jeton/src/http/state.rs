@@ -52,12 +52,17 @@ pub struct Shared {
 impl AppState {
     /// A state whose CORS origin set is still empty; see [`AppState::load`].
     pub fn new(db: Db, config: Config) -> AppState {
-        let limits = Arc::new(match &config.redis_url {
+        // One clock for the store, the gate and the limits: a test that
+        // moves the database's clock on moves all of them.
+        let clock = db.clock().clone();
+        let limits = match &config.redis_url {
             Some(url) => LimitBackend::redis(url, &Identity::default(), config.redis_deadline)
                 .expect("the Redis URL is checked on the command line"),
             None => LimitBackend::local(),
-        });
+        };
+        let limits = Arc::new(limits.with_clock(clock.clone()));
         let gate = Gate::builder(db.clone())
+            .clock(clock)
             .ceilings(abilities::ceilings())
             .limits(Arc::clone(&limits))
             .user_rate_limit(Rate::per_minute(config.customer_requests_per_minute))

@@ -183,7 +183,7 @@ pub async fn create(
             }),
         ),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.db.now();
     // A token never makes one that outlives it: a stolen short-lived token
     // must not become a lasting one.
     let parent_expires = user.expires_at;

@@ -8,12 +8,12 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
-    audit::{self, Audit, Event},
+    audit::{Audit, Event},
     changes::{self, Topic},
 };
 use crate::domain::{
     ids::{AccessTokenId, ClientId, CustomerId, KeyId, TokenId},
-    time::{from_micros_checked, now_micros, to_micros},
+    time::{from_micros_checked, to_micros},
 };
 
 /// What a new access token is issued with.
@@ -65,7 +65,7 @@ impl Db {
         .bind(new.key_id.clone())
         .bind(token.hash().to_hex())
         .bind(new.scope.to_spaced())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(to_micros(new.expires_at))
         .execute(&mut *tx)
         .await?;
@@ -80,7 +80,7 @@ impl Db {
             )),
             ..Event::default()
         };
-        audit::append(&mut tx, audit, event).await?;
+        self.append_audit(&mut tx, audit, event).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -95,7 +95,7 @@ impl Db {
         client_id: &ClientId,
         audit: &Audit,
     ) -> Result<Revoked, sqlx::Error> {
-        let at = now_micros();
+        let at = self.now_micros();
         let mut tx = self.begin_write().await?;
         let revoked = match kind {
             TokenKind::Access => {
@@ -117,7 +117,7 @@ impl Db {
                     subject_id: Some(&id),
                     ..Event::default()
                 };
-                audit::append(&mut tx, audit, event).await?;
+                self.append_audit(&mut tx, audit, event).await?;
                 Revoked::AccessToken
             }
             TokenKind::User => {
@@ -141,7 +141,7 @@ impl Db {
                     subject_id: Some(&found.id),
                     detail: Some("by its client (OAuth 2.0 revocation)".to_owned()),
                 };
-                audit::append(&mut tx, audit, event).await?;
+                self.append_audit(&mut tx, audit, event).await?;
                 Revoked::UserToken
             }
             _ => return Ok(Revoked::Nothing),

@@ -9,10 +9,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
 use super::{Db, columns::Micros};
-use crate::domain::{
-    ids::{ClientId, ClientIds, CustomerId, KeyId, UserIds, new_id},
-    time::now_micros,
-};
+use crate::domain::ids::{ClientId, ClientIds, CustomerId, KeyId, UserIds, new_id};
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,29 +87,32 @@ pub struct Event<'a> {
     pub detail: Option<String>,
 }
 
-/// Appends an event; call inside the transaction of the change.
-pub(crate) async fn append(
-    conn: &mut AnyConnection,
-    audit: &Audit,
-    event: Event<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, action, actor_kind, actor_id, client_id, customer_id, subject_id, client_ip, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(new_id())
-    .bind(now_micros())
-    .bind(event.action)
-    .bind(audit.actor.kind())
-    .bind(audit.actor.id().map(str::to_owned))
-    .bind(event.client_id.cloned())
-    .bind(event.customer_id.cloned())
-    .bind(event.subject_id.map(str::to_owned))
-    .bind(audit.client_ip.map(|ip| ip.to_string()))
-    .bind(event.detail)
-    .execute(conn)
-    .await?;
-    Ok(())
+impl Db {
+    /// Appends an event; call inside the transaction of the change.
+    pub(crate) async fn append_audit(
+        &self,
+        conn: &mut AnyConnection,
+        audit: &Audit,
+        event: Event<'_>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, action, actor_kind, actor_id, client_id, customer_id, subject_id, client_ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(self.now_micros())
+        .bind(event.action)
+        .bind(audit.actor.kind())
+        .bind(audit.actor.id().map(str::to_owned))
+        .bind(event.client_id.cloned())
+        .bind(event.customer_id.cloned())
+        .bind(event.subject_id.map(str::to_owned))
+        .bind(audit.client_ip.map(|ip| ip.to_string()))
+        .bind(event.detail)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// An event as stored. The admin API shows it as `api::AuditEvent`.
@@ -149,7 +149,7 @@ impl Db {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn record_event(&self, audit: &Audit, event: Event<'_>) -> Result<(), sqlx::Error> {
         let mut conn = self.writer().acquire().await?;
-        append(&mut conn, audit, event).await
+        self.append_audit(&mut conn, audit, event).await
     }
 
     /// Events in the order they happened, after `after` (an event id).

@@ -37,12 +37,19 @@ pub enum Topic {
 
 type Listener = Box<dyn Fn(&Topic) + Send + Sync>;
 
+/// The feed's stamps and windows are on the system's clock, not the
+/// [`Db`]'s: they order changes between processes, which a test's clock
+/// does not move.
+fn system_micros() -> i64 {
+    crate::domain::time::to_micros(time::OffsetDateTime::now_utc())
+}
+
 /// Puts a credential change in the feed; call inside the change's
 /// transaction, so the feed never misses a committed change.
 pub(crate) async fn record(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO credential_changes (id, at) VALUES ($1, $2)")
         .bind(crate::domain::ids::new_id())
-        .bind(crate::domain::time::now_micros())
+        .bind(system_micros())
         .execute(conn)
         .await?;
     Ok(())
@@ -150,7 +157,7 @@ impl Db {
         before: Option<&FeedPosition>,
     ) -> Result<(FeedPosition, FeedMoves), sqlx::Error> {
         let lookback = i64::try_from(LOOKBACK.as_micros()).expect("a short lookback");
-        let start = crate::domain::time::now_micros() - lookback;
+        let start = system_micros() - lookback;
         // The window `before` counted, and the (later) one to count next.
         let (old, new) = match before {
             Some(before) => (before.since, start.max(before.since)),

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
-    audit::{self, Audit, Event},
+    audit::{Audit, Event},
     changes::{self, Topic},
     columns::{MaybeMicros, Micros, Spaced},
     placeholders,
@@ -16,7 +16,7 @@ use super::{
 use crate::domain::{
     client::{ClientKind, NewClient},
     ids::{ClientId, KeyId},
-    time::{now, now_micros, to_micros},
+    time::to_micros,
 };
 
 /// A key of a client as stored, without its hash: `last4` and dates only.
@@ -80,29 +80,30 @@ impl Client {
     }
 }
 
-/// Inserts a key row; shared by creation and rotation.
-async fn insert_key(
-    conn: &mut sqlx::AnyConnection,
-    client_id: &ClientId,
-    kind: ClientKind,
-    key: &PlainToken,
-) -> Result<ClientKey, sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
-    );
-    sqlx::query_as(AssertSqlSafe(sql))
-        .bind(KeyId::generate())
-        .bind(client_id.clone())
-        .bind(kind.as_str())
-        .bind(key.hash().to_hex())
-        .bind(key.last4())
-        .bind(now_micros())
-        .fetch_one(conn)
-        .await
-}
-
 impl Db {
+    /// Inserts a key row; shared by creation and rotation.
+    async fn insert_key(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        client_id: &ClientId,
+        kind: ClientKind,
+        key: &PlainToken,
+    ) -> Result<ClientKey, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+        );
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(KeyId::generate())
+            .bind(client_id.clone())
+            .bind(kind.as_str())
+            .bind(key.hash().to_hex())
+            .bind(key.last4())
+            .bind(self.now_micros())
+            .fetch_one(conn)
+            .await
+    }
+
     /// Creates a client with its first key. `key` must be of the client's
     /// kind; only its hash is stored.
     #[tracing::instrument(level = "debug", skip(self, key))]
@@ -125,10 +126,12 @@ impl Db {
             .bind(client.allowed_origins.join(" "))
             .bind(client.rate_limit_per_minute)
             .bind(client.per_ip_rate_limit_per_minute)
-            .bind(now_micros())
+            .bind(self.now_micros())
             .fetch_one(&mut *tx)
             .await?;
-        let first_key = insert_key(&mut tx, &created.id, client.kind, key).await?;
+        let first_key = self
+            .insert_key(&mut tx, &created.id, client.kind, key)
+            .await?;
         let event = Event {
             action: "client.created",
             client_id: Some(&created.id),
@@ -136,7 +139,7 @@ impl Db {
             detail: Some(format!("{} client `{}`", client.kind.as_str(), client.name)),
             ..Event::default()
         };
-        audit::append(&mut tx, audit, event).await?;
+        self.append_audit(&mut tx, audit, event).await?;
         // Other servers refresh their allowed origins from the feed.
         changes::record(&mut tx).await?;
         created.keys.push(first_key);
@@ -217,7 +220,7 @@ impl Db {
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND client_id IN ({}) ORDER BY id",
             placeholders(2, clients.len())
         );
-        let mut query = sqlx::query_as::<_, ClientKey>(AssertSqlSafe(sql)).bind(now_micros());
+        let mut query = sqlx::query_as::<_, ClientKey>(AssertSqlSafe(sql)).bind(self.now_micros());
         for client in &clients {
             query = query.bind(client.id.clone());
         }
@@ -259,7 +262,7 @@ impl Db {
                 kind.as_str()
             )));
         }
-        let cutoff = to_micros(now() + grace);
+        let cutoff = to_micros(self.now() + grace);
         sqlx::query(
             "UPDATE client_keys SET expires_at = $2 WHERE client_id = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)",
@@ -268,7 +271,7 @@ impl Db {
         .bind(cutoff)
         .execute(&mut *tx)
         .await?;
-        let created = insert_key(&mut tx, client_id, kind, key).await?;
+        let created = self.insert_key(&mut tx, client_id, kind, key).await?;
         let event = Event {
             action: "client.key_rotated",
             client_id: Some(client_id),
@@ -279,7 +282,7 @@ impl Db {
             )),
             ..Event::default()
         };
-        audit::append(&mut tx, audit, event).await?;
+        self.append_audit(&mut tx, audit, event).await?;
         changes::record(&mut tx).await?;
         tx.commit().await?;
         // Older keys now expire: cached copies must learn it.
@@ -297,7 +300,7 @@ impl Db {
         revoke_user_tokens: bool,
         audit: &Audit,
     ) -> Result<bool, sqlx::Error> {
-        let at = now_micros();
+        let at = self.now_micros();
         let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
@@ -332,7 +335,7 @@ impl Db {
             detail: Some(detail),
             ..Event::default()
         };
-        audit::append(&mut tx, audit, event).await?;
+        self.append_audit(&mut tx, audit, event).await?;
         changes::record(&mut tx).await?;
         tx.commit().await?;
         self.changed(Topic::Credentials).await;

@@ -12,13 +12,10 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
-    audit::{self, Audit, Event},
+    audit::{Audit, Event},
     columns::{MaybeMicros, Micros, Spaced},
 };
-use crate::domain::{
-    ids::{AccessTokenId, ClientId, ClientIds, CustomerId, KeyId, TokenId},
-    time::now_micros,
-};
+use crate::domain::ids::{AccessTokenId, ClientId, ClientIds, CustomerId, KeyId, TokenId};
 
 /// A live client key and what its client allows.
 #[derive(FromRow)]
@@ -193,7 +190,7 @@ impl Db {
                 "UPDATE client_keys SET browser_refusals = browser_refusals + 1, last_browser_refusal_at = $2 WHERE id = $1",
             )
             .bind(ids.key.clone())
-            .bind(now_micros())
+            .bind(self.now_micros())
             .execute(&mut *tx)
             .await?;
             "client_key.refused_in_browser"
@@ -214,7 +211,7 @@ impl Db {
                 .map(|o| format!("origin {}", o.chars().take(200).collect::<String>())),
             ..Event::default()
         };
-        audit::append(&mut tx, &audit, event).await?;
+        self.append_audit(&mut tx, &audit, event).await?;
         tx.commit().await
     }
 }

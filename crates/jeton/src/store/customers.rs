@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use time::OffsetDateTime;
 
 use super::{Db, columns::Micros, db_error::is_unique_violation};
-use crate::domain::{ids::CustomerId, time::now_micros};
+use crate::domain::ids::CustomerId;
 
 /// A customer as stored, without the password hash. The API shows it as
 /// `api::Customer`.
@@ -61,7 +61,7 @@ impl Db {
         .bind(email.to_owned())
         .bind(name.to_owned())
         .bind(password_hash.to_owned())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .fetch_one(self.writer())
         .await
         .map_err(|error| {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Db;
-use crate::domain::{customer::parse_email, time::now_micros};
+use crate::domain::customer::parse_email;
 
 /// Customers' emails in the form registration stores since one identity
 /// per visible email (`docs/api.md`): the domain in its IDNA ASCII form,
@@ -80,7 +80,7 @@ async fn customer_emails(db: &Db) -> anyhow::Result<()> {
         "INSERT INTO data_steps (name, applied_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
     .bind(EMAILS)
-    .bind(now_micros())
+    .bind(db.now_micros())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -24,10 +24,13 @@ pub mod user_tokens;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
+use jeton_auth::Clock;
 use sqlx::{
     Any, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
 };
+
+use crate::domain::time::{Timestamp, to_micros};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -61,12 +64,17 @@ pub struct Db {
     changes: Arc<changes::ChangeHub>,
     /// Kept for PostgreSQL's LISTEN connection (see `changes.rs`).
     url: Arc<str>,
+    /// What every stored time and every expiry is read from; the app's
+    /// gate and limits read the same one.
+    clock: Clock,
 }
 
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// The system's, but for tests that move time on.
+    pub clock: Clock,
 }
 
 impl Default for DbOptions {
@@ -74,6 +82,7 @@ impl Default for DbOptions {
         DbOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            clock: Clock::system(),
         }
     }
 }
@@ -149,6 +158,7 @@ impl Db {
                     backend,
                     changes: Arc::default(),
                     url: Arc::from(url),
+                    clock: options.clock.clone(),
                 }
             }
             Backend::Postgres => {
@@ -172,6 +182,7 @@ impl Db {
                     backend,
                     changes: Arc::default(),
                     url: Arc::from(url),
+                    clock: options.clock.clone(),
                 }
             }
         };
@@ -181,6 +192,20 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The time by [`Db::clock`].
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// [`Db::now`] as stored.
+    pub fn now_micros(&self) -> i64 {
+        to_micros(self.now())
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
-    audit::{self, Audit, Event},
+    audit::{Audit, Event},
     changes::Topic,
     columns::Micros,
     db_error::{is_contention, is_contention_or_disconnect},
@@ -33,7 +33,7 @@ use crate::domain::{
     ids::{CustomerId, OrderId, ProductId, new_id},
     money::MAX_SAFE_AMOUNT,
     order::{IdempotencyKey, OrderLine, OrderRequest},
-    time::{from_micros, now_micros, to_micros},
+    time::{from_micros, to_micros},
 };
 
 /// How long a request holds its idempotency key while it runs. Placing an
@@ -243,7 +243,7 @@ impl Db {
         // A few rounds, because the row may be released or taken over
         // between our insert and our read.
         for _ in 0..3 {
-            let now = now_micros();
+            let now = self.now_micros();
             let inserted = retrying("claim idempotency key", || async move {
                 sqlx::query(
                     "INSERT INTO idempotency_keys \
@@ -358,7 +358,7 @@ impl Db {
         let mut by_product: Vec<(usize, &OrderLine)> = request.lines.iter().enumerate().collect();
         by_product.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
 
-        let created_at = now_micros();
+        let created_at = self.now_micros();
         let mut tx = self.begin_write().await?;
         let mut items: Vec<Option<OrderItem>> = vec![None; request.lines.len()];
         let mut currency: Option<String> = None;
@@ -521,7 +521,7 @@ impl Db {
         audit: &Audit,
     ) -> Result<Option<CustomerId>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let at = now_micros();
+        let at = self.now_micros();
         // The status flips once: a second cancellation, even a concurrent
         // one, finds nothing to update and returns no stock.
         let customer: Option<CustomerId> = sqlx::query_scalar(
@@ -560,7 +560,7 @@ impl Db {
             detail: Some(format!("{units} units back in stock")),
             ..Event::default()
         };
-        audit::append(&mut tx, audit, event).await?;
+        self.append_audit(&mut tx, audit, event).await?;
         tx.commit().await?;
         Ok(Some(customer))
     }

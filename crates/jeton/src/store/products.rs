@@ -13,7 +13,6 @@ use super::{
 use crate::domain::{
     ids::ProductId,
     product::{MAX_STOCK, NewProduct, ProductPatch},
-    time::now_micros,
 };
 
 /// A product as stored. The API shows it as `api::Product`.
@@ -82,10 +81,11 @@ fn like_pattern(q: &str) -> String {
     pattern
 }
 
-/// `INSERT` of a new product, then `tail` and the columns (so `tail` may
-/// add a conflict clause before `RETURNING`).
+/// `INSERT` of a new product created `at`, then `tail` and the columns (so
+/// `tail` may add a conflict clause before `RETURNING`).
 fn insert<'q>(
     product: &'q NewProduct,
+    at: i64,
     tail: &str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let sql = format!(
@@ -99,13 +99,13 @@ fn insert<'q>(
         .bind(product.price_amount)
         .bind(&product.currency)
         .bind(product.stock)
-        .bind(now_micros())
+        .bind(at)
 }
 
 impl Db {
     #[tracing::instrument(level = "debug", skip_all, fields(sku = %product.sku))]
     pub async fn create_product(&self, product: &NewProduct) -> Result<Product, ProductWriteError> {
-        let row = insert(product, "RETURNING")
+        let row = insert(product, self.now_micros(), "RETURNING")
             .fetch_one(self.writer())
             .await
             .map_err(classify)?;
@@ -119,9 +119,13 @@ impl Db {
         &self,
         product: &NewProduct,
     ) -> Result<bool, sqlx::Error> {
-        let done = insert(product, "ON CONFLICT (sku) DO NOTHING RETURNING")
-            .execute(self.writer())
-            .await?;
+        let done = insert(
+            product,
+            self.now_micros(),
+            "ON CONFLICT (sku) DO NOTHING RETURNING",
+        )
+        .execute(self.writer())
+        .await?;
         self.announce(&Topic::Catalog);
         Ok(done.rows_affected() == 1)
     }
@@ -191,7 +195,7 @@ impl Db {
         );
         let mut query = sqlx::query_as::<_, Product>(AssertSqlSafe(sql))
             .bind(id.clone())
-            .bind(now_micros());
+            .bind(self.now_micros());
         for (_, value) in assignments {
             query = match value {
                 Value::Text(text) => query.bind(text),

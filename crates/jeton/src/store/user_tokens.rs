@@ -8,13 +8,13 @@ use time::OffsetDateTime;
 
 use super::{
     Db,
-    audit::{self, Audit, Event},
+    audit::{Audit, Event},
     changes::{self, Topic},
     columns::{MaybeMicros, Micros, Spaced},
 };
 use crate::domain::{
     ids::{ClientId, CustomerId, TokenId},
-    time::{now_micros, to_micros},
+    time::to_micros,
 };
 
 /// A user token as stored, without its hash: never any token material but
@@ -85,7 +85,7 @@ impl Db {
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let issued = insert(&mut tx, token, &new, None, audit).await?;
+        let issued = self.insert_token(&mut tx, token, &new, None, audit).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -114,13 +114,15 @@ impl Db {
              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(new.customer_id.clone())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .fetch_one(&mut *tx)
         .await?;
         if live >= i64::from(cap) {
             return Ok(None);
         }
-        let issued = insert(&mut tx, token, &new, Some(parent), audit).await?;
+        let issued = self
+            .insert_token(&mut tx, token, &new, Some(parent), audit)
+            .await?;
         tx.commit().await?;
         Ok(Some(issued))
     }
@@ -140,7 +142,7 @@ impl Db {
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(customer_id.clone())
-            .bind(now_micros())
+            .bind(self.now_micros())
             .bind(before.map(str::to_owned))
             .bind(limit)
             .fetch_all(self.reader())
@@ -156,7 +158,7 @@ impl Db {
         audit: &Audit,
     ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let at = now_micros();
+        let at = self.now_micros();
         let revoked = match which {
             Revoke::One { token_id, owner } => {
                 let sql = if owner.is_some() {
@@ -195,7 +197,7 @@ impl Db {
                     detail: (descendants > 0)
                         .then(|| format!("and {descendants} tokens made from it")),
                 };
-                audit::append(&mut tx, audit, event).await?;
+                self.append_audit(&mut tx, audit, event).await?;
                 1
             }
             Revoke::AllOf { customer_id } => {
@@ -213,7 +215,7 @@ impl Db {
                     detail: Some(format!("{revoked} tokens")),
                     ..Event::default()
                 };
-                audit::append(&mut tx, audit, event).await?;
+                self.append_audit(&mut tx, audit, event).await?;
                 revoked
             }
         };
@@ -292,44 +294,45 @@ impl Db {
             access_tokens,
         })
     }
-}
 
-/// Inserts a token in `tx`, with its audit event.
-async fn insert(
-    tx: &mut sqlx::AnyConnection,
-    token: &PlainToken,
-    new: &NewUserToken<'_>,
-    parent: Option<&TokenId>,
-    audit: &Audit,
-) -> Result<UserToken, sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at, parent_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
-    );
-    let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(TokenId::generate())
-        .bind(new.customer_id.clone())
-        .bind(new.client_id.cloned())
-        .bind(new.name.to_owned())
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(new.abilities.to_spaced())
-        .bind(now_micros())
-        .bind(new.expires_at.map(to_micros))
-        .bind(parent.cloned())
-        .fetch_one(&mut *tx)
-        .await?;
-    let event = Event {
-        action: "user_token.issued",
-        customer_id: Some(new.customer_id),
-        client_id: new.client_id,
-        subject_id: Some(&issued.id),
-        detail: Some(format!(
-            "`{}`: {}",
-            issued.name,
-            issued.abilities.to_spaced()
-        )),
-    };
-    audit::append(tx, audit, event).await?;
-    Ok(issued)
+    /// Inserts a token in `tx`, with its audit event.
+    async fn insert_token(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        token: &PlainToken,
+        new: &NewUserToken<'_>,
+        parent: Option<&TokenId>,
+        audit: &Audit,
+    ) -> Result<UserToken, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+        );
+        let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(TokenId::generate())
+            .bind(new.customer_id.clone())
+            .bind(new.client_id.cloned())
+            .bind(new.name.to_owned())
+            .bind(token.hash().to_hex())
+            .bind(token.last4())
+            .bind(new.abilities.to_spaced())
+            .bind(self.now_micros())
+            .bind(new.expires_at.map(to_micros))
+            .bind(parent.cloned())
+            .fetch_one(&mut *tx)
+            .await?;
+        let event = Event {
+            action: "user_token.issued",
+            customer_id: Some(new.customer_id),
+            client_id: new.client_id,
+            subject_id: Some(&issued.id),
+            detail: Some(format!(
+                "`{}`: {}",
+                issued.name,
+                issued.abilities.to_spaced()
+            )),
+        };
+        self.append_audit(tx, audit, event).await?;
+        Ok(issued)
+    }
 }

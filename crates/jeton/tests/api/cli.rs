@@ -116,7 +116,7 @@ async fn migrate_creates_the_database_and_can_run_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_create_prints_a_key_that_works() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let (id, key) = create_backend(&app.url, "admin");
     assert!(key.starts_with("jt_sk_") && key.len() == 42, "{key}");
     // The key is an admin key on the API, for the client that was printed.
@@ -188,7 +188,7 @@ async fn client_create_prints_a_key_that_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_create_refuses_what_the_api_refuses() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let refused: [&[&str]; 5] = [
         // A publishable key cannot write.
         &[
@@ -271,7 +271,7 @@ async fn client_create_refuses_what_the_api_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_list_and_show() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let (secret_id, secret_key) = create_backend(&app.url, "admin");
     let (shop_id, shop_key) = create_storefront(&app.url, "Shop front");
     jeton(&app.url, &["client", "revoke", &shop_id]).ok();
@@ -341,7 +341,7 @@ async fn client_list_and_show() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_rotate_replaces_the_key() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let (id, old) = create_storefront(&app.url, "Shop");
     app.assert_works(&old).await;
 
@@ -407,7 +407,7 @@ async fn client_rotate_replaces_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn client_revoke_kills_its_keys_and_optionally_its_user_tokens() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let (a_id, a_key) = create_storefront(&app.url, "Shop A");
     let (b_id, b_key) = create_storefront(&app.url, "Shop B");
     let (_, c_key) = create_storefront(&app.url, "Shop C");
@@ -445,7 +445,7 @@ async fn client_revoke_kills_its_keys_and_optionally_its_user_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn token_revoke_kills_a_user_token() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let pk = app.publishable_key().await;
     app.register(&pk, "ann@example.com", PASSWORD).await;
     let first = app.login(&pk, "ann@example.com", PASSWORD).await;
@@ -468,7 +468,7 @@ async fn token_revoke_kills_a_user_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::sqlite_on_system_time().await;
     let admin = app.admin_key().await;
     let (client_id, pk) = app.publishable_client().await;
     app.register(&pk, "ann@example.com", PASSWORD).await;

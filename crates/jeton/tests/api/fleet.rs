@@ -43,6 +43,21 @@ fn storefront_key(fleet: &Fleet, per_key: &str, per_ip: &str) -> String {
     fleet.key(&args)
 }
 
+/// Every process's `GAUGE` reads `value` (1: limits shared through Redis,
+/// 0: counted in the process) in a check sent within `limit` of `since`.
+async fn gauge_within(fleet: &Fleet, value: f64, limit: Duration, since: Instant, what: &str) {
+    let every = vec![Some(value); fleet.servers.len()];
+    within(limit, since, what, || async {
+        let gauge = fleet.metric(GAUGE).await;
+        if gauge == every {
+            Ok(())
+        } else {
+            Err(format!("{gauge:?}"))
+        }
+    })
+    .await;
+}
+
 /// How many of `count` catalogue reads through nginx, from `from`, eight
 /// at a time, got 200; every other one must be a 429 with its `RateLimit-*`
 /// headers.
@@ -180,16 +195,12 @@ async fn redis_stopped_then_restarted() {
     let stopped = Instant::now();
     let ok = accepted(&fleet, &key, client(2), 20).await;
     assert_eq!(ok, 20, "served while Redis is down");
-    within(
+    gauge_within(
+        &fleet,
+        0.0,
         Duration::from_secs(1),
         stopped,
         "the gauge shows the fallback",
-        || async {
-            match fleet.metric(GAUGE).await[..] {
-                [Some(0.0), Some(0.0)] => Ok(()),
-                ref other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     assert_eq!(fleet.metric(FALLBACKS).await, vec![Some(1.0); 2]);
@@ -211,16 +222,12 @@ async fn redis_stopped_then_restarted() {
     // holds for the fleet again.
     fleet.redis.restart().await;
     let restarted = Instant::now();
-    within(
+    gauge_within(
+        &fleet,
+        1.0,
         Duration::from_secs(10),
         restarted,
         "the limits are shared again",
-        || async {
-            match fleet.metric(GAUGE).await[..] {
-                [Some(1.0), Some(1.0)] => Ok(()),
-                ref other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     let key = storefront_key(&fleet, "30", "none");
@@ -243,30 +250,22 @@ async fn a_redis_that_does_not_answer_counts_as_down() {
     fleet.redis.pause();
     let paused = Instant::now();
     assert_eq!(accepted(&fleet, &key, client(2), 20).await, 20);
-    within(
+    gauge_within(
+        &fleet,
+        0.0,
         Duration::from_secs(1),
         paused,
         "the gauge shows the fallback",
-        || async {
-            match fleet.metric(GAUGE).await[..] {
-                [Some(0.0), Some(0.0)] => Ok(()),
-                ref other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     fleet.redis.resume();
     let resumed = Instant::now();
-    within(
+    gauge_within(
+        &fleet,
+        1.0,
         Duration::from_secs(10),
         resumed,
         "the limits are shared again",
-        || async {
-            match fleet.metric(GAUGE).await[..] {
-                [Some(1.0), Some(1.0)] => Ok(()),
-                ref other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     assert_eq!(accepted(&fleet, &key, client(2), 4).await, 4);

@@ -1396,8 +1396,8 @@ async fn trickled_headers_are_cut_off() {
 async fn idle_keep_alive_connections_are_closed_and_busy_ones_are_not() {
     let app = TestApp::sqlite().await;
     let limits = ConnectionLimits {
-        header_read_timeout: Duration::from_secs(1),
-        keep_alive_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_millis(400),
+        keep_alive_timeout: Duration::from_millis(400),
         ..short_limits()
     };
     let address = serve_with(&app, limits).await;
@@ -1412,7 +1412,7 @@ async fn idle_keep_alive_connections_are_closed_and_busy_ones_are_not() {
             "{:?}",
             String::from_utf8_lossy(&chunk[..n])
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Then idle: closed after the keep-alive timeout.
     assert!(
@@ -1432,7 +1432,7 @@ async fn idle_keep_alive_connections_are_closed_and_busy_ones_are_not() {
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     stream.write_all(body).await.unwrap();
     let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
     let answer = String::from_utf8_lossy(&answer);

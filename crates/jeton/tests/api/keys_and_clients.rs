@@ -961,11 +961,7 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
     app.assert_works(&old).await;
 
-    let res = app
-        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 0}))
-        .await;
-    res.expect(201);
-    let new = s(&res.json()["key"]);
+    let new = app.rotated(&admin, &id, Some(0)).await;
     assert!(new.starts_with("jt_pk_") && new.len() == 42, "{new}");
     app.assert_dead(&old).await;
     app.assert_works(&new).await;
@@ -977,9 +973,7 @@ async fn rotation_without_grace_kills_the_old_key_at_once(app: TestApp) {
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
 
     // The default grace is 0 too.
-    let res = app.rotate(&admin, &id, json!({})).await;
-    res.expect(201);
-    let newest = s(&res.json()["key"]);
+    let newest = app.rotated(&admin, &id, None).await;
     app.assert_dead(&new).await;
     app.assert_works(&newest).await;
 }
@@ -988,11 +982,7 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     let admin = app.admin_key().await;
     let (id, old) = storefront(&app, &admin, &[SHOP], json!({})).await;
 
-    let res = app
-        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 2}))
-        .await;
-    res.expect(201);
-    let new = s(&res.json()["key"]);
+    let new = app.rotated(&admin, &id, Some(3600)).await;
     // Both work during the grace period; the old one shows when it ends.
     app.assert_works(&old).await;
     app.assert_works(&new).await;
@@ -1001,7 +991,10 @@ async fn rotation_with_grace_keeps_the_old_key_for_the_grace_period(app: TestApp
     assert!(keys[0]["expires_at"].is_string(), "{keys}");
     assert_eq!(keys[1]["expires_at"], Value::Null, "{keys}");
 
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // To its last second, then no more.
+    app.advance(Duration::from_secs(3599));
+    app.assert_works(&old).await;
+    app.advance(Duration::from_secs(1));
     app.assert_dead(&old).await;
     app.assert_works(&new).await;
     assert_eq!(key_ids(&app, &admin, &id).await.len(), 1);
@@ -1054,11 +1047,7 @@ async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
     let (client, old) = named_storefront(&app, &admin, "Shop").await;
     let id = s(&client["id"]);
 
-    let res = app
-        .rotate(&admin, &id, json!({"previous_key_expires_in_seconds": 60}))
-        .await;
-    res.expect(201);
-    let new = s(&res.json()["key"]);
+    let new = app.rotated(&admin, &id, Some(60)).await;
     app.assert_works(&new).await;
     app.assert_works(&old).await;
 
@@ -1080,9 +1069,7 @@ async fn admin_client_rotation_with_grace_keeps_the_old_key(app: TestApp) {
     assert!(new_key["expires_at"].is_null());
 
     // A second rotation without grace ends the first grace period early.
-    let res = app.rotate(&admin, &id, json!({})).await;
-    res.expect(201);
-    let newest = s(&res.json()["key"]);
+    let newest = app.rotated(&admin, &id, None).await;
     app.assert_dead(&old).await;
     app.assert_dead(&new).await;
     app.assert_works(&newest).await;
@@ -1180,15 +1167,7 @@ async fn admin_client_revoke_kills_every_key_at_once(app: TestApp) {
     let (_, other) = named_storefront(&app, &admin, "Other shop").await;
     let id = s(&client["id"]);
     // Two live keys: one in its grace period, one new.
-    let res = app
-        .rotate(
-            &admin,
-            &id,
-            json!({"previous_key_expires_in_seconds": 3600}),
-        )
-        .await;
-    res.expect(201);
-    let second = s(&res.json()["key"]);
+    let second = app.rotated(&admin, &id, Some(3600)).await;
     app.assert_works(&first).await;
     app.assert_works(&second).await;
 

@@ -161,10 +161,7 @@ async fn tokens_act_as_their_client_with_their_scope(app: TestApp) {
         .send()
         .await
         .expect_problem(429, "rate_limited");
-    app.post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=client_credentials")
-        .send()
+    app.token_request(&id, &secret, "grant_type=client_credentials")
         .await
         .expect_oauth_error(429, "rate_limited");
 
@@ -291,10 +288,7 @@ async fn token_answers_and_errors(app: TestApp) {
     assert_eq!(body["scope"], "products:read");
     assert!(!res.text().contains(&secret));
     // Missing or other grant types.
-    app.post("/oauth/token")
-        .basic(&id, &secret)
-        .form("scope=products:read")
-        .send()
+    app.token_request(&id, &secret, "scope=products:read")
         .await
         .expect_oauth_error(400, "invalid_request");
     for grant in [
@@ -303,25 +297,16 @@ async fn token_answers_and_errors(app: TestApp) {
         "refresh_token",
         "CLIENT_CREDENTIALS",
     ] {
-        app.post("/oauth/token")
-            .basic(&id, &secret)
-            .form(&format!("grant_type={grant}"))
-            .send()
+        app.token_request(&id, &secret, &format!("grant_type={grant}"))
             .await
             .expect_oauth_error(400, "unsupported_grant_type");
     }
     // An empty parameter counts as absent.
-    app.post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=")
-        .send()
+    app.token_request(&id, &secret, "grant_type=")
         .await
         .expect_oauth_error(400, "invalid_request");
     let res = app
-        .post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=client_credentials&scope=")
-        .send()
+        .token_request(&id, &secret, "grant_type=client_credentials&scope=")
         .await;
     res.expect(200);
     assert_eq!(res.json()["scope"], "products:read");
@@ -504,19 +489,13 @@ async fn client_authentication_failures(app: TestApp) {
 async fn failed_client_authentications_count_toward_the_ip_limit(app: TestApp) {
     let (id, secret) = secret_client(&app, &["products:read"]).await;
     for _ in 0..3 {
-        app.post("/oauth/token")
-            .basic(&id, "wrong")
-            .form("grant_type=client_credentials")
-            .send()
+        app.token_request(&id, "wrong", "grant_type=client_credentials")
             .await
             .expect_oauth_error(401, "invalid_client");
     }
     // The IP is refused now, even with the right secret, and on the API too.
     let res = app
-        .post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=client_credentials")
-        .send()
+        .token_request(&id, &secret, "grant_type=client_credentials")
         .await;
     res.expect_oauth_error(429, "rate_limited");
     assert!(res.header("retry-after").is_some());
@@ -531,10 +510,7 @@ async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
     let admin = app.admin_key().await;
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let res = app
-        .post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=client_credentials")
-        .send()
+        .token_request(&id, &secret, "grant_type=client_credentials")
         .await;
     assert_eq!(res.json()["expires_in"], 300);
     let before = s(&res.json()["access_token"]);
@@ -552,10 +528,7 @@ async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
     assert!((now + 55..=now + 61).contains(&exp), "exp {exp}, now {now}");
     // A token obtained with the old key in its grace period: the same.
     let res = app
-        .post("/oauth/token")
-        .basic(&id, &secret)
-        .form("grant_type=client_credentials")
-        .send()
+        .token_request(&id, &secret, "grant_type=client_credentials")
         .await;
     let expires_in = res.json()["expires_in"].as_i64().unwrap();
     assert!((55..=60).contains(&expires_in), "{expires_in}");
@@ -581,10 +554,7 @@ async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
         .await
         .expect(204);
     app.assert_dead(&token).await;
-    app.post("/oauth/token")
-        .basic(&id, &newest)
-        .form("grant_type=client_credentials")
-        .send()
+    app.token_request(&id, &newest, "grant_type=client_credentials")
         .await
         .expect_oauth_error(401, "invalid_client");
 }

@@ -20,7 +20,7 @@ use axum::{
 };
 use jeton::{
     domain::{abilities, ids::new_id},
-    store::{audit::Audit, user_tokens::NewUserToken},
+    store::{audit::Audit, products::Product, user_tokens::NewUserToken},
 };
 use jeton_auth::{PlainToken, TokenKind};
 use serde_json::{Value, json};
@@ -1521,7 +1521,7 @@ async fn an_abandoned_key_is_in_use_until_its_lease_runs_out(app: TestApp) {
             .unwrap()
             .fingerprint()
     };
-    let now = jeton::domain::time::now_micros();
+    let now = app.db.now_micros();
     sqlx::query(
         "INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash, status, lease_id, lease_expires_at, created_at) \
          VALUES ($1, 'crashed', $2, 'in_flight', 'lease-of-a-dead-server', $3, $4)",
@@ -1683,14 +1683,14 @@ async fn keys_older_than_a_day_are_pruned(app: TestApp) {
     keyed(&app, &token, "old", &items).await.expect(201);
     keyed(&app, &token, "new", &items).await.expect(201);
     let pool = app.side_pool().await;
-    let day_and_a_bit_ago = jeton::domain::time::now_micros() - 25 * 3600 * 1_000_000;
+    let day_and_a_bit_ago = app.db.now_micros() - 25 * 3600 * 1_000_000;
     sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE idempotency_key = 'old'")
         .bind(day_and_a_bit_ago)
         .execute(&pool)
         .await
         .unwrap();
 
-    let cutoff = time::OffsetDateTime::now_utc() - jeton::store::orders::KEY_RETENTION;
+    let cutoff = app.now() - jeton::store::orders::KEY_RETENTION;
     assert_eq!(app.db.prune_idempotency_keys(cutoff).await.unwrap(), 1);
     assert_eq!(app.db.prune_idempotency_keys(cutoff).await.unwrap(), 0);
     assert_eq!(app.db.count_idempotency_keys().await.unwrap(), 1);
@@ -2022,6 +2022,33 @@ async fn order_totals_stay_exact_in_javascript(app: TestApp) {
     assert_eq!(app.db.count_orders().await.unwrap(), 1);
 }
 
+/// What the customer reads, through the caches: each product's stock, how
+/// many products are in stock, and `order` (by its id, and first in their
+/// list).
+async fn assert_reads(
+    app: &TestApp,
+    token: &str,
+    stocks: &[(&Product, i64)],
+    in_stock: usize,
+    order: &Value,
+) {
+    for (product, stock) in stocks {
+        let res = app
+            .get_as(&format!("/api/v1/products/{}", product.id), token)
+            .await;
+        res.expect(200);
+        assert_eq!(res.json()["stock"], json!(stock), "{}", product.sku);
+    }
+    let listed = app.get_as("/api/v1/products?in_stock=true", token).await;
+    assert_eq!(listed.json()["data"].as_array().unwrap().len(), in_stock);
+    let mine = app
+        .get_as(&format!("/api/v1/me/orders/{}", s(&order["id"])), token)
+        .await;
+    assert_eq!(&mine.json(), order);
+    let listed = app.get_as("/api/v1/me/orders", token).await;
+    assert_eq!(&listed.json()["data"][0], order);
+}
+
 async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
     let mug = app.product("MUG-1", 1200, "EUR", 10).await;
     let tea = app.product("TEA-1", 350, "EUR", 5).await;
@@ -2036,36 +2063,8 @@ async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
     res.expect(201);
     let placed = res.json();
     let id = placed["id"].as_str().unwrap().to_owned();
-    // The catalogue has served (and cached) the lowered stock.
-    let stock_shown = |product: String| {
-        let (app, token) = (&app, &token);
-        async move {
-            let res = app
-                .get(&format!("/api/v1/products/{product}"))
-                .bearer(token)
-                .send()
-                .await;
-            res.expect(200);
-            res.json()["stock"].as_i64().unwrap()
-        }
-    };
-    assert_eq!(stock_shown(mug.id.to_string()).await, 7);
-    assert_eq!(stock_shown(tea.id.to_string()).await, 0);
-    let in_stock = app
-        .get("/api/v1/products?in_stock=true")
-        .bearer(&token)
-        .send()
-        .await;
-    assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 1);
-    // The customer has read (and the server cached) the order as placed.
-    let mine = app
-        .get(&format!("/api/v1/me/orders/{id}"))
-        .bearer(&token)
-        .send()
-        .await;
-    assert_eq!(mine.json(), placed);
-    let listed = app.get("/api/v1/me/orders").bearer(&token).send().await;
-    assert_eq!(listed.json()["data"][0], placed);
+    // The catalogue and the order have been read (and cached) as placed.
+    assert_reads(&app, &token, &[(&mug, 7), (&tea, 0)], 1, &placed).await;
 
     let cancel = || {
         app.post(&format!("/api/v1/admin/orders/{id}/cancel"))
@@ -2082,22 +2081,7 @@ async fn admin_cancels_an_order_and_its_stock_returns(app: TestApp) {
     // The stock is back, and every read sees it at once.
     assert_eq!(app.stock(&mug.id).await, 10);
     assert_eq!(app.stock(&tea.id).await, 5);
-    assert_eq!(stock_shown(mug.id.to_string()).await, 10);
-    assert_eq!(stock_shown(tea.id.to_string()).await, 5);
-    let in_stock = app
-        .get("/api/v1/products?in_stock=true")
-        .bearer(&token)
-        .send()
-        .await;
-    assert_eq!(in_stock.json()["data"].as_array().unwrap().len(), 2);
-    let mine = app
-        .get(&format!("/api/v1/me/orders/{id}"))
-        .bearer(&token)
-        .send()
-        .await;
-    assert_eq!(mine.json(), cancelled);
-    let listed = app.get("/api/v1/me/orders").bearer(&token).send().await;
-    assert_eq!(listed.json()["data"][0], cancelled);
+    assert_reads(&app, &token, &[(&mug, 10), (&tea, 5)], 2, &cancelled).await;
 
     // Again: the same order, nothing changes.
     let res = cancel().await;

@@ -32,7 +32,7 @@ use jeton::{
     http::{AppState, router},
     store::{Db, DbOptions, audit::Audit, products::Product, user_tokens::NewUserToken},
 };
-use jeton_auth::{AbilitySet, PlainToken, TokenKind};
+use jeton_auth::{AbilitySet, Clock, PlainToken, TokenKind};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -275,10 +275,30 @@ impl TestApp {
             .expect("SQLite is always there")
     }
 
+    /// An app whose time stands still until the test moves it on
+    /// ([`TestApp::advance`]).
     pub async fn spawn_with(backend: Backend, config: Config) -> Option<TestApp> {
+        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        TestApp::spawn_on(backend, config, clock).await
+    }
+
+    /// An app on SQLite on the system's clock, for a test whose other
+    /// processes (the CLI) write times into the same database: the app
+    /// must read the time they write by.
+    pub async fn sqlite_on_system_time() -> TestApp {
+        TestApp::spawn_on(Backend::Sqlite, Config::default(), Clock::system())
+            .await
+            .expect("SQLite is always there")
+    }
+
+    async fn spawn_on(backend: Backend, config: Config, clock: Clock) -> Option<TestApp> {
         init_logging();
         let database = TestDatabase::create(backend).await?;
-        let db = Db::connect(&database.url, &DbOptions::default())
+        let options = DbOptions {
+            clock,
+            ..DbOptions::default()
+        };
+        let db = Db::connect(&database.url, &options)
             .await
             .expect("connect and migrate");
         let state = AppState::load(db.clone(), config)
@@ -295,6 +315,17 @@ impl TestApp {
             backend,
             _database: database,
         })
+    }
+
+    /// The app's time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.db.now()
+    }
+
+    /// Moves the app's time on, for its store, its gate and its limits:
+    /// an expiry or the end of a window without waiting for it.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.db.clock().advance(by);
     }
 
     /// A pool of its own on the test's database, for looking behind the API.
@@ -727,6 +758,18 @@ impl TestApp {
             .await
     }
 
+    /// Rotates the client's key, older keys working on for `grace` seconds
+    /// (the default, none, without): the new key.
+    pub async fn rotated(&self, admin: &str, id: &str, grace: Option<u32>) -> String {
+        let body = match grace {
+            Some(seconds) => json!({ "previous_key_expires_in_seconds": seconds }),
+            None => json!({}),
+        };
+        let res = self.rotate(admin, id, body).await;
+        res.expect(201);
+        s(&res.json()["key"])
+    }
+
     /// `POST /admin/products`.
     pub async fn create_product(&self, admin: &str, body: Value) -> Res {
         self.post("/api/v1/admin/products")
@@ -906,14 +949,19 @@ impl TestApp {
         if let Some(scope) = scope {
             body.push_str(&format!("&scope={}", enc(scope)));
         }
-        let res = self
-            .post("/oauth/token")
-            .basic(client_id, secret)
-            .form(&body)
-            .send()
-            .await;
+        let res = self.token_request(client_id, secret, &body).await;
         res.expect(200);
         s(&res.json()["access_token"])
+    }
+
+    /// `POST /oauth/token` with `form`, the client authenticated with
+    /// HTTP Basic.
+    pub async fn token_request(&self, client_id: &str, secret: &str, form: &str) -> Res {
+        self.post("/oauth/token")
+            .basic(client_id, secret)
+            .form(form)
+            .send()
+            .await
     }
 
     /// The actions of the audit log, oldest first.
