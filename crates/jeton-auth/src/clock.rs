@@ -101,11 +101,6 @@ impl Clock {
                 Some(elapsed.saturating_add(by))
             });
     }
-
-    /// Whether this is a manual clock.
-    pub fn is_manual(&self) -> bool {
-        self.manual.is_some()
-    }
 }
 
 impl fmt::Debug for Clock {
@@ -135,7 +130,6 @@ mod tests {
     #[test]
     fn the_system_clock_reads_the_system_time() {
         let clock = Clock::system();
-        assert!(!clock.is_manual());
         assert!((clock.now() - OffsetDateTime::now_utc()).abs() < Duration::from_secs(5));
     }
 

@@ -140,6 +140,16 @@ async fn ids(server: &Server, key: &str, path: &str) -> Vec<String> {
 /// `token` is refused by `server` as a revoked token is: 401
 /// `invalid_token` with the RFC 6750 challenge, within a second of `since`.
 /// Until then it must still work (200).
+/// Rotates the client's key through `server`, the older keys dying at
+/// once: the new key.
+async fn rotate_without_grace(server: &Server, admin: &str, client_id: &str) -> String {
+    let path = format!("/api/v1/admin/clients/{client_id}/keys");
+    let body = json!({"previous_key_expires_in_seconds": 0});
+    let res = server.call("POST", &path, Some(admin), Some(&body)).await;
+    res.expect(201);
+    s(&res.json()["key"])
+}
+
 async fn refused_within_a_second(server: &Server, since: Instant, what: &str, token: &str) {
     within_a_second(since, what, || async {
         let res = get(server, "/api/v1/products", token).await;
@@ -330,17 +340,8 @@ async fn client_key_revoked_through_one_process_is_refused_by_the_other_within_a
             .expect("the storefront client");
         s(&storefront["id"])
     };
-    let res =
-        c.b.call(
-            "POST",
-            &format!("/api/v1/admin/clients/{storefront_id}/keys"),
-            Some(&c.admin),
-            Some(&json!({"previous_key_expires_in_seconds": 0})),
-        )
-        .await;
-    res.expect(201);
+    let new_pk = rotate_without_grace(&c.b, &c.admin, &storefront_id).await;
     let rotated = Instant::now();
-    let new_pk = s(&res.json()["key"]);
     refused_within_a_second(&c.a, rotated, "a key rotated out on B, on A", &c.pk).await;
     get(&c.a, "/api/v1/products", &new_pk).await.expect(200);
 }
@@ -382,17 +383,8 @@ async fn access_tokens_die_on_the_other_process_within_a_second(backend: Backend
     // Its key rotated out on A, with no grace.
     let second = exchange(&c.b, &secret).await;
     get(&c.b, "/api/v1/products", &second).await.expect(200);
-    let res =
-        c.a.call(
-            "POST",
-            &format!("/api/v1/admin/clients/{id}/keys"),
-            Some(&c.admin),
-            Some(&json!({"previous_key_expires_in_seconds": 0})),
-        )
-        .await;
-    res.expect(201);
+    let new_secret = rotate_without_grace(&c.a, &c.admin, &id).await;
     let rotated = Instant::now();
-    let new_secret = s(&res.json()["key"]);
     refused_within_a_second(
         &c.b,
         rotated,

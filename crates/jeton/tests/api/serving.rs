@@ -14,7 +14,7 @@ use crate::{
     on_both_databases,
     support::{
         Backend, PASSWORD, TestDatabase, connect,
-        process::{KeyedDatabase, Reply, Server, cli_key, http, keyed_database, within},
+        process::{KeyedDatabase, Reply, Server, cli_key, free_port, http, keyed_database, within},
         s,
     },
 };
@@ -753,11 +753,7 @@ async fn metrics_on_their_own_address_are_absent_from_the_api() {
     let database = TestDatabase::create(Backend::Sqlite)
         .await
         .expect("SQLite is always there");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let server = Server::start(
         &database.url,

@@ -19,7 +19,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::{Value, json};
 
-use super::process::{self, Reply};
+use super::process::{self, Reply, free_port};
 
 /// Browser tests at once: each runs one Chromium, on a small machine.
 pub static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -37,14 +37,6 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
         .find(|candidate| candidate.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Where the tests save their screenshots (the docs show them).
@@ -360,19 +352,7 @@ impl Demo {
     pub async fn start() -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/jeton.db", dir.path().display());
-        let admin = process::cli_key(
-            &url,
-            &[
-                "--name",
-                "Back office",
-                "--kind",
-                "secret",
-                "--ability",
-                "admin",
-                "--ability",
-                "products:read",
-            ],
-        );
+        let admin = process::cli_admin_key(&url, &["products:read"]);
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let storefront = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = dir.path().join("serve.log");

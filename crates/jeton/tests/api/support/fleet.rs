@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::{
     Backend,
     database::notice,
-    process::{KeyedDatabase, Reply, Server, http, json_request, keyed_database},
+    process::{KeyedDatabase, Reply, Server, free_port, http, json_request, keyed_database},
 };
 
 fn require_fleet() -> bool {
@@ -43,14 +43,6 @@ fn program(name: &str) -> String {
     } else {
         name.to_owned()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_for_port(addr: SocketAddr, what: &str) {

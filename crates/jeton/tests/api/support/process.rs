@@ -128,6 +128,15 @@ impl Drop for Server {
     }
 }
 
+/// A port on 127.0.0.1 that is free now, for a process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Server {
     /// Starts `jeton serve` on a free port with `options`, and waits until
     /// `/healthz` answers.
@@ -137,11 +146,7 @@ impl Server {
 
     /// The same with environment variables set (e.g. `RUST_LOG`).
     pub async fn start_with_env(url: &str, options: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
@@ -458,7 +463,19 @@ pub async fn keyed_database(backend: Backend, admin_abilities: &[&str]) -> Optio
     // Every request of these tests comes from 127.0.0.1.
     pk_args.extend(["--per-ip-rate-limit", "none"]);
     let pk = cli_key(&url, &pk_args);
-    let mut admin_args = vec![
+    let admin = cli_admin_key(&url, admin_abilities);
+    Some(KeyedDatabase {
+        url,
+        pk,
+        admin,
+        database,
+    })
+}
+
+/// A back office's secret key with `admin` and `abilities`, made on the
+/// command line.
+pub fn cli_admin_key(url: &str, abilities: &[&str]) -> String {
+    let mut args = vec![
         "--name",
         "Back office",
         "--kind",
@@ -466,16 +483,10 @@ pub async fn keyed_database(backend: Backend, admin_abilities: &[&str]) -> Optio
         "--ability",
         "admin",
     ];
-    for ability in admin_abilities {
-        admin_args.extend(["--ability", ability]);
+    for ability in abilities {
+        args.extend(["--ability", ability]);
     }
-    let admin = cli_key(&url, &admin_args);
-    Some(KeyedDatabase {
-        url,
-        pk,
-        admin,
-        database,
-    })
+    cli_key(url, &args)
 }
 
 /// `client create … --json`: the key.
