@@ -133,6 +133,16 @@ fn micros(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1000) as i64
 }
 
+/// `name`'s samples with `labels` add up to at least `min`.
+#[track_caller]
+fn assert_at_least(text: &str, name: &str, labels: &[&str], min: f64) {
+    let sum = metric(text, name, labels);
+    assert!(
+        sum >= min,
+        "{name} {labels:?}: {sum}, not {min} or more: {text}"
+    );
+}
+
 /// The sum of the samples of `name` whose labels include all of `labels`
 /// (e.g. `kind="user"`), in Prometheus text.
 fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
@@ -559,67 +569,60 @@ async fn metrics_count_routes_auth_outcomes_and_caches_and_carry_no_secret(backe
 
     // Requests by matched route (the template, not the id) and status.
     let requests = "jeton_http_requests_total";
-    assert!(
-        metric(
-            body,
-            requests,
-            &["route=\"/api/v1/products\"", "status=\"200\""]
-        ) >= 3.0,
-        "{body}"
+    assert_at_least(
+        body,
+        requests,
+        &["route=\"/api/v1/products\"", "status=\"200\""],
+        3.0,
     );
-    assert!(
-        metric(
-            body,
-            requests,
-            &["route=\"/api/v1/products\"", "status=\"429\""]
-        ) >= 1.0
+    assert_at_least(
+        body,
+        requests,
+        &["route=\"/api/v1/products\"", "status=\"429\""],
+        1.0,
     );
-    assert!(
-        metric(
-            body,
-            requests,
-            &["route=\"/api/v1/products/{id}\"", "status=\"200\""]
-        ) >= 2.0,
-        "{body}"
+    assert_at_least(
+        body,
+        requests,
+        &["route=\"/api/v1/products/{id}\"", "status=\"200\""],
+        2.0,
     );
-    assert!(metric(body, requests, &["route=\"/api/v1/me\"", "status=\"401\""]) >= 1.0);
+    assert_at_least(
+        body,
+        requests,
+        &["route=\"/api/v1/me\"", "status=\"401\""],
+        1.0,
+    );
     // …with latency histograms, by route and status.
     let latency = "jeton_http_request_duration_seconds";
     assert!(
         body.contains(&format!("# TYPE {latency} histogram")),
         "{body}"
     );
-    assert!(
-        metric(
-            body,
-            &format!("{latency}_count"),
-            &["route=\"/api/v1/products\"", "status=\"200\""]
-        ) >= 3.0,
-        "{body}"
+    assert_at_least(
+        body,
+        &format!("{latency}_count"),
+        &["route=\"/api/v1/products\"", "status=\"200\""],
+        3.0,
     );
-    assert!(
-        metric(
-            body,
-            &format!("{latency}_bucket"),
-            &["route=\"/api/v1/me\"", "status=\"200\"", "le=\"+Inf\""]
-        ) >= 2.0,
-        "{body}"
+    assert_at_least(
+        body,
+        &format!("{latency}_bucket"),
+        &["route=\"/api/v1/me\"", "status=\"200\"", "le=\"+Inf\""],
+        2.0,
     );
 
     // Auth outcomes by token kind and result.
     let auth = "jeton_auth_verifications_total";
-    assert!(metric(body, auth, &["kind=\"publishable\"", "result=\"ok\""]) >= 4.0);
-    assert!(metric(body, auth, &["kind=\"user\"", "result=\"ok\""]) >= 2.0);
-    assert!(metric(body, auth, &["kind=\"user\"", "result=\"unknown\""]) >= 1.0);
+    assert_at_least(body, auth, &["kind=\"publishable\"", "result=\"ok\""], 4.0);
+    assert_at_least(body, auth, &["kind=\"user\"", "result=\"ok\""], 2.0);
+    assert_at_least(body, auth, &["kind=\"user\"", "result=\"unknown\""], 1.0);
     // Cache outcomes, rate-limit refusals, pool usage.
-    assert!(metric(body, "jeton_auth_cache_total", &["result=\"hit\""]) >= 1.0);
-    assert!(metric(body, "jeton_auth_cache_total", &["result=\"miss\""]) >= 1.0);
-    assert!(metric(body, "jeton_catalog_cache_total", &["result=\"hit\""]) >= 1.0);
-    assert!(metric(body, "jeton_catalog_cache_total", &["result=\"miss\""]) >= 1.0);
-    assert!(
-        metric(body, "jeton_rate_limited_total", &[]) >= 1.0,
-        "{body}"
-    );
+    assert_at_least(body, "jeton_auth_cache_total", &["result=\"hit\""], 1.0);
+    assert_at_least(body, "jeton_auth_cache_total", &["result=\"miss\""], 1.0);
+    assert_at_least(body, "jeton_catalog_cache_total", &["result=\"hit\""], 1.0);
+    assert_at_least(body, "jeton_catalog_cache_total", &["result=\"miss\""], 1.0);
+    assert_at_least(body, "jeton_rate_limited_total", &[], 1.0);
     assert!(
         body.lines()
             .any(|line| line.starts_with("jeton_db_pool_connections ")),

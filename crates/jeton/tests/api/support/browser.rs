@@ -177,31 +177,22 @@ impl Browser {
     /// Clicks the button named `name` once it is enabled. A page that
     /// redraws between finding and clicking is tried again.
     pub async fn click_button(&self, name: &str) {
-        let start = Instant::now();
-        loop {
+        let what = format!("clicking the button {name}");
+        self.wait_until(PATIENCE, &what, || async {
             let button = self.button(name).await;
-            if button.is_enabled().await.unwrap_or(false) && button.click().await.is_ok() {
-                return;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "could not click the button {name}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            button.is_enabled().await.unwrap_or(false) && button.click().await.is_ok()
+        })
+        .await;
     }
 
     /// Follows the link whose visible text is `text`.
     pub async fn click_link(&self, text: &str) {
         let xpath = format!("//a[normalize-space(.)={}]", literal(text));
-        let start = Instant::now();
-        while self.find(&xpath).await.click().await.is_err() {
-            assert!(
-                start.elapsed() < PATIENCE,
-                "could not follow the link {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let what = format!("following the link {text}");
+        self.wait_until(PATIENCE, &what, || async {
+            self.find(&xpath).await.click().await.is_ok()
+        })
+        .await;
     }
 
     /// The form control labelled `label` (by the label's visible text).
