@@ -84,9 +84,9 @@ enum Owner {
 /// use its publishable keys, and its rate limits.
 #[derive(Debug, Clone)]
 pub struct NewClient {
-    abilities: AbilitySet,
-    allowed_origins: Vec<String>,
-    limits: Limits,
+    pub(super) abilities: AbilitySet,
+    pub(super) allowed_origins: Vec<String>,
+    pub(super) limits: Limits,
 }
 
 impl NewClient {
