@@ -126,8 +126,11 @@ async fn login(
         return Err(StatusCode::BAD_REQUEST);
     }
     let expires_at = OffsetDateTime::now_utc() + Duration::days(30);
+    // Through the client that logged the person in: the token carries its
+    // origins, which a cookie session would need.
+    let abilities = [PRODUCTS_READ, PROFILE_READ];
     let issued = store
-        .issue_user_token("alice", [PRODUCTS_READ, PROFILE_READ], Some(expires_at))
+        .issue_user_token_via(&client.client_id, "alice", abilities, Some(expires_at))
         .await
         .map_err(|error| {
             tracing::error!(%error, "could not issue a user token");

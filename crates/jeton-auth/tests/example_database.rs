@@ -88,6 +88,19 @@ async fn each_kind_reaches_its_own_routes_only(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user_id"], "alice");
     assert_eq!(body["token_id"], token_id.as_str());
+    // Issued through the shop's client, with its origins.
+    let found = jeton_auth::TokenStore::find_credential(
+        &example.store,
+        jeton_auth::TokenKind::User,
+        &example.gate.identity().tokens().parse(&ut).unwrap().hash(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let jeton_auth::Principal::User(user) = found.principal else {
+        panic!("a user")
+    };
+    assert_eq!(user.client_origins, [database::SHOP_ORIGIN]);
     assert_eq!(
         send(&app, "GET", "/products", Some(&ut), None).await.0,
         StatusCode::OK

@@ -436,6 +436,58 @@ async fn migrations_live_beside_an_apps_own(backend: Backend) {
     assert!(store.issue_publishable_key(&client).await.is_ok());
 }
 
+async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let shop = store
+        .add_client(NewClient::new([READ]).allowed_origins([SHOP]))
+        .await
+        .unwrap();
+    let ut = store
+        .issue_user_token_via(&shop, "alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let user = |found: Option<jeton_auth::StoredCredential>| match found.unwrap().principal {
+        jeton_auth::Principal::User(user) => user,
+        other => panic!("{other:?}"),
+    };
+    let found = user(
+        store
+            .find_credential(TokenKind::User, &ut.token.hash())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.client_id.as_deref(), Some(shop.as_str()));
+    assert_eq!(found.client_origins, [SHOP]);
+    assert_eq!(found.user_id, "alice");
+
+    // Its client revoked, the token still works, from no page.
+    assert!(store.revoke_client(&shop).await.unwrap());
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    let found = user(
+        store
+            .find_credential(TokenKind::User, &ut.token.hash())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (found.client_id.clone(), found.client_origins.len()),
+        (None, 0)
+    );
+    assert!(matches!(
+        store
+            .issue_user_token_via(&shop, "alice", [READ], None)
+            .await,
+        Err(Error::UnknownClient(_))
+    ));
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -454,6 +506,7 @@ on_both_databases!(
     keys_rotate_with_a_grace,
     uses_and_refusals_are_recorded,
     migrations_live_beside_an_apps_own,
+    a_token_issued_through_a_client_carries_its_origins,
 );
 
 /// The in-memory SQLite database works too (one connection: each is a

@@ -310,6 +310,40 @@ impl SqlStore {
         Ok(IssuedToken { id, token })
     }
 
+    /// A user token issued through a client (the one whose publishable key
+    /// logged the person in): the token carries that client's allowed
+    /// origins while the client lives, which is where a
+    /// [cookie session](crate::CookieSessions) may be used from.
+    pub async fn issue_user_token_via(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        abilities: impl IntoIterator<Item = Ability>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<IssuedToken, Error> {
+        let (id, token) = (new_id(), self.0.format.generate(TokenKind::User));
+        let inserted = sqlx::query(
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, \
+             abilities, created_at, expires_at) \
+             SELECT $1, 'user', $2, $3, id, $4, $5, $6, $7 FROM auth_clients \
+             WHERE id = $8 AND revoked_at IS NULL",
+        )
+        .bind(&id)
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(user_id)
+        .bind(AbilitySet::new(abilities).to_spaced())
+        .bind(now_micros())
+        .bind(expires_at.map(to_micros))
+        .bind(client_id)
+        .execute(&self.0.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(UnknownClient(client_id.to_owned()).into());
+        }
+        Ok(IssuedToken { id, token })
+    }
+
     /// Revokes one token or key by its id; whether there was a live one.
     pub async fn revoke(&self, token_id: &str) -> Result<bool, Error> {
         let revoked = self
