@@ -509,6 +509,51 @@ on_both_databases!(
     a_token_issued_through_a_client_carries_its_origins,
 );
 
+/// On PostgreSQL another process hears of a revocation through `NOTIFY`,
+/// well before its next poll: the mean wait over several revocations is far
+/// below half the polling interval, which is what polling alone averages.
+#[tokio::test]
+async fn on_postgres_a_revocation_is_heard_at_once() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    let other = store(&database).await;
+    let (app, _gate) = app(&other);
+    // The listening connection is up once a first change is heard.
+    let warm_up = issuer.issue_user_token("warm", [READ], None).await.unwrap();
+    let before = other.generation();
+    assert!(issuer.revoke(&warm_up.id).await.unwrap());
+    let started = Instant::now();
+    while other.generation() == before {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    const ROUNDS: u32 = 8;
+    let mut waited = Duration::ZERO;
+    for _ in 0..ROUNDS {
+        let ut = issuer
+            .issue_user_token("alice", [READ], None)
+            .await
+            .unwrap();
+        let token = ut.token.expose_secret();
+        assert_eq!(status(&app, "/products", token).await, StatusCode::OK);
+        assert!(issuer.revoke(&ut.id).await.unwrap());
+        let revoked_at = Instant::now();
+        while status(&app, "/products", token).await == StatusCode::OK {
+            assert!(revoked_at.elapsed() < Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waited += revoked_at.elapsed();
+    }
+    let mean = waited / ROUNDS;
+    assert!(
+        mean < jeton_auth::store::sql::POLL_INTERVAL / 2,
+        "a revocation took {mean:?} on average to be heard"
+    );
+}
+
 /// The in-memory SQLite database works too (one connection: each is a
 /// database of its own).
 #[tokio::test]

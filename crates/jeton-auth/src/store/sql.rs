@@ -36,7 +36,10 @@
 //! change's own transaction. The process that made the change drops its
 //! cached credentials at once; every other process reads the counter every
 //! [`POLL_INTERVAL`] and drops its own when it moved, so a revocation is
-//! honoured everywhere within a second.
+//! honoured everywhere within a second. On PostgreSQL the change is also
+//! sent with `NOTIFY` on [`NOTIFY_CHANNEL`], which every process `LISTEN`s
+//! to: there it is honoured within milliseconds, and polling covers a lost
+//! listening connection.
 
 use std::{
     collections::HashMap,
@@ -65,6 +68,9 @@ use crate::{
 /// How often each process reads the change feed: well inside the one second
 /// within which a revocation elsewhere must be honoured.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The PostgreSQL channel a change is announced on, when it commits.
+pub const NOTIFY_CHANNEL: &str = "jeton_auth_changes";
 
 /// The table the store's migrations are recorded in, apart from an app's
 /// own `_sqlx_migrations`.
@@ -168,6 +174,10 @@ impl SqlStore {
         }));
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
+        let url = store.0.pool.connect_options().database_url.clone();
+        if url.scheme().starts_with("postgres") {
+            tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
+        }
         store
     }
 
@@ -620,12 +630,50 @@ impl TokenStore for SqlStore {
 }
 
 /// Moves the feed's counter; inside the change's transaction, so the feed
-/// never misses a committed change.
+/// never misses a committed change. On PostgreSQL also announces it, which
+/// PostgreSQL delivers when (and only if) the transaction commits.
 async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE auth_changes SET generation = generation + 1 WHERE id = 1")
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// Drops this process's cached credentials whenever another announces a
+/// change, for as long as a handle on the store is alive. Gives up with a
+/// warning if it cannot listen: polling still sees every change.
+async fn listen_for_changes(url: String, shared: Weak<Shared>) {
+    let listening = async {
+        let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    let mut listener = match listening.await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot LISTEN for credential changes; polling only");
+            return;
+        }
+    };
+    loop {
+        // Wakes up now and then to notice that the store is gone.
+        let heard = tokio::time::timeout(Duration::from_secs(1), listener.recv()).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match heard {
+            Ok(Ok(_notification)) => SqlStore(shared).changed(),
+            // It reconnects on the next `recv`; polling covers the gap.
+            Ok(Err(error)) => tracing::warn!(%error, "LISTEN connection lost"),
+            Err(_quiet) => {}
+        }
+    }
 }
 
 /// Follows the feed for as long as a handle on the store is alive.
