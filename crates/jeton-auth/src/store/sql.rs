@@ -181,8 +181,9 @@ impl SqlStore {
         store
     }
 
-    /// Creates or updates the store's tables. Safe to run from several
-    /// processes at once, and beside an app's own migrator.
+    /// Creates or updates the store's tables, beside an app's own migrator.
+    /// On PostgreSQL several processes may run it at once (sqlx locks the
+    /// database meanwhile); on SQLite, start one process first.
     pub async fn migrate(&self) -> Result<(), Error> {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
