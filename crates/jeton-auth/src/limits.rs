@@ -12,7 +12,9 @@
 //!   forgets it.
 //!
 //! In one process, a rate is governor's GCRA (a burst of `limit`, refilled
-//! evenly over `period`) and failures are counted in a bounded cache.
+//! evenly over `period`) and failures are counted in a bounded cache
+//! (quick_cache: a flood of one-off keys evicts one-off keys, not one that
+//! keeps failing).
 //!
 //! Shared through Redis, a rate is a sliding log in one Lua script (run by
 //! `EVALSHA`), and a process *leases* requests from it in batches of about
@@ -21,9 +23,13 @@
 //! lease is recorded in the log at once and stays there for the period plus
 //! its own lifetime (at most a second), so every request the fleet accepts
 //! in any window of the period was leased while the others still counted:
-//! the fleet never accepts more than the limit. What a process leased and
-//! did not spend before its lease ran out is lost for the period, so the
-//! fleet may accept up to one batch per process less than the limit.
+//! the fleet never accepts more than the limit. A process's requests that
+//! find its lease of a key spent wait for one of them to ask Redis, rather
+//! than each taking a batch; what a lease did not spend before it ran out
+//! is given back when the process takes its next lease of that key. So the
+//! fleet accepts less than the limit by at most the unspent part of the
+//! last lease of each process that stopped using the key: one batch per
+//! process.
 //!
 //! Failures go to Redis as they happen and are read from it where they are
 //! checked. Redis that does not answer within its deadline (by default
@@ -48,6 +54,8 @@ use governor::{
     middleware::StateInformationMiddleware,
     state::keyed::DefaultKeyedStateStore,
 };
+
+use quick_cache::sync::{EntryAction, EntryResult};
 
 use crate::{AuthError, rate_limit::RateLimitStatus};
 
@@ -229,7 +237,9 @@ type KeyedLimiter = governor::RateLimiter<
 const SWEEP_THRESHOLD: usize = 10_000;
 
 /// Failure counts kept at once, per window length.
-const FAILURE_CAPACITY: u64 = 100_000;
+const FAILURE_CAPACITY: usize = 100_000;
+
+type FailureCounts = quick_cache::sync::Cache<String, Counted>;
 
 #[derive(Debug, Clone, Copy)]
 struct Counted {
@@ -242,9 +252,9 @@ struct Counted {
 struct Local {
     /// One keyed limiter per distinct rate.
     rates: RwLock<HashMap<Rate, Arc<KeyedLimiter>>>,
-    /// One cache per window length, which forgets a count when its window
-    /// ends.
-    failures: RwLock<HashMap<Duration, moka::sync::Cache<String, Counted>>>,
+    /// One cache per window length; a count whose window has ended reads
+    /// as none, and is replaced at the key's next failure.
+    failures: RwLock<HashMap<Duration, Arc<FailureCounts>>>,
     clock: DefaultClock,
 }
 
@@ -296,12 +306,9 @@ impl Local {
         }
     }
 
-    fn window(&self, window: Duration) -> moka::sync::Cache<String, Counted> {
+    fn window(&self, window: Duration) -> Arc<FailureCounts> {
         get_or_create(&self.failures, window, || {
-            moka::sync::Cache::builder()
-                .max_capacity(FAILURE_CAPACITY)
-                .time_to_live(window)
-                .build()
+            Arc::new(FailureCounts::new(FAILURE_CAPACITY))
         })
     }
 
@@ -326,28 +333,41 @@ impl Local {
 
     fn fail(&self, key: &str, window: Window) -> Failures {
         let now = Instant::now();
-        let counted = self
-            .window(window.window)
-            .entry(key.to_owned())
-            .and_upsert_with(|existing| match existing.map(|e| e.into_value()) {
-                Some(c) if now.saturating_duration_since(c.since) < window.window => Counted {
-                    count: c.count.saturating_add(1),
-                    since: c.since,
+        let first = Counted {
+            count: 1,
+            since: now,
+            last: now,
+        };
+        let counts = self.window(window.window);
+        // Counted in place under the shard's lock, so that concurrent
+        // failures of one key are all counted.
+        let counted = match counts.entry(key, None, |_, counted| {
+            *counted = if now.saturating_duration_since(counted.since) < window.window {
+                Counted {
+                    count: counted.count.saturating_add(1),
                     last: now,
-                },
-                _ => Counted {
-                    count: 1,
-                    since: now,
-                    last: now,
-                },
-            })
-            .into_value();
+                    ..*counted
+                }
+            } else {
+                first
+            };
+            EntryAction::Retain(*counted)
+        }) {
+            EntryResult::Retained(counted) => counted,
+            EntryResult::Vacant(guard) => {
+                let _ = guard.insert(first);
+                first
+            }
+            // Neither is asked for: the callback only retains, and without
+            // a timeout the call waits for a concurrent first failure.
+            EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => first,
+        };
         Local::read(Some(counted), window.window, now)
     }
 
     fn forgive(&self, key: &str) {
-        for cache in self.failures.read().expect("limits lock").values() {
-            cache.invalidate(key);
+        for counts in self.failures.read().expect("limits lock").values() {
+            counts.remove(key);
         }
     }
 }

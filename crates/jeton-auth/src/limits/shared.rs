@@ -27,9 +27,13 @@ const LEASE_SWEEP_THRESHOLD: usize = 10_000;
 
 /// A sliding log of leases: members `<count>:<unique id>`, scored by the
 /// time they were granted, kept for the period plus a lease's lifetime.
-/// Grants up to `want` of what the log has left; returns
-/// `{granted, left after it, ms until the oldest lease leaves, ms until the
-/// newest leaves}`. Redis's clock, so that processes' clocks do not matter.
+/// First settles the process's previous lease of this key, if any
+/// (`ARGV[5]`, its member): it is rewritten to what was spent of it
+/// (`ARGV[6]`), so a lease that ran out with requests unspent does not hold
+/// them for the rest of the period. Then grants up to `want` of what the log
+/// has left; returns `{granted, left after it, ms until the oldest lease
+/// leaves, ms until the newest leaves}`. Redis's clock, so that processes'
+/// clocks do not matter.
 const TAKE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -37,6 +41,16 @@ local hold = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - hold)
+if ARGV[5] ~= '' then
+  local at = redis.call('ZSCORE', KEYS[1], ARGV[5])
+  if at then
+    redis.call('ZREM', KEYS[1], ARGV[5])
+    local spent = tonumber(ARGV[6])
+    if spent > 0 then
+      redis.call('ZADD', KEYS[1], at, spent .. ':' .. string.match(ARGV[5], ':(.*)$'))
+    end
+  end
+end
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local used = 0
 for i = 1, #entries, 2 do
@@ -80,6 +94,10 @@ return {tonumber(v[1]), math.max(0, redis.call('PTTL', KEYS[1])), math.max(0, no
 
 /// Requests leased from the shared log, spent here.
 struct Lease {
+    /// Its member in the log: rewritten to what was spent of it when the
+    /// next lease of the key is taken.
+    member: String,
+    granted: u32,
     left: u32,
     until: Instant,
     /// What the fleet had left, and when its window is whole again, when
@@ -96,6 +114,64 @@ struct Refused {
 enum Held {
     Lease(Lease),
     Refused(Refused),
+}
+
+/// One key in this process.
+#[derive(Default)]
+struct KeyState {
+    held: Mutex<Option<Held>>,
+    /// Held while this process asks Redis for the key: requests that find
+    /// the lease spent meanwhile wait for that answer and spend from it,
+    /// rather than each asking for, and holding, a batch of their own.
+    asking: tokio::sync::Mutex<()>,
+}
+
+impl KeyState {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Spends from a lease held here, or repeats a refusal; `None` when
+    /// the log must be asked.
+    fn spend(&self, limit: u32, now: Instant) -> Option<Result<RateLimitStatus, AuthError>> {
+        match self.held().as_mut()? {
+            Held::Lease(lease) if lease.left > 0 && now < lease.until => {
+                lease.left -= 1;
+                lease.fleet_left = lease.fleet_left.saturating_sub(1);
+                Some(Ok(RateLimitStatus {
+                    limit,
+                    remaining: lease.fleet_left + lease.left,
+                    reset_seconds: seconds_ceil(lease.reset.saturating_duration_since(now)),
+                }))
+            }
+            Held::Refused(refused) if now < refused.until => Some(Err(AuthError::RateLimited {
+                limit,
+                retry_after_seconds: seconds_ceil(refused.until - now).max(1),
+            })),
+            _ => None,
+        }
+    }
+
+    /// The previous lease's member and what was spent of it, when it ran
+    /// out with requests left: for the log to give them back.
+    fn unspent(&self) -> (String, u32) {
+        match self.held().as_ref() {
+            Some(Held::Lease(lease)) if lease.left > 0 => {
+                (lease.member.clone(), lease.granted - lease.left)
+            }
+            _ => (String::new(), 0),
+        }
+    }
+
+    /// Worth keeping: a lease or refusal still running, or a request using it.
+    fn in_use(self: &Arc<Self>, now: Instant) -> bool {
+        Arc::strong_count(self) > 1
+            || match self.held().as_ref() {
+                Some(Held::Lease(lease)) => now < lease.until && lease.left > 0,
+                Some(Held::Refused(refused)) => now < refused.until,
+                None => false,
+            }
+    }
 }
 
 struct Connection {
@@ -116,7 +192,7 @@ pub(super) struct Shared {
     /// Unique per process: lease members never collide.
     process: u64,
     next_lease: AtomicU64,
-    held: Mutex<HashMap<String, Held>>,
+    keys: Mutex<HashMap<String, Arc<KeyState>>>,
     scripts: OnceLock<(Script, Script, Script)>,
 }
 
@@ -155,7 +231,7 @@ impl Shared {
             namespace: format!("{}limits:", identity.metric_prefix()),
             process: rand::random(),
             next_lease: AtomicU64::new(0),
-            held: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             scripts: OnceLock::new(),
         })
     }
@@ -198,36 +274,18 @@ impl Shared {
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Spends from a lease held here, or repeats a refusal; `None` when
-    /// the log must be asked.
-    fn spend(
-        &self,
-        key: &str,
-        rate: Rate,
-        now: Instant,
-    ) -> Option<Result<RateLimitStatus, AuthError>> {
-        let mut held = self.held();
-        let limit = rate.limit.get();
-        match held.get_mut(key)? {
-            Held::Lease(lease) if lease.left > 0 && now < lease.until => {
-                lease.left -= 1;
-                lease.fleet_left = lease.fleet_left.saturating_sub(1);
-                Some(Ok(RateLimitStatus {
-                    limit,
-                    remaining: lease.fleet_left + lease.left,
-                    reset_seconds: seconds_ceil(lease.reset.saturating_duration_since(now)),
-                }))
-            }
-            Held::Refused(refused) if now < refused.until => Some(Err(AuthError::RateLimited {
-                limit,
-                retry_after_seconds: seconds_ceil(refused.until - now).max(1),
-            })),
-            _ => None,
+    /// The key's state here, created on first use; expired ones are dropped
+    /// once there are many.
+    fn key(&self, key: &str) -> Arc<KeyState> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = keys.get(key) {
+            return state.clone();
         }
+        if keys.len() > LEASE_SWEEP_THRESHOLD {
+            let now = Instant::now();
+            keys.retain(|_, state| state.in_use(now));
+        }
+        keys.entry(key.to_owned()).or_default().clone()
     }
 
     pub(super) async fn take(
@@ -238,11 +296,15 @@ impl Shared {
         if !self.is_up() {
             return None;
         }
-        let now = Instant::now();
-        if let Some(spent) = self.spend(key, rate, now) {
+        let limit = rate.limit.get();
+        let state = self.key(key);
+        if let Some(spent) = state.spend(limit, Instant::now()) {
             return Some(spent);
         }
-        let limit = rate.limit.get();
+        let _asking = state.asking.lock().await;
+        if let Some(spent) = state.spend(limit, Instant::now()) {
+            return Some(spent);
+        }
         // About 1% of the limit per lease: what a process can leave unspent
         // stays small, and a busy key asks Redis once per batch.
         let batch = (limit / 100).max(1);
@@ -253,36 +315,36 @@ impl Shared {
             self.process,
             self.next_lease.fetch_add(1, Ordering::Relaxed)
         );
+        let (previous, spent) = state.unspent();
         let args = [
             hold.as_millis().to_string(),
             limit.to_string(),
             batch.to_string(),
-            id,
+            id.clone(),
+            previous,
+            spent.to_string(),
         ];
         let answer = self.run(&self.scripts().0, key, &args).await?;
         let [granted, left, oldest_leaves, newest_leaves] = answer[..] else {
             return None;
         };
         let now = Instant::now();
-        let mut held = self.held();
-        if held.len() > LEASE_SWEEP_THRESHOLD {
-            held.retain(|_, held| match held {
-                Held::Lease(lease) => now < lease.until && lease.left > 0,
-                Held::Refused(refused) => now < refused.until,
-            });
-        }
+        let mut held = state.held();
         if granted <= 0 {
             let wait = millis(oldest_leaves);
-            held.insert(key.to_owned(), Held::Refused(Refused { until: now + wait }));
+            *held = Some(Held::Refused(Refused { until: now + wait }));
             return Some(Err(AuthError::RateLimited {
                 limit,
                 retry_after_seconds: seconds_ceil(wait).max(1),
             }));
         }
+        let granted = u32::try_from(granted).unwrap_or(limit).min(limit);
         let lease = Lease {
-            left: granted as u32 - 1,
+            member: format!("{granted}:{id}"),
+            granted,
+            left: granted - 1,
             until: now + lifetime,
-            fleet_left: left.max(0) as u32,
+            fleet_left: u32::try_from(left.max(0)).unwrap_or(0),
             reset: now + millis(newest_leaves),
         };
         let status = RateLimitStatus {
@@ -290,7 +352,7 @@ impl Shared {
             remaining: lease.fleet_left + lease.left,
             reset_seconds: seconds_ceil(millis(newest_leaves)),
         };
-        held.insert(key.to_owned(), Held::Lease(lease));
+        *held = Some(Held::Lease(lease));
         Some(Ok(status))
     }
 
