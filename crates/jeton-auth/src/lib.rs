@@ -9,7 +9,7 @@
 //! | [`ability`]   | what a token may do (`resource:action`, `resource:*`, `*`)  |
 //! | [`principal`] | who is calling, as a typed enum                              |
 //! | [`header`]    | how the `Authorization` header is read (RFC 6750)            |
-//! | [`store`]     | what the verifier needs from the app's storage, and a store in memory |
+//! | [`store`]     | what the verifier needs from the app's storage; stores in memory and (feature `sqlx`) in SQLite or PostgreSQL |
 //! | [`verify`]    | where a token is verified                                    |
 //! | [`access`]    | which kinds and ability a route accepts, and the check       |
 //! | [`origin`]    | origin binding of client keys                                |
@@ -44,6 +44,8 @@ pub mod verify;
 
 // The crates whose types appear in this one's API, at the versions it uses.
 pub use ipnet;
+#[cfg(feature = "sqlx")]
+pub use sqlx;
 pub use time;
 
 pub use ability::{Ability, AbilitySet};

@@ -1,9 +1,13 @@
 //! What the verifier needs from storage. An app implements [`TokenStore`] on
-//! whatever it keeps credentials in, or uses [`MemoryStore`] (tests,
-//! examples, small apps that issue tokens at start-up); only SHA-256 hashes
-//! ever cross it.
+//! whatever it keeps credentials in, or uses a store of this crate:
+//! [`MemoryStore`] (tests, examples, small apps that issue tokens at
+//! start-up) or, with the `sqlx` cargo feature, `sql::SqlStore` (SQLite or
+//! PostgreSQL, shared by every process on the database). Only SHA-256
+//! hashes ever cross it.
 
 mod memory;
+#[cfg(feature = "sqlx")]
+pub mod sql;
 
 use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};
 

@@ -77,6 +77,8 @@ enum Owner {
     User {
         user_id: String,
         abilities: AbilitySet,
+        /// The client the token was issued through.
+        client_id: Option<String>,
     },
 }
 
@@ -84,9 +86,9 @@ enum Owner {
 /// use its publishable keys, and its rate limits.
 #[derive(Debug, Clone)]
 pub struct NewClient {
-    abilities: AbilitySet,
-    allowed_origins: Vec<String>,
-    limits: Limits,
+    pub(super) abilities: AbilitySet,
+    pub(super) allowed_origins: Vec<String>,
+    pub(super) limits: Limits,
 }
 
 impl NewClient {
@@ -198,9 +200,33 @@ impl MemoryStore {
         let owner = Owner::User {
             user_id: user_id.to_owned(),
             abilities: AbilitySet::new(abilities),
+            client_id: None,
         };
         self.state()
             .issue(self.0.format, TokenKind::User, owner, expires_at)
+    }
+
+    /// A user token issued through a client (the one whose publishable key
+    /// logged the person in): the token carries that client's allowed
+    /// origins while the client lives, which is where a
+    /// [cookie session](crate::CookieSessions) may be used from.
+    pub fn issue_user_token_via(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        abilities: impl IntoIterator<Item = Ability>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<IssuedToken, UnknownClient> {
+        let mut state = self.state();
+        if !state.clients.contains_key(client_id) {
+            return Err(UnknownClient(client_id.to_owned()));
+        }
+        let owner = Owner::User {
+            user_id: user_id.to_owned(),
+            abilities: AbilitySet::new(abilities),
+            client_id: Some(client_id.to_owned()),
+        };
+        Ok(state.issue(self.0.format, TokenKind::User, owner, expires_at))
     }
 
     /// Revokes one token or key by its id; whether there was one.
@@ -298,14 +324,27 @@ impl State {
                     _ => Principal::SecretClient(principal),
                 }
             }
-            Owner::User { user_id, abilities } => Principal::User(Arc::new(UserPrincipal {
-                user_id: user_id.clone(),
-                token_id: credential.id.clone(),
-                client_id: None,
-                client_origins: Vec::new(),
-                abilities: abilities.clone(),
-                expires_at: credential.expires_at,
-            })),
+            Owner::User {
+                user_id,
+                abilities,
+                client_id,
+            } => {
+                // A token issued through a client that is gone keeps
+                // working, from no page.
+                let client = client_id
+                    .as_ref()
+                    .and_then(|id| Some((id, self.clients.get(id)?)));
+                Principal::User(Arc::new(UserPrincipal {
+                    user_id: user_id.clone(),
+                    token_id: credential.id.clone(),
+                    client_id: client.map(|(id, _)| id.clone()),
+                    client_origins: client
+                        .map(|(_, client)| client.allowed_origins.clone())
+                        .unwrap_or_default(),
+                    abilities: abilities.clone(),
+                    expires_at: credential.expires_at,
+                }))
+            }
         };
         Some(StoredCredential {
             principal,
@@ -402,5 +441,33 @@ mod tests {
         assert_eq!(store.revoke_user_tokens("bob"), 2);
         assert!(find(&store, &phone.token).is_none() && find(&store, &laptop.token).is_none());
         assert!(find(&store, &other.token).is_some());
+    }
+
+    #[test]
+    fn a_token_issued_through_a_client_carries_its_origins_while_it_lives() {
+        let store = MemoryStore::new(TokenFormat::default());
+        let shop = store.add_client(NewClient::new([READ]).allowed_origins(["https://a.example"]));
+        let token = store
+            .issue_user_token_via(&shop, "alice", [READ], None)
+            .unwrap();
+        let found = find(&store, &token.token).unwrap();
+        let Principal::User(user) = &found.principal else {
+            panic!("a user")
+        };
+        assert_eq!(user.client_id.as_deref(), Some(shop.as_str()));
+        assert_eq!(user.client_origins, ["https://a.example"]);
+        assert!(store.revoke_client(&shop));
+        let Principal::User(user) = find(&store, &token.token).unwrap().principal else {
+            panic!("a user")
+        };
+        assert_eq!(
+            (user.client_id.clone(), user.client_origins.len()),
+            (None, 0)
+        );
+        assert!(
+            store
+                .issue_user_token_via(&shop, "alice", [READ], None)
+                .is_err()
+        );
     }
 }

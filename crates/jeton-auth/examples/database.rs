@@ -1,0 +1,181 @@
+//! The minimal example's routes on the database store: clients, keys and
+//! user tokens in SQLite or PostgreSQL, in the store's own tables. Every
+//! process on the same database sees the others' revocations within a
+//! second.
+//!
+//! ```sh
+//! cargo run -p jeton-auth --features sqlx --example database -- sqlite://acme.db
+//! cargo run -p jeton-auth --features sqlx --example database -- postgres://postgres@127.0.0.1/acme
+//! ```
+//!
+//! Without a URL it keeps everything in memory (`sqlite::memory:`). It
+//! prints the keys it made; the crate's README shows what to send.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use jeton_auth::{
+    Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, Limits, NewClient,
+    SecretClient, User,
+    store::sql::{self, SqlStore},
+    time::{Duration, OffsetDateTime},
+};
+use serde_json::{Value, json};
+
+pub const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+pub const AUTH_LOGIN: Ability = Ability::from_static("auth:login");
+pub const PROFILE_READ: Ability = Ability::from_static("profile:read");
+pub const ADMIN: Ability = Ability::from_static("admin");
+
+/// Where the example listens; the README's curl lines use it.
+pub const ADDRESS: &str = "127.0.0.1:3000";
+/// The website allowed to use the publishable key from its pages.
+pub const SHOP_ORIGIN: &str = "http://localhost:8080";
+/// The database when none is named.
+pub const DEFAULT_URL: &str = "sqlite::memory:";
+
+/// The app with its store and the two keys it made at start.
+pub struct Example {
+    pub store: SqlStore,
+    pub gate: Arc<Gate<SqlStore>>,
+    pub publishable_key: IssuedToken,
+    pub secret_key: IssuedToken,
+}
+
+impl Example {
+    /// Connects to `url`, creates or updates the store's tables, and adds
+    /// the shop's client with a publishable and a secret key.
+    pub async fn new(url: &str) -> Result<Example, sql::Error> {
+        let identity = Identity::new("acme").expect("a valid prefix");
+        let store = SqlStore::connect(url, identity.tokens()).await?;
+        let gate = Gate::builder(store.clone())
+            .identity(identity)
+            .ceilings(
+                Ceilings::new()
+                    .publishable([PRODUCTS_READ, AUTH_LOGIN])
+                    .secret([Ability::ALL])
+                    .user([PRODUCTS_READ, PROFILE_READ]),
+            )
+            .build();
+        // One client application: the shop's website (publishable key) and
+        // its back office (secret key).
+        let shop = store
+            .add_client(
+                NewClient::new([PRODUCTS_READ, AUTH_LOGIN, ADMIN])
+                    .allowed_origins([SHOP_ORIGIN])
+                    .limits(Limits {
+                        per_key: Some(600),
+                        per_ip: Some(60),
+                    }),
+            )
+            .await?;
+        let publishable_key = store.issue_publishable_key(&shop).await?;
+        let secret_key = store.issue_secret_key(&shop).await?;
+        Ok(Example {
+            store,
+            gate,
+            publishable_key,
+            secret_key,
+        })
+    }
+
+    /// The routes, each behind its guard.
+    pub fn app(&self) -> Router {
+        let (pk, sk, ut) = (KindSet::PUBLISHABLE, KindSet::SECRET, KindSet::USER);
+        let gate = &self.gate;
+        Router::new()
+            .route(
+                "/products",
+                get(products).route_layer(gate.guard(Access::new(pk | ut, PRODUCTS_READ))),
+            )
+            .route(
+                "/login",
+                post(login).route_layer(gate.guard(Access::new(pk, AUTH_LOGIN))),
+            )
+            .route(
+                "/me",
+                get(me).route_layer(gate.guard(Access::new(ut, PROFILE_READ))),
+            )
+            .route(
+                "/admin/stats",
+                get(stats).route_layer(gate.guard(Access::new(sk, ADMIN))),
+            )
+            .with_state(self.store.clone())
+    }
+}
+
+/// Anyone with `products:read`: a publishable key or a user token.
+async fn products() -> Json<Value> {
+    Json(json!({"data": [{"sku": "TEA-1", "name": "Green tea"}]}))
+}
+
+/// A publishable key logs a person in: a user token for 30 days.
+async fn login(
+    State(store): State<SqlStore>,
+    Client(client): Client,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, StatusCode> {
+    // A real app checks the password against its users (Argon2id, off the
+    // async runtime); this one knows one person.
+    if body["email"] != "alice@example.com" || body["password"] != "wonderland" {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let expires_at = OffsetDateTime::now_utc() + Duration::days(30);
+    // Through the client that logged the person in: the token carries its
+    // origins, which a cookie session would need.
+    let abilities = [PRODUCTS_READ, PROFILE_READ];
+    let issued = store
+        .issue_user_token_via(&client.client_id, "alice", abilities, Some(expires_at))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not issue a user token");
+            StatusCode::SERVICE_UNAVAILABLE
+        })?;
+    Ok(Json(json!({
+        "token": issued.token.expose_secret(),
+        "token_id": issued.id,
+        "via_client": client.client_id,
+    })))
+}
+
+/// People only: the handler is handed a user, never a client.
+async fn me(User(user): User) -> Json<Value> {
+    Json(json!({"user_id": user.user_id, "token_id": user.token_id}))
+}
+
+/// Secret keys only.
+async fn stats(SecretClient(client): SecretClient) -> Json<Value> {
+    Json(json!({"client_id": client.client_id, "orders_today": 0}))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let example = Example::new(&url).await?;
+    println!("# paste these into another shell:");
+    println!(
+        "export PK={}",
+        example.publishable_key.token.expose_secret()
+    );
+    println!("export SK={}", example.secret_key.token.expose_secret());
+    println!("# listening on http://{ADDRESS}");
+    let listener = tokio::net::TcpListener::bind(ADDRESS).await?;
+    // With the peer's address: the per-IP limits need it.
+    axum::serve(
+        listener,
+        example
+            .app()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    // Last uses noted since the last batch.
+    example.gate.flush_usage().await;
+    Ok(())
+}

@@ -1,0 +1,578 @@
+//! The SQL store on SQLite and on PostgreSQL, through a real gate and
+//! router: issue, verify, revoke (also from another process), expiry, kinds,
+//! rotation, last use, refusals, and migrations beside an app's own.
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::connect_info::MockConnectInfo,
+    http::{Request, StatusCode, header},
+    routing::get,
+};
+use jeton_auth::{
+    Ability, Access, Ceilings, Gate, Identity, KindSet, NewClient, TokenKind, TokenStore,
+    sqlx::{
+        self, SqlSafeStr,
+        migrate::{Migration, MigrationType, Migrator},
+    },
+    store::sql::{Error, SqlStore},
+    time::{self, OffsetDateTime},
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use support::{Backend, TestDatabase};
+
+const READ: Ability = Ability::from_static("products:read");
+const PROFILE: Ability = Ability::from_static("profile:read");
+const ADMIN: Ability = Ability::from_static("admin");
+const SHOP: &str = "https://shop.example";
+
+fn identity() -> Identity {
+    Identity::new("acme").unwrap()
+}
+
+async fn store(database: &TestDatabase) -> SqlStore {
+    SqlStore::connect(&database.url, identity().tokens())
+        .await
+        .unwrap()
+}
+
+/// A router with one route per kind, as an app would guard them.
+fn app(store: &SqlStore) -> (Router, std::sync::Arc<Gate<SqlStore>>) {
+    let gate = Gate::builder(store.clone())
+        .identity(identity())
+        .ceilings(
+            Ceilings::new()
+                .publishable([READ])
+                .secret([Ability::ALL])
+                .user([READ, PROFILE]),
+        )
+        .build();
+    let ok = || async { "ok" };
+    let (pk, sk, ut) = (KindSet::PUBLISHABLE, KindSet::SECRET, KindSet::USER);
+    let router = Router::new()
+        .route(
+            "/products",
+            get(ok).route_layer(gate.guard(Access::new(pk | ut, READ))),
+        )
+        .route(
+            "/me",
+            get(ok).route_layer(gate.guard(Access::new(ut, PROFILE))),
+        )
+        .route(
+            "/admin",
+            get(ok).route_layer(gate.guard(Access::new(sk, ADMIN))),
+        )
+        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))));
+    (router, gate)
+}
+
+async fn get_as(
+    app: &Router,
+    path: &str,
+    token: &str,
+    origin: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn status(app: &Router, path: &str, token: &str) -> StatusCode {
+    get_as(app, path, token, None).await.0
+}
+
+async fn keys_and_tokens_work_until_revoked(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let client = store
+        .add_client(NewClient::new([READ, ADMIN]).allowed_origins([SHOP]))
+        .await
+        .unwrap();
+    let pk = store.issue_publishable_key(&client).await.unwrap();
+    let sk = store.issue_secret_key(&client).await.unwrap();
+    let ut = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let (pk, sk, ut) = (pk, sk, ut);
+    let (pkt, skt, utt) = (
+        pk.token.expose_secret(),
+        sk.token.expose_secret(),
+        ut.token.expose_secret(),
+    );
+    assert!(
+        pkt.starts_with("acme_pk_") && skt.starts_with("acme_sk_") && utt.starts_with("acme_ut_")
+    );
+
+    assert_eq!(status(&app, "/products", pkt).await, StatusCode::OK);
+    assert_eq!(status(&app, "/products", utt).await, StatusCode::OK);
+    assert_eq!(status(&app, "/me", utt).await, StatusCode::OK);
+    assert_eq!(status(&app, "/admin", skt).await, StatusCode::OK);
+    // A key on a route for another kind.
+    let (code, body) = get_as(&app, "/me", pkt, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "insufficient_scope");
+    // The publishable key from its client's page, and from another site's.
+    assert_eq!(
+        get_as(&app, "/products", pkt, Some(SHOP)).await.0,
+        StatusCode::OK
+    );
+    let (code, body) = get_as(&app, "/products", pkt, Some("https://evil.example")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "origin_not_allowed");
+
+    // The store finds a token only as its own kind.
+    for (token, wrong) in [
+        (&pk.token, TokenKind::Secret),
+        (&sk.token, TokenKind::Publishable),
+        (&ut.token, TokenKind::Secret),
+        (&sk.token, TokenKind::User),
+        (&sk.token, TokenKind::Access),
+    ] {
+        let found = store.find_credential(wrong, &token.hash()).await.unwrap();
+        assert!(found.is_none(), "{wrong:?}");
+    }
+    let found = store
+        .find_credential(TokenKind::Publishable, &pk.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    let client_principal = found.principal.client().unwrap();
+    assert_eq!(client_principal.client_id, client);
+    assert_eq!(client_principal.key_id, pk.id);
+    assert_eq!(client_principal.allowed_origins, [SHOP]);
+
+    // Revoked: refused on the next request, cached or not.
+    assert!(store.revoke(&ut.id).await.unwrap());
+    assert!(!store.revoke(&ut.id).await.unwrap());
+    let (code, body) = get_as(&app, "/me", utt, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_token");
+
+    let phone = store.issue_user_token("bob", [READ], None).await.unwrap();
+    let laptop = store.issue_user_token("bob", [READ], None).await.unwrap();
+    let carol = store.issue_user_token("carol", [READ], None).await.unwrap();
+    for token in [&phone, &laptop, &carol] {
+        assert_eq!(
+            status(&app, "/products", token.token.expose_secret()).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(store.revoke_user_tokens("bob").await.unwrap(), 2);
+    assert_eq!(
+        status(&app, "/products", phone.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&app, "/products", laptop.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&app, "/products", carol.token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    assert!(store.revoke_client(&client).await.unwrap());
+    assert_eq!(
+        status(&app, "/products", pkt).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(&app, "/admin", skt).await, StatusCode::UNAUTHORIZED);
+    assert!(matches!(
+        store.issue_secret_key(&client).await,
+        Err(Error::UnknownClient(_))
+    ));
+    // An unknown token, well formed: the same answer as a revoked one.
+    let forged = identity().tokens().generate(TokenKind::User);
+    let (code, body) = get_as(&app, "/me", forged.expose_secret(), None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_token");
+}
+
+async fn expired_tokens_are_refused(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let now = OffsetDateTime::now_utc();
+    let past = store
+        .issue_user_token("alice", [READ], Some(now - time::Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, "/products", past.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let soon = now + time::Duration::milliseconds(400);
+    let brief = store
+        .issue_user_token("alice", [READ], Some(soon))
+        .await
+        .unwrap();
+    let found = store
+        .find_credential(TokenKind::User, &brief.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    // Stored to the microsecond.
+    assert_eq!(
+        found.expires_at.unwrap().unix_timestamp_nanos() / 1000,
+        soon.unix_timestamp_nanos() / 1000
+    );
+    assert_eq!(
+        status(&app, "/products", brief.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cached, and refused all the same.
+    assert_eq!(
+        status(&app, "/products", brief.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn a_revocation_reaches_another_process_within_a_second(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    // Two stores on one database: this process's and another's.
+    let issuer = store(&database).await;
+    let other = store(&database).await;
+    let (app, _gate) = app(&other);
+    let client = issuer.add_client(NewClient::new([READ])).await.unwrap();
+    let pk = issuer.issue_publishable_key(&client).await.unwrap();
+    let ut = issuer
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    // Both cached in the other process.
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&app, "/products", pk.token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    for revoke in [0, 1] {
+        let (token, path) = if revoke == 0 {
+            assert!(issuer.revoke(&ut.id).await.unwrap());
+            (ut.token.expose_secret(), "/me")
+        } else {
+            assert!(issuer.revoke_client(&client).await.unwrap());
+            (pk.token.expose_secret(), "/products")
+        };
+        let revoked_at = Instant::now();
+        loop {
+            let answer = status(&app, path, token).await;
+            if answer == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(answer, StatusCode::OK);
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "still accepted a second after its revocation elsewhere"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn keys_rotate_with_a_grace(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let client = store.add_client(NewClient::new([ADMIN])).await.unwrap();
+    let first = store.issue_secret_key(&client).await.unwrap();
+    assert_eq!(
+        status(&app, "/admin", first.token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    // With a grace, both work for now.
+    let second = store
+        .rotate_key(&first.id, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(second.token.expose_secret().starts_with("acme_sk_"));
+    assert_eq!(
+        status(&app, "/admin", first.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&app, "/admin", second.token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    // Without one, the old key stops at once, although it was cached.
+    let third = store.rotate_key(&second.id, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        status(&app, "/admin", second.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&app, "/admin", third.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    // The first one's grace never grows.
+    let fourth = store
+        .rotate_key(&first.id, Duration::from_secs(7200))
+        .await
+        .unwrap();
+    let first_ends = store
+        .find_credential(TokenKind::Secret, &first.token.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at
+        .unwrap();
+    assert!(first_ends < OffsetDateTime::now_utc() + time::Duration::seconds(3601));
+    assert_eq!(
+        status(&app, "/admin", fourth.token.expose_secret()).await,
+        StatusCode::OK
+    );
+
+    assert!(store.revoke(&third.id).await.unwrap());
+    assert!(matches!(
+        store.rotate_key(&third.id, Duration::ZERO).await,
+        Err(Error::UnknownKey(_))
+    ));
+    let ut = store.issue_user_token("alice", [READ], None).await.unwrap();
+    assert!(matches!(
+        store.rotate_key(&ut.id, Duration::ZERO).await,
+        Err(Error::UnknownKey(_))
+    ));
+}
+
+async fn uses_and_refusals_are_recorded(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, gate) = app(&store);
+    let ut = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    assert_eq!(store.last_used(&ut.id).await.unwrap(), None);
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    gate.flush_usage().await;
+    let used = store.last_used(&ut.id).await.unwrap().expect("a last use");
+    assert!(used >= before && used <= OffsetDateTime::now_utc());
+
+    // A secret key sent by a browser has leaked: refused and recorded.
+    let client = store.add_client(NewClient::new([ADMIN])).await.unwrap();
+    let sk = store.issue_secret_key(&client).await.unwrap();
+    let (code, body) = get_as(&app, "/admin", sk.token.expose_secret(), Some(SHOP)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "secret_key_in_browser");
+    let refusals = store.refusals(&client, 10).await.unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].credential_id, sk.id);
+    assert_eq!(refusals[0].code, "secret_key_in_browser");
+    assert_eq!(refusals[0].origin.as_deref(), Some(SHOP));
+    assert_eq!(refusals[0].client_ip.as_deref(), Some("192.0.2.7"));
+}
+
+/// An app runs its own migrations on the same database, before and after
+/// the store's: neither sees the other's.
+async fn migrations_live_beside_an_apps_own(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let app_migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "app things".into(),
+        MigrationType::Simple,
+        "CREATE TABLE things (id TEXT PRIMARY KEY)".into_sql_str(),
+        false,
+    )]);
+    let store = store(&database).await;
+    app_migrator.run(store.pool()).await.unwrap();
+    store.migrate().await.unwrap();
+    app_migrator.run(store.pool()).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM things")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(tables, 0);
+    // A second process starting on the migrated database.
+    let again = self::store(&database).await;
+    let client = again.add_client(NewClient::new([READ])).await.unwrap();
+    assert!(store.issue_publishable_key(&client).await.is_ok());
+}
+
+async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let shop = store
+        .add_client(NewClient::new([READ]).allowed_origins([SHOP]))
+        .await
+        .unwrap();
+    let ut = store
+        .issue_user_token_via(&shop, "alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let user = |found: Option<jeton_auth::StoredCredential>| match found.unwrap().principal {
+        jeton_auth::Principal::User(user) => user,
+        other => panic!("{other:?}"),
+    };
+    let found = user(
+        store
+            .find_credential(TokenKind::User, &ut.token.hash())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.client_id.as_deref(), Some(shop.as_str()));
+    assert_eq!(found.client_origins, [SHOP]);
+    assert_eq!(found.user_id, "alice");
+
+    // Its client revoked, the token still works, from no page.
+    assert!(store.revoke_client(&shop).await.unwrap());
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    let found = user(
+        store
+            .find_credential(TokenKind::User, &ut.token.hash())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (found.client_id.clone(), found.client_origins.len()),
+        (None, 0)
+    );
+    assert!(matches!(
+        store
+            .issue_user_token_via(&shop, "alice", [READ], None)
+            .await,
+        Err(Error::UnknownClient(_))
+    ));
+}
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_databases!(
+    keys_and_tokens_work_until_revoked,
+    expired_tokens_are_refused,
+    a_revocation_reaches_another_process_within_a_second,
+    keys_rotate_with_a_grace,
+    uses_and_refusals_are_recorded,
+    migrations_live_beside_an_apps_own,
+    a_token_issued_through_a_client_carries_its_origins,
+);
+
+/// On PostgreSQL another process hears of a revocation through `NOTIFY`,
+/// well before its next poll: the mean wait over several revocations is far
+/// below half the polling interval, which is what polling alone averages.
+#[tokio::test]
+async fn on_postgres_a_revocation_is_heard_at_once() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    let other = store(&database).await;
+    let (app, _gate) = app(&other);
+    // The listening connection is up once a first change is heard.
+    let warm_up = issuer.issue_user_token("warm", [READ], None).await.unwrap();
+    let before = other.generation();
+    assert!(issuer.revoke(&warm_up.id).await.unwrap());
+    let started = Instant::now();
+    while other.generation() == before {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    const ROUNDS: u32 = 8;
+    let mut waited = Duration::ZERO;
+    for _ in 0..ROUNDS {
+        let ut = issuer
+            .issue_user_token("alice", [READ], None)
+            .await
+            .unwrap();
+        let token = ut.token.expose_secret();
+        assert_eq!(status(&app, "/products", token).await, StatusCode::OK);
+        assert!(issuer.revoke(&ut.id).await.unwrap());
+        let revoked_at = Instant::now();
+        while status(&app, "/products", token).await == StatusCode::OK {
+            assert!(revoked_at.elapsed() < Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waited += revoked_at.elapsed();
+    }
+    let mean = waited / ROUNDS;
+    assert!(
+        mean < jeton_auth::store::sql::POLL_INTERVAL / 2,
+        "a revocation took {mean:?} on average to be heard"
+    );
+}
+
+/// The in-memory SQLite database works too (one connection: each is a
+/// database of its own).
+#[tokio::test]
+async fn an_in_memory_database_works() {
+    let store = SqlStore::connect("sqlite::memory:", identity().tokens())
+        .await
+        .unwrap();
+    let (app, _gate) = app(&store);
+    let ut = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    assert!(store.revoke(&ut.id).await.unwrap());
+    assert_eq!(
+        status(&app, "/me", ut.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
