@@ -17,7 +17,7 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Gate, Identity, KindSet, NewClient, TokenKind, TokenStore,
+    Ability, Access, Ceilings, Clock, Gate, Identity, KindSet, NewClient, TokenKind, TokenStore,
     sqlx::{
         self, SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
@@ -47,7 +47,13 @@ async fn store(database: &TestDatabase) -> SqlStore {
 
 /// A router with one route per kind, as an app would guard them.
 fn app(store: &SqlStore) -> (Router, std::sync::Arc<Gate<SqlStore>>) {
+    app_on(store, Clock::system())
+}
+
+/// The same with its gate on `clock`.
+fn app_on(store: &SqlStore, clock: Clock) -> (Router, std::sync::Arc<Gate<SqlStore>>) {
     let gate = Gate::builder(store.clone())
+        .clock(clock)
         .identity(identity())
         .ceilings(
             Ceilings::new()
@@ -220,8 +226,9 @@ async fn expired_tokens_are_refused(backend: Backend) {
         return;
     };
     let store = store(&database).await;
-    let (app, _gate) = app(&store);
     let now = OffsetDateTime::now_utc();
+    let clock = Clock::manual(now);
+    let (app, _gate) = app_on(&store, clock.clone());
     let past = store
         .issue_user_token("alice", [READ], Some(now - time::Duration::seconds(1)))
         .await
@@ -250,7 +257,7 @@ async fn expired_tokens_are_refused(backend: Backend) {
         status(&app, "/products", brief.token.expose_secret()).await,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    clock.advance(Duration::from_millis(400));
     // Cached, and refused all the same.
     assert_eq!(
         status(&app, "/products", brief.token.expose_secret()).await,
