@@ -4,63 +4,22 @@
 #[path = "../examples/database.rs"]
 #[allow(dead_code)] // its `main` and constants are for running it
 mod database;
+#[path = "support/requests.rs"]
+mod requests;
 mod support;
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{
-    Router,
-    body::Body,
-    extract::connect_info::MockConnectInfo,
-    http::{Request, StatusCode, header},
-};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::{Router, http::StatusCode};
+use serde_json::json;
 
 use database::Example;
+use requests::send;
 use support::{Backend, TestDatabase};
 
-/// What `into_make_service_with_connect_info` adds when served.
+/// The example's router, as served.
 fn served(example: &Example) -> Router {
-    example
-        .app()
-        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))))
-}
-
-async fn send(
-    app: &Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    requests::served(example.app())
 }
 
 async fn each_kind_reaches_its_own_routes_only(backend: Backend) {

@@ -3,58 +3,18 @@
 #[path = "../examples/minimal.rs"]
 #[allow(dead_code)] // its `main` and constants are for running it
 mod minimal;
+#[path = "support/requests.rs"]
+mod requests;
 
-use std::net::SocketAddr;
-
-use axum::{
-    Router,
-    body::Body,
-    extract::connect_info::MockConnectInfo,
-    http::{Request, StatusCode, header},
-};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::{Router, http::StatusCode};
+use serde_json::json;
 
 use minimal::Example;
+use requests::send;
 
-/// What `into_make_service_with_connect_info` adds when served.
+/// The example's router, as served.
 fn served(example: &Example) -> Router {
-    example
-        .app()
-        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))))
-}
-
-async fn send(
-    app: &Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    requests::served(example.app())
 }
 
 #[tokio::test]
