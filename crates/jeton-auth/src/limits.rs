@@ -24,12 +24,14 @@
 //! its own lifetime (at most a second), so every request the fleet accepts
 //! in any window of the period was leased while the others still counted:
 //! the fleet never accepts more than the limit. A process's requests that
-//! find its lease of a key spent wait for one of them to ask Redis, rather
-//! than each taking a batch; what a lease did not spend before it ran out
-//! is given back when the process takes its next lease of that key. So the
-//! fleet accepts less than the limit by at most the unspent part of the
-//! last lease of each process that stopped using the key: one batch per
-//! process.
+//! find its lease of a key spent wait for one of them to ask Redis, for a
+//! lease that covers them all, rather than each taking a batch; what a lease
+//! did not spend before it ran out is given back when the process takes its
+//! next lease of that key. The fleet accepts less than the limit by the
+//! unspent part of the last lease of each process that stopped using the
+//! key (one batch per process), and by leases lost to an outage (granted,
+//! but answered after the deadline) or dropped to keep a process's table of
+//! keys bounded.
 //!
 //! Failures go to Redis as they happen and are read from it where they are
 //! checked. Redis that does not answer within its deadline (by default
@@ -38,7 +40,8 @@
 //! sets the `…limit_backend_redis` gauge to 0 and the
 //! `…limit_backend_redis_fallbacks_total` counter up by one, and tries Redis
 //! again in the background until it answers. No request waits for Redis
-//! longer than that deadline, and none fails because Redis is down.
+//! longer than twice that deadline (once for another request's answer, once
+//! for its own), and none fails because Redis is down.
 
 use std::{
     collections::HashMap,

@@ -112,14 +112,57 @@ async fn concurrent_requests_share_leases_and_the_fleet_gets_its_whole_limit() {
 #[tokio::test]
 async fn a_lease_that_ran_out_gives_back_what_it_did_not_spend() {
     let Some(redis) = redis().await else { return };
-    // Leases of 10 requests, each spendable for 200 ms.
-    let rate = Rate::new(1000, Duration::from_secs(2)).unwrap();
+    // Leases of 10 requests, each spendable for 400 ms; the rest of the
+    // 4 s period is for the drain below.
+    let rate = Rate::new(1000, Duration::from_secs(4)).unwrap();
     let (first, second) = (process(&redis), process(&redis));
     assert!(first.take("key:returns", rate).await.is_ok());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
     // The first lease ran out with 9 unspent: they go back to the log.
     assert!(first.take("key:returns", rate).await.is_ok());
     // The fleet has had 1 + a lease of 10 (1 spent so far); the rest is
     // the second process's to take.
     assert_eq!(drain(&second, "key:returns", rate).await, 1000 - 1 - 10);
+}
+
+/// Scripts Redis has run since it started.
+fn scripts_run(redis: &Redis) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "commandstats"])
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_waiting_for_a_lease_are_served_by_one_answer() {
+    let Some(redis) = redis().await else { return };
+    // A small limit: a lease of one request, unless more are waiting.
+    let rate = Rate::per_minute(60).unwrap();
+    let limits = process(&redis);
+    let before = scripts_run(&redis);
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.take("key:small", rate).await.is_ok() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += u32::from(task.await.unwrap());
+    }
+    assert_eq!(accepted, 40);
+    let asked = scripts_run(&redis) - before;
+    assert!(asked <= 10, "40 requests asked Redis {asked} times");
 }

@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock, PoisonError,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -123,7 +123,9 @@ struct KeyState {
     /// Held while this process asks Redis for the key: requests that find
     /// the lease spent meanwhile wait for that answer and spend from it,
     /// rather than each asking for, and holding, a batch of their own.
-    asking: tokio::sync::Mutex<()>,
+    asking: Arc<tokio::sync::Mutex<()>>,
+    /// Requests waiting for `asking`: the next lease asked for covers them.
+    waiting: AtomicU32,
 }
 
 impl KeyState {
@@ -132,9 +134,12 @@ impl KeyState {
     }
 
     /// Spends from a lease held here, or repeats a refusal; `None` when
-    /// the log must be asked.
-    fn spend(&self, limit: u32, now: Instant) -> Option<Result<RateLimitStatus, AuthError>> {
-        match self.held().as_mut()? {
+    /// the log must be asked. The time is read under the lock, so that a
+    /// request never spends from a lease already settled as run out.
+    fn spend(&self, limit: u32) -> Option<Result<RateLimitStatus, AuthError>> {
+        let mut held = self.held();
+        let now = Instant::now();
+        match held.as_mut()? {
             Held::Lease(lease) if lease.left > 0 && now < lease.until => {
                 lease.left -= 1;
                 lease.fleet_left = lease.fleet_left.saturating_sub(1);
@@ -161,6 +166,48 @@ impl KeyState {
             }
             _ => (String::new(), 0),
         }
+    }
+
+    /// Keeps what the log answered (see `TAKE`) and counts this request
+    /// against it. A lease's lifetime runs from when it was asked for, so
+    /// it never outlives what the log counted it for.
+    fn record(
+        &self,
+        answer: &[i64],
+        asked: Instant,
+        lifetime: Duration,
+        limit: u32,
+        id: &str,
+    ) -> Option<Result<RateLimitStatus, AuthError>> {
+        let [granted, left, oldest_leaves, newest_leaves] = answer[..] else {
+            return None;
+        };
+        let now = Instant::now();
+        let mut held = self.held();
+        if granted <= 0 {
+            let wait = millis(oldest_leaves);
+            *held = Some(Held::Refused(Refused { until: now + wait }));
+            return Some(Err(AuthError::RateLimited {
+                limit,
+                retry_after_seconds: seconds_ceil(wait).max(1),
+            }));
+        }
+        let granted = u32::try_from(granted).unwrap_or(limit).min(limit);
+        let lease = Lease {
+            member: format!("{granted}:{id}"),
+            granted,
+            left: granted - 1,
+            until: asked + lifetime,
+            fleet_left: u32::try_from(left.max(0)).unwrap_or(0),
+            reset: now + millis(newest_leaves),
+        };
+        let status = RateLimitStatus {
+            limit,
+            remaining: lease.fleet_left + lease.left,
+            reset_seconds: seconds_ceil(millis(newest_leaves)),
+        };
+        *held = Some(Held::Lease(lease));
+        Some(Ok(status))
     }
 
     /// Worth keeping: a lease or refusal still running, or a request using it.
@@ -245,35 +292,6 @@ impl Shared {
             .get_or_init(|| (Script::new(TAKE), Script::new(FAIL), Script::new(FAILURES)))
     }
 
-    /// Runs a script in Redis: `None` when Redis is down or too slow, which
-    /// it then counts as an outage.
-    async fn run(&self, script: &Script, key: &str, args: &[String]) -> Option<Vec<i64>> {
-        if !self.is_up() {
-            return None;
-        }
-        let mut invocation = script.key(format!("{}{key}", self.namespace));
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut manager = self.connection.manager.clone();
-        match tokio::time::timeout(
-            self.connection.deadline,
-            invocation.invoke_async(&mut manager),
-        )
-        .await
-        {
-            Ok(Ok(values)) => Some(values),
-            Ok(Err(error)) => {
-                self.connection.down(&error.to_string());
-                None
-            }
-            Err(_) => {
-                self.connection.down("no answer within the deadline");
-                None
-            }
-        }
-    }
-
     /// The key's state here, created on first use; expired ones are dropped
     /// once there are many.
     fn key(&self, key: &str) -> Arc<KeyState> {
@@ -298,16 +316,25 @@ impl Shared {
         }
         let limit = rate.limit.get();
         let state = self.key(key);
-        if let Some(spent) = state.spend(limit, Instant::now()) {
+        if let Some(spent) = state.spend(limit) {
             return Some(spent);
         }
-        let _asking = state.asking.lock().await;
-        if let Some(spent) = state.spend(limit, Instant::now()) {
+        state.waiting.fetch_add(1, Ordering::Relaxed);
+        let asking = state.asking.clone().lock_owned();
+        let asking = tokio::time::timeout(self.connection.deadline, asking).await;
+        state.waiting.fetch_sub(1, Ordering::Relaxed);
+        // Queued behind this key's round trips for longer than Redis may
+        // take to answer one: this request is counted here instead.
+        let asking = asking.ok()?;
+        if let Some(spent) = state.spend(limit) {
             return Some(spent);
         }
         // About 1% of the limit per lease: what a process can leave unspent
-        // stays small, and a busy key asks Redis once per batch.
-        let batch = (limit / 100).max(1);
+        // stays small, and a busy key asks Redis once per batch. More when
+        // more requests are waiting, so that one answer serves them all.
+        let batch = (limit / 100)
+            .max(1)
+            .max(state.waiting.load(Ordering::Relaxed).saturating_add(1));
         let lifetime = LEASE_LIFETIME.min(rate.period / 10);
         let hold = rate.period + lifetime;
         let id = format!(
@@ -324,36 +351,19 @@ impl Shared {
             previous,
             spent.to_string(),
         ];
-        let answer = self.run(&self.scripts().0, key, &args).await?;
-        let [granted, left, oldest_leaves, newest_leaves] = answer[..] else {
-            return None;
-        };
-        let now = Instant::now();
-        let mut held = state.held();
-        if granted <= 0 {
-            let wait = millis(oldest_leaves);
-            *held = Some(Held::Refused(Refused { until: now + wait }));
-            return Some(Err(AuthError::RateLimited {
-                limit,
-                retry_after_seconds: seconds_ceil(wait).max(1),
-            }));
-        }
-        let granted = u32::try_from(granted).unwrap_or(limit).min(limit);
-        let lease = Lease {
-            member: format!("{granted}:{id}"),
-            granted,
-            left: granted - 1,
-            until: now + lifetime,
-            fleet_left: u32::try_from(left.max(0)).unwrap_or(0),
-            reset: now + millis(newest_leaves),
-        };
-        let status = RateLimitStatus {
-            limit,
-            remaining: lease.fleet_left + lease.left,
-            reset_seconds: seconds_ceil(millis(newest_leaves)),
-        };
-        *held = Some(Held::Lease(lease));
-        Some(Ok(status))
+        let connection = self.connection.clone();
+        let script = self.scripts().0.clone();
+        let key = format!("{}{key}", self.namespace);
+        // In a task of its own, which keeps what Redis granted even if this
+        // request goes away mid-call (its client disconnected): a lease
+        // counted in the log but kept nowhere would be lost for the period.
+        let asked = Instant::now();
+        let ask = tokio::spawn(async move {
+            let _asking = asking;
+            let answer = connection.run(&script, key, &args).await?;
+            state.record(&answer, asked, lifetime, limit, &id)
+        });
+        ask.await.ok().flatten()
     }
 
     fn read(answer: Vec<i64>) -> Option<Failures> {
@@ -368,12 +378,14 @@ impl Shared {
     }
 
     pub(super) async fn failures(&self, key: &str, _window: Window) -> Option<Failures> {
-        Shared::read(self.run(&self.scripts().2, key, &[]).await?)
+        let key = format!("{}{key}", self.namespace);
+        Shared::read(self.connection.run(&self.scripts().2, key, &[]).await?)
     }
 
     pub(super) async fn fail(&self, key: &str, window: Window) -> Option<Failures> {
         let args = [window.window.as_millis().max(1).to_string()];
-        Shared::read(self.run(&self.scripts().1, key, &args).await?)
+        let key = format!("{}{key}", self.namespace);
+        Shared::read(self.connection.run(&self.scripts().1, key, &args).await?)
     }
 
     pub(super) async fn forgive(&self, key: &str) {
@@ -393,6 +405,35 @@ impl Shared {
 }
 
 impl Connection {
+    /// Runs a script in Redis on `key` (with its namespace): `None` when
+    /// Redis is down or too slow, which it then counts as an outage.
+    async fn run(
+        self: &Arc<Self>,
+        script: &Script,
+        key: String,
+        args: &[String],
+    ) -> Option<Vec<i64>> {
+        if !self.up.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut manager = self.manager.clone();
+        match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut manager)).await {
+            Ok(Ok(values)) => Some(values),
+            Ok(Err(error)) => {
+                self.down(&error.to_string());
+                None
+            }
+            Err(_) => {
+                self.down("no answer within the deadline");
+                None
+            }
+        }
+    }
+
     /// The first failure of an outage: logged, counted, and a task tries
     /// Redis again until it answers.
     fn down(self: &Arc<Self>, why: &str) {
