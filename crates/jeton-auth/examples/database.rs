@@ -8,8 +8,9 @@
 //! cargo run -p jeton-auth --features sqlx --example database -- postgres://postgres@127.0.0.1/acme
 //! ```
 //!
-//! Without a URL it keeps everything in memory (`sqlite::memory:`). It
-//! prints the keys it made; the crate's README shows what to send.
+//! Without a URL it keeps everything in memory (`sqlite::memory:`) for as
+//! long as it runs. It prints the keys it made; the crate's README shows
+//! what to send.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -21,8 +22,7 @@ use axum::{
 };
 use jeton_auth::{
     Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, Limits, NewClient,
-    SecretClient, User,
-    store::sql::{self, SqlStore},
+    SecretClient, SqlStore, SqlStoreError, User,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::{Value, json};
@@ -36,7 +36,8 @@ pub const ADMIN: Ability = Ability::from_static("admin");
 pub const ADDRESS: &str = "127.0.0.1:3000";
 /// The website allowed to use the publishable key from its pages.
 pub const SHOP_ORIGIN: &str = "http://localhost:8080";
-/// The database when none is named.
+/// The database when none is named: in memory, lost when the example
+/// stops.
 pub const DEFAULT_URL: &str = "sqlite::memory:";
 
 /// The app with its store and the two keys it made at start.
@@ -50,7 +51,7 @@ pub struct Example {
 impl Example {
     /// Connects to `url`, creates or updates the store's tables, and adds
     /// the shop's client with a publishable and a secret key.
-    pub async fn new(url: &str) -> Result<Example, sql::Error> {
+    pub async fn new(url: &str) -> Result<Example, SqlStoreError> {
         let identity = Identity::new("acme").expect("a valid prefix");
         let store = SqlStore::connect(url, identity.tokens()).await?;
         let gate = Gate::builder(store.clone())

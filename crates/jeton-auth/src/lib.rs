@@ -59,6 +59,8 @@ pub use limits::{LimitBackend, Rate};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
 pub use session::{CookieSessions, SessionCookie};
+#[cfg(feature = "sqlx")]
+pub use store::sql::{SqlStore, SqlStoreError};
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
     UnknownClient,

@@ -6,6 +6,10 @@ mod support;
 
 use std::{
     net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -17,12 +21,12 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, Gate, Identity, KindSet, NewClient, TokenKind, TokenStore,
+    Ability, Access, Ceilings, Clock, Gate, Identity, KindSet, NewClient, SqlStore, SqlStoreError,
+    TokenKind, TokenStore,
     sqlx::{
         self, SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
     },
-    store::sql::{Error, SqlStore},
     time::{self, OffsetDateTime},
 };
 use serde_json::Value;
@@ -212,7 +216,7 @@ async fn keys_and_tokens_work_until_revoked(backend: Backend) {
     assert_eq!(status(&app, "/admin", skt).await, StatusCode::UNAUTHORIZED);
     assert!(matches!(
         store.issue_secret_key(&client).await,
-        Err(Error::UnknownClient(_))
+        Err(SqlStoreError::UnknownClient(_))
     ));
     // An unknown token, well formed: the same answer as a revoked one.
     let forged = identity().tokens().generate(TokenKind::User);
@@ -372,12 +376,12 @@ async fn keys_rotate_with_a_grace(backend: Backend) {
     assert!(store.revoke(&third.id).await.unwrap());
     assert!(matches!(
         store.rotate_key(&third.id, Duration::ZERO).await,
-        Err(Error::UnknownKey(_))
+        Err(SqlStoreError::UnknownKey(_))
     ));
     let ut = store.issue_user_token("alice", [READ], None).await.unwrap();
     assert!(matches!(
         store.rotate_key(&ut.id, Duration::ZERO).await,
-        Err(Error::UnknownKey(_))
+        Err(SqlStoreError::UnknownKey(_))
     ));
 }
 
@@ -413,6 +417,199 @@ async fn uses_and_refusals_are_recorded(backend: Backend) {
     assert_eq!(refusals[0].code, "secret_key_in_browser");
     assert_eq!(refusals[0].origin.as_deref(), Some(SHOP));
     assert_eq!(refusals[0].client_ip.as_deref(), Some("192.0.2.7"));
+    assert!(refusals[0].at >= before && refusals[0].at <= OffsetDateTime::now_utc());
+}
+
+/// Two processes flush the last uses of the same tokens at once, each
+/// with the later time for half of them: neither batch is lost. Written
+/// row by row in one transaction, each in its own order, they would
+/// deadlock on PostgreSQL.
+async fn processes_record_the_same_tokens_use_at_once(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let (one, two) = (store(&database).await, store(&database).await);
+    // More tokens than one statement writes.
+    let mut ids = Vec::new();
+    for _ in 0..450 {
+        ids.push(
+            one.issue_user_token("alice", [READ], None)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let start = OffsetDateTime::now_utc().replace_microsecond(0).unwrap();
+    for round in 0..5_i64 {
+        let (early, late) = (
+            start + time::Duration::seconds(2 * round),
+            start + time::Duration::seconds(2 * round + 1),
+        );
+        let batch = |later_for_even: bool| {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let at = if (i % 2 == 0) == later_for_even {
+                        late
+                    } else {
+                        early
+                    };
+                    (id.clone(), at)
+                })
+                .collect()
+        };
+        tokio::join!(
+            one.record_usage(batch(true)),
+            two.record_usage(batch(false))
+        );
+        for id in &ids {
+            assert_eq!(
+                one.last_used(id).await.unwrap(),
+                Some(late),
+                "round {round}"
+            );
+        }
+    }
+}
+
+async fn the_tokens_issued_through_a_client_are_revoked_apart_from_it(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, _gate) = app(&store);
+    let shop = store.add_client(NewClient::new([READ])).await.unwrap();
+    let other = store.add_client(NewClient::new([READ])).await.unwrap();
+    let pk = store.issue_publishable_key(&shop).await.unwrap();
+    let via_shop = store
+        .issue_user_token_via(&shop, "alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let via_other = store
+        .issue_user_token_via(&other, "alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let direct = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    for token in [&via_shop, &via_other, &direct] {
+        let token = token.token.expose_secret();
+        assert_eq!(status(&app, "/me", token).await, StatusCode::OK);
+    }
+    // Cached, yet refused at once.
+    assert_eq!(store.revoke_client_tokens(&shop).await.unwrap(), 1);
+    assert_eq!(store.revoke_client_tokens(&shop).await.unwrap(), 0);
+    let me = |token: &jeton_auth::IssuedToken| {
+        let (app, token) = (app.clone(), token.token.expose_secret().to_owned());
+        async move { status(&app, "/me", &token).await }
+    };
+    assert_eq!(me(&via_shop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&via_other).await, StatusCode::OK);
+    assert_eq!(me(&direct).await, StatusCode::OK);
+    // The client and its keys are left alone.
+    assert_eq!(
+        status(&app, "/products", pk.token.expose_secret()).await,
+        StatusCode::OK
+    );
+}
+
+/// Without the change feed's counter a revocation would go unseen by
+/// other processes: it is refused, and nothing is revoked.
+async fn a_change_the_feed_cannot_carry_is_not_made(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let client = store.add_client(NewClient::new([READ])).await.unwrap();
+    let pk = store.issue_publishable_key(&client).await.unwrap();
+    let ut = store.issue_user_token("alice", [READ], None).await.unwrap();
+    sqlx::query("DELETE FROM auth_changes")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(store.revoke(&ut.id).await.is_err());
+    assert!(store.revoke_user_tokens("alice").await.is_err());
+    assert!(store.revoke_client(&client).await.is_err());
+    assert!(store.rotate_key(&pk.id, Duration::ZERO).await.is_err());
+    for (kind, token) in [(TokenKind::User, &ut), (TokenKind::Publishable, &pk)] {
+        let found = store
+            .find_credential(kind, &token.token.hash())
+            .await
+            .unwrap();
+        assert!(found.is_some_and(|found| found.expires_at.is_none()));
+    }
+}
+
+async fn old_rows_are_purged(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, gate) = app(&store);
+    let gone = store.add_client(NewClient::new([ADMIN])).await.unwrap();
+    let sk = store.issue_secret_key(&gone).await.unwrap();
+    assert_eq!(
+        get_as(&app, "/admin", sk.token.expose_secret(), Some(SHOP))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let kept = store.add_client(NewClient::new([READ])).await.unwrap();
+    let pk = store.issue_publishable_key(&kept).await.unwrap();
+    let live = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let past = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let expired = store
+        .issue_user_token("alice", [READ], Some(past))
+        .await
+        .unwrap();
+    assert!(store.revoke_client(&gone).await.unwrap());
+    let rows = |table: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            let query = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}");
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            count
+        }
+    };
+    assert_eq!(rows("auth_credentials").await, 4);
+
+    // Nothing is old enough yet but the expired token.
+    let purged = store
+        .purge(past + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (purged.credentials, purged.clients, purged.refusals),
+        (1, 0, 0)
+    );
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let purged = store.purge(later).await.unwrap();
+    assert_eq!(
+        (purged.credentials, purged.clients, purged.refusals),
+        (1, 1, 1)
+    );
+    assert_eq!(rows("auth_credentials").await, 2);
+    assert_eq!(rows("auth_clients").await, 1);
+    assert_eq!(rows("auth_refusals").await, 0);
+    assert!(
+        store
+            .find_credential(TokenKind::User, &expired.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for (path, token) in [("/products", &pk), ("/me", &live)] {
+        let token = token.token.expose_secret();
+        assert_eq!(status(&app, path, token).await, StatusCode::OK);
+    }
+    drop(gate);
 }
 
 /// An app runs its own migrations on the same database, before and after
@@ -491,7 +688,7 @@ async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
         store
             .issue_user_token_via(&shop, "alice", [READ], None)
             .await,
-        Err(Error::UnknownClient(_))
+        Err(SqlStoreError::UnknownClient(_))
     ));
 }
 
@@ -514,6 +711,10 @@ on_both_databases!(
     uses_and_refusals_are_recorded,
     migrations_live_beside_an_apps_own,
     a_token_issued_through_a_client_carries_its_origins,
+    processes_record_the_same_tokens_use_at_once,
+    the_tokens_issued_through_a_client_are_revoked_apart_from_it,
+    a_change_the_feed_cannot_carry_is_not_made,
+    old_rows_are_purged,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,
@@ -582,4 +783,102 @@ async fn an_in_memory_database_works() {
         status(&app, "/me", ut.token.expose_secret()).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The in-memory database is its one connection: the pool never closes it,
+/// or a fresh empty database would take its place.
+#[tokio::test]
+async fn an_in_memory_database_keeps_its_one_connection() {
+    let store = SqlStore::connect("sqlite::memory:", identity().tokens())
+        .await
+        .unwrap();
+    let options = store.pool().options();
+    assert_eq!(options.get_max_lifetime(), None);
+    assert_eq!(options.get_idle_timeout(), None);
+    assert_eq!(
+        (options.get_min_connections(), options.get_max_connections()),
+        (1, 1)
+    );
+}
+
+/// A PostgreSQL "server" that accepts connections and never answers; how
+/// many it accepted so far.
+async fn silent_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "postgres://nobody@{}/nothing",
+        listener.local_addr().unwrap()
+    );
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            open.push(socket);
+        }
+    });
+    (url, accepted)
+}
+
+/// A database that does not answer: the lookup fails in time (a 503, not a
+/// request left waiting), and every failed read of the change feed drops
+/// what was cached, since a revocation may have gone unseen.
+#[tokio::test]
+async fn a_silent_database_fails_lookups_in_time_and_drops_caches() {
+    sqlx::any::install_default_drivers();
+    let (url, _accepted) = silent_server().await;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(60))
+        .connect_lazy(&url)
+        .unwrap();
+    let store = SqlStore::from_pool(pool, identity().tokens()).await;
+    let before = store.generation();
+    let started = Instant::now();
+    let found = store
+        .find_credential(
+            TokenKind::User,
+            &identity().tokens().generate(TokenKind::User).hash(),
+        )
+        .await;
+    assert!(found.is_err());
+    let waited = started.elapsed();
+    assert!(
+        waited >= jeton_auth::store::sql::LOOKUP_TIMEOUT - Duration::from_millis(100)
+            && waited < jeton_auth::store::sql::LOOKUP_TIMEOUT + Duration::from_secs(1),
+        "{waited:?}"
+    );
+    // Several failed reads meanwhile, each dropping the caches.
+    assert!(store.generation() >= before + 3, "{}", store.generation());
+}
+
+/// A listening connection that keeps failing is retried after a growing
+/// wait, not in a loop: the listener and the feed's reads together connect
+/// a handful of times while the test waits.
+#[tokio::test]
+async fn a_failing_listener_backs_off() {
+    sqlx::any::install_default_drivers();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "postgres://nobody@{}/nothing",
+        listener.local_addr().unwrap()
+    );
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    // Accepts and hangs up at once.
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(100))
+        .connect_lazy(&url)
+        .unwrap();
+    let store = SqlStore::from_pool(pool, identity().tokens()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempts = accepted.load(Ordering::SeqCst);
+    assert!((2..60).contains(&attempts), "{attempts} connections");
+    drop(store);
 }

@@ -245,7 +245,23 @@ impl MemoryStore {
         removed
     }
 
-    /// Revokes a client and all its keys; whether there was one.
+    /// Revokes every user token issued through the client
+    /// ([`issue_user_token_via`](MemoryStore::issue_user_token_via)); how
+    /// many. With [`revoke_client`](MemoryStore::revoke_client), nothing the
+    /// client ever handed out works any more.
+    pub fn revoke_client_tokens(&self, client_id: &str) -> usize {
+        let removed = self.state().remove(
+            |c| matches!(&c.owner, Owner::User { client_id: Some(id), .. } if id == client_id),
+        );
+        self.changed();
+        removed
+    }
+
+    /// Revokes a client and its keys (publishable and secret); whether
+    /// there was one. User tokens issued through it stay valid, no longer
+    /// bound to its origins (a person logged in through a website stays
+    /// logged in to the app): revoke them with
+    /// [`revoke_client_tokens`](MemoryStore::revoke_client_tokens).
     pub fn revoke_client(&self, client_id: &str) -> bool {
         let mut state = self.state();
         let known = state.clients.remove(client_id).is_some();
@@ -441,6 +457,28 @@ mod tests {
         assert_eq!(store.revoke_user_tokens("bob"), 2);
         assert!(find(&store, &phone.token).is_none() && find(&store, &laptop.token).is_none());
         assert!(find(&store, &other.token).is_some());
+    }
+
+    #[test]
+    fn the_tokens_issued_through_a_client_are_revoked_apart_from_it() {
+        let store = MemoryStore::new(TokenFormat::default());
+        let shop = store.add_client(NewClient::new([READ]));
+        let other = store.add_client(NewClient::new([READ]));
+        let pk = store.issue_publishable_key(&shop).unwrap();
+        let via_shop = store
+            .issue_user_token_via(&shop, "alice", [READ], None)
+            .unwrap();
+        let via_other = store
+            .issue_user_token_via(&other, "alice", [READ], None)
+            .unwrap();
+        let direct = store.issue_user_token("alice", [READ], None);
+        let before = store.generation();
+        assert_eq!(store.revoke_client_tokens(&shop), 1);
+        assert!(store.generation() > before);
+        assert!(find(&store, &via_shop.token).is_none());
+        assert!(find(&store, &via_other.token).is_some() && find(&store, &direct.token).is_some());
+        // The client and its keys are left alone.
+        assert!(find(&store, &pk.token).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! every process that uses the same database.
 //!
 //! ```no_run
-//! use jeton_auth::{Ability, Gate, Identity, NewClient, store::sql::SqlStore};
+//! use jeton_auth::{Ability, Gate, Identity, NewClient, SqlStore};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let identity = Identity::new("acme")?;
@@ -39,21 +39,31 @@
 //! honoured everywhere within a second. On PostgreSQL the change is also
 //! sent with `NOTIFY` on [`NOTIFY_CHANNEL`], which every process `LISTEN`s
 //! to: there it is honoured within milliseconds, and polling covers a lost
-//! listening connection.
+//! listening connection. A process that cannot read the counter (the
+//! database is slow or down) drops its cached credentials on every failed
+//! read: it cannot tell whether something was revoked meanwhile.
+//!
+//! **Time limits**: a lookup gives up after [`LOOKUP_TIMEOUT`] with a
+//! [`StoreError`] (a 503), rather than keeping the request waiting on a
+//! database that does not answer.
+//!
+//! **Old rows**: revoked and expired credentials and recorded refusals stay
+//! in their tables until [`SqlStore::purge`] removes them; an app calls it
+//! now and then (a daily job).
 
 use std::{
     collections::HashMap,
     str::FromStr,
     sync::{
         Arc, Weak,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::{
     AnyPool, FromRow,
-    any::{AnyConnectOptions, AnyPoolOptions},
+    any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
 };
 use time::OffsetDateTime;
 
@@ -69,6 +79,29 @@ use crate::{
 /// within which a revocation elsewhere must be honoured.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a read of the change feed may take before it counts as failed:
+/// a process that cannot read the feed drops its cached credentials.
+pub const POLL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long the verifier's lookup may wait for the database (a connection,
+/// then the query) before it fails with a [`StoreError`], which the gate
+/// answers with a 503.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`SqlStore::connect`]'s pool lets a caller wait for a
+/// connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Last uses written by one statement: few enough that each statement holds
+/// its row locks only briefly, and well under both databases' limits on
+/// bound parameters.
+const USAGE_CHUNK: usize = 200;
+
+/// The first and the longest wait before listening again after the
+/// listening connection failed.
+const LISTEN_RETRY_FIRST: Duration = Duration::from_millis(100);
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL channel a change is announced on, when it commits.
 pub const NOTIFY_CHANNEL: &str = "jeton_auth_changes";
 
@@ -76,10 +109,10 @@ pub const NOTIFY_CHANNEL: &str = "jeton_auth_changes";
 /// own `_sqlx_migrations`.
 pub const MIGRATIONS_TABLE: &str = "_jeton_auth_migrations";
 
-/// What the store's methods fail with.
+/// What [`SqlStore`]'s methods fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum SqlStoreError {
     /// A key was asked for a client that does not exist or is revoked.
     #[error(transparent)]
     UnknownClient(#[from] UnknownClient),
@@ -105,12 +138,15 @@ struct Shared {
     /// changes at once, and by the watcher when the feed moved.
     generation: AtomicU64,
     /// The feed's counter as the watcher last read it; -1 before the first
-    /// read.
+    /// read and after a failed one.
     feed: AtomicI64,
+    /// Whether the last read of the feed failed: an outage is logged when
+    /// it starts and when it ends, not on every failed read.
+    feed_down: AtomicBool,
 }
 
 /// A refusal as recorded (see [`TokenStore::record_refusal`]).
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordedRefusal {
     /// The key or token that was refused.
@@ -120,8 +156,36 @@ pub struct RecordedRefusal {
     pub code: String,
     pub origin: Option<String>,
     pub client_ip: Option<String>,
-    /// Microseconds since the Unix epoch.
-    pub at: i64,
+    pub at: OffsetDateTime,
+}
+
+impl<'r> FromRow<'r, AnyRow> for RecordedRefusal {
+    fn from_row(row: &'r AnyRow) -> Result<RecordedRefusal, sqlx::Error> {
+        use sqlx::Row as _;
+        let at: i64 = row.try_get("at")?;
+        Ok(RecordedRefusal {
+            credential_id: row.try_get("credential_id")?,
+            client_id: row.try_get("client_id")?,
+            code: row.try_get("code")?,
+            origin: row.try_get("origin")?,
+            client_ip: row.try_get("client_ip")?,
+            at: from_micros(at).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "at".to_owned(),
+                source: "a time out of range".into(),
+            })?,
+        })
+    }
+}
+
+/// What [`SqlStore::purge`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Purged {
+    /// Revoked or expired keys and tokens.
+    pub credentials: u64,
+    /// Revoked clients left with no keys or tokens.
+    pub clients: u64,
+    pub refusals: u64,
 }
 
 impl SqlStore {
@@ -129,17 +193,38 @@ impl SqlStore {
     /// `postgres://…`), brings the store's tables up to date and starts
     /// following the change feed. A SQLite file is created when missing and
     /// put in WAL mode. Call it inside a Tokio runtime.
-    pub async fn connect(url: &str, format: TokenFormat) -> Result<SqlStore, Error> {
-        sqlx::any::install_default_drivers();
+    ///
+    /// An in-memory SQLite database lives as long as its one connection,
+    /// which the pool keeps open for good: it is lost with the process.
+    ///
+    /// It installs sqlx's default drivers for the `Any` driver
+    /// (`sqlx::any::install_default_drivers`, which an app that uses `Any`
+    /// may call too, before or after). An app that installed a set of its
+    /// own with `sqlx::any::install_drivers` keeps it; it needs SQLite's or
+    /// PostgreSQL's in it.
+    pub async fn connect(url: &str, format: TokenFormat) -> Result<SqlStore, SqlStoreError> {
+        // sqlx panics when the app installed a set of its own first: that
+        // set stays, and a URL it has no driver for fails below as an error.
+        let _ = std::panic::catch_unwind(sqlx::any::install_default_drivers);
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         let pool = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = if memory {
+                // Each connection to an in-memory database is a database
+                // of its own, gone when it closes: one connection, never
+                // recycled.
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+            } else {
+                options.max_connections(10)
+            };
             // Writers queue on the busy timeout. Every write transaction
             // here writes before it reads, so none ever has to upgrade a
             // read lock, which is where SQLite deadlocks.
-            AnyPoolOptions::new()
-                // Each connection to an in-memory database is a database
-                // of its own.
-                .max_connections(if memory { 1 } else { 10 })
+            options
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         let wal = ["PRAGMA journal_mode = WAL"];
@@ -154,7 +239,7 @@ impl SqlStore {
                 .connect_with(AnyConnectOptions::from_str(&with_create_mode(url))?)
                 .await?
         } else {
-            AnyPoolOptions::new().connect(url).await?
+            options.connect(url).await?
         };
         let store = SqlStore::from_pool(pool, format).await;
         store.migrate().await?;
@@ -171,6 +256,7 @@ impl SqlStore {
             format,
             generation: AtomicU64::new(0),
             feed: AtomicI64::new(-1),
+            feed_down: AtomicBool::new(false),
         }));
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
@@ -184,7 +270,7 @@ impl SqlStore {
     /// Creates or updates the store's tables, beside an app's own migrator.
     /// On PostgreSQL several processes may run it at once (sqlx locks the
     /// database meanwhile); on SQLite, start one process first.
-    pub async fn migrate(&self) -> Result<(), Error> {
+    pub async fn migrate(&self) -> Result<(), SqlStoreError> {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.run(&self.0.pool).await?;
@@ -197,7 +283,7 @@ impl SqlStore {
     }
 
     /// Adds a client application; returns its id.
-    pub async fn add_client(&self, client: NewClient) -> Result<String, Error> {
+    pub async fn add_client(&self, client: NewClient) -> Result<String, SqlStoreError> {
         let id = new_id();
         sqlx::query(
             "INSERT INTO auth_clients (id, abilities, allowed_origins, per_key_limit, \
@@ -216,16 +302,23 @@ impl SqlStore {
 
     /// A publishable key for the client: for browser code, public by
     /// design.
-    pub async fn issue_publishable_key(&self, client_id: &str) -> Result<IssuedToken, Error> {
+    pub async fn issue_publishable_key(
+        &self,
+        client_id: &str,
+    ) -> Result<IssuedToken, SqlStoreError> {
         self.issue_key(client_id, TokenKind::Publishable).await
     }
 
     /// A secret key for the client: for its servers only.
-    pub async fn issue_secret_key(&self, client_id: &str) -> Result<IssuedToken, Error> {
+    pub async fn issue_secret_key(&self, client_id: &str) -> Result<IssuedToken, SqlStoreError> {
         self.issue_key(client_id, TokenKind::Secret).await
     }
 
-    async fn issue_key(&self, client_id: &str, kind: TokenKind) -> Result<IssuedToken, Error> {
+    async fn issue_key(
+        &self,
+        client_id: &str,
+        kind: TokenKind,
+    ) -> Result<IssuedToken, SqlStoreError> {
         let (id, token) = (new_id(), self.0.format.generate(kind));
         // One statement: the client is checked and the key written at once,
         // so a key never outlives a client revoked meanwhile.
@@ -250,7 +343,11 @@ impl SqlStore {
     /// A new key of the same kind for the same client; the old one keeps
     /// working for `grace` (zero: it stops now), so the client's servers
     /// can switch without an outage.
-    pub async fn rotate_key(&self, key_id: &str, grace: Duration) -> Result<IssuedToken, Error> {
+    pub async fn rotate_key(
+        &self,
+        key_id: &str,
+        grace: Duration,
+    ) -> Result<IssuedToken, SqlStoreError> {
         let until =
             now_micros().saturating_add(i64::try_from(grace.as_micros()).unwrap_or(i64::MAX));
         let mut tx = self.0.pool.begin().await?;
@@ -267,7 +364,7 @@ impl SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((client_id, kind)) = old else {
-            return Err(Error::UnknownKey(key_id.to_owned()));
+            return Err(SqlStoreError::UnknownKey(key_id.to_owned()));
         };
         let kind = if kind == TokenKind::Publishable.name() {
             TokenKind::Publishable
@@ -303,7 +400,7 @@ impl SqlStore {
         user_id: &str,
         abilities: impl IntoIterator<Item = Ability>,
         expires_at: Option<OffsetDateTime>,
-    ) -> Result<IssuedToken, Error> {
+    ) -> Result<IssuedToken, SqlStoreError> {
         let (id, token) = (new_id(), self.0.format.generate(TokenKind::User));
         sqlx::query(
             "INSERT INTO auth_credentials (id, kind, token_hash, last4, user_id, abilities, \
@@ -331,7 +428,7 @@ impl SqlStore {
         user_id: &str,
         abilities: impl IntoIterator<Item = Ability>,
         expires_at: Option<OffsetDateTime>,
-    ) -> Result<IssuedToken, Error> {
+    ) -> Result<IssuedToken, SqlStoreError> {
         let (id, token) = (new_id(), self.0.format.generate(TokenKind::User));
         let inserted = sqlx::query(
             "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, \
@@ -356,7 +453,7 @@ impl SqlStore {
     }
 
     /// Revokes one token or key by its id; whether there was a live one.
-    pub async fn revoke(&self, token_id: &str) -> Result<bool, Error> {
+    pub async fn revoke(&self, token_id: &str) -> Result<bool, SqlStoreError> {
         let revoked = self
             .change(
                 "UPDATE auth_credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
@@ -367,7 +464,7 @@ impl SqlStore {
     }
 
     /// Revokes every live token of a person (log out everywhere); how many.
-    pub async fn revoke_user_tokens(&self, user_id: &str) -> Result<u64, Error> {
+    pub async fn revoke_user_tokens(&self, user_id: &str) -> Result<u64, SqlStoreError> {
         self.change(
             "UPDATE auth_credentials SET revoked_at = $2 \
              WHERE user_id = $1 AND kind = 'user' AND revoked_at IS NULL",
@@ -376,8 +473,25 @@ impl SqlStore {
         .await
     }
 
-    /// Revokes a client and all its keys; whether there was a live one.
-    pub async fn revoke_client(&self, client_id: &str) -> Result<bool, Error> {
+    /// Revokes every live user token issued through the client
+    /// ([`issue_user_token_via`](SqlStore::issue_user_token_via)); how
+    /// many. With [`revoke_client`](SqlStore::revoke_client), nothing the
+    /// client ever handed out works any more.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<u64, SqlStoreError> {
+        self.change(
+            "UPDATE auth_credentials SET revoked_at = $2 \
+             WHERE client_id = $1 AND kind = 'user' AND revoked_at IS NULL",
+            client_id,
+        )
+        .await
+    }
+
+    /// Revokes a client and its keys (publishable and secret); whether
+    /// there was a live one. User tokens issued through it stay valid, no
+    /// longer bound to its origins (a person logged in through a website
+    /// stays logged in to the app): revoke them with
+    /// [`revoke_client_tokens`](SqlStore::revoke_client_tokens).
+    pub async fn revoke_client(&self, client_id: &str) -> Result<bool, SqlStoreError> {
         let now = now_micros();
         let mut tx = self.0.pool.begin().await?;
         let revoked = sqlx::query(
@@ -404,7 +518,7 @@ impl SqlStore {
 
     /// One revocation statement (`$1` the id, `$2` the time) with its
     /// change in the feed, in one transaction; how many rows it revoked.
-    async fn change(&self, statement: &'static str, id: &str) -> Result<u64, Error> {
+    async fn change(&self, statement: &'static str, id: &str) -> Result<u64, SqlStoreError> {
         let mut tx = self.0.pool.begin().await?;
         let revoked = sqlx::query(statement)
             .bind(id)
@@ -429,17 +543,98 @@ impl SqlStore {
     }
 
     /// Reads the feed's counter; a move since the last read drops what this
-    /// process cached. An unreadable feed (the database is down) counts as
-    /// a move once it is read again.
+    /// process cached. So does a read that fails or takes longer than
+    /// [`POLL_TIMEOUT`]: a revocation elsewhere may have gone unseen.
     async fn poll_feed(&self) {
-        let read: Result<i64, sqlx::Error> =
-            sqlx::query_scalar("SELECT generation FROM auth_changes WHERE id = 1")
-                .fetch_one(&self.0.pool)
-                .await;
-        let now = read.unwrap_or(-1);
+        let read = tokio::time::timeout(
+            POLL_TIMEOUT,
+            sqlx::query_scalar::<_, i64>("SELECT generation FROM auth_changes WHERE id = 1")
+                .fetch_one(&self.0.pool),
+        )
+        .await;
+        let now = match read {
+            Ok(Ok(now)) => {
+                if self.0.feed_down.swap(false, Ordering::AcqRel) {
+                    tracing::info!("the credential change feed is readable again");
+                }
+                now
+            }
+            failed => {
+                if !self.0.feed_down.swap(true, Ordering::AcqRel) {
+                    let error = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => format!("no answer within {POLL_TIMEOUT:?}"),
+                    };
+                    tracing::warn!(
+                        %error,
+                        "cannot read the credential change feed; \
+                         cached credentials are dropped until it is back"
+                    );
+                }
+                self.0.feed.store(-1, Ordering::Release);
+                self.changed();
+                return;
+            }
+        };
         if self.0.feed.swap(now, Ordering::AcqRel) != now {
             self.changed();
         }
+    }
+
+    /// Deletes what no longer serves, older than `older_than`: keys and
+    /// tokens revoked or expired before it, refusals recorded before it,
+    /// and clients revoked before it that no key or token refers to any
+    /// more. Nothing it deletes could be verified: caches are unaffected.
+    pub async fn purge(&self, older_than: OffsetDateTime) -> Result<Purged, SqlStoreError> {
+        let before = to_micros(older_than);
+        let mut tx = self.0.pool.begin().await?;
+        let credentials =
+            sqlx::query("DELETE FROM auth_credentials WHERE revoked_at < $1 OR expires_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let clients = sqlx::query(
+            "DELETE FROM auth_clients WHERE revoked_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM auth_credentials t WHERE t.client_id = auth_clients.id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let refusals = sqlx::query("DELETE FROM auth_refusals WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged {
+            credentials,
+            clients,
+            refusals,
+        })
+    }
+
+    /// Writes the last uses of a few tokens, in one statement. The values'
+    /// columns are `column1` and `column2` on both databases.
+    async fn record_usage_chunk(&self, chunk: &[(String, i64)]) -> Result<(), sqlx::Error> {
+        let rows = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let statement = format!(
+            "UPDATE auth_credentials SET last_used_at = v.column2 \
+             FROM (VALUES {rows}) AS v \
+             WHERE auth_credentials.id = v.column1 \
+             AND (auth_credentials.last_used_at IS NULL \
+             OR auth_credentials.last_used_at < v.column2)"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        for (id, at) in chunk {
+            query = query.bind(id.as_str()).bind(*at);
+        }
+        query.execute(&self.0.pool).await?;
+        Ok(())
     }
 
     /// The latest refusals of the client's keys, newest first.
@@ -447,7 +642,7 @@ impl SqlStore {
         &self,
         client_id: &str,
         limit: u32,
-    ) -> Result<Vec<RecordedRefusal>, Error> {
+    ) -> Result<Vec<RecordedRefusal>, SqlStoreError> {
         Ok(sqlx::query_as(
             "SELECT credential_id, client_id, code, origin, client_ip, at FROM auth_refusals \
              WHERE client_id = $1 ORDER BY id DESC LIMIT $2",
@@ -459,7 +654,7 @@ impl SqlStore {
     }
 
     /// When a user token was last used, as the verifier last reported.
-    pub async fn last_used(&self, token_id: &str) -> Result<Option<OffsetDateTime>, Error> {
+    pub async fn last_used(&self, token_id: &str) -> Result<Option<OffsetDateTime>, SqlStoreError> {
         let micros: Option<Option<i64>> =
             sqlx::query_scalar("SELECT last_used_at FROM auth_credentials WHERE id = $1")
                 .bind(token_id)
@@ -473,7 +668,7 @@ impl SqlStore {
         kind: TokenKind,
         hash: &HashedToken,
     ) -> Result<Option<StoredCredential>, StoreError> {
-        let found: Option<Row> = sqlx::query_as(
+        let lookup = sqlx::query_as::<_, Row>(
             "SELECT t.id, t.client_id, t.user_id, t.abilities, t.expires_at, \
              c.abilities AS client_abilities, c.allowed_origins, c.per_key_limit, c.per_ip_limit \
              FROM auth_credentials t \
@@ -482,9 +677,11 @@ impl SqlStore {
         )
         .bind(hash.to_hex())
         .bind(kind.name())
-        .fetch_optional(&self.0.pool)
-        .await
-        .map_err(StoreError::new)?;
+        .fetch_optional(&self.0.pool);
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+            .await
+            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
+            .map_err(StoreError::new)?;
         found.map_or(Ok(None), |row| row.credential(kind))
     }
 }
@@ -607,25 +804,26 @@ impl TokenStore for SqlStore {
         self.0.generation.load(Ordering::SeqCst)
     }
 
-    /// One transaction for the whole batch.
+    /// One statement per chunk of tokens, each committed on its own, in
+    /// the order of their ids: a statement holds its rows' locks only
+    /// briefly, and processes writing the same tokens lock them in the same
+    /// order, so they never deadlock.
     async fn record_usage(&self, usage: HashMap<String, OffsetDateTime>) {
-        let count = usage.len();
-        let written = async {
-            let mut tx = self.0.pool.begin().await?;
-            for (token_id, at) in usage {
-                sqlx::query(
-                    "UPDATE auth_credentials SET last_used_at = $2 \
-                     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
-                )
-                .bind(token_id)
-                .bind(to_micros(at))
-                .execute(&mut *tx)
-                .await?;
+        let mut usage: Vec<(String, i64)> = usage
+            .into_iter()
+            .map(|(id, at)| (id, to_micros(at)))
+            .collect();
+        usage.sort_unstable();
+        let mut failed = 0;
+        let mut last_error = None;
+        for chunk in usage.chunks(USAGE_CHUNK) {
+            if let Err(error) = self.record_usage_chunk(chunk).await {
+                failed += chunk.len();
+                last_error = Some(error);
             }
-            tx.commit().await
-        };
-        if let Err(error) = written.await {
-            tracing::warn!(%error, tokens = count, "could not record token use");
+        }
+        if let Some(error) = last_error {
+            tracing::warn!(%error, tokens = failed, "could not record token use");
         }
     }
 }
@@ -634,9 +832,15 @@ impl TokenStore for SqlStore {
 /// never misses a committed change. On PostgreSQL also announces it, which
 /// PostgreSQL delivers when (and only if) the transaction commits.
 async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE auth_changes SET generation = generation + 1 WHERE id = 1")
+    let moved = sqlx::query("UPDATE auth_changes SET generation = generation + 1 WHERE id = 1")
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+    // No counter (its row deleted): the change would go unseen elsewhere,
+    // so it is not made.
+    if moved != 1 {
+        return Err(sqlx::Error::RowNotFound);
+    }
     if conn.backend_name() == "PostgreSQL" {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(NOTIFY_CHANNEL)
@@ -647,31 +851,70 @@ async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error
 }
 
 /// Drops this process's cached credentials whenever another announces a
-/// change, for as long as a handle on the store is alive. Gives up with a
-/// warning if it cannot listen: polling still sees every change.
+/// change, for as long as a handle on the store is alive. While it cannot
+/// listen, polling still sees every change, later; it tries again after a
+/// wait that doubles up to [`LISTEN_RETRY_MAX`], and logs an outage once.
 async fn listen_for_changes(url: String, shared: Weak<Shared>) {
-    let listening = async {
-        let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
-        Ok::<_, sqlx::Error>(listener)
-    };
-    let mut listener = match listening.await {
-        Ok(listener) => listener,
-        Err(error) => {
+    let mut retry = LISTEN_RETRY_FIRST;
+    let mut down = false;
+    while shared.strong_count() > 0 {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let error = match listening.await {
+            Ok(listener) => {
+                if down {
+                    tracing::debug!("listening for credential changes again");
+                    // Changes announced meanwhile went unheard.
+                    if let Some(shared) = shared.upgrade() {
+                        SqlStore(shared).changed();
+                    }
+                }
+                let connected = Instant::now();
+                let Some(error) = listen(listener, &shared).await else {
+                    return;
+                };
+                // A connection that held is followed by a new outage, logged
+                // as such; one that fails at once is the same outage.
+                if connected.elapsed() >= LISTEN_RETRY_MAX {
+                    (down, retry) = (false, LISTEN_RETRY_FIRST);
+                }
+                error
+            }
+            Err(error) => error,
+        };
+        if !down {
             tracing::warn!(%error, "cannot LISTEN for credential changes; polling only");
-            return;
+            down = true;
         }
-    };
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(LISTEN_RETRY_MAX);
+    }
+}
+
+/// Hears changes until the connection fails (its error, after dropping
+/// what this process cached: changes may have gone unheard) or the store
+/// is gone (`None`).
+async fn listen(
+    mut listener: sqlx::postgres::PgListener,
+    shared: &Weak<Shared>,
+) -> Option<sqlx::Error> {
     loop {
         // Wakes up now and then to notice that the store is gone.
-        let heard = tokio::time::timeout(Duration::from_secs(1), listener.recv()).await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
+        let heard = tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await;
+        let shared = shared.upgrade()?;
         match heard {
-            Ok(Ok(_notification)) => SqlStore(shared).changed(),
-            // It reconnects on the next `recv`; polling covers the gap.
-            Ok(Err(error)) => tracing::warn!(%error, "LISTEN connection lost"),
+            Ok(Ok(Some(_notification))) => SqlStore(shared).changed(),
+            Ok(Ok(None)) => {
+                SqlStore(shared).changed();
+                return Some(sqlx::Error::Protocol("the connection was closed".into()));
+            }
+            Ok(Err(error)) => {
+                SqlStore(shared).changed();
+                return Some(error);
+            }
             Err(_quiet) => {}
         }
     }
