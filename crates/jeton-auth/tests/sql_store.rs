@@ -317,6 +317,31 @@ async fn a_revocation_reaches_another_process_within_a_second(backend: Backend) 
     }
 }
 
+async fn a_grace_ends_on_the_stores_clock(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let clock = Clock::manual(OffsetDateTime::now_utc());
+    let store = store(&database).await.with_clock(clock.clone());
+    let (app, _gate) = app_on(&store, clock.clone());
+    let client = store.add_client(NewClient::new([ADMIN])).await.unwrap();
+    let old = store.issue_secret_key(&client).await.unwrap();
+    store
+        .rotate_key(&old.id, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(3599));
+    assert_eq!(
+        status(&app, "/admin", old.token.expose_secret()).await,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        status(&app, "/admin", old.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 async fn keys_rotate_with_a_grace(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return;
@@ -708,6 +733,7 @@ on_both_databases!(
     expired_tokens_are_refused,
     a_revocation_reaches_another_process_within_a_second,
     keys_rotate_with_a_grace,
+    a_grace_ends_on_the_stores_clock,
     uses_and_refusals_are_recorded,
     migrations_live_beside_an_apps_own,
     a_token_issued_through_a_client_carries_its_origins,

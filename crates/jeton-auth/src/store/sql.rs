@@ -55,7 +55,7 @@ use std::{
     collections::HashMap,
     str::FromStr,
     sync::{
-        Arc, Weak,
+        Arc, OnceLock, Weak,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -71,8 +71,8 @@ use super::{
     IssuedToken, NewClient, Refusal, StoreError, StoredCredential, TokenStore, UnknownClient,
 };
 use crate::{
-    Ability, AbilitySet, ClientPrincipal, HashedToken, Limits, Principal, TokenFormat, TokenKind,
-    UserPrincipal,
+    Ability, AbilitySet, ClientPrincipal, Clock, HashedToken, Limits, Principal, TokenFormat,
+    TokenKind, UserPrincipal,
 };
 
 /// How often each process reads the change feed: well inside the one second
@@ -143,6 +143,9 @@ struct Shared {
     /// Whether the last read of the feed failed: an outage is logged when
     /// it starts and when it ends, not on every failed read.
     feed_down: AtomicBool,
+    /// What this store stamps its own times on; the system's unless
+    /// [`SqlStore::with_clock`] set another.
+    clock: OnceLock<Clock>,
 }
 
 /// A refusal as recorded (see [`TokenStore::record_refusal`]).
@@ -257,6 +260,7 @@ impl SqlStore {
             generation: AtomicU64::new(0),
             feed: AtomicI64::new(-1),
             feed_down: AtomicBool::new(false),
+            clock: OnceLock::new(),
         }));
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
@@ -265,6 +269,26 @@ impl SqlStore {
             tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
         }
         store
+    }
+
+    /// Stamps this store's own times (issuing, revocations, a rotation's
+    /// grace, refusals) on `clock` instead of the system's: a test gives it
+    /// the clock it gives the gate ([`GateBuilder::clock`](crate::GateBuilder::clock)),
+    /// so that moving that clock past a grace ends it.
+    ///
+    /// # Panics
+    /// When the store has already read its clock: call it right after
+    /// connecting, before the store is used.
+    pub fn with_clock(self, clock: Clock) -> SqlStore {
+        assert!(
+            self.0.clock.set(clock).is_ok(),
+            "SqlStore::with_clock is called before the store is used"
+        );
+        self
+    }
+
+    fn now_micros(&self) -> i64 {
+        to_micros(self.0.clock.get_or_init(Clock::system).now())
     }
 
     /// Creates or updates the store's tables, beside an app's own migrator.
@@ -294,7 +318,7 @@ impl SqlStore {
         .bind(client.allowed_origins.join(" "))
         .bind(client.limits.per_key.map(i64::from))
         .bind(client.limits.per_ip.map(i64::from))
-        .bind(now_micros())
+        .bind(self.now_micros())
         .execute(&self.0.pool)
         .await?;
         Ok(id)
@@ -330,7 +354,7 @@ impl SqlStore {
         .bind(kind.name())
         .bind(token.hash().to_hex())
         .bind(token.last4())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(client_id)
         .execute(&self.0.pool)
         .await?;
@@ -348,8 +372,9 @@ impl SqlStore {
         key_id: &str,
         grace: Duration,
     ) -> Result<IssuedToken, SqlStoreError> {
-        let until =
-            now_micros().saturating_add(i64::try_from(grace.as_micros()).unwrap_or(i64::MAX));
+        let until = self
+            .now_micros()
+            .saturating_add(i64::try_from(grace.as_micros()).unwrap_or(i64::MAX));
         let mut tx = self.0.pool.begin().await?;
         // The old key's end moves first: it locks the row, so two
         // rotations of one key take turns.
@@ -380,7 +405,7 @@ impl SqlStore {
         .bind(kind.name())
         .bind(token.hash().to_hex())
         .bind(token.last4())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(&client_id)
         .execute(&mut *tx)
         .await?;
@@ -411,7 +436,7 @@ impl SqlStore {
         .bind(token.last4())
         .bind(user_id)
         .bind(AbilitySet::new(abilities).to_spaced())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(expires_at.map(to_micros))
         .execute(&self.0.pool)
         .await?;
@@ -441,7 +466,7 @@ impl SqlStore {
         .bind(token.last4())
         .bind(user_id)
         .bind(AbilitySet::new(abilities).to_spaced())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(expires_at.map(to_micros))
         .bind(client_id)
         .execute(&self.0.pool)
@@ -492,7 +517,7 @@ impl SqlStore {
     /// stays logged in to the app): revoke them with
     /// [`revoke_client_tokens`](SqlStore::revoke_client_tokens).
     pub async fn revoke_client(&self, client_id: &str) -> Result<bool, SqlStoreError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let mut tx = self.0.pool.begin().await?;
         let revoked = sqlx::query(
             "UPDATE auth_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
@@ -522,7 +547,7 @@ impl SqlStore {
         let mut tx = self.0.pool.begin().await?;
         let revoked = sqlx::query(statement)
             .bind(id)
-            .bind(now_micros())
+            .bind(self.now_micros())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -787,7 +812,7 @@ impl TokenStore for SqlStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new_id())
-        .bind(now_micros())
+        .bind(self.now_micros())
         .bind(credential_id)
         .bind(client_id)
         .bind(refusal.code)
@@ -951,10 +976,6 @@ fn new_id() -> String {
 
 fn to_micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
-}
-
-fn now_micros() -> i64 {
-    to_micros(OffsetDateTime::now_utc())
 }
 
 fn from_micros(micros: i64) -> Option<OffsetDateTime> {
