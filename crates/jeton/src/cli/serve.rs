@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// are then counted per process until it answers again).
     #[arg(long, env = "JETON_REDIS_DEADLINE", default_value = "50ms", value_parser = humantime::parse_duration)]
     redis_deadline: std::time::Duration,
+    /// How often the last uses of user tokens (`last_used_at`) are written,
+    /// in one batch: no request writes. Also at shutdown.
+    #[arg(long, env = "JETON_USAGE_INTERVAL", default_value = "5s", value_parser = parse_usage_interval)]
+    usage_interval: std::time::Duration,
     /// Requests per minute of one customer, across all their tokens (0:
     /// no limit).
     #[arg(long, env = "JETON_CUSTOMER_RATE_LIMIT", default_value_t = Config::default().customer_requests_per_minute)]
@@ -84,6 +88,17 @@ pub struct ServeArgs {
     /// Lifetime of OAuth 2.0 access tokens, e.g. 15m, 1h.
     #[arg(long, env = "JETON_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_access_token_ttl)]
     access_token_ttl: time::Duration,
+}
+
+/// 100 ms to 1 hour: a batch per request would be a write per request.
+fn parse_usage_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < std::time::Duration::from_millis(100)
+        || interval > std::time::Duration::from_secs(3600)
+    {
+        return Err("last uses are written every 100ms to 1h".to_owned());
+    }
+    Ok(interval)
 }
 
 /// 1 s to 1 day: an access token is meant to be short-lived.
@@ -148,6 +163,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         redis_url: args.redis_url,
         redis_deadline: args.redis_deadline,
+        usage_interval: args.usage_interval,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),
@@ -253,4 +269,35 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining requests");
     // `notify_one` keeps the wake-up for a waiter that is not waiting yet.
     SHUTDOWN.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_written_every_100ms_to_1h() {
+        assert_eq!(
+            parse_usage_interval("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_usage_interval("1h"),
+            Ok(std::time::Duration::from_secs(3600))
+        );
+        for refused in ["0s", "99ms", "61m", "soon"] {
+            assert!(parse_usage_interval(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn an_access_token_lives_1s_to_1d() {
+        assert_eq!(
+            parse_access_token_ttl("15m"),
+            Ok(time::Duration::minutes(15))
+        );
+        for refused in ["0s", "999ms", "25h"] {
+            assert!(parse_access_token_ttl(refused).is_err(), "{refused}");
+        }
+    }
 }
