@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Barrier;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LoadPause(Mutex<Option<Arc<Barrier>>>);
 
 impl LoadPause {

@@ -17,7 +17,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -36,6 +39,8 @@ use crate::store::Db;
 struct Origins {
     exact: HashSet<String>,
     any: bool,
+    /// The refresh that read these: see [`OriginRegistry::refresh`].
+    read_by: u64,
 }
 
 /// CORS, and nothing of it for an origin that is not allowed.
@@ -61,11 +66,24 @@ fn no_cors_headers_for_unknown_origins(mut response: Response) -> Response {
 
 /// The origins some active publishable client allows.
 #[derive(Debug, Clone, Default)]
-pub struct OriginRegistry(Arc<RwLock<Origins>>);
+pub struct OriginRegistry(Arc<Registry>);
+
+#[derive(Debug, Default)]
+struct Registry {
+    origins: RwLock<Origins>,
+    /// Numbers the refreshes in the order they start.
+    refreshes: AtomicU64,
+    #[cfg(test)]
+    pause: crate::load_pause::LoadPause,
+}
 
 impl OriginRegistry {
+    fn origins(&self) -> std::sync::RwLockReadGuard<'_, Origins> {
+        self.0.origins.read().expect("origin registry lock")
+    }
+
     pub fn allows(&self, origin: &HeaderValue) -> bool {
-        let origins = self.0.read().expect("origin registry lock");
+        let origins = self.origins();
         origins.any
             || origin
                 .to_str()
@@ -75,16 +93,25 @@ impl OriginRegistry {
     /// Whether some active client lists `origin` itself: its pages may
     /// send and receive cookies.
     pub fn allows_credentials(&self, origin: &HeaderValue) -> bool {
-        let origins = self.0.read().expect("origin registry lock");
+        let origins = self.origins();
         origin
             .to_str()
             .is_ok_and(|origin| origins.exact.contains(origin))
     }
 
-    /// Reloads the set from the database.
+    /// Reloads the set from the database. Refreshes run at once (one for
+    /// this process's change, one for the change feed's news): what a
+    /// refresh read is kept only if no refresh that started after it has
+    /// been kept, since a later one read the database later.
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let this = self.0.refreshes.fetch_add(1, Ordering::AcqRel) + 1;
         let lists = db.active_publishable_origins().await?;
-        let mut fresh = Origins::default();
+        #[cfg(test)]
+        self.0.pause.here().await;
+        let mut fresh = Origins {
+            read_by: this,
+            ..Origins::default()
+        };
         for origin in lists.iter().flat_map(|list| list.split_ascii_whitespace()) {
             if origin == "*" {
                 fresh.any = true;
@@ -92,7 +119,10 @@ impl OriginRegistry {
                 fresh.exact.insert(origin.to_owned());
             }
         }
-        *self.0.write().expect("origin registry lock") = fresh;
+        let mut origins = self.0.origins.write().expect("origin registry lock");
+        if origins.read_by < this {
+            *origins = fresh;
+        }
         Ok(())
     }
 
@@ -122,5 +152,61 @@ impl OriginRegistry {
             .max_age(Duration::from_secs(600));
         let strip: fn(Response) -> Response = no_cors_headers_for_unknown_origins;
         Stack::new(cors, MapResponseLayer::new(strip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jeton_auth::{AbilitySet, PlainToken};
+
+    use super::*;
+    use crate::{
+        domain::{
+            abilities::PRODUCTS_READ,
+            client::{ClientKind, NewClient},
+        },
+        store::{DbOptions, audit::Audit},
+    };
+
+    /// A refresh that read the database before a new client was made, and
+    /// finishes after the refresh that read it since: what it read is
+    /// dropped, and the new client's origin stays allowed. Without the
+    /// refresh numbers, the stale set would replace the fresh one until the
+    /// next change.
+    #[tokio::test]
+    async fn a_refresh_overtaken_by_a_later_one_is_dropped() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("jeton.db").display());
+        let db = Db::connect(&url, &DbOptions::default())
+            .await
+            .expect("a database");
+        let registry = OriginRegistry::default();
+        let origin = HeaderValue::from_static("https://shop.example");
+
+        let paused = registry.0.pause.arm();
+        let stale = tokio::spawn({
+            let (registry, db) = (registry.clone(), db.clone());
+            async move { registry.refresh(&db).await }
+        });
+        paused.wait().await; // it has read: no client yet
+        let client = NewClient {
+            name: "shop".into(),
+            kind: ClientKind::Publishable,
+            abilities: AbilitySet::new([PRODUCTS_READ]),
+            allowed_origins: vec!["https://shop.example".into()],
+            rate_limit_per_minute: None,
+            per_ip_rate_limit_per_minute: None,
+        };
+        let key = PlainToken::generate(ClientKind::Publishable.token_kind());
+        db.create_client(&client, &key, &Audit::cli())
+            .await
+            .expect("a client");
+        registry.refresh(&db).await.expect("a refresh");
+        assert!(registry.allows(&origin));
+
+        paused.wait().await; // now the stale one keeps what it read, or not
+        stale.await.expect("the refresh").expect("a refresh");
+        assert!(registry.allows(&origin));
+        assert!(registry.allows_credentials(&origin));
     }
 }
