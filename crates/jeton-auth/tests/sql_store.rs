@@ -21,8 +21,8 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, Gate, Identity, KindSet, NewClient, SqlStore, SqlStoreError,
-    TokenKind, TokenStore,
+    Ability, Access, Ceilings, Clock, Gate, Identity, IssuedToken, KindSet, NewClient, SqlStore,
+    SqlStoreError, TokenKind, TokenStore,
     sqlx::{
         self, SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
@@ -114,6 +114,12 @@ async fn status(app: &Router, path: &str, token: &str) -> StatusCode {
     get_as(app, path, token, None).await.0
 }
 
+/// Asserts what `token` gets on `path`.
+async fn assert_status(app: &Router, path: &str, token: &IssuedToken, expected: StatusCode) {
+    let got = status(app, path, token.token.expose_secret()).await;
+    assert_eq!(got, expected, "{path} with token {}", token.id);
+}
+
 async fn keys_and_tokens_work_until_revoked(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return;
@@ -189,24 +195,12 @@ async fn keys_and_tokens_work_until_revoked(backend: Backend) {
     let laptop = store.issue_user_token("bob", [READ], None).await.unwrap();
     let carol = store.issue_user_token("carol", [READ], None).await.unwrap();
     for token in [&phone, &laptop, &carol] {
-        assert_eq!(
-            status(&app, "/products", token.token.expose_secret()).await,
-            StatusCode::OK
-        );
+        assert_status(&app, "/products", token, StatusCode::OK).await;
     }
     assert_eq!(store.revoke_user_tokens("bob").await.unwrap(), 2);
-    assert_eq!(
-        status(&app, "/products", phone.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status(&app, "/products", laptop.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status(&app, "/products", carol.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/products", &phone, StatusCode::UNAUTHORIZED).await;
+    assert_status(&app, "/products", &laptop, StatusCode::UNAUTHORIZED).await;
+    assert_status(&app, "/products", &carol, StatusCode::OK).await;
 
     assert!(store.revoke_client(&client).await.unwrap());
     assert_eq!(
@@ -237,10 +231,7 @@ async fn expired_tokens_are_refused(backend: Backend) {
         .issue_user_token("alice", [READ], Some(now - time::Duration::seconds(1)))
         .await
         .unwrap();
-    assert_eq!(
-        status(&app, "/products", past.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_status(&app, "/products", &past, StatusCode::UNAUTHORIZED).await;
 
     let soon = now + time::Duration::milliseconds(400);
     let brief = store
@@ -257,16 +248,10 @@ async fn expired_tokens_are_refused(backend: Backend) {
         found.expires_at.unwrap().unix_timestamp_nanos() / 1000,
         soon.unix_timestamp_nanos() / 1000
     );
-    assert_eq!(
-        status(&app, "/products", brief.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/products", &brief, StatusCode::OK).await;
     clock.advance(Duration::from_millis(400));
     // Cached, and refused all the same.
-    assert_eq!(
-        status(&app, "/products", brief.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_status(&app, "/products", &brief, StatusCode::UNAUTHORIZED).await;
 }
 
 async fn a_revocation_reaches_another_process_within_a_second(backend: Backend) {
@@ -284,14 +269,8 @@ async fn a_revocation_reaches_another_process_within_a_second(backend: Backend) 
         .await
         .unwrap();
     // Both cached in the other process.
-    assert_eq!(
-        status(&app, "/me", ut.token.expose_secret()).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&app, "/products", pk.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+    assert_status(&app, "/products", &pk, StatusCode::OK).await;
 
     for revoke in [0, 1] {
         let (token, path) = if revoke == 0 {
@@ -331,15 +310,9 @@ async fn a_grace_ends_on_the_stores_clock(backend: Backend) {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(3599));
-    assert_eq!(
-        status(&app, "/admin", old.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/admin", &old, StatusCode::OK).await;
     clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        status(&app, "/admin", old.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_status(&app, "/admin", &old, StatusCode::UNAUTHORIZED).await;
 }
 
 async fn keys_rotate_with_a_grace(backend: Backend) {
@@ -350,10 +323,7 @@ async fn keys_rotate_with_a_grace(backend: Backend) {
     let (app, _gate) = app(&store);
     let client = store.add_client(NewClient::new([ADMIN])).await.unwrap();
     let first = store.issue_secret_key(&client).await.unwrap();
-    assert_eq!(
-        status(&app, "/admin", first.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/admin", &first, StatusCode::OK).await;
 
     // With a grace, both work for now.
     let second = store
@@ -361,25 +331,13 @@ async fn keys_rotate_with_a_grace(backend: Backend) {
         .await
         .unwrap();
     assert!(second.token.expose_secret().starts_with("acme_sk_"));
-    assert_eq!(
-        status(&app, "/admin", first.token.expose_secret()).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&app, "/admin", second.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/admin", &first, StatusCode::OK).await;
+    assert_status(&app, "/admin", &second, StatusCode::OK).await;
 
     // Without one, the old key stops at once, although it was cached.
     let third = store.rotate_key(&second.id, Duration::ZERO).await.unwrap();
-    assert_eq!(
-        status(&app, "/admin", second.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status(&app, "/admin", third.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/admin", &second, StatusCode::UNAUTHORIZED).await;
+    assert_status(&app, "/admin", &third, StatusCode::OK).await;
     // The first one's grace never grows.
     let fourth = store
         .rotate_key(&first.id, Duration::from_secs(7200))
@@ -393,10 +351,7 @@ async fn keys_rotate_with_a_grace(backend: Backend) {
         .expires_at
         .unwrap();
     assert!(first_ends < OffsetDateTime::now_utc() + time::Duration::seconds(3601));
-    assert_eq!(
-        status(&app, "/admin", fourth.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/admin", &fourth, StatusCode::OK).await;
 
     assert!(store.revoke(&third.id).await.unwrap());
     assert!(matches!(
@@ -422,10 +377,7 @@ async fn uses_and_refusals_are_recorded(backend: Backend) {
         .unwrap();
     assert_eq!(store.last_used(&ut.id).await.unwrap(), None);
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    assert_eq!(
-        status(&app, "/me", ut.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
     gate.flush_usage().await;
     let used = store.last_used(&ut.id).await.unwrap().expect("a last use");
     assert!(used >= before && used <= OffsetDateTime::now_utc());
@@ -533,10 +485,7 @@ async fn the_tokens_issued_through_a_client_are_revoked_apart_from_it(backend: B
     assert_eq!(me(&via_other).await, StatusCode::OK);
     assert_eq!(me(&direct).await, StatusCode::OK);
     // The client and its keys are left alone.
-    assert_eq!(
-        status(&app, "/products", pk.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/products", &pk, StatusCode::OK).await;
 }
 
 /// Without the change feed's counter a revocation would go unseen by
@@ -695,10 +644,7 @@ async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
 
     // Its client revoked, the token still works, from no page.
     assert!(store.revoke_client(&shop).await.unwrap());
-    assert_eq!(
-        status(&app, "/me", ut.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
     let found = user(
         store
             .find_credential(TokenKind::User, &ut.token.hash())
@@ -800,15 +746,9 @@ async fn an_in_memory_database_works() {
         .issue_user_token("alice", [READ, PROFILE], None)
         .await
         .unwrap();
-    assert_eq!(
-        status(&app, "/me", ut.token.expose_secret()).await,
-        StatusCode::OK
-    );
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
     assert!(store.revoke(&ut.id).await.unwrap());
-    assert_eq!(
-        status(&app, "/me", ut.token.expose_secret()).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_status(&app, "/me", &ut, StatusCode::UNAUTHORIZED).await;
 }
 
 /// The in-memory database is its one connection: the pool never closes it,
