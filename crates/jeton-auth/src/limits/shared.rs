@@ -128,6 +128,23 @@ struct KeyState {
     waiting: AtomicU32,
 }
 
+/// One request counted in [`KeyState::waiting`] until dropped, also when
+/// the request goes away while it waits.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicU32) -> Waiting<'a> {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl KeyState {
     fn held(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
@@ -319,10 +336,10 @@ impl Shared {
         if let Some(spent) = state.spend(limit) {
             return Some(spent);
         }
-        state.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting::count(&state.waiting);
         let asking = state.asking.clone().lock_owned();
         let asking = tokio::time::timeout(self.connection.deadline, asking).await;
-        state.waiting.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         // Queued behind this key's round trips for longer than Redis may
         // take to answer one: this request is counted here instead.
         let asking = asking.ok()?;
@@ -468,5 +485,32 @@ impl Connection {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request that goes away while it waits for another's lease (its
+    /// client disconnected) is no longer counted among those waiting: the
+    /// next lease asked for would otherwise grow for good.
+    #[tokio::test]
+    async fn a_request_gone_while_waiting_is_not_counted() {
+        let state = Arc::new(KeyState::default());
+        let _asking = state.asking.clone().lock_owned().await;
+        let request = {
+            let state = state.clone();
+            async move {
+                let _waiting = Waiting::count(&state.waiting);
+                let _ = state.asking.clone().lock_owned().await;
+            }
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), request)
+                .await
+                .is_err()
+        );
+        assert_eq!(state.waiting.load(Ordering::Relaxed), 0);
     }
 }
