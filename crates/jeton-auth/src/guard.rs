@@ -44,7 +44,8 @@ pub struct GateBuilder<S> {
     trusted_proxies: Vec<IpNet>,
     usage_interval: Duration,
     sessions: Option<CookieSessions>,
-    limits: Arc<LimitBackend>,
+    /// `None`: a local backend on the gate's clock.
+    limits: Option<Arc<LimitBackend>>,
     user_rate: Option<Rate>,
     clock: Clock,
 }
@@ -78,7 +79,7 @@ impl<S: TokenStore> Gate<S> {
             trusted_proxies: Vec::new(),
             usage_interval: USAGE_INTERVAL,
             sessions: None,
-            limits: Arc::new(LimitBackend::local()),
+            limits: None,
             user_rate: None,
             clock: Clock::system(),
         }
@@ -118,9 +119,9 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     /// How often the last uses of user tokens go to
-    /// [`TokenStore::record_usage`].
+    /// [`TokenStore::record_usage`] (at least every millisecond).
     pub fn usage_interval(mut self, interval: Duration) -> Self {
-        self.usage_interval = interval;
+        self.usage_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -136,7 +137,7 @@ impl<S: TokenStore> GateBuilder<S> {
     /// that hold across a fleet of processes. The app may count its own
     /// limits there too ([`Gate::limits`]).
     pub fn limits(mut self, limits: Arc<LimitBackend>) -> Self {
-        self.limits = limits;
+        self.limits = Some(limits);
         self
     }
 
@@ -150,7 +151,8 @@ impl<S: TokenStore> GateBuilder<S> {
     /// Where the gate reads the time: token expiry, the last uses of user
     /// tokens, and how long a refused address stays refused. The system's
     /// by default; a test passes a [`Clock::manual`] and moves it. The
-    /// failures themselves are counted on the [`LimitBackend`]'s clock
+    /// default limit backend counts failures on it too; one given to
+    /// [`GateBuilder::limits`] counts them on its own clock
     /// ([`LimitBackend::with_clock`]): give both the same.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -158,6 +160,9 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     pub fn build(self) -> Arc<Gate<S>> {
+        let limits = self
+            .limits
+            .unwrap_or_else(|| Arc::new(LimitBackend::local().with_clock(self.clock.clone())));
         let verifier =
             Verifier::with_identity(self.store, self.identity, self.cache).with_clock(self.clock);
         let mut gate = Gate::assemble(
@@ -166,7 +171,7 @@ impl<S: TokenStore> GateBuilder<S> {
             self.failed_auth,
             self.trusted_proxies.into(),
             self.usage_interval,
-            self.limits,
+            limits,
         );
         gate.sessions = self.sessions;
         gate.user_rate = self.user_rate;

@@ -12,8 +12,8 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, FailedAuthLimit, Gate, IssuedToken, KindSet, LimitBackend,
-    Limits, MemoryStore, NewClient, Principal, TokenFormat, TokenKind, User,
+    Ability, Access, Ceilings, Clock, FailedAuthLimit, Gate, IssuedToken, KindSet, Limits,
+    MemoryStore, NewClient, Principal, TokenFormat, TokenKind, User,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::Value;
@@ -58,10 +58,9 @@ impl App {
     fn with(limit: FailedAuthLimit, trusted: Vec<jeton_auth::ipnet::IpNet>) -> App {
         let store = MemoryStore::new(TokenFormat::default());
         let clock = Clock::manual(OffsetDateTime::now_utc());
-        let limits = LimitBackend::local().with_clock(clock.clone());
+        // No limit backend given: the gate's own counts on its clock.
         let gate = Gate::builder(store.clone())
             .clock(clock.clone())
-            .limits(Arc::new(limits))
             .ceilings(
                 Ceilings::new()
                     .publishable([READ])
@@ -288,8 +287,14 @@ async fn rate_limits_per_key_and_per_failing_address() {
         .refused(429, "rate_limited", None);
     let ok = send(&quiet, "/products", Some(&bearer(&app.pk)), &[]).await;
     assert_eq!(ok.status, StatusCode::OK);
-    // Its window ends on the gate's clock.
+    // Its window ends on the gate's clock, and its failures are counted
+    // afresh.
     app.clock.advance(StdDuration::from_secs(3600));
+    for _ in 0..4 {
+        send(&noisy, "/me", Some("Bearer jt_ut_forged"), &[])
+            .await
+            .refused(401, "invalid_token", Some(INVALID_TOKEN));
+    }
     let ok = send(&noisy, "/products", Some(&bearer(&app.pk)), &[]).await;
     assert_eq!(ok.status, StatusCode::OK);
 }
