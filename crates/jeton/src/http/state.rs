@@ -111,7 +111,6 @@ impl AppState {
     /// stock) reach this one's caches within a second.
     pub async fn load(db: Db, config: Config) -> Result<AppState, sqlx::Error> {
         let state = AppState::new(db, config);
-        state.origins.refresh(&state.db).await?;
         // Weak, as above: the listener lives inside the Db it would hold.
         let (origins, gate) = (state.origins.clone(), Arc::downgrade(&state.gate));
         state.db.on_change(move |topic| {
@@ -124,10 +123,14 @@ impl AppState {
                 });
             }
         });
+        // The feed's starting position first, then what is read from the
+        // database: a change between the two is then announced, not missed.
         let alive = Arc::downgrade(&state.gate);
         state
             .db
-            .spawn_change_watcher(move || alive.strong_count() > 0);
+            .watch_changes(move || alive.strong_count() > 0)
+            .await;
+        state.origins.refresh(&state.db).await?;
         Ok(state)
     }
 

@@ -243,16 +243,19 @@ impl Db {
     }
 
     /// Watches for other processes' changes while `alive()`: polls the
-    /// change feed, and on PostgreSQL also listens for `NOTIFY`.
-    pub fn spawn_change_watcher(&self, alive: impl Fn() -> bool + Send + Sync + 'static) {
+    /// change feed, and on PostgreSQL also listens for `NOTIFY`. Returns
+    /// once the feed's starting position is read, so that nothing a cache
+    /// holds was read before it: a change committed before the first poll
+    /// would otherwise count as already seen.
+    pub async fn watch_changes(&self, alive: impl Fn() -> bool + Send + Sync + 'static) {
         let alive = std::sync::Arc::new(alive);
         if self.backend() == super::Backend::Postgres {
             let (db, alive) = (self.clone(), alive.clone());
             tokio::spawn(async move { db.listen_for_changes(move || alive()).await });
         }
         let db = self.clone();
+        let mut last = db.poll_feed(None).await.ok().map(|(position, _)| position);
         tokio::spawn(async move {
-            let mut last = db.poll_feed(None).await.ok().map(|(position, _)| position);
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while alive() {
