@@ -340,54 +340,51 @@ impl Shared {
         let asking = state.asking.clone().lock_owned();
         let asking = tokio::time::timeout(self.connection.deadline, asking).await;
         drop(waiting);
+        let (want, (previous, spent), asking) = match asking {
+            Ok(asking) => {
+                if let Some(spent) = state.spend(limit) {
+                    return Some(spent);
+                }
+                // About 1% of the limit per lease: what a process can leave
+                // unspent stays small, and a busy key asks Redis once per
+                // batch. More when more requests are waiting, so that one
+                // answer serves them all.
+                let batch = (limit / 100)
+                    .max(1)
+                    .max(state.waiting.load(Ordering::Relaxed).saturating_add(1));
+                (batch, state.unspent(), Some(asking))
+            }
+            // Queued behind this key's round trips for as long as Redis may
+            // take to answer one: this request asks for itself alone.
+            Err(_) => (1, (String::new(), 0), None),
+        };
         let lifetime = LEASE_LIFETIME.min(rate.period / 10);
-        let hold = rate.period + lifetime;
         let id = format!(
             "{:x}.{}",
             self.process,
             self.next_lease.fetch_add(1, Ordering::Relaxed)
         );
-        let connection = self.connection.clone();
-        let script = self.scripts().0.clone();
-        let key = format!("{}{key}", self.namespace);
-        let Ok(asking) = asking else {
-            // Queued behind this key's round trips for as long as Redis may
-            // take to answer one: this request asks for itself alone. Its
-            // answer goes to a state of its own, dropped after: the one
-            // request granted is spent at once.
-            let args = [
-                hold.as_millis().to_string(),
-                limit.to_string(),
-                "1".to_owned(),
-                id.clone(),
-                String::new(),
-                "0".to_owned(),
-            ];
-            let answer = connection.run(&script, key, &args).await?;
-            return KeyState::default().record(&answer, Instant::now(), lifetime, limit, &id);
-        };
-        if let Some(spent) = state.spend(limit) {
-            return Some(spent);
-        }
-        // About 1% of the limit per lease: what a process can leave unspent
-        // stays small, and a busy key asks Redis once per batch. More when
-        // more requests are waiting, so that one answer serves them all.
-        let batch = (limit / 100)
-            .max(1)
-            .max(state.waiting.load(Ordering::Relaxed).saturating_add(1));
-        let (previous, spent) = state.unspent();
         let args = [
-            hold.as_millis().to_string(),
+            (rate.period + lifetime).as_millis().to_string(),
             limit.to_string(),
-            batch.to_string(),
+            want.to_string(),
             id.clone(),
             previous,
             spent.to_string(),
         ];
+        let connection = self.connection.clone();
+        let script = self.scripts().0.clone();
+        let key = format!("{}{key}", self.namespace);
+        let asked = Instant::now();
+        let Some(asking) = asking else {
+            // Its answer goes to a state of its own, dropped after: the one
+            // request granted is spent at once.
+            let answer = connection.run(&script, key, &args).await?;
+            return KeyState::default().record(&answer, asked, lifetime, limit, &id);
+        };
         // In a task of its own, which keeps what Redis granted even if this
         // request goes away mid-call (its client disconnected): a lease
         // counted in the log but kept nowhere would be lost for the period.
-        let asked = Instant::now();
         let ask = tokio::spawn(async move {
             let _asking = asking;
             let answer = connection.run(&script, key, &args).await?;
