@@ -280,20 +280,76 @@ async fn a_revocation_reaches_another_process_within_a_second(backend: Backend) 
             assert!(issuer.revoke_client(&client).await.unwrap());
             (pk.token.expose_secret(), "/products")
         };
-        let revoked_at = Instant::now();
-        loop {
-            let answer = status(&app, path, token).await;
-            if answer == StatusCode::UNAUTHORIZED {
-                break;
-            }
-            assert_eq!(answer, StatusCode::OK);
-            assert!(
-                revoked_at.elapsed() < Duration::from_secs(1),
-                "still accepted a second after its revocation elsewhere"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        refused_within_a_second(&app, path, token).await;
     }
+}
+
+/// Waits for `token`, revoked by another process just now, to be refused on
+/// `path`; fails if it is still accepted a second later.
+async fn refused_within_a_second(app: &Router, path: &str, token: &str) {
+    let revoked_at = Instant::now();
+    loop {
+        let answer = status(app, path, token).await;
+        if answer == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(answer, StatusCode::OK);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still accepted a second after its revocation elsewhere"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An app that writes the store's tables in its own transaction, to record
+/// something of its own in the same commit, moves the feed with
+/// `SqlStore::record_change`: another process honours the revocation. The
+/// app's table refers to the store's, so its migration runs after
+/// `SqlStore::migrator()`.
+async fn an_apps_own_transaction_moves_the_feed(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    let other = store(&database).await;
+    let (app, _gate) = app(&other);
+    let app_migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "token names".into(),
+        MigrationType::Simple,
+        "CREATE TABLE token_names (token_id TEXT PRIMARY KEY REFERENCES auth_credentials (id), \
+         name TEXT NOT NULL)"
+            .into_sql_str(),
+        false,
+    )]);
+    SqlStore::migrator().run(issuer.pool()).await.unwrap();
+    app_migrator.run(issuer.pool()).await.unwrap();
+    let ut = issuer
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO token_names (token_id, name) VALUES ($1, 'laptop')")
+        .bind(&ut.id)
+        .execute(issuer.pool())
+        .await
+        .unwrap();
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+
+    let mut tx = issuer.pool().begin().await.unwrap();
+    sqlx::query("UPDATE auth_credentials SET revoked_at = created_at WHERE id = $1")
+        .bind(&ut.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE token_names SET name = 'laptop (lost)' WHERE token_id = $1")
+        .bind(&ut.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    SqlStore::record_change(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    refused_within_a_second(&app, "/me", ut.token.expose_secret()).await;
 }
 
 async fn a_grace_ends_on_the_stores_clock(backend: Backend) {
@@ -687,6 +743,7 @@ on_both_databases!(
     the_tokens_issued_through_a_client_are_revoked_apart_from_it,
     a_change_the_feed_cannot_carry_is_not_made,
     old_rows_are_purged,
+    an_apps_own_transaction_moves_the_feed,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -50,6 +50,15 @@
 //! **Old rows**: revoked and expired credentials and recorded refusals stay
 //! in their tables until [`SqlStore::purge`] removes them; an app calls it
 //! now and then (a daily job).
+//!
+//! **An app's own columns**: what an app keeps about a client or a token
+//! beyond these (a name, an owner) goes in its own table, keyed by the
+//! credential's id. An app may also write the store's tables in its own
+//! transactions, to record something else in the same commit (Jeton
+//! writes an audit event with every change): each transaction that
+//! revokes a credential or moves its expiry closer then calls
+//! [`SqlStore::record_change`]. Apply [`SqlStore::migrator`] before the
+//! app's own migrations when those refer to the store's tables.
 
 use std::{
     collections::HashMap,
@@ -295,10 +304,27 @@ impl SqlStore {
     /// On PostgreSQL several processes may run it at once (sqlx locks the
     /// database meanwhile); on SQLite, start one process first.
     pub async fn migrate(&self) -> Result<(), SqlStoreError> {
+        SqlStore::migrator().run(&self.0.pool).await?;
+        Ok(())
+    }
+
+    /// The store's migrations, recorded in [`MIGRATIONS_TABLE`]: for an
+    /// app that brings its database up to date before it opens the store,
+    /// or whose own migrations build on the store's tables (run these
+    /// first).
+    pub fn migrator() -> sqlx::migrate::Migrator {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.run(&self.0.pool).await?;
-        Ok(())
+        migrator
+    }
+
+    /// Moves the change feed inside an app's own transaction: for an app
+    /// that writes the store's tables itself (to audit a change in the
+    /// same commit, say). Call it in every transaction that revokes a
+    /// credential or moves its expiry closer, so that every process drops
+    /// what it cached once the transaction commits.
+    pub async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        record_change(conn).await
     }
 
     /// The pool, for an app that keeps its own tables beside the store's.
@@ -584,6 +610,8 @@ impl SqlStore {
                 }
                 now
             }
+            // Closed meanwhile: the app is done with the store.
+            Ok(Err(sqlx::Error::PoolClosed)) => return,
             failed => {
                 if !self.0.feed_down.swap(true, Ordering::AcqRel) {
                     let error = match failed {
@@ -876,13 +904,17 @@ async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error
 }
 
 /// Drops this process's cached credentials whenever another announces a
-/// change, for as long as a handle on the store is alive. While it cannot
+/// change, for as long as a handle on the store is alive and its pool
+/// open. While it cannot
 /// listen, polling still sees every change, later; it tries again after a
 /// wait that doubles up to [`LISTEN_RETRY_MAX`], and logs an outage once.
 async fn listen_for_changes(url: String, shared: Weak<Shared>) {
     let mut retry = LISTEN_RETRY_FIRST;
     let mut down = false;
-    while shared.strong_count() > 0 {
+    while shared
+        .upgrade()
+        .is_some_and(|shared| !shared.pool.is_closed())
+    {
         let listening = async {
             let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
             listener.listen(NOTIFY_CHANNEL).await?;
@@ -929,7 +961,7 @@ async fn listen(
     loop {
         // Wakes up now and then to notice that the store is gone.
         let heard = tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await;
-        let shared = shared.upgrade()?;
+        let shared = shared.upgrade().filter(|shared| !shared.pool.is_closed())?;
         match heard {
             Ok(Ok(Some(_notification))) => SqlStore(shared).changed(),
             Ok(Ok(None)) => {
@@ -945,13 +977,14 @@ async fn listen(
     }
 }
 
-/// Follows the feed for as long as a handle on the store is alive.
+/// Follows the feed for as long as a handle on the store is alive and its
+/// pool open (an app that closes the pool is done with the store).
 async fn watch_feed(shared: Weak<Shared>) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
+        let Some(shared) = shared.upgrade().filter(|shared| !shared.pool.is_closed()) else {
             return;
         };
         SqlStore(shared).poll_feed().await;

@@ -122,9 +122,9 @@ impl Db {
             }
             TokenKind::User => {
                 let found: Option<RevokedUserToken> = sqlx::query_as(
-                    "UPDATE user_tokens SET revoked_at = $1 \
-                     WHERE token_hash = $2 AND client_id = $3 AND revoked_at IS NULL \
-                     RETURNING id, customer_id",
+                    "UPDATE auth_credentials SET revoked_at = $1 \
+                     WHERE token_hash = $2 AND kind = 'user' AND client_id = $3 AND revoked_at IS NULL \
+                     RETURNING id, user_id AS customer_id",
                 )
                 .bind(at)
                 .bind(hash.to_hex())
@@ -161,10 +161,9 @@ impl Db {
         id: &str,
     ) -> Result<Option<OffsetDateTime>, sqlx::Error> {
         let sql = match kind {
-            TokenKind::Publishable | TokenKind::Secret => {
-                "SELECT created_at FROM client_keys WHERE id = $1"
+            TokenKind::Publishable | TokenKind::Secret | TokenKind::User => {
+                "SELECT created_at FROM auth_credentials WHERE id = $1"
             }
-            TokenKind::User => "SELECT created_at FROM user_tokens WHERE id = $1",
             TokenKind::Access => "SELECT created_at FROM access_tokens WHERE id = $1",
             _ => return Ok(None),
         };

@@ -44,15 +44,17 @@ fn system_micros() -> i64 {
     crate::domain::time::to_micros(time::OffsetDateTime::now_utc())
 }
 
-/// Puts a credential change in the feed; call inside the change's
-/// transaction, so the feed never misses a committed change.
+/// Puts a credential change in the feed, and in jeton-auth's (whose
+/// tables hold the credentials: any process that verifies with the library
+/// alone learns of it too); call inside the change's transaction, so the
+/// feed never misses a committed change.
 pub(crate) async fn record(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO credential_changes (id, at) VALUES ($1, $2)")
         .bind(crate::domain::ids::new_id())
         .bind(system_micros())
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    jeton_auth::SqlStore::record_change(conn).await
 }
 
 #[derive(Default)]

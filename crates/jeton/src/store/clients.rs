@@ -62,11 +62,21 @@ pub struct Client {
     pub keys: Vec<ClientKey>,
 }
 
-const COLUMNS: &str = "id, name, kind, abilities, allowed_origins, rate_limit_per_minute, \
-    per_ip_rate_limit_per_minute, created_at, revoked_at";
+/// Clients as stored: jeton-auth's `auth_clients`, with their name and
+/// kind beside them (`client_details`).
+const CLIENTS: &str = "SELECT c.id, d.name, d.kind, c.abilities, c.allowed_origins, \
+    c.per_key_limit AS rate_limit_per_minute, c.per_ip_limit AS per_ip_rate_limit_per_minute, \
+    c.created_at, c.revoked_at FROM auth_clients c JOIN client_details d ON d.client_id = c.id";
 
-const KEY_COLUMNS: &str =
-    "id, client_id, last4, created_at, expires_at, browser_refusals, last_browser_refusal_at";
+/// Clients' keys as stored, in jeton-auth's `auth_credentials`. A key's
+/// browser refusals are the refusals jeton-auth recorded (at most one a
+/// minute, as the gate records them).
+const KEYS: &str = "SELECT k.id, k.client_id, k.last4, k.created_at, k.expires_at, \
+    (SELECT COUNT(*) FROM auth_refusals r WHERE r.client_id = k.client_id \
+     AND r.credential_id = k.id AND r.code = 'secret_key_in_browser') AS browser_refusals, \
+    (SELECT MAX(r.at) FROM auth_refusals r WHERE r.client_id = k.client_id \
+     AND r.credential_id = k.id AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
+    FROM auth_credentials k WHERE k.kind <> 'user'";
 
 impl Client {
     /// Allowed from any website: worth flagging in listings.
@@ -89,17 +99,21 @@ impl Db {
         kind: ClientKind,
         key: &PlainToken,
     ) -> Result<ClientKey, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
-        );
-        sqlx::query_as(AssertSqlSafe(sql))
-            .bind(KeyId::generate())
-            .bind(client_id.clone())
-            .bind(kind.as_str())
-            .bind(key.hash().to_hex())
-            .bind(key.last4())
-            .bind(self.now_micros())
+        let id = KeyId::generate();
+        sqlx::query(
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.clone())
+        .bind(kind.as_str())
+        .bind(key.hash().to_hex())
+        .bind(key.last4())
+        .bind(client_id.clone())
+        .bind(self.now_micros())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query_as(AssertSqlSafe(format!("{KEYS} AND k.id = $1")))
+            .bind(id)
             .fetch_one(conn)
             .await
     }
@@ -115,20 +129,30 @@ impl Db {
     ) -> Result<Client, sqlx::Error> {
         debug_assert_eq!(key.kind(), client.kind.token_kind());
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING {COLUMNS}"
-        );
-        let mut created: Client = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(ClientId::generate())
+        let id = ClientId::generate();
+        sqlx::query(
+            "INSERT INTO auth_clients (id, abilities, allowed_origins, per_key_limit, \
+             per_ip_limit, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.clone())
+        .bind(client.abilities.to_spaced())
+        .bind(client.allowed_origins.join(" "))
+        .bind(client.rate_limit_per_minute)
+        .bind(client.per_ip_rate_limit_per_minute)
+        .bind(self.now_micros())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO client_details (client_id, name, kind) VALUES ($1, $2, $3)")
+            .bind(id.clone())
             .bind(client.name.clone())
             .bind(client.kind.as_str())
-            .bind(client.abilities.to_spaced())
-            .bind(client.allowed_origins.join(" "))
-            .bind(client.rate_limit_per_minute)
-            .bind(client.per_ip_rate_limit_per_minute)
-            .bind(self.now_micros())
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await?;
+        let mut created: Client =
+            sqlx::query_as(AssertSqlSafe(format!("{CLIENTS} WHERE c.id = $1")))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         let first_key = self
             .insert_key(&mut tx, &created.id, client.kind, key)
             .await?;
@@ -150,7 +174,7 @@ impl Db {
 
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM clients WHERE id = $1");
+        let sql = format!("{CLIENTS} WHERE c.id = $1");
         let client = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id.clone())
             .fetch_optional(self.reader())
@@ -168,9 +192,7 @@ impl Db {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Client>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM clients WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
-        );
+        let sql = format!("{CLIENTS} WHERE $1 IS NULL OR c.id > $1 ORDER BY c.id LIMIT $2");
         let clients = sqlx::query_as(AssertSqlSafe(sql))
             .bind(after.map(str::to_owned))
             .bind(limit)
@@ -187,7 +209,7 @@ impl Db {
         kind: ClientKind,
     ) -> Result<Option<Client>, sqlx::Error> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM clients WHERE name = $1 AND kind = $2 AND revoked_at IS NULL ORDER BY id LIMIT 1"
+            "{CLIENTS} WHERE d.name = $1 AND d.kind = $2 AND c.revoked_at IS NULL ORDER BY c.id LIMIT 1"
         );
         let client = sqlx::query_as(AssertSqlSafe(sql))
             .bind(name.to_owned())
@@ -204,7 +226,8 @@ impl Db {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn active_publishable_origins(&self) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
-            "SELECT allowed_origins FROM clients WHERE revoked_at IS NULL AND kind = 'publishable'",
+            "SELECT c.allowed_origins FROM auth_clients c JOIN client_details d ON d.client_id = c.id \
+             WHERE c.revoked_at IS NULL AND d.kind = 'publishable'",
         )
         .fetch_all(self.reader())
         .await
@@ -216,8 +239,8 @@ impl Db {
             return Ok(clients);
         }
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM client_keys \
-             WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND client_id IN ({}) ORDER BY id",
+            "{KEYS} AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1) \
+             AND k.client_id IN ({}) ORDER BY k.id",
             placeholders(2, clients.len())
         );
         let mut query = sqlx::query_as::<_, ClientKey>(AssertSqlSafe(sql)).bind(self.now_micros());
@@ -247,11 +270,13 @@ impl Db {
         audit: &Audit,
     ) -> Result<Option<ClientKey>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let kind: Option<String> =
-            sqlx::query_scalar("SELECT kind FROM clients WHERE id = $1 AND revoked_at IS NULL")
-                .bind(client_id.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let kind: Option<String> = sqlx::query_scalar(
+            "SELECT d.kind FROM auth_clients c JOIN client_details d ON d.client_id = c.id \
+             WHERE c.id = $1 AND c.revoked_at IS NULL",
+        )
+        .bind(client_id.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(kind) = kind.as_deref().and_then(ClientKind::parse) else {
             return Ok(None);
         };
@@ -264,8 +289,8 @@ impl Db {
         }
         let cutoff = to_micros(self.now() + grace);
         sqlx::query(
-            "UPDATE client_keys SET expires_at = $2 WHERE client_id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2)",
+            "UPDATE auth_credentials SET expires_at = $2 WHERE client_id = $1 AND kind <> 'user' \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(client_id.clone())
         .bind(cutoff)
@@ -302,24 +327,26 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let at = self.now_micros();
         let mut tx = self.begin_write().await?;
-        let done =
-            sqlx::query("UPDATE clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(client_id.clone())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE auth_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(client_id.clone())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE client_keys SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+            "UPDATE auth_credentials SET revoked_at = $2 WHERE client_id = $1 AND kind <> 'user' \
+             AND revoked_at IS NULL",
         )
         .bind(client_id.clone())
         .bind(at)
         .execute(&mut *tx)
         .await?;
         let detail = if revoke_user_tokens {
-            let revoked = sqlx::query("UPDATE user_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+            let revoked = sqlx::query("UPDATE auth_credentials SET revoked_at = $2 WHERE client_id = $1 AND kind = 'user' AND revoked_at IS NULL")
                 .bind(client_id.clone())
                 .bind(at)
                 .execute(&mut *tx)

@@ -24,7 +24,7 @@ pub mod user_tokens;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use jeton_auth::Clock;
+use jeton_auth::{Clock, SqlStore, TokenFormat};
 use sqlx::{
     Any, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -67,6 +67,11 @@ pub struct Db {
     /// What every stored time and every expiry is read from; the app's
     /// gate and limits read the same one.
     clock: Clock,
+    /// jeton-auth's store, on the same database: it finds clients' keys
+    /// and user tokens for the verifier (`credentials.rs`) and records
+    /// their use and refusals. Jeton writes its tables itself, to audit
+    /// each change in the same transaction.
+    auth: SqlStore,
 }
 
 #[derive(Debug, Clone)]
@@ -147,12 +152,13 @@ impl Db {
                     .connect_with(connect.clone())
                     .await?;
                 // The writer creates the file and switches it to WAL first.
-                MIGRATOR.run(&writer).await?;
+                migrate(&writer).await?;
                 let pool = pool_options()
                     .max_connections(options.max_connections)
                     .connect_with(connect)
                     .await?;
                 Db {
+                    auth: auth_store(&pool, options).await,
                     pool,
                     writer,
                     backend,
@@ -175,8 +181,9 @@ impl Db {
                     })
                     .connect(url)
                     .await?;
-                MIGRATOR.run(&pool).await?;
+                migrate(&pool).await?;
                 Db {
+                    auth: auth_store(&pool, options).await,
                     writer: pool.clone(),
                     pool,
                     backend,
@@ -206,6 +213,11 @@ impl Db {
     /// [`Db::now`] as stored.
     pub fn now_micros(&self) -> i64 {
         to_micros(self.now())
+    }
+
+    /// jeton-auth's store of credentials, on this database.
+    pub(crate) fn auth(&self) -> &SqlStore {
+        &self.auth
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
@@ -241,6 +253,20 @@ impl Db {
         self.pool.close().await;
         self.writer.close().await;
     }
+}
+
+/// jeton-auth's tables first: Jeton's own refer to them.
+async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
+    SqlStore::migrator().run(pool).await?;
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// jeton-auth's store over the read pool, on the app's clock.
+async fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
+    SqlStore::from_pool(pool.clone(), TokenFormat::default())
+        .await
+        .with_clock(options.clock.clone())
 }
 
 /// Builds `$first, $first+1, …` for an `IN (…)` list of `count` values.

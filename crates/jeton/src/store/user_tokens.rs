@@ -1,7 +1,5 @@
 //! User tokens: issued at login or by a customer, listed and revoked by them.
 
-use std::collections::HashMap;
-
 use jeton_auth::{AbilitySet, PlainToken};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -36,7 +34,12 @@ pub struct UserToken {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str = "id, name, abilities, last4, client_id, created_at, last_used_at, expires_at";
+/// User tokens as stored: jeton-auth's `auth_credentials` (whose `user_id`
+/// is the customer's id), with their name and parent beside them
+/// (`user_token_details`).
+const TOKENS: &str = "SELECT t.id, d.name, t.abilities, t.last4, t.client_id, t.created_at, \
+    t.last_used_at, t.expires_at FROM auth_credentials t \
+    JOIN user_token_details d ON d.token_id = t.id";
 
 /// Whose token a revocation touched, for its audit event.
 #[derive(FromRow)]
@@ -110,8 +113,9 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         let live: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM user_tokens WHERE customer_id = $1 AND parent_id IS NOT NULL \
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            "SELECT COUNT(*) FROM auth_credentials t JOIN user_token_details d ON d.token_id = t.id \
+             WHERE t.user_id = $1 AND d.parent_id IS NOT NULL \
+             AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(new.customer_id.clone())
         .bind(self.now_micros())
@@ -137,8 +141,9 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<UserToken>, sqlx::Error> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM user_tokens WHERE customer_id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+            "{TOKENS} WHERE t.user_id = $1 AND t.revoked_at IS NULL \
+             AND (t.expires_at IS NULL OR t.expires_at > $2) AND ($3 IS NULL OR t.id < $3) \
+             ORDER BY t.id DESC LIMIT $4"
         );
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(customer_id.clone())
@@ -162,11 +167,13 @@ impl Db {
         let revoked = match which {
             Revoke::One { token_id, owner } => {
                 let sql = if owner.is_some() {
-                    "UPDATE user_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND customer_id = $3 \
-                     RETURNING customer_id, client_id"
+                    "UPDATE auth_credentials SET revoked_at = $1 \
+                     WHERE id = $2 AND kind = 'user' AND revoked_at IS NULL AND user_id = $3 \
+                     RETURNING user_id AS customer_id, client_id"
                 } else {
-                    "UPDATE user_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-                     RETURNING customer_id, client_id"
+                    "UPDATE auth_credentials SET revoked_at = $1 \
+                     WHERE id = $2 AND kind = 'user' AND revoked_at IS NULL \
+                     RETURNING user_id AS customer_id, client_id"
                 };
                 let mut query = sqlx::query_as(sql).bind(at).bind(token_id.clone());
                 if let Some(owner) = owner {
@@ -180,9 +187,9 @@ impl Db {
                 // it, however that one ends: its descendants go with it.
                 let descendants = sqlx::query(
                     "WITH RECURSIVE tree (id) AS ( \
-                       SELECT id FROM user_tokens WHERE parent_id = $2 \
-                       UNION SELECT t.id FROM user_tokens t JOIN tree ON t.parent_id = tree.id) \
-                     UPDATE user_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
+                       SELECT token_id FROM user_token_details WHERE parent_id = $2 \
+                       UNION SELECT d.token_id FROM user_token_details d JOIN tree ON d.parent_id = tree.id) \
+                     UPDATE auth_credentials SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
                 )
                 .bind(at)
                 .bind(token_id.clone())
@@ -202,7 +209,7 @@ impl Db {
             }
             Revoke::AllOf { customer_id } => {
                 let revoked = sqlx::query(
-                    "UPDATE user_tokens SET revoked_at = $1 WHERE customer_id = $2 AND revoked_at IS NULL",
+                    "UPDATE auth_credentials SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(customer_id.clone())
@@ -227,38 +234,6 @@ impl Db {
         Ok(revoked)
     }
 
-    /// Writes when tokens were last used, in one statement per 400 tokens:
-    /// the verifier collects uses in memory and the server flushes them every
-    /// few seconds, so an authenticated request writes nothing. A time only
-    /// ever moves forward, whichever process flushes last.
-    #[tracing::instrument(level = "debug", skip_all, fields(tokens = uses.len()))]
-    pub async fn record_token_use(
-        &self,
-        uses: &HashMap<String, OffsetDateTime>,
-    ) -> Result<(), sqlx::Error> {
-        let uses: Vec<(&String, i64)> = uses.iter().map(|(id, at)| (id, to_micros(*at))).collect();
-        for chunk in uses.chunks(400) {
-            // $1 is shared by every `WHEN`; each token adds an id and a time.
-            let cases: String = (0..chunk.len())
-                .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
-                .collect();
-            let ids = (0..chunk.len())
-                .map(|i| format!("${}", 2 * i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE user_tokens SET last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < (CASE id{cases} ELSE $1 END) \
-                 THEN (CASE id{cases} ELSE $1 END) ELSE last_used_at END WHERE id IN ({ids})"
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(0i64);
-            for (id, at) in chunk {
-                query = query.bind((*id).clone()).bind(*at);
-            }
-            query.execute(self.writer()).await?;
-        }
-        Ok(())
-    }
-
     /// Deletes user tokens and client keys that expired or were revoked
     /// before `cutoff`. They can never authenticate again; pruning only
     /// keeps the tables small.
@@ -269,24 +244,34 @@ impl Db {
         // Access tokens first: they name the keys that obtained them.
         let access_tokens = sqlx::query(
             "DELETE FROM access_tokens WHERE expires_at < $1 OR revoked_at < $1 OR key_id IN \
-             (SELECT id FROM client_keys WHERE expires_at < $1 OR revoked_at < $1)",
+             (SELECT id FROM auth_credentials WHERE expires_at < $1 OR revoked_at < $1)",
         )
         .bind(cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let user_tokens =
-            sqlx::query("DELETE FROM user_tokens WHERE expires_at < $1 OR revoked_at < $1")
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        let client_keys =
-            sqlx::query("DELETE FROM client_keys WHERE expires_at < $1 OR revoked_at < $1")
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        // A user token's details go first: they name the token.
+        sqlx::query(
+            "DELETE FROM user_token_details WHERE token_id IN \
+             (SELECT id FROM auth_credentials WHERE expires_at < $1 OR revoked_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let user_tokens = sqlx::query(
+            "DELETE FROM auth_credentials WHERE kind = 'user' AND (expires_at < $1 OR revoked_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let client_keys = sqlx::query(
+            "DELETE FROM auth_credentials WHERE kind <> 'user' AND (expires_at < $1 OR revoked_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(Pruned {
             user_tokens,
@@ -304,23 +289,36 @@ impl Db {
         parent: Option<&TokenId>,
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, created_at, expires_at, parent_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
-        );
-        let issued: UserToken = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(TokenId::generate())
-            .bind(new.customer_id.clone())
-            .bind(new.client_id.cloned())
-            .bind(new.name.to_owned())
-            .bind(token.hash().to_hex())
-            .bind(token.last4())
-            .bind(new.abilities.to_spaced())
-            .bind(self.now_micros())
-            .bind(new.expires_at.map(to_micros))
-            .bind(parent.cloned())
-            .fetch_one(&mut *tx)
-            .await?;
+        let id = TokenId::generate();
+        sqlx::query(
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, \
+             abilities, created_at, expires_at) VALUES ($1, 'user', $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.clone())
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(new.client_id.cloned())
+        .bind(new.customer_id.clone())
+        .bind(new.abilities.to_spaced())
+        .bind(self.now_micros())
+        .bind(new.expires_at.map(to_micros))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO user_token_details (token_id, customer_id, name, parent_id) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.clone())
+        .bind(new.customer_id.clone())
+        .bind(new.name.to_owned())
+        .bind(parent.cloned())
+        .execute(&mut *tx)
+        .await?;
+        let issued: UserToken =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{TOKENS} WHERE t.id = $1")))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         let event = Event {
             action: "user_token.issued",
             customer_id: Some(new.customer_id),

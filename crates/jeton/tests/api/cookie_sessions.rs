@@ -298,8 +298,12 @@ async fn cookie_login_needs_one_of_the_clients_own_origins(app: TestApp) {
         .await;
     res.expect_problem(422, "validation_failed");
     // Refused before any token was issued.
-    let tokens = app.row_counts(&["user_tokens"]).await;
-    assert_eq!(tokens, [("user_tokens", 1)], "only the fixture's token");
+    let tokens = app.row_counts(&["user_token_details"]).await;
+    assert_eq!(
+        tokens,
+        [("user_token_details", 1)],
+        "only the fixture's token"
+    );
 }
 
 // ---------------------------------------------------------------- the session
@@ -576,7 +580,7 @@ async fn revoked_and_expired_sessions_are_refused_and_cleared(app: TestApp) {
     // Expired: its expiry moved into the past before its first use.
     let session = cookie_login(&app, &key, "ann@example.com").await;
     let pool = app.side_pool().await;
-    sqlx::query("UPDATE user_tokens SET expires_at = 1 WHERE id = $1")
+    sqlx::query("UPDATE auth_credentials SET expires_at = 1 WHERE id = $1")
         .bind(session.token_id.clone())
         .execute(&pool)
         .await

@@ -21,7 +21,13 @@ use crate::{
 // ---------------------------------------------------------------- helpers
 
 /// The tables a client change writes.
-const CLIENT_TABLES: [&str; 4] = ["clients", "client_keys", "user_tokens", "audit_events"];
+const CLIENT_TABLES: [&str; 5] = [
+    "auth_clients",
+    "client_details",
+    "auth_credentials",
+    "user_token_details",
+    "audit_events",
+];
 
 fn number(res: &Res, header: &str) -> u64 {
     let text = res
@@ -177,7 +183,7 @@ async fn key_states(app: &TestApp, client_id: &str) -> Vec<(Option<i64>, Option<
     use sqlx::Row;
     let pool = sqlx::AnyPool::connect(&app.url).await.unwrap();
     let rows = sqlx::query(
-        "SELECT revoked_at, expires_at FROM client_keys WHERE client_id = $1 ORDER BY id",
+        "SELECT revoked_at, expires_at FROM auth_credentials WHERE client_id = $1 AND kind <> 'user' ORDER BY id",
     )
     .bind(client_id.to_owned())
     .fetch_all(&pool)

@@ -20,3 +20,4 @@ mod orders;
 mod secrets;
 mod serving;
 mod storefront;
+mod upgrades;

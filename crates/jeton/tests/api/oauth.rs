@@ -629,10 +629,11 @@ async fn introspection_of_every_kind(app: TestApp) {
     assert_eq!(found["scope"], "admin tokens:introspect");
 
     // Introspecting is not using: a user token's last use stays unset.
-    let used: Vec<(Option<i64>,)> = sqlx::query_as("SELECT last_used_at FROM user_tokens")
-        .fetch_all(&app.side_pool().await)
-        .await
-        .unwrap();
+    let used: Vec<(Option<i64>,)> =
+        sqlx::query_as("SELECT last_used_at FROM auth_credentials WHERE kind = 'user'")
+            .fetch_all(&app.side_pool().await)
+            .await
+            .unwrap();
     assert_eq!(used, [(None,)]);
 
     // Unknown, malformed, revoked, expired: exactly {"active": false}.

@@ -123,10 +123,10 @@ impl Shop {
     }
 }
 
-/// `user_tokens.last_used_at` of a token, straight from the database.
+/// `auth_credentials.last_used_at` of a token, straight from the database.
 async fn last_used_at(url: &str, token_id: &str) -> Option<i64> {
     let db = connect(url).await;
-    let value = sqlx::query_scalar("SELECT last_used_at FROM user_tokens WHERE id = $1")
+    let value = sqlx::query_scalar("SELECT last_used_at FROM auth_credentials WHERE id = $1")
         .bind(token_id.to_owned())
         .fetch_one(&db)
         .await
@@ -391,7 +391,7 @@ async fn record_writes(url: &str, backend: Backend) {
         .into_iter()
         .filter(|t| t != "test_writes" && t != "_sqlx_migrations")
         .collect();
-    assert!(tables.iter().any(|t| t == "user_tokens"), "{tables:?}");
+    assert!(tables.iter().any(|t| t == "auth_credentials"), "{tables:?}");
     if backend == Backend::Postgres {
         sqlx::raw_sql(
             "CREATE SEQUENCE test_writes_seq; \
@@ -482,12 +482,12 @@ async fn authenticated_reads_write_nothing(backend: Backend) {
     let read_for = reading.elapsed();
     let writes = writes_after(&shop.url, before).await;
     // At most the batched flushes that fell in the window: one UPDATE of
-    // user_tokens each (for one token, one row on SQLite too).
+    // auth_credentials each (for one token, one row on SQLite too).
     let flushes = 1 + read_for.as_millis() / FLUSH_INTERVAL.as_millis();
     assert!(
         writes
             .iter()
-            .all(|(table, op)| table == "user_tokens" && op == "UPDATE"),
+            .all(|(table, op)| table == "auth_credentials" && op == "UPDATE"),
         "250 reads wrote: {writes:?}"
     );
     assert!(
@@ -515,7 +515,7 @@ async fn authenticated_reads_write_nothing(backend: Backend) {
         !writes.is_empty()
             && writes
                 .iter()
-                .all(|(table, op)| table == "user_tokens" && op == "UPDATE"),
+                .all(|(table, op)| table == "auth_credentials" && op == "UPDATE"),
         "{writes:?}"
     );
 }

@@ -292,16 +292,22 @@ async fn ensure_template(admin: &mut sqlx::AnyConnection) -> Result<String, Stri
 /// Names the migration set, so that a changed migration makes a new
 /// template.
 fn migrations_hash() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the migrations folder")
-        .map(|entry| entry.expect("a migration").path())
-        .collect();
-    files.sort();
+    // Jeton's, and jeton-auth's that they build on.
+    let dirs = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../jeton-auth/migrations"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
+    ];
     let mut hash = Sha256::new();
-    for file in files {
-        hash.update(file.file_name().unwrap().as_encoded_bytes());
-        hash.update(std::fs::read(&file).expect("a readable migration"));
+    for dir in dirs {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("the migrations folder")
+            .map(|entry| entry.expect("a migration").path())
+            .collect();
+        files.sort();
+        for file in files {
+            hash.update(file.file_name().unwrap().as_encoded_bytes());
+            hash.update(std::fs::read(&file).expect("a readable migration"));
+        }
     }
     hash.finalize()[..8]
         .iter()

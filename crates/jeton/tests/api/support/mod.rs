@@ -45,11 +45,12 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const UNKNOWN_ID: &str = "01900000-0000-7000-8000-000000000000";
 
 /// The tables that hold what the API writes (the audit log aside).
-pub const STORE_TABLES: [&str; 8] = [
-    "clients",
-    "client_keys",
+pub const STORE_TABLES: [&str; 9] = [
+    "auth_clients",
+    "client_details",
+    "auth_credentials",
+    "user_token_details",
     "customers",
-    "user_tokens",
     "access_tokens",
     "products",
     "orders",
@@ -292,8 +293,24 @@ impl TestApp {
     }
 
     async fn spawn_on(backend: Backend, config: Config, clock: Clock) -> Option<TestApp> {
-        init_logging();
         let database = TestDatabase::create(backend).await?;
+        Some(TestApp::serve(database, backend, config, clock).await)
+    }
+
+    /// An app on a database the test prepared (an older schema, say),
+    /// which it brings up to date.
+    pub async fn on_database(database: TestDatabase, backend: Backend) -> TestApp {
+        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        TestApp::serve(database, backend, Config::default(), clock).await
+    }
+
+    async fn serve(
+        database: TestDatabase,
+        backend: Backend,
+        config: Config,
+        clock: Clock,
+    ) -> TestApp {
+        init_logging();
         let options = DbOptions {
             clock,
             ..DbOptions::default()
@@ -308,13 +325,13 @@ impl TestApp {
         // a trusted proxy's X-Forwarded-For).
         let router =
             router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        Some(TestApp {
+        TestApp {
             router,
             db,
             url: database.url.clone(),
             backend,
             _database: database,
-        })
+        }
     }
 
     /// The app's time.

@@ -1,0 +1,212 @@
+//! A database made by an earlier version upgrades in place: every key and
+//! token it holds keeps working, with what the API shows of it.
+
+use jeton_auth::{PlainToken, SqlStore, TokenKind};
+use serde_json::json;
+
+use crate::{
+    on_both_databases,
+    support::{Backend, SHOP, TestApp, connect, database::TestDatabase, s},
+};
+
+/// The last of Jeton's migrations before its credentials moved into
+/// jeton-auth's tables.
+const BEFORE_THE_MOVE: i64 = 20261130000010;
+
+on_both_databases!(credentials_keep_working_when_they_move_into_jeton_auth_tables);
+
+async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend: Backend) {
+    let Some(database) = TestDatabase::empty(backend).await else {
+        return;
+    };
+    let url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", database.url),
+        Backend::Postgres => database.url.clone(),
+    };
+    let pool = connect(&url).await;
+    SqlStore::migrator().run(&pool).await.unwrap();
+    sqlx::migrate!("./migrations")
+        .run_to(BEFORE_THE_MOVE, &pool)
+        .await
+        .unwrap();
+
+    // Rows as the earlier version wrote them.
+    let id = |n: u8| format!("01900000-0000-7000-8000-0000000000{n:02}");
+    let (shop, backend_client, ann) = (id(1), id(2), id(3));
+    let (shop_key_id, secret_key_id, login_id, personal_id, access_id) =
+        (id(11), id(12), id(13), id(14), id(15));
+    let shop_key = PlainToken::generate(TokenKind::Publishable);
+    let secret_key = PlainToken::generate(TokenKind::Secret);
+    let login = PlainToken::generate(TokenKind::User);
+    let personal = PlainToken::generate(TokenKind::User);
+    let access = PlainToken::generate(TokenKind::Access);
+    let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
+    let statements: Vec<(&str, Vec<String>)> = vec![
+        (
+            "INSERT INTO clients (id, name, kind, abilities, allowed_origins, rate_limit_per_minute, \
+             per_ip_rate_limit_per_minute, created_at) VALUES ($1, 'Shop', 'publishable', \
+             'products:read customers:create auth:login', $2, 600, 60, $3)",
+            vec![shop.clone(), SHOP.to_owned(), now.to_string()],
+        ),
+        (
+            "INSERT INTO clients (id, name, kind, abilities, allowed_origins, created_at) \
+             VALUES ($1, 'Backend', 'secret', 'admin tokens:introspect', '', $2)",
+            vec![backend_client.clone(), now.to_string()],
+        ),
+        (
+            "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at) \
+             VALUES ($1, $2, 'publishable', $3, $4, $5)",
+            vec![
+                shop_key_id.clone(),
+                shop.clone(),
+                shop_key.hash().to_hex(),
+                shop_key.last4(),
+                now.to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at, \
+             browser_refusals, last_browser_refusal_at) VALUES ($1, $2, 'secret', $3, $4, $5, 2, $5)",
+            vec![
+                secret_key_id.clone(),
+                backend_client.clone(),
+                secret_key.hash().to_hex(),
+                secret_key.last4(),
+                now.to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO customers (id, email, name, password_hash, created_at) \
+             VALUES ($1, 'ann@example.com', 'Ann', 'x', $2)",
+            vec![ann.clone(), now.to_string()],
+        ),
+        (
+            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, \
+             created_at) VALUES ($1, $2, $3, 'login', $4, $5, 'profile:read tokens:manage', $6)",
+            vec![
+                login_id.clone(),
+                ann.clone(),
+                shop.clone(),
+                login.hash().to_hex(),
+                login.last4(),
+                now.to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO user_tokens (id, customer_id, name, token_hash, last4, abilities, \
+             created_at, parent_id) VALUES ($1, $2, 'laptop', $3, $4, 'profile:read', $5, $6)",
+            vec![
+                personal_id.clone(),
+                ann.clone(),
+                personal.hash().to_hex(),
+                personal.last4(),
+                now.to_string(),
+                login_id.clone(),
+            ],
+        ),
+        (
+            "INSERT INTO access_tokens (id, client_id, key_id, token_hash, scope, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, 'admin', $5, $6)",
+            vec![
+                access_id.clone(),
+                backend_client.clone(),
+                secret_key_id.clone(),
+                access.hash().to_hex(),
+                now.to_string(),
+                (now + 3_600_000_000).to_string(),
+            ],
+        ),
+    ];
+    for (statement, values) in statements {
+        let mut query = sqlx::query(statement);
+        for value in values {
+            // Times and limits are numbers; everything else text.
+            query = match value.parse::<i64>() {
+                Ok(number) => query.bind(number),
+                Err(_) => query.bind(value),
+            };
+        }
+        query.execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    // The app brings the database up to date as it starts.
+    let app = TestApp::on_database(database, backend).await;
+    for gone in ["clients", "client_keys", "user_tokens"] {
+        let pool = app.side_pool().await;
+        let read = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {gone}")))
+            .fetch_optional(&pool)
+            .await;
+        assert!(read.is_err(), "{gone} is still there");
+        pool.close().await;
+    }
+
+    // Every credential works as before.
+    app.get("/api/v1/products")
+        .bearer(shop_key.expose_secret())
+        .header("origin", SHOP)
+        .send()
+        .await
+        .expect(200);
+    app.get("/api/v1/me")
+        .bearer(login.expose_secret())
+        .send()
+        .await
+        .expect(200);
+    app.get("/api/v1/me")
+        .bearer(personal.expose_secret())
+        .send()
+        .await
+        .expect(200);
+    let res = app
+        .get_as(
+            &format!("/api/v1/admin/clients/{backend_client}"),
+            access.expose_secret(),
+        )
+        .await;
+    res.expect(200);
+
+    // With what the API shows of them: names, kinds, limits, refusals.
+    let res = app
+        .get_as(
+            &format!("/api/v1/admin/clients/{backend_client}"),
+            secret_key.expose_secret(),
+        )
+        .await;
+    res.expect(200);
+    let client = res.json();
+    assert_eq!(client["name"], "Backend");
+    assert_eq!(client["kind"], "secret");
+    assert_eq!(client["keys"][0]["id"], json!(secret_key_id));
+    assert_eq!(client["keys"][0]["browser_refusals"], 2);
+    let res = app
+        .get_as(
+            &format!("/api/v1/admin/clients/{shop}"),
+            secret_key.expose_secret(),
+        )
+        .await;
+    res.expect(200);
+    let client = res.json();
+    assert_eq!(client["name"], "Shop");
+    assert_eq!(client["allowed_origins"], json!([SHOP]));
+    assert_eq!(client["rate_limit_per_minute"], 600);
+    let res = app.get_as("/api/v1/me/tokens", login.expose_secret()).await;
+    res.expect(200);
+    let names: Vec<String> = res.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| s(&token["name"]))
+        .collect();
+    assert_eq!(names, ["laptop", "login"]);
+
+    // A personal token still goes with the token that made it.
+    app.delete_as(
+        &format!("/api/v1/me/tokens/{login_id}"),
+        login.expose_secret(),
+    )
+    .await
+    .expect(204);
+    app.assert_dead(personal.expose_secret()).await;
+    app.assert_dead(login.expose_secret()).await;
+}
