@@ -302,6 +302,41 @@ async fn refused_within_a_second(app: &Router, path: &str, token: &str) {
     }
 }
 
+/// A store that does not follow the feed finds credentials all the same;
+/// another process's change does not move its generation (the app that
+/// made it so invalidates its gate itself), and its own changes still reach
+/// the processes that follow the feed.
+async fn a_store_without_the_feed_leaves_invalidation_to_the_app(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let follower = store(&database).await;
+    let (app, _gate) = app(&follower);
+    let quiet = SqlStore::from_pool_without_feed(follower.pool().clone(), identity().tokens());
+    let ut = quiet
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let found = quiet
+        .find_credential(TokenKind::User, &ut.token.hash())
+        .await
+        .unwrap();
+    assert!(found.is_some());
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+
+    let before = quiet.generation();
+    follower
+        .issue_user_token("bob", [READ], None)
+        .await
+        .unwrap();
+    assert!(follower.revoke_user_tokens("bob").await.unwrap() == 1);
+    tokio::time::sleep(3 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    assert_eq!(quiet.generation(), before, "it followed the feed");
+
+    assert!(quiet.revoke(&ut.id).await.unwrap());
+    refused_within_a_second(&app, "/me", ut.token.expose_secret()).await;
+}
+
 /// An app that writes the store's tables in its own transaction, to record
 /// something of its own in the same commit, moves the feed with
 /// `SqlStore::record_change`: another process honours the revocation. The
@@ -744,6 +779,7 @@ on_both_databases!(
     a_change_the_feed_cannot_carry_is_not_made,
     old_rows_are_purged,
     an_apps_own_transaction_moves_the_feed,
+    a_store_without_the_feed_leaves_invalidation_to_the_app,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -263,14 +263,7 @@ impl SqlStore {
     /// [`SqlStore::migrate`] first, once per deployment or at start-up.
     /// Call it inside a Tokio runtime.
     pub async fn from_pool(pool: AnyPool, format: TokenFormat) -> SqlStore {
-        let store = SqlStore(Arc::new(Shared {
-            pool,
-            format,
-            generation: AtomicU64::new(0),
-            feed: AtomicI64::new(-1),
-            feed_down: AtomicBool::new(false),
-            clock: OnceLock::new(),
-        }));
+        let store = SqlStore::from_pool_without_feed(pool, format);
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
         let url = store.0.pool.connect_options().database_url.clone();
@@ -278,6 +271,25 @@ impl SqlStore {
             tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
         }
         store
+    }
+
+    /// On an app's own pool, not following the change feed: for an app
+    /// that follows changes its own way and drops the gate's cached
+    /// credentials itself ([`Verifier::invalidate_all`](crate::Verifier::invalidate_all)).
+    /// [`TokenStore::generation`] then moves only with this store's own
+    /// changes, and nothing runs in the background. Jeton works this way: its own feed also carries changes
+    /// to its catalogue, and while its database is unreachable it keeps
+    /// serving the credentials it cached. Changes made through this store
+    /// still move the feed for the processes that follow it.
+    pub fn from_pool_without_feed(pool: AnyPool, format: TokenFormat) -> SqlStore {
+        SqlStore(Arc::new(Shared {
+            pool,
+            format,
+            generation: AtomicU64::new(0),
+            feed: AtomicI64::new(-1),
+            feed_down: AtomicBool::new(false),
+            clock: OnceLock::new(),
+        }))
     }
 
     /// Stamps this store's own times (issuing, revocations, a rotation's

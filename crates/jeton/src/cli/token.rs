@@ -10,7 +10,8 @@ use crate::{
 pub enum TokenCommand {
     /// Revoke one user token by id.
     Revoke { id: String },
-    /// Delete tokens and client keys that expired or were revoked long ago.
+    /// Delete tokens and client keys that expired or were revoked long ago,
+    /// and the refusals recorded of them.
     Prune {
         /// How long ago they must have expired or been revoked.
         #[arg(long, default_value = "24h", value_parser = parse_duration)]

@@ -69,8 +69,10 @@ pub struct Db {
     clock: Clock,
     /// jeton-auth's store, on the same database: it finds clients' keys
     /// and user tokens for the verifier (`credentials.rs`) and records
-    /// their use and refusals. Jeton writes its tables itself, to audit
-    /// each change in the same transaction.
+    /// their use and refusals, through the read pool (on SQLite those few
+    /// writes wait for the writer on the busy timeout). Jeton writes its
+    /// tables itself, to audit each change in the same transaction, and
+    /// follows changes through its own feed (`changes.rs`).
     auth: SqlStore,
 }
 
@@ -158,7 +160,7 @@ impl Db {
                     .connect_with(connect)
                     .await?;
                 Db {
-                    auth: auth_store(&pool, options).await,
+                    auth: auth_store(&pool, options),
                     pool,
                     writer,
                     backend,
@@ -183,7 +185,7 @@ impl Db {
                     .await?;
                 migrate(&pool).await?;
                 Db {
-                    auth: auth_store(&pool, options).await,
+                    auth: auth_store(&pool, options),
                     writer: pool.clone(),
                     pool,
                     backend,
@@ -263,9 +265,8 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
 }
 
 /// jeton-auth's store over the read pool, on the app's clock.
-async fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
-    SqlStore::from_pool(pool.clone(), TokenFormat::default())
-        .await
+fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
+    SqlStore::from_pool_without_feed(pool.clone(), TokenFormat::default())
         .with_clock(options.clock.clone())
 }
 

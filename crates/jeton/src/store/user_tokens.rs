@@ -234,9 +234,10 @@ impl Db {
         Ok(revoked)
     }
 
-    /// Deletes user tokens and client keys that expired or were revoked
-    /// before `cutoff`. They can never authenticate again; pruning only
-    /// keeps the tables small.
+    /// Deletes user tokens, client keys and access tokens that expired or
+    /// were revoked before `cutoff`, and the refusals recorded of them.
+    /// They can never authenticate again; pruning only keeps the tables
+    /// small.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
         let cutoff = to_micros(cutoff);
@@ -272,6 +273,15 @@ impl Db {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // The refusals jeton-auth recorded of what is gone; a live key's
+        // stay, however old: they are how a leaked key shows.
+        sqlx::query(
+            "DELETE FROM auth_refusals WHERE \
+             NOT EXISTS (SELECT 1 FROM auth_credentials c WHERE c.id = auth_refusals.credential_id) \
+             AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.id = auth_refusals.credential_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Pruned {
             user_tokens,

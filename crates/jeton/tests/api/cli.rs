@@ -475,6 +475,10 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
     let live = s(&app.login(&pk, "ann@example.com", PASSWORD).await["token"]);
     let gone = s(&app.login(&pk, "ann@example.com", PASSWORD).await["token"]);
     app.post_as("/api/v1/auth/logout", &gone).await.expect(204);
+    // A refusal recorded of the key that will be rotated out.
+    app.products(&pk, Some(EVIL))
+        .await
+        .expect_refused("origin_not_allowed");
     // One rotated-out client key.
     let res = app
         .post_json_as(
@@ -485,6 +489,9 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
         .await;
     res.expect(201);
     let new_pk = s(&res.json()["key"]);
+    app.products(&new_pk, Some(EVIL))
+        .await
+        .expect_refused("origin_not_allowed");
     // One revoked access token, one live.
     let (oauth_id, sk) = app
         .client(ClientKind::Secret, &["products:read"], &[])
@@ -519,6 +526,20 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
     app.assert_works(&live_at).await;
     app.assert_dead_soon(&gone).await;
     app.assert_dead_soon(&pk).await;
+    // The refusal of the rotated-out key went with it; the live key's stays.
+    let refused: Vec<String> = sqlx::query_scalar(
+        "SELECT last4 FROM auth_credentials c \
+         JOIN auth_refusals r ON r.credential_id = c.id",
+    )
+    .fetch_all(&app.side_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(refused, [last4(&new_pk)]);
+    let refusals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_refusals")
+        .fetch_one(&app.side_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(refusals, 1);
 
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "0s"]);
     run.ok();
