@@ -403,25 +403,30 @@ def statements_per_read(pg_admin_url, database, server, seeded, duration):
 
 
 def insert_user_tokens(sqlite_path, count):
-    """Stores `count` user tokens (hashes of random tokens) for one customer."""
+    """Stores `count` user tokens (hashes of random tokens) for one customer,
+    in jeton-auth's table with Jeton's details beside each."""
     connection = sqlite3.connect(sqlite_path, timeout=60)
     customer = connection.execute("SELECT id FROM customers LIMIT 1").fetchone()[0]
     now = int(time.time() * 1_000_000)
+
+    def write(batch):
+        connection.executemany(
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, user_id, abilities, created_at) "
+            "VALUES (?, 'user', ?, 'abcd', ?, 'products:read', ?)",
+            [(token_id, token_hash, customer, now) for token_id, token_hash in batch])
+        connection.executemany(
+            "INSERT INTO user_token_details (token_id, customer_id, name) VALUES (?, ?, 'bench')",
+            [(token_id, customer) for token_id, _ in batch])
+        connection.commit()
+
     batch = []
     for n in range(count):
-        batch.append(("bench-%d-%s" % (n, secrets.token_hex(8)), customer, "bench",
-                      secrets.token_hex(32), "abcd", "products:read", now))
+        batch.append(("bench-%d-%s" % (n, secrets.token_hex(8)), secrets.token_hex(32)))
         if len(batch) == 50_000:
-            connection.executemany(
-                "INSERT INTO user_tokens (id, customer_id, name, token_hash, last4, abilities, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
-            connection.commit()
+            write(batch)
             batch = []
     if batch:
-        connection.executemany(
-            "INSERT INTO user_tokens (id, customer_id, name, token_hash, last4, abilities, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
-        connection.commit()
+        write(batch)
     connection.close()
 
 
