@@ -743,8 +743,8 @@ async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
             .unwrap(),
     );
     assert_eq!(
-        (found.client_id.clone(), found.client_origins.len()),
-        (None, 0)
+        (found.client_id.as_deref(), found.client_origins.len()),
+        (Some(shop.as_str()), 0)
     );
     assert!(matches!(
         store

@@ -12,8 +12,10 @@ SELECT id, abilities, allowed_origins, rate_limit_per_minute, per_ip_rate_limit_
        created_at, revoked_at
 FROM clients;
 
+-- The details go with the row they describe (`ON DELETE CASCADE`), so that
+-- jeton-auth's own purge can delete a client or a credential.
 CREATE TABLE client_details (
-    client_id TEXT PRIMARY KEY REFERENCES auth_clients (id),
+    client_id TEXT PRIMARY KEY REFERENCES auth_clients (id) ON DELETE CASCADE,
     name      TEXT NOT NULL,
     kind      TEXT NOT NULL CHECK (kind IN ('publishable', 'secret'))
 );
@@ -26,16 +28,21 @@ FROM client_keys;
 
 -- A key's browser refusals are now the library's recorded refusals (the
 -- gate records at most one a minute per key, as it did before): one row
--- per refusal counted, the last at the time the key was last refused.
+-- per refusal counted, the newest at the time the key was last refused,
+-- each earlier one a microsecond before. Their ids sort as their times do
+-- (a suffix of fixed width that falls as the row gets older).
 INSERT INTO auth_refusals (id, at, credential_id, client_id, code)
 WITH RECURSIVE n (i) AS (
-    SELECT 1
+    SELECT 0
     UNION ALL
-    SELECT i + 1 FROM n WHERE i < (SELECT MAX(browser_refusals) FROM client_keys)
+    SELECT i + 1 FROM n WHERE i + 1 < (SELECT MAX(browser_refusals) FROM client_keys)
 )
-SELECT k.id || '-' || CAST(n.i AS TEXT), COALESCE(k.last_browser_refusal_at, k.created_at) - n.i,
+SELECT k.id || '-' || CAST(1000000000 - n.i AS TEXT),
+       COALESCE(k.last_browser_refusal_at, k.created_at) - n.i,
        k.id, k.client_id, 'secret_key_in_browser'
-FROM client_keys k JOIN n ON n.i <= k.browser_refusals;
+FROM client_keys k JOIN n ON n.i < k.browser_refusals;
+-- A key's refusals, counted for the admin API and `client list`.
+CREATE INDEX refusals_by_credential ON auth_refusals (credential_id, code);
 
 INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, abilities,
                               created_at, expires_at, last_used_at, revoked_at)
@@ -47,7 +54,7 @@ FROM user_tokens;
 -- customer, and a personal token names the token that made it (it is
 -- revoked with it).
 CREATE TABLE user_token_details (
-    token_id    TEXT PRIMARY KEY REFERENCES auth_credentials (id),
+    token_id    TEXT PRIMARY KEY REFERENCES auth_credentials (id) ON DELETE CASCADE,
     customer_id TEXT NOT NULL REFERENCES customers (id),
     name        TEXT NOT NULL,
     parent_id   TEXT

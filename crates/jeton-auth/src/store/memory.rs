@@ -346,16 +346,15 @@ impl State {
                 client_id,
             } => {
                 // A token issued through a client that is gone keeps
-                // working, from no page.
-                let client = client_id
-                    .as_ref()
-                    .and_then(|id| Some((id, self.clients.get(id)?)));
+                // working, from no page: it still names the client, without
+                // origins.
+                let client = client_id.as_ref().and_then(|id| self.clients.get(id));
                 Principal::User(Arc::new(UserPrincipal {
                     user_id: user_id.clone(),
                     token_id: credential.id.clone(),
-                    client_id: client.map(|(id, _)| id.clone()),
+                    client_id: client_id.clone(),
                     client_origins: client
-                        .map(|(_, client)| client.allowed_origins.clone())
+                        .map(|client| client.allowed_origins.clone())
                         .unwrap_or_default(),
                     abilities: abilities.clone(),
                     expires_at: credential.expires_at,
@@ -499,8 +498,8 @@ mod tests {
             panic!("a user")
         };
         assert_eq!(
-            (user.client_id.clone(), user.client_origins.len()),
-            (None, 0)
+            (user.client_id.as_deref(), user.client_origins.len()),
+            (Some(shop.as_str()), 0)
         );
         assert!(
             store

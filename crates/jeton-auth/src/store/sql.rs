@@ -786,9 +786,15 @@ impl Row {
                 let mut user =
                     UserPrincipal::new(user_id, self.id, abilities).with_expires_at(expires_at);
                 // A token issued through a client that is gone keeps working,
-                // from no page.
-                if let (Some(client_id), Some(_)) = (client_id, &self.client_abilities) {
-                    user = user.with_client(client_id, origins(self.allowed_origins));
+                // from no page: it still names the client, without origins.
+                if let Some(client_id) = client_id {
+                    let live = self.client_abilities.is_some();
+                    let origins = if live {
+                        origins(self.allowed_origins)
+                    } else {
+                        Vec::new()
+                    };
+                    user = user.with_client(client_id, origins);
                 }
                 Principal::User(user.into())
             }

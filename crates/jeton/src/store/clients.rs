@@ -72,10 +72,10 @@ const CLIENTS: &str = "SELECT c.id, d.name, d.kind, c.abilities, c.allowed_origi
 /// browser refusals are the refusals jeton-auth recorded (at most one a
 /// minute, as the gate records them).
 const KEYS: &str = "SELECT k.id, k.client_id, k.last4, k.created_at, k.expires_at, \
-    (SELECT COUNT(*) FROM auth_refusals r WHERE r.client_id = k.client_id \
-     AND r.credential_id = k.id AND r.code = 'secret_key_in_browser') AS browser_refusals, \
-    (SELECT MAX(r.at) FROM auth_refusals r WHERE r.client_id = k.client_id \
-     AND r.credential_id = k.id AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
+    (SELECT COUNT(*) FROM auth_refusals r WHERE r.credential_id = k.id \
+     AND r.code = 'secret_key_in_browser') AS browser_refusals, \
+    (SELECT MAX(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
+     AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
     FROM auth_credentials k WHERE k.kind <> 'user'";
 
 impl Client {

@@ -131,11 +131,11 @@ impl TokenStore for Db {
 
     /// Every few seconds, from the gate: no authenticated request writes.
     async fn record_usage(&self, usage: HashMap<String, OffsetDateTime>) {
-        self.auth().record_usage(usage).await;
+        self.auth_writes().record_usage(usage).await;
     }
 
     async fn record_refusal(&self, refusal: Refusal) {
-        self.auth().record_refusal(refusal.clone()).await;
+        self.auth_writes().record_refusal(refusal.clone()).await;
         if let Err(error) = self.audit_refusal(&refusal).await {
             tracing::warn!(%error, code = refusal.code, "could not record a refused key");
         }

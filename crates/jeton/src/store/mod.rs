@@ -68,12 +68,14 @@ pub struct Db {
     /// gate and limits read the same one.
     clock: Clock,
     /// jeton-auth's store, on the same database: it finds clients' keys
-    /// and user tokens for the verifier (`credentials.rs`) and records
-    /// their use and refusals, through the read pool (on SQLite those few
-    /// writes wait for the writer on the busy timeout). Jeton writes its
-    /// tables itself, to audit each change in the same transaction, and
-    /// follows changes through its own feed (`changes.rs`).
+    /// and user tokens for the verifier (`credentials.rs`), through the
+    /// read pool. Jeton writes its tables itself, to audit each change in
+    /// the same transaction, and follows changes through its own feed
+    /// (`changes.rs`).
     auth: SqlStore,
+    /// The same store on the writer, for what it writes itself: the
+    /// tokens' last use and the keys' refusals.
+    auth_writes: SqlStore,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +163,7 @@ impl Db {
                     .await?;
                 Db {
                     auth: auth_store(&pool, options),
+                    auth_writes: auth_store(&writer, options),
                     pool,
                     writer,
                     backend,
@@ -184,8 +187,10 @@ impl Db {
                     .connect(url)
                     .await?;
                 migrate(&pool).await?;
+                let auth = auth_store(&pool, options);
                 Db {
-                    auth: auth_store(&pool, options),
+                    auth_writes: auth.clone(),
+                    auth,
                     writer: pool.clone(),
                     pool,
                     backend,
@@ -220,6 +225,11 @@ impl Db {
     /// jeton-auth's store of credentials, on this database.
     pub(crate) fn auth(&self) -> &SqlStore {
         &self.auth
+    }
+
+    /// The same for the store's own writes.
+    pub(crate) fn auth_writes(&self) -> &SqlStore {
+        &self.auth_writes
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
@@ -264,7 +274,7 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// jeton-auth's store over the read pool, on the app's clock.
+/// jeton-auth's store over `pool`, on the app's clock.
 fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
     SqlStore::from_pool_without_feed(pool.clone(), TokenFormat::default())
         .with_clock(options.clock.clone())

@@ -209,7 +209,7 @@ impl Db {
             }
             Revoke::AllOf { customer_id } => {
                 let revoked = sqlx::query(
-                    "UPDATE auth_credentials SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                    "UPDATE auth_credentials SET revoked_at = $1 WHERE user_id = $2 AND kind = 'user' AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(customer_id.clone())
@@ -251,14 +251,7 @@ impl Db {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        // A user token's details go first: they name the token.
-        sqlx::query(
-            "DELETE FROM user_token_details WHERE token_id IN \
-             (SELECT id FROM auth_credentials WHERE expires_at < $1 OR revoked_at < $1)",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
+        // A user token's details go with it (`ON DELETE CASCADE`).
         let user_tokens = sqlx::query(
             "DELETE FROM auth_credentials WHERE kind = 'user' AND (expires_at < $1 OR revoked_at < $1)",
         )

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::{
     on_both_databases,
-    support::{Backend, SHOP, TestApp, connect, database::TestDatabase, s},
+    support::{Backend, SHOP, TestApp, connect, database::TestDatabase, s, timestamp},
 };
 
 /// The last of Jeton's migrations before its credentials moved into
@@ -35,6 +35,11 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
     let (shop, backend_client, ann) = (id(1), id(2), id(3));
     let (shop_key_id, secret_key_id, login_id, personal_id, access_id) =
         (id(11), id(12), id(13), id(14), id(15));
+    // A client revoked before the upgrade, with its key and a user token
+    // issued through it (which outlives it).
+    let (old_shop, old_key_id, old_login_id) = (id(4), id(16), id(17));
+    let old_key = PlainToken::generate(TokenKind::Publishable);
+    let old_login = PlainToken::generate(TokenKind::User);
     let shop_key = PlainToken::generate(TokenKind::Publishable);
     let secret_key = PlainToken::generate(TokenKind::Secret);
     let login = PlainToken::generate(TokenKind::User);
@@ -76,6 +81,22 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
             ],
         ),
         (
+            "INSERT INTO clients (id, name, kind, abilities, allowed_origins, created_at, revoked_at) \
+             VALUES ($1, 'Old shop', 'publishable', 'products:read auth:login', $2, $3, $3)",
+            vec![old_shop.clone(), SHOP.to_owned(), now.to_string()],
+        ),
+        (
+            "INSERT INTO client_keys (id, client_id, kind, token_hash, last4, created_at, revoked_at) \
+             VALUES ($1, $2, 'publishable', $3, $4, $5, $5)",
+            vec![
+                old_key_id.clone(),
+                old_shop.clone(),
+                old_key.hash().to_hex(),
+                old_key.last4(),
+                now.to_string(),
+            ],
+        ),
+        (
             "INSERT INTO customers (id, email, name, password_hash, created_at) \
              VALUES ($1, 'ann@example.com', 'Ann', 'x', $2)",
             vec![ann.clone(), now.to_string()],
@@ -102,6 +123,18 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
                 personal.last4(),
                 now.to_string(),
                 login_id.clone(),
+            ],
+        ),
+        (
+            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, \
+             created_at) VALUES ($1, $2, $3, 'old login', $4, $5, 'profile:read', $6)",
+            vec![
+                old_login_id.clone(),
+                ann.clone(),
+                old_shop.clone(),
+                old_login.hash().to_hex(),
+                old_login.last4(),
+                now.to_string(),
             ],
         ),
         (
@@ -179,6 +212,10 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
     assert_eq!(client["kind"], "secret");
     assert_eq!(client["keys"][0]["id"], json!(secret_key_id));
     assert_eq!(client["keys"][0]["browser_refusals"], 2);
+    assert_eq!(
+        timestamp(&client["keys"][0]["last_browser_refusal_at"]),
+        jeton::domain::time::from_micros(now)
+    );
     let res = app
         .get_as(
             &format!("/api/v1/admin/clients/{shop}"),
@@ -198,7 +235,16 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
         .iter()
         .map(|token| s(&token["name"]))
         .collect();
-    assert_eq!(names, ["laptop", "login"]);
+    assert_eq!(names, ["old login", "laptop", "login"]);
+
+    // The revoked client's key stays dead; the token issued through it
+    // works, from no page.
+    app.assert_dead(old_key.expose_secret()).await;
+    app.get("/api/v1/me")
+        .bearer(old_login.expose_secret())
+        .send()
+        .await
+        .expect(200);
 
     // A personal token still goes with the token that made it.
     app.delete_as(
