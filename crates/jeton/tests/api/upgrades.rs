@@ -102,42 +102,6 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
             vec![ann.clone(), now.to_string()],
         ),
         (
-            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, \
-             created_at) VALUES ($1, $2, $3, 'login', $4, $5, 'profile:read tokens:manage', $6)",
-            vec![
-                login_id.clone(),
-                ann.clone(),
-                shop.clone(),
-                login.hash().to_hex(),
-                login.last4(),
-                now.to_string(),
-            ],
-        ),
-        (
-            "INSERT INTO user_tokens (id, customer_id, name, token_hash, last4, abilities, \
-             created_at, parent_id) VALUES ($1, $2, 'laptop', $3, $4, 'profile:read', $5, $6)",
-            vec![
-                personal_id.clone(),
-                ann.clone(),
-                personal.hash().to_hex(),
-                personal.last4(),
-                now.to_string(),
-                login_id.clone(),
-            ],
-        ),
-        (
-            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, abilities, \
-             created_at) VALUES ($1, $2, $3, 'old login', $4, $5, 'profile:read', $6)",
-            vec![
-                old_login_id.clone(),
-                ann.clone(),
-                old_shop.clone(),
-                old_login.hash().to_hex(),
-                old_login.last4(),
-                now.to_string(),
-            ],
-        ),
-        (
             "INSERT INTO access_tokens (id, client_id, key_id, token_hash, scope, created_at, \
              expires_at) VALUES ($1, $2, $3, $4, 'admin', $5, $6)",
             vec![
@@ -160,6 +124,50 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
             };
         }
         query.execute(&pool).await.unwrap();
+    }
+    let tokens = [
+        (
+            &login_id,
+            &login,
+            Some(&shop),
+            "login",
+            "profile:read tokens:manage",
+            None,
+        ),
+        (
+            &personal_id,
+            &personal,
+            None,
+            "laptop",
+            "profile:read",
+            Some(&login_id),
+        ),
+        (
+            &old_login_id,
+            &old_login,
+            Some(&old_shop),
+            "old login",
+            "profile:read",
+            None,
+        ),
+    ];
+    for (id, token, client, name, abilities, parent) in tokens {
+        sqlx::query(
+            "INSERT INTO user_tokens (id, customer_id, client_id, name, token_hash, last4, \
+             abilities, created_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.clone())
+        .bind(ann.clone())
+        .bind(client.cloned())
+        .bind(name)
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(abilities)
+        .bind(now)
+        .bind(parent.cloned())
+        .execute(&pool)
+        .await
+        .unwrap();
     }
     pool.close().await;
 
