@@ -10,6 +10,7 @@ use super::{
     Db,
     audit::{Audit, Event},
     changes::{self, Topic},
+    user_tokens::{descendants_detail, revoke_descendants},
 };
 use crate::domain::{
     ids::{AccessTokenId, ClientId, CustomerId, KeyId, TokenId},
@@ -134,12 +135,17 @@ impl Db {
                 let Some(found) = found else {
                     return Ok(Revoked::Nothing);
                 };
+                let descendants = revoke_descendants(&mut tx, &found.id, at).await?;
+                let detail = match descendants_detail(descendants) {
+                    Some(and) => format!("by its client (OAuth 2.0 revocation), {and}"),
+                    None => "by its client (OAuth 2.0 revocation)".to_owned(),
+                };
                 let event = Event {
                     action: "user_token.revoked",
                     client_id: Some(client_id),
                     customer_id: Some(&found.customer_id),
                     subject_id: Some(&found.id),
-                    detail: Some("by its client (OAuth 2.0 revocation)".to_owned()),
+                    detail: Some(detail),
                 };
                 self.append_audit(&mut tx, audit, event).await?;
                 Revoked::UserToken

@@ -183,26 +183,13 @@ impl Db {
                 let Some(revoked) = revoked else {
                     return Ok(0);
                 };
-                // A personal token lives no longer than the token that made
-                // it, however that one ends: its descendants go with it.
-                let descendants = sqlx::query(
-                    "WITH RECURSIVE tree (id) AS ( \
-                       SELECT token_id FROM user_token_details WHERE parent_id = $2 \
-                       UNION SELECT d.token_id FROM user_token_details d JOIN tree ON d.parent_id = tree.id) \
-                     UPDATE auth_credentials SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
-                )
-                .bind(at)
-                .bind(token_id.clone())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let descendants = revoke_descendants(&mut tx, token_id, at).await?;
                 let event = Event {
                     action: "user_token.revoked",
                     customer_id: Some(&revoked.customer_id),
                     client_id: revoked.client_id.as_ref(),
                     subject_id: Some(token_id),
-                    detail: (descendants > 0)
-                        .then(|| format!("and {descendants} tokens made from it")),
+                    detail: descendants_detail(descendants),
                 };
                 self.append_audit(&mut tx, audit, event).await?;
                 1
@@ -336,4 +323,30 @@ impl Db {
         self.append_audit(tx, audit, event).await?;
         Ok(issued)
     }
+}
+
+/// A personal token lives no longer than the token that made it, however
+/// that one ends: revokes the descendants of a token revoked in `tx`;
+/// how many.
+pub(super) async fn revoke_descendants(
+    tx: &mut sqlx::AnyConnection,
+    token_id: &TokenId,
+    at: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "WITH RECURSIVE tree (id) AS ( \
+           SELECT token_id FROM user_token_details WHERE parent_id = $2 \
+           UNION SELECT d.token_id FROM user_token_details d JOIN tree ON d.parent_id = tree.id) \
+         UPDATE auth_credentials SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
+    )
+    .bind(at)
+    .bind(token_id.clone())
+    .execute(tx)
+    .await?
+    .rows_affected())
+}
+
+/// What a revocation's audit event adds when descendants went with it.
+pub(super) fn descendants_detail(descendants: u64) -> Option<String> {
+    (descendants > 0).then(|| format!("and {descendants} tokens made from it"))
 }

@@ -798,8 +798,19 @@ async fn revocation_revokes_only_the_callers_own(app: TestApp) {
     revoke(elsewhere.clone(), (&id, &secret)).await;
     revoke(user.clone(), (&other_id, &other_secret)).await;
     app.get("/api/v1/me").bearer(&user).send().await.expect(200);
+    // A personal token made from it goes with it, as on `DELETE /me/tokens/{id}`.
+    let res = app
+        .post_json_as(
+            "/api/v1/me/tokens",
+            &user,
+            json!({"name": "script", "abilities": ["profile:read"]}),
+        )
+        .await;
+    res.expect(201);
+    let made = s(&res.json()["token"]);
     revoke(user.clone(), (&id, &secret)).await;
     app.assert_dead(&user).await;
+    app.assert_dead(&made).await;
     app.get("/api/v1/me")
         .bearer(&elsewhere)
         .send()
