@@ -2,10 +2,12 @@
 //! router: issue, verify, revoke (also from another process), expiry, kinds,
 //! rotation, last use, refusals, and migrations beside an app's own.
 
+#[path = "support/requests.rs"]
+#[allow(dead_code, reason = "the store's tests send GETs of their own")]
+mod requests;
 mod support;
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -16,7 +18,6 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    extract::connect_info::MockConnectInfo,
     http::{Request, StatusCode, header},
     routing::get,
 };
@@ -30,7 +31,6 @@ use jeton_auth::{
     time::{self, OffsetDateTime},
 };
 use serde_json::Value;
-use tower::ServiceExt;
 
 use support::{Backend, TestDatabase};
 
@@ -68,20 +68,21 @@ fn app_on(store: &SqlStore, clock: Clock) -> (Router, std::sync::Arc<Gate<SqlSto
         .build();
     let ok = || async { "ok" };
     let (pk, sk, ut) = (KindSet::PUBLISHABLE, KindSet::SECRET, KindSet::USER);
-    let router = Router::new()
-        .route(
-            "/products",
-            get(ok).route_layer(gate.guard(Access::new(pk | ut, READ))),
-        )
-        .route(
-            "/me",
-            get(ok).route_layer(gate.guard(Access::new(ut, PROFILE))),
-        )
-        .route(
-            "/admin",
-            get(ok).route_layer(gate.guard(Access::new(sk, ADMIN))),
-        )
-        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))));
+    let router = requests::served(
+        Router::new()
+            .route(
+                "/products",
+                get(ok).route_layer(gate.guard(Access::new(pk | ut, READ))),
+            )
+            .route(
+                "/me",
+                get(ok).route_layer(gate.guard(Access::new(ut, PROFILE))),
+            )
+            .route(
+                "/admin",
+                get(ok).route_layer(gate.guard(Access::new(sk, ADMIN))),
+            ),
+    );
     (router, gate)
 }
 
@@ -95,19 +96,7 @@ async fn get_as(
     if let Some(origin) = origin {
         request = request.header(header::ORIGIN, origin);
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    requests::answer(app, request.body(Body::empty()).unwrap()).await
 }
 
 async fn status(app: &Router, path: &str, token: &str) -> StatusCode {

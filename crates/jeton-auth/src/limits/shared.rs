@@ -309,6 +309,11 @@ impl Shared {
             .get_or_init(|| (Script::new(TAKE), Script::new(FAIL), Script::new(FAILURES)))
     }
 
+    /// `key` as this backend's keys are named in Redis (its namespace first).
+    fn redis_key(&self, key: &str) -> String {
+        format!("{}{key}", self.namespace)
+    }
+
     /// The key's state here, created on first use; expired ones are dropped
     /// once there are many.
     fn key(&self, key: &str) -> Arc<KeyState> {
@@ -374,7 +379,7 @@ impl Shared {
         ];
         let connection = self.connection.clone();
         let script = self.scripts().0.clone();
-        let key = format!("{}{key}", self.namespace);
+        let key = self.redis_key(key);
         let asked = Instant::now();
         let Some(asking) = asking else {
             // Its answer goes to a state of its own, dropped after: the one
@@ -405,13 +410,13 @@ impl Shared {
     }
 
     pub(super) async fn failures(&self, key: &str, _window: Window) -> Option<Failures> {
-        let key = format!("{}{key}", self.namespace);
+        let key = self.redis_key(key);
         Shared::read(self.connection.run(&self.scripts().2, key, &[]).await?)
     }
 
     pub(super) async fn fail(&self, key: &str, window: Window) -> Option<Failures> {
         let args = [window.window.as_millis().max(1).to_string()];
-        let key = format!("{}{key}", self.namespace);
+        let key = self.redis_key(key);
         Shared::read(self.connection.run(&self.scripts().1, key, &args).await?)
     }
 
@@ -421,7 +426,7 @@ impl Shared {
         }
         let mut manager = self.connection.manager.clone();
         let mut del = redis::cmd("DEL");
-        del.arg(format!("{}{key}", self.namespace));
+        del.arg(self.redis_key(key));
         let del = del.exec_async(&mut manager);
         match tokio::time::timeout(self.connection.deadline, del).await {
             Ok(Ok(())) => {}

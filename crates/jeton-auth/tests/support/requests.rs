@@ -1,5 +1,5 @@
 //! Requests through an example's router, as a served app would see them.
-//! Included by the example tests with `#[path]`.
+//! Included by the example tests and the store's with `#[path]`.
 
 use std::net::SocketAddr;
 
@@ -37,11 +37,13 @@ pub async fn send(
         }
         None => Body::empty(),
     };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
+    answer(app, request.body(body).unwrap()).await
+}
+
+/// Sends `request`: the status and the JSON body of the answer (`Null`
+/// without one).
+pub async fn answer(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
