@@ -60,7 +60,7 @@ pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 pub use rate_limit::Limits;
 pub use session::{CookieSessions, SessionCookie};
 #[cfg(feature = "sqlx")]
-pub use store::sql::{SqlStore, SqlStoreError};
+pub use store::sql::{CredentialTx, NewCredential, SqlStore, SqlStoreError};
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
     UnknownClient,
