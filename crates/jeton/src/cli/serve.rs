@@ -291,6 +291,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_credentials_outlive_an_outage_by_a_minute_at_most() {
+        assert_eq!(parse_outage_grace("0s"), Ok(std::time::Duration::ZERO));
+        assert_eq!(
+            parse_outage_grace("60s"),
+            Ok(std::time::Duration::from_secs(60))
+        );
+        for refused in ["61s", "1h", "soon"] {
+            assert!(parse_outage_grace(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
     fn usage_is_written_every_100ms_to_1h() {
         assert_eq!(
             parse_usage_interval("250ms"),

@@ -273,15 +273,27 @@ impl Db {
             .map_err(auth_error)?;
         let new = NewCredential::key(key.kind(), client_id);
         let id = match tx.insert(new, key).await {
-            Ok(id) => KeyId::from_store(id),
+            Ok(id) => id,
             // Revoked: not a client to rotate.
             Err(jeton_auth::SqlStoreError::UnknownClient(_)) => return Ok(None),
             Err(error) => return Err(auth_error(error)),
         };
+        // As stored (times to the microsecond), as every later read shows it.
+        let stored = tx.credential(&id).await.map_err(auth_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let created = ClientKey {
+            id: KeyId::from_store(stored.id),
+            client_id: client_id.clone(),
+            last4: stored.last4,
+            created_at: stored.created_at,
+            expires_at: stored.expires_at,
+            browser_refusals: 0,
+            last_browser_refusal_at: None,
+        };
         let event = Event {
             action: "client.key_rotated",
             client_id: Some(client_id),
-            subject_id: Some(&id),
+            subject_id: Some(&created.id),
             detail: Some(format!(
                 "older keys stop working in {} s",
                 grace.whole_seconds()
@@ -290,15 +302,7 @@ impl Db {
         };
         self.append_audit(&mut tx, audit, event).await?;
         tx.commit().await?;
-        Ok(Some(ClientKey {
-            id,
-            client_id: client_id.clone(),
-            last4: key.last4(),
-            created_at: self.now(),
-            expires_at: None,
-            browser_refusals: 0,
-            last_browser_refusal_at: None,
-        }))
+        Ok(Some(created))
     }
 
     /// Revokes a live client and all its keys at once; with

@@ -266,16 +266,10 @@ impl Db {
         .bind(parent.cloned())
         .execute(&mut **tx)
         .await?;
-        let issued = UserToken {
-            id: TokenId::from_store(id),
-            name: new.name.to_owned(),
-            abilities: new.abilities.clone(),
-            last4: token.last4(),
-            client_id: new.client_id.cloned(),
-            created_at: self.now(),
-            last_used_at: None,
-            expires_at: new.expires_at,
-        };
+        // As stored (times to the microsecond), as every later read shows it.
+        let stored = tx.credential(&id).await.map_err(auth_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let issued = UserToken::from_parts(stored, new.name.to_owned());
         let event = Event {
             action: "user_token.issued",
             customer_id: Some(new.customer_id),
