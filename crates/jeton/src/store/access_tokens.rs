@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{
     Db,
     audit::{Audit, Event},
-    auth_error,
+    store_error,
     user_tokens::{descendants_detail, revoke_descendants},
 };
 use crate::domain::ids::{AccessTokenId, ClientId, CustomerId, KeyId, TokenId};
@@ -54,7 +54,7 @@ impl Db {
             new.scope.iter().cloned(),
             new.expires_at,
         );
-        let id = tx.insert(credential, token).await.map_err(auth_error)?;
+        let id = tx.insert(credential, token).await.map_err(store_error)?;
         let id = AccessTokenId::from_store(id);
         let event = Event {
             action: "access_token.issued",
@@ -89,14 +89,14 @@ impl Db {
         let found = tx
             .credential_by_hash(kind, hash)
             .await
-            .map_err(auth_error)?
+            .map_err(store_error)?
             .filter(|token| {
                 token.revoked_at.is_none() && token.client_id.as_deref() == Some(client_id)
             });
         let Some(found) = found else {
             return Ok(Revoked::Nothing);
         };
-        if !tx.revoke(&found.id).await.map_err(auth_error)? {
+        if !tx.revoke(&found.id).await.map_err(store_error)? {
             return Ok(Revoked::Nothing);
         }
         let revoked = if kind == TokenKind::Access {
@@ -139,7 +139,7 @@ impl Db {
         kind: TokenKind,
         id: &str,
     ) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-        let found = self.auth().credential(id).await.map_err(auth_error)?;
+        let found = self.auth().credential(id).await.map_err(store_error)?;
         Ok(found
             .filter(|credential| credential.kind == kind)
             .map(|credential| credential.created_at))

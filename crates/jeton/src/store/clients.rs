@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{
     Db,
     audit::{Audit, Event},
-    auth_error,
+    store_error,
 };
 use crate::domain::{
     client::{ClientKind, NewClient},
@@ -122,7 +122,7 @@ impl Db {
                 per_ip: limit(client.per_ip_rate_limit_per_minute),
             });
         let mut tx = self.begin_credentials().await?;
-        let id = tx.add_client(&new).await.map_err(auth_error)?;
+        let id = tx.add_client(&new).await.map_err(store_error)?;
         sqlx::query("INSERT INTO client_details (client_id, name, kind) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(client.name.clone())
@@ -132,8 +132,8 @@ impl Db {
         let key_id = tx
             .insert(NewCredential::key(key.kind(), &id), key)
             .await
-            .map_err(auth_error)?;
-        let stored = tx.client(&id).await.map_err(auth_error)?;
+            .map_err(store_error)?;
+        let stored = tx.client(&id).await.map_err(store_error)?;
         let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
         let created = Client::from_parts(stored, client.name.clone(), client.kind);
         let event = Event {
@@ -150,7 +150,7 @@ impl Db {
 
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, sqlx::Error> {
-        let found = self.auth().client(id).await.map_err(auth_error)?;
+        let found = self.auth().client(id).await.map_err(store_error)?;
         Ok(self.with_details(found.into_iter().collect()).await?.pop())
     }
 
@@ -166,7 +166,7 @@ impl Db {
             .auth()
             .list_clients(after, limit)
             .await
-            .map_err(auth_error)?;
+            .map_err(store_error)?;
         self.with_details(found).await
     }
 
@@ -185,7 +185,7 @@ impl Db {
         .bind(kind.as_str())
         .fetch_all(self.reader())
         .await?;
-        let found = self.auth().clients(&ids).await.map_err(auth_error)?;
+        let found = self.auth().clients(&ids).await.map_err(store_error)?;
         let live = found.into_iter().filter(|c| c.revoked_at.is_none()).take(1);
         Ok(self.with_details(live.collect()).await?.pop())
     }
@@ -193,7 +193,7 @@ impl Db {
     /// The `allowed_origins` of every active publishable client, for CORS.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn active_publishable_origins(&self) -> Result<Vec<String>, sqlx::Error> {
-        let origins = self.auth().live_origins().await.map_err(auth_error)?;
+        let origins = self.auth().live_origins().await.map_err(store_error)?;
         let publishable: HashSet<String> =
             sqlx::query_scalar("SELECT client_id FROM client_details WHERE kind = 'publishable'")
                 .fetch_all(self.reader())
@@ -270,16 +270,16 @@ impl Db {
         }
         tx.expire_keys(client_id, self.now() + grace)
             .await
-            .map_err(auth_error)?;
+            .map_err(store_error)?;
         let new = NewCredential::key(key.kind(), client_id);
         let id = match tx.insert(new, key).await {
             Ok(id) => id,
             // Revoked: not a client to rotate.
             Err(jeton_auth::SqlStoreError::UnknownClient(_)) => return Ok(None),
-            Err(error) => return Err(auth_error(error)),
+            Err(error) => return Err(store_error(error)),
         };
         // As stored (times to the microsecond), as every later read shows it.
-        let stored = tx.credential(&id).await.map_err(auth_error)?;
+        let stored = tx.credential(&id).await.map_err(store_error)?;
         let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
         let created = ClientKey {
             id: KeyId::from_store(stored.id),
@@ -316,14 +316,14 @@ impl Db {
         audit: &Audit,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_credentials().await?;
-        if !tx.revoke_client(client_id).await.map_err(auth_error)? {
+        if !tx.revoke_client(client_id).await.map_err(store_error)? {
             return Ok(false);
         }
         let detail = if revoke_user_tokens {
             let revoked = tx
                 .revoke_client_tokens(client_id)
                 .await
-                .map_err(auth_error)?;
+                .map_err(store_error)?;
             format!("all keys, and {revoked} user tokens issued through it")
         } else {
             "all keys; user tokens issued through it are kept".to_owned()

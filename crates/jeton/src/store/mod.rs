@@ -163,7 +163,7 @@ impl Db {
                     .connect_with(connect)
                     .await?;
                 Db {
-                    auth: auth_store(&pool, &writer, options).await,
+                    auth: credential_store(&pool, &writer, options).await,
                     pool,
                     writer,
                     backend,
@@ -187,7 +187,7 @@ impl Db {
                     .await?;
                 migrate(&pool).await?;
                 Db {
-                    auth: auth_store(&pool, &pool, options).await,
+                    auth: credential_store(&pool, &pool, options).await,
                     writer: pool.clone(),
                     pool,
                     backend,
@@ -274,7 +274,7 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
 
 /// jeton-auth's store: lookups on `pool`, its own writes on `writer`, on
 /// the app's clock; a refusal it records is audited in the same commit.
-async fn auth_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions) -> SqlStore {
+async fn credential_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions) -> SqlStore {
     let clock = options.clock.clone();
     let audit_clock = clock.clone();
     SqlStore::from_pool(pool.clone(), TokenFormat::default())
@@ -290,7 +290,7 @@ async fn auth_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions) -> Sq
 
 /// A store error as the database error Jeton's methods answer with: what
 /// the store refused is a bug of the caller's, as a failed statement is.
-pub(crate) fn auth_error(error: SqlStoreError) -> sqlx::Error {
+pub(crate) fn store_error(error: SqlStoreError) -> sqlx::Error {
     match error {
         SqlStoreError::Database(error) => error,
         other => sqlx::Error::Protocol(other.to_string()),

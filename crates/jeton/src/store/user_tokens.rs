@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{
     Db,
     audit::{Audit, Event},
-    auth_error,
+    store_error,
 };
 use crate::domain::ids::{ClientId, CustomerId, TokenId};
 
@@ -120,7 +120,7 @@ impl Db {
         let live = tx
             .credentials(&personal)
             .await
-            .map_err(auth_error)?
+            .map_err(store_error)?
             .iter()
             .filter(|token| token.is_live_at(now))
             .count();
@@ -148,7 +148,7 @@ impl Db {
             .auth()
             .user_tokens(customer_id, before, limit)
             .await
-            .map_err(auth_error)?;
+            .map_err(store_error)?;
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
@@ -182,14 +182,14 @@ impl Db {
         let mut tx = self.begin_credentials().await?;
         let revoked = match which {
             Revoke::One { token_id, owner } => {
-                let found = tx.credential(token_id).await.map_err(auth_error)?;
+                let found = tx.credential(token_id).await.map_err(store_error)?;
                 let Some(found) = found.filter(|token| {
                     token.kind == jeton_auth::TokenKind::User
                         && owner.is_none_or(|owner| token.user_id.as_deref() == Some(owner))
                 }) else {
                     return Ok(0);
                 };
-                if !tx.revoke(token_id).await.map_err(auth_error)? {
+                if !tx.revoke(token_id).await.map_err(store_error)? {
                     return Ok(0);
                 }
                 let descendants = revoke_descendants(&mut tx, token_id).await?;
@@ -209,7 +209,7 @@ impl Db {
                 let revoked = tx
                     .revoke_user_tokens(customer_id)
                     .await
-                    .map_err(auth_error)?;
+                    .map_err(store_error)?;
                 let event = Event {
                     action: "user_tokens.revoked_all",
                     customer_id: Some(customer_id),
@@ -232,7 +232,7 @@ impl Db {
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
         let mut tx = self.begin_credentials().await?;
         // A user token's details go with it (`ON DELETE CASCADE`).
-        let purged = tx.purge_credentials(cutoff).await.map_err(auth_error)?;
+        let purged = tx.purge_credentials(cutoff).await.map_err(store_error)?;
         tx.commit().await?;
         Ok(Pruned {
             user_tokens: purged.user_tokens,
@@ -255,7 +255,7 @@ impl Db {
         if let Some(client_id) = new.client_id {
             credential = credential.via(client_id);
         }
-        let id = tx.insert(credential, token).await.map_err(auth_error)?;
+        let id = tx.insert(credential, token).await.map_err(store_error)?;
         sqlx::query(
             "INSERT INTO user_token_details (token_id, customer_id, name, parent_id) \
              VALUES ($1, $2, $3, $4)",
@@ -267,7 +267,7 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         // As stored (times to the microsecond), as every later read shows it.
-        let stored = tx.credential(&id).await.map_err(auth_error)?;
+        let stored = tx.credential(&id).await.map_err(store_error)?;
         let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
         let issued = UserToken::from_parts(stored, new.name.to_owned());
         let event = Event {
@@ -302,7 +302,7 @@ pub(super) async fn revoke_descendants(
     .bind(token_id.clone())
     .fetch_all(&mut **tx)
     .await?;
-    tx.revoke_all(&tree).await.map_err(auth_error)
+    tx.revoke_all(&tree).await.map_err(store_error)
 }
 
 /// What a revocation's audit event adds when descendants went with it.
