@@ -1,6 +1,7 @@
 //! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlx` cargo feature):
-//! clients, their keys and user tokens in the store's own tables, shared by
-//! every process that uses the same database.
+//! clients, their keys, user tokens and OAuth access tokens in the store's
+//! own tables, shared by every process that uses the same database. The
+//! store writes every change to them ([`CredentialTx`]) and verifies them.
 //!
 //! ```no_run
 //! use jeton_auth::{Ability, Gate, Identity, NewClient, SqlStore};
@@ -27,7 +28,8 @@
 //! UUIDv7 text, and tokens are stored only as SHA-256 hex.
 //!
 //! **The verifier's lookup** is one probe of a unique index (the token's
-//! hash), joined to the key's client; nothing is written per request: the
+//! hash), joined to the key's client (and for an access token to the key
+//! that obtained it); nothing is written per request: the
 //! last use of user tokens is written in one batch every few seconds
 //! ([`TokenStore::record_usage`]).
 //!
