@@ -24,10 +24,10 @@ use tower::{Layer, Service};
 use crate::{
     Access, AuthError, CacheSettings, Ceilings, Clock, CookieSessions, Identity, TokenStore,
     Verifier,
-    axum::{FailedAuthLimit, Gate},
+    gate::{FailedAuthLimit, Gate},
     client_ip::{self, ClientIp},
     limits::{LimitBackend, Rate},
-    rate_limit,
+    limits::rate as rate_limit,
 };
 
 /// How often the last uses of user tokens go to the store by default.

@@ -13,10 +13,10 @@
 //! | [`verify`]    | where a token is verified                                    |
 //! | [`access`]    | which kinds and ability a route accepts, and the check       |
 //! | [`origin`]    | origin binding of client keys                                |
-//! | [`rate_limit`]| per-key and per-IP limits                                    |
+//! | [`limits::rate`]| per-key and per-IP limits                                  |
 //! | [`limits`]    | where every limit is counted: one process, or a fleet on Redis |
 //! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
-//! | [`axum`]      | the gate, the route guard and the typed extractors           |
+//! | [`gate`]      | the gate, the route guard and the typed extractors           |
 //! | [`session`]   | user tokens in cookies for the app's own pages, with CSRF    |
 //! | [`cache`]     | a cache that invalidations empty for good                    |
 //! | [`clock`]     | where the time is read, and a manual clock for tests         |
@@ -24,19 +24,17 @@
 
 pub mod ability;
 pub mod access;
-pub mod axum;
 pub mod cache;
 pub mod client_ip;
 pub mod clock;
 pub mod error;
-mod failed_auth;
+pub mod gate;
 mod guard;
 pub mod header;
 mod identity;
 pub mod limits;
 pub mod origin;
 pub mod principal;
-pub mod rate_limit;
 pub mod session;
 pub mod store;
 pub mod token;
@@ -50,14 +48,14 @@ pub use time;
 
 pub use ability::{Ability, AbilitySet};
 pub use access::{Access, Ceilings, KindSet};
-pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
+pub use gate::{Client, FailedAuthLimit, Gate, SecretClient, User};
 pub use clock::Clock;
 pub use error::AuthError;
 pub use guard::{GateBuilder, GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
 pub use limits::{LimitBackend, Rate};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
-pub use rate_limit::Limits;
+pub use limits::rate::Limits;
 pub use session::{CookieSessions, SessionCookie};
 #[cfg(feature = "sqlx")]
 pub use store::sql::{SqlStore, SqlStoreError};

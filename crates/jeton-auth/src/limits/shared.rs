@@ -14,7 +14,7 @@ use metrics::{Counter, Gauge};
 use redis::{Script, aio::ConnectionManager};
 
 use super::{Failures, LimitBackendError, Rate, Window, seconds_ceil};
-use crate::{AuthError, Identity, rate_limit::RateLimitStatus};
+use crate::{AuthError, Identity, limits::rate::RateLimitStatus};
 
 /// How often a down Redis is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);

@@ -22,7 +22,7 @@ use quick_cache::sync::Cache;
 
 use crate::{
     AuthError, Clock,
-    axum::FailedAuthLimit,
+    gate::FailedAuthLimit,
     limits::{LimitBackend, Window},
 };
 

@@ -60,8 +60,10 @@ use governor::{
 
 use quick_cache::sync::{EntryAction, EntryResult};
 
-use crate::{AuthError, rate_limit::RateLimitStatus};
+use crate::{AuthError, limits::rate::RateLimitStatus};
 
+pub(crate) mod failed_auth;
+pub mod rate;
 #[cfg(feature = "redis")]
 mod shared;
 

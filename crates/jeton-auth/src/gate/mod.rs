@@ -26,10 +26,10 @@ use crate::{
     Access, AuthError, Ceilings, ClientPrincipal, Identity, KindSet, Limits, Principal, Refused,
     TokenStore, UserPrincipal, Verifier,
     client_ip::ClientIp,
-    failed_auth::FailedAuth,
+    limits::failed_auth::FailedAuth,
     limits::{LimitBackend, Rate},
     origin,
-    rate_limit::{RateLimitStatus, RateLimiter},
+    limits::rate::{RateLimitStatus, RateLimiter},
     session::{CookieSessions, SessionCookie},
     store::Refusal,
 };
