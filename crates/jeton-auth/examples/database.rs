@@ -55,15 +55,15 @@ impl Example {
     pub async fn new(url: &str) -> Result<Example, SqlStoreError> {
         let identity = Identity::new("acme").expect("a valid prefix");
         let store = SqlStore::connect(url, identity.tokens()).await?;
-        let gate = Gate::builder(store.clone())
-            .identity(identity)
+        let gate = Gate::builder(identity, store.clone())
             .ceilings(
                 Ceilings::new()
                     .publishable([PRODUCTS_READ, AUTH_LOGIN])
                     .secret([Ability::ALL])
                     .user([PRODUCTS_READ, PROFILE_READ]),
             )
-            .build();
+            .build()
+            .expect("the store issues the identity's tokens, and the ceilings are given");
         // One client application: the shop's website (publishable key) and
         // its back office (secret key).
         let shop = store

@@ -46,15 +46,15 @@ impl Example {
     pub fn new() -> Example {
         let identity = Identity::new("acme").expect("a valid prefix");
         let store = MemoryStore::new(identity.tokens());
-        let gate = Gate::builder(store.clone())
-            .identity(identity)
+        let gate = Gate::builder(identity, store.clone())
             .ceilings(
                 Ceilings::new()
                     .publishable([PRODUCTS_READ, AUTH_LOGIN])
                     .secret([Ability::ALL])
                     .user([PRODUCTS_READ, PROFILE_READ]),
             )
-            .build();
+            .build()
+            .expect("the store issues the identity's tokens, and the ceilings are given");
         // One client application: the shop's website (publishable key) and
         // its back office (secret key).
         let shop = store.add_client(

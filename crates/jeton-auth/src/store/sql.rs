@@ -3,17 +3,18 @@
 //! every process that uses the same database.
 //!
 //! ```no_run
-//! use jeton_auth::{Ability, Gate, Identity, NewClient, SqlStore};
+//! use jeton_auth::{Ability, Ceilings, Gate, Identity, NewClient, SqlStore};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let identity = Identity::new("acme")?;
 //! // Connects and brings the store's tables up to date.
 //! let store = SqlStore::connect("sqlite://acme.db", identity.tokens()).await?;
-//! let shop = store
-//!     .add_client(NewClient::new([Ability::from_static("products:read")]))
-//!     .await?;
+//! const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+//! let shop = store.add_client(NewClient::new([PRODUCTS_READ])).await?;
 //! let key = store.issue_publishable_key(&shop).await?;
-//! let gate = Gate::builder(store.clone()).identity(identity).build();
+//! let gate = Gate::builder(identity, store.clone())
+//!     .ceilings(Ceilings::new().publishable([PRODUCTS_READ]))
+//!     .build()?;
 //! # let _ = (key, gate);
 //! # Ok(())
 //! # }
@@ -869,6 +870,10 @@ impl TokenStore for SqlStore {
         if let Err(error) = written {
             tracing::warn!(%error, code = refusal.code, "could not record a refused key");
         }
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(self.0.format)
     }
 
     fn generation(&self) -> u64 {
