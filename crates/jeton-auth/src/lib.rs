@@ -56,7 +56,7 @@ pub use access::{Access, Ceilings, KindSet};
 pub use clock::Clock;
 pub use error::AuthError;
 pub use extract::{Client, SecretClient, User};
-pub use gate::{Gate, GateBuilder};
+pub use gate::{Gate, GateBuilder, GateError};
 pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};

@@ -32,7 +32,7 @@ mod admission;
 mod builder;
 mod upkeep;
 
-pub use builder::GateBuilder;
+pub use builder::{GateBuilder, GateError};
 
 /// Everything the guards of an app share: one per process.
 pub struct Gate<S> {
