@@ -1,12 +1,12 @@
 //! What the verifier needs from storage. An app implements [`TokenStore`] on
 //! whatever it keeps credentials in, or uses a store of this crate:
 //! [`MemoryStore`] (tests, examples, small apps that issue tokens at
-//! start-up) or, with the `sqlx` cargo feature, `SqlStore` (SQLite or
+//! start-up) or, with the `sqlite` or `postgres` cargo feature, `SqlStore` (SQLite or
 //! PostgreSQL, shared by every process on the database). Only SHA-256
 //! hashes ever cross it.
 
 mod memory;
-#[cfg(feature = "sqlx")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod sql;
 
 use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};

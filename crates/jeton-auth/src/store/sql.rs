@@ -1,4 +1,4 @@
-//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlx` cargo feature):
+//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres` cargo features):
 //! clients, their keys and user tokens in the store's own tables, shared by
 //! every process that uses the same database.
 //!
@@ -68,7 +68,7 @@ use std::{
         Arc, OnceLock, Weak,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use sqlx::{
@@ -109,7 +109,9 @@ const USAGE_CHUNK: usize = 200;
 
 /// The first and the longest wait before listening again after the
 /// listening connection failed.
+#[cfg(feature = "postgres")]
 const LISTEN_RETRY_FIRST: Duration = Duration::from_millis(100);
+#[cfg(feature = "postgres")]
 const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The PostgreSQL channel a change is announced on, when it commits.
@@ -267,7 +269,9 @@ impl SqlStore {
         let store = SqlStore::from_pool_without_feed(pool, format);
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
+        #[cfg(feature = "postgres")]
         let url = store.0.pool.connect_options().database_url.clone();
+        #[cfg(feature = "postgres")]
         if url.scheme().starts_with("postgres") {
             tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
         }
@@ -931,6 +935,7 @@ async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error
 /// open. While it cannot
 /// listen, polling still sees every change, later; it tries again after a
 /// wait that doubles up to [`LISTEN_RETRY_MAX`], and logs an outage once.
+#[cfg(feature = "postgres")]
 async fn listen_for_changes(url: String, shared: Weak<Shared>) {
     let mut retry = LISTEN_RETRY_FIRST;
     let mut down = false;
@@ -952,7 +957,7 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
                         SqlStore(shared).changed();
                     }
                 }
-                let connected = Instant::now();
+                let connected = std::time::Instant::now();
                 let Some(error) = listen(listener, &shared).await else {
                     return;
                 };
@@ -977,6 +982,7 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
 /// Hears changes until the connection fails (its error, after dropping
 /// what this process cached: changes may have gone unheard) or the store
 /// is gone (`None`).
+#[cfg(feature = "postgres")]
 async fn listen(
     mut listener: sqlx::postgres::PgListener,
     shared: &Weak<Shared>,
