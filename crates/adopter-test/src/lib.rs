@@ -10,8 +10,8 @@ use axum::{
     routing::{get, post},
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Client, FailedAuthLimit, Gate, Identity, KindSet, MemoryStore,
-    SecretClient, User,
+    Ability, Access, Ceilings, Client, Gate, Identity, KindSet, MemoryStore, SecretClient, User,
+    limits::FailedAuthLimit,
 };
 use serde_json::{Value, json};
 
@@ -34,8 +34,7 @@ pub fn identity() -> Identity {
 
 /// The app's gate over `store`.
 pub fn gate(store: MemoryStore) -> Arc<Gate<MemoryStore>> {
-    Gate::builder(store)
-        .identity(identity())
+    Gate::builder(identity(), store)
         .ceilings(
             Ceilings::new()
                 .publishable([PRODUCTS_READ, AUTH_LOGIN])
@@ -47,6 +46,7 @@ pub fn gate(store: MemoryStore) -> Arc<Gate<MemoryStore>> {
             window: Duration::from_secs(3600),
         })
         .build()
+        .expect("the store issues the identity's tokens, and the ceilings are given")
 }
 
 /// The routes, each behind its guard.

@@ -13,7 +13,8 @@ use axum::{
     http::{HeaderMap, Request, StatusCode, header},
 };
 use jeton_auth::{
-    Gate, IssuedToken, Limits, MemoryStore, NewClient, TokenFormat, TokenKind,
+    Gate, IssuedToken, MemoryStore, NewClient, TokenFormat, TokenKind,
+    limits::Limits,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::Value;
@@ -197,7 +198,9 @@ async fn an_empty_bearer_is_an_invalid_request() {
 #[tokio::test]
 async fn malformed_tokens_and_another_apps_tokens_are_invalid() {
     let acme = Acme::new();
-    let jeton = TokenFormat::default().generate(TokenKind::Publishable);
+    let jeton = TokenFormat::new("jt")
+        .unwrap()
+        .generate(TokenKind::Publishable);
     let other = TokenFormat::new("acmf")
         .unwrap()
         .generate(TokenKind::Publishable);

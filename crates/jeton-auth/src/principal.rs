@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::{AbilitySet, TokenKind, rate_limit::Limits};
+use crate::{AbilitySet, TokenKind, limits::Limits};
 
 /// A client application, authenticated by one of its keys.
 ///
@@ -51,7 +51,7 @@ impl ClientPrincipal {
     /// A client with no allowed origins and no rate limits.
     ///
     /// ```
-    /// use jeton_auth::{AbilitySet, ClientPrincipal, Limits};
+    /// use jeton_auth::{AbilitySet, ClientPrincipal, limits::Limits};
     ///
     /// let client = ClientPrincipal::new("client-1", "key-1", AbilitySet::parse_spaced("products:read").unwrap())
     ///     .with_allowed_origins(["https://shop.example"])

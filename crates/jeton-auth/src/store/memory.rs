@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::{Refusal, StoreError, StoredCredential, TokenStore};
 use crate::{
-    Ability, AbilitySet, ClientPrincipal, HashedToken, Limits, PlainToken, Principal, TokenFormat,
-    TokenKind, UserPrincipal,
+    Ability, AbilitySet, ClientPrincipal, HashedToken, PlainToken, Principal, TokenFormat,
+    TokenKind, UserPrincipal, limits::Limits,
 };
 
 /// Refusals kept for [`MemoryStore::refusals`]; older ones are dropped.
@@ -209,7 +209,7 @@ impl MemoryStore {
     /// A user token issued through a client (the one whose publishable key
     /// logged the person in): the token carries that client's allowed
     /// origins while the client lives, which is where a
-    /// [cookie session](crate::CookieSessions) may be used from.
+    /// [cookie session](crate::session::CookieSessions) may be used from.
     pub fn issue_user_token_via(
         &self,
         client_id: &str,
@@ -383,6 +383,10 @@ impl TokenStore for MemoryStore {
             state.refusals.remove(0);
         }
         state.refusals.push(refusal);
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(self.0.format)
     }
 
     fn generation(&self) -> u64 {

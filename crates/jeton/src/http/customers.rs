@@ -1,6 +1,7 @@
 //! Customers: registration and login (through a client key), logout and the
 //! profile (with a user token).
 
+use crate::identity::TOKENS;
 use axum::{
     Extension,
     extract::State,
@@ -8,9 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jeton_auth::{
-    AuthError, ClientPrincipal, PlainToken, Principal, SessionCookie, TokenKind,
-    axum::{Client, User},
-    client_ip::ClientIp,
+    AuthError, Client, ClientPrincipal, PlainToken, Principal, TokenKind, User,
+    client_ip::ClientIp, session::SessionCookie,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -179,7 +179,7 @@ pub async fn login(
         .gate
         .cookie_sessions()
         .expect("the app has cookie sessions");
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     let record = state.db.insert_user_token(&token, new, &audit).await?;
     // The browser's cookie now names the new session: the one it held, if
     // still live, would be left behind in the customer's token list.
@@ -210,7 +210,7 @@ async fn revoke_replaced(
     client: &ClientId,
     audit: &Audit,
 ) -> AppResult<()> {
-    let Ok(Principal::User(user)) = state.gate.verifier.verify(replaced).await else {
+    let Ok(Principal::User(user)) = state.gate.verifier().verify(replaced).await else {
         return Ok(());
     };
     if user.client_id.as_deref() != Some(client.as_str()) {

@@ -15,6 +15,7 @@
 //! here, also in constant time. Failures count toward the gate's per-IP
 //! limit on failed authentications and are audited.
 
+use crate::identity::TOKENS;
 use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use axum::{
@@ -364,7 +365,7 @@ async fn authenticate_client(
         return Err(refuse_client(state, ip, None, "no client credentials").await);
     };
     let claimed = ClientId::parse(&presented.client_id);
-    let token = match PlainToken::parse(&presented.secret) {
+    let token = match TOKENS.parse(&presented.secret) {
         Ok(token) if token.kind() == TokenKind::Secret => token,
         Ok(token) if token.kind() == TokenKind::Publishable => {
             let why = format!(
@@ -378,7 +379,7 @@ async fn authenticate_client(
             return Err(refuse_client(state, ip, claimed.as_ref(), &why).await);
         }
     };
-    let found = match state.gate.verifier.inspect(&token).await {
+    let found = match state.gate.verifier().inspect(&token).await {
         Ok(found) => found,
         Err(AuthError::Unavailable) => return Err(OAuthError::unavailable().into_response()),
         Err(_) => {
@@ -489,8 +490,7 @@ pub async fn token(
     // The client's own limit per minute, shared with its API requests.
     if let Err(error) = state
         .gate
-        .limiter
-        .check(&principal.client_id, principal.limits, ip)
+        .check_client_limits(&principal.client_id, principal.limits, ip)
         .await
     {
         return OAuthError::from_auth(&error).into_response();
@@ -517,7 +517,7 @@ pub async fn token(
         Some(key) => key.min(now + state.config.access_token_ttl),
         None => now + state.config.access_token_ttl,
     };
-    let token = PlainToken::generate(TokenKind::Access);
+    let token = TOKENS.generate(TokenKind::Access);
     let ids = ClientIds::from(&**principal);
     let new = NewAccessToken {
         client_id: &ids.client,
@@ -560,7 +560,7 @@ async fn introspecting_caller(
         .gate
         .check_failed_auth(ip)
         .map_err(|error| OAuthError::from_auth(&error).into_response())?;
-    match state.gate.verifier.authenticate(headers, None).await {
+    match state.gate.verifier().authenticate(headers, None).await {
         Ok(principal) => Ok(principal),
         Err(AuthError::Unavailable) => Err(OAuthError::unavailable().into_response()),
         Err(error) => {
@@ -582,7 +582,7 @@ async fn introspecting_caller(
 
 /// RFC 7662 §2.2 for a live credential.
 async fn describe(state: &AppState, token: &PlainToken) -> Result<Option<Value>, Response> {
-    let found = match state.gate.verifier.inspect(token).await {
+    let found = match state.gate.verifier().inspect(token).await {
         Ok(found) => found,
         Err(AuthError::Unavailable) => return Err(OAuthError::unavailable().into_response()),
         Err(_) => return Ok(None),
@@ -645,7 +645,7 @@ pub async fn introspect(
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    if INTROSPECTOR.check(&caller, &state.gate.ceilings).is_err() {
+    if INTROSPECTOR.check(&caller, state.gate.ceilings()).is_err() {
         let audit = Audit::of(&caller, ip);
         let client = caller
             .client()
@@ -680,7 +680,7 @@ pub async fn introspect(
         return OAuthError::invalid_request("token is missing").into_response();
     };
     let inactive = || Json(json!({"active": false})).into_response();
-    let Ok(token) = PlainToken::parse(text) else {
+    let Ok(token) = TOKENS.parse(text) else {
         return inactive();
     };
     match describe(&state, &token).await {
@@ -717,7 +717,7 @@ pub async fn revoke(
     let Some(text) = form.get("token") else {
         return OAuthError::invalid_request("token is missing").into_response();
     };
-    if let Ok(token) = PlainToken::parse(text)
+    if let Ok(token) = TOKENS.parse(text)
         && matches!(token.kind(), TokenKind::Access | TokenKind::User)
     {
         let ids = ClientIds::from(&**client.client());

@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use jeton_auth::{
-    AbilitySet, Limits, NewCredential, PlainToken,
+    AbilitySet, NewCredential, PlainToken,
+    limits::Limits,
     store::sql::{ClientInfo, KeyInfo},
 };
 use time::OffsetDateTime;

@@ -21,9 +21,10 @@ pub mod products;
 pub mod retry;
 pub mod user_tokens;
 
+use crate::identity::TOKENS;
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use jeton_auth::{Clock, CredentialTx, SqlStore, SqlStoreError, TokenFormat};
+use jeton_auth::{Clock, CredentialTx, SqlStore, SqlStoreError};
 use sqlx::{
     Any, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -277,7 +278,7 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
 async fn credential_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions) -> SqlStore {
     let clock = options.clock.clone();
     let audit_clock = clock.clone();
-    SqlStore::from_pool(pool.clone(), TokenFormat::default())
+    SqlStore::from_pool(pool.clone(), TOKENS)
         .await
         .with_clock(clock)
         .with_writer(writer.clone())

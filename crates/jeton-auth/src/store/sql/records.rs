@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, FromRow, Row as _, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::from_micros;
-use crate::{AbilitySet, HashedToken, Limits, TokenKind};
+use crate::{AbilitySet, HashedToken, TokenKind, limits::Limits};
 
 /// A stored key or token (revoked or not), as an app shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use super::{
     to_micros,
 };
 use crate::{
-    Ability, AbilitySet, HashedToken, Limits, PlainToken, TokenKind,
+    Ability, AbilitySet, HashedToken, PlainToken, TokenKind,
+    limits::Limits,
     store::{IssuedToken, NewClient, UnknownClient},
 };
 
