@@ -450,12 +450,10 @@ impl SqlStore {
 
     /// Adds a client application; returns its id.
     pub async fn add_client(&self, client: NewClient) -> Result<String, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.add_client(&client).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.add_client(&client).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Changes a live client's abilities, origins or limits; whether there
@@ -465,12 +463,10 @@ impl SqlStore {
         client_id: &str,
         update: ClientUpdate,
     ) -> Result<bool, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.update_client(client_id, &update).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.update_client(client_id, &update).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// The ids of the clients that are not revoked, oldest first: for an
@@ -503,12 +499,10 @@ impl SqlStore {
 
     /// Stores a new credential of any kind, with a token generated for it.
     pub async fn issue(&self, new: NewCredential) -> Result<IssuedToken, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.issue(new).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.issue(new).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A new key of the same kind for the same client; the old one keeps
@@ -519,12 +513,10 @@ impl SqlStore {
         key_id: &str,
         grace: Duration,
     ) -> Result<IssuedToken, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.rotate_key(key_id, grace).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.rotate_key(key_id, grace).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A user token for `user_id` (the app's id for the person), holding
@@ -558,22 +550,18 @@ impl SqlStore {
 
     /// Revokes one token or key by its id; whether there was a live one.
     pub async fn revoke(&self, token_id: &str) -> Result<bool, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.revoke(token_id).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.revoke(token_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes every live token of a person (log out everywhere); how many.
     pub async fn revoke_user_tokens(&self, user_id: &str) -> Result<u64, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.revoke_user_tokens(user_id).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_user_tokens(user_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes every live user token issued through the client
@@ -581,12 +569,10 @@ impl SqlStore {
     /// many. With [`revoke_client`](SqlStore::revoke_client), nothing the
     /// client ever handed out works any more.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<u64, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.revoke_client_tokens(client_id).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_client_tokens(client_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes a client and its keys (publishable and secret); whether
@@ -595,12 +581,10 @@ impl SqlStore {
     /// stays logged in to the app): revoke them with
     /// [`revoke_client_tokens`](SqlStore::revoke_client_tokens).
     pub async fn revoke_client(&self, client_id: &str) -> Result<bool, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.revoke_client(client_id).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_client(client_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// After a committed change: nothing this process cached before it is
@@ -670,12 +654,10 @@ impl SqlStore {
     /// any more. Nothing it deletes could be verified: caches are
     /// unaffected.
     pub async fn purge(&self, older_than: OffsetDateTime) -> Result<Purged, SqlStoreError> {
-        {
-            let mut tx = self.begin().await?;
-            let done = tx.purge(older_than).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        let mut tx = self.begin().await?;
+        let done = tx.purge(older_than).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Writes the last uses of a few tokens, in one statement. The values'
