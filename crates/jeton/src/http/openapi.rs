@@ -25,6 +25,7 @@
 mod document;
 mod oauth;
 mod problems;
+mod schemas;
 
 use axum::{Router, http::Method};
 use serde_json::Value;
@@ -33,10 +34,17 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use document::document;
 
 use super::{routes::PREFIX, state::AppState};
+use crate::config::PublicUrl;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document().clone()))
+/// `/openapi.json` and `/docs`: the document, with the server's
+/// `--public-url` as its one server, so that clients need no base URL.
+pub fn routes(public_url: &PublicUrl) -> Router<AppState> {
+    let mut doc = document().clone();
+    doc["servers"] = serde_json::json!([{
+        "url": public_url.as_str(),
+        "description": "This server, as its `--public-url` names it",
+    }]);
+    Router::new().merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
 }
 
 /// The operation of `method` and `path` (a path of the route table).
@@ -54,7 +62,7 @@ mod tests {
     use serde_json::json;
 
     use super::{
-        document::{kinds, operation_id, security},
+        document::{kinds, security},
         problems::HANDLER_ERRORS,
         *,
     };
@@ -134,11 +142,65 @@ mod tests {
         }
     }
 
+    /// The rule every operation, today's and tomorrow's, is born under: a
+    /// verb-noun camelCase operationId (unique), a summary, a description,
+    /// and its errors documented, `default` included.
     #[test]
-    fn operation_ids_are_unique() {
-        let table = routes::api();
-        let ids: HashSet<String> = table.entries().iter().map(operation_id).collect();
-        assert_eq!(ids.len(), table.entries().len());
+    fn every_operation_is_named_summarized_described_and_has_its_errors() {
+        const VERBS: &[&str] = &[
+            "list",
+            "get",
+            "create",
+            "register",
+            "log",
+            "place",
+            "update",
+            "cancel",
+            "revoke",
+            "rotate",
+            "issue",
+            "introspect",
+        ];
+        let doc = document();
+        let mut ids = HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let what = format!("{method} {path}");
+                let id = operation["operationId"].as_str().unwrap_or_default();
+                let verb: String = id.chars().take_while(char::is_ascii_lowercase).collect();
+                let noun = &id[verb.len()..];
+                assert!(
+                    VERBS.contains(&verb.as_str())
+                        && noun.starts_with(|c: char| c.is_ascii_uppercase())
+                        && noun.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{what}: `{id}` is not verbNoun camelCase with a known verb"
+                );
+                assert!(ids.insert(id.to_owned()), "{what}: `{id}` is used twice");
+                for field in ["summary", "description"] {
+                    let text = operation[field].as_str().unwrap_or_default();
+                    assert!(!text.trim().is_empty(), "{what} has no {field}");
+                }
+                let summary = operation["summary"].as_str().unwrap();
+                assert!(!summary.ends_with('.'), "{what}: a summary is a title");
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(responses.contains_key("default"), "{what} has no default");
+                let errors = responses
+                    .keys()
+                    .filter(|status| status.starts_with(['4', '5']))
+                    .count();
+                assert!(errors > 0, "{what} documents no error");
+            }
+        }
+        for entry in routes::api().entries() {
+            let operation = operation(doc, &entry.method, entry.path).unwrap();
+            let description = operation["description"].as_str().unwrap();
+            assert!(
+                description.contains("**Who may call it:**"),
+                "{} {}",
+                entry.method,
+                entry.path
+            );
+        }
     }
 
     #[test]
@@ -146,8 +208,8 @@ mod tests {
         let doc = document();
         let codes = |method: Method, path: &str, status: &str| -> Vec<String> {
             let operation = operation(doc, &method, path).unwrap();
-            operation["responses"][status]["content"]["application/problem+json"]["schema"]
-                ["properties"]["code"]["enum"]
+            operation["responses"][status]["content"]["application/problem+json"]["schema"]["allOf"]
+                [1]["properties"]["code"]["enum"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{method} {path} {status}"))
                 .iter()

@@ -5,13 +5,15 @@
 
 use std::sync::LazyLock;
 
+use axum::http::Method;
 use jeton_auth::{Access, TokenKind};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{
     oauth,
-    problems::{error_responses, problems},
+    problems::{self, error_responses, is_unsafe, problems},
+    schemas,
 };
 use crate::{
     domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
@@ -60,7 +62,7 @@ use crate::{
         admin::orders::cancel,
         admin::audit::list,
     ),
-    components(schemas(FieldError)),
+    components(schemas(FieldError, customers::CookieSession)),
     tags(
         (name = "catalog", description = "Products; publishable keys, secret keys and user tokens"),
         (name = "customers", description = "Registration and login through a client key; profile with a user token"),
@@ -153,6 +155,56 @@ fn sets_session_cookies(entry: &RouteEntry) -> bool {
     )
 }
 
+/// Whether a cookie session may call the route with a method that needs
+/// the CSRF header. Minting a token is refused to cookie sessions, so the
+/// header is no use there.
+fn takes_csrf_header(entry: &RouteEntry) -> bool {
+    entry.access.kinds.contains(TokenKind::User)
+        && is_unsafe(&entry.method)
+        && !(entry.method == Method::POST && entry.path == "/me/tokens")
+}
+
+fn csrf_parameter() -> Value {
+    json!({
+        "name": "X-CSRF-Token",
+        "in": "header",
+        "required": false,
+        "description": "With a cookie session only: the `csrf_token` of the login's answer \
+            (also in the `jeton_csrf` cookie). Without it, or with another value, a cookie \
+            session's request is 403 `csrf_failed`. Ignored with an `Authorization` header.",
+        "schema": {"type": "string", "minLength": 1},
+    })
+}
+
+/// Who may call the route, for its description: the kinds of token it
+/// accepts and the ability they need.
+fn who_may_call(entry: &RouteEntry) -> String {
+    let names: Vec<&str> = kinds(&entry.access)
+        .map(|kind| match kind {
+            TokenKind::Publishable => "a publishable key",
+            TokenKind::Secret => "a secret key",
+            TokenKind::Access => "an OAuth 2.0 access token",
+            TokenKind::User => "a user token (as a bearer token or a cookie session)",
+            other => panic!("no name for {} tokens", other.name()),
+        })
+        .collect();
+    let list = match names.as_slice() {
+        [] => panic!("{} {} accepts no token", entry.method, entry.path),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    };
+    let ability = match &entry.access.ability {
+        None => ", whatever its abilities".to_owned(),
+        Some(ability) => format!(" holding `{ability}`"),
+    };
+    let csrf = if takes_csrf_header(entry) {
+        " A cookie session also sends `X-CSRF-Token`."
+    } else {
+        ""
+    };
+    format!("**Who may call it:** {list}{ability}.{csrf}")
+}
+
 /// The kinds of token `access` accepts, in a stable order.
 pub(super) fn kinds(access: &Access) -> impl Iterator<Item = TokenKind> + '_ {
     TokenKind::ALL
@@ -220,22 +272,6 @@ fn headers() -> Value {
             "schema": {"type": "string"},
         },
     })
-}
-
-/// `GET /me/orders/{id}` → `get_me_orders_id`: unique, as the table's
-/// method and path are.
-pub(super) fn operation_id(entry: &RouteEntry) -> String {
-    let words: Vec<String> = entry
-        .path
-        .split(['/', '-'])
-        .filter(|part| !part.is_empty())
-        .map(|part| part.trim_matches(['{', '}']).to_owned())
-        .collect();
-    format!(
-        "{}_{}",
-        entry.method.as_str().to_lowercase(),
-        words.join("_")
-    )
 }
 
 /// A link from a response to an operation that takes what it returned,
@@ -406,12 +442,28 @@ fn build() -> Value {
     for entry in table.entries() {
         let path = format!("{PREFIX}{}", entry.path);
         let method = entry.method.as_str().to_lowercase();
-        let id = operation_id(entry);
         let operation = doc["paths"][&path]
             .get_mut(&method)
             .unwrap_or_else(|| panic!("{} {path} has no annotated handler", entry.method));
-        operation["operationId"] = json!(id);
+        assert!(
+            operation["operationId"].is_string(),
+            "{} {path} names its operation (`operation_id`)",
+            entry.method
+        );
         operation["security"] = security(&entry.access);
+        let described = operation["description"].as_str().unwrap_or_default();
+        operation["description"] = json!(format!("{described}\n\n{}", who_may_call(entry)));
+        if takes_csrf_header(entry) {
+            let parameters = operation
+                .as_object_mut()
+                .expect("an operation is an object")
+                .entry("parameters")
+                .or_insert_with(|| json!([]));
+            parameters
+                .as_array_mut()
+                .expect("parameters are a list")
+                .push(json!({"$ref": "#/components/parameters/X-CSRF-Token"}));
+        }
         for kind in kinds(&entry.access) {
             let (name, scheme) = scheme(kind);
             schemes.insert(name.to_owned(), scheme);
@@ -434,15 +486,19 @@ fn build() -> Value {
                         });
                     }
                     (Some("query"), Some("cursor")) => {
-                        parameter["description"] =
-                            json!("The `next_cursor` of the previous page, as it was returned");
+                        parameter["description"] = json!(
+                            "The `next_cursor` of the previous page, as it was returned; \
+                             anything else is 422"
+                        );
+                        parameter["schema"] = json!({"type": "string", "minLength": 1});
                     }
                     (Some("header"), Some("Idempotency-Key")) => {
                         parameter["schema"] = idempotency_key_schema();
                     }
                     (Some("path"), Some("id")) => {
-                        parameter["description"] = json!("An id this API returned");
-                        parameter["schema"] = json!({"type": "string"});
+                        parameter["description"] =
+                            json!("An id this API returned; any other text is 404");
+                        parameter["schema"] = json!({"$ref": "#/components/schemas/Id"});
                     }
                     _ => {}
                 }
@@ -499,12 +555,19 @@ fn build() -> Value {
             .iter()
             .find(|entry| entry.method.as_str() == target_method && entry.path == target_path)
             .unwrap_or_else(|| panic!("link to {target_method} {target_path}: no such route"));
+        assert!(
+            doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"][status]
+                .is_object(),
+            "link from {method} {path} {status}"
+        );
+        let (parameter, expression) = link.parameter;
+        let target_id = doc["paths"][format!("{PREFIX}{}", target.path)]
+            [target.method.as_str().to_lowercase()]["operationId"]
+            .clone();
         let response = &mut doc["paths"][format!("{PREFIX}{path}")][method.to_lowercase()]["responses"]
             [status];
-        assert!(response.is_object(), "link from {method} {path} {status}");
-        let (parameter, expression) = link.parameter;
         response["links"][link.name] = json!({
-            "operationId": operation_id(target),
+            "operationId": target_id,
             "parameters": {parameter: expression},
         });
     }
@@ -522,11 +585,27 @@ fn build() -> Value {
         "`PATCH /admin/products/{id}`: any of the fields of a new product, or `stock_delta` instead of `stock` (not both)."
     );
     oauth::add(&mut doc["paths"], &mut schemes);
+    // Any other problem (a bug, a method the path does not serve) has the
+    // one shape too, on every operation.
+    for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
+        for operation in item.as_object_mut().expect("a path item").values_mut() {
+            operation["responses"]["default"] = problems::default_response();
+        }
+    }
+    schemas::shape(&mut doc);
     let components = doc["components"]
         .as_object_mut()
         .expect("the document has components");
     components.insert("securitySchemes".into(), Value::Object(schemes));
     components.insert("headers".into(), headers());
+    components.insert(
+        "parameters".into(),
+        json!({"X-CSRF-Token": csrf_parameter()}),
+    );
+    components.insert(
+        "responses".into(),
+        json!({"Problem": problems::default_response_component()}),
+    );
     oauth::add_headers(&mut components["headers"]);
     let password_rule = format!(
         "Passwords are {} to {} characters.",

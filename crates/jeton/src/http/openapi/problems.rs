@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use axum::http::Method;
+use jeton_auth::TokenKind;
 use serde_json::{Map, Value, json};
 
 use super::document::header_ref;
 use crate::http::routes::RouteEntry;
-use jeton_auth::TokenKind;
 
 /// One error answer: its status, its stable `code`, and when it is given.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +135,7 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
 
 /// Whether a request with `method` authenticated by the session cookie
 /// needs the CSRF header.
-fn is_unsafe(method: &Method) -> bool {
+pub(super) fn is_unsafe(method: &Method) -> bool {
     matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -276,27 +276,120 @@ fn handler_errors(entry: &RouteEntry) -> &'static [Problem] {
         .map_or(&[], |(_, _, problems)| problems)
 }
 
-/// The problem+json schema of a status whose `code` is one of `codes`.
+/// Problems any request may meet outside an operation's own list: a
+/// bug, or a method the path does not serve. The `default` response.
+const ANYWHERE: &[Problem] = &[
+    problem(
+        500,
+        "internal_error",
+        "a bug: the answer's `request_id` names the log line with the cause",
+    ),
+    problem(
+        405,
+        "method_not_allowed",
+        "the path does not serve this method",
+    ),
+];
+
+/// The problem+json schema of a status whose `code` is one of `codes`: the
+/// `Problem`, narrowed.
 fn problem_schema(status: u16, codes: &[&str]) -> Value {
-    let mut properties = json!({
-        "type": {"type": "string", "description": "`urn:jeton:problem:` and the code"},
-        "title": {"type": "string"},
-        "status": {"type": "integer", "const": status},
-        "code": {"type": "string", "enum": codes},
-        "detail": {"type": "string"},
-    });
-    if codes.contains(&"validation_failed") {
-        properties["errors"] = json!({
-            "type": "array",
-            "description": "With `validation_failed`: every problem, by field",
-            "items": {"$ref": "#/components/schemas/FieldError"},
-        });
-    }
     json!({
-        "type": "object",
-        "required": ["type", "title", "status", "code", "detail"],
-        "properties": properties,
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {
+                "type": "object",
+                "required": ["status", "code"],
+                "properties": {
+                    "status": {"const": status},
+                    "code": {"enum": codes},
+                },
+            },
+        ],
     })
+}
+
+/// The `default` response of every operation.
+pub(super) fn default_response() -> Value {
+    json!({"$ref": "#/components/responses/Problem"})
+}
+
+/// `components/responses/Problem`: any other problem.
+pub(super) fn default_response_component() -> Value {
+    let description = ANYWHERE
+        .iter()
+        .map(|problem| format!("{} `{}`: {}", problem.status, problem.code, problem.when))
+        .collect::<Vec<_>>()
+        .join("; ");
+    json!({
+        "description": format!("Any other problem, e.g. {description}"),
+        "headers": {"X-Request-Id": header_ref("X-Request-Id")},
+        "content": {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+        }},
+    })
+}
+
+/// `Problem` and `ProblemCode`: the one shape of every problem+json answer,
+/// and every `code` the document names (each response narrows it to its
+/// own), gathered from the document's responses.
+pub(super) fn add_schemas(doc: &mut Value) {
+    let mut codes: Vec<String> = ANYWHERE
+        .iter()
+        .map(|problem| problem.code.to_owned())
+        .collect();
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("a path item").values() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for response in responses.values() {
+                let narrowed = &response["content"]["application/problem+json"]["schema"]["allOf"]
+                    [1]["properties"]["code"]["enum"];
+                for code in narrowed.as_array().into_iter().flatten() {
+                    codes.push(code.as_str().expect("a code is a string").to_owned());
+                }
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["ProblemCode"] = json!({
+        "type": "string",
+        "description": "The stable `code` of a problem. Each response of each operation lists \
+            the codes it may carry; a client may switch on them.",
+        "enum": codes,
+    });
+    schemas["Problem"] = json!({
+        "type": "object",
+        "description": "An RFC 9457 problem: every error answer under `/api/v1`, \
+            as `application/problem+json`.",
+        "required": ["type", "title", "status", "code", "detail"],
+        "properties": {
+            "type": {"type": "string", "description": "`urn:jeton:problem:` and the code"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "code": {"$ref": "#/components/schemas/ProblemCode"},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "With `validation_failed`: every problem, by field",
+                "items": {"$ref": "#/components/schemas/FieldError"},
+            },
+            "request_id": {
+                "type": "string",
+                "description": "With `internal_error`: the request's id, as in the server's log",
+            },
+        },
+        "example": {
+            "type": "urn:jeton:problem:invalid_token",
+            "title": "Invalid token",
+            "status": 401,
+            "code": "invalid_token",
+            "detail": "the token is malformed, unknown, revoked or expired",
+        },
+    });
 }
 
 /// The error responses of an operation, one per status.
