@@ -1,8 +1,8 @@
+use crate::identity::TOKENS;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use jeton_auth::PlainToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -43,7 +43,7 @@ pub async fn create(
     Json(input): Json<NewClientInput>,
 ) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
-    let key = PlainToken::generate(new.kind.token_kind());
+    let key = TOKENS.generate(new.kind.token_kind());
     let client = state.db.create_client(&new, &key, &audit).await?;
     state.clients_changed().await;
     Ok((
@@ -155,7 +155,7 @@ pub async fn rotate(
         .await?
         .filter(|c| c.revoked_at.is_none())
         .ok_or(AppError::NotFound)?;
-    let key = PlainToken::generate(client.kind.token_kind());
+    let key = TOKENS.generate(client.kind.token_kind());
     let record = state
         .db
         .rotate_client_key(&id, &key, time::Duration::seconds(grace), &audit)
