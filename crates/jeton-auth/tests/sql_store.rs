@@ -889,6 +889,82 @@ async fn on_postgres_a_revocation_is_heard_at_once() {
     );
 }
 
+/// The listening connections of the processes on the test's database.
+async fn listeners(store: &SqlStore) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// On PostgreSQL a lost listening connection is an outage like any other:
+/// during the grace, losing it and listening again keep what was cached;
+/// a revocation committed meanwhile still arrives within a second of the
+/// feed being read again.
+#[tokio::test]
+async fn on_postgres_a_lost_listener_keeps_the_outage_grace() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    let long = store(&database)
+        .await
+        .with_outage_grace(Duration::from_secs(60));
+    let (app, _gate) = app(&long);
+    let kept = issuer
+        .issue_user_token("alice", [READ], None)
+        .await
+        .unwrap();
+    let lost = issuer.issue_user_token("bob", [READ], None).await.unwrap();
+    for token in [&kept, &lost] {
+        assert_status(&app, "/products", token, StatusCode::OK).await;
+    }
+    let started = Instant::now();
+    while listeners(&issuer).await < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "nobody listens");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    take_tables(&issuer, true).await;
+    sqlx::query("UPDATE auth_credentials_off SET revoked_at = created_at WHERE id = $1")
+        .bind(&lost.id)
+        .execute(issuer.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE auth_changes_off SET generation = generation + 1")
+        .execute(issuer.pool())
+        .await
+        .unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(issuer.pool())
+    .await
+    .unwrap();
+    assert!(terminated.len() >= 2, "{terminated:?}");
+    // Each listener notices the loss and listens again meanwhile.
+    let started = Instant::now();
+    while listeners(&issuer).await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not listening again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(2 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    for token in [&kept, &lost] {
+        assert_status(&app, "/products", token, StatusCode::OK).await;
+    }
+
+    take_tables(&issuer, false).await;
+    refused_within_a_second(&app, "/products", lost.token.expose_secret()).await;
+    assert_status(&app, "/products", &kept, StatusCode::OK).await;
+}
+
 /// The in-memory SQLite database works too (one connection: each is a
 /// database of its own).
 #[tokio::test]

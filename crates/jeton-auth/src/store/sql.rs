@@ -1048,9 +1048,11 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
             Ok(listener) => {
                 if down {
                     tracing::debug!("listening for credential changes again");
-                    // Changes announced meanwhile went unheard.
+                    // Changes announced meanwhile went unheard: the feed's
+                    // counter has them (read as the poller does, so that an
+                    // outage grace holds).
                     if let Some(shared) = shared.upgrade() {
-                        SqlStore(shared).changed();
+                        SqlStore(shared).poll_feed().await;
                     }
                 }
                 let connected = Instant::now();
@@ -1075,9 +1077,11 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
     }
 }
 
-/// Hears changes until the connection fails (its error, after dropping
-/// what this process cached: changes may have gone unheard) or the store
-/// is gone (`None`).
+/// Hears changes until the connection fails (its error, after reading the
+/// feed's counter: changes may have gone unheard) or the store is gone
+/// (`None`). A lost connection drops nothing by itself: the read does, as
+/// every read of the feed does, when the counter moved or when the outage
+/// outlasts its grace.
 #[cfg(feature = "postgres")]
 async fn listen(
     mut listener: sqlx::postgres::PgListener,
@@ -1090,11 +1094,11 @@ async fn listen(
         match heard {
             Ok(Ok(Some(_notification))) => SqlStore(shared).changed(),
             Ok(Ok(None)) => {
-                SqlStore(shared).changed();
+                SqlStore(shared).poll_feed().await;
                 return Some(sqlx::Error::Protocol("the connection was closed".into()));
             }
             Ok(Err(error)) => {
-                SqlStore(shared).changed();
+                SqlStore(shared).poll_feed().await;
                 return Some(error);
             }
             Err(_quiet) => {}
