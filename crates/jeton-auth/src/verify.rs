@@ -192,13 +192,16 @@ impl<S: TokenStore> Verifier<S> {
     }
 
     /// Forgets what was cached if the store's generation has moved since
-    /// the last look: one atomic load when it has not.
+    /// the last look: one atomic load when it has not. The caches are
+    /// emptied before the new generation is published: a request that
+    /// sees the new generation finds no entry from before it, and one that
+    /// still sees the old one empties the caches itself (twice is
+    /// harmless).
     fn follow_store(&self) {
         let current = self.store.generation();
-        if self.store_generation.load(Ordering::Acquire) != current
-            && self.store_generation.swap(current, Ordering::AcqRel) != current
-        {
+        if self.store_generation.load(Ordering::Acquire) != current {
             self.invalidate_all();
+            self.store_generation.store(current, Ordering::Release);
         }
     }
 
