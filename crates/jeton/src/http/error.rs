@@ -33,7 +33,10 @@ use jeton_auth::AuthError;
 use serde_json::{Map, Value, json};
 
 use super::request_id;
-use crate::{domain::FieldError, store::db_error::DbErrorClass};
+use crate::{
+    domain::FieldError,
+    store::{IssueError, db_error::DbErrorClass},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -140,6 +143,17 @@ impl From<sqlx::Error> for AppError {
             AppError::Unavailable
         } else {
             AppError::Internal(error.into())
+        }
+    }
+}
+
+/// A login or token request whose client or key was revoked while it ran
+/// is refused as a revoked credential is: 401 `invalid_token`.
+impl From<IssueError> for AppError {
+    fn from(error: IssueError) -> AppError {
+        match error {
+            IssueError::Revoked => AppError::Auth(AuthError::InvalidToken),
+            IssueError::Database(error) => error.into(),
         }
     }
 }

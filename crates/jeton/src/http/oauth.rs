@@ -43,6 +43,7 @@ use crate::{
         ids::{ClientId, ClientIds},
     },
     store::{
+        IssueError,
         access_tokens::NewAccessToken,
         audit::{Actor, Audit, Event},
         db_error::DbErrorClass,
@@ -526,8 +527,12 @@ pub async fn token(
         expires_at,
     };
     let audit = Audit::of(&client.principal, ip);
-    if let Err(error) = state.db.issue_access_token(&token, new, &audit).await {
-        return db_error(error);
+    match state.db.issue_access_token(&token, new, &audit).await {
+        Ok(_) => {}
+        Err(IssueError::Revoked) => {
+            return refuse_client(&state, ip, Some(&ids.client), "revoked while exchanging").await;
+        }
+        Err(IssueError::Database(error)) => return db_error(error),
     }
     issued(&token, (expires_at - now).whole_seconds(), &scope)
 }

@@ -8,7 +8,7 @@ use jeton_auth::{AbilitySet, HashedToken, NewCredential, PlainToken, TokenKind};
 use time::OffsetDateTime;
 
 use super::{
-    Db,
+    Db, IssueError,
     audit::{Audit, Event},
     store_error,
     user_tokens::{descendants_detail, revoke_descendants},
@@ -45,7 +45,7 @@ impl Db {
         token: &PlainToken,
         new: NewAccessToken<'_>,
         audit: &Audit,
-    ) -> Result<AccessTokenId, sqlx::Error> {
+    ) -> Result<AccessTokenId, IssueError> {
         debug_assert_eq!(token.kind(), TokenKind::Access);
         let mut tx = self.begin_credentials().await?;
         let credential = NewCredential::access(
@@ -54,7 +54,7 @@ impl Db {
             new.scope.iter().cloned(),
             new.expires_at,
         );
-        let id = tx.insert(credential, token).await.map_err(store_error)?;
+        let id = tx.insert(credential, token).await?;
         let id = AccessTokenId::from_store(id);
         let event = Event {
             action: "access_token.issued",

@@ -289,6 +289,28 @@ async fn credential_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions)
         }))
 }
 
+/// Why a credential that rests on the caller's own client or key was not
+/// issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The client or key the caller authenticated with was revoked after it
+    /// authenticated and before the write: the caller is refused as if it
+    /// had come a moment later.
+    #[error("the client or key was revoked meanwhile")]
+    Revoked,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<SqlStoreError> for IssueError {
+    fn from(error: SqlStoreError) -> IssueError {
+        match error {
+            SqlStoreError::UnknownClient(_) | SqlStoreError::UnknownKey(_) => IssueError::Revoked,
+            other => IssueError::Database(store_error(other)),
+        }
+    }
+}
+
 /// A store error as the database error Jeton's methods answer with: what
 /// the store refused is a bug of the caller's, as a failed statement is.
 pub(crate) fn store_error(error: SqlStoreError) -> sqlx::Error {

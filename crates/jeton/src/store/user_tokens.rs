@@ -9,7 +9,7 @@ use jeton_auth::{AbilitySet, CredentialTx, NewCredential, PlainToken, store::sql
 use time::OffsetDateTime;
 
 use super::{
-    Db,
+    Db, IssueError,
     audit::{Audit, Event},
     store_error,
 };
@@ -83,7 +83,7 @@ impl Db {
         token: &PlainToken,
         new: NewUserToken<'_>,
         audit: &Audit,
-    ) -> Result<UserToken, sqlx::Error> {
+    ) -> Result<UserToken, IssueError> {
         let mut tx = self.begin_credentials().await?;
         let issued = self.insert_token(&mut tx, token, &new, None, audit).await?;
         tx.commit().await?;
@@ -101,7 +101,7 @@ impl Db {
         parent: &TokenId,
         cap: u32,
         audit: &Audit,
-    ) -> Result<Option<UserToken>, sqlx::Error> {
+    ) -> Result<Option<UserToken>, IssueError> {
         let mut tx = self.begin_credentials().await?;
         // Locks the customer's row on PostgreSQL (SQLite has one writer
         // anyway), so two concurrent creations cannot both pass the count.
@@ -249,13 +249,13 @@ impl Db {
         new: &NewUserToken<'_>,
         parent: Option<&TokenId>,
         audit: &Audit,
-    ) -> Result<UserToken, sqlx::Error> {
+    ) -> Result<UserToken, IssueError> {
         let mut credential = NewCredential::user(new.customer_id, new.abilities.iter().cloned())
             .expires_at(new.expires_at);
         if let Some(client_id) = new.client_id {
             credential = credential.via(client_id);
         }
-        let id = tx.insert(credential, token).await.map_err(store_error)?;
+        let id = tx.insert(credential, token).await?;
         sqlx::query(
             "INSERT INTO user_token_details (token_id, customer_id, name, parent_id) \
              VALUES ($1, $2, $3, $4)",

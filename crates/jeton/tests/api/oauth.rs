@@ -266,6 +266,83 @@ on_both_databases!(
     the_lifetime_is_the_servers_and_never_outlives_the_key,
 );
 
+on_both_databases!(a_client_revoked_while_issuing_is_refused_as_revoked);
+
+/// A key or client revoked between a caller's authentication and the
+/// insert of what it obtains: the store says so in a type of its own, which
+/// the token endpoint answers with 401 `invalid_client` and a login with
+/// 401 `invalid_token`, as if the caller had come a moment later, never as
+/// a failed statement (a 500).
+async fn a_client_revoked_while_issuing_is_refused_as_revoked(app: TestApp) {
+    use axum::response::IntoResponse as _;
+    use jeton::{
+        domain::{abilities, ids::ClientId as JetonClientId},
+        http::error::AppError,
+        store::{
+            IssueError, access_tokens::NewAccessToken, audit::Audit, user_tokens::NewUserToken,
+        },
+    };
+
+    let (id, _secret) = secret_client(&app, &["products:read"]).await;
+    let (shop, _key) = app.publishable_client().await;
+    let (customer_id, _token) = app.customer("ann@example.com").await;
+    let client_id: JetonClientId = id.parse().unwrap();
+    let shop: JetonClientId = shop.parse().unwrap();
+    let key_id = app.db.get_client(&client_id).await.unwrap().unwrap().keys[0]
+        .id
+        .clone();
+    for revoked in [&client_id, &shop] {
+        assert!(
+            app.db
+                .revoke_client(revoked, false, &Audit::cli())
+                .await
+                .unwrap()
+        );
+    }
+
+    let scope = "products:read".parse().unwrap();
+    let exchanged = app
+        .db
+        .issue_access_token(
+            &TOKENS.generate(TokenKind::Access),
+            NewAccessToken {
+                client_id: &client_id,
+                key_id: &key_id,
+                scope: &jeton_auth::AbilitySet::new([scope]),
+                expires_at: app.now() + time::Duration::minutes(5),
+            },
+            &Audit::cli(),
+        )
+        .await;
+    assert!(
+        matches!(exchanged, Err(IssueError::Revoked)),
+        "{exchanged:?}"
+    );
+
+    let logged_in = app
+        .db
+        .insert_user_token(
+            &TOKENS.generate(TokenKind::User),
+            NewUserToken {
+                customer_id: &customer_id.parse().unwrap(),
+                client_id: Some(&shop),
+                name: "login",
+                abilities: &abilities::user_ceiling(),
+                expires_at: None,
+            },
+            &Audit::cli(),
+        )
+        .await;
+    let Err(error) = logged_in else {
+        panic!("a login through a revoked client was stored");
+    };
+    assert!(matches!(error, IssueError::Revoked), "{error:?}");
+    let answer = AppError::from(error).into_response();
+    assert_eq!(answer.status(), 401);
+    let challenge = answer.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+}
+
 async fn token_answers_and_errors(app: TestApp) {
     let (id, secret) = secret_client(&app, &["products:read"]).await;
     // client_secret_post, an unknown parameter ignored.
