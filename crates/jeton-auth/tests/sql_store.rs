@@ -816,6 +816,41 @@ async fn a_token_issued_through_a_client_carries_its_origins(backend: Backend) {
     ));
 }
 
+/// A busy pool is not an outage: while every pooled connection is taken
+/// (lookups queueing under load), the feed is still read, so nothing is
+/// dropped without a change, and a revocation elsewhere still arrives
+/// within a second.
+async fn a_busy_pool_is_not_an_outage(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    let busy = store(&database).await;
+    let ut = issuer
+        .issue_user_token("alice", [READ], None)
+        .await
+        .unwrap();
+    let size = busy.pool().options().get_max_connections();
+    let mut taken = Vec::new();
+    for _ in 0..size {
+        taken.push(busy.pool().acquire().await.unwrap());
+    }
+    let before = busy.generation();
+    tokio::time::sleep(4 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    assert_eq!(busy.generation(), before, "caches dropped without a change");
+
+    assert!(issuer.revoke(&ut.id).await.unwrap());
+    let revoked_at = Instant::now();
+    while busy.generation() == before {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "a revocation unheard a second later"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(taken);
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -842,6 +877,7 @@ on_both_databases!(
     old_rows_are_purged,
     an_apps_own_transaction_moves_the_feed,
     an_outage_is_served_from_cache_for_the_grace_only,
+    a_busy_pool_is_not_an_outage,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -183,6 +183,11 @@ pub struct SqlStore(Arc<Shared>);
 struct Shared {
     /// Lookups and reads.
     pool: AnyPool,
+    /// The change feed's reads: a connection of their own, so that a read
+    /// never waits behind lookups for a pooled connection, which would
+    /// count as an outage under load. The lookups' pool for an in-memory
+    /// SQLite database, whose one connection is the database.
+    feed_pool: AnyPool,
     /// The store's own writes: [`SqlStore::begin`], last uses, refusals.
     /// The same pool unless [`SqlStore::with_writer`] gave another.
     writer: OnceLock<AnyPool>,
@@ -315,11 +320,14 @@ impl SqlStore {
     }
 
     /// On an app's own pool (sqlx's `Any` driver, SQLite or PostgreSQL),
-    /// following the change feed from now on. It does not migrate: call
+    /// following the change feed from now on, on one connection of its own
+    /// to the same database (on PostgreSQL a second one listens). It does
+    /// not migrate: call
     /// [`SqlStore::migrate`] first, once per deployment or at start-up.
     /// Call it inside a Tokio runtime.
     pub async fn from_pool(pool: AnyPool, format: TokenFormat) -> SqlStore {
         let store = SqlStore(Arc::new(Shared {
+            feed_pool: feed_pool(&pool),
             pool,
             writer: OnceLock::new(),
             format,
@@ -604,7 +612,7 @@ impl SqlStore {
         let read = tokio::time::timeout(
             POLL_TIMEOUT,
             sqlx::query_scalar::<_, i64>("SELECT generation FROM auth_changes WHERE id = 1")
-                .fetch_one(&self.0.pool),
+                .fetch_one(&self.0.feed_pool),
         )
         .await;
         let now = match read {
@@ -1113,11 +1121,43 @@ async fn watch_feed(shared: Weak<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade().filter(|shared| !shared.pool.is_closed()) else {
+        let Some(shared) = shared.upgrade() else {
             return;
         };
+        if shared.pool.is_closed() {
+            shared.feed_pool.close().await;
+            return;
+        }
         SqlStore(shared).poll_feed().await;
     }
+}
+
+/// A pool of one connection to `pool`'s database for the feed's reads,
+/// connected when first used; `pool` itself for an in-memory SQLite
+/// database (another connection would open another database).
+fn feed_pool(pool: &AnyPool) -> AnyPool {
+    let options = pool.connect_options();
+    let url = options.database_url.as_str();
+    if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+        return pool.clone();
+    }
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(pool.options().get_acquire_timeout().min(POLL_TIMEOUT))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // A read that meets a writer waits for it, as the lookups
+                // do, rather than failing as an outage.
+                if conn.backend_name() == "SQLite" {
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_lazy_with((*options).clone())
 }
 
 /// SQLite creates the file when missing (`mode=rwc`) unless told otherwise.
