@@ -851,6 +851,82 @@ async fn a_busy_pool_is_not_an_outage(backend: Backend) {
     drop(taken);
 }
 
+/// Waits for `token` from `origin` to get `expected` on `/products`;
+/// fails if it still does not a second later.
+async fn answers_within_a_second(app: &Router, token: &str, origin: &str, expected: StatusCode) {
+    let changed_at = Instant::now();
+    loop {
+        let (answer, body) = get_as(app, "/products", token, Some(origin)).await;
+        if answer == expected {
+            return;
+        }
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(1),
+            "from {origin}: {answer} {body} a second after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client's abilities, origins and limits change each on its own
+/// (what is not given stays); a key cached by another process follows
+/// within a second, through the feed. A revoked or unknown client is not
+/// updated.
+async fn a_client_is_updated_and_its_cached_keys_follow(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    const NEW: &str = "https://new.example";
+    let issuer = store(&database).await;
+    let other = store(&database).await;
+    let (app, _gate) = app(&other);
+    let shop = issuer
+        .add_client(NewClient::new([READ]).allowed_origins([SHOP]))
+        .await
+        .unwrap();
+    let pk = issuer.issue_publishable_key(&shop).await.unwrap();
+    let pk = pk.token.expose_secret();
+    answers_within_a_second(&app, pk, SHOP, StatusCode::OK).await;
+    answers_within_a_second(&app, pk, NEW, StatusCode::FORBIDDEN).await;
+
+    let update = jeton_auth::store::sql::ClientUpdate::new().allowed_origins([NEW]);
+    assert!(issuer.update_client(&shop, update).await.unwrap());
+    answers_within_a_second(&app, pk, NEW, StatusCode::OK).await;
+    answers_within_a_second(&app, pk, SHOP, StatusCode::FORBIDDEN).await;
+
+    let update = jeton_auth::store::sql::ClientUpdate::new().abilities([PROFILE]);
+    assert!(issuer.update_client(&shop, update).await.unwrap());
+    answers_within_a_second(&app, pk, NEW, StatusCode::FORBIDDEN).await;
+
+    let limits = jeton_auth::limits::Limits {
+        per_key: Some(7),
+        per_ip: None,
+    };
+    let update = jeton_auth::store::sql::ClientUpdate::new().limits(limits);
+    assert!(issuer.update_client(&shop, update).await.unwrap());
+    let info = issuer.client(&shop).await.unwrap().unwrap();
+    assert_eq!(info.allowed_origins, [NEW]);
+    assert_eq!(info.abilities.to_spaced(), PROFILE.as_str());
+    assert_eq!((info.limits.per_key, info.limits.per_ip), (Some(7), None));
+    // Limits of none take the client's away.
+    let update =
+        jeton_auth::store::sql::ClientUpdate::new().limits(jeton_auth::limits::Limits::default());
+    assert!(issuer.update_client(&shop, update).await.unwrap());
+    let info = issuer.client(&shop).await.unwrap().unwrap();
+    assert_eq!((info.limits.per_key, info.limits.per_ip), (None, None));
+    assert_eq!(info.allowed_origins, [NEW]);
+
+    assert!(issuer.revoke_client(&shop).await.unwrap());
+    let update = jeton_auth::store::sql::ClientUpdate::new().abilities([READ]);
+    assert!(!issuer.update_client(&shop, update.clone()).await.unwrap());
+    assert!(
+        !issuer
+            .update_client("no-such-client", update)
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -878,6 +954,7 @@ on_both_databases!(
     an_apps_own_transaction_moves_the_feed,
     an_outage_is_served_from_cache_for_the_grace_only,
     a_busy_pool_is_not_an_outage,
+    a_client_is_updated_and_its_cached_keys_follow,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,
