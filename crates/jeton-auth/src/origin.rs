@@ -12,6 +12,70 @@ use axum::http::HeaderValue;
 
 use crate::{AuthError, Principal};
 
+/// Longest origin accepted: `https://` and a 253-character host with a
+/// port fit well within it.
+pub const MAX_ORIGIN_LEN: usize = 300;
+
+/// Why a string is not an allowed origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{origin}` is not an origin: {why}")]
+pub struct InvalidOrigin {
+    /// The string given, clipped to 100 characters.
+    pub origin: String,
+    pub why: String,
+}
+
+/// An allowed origin as browsers send it: `scheme://host[:port]` with an
+/// `http` or `https` scheme, nothing else (no path, no whitespace: a list
+/// of two is two origins). Returns the canonical form (lower-case host,
+/// default port dropped), which is what a browser's `Origin` matches. `*`
+/// (any origin) is accepted only spelled out on its own.
+pub fn parse_origin(raw: &str) -> Result<String, InvalidOrigin> {
+    if raw == "*" {
+        return Ok("*".to_owned());
+    }
+    let invalid = |why: &str| {
+        Err(InvalidOrigin {
+            origin: raw.chars().take(100).collect(),
+            why: why.to_owned(),
+        })
+    };
+    if raw.len() > MAX_ORIGIN_LEN {
+        return invalid(&format!("at most {MAX_ORIGIN_LEN} characters"));
+    }
+    if raw.contains('*') {
+        return invalid("wildcards are allowed only as a lone `*`");
+    }
+    // The URL parser trims and drops some whitespace: an origin has none.
+    if raw.chars().any(char::is_whitespace) {
+        return invalid("expected scheme://host[:port]");
+    }
+    let Ok(url) = url::Url::parse(raw) else {
+        return invalid("expected scheme://host[:port]");
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return invalid("the scheme must be http or https");
+    }
+    let bare = url.path() == "/" && !raw.ends_with('/');
+    if !bare
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return invalid("an origin has no path, query, fragment or credentials");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return invalid("an origin needs a host");
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Each of `origins` in its canonical form, or the first that is not one.
+pub(crate) fn parse_origins(origins: &[String]) -> Result<Vec<String>, InvalidOrigin> {
+    origins.iter().map(|origin| parse_origin(origin)).collect()
+}
+
 pub fn check(principal: &Principal, origin: Option<&HeaderValue>) -> Result<(), AuthError> {
     let Some(origin) = origin else { return Ok(()) };
     match principal {
@@ -55,6 +119,33 @@ mod tests {
 
     fn origin(text: &str) -> HeaderValue {
         HeaderValue::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn allowed_origins_are_parsed() {
+        assert_eq!(
+            parse_origin("HTTPS://Shop.Example:443").unwrap(),
+            "https://shop.example"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:8080").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        for bad in [
+            "https://a.example https://evil.example",
+            " https://a.example",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a.example?q",
+            "https://user@a.example",
+            "ftp://a.example",
+            "https://*.example",
+            "a.example",
+            "",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -927,6 +927,40 @@ async fn a_client_is_updated_and_its_cached_keys_follow(backend: Backend) {
     );
 }
 
+/// The store takes only origins (`scheme://host[:port]`, or `*`), in
+/// their canonical form: two origins in one string, a path or anything
+/// else is refused with a typed error, and nothing is written.
+async fn only_origins_are_allowed_origins(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let smuggled = "https://a.example https://evil.example";
+    for bad in [smuggled, "https://a.example/path", "a.example"] {
+        let added = store
+            .add_client(NewClient::new([READ]).allowed_origins([SHOP, bad]))
+            .await;
+        assert!(
+            matches!(added, Err(SqlStoreError::InvalidOrigin(_))),
+            "{bad}: {added:?}"
+        );
+    }
+    assert_eq!(store.client_ids().await.unwrap(), Vec::<String>::new());
+
+    let shop = store
+        .add_client(NewClient::new([READ]).allowed_origins(["HTTPS://Shop.Example:443"]))
+        .await
+        .unwrap();
+    let update = jeton_auth::store::sql::ClientUpdate::new().allowed_origins([smuggled]);
+    let updated = store.update_client(&shop, update).await;
+    assert!(
+        matches!(updated, Err(SqlStoreError::InvalidOrigin(_))),
+        "{updated:?}"
+    );
+    let info = store.client(&shop).await.unwrap().unwrap();
+    assert_eq!(info.allowed_origins, [SHOP]);
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -955,6 +989,7 @@ on_both_databases!(
     an_outage_is_served_from_cache_for_the_grace_only,
     a_busy_pool_is_not_an_outage,
     a_client_is_updated_and_its_cached_keys_follow,
+    only_origins_are_allowed_origins,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -104,7 +104,9 @@ impl NewClient {
 
     /// Origins (`scheme://host[:port]`, or `*`) whose pages may use the
     /// client's publishable keys. A request with no `Origin` (a server, a
-    /// mobile app) is always allowed.
+    /// mobile app) is always allowed. `SqlStore` refuses
+    /// a client with anything else ([`parse_origin`](crate::origin::parse_origin)),
+    /// and stores each in its canonical form.
     pub fn allowed_origins<'a>(mut self, origins: impl IntoIterator<Item = &'a str>) -> NewClient {
         self.allowed_origins = origins.into_iter().map(str::to_owned).collect();
         self

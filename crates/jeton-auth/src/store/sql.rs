@@ -157,6 +157,9 @@ pub enum SqlStoreError {
     /// exist or is revoked.
     #[error("no live key `{0}`")]
     UnknownKey(String),
+    /// An allowed origin that is not `scheme://host[:port]` (nor `*`).
+    #[error(transparent)]
+    InvalidOrigin(#[from] crate::origin::InvalidOrigin),
     /// A token of another kind than the credential it was stored as.
     #[error("a {} token was given for a {} credential", got.name(), expected.name())]
     WrongKind { expected: TokenKind, got: TokenKind },

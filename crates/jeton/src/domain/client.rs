@@ -51,48 +51,14 @@ pub const MAX_RATE_LIMIT: i64 = 1_000_000;
 pub const NAME_MAX: usize = 100;
 pub const MAX_ORIGINS: usize = 50;
 
-/// Longest origin accepted: `https://` and a 253-character host with a
-/// port fit well within it.
-pub const MAX_ORIGIN_LEN: usize = 300;
+pub use jeton_auth::origin::MAX_ORIGIN_LEN;
 
-/// An origin as browsers send it: `scheme://host[:port]`, nothing else. The
-/// canonical form (lower-case host, default port dropped) is what is stored.
-/// `*` is accepted only spelled out on its own.
+/// An origin as browsers send it: `scheme://host[:port]`, nothing else, as
+/// jeton-auth's store takes it. The canonical form (lower-case host,
+/// default port dropped) is what is stored. `*` is accepted only spelled
+/// out on its own.
 pub fn parse_origin(raw: &str) -> Result<String, String> {
-    if raw == "*" {
-        return Ok("*".to_owned());
-    }
-    let invalid = |why: &str| {
-        Err(format!(
-            "`{}` is not an origin: {why}",
-            raw.chars().take(100).collect::<String>()
-        ))
-    };
-    if raw.len() > MAX_ORIGIN_LEN {
-        return invalid(&format!("at most {MAX_ORIGIN_LEN} characters"));
-    }
-    if raw.contains('*') {
-        return invalid("wildcards are allowed only as a lone `*`");
-    }
-    let Ok(url) = url::Url::parse(raw) else {
-        return invalid("expected scheme://host[:port]");
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return invalid("the scheme must be http or https");
-    }
-    let bare = url.path() == "/" && !raw.ends_with('/');
-    if !bare
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return invalid("an origin has no path, query, fragment or credentials");
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return invalid("an origin needs a host");
-    }
-    Ok(url.origin().ascii_serialization())
+    jeton_auth::origin::parse_origin(raw).map_err(|invalid| invalid.to_string())
 }
 
 /// Distinguishes a field left out (`None`) from one set to `null`

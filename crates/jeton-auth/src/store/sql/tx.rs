@@ -18,6 +18,7 @@ use super::{
 use crate::{
     Ability, AbilitySet, HashedToken, PlainToken, TokenKind,
     limits::Limits,
+    origin::parse_origins,
     store::{IssuedToken, NewClient, UnknownClient},
 };
 
@@ -216,6 +217,7 @@ impl CredentialTx<'_> {
     /// Adds a client application; returns its id. Moves the feed: other
     /// processes learn its allowed origins.
     pub async fn add_client(&mut self, client: &NewClient) -> Result<String, SqlStoreError> {
+        let origins = parse_origins(&client.allowed_origins)?;
         let id = new_id();
         sqlx::query(
             "INSERT INTO auth_clients (id, abilities, allowed_origins, per_key_limit, \
@@ -223,7 +225,7 @@ impl CredentialTx<'_> {
         )
         .bind(&id)
         .bind(client.abilities.to_spaced())
-        .bind(client.allowed_origins.join(" "))
+        .bind(origins.join(" "))
         .bind(client.limits.per_key.map(i64::from))
         .bind(client.limits.per_ip.map(i64::from))
         .bind(self.now())
@@ -240,6 +242,11 @@ impl CredentialTx<'_> {
         client_id: &str,
         update: &ClientUpdate,
     ) -> Result<bool, SqlStoreError> {
+        let origins = update
+            .allowed_origins
+            .as_deref()
+            .map(parse_origins)
+            .transpose()?;
         let updated = sqlx::query(
             "UPDATE auth_clients SET abilities = COALESCE($2, abilities), \
              allowed_origins = COALESCE($3, allowed_origins), \
@@ -249,7 +256,7 @@ impl CredentialTx<'_> {
         )
         .bind(client_id)
         .bind(update.abilities.as_ref().map(AbilitySet::to_spaced))
-        .bind(update.allowed_origins.as_ref().map(|list| list.join(" ")))
+        .bind(origins.map(|list| list.join(" ")))
         .bind(i64::from(update.limits.is_some()))
         .bind(update.limits.and_then(|l| l.per_key).map(i64::from))
         .bind(update.limits.and_then(|l| l.per_ip).map(i64::from))
