@@ -54,7 +54,10 @@
 //! long (requests for anything not cached fail with a 503 meanwhile), then
 //! drops it; either way, once the database answers again, what it cached
 //! is dropped at the next read of the counter, so a revocation committed
-//! before the outage is honoured within [`POLL_INTERVAL`] of it.
+//! before the outage is honoured within a second of it. On PostgreSQL a
+//! lost listening connection is no more than that: the counter is read
+//! then, under the same grace. The counter is read on a connection of its
+//! own, so lookups waiting for the pool under load are no outage.
 //!
 //! **Time limits**: a lookup gives up after [`LOOKUP_TIMEOUT`] with a
 //! [`StoreError`] (a 503), rather than keeping the request waiting on a
