@@ -110,7 +110,7 @@ async fn two_servers_share_their_revocations(backend: Backend) {
     assert!(second.keys.is_none());
     assert_eq!(
         second.store.client_ids().await.unwrap(),
-        [first.client_id.clone()]
+        [first.client_id.as_str()]
     );
     let app = served(&first);
     let first_keys = first.keys.as_ref().expect("the first start made the keys");
