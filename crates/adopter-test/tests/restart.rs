@@ -106,7 +106,7 @@ async fn keys_tokens_and_revocations_outlive_a_restart() {
 
     // The next run, on the same file: the same client, nothing new.
     let (store, app) = run(&file.url()).await;
-    assert_eq!(store.client_ids().await.unwrap().len(), 1);
+    assert_eq!(store.list_clients(None, 10).await.unwrap().len(), 1);
     assert_eq!(status(&app, "/catalogue", &key).await, StatusCode::OK);
     assert_eq!(status(&app, "/profile", &token).await, StatusCode::OK);
     assert_eq!(
