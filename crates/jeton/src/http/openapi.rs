@@ -182,11 +182,18 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     (
         "POST",
         "/me/tokens",
-        &[problem(
-            422,
-            "token_limit_reached",
-            "the customer holds the most live tokens made through this endpoint; revoke one first",
-        )],
+        &[
+            problem(
+                403,
+                "session_cannot_mint",
+                "the request is authenticated by a session cookie, which never mints a token",
+            ),
+            problem(
+                422,
+                "token_limit_reached",
+                "the customer holds the most live tokens made through this endpoint; revoke one first",
+            ),
+        ],
     ),
     (
         "POST",

@@ -19,7 +19,7 @@ use super::{
     audit::{Audit, Event},
     columns::{MaybeMicros, Micros, Spaced},
 };
-use crate::domain::ids::{AccessTokenId, ClientId, ClientIds};
+use crate::domain::ids::{AccessTokenId, ClientId, ClientIds, UserIds};
 
 /// A live access token, its client, and when the key that obtained it
 /// stops working.
@@ -85,6 +85,31 @@ impl Db {
     /// a browser.
     #[tracing::instrument(level = "debug", skip_all, fields(code = refusal.code))]
     async fn audit_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
+        // The origin is public information (the page's site); it is clipped
+        // because the header is attacker-controlled.
+        let origin = refusal
+            .origin
+            .as_ref()
+            .map(|o| format!("origin {}", o.chars().take(200).collect::<String>()));
+        let audit = Audit::of(&refusal.principal, refusal.client_ip);
+        if let Principal::User(user) = &refusal.principal {
+            // A cookie session refused: another origin's page, or a
+            // request without the session's CSRF token, tried to use it.
+            let ids = UserIds::from(&**user);
+            let action = if refusal.code == "csrf_failed" {
+                "session.refused_csrf"
+            } else {
+                "session.refused_origin"
+            };
+            let event = Event {
+                action,
+                client_id: ids.client.as_ref(),
+                customer_id: Some(&ids.customer),
+                subject_id: Some(ids.token.as_str()),
+                detail: origin,
+            };
+            return self.record_event(&audit, event).await;
+        }
         let Some(client) = refusal.principal.client() else {
             return Ok(());
         };
@@ -99,17 +124,11 @@ impl Db {
             "client_key.refused_origin"
         };
         // Whoever holds the key acted; the IP says where from.
-        let audit = Audit::of(&refusal.principal, refusal.client_ip);
         let event = Event {
             action,
             client_id: Some(&ids.client),
             subject_id: Some(&ids.key),
-            // The origin is public information (the page's site); it is
-            // clipped because the header is attacker-controlled.
-            detail: refusal
-                .origin
-                .as_ref()
-                .map(|o| format!("origin {}", o.chars().take(200).collect::<String>())),
+            detail: origin,
             ..Event::default()
         };
         self.append_audit(&mut tx, &audit, event).await?;
