@@ -600,7 +600,11 @@ async fn failed_client_authentications_count_toward_the_ip_limit(app: TestApp) {
 }
 
 async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
-    let admin = app.admin_key().await;
+    // Rotating a client with `tokens:introspect` needs the caller to hold it.
+    let admin = app
+        .client(ClientKind::Secret, &["admin", "tokens:introspect"], &[])
+        .await
+        .1;
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let res = app
         .token_request(&id, &secret, "grant_type=client_credentials")
