@@ -747,7 +747,7 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
     flags = (" --no-criterion" if options.no_criterion else "") + (
         " --overhead-runs %d" % options.overhead_runs if options.overhead_runs != OVERHEAD_RUNS else "")
     out.append("Produced by `python3 bench/run.py --duration %d --rounds %d%s` on %s. Do not edit by hand: run "
-               "the script again (the last section comes from `bench/notes.md`).\n"
+               "the script again (the appendix comes from `bench/notes.md`).\n"
                % (options.duration, options.rounds, flags, time.strftime("%Y-%m-%d")))
     out.append("Machine: %s.\n" % machine())
     out.append("The server and wrk share the machine's cores, as they would in a single-box deployment; "

@@ -10,8 +10,8 @@ use axum::{
     routing::{get, post},
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Client, FailedAuthLimit, Gate, Identity, KindSet, MemoryStore,
-    SecretClient, User,
+    Ability, Access, Ceilings, Client, Gate, Identity, KindSet, MemoryStore, SecretClient, User,
+    limits::FailedAuthLimit,
 };
 use serde_json::{Value, json};
 

@@ -13,7 +13,8 @@ use axum::{
     http::{HeaderMap, Request, StatusCode, header},
 };
 use jeton_auth::{
-    Gate, IssuedToken, Limits, MemoryStore, NewClient, TokenFormat, TokenKind,
+    Gate, IssuedToken, MemoryStore, NewClient, TokenFormat, TokenKind,
+    limits::Limits,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::Value;

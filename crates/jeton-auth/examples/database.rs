@@ -21,8 +21,9 @@ use axum::{
     routing::{get, post},
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, Limits, NewClient,
+    Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, NewClient,
     SecretClient, SqlStore, SqlStoreError, User,
+    limits::Limits,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::{Value, json};

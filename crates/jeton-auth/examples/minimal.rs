@@ -17,8 +17,9 @@ use axum::{
     routing::{get, post},
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, Limits, MemoryStore,
+    Ability, Access, Ceilings, Client, Gate, Identity, IssuedToken, KindSet, MemoryStore,
     NewClient, SecretClient, User,
+    limits::Limits,
     time::{Duration, OffsetDateTime},
 };
 use serde_json::{Value, json};

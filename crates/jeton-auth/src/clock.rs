@@ -5,7 +5,7 @@
 //! stands still until it is moved, and hands it to whatever it builds
 //! ([`GateBuilder::clock`](crate::GateBuilder::clock),
 //! [`Verifier::with_clock`](crate::Verifier::with_clock),
-//! [`LimitBackend::with_clock`](crate::LimitBackend::with_clock)): an expiry
+//! [`LimitBackend::with_clock`](crate::limits::LimitBackend::with_clock)): an expiry
 //! or the end of a window is then a call to [`Clock::advance`], not a sleep.
 //!
 //! ```

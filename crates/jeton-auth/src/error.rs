@@ -191,9 +191,9 @@ impl AuthError {
                 retry_after_seconds,
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
-                crate::rate_limit::set_headers(
+                crate::limits::set_headers(
                     headers,
-                    crate::rate_limit::RateLimitStatus {
+                    crate::limits::RateLimitStatus {
                         limit,
                         remaining: 0,
                         reset_seconds: retry_after_seconds,

@@ -1,46 +1,49 @@
 #![doc = include_str!("../README.md")]
 //!
-//! ## The modules
+//! ## Where things are
 //!
-//! | module        | what it answers                                              |
-//! |---------------|--------------------------------------------------------------|
-//! | [`identity`](Identity) | whose tokens: prefix, realm, problem types, metric names |
-//! | [`token`]     | what a token looks like, how it is generated, hashed, parsed |
-//! | [`ability`]   | what a token may do (`resource:action`, `resource:*`, `*`)  |
-//! | [`principal`] | who is calling, as a typed enum                              |
-//! | [`header`]    | how the `Authorization` header is read (RFC 6750)            |
-//! | [`store`]     | what the verifier needs from the app's storage; stores in memory and (feature `sqlx`) in SQLite or PostgreSQL |
-//! | [`verify`]    | where a token is verified                                    |
-//! | [`access`]    | which kinds and ability a route accepts, and the check       |
-//! | [`origin`]    | origin binding of client keys                                |
-//! | [`rate_limit`]| per-key and per-IP limits                                    |
-//! | [`limits`]    | where every limit is counted: one process, or a fleet on Redis |
-//! | [`client_ip`] | which address a request comes from, behind trusted proxies   |
-//! | [`axum`]      | the gate, the route guard and the typed extractors           |
-//! | [`session`]   | user tokens in cookies for the app's own pages, with CSRF    |
-//! | [`cache`]     | a cache that invalidations empty for good                    |
-//! | [`clock`]     | where the time is read, and a manual clock for tests         |
-//! | [`error`]     | every authentication outcome as one error type               |
+//! The common types are at the crate's root, each by that one path; the
+//! public modules hold what a newcomer needs later, each with its own page.
+//!
+//! | source                | what it answers                                              |
+//! |-----------------------|--------------------------------------------------------------|
+//! | `identity`            | whose tokens: prefix, realm, problem types, metric names ([`Identity`]) |
+//! | `token`               | what a token looks like, how it is generated, hashed, parsed ([`TokenFormat`], [`PlainToken`]) |
+//! | `ability`             | what a token may do (`resource:action`, `resource:*`, `*`) ([`Ability`]) |
+//! | `principal`           | who is calling, as a typed enum ([`Principal`])              |
+//! | `access`              | which kinds and ability a route accepts, and the check ([`Access`], [`Ceilings`]) |
+//! | `verify`              | where a token is verified ([`Verifier`])                     |
+//! | `gate/`               | the gate: its struct, builder, admission and upkeep ([`Gate`], [`GateBuilder`]) |
+//! | `guard`               | the route guard, a tower layer ([`GuardLayer`])              |
+//! | `extract`             | the typed extractors ([`User`], [`Client`], [`SecretClient`]) |
+//! | `error`               | every authentication outcome as one error type ([`AuthError`]) |
+//! | `clock`               | where the time is read, and a manual clock for tests ([`Clock`]) |
+//! | [`store`]             | what the verifier needs from the app's storage; stores in memory and (features `sqlite`, `postgres`) in SQL |
+//! | [`limits`]            | every limit: per key and per IP (`limits/rate`), failed authentications (`limits/failed_auth`), counted in one process or a fleet on Redis (`limits/shared`) |
+//! | [`client_ip`]         | which address a request comes from, behind trusted proxies   |
+//! | [`session`]           | user tokens in cookies for the app's own pages, with CSRF    |
+//! | [`header`]            | how the `Authorization` header is read (RFC 6750)            |
+//! | [`origin`]            | origin binding of client keys                                |
+//! | [`cache`]             | a cache that invalidations empty for good                    |
 
-pub mod ability;
-pub mod access;
-pub mod axum;
+mod ability;
+mod access;
 pub mod cache;
 pub mod client_ip;
-pub mod clock;
-pub mod error;
-mod failed_auth;
+mod clock;
+mod error;
+mod extract;
+mod gate;
 mod guard;
 pub mod header;
 mod identity;
 pub mod limits;
 pub mod origin;
-pub mod principal;
-pub mod rate_limit;
+mod principal;
 pub mod session;
 pub mod store;
-pub mod token;
-pub mod verify;
+mod token;
+mod verify;
 
 // The crates whose types appear in this one's API, at the versions it uses.
 pub use ipnet;
@@ -48,17 +51,15 @@ pub use ipnet;
 pub use sqlx;
 pub use time;
 
-pub use ability::{Ability, AbilitySet};
+pub use ability::{Ability, AbilitySet, InvalidAbility};
 pub use access::{Access, Ceilings, KindSet};
-pub use axum::{Client, FailedAuthLimit, Gate, SecretClient, User};
 pub use clock::Clock;
 pub use error::AuthError;
-pub use guard::{GateBuilder, GuardLayer, GuardService};
+pub use extract::{Client, SecretClient, User};
+pub use gate::{Gate, GateBuilder};
+pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
-pub use limits::{LimitBackend, Rate};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
-pub use rate_limit::Limits;
-pub use session::{CookieSessions, SessionCookie};
 #[cfg(feature = "sqlx")]
 pub use store::sql::{SqlStore, SqlStoreError};
 pub use store::{

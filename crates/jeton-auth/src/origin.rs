@@ -41,7 +41,7 @@ pub fn check(principal: &Principal, origin: Option<&HeaderValue>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AbilitySet, ClientPrincipal, rate_limit::Limits};
+    use crate::{AbilitySet, ClientPrincipal, limits::Limits};
 
     fn client(origins: &[&str]) -> ClientPrincipal {
         ClientPrincipal {

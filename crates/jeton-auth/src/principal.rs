@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::{AbilitySet, TokenKind, rate_limit::Limits};
+use crate::{AbilitySet, TokenKind, limits::Limits};
 
 /// A client application, authenticated by one of its keys.
 ///

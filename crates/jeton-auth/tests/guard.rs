@@ -12,8 +12,9 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, FailedAuthLimit, Gate, IssuedToken, KindSet, Limits,
-    MemoryStore, NewClient, Principal, TokenFormat, TokenKind, User,
+    Ability, Access, Ceilings, Clock, Gate, IssuedToken, KindSet, MemoryStore, NewClient,
+    Principal, TokenFormat, TokenKind, User,
+    limits::{FailedAuthLimit, Limits},
     time::{Duration, OffsetDateTime},
 };
 use serde_json::Value;

@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use jeton_auth::{Identity, LimitBackend, Rate, limits::REDIS_DEADLINE};
+use jeton_auth::{
+    Identity,
+    limits::{LimitBackend, REDIS_DEADLINE, Rate},
+};
 
 /// A `redis-server` on a free port, saving nothing; killed when dropped.
 struct Redis {

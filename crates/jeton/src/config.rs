@@ -15,7 +15,7 @@ pub struct Config {
     /// Login and registration throttles.
     pub throttle: ThrottleSettings,
     /// Failed token authentications per client IP before 429.
-    pub failed_auth: jeton_auth::axum::FailedAuthLimit,
+    pub failed_auth: jeton_auth::limits::FailedAuthLimit,
     /// Requests per minute of one customer, across all their tokens (0:
     /// none).
     pub customer_requests_per_minute: u32,

@@ -26,8 +26,8 @@
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use jeton_auth::{
-    AuthError, LimitBackend, Rate,
-    limits::{Failures, Window},
+    AuthError,
+    limits::{Failures, LimitBackend, Rate, Window},
 };
 
 #[derive(Debug, Clone, Copy)]

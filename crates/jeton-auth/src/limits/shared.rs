@@ -13,8 +13,8 @@ use std::{
 use metrics::{Counter, Gauge};
 use redis::{Script, aio::ConnectionManager};
 
-use super::{Failures, LimitBackendError, Rate, Window, seconds_ceil};
-use crate::{AuthError, Identity, rate_limit::RateLimitStatus};
+use super::{Failures, LimitBackendError, Rate, RateLimitStatus, Window, seconds_ceil};
+use crate::{AuthError, Identity};
 
 /// How often a down Redis is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);

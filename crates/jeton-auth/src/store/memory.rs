@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::{Refusal, StoreError, StoredCredential, TokenStore};
 use crate::{
-    Ability, AbilitySet, ClientPrincipal, HashedToken, Limits, PlainToken, Principal, TokenFormat,
-    TokenKind, UserPrincipal,
+    Ability, AbilitySet, ClientPrincipal, HashedToken, PlainToken, Principal, TokenFormat,
+    TokenKind, UserPrincipal, limits::Limits,
 };
 
 /// Refusals kept for [`MemoryStore::refusals`]; older ones are dropped.
@@ -209,7 +209,7 @@ impl MemoryStore {
     /// A user token issued through a client (the one whose publishable key
     /// logged the person in): the token carries that client's allowed
     /// origins while the client lives, which is where a
-    /// [cookie session](crate::CookieSessions) may be used from.
+    /// [cookie session](crate::session::CookieSessions) may be used from.
     pub fn issue_user_token_via(
         &self,
         client_id: &str,

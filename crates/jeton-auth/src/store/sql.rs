@@ -80,8 +80,8 @@ use super::{
     IssuedToken, NewClient, Refusal, StoreError, StoredCredential, TokenStore, UnknownClient,
 };
 use crate::{
-    Ability, AbilitySet, ClientPrincipal, Clock, HashedToken, Limits, Principal, TokenFormat,
-    TokenKind, UserPrincipal,
+    Ability, AbilitySet, ClientPrincipal, Clock, HashedToken, Principal, TokenFormat, TokenKind,
+    UserPrincipal, limits::Limits,
 };
 
 /// How often each process reads the change feed: well inside the one second
@@ -484,7 +484,7 @@ impl SqlStore {
     /// A user token issued through a client (the one whose publishable key
     /// logged the person in): the token carries that client's allowed
     /// origins while the client lives, which is where a
-    /// [cookie session](crate::CookieSessions) may be used from.
+    /// [cookie session](crate::session::CookieSessions) may be used from.
     pub async fn issue_user_token_via(
         &self,
         client_id: &str,

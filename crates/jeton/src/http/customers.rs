@@ -8,9 +8,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jeton_auth::{
-    AuthError, ClientPrincipal, PlainToken, Principal, SessionCookie, TokenKind,
-    axum::{Client, User},
-    client_ip::ClientIp,
+    AuthError, Client, ClientPrincipal, PlainToken, Principal, TokenKind, User,
+    client_ip::ClientIp, session::SessionCookie,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -210,7 +209,7 @@ async fn revoke_replaced(
     client: &ClientId,
     audit: &Audit,
 ) -> AppResult<()> {
-    let Ok(Principal::User(user)) = state.gate.verifier.verify(replaced).await else {
+    let Ok(Principal::User(user)) = state.gate.verifier().verify(replaced).await else {
         return Ok(());
     };
     if user.client_id.as_deref() != Some(client.as_str()) {

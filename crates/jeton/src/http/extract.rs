@@ -146,7 +146,6 @@ fn integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
         match value {
             serde_json::Value::Number(number) if !number.is_i64() && !number.is_u64() => {
                 match number.as_f64() {
-                    #[allow(clippy::cast_possible_truncation)]
                     Some(float) if float.fract() == 0.0 && float.abs() <= EXACT => {
                         *value = serde_json::Value::from(float as i64);
                         true

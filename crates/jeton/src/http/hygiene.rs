@@ -184,7 +184,6 @@ mod tests {
         "late"
     }
 
-    #[allow(clippy::unused_async)]
     async fn boom() -> &'static str {
         panic!("secret-in-panic jt_ut_SHOULDNEVERSHOW")
     }

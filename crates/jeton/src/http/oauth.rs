@@ -411,7 +411,7 @@ async fn authenticate_client(
             return Err(refuse_client(state, ip, claimed.as_ref(), &why).await);
         }
     };
-    let found = match state.gate.verifier.inspect(&token).await {
+    let found = match state.gate.verifier().inspect(&token).await {
         Ok(found) => found,
         Err(AuthError::Unavailable) => return Err(OAuthError::unavailable().into_response()),
         Err(_) => {
@@ -522,8 +522,7 @@ pub async fn token(
     // The client's own limit per minute, shared with its API requests.
     if let Err(error) = state
         .gate
-        .limiter
-        .check(&principal.client_id, principal.limits, ip)
+        .check_client_limits(&principal.client_id, principal.limits, ip)
         .await
     {
         return OAuthError::from_auth(&error).into_response();
@@ -595,7 +594,7 @@ async fn introspecting_caller(
         .gate
         .check_failed_auth(ip)
         .map_err(|error| OAuthError::from_auth(&error).into_response())?;
-    match state.gate.verifier.authenticate(headers, None).await {
+    match state.gate.verifier().authenticate(headers, None).await {
         Ok(principal) => {
             refuse_in_browser(state, ip, headers, &principal).await?;
             Ok(principal)
@@ -620,7 +619,7 @@ async fn introspecting_caller(
 
 /// RFC 7662 §2.2 for a live credential.
 async fn describe(state: &AppState, token: &PlainToken) -> Result<Option<Value>, Response> {
-    let found = match state.gate.verifier.inspect(token).await {
+    let found = match state.gate.verifier().inspect(token).await {
         Ok(found) => found,
         Err(AuthError::Unavailable) => return Err(OAuthError::unavailable().into_response()),
         Err(_) => return Ok(None),
@@ -683,7 +682,7 @@ pub async fn introspect(
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    if INTROSPECTOR.check(&caller, &state.gate.ceilings).is_err() {
+    if INTROSPECTOR.check(&caller, state.gate.ceilings()).is_err() {
         let audit = Audit::of(&caller, ip);
         let client = caller
             .client()

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{Rate, axum::User};
+use jeton_auth::{User, limits::Rate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

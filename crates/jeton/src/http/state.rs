@@ -1,6 +1,10 @@
 use std::sync::Arc;
 
-use jeton_auth::{CookieSessions, Gate, Identity, LimitBackend, Rate};
+use jeton_auth::{
+    Gate, Identity,
+    limits::{LimitBackend, Rate},
+    session::CookieSessions,
+};
 
 use super::cors::OriginRegistry;
 use crate::{
@@ -75,7 +79,7 @@ impl AppState {
         let listening = Arc::downgrade(&gate);
         db.on_change(move |topic| {
             if let (Topic::Credentials, Some(gate)) = (topic, listening.upgrade()) {
-                gate.verifier.invalidate_all();
+                gate.verifier().invalidate_all();
             }
         });
         let catalog = Arc::new(CatalogCache::default());
@@ -117,7 +121,7 @@ impl AppState {
             if let (Topic::Credentials, Some(gate)) = (topic, gate.upgrade()) {
                 let origins = origins.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = origins.refresh(gate.verifier.store()).await {
+                    if let Err(error) = origins.refresh(gate.verifier().store()).await {
                         tracing::warn!(%error, "could not refresh allowed origins");
                     }
                 });

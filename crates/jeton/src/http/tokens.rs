@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AbilitySet, PlainToken, SessionCookie, TokenKind, axum::User};
+use jeton_auth::{AbilitySet, PlainToken, TokenKind, User, session::SessionCookie};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};

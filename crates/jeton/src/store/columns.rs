@@ -3,7 +3,7 @@
 //! lists (abilities, origins) as space-separated text. A row names one of
 //! these with `#[sqlx(try_from = "...")]` and gets the domain value.
 
-use jeton_auth::{AbilitySet, ability::InvalidAbility};
+use jeton_auth::{AbilitySet, InvalidAbility};
 use time::OffsetDateTime;
 
 use crate::domain::time::from_micros_checked;

@@ -6,8 +6,8 @@
 //! [`SqlStore`]: jeton_auth::SqlStore
 
 use jeton_auth::{
-    AbilitySet, ClientPrincipal, HashedToken, Limits, Principal, Refusal, StoreError,
-    StoredCredential, TokenKind, TokenStore,
+    AbilitySet, ClientPrincipal, HashedToken, Principal, Refusal, StoreError, StoredCredential,
+    TokenKind, TokenStore, limits::Limits,
 };
 use std::collections::HashMap;
 

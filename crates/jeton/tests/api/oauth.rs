@@ -9,7 +9,7 @@ use std::{convert::Infallible, path::PathBuf, process::Command};
 use axum::body::Body;
 use http_body_util::BodyExt;
 use jeton::{config::Config, domain::client::ClientKind};
-use jeton_auth::{FailedAuthLimit, PlainToken, TokenKind};
+use jeton_auth::{PlainToken, TokenKind, limits::FailedAuthLimit};
 use oauth2::{
     AccessToken, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, IntrospectionUrl,
     RevocationUrl, Scope, StandardRevocableToken, TokenIntrospectionResponse, TokenResponse,

@@ -60,14 +60,29 @@ use governor::{
 
 use quick_cache::sync::{EntryAction, EntryResult};
 
-use crate::{AuthError, rate_limit::RateLimitStatus};
+use crate::AuthError;
 
+pub(crate) mod failed_auth;
+pub(crate) mod rate;
 #[cfg(feature = "redis")]
 mod shared;
+
+pub use failed_auth::FailedAuthLimit;
+pub use rate::{Limits, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, set_headers};
 
 /// With the `redis` feature: by default, a Redis that has not answered in
 /// this long counts as down.
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
+
+/// What the `RateLimit-*` headers report: the tighter of the limits that
+/// apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the quota is whole again.
+    pub reset_seconds: u64,
+}
 
 /// At most `limit` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

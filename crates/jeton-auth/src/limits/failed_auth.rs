@@ -14,17 +14,32 @@
 use std::{
     net::IpAddr,
     sync::{Arc, OnceLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use metrics::Counter;
 use quick_cache::sync::Cache;
 
-use crate::{
-    AuthError, Clock,
-    axum::FailedAuthLimit,
-    limits::{LimitBackend, Window},
-};
+use super::{LimitBackend, Window, seconds_ceil};
+use crate::{AuthError, Clock};
+
+/// Failed authentications (malformed, unknown, revoked or expired tokens)
+/// allowed per client IP and window before that IP gets 429 without its
+/// tokens being looked at.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedAuthLimit {
+    pub failures: u32,
+    pub window: Duration,
+}
+
+impl Default for FailedAuthLimit {
+    fn default() -> Self {
+        FailedAuthLimit {
+            failures: 500,
+            window: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Refused IPs remembered at once.
 const CAPACITY: usize = 16_384;
@@ -81,7 +96,7 @@ impl FailedAuth {
             .increment(1);
         Err(AuthError::RateLimited {
             limit: self.limit.failures,
-            retry_after_seconds: crate::limits::seconds_ceil(left).max(1),
+            retry_after_seconds: seconds_ceil(left).max(1),
         })
     }
 
@@ -101,8 +116,6 @@ impl FailedAuth {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn limit(failures: u32, window: Duration) -> FailedAuth {

@@ -2,33 +2,21 @@
 //!
 //! A limit of N per minute, in one process, allows a burst of N and refills
 //! one request every 60/N seconds (governor's GCRA); shared through Redis,
-//! it is N in any minute (see [`crate::limits`]). A change of a client's
+//! it is N in any minute (see [`crate::limits`](super)). A change of a client's
 //! limits applies from its next request.
 
 use std::{net::IpAddr, sync::Arc};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{
-    AuthError,
-    limits::{LimitBackend, Rate},
-};
+use super::{LimitBackend, Rate, RateLimitStatus};
+use crate::AuthError;
 
 /// A client's limits, in requests per minute; `None` means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
     pub per_key: Option<u32>,
     pub per_ip: Option<u32>,
-}
-
-/// What the `RateLimit-*` headers report: the tighter of the limits that
-/// apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitStatus {
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the quota is whole again.
-    pub reset_seconds: u64,
 }
 
 pub static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -51,23 +39,24 @@ pub fn set_headers(headers: &mut HeaderMap, status: RateLimitStatus) {
 /// Per-key and per-IP limits of clients, counted by the app's
 /// [`LimitBackend`]: in this process, or for the fleet.
 #[derive(Clone, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limits: Arc<LimitBackend>,
 }
 
 impl RateLimiter {
-    pub fn new() -> RateLimiter {
+    #[cfg(test)]
+    fn new() -> RateLimiter {
         RateLimiter::default()
     }
 
-    pub fn with_backend(limits: Arc<LimitBackend>) -> RateLimiter {
+    pub(crate) fn with_backend(limits: Arc<LimitBackend>) -> RateLimiter {
         RateLimiter { limits }
     }
 
     /// Counts one request of `client_id` from `ip`. `Ok(None)`: no limit
     /// applies; `Ok(Some(status))`: allowed, with what is left (the
     /// tighter of the limits); `Err(RateLimited)`: refused.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         client_id: &str,
         limits: Limits,

@@ -1,0 +1,87 @@
+//! The typed extractors: a handler that asks for [`User`] gets a
+//! [`UserPrincipal`] or the request never reaches it. An extractor used on
+//! a route without a guard refuses the request (deny by default).
+
+use std::sync::Arc;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+use crate::{AuthError, ClientPrincipal, Identity, KindSet, Principal, Refused, UserPrincipal};
+
+/// A refusal in the identity of the gate that guarded the request (Jeton's
+/// when none did).
+fn refuse(parts: &Parts, error: AuthError) -> Refused {
+    let identity = parts.extensions.get::<Identity>().cloned();
+    Refused {
+        error,
+        identity: identity.unwrap_or_default(),
+    }
+}
+
+fn principal(parts: &Parts) -> Result<&Principal, Refused> {
+    parts
+        .extensions
+        .get::<Principal>()
+        .ok_or_else(|| refuse(parts, AuthError::Unauthenticated))
+}
+
+fn wrong_kind(parts: &Parts, accepted: KindSet) -> Refused {
+    refuse(parts, AuthError::WrongKind { accepted })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        principal(parts).cloned()
+    }
+}
+
+/// A person with a user token.
+#[derive(Debug, Clone)]
+pub struct User(pub Arc<UserPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts)? {
+            Principal::User(user) => Ok(User(user.clone())),
+            _ => Err(wrong_kind(parts, KindSet::USER)),
+        }
+    }
+}
+
+/// A client application with either kind of key.
+#[derive(Debug, Clone)]
+pub struct Client(pub Arc<ClientPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        principal(parts)?
+            .client()
+            .cloned()
+            .map(Client)
+            .ok_or_else(|| wrong_kind(parts, KindSet::PUBLISHABLE | KindSet::SECRET))
+    }
+}
+
+/// A client application with a secret key, or with an access token, which
+/// stands in for one.
+#[derive(Debug, Clone)]
+pub struct SecretClient(pub Arc<ClientPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts)? {
+            Principal::SecretClient(client) | Principal::AccessToken(client) => {
+                Ok(SecretClient(client.clone()))
+            }
+            _ => Err(wrong_kind(parts, KindSet::SECRET)),
+        }
+    }
+}

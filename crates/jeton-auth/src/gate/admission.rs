@@ -1,0 +1,179 @@
+//! Admission: what the guard asks of the gate for each request.
+
+use std::{net::IpAddr, sync::OnceLock, time::Duration};
+
+use axum::{extract::Request, http::header::ORIGIN};
+use metrics::Counter;
+
+use super::Gate;
+use crate::{
+    Access, AuthError, Principal, TokenStore,
+    client_ip::{self, ClientIp},
+    limits::{Limits, RateLimitStatus},
+    origin,
+    session::SessionCookie,
+    store::Refusal,
+};
+
+/// How often the same refusal of the same key is recorded at most.
+const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+
+impl<S: TokenStore> Gate<S> {
+    /// Authenticates and authorizes a request for a route with `access`.
+    /// On success the principal is in the request extensions and the rate
+    /// limit status (if a limit applies) is returned for the headers.
+    pub async fn admit(
+        &self,
+        request: &mut Request,
+        access: &Access,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
+        let ip = client_ip(request);
+        // A client IP that has failed too often is refused before its token
+        // is even parsed.
+        self.failed_auth.check(ip)?;
+        let tokens = self.identity.tokens();
+        let cookie = self
+            .sessions
+            .as_ref()
+            .and_then(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
+        let session = cookie.as_ref().map(|(sessions, _)| *sessions);
+        let verified = match cookie {
+            None => {
+                self.verifier
+                    .authenticate(request.headers(), request.uri().query())
+                    .await
+            }
+            // The same verification as a bearer token's, through the same
+            // cache, then the cookie's own checks.
+            Some((_, Ok(token))) => self.verifier.verify(&token).await,
+            Some((_, Err(error))) => Err(error),
+        };
+        let principal = match verified {
+            Ok(principal) => principal,
+            Err(error) => {
+                if error == AuthError::InvalidToken {
+                    self.failed_auth.count(ip).await;
+                }
+                return Err(error);
+            }
+        };
+        if let Some(sessions) = session {
+            if let Err(error) = sessions.admit(&principal, request.method(), request.headers()) {
+                // Recorded as a key's refusals are: a page of another origin,
+                // or a forged request, is using the session.
+                let origin = request
+                    .headers()
+                    .get(ORIGIN)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
+                return Err(error);
+            }
+            request.extensions_mut().insert(SessionCookie);
+        }
+        let origin_header = request.headers().get(ORIGIN);
+        if let Err(error) = origin::check(&principal, origin_header) {
+            let origin = origin_header
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            // Boxed, like the store lookup: rare, and its future is large.
+            Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
+            return Err(error);
+        }
+        let status = match &principal {
+            Principal::User(user) => match self.user_rate {
+                Some(rate) => Some(
+                    self.limits
+                        .take(&format!("user:{}", user.user_id), rate)
+                        .await
+                        .inspect_err(|_| self.count_limited(&self.user_limited, "customer"))?,
+                ),
+                None => None,
+            },
+            _ => match principal.client() {
+                Some(client) if client.limits != Limits::default() => self
+                    .limiter
+                    .check(&client.client_id, client.limits, ip)
+                    .await
+                    .inspect_err(|_| self.count_limited(&self.client_limited, "client"))?,
+                _ => None,
+            },
+        };
+        access.check(&principal, &self.ceilings)?;
+        request.extensions_mut().insert(principal);
+        Ok(status)
+    }
+
+    fn count_limited(&self, counter: &OnceLock<Counter>, reason: &'static str) {
+        counter
+            .get_or_init(|| {
+                let name = self.identity.metric_name("rate_limited_total");
+                metrics::counter!(name, "reason" => reason)
+            })
+            .increment(1);
+    }
+
+    /// Hands a refusal of `principal`'s credential to the store, at most
+    /// once a minute per credential and code. The guard records its own
+    /// (an origin the key or session may not be used from, a secret key in
+    /// a browser, a failed CSRF check); an app's own endpoints that refuse
+    /// a credential for the same reasons record theirs here.
+    pub async fn record_refusal(
+        &self,
+        principal: &Principal,
+        error: &AuthError,
+        origin: Option<String>,
+        client_ip: Option<IpAddr>,
+    ) {
+        let credential = match (principal, principal.client()) {
+            (Principal::User(user), _) => user.token_id.clone(),
+            (_, Some(client)) => client.key_id.clone(),
+            (_, None) => return,
+        };
+        let key = (credential, error.code());
+        let now = self.verifier.clock().instant();
+        {
+            let mut recorded = self.recorded_refusals.lock().expect("refusal log lock");
+            if recorded
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL)
+            {
+                return;
+            }
+            if recorded.len() > 10_000 {
+                recorded.retain(|_, at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL);
+            }
+            recorded.insert(key, now);
+        }
+        let refusal = Refusal {
+            principal: principal.clone(),
+            code: error.code(),
+            origin,
+            client_ip,
+        };
+        self.verifier.store().record_refusal(refusal).await;
+    }
+
+    /// Puts the request's [`ClientIp`] in its extensions, unless a
+    /// [`ClientIpLayer`] did: from the socket peer and the trusted proxies.
+    /// `false` without a peer address: the request must be refused, as
+    /// per-IP limits must never be silently off.
+    ///
+    /// [`ClientIpLayer`]: crate::client_ip::ClientIpLayer
+    pub(crate) fn find_client_ip(&self, request: &mut Request) -> bool {
+        if request.extensions().get::<ClientIp>().is_some() {
+            return true;
+        }
+        let Some(peer) = client_ip::peer(request) else {
+            return false;
+        };
+        let ip = client_ip::resolve(peer.ip(), request.headers(), &self.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+        true
+    }
+}
+
+/// The client's IP, as the app's client-IP layer found it.
+fn client_ip(request: &Request) -> Option<IpAddr> {
+    request.extensions().get::<ClientIp>().map(|ip| ip.0)
+}
