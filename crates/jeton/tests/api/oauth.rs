@@ -260,8 +260,27 @@ on_both_databases!(a_secret_key_from_a_browser_is_refused_flagged_and_gets_no_co
 /// it with (preflights neither), and the key flagged and audited as on the
 /// API, once a minute.
 async fn a_secret_key_from_a_browser_is_refused_flagged_and_gets_no_cors(app: TestApp) {
-    // SHOP is an origin CORS allows otherwise.
-    app.publishable_client().await;
+    // SHOP is an origin CORS allows otherwise (a client made through the
+    // admin API, so that CORS knows it at once).
+    let admin = app.admin_key().await;
+    app.create_client(
+        &admin,
+        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"],
+               "allowed_origins": [SHOP]}),
+    )
+    .await
+    .expect(201);
+    let res = app
+        .req(axum::http::Method::OPTIONS, "/api/v1/products")
+        .header("origin", SHOP)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await;
+    assert_eq!(
+        res.header("access-control-allow-origin").as_deref(),
+        Some(SHOP),
+        "CORS allows SHOP on the API"
+    );
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let token = app.access_token(&id, &secret, None).await;
     let issued = || async {
