@@ -34,8 +34,7 @@ pub fn identity() -> Identity {
 
 /// The app's gate over `store`.
 pub fn gate(store: MemoryStore) -> Arc<Gate<MemoryStore>> {
-    Gate::builder(store)
-        .identity(identity())
+    Gate::builder(identity(), store)
         .ceilings(
             Ceilings::new()
                 .publishable([PRODUCTS_READ, AUTH_LOGIN])
@@ -47,6 +46,7 @@ pub fn gate(store: MemoryStore) -> Arc<Gate<MemoryStore>> {
             window: Duration::from_secs(3600),
         })
         .build()
+        .expect("the store issues the identity's tokens, and the ceilings are given")
 }
 
 /// The routes, each behind its guard.

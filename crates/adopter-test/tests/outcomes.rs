@@ -198,7 +198,9 @@ async fn an_empty_bearer_is_an_invalid_request() {
 #[tokio::test]
 async fn malformed_tokens_and_another_apps_tokens_are_invalid() {
     let acme = Acme::new();
-    let jeton = TokenFormat::default().generate(TokenKind::Publishable);
+    let jeton = TokenFormat::new("jt")
+        .unwrap()
+        .generate(TokenKind::Publishable);
     let other = TokenFormat::new("acmf")
         .unwrap()
         .generate(TokenKind::Publishable);

@@ -8,11 +8,15 @@ use std::{collections::HashMap, hint::black_box};
 
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use criterion::{Criterion, criterion_group, criterion_main};
-use jeton_auth::PlainToken;
 use jeton_auth::{
-    AbilitySet, CacheSettings, ClientPrincipal, HashedToken, Principal, StoreError,
-    StoredCredential, TokenKind, TokenStore, UserPrincipal, Verifier, header::bearer_token,
+    AbilitySet, CacheSettings, ClientPrincipal, HashedToken, Identity, PlainToken, Principal,
+    StoreError, StoredCredential, TokenKind, TokenStore, UserPrincipal, Verifier,
+    header::bearer_token,
 };
+
+fn identity() -> Identity {
+    Identity::new("jt").expect("a valid prefix")
+}
 
 struct MemoryStore(HashMap<HashedToken, StoredCredential>);
 
@@ -77,9 +81,9 @@ fn now_or_never<F: Future>(future: F) -> F::Output {
 }
 
 fn verification(c: &mut Criterion) {
-    let token = PlainToken::generate(TokenKind::User);
+    let token = identity().tokens().generate(TokenKind::User);
     let store = MemoryStore(HashMap::from([(token.hash(), credential())]));
-    let cached = Verifier::new(store);
+    let cached = Verifier::new(store, identity());
     now_or_never(cached.verify(&token)).unwrap();
     c.bench_function("verify: cache hit", |b| {
         b.iter(|| now_or_never(cached.verify(black_box(&token))).unwrap())
@@ -93,15 +97,17 @@ fn verification(c: &mut Criterion) {
     };
     let uncached = Verifier::with_cache(
         MemoryStore(HashMap::from([(token.hash(), credential())])),
+        identity(),
         no_cache,
     );
     c.bench_function("verify: cache miss (in-memory store)", |b| {
         b.iter(|| now_or_never(uncached.verify(black_box(&token))).unwrap())
     });
 
+    let tokens = identity().tokens();
     let headers = bearer(&token);
     c.bench_function("parse Authorization header + checksum", |b| {
-        b.iter(|| bearer_token(black_box(&headers), None).unwrap())
+        b.iter(|| bearer_token(tokens, black_box(&headers), None).unwrap())
     });
     let mut bad = token.expose_secret().to_owned();
     bad.replace_range(10..11, if &bad[10..11] == "a" { "b" } else { "a" });
@@ -111,17 +117,20 @@ fn verification(c: &mut Criterion) {
         HeaderValue::from_str(&format!("Bearer {bad}")).unwrap(),
     );
     c.bench_function("refuse a bad checksum", |b| {
-        b.iter(|| bearer_token(black_box(&bad_headers), None).unwrap_err())
+        b.iter(|| bearer_token(tokens, black_box(&bad_headers), None).unwrap_err())
     });
 }
 
 fn authentication(c: &mut Criterion) {
-    let user = PlainToken::generate(TokenKind::User);
-    let key = PlainToken::generate(TokenKind::Publishable);
-    let verifier = Verifier::new(MemoryStore(HashMap::from([
-        (user.hash(), credential()),
-        (key.hash(), publishable_credential()),
-    ])));
+    let user = identity().tokens().generate(TokenKind::User);
+    let key = identity().tokens().generate(TokenKind::Publishable);
+    let verifier = Verifier::new(
+        MemoryStore(HashMap::from([
+            (user.hash(), credential()),
+            (key.hash(), publishable_credential()),
+        ])),
+        identity(),
+    );
     for (name, token) in [
         ("authenticate a request, cached: user token", &user),
         ("authenticate a request, cached: publishable key", &key),

@@ -3,14 +3,19 @@
 //! process on the same database sees the others' revocations within a
 //! second.
 //!
+//! From a clone of <https://github.com/jeton-rs/jeton>:
+//!
 //! ```sh
-//! cargo run -p jeton-auth --features sqlx --example database -- sqlite://acme.db
-//! cargo run -p jeton-auth --features sqlx --example database -- postgres://postgres@127.0.0.1/acme
+//! cargo run -p jeton-auth --features sqlite --example database -- 'sqlite://acme.db?mode=rwc'
+//! cargo run -p jeton-auth --features postgres --example database -- postgres://postgres@127.0.0.1/acme
 //! ```
 //!
 //! Without a URL it keeps everything in memory (`sqlite::memory:`) for as
-//! long as it runs. It prints the keys it made; the crate's README shows
-//! what to send.
+//! long as it runs. It sets itself up once: the first start on a database
+//! adds the shop's client and prints its keys (shown once, stored only as
+//! hashes); a later start finds that client and serves its keys as they
+//! are. The crate's README shows what to send. Ctrl-C stops it after the
+//! requests in flight, and writes the last uses of user tokens.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -41,32 +46,52 @@ pub const SHOP_ORIGIN: &str = "http://localhost:8080";
 /// stops.
 pub const DEFAULT_URL: &str = "sqlite::memory:";
 
-/// The app with its store and the two keys it made at start.
+/// The app with its store and its client.
 pub struct Example {
     pub store: SqlStore,
     pub gate: Arc<Gate<SqlStore>>,
-    pub publishable_key: IssuedToken,
-    pub secret_key: IssuedToken,
+    /// The shop's client: the one this start added, or the one an earlier
+    /// start on the same database did.
+    pub client_id: String,
+    /// The client's keys, if this start made them: shown once.
+    pub keys: Option<Keys>,
+}
+
+/// A publishable key for the shop's website and a secret key for its back
+/// office.
+pub struct Keys {
+    pub publishable: IssuedToken,
+    pub secret: IssuedToken,
 }
 
 impl Example {
-    /// Connects to `url`, creates or updates the store's tables, and adds
-    /// the shop's client with a publishable and a secret key.
+    /// Connects to `url`, creates or updates the store's tables, and finds
+    /// the shop's client, or adds it with a publishable and a secret key.
     pub async fn new(url: &str) -> Result<Example, SqlStoreError> {
         let identity = Identity::new("acme").expect("a valid prefix");
         let store = SqlStore::connect(url, identity.tokens()).await?;
-        let gate = Gate::builder(store.clone())
-            .identity(identity)
+        let gate = Gate::builder(identity, store.clone())
             .ceilings(
                 Ceilings::new()
                     .publishable([PRODUCTS_READ, AUTH_LOGIN])
                     .secret([Ability::ALL])
                     .user([PRODUCTS_READ, PROFILE_READ]),
             )
-            .build();
+            .build()
+            .expect("the store issues the identity's tokens, and the ceilings are given");
+        // An earlier start on this database made the client: its keys were
+        // shown then, and the store keeps only their hashes.
+        if let Some(client_id) = store.client_ids().await?.into_iter().next() {
+            return Ok(Example {
+                store,
+                gate,
+                client_id,
+                keys: None,
+            });
+        }
         // One client application: the shop's website (publishable key) and
         // its back office (secret key).
-        let shop = store
+        let client_id = store
             .add_client(
                 NewClient::new([PRODUCTS_READ, AUTH_LOGIN, ADMIN])
                     .allowed_origins([SHOP_ORIGIN])
@@ -76,13 +101,15 @@ impl Example {
                     }),
             )
             .await?;
-        let publishable_key = store.issue_publishable_key(&shop).await?;
-        let secret_key = store.issue_secret_key(&shop).await?;
+        let keys = Keys {
+            publishable: store.issue_publishable_key(&client_id).await?,
+            secret: store.issue_secret_key(&client_id).await?,
+        };
         Ok(Example {
             store,
             gate,
-            publishable_key,
-            secret_key,
+            client_id,
+            keys: Some(keys),
         })
     }
 
@@ -161,12 +188,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
     let example = Example::new(&url).await?;
-    println!("# paste these into another shell:");
-    println!(
-        "export PK={}",
-        example.publishable_key.token.expose_secret()
-    );
-    println!("export SK={}", example.secret_key.token.expose_secret());
+    match &example.keys {
+        Some(keys) => {
+            println!("# paste these into another shell:");
+            println!("export PK={}", keys.publishable.token.expose_secret());
+            println!("export SK={}", keys.secret.token.expose_secret());
+        }
+        None => println!(
+            "# client {} was set up by an earlier start; use the keys it printed",
+            example.client_id
+        ),
+    }
     println!("# listening on http://{ADDRESS}");
     let listener = tokio::net::TcpListener::bind(ADDRESS).await?;
     // With the peer's address: the per-IP limits need it.
@@ -176,8 +208,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .app()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
+    // Ctrl-C: stop taking connections, finish the requests in flight.
+    .with_graceful_shutdown(async {
+        tokio::signal::ctrl_c().await.unwrap_or(());
+    })
     .await?;
-    // Last uses noted since the last batch.
+    // The last uses of user tokens noted since the last batch.
     example.gate.flush_usage().await;
     Ok(())
 }

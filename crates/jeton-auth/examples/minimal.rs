@@ -2,11 +2,15 @@
 //! keys (and people), a login that issues user tokens, a profile for people
 //! only and an admin route for secret keys, over the in-memory store.
 //!
+//! From a clone of <https://github.com/jeton-rs/jeton>:
+//!
 //! ```sh
 //! cargo run -p jeton-auth --example minimal
 //! ```
 //!
 //! It prints the keys it made; the crate's README shows what to send.
+//! Ctrl-C stops it after the requests in flight, and hands the last uses of
+//! user tokens to the store.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -46,15 +50,15 @@ impl Example {
     pub fn new() -> Example {
         let identity = Identity::new("acme").expect("a valid prefix");
         let store = MemoryStore::new(identity.tokens());
-        let gate = Gate::builder(store.clone())
-            .identity(identity)
+        let gate = Gate::builder(identity, store.clone())
             .ceilings(
                 Ceilings::new()
                     .publishable([PRODUCTS_READ, AUTH_LOGIN])
                     .secret([Ability::ALL])
                     .user([PRODUCTS_READ, PROFILE_READ]),
             )
-            .build();
+            .build()
+            .expect("the store issues the identity's tokens, and the ceilings are given");
         // One client application: the shop's website (publishable key) and
         // its back office (secret key).
         let shop = store.add_client(
@@ -161,5 +165,12 @@ async fn main() -> std::io::Result<()> {
             .app()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .await
+    // Ctrl-C: stop taking connections, finish the requests in flight.
+    .with_graceful_shutdown(async {
+        tokio::signal::ctrl_c().await.unwrap_or(());
+    })
+    .await?;
+    // The last uses of user tokens noted since the last batch.
+    example.gate.flush_usage().await;
+    Ok(())
 }

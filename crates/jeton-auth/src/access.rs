@@ -109,6 +109,11 @@ impl Ceilings {
         self
     }
 
+    /// No kind may hold anything.
+    pub fn is_empty(&self) -> bool {
+        self.publishable.is_empty() && self.secret.is_empty() && self.user.is_empty()
+    }
+
     /// The ceiling of `kind`; `None` for a kind the verifier does not take.
     /// An access token's is the secret keys': it holds a subset of what its
     /// client's secret key holds.

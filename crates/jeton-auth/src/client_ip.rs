@@ -3,12 +3,55 @@
 //! trusted proxies. A header from anyone else is ignored, so it cannot be
 //! used to dodge per-IP limits.
 //!
-//! [`ClientIpLayer`] does this for every request and puts the answer in the
-//! request extensions as [`ClientIp`], where the guard's per-IP limits read
-//! it. It needs the socket peer: serve the app with
-//! `into_make_service_with_connect_info::<SocketAddr>()` (or, in tests,
-//! add axum's `MockConnectInfo` layer). Without it every request is answered
-//! 500 and one error is logged: the limits are never silently off.
+//! The guard does this for each request it admits, with the trusted proxies
+//! given to the gate ([`GateBuilder::trusted_proxies`](crate::GateBuilder::trusted_proxies)),
+//! and puts the answer in the request extensions as [`ClientIp`], where
+//! the per-IP limits and the handlers read it. For routes without a guard,
+//! [`Gate::client_ip_layer`](crate::Gate::client_ip_layer) does the same
+//! with the same proxies.
+//!
+//! Both need the socket peer: serve the app with
+//! `into_make_service_with_connect_info::<SocketAddr>()`. Without it every
+//! request is answered 500 with a `detail` that says so, and one error is
+//! logged: the limits are never silently off.
+//!
+//! A test that sends requests with `tower::ServiceExt::oneshot` has no
+//! socket: it gives the app axum's `MockConnectInfo` layer, which stands
+//! for one.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//!
+//! use axum::{
+//!     Router, body::Body, extract::connect_info::MockConnectInfo, http::Request,
+//!     routing::get,
+//! };
+//! use jeton_auth::{Ability, Access, Ceilings, Gate, Identity, KindSet, MemoryStore, NewClient};
+//! use tower::ServiceExt;
+//!
+//! const READ: Ability = Ability::from_static("products:read");
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let identity = Identity::new("acme")?;
+//! let store = MemoryStore::new(identity.tokens());
+//! let gate = Gate::builder(identity, store.clone())
+//!     .ceilings(Ceilings::new().publishable([READ]))
+//!     .build()?;
+//! let key = store.issue_publishable_key(&store.add_client(NewClient::new([READ])))?;
+//! let app = Router::new()
+//!     .route("/products", get(|| async { "[]" }).route_layer(gate.guard(Access::new(KindSet::PUBLISHABLE, READ))))
+//!     // The socket a served app has: the client's address.
+//!     .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 9], 40000))));
+//!
+//! let request = Request::get("/products")
+//!     .header("authorization", format!("Bearer {}", key.token.expose_secret()))
+//!     .body(Body::empty())?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::{
     convert::Infallible,
@@ -32,25 +75,14 @@ use tower::{Layer, Service};
 
 use crate::Identity;
 
-/// The client's address, put in the request extensions by [`ClientIpLayer`]
-/// and read by the route guard.
+/// The client's address, put in the request extensions by the guard or by
+/// [`ClientIpLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Finds each request's [`ClientIp`]; see the [module](self) docs.
-///
-/// ```
-/// use std::net::SocketAddr;
-/// use axum::{Router, extract::connect_info::MockConnectInfo, routing::get};
-/// use jeton_auth::{Identity, client_ip::{ClientIp, ClientIpLayer}};
-///
-/// let trusted = ["10.0.0.0/8".parse().unwrap()];
-/// let app: Router = Router::new()
-///     .route("/", get(|ip: axum::Extension<ClientIp>| async move { ip.0.0.to_string() }))
-///     .layer(ClientIpLayer::new(&Identity::default(), trusted))
-///     // What `into_make_service_with_connect_info` provides when served.
-///     .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 9], 443))));
-/// ```
+/// Finds each request's [`ClientIp`], for routes without a guard; made by
+/// [`Gate::client_ip_layer`](crate::Gate::client_ip_layer), with the gate's
+/// trusted proxies. See the [module](self) docs.
 #[derive(Clone)]
 pub struct ClientIpLayer {
     trusted_proxies: Arc<[IpNet]>,
@@ -61,9 +93,9 @@ impl ClientIpLayer {
     /// `trusted_proxies`: the networks of the app's own proxies (load
     /// balancers, nginx), whose `X-Forwarded-For` is believed. Empty: the
     /// peer is the client. `identity` renders the 500.
-    pub fn new(identity: &Identity, trusted_proxies: impl IntoIterator<Item = IpNet>) -> Self {
+    pub(crate) fn new(identity: &Identity, trusted_proxies: Arc<[IpNet]>) -> Self {
         ClientIpLayer {
-            trusted_proxies: trusted_proxies.into_iter().collect(),
+            trusted_proxies,
             identity: identity.clone(),
         }
     }
@@ -122,21 +154,22 @@ pub(crate) fn peer(request: &Request) -> Option<SocketAddr> {
         .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
 }
 
+/// What is wrong when a request has no peer address, and how to fix it: no
+/// secret of the app, so it is the 500's `detail` too.
+const NO_PEER: &str = "the request has no client address, which the per-IP limits need: \
+     serve the app with `into_make_service_with_connect_info::<SocketAddr>()`, or, in a \
+     test without a socket, add axum's `MockConnectInfo` layer (see jeton_auth::client_ip)";
+
 /// The answer to a request with no peer address, logged once per process.
 pub(crate) fn no_peer(identity: &Identity) -> Response {
     if !NO_PEER_LOGGED.swap(true, Ordering::Relaxed) {
-        tracing::error!(
-            "no peer address on a request: serve the app with \
-             `into_make_service_with_connect_info::<SocketAddr>()` (or add \
-             `MockConnectInfo` in tests); requests are refused until then, as \
-             per-IP limits cannot work without it"
-        );
+        tracing::error!("{NO_PEER}");
     }
     identity.problem(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal_error",
         "Internal error",
-        "the server is misconfigured; the cause is in its log",
+        NO_PEER,
         None,
     )
 }
@@ -213,7 +246,7 @@ mod tests {
     }
 
     fn app(trusted: &[&str]) -> Router {
-        let trusted: Vec<IpNet> = trusted.iter().map(|net| net.parse().unwrap()).collect();
+        let trusted: Arc<[IpNet]> = trusted.iter().map(|net| net.parse().unwrap()).collect();
         Router::new()
             .route(
                 "/",

@@ -28,17 +28,17 @@
 //!   their limit (429 with `Retry-After` and `RateLimit-*`).
 //! - [`AuthError::Unavailable`]: storage could not be asked (503).
 //!
-//! An error becomes a response in an app's [`Identity`] (its realm and
-//! problem types) with [`Identity::refusal`]; the guard does that for every
+//! An error becomes a response in an app's [`Identity`](crate::Identity) (its realm and
+//! problem types) with [`Identity::refusal`](crate::Identity::refusal); the guard does that for every
 //! refusal.
 
 use axum::{
     body::Body,
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 
-use crate::{Identity, KindSet, TokenKind};
+use crate::{KindSet, TokenKind};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -206,7 +206,7 @@ impl AuthError {
 }
 
 /// An RFC 9457 problem+json response whose `type` is `type_base` and the
-/// code; see [`Identity::problem`].
+/// code; see [`Identity::problem`](crate::Identity::problem).
 pub(crate) fn problem(
     type_base: &str,
     status: StatusCode,
@@ -253,19 +253,10 @@ pub(crate) fn problem(
     response
 }
 
-/// Renders in the default [`Identity`] (Jeton's realm `jeton` and problem
-/// types `urn:jeton:problem:`). An app with its own identity returns
-/// [`Identity::refuse`] instead; the guard renders its refusals in the
-/// identity it was built with.
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        Identity::default().refusal(&self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Identity;
 
     async fn parts(response: Response) -> (StatusCode, HeaderMap, serde_json::Value) {
         let (parts, body) = response.into_parts();
@@ -291,7 +282,8 @@ mod tests {
         assert_eq!(body["code"], "invalid_token");
         assert_eq!(body["status"], 401);
 
-        let (_, headers, body) = parts(AuthError::Unauthenticated.into_response()).await;
+        let (_, headers, body) =
+            parts(Identity::default().refusal(&AuthError::Unauthenticated)).await;
         assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer realm="jeton""#);
         assert_eq!(body["type"], "urn:jeton:problem:unauthenticated");
     }
@@ -329,11 +321,12 @@ mod tests {
             limit: 60,
             retry_after_seconds: 7,
         };
-        let (status, headers, _) = parts(limited.into_response()).await;
+        let (status, headers, _) = parts(Identity::default().refusal(&limited)).await;
         assert_eq!(status, 429);
         assert_eq!(headers[header::RETRY_AFTER], "7");
         assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
-        let (status, headers, _) = parts(AuthError::Unavailable.into_response()).await;
+        let (status, headers, _) =
+            parts(Identity::default().refusal(&AuthError::Unavailable)).await;
         assert_eq!(status, 503);
         assert_eq!(headers[header::RETRY_AFTER], "1");
     }

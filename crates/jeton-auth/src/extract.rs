@@ -2,20 +2,40 @@
 //! [`UserPrincipal`] or the request never reaches it. An extractor used on
 //! a route without a guard refuses the request (deny by default).
 
-use std::sync::Arc;
+use std::sync::{
+    Arc, LazyLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use crate::{AuthError, ClientPrincipal, Identity, KindSet, Principal, Refused, UserPrincipal};
 
-/// A refusal in the identity of the gate that guarded the request (Jeton's
-/// when none did).
+/// What a refusal on a route without a guard is rendered in: no app's.
+static UNGUARDED: LazyLock<Identity> =
+    LazyLock::new(|| Identity::new("api").expect("a valid prefix"));
+
+/// Whether an extractor on a route without a guard has been logged.
+static UNGUARDED_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// A refusal in the identity of the gate that guarded the request. Without
+/// a guard there is none: the route was wired without one, which is logged
+/// once, and the request is refused all the same.
 fn refuse(parts: &Parts, error: AuthError) -> Refused {
-    let identity = parts.extensions.get::<Identity>().cloned();
-    Refused {
-        error,
-        identity: identity.unwrap_or_default(),
-    }
+    let identity = match parts.extensions.get::<Identity>() {
+        Some(identity) => identity.clone(),
+        None => {
+            if !UNGUARDED_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    path = parts.uri.path(),
+                    "an extractor of jeton-auth ran on a route without a guard: add \
+                     `.route_layer(gate.guard(access))` to the route; its requests are refused"
+                );
+            }
+            UNGUARDED.clone()
+        }
+    };
+    Refused { error, identity }
 }
 
 fn principal(parts: &Parts) -> Result<&Principal, Refused> {

@@ -22,18 +22,20 @@ impl<S: TokenStore> Gate<S> {
     ///
     /// ```
     /// use axum::{Router, routing::get};
-    /// use jeton_auth::{Ability, Access, Ceilings, Gate, KindSet, MemoryStore, TokenFormat, User};
+    /// use jeton_auth::{Ability, Access, Ceilings, Gate, Identity, KindSet, MemoryStore, User};
     ///
     /// const PROFILE_READ: Ability = Ability::from_static("profile:read");
     ///
-    /// let gate = Gate::builder(MemoryStore::new(TokenFormat::default()))
+    /// let identity = Identity::new("acme")?;
+    /// let gate = Gate::builder(identity.clone(), MemoryStore::new(identity.tokens()))
     ///     .ceilings(Ceilings::new().user([PROFILE_READ]))
-    ///     .build();
+    ///     .build()?;
     /// let app: Router = Router::new().route(
     ///     "/me",
     ///     get(|User(user): User| async move { user.user_id.clone() })
     ///         .route_layer(gate.guard(Access::new(KindSet::USER, PROFILE_READ))),
     /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn guard(self: &Arc<Self>, access: Access) -> GuardLayer<S> {
         GuardLayer {

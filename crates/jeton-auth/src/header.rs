@@ -12,21 +12,13 @@ const MAX_AUTHORIZATION_LEN: usize = 1024;
 /// How every client spells the scheme, with its one space.
 const COMMON_SCHEME: &[u8] = b"Bearer ";
 
-/// The bearer token of a request, checked for format.
+/// The bearer token of a request, checked for `format`: a token of another
+/// format is [`AuthError::InvalidToken`].
 ///
 /// Tokens are only ever taken from the `Authorization` header. One in the
 /// query string is refused outright rather than ignored, so a client that
 /// leaks tokens into URLs (and thus into proxy logs) finds out at once.
-///
-/// This reads Jeton's tokens (`jt_`); [`bearer_token_of`] reads another
-/// app's.
-pub fn bearer_token(headers: &HeaderMap, query: Option<&str>) -> Result<PlainToken, AuthError> {
-    bearer_token_of(TokenFormat::JETON, headers, query)
-}
-
-/// [`bearer_token`] for tokens of `format`: a token of another format is
-/// [`AuthError::InvalidToken`].
-pub fn bearer_token_of(
+pub fn bearer_token(
     format: TokenFormat,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -167,10 +159,10 @@ mod tests {
             let Ok(value) = HeaderValue::from_bytes(&case) else {
                 continue;
             };
-            if let Some(answer) = common_form(TokenFormat::JETON, &case) {
+            if let Some(answer) = common_form(TokenFormat::default(), &case) {
                 assert_eq!(
                     answer.map(|t| t.hash()).map_err(|e| e.code()),
-                    general_form(TokenFormat::JETON, &value)
+                    general_form(TokenFormat::default(), &value)
                         .map(|t| t.hash())
                         .map_err(|e| e.code()),
                     "{}",
@@ -236,7 +228,7 @@ mod tests {
         ];
         for (values, query, expected) in cases {
             let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-            let got = bearer_token(&with_auth(&refs), query).map(|_| ());
+            let got = bearer_token(TokenFormat::default(), &with_auth(&refs), query).map(|_| ());
             match (&got, &expected) {
                 (Err(AuthError::InvalidRequest(_)), Err(AuthError::InvalidRequest(_))) => {}
                 _ => assert_eq!(got, expected, "{values:?} {query:?}"),
@@ -252,7 +244,7 @@ mod tests {
             HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
         );
         assert!(matches!(
-            bearer_token(&headers, None),
+            bearer_token(TokenFormat::default(), &headers, None),
             Err(AuthError::InvalidRequest(_))
         ));
     }

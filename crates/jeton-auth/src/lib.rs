@@ -47,7 +47,7 @@ mod verify;
 
 // The crates whose types appear in this one's API, at the versions it uses.
 pub use ipnet;
-#[cfg(feature = "sqlx")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sqlx;
 pub use time;
 
@@ -56,11 +56,11 @@ pub use access::{Access, Ceilings, KindSet};
 pub use clock::Clock;
 pub use error::AuthError;
 pub use extract::{Client, SecretClient, User};
-pub use gate::{Gate, GateBuilder};
+pub use gate::{Gate, GateBuilder, GateError};
 pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
-#[cfg(feature = "sqlx")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::sql::{SqlStore, SqlStoreError};
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,

@@ -51,7 +51,7 @@ impl ClientPrincipal {
     /// A client with no allowed origins and no rate limits.
     ///
     /// ```
-    /// use jeton_auth::{AbilitySet, ClientPrincipal, Limits};
+    /// use jeton_auth::{AbilitySet, ClientPrincipal, limits::Limits};
     ///
     /// let client = ClientPrincipal::new("client-1", "key-1", AbilitySet::parse_spaced("products:read").unwrap())
     ///     .with_allowed_origins(["https://shop.example"])

@@ -88,16 +88,11 @@ impl fmt::Debug for CookieSessions {
     }
 }
 
+/// The cookies the crate's own unit tests use.
+#[cfg(test)]
 impl Default for CookieSessions {
-    /// `jeton_session` and `jeton_csrf`, the session cookie on every path,
-    /// `Secure`.
     fn default() -> Self {
-        CookieSessions {
-            session_cookie: "jeton_session".to_owned(),
-            csrf_cookie: "jeton_csrf".to_owned(),
-            session_path: "/".to_owned(),
-            secure: true,
-        }
+        CookieSessions::with_names("jeton_session", "jeton_csrf").expect("valid names")
     }
 }
 
@@ -114,7 +109,10 @@ fn cookie_name(name: &str) -> Result<String, InvalidCookieName> {
 }
 
 impl CookieSessions {
-    /// The names of the session cookie and of the CSRF cookie.
+    /// The names of the session cookie and of the CSRF cookie (the app's
+    /// own: there is no default), the session cookie on every path until
+    /// [`CookieSessions::session_path`], `Secure` until
+    /// [`CookieSessions::secure`].
     pub fn with_names(session: &str, csrf: &str) -> Result<CookieSessions, InvalidCookieName> {
         let (session_cookie, csrf_cookie) = (cookie_name(session)?, cookie_name(csrf)?);
         if session_cookie == csrf_cookie {
@@ -123,7 +121,8 @@ impl CookieSessions {
         Ok(CookieSessions {
             session_cookie,
             csrf_cookie,
-            ..CookieSessions::default()
+            session_path: "/".to_owned(),
+            secure: true,
         })
     }
 

@@ -1,19 +1,19 @@
 //! What the verifier needs from storage. An app implements [`TokenStore`] on
 //! whatever it keeps credentials in, or uses a store of this crate:
 //! [`MemoryStore`] (tests, examples, small apps that issue tokens at
-//! start-up) or, with the `sqlx` cargo feature, `SqlStore` (SQLite or
+//! start-up) or, with the `sqlite` or `postgres` cargo feature, `SqlStore` (SQLite or
 //! PostgreSQL, shared by every process on the database). Only SHA-256
 //! hashes ever cross it.
 
 mod memory;
-#[cfg(feature = "sqlx")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod sql;
 
 use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};
 
 use time::OffsetDateTime;
 
-use crate::{HashedToken, Principal, TokenKind};
+use crate::{HashedToken, Principal, TokenFormat, TokenKind};
 
 pub use memory::{IssuedToken, MemoryStore, NewClient, UnknownClient};
 
@@ -72,6 +72,14 @@ pub trait TokenStore: Send + Sync + 'static {
         hash: &HashedToken,
     ) -> impl Future<Output = Result<Option<StoredCredential>, StoreError>> + Send;
 
+    /// The format of the tokens this store issues: a gate over it refuses to
+    /// build with an identity of another format, which would answer every
+    /// one of its tokens 401. `None` (the default): the store does not say,
+    /// and the gate cannot check.
+    fn token_format(&self) -> Option<TokenFormat> {
+        None
+    }
+
     /// Records a refusal (an audit event, a flag on the key). The guard calls
     /// it at most once a minute per key and code, so a flood of refused
     /// requests cannot become a flood of writes. The default does nothing.
@@ -114,6 +122,10 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         hash: &HashedToken,
     ) -> impl Future<Output = Result<Option<StoredCredential>, StoreError>> + Send {
         S::find_credential(self, kind, hash)
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        S::token_format(self)
     }
 
     fn record_refusal(&self, refusal: Refusal) -> impl Future<Output = ()> + Send {

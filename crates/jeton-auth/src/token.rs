@@ -1,5 +1,5 @@
 //! The token format: `<prefix>_<kind>_<30 base62 random><6 base62 CRC32>`,
-//! where the prefix is the app's (`jt` for Jeton, see [`crate::Identity`]).
+//! where the prefix is the app's (see [`crate::Identity`]).
 //!
 //! [`PlainToken`] is the secret a caller holds; it is zeroized on drop and its
 //! `Debug` never prints it. [`HashedToken`] is SHA-256 of it, the only form
@@ -37,7 +37,7 @@ const MAX_TOKEN_LEN: usize = TokenFormat::MAX_PREFIX_LEN + AFTER_PREFIX;
 /// assert!(token.expose_secret().starts_with("acme_ut_"));
 /// assert_eq!(acme.parse(token.expose_secret()).unwrap().kind(), TokenKind::User);
 /// // Another app's token is not a token here.
-/// let jeton = TokenFormat::default().generate(TokenKind::User);
+/// let jeton = TokenFormat::new("jt")?.generate(TokenKind::User);
 /// assert!(acme.parse(jeton.expose_secret()).is_err());
 /// # Ok::<(), jeton_auth::IdentityError>(())
 /// ```
@@ -48,10 +48,11 @@ pub struct TokenFormat {
     prefix_len: u8,
 }
 
+/// The format the crate's own unit tests use.
+#[cfg(test)]
 impl Default for TokenFormat {
-    /// Jeton's: `jt_pk_…`, 42 characters.
     fn default() -> TokenFormat {
-        TokenFormat::JETON
+        TokenFormat::from_static("jt")
     }
 }
 
@@ -65,11 +66,37 @@ impl TokenFormat {
     /// The longest prefix an app may choose.
     pub const MAX_PREFIX_LEN: usize = 8;
 
-    /// Jeton's own format, `jt_`.
-    pub const JETON: TokenFormat = TokenFormat {
-        prefix: *b"jt\0\0\0\0\0\0",
-        prefix_len: 2,
-    };
+    /// [`TokenFormat::new`] for a prefix known when the app is compiled, as
+    /// a constant. An invalid prefix fails the build (or panics, outside a
+    /// constant).
+    ///
+    /// ```
+    /// use jeton_auth::TokenFormat;
+    ///
+    /// const TOKENS: TokenFormat = TokenFormat::from_static("acme");
+    /// assert_eq!(TOKENS.prefix(), "acme");
+    /// ```
+    pub const fn from_static(prefix: &'static str) -> TokenFormat {
+        let given = prefix.as_bytes();
+        assert!(
+            !given.is_empty() && given.len() <= TokenFormat::MAX_PREFIX_LEN,
+            "a token prefix has 1 to 8 characters"
+        );
+        let mut bytes = [0; TokenFormat::MAX_PREFIX_LEN];
+        let mut i = 0;
+        while i < given.len() {
+            assert!(
+                given[i].is_ascii_lowercase() || given[i].is_ascii_digit(),
+                "a token prefix is lowercase ASCII letters and digits only"
+            );
+            bytes[i] = given[i];
+            i += 1;
+        }
+        TokenFormat {
+            prefix: bytes,
+            prefix_len: given.len() as u8,
+        }
+    }
 
     /// The format of an app whose tokens start with `prefix`: 1 to 8
     /// lowercase ASCII letters and digits.
@@ -275,23 +302,6 @@ pub struct PlainToken {
 }
 
 impl PlainToken {
-    /// A fresh token in Jeton's format (`jt_`); an app with its own prefix
-    /// generates with [`TokenFormat::generate`].
-    pub fn generate(kind: TokenKind) -> PlainToken {
-        TokenFormat::JETON.generate(kind)
-    }
-
-    /// Parses a token in Jeton's format (`jt_`); an app with its own prefix
-    /// parses with [`TokenFormat::parse`].
-    pub fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
-        TokenFormat::JETON.parse(candidate)
-    }
-
-    /// [`PlainToken::parse`] on bytes.
-    pub fn parse_bytes(candidate: &[u8]) -> Result<PlainToken, TokenFormatError> {
-        TokenFormat::JETON.parse_bytes(candidate)
-    }
-
     pub fn kind(&self) -> TokenKind {
         self.kind
     }
@@ -313,6 +323,18 @@ impl PlainToken {
 
     pub fn hash(&self) -> HashedToken {
         HashedToken(Sha256::digest(self.text()).into())
+    }
+}
+
+/// The crate's own unit tests generate and parse in [`TokenFormat::default`].
+#[cfg(test)]
+impl PlainToken {
+    pub(crate) fn generate(kind: TokenKind) -> PlainToken {
+        TokenFormat::default().generate(kind)
+    }
+
+    pub(crate) fn parse(candidate: &str) -> Result<PlainToken, TokenFormatError> {
+        TokenFormat::default().parse(candidate)
     }
 }
 

@@ -139,19 +139,15 @@ fn unix_nanos(at: OffsetDateTime) -> i64 {
 }
 
 impl<S: TokenStore> Verifier<S> {
-    /// A verifier of Jeton's tokens ([`Identity::default`]); an app with
-    /// its own identity builds a [`Gate`](crate::Gate), or calls
-    /// [`Verifier::with_identity`].
-    pub fn new(store: S) -> Verifier<S> {
-        Verifier::with_cache(store, CacheSettings::default())
+    /// A verifier of `identity`'s tokens, with the default cache. An app
+    /// builds a [`Gate`](crate::Gate), which makes its verifier; this one is
+    /// for verifying tokens outside a gate.
+    pub fn new(store: S, identity: Identity) -> Verifier<S> {
+        Verifier::with_cache(store, identity, CacheSettings::default())
     }
 
-    pub fn with_cache(store: S, settings: CacheSettings) -> Verifier<S> {
-        Verifier::with_identity(store, Identity::default(), settings)
-    }
-
-    /// A verifier of `identity`'s tokens.
-    pub fn with_identity(store: S, identity: Identity, settings: CacheSettings) -> Verifier<S> {
+    /// A verifier of `identity`'s tokens, with its cache sized by `settings`.
+    pub fn with_cache(store: S, identity: Identity, settings: CacheSettings) -> Verifier<S> {
         Verifier {
             store_generation: AtomicU64::new(store.generation()),
             store,
@@ -219,13 +215,12 @@ impl<S: TokenStore> Verifier<S> {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Principal, AuthError> {
-        let token = header::bearer_token_of(self.identity.tokens(), headers, query).inspect_err(
-            |error| {
+        let token =
+            header::bearer_token(self.identity.tokens(), headers, query).inspect_err(|error| {
                 if *error == AuthError::InvalidToken {
                     self.metrics().malformed.increment(1);
                 }
-            },
-        )?;
+            })?;
         self.verify(&token).await
     }
 
@@ -387,7 +382,7 @@ mod tests {
             hash: token.hash(),
             lookups: Default::default(),
         };
-        (Verifier::new(store), token)
+        (Verifier::new(store, Identity::default()), token)
     }
 
     fn now_or_never<F: Future>(future: F) -> F::Output {
@@ -480,7 +475,7 @@ mod tests {
 
     #[test]
     fn an_expired_credential_is_refused_from_the_store_and_the_cache() {
-        let verifier = Verifier::new(Credentials::default());
+        let verifier = Verifier::new(Credentials::default(), Identity::default());
         let expired = OffsetDateTime::now_utc() - Duration::from_secs(1);
         for kind in [TokenKind::Publishable, TokenKind::User] {
             let token = verifier.store.issue(kind, Some(expired));
@@ -500,7 +495,8 @@ mod tests {
     fn a_cached_credential_expires_when_its_clock_passes_its_expiry() {
         let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let clock = Clock::manual(start);
-        let verifier = Verifier::new(Credentials::default()).with_clock(clock.clone());
+        let verifier =
+            Verifier::new(Credentials::default(), Identity::default()).with_clock(clock.clone());
         let expires = start + Duration::from_secs(60);
         let token = verifier.store.issue(TokenKind::User, Some(expires));
         assert!(now_or_never(verifier.verify(&token)).is_ok());
@@ -544,7 +540,7 @@ mod tests {
 
     #[test]
     fn a_lookup_overtaken_by_an_invalidation_is_not_served_from_the_caches() {
-        let verifier = Verifier::new(Slow(Credentials::default()));
+        let verifier = Verifier::new(Slow(Credentials::default()), Identity::default());
         let key = verifier.store.0.issue(TokenKind::Publishable, None);
         let headers = bearer(&key);
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
@@ -573,7 +569,7 @@ mod tests {
     /// caches after it; the answer must not be served.
     #[test]
     fn an_answer_read_before_an_invalidation_is_never_served_after_it() {
-        let verifier = Verifier::new(Credentials::default());
+        let verifier = Verifier::new(Credentials::default(), Identity::default());
         let key = verifier.store.issue(TokenKind::Publishable, None);
         let headers = bearer(&key);
         now_or_never(verifier.authenticate(&headers, None)).unwrap();

@@ -28,8 +28,9 @@ async fn each_kind_reaches_its_own_routes_only(backend: Backend) {
     };
     let example = Example::new(&database.url).await.unwrap();
     let app = served(&example);
-    let pk = example.publishable_key.token.expose_secret();
-    let sk = example.secret_key.token.expose_secret();
+    let keys = example.keys.as_ref().expect("a new database: new keys");
+    let pk = keys.publishable.token.expose_secret();
+    let sk = keys.secret.token.expose_secret();
     assert!(pk.starts_with("acme_pk_") && sk.starts_with("acme_sk_"));
 
     let (status, body) = send(&app, "GET", "/products", Some(pk), None).await;
@@ -94,16 +95,26 @@ async fn each_kind_reaches_its_own_routes_only(backend: Backend) {
     assert_eq!(body["code"], "invalid_token");
 }
 
-/// Two servers of the example on one database: a key the second one
-/// revokes stops working on the first within a second.
+/// Two servers of the example on one database: the second finds the
+/// first's client, and a key it revokes stops working on the first within
+/// a second.
 async fn two_servers_share_their_revocations(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return;
     };
     let first = Example::new(&database.url).await.unwrap();
     let second = Example::new(&database.url).await.unwrap();
+    // The second start found the first's client instead of adding another
+    // with new keys.
+    assert_eq!(second.client_id, first.client_id);
+    assert!(second.keys.is_none());
+    assert_eq!(
+        second.store.client_ids().await.unwrap(),
+        [first.client_id.clone()]
+    );
     let app = served(&first);
-    let pk = first.publishable_key.token.expose_secret();
+    let first_keys = first.keys.as_ref().expect("the first start made the keys");
+    let pk = first_keys.publishable.token.expose_secret();
     assert_eq!(
         send(&app, "GET", "/products", Some(pk), None).await.0,
         StatusCode::OK
@@ -111,7 +122,7 @@ async fn two_servers_share_their_revocations(backend: Backend) {
     assert!(
         second
             .store
-            .revoke(&first.publishable_key.id)
+            .revoke(&first_keys.publishable.id)
             .await
             .unwrap()
     );
@@ -150,7 +161,13 @@ async fn two_servers_share_their_revocations_on_postgres() {
 #[tokio::test]
 async fn the_default_database_is_in_memory() {
     let example = Example::new(database::DEFAULT_URL).await.unwrap();
-    let pk = example.publishable_key.token.expose_secret();
+    let pk = example
+        .keys
+        .as_ref()
+        .unwrap()
+        .publishable
+        .token
+        .expose_secret();
     let (status, body) = send(&served(&example), "GET", "/products", Some(pk), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -12,7 +12,7 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, Gate, IssuedToken, KindSet, MemoryStore, NewClient,
+    Ability, Access, Ceilings, Clock, Gate, Identity, IssuedToken, KindSet, MemoryStore, NewClient,
     Principal, TokenFormat, TokenKind, User,
     limits::{FailedAuthLimit, Limits},
     time::{Duration, OffsetDateTime},
@@ -57,10 +57,14 @@ impl App {
     }
 
     fn with(limit: FailedAuthLimit, trusted: Vec<jeton_auth::ipnet::IpNet>) -> App {
-        let store = MemoryStore::new(TokenFormat::default());
+        let identity = Identity::new("jt")
+            .and_then(|i| i.with_realm("jeton"))
+            .and_then(|i| i.with_problem_type_base("urn:jeton:problem:"))
+            .unwrap();
+        let store = MemoryStore::new(identity.tokens());
         let clock = Clock::manual(OffsetDateTime::now_utc());
         // No limit backend given: the gate's own counts on its clock.
-        let gate = Gate::builder(store.clone())
+        let gate = Gate::builder(identity, store.clone())
             .clock(clock.clone())
             .ceilings(
                 Ceilings::new()
@@ -71,7 +75,8 @@ impl App {
             .failed_auth_limit(limit)
             .trusted_proxies(trusted)
             .usage_interval(StdDuration::from_millis(50))
-            .build();
+            .build()
+            .unwrap();
         let site = store.add_client(NewClient::new([READ]).allowed_origins([SITE]));
         let office = store.add_client(NewClient::new([ADMIN]));
         App {
@@ -193,7 +198,7 @@ async fn no_credentials_another_scheme_and_an_empty_bearer() {
 async fn malformed_foreign_unknown_revoked_and_expired_tokens_are_one_answer() {
     let app = App::new();
     let acme = TokenFormat::new("acme").unwrap().generate(TokenKind::User);
-    let unknown = TokenFormat::default().generate(TokenKind::User);
+    let unknown = TokenFormat::from_static("jt").generate(TokenKind::User);
     let revoked = app.store.issue_user_token("ann", [PROFILE], None);
     assert_eq!(app.bearer("/me", &revoked).await.status, StatusCode::OK);
     app.store.revoke(&revoked.id);
@@ -333,9 +338,15 @@ async fn the_client_address_is_believed_from_trusted_proxies_only() {
 #[tokio::test]
 async fn an_extractor_without_a_guard_refuses() {
     let app = App::new();
-    app.send("/unguarded", None, &[])
-        .await
-        .refused(401, "unauthenticated", Some(REALM));
+    // No gate guarded the request: no app's identity to answer in.
+    let answer = app.send("/unguarded", None, &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.body["code"], "unauthenticated");
+    assert_eq!(answer.body["type"], "urn:api:problem:unauthenticated");
+    assert_eq!(
+        answer.headers[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="api""#
+    );
 }
 
 #[tokio::test]

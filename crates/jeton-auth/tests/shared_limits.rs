@@ -69,7 +69,7 @@ fn process(redis: &Redis) -> Arc<LimitBackend> {
     let url = format!("redis://127.0.0.1:{}", redis.port);
     // A loaded test machine can take longer than production's deadline.
     let deadline = REDIS_DEADLINE * 20;
-    Arc::new(LimitBackend::redis(&url, &Identity::default(), deadline).unwrap())
+    Arc::new(LimitBackend::redis(&url, &Identity::new("jt").unwrap(), deadline).unwrap())
 }
 
 /// Takes until refused; how many were accepted. Between takes it lets the

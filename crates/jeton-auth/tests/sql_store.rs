@@ -56,16 +56,16 @@ fn app(store: &SqlStore) -> (Router, std::sync::Arc<Gate<SqlStore>>) {
 
 /// The same with its gate on `clock`.
 fn app_on(store: &SqlStore, clock: Clock) -> (Router, std::sync::Arc<Gate<SqlStore>>) {
-    let gate = Gate::builder(store.clone())
+    let gate = Gate::builder(identity(), store.clone())
         .clock(clock)
-        .identity(identity())
         .ceilings(
             Ceilings::new()
                 .publishable([READ])
                 .secret([Ability::ALL])
                 .user([READ, PROFILE]),
         )
-        .build();
+        .build()
+        .unwrap();
     let ok = || async { "ok" };
     let (pk, sk, ut) = (KindSet::PUBLISHABLE, KindSet::SECRET, KindSet::USER);
     let router = requests::served(

@@ -17,6 +17,7 @@ pub mod customer_cache;
 pub mod domain;
 pub mod hashing;
 pub mod http;
+pub mod identity;
 #[cfg(test)]
 mod load_pause;
 pub mod pagination;

@@ -33,9 +33,10 @@ pub struct GateBuilder<S> {
 }
 
 impl<S: TokenStore> Gate<S> {
-    /// A gate over `store`. Until told otherwise: Jeton's identity
-    /// ([`Identity::default`]), ceilings under which no kind holds anything,
-    /// no trusted proxies, and the default cache and limits.
+    /// A gate for `identity`'s tokens over `store`. Until told otherwise:
+    /// no trusted proxies, and the default cache and limits. The ceilings
+    /// must be given: [`GateBuilder::build`] refuses a gate under which no
+    /// kind holds anything, whose every route would answer 403.
     ///
     /// ```
     /// use jeton_auth::{Ability, Ceilings, Gate, Identity, MemoryStore};
@@ -43,18 +44,17 @@ impl<S: TokenStore> Gate<S> {
     /// const PROFILE_READ: Ability = Ability::from_static("profile:read");
     ///
     /// let identity = Identity::new("acme")?;
-    /// let gate = Gate::builder(MemoryStore::new(identity.tokens()))
-    ///     .identity(identity)
+    /// let gate = Gate::builder(identity.clone(), MemoryStore::new(identity.tokens()))
     ///     .ceilings(Ceilings::new().user([PROFILE_READ]))
     ///     .trusted_proxies(["10.0.0.0/8".parse()?])
-    ///     .build();
+    ///     .build()?;
     /// assert_eq!(gate.identity().realm(), "acme");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder(store: S) -> GateBuilder<S> {
+    pub fn builder(identity: Identity, store: S) -> GateBuilder<S> {
         GateBuilder {
             store,
-            identity: Identity::default(),
+            identity,
             ceilings: Ceilings::new(),
             cache: CacheSettings::default(),
             failed_auth: FailedAuthLimit::default(),
@@ -68,14 +68,27 @@ impl<S: TokenStore> Gate<S> {
     }
 }
 
-impl<S: TokenStore> GateBuilder<S> {
-    /// The app's token prefix, realm, problem types and metric names.
-    pub fn identity(mut self, identity: Identity) -> Self {
-        self.identity = identity;
-        self
-    }
+/// Why a gate was not built: each says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The store issues tokens of another prefix than the gate's identity:
+    /// every one of its tokens would be answered 401 `invalid_token`.
+    #[error(
+        "the store issues `{store}_…` tokens but the gate's identity is `{gate}_…`: \
+         give the store the identity's format (`Identity::tokens`)"
+    )]
+    TokenFormatMismatch { gate: String, store: String },
+    /// No kind may hold any ability: every route would answer 403.
+    #[error(
+        "the gate has no ceilings, so every route would answer 403: give \
+         `GateBuilder::ceilings` what each kind of token may hold"
+    )]
+    NoCeilings,
+}
 
-    /// The most each kind of token may hold.
+impl<S: TokenStore> GateBuilder<S> {
+    /// The most each kind of token may hold; required.
     pub fn ceilings(mut self, ceilings: Ceilings) -> Self {
         self.ceilings = ceilings;
         self
@@ -94,7 +107,9 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     /// The networks of the app's own proxies, whose `X-Forwarded-For` is
-    /// believed when the guard finds a request's client address.
+    /// believed when the guard finds a request's client address; also the
+    /// ones of [`Gate::client_ip_layer`], for the app's routes without a
+    /// guard. None by default: the socket peer is the client.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
         self
@@ -141,12 +156,25 @@ impl<S: TokenStore> GateBuilder<S> {
         self
     }
 
-    pub fn build(self) -> Arc<Gate<S>> {
+    /// The gate, or why it cannot work: a store whose tokens are not the
+    /// identity's, or no ceilings.
+    pub fn build(self) -> Result<Arc<Gate<S>>, GateError> {
+        if let Some(store) = self.store.token_format()
+            && store != self.identity.tokens()
+        {
+            return Err(GateError::TokenFormatMismatch {
+                gate: self.identity.tokens().prefix().to_owned(),
+                store: store.prefix().to_owned(),
+            });
+        }
+        if self.ceilings.is_empty() {
+            return Err(GateError::NoCeilings);
+        }
         let limits = self
             .limits
             .unwrap_or_else(|| Arc::new(LimitBackend::local().with_clock(self.clock.clone())));
         let verifier =
-            Verifier::with_identity(self.store, self.identity, self.cache).with_clock(self.clock);
+            Verifier::with_cache(self.store, self.identity, self.cache).with_clock(self.clock);
         let mut gate = Gate::assemble(
             verifier,
             self.ceilings,
@@ -157,6 +185,6 @@ impl<S: TokenStore> GateBuilder<S> {
         );
         gate.sessions = self.sessions;
         gate.user_rate = self.user_rate;
-        Arc::new(gate)
+        Ok(Arc::new(gate))
     }
 }

@@ -20,6 +20,7 @@ use metrics::Counter;
 
 use crate::{
     AuthError, Ceilings, Identity, TokenStore, Verifier,
+    client_ip::ClientIpLayer,
     limits::{
         FailedAuthLimit, LimitBackend, Limits, Rate, RateLimitStatus, failed_auth::FailedAuth,
         rate::RateLimiter,
@@ -31,7 +32,7 @@ mod admission;
 mod builder;
 mod upkeep;
 
-pub use builder::GateBuilder;
+pub use builder::{GateBuilder, GateError};
 
 /// Everything the guards of an app share: one per process.
 pub struct Gate<S> {
@@ -130,6 +131,14 @@ impl<S: TokenStore> Gate<S> {
     /// counted in the same place.
     pub fn limits(&self) -> &Arc<LimitBackend> {
         &self.limits
+    }
+
+    /// Finds each request's [`ClientIp`](crate::client_ip::ClientIp) as the
+    /// guard does, with the gate's trusted proxies: for the app's routes
+    /// without a guard that read the client's address (an OAuth 2.0 token
+    /// endpoint, a login throttle). The guard needs no such layer.
+    pub fn client_ip_layer(&self) -> ClientIpLayer {
+        ClientIpLayer::new(&self.identity, Arc::clone(&self.trusted_proxies))
     }
 
     /// The app's cookie sessions, if turned on: its login route sets them

@@ -385,6 +385,10 @@ impl TokenStore for MemoryStore {
         state.refusals.push(refusal);
     }
 
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(self.0.format)
+    }
+
     fn generation(&self) -> u64 {
         self.0.generation.load(Ordering::SeqCst)
     }

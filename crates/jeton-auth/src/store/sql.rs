@@ -1,19 +1,20 @@
-//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlx` cargo feature):
+//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres` cargo features):
 //! clients, their keys and user tokens in the store's own tables, shared by
 //! every process that uses the same database.
 //!
 //! ```no_run
-//! use jeton_auth::{Ability, Gate, Identity, NewClient, SqlStore};
+//! use jeton_auth::{Ability, Ceilings, Gate, Identity, NewClient, SqlStore};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let identity = Identity::new("acme")?;
 //! // Connects and brings the store's tables up to date.
 //! let store = SqlStore::connect("sqlite://acme.db", identity.tokens()).await?;
-//! let shop = store
-//!     .add_client(NewClient::new([Ability::from_static("products:read")]))
-//!     .await?;
+//! const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+//! let shop = store.add_client(NewClient::new([PRODUCTS_READ])).await?;
 //! let key = store.issue_publishable_key(&shop).await?;
-//! let gate = Gate::builder(store.clone()).identity(identity).build();
+//! let gate = Gate::builder(identity, store.clone())
+//!     .ceilings(Ceilings::new().publishable([PRODUCTS_READ]))
+//!     .build()?;
 //! # let _ = (key, gate);
 //! # Ok(())
 //! # }
@@ -67,7 +68,7 @@ use std::{
         Arc, OnceLock, Weak,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use sqlx::{
@@ -108,7 +109,9 @@ const USAGE_CHUNK: usize = 200;
 
 /// The first and the longest wait before listening again after the
 /// listening connection failed.
+#[cfg(feature = "postgres")]
 const LISTEN_RETRY_FIRST: Duration = Duration::from_millis(100);
+#[cfg(feature = "postgres")]
 const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The PostgreSQL channel a change is announced on, when it commits.
@@ -266,7 +269,9 @@ impl SqlStore {
         let store = SqlStore::from_pool_without_feed(pool, format);
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
+        #[cfg(feature = "postgres")]
         let url = store.0.pool.connect_options().database_url.clone();
+        #[cfg(feature = "postgres")]
         if url.scheme().starts_with("postgres") {
             tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
         }
@@ -360,6 +365,18 @@ impl SqlStore {
         .execute(&self.0.pool)
         .await?;
         Ok(id)
+    }
+
+    /// The ids of the clients that are not revoked, oldest first: for an
+    /// app that sets itself up once and finds its clients again when it
+    /// starts next.
+    pub async fn client_ids(&self) -> Result<Vec<String>, SqlStoreError> {
+        // UUIDv7: in the order they were made.
+        let ids: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM auth_clients WHERE revoked_at IS NULL ORDER BY id")
+                .fetch_all(&self.0.pool)
+                .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     /// A publishable key for the client: for browser code, public by
@@ -871,6 +888,10 @@ impl TokenStore for SqlStore {
         }
     }
 
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(self.0.format)
+    }
+
     fn generation(&self) -> u64 {
         self.0.generation.load(Ordering::SeqCst)
     }
@@ -926,6 +947,7 @@ async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error
 /// open. While it cannot
 /// listen, polling still sees every change, later; it tries again after a
 /// wait that doubles up to [`LISTEN_RETRY_MAX`], and logs an outage once.
+#[cfg(feature = "postgres")]
 async fn listen_for_changes(url: String, shared: Weak<Shared>) {
     let mut retry = LISTEN_RETRY_FIRST;
     let mut down = false;
@@ -947,7 +969,7 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
                         SqlStore(shared).changed();
                     }
                 }
-                let connected = Instant::now();
+                let connected = std::time::Instant::now();
                 let Some(error) = listen(listener, &shared).await else {
                     return;
                 };
@@ -972,6 +994,7 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
 /// Hears changes until the connection fails (its error, after dropping
 /// what this process cached: changes may have gone unheard) or the store
 /// is gone (`None`).
+#[cfg(feature = "postgres")]
 async fn listen(
     mut listener: sqlx::postgres::PgListener,
     shared: &Weak<Shared>,

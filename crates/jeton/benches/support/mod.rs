@@ -16,6 +16,7 @@
 //! And the server's side of a malformed-token flood: the whole app refusing
 //! a bad checksum against `/healthz`, each from a new client IP.
 
+use jeton::identity::TOKENS;
 use std::{
     net::{Ipv4Addr, SocketAddr},
     sync::atomic::{AtomicU32, Ordering},
@@ -206,7 +207,7 @@ async fn seed(url: &str) -> (AppState, String, PlainToken) {
         })
         .await
         .unwrap();
-    let key = PlainToken::generate(ClientKind::Publishable.token_kind());
+    let key = TOKENS.generate(ClientKind::Publishable.token_kind());
     let client = NewClient {
         name: "bench".into(),
         kind: ClientKind::Publishable,

@@ -1,5 +1,5 @@
+use crate::identity::TOKENS;
 use clap::{Args, Subcommand};
-use jeton_auth::PlainToken;
 use serde_json::json;
 
 use super::parse_duration;
@@ -154,7 +154,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
                         .collect();
                     anyhow::anyhow!("invalid client: {}", text.join("; "))
                 })?;
-            let key = PlainToken::generate(new.kind.token_kind());
+            let key = TOKENS.generate(new.kind.token_kind());
             let client = db.create_client(&new, &key, &Audit::cli()).await?;
             if args.json {
                 println!(
@@ -220,7 +220,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
                 grace >= time::Duration::ZERO,
                 "the grace period cannot be negative"
             );
-            let key = PlainToken::generate(client.kind.token_kind());
+            let key = TOKENS.generate(client.kind.token_kind());
             let rotated = db
                 .rotate_client_key(&client.id, &key, grace, &Audit::cli())
                 .await?;

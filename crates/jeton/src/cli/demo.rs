@@ -5,6 +5,7 @@
 //! cannot be shown again); only a storefront on another address gets a new
 //! demo client, since its origins differ.
 
+use crate::identity::TOKENS;
 use std::net::SocketAddr;
 
 use jeton_auth::{AbilitySet, PlainToken};
@@ -89,7 +90,7 @@ pub async fn seed(db: &Db, storefront: SocketAddr) -> anyhow::Result<Demo> {
         Err(CreateCustomerError::Db(error)) => return Err(error.into()),
     }
 
-    let publishable_key = PlainToken::generate(ClientKind::Publishable.token_kind());
+    let publishable_key = TOKENS.generate(ClientKind::Publishable.token_kind());
     let existing = db
         .find_live_client_by_name(DEMO_CLIENT, ClientKind::Publishable)
         .await?;

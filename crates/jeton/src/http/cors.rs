@@ -162,7 +162,9 @@ impl OriginRegistry {
 
 #[cfg(test)]
 mod tests {
-    use jeton_auth::{AbilitySet, PlainToken};
+    use jeton_auth::AbilitySet;
+
+    use crate::identity::TOKENS;
 
     use super::*;
     use crate::{
@@ -202,7 +204,7 @@ mod tests {
             rate_limit_per_minute: None,
             per_ip_rate_limit_per_minute: None,
         };
-        let key = PlainToken::generate(ClientKind::Publishable.token_kind());
+        let key = TOKENS.generate(ClientKind::Publishable.token_kind());
         db.create_client(&client, &key, &Audit::cli())
             .await
             .expect("a client");

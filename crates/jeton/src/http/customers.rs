@@ -1,6 +1,7 @@
 //! Customers: registration and login (through a client key), logout and the
 //! profile (with a user token).
 
+use crate::identity::TOKENS;
 use axum::{
     Extension,
     extract::State,
@@ -178,7 +179,7 @@ pub async fn login(
         .gate
         .cookie_sessions()
         .expect("the app has cookie sessions");
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     let record = state.db.insert_user_token(&token, new, &audit).await?;
     // The browser's cookie now names the new session: the one it held, if
     // still live, would be left behind in the customer's token list.

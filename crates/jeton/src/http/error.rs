@@ -27,11 +27,12 @@
 //! - `Internal` (500): a bug. The body says only `internal_error` and the
 //!   request id; the cause goes to the log.
 
+use crate::identity::identity;
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AuthError, Identity};
+use jeton_auth::AuthError;
 use serde_json::{Map, Value, json};
 
 use super::request_id;
@@ -152,7 +153,7 @@ impl From<sqlx::Error> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, title) = match &self {
-            AppError::Auth(auth) => return auth.clone().into_response(),
+            AppError::Auth(auth) => return identity().refusal(auth),
             other => other.parts(),
         };
         let mut extra = Map::new();
@@ -169,7 +170,7 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let mut response = Identity::default().problem(status, code, title, &detail, Some(extra));
+        let mut response = identity().problem(status, code, title, &detail, Some(extra));
         if matches!(self, AppError::Unavailable) {
             response
                 .headers_mut()

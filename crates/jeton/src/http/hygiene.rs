@@ -27,6 +27,7 @@
 //!
 //! These answers pass the app's `no-store` layer like every other.
 
+use crate::identity::identity;
 use std::{any::Any, time::Duration};
 
 use axum::{
@@ -35,7 +36,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AuthError, Identity};
+use jeton_auth::AuthError;
 
 use super::error::AppError;
 
@@ -77,7 +78,7 @@ fn headers_too_large() -> Response {
     let detail = format!(
         "request headers are limited to {MAX_HEADER_VALUE_BYTES} bytes per value and {MAX_HEADER_BYTES} bytes in all"
     );
-    Identity::default().problem(
+    identity().problem(
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "headers_too_large",
         "Request header fields too large",

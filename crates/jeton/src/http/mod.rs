@@ -26,7 +26,6 @@ use axum::{
     middleware::from_fn,
     routing::get,
 };
-use jeton_auth::client_ip::ClientIpLayer;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -127,10 +126,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .layer(from_fn(hygiene::check))
         .layer(from_fn(hygiene::timeout))
         .layer(state.origins.layer())
-        .layer(ClientIpLayer::new(
-            state.gate.identity(),
-            state.config.trusted_proxies.iter().copied(),
-        ))
+        .layer(state.gate.client_ip_layer())
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .service(routes);
     Router::new().fallback_service(layered)

@@ -15,6 +15,7 @@
 //! here, also in constant time. Failures count toward the gate's per-IP
 //! limit on failed authentications and are audited.
 
+use crate::identity::TOKENS;
 use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use axum::{
@@ -397,7 +398,7 @@ async fn authenticate_client(
         return Err(refuse_client(state, ip, None, "no client credentials").await);
     };
     let claimed = ClientId::parse(&presented.client_id);
-    let token = match PlainToken::parse(&presented.secret) {
+    let token = match TOKENS.parse(&presented.secret) {
         Ok(token) if token.kind() == TokenKind::Secret => token,
         Ok(token) if token.kind() == TokenKind::Publishable => {
             let why = format!(
@@ -549,7 +550,7 @@ pub async fn token(
         Some(key) => key.min(now + state.config.access_token_ttl),
         None => now + state.config.access_token_ttl,
     };
-    let token = PlainToken::generate(TokenKind::Access);
+    let token = TOKENS.generate(TokenKind::Access);
     let ids = ClientIds::from(&**principal);
     let new = NewAccessToken {
         client_id: &ids.client,
@@ -717,7 +718,7 @@ pub async fn introspect(
         return OAuthError::invalid_request("token is missing").into_response();
     };
     let inactive = || Json(json!({"active": false})).into_response();
-    let Ok(token) = PlainToken::parse(text) else {
+    let Ok(token) = TOKENS.parse(text) else {
         return inactive();
     };
     match describe(&state, &token).await {
@@ -754,7 +755,7 @@ pub async fn revoke(
     let Some(text) = form.get("token") else {
         return OAuthError::invalid_request("token is missing").into_response();
     };
-    if let Ok(token) = PlainToken::parse(text)
+    if let Ok(token) = TOKENS.parse(text)
         && matches!(token.kind(), TokenKind::Access | TokenKind::User)
     {
         let ids = ClientIds::from(&**client.client());

@@ -1,7 +1,8 @@
+use crate::identity::{CSRF_COOKIE, SESSION_COOKIE, identity};
 use std::sync::Arc;
 
 use jeton_auth::{
-    Gate, Identity,
+    Gate,
     limits::{LimitBackend, Rate},
     session::CookieSessions,
 };
@@ -19,7 +20,8 @@ use crate::{
 /// The shop's own storefront may keep its customer's token in a cookie
 /// (`docs/storefront.md`): sent to the API's routes only.
 fn cookie_sessions(config: &Config) -> CookieSessions {
-    CookieSessions::default()
+    CookieSessions::with_names(SESSION_COOKIE, CSRF_COOKIE)
+        .expect("Jeton's cookie names are valid")
         .session_path(super::routes::PREFIX)
         .secure(config.secure_cookies)
 }
@@ -60,12 +62,12 @@ impl AppState {
         // moves the database's clock on moves all of them.
         let clock = db.clock().clone();
         let limits = match &config.redis_url {
-            Some(url) => LimitBackend::redis(url, &Identity::default(), config.redis_deadline)
+            Some(url) => LimitBackend::redis(url, identity(), config.redis_deadline)
                 .expect("the Redis URL is checked on the command line"),
             None => LimitBackend::local(),
         };
         let limits = Arc::new(limits.with_clock(clock.clone()));
-        let gate = Gate::builder(db.clone())
+        let gate = Gate::builder(identity().clone(), db.clone())
             .clock(clock)
             .ceilings(abilities::ceilings())
             .limits(Arc::clone(&limits))
@@ -74,7 +76,8 @@ impl AppState {
             .usage_interval(config.usage_interval)
             .trusted_proxies(config.trusted_proxies.iter().copied())
             .cookie_sessions(cookie_sessions(&config))
-            .build();
+            .build()
+            .expect("Jeton's store and ceilings fit its identity");
         // Weak: the gate holds the Db that holds this listener.
         let listening = Arc::downgrade(&gate);
         db.on_change(move |topic| {

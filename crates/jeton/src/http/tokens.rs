@@ -1,12 +1,13 @@
 //! A customer's own tokens: list, create, revoke one, revoke all.
 
+use crate::identity::TOKENS;
 use axum::{
     Extension,
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{AbilitySet, PlainToken, TokenKind, User, session::SessionCookie};
+use jeton_auth::{AbilitySet, TokenKind, User, session::SessionCookie};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -52,7 +53,7 @@ pub(super) async fn issue_user_token(
     new: NewUserToken<'_>,
     audit: &Audit,
 ) -> AppResult<IssuedToken> {
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     let record = state.db.insert_user_token(&token, new, audit).await?;
     Ok(IssuedToken {
         token: token.expose_secret().to_owned(),
@@ -252,7 +253,7 @@ pub async fn create(
         abilities: &abilities,
         expires_at,
     };
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     let cap = state.config.personal_token_cap;
     let record = state
         .db

@@ -22,9 +22,10 @@ pub mod products;
 pub mod retry;
 pub mod user_tokens;
 
+use crate::identity::TOKENS;
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use jeton_auth::{Clock, SqlStore, TokenFormat};
+use jeton_auth::{Clock, SqlStore};
 use sqlx::{
     Any, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -276,8 +277,7 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
 
 /// jeton-auth's store over `pool`, on the app's clock.
 fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
-    SqlStore::from_pool_without_feed(pool.clone(), TokenFormat::default())
-        .with_clock(options.clock.clone())
+    SqlStore::from_pool_without_feed(pool.clone(), TOKENS).with_clock(options.clock.clone())
 }
 
 /// Builds `$first, $first+1, …` for an `IN (…)` list of `count` values.

@@ -3,12 +3,13 @@
 //! default), and the route table itself against the contract.
 
 use axum::http::Method;
+use jeton::identity::TOKENS;
 use jeton::{
     domain::{abilities, client::ClientKind},
     http::routes,
     store::user_tokens::NewUserToken,
 };
-use jeton_auth::{AbilitySet, PlainToken, TokenKind};
+use jeton_auth::{AbilitySet, TokenKind};
 use serde_json::json;
 
 use crate::{
@@ -96,7 +97,7 @@ async fn user_token_in_store(
     abilities: &[&str],
     expires_at: Option<time::OffsetDateTime>,
 ) -> String {
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     let abilities = AbilitySet::new(abilities.iter().map(|a| a.parse().unwrap()));
     app.db
         .insert_user_token(
@@ -291,7 +292,7 @@ async fn malformed_tokens_are_invalid_token(app: TestApp) {
     let pk = app.publishable_key().await;
     let sk = app.admin_key().await;
     let (_, ut) = app.customer("mal@example.com").await;
-    let unknown = PlainToken::generate(TokenKind::User);
+    let unknown = TOKENS.generate(TokenKind::User);
     let unknown_body = app
         .get_as("/api/v1/me", unknown.expose_secret())
         .await
@@ -332,7 +333,7 @@ async fn unknown_tokens_are_invalid_token(app: TestApp) {
     app.admin_key().await;
     app.customer("someone@example.com").await;
     for kind in TokenKind::ALL {
-        let token = PlainToken::generate(kind);
+        let token = TOKENS.generate(kind);
         let res = app.get_as("/api/v1/products", token.expose_secret()).await;
         expect_invalid_token(&res);
         assert!(!res.text().contains(token.expose_secret()));
@@ -349,7 +350,7 @@ async fn logged_out_user_token_is_invalid_token_like_an_unknown_one(app: TestApp
     let unknown = app
         .get_as(
             "/api/v1/me",
-            PlainToken::generate(TokenKind::User).expose_secret(),
+            TOKENS.generate(TokenKind::User).expose_secret(),
         )
         .await;
     expect_invalid_token(&unknown);
@@ -379,10 +380,7 @@ async fn revoked_client_keys_are_invalid_token_like_an_unknown_one(app: TestApp)
         let revoked = app.get_as("/api/v1/products", key).await;
         expect_invalid_token(&revoked);
         let unknown = app
-            .get_as(
-                "/api/v1/products",
-                PlainToken::generate(kind).expose_secret(),
-            )
+            .get_as("/api/v1/products", TOKENS.generate(kind).expose_secret())
             .await;
         assert_eq!(revoked.json(), unknown.json());
         assert_eq!(revoked.body, unknown.body, "byte-identical bodies");
@@ -408,7 +406,7 @@ async fn expired_user_token_is_invalid_token(app: TestApp) {
     let unknown = app
         .get_as(
             "/api/v1/me",
-            PlainToken::generate(TokenKind::User).expose_secret(),
+            TOKENS.generate(TokenKind::User).expose_secret(),
         )
         .await;
     for ago in [
@@ -873,7 +871,7 @@ async fn route_table_denies_by_default(app: TestApp) {
         // An unknown token of each kind.
         for kind in [TokenKind::Publishable, TokenKind::Secret, TokenKind::User] {
             let res = table_request(&app, &entry.method, entry.path)
-                .bearer(PlainToken::generate(kind).expose_secret())
+                .bearer(TOKENS.generate(kind).expose_secret())
                 .send()
                 .await;
             assert_eq!(res.status, 401, "{what} with an unknown {kind:?}");

@@ -3,6 +3,7 @@
 //! and registration throttles (account enumeration, a login flood beside
 //! token-authenticated reads).
 
+use jeton::identity::TOKENS;
 use std::sync::Arc;
 
 use jeton::{
@@ -11,7 +12,7 @@ use jeton::{
     store::{Db, DbOptions, audit::Audit, user_tokens::NewUserToken},
     throttle::ThrottleSettings,
 };
-use jeton_auth::{PlainToken, TokenKind};
+use jeton_auth::TokenKind;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -30,7 +31,7 @@ const WRONG: &str = "wrong horse battery";
 /// A token of the customer that never expires, made in the store (a login
 /// always gives one that does).
 async fn token_without_expiry(app: &TestApp, customer_id: &str) -> String {
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     app.db
         .insert_user_token(
             &token,

@@ -4,6 +4,7 @@
 //! table in prose; a test keeps the two in step). No bad input gets a 5xx,
 //! echoes a credential, or writes anything.
 
+use jeton::identity::TOKENS;
 use std::{collections::HashSet, time::Duration};
 
 use axum::{
@@ -15,7 +16,7 @@ use jeton::http::{
     routes,
     server::{self, ConnectionLimits},
 };
-use jeton_auth::{PlainToken, TokenKind};
+use jeton_auth::TokenKind;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -608,7 +609,7 @@ async fn bad_inputs_write_nothing_and_never_500(app: TestApp) {
                 .raw("application/json", oversized),
             app.post(path).json(good.clone()),
             app.post(path)
-                .bearer(PlainToken::generate(TokenKind::Secret).expose_secret())
+                .bearer(TOKENS.generate(TokenKind::Secret).expose_secret())
                 .json(good.clone()),
             app.post(path)
                 .bearer(&with_bad_checksum(token))
@@ -1203,7 +1204,8 @@ async fn bad_input_table(app: TestApp) {
         pk: app.publishable_key().await,
         sk: app.admin_key().await,
         ut: app.customer("bad@example.com").await.1,
-        unknown_sk: PlainToken::generate(TokenKind::Secret)
+        unknown_sk: TOKENS
+            .generate(TokenKind::Secret)
             .expose_secret()
             .to_owned(),
         product: app.product("BAD-1", 500, "EUR", 10).await.id.into(),

@@ -2,11 +2,12 @@
 //! and CORS, secret keys refused from browsers, rate limits, the client IP
 //! behind trusted proxies, every rotation and revocation, and the audit log.
 
+use jeton::identity::TOKENS;
 use std::time::Duration;
 
 use axum::http::Method;
 use jeton::domain::client::ClientKind;
-use jeton_auth::{PlainToken, TokenKind};
+use jeton_auth::TokenKind;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -885,7 +886,8 @@ async fn forged_tokens_from_one_ip_are_refused_after_the_failure_limit(app: Test
         let forged = if attempt % 2 == 0 {
             malformed.clone()
         } else {
-            PlainToken::generate(TokenKind::Publishable)
+            TOKENS
+                .generate(TokenKind::Publishable)
                 .expose_secret()
                 .to_owned()
         };

@@ -4,12 +4,13 @@
 //! secret key and dying with it; introspection, revocation and the
 //! metadata; every bad input; and Python's `authlib` against a real server.
 
+use jeton::identity::TOKENS;
 use std::{convert::Infallible, path::PathBuf, process::Command};
 
 use axum::body::Body;
 use http_body_util::BodyExt;
 use jeton::{config::Config, domain::client::ClientKind};
-use jeton_auth::{PlainToken, TokenKind, limits::FailedAuthLimit};
+use jeton_auth::{TokenKind, limits::FailedAuthLimit};
 use oauth2::{
     AccessToken, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, IntrospectionUrl,
     RevocationUrl, Scope, StandardRevocableToken, TokenIntrospectionResponse, TokenResponse,
@@ -184,7 +185,7 @@ async fn tokens_act_as_their_client_with_their_scope(app: TestApp) {
         .expect_problem(403, "insufficient_scope");
     // Expired in the store: never accepted.
     let expired = app.access_token(&id, &secret, None).await;
-    let hash = PlainToken::parse(&expired).unwrap().hash().to_hex();
+    let hash = TOKENS.parse(&expired).unwrap().hash().to_hex();
     sqlx::query("UPDATE access_tokens SET expires_at = 1 WHERE token_hash = $1")
         .bind(hash)
         .execute(&app.side_pool().await)
@@ -215,7 +216,7 @@ async fn introspection_through_the_oauth2_crate(app: TestApp) {
         .collect();
     assert_eq!(scopes, ["products:read"]);
     assert!(found.exp().is_some() && found.iat().is_some());
-    let unknown = PlainToken::generate(TokenKind::Access);
+    let unknown = TOKENS.generate(TokenKind::Access);
     let found = client
         .introspect(&AccessToken::new(unknown.expose_secret().to_owned()))
         .request_async(&http)
@@ -529,7 +530,7 @@ async fn client_authentication_failures(app: TestApp) {
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let (other_id, other_secret) = secret_client(&app, &["products:read"]).await;
     let (pk_id, pk) = app.publishable_client().await;
-    let unknown = PlainToken::generate(TokenKind::Secret);
+    let unknown = TOKENS.generate(TokenKind::Secret);
     let unknown = unknown.expose_secret();
     let cases: Vec<(&str, String, String)> = vec![
         ("wrong secret", id.clone(), unknown.to_owned()),
@@ -759,13 +760,13 @@ async fn introspection_of_every_kind(app: TestApp) {
         .await
         .expect(204);
     let expired = app.access_token(&id, &secret, None).await;
-    let hash = PlainToken::parse(&expired).unwrap().hash().to_hex();
+    let hash = TOKENS.parse(&expired).unwrap().hash().to_hex();
     sqlx::query("UPDATE access_tokens SET expires_at = 1 WHERE token_hash = $1")
         .bind(hash)
         .execute(&app.side_pool().await)
         .await
         .unwrap();
-    let unknown = PlainToken::generate(TokenKind::User);
+    let unknown = TOKENS.generate(TokenKind::User);
     for token in [
         unknown.expose_secret(),
         "jt_at_garbage",
@@ -888,9 +889,7 @@ async fn revocation_revokes_only_the_callers_own(app: TestApp) {
     };
     // Unknown, malformed: 200.
     revoke(
-        PlainToken::generate(TokenKind::Access)
-            .expose_secret()
-            .into(),
+        TOKENS.generate(TokenKind::Access).expose_secret().into(),
         (&id, &secret),
     )
     .await;

@@ -2,6 +2,7 @@
 //! `Idempotency-Key`, contention between concurrent orders, restocking
 //! while orders arrive, and the database going away mid-burst.
 
+use jeton::identity::TOKENS;
 use std::{
     collections::{HashMap, HashSet},
     sync::{
@@ -22,7 +23,7 @@ use jeton::{
     domain::{abilities, ids::new_id},
     store::{audit::Audit, products::Product, user_tokens::NewUserToken},
 };
-use jeton_auth::{PlainToken, TokenKind};
+use jeton_auth::TokenKind;
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 
@@ -855,7 +856,7 @@ async fn buyer(app: &TestApp, email: &str) -> (String, String) {
         .create_customer(email, "Buyer", "not-a-password-hash")
         .await
         .unwrap();
-    let token = PlainToken::generate(TokenKind::User);
+    let token = TOKENS.generate(TokenKind::User);
     app.db
         .insert_user_token(
             &token,

@@ -4,6 +4,7 @@
 //! bad tokens answered without harm. Every test runs on SQLite and
 //! PostgreSQL, each with a server process of its own.
 
+use jeton::identity::TOKENS;
 use std::time::{Duration, Instant};
 
 use jeton_auth::{PlainToken, TokenKind};
@@ -555,7 +556,7 @@ async fn metrics_count_routes_auth_outcomes_and_caches_and_carry_no_secret(backe
     shop.get("/api/v1/products", &limited)
         .await
         .expect_problem(429, "rate_limited");
-    let unknown = PlainToken::generate(TokenKind::User);
+    let unknown = TOKENS.generate(TokenKind::User);
     shop.get("/api/v1/me", unknown.expose_secret())
         .await
         .expect_problem(401, "invalid_token");
@@ -736,7 +737,7 @@ async fn floods_of_unknown_and_malformed_tokens_are_refused_and_the_server_keeps
 
     // Fifty checksum-valid tokens of every kind that no one was issued.
     let unknown: Vec<PlainToken> = (0..50)
-        .map(|n| PlainToken::generate(TokenKind::ALL[n % TokenKind::ALL.len()]))
+        .map(|n| TOKENS.generate(TokenKind::ALL[n % TokenKind::ALL.len()]))
         .collect();
     let (misses, negatives, _, _) = counters(&shop.metrics().await);
     for token in &unknown {
@@ -781,7 +782,7 @@ async fn floods_of_unknown_and_malformed_tokens_are_refused_and_the_server_keeps
         .collect();
     let (_, _, lookups, refused) = counters(&shop.metrics().await);
     for text in &malformed {
-        assert!(PlainToken::parse(text).is_err(), "{text}");
+        assert!(TOKENS.parse(text).is_err(), "{text}");
         shop.get("/api/v1/products", text)
             .await
             .expect_problem(401, "invalid_token");

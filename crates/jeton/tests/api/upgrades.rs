@@ -1,7 +1,8 @@
 //! A database made by an earlier version upgrades in place: every key and
 //! token it holds keeps working, with what the API shows of it.
 
-use jeton_auth::{PlainToken, SqlStore, TokenKind};
+use jeton::identity::TOKENS;
+use jeton_auth::{SqlStore, TokenKind};
 use serde_json::json;
 
 use crate::{
@@ -38,13 +39,13 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
     // A client revoked before the upgrade, with its key and a user token
     // issued through it (which outlives it).
     let (old_shop, old_key_id, old_login_id) = (id(4), id(16), id(17));
-    let old_key = PlainToken::generate(TokenKind::Publishable);
-    let old_login = PlainToken::generate(TokenKind::User);
-    let shop_key = PlainToken::generate(TokenKind::Publishable);
-    let secret_key = PlainToken::generate(TokenKind::Secret);
-    let login = PlainToken::generate(TokenKind::User);
-    let personal = PlainToken::generate(TokenKind::User);
-    let access = PlainToken::generate(TokenKind::Access);
+    let old_key = TOKENS.generate(TokenKind::Publishable);
+    let old_login = TOKENS.generate(TokenKind::User);
+    let shop_key = TOKENS.generate(TokenKind::Publishable);
+    let secret_key = TOKENS.generate(TokenKind::Secret);
+    let login = TOKENS.generate(TokenKind::User);
+    let personal = TOKENS.generate(TokenKind::User);
+    let access = TOKENS.generate(TokenKind::Access);
     let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
     let statements: Vec<(&str, Vec<String>)> = vec![
         (

@@ -1,8 +1,9 @@
+use crate::identity::TOKENS;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use jeton_auth::{Ability, AbilitySet, AuthError, PlainToken, SecretClient};
+use jeton_auth::{Ability, AbilitySet, AuthError, SecretClient};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -61,7 +62,7 @@ pub async fn create(
 ) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
     check_grant(&caller.abilities, &new.abilities)?;
-    let key = PlainToken::generate(new.kind.token_kind());
+    let key = TOKENS.generate(new.kind.token_kind());
     let client = state.db.create_client(&new, &key, &audit).await?;
     state.clients_changed().await;
     Ok((
@@ -166,7 +167,7 @@ pub async fn rotate(
         .ok_or(AppError::NotFound)?;
     // A new key of the client is all it holds.
     check_grant(&caller.abilities, &client.abilities)?;
-    let key = PlainToken::generate(client.kind.token_kind());
+    let key = TOKENS.generate(client.kind.token_kind());
     let record = state
         .db
         .rotate_client_key(&id, &key, time::Duration::seconds(grace), &audit)

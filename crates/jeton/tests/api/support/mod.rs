@@ -7,6 +7,7 @@ pub mod database;
 pub mod fleet;
 pub mod process;
 
+use jeton::identity::TOKENS;
 use std::{
     future::Future,
     io::Write,
@@ -32,7 +33,7 @@ use jeton::{
     http::{AppState, router},
     store::{Db, DbOptions, audit::Audit, products::Product, user_tokens::NewUserToken},
 };
-use jeton_auth::{AbilitySet, Clock, PlainToken, TokenKind};
+use jeton_auth::{AbilitySet, Clock, TokenKind};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -579,7 +580,7 @@ impl TestApp {
         abilities: &[&str],
         origins: &[&str],
     ) -> (String, String) {
-        let key = PlainToken::generate(kind.token_kind());
+        let key = TOKENS.generate(kind.token_kind());
         let abilities = AbilitySet::new(abilities.iter().map(|a| a.parse().unwrap()));
         let new = NewClient {
             name: format!("{} client", kind.as_str()),
@@ -665,7 +666,7 @@ impl TestApp {
             .create_customer(email, "Test Customer", password_hash().await)
             .await
             .unwrap_or_else(|_| panic!("create customer {email}"));
-        let token = PlainToken::generate(TokenKind::User);
+        let token = TOKENS.generate(TokenKind::User);
         self.db
             .insert_user_token(
                 &token,
