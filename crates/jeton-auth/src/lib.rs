@@ -61,7 +61,7 @@ pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use store::sql::{SqlStore, SqlStoreError};
+pub use store::sql::{CredentialTx, NewCredential, SqlStore, SqlStoreError};
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
     UnknownClient,

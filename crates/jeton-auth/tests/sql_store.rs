@@ -22,8 +22,8 @@ use axum::{
     routing::get,
 };
 use jeton_auth::{
-    Ability, Access, Ceilings, Clock, Gate, Identity, IssuedToken, KindSet, NewClient, SqlStore,
-    SqlStoreError, TokenKind, TokenStore,
+    Ability, Access, Ceilings, Clock, Gate, Identity, IssuedToken, KindSet, NewClient,
+    NewCredential, SqlStore, SqlStoreError, TokenKind, TokenStore,
     sqlx::{
         self, SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
@@ -291,46 +291,11 @@ async fn refused_within_a_second(app: &Router, path: &str, token: &str) {
     }
 }
 
-/// A store that does not follow the feed finds credentials all the same;
-/// another process's change does not move its generation (the app that
-/// made it so invalidates its gate itself), and its own changes still reach
-/// the processes that follow the feed.
-async fn a_store_without_the_feed_leaves_invalidation_to_the_app(backend: Backend) {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
-    let follower = store(&database).await;
-    let (app, _gate) = app(&follower);
-    let quiet = SqlStore::from_pool_without_feed(follower.pool().clone(), identity().tokens());
-    let ut = quiet
-        .issue_user_token("alice", [READ, PROFILE], None)
-        .await
-        .unwrap();
-    let found = quiet
-        .find_credential(TokenKind::User, &ut.token.hash())
-        .await
-        .unwrap();
-    assert!(found.is_some());
-    assert_status(&app, "/me", &ut, StatusCode::OK).await;
-
-    let before = quiet.generation();
-    follower
-        .issue_user_token("bob", [READ], None)
-        .await
-        .unwrap();
-    assert!(follower.revoke_user_tokens("bob").await.unwrap() == 1);
-    tokio::time::sleep(3 * jeton_auth::store::sql::POLL_INTERVAL).await;
-    assert_eq!(quiet.generation(), before, "it followed the feed");
-
-    assert!(quiet.revoke(&ut.id).await.unwrap());
-    refused_within_a_second(&app, "/me", ut.token.expose_secret()).await;
-}
-
-/// An app that writes the store's tables in its own transaction, to record
-/// something of its own in the same commit, moves the feed with
-/// `SqlStore::record_change`: another process honours the revocation. The
-/// app's table refers to the store's, so its migration runs after
-/// `SqlStore::migrator()`.
+/// An app's own transaction (`SqlStore::within`) carries the store's
+/// change and the app's own rows in one commit: another process honours
+/// the revocation within a second, and a transaction dropped without a
+/// commit changes nothing. The app's table refers to the store's, so its
+/// migration runs after `SqlStore::migrator()`.
 async fn an_apps_own_transaction_moves_the_feed(backend: Backend) {
     let Some(database) = TestDatabase::create(backend).await else {
         return;
@@ -349,31 +314,139 @@ async fn an_apps_own_transaction_moves_the_feed(backend: Backend) {
     )]);
     SqlStore::migrator().run(issuer.pool()).await.unwrap();
     app_migrator.run(issuer.pool()).await.unwrap();
-    let ut = issuer
-        .issue_user_token("alice", [READ, PROFILE], None)
+
+    // Issued with its name in one commit.
+    let mut tx = issuer.within(issuer.pool().begin().await.unwrap());
+    let ut = tx
+        .issue(NewCredential::user("alice", [READ, PROFILE]))
         .await
         .unwrap();
     sqlx::query("INSERT INTO token_names (token_id, name) VALUES ($1, 'laptop')")
         .bind(&ut.id)
-        .execute(issuer.pool())
-        .await
-        .unwrap();
-    assert_status(&app, "/me", &ut, StatusCode::OK).await;
-
-    let mut tx = issuer.pool().begin().await.unwrap();
-    sqlx::query("UPDATE auth_credentials SET revoked_at = created_at WHERE id = $1")
-        .bind(&ut.id)
         .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+
+    // Rolled back: still live, and still named.
+    let mut tx = issuer.begin().await.unwrap();
+    assert!(tx.revoke(&ut.id).await.unwrap());
+    drop(tx);
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+
+    let mut tx = issuer.begin().await.unwrap();
+    assert!(tx.revoke(&ut.id).await.unwrap());
     sqlx::query("UPDATE token_names SET name = 'laptop (lost)' WHERE token_id = $1")
         .bind(&ut.id)
         .execute(&mut *tx)
         .await
         .unwrap();
-    SqlStore::record_change(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     refused_within_a_second(&app, "/me", ut.token.expose_secret()).await;
+    let name: String = sqlx::query_scalar("SELECT name FROM token_names WHERE token_id = $1")
+        .bind(&ut.id)
+        .fetch_one(issuer.pool())
+        .await
+        .unwrap();
+    assert_eq!(name, "laptop (lost)");
+}
+
+/// Renames the store's tables away (`off`) or back: to the processes that
+/// read them, the database stops answering or answers again.
+async fn take_tables(store: &SqlStore, off: bool) {
+    let mut tx = store.pool().begin().await.unwrap();
+    for table in ["auth_changes", "auth_credentials"] {
+        let (from, to) = if off {
+            (table.to_owned(), format!("{table}_off"))
+        } else {
+            (format!("{table}_off"), table.to_owned())
+        };
+        let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// While the database does not answer, a process with an outage grace
+/// keeps serving what it cached for that long, never longer; one without
+/// (or past it) serves nothing from its cache. A revocation committed that
+/// its processes could not hear of is honoured by each of them within a
+/// second of the database answering again.
+async fn an_outage_is_served_from_cache_for_the_grace_only(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let issuer = store(&database).await;
+    const SHORT: Duration = Duration::from_secs(2);
+    let short = store(&database).await.with_outage_grace(SHORT);
+    let long = store(&database)
+        .await
+        .with_outage_grace(Duration::from_secs(60));
+    let (short_app, _short_gate) = app(&short);
+    let (long_app, _long_gate) = app(&long);
+    let kept = issuer
+        .issue_user_token("alice", [READ], None)
+        .await
+        .unwrap();
+    let lost = issuer.issue_user_token("bob", [READ], None).await.unwrap();
+    for app in [&short_app, &long_app] {
+        for token in [&kept, &lost] {
+            assert_status(app, "/products", token, StatusCode::OK).await;
+        }
+    }
+
+    // The outage starts; meanwhile `lost` is revoked where neither
+    // process can hear of it (the counter moves with it).
+    take_tables(&issuer, true).await;
+    let outage = Instant::now();
+    sqlx::query("UPDATE auth_credentials_off SET revoked_at = created_at WHERE id = $1")
+        .bind(&lost.id)
+        .execute(issuer.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE auth_changes_off SET generation = generation + 1")
+        .execute(issuer.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(3 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    // Within their grace both serve what they cached; nothing else.
+    for app in [&short_app, &long_app] {
+        assert_status(app, "/products", &kept, StatusCode::OK).await;
+        assert_status(app, "/products", &lost, StatusCode::OK).await;
+    }
+    let fresh = identity().tokens().generate(TokenKind::User);
+    let fresh = fresh.expose_secret();
+    assert_eq!(
+        status(&short_app, "/products", fresh).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(outage.elapsed() < SHORT);
+
+    // Past the short grace (and a poll), its cache is gone: nothing is
+    // served. The other still serves its cache.
+    tokio::time::sleep(SHORT + 2 * jeton_auth::store::sql::POLL_INTERVAL - outage.elapsed()).await;
+    for token in [&kept, &lost] {
+        assert_status(
+            &short_app,
+            "/products",
+            token,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
+        assert_status(&long_app, "/products", token, StatusCode::OK).await;
+    }
+
+    // The database answers again: the revocation reaches both within a
+    // second; the other token works on.
+    take_tables(&issuer, false).await;
+    for app in [&short_app, &long_app] {
+        refused_within_a_second(app, "/products", lost.token.expose_secret()).await;
+        assert_status(app, "/products", &kept, StatusCode::OK).await;
+    }
 }
 
 async fn a_grace_ends_on_the_stores_clock(backend: Backend) {
@@ -768,7 +841,7 @@ on_both_databases!(
     a_change_the_feed_cannot_carry_is_not_made,
     old_rows_are_purged,
     an_apps_own_transaction_moves_the_feed,
-    a_store_without_the_feed_leaves_invalidation_to_the_app,
+    an_outage_is_served_from_cache_for_the_grace_only,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -1,6 +1,8 @@
-//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres` cargo features):
-//! clients, their keys and user tokens in the store's own tables, shared by
-//! every process that uses the same database.
+//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres`
+//! cargo features): clients, their keys, user tokens and OAuth access tokens
+//! in the store's own tables, shared by every process that uses the same
+//! database. The store writes every change to them ([`CredentialTx`]) and
+//! verifies them.
 //!
 //! ```no_run
 //! use jeton_auth::{Ability, Ceilings, Gate, Identity, NewClient, SqlStore};
@@ -28,21 +30,31 @@
 //! UUIDv7 text, and tokens are stored only as SHA-256 hex.
 //!
 //! **The verifier's lookup** is one probe of a unique index (the token's
-//! hash), joined to the key's client; nothing is written per request: the
+//! hash), joined to the key's client (and for an access token to the key
+//! that obtained it); nothing is written per request: the
 //! last use of user tokens is written in one batch every few seconds
 //! ([`TokenStore::record_usage`]).
 //!
 //! **Revocation across processes**: every change a verifier must not serve
-//! stale (a revocation, a rotation) moves a counter in the database in the
-//! change's own transaction. The process that made the change drops its
-//! cached credentials at once; every other process reads the counter every
-//! [`POLL_INTERVAL`] and drops its own when it moved, so a revocation is
-//! honoured everywhere within a second. On PostgreSQL the change is also
-//! sent with `NOTIFY` on [`NOTIFY_CHANNEL`], which every process `LISTEN`s
-//! to: there it is honoured within milliseconds, and polling covers a lost
-//! listening connection. A process that cannot read the counter (the
-//! database is slow or down) drops its cached credentials on every failed
-//! read: it cannot tell whether something was revoked meanwhile.
+//! stale (a revocation, a rotation, a client's new origins) moves a counter
+//! in the database in the change's own transaction. The process that made
+//! the change drops its cached credentials once it commits; every other
+//! process reads the counter every [`POLL_INTERVAL`] and drops its own when
+//! it moved, so a revocation is honoured everywhere within a second. On
+//! PostgreSQL the change is also sent with `NOTIFY` on [`NOTIFY_CHANNEL`],
+//! which every process `LISTEN`s to: there it is honoured within
+//! milliseconds, and polling covers a lost listening connection. An app
+//! that keeps something of its own derived from credentials (allowed
+//! origins for CORS) follows the same feed: [`SqlStore::subscribe`].
+//!
+//! **While the database is unreachable** a process cannot tell whether
+//! something was revoked meanwhile. By default it drops its cached
+//! credentials on every failed read of the counter. With
+//! [`SqlStore::with_outage_grace`] it keeps serving what it cached for that
+//! long (requests for anything not cached fail with a 503 meanwhile), then
+//! drops it; either way, once the database answers again, what it cached
+//! is dropped at the next read of the counter, so a revocation committed
+//! before the outage is honoured within [`POLL_INTERVAL`] of it.
 //!
 //! **Time limits**: a lookup gives up after [`LOOKUP_TIMEOUT`] with a
 //! [`StoreError`] (a 503), rather than keeping the request waiting on a
@@ -52,14 +64,22 @@
 //! in their tables until [`SqlStore::purge`] removes them; an app calls it
 //! now and then (a daily job).
 //!
-//! **An app's own columns**: what an app keeps about a client or a token
-//! beyond these (a name, an owner) goes in its own table, keyed by the
-//! credential's id. An app may also write the store's tables in its own
-//! transactions, to record something else in the same commit (Jeton
-//! writes an audit event with every change): each transaction that
-//! revokes a credential or moves its expiry closer then calls
-//! [`SqlStore::record_change`]. Apply [`SqlStore::migrator`] before the
+//! **An app's own columns and transactions**: what an app keeps about a
+//! client or a token beyond these (a name, an owner) goes in its own table,
+//! keyed by the credential's id. Every credential change is a method of
+//! [`CredentialTx`], a transaction the app may share ([`SqlStore::within`]
+//! its own, or [`SqlStore::begin`]): the app writes its own rows (an audit
+//! event, a name) on the same connection and everything commits together,
+//! the change feed included. The app never writes the store's tables
+//! itself. The methods of [`SqlStore`] that change something each run one
+//! such transaction of their own. Apply [`SqlStore::migrator`] before the
 //! app's own migrations when those refer to the store's tables.
+
+mod records;
+mod tx;
+
+pub use records::{ClientInfo, CredentialInfo, KeyInfo};
+pub use tx::{ClientUpdate, CredentialTx, NewCredential};
 
 use std::{
     collections::HashMap,
@@ -68,14 +88,15 @@ use std::{
         Arc, OnceLock, Weak,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::{
-    AnyPool, FromRow,
+    AnyConnection, AnyPool, FromRow,
     any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
 };
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::{
     IssuedToken, NewClient, Refusal, StoreError, StoredCredential, TokenStore, UnknownClient,
@@ -132,10 +153,26 @@ pub enum SqlStoreError {
     Database(#[from] sqlx::Error),
     #[error("could not migrate the token store's tables: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A key to rotate that does not exist or is revoked.
+    /// A key to rotate, or to obtain an access token with, that does not
+    /// exist or is revoked.
     #[error("no live key `{0}`")]
     UnknownKey(String),
+    /// A token of another kind than the credential it was stored as.
+    #[error("a {} token was given for a {} credential", got.name(), expected.name())]
+    WrongKind { expected: TokenKind, got: TokenKind },
 }
+
+/// What an app runs in the transaction of a recorded refusal, to record it
+/// its own way in the same commit (see [`SqlStore::on_refusal`]).
+pub type RefusalHook = Box<
+    dyn for<'c> Fn(
+            &'c Refusal,
+            &'c mut AnyConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>,
+        > + Send
+        + Sync,
+>;
 
 /// Credentials in a database. Clones share one pool and one view of the
 /// change feed: keep one to issue and revoke tokens, give another to the
@@ -144,11 +181,24 @@ pub enum SqlStoreError {
 pub struct SqlStore(Arc<Shared>);
 
 struct Shared {
+    /// Lookups and reads.
     pool: AnyPool,
+    /// The store's own writes: [`SqlStore::begin`], last uses, refusals.
+    /// The same pool unless [`SqlStore::with_writer`] gave another.
+    writer: OnceLock<AnyPool>,
     format: TokenFormat,
     /// What [`TokenStore::generation`] answers: moved by this process's own
     /// changes at once, and by the watcher when the feed moved.
     generation: AtomicU64,
+    /// The same number, for [`SqlStore::subscribe`]rs.
+    changes: watch::Sender<u64>,
+    /// How long cached credentials are still served while the feed cannot
+    /// be read; zero unless [`SqlStore::with_outage_grace`] set it.
+    outage_grace: OnceLock<Duration>,
+    /// When the feed's reads started failing, while they do.
+    outage_since: std::sync::Mutex<Option<Instant>>,
+    /// Run with each recorded refusal, in its transaction.
+    on_refusal: OnceLock<RefusalHook>,
     /// The feed's counter as the watcher last read it; -1 before the first
     /// read and after a failed one.
     feed: AtomicI64,
@@ -196,8 +246,11 @@ impl<'r> FromRow<'r, AnyRow> for RecordedRefusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Purged {
-    /// Revoked or expired keys and tokens.
+    /// Revoked or expired keys and tokens, of every kind: the three below.
     pub credentials: u64,
+    pub keys: u64,
+    pub user_tokens: u64,
+    pub access_tokens: u64,
     /// Revoked clients left with no keys or tokens.
     pub clients: u64,
     pub refusals: u64,
@@ -266,7 +319,19 @@ impl SqlStore {
     /// [`SqlStore::migrate`] first, once per deployment or at start-up.
     /// Call it inside a Tokio runtime.
     pub async fn from_pool(pool: AnyPool, format: TokenFormat) -> SqlStore {
-        let store = SqlStore::from_pool_without_feed(pool, format);
+        let store = SqlStore(Arc::new(Shared {
+            pool,
+            writer: OnceLock::new(),
+            format,
+            generation: AtomicU64::new(0),
+            changes: watch::Sender::new(0),
+            feed: AtomicI64::new(-1),
+            feed_down: AtomicBool::new(false),
+            outage_grace: OnceLock::new(),
+            outage_since: std::sync::Mutex::new(None),
+            on_refusal: OnceLock::new(),
+            clock: OnceLock::new(),
+        }));
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
         #[cfg(feature = "postgres")]
@@ -276,25 +341,6 @@ impl SqlStore {
             tokio::spawn(listen_for_changes(url.into(), Arc::downgrade(&store.0)));
         }
         store
-    }
-
-    /// On an app's own pool, not following the change feed: for an app
-    /// that follows changes its own way and drops the gate's cached
-    /// credentials itself ([`Verifier::invalidate_all`](crate::Verifier::invalidate_all)).
-    /// [`TokenStore::generation`] then moves only with this store's own
-    /// changes, and nothing runs in the background. Jeton works this way: its own feed also carries changes
-    /// to its catalogue, and while its database is unreachable it keeps
-    /// serving the credentials it cached. Changes made through this store
-    /// still move the feed for the processes that follow it.
-    pub fn from_pool_without_feed(pool: AnyPool, format: TokenFormat) -> SqlStore {
-        SqlStore(Arc::new(Shared {
-            pool,
-            format,
-            generation: AtomicU64::new(0),
-            feed: AtomicI64::new(-1),
-            feed_down: AtomicBool::new(false),
-            clock: OnceLock::new(),
-        }))
     }
 
     /// Stamps this store's own times (issuing, revocations, a rotation's
@@ -313,8 +359,70 @@ impl SqlStore {
         self
     }
 
+    /// Writes through `writer` (a pool on the same database) instead of
+    /// the lookups' pool: on SQLite, an app that queues its writes on one
+    /// connection gives the store that one too.
+    ///
+    /// # Panics
+    /// When called twice.
+    pub fn with_writer(self, writer: AnyPool) -> SqlStore {
+        assert!(
+            self.0.writer.set(writer).is_ok(),
+            "SqlStore::with_writer is called once"
+        );
+        self
+    }
+
+    /// Keeps serving cached credentials for up to `grace` while the change
+    /// feed cannot be read (the database is down or slow), instead of
+    /// dropping them at the first failed read: an outage of the database
+    /// then does not become an outage of every authenticated route at
+    /// once. A credential revoked before the outage may be served that
+    /// long, never longer; once the feed is read again, what was cached is
+    /// dropped.
+    ///
+    /// # Panics
+    /// When called twice.
+    pub fn with_outage_grace(self, grace: Duration) -> SqlStore {
+        assert!(
+            self.0.outage_grace.set(grace).is_ok(),
+            "SqlStore::with_outage_grace is called once"
+        );
+        self
+    }
+
+    /// Runs `hook` with every refusal the store records (see
+    /// [`TokenStore::record_refusal`]), in the same transaction: an app
+    /// records its own audit event of it in the same commit.
+    ///
+    /// # Panics
+    /// When called twice.
+    pub fn on_refusal(self, hook: RefusalHook) -> SqlStore {
+        assert!(
+            self.0.on_refusal.set(hook).is_ok(),
+            "SqlStore::on_refusal is called once"
+        );
+        self
+    }
+
+    /// A receiver that sees every change of credentials this process learns
+    /// of, its own and other processes' (through the feed), and every
+    /// dropping of caches during an outage: an app refreshes what it keeps
+    /// derived from credentials (allowed origins for CORS) when it moves.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.changes.subscribe()
+    }
+
     fn now_micros(&self) -> i64 {
-        to_micros(self.0.clock.get_or_init(Clock::system).now())
+        to_micros(self.now())
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.0.clock.get_or_init(Clock::system).now()
+    }
+
+    fn writer(&self) -> &AnyPool {
+        self.0.writer.get().unwrap_or(&self.0.pool)
     }
 
     /// Creates or updates the store's tables, beside an app's own migrator.
@@ -335,15 +443,6 @@ impl SqlStore {
         migrator
     }
 
-    /// Moves the change feed inside an app's own transaction: for an app
-    /// that writes the store's tables itself (to audit a change in the
-    /// same commit, say). Call it in every transaction that revokes a
-    /// credential or moves its expiry closer, so that every process drops
-    /// what it cached once the transaction commits.
-    pub async fn record_change(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-        record_change(conn).await
-    }
-
     /// The pool, for an app that keeps its own tables beside the store's.
     pub fn pool(&self) -> &AnyPool {
         &self.0.pool
@@ -351,20 +450,23 @@ impl SqlStore {
 
     /// Adds a client application; returns its id.
     pub async fn add_client(&self, client: NewClient) -> Result<String, SqlStoreError> {
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO auth_clients (id, abilities, allowed_origins, per_key_limit, \
-             per_ip_limit, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(client.abilities.to_spaced())
-        .bind(client.allowed_origins.join(" "))
-        .bind(client.limits.per_key.map(i64::from))
-        .bind(client.limits.per_ip.map(i64::from))
-        .bind(self.now_micros())
-        .execute(&self.0.pool)
-        .await?;
-        Ok(id)
+        let mut tx = self.begin().await?;
+        let done = tx.add_client(&client).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Changes a live client's abilities, origins or limits; whether there
+    /// was a live client.
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: ClientUpdate,
+    ) -> Result<bool, SqlStoreError> {
+        let mut tx = self.begin().await?;
+        let done = tx.update_client(client_id, &update).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// The ids of the clients that are not revoked, oldest first: for an
@@ -385,38 +487,22 @@ impl SqlStore {
         &self,
         client_id: &str,
     ) -> Result<IssuedToken, SqlStoreError> {
-        self.issue_key(client_id, TokenKind::Publishable).await
+        self.issue(NewCredential::key(TokenKind::Publishable, client_id))
+            .await
     }
 
     /// A secret key for the client: for its servers only.
     pub async fn issue_secret_key(&self, client_id: &str) -> Result<IssuedToken, SqlStoreError> {
-        self.issue_key(client_id, TokenKind::Secret).await
+        self.issue(NewCredential::key(TokenKind::Secret, client_id))
+            .await
     }
 
-    async fn issue_key(
-        &self,
-        client_id: &str,
-        kind: TokenKind,
-    ) -> Result<IssuedToken, SqlStoreError> {
-        let (id, token) = (new_id(), self.0.format.generate(kind));
-        // One statement: the client is checked and the key written at once,
-        // so a key never outlives a client revoked meanwhile.
-        let inserted = sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
-             SELECT $1, $2, $3, $4, id, $5 FROM auth_clients WHERE id = $6 AND revoked_at IS NULL",
-        )
-        .bind(&id)
-        .bind(kind.name())
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(self.now_micros())
-        .bind(client_id)
-        .execute(&self.0.pool)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(UnknownClient(client_id.to_owned()).into());
-        }
-        Ok(IssuedToken { id, token })
+    /// Stores a new credential of any kind, with a token generated for it.
+    pub async fn issue(&self, new: NewCredential) -> Result<IssuedToken, SqlStoreError> {
+        let mut tx = self.begin().await?;
+        let done = tx.issue(new).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// A new key of the same kind for the same client; the old one keeps
@@ -427,50 +513,10 @@ impl SqlStore {
         key_id: &str,
         grace: Duration,
     ) -> Result<IssuedToken, SqlStoreError> {
-        let until = self
-            .now_micros()
-            .saturating_add(i64::try_from(grace.as_micros()).unwrap_or(i64::MAX));
-        let mut tx = self.0.pool.begin().await?;
-        // The old key's end moves first: it locks the row, so two
-        // rotations of one key take turns.
-        let old: Option<(String, String)> = sqlx::query_as(
-            "UPDATE auth_credentials SET expires_at = CASE \
-             WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END \
-             WHERE id = $1 AND kind <> 'user' AND revoked_at IS NULL \
-             RETURNING client_id, kind",
-        )
-        .bind(key_id)
-        .bind(until)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((client_id, kind)) = old else {
-            return Err(SqlStoreError::UnknownKey(key_id.to_owned()));
-        };
-        let kind = if kind == TokenKind::Publishable.name() {
-            TokenKind::Publishable
-        } else {
-            TokenKind::Secret
-        };
-        let (id, token) = (new_id(), self.0.format.generate(kind));
-        let inserted = sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
-             SELECT $1, $2, $3, $4, id, $5 FROM auth_clients WHERE id = $6 AND revoked_at IS NULL",
-        )
-        .bind(&id)
-        .bind(kind.name())
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(self.now_micros())
-        .bind(&client_id)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(UnknownClient(client_id).into());
-        }
-        record_change(&mut tx).await?;
+        let mut tx = self.begin().await?;
+        let done = tx.rotate_key(key_id, grace).await?;
         tx.commit().await?;
-        self.changed();
-        Ok(IssuedToken { id, token })
+        Ok(done)
     }
 
     /// A user token for `user_id` (the app's id for the person), holding
@@ -481,21 +527,8 @@ impl SqlStore {
         abilities: impl IntoIterator<Item = Ability>,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<IssuedToken, SqlStoreError> {
-        let (id, token) = (new_id(), self.0.format.generate(TokenKind::User));
-        sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, user_id, abilities, \
-             created_at, expires_at) VALUES ($1, 'user', $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(user_id)
-        .bind(AbilitySet::new(abilities).to_spaced())
-        .bind(self.now_micros())
-        .bind(expires_at.map(to_micros))
-        .execute(&self.0.pool)
-        .await?;
-        Ok(IssuedToken { id, token })
+        self.issue(NewCredential::user(user_id, abilities).expires_at(expires_at))
+            .await
     }
 
     /// A user token issued through a client (the one whose publishable key
@@ -509,48 +542,26 @@ impl SqlStore {
         abilities: impl IntoIterator<Item = Ability>,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<IssuedToken, SqlStoreError> {
-        let (id, token) = (new_id(), self.0.format.generate(TokenKind::User));
-        let inserted = sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, \
-             abilities, created_at, expires_at) \
-             SELECT $1, 'user', $2, $3, id, $4, $5, $6, $7 FROM auth_clients \
-             WHERE id = $8 AND revoked_at IS NULL",
-        )
-        .bind(&id)
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(user_id)
-        .bind(AbilitySet::new(abilities).to_spaced())
-        .bind(self.now_micros())
-        .bind(expires_at.map(to_micros))
-        .bind(client_id)
-        .execute(&self.0.pool)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(UnknownClient(client_id.to_owned()).into());
-        }
-        Ok(IssuedToken { id, token })
+        let new = NewCredential::user(user_id, abilities)
+            .via(client_id)
+            .expires_at(expires_at);
+        self.issue(new).await
     }
 
     /// Revokes one token or key by its id; whether there was a live one.
     pub async fn revoke(&self, token_id: &str) -> Result<bool, SqlStoreError> {
-        let revoked = self
-            .change(
-                "UPDATE auth_credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                token_id,
-            )
-            .await?;
-        Ok(revoked > 0)
+        let mut tx = self.begin().await?;
+        let done = tx.revoke(token_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes every live token of a person (log out everywhere); how many.
     pub async fn revoke_user_tokens(&self, user_id: &str) -> Result<u64, SqlStoreError> {
-        self.change(
-            "UPDATE auth_credentials SET revoked_at = $2 \
-             WHERE user_id = $1 AND kind = 'user' AND revoked_at IS NULL",
-            user_id,
-        )
-        .await
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_user_tokens(user_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes every live user token issued through the client
@@ -558,12 +569,10 @@ impl SqlStore {
     /// many. With [`revoke_client`](SqlStore::revoke_client), nothing the
     /// client ever handed out works any more.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<u64, SqlStoreError> {
-        self.change(
-            "UPDATE auth_credentials SET revoked_at = $2 \
-             WHERE client_id = $1 AND kind = 'user' AND revoked_at IS NULL",
-            client_id,
-        )
-        .await
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_client_tokens(client_id).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Revokes a client and its keys (publishable and secret); whether
@@ -572,59 +581,25 @@ impl SqlStore {
     /// stays logged in to the app): revoke them with
     /// [`revoke_client_tokens`](SqlStore::revoke_client_tokens).
     pub async fn revoke_client(&self, client_id: &str) -> Result<bool, SqlStoreError> {
-        let now = self.now_micros();
-        let mut tx = self.0.pool.begin().await?;
-        let revoked = sqlx::query(
-            "UPDATE auth_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(client_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE auth_credentials SET revoked_at = $2 \
-             WHERE client_id = $1 AND kind <> 'user' AND revoked_at IS NULL",
-        )
-        .bind(client_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        record_change(&mut tx).await?;
+        let mut tx = self.begin().await?;
+        let done = tx.revoke_client(client_id).await?;
         tx.commit().await?;
-        self.changed();
-        Ok(revoked > 0)
-    }
-
-    /// One revocation statement (`$1` the id, `$2` the time) with its
-    /// change in the feed, in one transaction; how many rows it revoked.
-    async fn change(&self, statement: &'static str, id: &str) -> Result<u64, SqlStoreError> {
-        let mut tx = self.0.pool.begin().await?;
-        let revoked = sqlx::query(statement)
-            .bind(id)
-            .bind(self.now_micros())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if revoked > 0 {
-            record_change(&mut tx).await?;
-        }
-        tx.commit().await?;
-        if revoked > 0 {
-            self.changed();
-        }
-        Ok(revoked)
+        Ok(done)
     }
 
     /// After a committed change: nothing this process cached before it is
     /// served again. Other processes learn of it from the feed.
     fn changed(&self) {
-        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        let now = self.0.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.changes.send_replace(now);
     }
 
     /// Reads the feed's counter; a move since the last read drops what this
     /// process cached. So does a read that fails or takes longer than
-    /// [`POLL_TIMEOUT`]: a revocation elsewhere may have gone unseen.
+    /// [`POLL_TIMEOUT`] once the outage has lasted longer than the outage
+    /// grace (at once without one): a revocation elsewhere may have gone
+    /// unseen. The first read that succeeds after a failed one drops what
+    /// was cached too.
     async fn poll_feed(&self) {
         let read = tokio::time::timeout(
             POLL_TIMEOUT,
@@ -637,11 +612,13 @@ impl SqlStore {
                 if self.0.feed_down.swap(false, Ordering::AcqRel) {
                     tracing::info!("the credential change feed is readable again");
                 }
+                *self.0.outage_since.lock().expect("outage lock") = None;
                 now
             }
             // Closed meanwhile: the app is done with the store.
             Ok(Err(sqlx::Error::PoolClosed)) => return,
             failed => {
+                let grace = self.0.outage_grace.get().copied().unwrap_or_default();
                 if !self.0.feed_down.swap(true, Ordering::AcqRel) {
                     let error = match failed {
                         Ok(Err(error)) => error.to_string(),
@@ -650,11 +627,19 @@ impl SqlStore {
                     tracing::warn!(
                         %error,
                         "cannot read the credential change feed; \
-                         cached credentials are dropped until it is back"
+                         cached credentials are served for {grace:?} at most"
                     );
                 }
                 self.0.feed.store(-1, Ordering::Release);
-                self.changed();
+                let since = *self
+                    .0
+                    .outage_since
+                    .lock()
+                    .expect("outage lock")
+                    .get_or_insert_with(Instant::now);
+                if since.elapsed() >= grace {
+                    self.changed();
+                }
                 return;
             }
         };
@@ -664,37 +649,15 @@ impl SqlStore {
     }
 
     /// Deletes what no longer serves, older than `older_than`: keys and
-    /// tokens revoked or expired before it, refusals recorded before it,
-    /// and clients revoked before it that no key or token refers to any
-    /// more. Nothing it deletes could be verified: caches are unaffected.
+    /// tokens revoked or expired before it and the refusals recorded of
+    /// them, and clients revoked before it that no key or token refers to
+    /// any more. Nothing it deletes could be verified: caches are
+    /// unaffected.
     pub async fn purge(&self, older_than: OffsetDateTime) -> Result<Purged, SqlStoreError> {
-        let before = to_micros(older_than);
-        let mut tx = self.0.pool.begin().await?;
-        let credentials =
-            sqlx::query("DELETE FROM auth_credentials WHERE revoked_at < $1 OR expires_at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        let clients = sqlx::query(
-            "DELETE FROM auth_clients WHERE revoked_at < $1 AND NOT EXISTS \
-             (SELECT 1 FROM auth_credentials t WHERE t.client_id = auth_clients.id)",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let refusals = sqlx::query("DELETE FROM auth_refusals WHERE at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = self.begin().await?;
+        let done = tx.purge(older_than).await?;
         tx.commit().await?;
-        Ok(Purged {
-            credentials,
-            clients,
-            refusals,
-        })
+        Ok(done)
     }
 
     /// Writes the last uses of a few tokens, in one statement. The values'
@@ -715,7 +678,7 @@ impl SqlStore {
         for (id, at) in chunk {
             query = query.bind(id.as_str()).bind(*at);
         }
-        query.execute(&self.0.pool).await?;
+        query.execute(self.writer()).await?;
         Ok(())
     }
 
@@ -737,12 +700,69 @@ impl SqlStore {
 
     /// When a user token was last used, as the verifier last reported.
     pub async fn last_used(&self, token_id: &str) -> Result<Option<OffsetDateTime>, SqlStoreError> {
-        let micros: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT last_used_at FROM auth_credentials WHERE id = $1")
-                .bind(token_id)
-                .fetch_optional(&self.0.pool)
-                .await?;
-        Ok(micros.flatten().and_then(from_micros))
+        Ok(self
+            .credential(token_id)
+            .await?
+            .and_then(|credential| credential.last_used_at))
+    }
+
+    /// A credential of any kind by its id, revoked or not.
+    pub async fn credential(&self, id: &str) -> Result<Option<CredentialInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        Ok(records::credential(&mut conn, id).await?)
+    }
+
+    /// The credentials with these ids, in no particular order; unknown ids
+    /// are left out.
+    pub async fn credentials(&self, ids: &[String]) -> Result<Vec<CredentialInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        Ok(records::credentials(&mut conn, ids).await?)
+    }
+
+    /// A person's live user tokens (neither revoked nor expired), newest
+    /// first, older than the token `before`: a page of at most `limit`.
+    pub async fn user_tokens(
+        &self,
+        user_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CredentialInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        let now = self.now_micros();
+        Ok(records::user_tokens(&mut conn, user_id, now, before, limit).await?)
+    }
+
+    /// A client with its working keys, revoked or not.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientInfo>, SqlStoreError> {
+        Ok(self.clients(&[client_id.to_owned()]).await?.pop())
+    }
+
+    /// The clients with these ids (revoked ones too) with their working
+    /// keys, by id; unknown ids are left out.
+    pub async fn clients(&self, ids: &[String]) -> Result<Vec<ClientInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        let now = self.now_micros();
+        Ok(records::clients(&mut conn, ids, now).await?)
+    }
+
+    /// Clients by id after `after` (revoked ones too), with their working
+    /// keys: a page of at most `limit`.
+    pub async fn list_clients(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClientInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        let now = self.now_micros();
+        Ok(records::list_clients(&mut conn, after, limit, now).await?)
+    }
+
+    /// Every live client's allowed origins (client id → origins), for an
+    /// app that answers CORS preflights itself; clients with none are left
+    /// out.
+    pub async fn live_origins(&self) -> Result<HashMap<String, Vec<String>>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        Ok(records::live_origins(&mut conn).await?)
     }
 
     async fn find(
@@ -766,6 +786,95 @@ impl SqlStore {
             .map_err(StoreError::new)?;
         found.map_or(Ok(None), |row| row.credential(kind))
     }
+
+    /// An access token lives while it, its client and the secret key that
+    /// obtained it do: it expires with that key's rotation grace too. A
+    /// rotation or revocation after the token was issued moves the change
+    /// feed, so a cached copy is read again with the key's new date.
+    async fn find_access_token(
+        &self,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        let lookup = sqlx::query_as::<_, AccessRow>(
+            "SELECT a.id, a.client_id, a.scope, a.expires_at, k.expires_at AS key_expires_at, \
+             c.per_key_limit, c.per_ip_limit FROM auth_access_tokens a \
+             JOIN auth_credentials k ON k.id = a.key_id JOIN auth_clients c ON c.id = a.client_id \
+             WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND k.revoked_at IS NULL \
+             AND c.revoked_at IS NULL",
+        )
+        .bind(hash.to_hex())
+        .fetch_optional(&self.0.pool);
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+            .await
+            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
+            .map_err(StoreError::new)?;
+        let Some(token) = found else { return Ok(None) };
+        let at = |micros: i64| from_micros(micros).ok_or("an expiry out of range");
+        let own = at(token.expires_at).map_err(StoreError::new)?;
+        let expires_at = match token.key_expires_at {
+            Some(key) => own.min(at(key).map_err(StoreError::new)?),
+            None => own,
+        };
+        let scope = AbilitySet::parse_spaced(&token.scope).map_err(StoreError::new)?;
+        let limit = |stored: Option<i64>| stored.and_then(|n| u32::try_from(n).ok());
+        // Refused from any browser, as the secret key it stands for: no
+        // allowed origins.
+        let client = ClientPrincipal::new(token.client_id, token.id, scope).with_limits(Limits {
+            per_key: limit(token.per_key_limit),
+            per_ip: limit(token.per_ip_limit),
+        });
+        Ok(Some(StoredCredential {
+            principal: Principal::AccessToken(client.into()),
+            expires_at: Some(expires_at),
+        }))
+    }
+
+    /// Records a refusal, and the app's own record of it, in one
+    /// transaction.
+    async fn write_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
+        let (credential_id, client_id) = match &refusal.principal {
+            Principal::User(user) => (user.token_id.clone(), user.client_id.clone()),
+            principal => match principal.client() {
+                Some(client) => (client.key_id.clone(), Some(client.client_id.clone())),
+                None => return Ok(()),
+            },
+        };
+        // The origin is attacker-controlled: clipped.
+        let origin = refusal
+            .origin
+            .as_ref()
+            .map(|origin| origin.chars().take(200).collect::<String>());
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO auth_refusals (id, at, credential_id, client_id, code, origin, client_ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id())
+        .bind(self.now_micros())
+        .bind(credential_id)
+        .bind(client_id)
+        .bind(refusal.code)
+        .bind(origin)
+        .bind(refusal.client_ip.map(|ip| ip.to_string()))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(hook) = self.0.on_refusal.get() {
+            hook(refusal, &mut tx).await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// A live access token's row, with its key's end and its client's limits.
+#[derive(FromRow)]
+struct AccessRow {
+    id: String,
+    client_id: String,
+    scope: String,
+    expires_at: i64,
+    key_expires_at: Option<i64>,
+    per_key_limit: Option<i64>,
+    per_ip_limit: Option<i64>,
 }
 
 /// A live credential's row, with its client's when it has a live one.
@@ -853,37 +962,12 @@ impl TokenStore for SqlStore {
             TokenKind::Publishable | TokenKind::Secret | TokenKind::User => {
                 self.find(kind, hash).await
             }
-            // Access tokens are an OAuth server's: this store issues none.
-            _ => Ok(None),
+            TokenKind::Access => self.find_access_token(hash).await,
         }
     }
 
     async fn record_refusal(&self, refusal: Refusal) {
-        let (credential_id, client_id) = match &refusal.principal {
-            Principal::User(user) => (user.token_id.clone(), user.client_id.clone()),
-            principal => match principal.client() {
-                Some(client) => (client.key_id.clone(), Some(client.client_id.clone())),
-                None => return,
-            },
-        };
-        // The origin is attacker-controlled: clipped.
-        let origin = refusal
-            .origin
-            .map(|origin| origin.chars().take(200).collect::<String>());
-        let written = sqlx::query(
-            "INSERT INTO auth_refusals (id, at, credential_id, client_id, code, origin, client_ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new_id())
-        .bind(self.now_micros())
-        .bind(credential_id)
-        .bind(client_id)
-        .bind(refusal.code)
-        .bind(origin)
-        .bind(refusal.client_ip.map(|ip| ip.to_string()))
-        .execute(&self.0.pool)
-        .await;
-        if let Err(error) = written {
+        if let Err(error) = self.write_refusal(&refusal).await {
             tracing::warn!(%error, code = refusal.code, "could not record a refused key");
         }
     }
@@ -969,7 +1053,7 @@ async fn listen_for_changes(url: String, shared: Weak<Shared>) {
                         SqlStore(shared).changed();
                     }
                 }
-                let connected = std::time::Instant::now();
+                let connected = Instant::now();
                 let Some(error) = listen(listener, &shared).await else {
                     return;
                 };

@@ -64,7 +64,11 @@ fn parse() -> anyhow::Result<Cli> {
 
 pub async fn run() -> anyhow::Result<()> {
     let cli = parse()?;
-    let db = Db::connect(&cli.database_url, &DbOptions::default()).await?;
+    let mut options = DbOptions::default();
+    if let Command::Serve(args) = &cli.command {
+        options.credential_outage_grace = args.credential_outage_grace;
+    }
+    let db = Db::connect(&cli.database_url, &options).await?;
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(db.clone(), args).await,
         Command::Migrate => {

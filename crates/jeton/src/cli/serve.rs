@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// Secure. Default: http://<--addr>.
     #[arg(long, env = "JETON_PUBLIC_URL")]
     public_url: Option<PublicUrl>,
+    /// How long this process keeps serving the credentials it cached while
+    /// the database is unreachable (0s to 60s): a revocation made before
+    /// the outage may be honoured that late, never later. Once the database
+    /// answers again, every cached credential is read afresh.
+    #[arg(long, env = "JETON_CREDENTIAL_OUTAGE_GRACE", default_value = "30s", value_parser = parse_outage_grace)]
+    pub(super) credential_outage_grace: std::time::Duration,
     /// Lifetime of OAuth 2.0 access tokens, e.g. 15m, 1h.
     #[arg(long, env = "JETON_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_access_token_ttl)]
     access_token_ttl: time::Duration,
@@ -99,6 +105,15 @@ fn parse_usage_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err("last uses are written every 100ms to 1h".to_owned());
     }
     Ok(interval)
+}
+
+/// At most a minute: past it, a revocation would go unheard too long.
+fn parse_outage_grace(text: &str) -> Result<std::time::Duration, String> {
+    let grace = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if grace > std::time::Duration::from_secs(60) {
+        return Err("cached credentials are served for 60s at most".to_owned());
+    }
+    Ok(grace)
 }
 
 /// 1 s to 1 day: an access token is meant to be short-lived.
@@ -274,6 +289,18 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_credentials_outlive_an_outage_by_a_minute_at_most() {
+        assert_eq!(parse_outage_grace("0s"), Ok(std::time::Duration::ZERO));
+        assert_eq!(
+            parse_outage_grace("60s"),
+            Ok(std::time::Duration::from_secs(60))
+        );
+        for refused in ["61s", "1h", "soon"] {
+            assert!(parse_outage_grace(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn usage_is_written_every_100ms_to_1h() {

@@ -77,8 +77,10 @@ pub fn login_email(raw: &str) -> String {
 /// dot (an internationalized domain may also be sent as Unicode; it is
 /// stored in its `xn--` form).
 fn email_schema() -> utoipa::openapi::Object {
-    let atext = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~";
-    let label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    // Escaped as the RegExp `v` flag wants (browsers use it for
+    // `<input pattern>`): `-`, `/`, `{`, `|` and `}` in a class.
+    let atext = r"A-Za-z0-9!#$%&'*+\-\/=?^_`\{\|\}~";
+    let label = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?";
     schema::field(
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)

@@ -58,8 +58,8 @@ macro_rules! id_type {
             }
 
             /// An id this app stored and jeton-auth handed back: taken as it is.
-            #[allow(dead_code, reason = "only the ids a credential carries need it")]
-            fn from_store(text: String) -> $name {
+            #[allow(dead_code, reason = "only the ids of credentials need it")]
+            pub(crate) fn from_store(text: String) -> $name {
                 $name(text)
             }
         }

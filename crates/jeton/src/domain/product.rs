@@ -7,8 +7,9 @@ use super::{FieldError, Problems, money, schema, text::bounded};
 
 pub const MAX_STOCK: i64 = 1_000_000_000;
 pub const SKU_MAX: usize = 64;
-/// The bytes of a SKU, as a regex character class.
-const SKU_CHARS: &str = "A-Za-z0-9._-";
+/// The bytes of a SKU, as a regex character class body (`-` escaped, as
+/// the RegExp `v` flag wants).
+const SKU_CHARS: &str = r"A-Za-z0-9._\-";
 pub const NAME_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 5000;
 

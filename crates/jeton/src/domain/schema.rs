@@ -6,7 +6,8 @@
 //! The patterns are exact for the parsers they describe, because clients
 //! generate requests from them (and schemathesis proves it both ways: what
 //! the schema allows is accepted, what it refuses is refused). They use
-//! only syntax that ECMA-262 and Python's `re` read alike.
+//! only syntax that ECMA-262 (with the `v` flag browsers use for
+//! `<input pattern>` too) and Python's `re` read alike.
 
 use utoipa::openapi::{
     Array, ArrayBuilder, KnownFormat, Object, ObjectBuilder, RefOr, Schema, SchemaFormat, Type,

@@ -29,7 +29,12 @@ pub struct ProductQuery {
     in_stock: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductQuery),
+/// List products
+///
+/// A page of the catalogue, in the order products were added, optionally
+/// filtered by a search text (`q`, in the name or SKU) and by stock
+/// (`in_stock`). Changes nothing.
+#[utoipa::path(get, operation_id = "listProducts", path = "/api/v1/products", tag = "catalog", params(ProductQuery),
     responses((status = 200, body = Page<Product>)))]
 pub async fn list_products(
     State(state): State<AppState>,
@@ -51,7 +56,10 @@ pub async fn list_products(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
+/// Get a product
+///
+/// One product of the catalogue, by id. Changes nothing.
+#[utoipa::path(get, operation_id = "getProduct", path = "/api/v1/products/{id}", tag = "catalog",
     responses((status = 200, body = Product)))]
 pub async fn get_product(
     State(state): State<AppState>,

@@ -50,7 +50,12 @@ fn throttled(refused: Throttled) -> AppError {
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
+/// Register a customer
+///
+/// Creates a customer account with an email (unique), a password and a name.
+/// It does not log in: follow with `logIn`. Registrations are throttled per
+/// client IP.
+#[utoipa::path(post, operation_id = "registerCustomer", path = "/api/v1/customers", tag = "customers", request_body = NewCustomerInput,
     security(("bearer" = ["customers:create"])),
     responses((status = 201, body = Customer), (status = 409, description = "`email_taken`"), (status = 422)))]
 pub async fn register(
@@ -113,7 +118,17 @@ fn check_cookie_origin(client: &ClientPrincipal, headers: &HeaderMap) -> Result<
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
+/// Log a customer in
+///
+/// Checks the email and password and issues a user token through the calling
+/// key's client. By default (`"session": "token"`) the answer is an
+/// `IssuedToken`, the only time the token is shown. With `"session":
+/// "cookie"` (the shop's own storefront, from one of its client's origins
+/// listed exactly) the token goes into the `HttpOnly` cookie `jeton_session`
+/// and the answer is a `CookieSession`, with the CSRF token to send back as
+/// `X-CSRF-Token`. A wrong email or password is one answer for both, and
+/// failed logins are throttled.
+#[utoipa::path(post, operation_id = "logIn", path = "/api/v1/auth/login", tag = "customers", request_body = LoginInput,
     security(("bearer" = ["auth:login"])),
     responses((status = 201, body = IssuedToken, description = "a user token; with `\"session\": \"cookie\"`, a `CookieSession` instead, and the cookies `jeton_session` and `jeton_csrf`")))]
 pub async fn login(
@@ -225,7 +240,11 @@ async fn revoke_replaced(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "customers",
+/// Log out
+///
+/// Revokes the token making the request (whatever its abilities); a cookie
+/// session's cookies are cleared. The customer's other tokens stay live.
+#[utoipa::path(post, operation_id = "logOut", path = "/api/v1/auth/logout", tag = "customers",
     security(("bearer" = [])),
     responses((status = 204, description = "the token used is revoked; a cookie session's cookies are cleared")))]
 pub async fn logout(
@@ -247,7 +266,10 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "customers",
+/// Get my profile
+///
+/// The customer the calling user token belongs to. Changes nothing.
+#[utoipa::path(get, operation_id = "getMyProfile", path = "/api/v1/me", tag = "customers",
     security(("bearer" = ["profile:read"])),
     responses((status = 200, body = Customer)))]
 pub async fn me(State(state): State<AppState>, User(user): User) -> AppResult<JsonBytes> {

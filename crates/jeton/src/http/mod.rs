@@ -97,7 +97,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     }
     let routes = routes
         .merge(oauth::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes(&state.config.public_url))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // A route layer, so it sees the matched path template.

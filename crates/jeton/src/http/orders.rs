@@ -68,7 +68,14 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     response
 }
 
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = OrderInput,
+/// Place an order
+///
+/// Places an order for the calling customer: every line's product must be in
+/// stock in the order's currency; the stock goes down and the order is
+/// recorded in one transaction, or nothing is written. With an `Idempotency-
+/// Key`, a retry with the same key and body within 24 hours returns the first
+/// answer again (`Idempotent-Replayed: true`) and places nothing.
+#[utoipa::path(post, operation_id = "placeOrder", path = "/api/v1/orders", tag = "orders", request_body = OrderInput,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 printable ASCII characters; the same key with the same body within 24 hours returns the first response again, with `Idempotent-Replayed: true`")),
     security(("bearer" = ["orders:write"])),
@@ -146,7 +153,10 @@ pub struct OrderQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/orders", tag = "orders", params(OrderQuery),
+/// List my orders
+///
+/// A page of the calling customer's orders, newest first. Changes nothing.
+#[utoipa::path(get, operation_id = "listMyOrders", path = "/api/v1/me/orders", tag = "orders", params(OrderQuery),
     security(("bearer" = ["orders:read"])),
     responses((status = 200, body = Page<Order>, description = "the caller's orders, newest first")))]
 pub async fn list_mine(
@@ -165,7 +175,11 @@ pub async fn list_mine(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/orders/{id}", tag = "orders",
+/// Get one of my orders
+///
+/// One of the calling customer's orders, by id; another customer's order is
+/// 404. Changes nothing.
+#[utoipa::path(get, operation_id = "getMyOrder", path = "/api/v1/me/orders/{id}", tag = "orders",
     security(("bearer" = ["orders:read"])),
     responses((status = 200, body = Order), (status = 404, description = "no such order of the caller's")))]
 pub async fn get_mine(

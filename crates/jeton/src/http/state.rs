@@ -2,7 +2,7 @@ use crate::identity::{CSRF_COOKIE, SESSION_COOKIE, identity};
 use std::sync::Arc;
 
 use jeton_auth::{
-    Gate,
+    Gate, SqlStore,
     limits::{LimitBackend, Rate},
     session::CookieSessions,
 };
@@ -43,7 +43,9 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub db: Db,
     /// Verifier, ceilings and rate limiters, shared by every route guard.
-    pub gate: Arc<Gate<Db>>,
+    /// It verifies with jeton-auth's store directly, which drops the
+    /// verifier's cached credentials itself when its change feed moves.
+    pub gate: Arc<Gate<SqlStore>>,
     pub config: Arc<Config>,
     /// Origins allowed by active publishable clients (CORS preflights).
     pub origins: OriginRegistry,
@@ -67,7 +69,7 @@ impl AppState {
             None => LimitBackend::local(),
         };
         let limits = Arc::new(limits.with_clock(clock.clone()));
-        let gate = Gate::builder(identity().clone(), db.clone())
+        let gate = Gate::builder(identity().clone(), db.auth().clone())
             .clock(clock)
             .ceilings(abilities::ceilings())
             .limits(Arc::clone(&limits))
@@ -78,13 +80,6 @@ impl AppState {
             .cookie_sessions(cookie_sessions(&config))
             .build()
             .expect("Jeton's store and ceilings fit its identity");
-        // Weak: the gate holds the Db that holds this listener.
-        let listening = Arc::downgrade(&gate);
-        db.on_change(move |topic| {
-            if let (Topic::Credentials, Some(gate)) = (topic, listening.upgrade()) {
-                gate.verifier().invalidate_all();
-            }
-        });
         let catalog = Arc::new(CatalogCache::default());
         let listening = Arc::downgrade(&catalog);
         db.on_change(move |topic| {
@@ -118,16 +113,20 @@ impl AppState {
     /// stock) reach this one's caches within a second.
     pub async fn load(db: Db, config: Config) -> Result<AppState, sqlx::Error> {
         let state = AppState::new(db, config);
-        // Weak, as above: the listener lives inside the Db it would hold.
-        let (origins, gate) = (state.origins.clone(), Arc::downgrade(&state.gate));
-        state.db.on_change(move |topic| {
-            if let (Topic::Credentials, Some(gate)) = (topic, gate.upgrade()) {
-                let origins = origins.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = origins.refresh(gate.verifier().store()).await {
-                        tracing::warn!(%error, "could not refresh allowed origins");
-                    }
-                });
+        // Credential changes come from jeton-auth's feed (this process's
+        // own and others'): a client's origins may have changed.
+        // Weak: the task ends with the state (and the receiver with the
+        // store).
+        let mut credentials = state.db.auth().subscribe();
+        let listening = Arc::downgrade(&state.0);
+        tokio::spawn(async move {
+            while credentials.changed().await.is_ok() {
+                let Some(state) = listening.upgrade() else {
+                    return;
+                };
+                if let Err(error) = state.origins.refresh(&state.db).await {
+                    tracing::debug!(%error, "could not refresh allowed origins");
+                }
             }
         });
         // The feed's starting position first, then what is read from the

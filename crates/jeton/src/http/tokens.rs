@@ -82,7 +82,12 @@ pub struct TokenQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "tokens", params(TokenQuery),
+/// List my tokens
+///
+/// The calling customer's live tokens (logins, cookie sessions and personal
+/// tokens), newest first, each with its last four characters only; `current`
+/// marks the one making the request. Changes nothing.
+#[utoipa::path(get, operation_id = "listMyTokens", path = "/api/v1/me/tokens", tag = "tokens", params(TokenQuery),
     security(("bearer" = ["tokens:manage"])),
     responses((status = 200, body = Page<TokenView>, description = "the caller's live tokens, newest first")))]
 pub async fn list(
@@ -156,7 +161,14 @@ pub struct NewTokenInput {
     pub expires_in_seconds: Option<Option<i64>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
+/// Create a personal token
+///
+/// Issues a personal token for the calling customer, with a subset of the
+/// calling token's abilities and a lifetime that does not outlive it; the
+/// answer is the only time the token is shown. A customer holds a bounded
+/// number of live personal tokens. A cookie session cannot mint a token
+/// (403).
+#[utoipa::path(post, operation_id = "createMyToken", path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
     security(("bearer" = ["tokens:manage"])),
     responses((status = 201, body = IssuedToken),
         (status = 403, description = "the request is authenticated by a session cookie (`session_cannot_mint`): a cookie session never mints a token that leaves the cookie"),
@@ -275,7 +287,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "tokens",
+/// Revoke one of my tokens
+///
+/// Revokes one of the calling customer's tokens, by id (the calling token
+/// included: then a cookie session's cookies are cleared). Another customer's
+/// token id is 404.
+#[utoipa::path(delete, operation_id = "revokeMyToken", path = "/api/v1/me/tokens/{id}", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
     responses((status = 204, description = "the token is revoked; when it is the cookie session making the request, its cookies are cleared"), (status = 404)))]
 pub async fn revoke(
@@ -313,7 +330,11 @@ fn clear_session(
     }
 }
 
-#[utoipa::path(delete, path = "/api/v1/me/tokens", tag = "tokens",
+/// Revoke all my tokens
+///
+/// Revokes every token of the calling customer, the calling token included
+/// (log out everywhere); a cookie session's cookies are cleared.
+#[utoipa::path(delete, operation_id = "revokeAllMyTokens", path = "/api/v1/me/tokens", tag = "tokens",
     security(("bearer" = ["tokens:manage"])),
     responses((status = 204, description = "every token of the caller is revoked, this one included; a cookie session's cookies are cleared")))]
 pub async fn revoke_all(

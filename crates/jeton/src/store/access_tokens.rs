@@ -1,21 +1,19 @@
 //! OAuth 2.0 access tokens (client credentials grant): issued to a client
 //! that authenticated with one of its secret keys, revoked by that client.
-//! The verifier finds them in `store/credentials.rs`, through the same
-//! cache as every other credential.
+//! jeton-auth's store holds them (the verifier finds them there, through
+//! the same cache as every other credential); Jeton audits each change in
+//! the same transaction.
 
-use jeton_auth::{AbilitySet, HashedToken, PlainToken, TokenKind};
+use jeton_auth::{AbilitySet, HashedToken, NewCredential, PlainToken, TokenKind};
 use time::OffsetDateTime;
 
 use super::{
     Db,
     audit::{Audit, Event},
-    changes::{self, Topic},
+    store_error,
     user_tokens::{descendants_detail, revoke_descendants},
 };
-use crate::domain::{
-    ids::{AccessTokenId, ClientId, CustomerId, KeyId, TokenId},
-    time::{from_micros_checked, to_micros},
-};
+use crate::domain::ids::{AccessTokenId, ClientId, CustomerId, KeyId, TokenId};
 
 /// What a new access token is issued with.
 #[derive(Debug)]
@@ -37,12 +35,6 @@ pub enum Revoked {
     Nothing,
 }
 
-#[derive(sqlx::FromRow)]
-struct RevokedUserToken {
-    id: TokenId,
-    customer_id: CustomerId,
-}
-
 impl Db {
     /// Stores an access token (as its hash) with its audit event. One event
     /// per token: each exchange is a write anyway, and the log then says
@@ -55,21 +47,15 @@ impl Db {
         audit: &Audit,
     ) -> Result<AccessTokenId, sqlx::Error> {
         debug_assert_eq!(token.kind(), TokenKind::Access);
-        let id = AccessTokenId::generate();
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO access_tokens (id, client_id, key_id, token_hash, scope, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.clone())
-        .bind(new.client_id.clone())
-        .bind(new.key_id.clone())
-        .bind(token.hash().to_hex())
-        .bind(new.scope.to_spaced())
-        .bind(self.now_micros())
-        .bind(to_micros(new.expires_at))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.begin_credentials().await?;
+        let credential = NewCredential::access(
+            new.client_id,
+            new.key_id,
+            new.scope.iter().cloned(),
+            new.expires_at,
+        );
+        let id = tx.insert(credential, token).await.map_err(store_error)?;
+        let id = AccessTokenId::from_store(id);
         let event = Event {
             action: "access_token.issued",
             client_id: Some(new.client_id),
@@ -96,65 +82,52 @@ impl Db {
         client_id: &ClientId,
         audit: &Audit,
     ) -> Result<Revoked, sqlx::Error> {
-        let at = self.now_micros();
-        let mut tx = self.begin_write().await?;
-        let revoked = match kind {
-            TokenKind::Access => {
-                let id: Option<AccessTokenId> = sqlx::query_scalar(
-                    "UPDATE access_tokens SET revoked_at = $1 \
-                     WHERE token_hash = $2 AND client_id = $3 AND revoked_at IS NULL RETURNING id",
-                )
-                .bind(at)
-                .bind(hash.to_hex())
-                .bind(client_id.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(id) = id else {
-                    return Ok(Revoked::Nothing);
-                };
-                let event = Event {
-                    action: "access_token.revoked",
-                    client_id: Some(client_id),
-                    subject_id: Some(&id),
-                    ..Event::default()
-                };
-                self.append_audit(&mut tx, audit, event).await?;
-                Revoked::AccessToken
-            }
-            TokenKind::User => {
-                let found: Option<RevokedUserToken> = sqlx::query_as(
-                    "UPDATE auth_credentials SET revoked_at = $1 \
-                     WHERE token_hash = $2 AND kind = 'user' AND client_id = $3 AND revoked_at IS NULL \
-                     RETURNING id, user_id AS customer_id",
-                )
-                .bind(at)
-                .bind(hash.to_hex())
-                .bind(client_id.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(found) = found else {
-                    return Ok(Revoked::Nothing);
-                };
-                let descendants = revoke_descendants(&mut tx, &found.id, at).await?;
-                let detail = match descendants_detail(descendants) {
-                    Some(and) => format!("by its client (OAuth 2.0 revocation), {and}"),
-                    None => "by its client (OAuth 2.0 revocation)".to_owned(),
-                };
-                let event = Event {
-                    action: "user_token.revoked",
-                    client_id: Some(client_id),
-                    customer_id: Some(&found.customer_id),
-                    subject_id: Some(&found.id),
-                    detail: Some(detail),
-                };
-                self.append_audit(&mut tx, audit, event).await?;
-                Revoked::UserToken
-            }
-            _ => return Ok(Revoked::Nothing),
+        if !matches!(kind, TokenKind::Access | TokenKind::User) {
+            return Ok(Revoked::Nothing);
+        }
+        let mut tx = self.begin_credentials().await?;
+        let found = tx
+            .credential_by_hash(kind, hash)
+            .await
+            .map_err(store_error)?
+            .filter(|token| {
+                token.revoked_at.is_none() && token.client_id.as_deref() == Some(client_id)
+            });
+        let Some(found) = found else {
+            return Ok(Revoked::Nothing);
         };
-        changes::record(&mut tx).await?;
+        if !tx.revoke(&found.id).await.map_err(store_error)? {
+            return Ok(Revoked::Nothing);
+        }
+        let revoked = if kind == TokenKind::Access {
+            let id = AccessTokenId::from_store(found.id);
+            let event = Event {
+                action: "access_token.revoked",
+                client_id: Some(client_id),
+                subject_id: Some(&id),
+                ..Event::default()
+            };
+            self.append_audit(&mut tx, audit, event).await?;
+            Revoked::AccessToken
+        } else {
+            let id = TokenId::from_store(found.id);
+            let descendants = revoke_descendants(&mut tx, &id).await?;
+            let detail = match descendants_detail(descendants) {
+                Some(and) => format!("by its client (OAuth 2.0 revocation), {and}"),
+                None => "by its client (OAuth 2.0 revocation)".to_owned(),
+            };
+            let customer_id = found.user_id.map(CustomerId::from_store);
+            let event = Event {
+                action: "user_token.revoked",
+                client_id: Some(client_id),
+                customer_id: customer_id.as_ref(),
+                subject_id: Some(&id),
+                detail: Some(detail),
+            };
+            self.append_audit(&mut tx, audit, event).await?;
+            Revoked::UserToken
+        };
         tx.commit().await?;
-        self.changed(Topic::Credentials).await;
         Ok(revoked)
     }
 
@@ -166,17 +139,9 @@ impl Db {
         kind: TokenKind,
         id: &str,
     ) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-        let sql = match kind {
-            TokenKind::Publishable | TokenKind::Secret | TokenKind::User => {
-                "SELECT created_at FROM auth_credentials WHERE id = $1"
-            }
-            TokenKind::Access => "SELECT created_at FROM access_tokens WHERE id = $1",
-            _ => return Ok(None),
-        };
-        let micros: Option<i64> = sqlx::query_scalar(sql)
-            .bind(id.to_owned())
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(micros.and_then(|m| from_micros_checked(m).ok()))
+        let found = self.auth().credential(id).await.map_err(store_error)?;
+        Ok(found
+            .filter(|credential| credential.kind == kind)
+            .map(|credential| credential.created_at))
     }
 }

@@ -95,24 +95,92 @@ impl Db {
         audit: &Audit,
         event: Event<'_>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, action, actor_kind, actor_id, client_id, customer_id, subject_id, client_ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(new_id())
-        .bind(self.now_micros())
-        .bind(event.action)
-        .bind(audit.actor.kind())
-        .bind(audit.actor.id().map(str::to_owned))
-        .bind(event.client_id.cloned())
-        .bind(event.customer_id.cloned())
-        .bind(event.subject_id.map(str::to_owned))
-        .bind(audit.client_ip.map(|ip| ip.to_string()))
-        .bind(event.detail)
-        .execute(conn)
-        .await?;
-        Ok(())
+        append(conn, self.now_micros(), audit, event).await
     }
+}
+
+/// Appends an event stamped `at` (microseconds): for writes that have no
+/// [`Db`] at hand, the store's refusal hook.
+pub(crate) async fn append(
+    conn: &mut AnyConnection,
+    at: i64,
+    audit: &Audit,
+    event: Event<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, action, actor_kind, actor_id, client_id, customer_id, subject_id, client_ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(new_id())
+    .bind(at)
+    .bind(event.action)
+    .bind(audit.actor.kind())
+    .bind(audit.actor.id().map(str::to_owned))
+    .bind(event.client_id.cloned())
+    .bind(event.customer_id.cloned())
+    .bind(event.subject_id.map(str::to_owned))
+    .bind(audit.client_ip.map(|ip| ip.to_string()))
+    .bind(event.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A refused key's or cookie session's audit event, in the transaction in
+/// which jeton-auth records the refusal itself (which the admin API and
+/// `client list` show on a secret key seen in a browser).
+pub(crate) async fn refusal(
+    conn: &mut AnyConnection,
+    at: i64,
+    refusal: &jeton_auth::Refusal,
+) -> Result<(), sqlx::Error> {
+    // The origin is public information (the page's site); it is clipped
+    // because the header is attacker-controlled.
+    let origin = refusal
+        .origin
+        .as_ref()
+        .map(|o| format!("origin {}", o.chars().take(200).collect::<String>()));
+    if let Principal::User(user) = &refusal.principal {
+        // A cookie session refused: another origin's page, or a request
+        // without the session's CSRF token, tried to use it.
+        let ids = crate::domain::ids::UserIds::from(&**user);
+        let action = if refusal.code == "csrf_failed" {
+            "session.refused_csrf"
+        } else {
+            "session.refused_origin"
+        };
+        let audit = Audit::of(&refusal.principal, refusal.client_ip);
+        let event = Event {
+            action,
+            client_id: ids.client.as_ref(),
+            customer_id: Some(&ids.customer),
+            subject_id: Some(ids.token.as_str()),
+            detail: origin,
+        };
+        return append(conn, at, &audit, event).await;
+    }
+    let Some(client) = refusal.principal.client() else {
+        return Ok(());
+    };
+    let ids = crate::domain::ids::ClientIds::from(&**client);
+    let action = if matches!(refusal.principal, Principal::AccessToken(_)) {
+        // The token's id: the key that obtained it did not leak.
+        "access_token.refused_in_browser"
+    } else if refusal.code == "secret_key_in_browser" {
+        "client_key.refused_in_browser"
+    } else {
+        "client_key.refused_origin"
+    };
+    // Whoever holds the key acted; the IP says where from.
+    let audit = Audit::of(&refusal.principal, refusal.client_ip);
+    let event = Event {
+        action,
+        client_id: Some(&ids.client),
+        subject_id: Some(&ids.key),
+        detail: origin,
+        ..Event::default()
+    };
+    append(conn, at, &audit, event).await
 }
 
 /// An event as stored. The admin API shows it as `api::AuditEvent`.
@@ -123,7 +191,7 @@ pub struct AuditEvent {
     pub at: OffsetDateTime,
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
-    /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
+    /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`.
     pub action: String,
     /// `client_key`, `customer` or `cli`.

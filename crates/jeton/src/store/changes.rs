@@ -1,23 +1,16 @@
-//! Change notification for the in-process caches.
+//! Change notification for Jeton's own in-process caches: the catalogue
+//! and customers' orders. (Credentials have one feed, jeton-auth's: its
+//! store drops the verifier's cached credentials itself, and
+//! `http/state.rs` follows it for allowed origins.)
 //!
-//! A store method that changes credentials (revocation, rotation), the
-//! catalogue or an order reports it *after its transaction commits*
-//! ([`Db::changed`], [`Db::announce`]), and the caches listening on this
-//! process drop what they hold at once.
-//!
-//! Other processes (another server, the CLI) learn of changes two ways:
-//! - on PostgreSQL, credential changes are also sent with `NOTIFY
-//!   jeton_changes`, and every server `LISTEN`s: a revocation reaches them
-//!   in milliseconds;
-//! - on both databases, every server polls the change feed (the credential
-//!   changes, product writes and order changes of the last minute, see
-//!   [`LOOKBACK`]) every 250 ms: that covers SQLite, catalogue and order
-//!   changes (an order per `NOTIFY` would serialize commits on PostgreSQL's
-//!   notification queue lock), and a lost LISTEN connection. Order changes
-//!   are told per customer, so a customer's cached reads go only when their
-//!   own orders change.
-//!
-//! Either way a change is visible everywhere within one second.
+//! A store method that changes the catalogue or an order reports it *after
+//! its transaction commits* ([`Db::announce`]), and the caches listening on
+//! this process drop what they hold at once. Other processes (another
+//! server, the CLI) learn of changes by polling the change feed (the product
+//! writes and order changes of the last minute, see [`LOOKBACK`]) every
+//! 250 ms. Order changes are told per customer, so a customer's cached
+//! reads go only when their own orders change. A change is visible
+//! everywhere within one second.
 
 use std::{collections::HashMap, sync::RwLock};
 
@@ -26,8 +19,6 @@ use crate::domain::ids::CustomerId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topic {
-    /// A key or token was revoked, rotated or otherwise changed.
-    Credentials,
     /// A product or its stock changed.
     Catalog,
     /// A customer's orders changed: one was placed, or changed status.
@@ -44,19 +35,6 @@ fn system_micros() -> i64 {
     crate::domain::time::to_micros(time::OffsetDateTime::now_utc())
 }
 
-/// Puts a credential change in the feed, and in jeton-auth's (whose
-/// tables hold the credentials: any process that verifies with the library
-/// alone learns of it too); call inside the change's transaction, so the
-/// feed never misses a committed change.
-pub(crate) async fn record(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO credential_changes (id, at) VALUES ($1, $2)")
-        .bind(crate::domain::ids::new_id())
-        .bind(system_micros())
-        .execute(&mut *conn)
-        .await?;
-    jeton_auth::SqlStore::record_change(conn).await
-}
-
 #[derive(Default)]
 pub struct ChangeHub {
     listeners: RwLock<Vec<Listener>>,
@@ -71,21 +49,6 @@ impl Db {
             .write()
             .expect("listeners lock")
             .push(Box::new(listener));
-    }
-
-    /// Reports a committed change: to this process's caches at once, and for
-    /// credentials on PostgreSQL to every other server through `NOTIFY`.
-    pub async fn changed(&self, topic: Topic) {
-        self.announce(&topic);
-        if topic == Topic::Credentials && self.backend() == super::Backend::Postgres {
-            let sent = sqlx::query("SELECT pg_notify('jeton_changes', 'credentials')")
-                .execute(self.writer())
-                .await;
-            if let Err(error) = sent {
-                // The other servers' polling still sees the change.
-                tracing::warn!(%error, "could not notify other servers");
-            }
-        }
     }
 
     /// Tells this process's listeners about a change.
@@ -106,8 +69,8 @@ impl Db {
 /// one-second freshness guarantee.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// How far back each poll looks. A change is stamped (its
-/// `credential_changes` id, its product's `updated_at`) by the clock of the
+/// How far back each poll looks. A change is stamped (its product's or
+/// order's `updated_at`) by the clock of the
 /// process that makes it, *before* its transaction commits: it may commit
 /// after a change stamped later, and other servers' clocks differ a little.
 /// So the feed never asks "did the newest stamp move?", which misses such a
@@ -126,8 +89,6 @@ pub struct FeedPosition {
     orders: HashMap<CustomerId, (i64, i64)>,
     /// Microseconds since the epoch, on this process's clock.
     since: i64,
-    /// Credential changes stamped since then (rows are only ever added).
-    credentials: i64,
     /// Products written since then: how many, and a checksum of their
     /// `updated_at`s (every write moves its row's stamp).
     catalog: (i64, i64),
@@ -136,17 +97,9 @@ pub struct FeedPosition {
 /// What moved between two polls of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedMoves {
-    pub credentials: bool,
     pub catalog: bool,
     /// The customers whose orders changed; `None`: possibly anyone's.
     pub orders: Option<Vec<CustomerId>>,
-}
-
-/// The smallest id [`crate::domain::ids::new_id`] makes at `micros` (ids are
-/// UUIDv7: the millisecond comes first, in hex, so ids sort by time).
-fn id_floor(micros: i64) -> String {
-    let millis = micros.div_euclid(1000).max(0) as u64;
-    format!("{:08x}-{:04x}", millis >> 16, millis & 0xffff)
 }
 
 impl Db {
@@ -165,16 +118,6 @@ impl Db {
             Some(before) => (before.since, start.max(before.since)),
             None => (start, start),
         };
-        // (changes since `old`, changes since `new`)
-        let credentials: (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS old_count, \
-             CAST(COALESCE(SUM(CASE WHEN id > $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS new_count \
-             FROM credential_changes WHERE id > $1",
-        )
-        .bind(id_floor(old))
-        .bind(id_floor(new))
-        .fetch_one(self.reader())
-        .await?;
         // 1000000007: a stamp moved by less than about 16 minutes always
         // changes the checksum.
         let (old_count, old_sum, new_count, new_sum): (i64, i64, i64, i64) = sqlx::query_as(
@@ -220,13 +163,11 @@ impl Db {
                     .collect();
                 moved.extend(then.into_keys().cloned());
                 FeedMoves {
-                    credentials: before.credentials != credentials.0,
                     catalog: before.catalog != catalog_then,
                     orders: Some(moved),
                 }
             }
             None => FeedMoves {
-                credentials: true,
                 catalog: true,
                 orders: None,
             },
@@ -238,23 +179,16 @@ impl Db {
                 .filter(|(_, _, _, count, _)| *count > 0)
                 .map(|(customer, _, _, count, sum)| (customer, (count, sum)))
                 .collect(),
-            credentials: credentials.1,
             catalog: catalog_now,
         };
         Ok((position, moves))
     }
 
     /// Watches for other processes' changes while `alive()`: polls the
-    /// change feed, and on PostgreSQL also listens for `NOTIFY`. Returns
-    /// once the feed's starting position is read, so that nothing a cache
-    /// holds was read before it: a change committed before the first poll
+    /// change feed. Returns once the feed's starting position is read, so
+    /// that nothing a cache holds was read before it: a change committed before the first poll
     /// would otherwise count as already seen.
     pub async fn watch_changes(&self, alive: impl Fn() -> bool + Send + Sync + 'static) {
-        let alive = std::sync::Arc::new(alive);
-        if self.backend() == super::Backend::Postgres {
-            let (db, alive) = (self.clone(), alive.clone());
-            tokio::spawn(async move { db.listen_for_changes(move || alive()).await });
-        }
         let db = self.clone();
         let mut last = db.poll_feed(None).await.ok().map(|(position, _)| position);
         tokio::spawn(async move {
@@ -269,9 +203,6 @@ impl Db {
                     continue;
                 };
                 last = Some(now);
-                if moves.credentials {
-                    db.announce(&Topic::Credentials);
-                }
                 if moves.catalog {
                     db.announce(&Topic::Catalog);
                 }
@@ -285,30 +216,5 @@ impl Db {
                 }
             }
         });
-    }
-}
-
-impl Db {
-    async fn listen_for_changes(&self, alive: impl Fn() -> bool) {
-        let mut listener = match sqlx::postgres::PgListener::connect(&self.url).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, "cannot LISTEN for changes; polling only");
-                return;
-            }
-        };
-        if let Err(error) = listener.listen("jeton_changes").await {
-            tracing::warn!(%error, "cannot LISTEN for changes; polling only");
-            return;
-        }
-        while alive() {
-            // Wake up now and then to notice that the app is gone.
-            match tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv()).await {
-                Ok(Ok(_notification)) => self.announce(&Topic::Credentials),
-                // Reconnects on the next recv; the poller covers the gap.
-                Ok(Err(error)) => tracing::warn!(%error, "LISTEN connection lost"),
-                Err(_timeout) => {}
-            }
-        }
     }
 }

@@ -1,82 +1,58 @@
-//! Client applications and their keys.
+//! Client applications and their keys. jeton-auth's store holds them and
+//! writes every change; Jeton keeps a client's name and kind beside it
+//! (`client_details`) and audits each change in the same transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use jeton_auth::{AbilitySet, PlainToken};
-use sqlx::{AssertSqlSafe, FromRow};
+use jeton_auth::{
+    AbilitySet, NewCredential, PlainToken,
+    limits::Limits,
+    store::sql::{ClientInfo, KeyInfo},
+};
 use time::OffsetDateTime;
 
 use super::{
     Db,
     audit::{Audit, Event},
-    changes::{self, Topic},
-    columns::{MaybeMicros, Micros, Spaced},
-    placeholders,
+    store_error,
 };
 use crate::domain::{
     client::{ClientKind, NewClient},
     ids::{ClientId, KeyId},
-    time::to_micros,
 };
 
 /// A key of a client as stored, without its hash: `last4` and dates only.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientKey {
     pub id: KeyId,
     pub client_id: ClientId,
     pub last4: String,
-    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
     /// Set while a rotated-out key is in its grace period.
-    #[sqlx(try_from = "MaybeMicros")]
     pub expires_at: Option<OffsetDateTime>,
     /// How often a browser sent this (secret) key.
     pub browser_refusals: i64,
-    #[sqlx(try_from = "MaybeMicros")]
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
 
 /// A client application as stored, with its working keys. The API shows it
 /// as `api::Client`.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: ClientId,
     pub name: String,
-    #[sqlx(try_from = "String")]
     pub kind: ClientKind,
-    #[sqlx(try_from = "Spaced")]
     pub abilities: AbilitySet,
-    #[sqlx(try_from = "Spaced")]
     pub allowed_origins: Vec<String>,
     /// Requests per minute for the key as a whole; `None`: no limit.
     pub rate_limit_per_minute: Option<i64>,
     /// Requests per minute per client IP (publishable keys); `None`: none.
     pub per_ip_rate_limit_per_minute: Option<i64>,
-    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
-    #[sqlx(try_from = "MaybeMicros")]
     pub revoked_at: Option<OffsetDateTime>,
-    /// Keys that still work (or will until their grace period ends); read
-    /// with a second query (see `with_keys`).
-    #[sqlx(skip)]
+    /// Keys that still work (or will until their grace period ends).
     pub keys: Vec<ClientKey>,
 }
-
-/// Clients as stored: jeton-auth's `auth_clients`, with their name and
-/// kind beside them (`client_details`).
-const CLIENTS: &str = "SELECT c.id, d.name, d.kind, c.abilities, c.allowed_origins, \
-    c.per_key_limit AS rate_limit_per_minute, c.per_ip_limit AS per_ip_rate_limit_per_minute, \
-    c.created_at, c.revoked_at FROM auth_clients c JOIN client_details d ON d.client_id = c.id";
-
-/// Clients' keys as stored, in jeton-auth's `auth_credentials`. A key's
-/// browser refusals are the refusals jeton-auth recorded (at most one a
-/// minute, as the gate records them).
-const KEYS: &str = "SELECT k.id, k.client_id, k.last4, k.created_at, k.expires_at, \
-    (SELECT COUNT(*) FROM auth_refusals r WHERE r.credential_id = k.id \
-     AND r.code = 'secret_key_in_browser') AS browser_refusals, \
-    (SELECT MAX(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
-     AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
-    FROM auth_credentials k WHERE k.kind <> 'user'";
 
 impl Client {
     /// Allowed from any website: worth flagging in listings.
@@ -88,36 +64,47 @@ impl Client {
     pub fn has_leaked_key(&self) -> bool {
         self.keys.iter().any(|key| key.browser_refusals > 0)
     }
+
+    /// The library's client with Jeton's name and kind.
+    fn from_parts(client: ClientInfo, name: String, kind: ClientKind) -> Client {
+        let id = ClientId::from_store(client.id);
+        Client {
+            keys: client
+                .keys
+                .into_iter()
+                .map(|key| ClientKey::from_info(key, &id))
+                .collect(),
+            id,
+            name,
+            kind,
+            abilities: client.abilities,
+            allowed_origins: client.allowed_origins,
+            rate_limit_per_minute: client.limits.per_key.map(i64::from),
+            per_ip_rate_limit_per_minute: client.limits.per_ip.map(i64::from),
+            created_at: client.created_at,
+            revoked_at: client.revoked_at,
+        }
+    }
 }
 
-impl Db {
-    /// Inserts a key row; shared by creation and rotation.
-    async fn insert_key(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        client_id: &ClientId,
-        kind: ClientKind,
-        key: &PlainToken,
-    ) -> Result<ClientKey, sqlx::Error> {
-        let id = KeyId::generate();
-        sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.clone())
-        .bind(kind.as_str())
-        .bind(key.hash().to_hex())
-        .bind(key.last4())
-        .bind(client_id.clone())
-        .bind(self.now_micros())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query_as(AssertSqlSafe(format!("{KEYS} AND k.id = $1")))
-            .bind(id)
-            .fetch_one(conn)
-            .await
+impl ClientKey {
+    fn from_info(key: KeyInfo, client_id: &ClientId) -> ClientKey {
+        ClientKey {
+            id: KeyId::from_store(key.credential.id),
+            client_id: client_id.clone(),
+            last4: key.credential.last4,
+            created_at: key.credential.created_at,
+            expires_at: key.credential.expires_at,
+            browser_refusals: i64::try_from(key.browser_refusals).unwrap_or(i64::MAX),
+            last_browser_refusal_at: key.last_browser_refusal_at,
+        }
     }
+}
 
+/// A client's name and kind, as Jeton keeps them.
+type Details = HashMap<String, (String, ClientKind)>;
+
+impl Db {
     /// Creates a client with its first key. `key` must be of the client's
     /// kind; only its hash is stored.
     #[tracing::instrument(level = "debug", skip(self, key))]
@@ -128,61 +115,44 @@ impl Db {
         audit: &Audit,
     ) -> Result<Client, sqlx::Error> {
         debug_assert_eq!(key.kind(), client.kind.token_kind());
-        let mut tx = self.begin_write().await?;
-        let id = ClientId::generate();
-        sqlx::query(
-            "INSERT INTO auth_clients (id, abilities, allowed_origins, per_key_limit, \
-             per_ip_limit, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.clone())
-        .bind(client.abilities.to_spaced())
-        .bind(client.allowed_origins.join(" "))
-        .bind(client.rate_limit_per_minute)
-        .bind(client.per_ip_rate_limit_per_minute)
-        .bind(self.now_micros())
-        .execute(&mut *tx)
-        .await?;
+        let limit = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+        let new = jeton_auth::NewClient::new(client.abilities.iter().cloned())
+            .allowed_origins(client.allowed_origins.iter().map(String::as_str))
+            .limits(Limits {
+                per_key: limit(client.rate_limit_per_minute),
+                per_ip: limit(client.per_ip_rate_limit_per_minute),
+            });
+        let mut tx = self.begin_credentials().await?;
+        let id = tx.add_client(&new).await.map_err(store_error)?;
         sqlx::query("INSERT INTO client_details (client_id, name, kind) VALUES ($1, $2, $3)")
-            .bind(id.clone())
+            .bind(&id)
             .bind(client.name.clone())
             .bind(client.kind.as_str())
             .execute(&mut *tx)
             .await?;
-        let mut created: Client =
-            sqlx::query_as(AssertSqlSafe(format!("{CLIENTS} WHERE c.id = $1")))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let first_key = self
-            .insert_key(&mut tx, &created.id, client.kind, key)
-            .await?;
+        let key_id = tx
+            .insert(NewCredential::key(key.kind(), &id), key)
+            .await
+            .map_err(store_error)?;
+        let stored = tx.client(&id).await.map_err(store_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let created = Client::from_parts(stored, client.name.clone(), client.kind);
         let event = Event {
             action: "client.created",
             client_id: Some(&created.id),
-            subject_id: Some(&first_key.id),
+            subject_id: Some(&key_id),
             detail: Some(format!("{} client `{}`", client.kind.as_str(), client.name)),
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
-        // Other servers refresh their allowed origins from the feed.
-        changes::record(&mut tx).await?;
-        created.keys.push(first_key);
         tx.commit().await?;
-        self.changed(Topic::Credentials).await;
         Ok(created)
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, sqlx::Error> {
-        let sql = format!("{CLIENTS} WHERE c.id = $1");
-        let client = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(id.clone())
-            .fetch_optional(self.reader())
-            .await?;
-        let Some(client) = client else {
-            return Ok(None);
-        };
-        Ok(self.with_keys(vec![client]).await?.pop())
+        let found = self.auth().client(id).await.map_err(store_error)?;
+        Ok(self.with_details(found.into_iter().collect()).await?.pop())
     }
 
     /// Clients in creation order after `after`, revoked ones included.
@@ -192,13 +162,13 @@ impl Db {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Client>, sqlx::Error> {
-        let sql = format!("{CLIENTS} WHERE $1 IS NULL OR c.id > $1 ORDER BY c.id LIMIT $2");
-        let clients = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(after.map(str::to_owned))
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
-        self.with_keys(clients).await
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let found = self
+            .auth()
+            .list_clients(after, limit)
+            .await
+            .map_err(store_error)?;
+        self.with_details(found).await
     }
 
     /// The live client of that name and kind, if any (for the demo seed).
@@ -208,53 +178,67 @@ impl Db {
         name: &str,
         kind: ClientKind,
     ) -> Result<Option<Client>, sqlx::Error> {
-        let sql = format!(
-            "{CLIENTS} WHERE d.name = $1 AND d.kind = $2 AND c.revoked_at IS NULL ORDER BY c.id LIMIT 1"
-        );
-        let client = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(name.to_owned())
-            .bind(kind.as_str())
-            .fetch_optional(self.reader())
-            .await?;
-        let Some(client) = client else {
-            return Ok(None);
-        };
-        Ok(self.with_keys(vec![client]).await?.pop())
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT client_id FROM client_details WHERE name = $1 AND kind = $2 \
+             ORDER BY client_id",
+        )
+        .bind(name.to_owned())
+        .bind(kind.as_str())
+        .fetch_all(self.reader())
+        .await?;
+        let found = self.auth().clients(&ids).await.map_err(store_error)?;
+        let live = found.into_iter().filter(|c| c.revoked_at.is_none()).take(1);
+        Ok(self.with_details(live.collect()).await?.pop())
     }
 
     /// The `allowed_origins` of every active publishable client, for CORS.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn active_publishable_origins(&self) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT c.allowed_origins FROM auth_clients c JOIN client_details d ON d.client_id = c.id \
-             WHERE c.revoked_at IS NULL AND d.kind = 'publishable'",
-        )
-        .fetch_all(self.reader())
-        .await
+        let origins = self.auth().live_origins().await.map_err(store_error)?;
+        let publishable: HashSet<String> =
+            sqlx::query_scalar("SELECT client_id FROM client_details WHERE kind = 'publishable'")
+                .fetch_all(self.reader())
+                .await?
+                .into_iter()
+                .collect();
+        Ok(origins
+            .into_iter()
+            .filter(|(id, _)| publishable.contains(id))
+            .flat_map(|(_, origins)| origins)
+            .collect())
     }
 
-    /// Fills in each client's working keys, in one query.
-    async fn with_keys(&self, mut clients: Vec<Client>) -> Result<Vec<Client>, sqlx::Error> {
+    /// The library's clients with their names and kinds; a client Jeton did
+    /// not make (no details) is left out.
+    async fn with_details(&self, clients: Vec<ClientInfo>) -> Result<Vec<Client>, sqlx::Error> {
         if clients.is_empty() {
-            return Ok(clients);
+            return Ok(Vec::new());
         }
+        let mut details = self.client_details(&clients).await?;
+        Ok(clients
+            .into_iter()
+            .filter_map(|client| {
+                let (name, kind) = details.remove(&client.id)?;
+                Some(Client::from_parts(client, name, kind))
+            })
+            .collect())
+    }
+
+    async fn client_details(&self, clients: &[ClientInfo]) -> Result<Details, sqlx::Error> {
         let sql = format!(
-            "{KEYS} AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1) \
-             AND k.client_id IN ({}) ORDER BY k.id",
-            placeholders(2, clients.len())
+            "SELECT client_id, name, kind FROM client_details WHERE client_id IN ({})",
+            super::placeholders(1, clients.len())
         );
-        let mut query = sqlx::query_as::<_, ClientKey>(AssertSqlSafe(sql)).bind(self.now_micros());
-        for client in &clients {
+        let mut query = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql));
+        for client in clients {
             query = query.bind(client.id.clone());
         }
-        let mut keys: HashMap<ClientId, Vec<ClientKey>> = HashMap::new();
-        for key in query.fetch_all(self.reader()).await? {
-            keys.entry(key.client_id.clone()).or_default().push(key);
-        }
-        for client in &mut clients {
-            client.keys = keys.remove(&client.id).unwrap_or_default();
-        }
-        Ok(clients)
+        Ok(query
+            .fetch_all(self.reader())
+            .await?
+            .into_iter()
+            .filter_map(|(id, name, kind)| Some((id, (name, ClientKind::parse(&kind)?))))
+            .collect())
     }
 
     /// Rotation: adds `key` to a live client, and makes every older key stop
@@ -269,14 +253,12 @@ impl Db {
         grace: time::Duration,
         audit: &Audit,
     ) -> Result<Option<ClientKey>, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        let kind: Option<String> = sqlx::query_scalar(
-            "SELECT d.kind FROM auth_clients c JOIN client_details d ON d.client_id = c.id \
-             WHERE c.id = $1 AND c.revoked_at IS NULL",
-        )
-        .bind(client_id.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let mut tx = self.begin_credentials().await?;
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM client_details WHERE client_id = $1")
+                .bind(client_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(kind) = kind.as_deref().and_then(ClientKind::parse) else {
             return Ok(None);
         };
@@ -287,16 +269,28 @@ impl Db {
                 kind.as_str()
             )));
         }
-        let cutoff = to_micros(self.now() + grace);
-        sqlx::query(
-            "UPDATE auth_credentials SET expires_at = $2 WHERE client_id = $1 AND kind <> 'user' \
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(client_id.clone())
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        let created = self.insert_key(&mut tx, client_id, kind, key).await?;
+        tx.expire_keys(client_id, self.now() + grace)
+            .await
+            .map_err(store_error)?;
+        let new = NewCredential::key(key.kind(), client_id);
+        let id = match tx.insert(new, key).await {
+            Ok(id) => id,
+            // Revoked: not a client to rotate.
+            Err(jeton_auth::SqlStoreError::UnknownClient(_)) => return Ok(None),
+            Err(error) => return Err(store_error(error)),
+        };
+        // As stored (times to the microsecond), as every later read shows it.
+        let stored = tx.credential(&id).await.map_err(store_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let created = ClientKey {
+            id: KeyId::from_store(stored.id),
+            client_id: client_id.clone(),
+            last4: stored.last4,
+            created_at: stored.created_at,
+            expires_at: stored.expires_at,
+            browser_refusals: 0,
+            last_browser_refusal_at: None,
+        };
         let event = Event {
             action: "client.key_rotated",
             client_id: Some(client_id),
@@ -308,10 +302,7 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
-        changes::record(&mut tx).await?;
         tx.commit().await?;
-        // Older keys now expire: cached copies must learn it.
-        self.changed(Topic::Credentials).await;
         Ok(Some(created))
     }
 
@@ -325,33 +316,15 @@ impl Db {
         revoke_user_tokens: bool,
         audit: &Audit,
     ) -> Result<bool, sqlx::Error> {
-        let at = self.now_micros();
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE auth_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(client_id.clone())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        let mut tx = self.begin_credentials().await?;
+        if !tx.revoke_client(client_id).await.map_err(store_error)? {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE auth_credentials SET revoked_at = $2 WHERE client_id = $1 AND kind <> 'user' \
-             AND revoked_at IS NULL",
-        )
-        .bind(client_id.clone())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
         let detail = if revoke_user_tokens {
-            let revoked = sqlx::query("UPDATE auth_credentials SET revoked_at = $2 WHERE client_id = $1 AND kind = 'user' AND revoked_at IS NULL")
-                .bind(client_id.clone())
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let revoked = tx
+                .revoke_client_tokens(client_id)
+                .await
+                .map_err(store_error)?;
             format!("all keys, and {revoked} user tokens issued through it")
         } else {
             "all keys; user tokens issued through it are kept".to_owned()
@@ -363,9 +336,7 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
-        changes::record(&mut tx).await?;
         tx.commit().await?;
-        self.changed(Topic::Credentials).await;
         Ok(true)
     }
 }

@@ -13,7 +13,6 @@ pub mod audit;
 pub mod changes;
 pub mod clients;
 pub mod columns;
-pub mod credentials;
 pub mod customers;
 mod data_steps;
 pub mod db_error;
@@ -25,7 +24,7 @@ pub mod user_tokens;
 use crate::identity::TOKENS;
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use jeton_auth::{Clock, SqlStore};
+use jeton_auth::{Clock, CredentialTx, SqlStore, SqlStoreError};
 use sqlx::{
     Any, AnyPool, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -63,20 +62,15 @@ pub struct Db {
     backend: Backend,
     /// Who to tell when this process changes something caches depend on.
     changes: Arc<changes::ChangeHub>,
-    /// Kept for PostgreSQL's LISTEN connection (see `changes.rs`).
-    url: Arc<str>,
     /// What every stored time and every expiry is read from; the app's
     /// gate and limits read the same one.
     clock: Clock,
-    /// jeton-auth's store, on the same database: it finds clients' keys
-    /// and user tokens for the verifier (`credentials.rs`), through the
-    /// read pool. Jeton writes its tables itself, to audit each change in
-    /// the same transaction, and follows changes through its own feed
-    /// (`changes.rs`).
+    /// jeton-auth's store, on the same database: it holds clients, keys,
+    /// user tokens and access tokens, writes every change to them (in
+    /// Jeton's transactions, beside Jeton's own rows and audit events:
+    /// [`Db::begin_credentials`]), finds them for the verifier through the
+    /// read pool, and follows their change feed.
     auth: SqlStore,
-    /// The same store on the writer, for what it writes itself: the
-    /// tokens' last use and the keys' refusals.
-    auth_writes: SqlStore,
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +79,13 @@ pub struct DbOptions {
     pub acquire_timeout: Duration,
     /// The system's, but for tests that move time on.
     pub clock: Clock,
+    /// How long cached credentials are still served while the database is
+    /// unreachable (see `SqlStore::with_outage_grace`).
+    pub credential_outage_grace: Duration,
 }
+
+/// The default of [`DbOptions::credential_outage_grace`].
+pub const CREDENTIAL_OUTAGE_GRACE: Duration = Duration::from_secs(30);
 
 impl Default for DbOptions {
     fn default() -> Self {
@@ -93,6 +93,7 @@ impl Default for DbOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             clock: Clock::system(),
+            credential_outage_grace: CREDENTIAL_OUTAGE_GRACE,
         }
     }
 }
@@ -163,13 +164,11 @@ impl Db {
                     .connect_with(connect)
                     .await?;
                 Db {
-                    auth: auth_store(&pool, options),
-                    auth_writes: auth_store(&writer, options),
+                    auth: credential_store(&pool, &writer, options).await,
                     pool,
                     writer,
                     backend,
                     changes: Arc::default(),
-                    url: Arc::from(url),
                     clock: options.clock.clone(),
                 }
             }
@@ -188,15 +187,12 @@ impl Db {
                     .connect(url)
                     .await?;
                 migrate(&pool).await?;
-                let auth = auth_store(&pool, options);
                 Db {
-                    auth_writes: auth.clone(),
-                    auth,
+                    auth: credential_store(&pool, &pool, options).await,
                     writer: pool.clone(),
                     pool,
                     backend,
                     changes: Arc::default(),
-                    url: Arc::from(url),
                     clock: options.clock.clone(),
                 }
             }
@@ -223,14 +219,16 @@ impl Db {
         to_micros(self.now())
     }
 
-    /// jeton-auth's store of credentials, on this database.
-    pub(crate) fn auth(&self) -> &SqlStore {
+    /// jeton-auth's store of credentials, on this database: the gate
+    /// verifies with it.
+    pub fn auth(&self) -> &SqlStore {
         &self.auth
     }
 
-    /// The same for the store's own writes.
-    pub(crate) fn auth_writes(&self) -> &SqlStore {
-        &self.auth_writes
+    /// A write transaction in which credentials change through jeton-auth's
+    /// store, beside Jeton's own rows and audit events.
+    pub(crate) async fn begin_credentials(&self) -> Result<CredentialTx<'static>, sqlx::Error> {
+        Ok(self.auth.within(self.begin_write().await?))
     }
 
     pub(crate) fn reader(&self) -> &AnyPool {
@@ -275,9 +273,29 @@ async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// jeton-auth's store over `pool`, on the app's clock.
-fn auth_store(pool: &AnyPool, options: &DbOptions) -> SqlStore {
-    SqlStore::from_pool_without_feed(pool.clone(), TOKENS).with_clock(options.clock.clone())
+/// jeton-auth's store: lookups on `pool`, its own writes on `writer`, on
+/// the app's clock; a refusal it records is audited in the same commit.
+async fn credential_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions) -> SqlStore {
+    let clock = options.clock.clone();
+    let audit_clock = clock.clone();
+    SqlStore::from_pool(pool.clone(), TOKENS)
+        .await
+        .with_clock(clock)
+        .with_writer(writer.clone())
+        .with_outage_grace(options.credential_outage_grace)
+        .on_refusal(Box::new(move |refusal, conn| {
+            let at = to_micros(audit_clock.now());
+            Box::pin(audit::refusal(conn, at, refusal))
+        }))
+}
+
+/// A store error as the database error Jeton's methods answer with: what
+/// the store refused is a bug of the caller's, as a failed statement is.
+pub(crate) fn store_error(error: SqlStoreError) -> sqlx::Error {
+    match error {
+        SqlStoreError::Database(error) => error,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }
 
 /// Builds `$first, $first+1, …` for an `IN (…)` list of `count` values.

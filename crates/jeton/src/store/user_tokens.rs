@@ -1,51 +1,48 @@
 //! User tokens: issued at login or by a customer, listed and revoked by them.
+//! jeton-auth's store holds them and writes every change; Jeton keeps a
+//! token's customer, name and parent beside it (`user_token_details`) and
+//! audits each change in the same transaction.
 
-use jeton_auth::{AbilitySet, PlainToken};
-use sqlx::FromRow;
+use std::collections::HashMap;
+
+use jeton_auth::{AbilitySet, CredentialTx, NewCredential, PlainToken, store::sql::CredentialInfo};
 use time::OffsetDateTime;
 
 use super::{
     Db,
     audit::{Audit, Event},
-    changes::{self, Topic},
-    columns::{MaybeMicros, Micros, Spaced},
+    store_error,
 };
-use crate::domain::{
-    ids::{ClientId, CustomerId, TokenId},
-    time::to_micros,
-};
+use crate::domain::ids::{ClientId, CustomerId, TokenId};
 
 /// A user token as stored, without its hash: never any token material but
 /// the last four characters. The API shows it as `api::UserToken`.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserToken {
     pub id: TokenId,
     pub name: String,
-    #[sqlx(try_from = "Spaced")]
     pub abilities: AbilitySet,
     pub last4: String,
     /// The client application the token was issued through.
     pub client_id: Option<ClientId>,
-    #[sqlx(try_from = "Micros")]
     pub created_at: OffsetDateTime,
-    #[sqlx(try_from = "MaybeMicros")]
     pub last_used_at: Option<OffsetDateTime>,
-    #[sqlx(try_from = "MaybeMicros")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// User tokens as stored: jeton-auth's `auth_credentials` (whose `user_id`
-/// is the customer's id), with their name and parent beside them
-/// (`user_token_details`).
-const TOKENS: &str = "SELECT t.id, d.name, t.abilities, t.last4, t.client_id, t.created_at, \
-    t.last_used_at, t.expires_at FROM auth_credentials t \
-    JOIN user_token_details d ON d.token_id = t.id";
-
-/// Whose token a revocation touched, for its audit event.
-#[derive(FromRow)]
-struct RevokedToken {
-    customer_id: CustomerId,
-    client_id: Option<ClientId>,
+impl UserToken {
+    fn from_parts(token: CredentialInfo, name: String) -> UserToken {
+        UserToken {
+            id: TokenId::from_store(token.id),
+            name,
+            abilities: token.abilities.unwrap_or_default(),
+            last4: token.last4,
+            client_id: token.client_id.map(ClientId::from_store),
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+            expires_at: token.expires_at,
+        }
+    }
 }
 
 /// What a new user token is issued with.
@@ -87,7 +84,7 @@ impl Db {
         new: NewUserToken<'_>,
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_credentials().await?;
         let issued = self.insert_token(&mut tx, token, &new, None, audit).await?;
         tx.commit().await?;
         Ok(issued)
@@ -105,23 +102,29 @@ impl Db {
         cap: u32,
         audit: &Audit,
     ) -> Result<Option<UserToken>, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_credentials().await?;
         // Locks the customer's row on PostgreSQL (SQLite has one writer
         // anyway), so two concurrent creations cannot both pass the count.
         sqlx::query("UPDATE customers SET id = id WHERE id = $1")
             .bind(new.customer_id.clone())
             .execute(&mut *tx)
             .await?;
-        let live: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM auth_credentials t JOIN user_token_details d ON d.token_id = t.id \
-             WHERE t.user_id = $1 AND d.parent_id IS NOT NULL \
-             AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        let personal: Vec<String> = sqlx::query_scalar(
+            "SELECT token_id FROM user_token_details \
+             WHERE customer_id = $1 AND parent_id IS NOT NULL",
         )
         .bind(new.customer_id.clone())
-        .bind(self.now_micros())
-        .fetch_one(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if live >= i64::from(cap) {
+        let now = self.now();
+        let live = tx
+            .credentials(&personal)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .filter(|token| token.is_live_at(now))
+            .count();
+        if live >= usize::try_from(cap).unwrap_or(usize::MAX) {
             return Ok(None);
         }
         let issued = self
@@ -140,18 +143,32 @@ impl Db {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<UserToken>, sqlx::Error> {
-        let sql = format!(
-            "{TOKENS} WHERE t.user_id = $1 AND t.revoked_at IS NULL \
-             AND (t.expires_at IS NULL OR t.expires_at > $2) AND ($3 IS NULL OR t.id < $3) \
-             ORDER BY t.id DESC LIMIT $4"
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(customer_id.clone())
-            .bind(self.now_micros())
-            .bind(before.map(str::to_owned))
-            .bind(limit)
-            .fetch_all(self.reader())
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let tokens = self
+            .auth()
+            .user_tokens(customer_id, before, limit)
             .await
+            .map_err(store_error)?;
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT token_id, name FROM user_token_details WHERE token_id IN ({})",
+            super::placeholders(1, tokens.len())
+        );
+        let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+        for token in &tokens {
+            query = query.bind(token.id.clone());
+        }
+        let mut names: HashMap<String, String> =
+            query.fetch_all(self.reader()).await?.into_iter().collect();
+        Ok(tokens
+            .into_iter()
+            .filter_map(|token| {
+                let name = names.remove(&token.id)?;
+                Some(UserToken::from_parts(token, name))
+            })
+            .collect())
     }
 
     /// Revokes the live tokens `which` names; returns how many it revoked
@@ -162,32 +179,26 @@ impl Db {
         which: Revoke<'_>,
         audit: &Audit,
     ) -> Result<u64, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        let at = self.now_micros();
+        let mut tx = self.begin_credentials().await?;
         let revoked = match which {
             Revoke::One { token_id, owner } => {
-                let sql = if owner.is_some() {
-                    "UPDATE auth_credentials SET revoked_at = $1 \
-                     WHERE id = $2 AND kind = 'user' AND revoked_at IS NULL AND user_id = $3 \
-                     RETURNING user_id AS customer_id, client_id"
-                } else {
-                    "UPDATE auth_credentials SET revoked_at = $1 \
-                     WHERE id = $2 AND kind = 'user' AND revoked_at IS NULL \
-                     RETURNING user_id AS customer_id, client_id"
-                };
-                let mut query = sqlx::query_as(sql).bind(at).bind(token_id.clone());
-                if let Some(owner) = owner {
-                    query = query.bind(owner.clone());
-                }
-                let revoked: Option<RevokedToken> = query.fetch_optional(&mut *tx).await?;
-                let Some(revoked) = revoked else {
+                let found = tx.credential(token_id).await.map_err(store_error)?;
+                let Some(found) = found.filter(|token| {
+                    token.kind == jeton_auth::TokenKind::User
+                        && owner.is_none_or(|owner| token.user_id.as_deref() == Some(owner))
+                }) else {
                     return Ok(0);
                 };
-                let descendants = revoke_descendants(&mut tx, token_id, at).await?;
+                if !tx.revoke(token_id).await.map_err(store_error)? {
+                    return Ok(0);
+                }
+                let descendants = revoke_descendants(&mut tx, token_id).await?;
+                let customer_id = found.user_id.map(CustomerId::from_store);
+                let client_id = found.client_id.map(ClientId::from_store);
                 let event = Event {
                     action: "user_token.revoked",
-                    customer_id: Some(&revoked.customer_id),
-                    client_id: revoked.client_id.as_ref(),
+                    customer_id: customer_id.as_ref(),
+                    client_id: client_id.as_ref(),
                     subject_id: Some(token_id),
                     detail: descendants_detail(descendants),
                 };
@@ -195,14 +206,10 @@ impl Db {
                 1
             }
             Revoke::AllOf { customer_id } => {
-                let revoked = sqlx::query(
-                    "UPDATE auth_credentials SET revoked_at = $1 WHERE user_id = $2 AND kind = 'user' AND revoked_at IS NULL",
-                )
-                .bind(at)
-                .bind(customer_id.clone())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let revoked = tx
+                    .revoke_user_tokens(customer_id)
+                    .await
+                    .map_err(store_error)?;
                 let event = Event {
                     action: "user_tokens.revoked_all",
                     customer_id: Some(customer_id),
@@ -213,11 +220,7 @@ impl Db {
                 revoked
             }
         };
-        if revoked > 0 {
-            changes::record(&mut tx).await?;
-        }
         tx.commit().await?;
-        self.changed(Topic::Credentials).await;
         Ok(revoked)
     }
 
@@ -227,73 +230,32 @@ impl Db {
     /// small.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn prune_tokens(&self, cutoff: OffsetDateTime) -> Result<Pruned, sqlx::Error> {
-        let cutoff = to_micros(cutoff);
-        let mut tx = self.begin_write().await?;
-        // Access tokens first: they name the keys that obtained them.
-        let access_tokens = sqlx::query(
-            "DELETE FROM access_tokens WHERE expires_at < $1 OR revoked_at < $1 OR key_id IN \
-             (SELECT id FROM auth_credentials WHERE expires_at < $1 OR revoked_at < $1)",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let mut tx = self.begin_credentials().await?;
         // A user token's details go with it (`ON DELETE CASCADE`).
-        let user_tokens = sqlx::query(
-            "DELETE FROM auth_credentials WHERE kind = 'user' AND (expires_at < $1 OR revoked_at < $1)",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let client_keys = sqlx::query(
-            "DELETE FROM auth_credentials WHERE kind <> 'user' AND (expires_at < $1 OR revoked_at < $1)",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        // The refusals jeton-auth recorded of what is gone; a live key's
-        // stay, however old: they are how a leaked key shows.
-        sqlx::query(
-            "DELETE FROM auth_refusals WHERE \
-             NOT EXISTS (SELECT 1 FROM auth_credentials c WHERE c.id = auth_refusals.credential_id) \
-             AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.id = auth_refusals.credential_id)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        let purged = tx.purge_credentials(cutoff).await.map_err(store_error)?;
         tx.commit().await?;
         Ok(Pruned {
-            user_tokens,
-            client_keys,
-            access_tokens,
+            user_tokens: purged.user_tokens,
+            client_keys: purged.keys,
+            access_tokens: purged.access_tokens,
         })
     }
 
-    /// Inserts a token in `tx`, with its audit event.
+    /// Inserts a token in `tx`, with its details and audit event.
     async fn insert_token(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut CredentialTx<'static>,
         token: &PlainToken,
         new: &NewUserToken<'_>,
         parent: Option<&TokenId>,
         audit: &Audit,
     ) -> Result<UserToken, sqlx::Error> {
-        let id = TokenId::generate();
-        sqlx::query(
-            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, user_id, \
-             abilities, created_at, expires_at) VALUES ($1, 'user', $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id.clone())
-        .bind(token.hash().to_hex())
-        .bind(token.last4())
-        .bind(new.client_id.cloned())
-        .bind(new.customer_id.clone())
-        .bind(new.abilities.to_spaced())
-        .bind(self.now_micros())
-        .bind(new.expires_at.map(to_micros))
-        .execute(&mut *tx)
-        .await?;
+        let mut credential = NewCredential::user(new.customer_id, new.abilities.iter().cloned())
+            .expires_at(new.expires_at);
+        if let Some(client_id) = new.client_id {
+            credential = credential.via(client_id);
+        }
+        let id = tx.insert(credential, token).await.map_err(store_error)?;
         sqlx::query(
             "INSERT INTO user_token_details (token_id, customer_id, name, parent_id) \
              VALUES ($1, $2, $3, $4)",
@@ -302,13 +264,12 @@ impl Db {
         .bind(new.customer_id.clone())
         .bind(new.name.to_owned())
         .bind(parent.cloned())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let issued: UserToken =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{TOKENS} WHERE t.id = $1")))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+        // As stored (times to the microsecond), as every later read shows it.
+        let stored = tx.credential(&id).await.map_err(store_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let issued = UserToken::from_parts(stored, new.name.to_owned());
         let event = Event {
             action: "user_token.issued",
             customer_id: Some(new.customer_id),
@@ -329,21 +290,19 @@ impl Db {
 /// that one ends: revokes the descendants of a token revoked in `tx`;
 /// how many.
 pub(super) async fn revoke_descendants(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut CredentialTx<'static>,
     token_id: &TokenId,
-    at: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    let tree: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE tree (id) AS ( \
-           SELECT token_id FROM user_token_details WHERE parent_id = $2 \
+           SELECT token_id FROM user_token_details WHERE parent_id = $1 \
            UNION SELECT d.token_id FROM user_token_details d JOIN tree ON d.parent_id = tree.id) \
-         UPDATE auth_credentials SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN (SELECT id FROM tree)",
+         SELECT id FROM tree",
     )
-    .bind(at)
     .bind(token_id.clone())
-    .execute(tx)
-    .await?
-    .rows_affected())
+    .fetch_all(&mut **tx)
+    .await?;
+    tx.revoke_all(&tree).await.map_err(store_error)
 }
 
 /// What a revocation's audit event adds when descendants went with it.

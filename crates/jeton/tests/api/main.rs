@@ -20,4 +20,5 @@ mod orders;
 mod secrets;
 mod serving;
 mod storefront;
+mod typescript_client;
 mod upgrades;

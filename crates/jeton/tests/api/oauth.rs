@@ -111,7 +111,7 @@ async fn the_oauth2_crate_gets_tokens_by_both_methods_and_uses_them(app: TestApp
     }
     // Only the hashes are stored.
     let stored: Vec<(String, String)> =
-        sqlx::query_as("SELECT token_hash, scope FROM access_tokens ORDER BY id")
+        sqlx::query_as("SELECT token_hash, scope FROM auth_access_tokens ORDER BY id")
             .fetch_all(&app.side_pool().await)
             .await
             .unwrap();
@@ -186,7 +186,7 @@ async fn tokens_act_as_their_client_with_their_scope(app: TestApp) {
     // Expired in the store: never accepted.
     let expired = app.access_token(&id, &secret, None).await;
     let hash = TOKENS.parse(&expired).unwrap().hash().to_hex();
-    sqlx::query("UPDATE access_tokens SET expires_at = 1 WHERE token_hash = $1")
+    sqlx::query("UPDATE auth_access_tokens SET expires_at = 1 WHERE token_hash = $1")
         .bind(hash)
         .execute(&app.side_pool().await)
         .await
@@ -761,7 +761,7 @@ async fn introspection_of_every_kind(app: TestApp) {
         .expect(204);
     let expired = app.access_token(&id, &secret, None).await;
     let hash = TOKENS.parse(&expired).unwrap().hash().to_hex();
-    sqlx::query("UPDATE access_tokens SET expires_at = 1 WHERE token_hash = $1")
+    sqlx::query("UPDATE auth_access_tokens SET expires_at = 1 WHERE token_hash = $1")
         .bind(hash)
         .execute(&app.side_pool().await)
         .await

@@ -265,3 +265,178 @@ async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend:
     app.assert_dead(personal.expose_secret()).await;
     app.assert_dead(login.expose_secret()).await;
 }
+
+/// The last of Jeton's migrations before its OAuth access tokens moved into
+/// jeton-auth's tables, and the last of the library's then.
+const BEFORE_THE_ACCESS_TOKENS_MOVED: i64 = 20261130000020;
+const LIBRARY_BEFORE_ACCESS_TOKENS: i64 = 20261130000001;
+
+on_both_databases!(access_tokens_keep_working_when_they_move_into_jeton_auth_tables);
+
+async fn access_tokens_keep_working_when_they_move_into_jeton_auth_tables(backend: Backend) {
+    let Some(database) = TestDatabase::empty(backend).await else {
+        return;
+    };
+    let url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", database.url),
+        Backend::Postgres => database.url.clone(),
+    };
+    let pool = connect(&url).await;
+    SqlStore::migrator()
+        .run_to(LIBRARY_BEFORE_ACCESS_TOKENS, &pool)
+        .await
+        .unwrap();
+    sqlx::migrate!("./migrations")
+        .run_to(BEFORE_THE_ACCESS_TOKENS_MOVED, &pool)
+        .await
+        .unwrap();
+
+    // Rows as the earlier version wrote them: a secret client, two of its
+    // keys, an access token obtained by each (one already revoked), and a
+    // credential change in Jeton's own feed.
+    let id = |n: u8| format!("01900000-0000-7000-8000-0000000001{n:02}");
+    let (client, key_id, other_key_id, access_id, revoked_id) = (id(1), id(2), id(3), id(4), id(5));
+    let key = TOKENS.generate(TokenKind::Secret);
+    let other_key = TOKENS.generate(TokenKind::Secret);
+    let access = TOKENS.generate(TokenKind::Access);
+    let revoked = TOKENS.generate(TokenKind::Access);
+    let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
+    let created = now - 60_000_000;
+    let statements: Vec<(&str, Vec<String>)> = vec![
+        (
+            "INSERT INTO auth_clients (id, abilities, allowed_origins, created_at) \
+             VALUES ($1, 'admin tokens:introspect', '', $2)",
+            vec![client.clone(), created.to_string()],
+        ),
+        (
+            "INSERT INTO client_details (client_id, name, kind) VALUES ($1, 'Backend', 'secret')",
+            vec![client.clone()],
+        ),
+        (
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
+             VALUES ($1, 'secret', $2, $3, $4, $5)",
+            vec![
+                key_id.clone(),
+                key.hash().to_hex(),
+                key.last4(),
+                client.clone(),
+                created.to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, client_id, created_at) \
+             VALUES ($1, 'secret', $2, $3, $4, $5)",
+            vec![
+                other_key_id.clone(),
+                other_key.hash().to_hex(),
+                other_key.last4(),
+                client.clone(),
+                created.to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO access_tokens (id, client_id, key_id, token_hash, scope, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, 'admin', $5, $6)",
+            vec![
+                access_id.clone(),
+                client.clone(),
+                key_id.clone(),
+                access.hash().to_hex(),
+                created.to_string(),
+                (now + 3_600_000_000).to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO access_tokens (id, client_id, key_id, token_hash, scope, created_at, \
+             expires_at, revoked_at) VALUES ($1, $2, $3, $4, 'admin', $5, $6, $5)",
+            vec![
+                revoked_id.clone(),
+                client.clone(),
+                other_key_id.clone(),
+                revoked.hash().to_hex(),
+                created.to_string(),
+                (now + 3_600_000_000).to_string(),
+            ],
+        ),
+        (
+            "INSERT INTO credential_changes (id, at) VALUES ($1, $2)",
+            vec![id(9), created.to_string()],
+        ),
+    ];
+    for (statement, values) in statements {
+        let mut query = sqlx::query(statement);
+        for value in values {
+            query = match value.parse::<i64>() {
+                Ok(number) => query.bind(number),
+                Err(_) => query.bind(value),
+            };
+        }
+        query.execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let app = TestApp::on_database(database, backend).await;
+    let side = app.side_pool().await;
+    for gone in ["access_tokens", "credential_changes"] {
+        let read = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {gone}")))
+            .fetch_optional(&side)
+            .await;
+        assert!(read.is_err(), "{gone} is still there");
+    }
+    // Ids, hashes, keys and times as they were.
+    let moved: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT id, token_hash, key_id, created_at, revoked_at FROM auth_access_tokens ORDER BY id",
+    )
+    .fetch_all(&side)
+    .await
+    .unwrap();
+    side.close().await;
+    assert_eq!(
+        moved,
+        [
+            (
+                access_id.clone(),
+                access.hash().to_hex(),
+                key_id.clone(),
+                created,
+                None
+            ),
+            (
+                revoked_id,
+                revoked.hash().to_hex(),
+                other_key_id,
+                created,
+                Some(created)
+            ),
+        ]
+    );
+
+    // The live token works, the revoked one does not; introspection still
+    // says when the live one was issued.
+    let admin = format!("/api/v1/admin/clients/{client}");
+    app.get_as(&admin, access.expose_secret()).await.expect(200);
+    app.assert_dead(revoked.expose_secret()).await;
+    let res = app
+        .post("/oauth/introspect")
+        .basic(&client, key.expose_secret())
+        .form(&format!("token={}", access.expose_secret()))
+        .send()
+        .await;
+    res.expect(200);
+    assert_eq!(res.json()["active"], true);
+    assert_eq!(
+        res.json()["iat"],
+        json!(jeton::domain::time::from_micros(created).unix_timestamp())
+    );
+
+    // It still dies with the key that obtained it: rotated out at once.
+    let res = app
+        .rotate(
+            key.expose_secret(),
+            &client,
+            json!({"previous_key_expires_in_seconds": 0}),
+        )
+        .await;
+    res.expect(201);
+    app.assert_dead(access.expose_secret()).await;
+}

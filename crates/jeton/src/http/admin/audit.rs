@@ -37,7 +37,12 @@ fn id_filter<Id: FromStr>(field: &str, value: Option<String>) -> AppResult<Optio
         .transpose()
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+/// List audit events
+///
+/// A page of the audit log (client and key changes, refused keys, token
+/// issues and revocations, failed logins), in the order they happened,
+/// optionally filtered. Changes nothing.
+#[utoipa::path(get, operation_id = "listAuditEvents", path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = Page<AuditEvent>, description = "events in the order they happened")))]
 pub async fn list(
     State(state): State<AppState>,

@@ -51,7 +51,14 @@ pub struct CreatedClient {
     pub key: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
+/// Create a client
+///
+/// Creates a client application of either kind with its first key, shown once
+/// (only its hash is stored). A publishable client lists its allowed origins
+/// and may have a per-IP limit; a secret client has neither. Abilities beyond
+/// the storefront's and the customers' need the caller to hold them. Recorded
+/// in the audit log.
+#[utoipa::path(post, operation_id = "createClient", path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
     responses((status = 201, body = CreatedClient),
         (status = 403, description = "an ability the caller does not hold itself, beyond the storefront's and the customers' (`insufficient_scope`, its `scope` naming it)")))]
 pub async fn create(
@@ -82,7 +89,11 @@ pub struct ClientQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
+/// List clients
+///
+/// A page of the client applications, with their keys' last four characters
+/// and leak counters. Changes nothing.
+#[utoipa::path(get, operation_id = "listClients", path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
     responses((status = 200, body = Page<Client>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -98,7 +109,10 @@ pub async fn list(
     Ok(Json(page.page(clients, |client| &client.id)))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/clients/{id}", tag = "admin",
+/// Get a client
+///
+/// One client application, by id, revoked ones included. Changes nothing.
+#[utoipa::path(get, operation_id = "getClient", path = "/api/v1/admin/clients/{id}", tag = "admin",
     responses((status = 200, body = Client)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Client>> {
     let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
@@ -140,7 +154,11 @@ pub struct RotatedKey {
     pub record: ClientKey,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{id}/keys", tag = "admin",
+/// Rotate a client's key
+///
+/// Issues a new key for the client, shown once; the keys it had stop working
+/// at once or after a grace period. Recorded in the audit log.
+#[utoipa::path(post, operation_id = "rotateClientKey", path = "/api/v1/admin/clients/{id}/keys", tag = "admin",
     request_body(content = Option<RotateInput>, description = "Optional: no body means the defaults"),
     responses((status = 201, body = RotatedKey),
         (status = 403, description = "the client holds an ability the caller does not, beyond the storefront's and the customers' (`insufficient_scope`)")))]
@@ -191,7 +209,12 @@ pub struct RevokeQuery {
     revoke_user_tokens: bool,
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/clients/{id}", tag = "admin", params(RevokeQuery),
+/// Revoke a client
+///
+/// Revokes the client and its keys, and with `revoke_user_tokens=true` the
+/// user tokens issued through it too. The client stays readable, with
+/// `revoked_at` set, for the audit trail.
+#[utoipa::path(delete, operation_id = "revokeClient", path = "/api/v1/admin/clients/{id}", tag = "admin", params(RevokeQuery),
     responses((status = 204)))]
 pub async fn revoke(
     State(state): State<AppState>,

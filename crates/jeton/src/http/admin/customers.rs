@@ -12,7 +12,11 @@ use crate::{
     store::{audit::Audit, user_tokens::Revoke},
 };
 
-#[utoipa::path(post, path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
+/// Revoke a customer's tokens
+///
+/// Revokes every token of the customer (logins, cookie sessions, personal
+/// tokens): signs them out everywhere. Recorded in the audit log.
+#[utoipa::path(post, operation_id = "revokeCustomerTokens", path = "/api/v1/admin/customers/{id}/revoke-tokens", tag = "admin",
     responses((status = 204, description = "every token of the customer is revoked")))]
 pub async fn revoke_tokens(
     State(state): State<AppState>,

@@ -11,7 +11,11 @@ use crate::{
     store::audit::Audit,
 };
 
-#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", tag = "admin",
+/// Cancel an order
+///
+/// Cancels an order and puts its units back in stock; cancelling it again
+/// changes nothing.
+#[utoipa::path(post, operation_id = "cancelOrder", path = "/api/v1/admin/orders/{id}/cancel", tag = "admin",
     responses((status = 200, body = Order,
         description = "the order, `cancelled`, its units back in stock; cancelling it again returns it as it is and changes nothing")))]
 pub async fn cancel(

@@ -34,7 +34,10 @@ fn write_error(error: ProductWriteError) -> AppError {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", request_body = NewProductInput,
+/// Create a product
+///
+/// Adds a product to the catalogue (its SKU unique).
+#[utoipa::path(post, operation_id = "createProduct", path = "/api/v1/admin/products", tag = "admin", request_body = NewProductInput,
     responses((status = 201, body = Product)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -49,7 +52,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
+/// Update a product
+///
+/// Changes the given fields of a product; `stock_delta` adds to (or takes
+/// from) the stock atomically, instead of setting `stock`.
+#[utoipa::path(patch, operation_id = "updateProduct", path = "/api/v1/admin/products/{id}", tag = "admin", request_body = ProductPatchInput,
     responses((status = 200, body = Product)))]
 pub async fn update(
     State(state): State<AppState>,

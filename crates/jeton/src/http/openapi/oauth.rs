@@ -76,7 +76,8 @@ fn post_errors(bad_request: &[&str], bad_request_means: &str) -> Map<String, Val
         &codes,
         &[],
     );
-    bad["content"]["application/problem+json"] = json!({"schema": {"type": "object"}});
+    bad["content"]["application/problem+json"] =
+        json!({"schema": {"$ref": "#/components/schemas/Problem"}});
     responses.insert("400".into(), bad);
     responses.insert(
         "401".into(),
@@ -192,13 +193,14 @@ fn token_operation() -> Value {
         }),
     );
     json!({
-        "operationId": "post_oauth_token",
+        "operationId": "issueAccessToken",
         "tags": ["oauth"],
         "summary": "Get an access token (client credentials grant)",
         "description": "RFC 6749 §4.4. The client authenticates with its id and one of its live \
             secret keys, by HTTP Basic (`client_secret_basic`) or in the form \
             (`client_secret_post`). Without `scope`, the token gets the client's abilities. \
-            Counts toward the client's limit per minute.",
+            Counts toward the client's limit per minute. Only secret clients may call it; \
+            it issues a token and changes nothing else.",
         "security": client_security(),
         "requestBody": form_body(with_client(json!({
             "grant_type": {"type": "string", "enum": ["client_credentials"]},
@@ -279,10 +281,11 @@ fn introspect_operation() -> Value {
         }),
     );
     json!({
-        "operationId": "post_oauth_introspect",
+        "operationId": "introspectToken",
         "tags": ["oauth"],
         "summary": "Describe a token (RFC 7662)",
-        "description": "The caller authenticates as a secret client (HTTP Basic or in the form), \
+        "description": "Tells whether a token is live, and if so its kind, scope, client and \
+            expiry; changes nothing. The caller authenticates as a secret client (HTTP Basic or in the form), \
             or with a bearer secret key or access token; either way its client needs \
             `tokens:introspect`.",
         "security": [
@@ -313,9 +316,13 @@ fn revoke_operation() -> Value {
         }),
     );
     json!({
-        "operationId": "post_oauth_revoke",
+        "operationId": "revokeOAuthToken",
         "tags": ["oauth"],
         "summary": "Revoke a token (RFC 7009)",
+        "description": "A secret client (HTTP Basic or in the form) revokes one of its access \
+            tokens, or a user token issued through it (with the personal tokens made from it). \
+            Any other token is left alone with the same answer, so that the endpoint tells \
+            nothing about tokens that are not the caller's.",
         "security": client_security(),
         "requestBody": form_body(with_client(token_property()), &["token"]),
         "responses": responses,
@@ -325,12 +332,21 @@ fn revoke_operation() -> Value {
 fn metadata_operation() -> Value {
     let methods = json!({"type": "array", "items": {"type": "string", "enum": AUTH_METHODS}});
     let url = json!({"type": "string", "format": "uri"});
+    let too_large = json!({
+        "description": "`headers_too_large`: a header value is over 8 KiB, or all of them over 32 KiB",
+        "headers": {"X-Request-Id": header_ref("X-Request-Id")},
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
     json!({
-        "operationId": "get_well_known_oauth_authorization_server",
+        "operationId": "getAuthorizationServerMetadata",
         "tags": ["oauth"],
-        "summary": "The authorization server's metadata (RFC 8414)",
+        "summary": "Get the authorization server's metadata (RFC 8414)",
+        "description": "Anyone may read it, without credentials: the issuer, the endpoints \
+            under the server's `--public-url`, the grant and the client authentication \
+            methods supported, and the abilities a client may ask for as scopes. Changes \
+            nothing.",
         "security": [],
-        "responses": {"200": {
+        "responses": {"431": too_large, "200": {
             "description": "Its URLs are under the server's `--public-url`",
             "headers": common_headers(),
             "content": {"application/json": {"schema": {

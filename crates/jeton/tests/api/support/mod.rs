@@ -52,7 +52,7 @@ pub const STORE_TABLES: [&str; 9] = [
     "auth_credentials",
     "user_token_details",
     "customers",
-    "access_tokens",
+    "auth_access_tokens",
     "products",
     "orders",
     "order_items",

@@ -1,0 +1,344 @@
+//! What the store tells an app about its credentials and clients (for lists,
+//! admin views, introspection): never a hash, only a token's last four
+//! characters. Read on any connection, the app's transaction included.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, FromRow, Row as _, any::AnyRow};
+use time::OffsetDateTime;
+
+use super::from_micros;
+use crate::{AbilitySet, HashedToken, TokenKind, limits::Limits};
+
+/// A stored key or token (revoked or not), as an app shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CredentialInfo {
+    pub id: String,
+    pub kind: TokenKind,
+    /// The token's last four characters (empty for access tokens, which
+    /// are never listed).
+    pub last4: String,
+    /// The client: a key's, an access token's, or the one a user token was
+    /// issued through.
+    pub client_id: Option<String>,
+    /// A user token's person.
+    pub user_id: Option<String>,
+    /// What a user token holds, or an access token's scope; a key holds
+    /// its client's (`None`).
+    pub abilities: Option<AbilitySet>,
+    /// The credential this one was obtained with and dies with (an access
+    /// token's secret key).
+    pub parent_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl CredentialInfo {
+    /// Neither revoked nor expired at `now`. (An access token also ends
+    /// with its key and its client, which the verifier checks.)
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// A client key with what an operator needs to see of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyInfo {
+    pub credential: CredentialInfo,
+    /// How often the key was refused for being sent by a browser (a secret
+    /// key that did has leaked), and when last.
+    pub browser_refusals: u64,
+    pub last_browser_refusal_at: Option<OffsetDateTime>,
+}
+
+/// A client application as stored, with the keys that still work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    pub id: String,
+    pub abilities: AbilitySet,
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Keys neither revoked nor past their end, oldest first.
+    pub keys: Vec<KeyInfo>,
+}
+
+fn time(row: &AnyRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
+    let micros: i64 = row.try_get(column)?;
+    from_micros(micros).ok_or_else(|| out_of_range(column))
+}
+
+fn maybe_time(row: &AnyRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    let micros: Option<i64> = row.try_get(column)?;
+    micros
+        .map(|micros| from_micros(micros).ok_or_else(|| out_of_range(column)))
+        .transpose()
+}
+
+fn out_of_range(column: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: "a time out of range".into(),
+    }
+}
+
+fn abilities(text: &str) -> Result<AbilitySet, sqlx::Error> {
+    AbilitySet::parse_spaced(text).map_err(|error| sqlx::Error::Decode(error.into()))
+}
+
+impl<'r> FromRow<'r, AnyRow> for CredentialInfo {
+    fn from_row(row: &'r AnyRow) -> Result<CredentialInfo, sqlx::Error> {
+        let kind: String = row.try_get("kind")?;
+        let kind = TokenKind::ALL
+            .into_iter()
+            .find(|k| k.name() == kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown kind `{kind}`").into()))?;
+        let stored: Option<String> = row.try_get("abilities")?;
+        Ok(CredentialInfo {
+            id: row.try_get("id")?,
+            kind,
+            last4: row.try_get("last4")?,
+            client_id: row.try_get("client_id")?,
+            user_id: row.try_get("user_id")?,
+            abilities: stored.as_deref().map(abilities).transpose()?,
+            parent_id: row.try_get("parent_id")?,
+            created_at: time(row, "created_at")?,
+            expires_at: maybe_time(row, "expires_at")?,
+            last_used_at: maybe_time(row, "last_used_at")?,
+            revoked_at: maybe_time(row, "revoked_at")?,
+        })
+    }
+}
+
+/// Keys and user tokens, then access tokens, in the same columns.
+const CREDENTIALS: &str = "SELECT id, kind, last4, client_id, user_id, abilities, \
+    CAST(NULL AS TEXT) AS parent_id, created_at, expires_at, last_used_at, revoked_at \
+    FROM auth_credentials";
+const ACCESS_TOKENS: &str = "SELECT id, 'access' AS kind, '' AS last4, client_id, \
+    CAST(NULL AS TEXT) AS user_id, scope AS abilities, key_id AS parent_id, created_at, \
+    expires_at, CAST(NULL AS BIGINT) AS last_used_at, revoked_at FROM auth_access_tokens";
+
+/// At most this many ids in one `IN (…)`: well under both databases'
+/// limits on bound parameters.
+const IDS_CHUNK: usize = 500;
+
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) async fn credential(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<CredentialInfo>, sqlx::Error> {
+    Ok(credentials(conn, &[id.to_owned()]).await?.pop())
+}
+
+/// The credentials with these ids (of any kind), in no particular order;
+/// unknown ids are left out.
+pub(super) async fn credentials(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<Vec<CredentialInfo>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(IDS_CHUNK) {
+        let list = placeholders(1, chunk.len());
+        let sql = format!(
+            "{CREDENTIALS} WHERE id IN ({list}) UNION ALL {ACCESS_TOKENS} WHERE id IN ({list})"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        found.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+/// The credential of `kind` whose token hashes to `hash`, revoked or not.
+pub(super) async fn credential_by_hash(
+    conn: &mut AnyConnection,
+    kind: TokenKind,
+    hash: &HashedToken,
+) -> Result<Option<CredentialInfo>, sqlx::Error> {
+    let query = if kind == TokenKind::Access {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{ACCESS_TOKENS} WHERE token_hash = $1"
+        )))
+        .bind(hash.to_hex())
+    } else {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{CREDENTIALS} WHERE token_hash = $1 AND kind = $2"
+        )))
+        .bind(hash.to_hex())
+        .bind(kind.name())
+    };
+    query.fetch_optional(conn).await
+}
+
+/// A person's user tokens that are neither revoked nor expired at `now`,
+/// newest first, older than `before` (a token id): a page of `limit`.
+pub(super) async fn user_tokens(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<CredentialInfo>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CREDENTIALS} WHERE user_id = $1 AND kind = 'user' AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $2) AND ($3 IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4"
+    )))
+    .bind(user_id)
+    .bind(now)
+    .bind(before)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+}
+
+/// A client as stored, before its keys are read.
+struct ClientRow(ClientInfo);
+
+impl<'r> FromRow<'r, AnyRow> for ClientRow {
+    fn from_row(row: &'r AnyRow) -> Result<ClientRow, sqlx::Error> {
+        let stored: String = row.try_get("abilities")?;
+        let origins: String = row.try_get("allowed_origins")?;
+        let limit = |column: &str| -> Result<Option<u32>, sqlx::Error> {
+            let stored: Option<i64> = row.try_get(column)?;
+            Ok(stored.and_then(|n| u32::try_from(n).ok()))
+        };
+        Ok(ClientRow(ClientInfo {
+            id: row.try_get("id")?,
+            abilities: abilities(&stored)?,
+            allowed_origins: origins
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            limits: Limits {
+                per_key: limit("per_key_limit")?,
+                per_ip: limit("per_ip_limit")?,
+            },
+            created_at: time(row, "created_at")?,
+            revoked_at: maybe_time(row, "revoked_at")?,
+            keys: Vec::new(),
+        }))
+    }
+}
+
+const CLIENTS: &str = "SELECT id, abilities, allowed_origins, per_key_limit, per_ip_limit, \
+    created_at, revoked_at FROM auth_clients";
+
+/// The clients with these ids, revoked ones included, by id.
+pub(super) async fn clients(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<Vec<ClientInfo>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(IDS_CHUNK) {
+        let sql = format!(
+            "{CLIENTS} WHERE id IN ({}) ORDER BY id",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, ClientRow>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        found.extend(query.fetch_all(&mut *conn).await?.into_iter().map(|c| c.0));
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    with_keys(conn, found, now).await
+}
+
+/// Clients by id after `after`, revoked ones included: a page of `limit`.
+pub(super) async fn list_clients(
+    conn: &mut AnyConnection,
+    after: Option<&str>,
+    limit: u32,
+    now: i64,
+) -> Result<Vec<ClientInfo>, sqlx::Error> {
+    let found: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CLIENTS} WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
+    )))
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    with_keys(conn, found.into_iter().map(|c| c.0).collect(), now).await
+}
+
+/// The allowed origins of every live client (client id → origins), for an
+/// app that answers CORS preflights.
+pub(super) async fn live_origins(
+    conn: &mut AnyConnection,
+) -> Result<HashMap<String, Vec<String>>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, allowed_origins FROM auth_clients \
+         WHERE revoked_at IS NULL AND allowed_origins <> ''",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, list)| {
+            let origins = list.split_ascii_whitespace().map(str::to_owned).collect();
+            (id, origins)
+        })
+        .collect())
+}
+
+/// Fills in each client's working keys, in one query per chunk.
+async fn with_keys(
+    conn: &mut AnyConnection,
+    mut clients: Vec<ClientInfo>,
+    now: i64,
+) -> Result<Vec<ClientInfo>, sqlx::Error> {
+    let mut keys: HashMap<String, Vec<KeyInfo>> = HashMap::new();
+    let ids: Vec<&str> = clients.iter().map(|c| c.id.as_str()).collect();
+    for chunk in ids.chunks(IDS_CHUNK) {
+        // A key's browser refusals are those the gate recorded, at most
+        // one a minute per key.
+        let sql = format!(
+            "SELECT k.id, k.kind, k.last4, k.client_id, k.user_id, k.abilities, \
+             CAST(NULL AS TEXT) AS parent_id, k.created_at, k.expires_at, k.last_used_at, \
+             k.revoked_at, \
+             (SELECT CAST(COUNT(*) AS BIGINT) FROM auth_refusals r WHERE r.credential_id = k.id \
+              AND r.code = 'secret_key_in_browser') AS browser_refusals, \
+             (SELECT MAX(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
+              AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
+             FROM auth_credentials k WHERE k.kind <> 'user' AND k.revoked_at IS NULL \
+             AND (k.expires_at IS NULL OR k.expires_at > $1) AND k.client_id IN ({}) \
+             ORDER BY k.id",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let credential = CredentialInfo::from_row(&row)?;
+            let refusals: i64 = row.try_get("browser_refusals")?;
+            let key = KeyInfo {
+                browser_refusals: u64::try_from(refusals).unwrap_or(0),
+                last_browser_refusal_at: maybe_time(&row, "last_browser_refusal_at")?,
+                credential,
+            };
+            let client = key.credential.client_id.clone().unwrap_or_default();
+            keys.entry(client).or_default().push(key);
+        }
+    }
+    for client in &mut clients {
+        client.keys = keys.remove(&client.id).unwrap_or_default();
+    }
+    Ok(clients)
+}
