@@ -285,7 +285,7 @@ async fn a_secret_key_from_a_browser_is_refused_flagged_and_gets_no_cors(app: Te
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let token = app.access_token(&id, &secret, None).await;
     let issued = || async {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM access_tokens")
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM auth_access_tokens")
             .fetch_one(&app.side_pool().await)
             .await
             .unwrap();
