@@ -3,6 +3,7 @@
 #![no_main]
 
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use jeton::identity::TOKENS;
 use jeton_auth::header::bearer_token;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         headers.append(AUTHORIZATION, value);
     }
     let query = std::str::from_utf8(query).ok();
-    if let Ok(token) = bearer_token(&headers, query) {
+    if let Ok(token) = bearer_token(TOKENS, &headers, query) {
         assert_eq!(token.expose_secret().len(), 42);
     }
 });

@@ -81,7 +81,12 @@ impl Example {
             .expect("the store issues the identity's tokens, and the ceilings are given");
         // An earlier start on this database made the client: its keys were
         // shown then, and the store keeps only their hashes.
-        if let Some(client_id) = store.client_ids().await?.into_iter().next() {
+        let earlier = store.list_clients(None, 100).await?.into_iter();
+        if let Some(client_id) = earlier
+            .filter(|client| client.revoked_at.is_none())
+            .map(|client| client.id)
+            .next()
+        {
             return Ok(Example {
                 store,
                 gate,

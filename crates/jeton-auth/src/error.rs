@@ -17,6 +17,8 @@
 //!   ability it needs; the challenge's `scope` names it.
 //! - [`AuthError::OriginNotAllowed`]: a publishable key used from a website
 //!   its client does not allow (403, no challenge: the token is fine).
+//! - [`AuthError::SessionOriginNotAllowed`]: a session cookie sent from an
+//!   origin its client does not list exactly (403 `origin_not_allowed`).
 //! - [`AuthError::SecretKeyInBrowser`]: a secret key arrived with an `Origin`
 //!   header, so it has leaked into browser code (403, recorded).
 //! - [`AuthError::CsrfFailed`]: a request authenticated by a session cookie
@@ -58,6 +60,10 @@ pub enum AuthError {
     InsufficientScope { scope: String },
     #[error("this publishable key may not be used from this origin")]
     OriginNotAllowed,
+    /// The same code as [`AuthError::OriginNotAllowed`], for a request
+    /// authenticated by a session cookie, which carries no key.
+    #[error("a session cookie is accepted only from its storefront's own origins")]
+    SessionOriginNotAllowed,
     #[error(
         "secret keys are for servers; this one was sent by a browser and must be considered leaked: rotate it"
     )]
@@ -102,6 +108,7 @@ impl AuthError {
             AuthError::WrongKind { .. }
             | AuthError::InsufficientScope { .. }
             | AuthError::OriginNotAllowed
+            | AuthError::SessionOriginNotAllowed
             | AuthError::SecretKeyInBrowser
             | AuthError::CsrfFailed => StatusCode::FORBIDDEN,
             AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -118,7 +125,9 @@ impl AuthError {
             AuthError::WrongKind { .. } | AuthError::InsufficientScope { .. } => {
                 "insufficient_scope"
             }
-            AuthError::OriginNotAllowed => "origin_not_allowed",
+            AuthError::OriginNotAllowed | AuthError::SessionOriginNotAllowed => {
+                "origin_not_allowed"
+            }
             AuthError::SecretKeyInBrowser => "secret_key_in_browser",
             AuthError::CsrfFailed => "csrf_failed",
             AuthError::RateLimited { .. } => "rate_limited",
@@ -134,7 +143,9 @@ impl AuthError {
             AuthError::WrongKind { .. } | AuthError::InsufficientScope { .. } => {
                 "Insufficient scope"
             }
-            AuthError::OriginNotAllowed => "Origin not allowed",
+            AuthError::OriginNotAllowed | AuthError::SessionOriginNotAllowed => {
+                "Origin not allowed"
+            }
             AuthError::SecretKeyInBrowser => "Secret key used in a browser",
             AuthError::CsrfFailed => "CSRF check failed",
             AuthError::RateLimited { .. } => "Rate limited",
@@ -155,6 +166,7 @@ impl AuthError {
                 ));
             }
             AuthError::OriginNotAllowed
+            | AuthError::SessionOriginNotAllowed
             | AuthError::SecretKeyInBrowser
             | AuthError::CsrfFailed
             | AuthError::RateLimited { .. }

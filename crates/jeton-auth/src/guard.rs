@@ -16,7 +16,7 @@ use crate::{Access, AuthError, Gate, TokenStore, client_ip, limits};
 
 impl<S: TokenStore> Gate<S> {
     /// One route's guard: `get(handler).route_layer(gate.guard(access))`.
-    /// Refusals are rendered in the gate's [`Identity`]; an admitted
+    /// Refusals are rendered in the gate's [`Identity`](crate::Identity); an admitted
     /// request reaches the handler with its [`Principal`](crate::Principal)
     /// in the extensions, for the typed extractors.
     ///

@@ -16,7 +16,8 @@
 //!   ([`UserPrincipal::client_origins`](crate::UserPrincipal::client_origins); a `*` does not count), else 403
 //!   `origin_not_allowed`;
 //! - for `POST`, `PUT`, `PATCH` and `DELETE`, needs the `X-CSRF-Token`
-//!   header to equal the CSRF cookie (compared in constant time), else 403
+//!   header to equal the CSRF cookie and the session's own CSRF token
+//!   ([`csrf_token_for`]; compared in constant time), else 403
 //!   `csrf_failed`;
 //! - answers a dead cookie (unknown, revoked, expired) with 401
 //!   `invalid_token` and clears both cookies;
@@ -25,7 +26,11 @@
 //!
 //! The CSRF cookie is readable by the page's scripts: they copy it into
 //! the header, which a page of another site cannot do (it cannot read this
-//! site's cookies). `SameSite=Lax` keeps other sites' pages from sending the
+//! site's cookies). The CSRF token is bound to the session: it is a hash of
+//! the session's token, which only the server and the `HttpOnly` cookie
+//! know, so a value an attacker chose (planted as both cookie and header,
+//! say from a sibling subdomain) never matches. Every process sharing the
+//! credentials verifies every other's CSRF tokens with no key to share. `SameSite=Lax` keeps other sites' pages from sending the
 //! session cookie at all; the origin check covers the same site's other
 //! origins (another port of the same host), to which browsers do send it.
 
@@ -37,6 +42,7 @@ use axum::http::{
 };
 use cookie::{Cookie, SameSite};
 use rand::TryRng;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{AuthError, PlainToken, Principal, TokenFormat};
@@ -46,6 +52,11 @@ pub const CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 
 /// Random bytes in a CSRF token (hex-encoded in the cookie).
 const CSRF_BYTES: usize = 32;
+
+/// Prefixed to the session token before hashing it into its CSRF token,
+/// so that the CSRF token is never the token's stored hash (a plain
+/// SHA-256 of the token).
+const CSRF_DOMAIN: &[u8] = b"jeton-auth session csrf\0";
 
 /// A request authenticated by the session cookie (a request extension set
 /// by the guard), rather than by an `Authorization` header.
@@ -152,7 +163,7 @@ impl CookieSessions {
         token: &PlainToken,
         max_age: Option<time::Duration>,
     ) -> String {
-        let csrf = new_csrf_token();
+        let csrf = csrf_token_for(token.expose_secret());
         let session = self.cookie(
             &self.session_cookie,
             token.expose_secret(),
@@ -236,7 +247,8 @@ impl CookieSessions {
 
     /// The checks a request authenticated by the cookie must pass besides
     /// the token's own: a user token, from one of its client's origins,
-    /// with the CSRF header on unsafe methods.
+    /// with the CSRF header on unsafe methods, equal to the CSRF cookie and
+    /// to the session's own CSRF token.
     pub(crate) fn admit(
         &self,
         principal: &Principal,
@@ -254,14 +266,15 @@ impl CookieSessions {
                 .any(|allowed| allowed != "*" && allowed.as_bytes() == origin)
         });
         if !allowed {
-            return Err(AuthError::OriginNotAllowed);
+            return Err(AuthError::SessionOriginNotAllowed);
         }
         if is_unsafe(method) {
             let sent = headers.get(&CSRF_HEADER).map(HeaderValue::as_bytes);
-            let expected = self.read(headers, &self.csrf_cookie).map(str::as_bytes);
-            match (sent, expected) {
-                (Some(sent), Some(expected))
-                    if !expected.is_empty() && bool::from(sent.ct_eq(expected)) => {}
+            let cookie = self.read(headers, &self.csrf_cookie).map(str::as_bytes);
+            let session = self.read(headers, &self.session_cookie).map(csrf_token_for);
+            match (sent, cookie, session) {
+                (Some(sent), Some(cookie), Some(session))
+                    if bool::from(sent.ct_eq(cookie) & sent.ct_eq(session.as_bytes())) => {}
                 _ => return Err(AuthError::CsrfFailed),
             }
         }
@@ -282,7 +295,20 @@ fn append(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
     headers.append(SET_COOKIE, value);
 }
 
-/// A new CSRF token: 32 random bytes, hex-encoded.
+/// The CSRF token of the session whose token is `session_token`: the
+/// SHA-256 of the token (after a fixed prefix), hex-encoded. The token has
+/// 256 random bits, so its hash can be neither guessed nor turned back into
+/// the token.
+pub fn csrf_token_for(session_token: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(CSRF_DOMAIN)
+        .chain_update(session_token.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random CSRF token (32 bytes, hex-encoded), for a CSRF cookie not
+/// tied to a session token.
 pub fn new_csrf_token() -> String {
     let mut bytes = [0u8; CSRF_BYTES];
     rand::rngs::SysRng
@@ -405,7 +431,9 @@ mod tests {
     fn origin_and_csrf() {
         let sessions = CookieSessions::default();
         let shop = user(&["https://shop.example", "*"]);
-        let cookie = ("cookie", "jeton_csrf=abc; jeton_session=x");
+        let csrf = csrf_token_for("x");
+        let both = format!("jeton_csrf={csrf}; jeton_session=x");
+        let cookie = ("cookie", both.as_str());
         let from_shop = ("origin", "https://shop.example");
         let get = Method::GET;
         let post = Method::POST;
@@ -418,7 +446,7 @@ mod tests {
             list.extend(origin.map(|o| ("origin", o)));
             assert_eq!(
                 sessions.admit(&shop, &get, &headers(&list)),
-                Err(AuthError::OriginNotAllowed),
+                Err(AuthError::SessionOriginNotAllowed),
                 "{origin:?}"
             );
         }
@@ -426,11 +454,12 @@ mod tests {
             sessions.admit(
                 &shop,
                 &post,
-                &headers(&[cookie, from_shop, ("x-csrf-token", "abc")])
+                &headers(&[cookie, from_shop, ("x-csrf-token", &csrf)])
             ),
             Ok(())
         );
-        for csrf in [None, Some("abd"), Some("ab"), Some("")] {
+        let near = format!("{}0", &csrf[..63]);
+        for csrf in [None, Some(near.as_str()), Some(&csrf[..63]), Some("")] {
             let mut list = vec![cookie, from_shop];
             list.extend(csrf.map(|c| ("x-csrf-token", c)));
             assert_eq!(
@@ -439,6 +468,31 @@ mod tests {
                 "{csrf:?}"
             );
         }
+        // A value the attacker chose, as both cookie and header, is not the
+        // session's.
+        assert_eq!(
+            sessions.admit(
+                &shop,
+                &post,
+                &headers(&[
+                    ("cookie", "jeton_csrf=abc; jeton_session=x"),
+                    from_shop,
+                    ("x-csrf-token", "abc")
+                ])
+            ),
+            Err(AuthError::CsrfFailed)
+        );
+        // Nor is another session's.
+        let other = csrf_token_for("y");
+        let planted = format!("jeton_csrf={other}; jeton_session=x");
+        assert_eq!(
+            sessions.admit(
+                &shop,
+                &post,
+                &headers(&[("cookie", &planted), from_shop, ("x-csrf-token", &other)])
+            ),
+            Err(AuthError::CsrfFailed)
+        );
         // No CSRF cookie: nothing to compare an empty header with.
         assert_eq!(
             sessions.admit(

@@ -49,11 +49,14 @@ impl StoreError {
 }
 
 /// A credential refused for where it was used from: the events an operator
-/// must hear about (a secret key in a browser means it has leaked).
+/// must hear about (a secret key in a browser means it has leaked; a
+/// session cookie refused for its origin or CSRF token means a page of
+/// another origin, or a forged request, tried to use it).
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub principal: Principal,
-    /// The problem code: `origin_not_allowed` or `secret_key_in_browser`.
+    /// The problem code: `origin_not_allowed`, `secret_key_in_browser` or
+    /// (a session cookie) `csrf_failed`.
     pub code: &'static str,
     pub origin: Option<String>,
     pub client_ip: Option<IpAddr>,

@@ -274,6 +274,8 @@ pub struct AuditEvent {
     pub at: OffsetDateTime,
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
+    /// `access_token.refused_in_browser`, `session.refused_origin`,
+    /// `session.refused_csrf`,
     /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`.
     pub action: String,

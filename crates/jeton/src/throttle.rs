@@ -15,8 +15,13 @@
 //! - 100 per IP across all emails in 15 minutes: one address trying many
 //!   accounts.
 //!
-//! A success forgets its (email, IP) count. Every count lives in the app's
-//! [`LimitBackend`]: in this process, or shared by the fleet through Redis.
+//! A success forgets its (email, IP) count, and makes its IP one of the
+//! account's own for [`HOME_WINDOW`]: a login from there is not held back by
+//! the per-email limits, which other IPs' failures fill. Strangers cannot
+//! lock the owner out from where the owner signs in; from there, the
+//! (email, IP) and per-IP limits still apply (`SECURITY.md` weighs it).
+//! Every count lives in the app's [`LimitBackend`]: in this process, or
+//! shared by the fleet through Redis.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -52,6 +57,17 @@ impl Default for ThrottleSettings {
 
 /// The longest backoff between two attempts for one email.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long an IP that an account logged in from stays one of its own:
+/// since its latest successful login there.
+pub const HOME_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The marks of an account's own IPs are counted like failures, one
+/// window of [`HOME_WINDOW`] each: marked means a count above zero.
+const HOME: Window = Window {
+    max: 1,
+    window: HOME_WINDOW,
+};
 
 pub struct Throttle {
     settings: ThrottleSettings,
@@ -100,6 +116,19 @@ impl Throttle {
         ]
     }
 
+    /// The mark of `ip` as one of `email`'s own; none for a request
+    /// without an address, which all share "unknown".
+    fn home_key(email: &str, ip: Option<IpAddr>) -> Option<String> {
+        ip.map(|ip| format!("login:home:{}:{email}", address(Some(ip))))
+    }
+
+    async fn is_home(&self, email: &str, ip: Option<IpAddr>) -> bool {
+        match Throttle::home_key(email, ip) {
+            Some(key) => self.limits.failures(&key, HOME).await.count > 0,
+            None => false,
+        }
+    }
+
     /// Before a login is checked: may this email be tried from this IP now?
     /// Looked at whether or not an account has the email, so a throttled
     /// unknown email gets the same answer as a throttled known one.
@@ -116,17 +145,23 @@ impl Throttle {
                 Ok(())
             }
         };
-        let (pair, per_email, per_ip) = tokio::join!(
+        let (pair, per_email, per_ip, home) = tokio::join!(
             self.limits
                 .failures(&pair, self.window(s.failures_per_email_and_ip)),
             self.limits
                 .failures(&per_email, self.window(s.failures_per_email)),
             self.limits
                 .failures(&per_ip, self.window(s.failures_per_ip)),
+            self.is_home(email, ip),
         );
         exhausted(pair, s.failures_per_email_and_ip)?;
-        exhausted(per_email, s.failures_per_email)?;
-        if per_email.count >= s.backoff_after {
+        // The per-email limits hold back guesses spread over many IPs; from
+        // an IP of the account's own they would only let strangers lock
+        // the owner out.
+        if !home {
+            exhausted(per_email, s.failures_per_email)?;
+        }
+        if !home && per_email.count >= s.backoff_after {
             let backoff = backoff(per_email.count - s.backoff_after);
             if per_email.since_last < backoff {
                 return Err(Throttled {
@@ -150,10 +185,16 @@ impl Throttle {
         );
     }
 
-    /// The owner got in from this address: its count starts again.
+    /// The owner got in from this address: its count starts again, and
+    /// the address is one of the account's own for [`HOME_WINDOW`] from now.
     pub async fn login_succeeded(&self, email: &str, ip: Option<IpAddr>) {
         let [pair, ..] = Throttle::keys(email, ip);
         self.limits.forgive(&pair).await;
+        if let Some(home) = Throttle::home_key(email, ip) {
+            // Forgotten first, so that the mark's window starts now.
+            self.limits.forgive(&home).await;
+            self.limits.fail(&home, HOME).await;
+        }
     }
 
     /// Counts a registration attempt from `ip`.

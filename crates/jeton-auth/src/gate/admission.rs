@@ -58,7 +58,17 @@ impl<S: TokenStore> Gate<S> {
             }
         };
         if let Some(sessions) = session {
-            sessions.admit(&principal, request.method(), request.headers())?;
+            if let Err(error) = sessions.admit(&principal, request.method(), request.headers()) {
+                // Recorded as a key's refusals are: a page of another origin,
+                // or a forged request, is using the session.
+                let origin = request
+                    .headers()
+                    .get(ORIGIN)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
+                return Err(error);
+            }
             request.extensions_mut().insert(SessionCookie);
         }
         let origin_header = request.headers().get(ORIGIN);
@@ -103,17 +113,24 @@ impl<S: TokenStore> Gate<S> {
             .increment(1);
     }
 
-    async fn record_refusal(
+    /// Hands a refusal of `principal`'s credential to the store, at most
+    /// once a minute per credential and code. The guard records its own
+    /// (an origin the key or session may not be used from, a secret key in
+    /// a browser, a failed CSRF check); an app's own endpoints that refuse
+    /// a credential for the same reasons record theirs here.
+    pub async fn record_refusal(
         &self,
         principal: &Principal,
         error: &AuthError,
         origin: Option<String>,
         client_ip: Option<IpAddr>,
     ) {
-        let Some(client) = principal.client() else {
-            return;
+        let credential = match (principal, principal.client()) {
+            (Principal::User(user), _) => user.token_id.clone(),
+            (_, Some(client)) => client.key_id.clone(),
+            (_, None) => return,
         };
-        let key = (client.key_id.clone(), error.code());
+        let key = (credential, error.code());
         let now = self.verifier.clock().instant();
         {
             let mut recorded = self.recorded_refusals.lock().expect("refusal log lock");

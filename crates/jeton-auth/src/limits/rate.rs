@@ -68,6 +68,9 @@ impl RateLimiter {
                 tightest = Some(status);
             }
         };
+        // The per-IP limit first, and a refusal returns at once: a request
+        // one address is refused never spends the key's limit, which all
+        // addresses share.
         if let (Some(rate), Some(ip)) = (limits.per_ip.and_then(Rate::per_minute), ip) {
             let key = format!("ip:{client_id}:{}", ip.to_canonical());
             keep(self.limits.take(&key, rate).await?);

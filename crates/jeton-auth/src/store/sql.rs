@@ -483,18 +483,6 @@ impl SqlStore {
         Ok(done)
     }
 
-    /// The ids of the clients that are not revoked, oldest first: for an
-    /// app that sets itself up once and finds its clients again when it
-    /// starts next.
-    pub async fn client_ids(&self) -> Result<Vec<String>, SqlStoreError> {
-        // UUIDv7: in the order they were made.
-        let ids: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM auth_clients WHERE revoked_at IS NULL ORDER BY id")
-                .fetch_all(&self.0.pool)
-                .await?;
-        Ok(ids.into_iter().map(|(id,)| id).collect())
-    }
-
     /// A publishable key for the client: for browser code, public by
     /// design.
     pub async fn issue_publishable_key(

@@ -48,6 +48,13 @@ pub fn user_ceiling() -> AbilitySet {
     AbilitySet::new(USER_ABILITIES)
 }
 
+/// Whether any holder of the admin API may grant `ability` to a client:
+/// the storefront's and the customers' abilities. The others (`admin`,
+/// `tokens:introspect`) only a caller holding them may grant.
+pub fn open_to_grant(ability: &Ability) -> bool {
+    publishable_ceiling().grants(ability) || user_ceiling().grants(ability)
+}
+
 pub fn ceilings() -> Ceilings {
     Ceilings::new()
         .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])

@@ -6,6 +6,10 @@
 //! whatever the origin; they are removed again when it was not allowed), so
 //! the browser blocks the page from reading anything.
 //!
+//! The OAuth 2.0 endpoints (`/oauth/token`, `/oauth/revoke`,
+//! `/oauth/introspect`) never get CORS headers, preflights included: they
+//! are for servers, and a page that holds a secret key has leaked it.
+//!
 //! An origin that a client lists exactly (not through `*`) also gets
 //! `Access-Control-Allow-Credentials: true`, so that the shop's own pages
 //! can use cookie sessions (`jeton_auth::session`); with it the allowed
@@ -129,8 +133,9 @@ impl OriginRegistry {
     pub fn layer(&self) -> Layer {
         let (registry, listed) = (self.clone(), self.clone());
         let cors = CorsLayer::new()
-            .allow_origin(AllowOrigin::predicate(move |origin, _| {
-                registry.allows(origin)
+            // The OAuth endpoints are for servers: no page may read them.
+            .allow_origin(AllowOrigin::predicate(move |origin, request| {
+                !super::oauth::is_oauth_path(request.uri.path()) && registry.allows(origin)
             }))
             .allow_credentials(AllowCredentials::predicate(move |origin, _| {
                 listed.allows_credentials(origin)

@@ -14,6 +14,9 @@
 //!   (`invalid_idempotency_key`).
 //! - `Unprocessable` (422) with its own code: well-formed, but refused for a
 //!   reason that is not a field (`idempotency_key_reused`).
+//! - `Forbidden` (403) with its own code: the caller is who it says, but
+//!   this way of calling may not do this (`session_cannot_mint`). Missing
+//!   abilities are `Auth` (`insufficient_scope`).
 //! - `Conflict` (409): the request is valid but the state forbids it
 //!   (`email_taken`, `sku_taken`, `insufficient_stock`,
 //!   `idempotency_key_in_use`).
@@ -58,6 +61,8 @@ pub enum AppError {
     BadRequest { code: &'static str, detail: String },
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("the email or password is wrong")]
@@ -113,6 +118,7 @@ impl AppError {
                 code,
                 "Unprocessable request",
             ),
+            AppError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code, "Forbidden"),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             AppError::InvalidCredentials => (
                 StatusCode::BAD_REQUEST,

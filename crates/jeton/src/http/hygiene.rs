@@ -152,7 +152,12 @@ pub async fn run_with_timeout(limit: Duration, request: Request, next: Next) -> 
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(%path, limit_seconds = limit.as_secs_f64(), "request timed out");
-            AppError::Unavailable.into_response()
+            // OAuth clients expect RFC 6749's error, not a problem.
+            if super::oauth::is_oauth_path(&path) {
+                super::oauth::OAuthError::unavailable().into_response()
+            } else {
+                AppError::Unavailable.into_response()
+            }
         }
     }
 }
@@ -189,6 +194,12 @@ mod tests {
             .route("/ok", get(|| async { "ok" }))
             .route("/slow", get(slow))
             .route("/boom", get(boom))
+            .route(
+                super::super::oauth::TOKEN_PATH,
+                axum::routing::post(
+                    |body: axum::body::Bytes| async move { body.len().to_string() },
+                ),
+            )
             .layer(from_fn(|request, next| {
                 run_with_timeout(Duration::from_millis(50), request, next)
             }))
@@ -309,6 +320,23 @@ mod tests {
         assert!(body.contains("\"code\":\"service_unavailable\""), "{body}");
         assert_eq!(headers["retry-after"], "1");
         assert_eq!(headers["content-type"], "application/problem+json");
+    }
+
+    /// A body that never ends, to the token endpoint: RFC 6749's error,
+    /// which OAuth clients read, not a problem.
+    #[tokio::test]
+    async fn slow_oauth_requests_time_out_with_an_oauth_error() {
+        let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        let request = axum::http::Request::post(super::super::oauth::TOKEN_PATH)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from_stream(never))
+            .unwrap();
+        let (status, headers, body) = send(request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["retry-after"], "1");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     }
 
     #[tokio::test]

@@ -1,6 +1,9 @@
 //! Prometheus metrics at `/metrics`. Labels are bounded and never carry a
 //! token or a customer id: routes are the matched templates
-//! (`/api/v1/me/orders/{id}`), statuses are numbers, token kinds are names.
+//! (`/api/v1/me/orders/{id}`), methods are the standard ones or `other`,
+//! statuses are numbers, token kinds are names. Nothing a client sends
+//! becomes a label as it is: a made-up method (any token is a valid one, of
+//! any length) would otherwise add a series per request.
 //!
 //! What is counted where:
 //! - requests and latency by route and status: [`track`], here;
@@ -60,9 +63,26 @@ struct Series {
     latency: Histogram,
 }
 
+/// The `method` label: one of a fixed set, so that a client cannot add
+/// series by inventing methods.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 #[derive(PartialEq, Eq, Hash)]
 struct SeriesKey {
-    method: Method,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -71,14 +91,14 @@ struct SeriesKey {
 /// nothing. Hashes as the key does (same fields, same order).
 #[derive(Hash)]
 struct SeriesRef<'a> {
-    method: &'a Method,
+    method: &'static str,
     route: &'a str,
     status: u16,
 }
 
 impl Equivalent<SeriesKey> for SeriesRef<'_> {
     fn equivalent(&self, key: &SeriesKey) -> bool {
-        *self.method == key.method && self.route == key.route && self.status == key.status
+        self.method == key.method && self.route == key.route && self.status == key.status
     }
 }
 
@@ -86,7 +106,7 @@ impl Equivalent<SeriesKey> for SeriesRef<'_> {
 /// rather than three label strings and two lookups in the recorder. The
 /// label set is bounded (matched templates, methods, statuses); the bound
 /// here only matters if that ever stops being true.
-fn series(method: &Method, route: &str, status: u16) -> Series {
+fn series(method: &'static str, route: &str, status: u16) -> Series {
     static SERIES: OnceLock<Cache<SeriesKey, Series>> = OnceLock::new();
     let cache = SERIES.get_or_init(|| Cache::new(4096));
     let key = SeriesRef {
@@ -98,7 +118,7 @@ fn series(method: &Method, route: &str, status: u16) -> Series {
         return series;
     }
     let labels = [
-        ("method", method.as_str().to_owned()),
+        ("method", method.to_owned()),
         ("route", route.to_owned()),
         ("status", status.to_string()),
     ];
@@ -108,7 +128,7 @@ fn series(method: &Method, route: &str, status: u16) -> Series {
     };
     cache.insert(
         SeriesKey {
-            method: method.clone(),
+            method,
             route: route.to_owned(),
             status,
         },
@@ -119,11 +139,11 @@ fn series(method: &Method, route: &str, status: u16) -> Series {
 
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     let series = series(
-        &method,
+        method,
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
     );

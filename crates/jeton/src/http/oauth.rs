@@ -107,7 +107,9 @@ impl OAuthError {
         }
     }
 
-    fn unavailable() -> Self {
+    /// 503 `temporarily_unavailable`, also for a request to these
+    /// endpoints that timed out (`hygiene::timeout`).
+    pub(crate) fn unavailable() -> Self {
         OAuthError {
             retry_after: Some(1),
             ..OAuthError::new(
@@ -348,7 +350,38 @@ async fn client_form(
     let form = form(headers, body).map_err(IntoResponse::into_response)?;
     let presented = presented(headers, &form).map_err(IntoResponse::into_response)?;
     let client = authenticate_client(state, ip, presented).await?;
+    refuse_in_browser(state, ip, headers, &client.principal).await?;
     Ok((form, client))
+}
+
+/// Whether these endpoints are the request's: they answer in RFC 6749's
+/// terms, and never with CORS headers (a browser has no business here).
+pub fn is_oauth_path(path: &str) -> bool {
+    [TOKEN_PATH, INTROSPECT_PATH, REVOKE_PATH].contains(&path)
+}
+
+/// A secret key (or an access token) that came with an `Origin` was sent by
+/// a browser: it has leaked. Refused as `invalid_client`, and flagged and
+/// audited as the guard does on the API (`secret_key_in_browser`).
+async fn refuse_in_browser(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<(), Response> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let error = match jeton_auth::origin::check(principal, Some(origin)) {
+        Ok(()) => return Ok(()),
+        Err(error) => error,
+    };
+    let origin = origin.to_str().ok().map(str::to_owned);
+    Box::pin(state.gate.record_refusal(principal, &error, origin, ip)).await;
+    Err(OAuthError::invalid_client(
+        "secret keys are for servers; this one was sent by a browser and must be considered leaked: rotate it",
+    )
+    .into_response())
 }
 
 /// Authenticates the client by its id and one of its live secret keys. A
@@ -553,7 +586,9 @@ async fn introspecting_caller(
 ) -> Result<Principal, Response> {
     if !has_bearer(headers) {
         let presented = presented(headers, form).map_err(IntoResponse::into_response)?;
-        return Ok(authenticate_client(state, ip, presented).await?.principal);
+        let principal = authenticate_client(state, ip, presented).await?.principal;
+        refuse_in_browser(state, ip, headers, &principal).await?;
+        return Ok(principal);
     }
     if form.get("client_secret").is_some() {
         return Err(OAuthError::invalid_request(
@@ -566,7 +601,10 @@ async fn introspecting_caller(
         .check_failed_auth(ip)
         .map_err(|error| OAuthError::from_auth(&error).into_response())?;
     match state.gate.verifier().authenticate(headers, None).await {
-        Ok(principal) => Ok(principal),
+        Ok(principal) => {
+            refuse_in_browser(state, ip, headers, &principal).await?;
+            Ok(principal)
+        }
         Err(AuthError::Unavailable) => Err(OAuthError::unavailable().into_response()),
         Err(error) => {
             if error == AuthError::InvalidToken {

@@ -8,23 +8,35 @@
 //! in [`Deadlines`], a wrapper around the socket, because hyper's own header
 //! timer also runs while a connection is idle, which would make the idle
 //! timeout and the header timeout one setting.
+//!
+//! Idle connections give way to new ones: when every slot is taken and a
+//! new connection waits for one, every idle keep-alive connection (between
+//! a response and the next request's first byte) is closed at once, and
+//! one that turns idle while a connection waits closes as soon as its
+//! response is out. (A new connection that has sent nothing yet is not
+//! closed: its request may be on its way; the header timeout bounds it.) Reopening a connection costs a client a round trip; without this, a
+//! few thousand idle connections kept open by anyone would hold every slot
+//! for a whole keep-alive timeout each.
 
 use std::{
     future::Future,
     io,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
-    sync::Semaphore,
+    sync::{Semaphore, watch},
     time::{Instant, Sleep},
 };
 use tower::ServiceExt;
@@ -36,10 +48,10 @@ pub struct ConnectionLimits {
     /// connection or the first byte of a later request.
     pub header_read_timeout: Duration,
     /// How long a keep-alive connection may sit idle between a response and
-    /// the next request.
+    /// the next request, while no new connection waits for a slot.
     pub keep_alive_timeout: Duration,
     /// Connections served at once; more wait in the listen queue until one
-    /// closes.
+    /// closes (idle ones close for them).
     pub max_connections: usize,
 }
 
@@ -56,6 +68,16 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// What the accept loop tells the open connections.
+#[derive(Debug, Clone, Copy, Default)]
+struct Signal {
+    /// Stop: idle connections close now, busy ones after their response.
+    shutting_down: bool,
+    /// Moves each time a new connection finds every slot taken: idle
+    /// connections close.
+    pressure: u64,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits for the open connections' requests to finish (idle
 /// connections are closed at once).
@@ -66,13 +88,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let (signals, _) = watch::channel(Signal::default());
+    // Set while a new connection waits for a slot: connections that turn
+    // idle meanwhile close at once rather than after the keep-alive timeout.
+    let waiting = Arc::new(AtomicBool::new(false));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -83,22 +104,58 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                waiting.store(true, Ordering::SeqCst);
+                signals.send_modify(|signal| signal.pressure += 1);
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                };
+                waiting.store(false, Ordering::SeqCst);
+                slot
+            }
+        };
         let app = app.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request)
         });
-        let io = TokioIo::new(Deadlines::new(stream, limits));
-        let connection = graceful.watch(http1::Builder::new().serve_connection(io, service));
+        let deadlines = Deadlines::new(stream, limits, Arc::clone(&waiting));
+        let idle = Arc::clone(&deadlines.idle);
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(deadlines), service);
+        let mut signals = signals.subscribe();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let result = loop {
+                tokio::select! {
+                    // The connection first: bytes that arrived make it busy.
+                    biased;
+                    result = connection.as_mut() => break result,
+                    changed = signals.changed() => {
+                        let signal = *signals.borrow_and_update();
+                        if changed.is_err() || signal.shutting_down || idle.load(Ordering::SeqCst) {
+                            // hyper closes an idle connection at once, and a
+                            // busy one once its response is out.
+                            connection.as_mut().graceful_shutdown();
+                            break connection.await;
+                        }
+                    }
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%error, "connection closed with an error");
             }
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    signals.send_modify(|signal| signal.shutting_down = true);
+    // Every connection holds a slot until it closes: all of them back means
+    // all are closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
 /// A failed `accept`: one connection's trouble (it was reset before we took
@@ -141,6 +198,12 @@ struct Deadlines<S> {
     inner: S,
     limits: ConnectionLimits,
     phase: Phase,
+    /// Whether the connection is idle between a response and the next
+    /// request's first byte, for the accept loop to close it under
+    /// pressure.
+    idle: Arc<AtomicBool>,
+    /// Whether a new connection waits for a slot (shared by all).
+    waiting: Arc<AtomicBool>,
     /// Bytes of the current head seen so far: any content yet, and whether
     /// the last one ended a line (`\r` aside).
     content: bool,
@@ -149,11 +212,13 @@ struct Deadlines<S> {
 }
 
 impl<S> Deadlines<S> {
-    fn new(inner: S, limits: ConnectionLimits) -> Deadlines<S> {
+    fn new(inner: S, limits: ConnectionLimits, waiting: Arc<AtomicBool>) -> Deadlines<S> {
         Deadlines {
             inner,
             limits,
             phase: Phase::Head,
+            idle: Arc::new(AtomicBool::new(false)),
+            waiting,
             content: false,
             at_line_start: false,
             timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
@@ -161,6 +226,9 @@ impl<S> Deadlines<S> {
     }
 
     fn read(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.idle.store(false, Ordering::SeqCst);
+        }
         if self.phase == Phase::Idle {
             self.phase = Phase::Head;
             self.content = false;
@@ -190,9 +258,17 @@ impl<S> Deadlines<S> {
     /// A response (or part of one) went out. The timer is polled here, so
     /// that it wakes the connection's task even if hyper's last read was
     /// polled while the connection was busy and so did not register it.
+    /// While a new connection waits for a slot, the keep-alive timeout is
+    /// zero: the connection closes as soon as it is idle.
     fn wrote(&mut self, cx: &mut Context<'_>) {
         self.phase = Phase::Idle;
-        let deadline = Instant::now() + self.limits.keep_alive_timeout;
+        self.idle.store(true, Ordering::SeqCst);
+        let keep_alive = if self.waiting.load(Ordering::SeqCst) {
+            Duration::ZERO
+        } else {
+            self.limits.keep_alive_timeout
+        };
+        let deadline = Instant::now() + keep_alive;
         self.timer.as_mut().reset(deadline);
         let _ = self.timer.as_mut().poll(cx);
     }
@@ -274,7 +350,8 @@ mod tests {
     use super::*;
 
     fn phases(chunks: &[&[u8]]) -> Phase {
-        let mut deadlines = Deadlines::new((), ConnectionLimits::default());
+        let waiting = Arc::new(AtomicBool::new(false));
+        let mut deadlines = Deadlines::new((), ConnectionLimits::default(), waiting);
         for chunk in chunks {
             deadlines.read(chunk);
         }

@@ -171,13 +171,25 @@ pub struct NewTokenInput {
 #[utoipa::path(post, operation_id = "createMyToken", path = "/api/v1/me/tokens", tag = "tokens", request_body = NewTokenInput,
     security(("bearer" = ["tokens:manage"])),
     responses((status = 201, body = IssuedToken),
+        (status = 403, description = "the request is authenticated by a session cookie (`session_cannot_mint`): a cookie session never mints a token that leaves the cookie"),
         (status = 422, description = "invalid fields, a lifetime that outlives the calling token (`validation_failed`); too many live personal tokens (`token_limit_reached`)")))]
 pub async fn create(
     State(state): State<AppState>,
     User(user): User,
+    by_cookie: Option<Extension<SessionCookie>>,
     audit: Audit,
     Json(input): Json<NewTokenInput>,
 ) -> AppResult<(StatusCode, Json<IssuedToken>)> {
+    // A page's script (an injected one too) may use the session, but must
+    // never get a token it could carry elsewhere.
+    if by_cookie.is_some() {
+        return Err(AppError::Forbidden {
+            code: "session_cannot_mint",
+            detail:
+                "a cookie session cannot create tokens; sign in with a bearer token to make one"
+                    .to_owned(),
+        });
+    }
     let mut problems = Problems::default();
     let name = problems.check("name", bounded(&input.name, 1, NAME_MAX));
     let abilities = match &input.abilities {

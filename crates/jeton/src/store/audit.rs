@@ -126,14 +126,39 @@ pub(crate) async fn append(
     Ok(())
 }
 
-/// A refused key's audit event, in the transaction in which jeton-auth
-/// records the refusal itself (which the admin API and `client list` show
-/// on a secret key seen in a browser).
+/// A refused key's or cookie session's audit event, in the transaction in
+/// which jeton-auth records the refusal itself (which the admin API and
+/// `client list` show on a secret key seen in a browser).
 pub(crate) async fn refusal(
     conn: &mut AnyConnection,
     at: i64,
     refusal: &jeton_auth::Refusal,
 ) -> Result<(), sqlx::Error> {
+    // The origin is public information (the page's site); it is clipped
+    // because the header is attacker-controlled.
+    let origin = refusal
+        .origin
+        .as_ref()
+        .map(|o| format!("origin {}", o.chars().take(200).collect::<String>()));
+    if let Principal::User(user) = &refusal.principal {
+        // A cookie session refused: another origin's page, or a request
+        // without the session's CSRF token, tried to use it.
+        let ids = crate::domain::ids::UserIds::from(&**user);
+        let action = if refusal.code == "csrf_failed" {
+            "session.refused_csrf"
+        } else {
+            "session.refused_origin"
+        };
+        let audit = Audit::of(&refusal.principal, refusal.client_ip);
+        let event = Event {
+            action,
+            client_id: ids.client.as_ref(),
+            customer_id: Some(&ids.customer),
+            subject_id: Some(ids.token.as_str()),
+            detail: origin,
+        };
+        return append(conn, at, &audit, event).await;
+    }
     let Some(client) = refusal.principal.client() else {
         return Ok(());
     };
@@ -152,12 +177,7 @@ pub(crate) async fn refusal(
         action,
         client_id: Some(&ids.client),
         subject_id: Some(&ids.key),
-        // The origin is public information (the page's site); it is
-        // clipped because the header is attacker-controlled.
-        detail: refusal
-            .origin
-            .as_ref()
-            .map(|o| format!("origin {}", o.chars().take(200).collect::<String>())),
+        detail: origin,
         ..Event::default()
     };
     append(conn, at, &audit, event).await
@@ -171,7 +191,7 @@ pub struct AuditEvent {
     pub at: OffsetDateTime,
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
-    /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
+    /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`.
     pub action: String,
     /// `client_key`, `customer` or `cli`.

@@ -184,6 +184,9 @@ on_both_databases!(
     revoking_ones_own_session_clears_the_cookies,
     a_cookie_login_revokes_the_session_it_replaces,
     cors_allows_credentials_for_listed_origins_only,
+    a_cookie_session_cannot_mint_a_token,
+    a_csrf_token_not_the_sessions_own_is_refused,
+    cookie_refusals_are_audited_once_a_minute,
 );
 
 on_both_databases!(
@@ -359,6 +362,12 @@ async fn the_cookie_works_only_from_the_clients_own_origins(app: TestApp) {
     for origin in [Some(OTHER_SHOP), Some(EVIL), Some("null"), None] {
         let res = session.get(&app, "/api/v1/me", origin).await;
         res.expect_problem(403, "origin_not_allowed");
+        // No key was sent: the answer speaks of the session.
+        let detail = s(&res.json()["detail"]);
+        assert!(
+            detail.contains("session cookie") && !detail.contains("key"),
+            "{detail}"
+        );
         // The session is fine: it stays.
         assert_untouched(&res);
         match origin {
@@ -413,9 +422,12 @@ async fn unsafe_methods_need_the_csrf_header(app: TestApp) {
         assert_credentialed_cors(&res, SHOP);
         assert_untouched(&res);
     }
-    let res = new_token(Some(&session.csrf)).await;
-    res.expect(201);
-    let made = s(&res.json()["token_id"]);
+    // With the right header the request gets through to the handler,
+    // which refuses what it asks: a session never mints a token.
+    new_token(Some(&session.csrf))
+        .await
+        .expect_problem(403, "session_cannot_mint");
+    let made = s(&app.login(&key, "ann@example.com", PASSWORD).await["token_id"]);
 
     // DELETE too, and the CSRF cookie must be there to compare with.
     let only_session = session.cookie.split(';').next().unwrap().to_owned();
@@ -767,4 +779,127 @@ async fn cors_allows_credentials_for_listed_origins_only(app: TestApp) {
     let res = app.get("/api/v1/me").header("origin", SHOP).send().await;
     res.expect_problem(401, "unauthenticated");
     assert_credentialed_cors(&res, SHOP);
+}
+
+// ---------------------------------------------------------------- what a session may not do
+
+/// A page's script (an injected one too) may use the session, but never
+/// gets a token it could carry elsewhere (to curl, another site).
+async fn a_cookie_session_cannot_mint_a_token(app: TestApp) {
+    let key = shop_key(&app).await;
+    let (_, bearer) = app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let before = session.token_ids(&app).await;
+    for body in [
+        json!({"name": "script"}),
+        json!({"name": "script", "abilities": ["products:read"]}),
+    ] {
+        let res = app
+            .post("/api/v1/me/tokens")
+            .header("cookie", &session.cookie)
+            .header("origin", SHOP)
+            .header("x-csrf-token", &session.csrf)
+            .json(body)
+            .send()
+            .await;
+        res.expect_problem(403, "session_cannot_mint");
+        assert_eq!(
+            res.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        assert!(!res.text().contains("jt_ut_"), "{}", res.text());
+        assert_credentialed_cors(&res, SHOP);
+        assert_untouched(&res);
+    }
+    assert_eq!(session.token_ids(&app).await, before, "nothing was made");
+    // The same customer with a bearer token may.
+    app.post_json_as(
+        "/api/v1/me/tokens",
+        &bearer,
+        json!({"name": "deploy script"}),
+    )
+    .await
+    .expect(201);
+}
+
+/// The CSRF token is the session's own: a value the attacker chose, set as
+/// both the cookie and the header (a sibling subdomain can plant cookies),
+/// or another session's, is refused.
+async fn a_csrf_token_not_the_sessions_own_is_refused(app: TestApp) {
+    let key = shop_key(&app).await;
+    app.customer("ann@example.com").await;
+    app.customer("eve@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    let eves = cookie_login(&app, &key, "eve@example.com").await;
+    let made = s(&app.login(&key, "ann@example.com", PASSWORD).await["token_id"]);
+    let only_session = session.cookie.split(';').next().unwrap().to_owned();
+    let app = &app;
+    let delete = |csrf: String| {
+        let cookie = format!("{only_session}; jeton_csrf={csrf}");
+        let path = format!("/api/v1/me/tokens/{made}");
+        async move {
+            app.delete(&path)
+                .header("cookie", &cookie)
+                .header("origin", SHOP)
+                .header("x-csrf-token", &csrf)
+                .send()
+                .await
+        }
+    };
+    let chosen = "a".repeat(64);
+    for csrf in [chosen, eves.csrf.clone()] {
+        let res = delete(csrf).await;
+        res.expect_problem(403, "csrf_failed");
+        assert_untouched(&res);
+    }
+    // Its own, the one the login gave: accepted.
+    delete(session.csrf.clone()).await.expect(204);
+}
+
+/// Refusals of a cookie session (another origin, a failed CSRF check) are
+/// in the audit log, like a key's, each at most once a minute per session.
+async fn cookie_refusals_are_audited_once_a_minute(app: TestApp) {
+    let admin = app.admin_key().await;
+    let key = shop_key(&app).await;
+    let (customer_id, _) = app.customer("ann@example.com").await;
+    let session = cookie_login(&app, &key, "ann@example.com").await;
+    for _ in 0..3 {
+        session
+            .get(&app, "/api/v1/me", Some(EVIL))
+            .await
+            .expect_problem(403, "origin_not_allowed");
+        app.post("/api/v1/orders")
+            .header("cookie", &session.cookie)
+            .header("origin", SHOP)
+            .header("x-csrf-token", "forged")
+            .json(json!({"lines": []}))
+            .send()
+            .await
+            .expect_problem(403, "csrf_failed");
+    }
+    let res = app
+        .get_as(
+            &format!("/api/v1/admin/audit?limit=100&customer_id={customer_id}"),
+            &admin,
+        )
+        .await;
+    res.expect(200);
+    let events = res.json()["data"].as_array().unwrap().clone();
+    let refusals: Vec<&Value> = events
+        .iter()
+        .filter(|e| s(&e["action"]).starts_with("session.refused"))
+        .collect();
+    let actions: Vec<String> = refusals.iter().map(|e| s(&e["action"])).collect();
+    assert_eq!(
+        actions,
+        ["session.refused_origin", "session.refused_csrf"],
+        "{events:?}"
+    );
+    for event in &refusals {
+        assert_eq!(event["subject_id"], session.token_id.as_str(), "{event}");
+        assert_eq!(event["customer_id"], customer_id.as_str(), "{event}");
+        assert_eq!(event["client_ip"], "127.0.0.1", "{event}");
+        assert!(!event.to_string().contains("jt_ut_"), "{event}");
+    }
+    assert!(s(&refusals[0]["detail"]).contains(EVIL), "{}", refusals[0]);
 }

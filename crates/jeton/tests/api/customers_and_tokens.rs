@@ -890,6 +890,7 @@ on_both_databases!(
     registrations_are_limited_per_ip,
     ten_failures_from_one_ip_do_not_lock_the_owner_out_elsewhere,
     failures_for_one_email_from_many_ips_back_off_then_stop,
+    strangers_cannot_lock_the_owner_out_from_their_own_ip,
 );
 
 on_both_databases!(a_customers_requests_are_limited_with_ratelimit_headers);
@@ -1020,6 +1021,52 @@ async fn failures_for_one_email_from_many_ips_back_off_then_stop(app: TestApp) {
     let res = login_from(&app, &pk, "target@example.com", WRONG, Some("203.0.113.99")).await;
     let retry_after = expect_throttled(&res, 100, 1);
     assert_eq!(retry_after, 1);
+}
+
+/// The per-email limits slow a guess spread over many addresses; they must
+/// not let those addresses lock the owner out. A login from an address the
+/// account last logged in from is not held back by other addresses'
+/// failures.
+async fn strangers_cannot_lock_the_owner_out_from_their_own_ip(app: TestApp) {
+    let pk = app.publishable_key().await;
+    app.register(&pk, "owner@example.com", PASSWORD).await;
+    let home = Some("198.51.100.7");
+    login_from(&app, &pk, "owner@example.com", PASSWORD, home)
+        .await
+        .expect(201);
+    // Strangers, from twenty-one addresses: the email is backing off.
+    for n in 0..21 {
+        let ip = format!("203.0.113.{n}");
+        let res = login_from(&app, &pk, "owner@example.com", WRONG, Some(&ip)).await;
+        if n < 20 {
+            expect_wrong_credentials(&res);
+        }
+    }
+    let res = login_from(
+        &app,
+        &pk,
+        "owner@example.com",
+        PASSWORD,
+        Some("203.0.113.99"),
+    )
+    .await;
+    expect_throttled(&res, 100, 30);
+    // The owner, from home, gets in at once; a typo there is only a typo.
+    expect_wrong_credentials(&login_from(&app, &pk, "owner@example.com", WRONG, home).await);
+    login_from(&app, &pk, "owner@example.com", PASSWORD, home)
+        .await
+        .expect(201);
+    // Home is the owner's, not the email's on any address: a stranger is
+    // still held back.
+    let res = login_from(
+        &app,
+        &pk,
+        "owner@example.com",
+        PASSWORD,
+        Some("203.0.113.98"),
+    )
+    .await;
+    expect_throttled(&res, 100, 30);
 }
 
 async fn a_customers_requests_are_limited_with_ratelimit_headers(app: TestApp) {

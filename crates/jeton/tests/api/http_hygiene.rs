@@ -1450,12 +1450,16 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
         ..ConnectionLimits::default()
     };
     let address = serve_with(&app, limits).await;
-    // The first connection takes the only slot.
+    // The first connection takes the only slot, busy with a request whose
+    // body has not come yet (an idle one would give way: see below).
+    let pk = app.publishable_key().await;
     let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
-    first.write_all(HEALTHZ).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {pk}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
     let mut chunk = [0u8; 4096];
-    let n = first.read(&mut chunk).await.unwrap();
-    assert!(chunk[..n].starts_with(b"HTTP/1.1 200"));
     // A second one is not served while the first is open...
     let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
     second.write_all(HEALTHZ).await.unwrap();
@@ -1468,4 +1472,73 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
         .expect("served once a slot is free")
         .unwrap();
     assert!(chunk[..n].starts_with(b"HTTP/1.1 200"));
+}
+
+/// A full cap of idle keep-alive connections (each did one request and
+/// then sits, as a browser's or a slow attacker's do) gives way: a new
+/// connection is served within a second, not after the keep-alive timeout.
+/// A connection in the middle of a request is not cut short.
+#[tokio::test]
+async fn idle_connections_give_way_to_new_ones_at_the_cap() {
+    const CAP: usize = 4;
+    let app = TestApp::sqlite().await;
+    let limits = ConnectionLimits {
+        max_connections: CAP,
+        ..ConnectionLimits::default()
+    };
+    let address = serve_with(&app, limits).await;
+    let mut chunk = [0u8; 4096];
+    // One connection busy: its request's headers are in, its body comes
+    // later.
+    let pk = app.publishable_key().await;
+    let body = br#"{"email": "ann@example.com", "password": "correct horse battery"}"#;
+    let mut busy = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {pk}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    // The rest of the slots: idle keep-alive connections.
+    let mut idle = Vec::new();
+    for _ in 1..CAP {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(HEALTHZ).await.unwrap();
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(chunk[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(stream);
+    }
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        let mut fresh = tokio::net::TcpStream::connect(address).await.unwrap();
+        fresh.write_all(HEALTHZ).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(1), fresh.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: not served within a second"))
+            .unwrap();
+        assert!(
+            chunk[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&chunk[..n])
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // It stays open, idle, in turn.
+        idle.push(fresh);
+    }
+    // The idle ones that gave way were closed by the server.
+    let mut closed = 0;
+    for stream in &mut idle {
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 3, "{closed} idle connections closed");
+    // The busy one was not: its request completes.
+    busy.write_all(body).await.unwrap();
+    let answer = read_until_closed(&mut busy, Duration::from_secs(20)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_credentials"), "{answer}");
 }

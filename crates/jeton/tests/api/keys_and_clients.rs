@@ -269,8 +269,11 @@ fn behind_a_proxy() -> jeton::config::Config {
     }
 }
 
+on_both_databases!(nobody_grants_what_they_do_not_hold);
+
 on_both_databases!(
     config = behind_a_proxy();
+    refusals_by_the_per_ip_limit_leave_the_key_limit_alone,
     per_ip_limit_counts_each_forwarded_client_ip,
     forged_tokens_from_one_ip_are_refused_after_the_failure_limit,
     audit_records_the_forwarded_client_ip,
@@ -1644,4 +1647,104 @@ async fn rotating_or_revoking_unknown_or_revoked_clients_is_404_and_writes_nothi
     let client = app.get_client(&admin, &id).await;
     assert!(client["revoked_at"].is_string());
     assert_eq!(client["keys"], json!([]));
+}
+
+// ---------------------------------------------------------------- nobody grants what they don't hold
+
+/// Creating or rotating a client that holds `*`, `admin` or
+/// `tokens:introspect` needs the caller to hold it: an `admin` key, or an
+/// access token obtained with one, cannot make a key that holds more than
+/// itself. The storefront's and customers' abilities, any admin may grant.
+async fn nobody_grants_what_they_do_not_hold(app: TestApp) {
+    let (admin_id, admin) = app.client(ClientKind::Secret, &["admin"], &[]).await;
+    let access = app.access_token(&admin_id, &admin, None).await;
+    let (_, everything) = app.client(ClientKind::Secret, &["*"], &[]).await;
+    let (star_id, _) = app.client(ClientKind::Secret, &["*"], &[]).await;
+    let secret =
+        |abilities: Value| json!({"name": "More", "kind": "secret", "abilities": abilities});
+    let count = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM auth_clients")
+            .fetch_one(&app.side_pool().await)
+            .await
+            .unwrap();
+        n
+    };
+    let before = count().await;
+    for caller in [&admin, &access] {
+        for (abilities, needed) in [
+            (json!(["*"]), "*"),
+            (
+                json!(["products:read", "tokens:introspect"]),
+                "tokens:introspect",
+            ),
+            (json!(["tokens:*"]), "tokens:*"),
+        ] {
+            let res = app.create_client(caller, secret(abilities.clone())).await;
+            res.expect_problem(403, "insufficient_scope");
+            assert_eq!(
+                res.header("www-authenticate"),
+                Some(format!(
+                    r#"Bearer realm="jeton", error="insufficient_scope", scope="{needed}""#
+                )),
+                "{abilities}"
+            );
+        }
+        // A new key of a client holding `*` would be a key holding `*`.
+        app.rotate(caller, &star_id, json!({}))
+            .await
+            .expect_problem(403, "insufficient_scope");
+    }
+    assert_eq!(count().await, before, "nothing was created");
+    // What the caller holds, and what any admin may grant.
+    for abilities in [
+        json!(["admin"]),
+        json!(["products:read", "orders:*", "tokens:manage", "auth:login"]),
+    ] {
+        app.create_client(&access, secret(abilities))
+            .await
+            .expect(201);
+    }
+    // A caller holding `*` grants anything.
+    app.create_client(&everything, secret(json!(["*"])))
+        .await
+        .expect(201);
+    app.rotate(&everything, &star_id, json!({}))
+        .await
+        .expect(201);
+}
+
+// ---------------------------------------------------------------- the two limits of a publishable key
+
+/// A request the per-IP limit refuses is not counted against the key's
+/// own limit: one busy address cannot use up a storefront's budget for
+/// everyone else (`docs/api.md` says how to size both).
+async fn refusals_by_the_per_ip_limit_leave_the_key_limit_alone(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (_, key) = storefront(
+        &app,
+        &admin,
+        &[SHOP],
+        json!({"rate_limit_per_minute": 6, "per_ip_rate_limit_per_minute": 2}),
+    )
+    .await;
+    // One address: its 2, then 20 refusals by the per-IP limit.
+    for _ in 0..2 {
+        products_from(&app, &key, "198.51.100.1").await.expect(200);
+    }
+    for _ in 0..20 {
+        let res = products_from(&app, &key, "198.51.100.1").await;
+        res.expect_problem(429, "rate_limited");
+        assert_eq!(number(&res, "ratelimit-limit"), 2, "the per-IP limit");
+    }
+    // The key spent 2 of its 6: two more addresses get their 2 each.
+    for n in 2..4 {
+        let ip = format!("198.51.100.{n}");
+        for _ in 0..2 {
+            products_from(&app, &key, &ip).await.expect(200);
+        }
+    }
+    // And then the key's own limit is used up, for a fresh address too.
+    let res = products_from(&app, &key, "198.51.100.9").await;
+    res.expect_problem(429, "rate_limited");
+    assert_eq!(number(&res, "ratelimit-limit"), 6, "the key's limit");
 }

@@ -253,6 +253,118 @@ on_both_databases!(
     client_authentication_failures,
 );
 
+on_both_databases!(a_secret_key_from_a_browser_is_refused_flagged_and_gets_no_cors);
+
+/// The OAuth endpoints keep the API's rule: a secret key (or an access
+/// token) that comes with an `Origin` was sent by a browser, so it has
+/// leaked. RFC 6749's `invalid_client`, no CORS header for the page to read
+/// it with (preflights neither), and the key flagged and audited as on the
+/// API, once a minute.
+async fn a_secret_key_from_a_browser_is_refused_flagged_and_gets_no_cors(app: TestApp) {
+    // SHOP is an origin CORS allows otherwise (a client made through the
+    // admin API, so that CORS knows it at once).
+    let admin = app.admin_key().await;
+    app.create_client(
+        &admin,
+        json!({"name": "Shop", "kind": "publishable", "abilities": ["products:read"],
+               "allowed_origins": [SHOP]}),
+    )
+    .await
+    .expect(201);
+    let res = app
+        .req(axum::http::Method::OPTIONS, "/api/v1/products")
+        .header("origin", SHOP)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await;
+    assert_eq!(
+        res.header("access-control-allow-origin").as_deref(),
+        Some(SHOP),
+        "CORS allows SHOP on the API"
+    );
+    let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
+    let token = app.access_token(&id, &secret, None).await;
+    let issued = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM auth_access_tokens")
+            .fetch_one(&app.side_pool().await)
+            .await
+            .unwrap();
+        n
+    };
+    let before = issued().await;
+    let no_cors = |res: &crate::support::Res, what: &str| {
+        for (name, _) in &res.headers {
+            assert!(
+                !name.as_str().starts_with("access-control-"),
+                "{what}: {:?}",
+                res.headers
+            );
+        }
+    };
+    let form = format!("grant_type=client_credentials&token={}", enc(&token));
+    for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect"] {
+        for origin in [SHOP, "https://evil.example"] {
+            let res = app
+                .post(path)
+                .basic(&id, &secret)
+                .header("origin", origin)
+                .form(&form)
+                .send()
+                .await;
+            res.expect_oauth_error(401, "invalid_client");
+            assert!(!res.text().contains(&secret));
+            no_cors(&res, path);
+        }
+        // A preflight neither.
+        let res = app
+            .req(axum::http::Method::OPTIONS, path)
+            .header("origin", SHOP)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await;
+        no_cors(&res, path);
+    }
+    // Introspection by a bearer secret key or access token, too.
+    for bearer in [&secret, &token] {
+        let res = app
+            .post("/oauth/introspect")
+            .bearer(bearer)
+            .header("origin", SHOP)
+            .form(&form)
+            .send()
+            .await;
+        res.expect_oauth_error(401, "invalid_client");
+        no_cors(&res, "introspect by bearer");
+    }
+    assert_eq!(issued().await, before, "no token was issued");
+    // The access token was not revoked by the refused revocation.
+    app.assert_works(&token).await;
+
+    // Flagged as on the API: the key's refusals, and one audit event a
+    // minute for the key and one for the access token.
+    let refusals: Vec<(String,)> =
+        sqlx::query_as("SELECT code FROM auth_refusals WHERE client_id = $1")
+            .bind(&id)
+            .fetch_all(&app.side_pool().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        refusals,
+        [
+            ("secret_key_in_browser".to_owned(),),
+            ("secret_key_in_browser".to_owned(),)
+        ]
+    );
+    let actions = app.audit_actions().await;
+    let count = |action: &str| actions.iter().filter(|a| *a == action).count();
+    assert_eq!(count("client_key.refused_in_browser"), 1, "{actions:?}");
+    assert_eq!(count("access_token.refused_in_browser"), 1, "{actions:?}");
+    assert_eq!(count("oauth.client_authentication_failed"), 0);
+    // From a server, the key still works.
+    app.access_token(&id, &secret, None).await;
+}
+
 on_both_databases!(
     config = Config {
         failed_auth: FailedAuthLimit { failures: 3, window: std::time::Duration::from_secs(60) },
@@ -585,7 +697,11 @@ async fn failed_client_authentications_count_toward_the_ip_limit(app: TestApp) {
 }
 
 async fn the_lifetime_is_the_servers_and_never_outlives_the_key(app: TestApp) {
-    let admin = app.admin_key().await;
+    // Rotating a client with `tokens:introspect` needs the caller to hold it.
+    let admin = app
+        .client(ClientKind::Secret, &["admin", "tokens:introspect"], &[])
+        .await
+        .1;
     let (id, secret) = secret_client(&app, &["products:read", "tokens:introspect"]).await;
     let res = app
         .token_request(&id, &secret, "grant_type=client_credentials")
@@ -999,7 +1115,7 @@ async fn authlib_gets_and_uses_tokens() {
         return;
     };
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(keys) = keyed_database(backend, &[]).await else {
+        let Some(keys) = keyed_database(backend, &["tokens:introspect"]).await else {
             continue;
         };
         let server = Server::start(&keys.url, &[]).await;

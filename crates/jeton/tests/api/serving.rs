@@ -651,6 +651,64 @@ async fn metrics_count_routes_auth_outcomes_and_caches_and_carry_no_secret(backe
     }
 }
 
+/// A made-up HTTP method (any token is a valid method, of any length) is
+/// 405, and is counted under `method="other"`: what a client invents never
+/// becomes a label, so `/metrics` and the process's memory stay bounded
+/// however many methods are sent.
+#[tokio::test]
+async fn made_up_methods_add_no_metric_series() {
+    let database = database(Backend::Sqlite)
+        .await
+        .expect("SQLite is always there");
+    let shop = database.serve(&[]).await;
+    shop.get("/api/v1/products", &shop.pk).await.expect(200);
+    // One made-up method first, so that the `other` series exists before
+    // the measure.
+    let made_up = |i: usize| format!("X{i:04}{}", "Q".repeat(1024));
+    let send = |method: String| {
+        let addr = shop.server.addr;
+        async move { http(addr, &method, "/api/v1/products", &[]).await }
+    };
+    assert_eq!(send(made_up(0)).await.unwrap().0, 405);
+    // And a scrape, whose own series then exists too.
+    shop.metrics().await;
+    let before = shop.metrics().await.len();
+    let rss_before = resident_kib(shop.server.child.id());
+    for i in 1..=1000 {
+        let (status, text) = send(made_up(i)).await.unwrap();
+        assert_eq!(status, 405, "{text}");
+    }
+    let text = shop.metrics().await;
+    let rss_after = resident_kib(shop.server.child.id());
+    eprintln!(
+        "/metrics: {before} bytes before, {} after; RSS: {rss_before} KiB before, {rss_after} KiB after",
+        text.len()
+    );
+    assert!(!text.contains("QQQQ"), "a made-up method is a label");
+    assert!(
+        text.contains(r#"method="other",route="/api/v1/products",status="405""#),
+        "{text}"
+    );
+    // Only counts and sums change (a few digits each), never the set of
+    // series: each made-up method as a label would add kilobytes.
+    assert!(
+        text.len() < before + 4096,
+        "/metrics grew from {before} to {} bytes",
+        text.len()
+    );
+}
+
+/// The resident memory of a process, in KiB (Linux), for the log.
+fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 // ---------------------------------------------------------------- floods
 
 /// Well-formed tokens that name nothing cost one lookup each, and then are

@@ -3,12 +3,14 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use jeton_auth::{Ability, AbilitySet, AuthError, SecretClient};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     api::{Client, ClientKey},
     domain::{
+        abilities,
         client::{NewClient, NewClientInput},
         ids::ClientId,
     },
@@ -20,6 +22,26 @@ use crate::{
     pagination::{Page, PageRequest},
     store::audit::Audit,
 };
+
+/// Nobody grants what they don't hold (contract §13): a client's
+/// abilities beyond the storefront's and the customers' ([`abilities::open_to_grant`])
+/// need the caller to hold them; an access token holds its scope only.
+/// Else 403 `insufficient_scope`, naming the first such ability.
+fn check_grant(caller: &AbilitySet, granted: &AbilitySet) -> AppResult<()> {
+    let beyond = |ability: &Ability| {
+        !caller.grants(ability)
+            && abilities::KNOWN
+                .iter()
+                .any(|known| ability.covers(known) && !abilities::open_to_grant(known))
+    };
+    match granted.iter().find(|ability| beyond(ability)) {
+        Some(ability) => Err(AuthError::InsufficientScope {
+            scope: ability.as_str().to_owned(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
 
 /// A new client and its first key. The key is shown only here.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,16 +55,20 @@ pub struct CreatedClient {
 ///
 /// Creates a client application of either kind with its first key, shown once
 /// (only its hash is stored). A publishable client lists its allowed origins
-/// and may have a per-IP limit; a secret client has neither. Recorded in the
-/// audit log.
+/// and may have a per-IP limit; a secret client has neither. Abilities beyond
+/// the storefront's and the customers' need the caller to hold them. Recorded
+/// in the audit log.
 #[utoipa::path(post, operation_id = "createClient", path = "/api/v1/admin/clients", tag = "admin", request_body = NewClientInput,
-    responses((status = 201, body = CreatedClient)))]
+    responses((status = 201, body = CreatedClient),
+        (status = 403, description = "an ability the caller does not hold itself, beyond the storefront's and the customers' (`insufficient_scope`, its `scope` naming it)")))]
 pub async fn create(
     State(state): State<AppState>,
+    SecretClient(caller): SecretClient,
     audit: Audit,
     Json(input): Json<NewClientInput>,
 ) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
+    check_grant(&caller.abilities, &new.abilities)?;
     let key = TOKENS.generate(new.kind.token_kind());
     let client = state.db.create_client(&new, &key, &audit).await?;
     state.clients_changed().await;
@@ -134,9 +160,11 @@ pub struct RotatedKey {
 /// at once or after a grace period. Recorded in the audit log.
 #[utoipa::path(post, operation_id = "rotateClientKey", path = "/api/v1/admin/clients/{id}/keys", tag = "admin",
     request_body(content = Option<RotateInput>, description = "Optional: no body means the defaults"),
-    responses((status = 201, body = RotatedKey)))]
+    responses((status = 201, body = RotatedKey),
+        (status = 403, description = "the client holds an ability the caller does not, beyond the storefront's and the customers' (`insufficient_scope`)")))]
 pub async fn rotate(
     State(state): State<AppState>,
+    SecretClient(caller): SecretClient,
     audit: Audit,
     Path(id): Path<String>,
     JsonOrEmpty(input): JsonOrEmpty<RotateInput>,
@@ -155,6 +183,8 @@ pub async fn rotate(
         .await?
         .filter(|c| c.revoked_at.is_none())
         .ok_or(AppError::NotFound)?;
+    // A new key of the client is all it holds.
+    check_grant(&caller.abilities, &client.abilities)?;
     let key = TOKENS.generate(client.kind.token_kind());
     let record = state
         .db
