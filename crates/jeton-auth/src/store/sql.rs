@@ -818,12 +818,11 @@ impl SqlStore {
             None => own,
         };
         let scope = AbilitySet::parse_spaced(&token.scope).map_err(StoreError::new)?;
-        let limit = |stored: Option<i64>| stored.and_then(|n| u32::try_from(n).ok());
         // Refused from any browser, as the secret key it stands for: no
         // allowed origins.
         let client = ClientPrincipal::new(token.client_id, token.id, scope).with_limits(Limits {
-            per_key: limit(token.per_key_limit),
-            per_ip: limit(token.per_ip_limit),
+            per_key: stored_limit(token.per_key_limit),
+            per_ip: stored_limit(token.per_ip_limit),
         });
         Ok(Some(StoredCredential {
             principal: Principal::AccessToken(client.into()),
@@ -932,12 +931,11 @@ impl Row {
                     return Ok(None);
                 };
                 let abilities = AbilitySet::parse_spaced(&abilities).map_err(StoreError::new)?;
-                let limit = |stored: Option<i64>| stored.and_then(|n| u32::try_from(n).ok());
                 let client = ClientPrincipal::new(client_id, self.id, abilities)
                     .with_allowed_origins(origins(self.allowed_origins))
                     .with_limits(Limits {
-                        per_key: limit(self.per_key_limit),
-                        per_ip: limit(self.per_ip_limit),
+                        per_key: stored_limit(self.per_key_limit),
+                        per_ip: stored_limit(self.per_ip_limit),
                     });
                 if kind == TokenKind::Publishable {
                     Principal::PublishableClient(client.into())
@@ -1163,6 +1161,12 @@ fn with_create_mode(url: &str) -> String {
     } else {
         format!("{url}?mode=rwc")
     }
+}
+
+/// A rate limit as stored: one out of `u32`'s range (written by hand) is
+/// none rather than a wrapped number.
+fn stored_limit(stored: Option<i64>) -> Option<u32> {
+    stored.and_then(|n| u32::try_from(n).ok())
 }
 
 /// UUIDv7: ids sort by creation time.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, FromRow, Row as _, any::AnyRow};
 use time::OffsetDateTime;
 
-use super::from_micros;
+use super::{from_micros, stored_limit};
 use crate::{AbilitySet, HashedToken, TokenKind, limits::Limits};
 
 /// A stored key or token (revoked or not), as an app shows it.
@@ -128,7 +128,9 @@ const ACCESS_TOKENS: &str = "SELECT id, 'access' AS kind, '' AS last4, client_id
 /// limits on bound parameters.
 const IDS_CHUNK: usize = 500;
 
-fn placeholders(first: usize, count: usize) -> String {
+/// `$first, $first+1, …`: the placeholders of an `IN (…)` list of `count`
+/// values.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
@@ -215,7 +217,7 @@ impl<'r> FromRow<'r, AnyRow> for ClientRow {
         let origins: String = row.try_get("allowed_origins")?;
         let limit = |column: &str| -> Result<Option<u32>, sqlx::Error> {
             let stored: Option<i64> = row.try_get(column)?;
-            Ok(stored.and_then(|n| u32::try_from(n).ok()))
+            Ok(stored_limit(stored))
         };
         Ok(ClientRow(ClientInfo {
             id: row.try_get("id")?,

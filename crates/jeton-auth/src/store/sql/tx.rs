@@ -436,10 +436,7 @@ impl CredentialTx<'_> {
             for table in ["auth_credentials", "auth_access_tokens"] {
                 let sql = format!(
                     "UPDATE {table} SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN ({})",
-                    (2..chunk.len() + 2)
-                        .map(|n| format!("${n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    records::placeholders(2, chunk.len())
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
                 for id in chunk {
