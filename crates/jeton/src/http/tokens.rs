@@ -18,7 +18,6 @@ use super::{
     state::AppState,
 };
 use crate::{
-    api::UserToken,
     domain::{
         Problems, abilities,
         ids::{TokenId, UserIds},
@@ -26,6 +25,7 @@ use crate::{
         text::bounded,
     },
     pagination::{Page, PageRequest},
+    responses::UserToken,
     store::{
         audit::Audit,
         user_tokens::{NewUserToken, Revoke},

@@ -36,7 +36,7 @@ pub struct ClientKey {
 }
 
 /// A client application as stored, with its working keys. The API shows it
-/// as `api::Client`.
+/// as `responses::Client`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: ClientId,
