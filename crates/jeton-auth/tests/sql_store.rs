@@ -412,7 +412,7 @@ async fn an_outage_is_served_from_cache_for_the_grace_only(backend: Backend) {
         .execute(issuer.pool())
         .await
         .unwrap();
-    tokio::time::sleep(3 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    tokio::time::sleep(3 * jeton_auth::SqlStore::POLL_INTERVAL).await;
     // Within their grace both serve what they cached; nothing else.
     for app in [&short_app, &long_app] {
         assert_status(app, "/products", &kept, StatusCode::OK).await;
@@ -428,7 +428,7 @@ async fn an_outage_is_served_from_cache_for_the_grace_only(backend: Backend) {
 
     // Past the short grace (and a poll), its cache is gone: nothing is
     // served. The other still serves its cache.
-    tokio::time::sleep(SHORT + 2 * jeton_auth::store::sql::POLL_INTERVAL - outage.elapsed()).await;
+    tokio::time::sleep(SHORT + 2 * jeton_auth::SqlStore::POLL_INTERVAL - outage.elapsed()).await;
     for token in [&kept, &lost] {
         assert_status(
             &short_app,
@@ -884,7 +884,7 @@ async fn on_postgres_a_revocation_is_heard_at_once() {
     }
     let mean = waited / ROUNDS;
     assert!(
-        mean < jeton_auth::store::sql::POLL_INTERVAL / 2,
+        mean < jeton_auth::SqlStore::POLL_INTERVAL / 2,
         "a revocation took {mean:?} on average to be heard"
     );
 }
@@ -965,8 +965,8 @@ async fn a_silent_database_fails_lookups_in_time_and_drops_caches() {
     assert!(found.is_err());
     let waited = started.elapsed();
     assert!(
-        waited >= jeton_auth::store::sql::LOOKUP_TIMEOUT - Duration::from_millis(100)
-            && waited < jeton_auth::store::sql::LOOKUP_TIMEOUT + Duration::from_secs(1),
+        waited >= jeton_auth::SqlStore::LOOKUP_TIMEOUT - Duration::from_millis(100)
+            && waited < jeton_auth::SqlStore::LOOKUP_TIMEOUT + Duration::from_secs(1),
         "{waited:?}"
     );
     // Several failed reads meanwhile, each dropping the caches.

@@ -4,11 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jeton_auth::{
-    AbilitySet, NewCredential, PlainToken,
-    limits::Limits,
-    store::sql::{ClientInfo, KeyInfo},
-};
+use jeton_auth::{AbilitySet, ClientInfo, KeyInfo, NewCredential, PlainToken, limits::Limits};
 use time::OffsetDateTime;
 
 use super::{

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use jeton_auth::{AbilitySet, CredentialTx, NewCredential, PlainToken, store::sql::CredentialInfo};
+use jeton_auth::{AbilitySet, CredentialInfo, CredentialTx, NewCredential, PlainToken};
 use time::OffsetDateTime;
 
 use super::{
