@@ -18,7 +18,7 @@
 //! | `extract`             | the typed extractors ([`User`], [`Client`], [`SecretClient`]) |
 //! | `error`               | every authentication outcome as one error type ([`AuthError`]) |
 //! | `clock`               | where the time is read, and a manual clock for tests ([`Clock`]) |
-//! | [`store`]             | what the verifier needs from the app's storage; stores in memory and (features `sqlite`, `postgres`) in SQL |
+//! | `store`               | what the verifier needs from the app's storage ([`TokenStore`]); stores in memory ([`MemoryStore`]) and (features `sqlite`, `postgres`) in SQL ([`SqlStore`]) |
 //! | [`limits`]            | every limit: per key and per IP (`limits/rate`), failed authentications (`limits/failed_auth`), counted in one process or a fleet on Redis (`limits/shared`) |
 //! | [`client_ip`]         | which address a request comes from, behind trusted proxies   |
 //! | [`session`]           | user tokens in cookies for the app's own pages, with CSRF    |
@@ -41,7 +41,7 @@ pub mod limits;
 pub mod origin;
 mod principal;
 pub mod session;
-pub mod store;
+mod store;
 mod token;
 mod verify;
 
@@ -61,7 +61,10 @@ pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
 pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use store::sql::{CredentialTx, NewCredential, SqlStore, SqlStoreError};
+pub use store::sql::{
+    ClientInfo, ClientUpdate, CredentialInfo, CredentialTx, KeyInfo, NewCredential, Purged,
+    RecordedRefusal, RefusalHook, SqlStore, SqlStoreError,
+};
 pub use store::{
     IssuedToken, MemoryStore, NewClient, Refusal, StoreError, StoredCredential, TokenStore,
     UnknownClient,

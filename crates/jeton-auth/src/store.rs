@@ -7,7 +7,7 @@
 
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub mod sql;
+pub(crate) mod sql;
 
 use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};
 

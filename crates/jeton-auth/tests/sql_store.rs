@@ -412,7 +412,7 @@ async fn an_outage_is_served_from_cache_for_the_grace_only(backend: Backend) {
         .execute(issuer.pool())
         .await
         .unwrap();
-    tokio::time::sleep(3 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    tokio::time::sleep(3 * jeton_auth::SqlStore::POLL_INTERVAL).await;
     // Within their grace both serve what they cached; nothing else.
     for app in [&short_app, &long_app] {
         assert_status(app, "/products", &kept, StatusCode::OK).await;
@@ -428,7 +428,7 @@ async fn an_outage_is_served_from_cache_for_the_grace_only(backend: Backend) {
 
     // Past the short grace (and a poll), its cache is gone: nothing is
     // served. The other still serves its cache.
-    tokio::time::sleep(SHORT + 2 * jeton_auth::store::sql::POLL_INTERVAL - outage.elapsed()).await;
+    tokio::time::sleep(SHORT + 2 * jeton_auth::SqlStore::POLL_INTERVAL - outage.elapsed()).await;
     for token in [&kept, &lost] {
         assert_status(
             &short_app,
@@ -836,7 +836,7 @@ async fn a_busy_pool_is_not_an_outage(backend: Backend) {
         taken.push(busy.pool().acquire().await.unwrap());
     }
     let before = busy.generation();
-    tokio::time::sleep(4 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    tokio::time::sleep(4 * SqlStore::POLL_INTERVAL).await;
     assert_eq!(busy.generation(), before, "caches dropped without a change");
 
     assert!(issuer.revoke(&ut.id).await.unwrap());
@@ -889,12 +889,12 @@ async fn a_client_is_updated_and_its_cached_keys_follow(backend: Backend) {
     answers_within_a_second(&app, pk, SHOP, StatusCode::OK).await;
     answers_within_a_second(&app, pk, NEW, StatusCode::FORBIDDEN).await;
 
-    let update = jeton_auth::store::sql::ClientUpdate::new().allowed_origins([NEW]);
+    let update = jeton_auth::ClientUpdate::new().allowed_origins([NEW]);
     assert!(issuer.update_client(&shop, update).await.unwrap());
     answers_within_a_second(&app, pk, NEW, StatusCode::OK).await;
     answers_within_a_second(&app, pk, SHOP, StatusCode::FORBIDDEN).await;
 
-    let update = jeton_auth::store::sql::ClientUpdate::new().abilities([PROFILE]);
+    let update = jeton_auth::ClientUpdate::new().abilities([PROFILE]);
     assert!(issuer.update_client(&shop, update).await.unwrap());
     answers_within_a_second(&app, pk, NEW, StatusCode::FORBIDDEN).await;
 
@@ -902,22 +902,21 @@ async fn a_client_is_updated_and_its_cached_keys_follow(backend: Backend) {
         per_key: Some(7),
         per_ip: None,
     };
-    let update = jeton_auth::store::sql::ClientUpdate::new().limits(limits);
+    let update = jeton_auth::ClientUpdate::new().limits(limits);
     assert!(issuer.update_client(&shop, update).await.unwrap());
     let info = issuer.client(&shop).await.unwrap().unwrap();
     assert_eq!(info.allowed_origins, [NEW]);
     assert_eq!(info.abilities.to_spaced(), PROFILE.as_str());
     assert_eq!((info.limits.per_key, info.limits.per_ip), (Some(7), None));
     // Limits of none take the client's away.
-    let update =
-        jeton_auth::store::sql::ClientUpdate::new().limits(jeton_auth::limits::Limits::default());
+    let update = jeton_auth::ClientUpdate::new().limits(jeton_auth::limits::Limits::default());
     assert!(issuer.update_client(&shop, update).await.unwrap());
     let info = issuer.client(&shop).await.unwrap().unwrap();
     assert_eq!((info.limits.per_key, info.limits.per_ip), (None, None));
     assert_eq!(info.allowed_origins, [NEW]);
 
     assert!(issuer.revoke_client(&shop).await.unwrap());
-    let update = jeton_auth::store::sql::ClientUpdate::new().abilities([READ]);
+    let update = jeton_auth::ClientUpdate::new().abilities([READ]);
     assert!(!issuer.update_client(&shop, update.clone()).await.unwrap());
     assert!(
         !issuer
@@ -951,7 +950,7 @@ async fn only_origins_are_allowed_origins(backend: Backend) {
         .add_client(NewClient::new([READ]).allowed_origins(["HTTPS://Shop.Example:443"]))
         .await
         .unwrap();
-    let update = jeton_auth::store::sql::ClientUpdate::new().allowed_origins([smuggled]);
+    let update = jeton_auth::ClientUpdate::new().allowed_origins([smuggled]);
     let updated = store.update_client(&shop, update).await;
     assert!(
         matches!(updated, Err(SqlStoreError::InvalidOrigin(_))),
@@ -1032,7 +1031,7 @@ async fn on_postgres_a_revocation_is_heard_at_once() {
     }
     let mean = waited / ROUNDS;
     assert!(
-        mean < jeton_auth::store::sql::POLL_INTERVAL / 2,
+        mean < jeton_auth::SqlStore::POLL_INTERVAL / 2,
         "a revocation took {mean:?} on average to be heard"
     );
 }
@@ -1103,7 +1102,7 @@ async fn on_postgres_a_lost_listener_keeps_the_outage_grace() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(2 * jeton_auth::store::sql::POLL_INTERVAL).await;
+    tokio::time::sleep(2 * SqlStore::POLL_INTERVAL).await;
     for token in [&kept, &lost] {
         assert_status(&app, "/products", token, StatusCode::OK).await;
     }
@@ -1189,8 +1188,8 @@ async fn a_silent_database_fails_lookups_in_time_and_drops_caches() {
     assert!(found.is_err());
     let waited = started.elapsed();
     assert!(
-        waited >= jeton_auth::store::sql::LOOKUP_TIMEOUT - Duration::from_millis(100)
-            && waited < jeton_auth::store::sql::LOOKUP_TIMEOUT + Duration::from_secs(1),
+        waited >= jeton_auth::SqlStore::LOOKUP_TIMEOUT - Duration::from_millis(100)
+            && waited < jeton_auth::SqlStore::LOOKUP_TIMEOUT + Duration::from_secs(1),
         "{waited:?}"
     );
     // Several failed reads meanwhile, each dropping the caches.

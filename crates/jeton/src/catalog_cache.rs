@@ -12,9 +12,9 @@ use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
 
 use crate::{
-    api::{self, json},
     domain::ids::ProductId,
     pagination::PageRequest,
+    responses::{self, json},
     store::{Db, products::ProductFilter},
 };
 
@@ -94,7 +94,8 @@ impl CatalogCache {
         // otherwise carry it on every request, hit or miss.
         let rows =
             Box::pin(db.list_products(filter, page.after.as_deref(), page.fetch_limit())).await?;
-        let products: Vec<api::Product> = rows.into_iter().map(api::Product::from).collect();
+        let products: Vec<responses::Product> =
+            rows.into_iter().map(responses::Product::from).collect();
         let body = json(&page.page(products, |product| &product.id));
         #[cfg(test)]
         self.pause.here().await;
@@ -112,7 +113,7 @@ impl CatalogCache {
         let read_in = self.products.generation(id);
         let body = Box::pin(db.get_product(id))
             .await?
-            .map(|product| json(&api::Product::from(product)));
+            .map(|product| json(&responses::Product::from(product)));
         #[cfg(test)]
         self.pause.here().await;
         self.products.insert(id.clone(), body.clone(), read_in);

@@ -25,9 +25,9 @@ use jeton_auth::cache::GenerationCache;
 use metrics::Counter;
 
 use crate::{
-    api::{self, json},
     domain::ids::{CustomerId, OrderId},
     pagination::{MAX_LIMIT, PageRequest, cursor},
+    responses::{self, json},
     store::Db,
 };
 
@@ -198,7 +198,7 @@ impl CustomerCache {
         let read_in = self.profiles.generation(customer);
         let body = Box::pin(db.get_customer(customer))
             .await?
-            .map(|customer| json(&api::Customer::from(customer)));
+            .map(|customer| json(&responses::Customer::from(customer)));
         self.profiles
             .insert(customer.clone(), body.clone(), read_in);
         Ok(body)
@@ -218,7 +218,7 @@ impl CustomerCache {
         let orders = Arc::new(Orders {
             newest: rows
                 .into_iter()
-                .map(|row| (row.id.clone(), json(&api::Order::from(row))))
+                .map(|row| (row.id.clone(), json(&responses::Order::from(row))))
                 .collect(),
             all,
         });
@@ -243,7 +243,7 @@ impl CustomerCache {
         // Further back than the orders kept.
         let rows =
             Box::pin(db.list_orders(customer, page.after.as_deref(), page.fetch_limit())).await?;
-        let orders: Vec<api::Order> = rows.into_iter().map(api::Order::from).collect();
+        let orders: Vec<responses::Order> = rows.into_iter().map(responses::Order::from).collect();
         Ok(json(&page.page(orders, |order| &order.id)))
     }
 
@@ -260,7 +260,7 @@ impl CustomerCache {
         }
         Ok(Box::pin(db.get_order(customer, id))
             .await?
-            .map(|order| json(&api::Order::from(order))))
+            .map(|order| json(&responses::Order::from(order))))
     }
 }
 
@@ -338,7 +338,7 @@ mod tests {
             };
             match self
                 .db
-                .place_order(&self.customer, &request, None, api::Order::render)
+                .place_order(&self.customer, &request, None, responses::Order::render)
                 .await
                 .expect("an order")
             {
@@ -387,11 +387,11 @@ mod tests {
         assert!(found.is_some());
     }
 
-    fn order(n: u8) -> api::Order {
-        api::Order {
+    fn order(n: u8) -> responses::Order {
+        responses::Order {
             id: OrderId::parse(&format!("01900000-0000-7000-8000-0000000000{n:02x}"))
                 .expect("an id"),
-            status: api::OrderStatus::Placed,
+            status: responses::OrderStatus::Placed,
             items: Vec::new(),
             total: crate::domain::money::Money {
                 amount: i64::from(n),
@@ -407,8 +407,8 @@ mod tests {
     fn pages_from_memory_are_the_pages_of_the_database() {
         // Newest first, as the database lists them; even numbers, so that
         // an odd one lies between two of them.
-        let all: Vec<api::Order> = (1..=7).rev().map(|n| order(2 * n)).collect();
-        let as_stored = |orders: &[api::Order]| -> Vec<(OrderId, Bytes)> {
+        let all: Vec<responses::Order> = (1..=7).rev().map(|n| order(2 * n)).collect();
+        let as_stored = |orders: &[responses::Order]| -> Vec<(OrderId, Bytes)> {
             orders.iter().map(|o| (o.id.clone(), json(o))).collect()
         };
         for kept in [7, 5] {
@@ -423,13 +423,13 @@ mod tests {
                         limit,
                         after: after.clone(),
                     };
-                    let rows: Vec<api::Order> = all
+                    let rows: Vec<responses::Order> = all
                         .iter()
                         .filter(|o| after.as_deref().is_none_or(|after| o.id.as_str() < after))
                         .take(usize::try_from(limit + 1).unwrap())
                         .cloned()
                         .collect();
-                    let expected: Page<api::Order> = page.page(rows, |o| &o.id);
+                    let expected: Page<responses::Order> = page.page(rows, |o| &o.id);
                     let within = after.as_deref().map_or(0, |after| {
                         all.iter().filter(|o| o.id.as_str() >= after).count()
                     }) + usize::try_from(limit).unwrap()

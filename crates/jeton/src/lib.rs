@@ -2,6 +2,7 @@
 //!
 //! - [`http`]: the API. `http/routes.rs` is the route → access table.
 //! - [`domain`]: request types that parse rather than validate.
+//! - [`responses`]: the response shapes the API sends, each built from a store row.
 //! - [`store`]: SQLite and PostgreSQL behind one [`store::Db`];
 //!   `store/orders.rs` is where an order is placed.
 //! - [`cli`]: the `jeton` command.
@@ -9,7 +10,6 @@
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
-pub mod api;
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;
@@ -21,6 +21,7 @@ pub mod identity;
 #[cfg(test)]
 mod load_pause;
 pub mod pagination;
+pub mod responses;
 pub mod store;
 pub mod storefront;
 pub mod telemetry;

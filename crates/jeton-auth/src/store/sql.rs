@@ -1,82 +1,5 @@
-//! A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres`
-//! cargo features): clients, their keys, user tokens and OAuth access tokens
-//! in the store's own tables, shared by every process that uses the same
-//! database. The store writes every change to them ([`CredentialTx`]) and
-//! verifies them.
-//!
-//! ```no_run
-//! use jeton_auth::{Ability, Ceilings, Gate, Identity, NewClient, SqlStore};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let identity = Identity::new("acme")?;
-//! // Connects and brings the store's tables up to date.
-//! let store = SqlStore::connect("sqlite://acme.db", identity.tokens()).await?;
-//! const PRODUCTS_READ: Ability = Ability::from_static("products:read");
-//! let shop = store.add_client(NewClient::new([PRODUCTS_READ])).await?;
-//! let key = store.issue_publishable_key(&shop).await?;
-//! let gate = Gate::builder(identity, store.clone())
-//!     .ceilings(Ceilings::new().publishable([PRODUCTS_READ]))
-//!     .build()?;
-//! # let _ = (key, gate);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! **Its tables** are all named `auth_…` and its migrations are recorded in
-//! their own table, `_jeton_auth_migrations`, so an app keeps its own tables
-//! and runs its own `sqlx` migrator on the same database: neither sees the
-//! other's migrations. Both databases take the same SQL through sqlx's
-//! `Any` driver: times are BIGINT microseconds since the Unix epoch, ids
-//! UUIDv7 text, and tokens are stored only as SHA-256 hex.
-//!
-//! **The verifier's lookup** is one probe of a unique index (the token's
-//! hash), joined to the key's client (and for an access token to the key
-//! that obtained it); nothing is written per request: the
-//! last use of user tokens is written in one batch every few seconds
-//! ([`TokenStore::record_usage`]).
-//!
-//! **Revocation across processes**: every change a verifier must not serve
-//! stale (a revocation, a rotation, a client's new origins) moves a counter
-//! in the database in the change's own transaction. The process that made
-//! the change drops its cached credentials once it commits; every other
-//! process reads the counter every [`POLL_INTERVAL`] and drops its own when
-//! it moved, so a revocation is honoured everywhere within a second. On
-//! PostgreSQL the change is also sent with `NOTIFY` on [`NOTIFY_CHANNEL`],
-//! which every process `LISTEN`s to: there it is honoured within
-//! milliseconds, and polling covers a lost listening connection. An app
-//! that keeps something of its own derived from credentials (allowed
-//! origins for CORS) follows the same feed: [`SqlStore::subscribe`].
-//!
-//! **While the database is unreachable** a process cannot tell whether
-//! something was revoked meanwhile. By default it drops its cached
-//! credentials on every failed read of the counter. With
-//! [`SqlStore::with_outage_grace`] it keeps serving what it cached for that
-//! long (requests for anything not cached fail with a 503 meanwhile), then
-//! drops it; either way, once the database answers again, what it cached
-//! is dropped at the next read of the counter, so a revocation committed
-//! before the outage is honoured within a second of it. On PostgreSQL a
-//! lost listening connection is no more than that: the counter is read
-//! then, under the same grace. The counter is read on a connection of its
-//! own, so lookups waiting for the pool under load are no outage.
-//!
-//! **Time limits**: a lookup gives up after [`LOOKUP_TIMEOUT`] with a
-//! [`StoreError`] (a 503), rather than keeping the request waiting on a
-//! database that does not answer.
-//!
-//! **Old rows**: revoked and expired credentials and recorded refusals stay
-//! in their tables until [`SqlStore::purge`] removes them; an app calls it
-//! now and then (a daily job).
-//!
-//! **An app's own columns and transactions**: what an app keeps about a
-//! client or a token beyond these (a name, an owner) goes in its own table,
-//! keyed by the credential's id. Every credential change is a method of
-//! [`CredentialTx`], a transaction the app may share ([`SqlStore::within`]
-//! its own, or [`SqlStore::begin`]): the app writes its own rows (an audit
-//! event, a name) on the same connection and everything commits together,
-//! the change feed included. The app never writes the store's tables
-//! itself. The methods of [`SqlStore`] that change something each run one
-//! such transaction of their own. Apply [`SqlStore::migrator`] before the
-//! app's own migrations when those refer to the store's tables.
+//! [`SqlStore`]: credentials in SQLite or PostgreSQL; its documentation
+//! says how it keeps them, follows changes and shares a transaction.
 
 mod records;
 mod tx;
@@ -145,6 +68,25 @@ pub const NOTIFY_CHANNEL: &str = "jeton_auth_changes";
 /// own `_sqlx_migrations`.
 pub const MIGRATIONS_TABLE: &str = "_jeton_auth_migrations";
 
+impl SqlStore {
+    /// How often each process reads the change feed: well inside the one
+    /// second within which a revocation elsewhere must be honoured.
+    pub const POLL_INTERVAL: Duration = POLL_INTERVAL;
+    /// How long a read of the change feed may take before it counts as
+    /// failed: a process that cannot read the feed drops its cached
+    /// credentials.
+    pub const POLL_TIMEOUT: Duration = POLL_TIMEOUT;
+    /// How long the verifier's lookup may wait for the database (a
+    /// connection, then the query) before it fails with a [`StoreError`],
+    /// which the gate answers with a 503.
+    pub const LOOKUP_TIMEOUT: Duration = LOOKUP_TIMEOUT;
+    /// The PostgreSQL channel a change is announced on, when it commits.
+    pub const NOTIFY_CHANNEL: &str = NOTIFY_CHANNEL;
+    /// The table the store's migrations are recorded in, apart from an
+    /// app's own `_sqlx_migrations`.
+    pub const MIGRATIONS_TABLE: &str = MIGRATIONS_TABLE;
+}
+
 /// What [`SqlStore`]'s methods fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -180,7 +122,87 @@ pub type RefusalHook = Box<
         + Sync,
 >;
 
-/// Credentials in a database. Clones share one pool and one view of the
+/// A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres`
+/// cargo features): clients, their keys, user tokens and OAuth access tokens
+/// in the store's own tables, shared by every process that uses the same
+/// database. The store writes every change to them ([`CredentialTx`]) and
+/// verifies them.
+///
+/// ```no_run
+/// use jeton_auth::{Ability, Ceilings, Gate, Identity, NewClient, SqlStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let identity = Identity::new("acme")?;
+/// // Connects and brings the store's tables up to date.
+/// let store = SqlStore::connect("sqlite://acme.db", identity.tokens()).await?;
+/// const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+/// let shop = store.add_client(NewClient::new([PRODUCTS_READ])).await?;
+/// let key = store.issue_publishable_key(&shop).await?;
+/// let gate = Gate::builder(identity, store.clone())
+///     .ceilings(Ceilings::new().publishable([PRODUCTS_READ]))
+///     .build()?;
+/// # let _ = (key, gate);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// **Its tables** are all named `auth_…` and its migrations are recorded in
+/// their own table, `_jeton_auth_migrations`, so an app keeps its own tables
+/// and runs its own `sqlx` migrator on the same database: neither sees the
+/// other's migrations. Both databases take the same SQL through sqlx's
+/// `Any` driver: times are BIGINT microseconds since the Unix epoch, ids
+/// UUIDv7 text, and tokens are stored only as SHA-256 hex.
+///
+/// **The verifier's lookup** is one probe of a unique index (the token's
+/// hash), joined to the key's client (and for an access token to the key
+/// that obtained it); nothing is written per request: the
+/// last use of user tokens is written in one batch every few seconds
+/// ([`TokenStore::record_usage`]).
+///
+/// **Revocation across processes**: every change a verifier must not serve
+/// stale (a revocation, a rotation, a client's new origins) moves a counter
+/// in the database in the change's own transaction. The process that made
+/// the change drops its cached credentials once it commits; every other
+/// process reads the counter every [`POLL_INTERVAL`](Self::POLL_INTERVAL) and drops its own when
+/// it moved, so a revocation is honoured everywhere within a second. On
+/// PostgreSQL the change is also sent with `NOTIFY` on [`NOTIFY_CHANNEL`](Self::NOTIFY_CHANNEL),
+/// which every process `LISTEN`s to: there it is honoured within
+/// milliseconds, and polling covers a lost listening connection. An app
+/// that keeps something of its own derived from credentials (allowed
+/// origins for CORS) follows the same feed: [`SqlStore::subscribe`].
+///
+/// **While the database is unreachable** a process cannot tell whether
+/// something was revoked meanwhile. By default it drops its cached
+/// credentials on every failed read of the counter. With
+/// [`SqlStore::with_outage_grace`] it keeps serving what it cached for that
+/// long (requests for anything not cached fail with a 503 meanwhile), then
+/// drops it; either way, once the database answers again, what it cached
+/// is dropped at the next read of the counter, so a revocation committed
+/// before the outage is honoured within a second of it. On PostgreSQL a
+/// lost listening connection is no more than that: the counter is read
+/// then, under the same grace. The counter is read on a connection of its
+/// own, so lookups waiting for the pool under load are no outage.
+///
+/// **Time limits**: a lookup gives up after [`LOOKUP_TIMEOUT`](Self::LOOKUP_TIMEOUT) with a
+/// [`StoreError`] (a 503), rather than keeping the request waiting on a
+/// database that does not answer.
+///
+/// **Old rows**: revoked and expired credentials and recorded refusals stay
+/// in their tables until [`SqlStore::purge`] removes them; an app calls it
+/// now and then (a daily job).
+///
+/// **An app's own columns and transactions**: what an app keeps about a
+/// client or a token beyond these (a name, an owner) goes in its own table,
+/// keyed by the credential's id. Every credential change is a method of
+/// [`CredentialTx`], a transaction the app may share ([`SqlStore::within`]
+/// its own, or [`SqlStore::begin`]): the app writes its own rows (an audit
+/// event, a name) on the same connection and everything commits together,
+/// the change feed included. The app never writes the store's tables
+/// itself. The methods of [`SqlStore`] that change something each run one
+/// such transaction of their own. Apply [`SqlStore::migrator`] before the
+/// app's own migrations when those refer to the store's tables.
+///
+/// Clones share one pool and one view of the
 /// change feed: keep one to issue and revoke tokens, give another to the
 /// [`Gate`](crate::Gate).
 #[derive(Clone)]
@@ -447,7 +469,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The store's migrations, recorded in [`MIGRATIONS_TABLE`]: for an
+    /// The store's migrations, recorded in [`Self::MIGRATIONS_TABLE`]: for an
     /// app that brings its database up to date before it opens the store,
     /// or whose own migrations build on the store's tables (run these
     /// first).
@@ -598,7 +620,7 @@ impl SqlStore {
 
     /// Reads the feed's counter; a move since the last read drops what this
     /// process cached. So does a read that fails or takes longer than
-    /// [`POLL_TIMEOUT`] once the outage has lasted longer than the outage
+    /// [`POLL_TIMEOUT`](Self::POLL_TIMEOUT) once the outage has lasted longer than the outage
     /// grace (at once without one): a revocation elsewhere may have gone
     /// unseen. The first read that succeeds after a failed one drops what
     /// was cached too.

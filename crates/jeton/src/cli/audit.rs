@@ -3,7 +3,7 @@ use std::str::FromStr;
 use clap::Args;
 
 use crate::{
-    api,
+    responses,
     store::{
         Db,
         audit::{AuditEvent, AuditFilter},
@@ -67,7 +67,10 @@ pub async fn run(db: &Db, args: AuditArgs) -> anyhow::Result<()> {
     let skip = events.len().saturating_sub(args.limit);
     events.drain(..skip);
     if args.json {
-        let events: Vec<api::AuditEvent> = events.into_iter().map(api::AuditEvent::from).collect();
+        let events: Vec<responses::AuditEvent> = events
+            .into_iter()
+            .map(responses::AuditEvent::from)
+            .collect();
         println!("{}", serde_json::to_string_pretty(&events)?);
     } else {
         print_table(&events);

@@ -4,12 +4,12 @@ use serde_json::json;
 
 use super::parse_duration;
 use crate::{
-    api,
     config::Config,
     domain::{
         client::{ClientKind, NewClient, NewClientInput},
         ids::ClientId,
     },
+    responses,
     store::{Db, audit::Audit, clients::Client},
 };
 
@@ -169,8 +169,8 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::List { json } => {
             let clients = db.list_clients(None, i64::MAX).await?;
             if json {
-                let clients: Vec<api::Client> =
-                    clients.into_iter().map(api::Client::from).collect();
+                let clients: Vec<responses::Client> =
+                    clients.into_iter().map(responses::Client::from).collect();
                 println!("{}", serde_json::to_string_pretty(&clients)?);
             } else {
                 print_table(&clients);
@@ -179,7 +179,7 @@ pub async fn run(db: &Db, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Show { id, json } => {
             let client = find(db, &id).await?;
             if json {
-                let client = api::Client::from(client);
+                let client = responses::Client::from(client);
                 println!("{}", serde_json::to_string_pretty(&client)?);
             } else {
                 print_table(std::slice::from_ref(&client));

@@ -63,7 +63,7 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
 
 /// Distinguishes a field left out (`None`) from one set to `null`
 /// (`Some(None)`).
-fn explicit_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn explicit_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

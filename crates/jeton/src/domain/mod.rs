@@ -15,6 +15,7 @@ pub mod product;
 pub mod schema;
 pub mod text;
 pub mod time;
+pub mod token_request;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -10,9 +10,9 @@ use super::{
     state::AppState,
 };
 use crate::{
-    api::Product,
     domain::{ids::ProductId, text::bounded},
     pagination::{Page, PageRequest},
+    responses::Product,
     store::products::ProductFilter,
 };
 

@@ -23,13 +23,13 @@ use super::{
     tokens::{IssuedToken, issue_user_token},
 };
 use crate::{
-    api::Customer,
     domain::{
         abilities,
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput, SessionMode},
         ids::{ClientId, ClientIds, TokenId, UserIds},
     },
     hashing,
+    responses::Customer,
     store::{
         audit::{Audit, Event},
         customers::CreateCustomerError,

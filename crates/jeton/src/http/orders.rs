@@ -15,13 +15,13 @@ use super::{
     state::AppState,
 };
 use crate::{
-    api::Order,
     domain::{
         ids::{OrderId, UserIds},
         money::MAX_SAFE_AMOUNT,
         order::{IdempotencyKey, OrderInput, OrderRequest},
     },
     pagination::{Page, PageRequest},
+    responses::Order,
     store::orders::{PlaceOrderError, Placed},
 };
 

@@ -67,7 +67,7 @@ pub fn api() -> RouteTable {
         .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
 }
 
-/// The OAuth 2.0 endpoints (`http/oauth.rs`), outside [`PREFIX`]. They are
+/// The OAuth 2.0 endpoints (`http/oauth/`), outside [`PREFIX`]. They are
 /// not rows of the table: no bearer token guards them, they authenticate
 /// the client themselves (HTTP Basic or the form; introspection also takes
 /// a bearer secret key or access token with `tokens:introspect`), and

@@ -18,14 +18,12 @@ use super::{
     state::AppState,
 };
 use crate::{
-    api::UserToken,
     domain::{
-        Problems, abilities,
         ids::{TokenId, UserIds},
-        schema,
-        text::bounded,
+        token_request::{NewTokenInput, Parent, TokenRequest},
     },
     pagination::{Page, PageRequest},
+    responses::UserToken,
     store::{
         audit::Audit,
         user_tokens::{NewUserToken, Revoke},
@@ -114,53 +112,6 @@ pub async fn list(
     ))
 }
 
-/// Longest lifetime a personal token may ask for: ten years.
-const MAX_EXPIRES_IN_SECONDS: i64 = 10 * 365 * 24 * 3600;
-
-fn explicit_null<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(deserializer).map(Some)
-}
-
-/// Longest name of a personal token.
-const NAME_MAX: usize = 100;
-
-fn name_schema() -> utoipa::openapi::Object {
-    schema::field(schema::bounded_text(1, NAME_MAX, false).examples(["deploy script"]))
-}
-
-fn abilities_schema() -> utoipa::openapi::Array {
-    let mut list = abilities::list_schema(TokenKind::User, true);
-    list.description = Some(
-        "A subset of the calling token's abilities; omitted or `null`: all of them.".to_owned(),
-    );
-    list
-}
-
-fn expires_in_schema() -> utoipa::openapi::Object {
-    schema::field(schema::integer(1, MAX_EXPIRES_IN_SECONDS, true).description(Some(
-        "Omitted: the server's default lifetime (30 days unless configured), cut to the calling \
-         token's expiry. `null`: the token does not expire, which only a token that does not \
-         expire may ask for. A lifetime that would outlive the calling token is 422: a token \
-         never makes one that outlives it.",
-    )))
-}
-
-/// `POST /me/tokens`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "deploy script", "abilities": ["orders:read"], "expires_in_seconds": 86400}))]
-pub struct NewTokenInput {
-    #[schema(schema_with = name_schema)]
-    pub name: String,
-    #[schema(schema_with = abilities_schema)]
-    pub abilities: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "explicit_null")]
-    #[schema(schema_with = expires_in_schema)]
-    pub expires_in_seconds: Option<Option<i64>>,
-}
-
 /// Create a personal token
 ///
 /// Issues a personal token for the calling customer, with a subset of the
@@ -190,80 +141,19 @@ pub async fn create(
                     .to_owned(),
         });
     }
-    let mut problems = Problems::default();
-    let name = problems.check("name", bounded(&input.name, 1, NAME_MAX));
-    let abilities = match &input.abilities {
-        None => Some(user.abilities.clone()),
-        Some(requested) => problems.check(
-            "abilities",
-            abilities::parse_for_kind(requested, TokenKind::User).and_then(|wanted| {
-                if wanted.is_subset_of(&user.abilities) {
-                    Ok(wanted)
-                } else {
-                    Err(
-                        "must be a subset of the abilities of the token making the request"
-                            .to_owned(),
-                    )
-                }
-            }),
-        ),
+    let parent = Parent {
+        abilities: &user.abilities,
+        expires_at: user.expires_at,
     };
-    let now = state.db.now();
-    // A token never makes one that outlives it: a stolen short-lived token
-    // must not become a lasting one.
-    let parent_expires = user.expires_at;
-    let outlives = "must not outlive the token making the request";
-    let expires_at = match input.expires_in_seconds {
-        None => Some(Some(match parent_expires {
-            Some(parent) => parent.min(now + state.config.user_token_ttl),
-            None => now + state.config.user_token_ttl,
-        })),
-        Some(None) if parent_expires.is_some() => {
-            problems.add(
-                "expires_in_seconds",
-                format!("{outlives}, which expires: give a lifetime in seconds"),
-            );
-            None
-        }
-        Some(None) => Some(None),
-        Some(Some(seconds)) if (1..=MAX_EXPIRES_IN_SECONDS).contains(&seconds) => {
-            let at = now + time::Duration::seconds(seconds);
-            match parent_expires {
-                Some(parent) if at > parent => {
-                    let left = (parent - now).whole_seconds().max(0);
-                    problems.add(
-                        "expires_in_seconds",
-                        format!("{outlives}, which expires in {left} seconds"),
-                    );
-                    None
-                }
-                _ => Some(Some(at)),
-            }
-        }
-        Some(Some(_)) => {
-            problems.add(
-                "expires_in_seconds",
-                format!("must be from 1 to {MAX_EXPIRES_IN_SECONDS}, or null"),
-            );
-            None
-        }
-    };
-    let (name, abilities, expires_at) = problems
-        .finish(|| {
-            (
-                name.expect("checked"),
-                abilities.expect("checked"),
-                expires_at.expect("checked"),
-            )
-        })
+    let request = TokenRequest::parse(&input, parent, state.db.now(), state.config.user_token_ttl)
         .map_err(AppError::Validation)?;
     let ids = UserIds::from(&*user);
     let new = NewUserToken {
         customer_id: &ids.customer,
         client_id: ids.client.as_ref(),
-        name: &name,
-        abilities: &abilities,
-        expires_at,
+        name: &request.name,
+        abilities: &request.abilities,
+        expires_at: request.expires_at,
     };
     let token = TOKENS.generate(TokenKind::User);
     let cap = state.config.personal_token_cap;

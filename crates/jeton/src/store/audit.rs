@@ -183,7 +183,7 @@ pub(crate) async fn refusal(
     append(conn, at, &audit, event).await
 }
 
-/// An event as stored. The admin API shows it as `api::AuditEvent`.
+/// An event as stored. The admin API shows it as `responses::AuditEvent`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct AuditEvent {
     pub id: String,

@@ -4,11 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jeton_auth::{
-    AbilitySet, NewCredential, PlainToken,
-    limits::Limits,
-    store::sql::{ClientInfo, KeyInfo},
-};
+use jeton_auth::{AbilitySet, ClientInfo, KeyInfo, NewCredential, PlainToken, limits::Limits};
 use time::OffsetDateTime;
 
 use super::{
@@ -36,7 +32,7 @@ pub struct ClientKey {
 }
 
 /// A client application as stored, with its working keys. The API shows it
-/// as `api::Client`.
+/// as `responses::Client`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: ClientId,

@@ -7,7 +7,7 @@ use super::{Db, columns::Micros, db_error::is_unique_violation};
 use crate::domain::ids::CustomerId;
 
 /// A customer as stored, without the password hash. The API shows it as
-/// `api::Customer`.
+/// `responses::Customer`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Customer {
     pub id: CustomerId,

@@ -57,7 +57,7 @@ pub struct OrderItem {
     pub unit_price: i64,
 }
 
-/// An order as stored, with its lines. The API shows it as `api::Order`.
+/// An order as stored, with its lines. The API shows it as `responses::Order`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
     pub id: OrderId,

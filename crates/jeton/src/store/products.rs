@@ -15,7 +15,7 @@ use crate::domain::{
     product::{MAX_STOCK, NewProduct, ProductPatch},
 };
 
-/// A product as stored. The API shows it as `api::Product`.
+/// A product as stored. The API shows it as `responses::Product`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Product {
     pub id: ProductId,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use jeton_auth::{AbilitySet, CredentialTx, NewCredential, PlainToken, store::sql::CredentialInfo};
+use jeton_auth::{AbilitySet, CredentialInfo, CredentialTx, NewCredential, PlainToken};
 use time::OffsetDateTime;
 
 use super::{
@@ -16,7 +16,7 @@ use super::{
 use crate::domain::ids::{ClientId, CustomerId, TokenId};
 
 /// A user token as stored, without its hash: never any token material but
-/// the last four characters. The API shows it as `api::UserToken`.
+/// the last four characters. The API shows it as `responses::UserToken`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserToken {
     pub id: TokenId,

@@ -3,7 +3,8 @@
 //! scenario: a guest browses, a customer registers, logs in, orders, manages
 //! their devices and logs out, and the browser's own rules (CORS, origins)
 //! are checked where they matter. Elements are found by role and label.
-//! The scenarios also save the screenshots in `docs/storefront/`.
+//! The scenarios also save screenshots, in a temporary folder (see
+//! `support::browser::screenshot_dir`).
 
 use std::time::{Duration, Instant};
 

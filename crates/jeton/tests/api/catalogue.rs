@@ -511,7 +511,7 @@ async fn admin_product_patch_changes_only_the_given_fields(app: TestApp) {
     let mug = app.product("MUG-1", 1200, "EUR", 5).await;
     app.product("TEE-1", 1900, "EUR", 3).await;
     let path_id = mug.id.clone();
-    let original = serde_json::to_value(jeton::api::Product::from(mug.clone())).unwrap();
+    let original = serde_json::to_value(jeton::responses::Product::from(mug.clone())).unwrap();
 
     // One field.
     let res = app

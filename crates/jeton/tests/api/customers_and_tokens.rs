@@ -440,7 +440,7 @@ async fn me_from_memory_is_each_customers_own_and_the_stores(app: TestApp) {
             res.expect(200);
             assert_eq!(
                 res.text(),
-                serde_json::to_string(&jeton::api::Customer::from(stored)).unwrap()
+                serde_json::to_string(&jeton::responses::Customer::from(stored)).unwrap()
             );
         }
         app.post("/api/v1/orders")

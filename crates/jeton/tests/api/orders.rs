@@ -772,7 +772,7 @@ async fn a_placed_order_is_listed_at_once_after_the_list_was_read(app: TestApp) 
 /// the database; and so for single orders.
 async fn pages_from_memory_and_past_it_are_the_stores_pages(app: TestApp) {
     use jeton::{
-        api, customer_cache::KEPT_ORDERS, domain::ids::CustomerId, pagination::PageRequest,
+        customer_cache::KEPT_ORDERS, domain::ids::CustomerId, pagination::PageRequest, responses,
     };
 
     let product = app.product("ITEM-1", 100, "EUR", 100_000).await;
@@ -796,7 +796,8 @@ async fn pages_from_memory_and_past_it_are_the_stores_pages(app: TestApp) {
                 .list_orders(&customer, page.after.as_deref(), page.fetch_limit())
                 .await
                 .unwrap();
-            let orders: Vec<api::Order> = rows.into_iter().map(api::Order::from).collect();
+            let orders: Vec<responses::Order> =
+                rows.into_iter().map(responses::Order::from).collect();
             serde_json::to_string(&page.page(orders, |order| &order.id)).unwrap()
         }
     };
@@ -837,7 +838,7 @@ async fn pages_from_memory_and_past_it_are_the_stores_pages(app: TestApp) {
     res.expect(200);
     assert_eq!(
         res.text(),
-        serde_json::to_string(&api::Order::from(oldest)).unwrap()
+        serde_json::to_string(&responses::Order::from(oldest)).unwrap()
     );
     app.get(&format!("/api/v1/me/orders/{}", new_id()))
         .bearer(&token)

@@ -5,13 +5,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::{
-    api::AuditEvent,
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
         state::AppState,
     },
     pagination::{Page, PageRequest},
+    responses::AuditEvent,
     store::audit::AuditFilter,
 };
 

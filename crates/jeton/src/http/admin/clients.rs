@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    api::{Client, ClientKey},
     domain::{
         abilities,
         client::{NewClient, NewClientInput},
@@ -20,6 +19,7 @@ use crate::{
         state::AppState,
     },
     pagination::{Page, PageRequest},
+    responses::{Client, ClientKey},
     store::audit::Audit,
 };
 

@@ -1,13 +1,13 @@
 use axum::extract::{Path, State};
 
 use crate::{
-    api::Order,
     domain::ids::OrderId,
     http::{
         error::{AppError, AppResult},
         extract::Json,
         state::AppState,
     },
+    responses::Order,
     store::audit::Audit,
 };
 

@@ -4,7 +4,6 @@ use axum::{
 };
 
 use crate::{
-    api::Product,
     domain::{
         ids::ProductId,
         product::{MAX_STOCK, NewProduct, NewProductInput, ProductPatch, ProductPatchInput},
@@ -14,6 +13,7 @@ use crate::{
         extract::Json,
         state::AppState,
     },
+    responses::Product,
     store::products::ProductWriteError,
 };
 

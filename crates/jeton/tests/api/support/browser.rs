@@ -13,6 +13,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -39,9 +40,21 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Where the tests save their screenshots (the docs show them).
-pub fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/storefront")
+/// Where the tests save their screenshots: a folder of this run's under the
+/// system's temporary directory, so a test run never rewrites a tracked file.
+/// With `JETON_UPDATE_DOC_SCREENSHOTS=1`, `docs/storefront/`, whose
+/// screenshots `docs/storefront.md` shows: refreshing them is a deliberate act.
+pub fn screenshot_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = if std::env::var("JETON_UPDATE_DOC_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/storefront")
+        } else {
+            std::env::temp_dir().join(format!("jeton-screenshots-{}", std::process::id()))
+        };
+        eprintln!("browser tests: screenshots in {}", dir.display());
+        dir
+    })
 }
 
 // ---------------------------------------------------------------- the browser
@@ -289,11 +302,11 @@ impl Browser {
         .to_owned()
     }
 
-    /// Saves a screenshot of the page as `docs/storefront/<name>.png`.
+    /// Saves a screenshot of the page as `<name>.png` in [`screenshot_dir`].
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = screenshot_dir();
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
