@@ -15,14 +15,13 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Instant,
 };
 
 use serde_json::{Value, json};
 
 use crate::support::{
     Backend,
-    process::{Server, keyed_database},
+    process::{Server, keyed_database, run, try_run},
 };
 
 const TOOLS: [&str; 3] = [
@@ -156,27 +155,6 @@ async fn shop() -> Shop {
         server,
         _keys: keys,
     }
-}
-
-/// Runs `command`, showing its output, and fails unless it exits 0.
-fn run(what: &str, command: &mut Command) -> String {
-    let (success, stdout) = try_run(what, command);
-    assert!(success, "{what} failed");
-    stdout
-}
-
-/// Runs `command`, showing its output: did it exit 0, and its stdout.
-fn try_run(what: &str, command: &mut Command) -> (bool, String) {
-    let started = Instant::now();
-    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!(
-        "== {what} ({:.0?}, exit {:?})\n{stdout}{stderr}",
-        started.elapsed(),
-        output.status.code()
-    );
-    (output.status.success(), stdout)
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -541,3 +541,25 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs an outside tool (`what` names it in the output), showing its
+/// output: did it exit 0, and its stdout.
+pub fn try_run(what: &str, command: &mut std::process::Command) -> (bool, String) {
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "== {what} ({:.0?}, exit {:?})\n{stdout}{stderr}",
+        started.elapsed(),
+        output.status.code()
+    );
+    (output.status.success(), stdout)
+}
+
+/// Runs an outside tool, showing its output, and fails unless it exits 0.
+pub fn run(what: &str, command: &mut std::process::Command) -> String {
+    let (success, stdout) = try_run(what, command);
+    assert!(success, "{what} failed");
+    stdout
+}
