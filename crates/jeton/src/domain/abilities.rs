@@ -14,6 +14,35 @@ pub const ADMIN: Ability = Ability::from_static("admin");
 /// Calling the OAuth 2.0 introspection endpoint.
 pub const TOKENS_INTROSPECT: Ability = Ability::from_static("tokens:introspect");
 
+/// The admin abilities (API.md §13): each admin route needs one. `admin`
+/// grants every one but [`STAFF_MANAGE`]; `*` grants all; a `resource:*`
+/// wildcard grants none of them, so that no stored key widens when a new
+/// one is added.
+pub const CLIENTS_READ: Ability = Ability::from_static("clients:read");
+pub const CLIENTS_WRITE: Ability = Ability::from_static("clients:write");
+pub const PRODUCTS_WRITE: Ability = Ability::from_static("products:write");
+pub const CUSTOMERS_READ: Ability = Ability::from_static("customers:read");
+pub const CUSTOMERS_REVOKE: Ability = Ability::from_static("customers:revoke");
+pub const ORDERS_READ_ALL: Ability = Ability::from_static("orders:read_all");
+pub const ORDERS_CANCEL: Ability = Ability::from_static("orders:cancel");
+pub const AUDIT_READ: Ability = Ability::from_static("audit:read");
+pub const USAGE_READ: Ability = Ability::from_static("usage:read");
+pub const STAFF_MANAGE: Ability = Ability::from_static("staff:manage");
+
+/// The admin abilities, in the order of API.md §13's table.
+pub const ADMIN_ABILITIES: [Ability; 10] = [
+    CLIENTS_READ,
+    CLIENTS_WRITE,
+    PRODUCTS_WRITE,
+    CUSTOMERS_READ,
+    CUSTOMERS_REVOKE,
+    ORDERS_READ_ALL,
+    ORDERS_CANCEL,
+    AUDIT_READ,
+    USAGE_READ,
+    STAFF_MANAGE,
+];
+
 /// Every ability Jeton knows. Tokens can only be created with these (or
 /// wildcards over them).
 pub const KNOWN: [Ability; 9] = [
