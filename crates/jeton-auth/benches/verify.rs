@@ -42,6 +42,7 @@ fn credential() -> StoredCredential {
     StoredCredential {
         principal,
         expires_at: None,
+        revoked: false,
     }
 }
 
@@ -57,6 +58,7 @@ fn publishable_credential() -> StoredCredential {
     StoredCredential {
         principal,
         expires_at: None,
+        revoked: false,
     }
 }
 

@@ -25,6 +25,7 @@
 //! | [`header`]            | how the `Authorization` header is read (RFC 6750)            |
 //! | [`origin`]            | origin binding of client keys                                |
 //! | [`cache`]             | a cache that invalidations empty for good                    |
+//! | [`usage`]             | every credential's requests and refusals, counted per minute |
 
 mod ability;
 mod access;
@@ -43,6 +44,7 @@ mod principal;
 pub mod session;
 mod store;
 mod token;
+pub mod usage;
 mod verify;
 
 // The crates whose types appear in this one's API, at the versions it uses.

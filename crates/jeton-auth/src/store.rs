@@ -13,11 +13,11 @@ use std::{collections::HashMap, future::Future, net::IpAddr, sync::Arc};
 
 use time::OffsetDateTime;
 
-use crate::{HashedToken, Principal, TokenFormat, TokenKind};
+use crate::{HashedToken, Principal, TokenFormat, TokenKind, usage::UsageRecord};
 
 pub use memory::{IssuedToken, MemoryStore, NewClient, UnknownClient};
 
-/// A credential found in storage that is not revoked.
+/// A credential found in storage.
 #[derive(Debug, Clone)]
 pub struct StoredCredential {
     pub principal: Principal,
@@ -25,6 +25,11 @@ pub struct StoredCredential {
     /// checks this one, on every request, cached or not; a user principal's
     /// own `expires_at` is for the app to show.
     pub expires_at: Option<OffsetDateTime>,
+    /// Revoked (or its client is): refused like an unknown token, with the
+    /// same answer, but counted as the credential's `revoked` requests in
+    /// its usage ([`crate::usage`]). A store may return `None` for a
+    /// revoked credential instead; its requests are then `unattributed`.
+    pub revoked: bool,
 }
 
 impl StoredCredential {
@@ -63,9 +68,11 @@ pub struct Refusal {
 }
 
 pub trait TokenStore: Send + Sync + 'static {
-    /// The live (not revoked) credential whose token hashes to `hash`, of the
-    /// given kind. Revoked and unknown credentials are both `None`: callers
-    /// must not be able to tell them apart.
+    /// The credential whose token hashes to `hash`, of the given kind, or
+    /// `None` for an unknown token. A revoked one is either returned with
+    /// [`StoredCredential::revoked`] set (so that its uses are counted as
+    /// its own) or `None`; the verifier answers both exactly as an unknown
+    /// token, so that callers cannot tell them apart.
     fn find_credential(
         &self,
         kind: TokenKind,
@@ -111,6 +118,16 @@ pub trait TokenStore: Send + Sync + 'static {
         let _ = usage;
         async {}
     }
+
+    /// What the gate counted since the last call, per credential, outcome
+    /// and minute ([`crate::usage`]), in one batch every `usage_interval`
+    /// and once more at [`Gate::flush_usage`](crate::Gate::flush_usage):
+    /// increments, to be added to what is stored. The default forgets
+    /// them.
+    fn record_counts(&self, records: Vec<UsageRecord>) -> impl Future<Output = ()> + Send {
+        let _ = records;
+        async {}
+    }
 }
 
 /// A shared store is a store: an app keeps one handle to issue and revoke
@@ -141,5 +158,9 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         usage: HashMap<String, OffsetDateTime>,
     ) -> impl Future<Output = ()> + Send {
         S::record_usage(self, usage)
+    }
+
+    fn record_counts(&self, records: Vec<UsageRecord>) -> impl Future<Output = ()> + Send {
+        S::record_counts(self, records)
     }
 }

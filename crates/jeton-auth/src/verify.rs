@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AuthError, Clock, HashedToken, Identity, PlainToken, Principal, TokenKind, TokenStore,
-    UserPrincipal, cache::GenerationCache, header,
+    UserPrincipal, cache::GenerationCache, header, usage::Outcome,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -57,11 +57,34 @@ impl Default for CacheSettings {
 struct Cached {
     principal: Principal,
     expires_at: Option<OffsetDateTime>,
+    /// Refused, but counted as its credential's.
+    revoked: bool,
     /// User tokens (`None` for client keys): when last used, in Unix
     /// nanoseconds; 0 once that use has been handed to
     /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
     /// the first use since the last flush one push.
     last_used: Option<Arc<AtomicI64>>,
+}
+
+/// Why a token was not accepted, as the gate counts it.
+pub(crate) enum NotAccepted {
+    /// No credential: a token the store does not know (counted as
+    /// `unattributed`).
+    Unknown,
+    /// A credential that exists, revoked or expired.
+    Dead(Principal, Outcome),
+    /// The store could not be asked.
+    Unavailable,
+}
+
+impl NotAccepted {
+    /// The answer: the same for every token that does not authenticate.
+    pub(crate) fn error(&self) -> AuthError {
+        match self {
+            NotAccepted::Unavailable => AuthError::Unavailable,
+            NotAccepted::Unknown | NotAccepted::Dead(..) => AuthError::InvalidToken,
+        }
+    }
 }
 
 const KINDS: usize = TokenKind::ALL.len();
@@ -227,8 +250,23 @@ impl<S: TokenStore> Verifier<S> {
         self.verify(&token).await
     }
 
+    /// Counts a token that failed the format check, as
+    /// [`Verifier::authenticate`] does.
+    pub(crate) fn count_malformed(&self) {
+        self.metrics().malformed.increment(1);
+    }
+
     /// Verifies a token that has already passed the format check.
     pub async fn verify(&self, token: &PlainToken) -> Result<Principal, AuthError> {
+        self.find(token, true)
+            .await
+            .map(|found| found.principal)
+            .map_err(|refused| refused.error())
+    }
+
+    /// As [`Verifier::verify`], saying which credential a refused token
+    /// was, for the gate's usage counts.
+    pub(crate) async fn resolve(&self, token: &PlainToken) -> Result<Principal, NotAccepted> {
         self.find(token, true).await.map(|found| found.principal)
     }
 
@@ -241,10 +279,12 @@ impl<S: TokenStore> Verifier<S> {
             .map(|found| crate::StoredCredential {
                 principal: found.principal,
                 expires_at: found.expires_at,
+                revoked: false,
             })
+            .map_err(|refused| refused.error())
     }
 
-    async fn find(&self, token: &PlainToken, used: bool) -> Result<Cached, AuthError> {
+    async fn find(&self, token: &PlainToken, used: bool) -> Result<Cached, NotAccepted> {
         self.follow_store();
         let hash = token.hash();
         let kind = token.kind();
@@ -256,7 +296,7 @@ impl<S: TokenStore> Verifier<S> {
             let metrics = self.metrics();
             metrics.negative.increment(1);
             metrics.unknown[kind_index(kind)].increment(1);
-            return Err(AuthError::InvalidToken);
+            return Err(NotAccepted::Unknown);
         }
         self.metrics().miss.increment(1);
         // Boxed: a store's lookup future can be kilobytes, and every
@@ -268,14 +308,22 @@ impl<S: TokenStore> Verifier<S> {
 
     /// The last checks on a credential the token hashes to, cached or just
     /// read, and noting its use if `used`.
-    fn accept(&self, cached: Cached, kind: TokenKind, used: bool) -> Result<Cached, AuthError> {
+    fn accept(&self, cached: Cached, kind: TokenKind, used: bool) -> Result<Cached, NotAccepted> {
         // Belt and braces: a store must only return the kind it was asked
         // for, but a key of one kind must never authenticate as another.
+        if cached.principal.kind() != kind {
+            self.metrics().unknown[kind_index(kind)].increment(1);
+            return Err(NotAccepted::Unknown);
+        }
+        if cached.revoked {
+            self.metrics().unknown[kind_index(kind)].increment(1);
+            return Err(NotAccepted::Dead(cached.principal, Outcome::Revoked));
+        }
         // Expiry is checked on every use, cached or not.
         let now = || self.clock.now();
-        if cached.principal.kind() != kind || cached.expires_at.is_some_and(|at| at <= now()) {
+        if cached.expires_at.is_some_and(|at| at <= now()) {
             self.metrics().expired[kind_index(kind)].increment(1);
-            return Err(AuthError::InvalidToken);
+            return Err(NotAccepted::Dead(cached.principal, Outcome::Expired));
         }
         if let (true, Principal::User(user), Some(last_used)) =
             (used, &cached.principal, &cached.last_used)
@@ -292,8 +340,9 @@ impl<S: TokenStore> Verifier<S> {
 
     /// Asks the store, and caches what it says in the generation from
     /// before the question (an invalidation that overtakes the question
-    /// keeps the answer from being served to anyone else).
-    async fn load(&self, token: &PlainToken, hash: HashedToken) -> Result<Cached, AuthError> {
+    /// keeps the answer from being served to anyone else). A revoked
+    /// credential is cached as such: it stays revoked.
+    async fn load(&self, token: &PlainToken, hash: HashedToken) -> Result<Cached, NotAccepted> {
         let (known_in, unknown_in) = (self.known.generation(&hash), self.unknown.generation(&hash));
         let found = self
             .store
@@ -301,12 +350,13 @@ impl<S: TokenStore> Verifier<S> {
             .await
             .map_err(|error| {
                 tracing::warn!(%error, kind = token.kind().name(), "token store unavailable");
-                AuthError::Unavailable
+                NotAccepted::Unavailable
             })?;
         match found {
             Some(credential) => {
                 let cached = Cached {
                     expires_at: credential.expires_at,
+                    revoked: credential.revoked,
                     last_used: matches!(credential.principal, Principal::User(_))
                         .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
@@ -317,7 +367,7 @@ impl<S: TokenStore> Verifier<S> {
             None => {
                 self.unknown.insert(hash, (), unknown_in);
                 self.metrics().unknown[kind_index(token.kind())].increment(1);
-                Err(AuthError::InvalidToken)
+                Err(NotAccepted::Unknown)
             }
         }
     }
@@ -375,6 +425,7 @@ mod tests {
                     expires_at: None,
                 })),
                 expires_at: None,
+                revoked: false,
             }))
         }
     }
@@ -460,6 +511,7 @@ mod tests {
             let credential = StoredCredential {
                 principal,
                 expires_at,
+                revoked: false,
             };
             self.0.lock().unwrap().insert(token.hash(), credential);
         }

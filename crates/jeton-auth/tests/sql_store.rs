@@ -29,6 +29,7 @@ use jeton_auth::{
         migrate::{Migration, MigrationType, Migrator},
     },
     time::{self, OffsetDateTime},
+    usage::{Granularity, Rank, UsageOf, UsageRange},
 };
 use serde_json::Value;
 
@@ -960,6 +961,157 @@ async fn only_origins_are_allowed_origins(backend: Backend) {
     assert_eq!(info.allowed_origins, [SHOP]);
 }
 
+/// Every request of a known credential is counted by outcome, and
+/// unknown tokens as unattributed; the flush adds them to minute, hour and
+/// day buckets that agree, and a client's, a user's and everyone's usage
+/// add up.
+async fn usage_is_counted_by_credential_and_outcome(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let store = store(&database).await;
+    let (app, gate) = app(&store);
+    let shop = store
+        .add_client(NewClient::new([READ]).allowed_origins([SHOP]).limits(
+            jeton_auth::limits::Limits {
+                per_key: Some(3),
+                per_ip: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let pk = store.issue_publishable_key(&shop).await.unwrap();
+    let pk = pk.token.expose_secret();
+    let server = store.add_client(NewClient::new([ADMIN])).await.unwrap();
+    let sk = store.issue_secret_key(&server).await.unwrap();
+    let ut = store
+        .issue_user_token("alice", [READ, PROFILE], None)
+        .await
+        .unwrap();
+    let past = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let expired = store
+        .issue_user_token("alice", [READ], Some(past))
+        .await
+        .unwrap();
+    let revoked = store.issue_user_token("alice", [READ], None).await.unwrap();
+    assert!(store.revoke(&revoked.id).await.unwrap());
+
+    let expect = |got: (StatusCode, Value), code: StatusCode| assert_eq!(got.0, code, "{got:?}");
+    expect(
+        get_as(&app, "/products", pk, Some(SHOP)).await,
+        StatusCode::OK,
+    );
+    expect(get_as(&app, "/products", pk, None).await, StatusCode::OK);
+    expect(
+        get_as(&app, "/products", pk, Some("https://evil.example")).await,
+        StatusCode::FORBIDDEN,
+    );
+    // The key's limit of 3 a minute (a refusal for its origin comes
+    // before the limit, and uses none of it).
+    expect(get_as(&app, "/products", pk, None).await, StatusCode::OK);
+    expect(
+        get_as(&app, "/products", pk, None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    expect(
+        get_as(&app, "/me", sk.token.expose_secret(), None).await,
+        StatusCode::FORBIDDEN,
+    );
+    expect(
+        get_as(&app, "/admin", sk.token.expose_secret(), Some(SHOP)).await,
+        StatusCode::FORBIDDEN,
+    );
+    expect(
+        get_as(&app, "/admin", sk.token.expose_secret(), None).await,
+        StatusCode::OK,
+    );
+    for _ in 0..2 {
+        assert_status(&app, "/me", &ut, StatusCode::OK).await;
+        assert_status(&app, "/me", &expired, StatusCode::UNAUTHORIZED).await;
+        assert_status(&app, "/me", &revoked, StatusCode::UNAUTHORIZED).await;
+    }
+    let unknown = identity().tokens().generate(TokenKind::User);
+    assert_eq!(
+        status(&app, "/me", unknown.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&app, "/me", "acme_ut_garbage").await,
+        StatusCode::UNAUTHORIZED
+    );
+    gate.flush_usage().await;
+
+    let now = OffsetDateTime::now_utc();
+    for granularity in Granularity::ALL {
+        let range = UsageRange::last(granularity, 2, now);
+        let of_shop = store.usage(UsageOf::Client(&shop), range).await.unwrap();
+        let totals = of_shop.totals;
+        assert_eq!(
+            (
+                totals.ok,
+                totals.origin_not_allowed,
+                totals.rate_limited,
+                totals.unattributed
+            ),
+            (3, 1, 1, 0),
+            "{granularity}: {totals:?}"
+        );
+        assert_eq!(of_shop.buckets.len(), 2, "every bucket, zeros included");
+        let of_server = store
+            .usage(UsageOf::Client(&server), range)
+            .await
+            .unwrap()
+            .totals;
+        assert_eq!(
+            (
+                of_server.ok,
+                of_server.insufficient_scope,
+                of_server.secret_key_in_browser
+            ),
+            (1, 1, 1),
+            "{granularity}: {of_server:?}"
+        );
+        let of_alice = store
+            .usage(UsageOf::User("alice"), range)
+            .await
+            .unwrap()
+            .totals;
+        assert_eq!(
+            (
+                of_alice.ok,
+                of_alice.expired,
+                of_alice.revoked,
+                of_alice.requests()
+            ),
+            (2, 2, 2, 6),
+            "{granularity}: {of_alice:?}"
+        );
+        let all = store.usage(UsageOf::All, range).await.unwrap().totals;
+        assert_eq!(all.unattributed, 2, "{granularity}: {all:?}");
+        assert_eq!(
+            all.requests(),
+            of_shop.totals.requests() + of_server.requests() + of_alice.requests() + 2
+        );
+        let top = store.top_clients(range, Rank::Refused, 10).await.unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0].1.refused(), 2);
+    }
+
+    // Another flush adds to the same buckets.
+    assert_status(&app, "/me", &ut, StatusCode::OK).await;
+    gate.flush_usage().await;
+    let range = UsageRange::last(Granularity::Day, 1, now);
+    let of_alice = store
+        .usage(UsageOf::User("alice"), range)
+        .await
+        .unwrap()
+        .totals;
+    assert_eq!(of_alice.ok, 3);
+
+    // Nothing is past its retention yet.
+    assert_eq!(store.purge_usage().await.unwrap(), 0);
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -989,6 +1141,7 @@ on_both_databases!(
     a_busy_pool_is_not_an_outage,
     a_client_is_updated_and_its_cached_keys_follow,
     only_origins_are_allowed_origins,
+    usage_is_counted_by_credential_and_outcome,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,

@@ -9,10 +9,13 @@ use super::Gate;
 use crate::{
     Access, AuthError, Principal, TokenStore,
     client_ip::{self, ClientIp},
+    header,
     limits::{Limits, RateLimitStatus},
     origin,
-    session::SessionCookie,
+    session::{CookieSessions, SessionCookie},
     store::Refusal,
+    usage::Outcome,
+    verify::NotAccepted,
 };
 
 /// How often the same refusal of the same key is recorded at most.
@@ -21,7 +24,9 @@ const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(60);
 impl<S: TokenStore> Gate<S> {
     /// Authenticates and authorizes a request for a route with `access`.
     /// On success the principal is in the request extensions and the rate
-    /// limit status (if a limit applies) is returned for the headers.
+    /// limit status (if a limit applies) is returned for the headers. Every
+    /// request of a known credential is counted in its usage, by outcome;
+    /// malformed and unknown tokens as `unattributed`.
     pub async fn admit(
         &self,
         request: &mut Request,
@@ -37,28 +42,63 @@ impl<S: TokenStore> Gate<S> {
             .as_ref()
             .and_then(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
         let session = cookie.as_ref().map(|(sessions, _)| *sessions);
-        let verified = match cookie {
-            None => {
-                self.verifier
-                    .authenticate(request.headers(), request.uri().query())
-                    .await
+        let token = match cookie {
+            None => header::bearer_token(tokens, request.headers(), request.uri().query()),
+            Some((_, token)) => token,
+        };
+        let verified = match token {
+            // The same verification for a cookie's token as a bearer
+            // token's, through the same cache; the cookie's own checks
+            // follow.
+            Ok(token) => self.verifier.resolve(&token).await,
+            Err(AuthError::InvalidToken) => {
+                self.verifier.count_malformed();
+                Err(NotAccepted::Unknown)
             }
-            // The same verification as a bearer token's, through the same
-            // cache, then the cookie's own checks.
-            Some((_, Ok(token))) => self.verifier.verify(&token).await,
-            Some((_, Err(error))) => Err(error),
+            Err(error) => return Err(error),
         };
         let principal = match verified {
             Ok(principal) => principal,
-            Err(error) => {
+            Err(refused) => {
+                let error = refused.error();
+                match refused {
+                    NotAccepted::Unknown => self.count_unattributed(),
+                    NotAccepted::Dead(principal, outcome) => self.count(&principal, outcome),
+                    NotAccepted::Unavailable => {}
+                }
                 if error == AuthError::InvalidToken {
                     self.failed_auth.count(ip).await;
                 }
                 return Err(error);
             }
         };
+        let admitted = self
+            .authorize(request, access, &principal, session, ip)
+            .await;
+        self.count(
+            &principal,
+            match &admitted {
+                Ok(_) => Outcome::Ok,
+                Err(error) => Outcome::of_refusal(error),
+            },
+        );
+        let status = admitted?;
+        request.extensions_mut().insert(principal);
+        Ok(status)
+    }
+
+    /// The checks after authentication: a session cookie's, the origin, the
+    /// request limits and the route's access.
+    async fn authorize(
+        &self,
+        request: &mut Request,
+        access: &Access,
+        principal: &Principal,
+        session: Option<&CookieSessions>,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<RateLimitStatus>, AuthError> {
         if let Some(sessions) = session {
-            if let Err(error) = sessions.admit(&principal, request.method(), request.headers()) {
+            if let Err(error) = sessions.admit(principal, request.method(), request.headers()) {
                 // Recorded as a key's refusals are: a page of another origin,
                 // or a forged request, is using the session.
                 let origin = request
@@ -66,21 +106,21 @@ impl<S: TokenStore> Gate<S> {
                     .get(ORIGIN)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
+                Box::pin(self.record_refusal(principal, &error, origin, ip)).await;
                 return Err(error);
             }
             request.extensions_mut().insert(SessionCookie);
         }
         let origin_header = request.headers().get(ORIGIN);
-        if let Err(error) = origin::check(&principal, origin_header) {
+        if let Err(error) = origin::check(principal, origin_header) {
             let origin = origin_header
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             // Boxed, like the store lookup: rare, and its future is large.
-            Box::pin(self.record_refusal(&principal, &error, origin, ip)).await;
+            Box::pin(self.record_refusal(principal, &error, origin, ip)).await;
             return Err(error);
         }
-        let status = match &principal {
+        let status = match principal {
             Principal::User(user) => match self.user_rate {
                 Some(rate) => Some(
                     self.limits
@@ -99,9 +139,20 @@ impl<S: TokenStore> Gate<S> {
                 _ => None,
             },
         };
-        access.check(&principal, &self.ceilings)?;
-        request.extensions_mut().insert(principal);
+        access.check(principal, &self.ceilings)?;
         Ok(status)
+    }
+
+    fn count(&self, principal: &Principal, outcome: Outcome) {
+        if let Some(usage) = &self.usage {
+            usage.count(principal, outcome, self.verifier.clock().now());
+        }
+    }
+
+    fn count_unattributed(&self) {
+        if let Some(usage) = &self.usage {
+            usage.count_unattributed(self.verifier.clock().now());
+        }
     }
 
     fn count_limited(&self, counter: &OnceLock<Counter>, reason: &'static str) {

@@ -25,6 +25,7 @@ pub struct GateBuilder<S> {
     failed_auth: FailedAuthLimit,
     trusted_proxies: Vec<IpNet>,
     usage_interval: Duration,
+    count_usage: bool,
     sessions: Option<CookieSessions>,
     /// `None`: a local backend on the gate's clock.
     limits: Option<Arc<LimitBackend>>,
@@ -60,6 +61,7 @@ impl<S: TokenStore> Gate<S> {
             failed_auth: FailedAuthLimit::default(),
             trusted_proxies: Vec::new(),
             usage_interval: USAGE_INTERVAL,
+            count_usage: true,
             sessions: None,
             limits: None,
             user_rate: None,
@@ -116,9 +118,18 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     /// How often the last uses of user tokens go to
-    /// [`TokenStore::record_usage`] (at least every millisecond).
+    /// [`TokenStore::record_usage`], and the usage counts to
+    /// [`TokenStore::record_counts`] (at least every millisecond).
     pub fn usage_interval(mut self, interval: Duration) -> Self {
         self.usage_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether each credential's requests are counted by outcome
+    /// ([`crate::usage`]). On by default; off, for measuring what counting
+    /// costs, the store's [`TokenStore::record_counts`] is never called.
+    pub fn count_usage(mut self, on: bool) -> Self {
+        self.count_usage = on;
         self
     }
 
@@ -181,6 +192,7 @@ impl<S: TokenStore> GateBuilder<S> {
             self.failed_auth,
             self.trusted_proxies.into(),
             self.usage_interval,
+            self.count_usage,
             limits,
         );
         gate.sessions = self.sessions;

@@ -26,6 +26,7 @@ use crate::{
         rate::RateLimiter,
     },
     session::CookieSessions,
+    usage::UsageCounter,
 };
 
 mod admission;
@@ -57,6 +58,9 @@ pub struct Gate<S> {
     upkeep: OnceLock<()>,
     /// Held from taking the uses to handing them to the store.
     flushing: tokio::sync::Mutex<()>,
+    /// Each credential's requests by outcome, until the next flush; `None`
+    /// when counting is off ([`GateBuilder::count_usage`]).
+    usage: Option<UsageCounter>,
     /// Cookie sessions, if the app has turned them on
     /// ([`GateBuilder::cookie_sessions`](crate::GateBuilder::cookie_sessions)).
     sessions: Option<CookieSessions>,
@@ -70,6 +74,7 @@ impl<S: TokenStore> Gate<S> {
         limit: FailedAuthLimit,
         trusted_proxies: Arc<[IpNet]>,
         usage_interval: Duration,
+        count_usage: bool,
         limits: Arc<LimitBackend>,
     ) -> Gate<S> {
         let identity = verifier.identity().clone();
@@ -93,6 +98,7 @@ impl<S: TokenStore> Gate<S> {
             usage_interval,
             upkeep: OnceLock::new(),
             flushing: tokio::sync::Mutex::new(()),
+            usage: count_usage.then(UsageCounter::default),
             sessions: None,
         }
     }

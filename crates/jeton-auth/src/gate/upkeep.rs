@@ -1,5 +1,5 @@
 //! The gate's upkeep: the first request a guard sees starts a task that
-//! hands the user tokens' last uses to the store every
+//! hands the user tokens' last uses and the usage counts to the store every
 //! [`GateBuilder::usage_interval`](crate::GateBuilder::usage_interval), for
 //! as long as the gate lives. Call [`Gate::flush_usage`] once more at
 //! shutdown.
@@ -11,14 +11,24 @@ use crate::TokenStore;
 
 impl<S: TokenStore> Gate<S> {
     /// Hands the user tokens' uses noted since the last call to the store
-    /// ([`TokenStore::record_usage`]). The guard does it regularly; call it
-    /// once more at shutdown. Calls wait for each other, so that a call at
-    /// shutdown returns after the regular one's writes too.
+    /// ([`TokenStore::record_usage`]), and the requests counted since
+    /// ([`TokenStore::record_counts`]). The guard does it regularly; call
+    /// it once more at shutdown, or lose up to one interval of counts.
+    /// Calls wait for each other, so that a call at shutdown returns after
+    /// the regular one's writes too.
     pub async fn flush_usage(&self) {
         let _flushing = self.flushing.lock().await;
         let usage = self.verifier.take_usage();
         if !usage.is_empty() {
             self.verifier.store().record_usage(usage).await;
+        }
+        let counts = self
+            .usage
+            .as_ref()
+            .map(|usage| usage.take())
+            .unwrap_or_default();
+        if !counts.is_empty() {
+            self.verifier.store().record_counts(counts).await;
         }
     }
 

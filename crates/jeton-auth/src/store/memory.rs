@@ -366,6 +366,7 @@ impl State {
         Some(StoredCredential {
             principal,
             expires_at: credential.expires_at,
+            revoked: false,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod records;
 mod tx;
+mod usage;
 
 pub use records::{ClientInfo, CredentialInfo, KeyInfo};
 pub use tx::{ClientUpdate, CredentialTx, NewCredential};
@@ -795,11 +796,11 @@ impl SqlStore {
         hash: &HashedToken,
     ) -> Result<Option<StoredCredential>, StoreError> {
         let lookup = sqlx::query_as::<_, Row>(
-            "SELECT t.id, t.client_id, t.user_id, t.abilities, t.expires_at, \
-             c.abilities AS client_abilities, c.allowed_origins, c.per_key_limit, c.per_ip_limit \
-             FROM auth_credentials t \
-             LEFT JOIN auth_clients c ON c.id = t.client_id AND c.revoked_at IS NULL \
-             WHERE t.token_hash = $1 AND t.kind = $2 AND t.revoked_at IS NULL",
+            "SELECT t.id, t.client_id, t.user_id, t.abilities, t.expires_at, t.revoked_at, \
+             c.revoked_at AS client_revoked_at, c.abilities AS client_abilities, \
+             c.allowed_origins, c.per_key_limit, c.per_ip_limit \
+             FROM auth_credentials t LEFT JOIN auth_clients c ON c.id = t.client_id \
+             WHERE t.token_hash = $1 AND t.kind = $2",
         )
         .bind(hash.to_hex())
         .bind(kind.name())
@@ -821,10 +822,12 @@ impl SqlStore {
     ) -> Result<Option<StoredCredential>, StoreError> {
         let lookup = sqlx::query_as::<_, AccessRow>(
             "SELECT a.id, a.client_id, a.scope, a.expires_at, k.expires_at AS key_expires_at, \
-             c.per_key_limit, c.per_ip_limit FROM auth_access_tokens a \
+             c.per_key_limit, c.per_ip_limit, \
+             CAST(CASE WHEN a.revoked_at IS NULL AND k.revoked_at IS NULL \
+             AND c.revoked_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS revoked \
+             FROM auth_access_tokens a \
              JOIN auth_credentials k ON k.id = a.key_id JOIN auth_clients c ON c.id = a.client_id \
-             WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND k.revoked_at IS NULL \
-             AND c.revoked_at IS NULL",
+             WHERE a.token_hash = $1",
         )
         .bind(hash.to_hex())
         .fetch_optional(&self.0.pool);
@@ -849,6 +852,7 @@ impl SqlStore {
         Ok(Some(StoredCredential {
             principal: Principal::AccessToken(client.into()),
             expires_at: Some(expires_at),
+            revoked: token.revoked != 0,
         }))
     }
 
@@ -898,9 +902,11 @@ struct AccessRow {
     key_expires_at: Option<i64>,
     per_key_limit: Option<i64>,
     per_ip_limit: Option<i64>,
+    /// 1: the token, its key or its client is revoked.
+    revoked: i64,
 }
 
-/// A live credential's row, with its client's when it has a live one.
+/// A credential's row, with its client's.
 #[derive(FromRow)]
 struct Row {
     id: String,
@@ -908,6 +914,8 @@ struct Row {
     user_id: Option<String>,
     abilities: Option<String>,
     expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    client_revoked_at: Option<i64>,
     client_abilities: Option<String>,
     allowed_origins: Option<String>,
     per_key_limit: Option<i64>,
@@ -937,7 +945,7 @@ impl Row {
                 // A token issued through a client that is gone keeps working,
                 // from no page: it still names the client, without origins.
                 if let Some(client_id) = client_id {
-                    let live = self.client_abilities.is_some();
+                    let live = self.client_revoked_at.is_none();
                     let origins = if live {
                         origins(self.allowed_origins)
                     } else {
@@ -948,11 +956,9 @@ impl Row {
                 Principal::User(user.into())
             }
             (TokenKind::Publishable | TokenKind::Secret, None, Some(client_id)) => {
-                // A key of a revoked client is revoked with it.
-                let Some(abilities) = self.client_abilities else {
-                    return Ok(None);
-                };
-                let abilities = AbilitySet::parse_spaced(&abilities).map_err(StoreError::new)?;
+                let abilities =
+                    AbilitySet::parse_spaced(self.client_abilities.as_deref().unwrap_or(""))
+                        .map_err(StoreError::new)?;
                 let client = ClientPrincipal::new(client_id, self.id, abilities)
                     .with_allowed_origins(origins(self.allowed_origins))
                     .with_limits(Limits {
@@ -967,9 +973,13 @@ impl Row {
             }
             _ => return Ok(None),
         };
+        // A key of a revoked client is revoked with it.
+        let revoked = self.revoked_at.is_some()
+            || (kind != TokenKind::User && self.client_revoked_at.is_some());
         Ok(Some(StoredCredential {
             principal,
             expires_at,
+            revoked,
         }))
     }
 }
@@ -985,6 +995,13 @@ impl TokenStore for SqlStore {
                 self.find(kind, hash).await
             }
             TokenKind::Access => self.find_access_token(hash).await,
+        }
+    }
+
+    async fn record_counts(&self, records: Vec<crate::usage::UsageRecord>) {
+        let credentials = records.len();
+        if let Err(error) = self.write_counts(records).await {
+            tracing::warn!(%error, credentials, "could not record usage counts");
         }
     }
 
