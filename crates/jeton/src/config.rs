@@ -26,8 +26,12 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// A Redis that has not answered in this long counts as down.
     pub redis_deadline: std::time::Duration,
-    /// How often the last uses of user tokens are written, in one batch.
+    /// How often usage (requests by outcome, last uses of user tokens) is
+    /// written, in one batch.
     pub usage_interval: std::time::Duration,
+    /// Whether requests are counted per credential and outcome: off only
+    /// to measure what counting costs.
+    pub count_usage: bool,
     /// Whether cookie sessions' cookies are `Secure`: everywhere but plain
     /// `http` on a loopback address ([`secure_cookies`] of the public URL).
     pub secure_cookies: bool,
@@ -120,6 +124,7 @@ impl Default for Config {
             redis_url: None,
             redis_deadline: jeton_auth::limits::REDIS_DEADLINE,
             usage_interval: std::time::Duration::from_secs(5),
+            count_usage: true,
             secure_cookies: true,
             personal_token_cap: DEFAULT_PERSONAL_TOKEN_CAP,
             max_units_per_line: crate::domain::order::MAX_QUANTITY,

@@ -5,6 +5,7 @@ mod client;
 pub mod demo;
 mod serve;
 mod token;
+mod usage;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,9 @@ enum Command {
     Token(token::TokenCommand),
     /// Show the audit log of credential events, oldest first.
     Audit(audit::AuditArgs),
+    /// Show requests by outcome over time: a client's, a customer's or the
+    /// whole shop's (docs/usage.md).
+    Usage(usage::UsageArgs),
 }
 
 /// Parses the command line. Help and `--version` print and exit as usual;
@@ -78,6 +82,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Client(command) => client::run(&db, command).await,
         Command::Token(command) => token::run(&db, command).await,
         Command::Audit(args) => audit::run(&db, args).await,
+        Command::Usage(args) => usage::run(&db, args).await,
     };
     db.close().await;
     outcome

@@ -47,10 +47,16 @@ pub struct ServeArgs {
     /// are then counted per process until it answers again).
     #[arg(long, env = "JETON_REDIS_DEADLINE", default_value = "50ms", value_parser = humantime::parse_duration)]
     redis_deadline: std::time::Duration,
-    /// How often the last uses of user tokens (`last_used_at`) are written,
-    /// in one batch: no request writes. Also at shutdown.
+    /// How often each credential's usage (requests by outcome, and the
+    /// last uses of user tokens) is written, in one batch: no request
+    /// writes. Also at shutdown (SIGTERM); a killed process loses at most
+    /// this much of it. See docs/usage.md.
     #[arg(long, env = "JETON_USAGE_INTERVAL", default_value = "5s", value_parser = parse_usage_interval)]
     usage_interval: std::time::Duration,
+    /// Counts no usage: for the benchmark that measures what counting
+    /// costs (bench/run.py), never for a shop.
+    #[arg(long, hide = true)]
+    no_usage_counting: bool,
     /// Requests per minute of one customer, across all their tokens (0:
     /// no limit).
     #[arg(long, env = "JETON_CUSTOMER_RATE_LIMIT", default_value_t = Config::default().customer_requests_per_minute)]
@@ -179,6 +185,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         redis_url: args.redis_url,
         redis_deadline: args.redis_deadline,
         usage_interval: args.usage_interval,
+        count_usage: !args.no_usage_counting,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),
@@ -226,9 +233,9 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(storefront) = storefront {
         storefront.abort();
     }
-    // The gate writes the tokens' last uses every few seconds; whatever was
-    // used since its last flush is written before exiting (after that flush,
-    // if one is running).
+    // The gate writes usage every few seconds; what was counted since its
+    // last flush is written before exiting (after that flush, if one is
+    // running).
     state.gate.flush_usage().await;
     tracing::info!("jeton stopped");
     Ok(())

@@ -11,7 +11,9 @@ pub enum TokenCommand {
     /// Revoke one user token by id.
     Revoke { id: String },
     /// Delete tokens and client keys that expired or were revoked long ago,
-    /// and the refusals recorded of them.
+    /// and the refusals recorded of them (their usage stays, with their
+    /// client's and customer's); and usage buckets past their retention
+    /// (minutes after 48 hours, hours after 90 days, days after 2 years).
     Prune {
         /// How long ago they must have expired or been revoked.
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
@@ -49,6 +51,8 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
                 "pruned {} user tokens, {} client keys and {} access tokens",
                 pruned.user_tokens, pruned.client_keys, pruned.access_tokens
             );
+            let buckets = db.prune_usage().await?;
+            println!("pruned {buckets} usage buckets past their retention");
         }
         TokenCommand::PruneIdempotencyKeys { older_than } => {
             anyhow::ensure!(

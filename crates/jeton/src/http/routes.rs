@@ -65,6 +65,10 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, ADMIN),                      admin::customers::revoke_tokens)
         .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ADMIN),                      admin::orders::cancel)
         .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
+        .add(M::GET,    "/admin/usage",                        needs(SK, USAGE_READ),                 admin::usage::shop)
+        .add(M::GET,    "/admin/usage/top",                    needs(SK, USAGE_READ),                 admin::usage::top)
+        .add(M::GET,    "/admin/clients/{id}/usage",           needs(SK, USAGE_READ),                 admin::usage::client)
+        .add(M::GET,    "/admin/customers/{id}/usage",         needs(SK, USAGE_READ),                 admin::usage::customer)
 }
 
 /// The OAuth 2.0 endpoints (`http/oauth/`), outside [`PREFIX`]. They are

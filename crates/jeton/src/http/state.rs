@@ -76,6 +76,7 @@ impl AppState {
             .user_rate_limit(Rate::per_minute(config.customer_requests_per_minute))
             .failed_auth_limit(config.failed_auth)
             .usage_interval(config.usage_interval)
+            .count_usage(config.count_usage)
             .trusted_proxies(config.trusted_proxies.iter().copied())
             .cookie_sessions(cookie_sessions(&config))
             .build()

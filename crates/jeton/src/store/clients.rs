@@ -151,6 +151,12 @@ impl Db {
         Ok(self.with_details(found.into_iter().collect()).await?.pop())
     }
 
+    /// The clients of these ids, revoked ones included, in no order.
+    pub async fn clients_by_id(&self, ids: &[String]) -> Result<Vec<Client>, sqlx::Error> {
+        let found = self.auth().clients(ids).await.map_err(store_error)?;
+        self.with_details(found).await
+    }
+
     /// Clients in creation order after `after`, revoked ones included.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_clients(

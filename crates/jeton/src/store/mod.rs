@@ -19,6 +19,7 @@ pub mod db_error;
 pub mod orders;
 pub mod products;
 pub mod retry;
+pub mod usage;
 pub mod user_tokens;
 
 use crate::identity::TOKENS;

@@ -22,3 +22,4 @@ mod serving;
 mod storefront;
 mod typescript_client;
 mod upgrades;
+mod usage;

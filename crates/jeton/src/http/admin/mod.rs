@@ -5,3 +5,4 @@ pub mod clients;
 pub mod customers;
 pub mod orders;
 pub mod products;
+pub mod usage;

@@ -61,6 +61,10 @@ use crate::{
         admin::customers::revoke_tokens,
         admin::orders::cancel,
         admin::audit::list,
+        admin::usage::client,
+        admin::usage::customer,
+        admin::usage::shop,
+        admin::usage::top,
     ),
     components(schemas(FieldError, customers::CookieSession)),
     tags(
