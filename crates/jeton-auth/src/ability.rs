@@ -1,7 +1,9 @@
 //! Abilities are strings: `resource:action`, `resource:*` (every action on a
 //! resource), `*` (everything the principal's kind may hold), or a single word
-//! such as `admin`. The app decides which abilities exist; this module only
-//! knows their grammar and how wildcards match.
+//! such as `admin`. The app decides which abilities exist; this module knows
+//! their grammar, how wildcards match, and ([`AbilityRules`]) the two rules an
+//! app may add: abilities that no `resource:*` wildcard reaches, and umbrellas
+//! that grant a listed set.
 
 use std::{borrow::Cow, fmt, str::FromStr};
 
@@ -152,7 +154,9 @@ impl AbilitySet {
             .join(" ")
     }
 
-    /// Does some ability in the set allow `required`?
+    /// Does some ability in the set allow `required`, by the grammar alone?
+    /// An app that declares [`AbilityRules`] asks them instead
+    /// ([`AbilityRules::grants`], or its [`Ceilings`](crate::Ceilings)).
     pub fn grants(&self, required: &Ability) -> bool {
         // The exact ability first: it is the usual case on every request,
         // and comparing strings of other lengths costs next to nothing,
@@ -160,7 +164,8 @@ impl AbilitySet {
         self.0.contains(required) || self.0.iter().any(|held| held.covers(required))
     }
 
-    /// Is every ability of `self` allowed by `other`?
+    /// Is every ability of `self` allowed by `other`, by the grammar alone?
+    /// With [`AbilityRules`], [`AbilityRules::is_subset`].
     pub fn is_subset_of(&self, other: &AbilitySet) -> bool {
         self.0.iter().all(|ability| other.grants(ability))
     }
@@ -193,6 +198,125 @@ impl<'de> Deserialize<'de> for AbilitySet {
 impl FromIterator<Ability> for AbilitySet {
     fn from_iter<I: IntoIterator<Item = Ability>>(iter: I) -> Self {
         AbilitySet::new(iter)
+    }
+}
+
+/// How abilities match beyond their grammar, as the app declares it:
+///
+/// - an **exact** ability is matched only by itself, by an umbrella that
+///   lists it, or by `*`; never by a `resource:*` wildcard. An ability added
+///   later as exact therefore reaches no key that an old `resource:*`
+///   already held;
+/// - an **umbrella** grants, to whoever holds it, what it lists (and what
+///   those grant in turn), not the wildcards over them nor `*`.
+///
+/// Everything else matches as [`Ability::covers`] says. The rules are held
+/// by [`Ceilings`](crate::Ceilings), which the gate's check applies to both
+/// the kind's ceiling and the principal's abilities.
+///
+/// ```
+/// use jeton_auth::{Ability, AbilityRules, AbilitySet};
+///
+/// const ORDERS_READ: Ability = Ability::from_static("orders:read");
+/// const ORDERS_CANCEL: Ability = Ability::from_static("orders:cancel");
+/// const CLIENTS_READ: Ability = Ability::from_static("clients:read");
+/// const STAFF_MANAGE: Ability = Ability::from_static("staff:manage");
+/// const ADMIN: Ability = Ability::from_static("admin");
+///
+/// let rules = AbilityRules::new()
+///     .exact([ORDERS_CANCEL, CLIENTS_READ, STAFF_MANAGE])
+///     .umbrella(ADMIN, [ORDERS_CANCEL, CLIENTS_READ]);
+/// let held = |text: &str| AbilitySet::parse_spaced(text).unwrap();
+///
+/// // A wildcard reaches the plain abilities of its resource, not the exact ones.
+/// assert!(rules.grants(&held("orders:*"), &ORDERS_READ));
+/// assert!(!rules.grants(&held("orders:*"), &ORDERS_CANCEL));
+/// // The umbrella grants what it lists, and only that.
+/// assert!(rules.grants(&held("admin"), &CLIENTS_READ));
+/// assert!(!rules.grants(&held("admin"), &STAFF_MANAGE));
+/// // `*` grants everything.
+/// assert!(rules.grants(&held("*"), &STAFF_MANAGE));
+/// assert!(rules.is_subset(&held("orders:cancel clients:read"), &held("admin")));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AbilityRules {
+    /// Sorted, for a binary search on every wildcard match.
+    exact: Vec<Ability>,
+    umbrellas: Vec<(Ability, AbilitySet)>,
+}
+
+impl AbilityRules {
+    /// No rules: abilities match by their grammar alone.
+    pub fn new() -> AbilityRules {
+        AbilityRules::default()
+    }
+
+    /// Declares abilities that no `resource:*` wildcard matches.
+    pub fn exact(mut self, abilities: impl IntoIterator<Item = Ability>) -> AbilityRules {
+        self.exact.extend(abilities);
+        self.exact.sort();
+        self.exact.dedup();
+        self
+    }
+
+    /// Declares that holding `umbrella` grants `grants`. Declared again, the
+    /// lists are merged.
+    pub fn umbrella(
+        mut self,
+        umbrella: Ability,
+        grants: impl IntoIterator<Item = Ability>,
+    ) -> AbilityRules {
+        match self
+            .umbrellas
+            .iter_mut()
+            .find(|(name, _)| *name == umbrella)
+        {
+            Some((_, listed)) => *listed = listed.iter().cloned().chain(grants).collect(),
+            None => self.umbrellas.push((umbrella, AbilitySet::new(grants))),
+        }
+        self
+    }
+
+    /// Is `ability` declared exact?
+    fn is_exact(&self, ability: &Ability) -> bool {
+        self.exact.binary_search(ability).is_ok()
+    }
+
+    /// Does some ability of `held` allow `required`, under these rules?
+    /// `required` may itself be a wildcard (`orders:*` is allowed by
+    /// `orders:*` and `*`).
+    pub fn grants(&self, held: &AbilitySet, required: &Ability) -> bool {
+        // The exact ability first: it is the usual case on every request.
+        held.0.contains(required)
+            || held
+                .iter()
+                .any(|ability| self.covers(ability, required, self.umbrellas.len()))
+    }
+
+    /// Is every ability of `requested` allowed by `held`, under these rules?
+    pub fn is_subset(&self, requested: &AbilitySet, held: &AbilitySet) -> bool {
+        requested.iter().all(|ability| self.grants(held, ability))
+    }
+
+    /// Does holding `held` allow `required`? `depth` bounds the umbrellas
+    /// followed through one another, so that two listing each other end.
+    fn covers(&self, held: &Ability, required: &Ability, depth: usize) -> bool {
+        if held == required || held.0 == "*" {
+            return true;
+        }
+        if held.resource_wildcard().is_some() {
+            return !self.is_exact(required) && held.covers(required);
+        }
+        depth > 0
+            && self
+                .umbrellas
+                .iter()
+                .find(|(name, _)| name == held)
+                .is_some_and(|(_, listed)| {
+                    listed
+                        .iter()
+                        .any(|ability| self.covers(ability, required, depth - 1))
+                })
     }
 }
 
@@ -282,6 +406,93 @@ mod tests {
         let held = set("orders:read admin orders:read");
         assert_eq!(held.to_spaced(), "admin orders:read");
         assert_eq!(held.len(), 2);
+    }
+
+    fn jeton_like_rules() -> AbilityRules {
+        let admin = ["clients:read", "clients:write", "orders:cancel"].map(ab);
+        AbilityRules::new()
+            .exact(admin.iter().cloned().chain([ab("staff:manage")]))
+            .umbrella(ab("admin"), admin)
+    }
+
+    #[test]
+    fn rules_exact_abilities_match_only_themselves() {
+        let rules = jeton_like_rules();
+        assert!(rules.grants(&set("orders:cancel"), &ab("orders:cancel")));
+        assert!(rules.grants(&set("staff:manage"), &ab("staff:manage")));
+        assert!(!rules.grants(&set("orders:read"), &ab("orders:cancel")));
+        assert!(!rules.grants(&set(""), &ab("orders:cancel")));
+    }
+
+    #[test]
+    fn rules_wildcards_do_not_widen_to_exact_abilities() {
+        let rules = jeton_like_rules();
+        // Still every plain action of the resource, and the wildcard itself.
+        assert!(rules.grants(&set("orders:*"), &ab("orders:read")));
+        assert!(rules.grants(&set("orders:*"), &ab("orders:*")));
+        assert!(!rules.grants(&set("orders:*"), &ab("orders:cancel")));
+        assert!(!rules.grants(&set("clients:*"), &ab("clients:read")));
+        assert!(!rules.grants(&set("staff:*"), &ab("staff:manage")));
+        // Without the rules, the grammar alone would have granted it.
+        assert!(set("orders:*").grants(&ab("orders:cancel")));
+    }
+
+    #[test]
+    fn rules_umbrellas_grant_what_they_list() {
+        let rules = jeton_like_rules();
+        let admin = set("admin");
+        for listed in ["clients:read", "clients:write", "orders:cancel", "admin"] {
+            assert!(rules.grants(&admin, &ab(listed)), "{listed}");
+        }
+        for not_listed in ["staff:manage", "orders:read", "clients:*", "*"] {
+            assert!(!rules.grants(&admin, &ab(not_listed)), "{not_listed}");
+        }
+    }
+
+    #[test]
+    fn rules_umbrellas_nest_and_may_list_each_other() {
+        let rules = AbilityRules::new()
+            .umbrella(ab("owner"), [ab("admin"), ab("staff:manage")])
+            .umbrella(ab("admin"), [ab("clients:read"), ab("owner")]);
+        assert!(rules.grants(&set("owner"), &ab("clients:read")));
+        assert!(rules.grants(&set("admin"), &ab("staff:manage")));
+        assert!(!rules.grants(&set("admin"), &ab("orders:read")));
+    }
+
+    #[test]
+    fn rules_star_grants_everything() {
+        let rules = jeton_like_rules();
+        for wanted in ["staff:manage", "orders:cancel", "admin", "orders:*", "*"] {
+            assert!(rules.grants(&set("*"), &ab(wanted)), "{wanted}");
+        }
+    }
+
+    #[test]
+    fn rules_subsets() {
+        let rules = jeton_like_rules();
+        assert!(rules.is_subset(&set("clients:read orders:cancel"), &set("admin")));
+        assert!(!rules.is_subset(&set("clients:read staff:manage"), &set("admin")));
+        assert!(rules.is_subset(&set("orders:read orders:write"), &set("orders:*")));
+        assert!(!rules.is_subset(&set("orders:read orders:cancel"), &set("orders:*")));
+        assert!(!rules.is_subset(&set("*"), &set("admin staff:manage")));
+        assert!(rules.is_subset(&set(""), &set("")));
+    }
+
+    #[test]
+    fn no_rules_is_the_grammar() {
+        let rules = AbilityRules::new();
+        for (held, wanted) in [
+            ("orders:*", "orders:cancel"),
+            ("*", "admin"),
+            ("orders:read", "orders:write"),
+            ("admin", "clients:read"),
+        ] {
+            assert_eq!(
+                rules.grants(&set(held), &ab(wanted)),
+                set(held).grants(&ab(wanted)),
+                "{held} {wanted}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::ops::BitOr;
 
-use crate::{Ability, AbilitySet, AuthError, Principal, TokenKind};
+use crate::{Ability, AbilityRules, AbilitySet, AuthError, Principal, TokenKind};
 
 /// A set of token kinds, written `KindSet::PUBLISHABLE | KindSet::USER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,9 @@ impl BitOr for KindSet {
 
 /// The most each kind of token may hold, whatever it was created with: what
 /// makes `*` mean "everything *this kind* may hold". The app declares its
-/// own abilities; a kind it says nothing about may hold nothing.
+/// own abilities; a kind it says nothing about may hold nothing. With them,
+/// the [`AbilityRules`] every match applies ([`Ceilings::rules`]): which
+/// abilities no `resource:*` reaches, and which grant a set.
 ///
 /// ```
 /// use jeton_auth::{Ability, Ceilings, TokenKind};
@@ -75,11 +77,30 @@ impl BitOr for KindSet {
 /// // Not declared: secret keys hold nothing.
 /// assert!(ceilings.for_kind(TokenKind::Secret).unwrap().is_empty());
 /// ```
+///
+/// An admin ability that a `*` secret key holds but an old `orders:*` one
+/// does not, and an umbrella over it:
+///
+/// ```
+/// use jeton_auth::{Ability, AbilityRules, AbilitySet, Ceilings};
+///
+/// const ORDERS_CANCEL: Ability = Ability::from_static("orders:cancel");
+/// const ADMIN: Ability = Ability::from_static("admin");
+///
+/// let ceilings = Ceilings::new()
+///     .secret([Ability::ALL])
+///     .rules(AbilityRules::new().exact([ORDERS_CANCEL]).umbrella(ADMIN, [ORDERS_CANCEL]));
+/// let held = |text: &str| AbilitySet::parse_spaced(text).unwrap();
+/// assert!(ceilings.grants(&held("admin"), &ORDERS_CANCEL));
+/// assert!(!ceilings.grants(&held("orders:*"), &ORDERS_CANCEL));
+/// assert!(!ceilings.is_subset(&held("orders:cancel"), &held("orders:*")));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Ceilings {
     publishable: AbilitySet,
     secret: AbilitySet,
     user: AbilitySet,
+    rules: AbilityRules,
 }
 
 impl Ceilings {
@@ -107,6 +128,25 @@ impl Ceilings {
     pub fn user(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
         self.user = AbilitySet::new(abilities);
         self
+    }
+
+    /// How abilities match: exact abilities and umbrellas. Without, by
+    /// their grammar alone.
+    pub fn rules(mut self, rules: AbilityRules) -> Ceilings {
+        self.rules = rules;
+        self
+    }
+
+    /// Does `held` allow `required`, under the rules? What the check applies
+    /// to a principal's abilities and to its kind's ceiling; an app asks the
+    /// same when it hands out abilities (an OAuth scope, a key for a client).
+    pub fn grants(&self, held: &AbilitySet, required: &Ability) -> bool {
+        self.rules.grants(held, required)
+    }
+
+    /// Is every ability of `requested` allowed by `held`, under the rules?
+    pub fn is_subset(&self, requested: &AbilitySet, held: &AbilitySet) -> bool {
+        self.rules.is_subset(requested, held)
     }
 
     /// No kind may hold anything.
@@ -150,8 +190,8 @@ impl Access {
     }
 
     /// The decision: a kind the route takes ([`AuthError::WrongKind`]
-    /// otherwise), holding the ability within its kind's ceiling
-    /// ([`AuthError::InsufficientScope`] otherwise).
+    /// otherwise), holding the ability within its kind's ceiling, both under
+    /// the ceilings' rules ([`AuthError::InsufficientScope`] otherwise).
     pub fn check(&self, principal: &Principal, ceilings: &Ceilings) -> Result<(), AuthError> {
         if !self.kinds.contains(principal.kind()) {
             return Err(AuthError::WrongKind {
@@ -163,8 +203,8 @@ impl Access {
         };
         let granted = ceilings
             .for_kind(principal.kind())
-            .is_some_and(|ceiling| ceiling.grants(required))
-            && principal.abilities().grants(required);
+            .is_some_and(|ceiling| ceilings.grants(ceiling, required))
+            && ceilings.grants(principal.abilities(), required);
         if granted {
             Ok(())
         } else {
@@ -279,6 +319,61 @@ mod tests {
         }));
         assert!(access.check(&secret, &only_users).is_err());
         assert!(access.check(&user("*"), &only_users).is_ok());
+    }
+
+    fn secret(abilities: &str) -> Principal {
+        Principal::SecretClient(std::sync::Arc::new(ClientPrincipal {
+            client_id: "c".into(),
+            key_id: "k".into(),
+            abilities: set(abilities),
+            allowed_origins: Vec::new(),
+            limits: Default::default(),
+        }))
+    }
+
+    const ORDERS_CANCEL: Ability = Ability::from_static("orders:cancel");
+    const STAFF_MANAGE: Ability = Ability::from_static("staff:manage");
+
+    fn with_rules() -> Ceilings {
+        ceilings().rules(
+            AbilityRules::new()
+                .exact([ORDERS_CANCEL, STAFF_MANAGE])
+                .umbrella(ADMIN, [ORDERS_CANCEL]),
+        )
+    }
+
+    #[test]
+    fn the_check_applies_the_rules() {
+        let cancel = Access::new(KindSet::SECRET, ORDERS_CANCEL);
+        assert!(
+            cancel
+                .check(&secret("orders:cancel"), &with_rules())
+                .is_ok()
+        );
+        assert!(cancel.check(&secret("admin"), &with_rules()).is_ok());
+        assert!(cancel.check(&secret("*"), &with_rules()).is_ok());
+        assert_eq!(
+            cancel.check(&secret("orders:*"), &with_rules()),
+            Err(AuthError::InsufficientScope {
+                scope: "orders:cancel".into()
+            })
+        );
+        let staff = Access::new(KindSet::SECRET, STAFF_MANAGE);
+        assert!(staff.check(&secret("admin"), &with_rules()).is_err());
+        assert!(staff.check(&secret("*"), &with_rules()).is_ok());
+        // Plain abilities match as before.
+        let write = Access::new(KindSet::USER, ORDERS_WRITE);
+        assert!(write.check(&user("orders:*"), &with_rules()).is_ok());
+    }
+
+    #[test]
+    fn a_ceiling_wildcard_does_not_reach_an_exact_ability() {
+        // Users' ceiling holds `orders:*`: not `orders:cancel`, even with `*`.
+        let cancel = Access::new(KindSet::USER, ORDERS_CANCEL);
+        assert!(cancel.check(&user("*"), &with_rules()).is_err());
+        assert!(cancel.check(&user("orders:cancel"), &with_rules()).is_err());
+        // Without the rule, the ceiling's wildcard would have let it through.
+        assert!(cancel.check(&user("orders:cancel"), &ceilings()).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! |-----------------------|--------------------------------------------------------------|
 //! | `identity`            | whose tokens: prefix, realm, problem types, metric names ([`Identity`]) |
 //! | `token`               | what a token looks like, how it is generated, hashed, parsed ([`TokenFormat`], [`PlainToken`]) |
-//! | `ability`             | what a token may do (`resource:action`, `resource:*`, `*`) ([`Ability`]) |
+//! | `ability`             | what a token may do (`resource:action`, `resource:*`, `*`) and how abilities match ([`Ability`], [`AbilityRules`]) |
 //! | `principal`           | who is calling, as a typed enum ([`Principal`])              |
 //! | `access`              | which kinds and ability a route accepts, and the check ([`Access`], [`Ceilings`]) |
 //! | `verify`              | where a token is verified ([`Verifier`])                     |
@@ -53,7 +53,7 @@ pub use ipnet;
 pub use sqlx;
 pub use time;
 
-pub use ability::{Ability, AbilitySet, InvalidAbility};
+pub use ability::{Ability, AbilityRules, AbilitySet, InvalidAbility};
 pub use access::{Access, Ceilings, KindSet};
 pub use clock::Clock;
 pub use error::AuthError;

@@ -1,7 +1,10 @@
-//! Jeton's abilities (listed in `docs/api.md`) and which kind of token may
-//! hold which.
+//! Jeton's abilities (listed in `docs/api.md`), which kind of token may
+//! hold which, and how they match (API.md §3): the admin abilities are
+//! exact, `admin` is an umbrella over all of them but `staff:manage`.
 
-use jeton_auth::{Ability, AbilitySet, Ceilings, TokenKind};
+use std::sync::LazyLock;
+
+use jeton_auth::{Ability, AbilityRules, AbilitySet, Ceilings, TokenKind};
 
 pub const PRODUCTS_READ: Ability = Ability::from_static("products:read");
 pub const CUSTOMERS_CREATE: Ability = Ability::from_static("customers:create");
@@ -44,8 +47,8 @@ pub const ADMIN_ABILITIES: [Ability; 10] = [
 ];
 
 /// Every ability Jeton knows. Tokens can only be created with these (or
-/// wildcards over them).
-pub const KNOWN: [Ability; 9] = [
+/// wildcards that grant some of them).
+pub const KNOWN: [Ability; 19] = [
     PRODUCTS_READ,
     CUSTOMERS_CREATE,
     AUTH_LOGIN,
@@ -55,6 +58,16 @@ pub const KNOWN: [Ability; 9] = [
     TOKENS_MANAGE,
     ADMIN,
     TOKENS_INTROSPECT,
+    CLIENTS_READ,
+    CLIENTS_WRITE,
+    PRODUCTS_WRITE,
+    CUSTOMERS_READ,
+    CUSTOMERS_REVOKE,
+    ORDERS_READ_ALL,
+    ORDERS_CANCEL,
+    AUDIT_READ,
+    USAGE_READ,
+    STAFF_MANAGE,
 ];
 
 /// A publishable key is public: read abilities and the two storefront
@@ -77,18 +90,43 @@ pub fn user_ceiling() -> AbilitySet {
     AbilitySet::new(USER_ABILITIES)
 }
 
-/// Whether any holder of the admin API may grant `ability` to a client:
-/// the storefront's and the customers' abilities. The others (`admin`,
-/// `tokens:introspect`) only a caller holding them may grant.
+/// Whether any holder of `clients:write` may grant `ability` to a client:
+/// whether all it grants is the storefront's and the customers' abilities.
+/// The others (the admin abilities, `admin`, `tokens:introspect`, `*`) only
+/// a caller holding them may grant (API.md §13).
 pub fn open_to_grant(ability: &Ability) -> bool {
-    publishable_ceiling().grants(ability) || user_ceiling().grants(ability)
+    let open = [publishable_ceiling(), user_ceiling()];
+    let granted = AbilitySet::new([ability.clone()]);
+    KNOWN
+        .iter()
+        .filter(|known| ceilings().grants(&granted, known))
+        .all(|known| open.iter().any(|ceiling| ceilings().grants(ceiling, known)))
 }
 
-pub fn ceilings() -> Ceilings {
-    Ceilings::new()
-        .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
-        .secret([Ability::ALL])
-        .user(USER_ABILITIES)
+/// How Jeton's abilities match: the admin abilities are exact (no
+/// `resource:*` reaches them, so that no stored key widens when one is
+/// added) and `admin` grants every one but `staff:manage`.
+fn ability_rules() -> AbilityRules {
+    AbilityRules::new().exact(ADMIN_ABILITIES).umbrella(
+        ADMIN,
+        ADMIN_ABILITIES
+            .into_iter()
+            .filter(|ability| *ability != STAFF_MANAGE),
+    )
+}
+
+/// Jeton's ceilings and matching rules: the gate's, and what every match
+/// of abilities outside it asks (what a token may be created with, an
+/// OAuth scope, a grant), so that both agree.
+pub fn ceilings() -> &'static Ceilings {
+    static CEILINGS: LazyLock<Ceilings> = LazyLock::new(|| {
+        Ceilings::new()
+            .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+            .secret([Ability::ALL])
+            .user(USER_ABILITIES)
+            .rules(ability_rules())
+    });
+    &CEILINGS
 }
 
 /// Most abilities one token may be created with.
@@ -124,8 +162,8 @@ pub fn list_schema(kind: TokenKind, nullable: bool) -> utoipa::openapi::Array {
 }
 
 /// Parses abilities a client asked for, for a token of `kind`: each must be
-/// well-formed, known (or a wildcard over known ones) and within the kind's
-/// ceiling.
+/// well-formed, known (or a wildcard that grants some known one, by
+/// [`ceilings`]) and within the kind's ceiling.
 pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySet, String> {
     if requested.is_empty() {
         return Err("must list at least one ability".to_owned());
@@ -146,10 +184,18 @@ pub fn parse_for_kind(requested: &[String], kind: TokenKind) -> Result<AbilitySe
                 text.chars().take(64).collect::<String>()
             )
         })?;
-        if !KNOWN.iter().any(|known| ability.covers(known)) {
-            return Err(format!("`{ability}` is not a known ability"));
+        let alone = AbilitySet::new([ability.clone()]);
+        if !KNOWN.iter().any(|known| ceilings().grants(&alone, known)) {
+            return Err(if KNOWN.iter().any(|known| ability.covers(known)) {
+                format!(
+                    "`{ability}` grants nothing: admin abilities are named one by one, \
+                     never by a wildcard"
+                )
+            } else {
+                format!("`{ability}` is not a known ability")
+            });
         }
-        if !ceiling.grants(&ability) {
+        if !ceilings().grants(&ceiling, &ability) {
             return Err(format!("a {} token cannot hold `{ability}`", kind.name()));
         }
         parsed.push(ability);
@@ -163,7 +209,7 @@ mod tests {
 
     #[test]
     fn constants_are_well_formed() {
-        for ability in KNOWN {
+        for ability in KNOWN.into_iter().chain(ADMIN_ABILITIES) {
             assert_eq!(ability.as_str().parse::<Ability>().unwrap(), ability);
         }
     }
@@ -210,14 +256,100 @@ mod tests {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
         );
-        let secret = grantable(TokenKind::Secret);
-        assert!(secret.contains(&"*".to_owned()) && secret.contains(&"orders:*".to_owned()));
-        // `*`, the known ones, and one wildcard per resource with actions.
-        assert_eq!(secret.len(), 1 + KNOWN.len() + 6);
+        let mut secret = grantable(TokenKind::Secret);
+        secret.sort();
+        // `*`, every known ability, and the wildcards that grant some plain
+        // one: none over the admin abilities' own resources.
+        let mut expected: Vec<String> = ["*"]
+            .into_iter()
+            .chain(KNOWN.iter().map(Ability::as_str))
+            .chain([
+                "auth:*",
+                "customers:*",
+                "orders:*",
+                "products:*",
+                "profile:*",
+                "tokens:*",
+            ])
+            .map(str::to_owned)
+            .collect();
+        expected.sort();
+        assert_eq!(secret, expected);
         assert_eq!(
             grantable(TokenKind::Publishable),
             ["products:read", "customers:create", "auth:login"]
         );
+    }
+
+    #[test]
+    fn secret_keys_may_hold_each_admin_ability() {
+        for ability in ADMIN_ABILITIES {
+            let text = ability.to_string();
+            assert!(
+                parse_for_kind(std::slice::from_ref(&text), TokenKind::Secret).is_ok(),
+                "{text}"
+            );
+            for kind in [TokenKind::Publishable, TokenKind::User] {
+                assert!(
+                    parse_for_kind(std::slice::from_ref(&text), kind).is_err(),
+                    "{text} {kind:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wildcard_that_grants_nothing_is_refused() {
+        for text in ["clients:*", "audit:*", "usage:*", "staff:*"] {
+            let error = parse_for_kind(&strings(&[text]), TokenKind::Secret).unwrap_err();
+            assert!(error.contains("named one by one"), "{text}: {error}");
+        }
+        // `orders:*` still means orders:read and orders:write.
+        let orders = parse_for_kind(&strings(&["orders:*"]), TokenKind::Secret).unwrap();
+        assert!(ceilings().grants(&orders, &ORDERS_WRITE));
+        assert!(!ceilings().grants(&orders, &ORDERS_CANCEL));
+        assert!(!ceilings().grants(&orders, &ORDERS_READ_ALL));
+        assert!(
+            parse_for_kind(&strings(&["rockets:*"]), TokenKind::Secret)
+                .unwrap_err()
+                .contains("not a known ability")
+        );
+    }
+
+    #[test]
+    fn admin_grants_every_admin_ability_but_staff_management() {
+        let admin = AbilitySet::new([ADMIN]);
+        for ability in ADMIN_ABILITIES {
+            assert_eq!(
+                ceilings().grants(&admin, &ability),
+                ability != STAFF_MANAGE,
+                "{ability}"
+            );
+        }
+        let star = AbilitySet::new([Ability::ALL]);
+        assert!(ADMIN_ABILITIES.iter().all(|a| ceilings().grants(&star, a)));
+    }
+
+    #[test]
+    fn open_to_grant_is_the_storefront_and_the_customers() {
+        for open in [
+            "products:read",
+            "orders:*",
+            "customers:create",
+            "tokens:manage",
+        ] {
+            assert!(open_to_grant(&open.parse().unwrap()), "{open}");
+        }
+        for closed in [
+            "admin",
+            "*",
+            "tokens:introspect",
+            "tokens:*",
+            "clients:read",
+        ] {
+            assert!(!open_to_grant(&closed.parse().unwrap()), "{closed}");
+        }
+        assert!(ADMIN_ABILITIES.iter().all(|a| !open_to_grant(a)));
     }
 
     #[test]

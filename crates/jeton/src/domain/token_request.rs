@@ -84,7 +84,7 @@ impl TokenRequest {
             Some(requested) => problems.check(
                 "abilities",
                 abilities::parse_for_kind(requested, TokenKind::User).and_then(|wanted| {
-                    if wanted.is_subset_of(parent.abilities) {
+                    if abilities::ceilings().is_subset(&wanted, parent.abilities) {
                         Ok(wanted)
                     } else {
                         Err(

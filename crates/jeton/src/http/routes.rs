@@ -1,5 +1,5 @@
 //! THE route table: every API route, which kinds of token it accepts, which
-//! ability it needs, and its handler. Nothing else grants access: a route is
+//! ability it needs (each admin route its own, API.md §13), and its handler. Nothing else grants access: a route is
 //! only reachable through [`RouteTable`], which puts the guard in front of
 //! every handler, and handlers receive typed principals (`User`, `Client`)
 //! that the guard placed there.
@@ -55,16 +55,16 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),               orders::place)
         .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                orders::list_mine)
         .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                orders::get_mine)
-        .add(M::POST,   "/admin/products",                     needs(SK, ADMIN),                      admin::products::create)
-        .add(M::PATCH,  "/admin/products/{id}",                needs(SK, ADMIN),                      admin::products::update)
-        .add(M::POST,   "/admin/clients",                      needs(SK, ADMIN),                      admin::clients::create)
-        .add(M::GET,    "/admin/clients",                      needs(SK, ADMIN),                      admin::clients::list)
-        .add(M::GET,    "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::get)
-        .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, ADMIN),                      admin::clients::rotate)
-        .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, ADMIN),                      admin::clients::revoke)
-        .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, ADMIN),                      admin::customers::revoke_tokens)
-        .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ADMIN),                      admin::orders::cancel)
-        .add(M::GET,    "/admin/audit",                        needs(SK, ADMIN),                      admin::audit::list)
+        .add(M::POST,   "/admin/products",                     needs(SK, PRODUCTS_WRITE),             admin::products::create)
+        .add(M::PATCH,  "/admin/products/{id}",                needs(SK, PRODUCTS_WRITE),             admin::products::update)
+        .add(M::POST,   "/admin/clients",                      needs(SK, CLIENTS_WRITE),              admin::clients::create)
+        .add(M::GET,    "/admin/clients",                      needs(SK, CLIENTS_READ),               admin::clients::list)
+        .add(M::GET,    "/admin/clients/{id}",                 needs(SK, CLIENTS_READ),               admin::clients::get)
+        .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, CLIENTS_WRITE),              admin::clients::rotate)
+        .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, CLIENTS_WRITE),              admin::clients::revoke)
+        .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, CUSTOMERS_REVOKE),           admin::customers::revoke_tokens)
+        .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ORDERS_CANCEL),              admin::orders::cancel)
+        .add(M::GET,    "/admin/audit",                        needs(SK, AUDIT_READ),                 admin::audit::list)
         .add(M::GET,    "/admin/usage",                        needs(SK, USAGE_READ),                 admin::usage::shop)
         .add(M::GET,    "/admin/usage/top",                    needs(SK, USAGE_READ),                 admin::usage::top)
         .add(M::GET,    "/admin/clients/{id}/usage",           needs(SK, USAGE_READ),                 admin::usage::client)

@@ -71,7 +71,7 @@ impl AppState {
         let limits = Arc::new(limits.with_clock(clock.clone()));
         let gate = Gate::builder(identity().clone(), db.auth().clone())
             .clock(clock)
-            .ceilings(abilities::ceilings())
+            .ceilings(abilities::ceilings().clone())
             .limits(Arc::clone(&limits))
             .user_rate_limit(Rate::per_minute(config.customer_requests_per_minute))
             .failed_auth_limit(config.failed_auth)

@@ -15,7 +15,7 @@ use crate::domain::ids::{ClientId, ClientIds, CustomerId, KeyId, UserIds, new_id
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A client application, by the id of the key it used (for the admin
-    /// API: a secret key with `admin`).
+    /// API: a secret key with an admin ability).
     ClientKey {
         key_id: KeyId,
     },

@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod admin_abilities;
 mod browser;
 mod catalogue;
 mod cli;

@@ -23,18 +23,18 @@ use crate::{
     store::audit::Audit,
 };
 
-/// Nobody grants what they don't hold (contract §13): a client's
-/// abilities beyond the storefront's and the customers' ([`abilities::open_to_grant`])
-/// need the caller to hold them; an access token holds its scope only.
-/// Else 403 `insufficient_scope`, naming the first such ability.
+/// Nobody grants what they don't hold (contract §13): an ability that
+/// grants more than the storefront's and the customers' abilities
+/// ([`abilities::open_to_grant`]: an admin ability, `admin`,
+/// `tokens:introspect`, `*`) needs the caller to hold it, by the same rules
+/// as the routes (`admin` holds `clients:read`, not `staff:manage`); an
+/// access token holds its scope only. Else 403 `insufficient_scope`, naming
+/// the first such ability.
 fn check_grant(caller: &AbilitySet, granted: &AbilitySet) -> AppResult<()> {
-    let beyond = |ability: &Ability| {
-        !caller.grants(ability)
-            && abilities::KNOWN
-                .iter()
-                .any(|known| ability.covers(known) && !abilities::open_to_grant(known))
+    let beyond = |ability: &&Ability| {
+        !abilities::open_to_grant(ability) && !abilities::ceilings().grants(caller, ability)
     };
-    match granted.iter().find(|ability| beyond(ability)) {
+    match granted.iter().find(beyond) {
         Some(ability) => Err(AuthError::InsufficientScope {
             scope: ability.as_str().to_owned(),
         }

@@ -1,4 +1,5 @@
-//! The admin API: secret keys with `admin` only (see `routes.rs`).
+//! The admin API: secret keys and access tokens, each route with its own admin
+//! ability (see `routes.rs`).
 
 pub mod audit;
 pub mod clients;

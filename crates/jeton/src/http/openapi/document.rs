@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::http::Method;
-use jeton_auth::{Access, TokenKind};
+use jeton_auth::{AbilitySet, Access, TokenKind};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
@@ -16,7 +16,7 @@ use super::{
     schemas,
 };
 use crate::{
-    domain::{FieldError, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
+    domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
     http::{
         admin, catalog, customers, extract, hygiene, orders,
         routes::{self, PREFIX, RouteEntry},
@@ -72,7 +72,7 @@ use crate::{
         (name = "customers", description = "Registration and login through a client key; profile with a user token"),
         (name = "tokens", description = "A customer's own tokens"),
         (name = "orders", description = "Placing and reading one's own orders"),
-        (name = "admin", description = "Secret keys with the `admin` ability"),
+        (name = "admin", description = "The admin API, for secret keys and their access tokens: each operation needs its own admin ability (`clients:read`, `orders:cancel`, …), which `admin` (all of them but `staff:manage`) and `*` also grant; no `resource:*` wildcard does. A refusal names the missing ability."),
         (name = "oauth", description = "OAuth 2.0 for server-side clients: the client credentials grant, introspection, revocation, metadata"),
     )
 )]
@@ -199,6 +199,18 @@ fn who_may_call(entry: &RouteEntry) -> String {
     };
     let ability = match &entry.access.ability {
         None => ", whatever its abilities".to_owned(),
+        Some(ability) if abilities::ADMIN_ABILITIES.contains(ability) => {
+            let admin = AbilitySet::new([abilities::ADMIN]);
+            let umbrella = if abilities::ceilings().grants(&admin, ability) {
+                "`admin` or `*`"
+            } else {
+                "`*`"
+            };
+            format!(
+                " holding `{ability}` (an admin ability: also granted by {umbrella}, never by a \
+                 `resource:*` wildcard)"
+            )
+        }
         Some(ability) => format!(" holding `{ability}`"),
     };
     let csrf = if takes_csrf_header(entry) {
