@@ -14,7 +14,7 @@ use crate::{
 
 /// API.md §13's table, for the routes the table has: method, path, the
 /// one ability each needs.
-const ADMIN_TABLE: [(&str, &str, &str); 10] = [
+const ADMIN_TABLE: [(&str, &str, &str); 14] = [
     ("GET", "/admin/clients", "clients:read"),
     ("GET", "/admin/clients/{id}", "clients:read"),
     ("POST", "/admin/clients", "clients:write"),
@@ -29,6 +29,10 @@ const ADMIN_TABLE: [(&str, &str, &str); 10] = [
     ),
     ("POST", "/admin/orders/{id}/cancel", "orders:cancel"),
     ("GET", "/admin/audit", "audit:read"),
+    ("GET", "/admin/usage", "usage:read"),
+    ("GET", "/admin/usage/top", "usage:read"),
+    ("GET", "/admin/clients/{id}/usage", "usage:read"),
+    ("GET", "/admin/customers/{id}/usage", "usage:read"),
 ];
 
 /// Every admin ability, as API.md §3 lists them.

@@ -49,7 +49,8 @@ pub struct TopQuery {
     /// The range's start (RFC 3339); default: 24 hours before `to`.
     #[param(format = DateTime)]
     from: Option<String>,
-    /// The range's end, excluded (RFC 3339); default: now.
+    /// The range's end, excluded (RFC 3339); default: the end of the
+    /// current minute.
     #[param(format = DateTime)]
     to: Option<String>,
     /// `requests` (the default: every request) or `refused`.
@@ -313,7 +314,9 @@ pub async fn top(
         Some(limit @ 1..=100) => limit as u32,
         Some(_) => return Err(AppError::validation("limit", "must be 1 to 100")),
     };
-    let to = time_param("to", query.to.as_deref())?.unwrap_or(now);
+    // By default up to the end of the current minute, which counts too.
+    let to = time_param("to", query.to.as_deref())?
+        .unwrap_or_else(|| UsageRange::last(Granularity::Minute, 1, now).to);
     let from = time_param("from", query.from.as_deref())?.unwrap_or(to - time::Duration::DAY);
     let mut last_error = RangeError::Empty;
     let mut range = None;
