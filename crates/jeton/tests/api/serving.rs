@@ -456,9 +456,10 @@ async fn last_write(url: &str) -> i64 {
     seq.unwrap_or(0)
 }
 
-/// Hundreds of authenticated reads write nothing; the token's use is
-/// written once per flush, in one statement (Sanctum writes on every
-/// request).
+/// Hundreds of authenticated reads write nothing: only the batched
+/// flushes write, each one statement of last uses (`auth_credentials`) and
+/// one of usage counts (`auth_usage`), and nothing else (Sanctum writes on
+/// every request).
 async fn authenticated_reads_write_nothing(backend: Backend) {
     let Some(database) = database(backend).await else {
         return;
@@ -482,22 +483,10 @@ async fn authenticated_reads_write_nothing(backend: Backend) {
     }
     let read_for = reading.elapsed();
     let writes = writes_after(&shop.url, before).await;
-    // At most the batched flushes that fell in the window: one UPDATE of
-    // auth_credentials each (for one token, one row on SQLite too).
     let flushes = 1 + read_for.as_millis() / FLUSH_INTERVAL.as_millis();
-    assert!(
-        writes
-            .iter()
-            .all(|(table, op)| table == "auth_credentials" && op == "UPDATE"),
-        "250 reads wrote: {writes:?}"
-    );
-    assert!(
-        writes.len() as u128 <= flushes,
-        "{} writes in {read_for:?}: {writes:?}",
-        writes.len()
-    );
+    assert_only_flushes(&writes, flushes, backend);
 
-    // The flush does come, in one statement, and records the use.
+    // The flush does come, and records the use and the counts.
     let flushed_from = Instant::now();
     within(
         FLUSH_INTERVAL + SLACK,
@@ -512,12 +501,41 @@ async fn authenticated_reads_write_nothing(backend: Backend) {
     )
     .await;
     let writes = writes_after(&shop.url, before).await;
+    let flushes = 1 + flushed_from.duration_since(reading).as_millis() / FLUSH_INTERVAL.as_millis();
+    assert_only_flushes(&writes, flushes + 1, backend);
     assert!(
-        !writes.is_empty()
-            && writes
-                .iter()
-                .all(|(table, op)| table == "auth_credentials" && op == "UPDATE"),
+        writes.iter().any(|(table, _)| table == "auth_usage"),
         "{writes:?}"
+    );
+}
+
+/// Every write is a flush's: last uses (one UPDATE of `auth_credentials`)
+/// and usage counts (one upsert of `auth_usage`), at most `flushes` of
+/// each. The triggers count statements on PostgreSQL (an upsert fires
+/// INSERT and UPDATE) and rows on SQLite: two credentials, their minute,
+/// hour and day rows, over at most two minutes.
+fn assert_only_flushes(writes: &[(String, String)], flushes: u128, backend: Backend) {
+    assert!(
+        writes.iter().all(
+            |(table, op)| (table == "auth_credentials" && op == "UPDATE")
+                || (table == "auth_usage" && (op == "INSERT" || op == "UPDATE"))
+        ),
+        "reads wrote: {writes:?}"
+    );
+    let count = |wanted: &str| writes.iter().filter(|(table, _)| table == wanted).count() as u128;
+    assert!(
+        count("auth_credentials") <= flushes,
+        "{} last-use writes for {flushes} flushes: {writes:?}",
+        count("auth_credentials")
+    );
+    let per_flush = match backend {
+        Backend::Postgres => 2,
+        Backend::Sqlite => 2 * 3 * 2,
+    };
+    assert!(
+        count("auth_usage") <= flushes * per_flush,
+        "{} usage writes for {flushes} flushes: {writes:?}",
+        count("auth_usage")
     );
 }
 
