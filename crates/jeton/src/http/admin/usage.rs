@@ -235,7 +235,8 @@ pub fn requested_range(
 #[utoipa::path(get, operation_id = "getClientUsage", path = "/api/v1/admin/clients/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "The client's id"), UsageQuery),
     responses((status = 200, body = Usage<UsageCounts>),
-        (status = 404, description = "no such client")))]
+        (status = 404, description = "no such client"),
+        (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn client(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -255,7 +256,8 @@ pub async fn client(
 #[utoipa::path(get, operation_id = "getCustomerUsage", path = "/api/v1/admin/customers/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "The customer's id"), UsageQuery),
     responses((status = 200, body = Usage<UsageCounts>),
-        (status = 404, description = "no such customer")))]
+        (status = 404, description = "no such customer"),
+        (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn customer(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -279,7 +281,8 @@ pub async fn customer(
 /// range rules as a client's. Changes nothing.
 #[utoipa::path(get, operation_id = "getUsage", path = "/api/v1/admin/usage", tag = "admin",
     params(UsageQuery),
-    responses((status = 200, body = Usage<ShopUsageCounts>)))]
+    responses((status = 200, body = Usage<ShopUsageCounts>),
+        (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn shop(
     State(state): State<AppState>,
     Query(query): Query<UsageQuery>,
@@ -298,7 +301,8 @@ pub async fn shop(
 /// whose boundaries `from` and `to` are rounded down to. Changes nothing.
 #[utoipa::path(get, operation_id = "getTopClients", path = "/api/v1/admin/usage/top", tag = "admin",
     params(TopQuery),
-    responses((status = 200, body = TopClients)))]
+    responses((status = 200, body = TopClients),
+        (status = 422, description = "a range past two years, or empty (`validation_failed`)")))]
 pub async fn top(
     State(state): State<AppState>,
     Query(query): Query<TopQuery>,
