@@ -313,10 +313,11 @@ def seed(server, url, products=0):
     admin key; optionally `products` extra products with plenty of stock."""
     admin = json.loads(jeton(url, "client", "create", "--name", "bench-admin", "--kind", "secret",
                              "--ability", "admin", "--rate-limit", "none", "--json"))["key"]
-    pk = json.loads(jeton(url, "client", "create", "--name", "bench-storefront", "--kind", "publishable",
-                          "--ability", "products:read", "--ability", "customers:create",
-                          "--ability", "auth:login", "--origin", BENCH_ORIGIN,
-                          "--rate-limit", "none", "--per-ip-rate-limit", "none", "--json"))["key"]
+    storefront = json.loads(jeton(url, "client", "create", "--name", "bench-storefront", "--kind", "publishable",
+                                  "--ability", "products:read", "--ability", "customers:create",
+                                  "--ability", "auth:login", "--origin", BENCH_ORIGIN,
+                                  "--rate-limit", "none", "--per-ip-rate-limit", "none", "--json"))
+    pk = storefront["key"]
     email = "bench-%s@example.com" % secrets.token_hex(4)
     http("POST", server.base + "/api/v1/customers", {"email": email, "password": "bench password", "name": "Bench"}, pk)
     status, login = http("POST", server.base + "/api/v1/auth/login", {"email": email, "password": "bench password"}, pk)
@@ -332,8 +333,8 @@ def seed(server, url, products=0):
     oauth = json.loads(jeton(url, "client", "create", "--name", "bench-oauth", "--kind", "secret",
                              "--ability", "products:read", "--rate-limit", "none", "--json"))
     at = access_token(server, oauth["client_id"], oauth["key"])
-    return {"admin": admin, "pk": pk, "ut": login["token"], "cookie": cookie, "products": ids,
-            "oauth": oauth, "sk": oauth["key"], "at": at}
+    return {"admin": admin, "pk": pk, "pk_client": storefront["client_id"], "ut": login["token"],
+            "cookie": cookie, "products": ids, "oauth": oauth, "sk": oauth["key"], "at": at}
 
 
 def basic(client_id, secret):
@@ -428,6 +429,38 @@ def insert_user_tokens(sqlite_path, count):
     if batch:
         write(batch)
     connection.close()
+
+
+def insert_usage_rows(sqlite_path, client_id, count):
+    """Fills jeton-auth's usage table with `count` rows: 30 days of minute,
+    hour and day buckets for three keys of `client_id` (the chart the
+    benchmark reads), and the rest hourly rows of a thousand other clients'
+    keys over the past 90 days."""
+    connection = sqlite3.connect(sqlite_path, timeout=60)
+    hour = int(time.time()) // 3600 * 3600
+    rows = []
+    for key in range(3):
+        credential = "bench-key-%d" % key
+        for h in range(30 * 24):
+            rows.append(("hour", (hour - h * 3600) * 1_000_000, credential, client_id, 100, 1))
+        for m in range(48 * 60):
+            rows.append(("minute", (hour - m * 60) * 1_000_000, credential, client_id, 2, 0))
+        for d in range(30):
+            rows.append(("day", (hour // 86400 * 86400 - d * 86400) * 1_000_000, credential, client_id, 2400, 24))
+    others = max(0, count - len(rows))
+    for n in range(others):
+        other = n % 1000
+        h = n // 1000
+        rows.append(("hour", (hour - h * 3600) * 1_000_000, "bench-other-key-%d" % other,
+                     "bench-other-client-%d" % other, 10, 0))
+    for start in range(0, len(rows), 50_000):
+        connection.executemany(
+            "INSERT INTO auth_usage (granularity, bucket, credential_id, kind, client_id, ok, rate_limited) "
+            "VALUES (?, ?, ?, 'publishable', ?, ?, ?)", rows[start:start + 50_000])
+        connection.commit()
+    stored = connection.execute("SELECT COUNT(*) FROM auth_usage").fetchone()[0]
+    connection.close()
+    return stored
 
 
 # The in-process pairs, measured interleaved by the `auth_overhead` bench:
@@ -638,6 +671,38 @@ def main():
     p99_alone = statistics.median(x[1] for x in alone)
     p99_flood = statistics.median(x[1] for x in during)
 
+    # Usage counting on and off: two more servers on the same database,
+    # alike but for `--no-usage-counting` (a switch for this benchmark
+    # only), read in turn, paired by round.
+    counting = Server(sqlite_url, ["--trusted-proxy", "127.0.0.1/32"])
+    not_counting = Server(sqlite_url, ["--trusted-proxy", "127.0.0.1/32", "--no-usage-counting"])
+    usage_rows = interleaved([
+        ("counted", "GET /api/v1/products/{id}, publishable key, usage counted",
+         counting.base + "/api/v1/products/" + product, get_script(seeded["pk"]), {}),
+        ("not counted", "the same, usage not counted (`--no-usage-counting`)",
+         not_counting.base + "/api/v1/products/" + product, get_script(seeded["pk"]), {}),
+    ])
+    usage = {"paired": paired("counted", "not counted"),
+             "rounds": [a[0] / b[0] for a, b in zip(round_samples["counted"], round_samples["not counted"])],
+             "counted": usage_rows["counted"][0], "not counted": usage_rows["not counted"][0]}
+    not_counting.stop()
+    # A 30-day hourly chart of one client, with a million rows of usage in
+    # the table: one request at a time, so that 1/throughput is the time
+    # of one answer.
+    started = time.time()
+    usage["rows"] = insert_usage_rows(sqlite_path, seeded["pk_client"], 1_000_000)
+    notes.append("Inserting %d usage rows took %.0f s." % (usage["rows"], time.time() - started))
+    month_ago = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 30 * 86400))
+    chart = counting.base + "/api/v1/admin/clients/%s/usage?granularity=hour&from=%s" % (seeded["pk_client"],
+                                                                                         month_ago)
+    status, answer = http("GET", chart, token=seeded["admin"])
+    assert status == 200 and len(answer["series"]) == 721 and answer["totals"]["ok"] == 3 * 720 * 100, answer
+    rps, p99 = measure("GET /api/v1/admin/clients/{id}/usage, 30 days hourly, 1M usage rows (1 connection)",
+                       chart, get_script(seeded["admin"]), connections=1, threads=1)
+    usage["chart mean"] = 1000.0 / rps
+    usage["chart p99"] = p99
+    counting.stop()
+
     # Orders on SQLite.
     orders = {}
     orders["sqlite hot"] = measure("orders/s, SQLite, one hot product", base + "/orders", order_script(seeded["ut"], [product]))[0]
@@ -732,7 +797,7 @@ def main():
     micro = {} if options.no_criterion else criterion_results()
     micro_ratios = overhead_ratios(options.overhead_runs)
     write_report(options, rows, healthz, product_rps, page_rps, rss_under_load, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
-                 access, micro, micro_ratios, notes, my_orders_rps, fleet)
+                 access, micro, micro_ratios, notes, my_orders_rps, fleet, usage)
 
 
 def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, p99_flood, floods, orders, scale, pg, cookie,
@@ -741,7 +806,8 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                  micro_ratios,
                  notes,
                  my_orders_rps,
-                 fleet):
+                 fleet,
+                 usage):
     out = []
     out.append("# Benchmarks\n")
     flags = (" --no-criterion" if options.no_criterion else "") + (
@@ -768,6 +834,15 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
     out.append("| product page of 20 with a publishable key ≥ 0.8× `/healthz` | %.2f× |" % (page_rps / healthz))
     out.append("| `GET /me/orders` with a user token, a customer with 20 orders of one line, ≥ 0.4× `/healthz` | "
                "%.2f× |" % (my_orders_rps / healthz))
+    out.append("| with usage counted: product by id, page of 20 and `/me/orders` each ≥ 0.75× `/healthz` | %.2f×, "
+               "%.2f×, %.2f× |" % (product_rps / healthz, page_rps / healthz, my_orders_rps / healthz))
+    out.append("| reads with usage counted within 5%% of reads without (product by id, two servers on one database) "
+               "| %.3f× paired by round (the rounds: %s); %.0f vs %.0f req/s as the medians |"
+               % (usage["paired"], ", ".join("%.3f" % r for r in usage["rounds"]), usage["counted"],
+                  usage["not counted"]))
+    out.append("| a 30-day hourly usage chart of one client, %s usage rows in the table, < 50 ms | %.2f ms a "
+               "request on average, p99 %.2f ms |" % ("{:,}".format(usage["rows"]), usage["chart mean"],
+                                                      usage["chart p99"]))
     out.append("| malformed-token flood ≥ 0.9× `/healthz`, zero database statements | %.2f× `/healthz` driven the same "
                "way (random client IPs), paired by round (the rounds: %s); %.2f× as the ratio of the two rows' "
                "medians; %.2f× plain `/healthz`; no statement (refused before any storage call) |"
@@ -852,7 +927,7 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                "goes through the limit backend without being refused; shared on Redis, a process leases about 1% "
                "of a limit at a time (docs/fleet.md).")
     out.append("- Reads are served from in-process caches; the per-request database work is zero, and "
-               "`last_used_at` is written in one batch every 5 s.")
+               "`last_used_at` and the usage counts are written in one batch every 5 s.")
     out.append("")
     if os.path.exists(NOTES):
         with open(NOTES) as notes_file:
