@@ -1108,8 +1108,33 @@ async fn usage_is_counted_by_credential_and_outcome(backend: Backend) {
         .totals;
     assert_eq!(of_alice.ok, 3);
 
-    // Nothing is past its retention yet.
+    // Nothing is past its retention yet; buckets just past theirs go.
     assert_eq!(store.purge_usage().await.unwrap(), 0);
+    let micros = |at: OffsetDateTime| (at.unix_timestamp_nanos() / 1000) as i64;
+    for (granularity, age) in [
+        ("minute", time::Duration::hours(50)),
+        ("hour", time::Duration::days(92)),
+        ("day", time::Duration::days(733)),
+        ("day", time::Duration::days(700)),
+    ] {
+        sqlx::query(
+            "INSERT INTO auth_usage (granularity, bucket, credential_id, kind, ok) \
+             VALUES ($1, $2, 'old', 'secret', 1)",
+        )
+        .bind(granularity)
+        .bind(micros(now - age))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    assert_eq!(store.purge_usage().await.unwrap(), 3);
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM auth_usage WHERE credential_id = 'old'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(kept, 1, "the day bucket within two years stays");
 }
 
 macro_rules! on_both_databases {
