@@ -1,5 +1,5 @@
-//! Usage as the admin API and the CLI show it: jeton-auth's counts
-//! (`auth_usage`, written by the gate), with Jeton's names for clients.
+//! Usage as the admin API and the CLI show it: the counts jeton-auth's
+//! gate writes and its store reads, with Jeton's names for clients.
 
 use jeton_auth::usage::{Counts, Rank, UsageOf, UsageRange, UsageSeries};
 
