@@ -52,8 +52,8 @@ fn print_table(series: &UsageSeries, shop: bool) {
     println!(
         "{} buckets from {} to {}: {} requests, {} refused",
         series.range.granularity,
-        series.range.from,
-        series.range.to,
+        rfc3339(series.range.from),
+        rfc3339(series.range.to),
         series.totals.requests(),
         series.totals.refused()
     );
@@ -77,9 +77,14 @@ fn print_table(series: &UsageSeries, shop: bool) {
         println!("{line}");
     };
     for (time, counts) in &series.buckets {
-        row(time.to_string(), counts);
+        row(rfc3339(*time), counts);
     }
     row("TOTAL".to_owned(), &series.totals);
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
 }
 
 /// The column headings: the outcomes' names, cut to fit.

@@ -604,12 +604,11 @@ fn admin_rows() -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    // The contract's nine, and the audit log.
-    assert_eq!(
-        rows.len(),
-        10,
-        "nine admin routes of the spec and the audit log"
-    );
+    let spec = SPEC_ROUTES
+        .iter()
+        .filter(|(_, path, _, _)| path.starts_with("/admin/"))
+        .count();
+    assert_eq!(rows.len(), spec, "the admin routes of SPEC_ROUTES");
     rows
 }
 
@@ -699,7 +698,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 27] = [
     (
         "GET",
         "/products",
@@ -769,6 +768,21 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
     ),
     // Beyond the contract's admin endpoints: the audit log.
     ("GET", "/admin/audit", "sk | at", Some("audit:read")),
+    // Usage (API.md §12).
+    ("GET", "/admin/usage", "sk | at", Some("usage:read")),
+    ("GET", "/admin/usage/top", "sk | at", Some("usage:read")),
+    (
+        "GET",
+        "/admin/clients/{id}/usage",
+        "sk | at",
+        Some("usage:read"),
+    ),
+    (
+        "GET",
+        "/admin/customers/{id}/usage",
+        "sk | at",
+        Some("usage:read"),
+    ),
 ];
 
 /// A pure check: it needs no database.
