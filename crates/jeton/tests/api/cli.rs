@@ -545,7 +545,7 @@ async fn token_prune_deletes_only_dead_credentials_and_reports_counts() {
 
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "0s"]);
     run.ok();
-    assert_eq!(numbers(&run.stdout), [0, 0, 0], "{}", run.stdout);
+    assert_eq!(numbers(&run.stdout), [0, 0, 0, 0], "{}", run.stdout);
     // A duration that is not one.
     let run = jeton(&app.url, &["token", "prune", "--expired-for", "soon"]);
     assert!(!run.output.status.success());
