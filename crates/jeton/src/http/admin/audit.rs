@@ -6,6 +6,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::IntoParams;
 
 use crate::{
+    domain::ids::parse_id,
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
@@ -113,8 +114,10 @@ pub async fn list(
         from,
         to,
     };
-    let staff: Option<String> = id_filter("staff_id", query.staff_id)?;
-    if staff.is_some() {
+    if let Some(staff_id) = query.staff_id {
+        if parse_id(&staff_id).is_none() {
+            return Err(AppError::validation("staff_id", "is not an id"));
+        }
         // No event has a staff member as its actor until staff accounts
         // exist (issue 30): the filter matches nothing.
         let none: Vec<AuditEvent> = Vec::new();
