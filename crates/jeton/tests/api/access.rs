@@ -604,12 +604,8 @@ fn admin_rows() -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    // The contract's nine, and the audit log.
-    assert_eq!(
-        rows.len(),
-        10,
-        "nine admin routes of the spec and the audit log"
-    );
+    // The admin routes of §13's table (see `admin_abilities.rs`).
+    assert_eq!(rows.len(), 20, "the admin routes of API.md §13");
     rows
 }
 
@@ -647,7 +643,7 @@ async fn user_token_cannot_reach_admin(app: TestApp) {
 async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
     let sk = app.client(ClientKind::Secret, &ALL_BUT_ADMIN, &[]).await.1;
     app.get_as("/api/v1/products", &sk).await.expect(200);
-    assert_eq!(admin_rows().len(), 10);
+    assert_eq!(admin_rows().len(), 20);
     for entry in routes::api().entries() {
         if !entry.path.starts_with("/admin/") {
             continue;
@@ -699,7 +695,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 33] = [
     (
         "GET",
         "/products",
@@ -767,8 +763,44 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
         "sk | at",
         Some("orders:cancel"),
     ),
-    // Beyond the contract's admin endpoints: the audit log.
     ("GET", "/admin/audit", "sk | at", Some("audit:read")),
+    // §12: usage.
+    ("GET", "/admin/usage", "sk | at", Some("usage:read")),
+    ("GET", "/admin/usage/top", "sk | at", Some("usage:read")),
+    (
+        "GET",
+        "/admin/clients/{id}/usage",
+        "sk | at",
+        Some("usage:read"),
+    ),
+    (
+        "GET",
+        "/admin/customers/{id}/usage",
+        "sk | at",
+        Some("usage:read"),
+    ),
+    // §13: more admin endpoints, for the console.
+    ("GET", "/admin/products", "sk | at", Some("products:write")),
+    (
+        "PATCH",
+        "/admin/clients/{id}",
+        "sk | at",
+        Some("clients:write"),
+    ),
+    ("GET", "/admin/customers", "sk | at", Some("customers:read")),
+    (
+        "GET",
+        "/admin/customers/{id}",
+        "sk | at",
+        Some("customers:read"),
+    ),
+    (
+        "GET",
+        "/admin/customers/{id}/tokens",
+        "sk | at",
+        Some("customers:read"),
+    ),
+    ("GET", "/admin/orders", "sk | at", Some("orders:read_all")),
 ];
 
 /// A pure check: it needs no database.
@@ -806,11 +838,7 @@ fn route_table_matches_the_spec() {
 async fn route_table_denies_by_default(app: TestApp) {
     let table = routes::api();
     let entries = table.entries();
-    assert_eq!(
-        entries.len(),
-        23,
-        "the spec's 22 API routes and the audit log"
-    );
+    assert_eq!(entries.len(), SPEC_ROUTES.len(), "the spec's API routes");
 
     // The strongest token of each kind: a wrong kind is refused whatever
     // it holds.
@@ -907,8 +935,8 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 19 rows, sk: 9 (the user-token rows), ut: 12 (the client-key rows).
-    assert_eq!(refused, 19 + 9 + 12, "wrong-kind refusals checked");
+    // pk: 29 rows, sk: 9 (the user-token rows), ut: 22 (the client-key rows).
+    assert_eq!(refused, 29 + 9 + 22, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,
