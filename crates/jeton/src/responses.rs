@@ -165,8 +165,13 @@ pub struct ClientKey {
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// How often this key was refused because a browser sent it (secret
-    /// keys): anything but 0 means the key has leaked; rotate it.
+    /// keys; at most once a minute is counted): anything but 0 means the
+    /// key has leaked; rotate it.
     pub browser_refusals: i64,
+    /// When a browser first sent the key (its first `browser_refusals`):
+    /// when it was exposed; `null` if never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub exposed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
@@ -179,6 +184,7 @@ impl From<store::clients::ClientKey> for ClientKey {
             created_at: row.created_at,
             expires_at: row.expires_at,
             browser_refusals: row.browser_refusals,
+            exposed_at: row.exposed_at,
             last_browser_refusal_at: row.last_browser_refusal_at,
         }
     }

@@ -6,6 +6,8 @@ mod tx;
 mod usage;
 
 pub use records::{ClientInfo, CredentialInfo, KeyInfo};
+
+use records::ClientFilter;
 pub use tx::{ClientUpdate, CredentialTx, NewCredential};
 
 use std::{
@@ -779,7 +781,29 @@ impl SqlStore {
     ) -> Result<Vec<ClientInfo>, SqlStoreError> {
         let mut conn = self.0.pool.acquire().await?;
         let now = self.now_micros();
-        Ok(records::list_clients(&mut conn, after, limit, now).await?)
+        Ok(records::list_clients(&mut conn, after, limit, now, ClientFilter::All).await?)
+    }
+
+    /// [`list_clients`](SqlStore::list_clients), only those with a working
+    /// key a browser sent: a recorded `secret_key_in_browser` refusal (see
+    /// [`KeyInfo`]). A leaked key, to rotate.
+    pub async fn list_exposed_clients(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClientInfo>, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        let now = self.now_micros();
+        let filter = ClientFilter::Exposed;
+        Ok(records::list_clients(&mut conn, after, limit, now, filter).await?)
+    }
+
+    /// How many of a person's user tokens are live (neither revoked nor
+    /// expired): what [`user_tokens`](SqlStore::user_tokens) pages through.
+    pub async fn count_user_tokens(&self, user_id: &str) -> Result<u64, SqlStoreError> {
+        let mut conn = self.0.pool.acquire().await?;
+        let now = self.now_micros();
+        Ok(records::count_user_tokens(&mut conn, user_id, now).await?)
     }
 
     /// Every live client's allowed origins (client id → origins), for an

@@ -6,7 +6,7 @@ use crate::{
     responses,
     store::{
         Db,
-        audit::{AuditEvent, AuditFilter},
+        audit::{AuditEvent, AuditFilter, AuditOrder},
     },
 };
 
@@ -62,10 +62,14 @@ pub async fn run(db: &Db, args: AuditArgs) -> anyhow::Result<()> {
     let filter = AuditFilter {
         client_id: id("client-id", args.client_id)?,
         customer_id: id("customer-id", args.customer_id)?,
+        ..AuditFilter::default()
     };
-    let mut events = db.list_audit(&filter, None, i64::MAX).await?;
-    let skip = events.len().saturating_sub(args.limit);
-    events.drain(..skip);
+    // The latest `limit`, shown oldest first.
+    let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
+    let mut events = db
+        .list_audit(&filter, AuditOrder::Newest, None, limit)
+        .await?;
+    events.reverse();
     if args.json {
         let events: Vec<responses::AuditEvent> = events
             .into_iter()

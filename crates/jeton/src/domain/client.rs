@@ -176,18 +176,7 @@ impl NewClient {
             "abilities",
             abilities::parse_for_kind(&input.abilities, input.kind.token_kind()),
         );
-        if input.allowed_origins.len() > MAX_ORIGINS {
-            problems.add("allowed_origins", format!("at most {MAX_ORIGINS} origins"));
-        }
-        let mut origins = Vec::new();
-        for (index, origin) in input.allowed_origins.iter().enumerate() {
-            if let Some(origin) =
-                problems.check(&format!("allowed_origins[{index}]"), parse_origin(origin))
-                && !origins.contains(&origin)
-            {
-                origins.push(origin);
-            }
-        }
+        let origins = parse_origins(&mut problems, &input.allowed_origins);
         match input.kind {
             ClientKind::Publishable if input.allowed_origins.is_empty() => problems.add(
                 "allowed_origins",
@@ -228,6 +217,165 @@ impl NewClient {
             allowed_origins: origins,
             rate_limit_per_minute: rate_limit.expect("checked"),
             per_ip_rate_limit_per_minute: per_ip.expect("checked"),
+        })
+    }
+}
+
+fn patch_name_schema() -> utoipa::openapi::Object {
+    schema::field(
+        schema::bounded_text(1, NAME_MAX, true)
+            .description(Some("The new name; left out or `null`: unchanged."))
+            .examples(["Storefront"]),
+    )
+}
+
+fn patch_abilities_schema() -> utoipa::openapi::Array {
+    let mut list = abilities::list_schema(TokenKind::Secret, true);
+    list.description = Some(format!(
+        "Replaces the abilities; left out or `null`: unchanged. Within the kind's ceiling \
+         (a publishable key may hold only {}), and beyond the storefront's and the customers' \
+         abilities only what the caller holds. The client's access tokens whose scope the new \
+         abilities do not allow are revoked.",
+        abilities::grantable(TokenKind::Publishable)
+            .iter()
+            .map(|ability| format!("`{ability}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    list
+}
+
+fn patch_origins_schema() -> utoipa::openapi::Array {
+    let origin = schema::sized_text(1, MAX_ORIGIN_LEN)
+        .description(Some(
+            "`scheme://host[:port]` (http or https), or `*` alone.",
+        ))
+        .examples(["http://localhost:8080"])
+        .build();
+    let mut list = schema::array(origin, 0, MAX_ORIGINS, true);
+    list.description = Some(
+        "Replaces the websites the key may be used from; left out or `null`: unchanged. At \
+         least one for a publishable key; a secret key has none (only `[]` is accepted)."
+            .to_owned(),
+    );
+    list
+}
+
+fn patch_rate_limit_schema() -> utoipa::openapi::Object {
+    schema::field(schema::integer(1, MAX_RATE_LIMIT, true).description(Some(
+        "Requests per minute for the key as a whole. Left out: unchanged. `null`: no limit.",
+    )))
+}
+
+fn patch_per_ip_rate_limit_schema() -> utoipa::openapi::Object {
+    schema::field(schema::integer(1, MAX_RATE_LIMIT, true).description(Some(
+        "Publishable keys only (a secret key takes only `null`): requests per minute per \
+         client IP. Left out: unchanged. `null`: no limit.",
+    )))
+}
+
+/// `PATCH /admin/clients/{id}`: the fields to change, each left out (or,
+/// but for the limits, `null`) to keep it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"allowed_origins": ["https://shop.example"], "rate_limit_per_minute": 600}))]
+pub struct ClientPatchInput {
+    #[schema(schema_with = patch_name_schema)]
+    pub name: Option<String>,
+    #[schema(schema_with = patch_abilities_schema)]
+    pub abilities: Option<Vec<String>>,
+    #[schema(schema_with = patch_origins_schema)]
+    pub allowed_origins: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(schema_with = patch_rate_limit_schema)]
+    pub rate_limit_per_minute: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(schema_with = patch_per_ip_rate_limit_schema)]
+    pub per_ip_rate_limit_per_minute: Option<Option<i64>>,
+}
+
+/// What to change of a client, valid for its kind; `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientChange {
+    pub name: Option<String>,
+    pub abilities: Option<AbilitySet>,
+    pub allowed_origins: Option<Vec<String>>,
+    /// `Some(None)`: no limit.
+    pub rate_limit_per_minute: Option<Option<i64>>,
+    pub per_ip_rate_limit_per_minute: Option<Option<i64>>,
+}
+
+/// Parses a list of origins into their canonical forms, each once.
+fn parse_origins(problems: &mut Problems, given: &[String]) -> Vec<String> {
+    if given.len() > MAX_ORIGINS {
+        problems.add("allowed_origins", format!("at most {MAX_ORIGINS} origins"));
+    }
+    let mut origins = Vec::new();
+    for (index, origin) in given.iter().enumerate() {
+        if let Some(origin) =
+            problems.check(&format!("allowed_origins[{index}]"), parse_origin(origin))
+            && !origins.contains(&origin)
+        {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
+impl ClientChange {
+    /// The change asked for a client of `kind`, by the rules of a new
+    /// client of that kind.
+    pub fn parse(
+        input: ClientPatchInput,
+        kind: ClientKind,
+    ) -> Result<ClientChange, Vec<FieldError>> {
+        let mut problems = Problems::default();
+        let name = input
+            .name
+            .map(|name| problems.check("name", bounded(&name, 1, NAME_MAX)));
+        let abilities = input.abilities.map(|requested| {
+            problems.check(
+                "abilities",
+                abilities::parse_for_kind(&requested, kind.token_kind()),
+            )
+        });
+        let allowed_origins = input.allowed_origins.map(|given| {
+            match kind {
+                ClientKind::Publishable if given.is_empty() => problems.add(
+                    "allowed_origins",
+                    "a publishable key needs at least one allowed origin",
+                ),
+                ClientKind::Secret if !given.is_empty() => problems.add(
+                    "allowed_origins",
+                    "secret keys are for servers and are refused from browsers; they have no origins",
+                ),
+                _ => {}
+            }
+            parse_origins(&mut problems, &given)
+        });
+        let rate_limit = input
+            .rate_limit_per_minute
+            .map(|limit| problems.check("rate_limit_per_minute", parse_limit(limit)));
+        let per_ip = match (kind, input.per_ip_rate_limit_per_minute) {
+            (ClientKind::Secret, Some(Some(_))) => {
+                problems.add(
+                    "per_ip_rate_limit_per_minute",
+                    "applies to publishable keys only",
+                );
+                None
+            }
+            // A secret key has none: `null` changes nothing.
+            (ClientKind::Secret, _) => None,
+            (ClientKind::Publishable, given) => given
+                .map(|limit| problems.check("per_ip_rate_limit_per_minute", parse_limit(limit))),
+        };
+        problems.finish(|| ClientChange {
+            name: name.map(|name| name.expect("checked")),
+            abilities: abilities.map(|set| set.expect("checked")),
+            // A secret client's `[]` is what it has.
+            allowed_origins: allowed_origins.filter(|_| kind == ClientKind::Publishable),
+            rate_limit_per_minute: rate_limit.map(|limit| limit.expect("checked")),
+            per_ip_rate_limit_per_minute: per_ip.map(|limit| limit.expect("checked")),
         })
     }
 }
@@ -327,5 +475,64 @@ mod tests {
         let mut zero = input(ClientKind::Secret, &["admin"], &[]);
         zero.rate_limit_per_minute = Some(Some(0));
         assert!(NewClient::parse(zero, DEFAULTS).is_err());
+    }
+
+    fn patch(body: serde_json::Value) -> ClientPatchInput {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn patches_follow_the_kind() {
+        use serde_json::json;
+        let change = ClientChange::parse(
+            patch(json!({"allowed_origins": ["https://Shop.example:443"], "per_ip_rate_limit_per_minute": null})),
+            ClientKind::Publishable,
+        )
+        .unwrap();
+        assert_eq!(
+            change.allowed_origins,
+            Some(vec!["https://shop.example".to_owned()])
+        );
+        assert_eq!(change.per_ip_rate_limit_per_minute, Some(None));
+        assert_eq!(change.rate_limit_per_minute, None);
+        assert!(
+            ClientChange::parse(
+                patch(json!({"allowed_origins": []})),
+                ClientKind::Publishable
+            )
+            .is_err()
+        );
+        assert!(
+            ClientChange::parse(
+                patch(json!({"abilities": ["orders:cancel"]})),
+                ClientKind::Publishable
+            )
+            .is_err()
+        );
+        assert!(
+            ClientChange::parse(
+                patch(json!({"allowed_origins": ["https://shop.example"]})),
+                ClientKind::Secret
+            )
+            .is_err()
+        );
+        assert!(
+            ClientChange::parse(
+                patch(json!({"per_ip_rate_limit_per_minute": 5})),
+                ClientKind::Secret
+            )
+            .is_err()
+        );
+        // What a secret client has anyway changes nothing.
+        let same = ClientChange::parse(
+            patch(json!({"allowed_origins": [], "per_ip_rate_limit_per_minute": null})),
+            ClientKind::Secret,
+        )
+        .unwrap();
+        assert_eq!(same, ClientChange::default());
+        assert_eq!(
+            ClientChange::parse(patch(json!({})), ClientKind::Secret).unwrap(),
+            ClientChange::default()
+        );
     }
 }

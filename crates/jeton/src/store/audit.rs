@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::{Db, columns::Micros};
 use crate::domain::ids::{ClientId, ClientIds, CustomerId, KeyId, UserIds, new_id};
+use crate::domain::time::to_micros;
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,10 +207,26 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Which events a listing takes; every field set narrows it.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub client_id: Option<ClientId>,
     pub customer_id: Option<CustomerId>,
+    /// The event's action, exactly (`client.created`, …).
+    pub action: Option<String>,
+    /// Events at or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Events before this time.
+    pub to: Option<OffsetDateTime>,
+}
+
+/// Which way a listing runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuditOrder {
+    /// In the order the events happened.
+    #[default]
+    Oldest,
+    Newest,
 }
 
 impl Db {
@@ -220,23 +237,41 @@ impl Db {
         self.append_audit(&mut conn, audit, event).await
     }
 
-    /// Events in the order they happened, after `after` (an event id).
+    /// Events in `order` by id (ids grow with time), after `after` (an
+    /// event id) in that order.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_audit(
         &self,
         filter: &AuditFilter,
+        order: AuditOrder,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        enum Bind {
+            Text(String),
+            Int(i64),
+        }
+        let (past, direction) = match order {
+            AuditOrder::Oldest => ("id >", "ASC"),
+            AuditOrder::Newest => ("id <", "DESC"),
+        };
         let mut conditions = Vec::new();
-        let mut binds: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let text = |value: Option<String>| value.map(Bind::Text);
+        let micros = |value: Option<OffsetDateTime>| value.map(|at| Bind::Int(to_micros(at)));
         for (column, value) in [
-            ("id >", after.map(str::to_owned)),
-            ("client_id =", filter.client_id.clone().map(String::from)),
+            (past, text(after.map(str::to_owned))),
+            (
+                "client_id =",
+                text(filter.client_id.clone().map(String::from)),
+            ),
             (
                 "customer_id =",
-                filter.customer_id.clone().map(String::from),
+                text(filter.customer_id.clone().map(String::from)),
             ),
+            ("action =", text(filter.action.clone())),
+            ("at >=", micros(filter.from)),
+            ("at <", micros(filter.to)),
         ] {
             if let Some(value) = value {
                 binds.push(value);
@@ -250,12 +285,15 @@ impl Db {
         };
         let sql = format!(
             "SELECT id, at, action, actor_kind, actor_id, client_id, customer_id, subject_id, client_ip, detail \
-             FROM audit_events {filter_sql} ORDER BY id LIMIT ${}",
+             FROM audit_events {filter_sql} ORDER BY id {direction} LIMIT ${}",
             binds.len() + 1
         );
         let mut query = sqlx::query_as(AssertSqlSafe(sql));
         for bind in binds {
-            query = query.bind(bind);
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(int) => query.bind(int),
+            };
         }
         query.bind(limit).fetch_all(self.reader()).await
     }

@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jeton_auth::{AbilitySet, ClientInfo, KeyInfo, NewCredential, PlainToken, limits::Limits};
+use jeton_auth::{
+    AbilitySet, ClientInfo, ClientUpdate, KeyInfo, NewCredential, PlainToken, limits::Limits,
+};
 use time::OffsetDateTime;
 
 use super::{
@@ -13,7 +15,8 @@ use super::{
     store_error,
 };
 use crate::domain::{
-    client::{ClientKind, NewClient},
+    abilities,
+    client::{ClientChange, ClientKind, NewClient},
     ids::{ClientId, KeyId},
 };
 
@@ -28,6 +31,8 @@ pub struct ClientKey {
     pub expires_at: Option<OffsetDateTime>,
     /// How often a browser sent this (secret) key.
     pub browser_refusals: i64,
+    /// When a browser first sent it: when it was exposed.
+    pub exposed_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
 
@@ -92,9 +97,29 @@ impl ClientKey {
             created_at: key.credential.created_at,
             expires_at: key.credential.expires_at,
             browser_refusals: i64::try_from(key.browser_refusals).unwrap_or(i64::MAX),
+            exposed_at: key.first_browser_refusal_at,
             last_browser_refusal_at: key.last_browser_refusal_at,
         }
     }
+}
+
+/// Why [`Db::update_client`] changed nothing.
+#[derive(Debug)]
+pub enum UpdateClientError<E> {
+    /// The caller's check refused the client as it stood.
+    Refused(E),
+    Db(sqlx::Error),
+}
+
+impl<E> From<sqlx::Error> for UpdateClientError<E> {
+    fn from(error: sqlx::Error) -> UpdateClientError<E> {
+        UpdateClientError::Db(error)
+    }
+}
+
+/// A client's requests per minute, as jeton-auth's store takes them.
+fn stored_limit(limit: Option<i64>) -> Option<u32> {
+    limit.and_then(|n| u32::try_from(n).ok())
 }
 
 /// A client's name and kind, as Jeton keeps them.
@@ -111,12 +136,11 @@ impl Db {
         audit: &Audit,
     ) -> Result<Client, sqlx::Error> {
         debug_assert_eq!(key.kind(), client.kind.token_kind());
-        let limit = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
         let new = jeton_auth::NewClient::new(client.abilities.iter().cloned())
             .allowed_origins(client.allowed_origins.iter().map(String::as_str))
             .limits(Limits {
-                per_key: limit(client.rate_limit_per_minute),
-                per_ip: limit(client.per_ip_rate_limit_per_minute),
+                per_key: stored_limit(client.rate_limit_per_minute),
+                per_ip: stored_limit(client.per_ip_rate_limit_per_minute),
             });
         let mut tx = self.begin_credentials().await?;
         let id = tx.add_client(&new).await.map_err(store_error)?;
@@ -168,6 +192,23 @@ impl Db {
         let found = self
             .auth()
             .list_clients(after, limit)
+            .await
+            .map_err(store_error)?;
+        self.with_details(found).await
+    }
+
+    /// [`Db::list_clients`], only the clients with a working key that a
+    /// browser sent (a leaked secret key).
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn list_flagged_clients(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Client>, sqlx::Error> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let found = self
+            .auth()
+            .list_exposed_clients(after, limit)
             .await
             .map_err(store_error)?;
         self.with_details(found).await
@@ -291,6 +332,7 @@ impl Db {
             created_at: stored.created_at,
             expires_at: stored.expires_at,
             browser_refusals: 0,
+            exposed_at: None,
             last_browser_refusal_at: None,
         };
         let event = Event {
@@ -306,6 +348,122 @@ impl Db {
         self.append_audit(&mut tx, audit, event).await?;
         tx.commit().await?;
         Ok(Some(created))
+    }
+
+    /// Changes a live client (`change`, already valid for its kind) in one
+    /// transaction with its audit event, once `check` accepted the client
+    /// as it stands (read in that transaction, its row locked). Its keys
+    /// hold the new abilities, origins and limits at once here and, through
+    /// jeton-auth's change feed, within a second in every process. New
+    /// abilities also revoke the client's live access tokens whose scope
+    /// they no longer allow: a token never holds more than its client.
+    /// `None` if there is no live client with this id.
+    #[tracing::instrument(level = "debug", skip(self, check))]
+    pub async fn update_client<E>(
+        &self,
+        client_id: &ClientId,
+        change: &ClientChange,
+        audit: &Audit,
+        check: impl FnOnce(&Client) -> Result<(), E>,
+    ) -> Result<Option<Client>, UpdateClientError<E>> {
+        let mut tx = self.begin_credentials().await?;
+        // Writing the details first locks them (on PostgreSQL; SQLite has
+        // one writer anyway): two edits of one client take turns, so
+        // neither undoes the other's limit.
+        let details: Option<(String, String)> = sqlx::query_as(
+            "UPDATE client_details SET name = COALESCE($2, name) WHERE client_id = $1 \
+             RETURNING name, kind",
+        )
+        .bind(client_id.clone())
+        .bind(change.name.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((name, kind)) = details else {
+            return Ok(None);
+        };
+        let kind = ClientKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Protocol(format!("unknown client kind {kind}")))?;
+        let stored = tx.client(client_id).await.map_err(store_error)?;
+        let Some(stored) = stored.filter(|client| client.revoked_at.is_none()) else {
+            return Ok(None);
+        };
+        let current = Client::from_parts(stored, name, kind);
+        check(&current).map_err(UpdateClientError::Refused)?;
+
+        let mut update = ClientUpdate::new();
+        let mut changed = Vec::new();
+        if change.name.is_some() {
+            changed.push(format!("name `{}`", current.name));
+        }
+        if let Some(granted) = &change.abilities {
+            update = update.abilities(granted.iter().cloned());
+            changed.push(format!("abilities `{}`", granted.to_spaced()));
+        }
+        if let Some(origins) = &change.allowed_origins {
+            update = update.allowed_origins(origins.iter().map(String::as_str));
+            changed.push(format!("allowed_origins `{}`", origins.join(" ")));
+        }
+        let (per_key, per_ip) = (
+            change.rate_limit_per_minute,
+            change.per_ip_rate_limit_per_minute,
+        );
+        if per_key.is_some() || per_ip.is_some() {
+            // The store sets both limits at once: the one left out stays.
+            let per_key = per_key.unwrap_or(current.rate_limit_per_minute);
+            let per_ip = per_ip.unwrap_or(current.per_ip_rate_limit_per_minute);
+            update = update.limits(Limits {
+                per_key: stored_limit(per_key),
+                per_ip: stored_limit(per_ip),
+            });
+            let shown = |limit: Option<i64>| limit.map_or("none".to_owned(), |n| n.to_string());
+            changed.push(format!(
+                "rate_limit_per_minute {}, per_ip_rate_limit_per_minute {}",
+                shown(per_key),
+                shown(per_ip)
+            ));
+        }
+        if changed.is_empty() {
+            // Nothing asked: nothing written, nothing to record.
+            return Ok(Some(current));
+        }
+        if !tx
+            .update_client(client_id, &update)
+            .await
+            .map_err(store_error)?
+        {
+            return Ok(None);
+        }
+        if let Some(granted) = &change.abilities {
+            let beyond: Vec<String> = tx
+                .client_access_tokens(client_id)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .filter(|token| {
+                    let scope = token.abilities.clone().unwrap_or_default();
+                    !abilities::ceilings().is_subset(&scope, granted)
+                })
+                .map(|token| token.id)
+                .collect();
+            let revoked = tx.revoke_all(&beyond).await.map_err(store_error)?;
+            if revoked > 0 {
+                changed.push(format!(
+                    "{revoked} access tokens revoked, their scope beyond the new abilities"
+                ));
+            }
+        }
+        let event = Event {
+            action: "client.updated",
+            client_id: Some(client_id),
+            detail: Some(changed.join("; ")),
+            ..Event::default()
+        };
+        self.append_audit(&mut tx, audit, event).await?;
+        let stored = tx.client(client_id).await.map_err(store_error)?;
+        let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
+        let updated = Client::from_parts(stored, current.name, kind);
+        tx.commit().await?;
+        Ok(Some(updated))
     }
 
     /// Revokes a live client and all its keys at once; with

@@ -1,6 +1,6 @@
 //! Customer accounts.
 
-use sqlx::FromRow;
+use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
 use super::{Db, columns::Micros, db_error::is_unique_violation};
@@ -89,5 +89,88 @@ impl Db {
             .bind(id.clone())
             .fetch_optional(self.reader())
             .await
+    }
+
+    /// Customers by id (creation order) after `after`, at most `limit`;
+    /// with `email_prefix` (lower-cased, as emails are stored), only those
+    /// whose email starts with it. The prefix stays out of the span: it is
+    /// personal data.
+    #[tracing::instrument(level = "debug", skip(self, email_prefix))]
+    pub async fn list_customers(
+        &self,
+        email_prefix: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Customer>, sqlx::Error> {
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(after) = after {
+            binds.push(after.to_owned());
+            conditions.push(format!("id > ${}", binds.len()));
+        }
+        if let Some(prefix) = email_prefix {
+            binds.push(prefix_pattern(prefix));
+            conditions.push(format!("email LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, email, name, created_at FROM customers {filter_sql} ORDER BY id LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = sqlx::query_as(AssertSqlSafe(sql));
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        query.bind(limit).fetch_all(self.reader()).await
+    }
+
+    /// How many orders the customer placed, cancelled ones included.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn count_customer_orders(&self, id: &CustomerId) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM orders WHERE customer_id = $1")
+            .bind(id.clone())
+            .fetch_one(self.reader())
+            .await
+    }
+
+    /// How many live user tokens the customer holds (logins, cookie
+    /// sessions and personal tokens): what `GET /admin/customers/{id}/tokens`
+    /// lists.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn count_customer_tokens(&self, id: &CustomerId) -> Result<i64, sqlx::Error> {
+        let count = self
+            .auth()
+            .count_user_tokens(id)
+            .await
+            .map_err(super::store_error)?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+    }
+}
+
+/// A `LIKE` pattern for what starts with `prefix`: `%` and `_` in it are
+/// literal characters, not wildcards.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_pattern;
+
+    #[test]
+    fn prefixes_are_literal() {
+        assert_eq!(prefix_pattern("a_b%c\\"), "a\\_b\\%c\\\\%");
     }
 }

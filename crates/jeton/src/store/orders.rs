@@ -81,6 +81,14 @@ struct OrderItemRow {
     item: OrderItem,
 }
 
+/// An order with its customer, as the admin listing reads it.
+#[derive(FromRow)]
+struct CustomerOrderRow {
+    customer_id: CustomerId,
+    #[sqlx(flatten)]
+    order: Order,
+}
+
 /// What an order line's stock update returns of its product.
 #[derive(FromRow)]
 struct PricedProduct {
@@ -634,6 +642,53 @@ impl Db {
         .fetch_all(self.reader())
         .await?;
         self.with_items(orders).await
+    }
+
+    /// Every customer's orders, newest first, older than `before` (an order
+    /// id), optionally only one customer's or of one status (`placed`,
+    /// `cancelled`): each with its customer.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn list_all_orders(
+        &self,
+        customer_id: Option<&CustomerId>,
+        status: Option<&str>,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(CustomerId, Order)>, sqlx::Error> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in [
+            ("id <", before.map(str::to_owned)),
+            ("customer_id =", customer_id.map(|id| id.to_string())),
+            ("status =", status.map(str::to_owned)),
+        ] {
+            if let Some(value) = value {
+                binds.push(value);
+                conditions.push(format!("{column} ${}", binds.len()));
+            }
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT customer_id, id, status, total_amount, currency, created_at FROM orders \
+             {filter_sql} ORDER BY id DESC LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = sqlx::query_as::<_, CustomerOrderRow>(AssertSqlSafe(sql));
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let rows = query.bind(limit).fetch_all(self.reader()).await?;
+        let (customers, orders): (Vec<CustomerId>, Vec<Order>) = rows
+            .into_iter()
+            .map(|row| (row.customer_id, row.order))
+            .unzip();
+        // `with_items` keeps the orders' order.
+        let orders = self.with_items(orders).await?;
+        Ok(customers.into_iter().zip(orders).collect())
     }
 
     async fn with_items(&self, mut orders: Vec<Order>) -> Result<Vec<Order>, sqlx::Error> {

@@ -1052,6 +1052,10 @@ fn table() -> Vec<Row> {
         post("register_sql_email", "registration with `\"email\": \"x'); DROP TABLE customers; --\"`", "/customers").json(r#"{"email": "x'); DROP TABLE customers; --", "password": "correct horse battery", "name": "N"}"#).expect(422, "validation_failed"),
         post("product_sql_sku", "product with `\"sku\": \"'; DROP TABLE products; --\"`", "/admin/products").auth(Sk).json(r#"{"sku": "'; DROP TABLE products; --", "name": "N", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}"#).expect(422, "validation_failed"),
         get("audit_filter_sql", "`GET /admin/audit?client_id=' OR 1=1`", "/admin/audit?client_id=%27%20OR%201%3D1").auth(Sk).expect(422, "validation_failed"),
+        get("audit_type_sql", "`GET /admin/audit?type=' OR 1=1 --`", "/admin/audit?type=%27%20OR%201%3D1%20--").auth(Sk).expect(200, ""),
+        get("admin_customers_email_sql", "`GET /admin/customers?email=' OR 1=1 --`", "/admin/customers?email=%27%20OR%201%3D1%20--").auth(Sk).expect(200, ""),
+        get("admin_customers_email_wildcard", "`GET /admin/customers?email=%` (a literal `%`)", "/admin/customers?email=%25").auth(Sk).expect(200, ""),
+        get("admin_orders_status_sql", "`GET /admin/orders?status=' OR 1=1`", "/admin/orders?status=%27%20OR%201%3D1").auth(Sk).expect(422, "validation_failed"),
         get("products_cursor_sql", "`?cursor=';--`", "/products?cursor=%27%3B--").expect(422, "validation_failed"),
         // ------------------------------------------------ extra fields
         post("order_extra_price", "order line with `\"price\": 1`", "/orders").auth(Ut).json(order_with(r#""quantity": 1, "price": 1"#)).expect(422, "validation_failed"),

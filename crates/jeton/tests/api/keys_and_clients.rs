@@ -336,10 +336,12 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
             "created_at",
             "expires_at",
             "browser_refusals",
+            "exposed_at",
             "last_browser_refusal_at",
         ],
     );
     assert_eq!(keys[0]["browser_refusals"], 0);
+    assert_eq!(keys[0]["exposed_at"], Value::Null);
     assert_eq!(keys[0]["last4"], last4(&key));
     assert!(keys[0]["expires_at"].is_null());
     // The key works.

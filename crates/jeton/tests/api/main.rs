@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod admin_abilities;
+mod admin_console_api;
 mod browser;
 mod catalogue;
 mod cli;

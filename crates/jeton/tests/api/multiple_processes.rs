@@ -28,6 +28,7 @@ on_both_databases!(
     changes_stamped_by_a_clock_running_ahead_are_not_missed,
     logins_do_not_cool_the_other_processs_verification_cache,
     access_tokens_die_on_the_other_process_within_a_second,
+    a_client_edited_through_one_process_applies_on_the_other_within_a_second,
 );
 
 // ---------------------------------------------------------------- the cluster
@@ -410,6 +411,70 @@ async fn access_tokens_die_on_the_other_process_within_a_second(backend: Backend
         "an access token whose client was revoked on A, on B",
         &third,
     )
+    .await;
+}
+
+async fn a_client_edited_through_one_process_applies_on_the_other_within_a_second(
+    backend: Backend,
+) {
+    let Some(c) = cluster(backend).await else {
+        return;
+    };
+    let body = json!({"name": "Back office", "kind": "secret",
+                      "abilities": ["products:read", "clients:read"]});
+    let res =
+        c.a.call("POST", "/api/v1/admin/clients", Some(&c.admin), Some(&body))
+            .await;
+    res.expect(201);
+    let id = s(&res.json()["client"]["id"]);
+    let secret = s(&res.json()["key"]);
+    let res =
+        c.b.oauth(
+            "/oauth/token",
+            (&id, &secret),
+            "grant_type=client_credentials&scope=clients%3Aread",
+        )
+        .await;
+    res.expect(200);
+    let token = s(&res.json()["access_token"]);
+    // Both cached on B.
+    for credential in [&secret, &token] {
+        get(&c.b, "/api/v1/admin/clients", credential)
+            .await
+            .expect(200);
+    }
+    let path = format!("/api/v1/admin/clients/{id}");
+    let body = json!({"abilities": ["products:read"]});
+    c.a.call("PATCH", &path, Some(&c.admin), Some(&body))
+        .await
+        .expect(200);
+    let edited = Instant::now();
+    // The key holds the new abilities on B…
+    within_a_second(edited, "a key narrowed on A, on B", || async {
+        let res = get(&c.b, "/api/v1/admin/clients", &secret).await;
+        match res.status {
+            403 => {
+                res.expect_problem(403, "insufficient_scope");
+                Ok(())
+            }
+            200 => Err(res.body),
+            _ => panic!("neither working nor refused: {res:?}"),
+        }
+    })
+    .await;
+    get(&c.b, "/api/v1/products", &secret).await.expect(200);
+    // …and its access token beyond them is gone there too.
+    within_a_second(edited, "an access token cut on A, on B", || async {
+        let res = get(&c.b, "/api/v1/admin/clients", &token).await;
+        match res.status {
+            401 => {
+                res.expect_problem(401, "invalid_token");
+                Ok(())
+            }
+            200 => Err(res.body),
+            _ => panic!("neither working nor refused: {res:?}"),
+        }
+    })
     .await;
 }
 

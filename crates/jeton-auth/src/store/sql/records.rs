@@ -50,8 +50,10 @@ impl CredentialInfo {
 pub struct KeyInfo {
     pub credential: CredentialInfo,
     /// How often the key was refused for being sent by a browser (a secret
-    /// key that did has leaked), and when last.
+    /// key that did has leaked), when first (the key's exposure) and when
+    /// last.
     pub browser_refusals: u64,
+    pub first_browser_refusal_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
 
@@ -208,6 +210,41 @@ pub(super) async fn user_tokens(
     .await
 }
 
+/// How many user tokens of a person are neither revoked nor expired at
+/// `now`.
+pub(super) async fn count_user_tokens(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM auth_credentials WHERE user_id = $1 \
+         AND kind = 'user' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// A client's access tokens that are neither revoked nor expired at `now`,
+/// by id; each with its scope as its abilities.
+pub(super) async fn client_access_tokens(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    now: i64,
+) -> Result<Vec<CredentialInfo>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ACCESS_TOKENS} WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+         ORDER BY id"
+    )))
+    .bind(client_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
 /// A client as stored, before its keys are read.
 struct ClientRow(ClientInfo);
 
@@ -262,20 +299,42 @@ pub(super) async fn clients(
     with_keys(conn, found, now).await
 }
 
+/// Which clients a listing takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientFilter {
+    All,
+    /// Those with a working key that a browser sent (a recorded
+    /// `secret_key_in_browser` refusal): the keys [`KeyInfo`] counts.
+    Exposed,
+}
+
 /// Clients by id after `after`, revoked ones included: a page of `limit`.
 pub(super) async fn list_clients(
     conn: &mut AnyConnection,
     after: Option<&str>,
     limit: u32,
     now: i64,
+    filter: ClientFilter,
 ) -> Result<Vec<ClientInfo>, sqlx::Error> {
-    let found: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CLIENTS} WHERE $1 IS NULL OR id > $1 ORDER BY id LIMIT $2"
+    let exposed = match filter {
+        ClientFilter::All => "",
+        ClientFilter::Exposed => {
+            " AND EXISTS (SELECT 1 FROM auth_refusals r \
+             JOIN auth_credentials k ON k.id = r.credential_id \
+             WHERE r.client_id = auth_clients.id AND r.code = 'secret_key_in_browser' \
+             AND k.kind <> 'user' AND k.revoked_at IS NULL \
+             AND (k.expires_at IS NULL OR k.expires_at > $3))"
+        }
+    };
+    let mut query = sqlx::query_as::<_, ClientRow>(sqlx::AssertSqlSafe(format!(
+        "{CLIENTS} WHERE ($1 IS NULL OR id > $1){exposed} ORDER BY id LIMIT $2"
     )))
     .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
+    .bind(i64::from(limit));
+    if filter == ClientFilter::Exposed {
+        query = query.bind(now);
+    }
+    let found = query.fetch_all(&mut *conn).await?;
     with_keys(conn, found.into_iter().map(|c| c.0).collect(), now).await
 }
 
@@ -316,6 +375,8 @@ async fn with_keys(
              k.revoked_at, \
              (SELECT CAST(COUNT(*) AS BIGINT) FROM auth_refusals r WHERE r.credential_id = k.id \
               AND r.code = 'secret_key_in_browser') AS browser_refusals, \
+             (SELECT MIN(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
+              AND r.code = 'secret_key_in_browser') AS first_browser_refusal_at, \
              (SELECT MAX(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
               AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
              FROM auth_credentials k WHERE k.kind <> 'user' AND k.revoked_at IS NULL \
@@ -332,6 +393,7 @@ async fn with_keys(
             let refusals: i64 = row.try_get("browser_refusals")?;
             let key = KeyInfo {
                 browser_refusals: u64::try_from(refusals).unwrap_or(0),
+                first_browser_refusal_at: maybe_time(&row, "first_browser_refusal_at")?,
                 last_browser_refusal_at: maybe_time(&row, "last_browser_refusal_at")?,
                 credential,
             };

@@ -599,6 +599,17 @@ impl CredentialTx<'_> {
         Ok(records::credential_by_hash(&mut self.tx, kind, hash).await?)
     }
 
+    /// A client's live access tokens (neither revoked nor expired; their
+    /// key's end is not checked), by id, each with its scope as its
+    /// abilities: to revoke those a narrower client no longer allows.
+    pub async fn client_access_tokens(
+        &mut self,
+        client_id: &str,
+    ) -> Result<Vec<CredentialInfo>, SqlStoreError> {
+        let now = self.now();
+        Ok(records::client_access_tokens(&mut self.tx, client_id, now).await?)
+    }
+
     /// A client with its working keys, revoked or not.
     pub async fn client(&mut self, client_id: &str) -> Result<Option<ClientInfo>, SqlStoreError> {
         let now = self.now();

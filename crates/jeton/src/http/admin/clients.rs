@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     domain::{
         abilities,
-        client::{NewClient, NewClientInput},
+        client::{ClientChange, ClientPatchInput, NewClient, NewClientInput},
         ids::ClientId,
     },
     http::{
@@ -20,7 +20,7 @@ use crate::{
     },
     pagination::{Page, PageRequest},
     responses::{Client, ClientKey},
-    store::audit::Audit,
+    store::{audit::Audit, clients::UpdateClientError},
 };
 
 /// Nobody grants what they don't hold (contract §13): an ability that
@@ -87,12 +87,16 @@ pub async fn create(
 pub struct ClientQuery {
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `true`: only the clients with a key a browser sent (a leaked secret
+    /// key, its `browser_refusals` above 0); left out or `false`: all.
+    flagged: Option<bool>,
 }
 
 /// List clients
 ///
-/// A page of the client applications, with their keys' last four characters
-/// and leak counters. Changes nothing.
+/// A page of the client applications in the order they were made, revoked
+/// ones included, with their keys' last four characters and leak counters;
+/// with `flagged=true`, only those with a leaked key. Changes nothing.
 #[utoipa::path(get, operation_id = "listClients", path = "/api/v1/admin/clients", tag = "admin", params(ClientQuery),
     responses((status = 200, body = Page<Client>)))]
 pub async fn list(
@@ -101,10 +105,12 @@ pub async fn list(
 ) -> AppResult<Json<Page<Client>>> {
     let page =
         PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(AppError::Validation)?;
-    let rows = state
-        .db
-        .list_clients(page.after.as_deref(), page.fetch_limit())
-        .await?;
+    let (after, limit) = (page.after.as_deref(), page.fetch_limit());
+    let rows = if query.flagged == Some(true) {
+        state.db.list_flagged_clients(after, limit).await?
+    } else {
+        state.db.list_clients(after, limit).await?
+    };
     let clients = rows.into_iter().map(Client::from).collect();
     Ok(Json(page.page(clients, |client| &client.id)))
 }
@@ -122,6 +128,60 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppRe
         .await?
         .map(|client| Json(client.into()))
         .ok_or(AppError::NotFound)
+}
+
+/// Update a client
+///
+/// Changes a live client's name, abilities, allowed origins or limits; the
+/// fields left out stay as they are. The same rules as a new client of its
+/// kind: a publishable client keeps at least one origin and only the
+/// storefront's abilities; a secret client has no origins and no per-IP
+/// limit. The caller must hold whatever the client will hold, and whatever
+/// it holds now, beyond the storefront's and the customers' abilities. The
+/// client's keys hold the change at once, everywhere within a second; the
+/// OAuth 2.0 access tokens whose scope the new abilities do not allow are
+/// revoked. Recorded in the audit log; nothing is written when the answer is
+/// not 200.
+#[utoipa::path(patch, operation_id = "updateClient", path = "/api/v1/admin/clients/{id}", tag = "admin", request_body = ClientPatchInput,
+    responses((status = 200, body = Client, description = "the client as it now is"),
+        (status = 403, description = "the client holds, or would hold, an ability the caller does not, beyond the storefront's and the customers' (`insufficient_scope`, its `scope` naming it)"),
+        (status = 404, description = "no such client, or a revoked one"),
+        (status = 422, description = "a field is invalid, or not for the client's kind (`validation_failed`)")))]
+pub async fn update(
+    State(state): State<AppState>,
+    SecretClient(caller): SecretClient,
+    audit: Audit,
+    Path(id): Path<String>,
+    Json(input): Json<ClientPatchInput>,
+) -> AppResult<Json<Client>> {
+    let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
+    // A client's kind never changes: the one read here is the one updated.
+    let client = state
+        .db
+        .get_client(&id)
+        .await?
+        .filter(|client| client.revoked_at.is_none())
+        .ok_or(AppError::NotFound)?;
+    let change = ClientChange::parse(input, client.kind).map_err(AppError::Validation)?;
+    // Editing a client is granting it what it will hold, and needs
+    // holding what it holds (contract §13).
+    let check = |current: &crate::store::clients::Client| -> AppResult<()> {
+        check_grant(&caller.abilities, &current.abilities)?;
+        match &change.abilities {
+            Some(abilities) => check_grant(&caller.abilities, abilities),
+            None => Ok(()),
+        }
+    };
+    let updated = match state.db.update_client(&id, &change, &audit, check).await {
+        Ok(Some(updated)) => updated,
+        Ok(None) => return Err(AppError::NotFound),
+        Err(UpdateClientError::Refused(error)) => return Err(error),
+        Err(UpdateClientError::Db(error)) => return Err(error.into()),
+    };
+    if change.allowed_origins.is_some() {
+        state.clients_changed().await;
+    }
+    Ok(Json(updated.into()))
 }
 
 /// `POST /admin/clients/{id}/keys`.
