@@ -3,7 +3,7 @@ use jeton_auth::usage::{Counts, Granularity, Outcome, UsageSeries};
 
 use crate::{
     domain::ids::{ClientId, CustomerId},
-    http::admin::usage::{ShopUsageCounts, Usage, UsageCounts, requested_range},
+    http::admin::usage::{ShopUsage, Usage, requested_range},
     store::{Db, usage::Subject},
 };
 
@@ -130,9 +130,9 @@ pub async fn run(db: &Db, args: UsageArgs) -> anyhow::Result<()> {
     let series = db.usage(subject, range).await?;
     if args.json {
         let json = if shop {
-            serde_json::to_string_pretty(&Usage::<ShopUsageCounts>::from(series))?
+            serde_json::to_string_pretty(&ShopUsage::from(series))?
         } else {
-            serde_json::to_string_pretty(&Usage::<UsageCounts>::from(series))?
+            serde_json::to_string_pretty(&Usage::from(series))?
         };
         println!("{json}");
     } else {

@@ -115,39 +115,84 @@ impl From<Counts> for ShopUsageCounts {
     }
 }
 
-/// One bucket: its start and its counts.
+/// One bucket of a client's or a customer's usage: its start and its
+/// counts.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct UsageBucket<C> {
+pub struct UsageBucket {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     #[serde(flatten)]
-    pub counts: C,
+    pub counts: UsageCounts,
+}
+
+/// One bucket of the whole shop's usage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShopUsageBucket {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    #[serde(flatten)]
+    pub counts: ShopUsageCounts,
 }
 
 /// A client's or a customer's usage over a range: every bucket, zeros
 /// included, in time order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Usage<C> {
+pub struct Usage {
     /// `minute`, `hour` or `day`.
     pub granularity: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub to: OffsetDateTime,
-    pub series: Vec<UsageBucket<C>>,
-    pub totals: C,
+    pub series: Vec<UsageBucket>,
+    pub totals: UsageCounts,
 }
 
-impl<C: From<Counts>> From<UsageSeries> for Usage<C> {
-    fn from(series: UsageSeries) -> Usage<C> {
+/// The whole shop's usage over a range, with the requests of no
+/// credential: every bucket, zeros included, in time order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShopUsage {
+    /// `minute`, `hour` or `day`.
+    pub granularity: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    pub series: Vec<ShopUsageBucket>,
+    pub totals: ShopUsageCounts,
+}
+
+impl From<UsageSeries> for Usage {
+    fn from(series: UsageSeries) -> Usage {
+        let range = series.range;
         Usage {
-            granularity: series.range.granularity.name(),
-            from: series.range.from,
-            to: series.range.to,
+            granularity: range.granularity.name(),
+            from: range.from,
+            to: range.to,
             series: series
                 .buckets
                 .into_iter()
                 .map(|(time, counts)| UsageBucket {
+                    time,
+                    counts: counts.into(),
+                })
+                .collect(),
+            totals: series.totals.into(),
+        }
+    }
+}
+
+impl From<UsageSeries> for ShopUsage {
+    fn from(series: UsageSeries) -> ShopUsage {
+        let range = series.range;
+        ShopUsage {
+            granularity: range.granularity.name(),
+            from: range.from,
+            to: range.to,
+            series: series
+                .buckets
+                .into_iter()
+                .map(|(time, counts)| ShopUsageBucket {
                     time,
                     counts: counts.into(),
                 })
@@ -234,14 +279,14 @@ pub fn requested_range(
 /// bucket may lag by that much. Changes nothing.
 #[utoipa::path(get, operation_id = "getClientUsage", path = "/api/v1/admin/clients/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "The client's id"), UsageQuery),
-    responses((status = 200, body = Usage<UsageCounts>),
+    responses((status = 200, body = Usage),
         (status = 404, description = "no such client"),
         (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn client(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<UsageQuery>,
-) -> AppResult<Json<Usage<UsageCounts>>> {
+) -> AppResult<Json<Usage>> {
     let range = range(&query, state.db.now())?;
     let id = ClientId::parse(&id).ok_or(AppError::NotFound)?;
     state.db.get_client(&id).await?.ok_or(AppError::NotFound)?;
@@ -255,14 +300,14 @@ pub async fn client(
 /// cookie sessions. The same range rules as a client's. Changes nothing.
 #[utoipa::path(get, operation_id = "getCustomerUsage", path = "/api/v1/admin/customers/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "The customer's id"), UsageQuery),
-    responses((status = 200, body = Usage<UsageCounts>),
+    responses((status = 200, body = Usage),
         (status = 404, description = "no such customer"),
         (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn customer(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<UsageQuery>,
-) -> AppResult<Json<Usage<UsageCounts>>> {
+) -> AppResult<Json<Usage>> {
     let range = range(&query, state.db.now())?;
     let id = CustomerId::parse(&id).ok_or(AppError::NotFound)?;
     state
@@ -281,12 +326,12 @@ pub async fn customer(
 /// range rules as a client's. Changes nothing.
 #[utoipa::path(get, operation_id = "getUsage", path = "/api/v1/admin/usage", tag = "admin",
     params(UsageQuery),
-    responses((status = 200, body = Usage<ShopUsageCounts>),
+    responses((status = 200, body = ShopUsage),
         (status = 422, description = "a range past its granularity's retention, of more than 1,440 buckets, or empty (`validation_failed`)")))]
 pub async fn shop(
     State(state): State<AppState>,
     Query(query): Query<UsageQuery>,
-) -> AppResult<Json<Usage<ShopUsageCounts>>> {
+) -> AppResult<Json<ShopUsage>> {
     let range = range(&query, state.db.now())?;
     let series = state.db.usage(Subject::Shop, range).await?;
     Ok(Json(series.into()))
