@@ -57,7 +57,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// A person with a user token.
+/// A person with a user token (never a staff session).
 #[derive(Debug, Clone)]
 pub struct User(pub Arc<UserPrincipal>);
 
@@ -68,6 +68,22 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
         match principal(parts)? {
             Principal::User(user) => Ok(User(user.clone())),
             _ => Err(wrong_kind(parts, KindSet::USER)),
+        }
+    }
+}
+
+/// A staff member with a session of the app's console (never a user
+/// token).
+#[derive(Debug, Clone)]
+pub struct Staff(pub Arc<UserPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Staff {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts)? {
+            Principal::Staff(member) => Ok(Staff(member.clone())),
+            _ => Err(wrong_kind(parts, KindSet::STAFF)),
         }
     }
 }

@@ -164,16 +164,17 @@ pub struct CountedCredential {
     pub kind: TokenKind,
     /// For a client's keys and access tokens: the client.
     pub client_id: Option<String>,
-    /// For a user token or cookie session: the user.
+    /// For a user token or cookie session: the user; for a staff session:
+    /// the staff member.
     pub user_id: Option<String>,
 }
 
 impl CountedCredential {
     fn of(principal: &Principal) -> CountedCredential {
         match principal {
-            Principal::User(user) => CountedCredential {
+            Principal::User(user) | Principal::Staff(user) => CountedCredential {
                 id: user.token_id.clone(),
-                kind: TokenKind::User,
+                kind: principal.kind(),
                 client_id: None,
                 user_id: Some(user.user_id.clone()),
             },
@@ -225,7 +226,7 @@ fn minute_of(at: OffsetDateTime) -> i64 {
 impl UsageCounter {
     pub(crate) fn count(&self, principal: &Principal, outcome: Outcome, at: OffsetDateTime) {
         let id = match principal {
-            Principal::User(user) => &user.token_id,
+            Principal::User(user) | Principal::Staff(user) => &user.token_id,
             _ => match principal.client() {
                 Some(client) => &client.key_id,
                 None => return,

@@ -108,6 +108,9 @@ mod tests {
             }
         }
         for (path, item) in doc["paths"].as_object().unwrap() {
+            if path == crate::http::staff::LOGIN_PATH {
+                continue;
+            }
             let Some(path) = path.strip_prefix(PREFIX) else {
                 for method in item.as_object().unwrap().keys() {
                     assert!(
