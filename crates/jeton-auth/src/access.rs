@@ -398,14 +398,21 @@ mod tests {
         assert_eq!(KindSet::SECRET.with(KindSet::ACCESS).describe(), "sk | at");
         assert!(!KindSet::SECRET.contains(TokenKind::Access));
         assert_eq!(
-            KindSet::SECRET.with(KindSet::ACCESS).with(KindSet::STAFF).describe(),
+            KindSet::SECRET
+                .with(KindSet::ACCESS)
+                .with(KindSet::STAFF)
+                .describe(),
             "sk | at | st"
         );
         assert!(!KindSet::USER.contains(TokenKind::Staff));
     }
 
     fn staff(abilities: &str) -> Principal {
-        Principal::Staff(std::sync::Arc::new(UserPrincipal::new("s", "t", set(abilities))))
+        Principal::Staff(std::sync::Arc::new(UserPrincipal::new(
+            "s",
+            "t",
+            set(abilities),
+        )))
     }
 
     #[test]

@@ -346,9 +346,7 @@ impl CookieSessions {
         headers: &HeaderMap,
     ) -> Result<(), AuthError> {
         let person = match principal {
-            Principal::User(user) | Principal::Staff(user) if principal.kind() == self.kind => {
-                user
-            }
+            Principal::User(user) | Principal::Staff(user) if principal.kind() == self.kind => user,
             // Only the app's sign-in puts a token in the cookie, of its kind.
             _ => return Err(AuthError::InvalidToken),
         };
@@ -366,8 +364,8 @@ impl CookieSessions {
                 }
             }
             Some(own) => {
-                let foreign = origin
-                    .is_some_and(|origin| !own.iter().any(|own| own.as_bytes() == origin));
+                let foreign =
+                    origin.is_some_and(|origin| !own.iter().any(|own| own.as_bytes() == origin));
                 let cross_site = headers
                     .get(SEC_FETCH_SITE)
                     .is_some_and(|site| site.as_bytes() != b"same-origin");
@@ -506,7 +504,10 @@ mod tests {
             hex(&mac),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
-        let long = hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First");
+        let long = hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
         assert_eq!(
             hex(&long),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
@@ -587,7 +588,10 @@ mod tests {
             vec![("origin", "null")],
             vec![("sec-fetch-site", "cross-site")],
             vec![("sec-fetch-site", "same-site")],
-            vec![("origin", "https://api.example"), ("sec-fetch-site", "none")],
+            vec![
+                ("origin", "https://api.example"),
+                ("sec-fetch-site", "none"),
+            ],
         ] {
             let mut list = vec![cookie];
             list.extend(refused.iter().copied());
@@ -599,7 +603,11 @@ mod tests {
         }
         let post = Method::POST;
         assert_eq!(
-            sessions.admit(&member(), &post, &headers(&[cookie, ("x-csrf-token", &csrf)])),
+            sessions.admit(
+                &member(),
+                &post,
+                &headers(&[cookie, ("x-csrf-token", &csrf)])
+            ),
             Ok(())
         );
         let other = sessions.csrf_token("", "session-2");

@@ -375,7 +375,7 @@ impl<S: TokenStore> Verifier<S> {
                         credential.principal,
                         Principal::User(_) | Principal::Staff(_)
                     )
-                        .then(|| Arc::new(AtomicI64::new(0))),
+                    .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
                 };
                 self.known.insert(hash, cached.clone(), known_in);

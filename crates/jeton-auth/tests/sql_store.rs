@@ -1478,33 +1478,61 @@ async fn staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed(backe
     let csrf = sessions.csrf_token(token, &member.id);
     assert_eq!(call("GET", "/admin", token, &[]).await.0, StatusCode::OK);
     assert_eq!(
-        call("GET", "/admin", token, &[("origin", "https://api.example")]).await.0,
+        call("GET", "/admin", token, &[("origin", "https://api.example")])
+            .await
+            .0,
         StatusCode::OK
     );
-    let (status, body) = call("GET", "/admin", token, &[("origin", "https://evil.example")]).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("origin_not_allowed")));
-    let (status, body) = call("POST", "/admin", token, &[]).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("csrf_failed")));
+    let (status, body) = call(
+        "GET",
+        "/admin",
+        token,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
     assert_eq!(
-        call("POST", "/admin", token, &[("x-csrf-token", csrf.as_str())]).await.0,
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("origin_not_allowed"))
+    );
+    let (status, body) = call("POST", "/admin", token, &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf_failed"))
+    );
+    assert_eq!(
+        call("POST", "/admin", token, &[("x-csrf-token", csrf.as_str())])
+            .await
+            .0,
         StatusCode::OK
     );
     // Not a user route's credential; never a bearer token.
-    assert_eq!(call("GET", "/me", token, &[]).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(status_of(&app, "/admin", token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call("GET", "/me", token, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_of(&app, "/admin", token).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // New abilities apply at once.
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.set_staff_abilities("m1", [READ]).await.unwrap(), 1);
     tx.commit().await.unwrap();
     let (status, body) = call("GET", "/admin", token, &[]).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
 
     // Revoked: refused, and known as revoked.
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.revoke_staff_sessions("m1").await.unwrap(), 1);
     tx.commit().await.unwrap();
-    assert_eq!(call("GET", "/admin", token, &[]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call("GET", "/admin", token, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let found = store
         .find_credential(TokenKind::Staff, &member.token.hash())
         .await
@@ -1518,18 +1546,24 @@ async fn staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed(backe
     for _ in 0..4 {
         clock.advance(Duration::from_secs(20 * 60));
         assert_eq!(
-            call("GET", "/admin", active.token.expose_secret(), &[]).await.0,
+            call("GET", "/admin", active.token.expose_secret(), &[])
+                .await
+                .0,
             StatusCode::OK
         );
         gate.flush_usage().await;
     }
     assert_eq!(
-        call("GET", "/admin", idle.token.expose_secret(), &[]).await.0,
+        call("GET", "/admin", idle.token.expose_secret(), &[])
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
     clock.advance(Duration::from_secs(31 * 60));
     assert_eq!(
-        call("GET", "/admin", active.token.expose_secret(), &[]).await.0,
+        call("GET", "/admin", active.token.expose_secret(), &[])
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
 

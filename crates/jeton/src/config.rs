@@ -173,7 +173,10 @@ mod tests {
             origins("http://localhost:8080/"),
             ["http://localhost:8080", "http://127.0.0.1:8080"]
         );
-        assert_eq!(origins("https://api.shop.example:443"), ["https://api.shop.example"]);
+        assert_eq!(
+            origins("https://api.shop.example:443"),
+            ["https://api.shop.example"]
+        );
     }
 
     #[test]

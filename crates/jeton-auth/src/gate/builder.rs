@@ -138,7 +138,8 @@ impl<S: TokenStore> GateBuilder<S> {
     /// ([`CookieSessions::staff`]): once per kind, the latest of a kind
     /// replacing the earlier. Off unless called.
     pub fn cookie_sessions(mut self, sessions: CookieSessions) -> Self {
-        self.sessions.retain(|known| known.kind() != sessions.kind());
+        self.sessions
+            .retain(|known| known.kind() != sessions.kind());
         self.sessions.push(sessions);
         self
     }

@@ -166,7 +166,9 @@ impl<S: TokenStore> Gate<S> {
 
     /// The app's cookie sessions of tokens of `kind`, if turned on.
     pub fn cookie_sessions_for(&self, kind: crate::TokenKind) -> Option<&CookieSessions> {
-        self.sessions.iter().find(|sessions| sessions.kind() == kind)
+        self.sessions
+            .iter()
+            .find(|sessions| sessions.kind() == kind)
     }
 
     /// Refuses (429) a client IP that has failed authentication too often:

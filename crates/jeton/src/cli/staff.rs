@@ -119,7 +119,8 @@ pub async fn run(db: &Db, command: StaffCommand) -> anyhow::Result<()> {
     match command {
         StaffCommand::Create(args) => {
             let email = parse_email(&args.email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
-            let name = bounded(&args.name, 1, NAME_MAX).map_err(|e| anyhow::anyhow!("--name {e}"))?;
+            let name =
+                bounded(&args.name, 1, NAME_MAX).map_err(|e| anyhow::anyhow!("--name {e}"))?;
             let password = Password::parse(read_password()?)
                 .map_err(|e| anyhow::anyhow!("the password {e}"))?;
             let hash = hashing::hash(password)
@@ -137,7 +138,10 @@ pub async fn run(db: &Db, command: StaffCommand) -> anyhow::Result<()> {
                 let list: Vec<StaffMember> = staff.into_iter().map(StaffMember::from).collect();
                 println!("{}", json!(list));
             } else {
-                println!("{:<36}  {:<30}  {:<9}  {:<8}  NAME", "ID", "EMAIL", "ROLE", "STATUS");
+                println!(
+                    "{:<36}  {:<30}  {:<9}  {:<8}  NAME",
+                    "ID", "EMAIL", "ROLE", "STATUS"
+                );
                 for member in staff {
                     println!(
                         "{:<36}  {:<30}  {:<9}  {:<8}  {}",
@@ -172,7 +176,10 @@ pub async fn run(db: &Db, command: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Role { email, role, json } => {
             let email = crate::domain::customer::login_email(&email);
-            let member = db.set_staff_role(&email, role, &audit).await.map_err(explain)?;
+            let member = db
+                .set_staff_role(&email, role, &audit)
+                .await
+                .map_err(explain)?;
             print(member, json);
         }
     }

@@ -81,9 +81,8 @@ impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Role, String> {
-        Role::parse(text).ok_or_else(|| {
-            format!("`{text}` is not a role: owner, developer, support or viewer")
-        })
+        Role::parse(text)
+            .ok_or_else(|| format!("`{text}` is not a role: owner, developer, support or viewer"))
     }
 }
 
@@ -111,15 +110,27 @@ mod tests {
     fn roles_hold_the_abilities_of_the_contract() {
         for (ability, holders) in TABLE {
             for (role, holds) in Role::ALL.into_iter().zip(holders) {
-                assert_eq!(role.abilities().contains(&ability), holds, "{role} {ability}");
+                assert_eq!(
+                    role.abilities().contains(&ability),
+                    holds,
+                    "{role} {ability}"
+                );
             }
         }
         // Nothing else: every role's abilities are rows of the table, and
         // every admin ability is a row.
         for role in Role::ALL {
-            assert!(role.abilities().iter().all(|a| TABLE.iter().any(|(t, _)| t == a)));
+            assert!(
+                role.abilities()
+                    .iter()
+                    .all(|a| TABLE.iter().any(|(t, _)| t == a))
+            );
         }
-        assert!(ADMIN_ABILITIES.iter().all(|a| TABLE.iter().any(|(t, _)| t == a)));
+        assert!(
+            ADMIN_ABILITIES
+                .iter()
+                .all(|a| TABLE.iter().any(|(t, _)| t == a))
+        );
     }
 
     #[test]

@@ -90,9 +90,9 @@ pub struct StaffSession {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "owner@shop.example", "password": "correct horse"}))]
 pub struct StaffLoginInput {
-    #[schema(min_length = 1, max_length = 254)]
+    #[schema(schema_with = crate::domain::customer::login_email_schema)]
     pub email: String,
-    #[schema(max_length = 256)]
+    #[schema(schema_with = crate::domain::customer::login_password_schema)]
     pub password: String,
 }
 
@@ -101,10 +101,9 @@ pub struct StaffLoginInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"current": "correct horse", "new": "battery staple"}))]
 pub struct PasswordChangeInput {
-    #[schema(max_length = 256)]
+    #[schema(schema_with = crate::domain::customer::login_password_schema)]
     pub current: String,
-    /// 8 to 256 characters.
-    #[schema(min_length = 8, max_length = 256)]
+    #[schema(schema_with = crate::domain::customer::new_password_schema)]
     pub new: String,
 }
 
@@ -185,8 +184,7 @@ pub async fn login(
     let verified = hashing::verify(password, stored)
         .await
         .map_err(|_| AppError::Unavailable)?;
-    let active = member
-        .filter(|member| verified && member.disabled_at.is_none());
+    let active = member.filter(|member| verified && member.disabled_at.is_none());
     let signed_in = match &active {
         Some(member) => {
             let audit = Audit::staff(&member.id, ip);
@@ -229,8 +227,12 @@ pub async fn login(
         state.db.sign_out_staff(&old.token_id, &audit).await?;
     }
     let mut cookies = HeaderMap::new();
-    let csrf_token =
-        sessions.issue_session(&mut cookies, &issued.token, &issued.id, Some(ABSOLUTE_LIFETIME));
+    let csrf_token = sessions.issue_session(
+        &mut cookies,
+        &issued.token,
+        &issued.id,
+        Some(ABSOLUTE_LIFETIME),
+    );
     let body = StaffSession {
         staff: member.into(),
         csrf_token,
@@ -254,7 +256,10 @@ async fn member_of(state: &AppState, staff_id: &str) -> AppResult<StaffRecord> {
 #[utoipa::path(get, operation_id = "getStaffMe", path = "/api/v1/staff/me", tag = "staff",
     security(("staff_session" = [])),
     responses((status = 200, body = StaffMember)))]
-pub async fn me(State(state): State<AppState>, Staff(member): Staff) -> AppResult<Json<StaffMember>> {
+pub async fn me(
+    State(state): State<AppState>,
+    Staff(member): Staff,
+) -> AppResult<Json<StaffMember>> {
     Ok(Json(member_of(&state, &member.user_id).await?.into()))
 }
 

@@ -35,11 +35,16 @@ pub struct StaffRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredRole(pub Role);
 
-impl TryFrom<String> for StoredRole {
-    type Error = String;
+/// A role column holding something else.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role `{0}`")]
+pub struct UnknownRole(String);
 
-    fn try_from(text: String) -> Result<StoredRole, String> {
-        text.parse().map(StoredRole)
+impl TryFrom<String> for StoredRole {
+    type Error = UnknownRole;
+
+    fn try_from(text: String) -> Result<StoredRole, UnknownRole> {
+        Role::parse(&text).map(StoredRole).ok_or(UnknownRole(text))
     }
 }
 
@@ -156,7 +161,7 @@ impl Db {
     }
 
     /// Disables (ending every session at once) or enables a member.
-    #[tracing::instrument(level = "debug", skip(self, audit))]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn set_staff_disabled(
         &self,
         email: &str,
@@ -168,7 +173,11 @@ impl Db {
         if disabled && member.disabled_at.is_none() && member.role() == Role::Owner {
             check_other_owner(&mut tx, &member.id).await?;
         }
-        let at = if disabled { Some(self.now_micros()) } else { None };
+        let at = if disabled {
+            Some(self.now_micros())
+        } else {
+            None
+        };
         let changed = sqlx::query(
             "UPDATE staff SET disabled_at = $2 WHERE id = $1 \
              AND ((disabled_at IS NULL) <> ($2 IS NULL))",
@@ -201,7 +210,7 @@ impl Db {
 
     /// Gives a member another role; their live sessions hold its abilities
     /// at once (within a second on every process).
-    #[tracing::instrument(level = "debug", skip(self, audit))]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn set_staff_role(
         &self,
         email: &str,

@@ -698,8 +698,9 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 }
 
 /// The contract's endpoints, row by row: method, path, accepted kinds,
-/// ability. An access token (`at`) is accepted wherever a secret key is.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
+/// ability. An access token (`at`) is accepted wherever a secret key is,
+/// and a staff session (`st`) on every admin route.
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 30] = [
     (
         "GET",
         "/products",
@@ -728,47 +729,86 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 23] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
-    ("POST", "/admin/products", "sk | at", Some("products:write")),
+    (
+        "POST",
+        "/admin/products",
+        "sk | at | st",
+        Some("products:write"),
+    ),
     (
         "PATCH",
         "/admin/products/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("products:write"),
     ),
-    ("POST", "/admin/clients", "sk | at", Some("clients:write")),
-    ("GET", "/admin/clients", "sk | at", Some("clients:read")),
+    (
+        "POST",
+        "/admin/clients",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "GET",
+        "/admin/clients",
+        "sk | at | st",
+        Some("clients:read"),
+    ),
     (
         "GET",
         "/admin/clients/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("clients:read"),
     ),
     (
         "POST",
         "/admin/clients/{id}/keys",
-        "sk | at",
+        "sk | at | st",
         Some("clients:write"),
     ),
     (
         "DELETE",
         "/admin/clients/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("clients:write"),
     ),
     (
         "POST",
         "/admin/customers/{id}/revoke-tokens",
-        "sk | at",
+        "sk | at | st",
         Some("customers:revoke"),
     ),
     (
         "POST",
         "/admin/orders/{id}/cancel",
-        "sk | at",
+        "sk | at | st",
         Some("orders:cancel"),
     ),
     // Beyond the contract's admin endpoints: the audit log.
-    ("GET", "/admin/audit", "sk | at", Some("audit:read")),
+    ("GET", "/admin/audit", "sk | at | st", Some("audit:read")),
+    // Usage (§12).
+    ("GET", "/admin/usage", "sk | at | st", Some("usage:read")),
+    (
+        "GET",
+        "/admin/usage/top",
+        "sk | at | st",
+        Some("usage:read"),
+    ),
+    (
+        "GET",
+        "/admin/clients/{id}/usage",
+        "sk | at | st",
+        Some("usage:read"),
+    ),
+    (
+        "GET",
+        "/admin/customers/{id}/usage",
+        "sk | at | st",
+        Some("usage:read"),
+    ),
+    // A staff member's own session (§13).
+    ("GET", "/staff/me", "st", None),
+    ("POST", "/staff/logout", "st", None),
+    ("POST", "/staff/password", "st", None),
 ];
 
 /// A pure check: it needs no database.
@@ -808,8 +848,8 @@ async fn route_table_denies_by_default(app: TestApp) {
     let entries = table.entries();
     assert_eq!(
         entries.len(),
-        23,
-        "the spec's 22 API routes and the audit log"
+        30,
+        "the spec's 22 API routes, the audit log, usage's 4 and the staff's 3"
     );
 
     // The strongest token of each kind: a wrong kind is refused whatever
@@ -907,8 +947,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 19 rows, sk: 9 (the user-token rows), ut: 12 (the client-key rows).
-    assert_eq!(refused, 19 + 9 + 12, "wrong-kind refusals checked");
+    // pk: 26 rows, sk: 12 (the user-token and staff rows), ut: 19 (the
+    // client-key and staff rows).
+    assert_eq!(refused, 26 + 12 + 19, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

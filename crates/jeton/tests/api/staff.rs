@@ -57,7 +57,11 @@ async fn each_role_reaches_the_admin_routes_of_its_abilities(app: TestApp) {
                 req = req.json(json!({}));
             }
             let res = req.send().await;
-            let needed = entry.access.ability.as_ref().expect("admin routes name an ability");
+            let needed = entry
+                .access
+                .ability
+                .as_ref()
+                .expect("admin routes name an ability");
             if held.contains(needed) {
                 assert_ne!(
                     res.status.as_u16(),
@@ -67,7 +71,13 @@ async fn each_role_reaches_the_admin_routes_of_its_abilities(app: TestApp) {
                     entry.path,
                     res.text()
                 );
-                assert_ne!(res.status.as_u16(), 401, "{role} {} {}", entry.method, entry.path);
+                assert_ne!(
+                    res.status.as_u16(),
+                    401,
+                    "{role} {} {}",
+                    entry.method,
+                    entry.path
+                );
             } else {
                 res.expect_problem(403, "insufficient_scope");
                 let challenge = res.header("www-authenticate").unwrap();
@@ -90,14 +100,26 @@ async fn sign_in_sets_the_session_cookies_exactly(app: TestApp) {
     let staff = &body["staff"];
     assert_eq!(
         crate::support::keys(staff),
-        ["created_at", "disabled_at", "email", "id", "last_login_at", "mfa", "name", "role"]
+        [
+            "created_at",
+            "disabled_at",
+            "email",
+            "id",
+            "last_login_at",
+            "mfa",
+            "name",
+            "role"
+        ]
     );
     assert_eq!(staff["id"], id);
     assert_eq!(staff["email"], "owner@shop.example");
     assert_eq!(staff["role"], "owner");
     assert_eq!(staff["mfa"], false);
     assert!(staff["disabled_at"].is_null());
-    crate::support::assert_about(crate::support::timestamp(&staff["last_login_at"]), app.now());
+    crate::support::assert_about(
+        crate::support::timestamp(&staff["last_login_at"]),
+        app.now(),
+    );
     crate::support::assert_about(
         crate::support::timestamp(&body["expires_at"]),
         app.now() + time::Duration::hours(12),
@@ -114,13 +136,18 @@ async fn sign_in_sets_the_session_cookies_exactly(app: TestApp) {
     assert!(token.starts_with("jt_st_") && token.len() == 42, "{token}");
     assert_eq!(
         session,
-        format!("jeton_staff={token}; HttpOnly; SameSite=Strict; Secure; Path=/api/v1; Max-Age=43200")
+        format!(
+            "jeton_staff={token}; HttpOnly; SameSite=Strict; Secure; Path=/api/v1; Max-Age=43200"
+        )
     );
     assert_eq!(
         set_cookie(&res, "jeton_staff_csrf").unwrap(),
         format!("jeton_staff_csrf={csrf}; SameSite=Strict; Secure; Path=/console; Max-Age=43200")
     );
-    assert!(!res.text().contains(token), "the token is in the cookie only");
+    assert!(
+        !res.text().contains(token),
+        "the token is in the cookie only"
+    );
 
     let session = StaffSession {
         staff_id: id.clone(),
@@ -133,7 +160,11 @@ async fn sign_in_sets_the_session_cookies_exactly(app: TestApp) {
     me.expect(200);
     assert_eq!(me.json(), body["staff"]);
 
-    let out = app.post("/api/v1/staff/logout").staff(&session).send().await;
+    let out = app
+        .post("/api/v1/staff/logout")
+        .staff(&session)
+        .send()
+        .await;
     out.expect(204);
     assert_eq!(
         set_cookie(&out, "jeton_staff").unwrap(),
@@ -145,16 +176,25 @@ async fn sign_in_sets_the_session_cookies_exactly(app: TestApp) {
     );
     let gone = app.get("/api/v1/staff/me").staff(&session).send().await;
     gone.expect_problem(401, "invalid_token");
-    assert!(set_cookie(&gone, "jeton_staff").unwrap().contains("Max-Age=0"));
+    assert!(
+        set_cookie(&gone, "jeton_staff")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let actions = app.audit_actions().await;
     for action in ["staff.created", "staff.signed_in", "staff.signed_out"] {
-        assert!(actions.contains(&action.to_owned()), "{action}: {actions:?}");
+        assert!(
+            actions.contains(&action.to_owned()),
+            "{action}: {actions:?}"
+        );
     }
 }
 
 async fn sign_in_failures_are_one_answer(app: TestApp) {
     app.staff_member("ann@shop.example", Role::Viewer).await;
-    let wrong = app.staff_login("ann@shop.example", "not the password").await;
+    let wrong = app
+        .staff_login("ann@shop.example", "not the password")
+        .await;
     wrong.expect_problem(401, "invalid_credentials");
     assert!(set_cookie(&wrong, "jeton_staff").is_none());
     app.staff_login("nobody@shop.example", PASSWORD)
@@ -171,7 +211,9 @@ async fn sign_in_failures_are_one_answer(app: TestApp) {
         .set_staff_disabled("ann@shop.example", false, &Audit::cli())
         .await
         .unwrap();
-    app.staff_login("ann@shop.example", PASSWORD).await.expect(201);
+    app.staff_login("ann@shop.example", PASSWORD)
+        .await
+        .expect(201);
     // A customer of the same email is someone else.
     app.customer("bob@shop.example").await;
     app.staff_login("bob@shop.example", PASSWORD)
@@ -198,7 +240,12 @@ async fn the_csrf_token_is_bound_to_the_session(app: TestApp) {
     let b = app.staff(Role::Viewer).await;
     assert_ne!(a.csrf, b.csrf);
     let cookie = a.cookie();
-    for csrf in [None, Some("abc"), Some(b.csrf.as_str()), Some(&a.csrf[..63])] {
+    for csrf in [
+        None,
+        Some("abc"),
+        Some(b.csrf.as_str()),
+        Some(&a.csrf[..63]),
+    ] {
         let mut req = app.post("/api/v1/staff/logout").header("cookie", &cookie);
         if let Some(csrf) = csrf {
             req = req.header("x-csrf-token", csrf);
@@ -315,9 +362,7 @@ async fn a_staff_session_reaches_no_customer_or_catalogue_route(app: TestApp) {
             req = req.json(json!({}));
         }
         // The cookie is not a credential there: as if there were none.
-        req.send()
-            .await
-            .expect_problem(401, "unauthenticated");
+        req.send().await.expect_problem(401, "unauthenticated");
     }
 }
 
@@ -330,11 +375,30 @@ async fn admin_and_staff_routes_send_no_cors_headers(app: TestApp) {
             .header("access-control-request-method", "GET")
             .send()
     };
-    // The storefront's origin gets CORS on the catalogue…
-    let res = preflight("/api/v1/products").await;
-    assert_eq!(res.header("access-control-allow-origin").as_deref(), Some(origin));
-    let res = app.get("/api/v1/products").bearer(&pk).header("origin", origin).send().await;
-    assert_eq!(res.header("access-control-allow-origin").as_deref(), Some(origin));
+    // The storefront's origin gets CORS on the catalogue (once this process
+    // has heard of its client, through the change feed)…
+    let since = std::time::Instant::now();
+    while preflight("/api/v1/products")
+        .await
+        .header("access-control-allow-origin")
+        .is_none()
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(2),
+            "the client's origin"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let res = app
+        .get("/api/v1/products")
+        .bearer(&pk)
+        .header("origin", origin)
+        .send()
+        .await;
+    assert_eq!(
+        res.header("access-control-allow-origin").as_deref(),
+        Some(origin)
+    );
     // …and nothing on the admin API and the staff's routes.
     for path in [
         "/api/v1/admin/clients",
@@ -351,7 +415,10 @@ async fn admin_and_staff_routes_send_no_cors_headers(app: TestApp) {
             assert!(res.header(name).is_none(), "{path} {name}");
         }
         let res = app.get(path).header("origin", origin).send().await;
-        assert!(res.header("access-control-allow-origin").is_none(), "{path}");
+        assert!(
+            res.header("access-control-allow-origin").is_none(),
+            "{path}"
+        );
     }
 }
 
@@ -393,7 +460,11 @@ async fn disabling_and_role_changes_apply_to_live_sessions_at_once(app: TestApp)
         .unwrap();
     let gone = app.get("/api/v1/staff/me").staff(&dev).send().await;
     gone.expect_problem(401, "invalid_token");
-    assert!(set_cookie(&gone, "jeton_staff").unwrap().contains("Max-Age=0"));
+    assert!(
+        set_cookie(&gone, "jeton_staff")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     // Enabled again, the old session stays over: a new sign-in is needed.
     app.db
         .set_staff_disabled(&dev.email, false, &Audit::cli())
@@ -412,11 +483,15 @@ async fn the_last_owner_stays(app: TestApp) {
     app.staff_member("dev@shop.example", Role::Developer).await;
     let cli = Audit::cli();
     assert!(matches!(
-        app.db.set_staff_disabled("first@shop.example", true, &cli).await,
+        app.db
+            .set_staff_disabled("first@shop.example", true, &cli)
+            .await,
         Err(StaffError::LastOwner)
     ));
     assert!(matches!(
-        app.db.set_staff_role("first@shop.example", Role::Developer, &cli).await,
+        app.db
+            .set_staff_role("first@shop.example", Role::Developer, &cli)
+            .await,
         Err(StaffError::LastOwner)
     ));
     // A disabled owner does not count.
@@ -426,7 +501,9 @@ async fn the_last_owner_stays(app: TestApp) {
         .await
         .unwrap();
     assert!(matches!(
-        app.db.set_staff_disabled("first@shop.example", true, &cli).await,
+        app.db
+            .set_staff_disabled("first@shop.example", true, &cli)
+            .await,
         Err(StaffError::LastOwner)
     ));
     app.db
@@ -438,7 +515,9 @@ async fn the_last_owner_stays(app: TestApp) {
         .await
         .unwrap();
     assert!(matches!(
-        app.db.set_staff_role("second@shop.example", Role::Viewer, &cli).await,
+        app.db
+            .set_staff_role("second@shop.example", Role::Viewer, &cli)
+            .await,
         Err(StaffError::LastOwner)
     ));
     // Other roles come and go freely.
@@ -480,11 +559,7 @@ async fn admin_actions_record_the_staff_member(app: TestApp) {
         .send()
         .await;
     res.expect_problem(403, "insufficient_scope");
-    let events = app
-        .get("/api/v1/admin/audit")
-        .staff(&owner)
-        .send()
-        .await;
+    let events = app.get("/api/v1/admin/audit").staff(&owner).send().await;
     let events = events.expect(200).json();
     let signed_in = events["data"]
         .as_array()
@@ -517,7 +592,11 @@ async fn a_password_change_ends_the_other_sessions(app: TestApp) {
         .send()
         .await
         .expect(204);
-    app.get("/api/v1/staff/me").staff(&one).send().await.expect(200);
+    app.get("/api/v1/staff/me")
+        .staff(&one)
+        .send()
+        .await
+        .expect(200);
     app.get("/api/v1/staff/me")
         .staff(&two)
         .send()
@@ -526,7 +605,9 @@ async fn a_password_change_ends_the_other_sessions(app: TestApp) {
     app.staff_login(&one.email, PASSWORD)
         .await
         .expect_problem(401, "invalid_credentials");
-    app.staff_login(&one.email, "a new password").await.expect(201);
+    app.staff_login(&one.email, "a new password")
+        .await
+        .expect(201);
 }
 
 async fn an_idle_session_ends_and_an_active_one_does_not(app: TestApp) {
@@ -562,4 +643,144 @@ async fn an_idle_session_ends_and_an_active_one_does_not(app: TestApp) {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     panic!("the session outlived its 12 hours");
+}
+
+/// `jeton staff …`, the real binary, on the database a router of this
+/// process serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_makes_and_manages_staff() {
+    use std::io::Write;
+
+    use crate::support::process::{command, jeton};
+
+    let app = TestApp::sqlite_on_system_time().await;
+    let create = |email: &str, role: &str, password: &str| {
+        let mut command = command(
+            &app.url,
+            &[
+                "staff",
+                "create",
+                "--email",
+                email,
+                "--name",
+                "Owner",
+                "--role",
+                role,
+                "--password-stdin",
+                "--json",
+            ],
+        );
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let made = create("First@Shop.Example", "owner", PASSWORD);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let member: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(member["email"], "first@shop.example");
+    assert_eq!(member["role"], "owner");
+    for output in [&made.stdout, &made.stderr] {
+        assert!(!String::from_utf8_lossy(output).contains(PASSWORD));
+    }
+    // A password is never an argument, and is a password.
+    jeton(
+        &app.url,
+        &[
+            "staff",
+            "create",
+            "--email",
+            "a@shop.example",
+            "--name",
+            "A",
+            "--role",
+            "viewer",
+        ],
+    )
+    .fails();
+    assert!(!create("b@shop.example", "viewer", "short").status.success());
+    assert!(
+        !create("first@shop.example", "viewer", PASSWORD)
+            .status
+            .success()
+    );
+
+    let list = jeton(&app.url, &["staff", "list", "--json"]);
+    assert_eq!(list.ok().json().as_array().unwrap().len(), 1);
+    let refused = jeton(
+        &app.url,
+        &["staff", "disable", "--email", "first@shop.example"],
+    );
+    refused.fails();
+    assert!(refused.stderr.contains("last_owner"), "{}", refused.stderr);
+    jeton(
+        &app.url,
+        &[
+            "staff",
+            "role",
+            "--email",
+            "first@shop.example",
+            "--role",
+            "viewer",
+        ],
+    )
+    .fails();
+
+    assert!(
+        create("second@shop.example", "developer", PASSWORD)
+            .status
+            .success()
+    );
+    jeton(
+        &app.url,
+        &[
+            "staff",
+            "role",
+            "--email",
+            "second@shop.example",
+            "--role",
+            "owner",
+        ],
+    )
+    .ok();
+    let session = app.staff_sign_in("first@shop.example").await;
+    let disabled = jeton(
+        &app.url,
+        &[
+            "staff",
+            "disable",
+            "--email",
+            "first@shop.example",
+            "--json",
+        ],
+    );
+    assert!(!disabled.ok().json()["disabled_at"].is_null());
+    // Its session is over within a second (the CLI is another process).
+    let since = std::time::Instant::now();
+    loop {
+        let res = app.get("/api/v1/staff/me").staff(&session).send().await;
+        if res.status.as_u16() == 401 {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(1), "still signed in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.staff_login("first@shop.example", PASSWORD)
+        .await
+        .expect_problem(401, "invalid_credentials");
+    jeton(
+        &app.url,
+        &["staff", "enable", "--email", "first@shop.example"],
+    )
+    .ok();
+    app.staff_sign_in("first@shop.example").await;
 }

@@ -433,7 +433,11 @@ impl CredentialTx<'_> {
         let now = self.now();
         let mut revoked = 0;
         for chunk in ids.chunks(500) {
-            for table in ["auth_credentials", "auth_access_tokens", "auth_staff_sessions"] {
+            for table in [
+                "auth_credentials",
+                "auth_access_tokens",
+                "auth_staff_sessions",
+            ] {
                 let sql = format!(
                     "UPDATE {table} SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN ({})",
                     records::placeholders(2, chunk.len())
@@ -536,7 +540,11 @@ impl CredentialTx<'_> {
 
     /// Revokes the live staff sessions that match (`$1` the id the
     /// condition names).
-    async fn staff_sessions_where(&mut self, condition: &str, id: &str) -> Result<u64, SqlStoreError> {
+    async fn staff_sessions_where(
+        &mut self,
+        condition: &str,
+        id: &str,
+    ) -> Result<u64, SqlStoreError> {
         let sql = format!(
             "UPDATE auth_staff_sessions SET revoked_at = $2 \
              WHERE {condition} AND revoked_at IS NULL"
@@ -641,13 +649,12 @@ impl CredentialTx<'_> {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-        let staff_sessions = sqlx::query(
-            "DELETE FROM auth_staff_sessions WHERE expires_at < $1 OR revoked_at < $1",
-        )
-        .bind(before)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
+        let staff_sessions =
+            sqlx::query("DELETE FROM auth_staff_sessions WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(before)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
         let refusals = sqlx::query(
             "DELETE FROM auth_refusals WHERE NOT EXISTS \
              (SELECT 1 FROM auth_credentials c WHERE c.id = auth_refusals.credential_id) \
