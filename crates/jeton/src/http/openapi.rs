@@ -235,13 +235,15 @@ mod tests {
             (Method::DELETE, "/me/tokens"),
             (Method::DELETE, "/me/tokens/{id}"),
             (Method::POST, "/auth/logout"),
+            (Method::POST, "/admin/products"),
+            (Method::POST, "/staff/logout"),
         ] {
             assert!(
                 codes(method.clone(), path, "403").contains(&"csrf_failed".to_owned()),
                 "{method} {path}"
             );
         }
-        for (method, path) in [(Method::GET, "/me"), (Method::POST, "/admin/products")] {
+        for (method, path) in [(Method::GET, "/me"), (Method::GET, "/admin/clients")] {
             assert!(
                 !codes(method.clone(), path, "403").contains(&"csrf_failed".to_owned()),
                 "{method} {path}"

@@ -144,7 +144,7 @@ fn throttle_key(email: &str) -> String {
 /// `jeton_staff_csrf` (on `/console`). A wrong password, an unknown email
 /// and a disabled member are one answer, and failures are throttled per
 /// email and address. Refused from another site's page.
-#[utoipa::path(post, operation_id = "staffSignIn", path = "/api/v1/staff/login", tag = "staff",
+#[utoipa::path(post, operation_id = "logStaffIn", path = "/api/v1/staff/login", tag = "staff",
     request_body = StaffLoginInput,
     responses(
         (status = 201, body = StaffSession, description = "signed in; the cookies `jeton_staff` and `jeton_staff_csrf` are set"),
@@ -266,7 +266,7 @@ pub async fn me(
 /// Sign out of the console
 ///
 /// Ends the session making the request and clears both cookies.
-#[utoipa::path(post, operation_id = "staffSignOut", path = "/api/v1/staff/logout", tag = "staff",
+#[utoipa::path(post, operation_id = "logStaffOut", path = "/api/v1/staff/logout", tag = "staff",
     security(("staff_session" = [])),
     responses((status = 204, description = "the session is over; its cookies are cleared")))]
 pub async fn logout(
@@ -287,7 +287,7 @@ pub async fn logout(
 /// Checks the current password and sets a new one (8 to 256 characters).
 /// Every other session of the member ends; this one stays. A wrong current
 /// password is 401 `invalid_credentials`, throttled as sign-ins are.
-#[utoipa::path(post, operation_id = "changeStaffPassword", path = "/api/v1/staff/password", tag = "staff",
+#[utoipa::path(post, operation_id = "updateStaffPassword", path = "/api/v1/staff/password", tag = "staff",
     request_body = PasswordChangeInput,
     security(("staff_session" = [])),
     responses(

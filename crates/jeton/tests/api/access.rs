@@ -66,7 +66,8 @@ fn expect_insufficient_scope(res: &Res, ability: &str) {
 /// What a wrong-kind refusal says a route takes.
 const USER_ONLY: &str = "this route takes a user token";
 const CLIENTS_ONLY: &str = "this route takes a publishable key, a secret key or an access token";
-const SECRET_ONLY: &str = "this route takes a secret key or an access token";
+/// The admin routes: a secret key, its access tokens, or a staff session.
+const SECRET_ONLY: &str = "this route takes a secret key, an access token or a staff session";
 
 /// A token of a kind the route does not take: 403 `insufficient_scope`,
 /// a challenge without `scope` (no ability would help), and a detail that
@@ -604,11 +605,11 @@ fn admin_rows() -> Vec<(Method, String)> {
         .filter(|e| e.path.starts_with("/admin/"))
         .map(|e| (e.method.clone(), e.path.to_owned()))
         .collect();
-    // The contract's nine, and the audit log.
+    // The contract's nine, the audit log and usage's four.
     assert_eq!(
         rows.len(),
-        10,
-        "nine admin routes of the spec and the audit log"
+        14,
+        "nine admin routes of the spec, the audit log and usage's four"
     );
     rows
 }
@@ -647,7 +648,7 @@ async fn user_token_cannot_reach_admin(app: TestApp) {
 async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
     let sk = app.client(ClientKind::Secret, &ALL_BUT_ADMIN, &[]).await.1;
     app.get_as("/api/v1/products", &sk).await.expect(200);
-    assert_eq!(admin_rows().len(), 10);
+    assert_eq!(admin_rows().len(), 14);
     for entry in routes::api().entries() {
         if !entry.path.starts_with("/admin/") {
             continue;
