@@ -707,28 +707,28 @@ impl SqlStore {
         Ok(done)
     }
 
-    /// Writes the last uses of a few tokens, one statement per table that
-    /// holds them (user tokens, staff sessions; ids are unique across
-    /// both). The values' columns are `column1` and `column2` on both
-    /// databases.
+    /// Writes the last uses of a few tokens: one statement for user
+    /// tokens, and one for staff sessions if any of the ids is one (ids
+    /// are unique across both tables; a read finds them, so that a flush
+    /// without staff sessions writes what it always did).
     async fn record_usage_chunk(&self, chunk: &[(String, i64)]) -> Result<(), sqlx::Error> {
-        let rows = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        for table in ["auth_credentials", "auth_staff_sessions"] {
-            let statement = format!(
-                "UPDATE {table} SET last_used_at = v.column2 \
-                 FROM (VALUES {rows}) AS v \
-                 WHERE {table}.id = v.column1 \
-                 AND ({table}.last_used_at IS NULL \
-                 OR {table}.last_used_at < v.column2)"
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-            for (id, at) in chunk {
-                query = query.bind(id.as_str()).bind(*at);
-            }
-            query.execute(self.writer()).await?;
+        update_last_uses(self.writer(), "auth_credentials", chunk).await?;
+        let sql = format!(
+            "SELECT id FROM auth_staff_sessions WHERE id IN ({})",
+            records::placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for (id, _) in chunk {
+            query = query.bind(id.as_str());
+        }
+        let staff = query.fetch_all(self.writer()).await?;
+        if !staff.is_empty() {
+            let sessions: Vec<(String, i64)> = chunk
+                .iter()
+                .filter(|(id, _)| staff.contains(id))
+                .cloned()
+                .collect();
+            update_last_uses(self.writer(), "auth_staff_sessions", &sessions).await?;
         }
         Ok(())
     }
@@ -1123,6 +1123,33 @@ impl TokenStore for SqlStore {
             tracing::warn!(%error, tokens = failed, "could not record token use");
         }
     }
+}
+
+/// Writes the last uses of `chunk` (id, microseconds) to `table`, in one
+/// statement, only where they are later than the stored ones. The values'
+/// columns are `column1` and `column2` on both databases.
+async fn update_last_uses(
+    pool: &AnyPool,
+    table: &'static str,
+    chunk: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
+    let rows = (0..chunk.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statement = format!(
+        "UPDATE {table} SET last_used_at = v.column2 \
+         FROM (VALUES {rows}) AS v \
+         WHERE {table}.id = v.column1 \
+         AND ({table}.last_used_at IS NULL \
+         OR {table}.last_used_at < v.column2)"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    for (id, at) in chunk {
+        query = query.bind(id.as_str()).bind(*at);
+    }
+    query.execute(pool).await?;
+    Ok(())
 }
 
 /// Moves the feed's counter; inside the change's transaction, so the feed
