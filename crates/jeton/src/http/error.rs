@@ -194,6 +194,14 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = identity().problem(status, code, title, &detail, Some(extra));
+        if matches!(self, AppError::StaffInvalidCredentials) {
+            // Every 401 of the API names its realm's scheme.
+            let challenge = format!("Bearer realm=\"{}\"", identity().realm());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("the realm is ASCII"),
+            );
+        }
         if matches!(self, AppError::Unavailable) {
             response
                 .headers_mut()

@@ -182,8 +182,16 @@ fn sets_session_cookies(entry: &RouteEntry) -> bool {
 /// Whether a cookie session may call the route with a method that needs
 /// the CSRF header. Minting a token is refused to cookie sessions, so the
 /// header is no use there.
+///
+/// A staff session needs it too, on every unsafe admin route; there the
+/// header is documented in the `staff_session` scheme rather than as a
+/// parameter of each operation, which a secret key (the admin API's usual
+/// caller) never sends: only the staff's own routes list it.
 fn takes_csrf_header(entry: &RouteEntry) -> bool {
-    (entry.access.kinds.contains(TokenKind::User) || entry.access.kinds.contains(TokenKind::Staff))
+    let kinds = entry.access.kinds;
+    let session = kinds.contains(TokenKind::User)
+        || (kinds.contains(TokenKind::Staff) && !kinds.contains(TokenKind::Secret));
+    session
         && is_unsafe(&entry.method)
         && !(entry.method == Method::POST && entry.path == "/me/tokens")
 }
@@ -237,6 +245,8 @@ fn who_may_call(entry: &RouteEntry) -> String {
     };
     let csrf = if takes_csrf_header(entry) {
         " A cookie session or staff session also sends `X-CSRF-Token`."
+    } else if entry.access.kinds.contains(TokenKind::Staff) && is_unsafe(&entry.method) {
+        " A staff session also sends `X-CSRF-Token` (see `staff_session`)."
     } else {
         ""
     };
