@@ -121,3 +121,57 @@ impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+    use crate::{AbilitySet, AuthError};
+
+    fn parts_with(principal: Principal) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.extensions.insert(principal);
+        parts.extensions.insert(Identity::default());
+        parts
+    }
+
+    fn person() -> Arc<UserPrincipal> {
+        Arc::new(UserPrincipal::new("p", "t", AbilitySet::default()))
+    }
+
+    #[tokio::test]
+    async fn a_staff_session_is_never_a_user_and_the_other_way_round() {
+        let mut staff = parts_with(Principal::Staff(person()));
+        let refused = User::from_request_parts(&mut staff, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::USER
+            }
+        );
+        assert!(Staff::from_request_parts(&mut staff, &()).await.is_ok());
+        assert!(Client::from_request_parts(&mut staff, &()).await.is_err());
+        assert!(
+            SecretClient::from_request_parts(&mut staff, &())
+                .await
+                .is_err()
+        );
+
+        let mut user = parts_with(Principal::User(person()));
+        let refused = Staff::from_request_parts(&mut user, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::STAFF
+            }
+        );
+        assert!(User::from_request_parts(&mut user, &()).await.is_ok());
+
+        // A person all the same, for whoever records who acted.
+        let member = Principal::Staff(person());
+        assert!(matches!(member.caller(), crate::Caller::Person(_)));
+        assert!(member.client().is_none());
+        assert_eq!(member.kind(), crate::TokenKind::Staff);
+    }
+}

@@ -544,6 +544,35 @@ mod tests {
     }
 
     #[test]
+    fn a_staff_session_counts_against_its_member() {
+        let counter = UsageCounter::default();
+        let t = datetime!(2026-12-07 10:00:00 UTC);
+        let member = Principal::Staff(Arc::new(UserPrincipal::new(
+            "m1".to_owned(),
+            "s1".to_owned(),
+            AbilitySet::default(),
+        )));
+        counter.count(&member, Outcome::Ok, t);
+        counter.count(&member, Outcome::OriginNotAllowed, t);
+        let records = counter.take();
+        assert_eq!(records.len(), 1);
+        let credential = records[0].credential.as_ref().unwrap();
+        assert_eq!(
+            (
+                credential.id.as_str(),
+                credential.kind,
+                credential.user_id.as_deref(),
+                credential.client_id.as_deref()
+            ),
+            ("s1", TokenKind::Staff, Some("m1"), None)
+        );
+        assert_eq!(
+            (records[0].counts.ok, records[0].counts.origin_not_allowed),
+            (1, 1)
+        );
+    }
+
+    #[test]
     fn ranges_round_down_and_are_bounded() {
         let now = datetime!(2026-12-07 10:30:15 UTC);
         let range = UsageRange::new(
