@@ -186,7 +186,8 @@ impl CookieSessions {
 
     /// The path the browser sends the session cookie to: the API's prefix,
     /// so that the app's other pages never receive it. The CSRF cookie is
-    /// on `/`, for the page to read.
+    /// on `/` (a staff session's, on its `csrf_path`), for the page to
+    /// read.
     pub fn session_path(mut self, path: &str) -> CookieSessions {
         path.clone_into(&mut self.session_path);
         self
