@@ -18,6 +18,8 @@ impl KindSet {
     /// obtained them: an app that issues them accepts them where it accepts
     /// secret keys, `KindSet::SECRET.with(KindSet::ACCESS)`.
     pub const ACCESS: KindSet = KindSet(8);
+    /// Staff sessions: an app's operators, signed in to its console.
+    pub const STAFF: KindSet = KindSet(16);
 
     /// Both sets, in a `const` (`|` is the same, but not `const`).
     pub const fn with(self, other: KindSet) -> KindSet {
@@ -30,17 +32,19 @@ impl KindSet {
             TokenKind::Secret => 2,
             TokenKind::User => 4,
             TokenKind::Access => 8,
+            TokenKind::Staff => 16,
         };
         self.0 & bit != 0
     }
 
-    /// `pk | sk | at | ut`, for documentation and route listings.
+    /// `pk | sk | at | ut | st`, for documentation and route listings.
     pub fn describe(self) -> String {
         [
             TokenKind::Publishable,
             TokenKind::Secret,
             TokenKind::Access,
             TokenKind::User,
+            TokenKind::Staff,
         ]
         .into_iter()
         .filter(|kind| self.contains(*kind))
@@ -100,13 +104,14 @@ pub struct Ceilings {
     publishable: AbilitySet,
     secret: AbilitySet,
     user: AbilitySet,
+    staff: AbilitySet,
     rules: AbilityRules,
 }
 
 impl Ceilings {
     /// Ceilings under which no kind may hold anything; declare each kind's
-    /// with [`Ceilings::publishable`], [`Ceilings::secret`] and
-    /// [`Ceilings::user`].
+    /// with [`Ceilings::publishable`], [`Ceilings::secret`],
+    /// [`Ceilings::user`] and [`Ceilings::staff`].
     pub fn new() -> Ceilings {
         Ceilings::default()
     }
@@ -127,6 +132,13 @@ impl Ceilings {
     /// What a user token may hold.
     pub fn user(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
         self.user = AbilitySet::new(abilities);
+        self
+    }
+
+    /// What a staff session may hold (its member's role's abilities are
+    /// cut down to this on every request).
+    pub fn staff(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
+        self.staff = AbilitySet::new(abilities);
         self
     }
 
@@ -151,7 +163,10 @@ impl Ceilings {
 
     /// No kind may hold anything.
     pub fn is_empty(&self) -> bool {
-        self.publishable.is_empty() && self.secret.is_empty() && self.user.is_empty()
+        self.publishable.is_empty()
+            && self.secret.is_empty()
+            && self.user.is_empty()
+            && self.staff.is_empty()
     }
 
     /// The ceiling of `kind`; `None` for a kind the verifier does not take.
@@ -162,6 +177,7 @@ impl Ceilings {
             TokenKind::Publishable => Some(&self.publishable),
             TokenKind::Secret | TokenKind::Access => Some(&self.secret),
             TokenKind::User => Some(&self.user),
+            TokenKind::Staff => Some(&self.staff),
         }
     }
 }
@@ -381,5 +397,55 @@ mod tests {
         assert_eq!((KindSet::PUBLISHABLE | KindSet::USER).describe(), "pk | ut");
         assert_eq!(KindSet::SECRET.with(KindSet::ACCESS).describe(), "sk | at");
         assert!(!KindSet::SECRET.contains(TokenKind::Access));
+        assert_eq!(
+            KindSet::SECRET
+                .with(KindSet::ACCESS)
+                .with(KindSet::STAFF)
+                .describe(),
+            "sk | at | st"
+        );
+        assert!(!KindSet::USER.contains(TokenKind::Staff));
+    }
+
+    fn staff(abilities: &str) -> Principal {
+        Principal::Staff(std::sync::Arc::new(UserPrincipal::new(
+            "s",
+            "t",
+            set(abilities),
+        )))
+    }
+
+    #[test]
+    fn staff_sessions_hold_what_their_ceiling_allows() {
+        let staffed = with_rules().staff([ORDERS_CANCEL, ADMIN]);
+        let cancel = Access::new(KindSet::SECRET.with(KindSet::STAFF), ORDERS_CANCEL);
+        assert!(cancel.check(&staff("orders:cancel"), &staffed).is_ok());
+        assert_eq!(
+            cancel.check(&staff("admin"), &staffed),
+            Ok(()),
+            "the umbrella within the ceiling"
+        );
+        // Not declared: a staff session holds nothing.
+        assert!(cancel.check(&staff("*"), &with_rules()).is_err());
+        // The ceiling caps `*`.
+        let manage = Access::new(KindSet::STAFF, STAFF_MANAGE);
+        assert!(manage.check(&staff("*"), &staffed).is_err());
+        // A staff session is not a user token, nor the other way round.
+        let profile = Access::any_ability(KindSet::USER);
+        assert_eq!(
+            profile.check(&staff("*"), &staffed),
+            Err(AuthError::WrongKind {
+                accepted: KindSet::USER
+            })
+        );
+        assert!(
+            Access::any_ability(KindSet::STAFF)
+                .check(&user("*"), &staffed)
+                .is_err()
+        );
+        assert_eq!(
+            staffed.for_kind(TokenKind::Staff).map(AbilitySet::len),
+            Some(2)
+        );
     }
 }

@@ -62,7 +62,7 @@ pub enum AuthError {
     OriginNotAllowed,
     /// The same code as [`AuthError::OriginNotAllowed`], for a request
     /// authenticated by a session cookie, which carries no key.
-    #[error("a session cookie is accepted only from its storefront's own origins")]
+    #[error("a session cookie is accepted only from the origins it was issued for")]
     SessionOriginNotAllowed,
     #[error(
         "secret keys are for servers; this one was sent by a browser and must be considered leaked: rotate it"
@@ -88,6 +88,7 @@ fn describe_kinds(kinds: KindSet) -> String {
         (TokenKind::Secret, "a secret key"),
         (TokenKind::Access, "an access token"),
         (TokenKind::User, "a user token"),
+        (TokenKind::Staff, "a staff session"),
     ]
     .into_iter()
     .filter(|(kind, _)| kinds.contains(*kind))

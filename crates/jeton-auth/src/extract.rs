@@ -57,7 +57,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// A person with a user token.
+/// A person with a user token (never a staff session).
 #[derive(Debug, Clone)]
 pub struct User(pub Arc<UserPrincipal>);
 
@@ -68,6 +68,22 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
         match principal(parts)? {
             Principal::User(user) => Ok(User(user.clone())),
             _ => Err(wrong_kind(parts, KindSet::USER)),
+        }
+    }
+}
+
+/// A staff member with a session of the app's console (never a user
+/// token).
+#[derive(Debug, Clone)]
+pub struct Staff(pub Arc<UserPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Staff {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts)? {
+            Principal::Staff(member) => Ok(Staff(member.clone())),
+            _ => Err(wrong_kind(parts, KindSet::STAFF)),
         }
     }
 }
@@ -103,5 +119,59 @@ impl<S: Send + Sync> FromRequestParts<S> for SecretClient {
             }
             _ => Err(wrong_kind(parts, KindSet::SECRET)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+    use crate::{AbilitySet, AuthError};
+
+    fn parts_with(principal: Principal) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.extensions.insert(principal);
+        parts.extensions.insert(Identity::default());
+        parts
+    }
+
+    fn person() -> Arc<UserPrincipal> {
+        Arc::new(UserPrincipal::new("p", "t", AbilitySet::default()))
+    }
+
+    #[tokio::test]
+    async fn a_staff_session_is_never_a_user_and_the_other_way_round() {
+        let mut staff = parts_with(Principal::Staff(person()));
+        let refused = User::from_request_parts(&mut staff, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::USER
+            }
+        );
+        assert!(Staff::from_request_parts(&mut staff, &()).await.is_ok());
+        assert!(Client::from_request_parts(&mut staff, &()).await.is_err());
+        assert!(
+            SecretClient::from_request_parts(&mut staff, &())
+                .await
+                .is_err()
+        );
+
+        let mut user = parts_with(Principal::User(person()));
+        let refused = Staff::from_request_parts(&mut user, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::STAFF
+            }
+        );
+        assert!(User::from_request_parts(&mut user, &()).await.is_ok());
+
+        // A person all the same, for whoever records who acted.
+        let member = Principal::Staff(person());
+        assert!(matches!(member.caller(), crate::Caller::Person(_)));
+        assert!(member.client().is_none());
+        assert_eq!(member.kind(), crate::TokenKind::Staff);
     }
 }

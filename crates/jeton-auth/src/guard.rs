@@ -128,11 +128,12 @@ where
                 Err(error) => {
                     let mut response = gate.identity().refusal(&error);
                     // A dead session cookie is cleared: the page starts afresh.
-                    if let Some(sessions) = gate.cookie_sessions()
-                        && error == AuthError::InvalidToken
-                        && sessions.has_session_cookie(request.headers())
-                    {
-                        sessions.clear(response.headers_mut());
+                    if error == AuthError::InvalidToken {
+                        for sessions in gate.sessions_for(&access) {
+                            if sessions.has_session_cookie(request.headers()) {
+                                sessions.clear(response.headers_mut());
+                            }
+                        }
                     }
                     Ok(response)
                 }

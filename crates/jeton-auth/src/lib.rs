@@ -15,13 +15,13 @@
 //! | `verify`              | where a token is verified ([`Verifier`])                     |
 //! | `gate/`               | the gate: its struct, builder, admission and upkeep ([`Gate`], [`GateBuilder`]) |
 //! | `guard`               | the route guard, a tower layer ([`GuardLayer`])              |
-//! | `extract`             | the typed extractors ([`User`], [`Client`], [`SecretClient`]) |
+//! | `extract`             | the typed extractors ([`User`], [`Staff`], [`Client`], [`SecretClient`]) |
 //! | `error`               | every authentication outcome as one error type ([`AuthError`]) |
 //! | `clock`               | where the time is read, and a manual clock for tests ([`Clock`]) |
 //! | `store`               | what the verifier needs from the app's storage ([`TokenStore`]); stores in memory ([`MemoryStore`]) and (features `sqlite`, `postgres`) in SQL ([`SqlStore`]) |
 //! | [`limits`]            | every limit: per key and per IP (`limits/rate`), failed authentications (`limits/failed_auth`), counted in one process or a fleet on Redis (`limits/shared`) |
 //! | [`client_ip`]         | which address a request comes from, behind trusted proxies   |
-//! | [`session`]           | user tokens in cookies for the app's own pages, with CSRF    |
+//! | [`session`]           | user tokens and staff sessions in cookies for the app's own pages, with CSRF |
 //! | [`header`]            | how the `Authorization` header is read (RFC 6750)            |
 //! | [`origin`]            | origin binding of client keys                                |
 //! | [`cache`]             | a cache that invalidations empty for good                    |
@@ -57,7 +57,7 @@ pub use ability::{Ability, AbilityRules, AbilitySet, InvalidAbility};
 pub use access::{Access, Ceilings, KindSet};
 pub use clock::Clock;
 pub use error::AuthError;
-pub use extract::{Client, SecretClient, User};
+pub use extract::{Client, SecretClient, Staff, User};
 pub use gate::{Gate, GateBuilder, GateError};
 pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};

@@ -99,6 +99,10 @@ pub fn check(principal: &Principal, origin: Option<&HeaderValue>) -> Result<(), 
         }
         // User tokens are meant for the customer's device, browsers included.
         Principal::User(_) => Ok(()),
+        // A staff session comes only from its cookie, whose own check
+        // ([`crate::session::CookieSessions::own_origins`]) allows only the
+        // app's own origin.
+        Principal::Staff(_) => Ok(()),
     }
 }
 

@@ -145,6 +145,12 @@ pub enum Principal {
     /// for the client's secret key, with the token's scope as its abilities
     /// and the token's id as its `key_id`.
     AccessToken(Arc<ClientPrincipal>),
+    /// A staff member with a session of the app's console: a person, as a
+    /// user is, but never one: `user_id` is the member's id, `token_id`
+    /// the session's, and the abilities their role's. It reaches only the
+    /// routes that take [`KindSet::STAFF`](crate::KindSet::STAFF), and the
+    /// [`User`](crate::User) extractor refuses it.
+    Staff(Arc<UserPrincipal>),
 }
 
 impl Principal {
@@ -154,6 +160,7 @@ impl Principal {
             Principal::SecretClient(_) => TokenKind::Secret,
             Principal::User(_) => TokenKind::User,
             Principal::AccessToken(_) => TokenKind::Access,
+            Principal::Staff(_) => TokenKind::Staff,
         }
     }
 
@@ -162,7 +169,7 @@ impl Principal {
             Principal::PublishableClient(client)
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => &client.abilities,
-            Principal::User(user) => &user.abilities,
+            Principal::User(user) | Principal::Staff(user) => &user.abilities,
         }
     }
 
@@ -174,7 +181,7 @@ impl Principal {
             Principal::PublishableClient(client)
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => Caller::Client(client),
-            Principal::User(user) => Caller::Person(user),
+            Principal::User(user) | Principal::Staff(user) => Caller::Person(user),
         }
     }
 
@@ -184,7 +191,7 @@ impl Principal {
             Principal::PublishableClient(client)
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => Some(client),
-            Principal::User(_) => None,
+            Principal::User(_) | Principal::Staff(_) => None,
         }
     }
 }

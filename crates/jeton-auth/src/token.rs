@@ -234,14 +234,19 @@ pub enum TokenKind {
     /// `<prefix>_at_`: an OAuth 2.0 access token, obtained by a client with
     /// its secret key; it stands in for that key, with its own scope.
     Access,
+    /// `<prefix>_st_`: a staff member's session, for the app's own
+    /// operators' console. It lives in a cookie only: the gate never
+    /// accepts one in an `Authorization` header (see [`crate::session`]).
+    Staff,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 4] = [
+    pub const ALL: [TokenKind; 5] = [
         TokenKind::Publishable,
         TokenKind::Secret,
         TokenKind::User,
         TokenKind::Access,
+        TokenKind::Staff,
     ];
 
     /// The two letters between the app's prefix and the random part.
@@ -251,6 +256,7 @@ impl TokenKind {
             TokenKind::Secret => "sk",
             TokenKind::User => "ut",
             TokenKind::Access => "at",
+            TokenKind::Staff => "st",
         }
     }
 
@@ -271,6 +277,7 @@ impl TokenKind {
             TokenKind::Secret => "secret",
             TokenKind::User => "user",
             TokenKind::Access => "access",
+            TokenKind::Staff => "staff",
         }
     }
 }

@@ -164,16 +164,17 @@ pub struct CountedCredential {
     pub kind: TokenKind,
     /// For a client's keys and access tokens: the client.
     pub client_id: Option<String>,
-    /// For a user token or cookie session: the user.
+    /// For a user token or cookie session: the user; for a staff session:
+    /// the staff member.
     pub user_id: Option<String>,
 }
 
 impl CountedCredential {
     fn of(principal: &Principal) -> CountedCredential {
         match principal {
-            Principal::User(user) => CountedCredential {
+            Principal::User(user) | Principal::Staff(user) => CountedCredential {
                 id: user.token_id.clone(),
-                kind: TokenKind::User,
+                kind: principal.kind(),
                 client_id: None,
                 user_id: Some(user.user_id.clone()),
             },
@@ -225,7 +226,7 @@ fn minute_of(at: OffsetDateTime) -> i64 {
 impl UsageCounter {
     pub(crate) fn count(&self, principal: &Principal, outcome: Outcome, at: OffsetDateTime) {
         let id = match principal {
-            Principal::User(user) => &user.token_id,
+            Principal::User(user) | Principal::Staff(user) => &user.token_id,
             _ => match principal.client() {
                 Some(client) => &client.key_id,
                 None => return,
@@ -540,6 +541,35 @@ mod tests {
         );
         assert_eq!(records[3].minute, datetime!(2026-12-07 10:01 UTC));
         assert!(counter.take().is_empty(), "handed over once");
+    }
+
+    #[test]
+    fn a_staff_session_counts_against_its_member() {
+        let counter = UsageCounter::default();
+        let t = datetime!(2026-12-07 10:00:00 UTC);
+        let member = Principal::Staff(Arc::new(UserPrincipal::new(
+            "m1".to_owned(),
+            "s1".to_owned(),
+            AbilitySet::default(),
+        )));
+        counter.count(&member, Outcome::Ok, t);
+        counter.count(&member, Outcome::OriginNotAllowed, t);
+        let records = counter.take();
+        assert_eq!(records.len(), 1);
+        let credential = records[0].credential.as_ref().unwrap();
+        assert_eq!(
+            (
+                credential.id.as_str(),
+                credential.kind,
+                credential.user_id.as_deref(),
+                credential.client_id.as_deref()
+            ),
+            ("s1", TokenKind::Staff, Some("m1"), None)
+        );
+        assert_eq!(
+            (records[0].counts.ok, records[0].counts.origin_not_allowed),
+            (1, 1)
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ struct Cached {
     expires_at: Option<OffsetDateTime>,
     /// Refused, but counted as its credential's.
     revoked: bool,
-    /// User tokens (`None` for client keys): when last used, in Unix
+    /// User tokens and staff sessions (`None` for client keys): when last used, in Unix
     /// nanoseconds; 0 once that use has been handed to
     /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
     /// the first use since the last flush one push.
@@ -266,8 +266,13 @@ impl<S: TokenStore> Verifier<S> {
 
     /// As [`Verifier::verify`], saying which credential a refused token
     /// was, for the gate's usage counts.
-    pub(crate) async fn resolve(&self, token: &PlainToken) -> Result<Principal, NotAccepted> {
-        self.find(token, true).await.map(|found| found.principal)
+    /// A use is noted only if `used`.
+    pub(crate) async fn resolve(
+        &self,
+        token: &PlainToken,
+        used: bool,
+    ) -> Result<Principal, NotAccepted> {
+        self.find(token, used).await.map(|found| found.principal)
     }
 
     /// What a live token is, with when it expires, through the same cache,
@@ -289,8 +294,17 @@ impl<S: TokenStore> Verifier<S> {
         let hash = token.hash();
         let kind = token.kind();
         if let Some(cached) = self.known.get(&hash) {
-            self.metrics().hit.increment(1);
-            return self.accept(cached, kind, used);
+            // A staff session's end moves with its use (an idle timeout,
+            // counted by the store from the last use it was told of): one
+            // that has ended by what was read is read again, and ends only
+            // if the store says so too.
+            let idle_ended = cached.principal.kind() == TokenKind::Staff
+                && !cached.revoked
+                && cached.expires_at.is_some_and(|at| at <= self.clock.now());
+            if !idle_ended {
+                self.metrics().hit.increment(1);
+                return self.accept(cached, kind, used);
+            }
         }
         if self.unknown.get(&hash).is_some() {
             let metrics = self.metrics();
@@ -325,7 +339,7 @@ impl<S: TokenStore> Verifier<S> {
             self.metrics().expired[kind_index(kind)].increment(1);
             return Err(NotAccepted::Dead(cached.principal, Outcome::Expired));
         }
-        if let (true, Principal::User(user), Some(last_used)) =
+        if let (true, Principal::User(user) | Principal::Staff(user), Some(last_used)) =
             (used, &cached.principal, &cached.last_used)
             && last_used.swap(unix_nanos(now()), Ordering::Relaxed) == 0
         {
@@ -357,8 +371,11 @@ impl<S: TokenStore> Verifier<S> {
                 let cached = Cached {
                     expires_at: credential.expires_at,
                     revoked: credential.revoked,
-                    last_used: matches!(credential.principal, Principal::User(_))
-                        .then(|| Arc::new(AtomicI64::new(0))),
+                    last_used: matches!(
+                        credential.principal,
+                        Principal::User(_) | Principal::Staff(_)
+                    )
+                    .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
                 };
                 self.known.insert(hash, cached.clone(), known_in);
@@ -372,7 +389,7 @@ impl<S: TokenStore> Verifier<S> {
         }
     }
 
-    /// The user tokens used since the last call, with when they were last
+    /// The user tokens and staff sessions used since the last call, with when they were last
     /// used, to write in one batch (no write per request). A [`Gate`]'s
     /// guard does this regularly and hands them to
     /// [`TokenStore::record_usage`]; call it yourself only for a verifier

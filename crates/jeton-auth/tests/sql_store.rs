@@ -1167,6 +1167,7 @@ on_both_databases!(
     a_client_is_updated_and_its_cached_keys_follow,
     only_origins_are_allowed_origins,
     usage_is_counted_by_credential_and_outcome,
+    staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,
@@ -1403,4 +1404,175 @@ async fn a_failing_listener_backs_off() {
     let attempts = accepted.load(Ordering::SeqCst);
     assert!((2..60).contains(&attempts), "{attempts} connections");
     drop(store);
+}
+
+/// Staff sessions: only from their cookie and the app's own origin, with
+/// their CSRF token on unsafe methods; a change of abilities, a revocation
+/// and the idle timeout apply at once; purged after their end.
+async fn staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed(backend: Backend) {
+    use jeton_auth::session::CookieSessions;
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let clock = Clock::manual(OffsetDateTime::now_utc());
+    let store = SqlStore::connect(&database.url, identity().tokens())
+        .await
+        .unwrap()
+        .with_clock(clock.clone())
+        .with_staff_idle_timeout(Duration::from_secs(30 * 60));
+    let sessions = CookieSessions::staff(
+        "acme_staff",
+        "acme_staff_csrf",
+        "/console",
+        ["https://api.example".to_owned()],
+        b"the deployment's key",
+    )
+    .unwrap();
+    let gate = Gate::builder(identity(), store.clone())
+        .clock(clock.clone())
+        .usage_interval(Duration::from_millis(10))
+        .ceilings(Ceilings::new().secret([Ability::ALL]).staff([ADMIN, READ]))
+        .cookie_sessions(sessions.clone())
+        .build()
+        .unwrap();
+    let ok = || async { "ok" };
+    let app = requests::served(
+        Router::new()
+            .route(
+                "/admin",
+                get(ok)
+                    .post(ok)
+                    .route_layer(gate.guard(Access::new(KindSet::SECRET | KindSet::STAFF, ADMIN))),
+            )
+            .route(
+                "/me",
+                get(ok).route_layer(gate.guard(Access::any_ability(KindSet::USER))),
+            ),
+    );
+    let issue = |staff_id: &'static str| {
+        let store = store.clone();
+        let clock = clock.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let issued = tx
+                .issue_staff_session(staff_id, [ADMIN], clock.now() + time::Duration::hours(12))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            issued
+        }
+    };
+    let call = |method: &str, path: &str, token: &str, extra: &[(&str, &str)]| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, format!("acme_staff={token}"));
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        requests::answer(&app, request.body(Body::empty()).unwrap())
+    };
+    let member = issue("m1").await;
+    assert_eq!(member.token.kind(), TokenKind::Staff);
+    let token = member.token.expose_secret();
+    let csrf = sessions.csrf_token(token, &member.id);
+    assert_eq!(call("GET", "/admin", token, &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        call("GET", "/admin", token, &[("origin", "https://api.example")])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = call(
+        "GET",
+        "/admin",
+        token,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("origin_not_allowed"))
+    );
+    let (status, body) = call("POST", "/admin", token, &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf_failed"))
+    );
+    assert_eq!(
+        call("POST", "/admin", token, &[("x-csrf-token", csrf.as_str())])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Not a user route's credential; never a bearer token.
+    assert_eq!(
+        call("GET", "/me", token, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_of(&app, "/admin", token).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // New abilities apply at once.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.set_staff_abilities("m1", [READ]).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let (status, body) = call("GET", "/admin", token, &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+
+    // Revoked: refused, and known as revoked.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.revoke_staff_sessions("m1").await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        call("GET", "/admin", token, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let found = store
+        .find_credential(TokenKind::Staff, &member.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.revoked);
+
+    // Idle: used, it lives on; unused for 30 minutes, it ends.
+    let active = issue("m2").await;
+    let idle = issue("m3").await;
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(
+            call("GET", "/admin", active.token.expose_secret(), &[])
+                .await
+                .0,
+            StatusCode::OK
+        );
+        gate.flush_usage().await;
+    }
+    assert_eq!(
+        call("GET", "/admin", idle.token.expose_secret(), &[])
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    clock.advance(Duration::from_secs(31 * 60));
+    assert_eq!(
+        call("GET", "/admin", active.token.expose_secret(), &[])
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Purged once over.
+    clock.advance(Duration::from_secs(13 * 3600));
+    let purged = store.purge(clock.now()).await.unwrap();
+    assert_eq!(purged.staff_sessions, 3);
+}
+
+async fn status_of(app: &Router, path: &str, token: &str) -> StatusCode {
+    status(app, path, token).await
 }

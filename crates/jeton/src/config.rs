@@ -73,16 +73,39 @@ impl PublicUrl {
             .expect("an address is a URL")
     }
 
-    /// Cookies are `Secure` unless the API is plain `http` on a loopback
-    /// address (a developer's machine, where browsers would drop them).
-    pub fn secure_cookies(&self) -> bool {
-        let loopback = match self.0.host() {
+    /// The API's own origin, as a browser sends it in `Origin`: where the
+    /// console is served from, the only pages a staff session is accepted
+    /// from. On a loopback address its `127.0.0.1` and `localhost` forms
+    /// both count (one is typed as often as the other).
+    pub fn own_origins(&self) -> Vec<String> {
+        let mut origins = vec![self.0.origin().ascii_serialization()];
+        if self.is_loopback() {
+            for host in ["127.0.0.1", "localhost"] {
+                let mut url = self.0.clone();
+                if url.set_host(Some(host)).is_ok() {
+                    let origin = url.origin().ascii_serialization();
+                    if !origins.contains(&origin) {
+                        origins.push(origin);
+                    }
+                }
+            }
+        }
+        origins
+    }
+
+    fn is_loopback(&self) -> bool {
+        match self.0.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
             None => false,
-        };
-        !(self.0.scheme() == "http" && loopback)
+        }
+    }
+
+    /// Cookies are `Secure` unless the API is plain `http` on a loopback
+    /// address (a developer's machine, where browsers would drop them).
+    pub fn secure_cookies(&self) -> bool {
+        !(self.0.scheme() == "http" && self.is_loopback())
     }
 }
 
@@ -138,6 +161,23 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::PublicUrl;
+
+    #[test]
+    fn own_origins_name_loopback_both_ways() {
+        let origins = |text: &str| text.parse::<PublicUrl>().unwrap().own_origins();
+        assert_eq!(
+            origins("http://127.0.0.1:8080"),
+            ["http://127.0.0.1:8080", "http://localhost:8080"]
+        );
+        assert_eq!(
+            origins("http://localhost:8080/"),
+            ["http://localhost:8080", "http://127.0.0.1:8080"]
+        );
+        assert_eq!(
+            origins("https://api.shop.example:443"),
+            ["https://api.shop.example"]
+        );
+    }
 
     #[test]
     fn public_urls() {

@@ -266,9 +266,9 @@ impl From<store::user_tokens::UserToken> for UserToken {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditActor {
-    /// `client_key`, `customer` or `cli`.
+    /// `client_key`, `customer`, `staff` or `cli`.
     pub kind: String,
-    /// The key id or customer id.
+    /// The key id, customer id or staff member's id.
     pub id: Option<String>,
 }
 
@@ -283,7 +283,10 @@ pub struct AuditEvent {
     /// `access_token.refused_in_browser`, `session.refused_origin`,
     /// `session.refused_csrf`,
     /// `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
-    /// `login.failed`.
+    /// `login.failed`, `staff.created`, `staff.disabled`, `staff.enabled`,
+    /// `staff.role_changed`, `staff.signed_in`, `staff.sign_in_failed`,
+    /// `staff.signed_out`, `staff.password_changed`,
+    /// `staff_session.refused_origin`, `staff_session.refused_csrf`.
     pub action: String,
     pub actor: AuditActor,
     #[schema(value_type = Option<String>)]

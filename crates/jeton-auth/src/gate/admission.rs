@@ -7,7 +7,7 @@ use metrics::Counter;
 
 use super::Gate;
 use crate::{
-    Access, AuthError, Principal, TokenStore,
+    Access, AuthError, Principal, TokenKind, TokenStore,
     client_ip::{self, ClientIp},
     header,
     limits::{Limits, RateLimitStatus},
@@ -37,20 +37,27 @@ impl<S: TokenStore> Gate<S> {
         // is even parsed.
         self.failed_auth.check(ip)?;
         let tokens = self.identity.tokens();
+        // A session cookie counts only on the routes that take its kind.
         let cookie = self
             .sessions
-            .as_ref()
-            .and_then(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
+            .iter()
+            .filter(|sessions| access.kinds.contains(sessions.kind()))
+            .find_map(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
         let session = cookie.as_ref().map(|(sessions, _)| *sessions);
         let token = match cookie {
             None => header::bearer_token(tokens, request.headers(), request.uri().query()),
             Some((_, token)) => token,
         };
+        // A staff session lives in its cookie only: in a header it is
+        // looked up as any token is (an unknown one is remembered as such),
+        // but never accepted nor counted as a use.
+        let staff_in_header =
+            session.is_none() && token.as_ref().is_ok_and(|t| t.kind() == TokenKind::Staff);
         let verified = match token {
             // The same verification for a cookie's token as a bearer
             // token's, through the same cache; the cookie's own checks
             // follow.
-            Ok(token) => self.verifier.resolve(&token).await,
+            Ok(token) => self.verifier.resolve(&token, !staff_in_header).await,
             Err(AuthError::InvalidToken) => {
                 self.verifier.count_malformed();
                 Err(NotAccepted::Unknown)
@@ -72,6 +79,10 @@ impl<S: TokenStore> Gate<S> {
                 return Err(error);
             }
         };
+        if staff_in_header {
+            self.failed_auth.count(ip).await;
+            return Err(AuthError::InvalidToken);
+        }
         let admitted = self
             .authorize(request, access, &principal, session, ip)
             .await;
@@ -177,7 +188,7 @@ impl<S: TokenStore> Gate<S> {
         client_ip: Option<IpAddr>,
     ) {
         let credential = match (principal, principal.client()) {
-            (Principal::User(user), _) => user.token_id.clone(),
+            (Principal::User(user) | Principal::Staff(user), _) => user.token_id.clone(),
             (_, Some(client)) => client.key_id.clone(),
             (_, None) => return,
         };

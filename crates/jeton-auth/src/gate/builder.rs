@@ -26,7 +26,7 @@ pub struct GateBuilder<S> {
     trusted_proxies: Vec<IpNet>,
     usage_interval: Duration,
     count_usage: bool,
-    sessions: Option<CookieSessions>,
+    sessions: Vec<CookieSessions>,
     /// `None`: a local backend on the gate's clock.
     limits: Option<Arc<LimitBackend>>,
     user_rate: Option<Rate>,
@@ -62,7 +62,7 @@ impl<S: TokenStore> Gate<S> {
             trusted_proxies: Vec::new(),
             usage_interval: USAGE_INTERVAL,
             count_usage: true,
-            sessions: None,
+            sessions: Vec::new(),
             limits: None,
             user_rate: None,
             clock: Clock::system(),
@@ -134,9 +134,13 @@ impl<S: TokenStore> GateBuilder<S> {
     }
 
     /// Accepts user tokens in a session cookie too, for the app's own web
-    /// pages (see [`crate::session`]). Off unless called.
+    /// pages (see [`crate::session`]), or staff sessions in theirs
+    /// ([`CookieSessions::staff`]): once per kind, the latest of a kind
+    /// replacing the earlier. Off unless called.
     pub fn cookie_sessions(mut self, sessions: CookieSessions) -> Self {
-        self.sessions = Some(sessions);
+        self.sessions
+            .retain(|known| known.kind() != sessions.kind());
+        self.sessions.push(sessions);
         self
     }
 

@@ -61,9 +61,9 @@ pub struct Gate<S> {
     /// Each credential's requests by outcome, until the next flush; `None`
     /// when counting is off ([`GateBuilder::count_usage`]).
     usage: Option<UsageCounter>,
-    /// Cookie sessions, if the app has turned them on
+    /// Cookie sessions, one per kind the app has turned them on for
     /// ([`GateBuilder::cookie_sessions`](crate::GateBuilder::cookie_sessions)).
-    sessions: Option<CookieSessions>,
+    sessions: Vec<CookieSessions>,
 }
 
 impl<S: TokenStore> Gate<S> {
@@ -99,7 +99,7 @@ impl<S: TokenStore> Gate<S> {
             upkeep: OnceLock::new(),
             flushing: tokio::sync::Mutex::new(()),
             usage: count_usage.then(UsageCounter::default),
-            sessions: None,
+            sessions: Vec::new(),
         }
     }
 
@@ -147,10 +147,28 @@ impl<S: TokenStore> Gate<S> {
         ClientIpLayer::new(&self.identity, Arc::clone(&self.trusted_proxies))
     }
 
-    /// The app's cookie sessions, if turned on: its login route sets them
-    /// with [`CookieSessions::issue`], its logout clears them.
+    /// The app's cookie sessions of user tokens, if turned on: its login
+    /// route sets them with [`CookieSessions::issue`], its logout clears
+    /// them.
     pub fn cookie_sessions(&self) -> Option<&CookieSessions> {
-        self.sessions.as_ref()
+        self.cookie_sessions_for(crate::TokenKind::User)
+    }
+
+    /// The cookie sessions a route with `access` reads.
+    pub(crate) fn sessions_for<'a>(
+        &'a self,
+        access: &'a crate::Access,
+    ) -> impl Iterator<Item = &'a CookieSessions> {
+        self.sessions
+            .iter()
+            .filter(|sessions| access.kinds.contains(sessions.kind()))
+    }
+
+    /// The app's cookie sessions of tokens of `kind`, if turned on.
+    pub fn cookie_sessions_for(&self, kind: crate::TokenKind) -> Option<&CookieSessions> {
+        self.sessions
+            .iter()
+            .find(|sessions| sessions.kind() == kind)
     }
 
     /// Refuses (429) a client IP that has failed authentication too often:

@@ -126,8 +126,8 @@ pub type RefusalHook = Box<
 >;
 
 /// A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres`
-/// cargo features): clients, their keys, user tokens and OAuth access tokens
-/// in the store's own tables, shared by every process that uses the same
+/// cargo features): clients, their keys, user tokens, OAuth access tokens
+/// and staff sessions in the store's own tables, shared by every process that uses the same
 /// database. The store writes every change to them ([`CredentialTx`]) and
 /// verifies them.
 ///
@@ -244,6 +244,9 @@ struct Shared {
     /// What this store stamps its own times on; the system's unless
     /// [`SqlStore::with_clock`] set another.
     clock: OnceLock<Clock>,
+    /// How long a staff session lives unused; none unless
+    /// [`SqlStore::with_staff_idle_timeout`] set it.
+    staff_idle: OnceLock<Duration>,
 }
 
 /// A refusal as recorded (see [`TokenStore::record_refusal`]).
@@ -282,11 +285,12 @@ impl<'r> FromRow<'r, AnyRow> for RecordedRefusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Purged {
-    /// Revoked or expired keys and tokens, of every kind: the three below.
+    /// Revoked or expired keys and tokens, of every kind: the four below.
     pub credentials: u64,
     pub keys: u64,
     pub user_tokens: u64,
     pub access_tokens: u64,
+    pub staff_sessions: u64,
     /// Revoked clients left with no keys or tokens.
     pub clients: u64,
     pub refusals: u64,
@@ -370,6 +374,7 @@ impl SqlStore {
             outage_since: std::sync::Mutex::new(None),
             on_refusal: OnceLock::new(),
             clock: OnceLock::new(),
+            staff_idle: OnceLock::new(),
         }));
         store.poll_feed().await;
         tokio::spawn(watch_feed(Arc::downgrade(&store.0)));
@@ -394,6 +399,23 @@ impl SqlStore {
         assert!(
             self.0.clock.set(clock).is_ok(),
             "SqlStore::with_clock is called before the store is used"
+        );
+        self
+    }
+
+    /// Ends a staff session that has not been used for `idle`, whatever
+    /// its absolute end: the verifier is told it expires at the earlier of
+    /// that end and its last use (or its creation) plus `idle`. Last uses
+    /// are written every few seconds and a verified session is cached for
+    /// at most the cache's time to live, so an idle session stops within
+    /// that much of `idle` and an active one never does.
+    ///
+    /// # Panics
+    /// When called twice.
+    pub fn with_staff_idle_timeout(self, idle: Duration) -> SqlStore {
+        assert!(
+            self.0.staff_idle.set(idle).is_ok(),
+            "SqlStore::with_staff_idle_timeout is called once"
         );
         self
     }
@@ -687,25 +709,29 @@ impl SqlStore {
         Ok(done)
     }
 
-    /// Writes the last uses of a few tokens, in one statement. The values'
-    /// columns are `column1` and `column2` on both databases.
+    /// Writes the last uses of a few tokens: one statement for user
+    /// tokens, and one for staff sessions if any of the ids is one (ids
+    /// are unique across both tables; a read finds them, so that a flush
+    /// without staff sessions writes what it always did).
     async fn record_usage_chunk(&self, chunk: &[(String, i64)]) -> Result<(), sqlx::Error> {
-        let rows = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let statement = format!(
-            "UPDATE auth_credentials SET last_used_at = v.column2 \
-             FROM (VALUES {rows}) AS v \
-             WHERE auth_credentials.id = v.column1 \
-             AND (auth_credentials.last_used_at IS NULL \
-             OR auth_credentials.last_used_at < v.column2)"
+        update_last_uses(self.writer(), "auth_credentials", chunk).await?;
+        let sql = format!(
+            "SELECT id FROM auth_staff_sessions WHERE id IN ({})",
+            records::placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-        for (id, at) in chunk {
-            query = query.bind(id.as_str()).bind(*at);
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for (id, _) in chunk {
+            query = query.bind(id.as_str());
         }
-        query.execute(self.writer()).await?;
+        let staff = query.fetch_all(self.writer()).await?;
+        if !staff.is_empty() {
+            let sessions: Vec<(String, i64)> = chunk
+                .iter()
+                .filter(|(id, _)| staff.contains(id))
+                .cloned()
+                .collect();
+            update_last_uses(self.writer(), "auth_staff_sessions", &sessions).await?;
+        }
         Ok(())
     }
 
@@ -880,11 +906,53 @@ impl SqlStore {
         }))
     }
 
+    /// A staff session ends at the earlier of its absolute end and its
+    /// last use (or its creation) plus the idle timeout. A role change
+    /// rewrites its abilities and moves the change feed.
+    async fn find_staff_session(
+        &self,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        let lookup = sqlx::query_as::<_, StaffRow>(
+            "SELECT id, staff_id, abilities, created_at, expires_at, last_used_at, \
+             CAST(CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS revoked \
+             FROM auth_staff_sessions WHERE token_hash = $1",
+        )
+        .bind(hash.to_hex())
+        .fetch_optional(&self.0.pool);
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+            .await
+            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
+            .map_err(StoreError::new)?;
+        let Some(session) = found else {
+            return Ok(None);
+        };
+        let mut expires_at = session.expires_at;
+        if let Some(idle) = self.0.staff_idle.get() {
+            let idle = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+            let since = session.last_used_at.unwrap_or(session.created_at);
+            expires_at = expires_at.min(since.saturating_add(idle));
+        }
+        let expires_at = from_micros(expires_at)
+            .ok_or("an expiry out of range")
+            .map_err(StoreError::new)?;
+        let abilities = AbilitySet::parse_spaced(&session.abilities).map_err(StoreError::new)?;
+        let member = UserPrincipal::new(session.staff_id, session.id, abilities)
+            .with_expires_at(Some(expires_at));
+        Ok(Some(StoredCredential {
+            principal: Principal::Staff(member.into()),
+            expires_at: Some(expires_at),
+            revoked: session.revoked != 0,
+        }))
+    }
+
     /// Records a refusal, and the app's own record of it, in one
     /// transaction.
     async fn write_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
         let (credential_id, client_id) = match &refusal.principal {
-            Principal::User(user) => (user.token_id.clone(), user.client_id.clone()),
+            Principal::User(user) | Principal::Staff(user) => {
+                (user.token_id.clone(), user.client_id.clone())
+            }
             principal => match principal.client() {
                 Some(client) => (client.key_id.clone(), Some(client.client_id.clone())),
                 None => return Ok(()),
@@ -927,6 +995,19 @@ struct AccessRow {
     per_key_limit: Option<i64>,
     per_ip_limit: Option<i64>,
     /// 1: the token, its key or its client is revoked.
+    revoked: i64,
+}
+
+/// A staff session's row.
+#[derive(FromRow)]
+struct StaffRow {
+    id: String,
+    staff_id: String,
+    abilities: String,
+    created_at: i64,
+    expires_at: i64,
+    last_used_at: Option<i64>,
+    /// 1: revoked.
     revoked: i64,
 }
 
@@ -1019,6 +1100,7 @@ impl TokenStore for SqlStore {
                 self.find(kind, hash).await
             }
             TokenKind::Access => self.find_access_token(hash).await,
+            TokenKind::Staff => self.find_staff_session(hash).await,
         }
     }
 
@@ -1065,6 +1147,33 @@ impl TokenStore for SqlStore {
             tracing::warn!(%error, tokens = failed, "could not record token use");
         }
     }
+}
+
+/// Writes the last uses of `chunk` (id, microseconds) to `table`, in one
+/// statement, only where they are later than the stored ones. The values'
+/// columns are `column1` and `column2` on both databases.
+async fn update_last_uses(
+    pool: &AnyPool,
+    table: &'static str,
+    chunk: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
+    let rows = (0..chunk.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statement = format!(
+        "UPDATE {table} SET last_used_at = v.column2 \
+         FROM (VALUES {rows}) AS v \
+         WHERE {table}.id = v.column1 \
+         AND ({table}.last_used_at IS NULL \
+         OR {table}.last_used_at < v.column2)"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    for (id, at) in chunk {
+        query = query.bind(id.as_str()).bind(*at);
+    }
+    query.execute(pool).await?;
+    Ok(())
 }
 
 /// Moves the feed's counter; inside the change's transaction, so the feed

@@ -1,9 +1,10 @@
-//! The `jeton` command: `serve`, `migrate`, `client …`, `token …`.
+//! The `jeton` command: `serve`, `migrate`, `client …`, `token …`, `staff …`.
 
 mod audit;
 mod client;
 pub mod demo;
 mod serve;
+mod staff;
 mod token;
 mod usage;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Manage user tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// The shop's people, who sign in to the console.
+    #[command(subcommand)]
+    Staff(staff::StaffCommand),
     /// Show the audit log of credential events, oldest first.
     Audit(audit::AuditArgs),
     /// Show requests by outcome over time: a client's, a customer's or the
@@ -81,6 +85,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Client(command) => client::run(&db, command).await,
         Command::Token(command) => token::run(&db, command).await,
+        Command::Staff(command) => staff::run(&db, command).await,
         Command::Audit(args) => audit::run(&db, args).await,
         Command::Usage(args) => usage::run(&db, args).await,
     };

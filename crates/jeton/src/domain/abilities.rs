@@ -124,6 +124,7 @@ pub fn ceilings() -> &'static Ceilings {
             .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
             .secret([Ability::ALL])
             .user(USER_ABILITIES)
+            .staff(ADMIN_ABILITIES)
             .rules(ability_rules())
     });
     &CEILINGS

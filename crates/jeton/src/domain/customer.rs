@@ -97,7 +97,7 @@ fn email_schema() -> utoipa::openapi::Object {
     )
 }
 
-fn new_password_schema() -> utoipa::openapi::Object {
+pub(crate) fn new_password_schema() -> utoipa::openapi::Object {
     schema::field(
         schema::sized_text(password::MIN_CHARS, password::MAX_CHARS).examples(["correct horse"]),
     )
@@ -142,11 +142,11 @@ impl TryFrom<NewCustomerInput> for NewCustomer {
     }
 }
 
-fn login_email_schema() -> utoipa::openapi::Object {
+pub(crate) fn login_email_schema() -> utoipa::openapi::Object {
     schema::field(schema::bounded_text(1, EMAIL_MAX, false).examples(["ann@example.com"]))
 }
 
-fn login_password_schema() -> utoipa::openapi::Object {
+pub(crate) fn login_password_schema() -> utoipa::openapi::Object {
     schema::field(schema::sized_text(0, password::MAX_CHARS).examples(["correct horse"]))
 }
 

@@ -13,6 +13,7 @@ pub mod order;
 pub mod password;
 pub mod product;
 pub mod schema;
+pub mod staff;
 pub mod text;
 pub mod time;
 pub mod token_request;

@@ -10,6 +10,10 @@
 //! `/oauth/introspect`) never get CORS headers, preflights included: they
 //! are for servers, and a page that holds a secret key has leaked it.
 //!
+//! Nor do the admin API (`/api/v1/admin/…`) and the staff's routes
+//! (`/api/v1/staff/…`): the console is served from the API's own origin,
+//! which needs no CORS, and scripts call the admin API from servers.
+//!
 //! An origin that a client lists exactly (not through `*`) also gets
 //! `Access-Control-Allow-Credentials: true`, so that the shop's own pages
 //! can use cookie sessions (`jeton_auth::session`); with it the allowed
@@ -38,6 +42,16 @@ use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use super::request_id::X_REQUEST_ID;
 use crate::store::Db;
+
+/// Paths that never answer with CORS headers, preflights included.
+pub fn never_cors(path: &str) -> bool {
+    super::oauth::is_oauth_path(path)
+        || ["/admin", "/staff"].iter().any(|area| {
+            path.strip_prefix(super::routes::PREFIX)
+                .and_then(|rest| rest.strip_prefix(area))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
 
 #[derive(Debug, Default)]
 struct Origins {
@@ -131,11 +145,13 @@ impl OriginRegistry {
     }
 
     pub fn layer(&self) -> Layer {
+        // Staff sessions and the admin API are for the API's own origin
+        // (the console) and for servers: no other page may read them.
         let (registry, listed) = (self.clone(), self.clone());
         let cors = CorsLayer::new()
             // The OAuth endpoints are for servers: no page may read them.
             .allow_origin(AllowOrigin::predicate(move |origin, request| {
-                !super::oauth::is_oauth_path(request.uri.path()) && registry.allows(origin)
+                !never_cors(request.uri.path()) && registry.allows(origin)
             }))
             .allow_credentials(AllowCredentials::predicate(move |origin, _| {
                 listed.allows_credentials(origin)

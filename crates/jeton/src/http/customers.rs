@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// 429 with `Retry-After` for a throttled login or registration.
-fn throttled(refused: Throttled) -> AppError {
+pub(crate) fn throttled(refused: Throttled) -> AppError {
     let Throttled {
         limit,
         retry_after: RetryAfter(retry_after_seconds),

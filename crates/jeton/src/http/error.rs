@@ -67,6 +67,10 @@ pub enum AppError {
     Conflict { code: &'static str, detail: String },
     #[error("the email or password is wrong")]
     InvalidCredentials,
+    /// A staff sign-in or password check that failed: 401, one answer for
+    /// an unknown email, a wrong password and a disabled member.
+    #[error("the email or password is wrong")]
+    StaffInvalidCredentials,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -122,6 +126,11 @@ impl AppError {
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             AppError::InvalidCredentials => (
                 StatusCode::BAD_REQUEST,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
+            AppError::StaffInvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "Invalid credentials",
             ),
@@ -185,6 +194,14 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = identity().problem(status, code, title, &detail, Some(extra));
+        if matches!(self, AppError::StaffInvalidCredentials) {
+            // Every 401 of the API names its realm's scheme.
+            let challenge = format!("Bearer realm=\"{}\"", identity().realm());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("the realm is ASCII"),
+            );
+        }
         if matches!(self, AppError::Unavailable) {
             response
                 .headers_mut()

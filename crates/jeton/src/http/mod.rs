@@ -16,6 +16,7 @@ pub mod orders;
 pub mod request_id;
 pub mod routes;
 pub mod server;
+pub mod staff;
 pub mod state;
 pub mod tokens;
 
@@ -24,7 +25,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{HeaderValue, header},
     middleware::from_fn,
-    routing::get,
+    routing::{get, post},
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -96,6 +97,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         routes = routes.route("/metrics", get(metrics::render));
     }
     let routes = routes
+        .route(staff::LOGIN_PATH, post(staff::login))
         .merge(oauth::routes())
         .merge(openapi::routes(&state.config.public_url))
         .fallback(not_found)

@@ -12,7 +12,7 @@ use axum::{
 };
 use jeton_auth::{Ability, Access, KindSet};
 
-use super::{admin, catalog, customers, orders, state::AppState, tokens};
+use super::{admin, catalog, customers, orders, staff, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
@@ -20,6 +20,11 @@ const PK: KindSet = KindSet::PUBLISHABLE;
 /// in for it, with its scope as its abilities).
 const SK: KindSet = KindSet::SECRET.with(KindSet::ACCESS);
 const UT: KindSet = KindSet::USER;
+/// A staff member's console session (cookie only).
+const STAFF: KindSet = KindSet::STAFF;
+/// Who may call the admin API: a secret key or its access token, or a
+/// staff member signed in to the console; each with the route's ability.
+const ADMIN_CALLERS: KindSet = SK.with(STAFF);
 
 /// Needs one of `kinds` holding `ability`.
 const fn needs(kinds: KindSet, ability: Ability) -> Access {
@@ -41,40 +46,43 @@ pub const PREFIX: &str = "/api/v1";
 pub fn api() -> RouteTable {
     use Method as M;
     RouteTable::new()
-        // method       path                                   who may call            handler
-        .add(M::GET,    "/products",                           needs(PK | SK | UT, PRODUCTS_READ),    catalog::list_products)
-        .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT, PRODUCTS_READ),    catalog::get_product)
-        .add(M::POST,   "/customers",                          needs(PK | SK, CUSTOMERS_CREATE),      customers::register)
-        .add(M::POST,   "/auth/login",                         needs(PK | SK, AUTH_LOGIN),            customers::login)
-        .add(M::POST,   "/auth/logout",                        any_token(UT),                         customers::logout)
-        .add(M::GET,    "/me",                                 needs(UT, PROFILE_READ),               customers::me)
-        .add(M::GET,    "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::list)
-        .add(M::POST,   "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::create)
-        .add(M::DELETE, "/me/tokens",                          needs(UT, TOKENS_MANAGE),              tokens::revoke_all)
-        .add(M::DELETE, "/me/tokens/{id}",                     needs(UT, TOKENS_MANAGE),              tokens::revoke)
-        .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),               orders::place)
-        .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                orders::list_mine)
-        .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                orders::get_mine)
-        .add(M::GET,    "/admin/products",                     needs(SK, PRODUCTS_WRITE),             admin::products::list)
-        .add(M::POST,   "/admin/products",                     needs(SK, PRODUCTS_WRITE),             admin::products::create)
-        .add(M::PATCH,  "/admin/products/{id}",                needs(SK, PRODUCTS_WRITE),             admin::products::update)
-        .add(M::POST,   "/admin/clients",                      needs(SK, CLIENTS_WRITE),              admin::clients::create)
-        .add(M::GET,    "/admin/clients",                      needs(SK, CLIENTS_READ),               admin::clients::list)
-        .add(M::GET,    "/admin/clients/{id}",                 needs(SK, CLIENTS_READ),               admin::clients::get)
-        .add(M::POST,   "/admin/clients/{id}/keys",            needs(SK, CLIENTS_WRITE),              admin::clients::rotate)
-        .add(M::PATCH,  "/admin/clients/{id}",                 needs(SK, CLIENTS_WRITE),              admin::clients::update)
-        .add(M::DELETE, "/admin/clients/{id}",                 needs(SK, CLIENTS_WRITE),              admin::clients::revoke)
-        .add(M::GET,    "/admin/customers",                    needs(SK, CUSTOMERS_READ),             admin::customers::list)
-        .add(M::GET,    "/admin/customers/{id}",               needs(SK, CUSTOMERS_READ),             admin::customers::get)
-        .add(M::GET,    "/admin/customers/{id}/tokens",        needs(SK, CUSTOMERS_READ),             admin::customers::tokens)
-        .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(SK, CUSTOMERS_REVOKE),           admin::customers::revoke_tokens)
-        .add(M::GET,    "/admin/orders",                       needs(SK, ORDERS_READ_ALL),            admin::orders::list)
-        .add(M::POST,   "/admin/orders/{id}/cancel",           needs(SK, ORDERS_CANCEL),              admin::orders::cancel)
-        .add(M::GET,    "/admin/audit",                        needs(SK, AUDIT_READ),                 admin::audit::list)
-        .add(M::GET,    "/admin/usage",                        needs(SK, USAGE_READ),                 admin::usage::shop)
-        .add(M::GET,    "/admin/usage/top",                    needs(SK, USAGE_READ),                 admin::usage::top)
-        .add(M::GET,    "/admin/clients/{id}/usage",           needs(SK, USAGE_READ),                 admin::usage::client)
-        .add(M::GET,    "/admin/customers/{id}/usage",         needs(SK, USAGE_READ),                 admin::usage::customer)
+        // method       path                                   who may call                                         handler
+        .add(M::GET,    "/products",                           needs(PK | SK | UT, PRODUCTS_READ),                  catalog::list_products)
+        .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT, PRODUCTS_READ),                  catalog::get_product)
+        .add(M::POST,   "/customers",                          needs(PK | SK, CUSTOMERS_CREATE),                    customers::register)
+        .add(M::POST,   "/auth/login",                         needs(PK | SK, AUTH_LOGIN),                          customers::login)
+        .add(M::POST,   "/auth/logout",                        any_token(UT),                                       customers::logout)
+        .add(M::GET,    "/me",                                 needs(UT, PROFILE_READ),                             customers::me)
+        .add(M::GET,    "/me/tokens",                          needs(UT, TOKENS_MANAGE),                            tokens::list)
+        .add(M::POST,   "/me/tokens",                          needs(UT, TOKENS_MANAGE),                            tokens::create)
+        .add(M::DELETE, "/me/tokens",                          needs(UT, TOKENS_MANAGE),                            tokens::revoke_all)
+        .add(M::DELETE, "/me/tokens/{id}",                     needs(UT, TOKENS_MANAGE),                            tokens::revoke)
+        .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),                             orders::place)
+        .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                              orders::list_mine)
+        .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                              orders::get_mine)
+        .add(M::GET,    "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::list)
+        .add(M::POST,   "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::create)
+        .add(M::PATCH,  "/admin/products/{id}",                needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::update)
+        .add(M::POST,   "/admin/clients",                      needs(ADMIN_CALLERS, CLIENTS_WRITE),                 admin::clients::create)
+        .add(M::GET,    "/admin/clients",                      needs(ADMIN_CALLERS, CLIENTS_READ),                  admin::clients::list)
+        .add(M::GET,    "/admin/clients/{id}",                 needs(ADMIN_CALLERS, CLIENTS_READ),                  admin::clients::get)
+        .add(M::POST,   "/admin/clients/{id}/keys",            needs(ADMIN_CALLERS, CLIENTS_WRITE),                 admin::clients::rotate)
+        .add(M::PATCH,  "/admin/clients/{id}",                 needs(ADMIN_CALLERS, CLIENTS_WRITE),                 admin::clients::update)
+        .add(M::DELETE, "/admin/clients/{id}",                 needs(ADMIN_CALLERS, CLIENTS_WRITE),                 admin::clients::revoke)
+        .add(M::GET,    "/admin/customers",                    needs(ADMIN_CALLERS, CUSTOMERS_READ),                admin::customers::list)
+        .add(M::GET,    "/admin/customers/{id}",               needs(ADMIN_CALLERS, CUSTOMERS_READ),                admin::customers::get)
+        .add(M::GET,    "/admin/customers/{id}/tokens",        needs(ADMIN_CALLERS, CUSTOMERS_READ),                admin::customers::tokens)
+        .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(ADMIN_CALLERS, CUSTOMERS_REVOKE),              admin::customers::revoke_tokens)
+        .add(M::GET,    "/admin/orders",                       needs(ADMIN_CALLERS, ORDERS_READ_ALL),               admin::orders::list)
+        .add(M::POST,   "/admin/orders/{id}/cancel",           needs(ADMIN_CALLERS, ORDERS_CANCEL),                 admin::orders::cancel)
+        .add(M::GET,    "/admin/audit",                        needs(ADMIN_CALLERS, AUDIT_READ),                    admin::audit::list)
+        .add(M::GET,    "/admin/usage",                        needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::shop)
+        .add(M::GET,    "/admin/usage/top",                    needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::top)
+        .add(M::GET,    "/admin/clients/{id}/usage",           needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::client)
+        .add(M::GET,    "/admin/customers/{id}/usage",         needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::customer)
+        .add(M::GET,    "/staff/me",                           any_token(STAFF),                                    staff::me)
+        .add(M::POST,   "/staff/logout",                       any_token(STAFF),                                    staff::logout)
+        .add(M::POST,   "/staff/password",                     any_token(STAFF),                                    staff::change_password)
 }
 
 /// The OAuth 2.0 endpoints (`http/oauth/`), outside [`PREFIX`]. They are

@@ -1,4 +1,6 @@
-use crate::identity::{CSRF_COOKIE, SESSION_COOKIE, identity};
+use crate::identity::{
+    CONSOLE_PATH, CSRF_COOKIE, SESSION_COOKIE, STAFF_COOKIE, STAFF_CSRF_COOKIE, identity,
+};
 use std::sync::Arc;
 
 use jeton_auth::{
@@ -24,6 +26,24 @@ fn cookie_sessions(config: &Config) -> CookieSessions {
         .expect("Jeton's cookie names are valid")
         .session_path(super::routes::PREFIX)
         .secure(config.secure_cookies)
+}
+
+/// Staff members' console sessions (API.md §13): the session cookie sent
+/// to the API's routes only, the CSRF cookie to the console's pages only,
+/// accepted only from the API's own origin, with CSRF tokens that every
+/// process of the deployment derives from the key it shares in the
+/// database.
+fn staff_sessions(config: &Config, db: &Db) -> CookieSessions {
+    CookieSessions::staff(
+        STAFF_COOKIE,
+        STAFF_CSRF_COOKIE,
+        CONSOLE_PATH,
+        config.public_url.own_origins(),
+        db.staff_csrf_key(),
+    )
+    .expect("Jeton's cookie names are valid")
+    .session_path(super::routes::PREFIX)
+    .secure(config.secure_cookies)
 }
 
 /// What every handler can reach. Cloned for every request (each layer and
@@ -79,6 +99,7 @@ impl AppState {
             .count_usage(config.count_usage)
             .trusted_proxies(config.trusted_proxies.iter().copied())
             .cookie_sessions(cookie_sessions(&config))
+            .cookie_sessions(staff_sessions(&config, &db))
             .build()
             .expect("Jeton's store and ceilings fit its identity");
         let catalog = Arc::new(CatalogCache::default());

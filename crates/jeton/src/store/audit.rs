@@ -23,6 +23,13 @@ pub enum Actor {
     Customer {
         customer_id: CustomerId,
     },
+    /// A staff member, with a session of the console (or signing in).
+    Staff {
+        staff_id: String,
+    },
+    /// Someone who tried to sign in to the console with an email that is
+    /// no staff member's.
+    UnknownStaff,
     /// An operator at the command line.
     Cli,
     /// Someone who presented client credentials that did not authenticate
@@ -35,6 +42,7 @@ impl Actor {
         match self {
             Actor::ClientKey { .. } | Actor::UnknownClient => "client_key",
             Actor::Customer { .. } => "customer",
+            Actor::Staff { .. } | Actor::UnknownStaff => "staff",
             Actor::Cli => "cli",
         }
     }
@@ -43,7 +51,8 @@ impl Actor {
         match self {
             Actor::ClientKey { key_id } => Some(key_id.as_str()),
             Actor::Customer { customer_id } => Some(customer_id.as_str()),
-            Actor::Cli | Actor::UnknownClient => None,
+            Actor::Staff { staff_id } => Some(staff_id.as_str()),
+            Actor::Cli | Actor::UnknownClient | Actor::UnknownStaff => None,
         }
     }
 }
@@ -57,6 +66,15 @@ pub struct Audit {
 }
 
 impl Audit {
+    pub fn staff(staff_id: &str, client_ip: Option<IpAddr>) -> Audit {
+        Audit {
+            actor: Actor::Staff {
+                staff_id: staff_id.to_owned(),
+            },
+            client_ip,
+        }
+    }
+
     pub fn cli() -> Audit {
         Audit {
             actor: Actor::Cli,
@@ -65,6 +83,9 @@ impl Audit {
     }
 
     pub fn of(principal: &Principal, client_ip: Option<IpAddr>) -> Audit {
+        if let Principal::Staff(member) = principal {
+            return Audit::staff(&member.user_id, client_ip);
+        }
         let actor = match principal.caller() {
             Caller::Person(user) => Actor::Customer {
                 customer_id: UserIds::from(&**user).customer,
@@ -141,6 +162,23 @@ pub(crate) async fn refusal(
         .origin
         .as_ref()
         .map(|o| format!("origin {}", o.chars().take(200).collect::<String>()));
+    if let Principal::Staff(member) = &refusal.principal {
+        // A staff session refused: a page of another origin, or a request
+        // without the session's CSRF token, tried to use it.
+        let action = if refusal.code == "csrf_failed" {
+            "staff_session.refused_csrf"
+        } else {
+            "staff_session.refused_origin"
+        };
+        let audit = Audit::of(&refusal.principal, refusal.client_ip);
+        let event = Event {
+            action,
+            subject_id: Some(member.token_id.as_str()),
+            detail: origin,
+            ..Event::default()
+        };
+        return append(conn, at, &audit, event).await;
+    }
     if let Principal::User(user) = &refusal.principal {
         // A cookie session refused: another origin's page, or a request
         // without the session's CSRF token, tried to use it.
@@ -195,9 +233,9 @@ pub struct AuditEvent {
     /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`.
     pub action: String,
-    /// `client_key`, `customer` or `cli`.
+    /// `client_key`, `customer`, `staff` or `cli`.
     pub actor_kind: String,
-    /// The key id or customer id.
+    /// The key id, customer id or staff member's id.
     pub actor_id: Option<String>,
     pub client_id: Option<ClientId>,
     pub customer_id: Option<CustomerId>,
@@ -218,6 +256,8 @@ pub struct AuditFilter {
     pub from: Option<OffsetDateTime>,
     /// Events before this time.
     pub to: Option<OffsetDateTime>,
+    /// Only what this staff member did.
+    pub staff_id: Option<String>,
 }
 
 /// Which way a listing runs.
@@ -270,6 +310,10 @@ impl Db {
                 text(filter.customer_id.clone().map(String::from)),
             ),
             ("action =", text(filter.action.clone())),
+            (
+                "actor_kind = 'staff' AND actor_id =",
+                text(filter.staff_id.clone()),
+            ),
             ("at >=", micros(filter.from)),
             ("at <", micros(filter.to)),
         ] {

@@ -19,6 +19,7 @@ pub mod db_error;
 pub mod orders;
 pub mod products;
 pub mod retry;
+pub mod staff;
 pub mod usage;
 pub mod user_tokens;
 
@@ -72,6 +73,9 @@ pub struct Db {
     /// [`Db::begin_credentials`]), finds them for the verifier through the
     /// read pool, and follows their change feed.
     auth: SqlStore,
+    /// The key of staff sessions' CSRF tokens: made by the first process
+    /// to start on the database, shared by every other.
+    staff_csrf_key: Arc<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +175,7 @@ impl Db {
                     backend,
                     changes: Arc::default(),
                     clock: options.clock.clone(),
+                    staff_csrf_key: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -195,11 +200,40 @@ impl Db {
                     backend,
                     changes: Arc::default(),
                     clock: options.clock.clone(),
+                    staff_csrf_key: Arc::default(),
                 }
             }
         };
         data_steps::run(&db).await?;
-        Ok(db)
+        let key = db.server_secret("staff_csrf").await?;
+        Ok(Db {
+            staff_csrf_key: Arc::new(key),
+            ..db
+        })
+    }
+
+    /// The secret `name` of the deployment: made (32 random bytes) by the
+    /// first process that asks, read by every later one.
+    async fn server_secret(&self, name: &str) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.to_owned())
+        .bind(jeton_auth::session::new_csrf_token())
+        .bind(self.now_micros())
+        .execute(&self.writer)
+        .await?;
+        let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name.to_owned())
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(zeroize::Zeroizing::new(value.into_bytes()))
+    }
+
+    /// The key of staff sessions' CSRF tokens (an HMAC of the session's id).
+    pub fn staff_csrf_key(&self) -> &[u8] {
+        &self.staff_csrf_key
     }
 
     pub fn backend(&self) -> Backend {
@@ -284,6 +318,7 @@ async fn credential_store(pool: &AnyPool, writer: &AnyPool, options: &DbOptions)
         .with_clock(clock)
         .with_writer(writer.clone())
         .with_outage_grace(options.credential_outage_grace)
+        .with_staff_idle_timeout(crate::domain::staff::IDLE_TIMEOUT)
         .on_refusal(Box::new(move |refusal, conn| {
             let at = to_micros(audit_clock.now());
             Box::pin(audit::refusal(conn, at, refusal))

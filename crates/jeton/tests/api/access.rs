@@ -66,7 +66,8 @@ fn expect_insufficient_scope(res: &Res, ability: &str) {
 /// What a wrong-kind refusal says a route takes.
 const USER_ONLY: &str = "this route takes a user token";
 const CLIENTS_ONLY: &str = "this route takes a publishable key, a secret key or an access token";
-const SECRET_ONLY: &str = "this route takes a secret key or an access token";
+/// The admin routes: a secret key, its access tokens, or a staff session.
+const SECRET_ONLY: &str = "this route takes a secret key, an access token or a staff session";
 
 /// A token of a kind the route does not take: 403 `insufficient_scope`,
 /// a challenge without `scope` (no ability would help), and a detail that
@@ -699,8 +700,9 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 }
 
 /// The contract's endpoints, row by row: method, path, accepted kinds,
-/// ability. An access token (`at`) is accepted wherever a secret key is.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 33] = [
+/// ability. An access token (`at`) is accepted wherever a secret key is,
+/// and a staff session (`st`) on every admin route.
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 36] = [
     (
         "GET",
         "/products",
@@ -729,83 +731,122 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 33] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
-    ("POST", "/admin/products", "sk | at", Some("products:write")),
+    (
+        "POST",
+        "/admin/products",
+        "sk | at | st",
+        Some("products:write"),
+    ),
     (
         "PATCH",
         "/admin/products/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("products:write"),
     ),
-    ("POST", "/admin/clients", "sk | at", Some("clients:write")),
-    ("GET", "/admin/clients", "sk | at", Some("clients:read")),
+    (
+        "POST",
+        "/admin/clients",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "GET",
+        "/admin/clients",
+        "sk | at | st",
+        Some("clients:read"),
+    ),
     (
         "GET",
         "/admin/clients/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("clients:read"),
     ),
     (
         "POST",
         "/admin/clients/{id}/keys",
-        "sk | at",
+        "sk | at | st",
         Some("clients:write"),
     ),
     (
         "DELETE",
         "/admin/clients/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("clients:write"),
     ),
     (
         "POST",
         "/admin/customers/{id}/revoke-tokens",
-        "sk | at",
+        "sk | at | st",
         Some("customers:revoke"),
     ),
     (
         "POST",
         "/admin/orders/{id}/cancel",
-        "sk | at",
+        "sk | at | st",
         Some("orders:cancel"),
     ),
-    ("GET", "/admin/audit", "sk | at", Some("audit:read")),
+    ("GET", "/admin/audit", "sk | at | st", Some("audit:read")),
     // Usage (API.md §12).
-    ("GET", "/admin/usage", "sk | at", Some("usage:read")),
-    ("GET", "/admin/usage/top", "sk | at", Some("usage:read")),
+    ("GET", "/admin/usage", "sk | at | st", Some("usage:read")),
+    (
+        "GET",
+        "/admin/usage/top",
+        "sk | at | st",
+        Some("usage:read"),
+    ),
     (
         "GET",
         "/admin/clients/{id}/usage",
-        "sk | at",
+        "sk | at | st",
         Some("usage:read"),
     ),
     (
         "GET",
         "/admin/customers/{id}/usage",
-        "sk | at",
+        "sk | at | st",
         Some("usage:read"),
     ),
     // §13: more admin endpoints, for the console.
-    ("GET", "/admin/products", "sk | at", Some("products:write")),
+    (
+        "GET",
+        "/admin/products",
+        "sk | at | st",
+        Some("products:write"),
+    ),
     (
         "PATCH",
         "/admin/clients/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("clients:write"),
     ),
-    ("GET", "/admin/customers", "sk | at", Some("customers:read")),
+    (
+        "GET",
+        "/admin/customers",
+        "sk | at | st",
+        Some("customers:read"),
+    ),
     (
         "GET",
         "/admin/customers/{id}",
-        "sk | at",
+        "sk | at | st",
         Some("customers:read"),
     ),
     (
         "GET",
         "/admin/customers/{id}/tokens",
-        "sk | at",
+        "sk | at | st",
         Some("customers:read"),
     ),
-    ("GET", "/admin/orders", "sk | at", Some("orders:read_all")),
+    (
+        "GET",
+        "/admin/orders",
+        "sk | at | st",
+        Some("orders:read_all"),
+    ),
+    // A staff member's own session (§13).
+    ("GET", "/staff/me", "st", None),
+    ("POST", "/staff/logout", "st", None),
+    ("POST", "/staff/password", "st", None),
 ];
 
 /// A pure check: it needs no database.
@@ -944,8 +985,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 29 rows, sk: 9 (the user-token rows), ut: 22 (the client-key rows).
-    assert_eq!(refused, 29 + 9 + 22, "wrong-kind refusals checked");
+    // pk: 32 rows, sk: 12 (the user-token and staff rows), ut: 25 (the
+    // client-key and staff rows).
+    assert_eq!(refused, 32 + 12 + 25, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

@@ -83,7 +83,7 @@ fn every_admin_route_needs_the_ability_of_the_table() {
             (
                 method.to_string(),
                 path.to_string(),
-                "sk | at".to_owned(),
+                "sk | at | st".to_owned(),
                 ability.to_string(),
             )
         })

@@ -994,7 +994,7 @@ async fn audit_filters_by_type_time_and_staff_in_either_order(app: TestApp) {
     .await;
     assert_eq!(actions(&together), ["client.key_rotated", "client.created"]);
 
-    // No staff yet: any staff member's events are none.
+    // A staff member who did nothing: no events.
     assert_eq!(
         page(
             &app,

@@ -21,6 +21,7 @@ mod openapi_conformance;
 mod orders;
 mod secrets;
 mod serving;
+mod staff;
 mod storefront;
 mod typescript_client;
 mod upgrades;

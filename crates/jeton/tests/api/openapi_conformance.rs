@@ -144,6 +144,54 @@ async fn shop() -> Shop {
         )
         .await;
     token.expect(200);
+    // A staff member made on the command line, who signs in, and whose
+    // session works against the real server (schemathesis runs the
+    // console's operations without one: see schemathesis.toml).
+    let mut create = crate::support::process::command(
+        &keys.url,
+        &[
+            "staff",
+            "create",
+            "--email",
+            "owner@shop.example",
+            "--name",
+            "Owner",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+    );
+    create
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = create.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"staff horse battery\n").unwrap();
+    assert!(child.wait().unwrap().success(), "jeton staff create");
+    // Not the documented examples' password, which schemathesis sends.
+    let login = json!({"email": "owner@shop.example", "password": "staff horse battery"});
+    server
+        .call("POST", "/api/v1/staff/login", None, Some(&login))
+        .await
+        .expect(201);
+    let db = jeton::store::Db::connect(&keys.url, &jeton::store::DbOptions::default())
+        .await
+        .unwrap();
+    let member = db
+        .find_staff_login(jeton::store::staff::StaffKey::Email("owner@shop.example"))
+        .await
+        .unwrap()
+        .expect("the staff member")
+        .member;
+    // The answers' heads come back lower-cased here, the session's token
+    // with them: this session is started in the store, as a sign-in does.
+    let audit = jeton::store::audit::Audit::cli();
+    let (_, issued, _) = db.sign_in_staff(&member, &audit).await.unwrap().unwrap();
+    let cookie = format!("jeton_staff={}", issued.token.expose_secret());
+    let (status, text) = server
+        .get("/api/v1/staff/me", &[("cookie", cookie.as_str())])
+        .await;
+    assert_eq!(status, 200, "the staff session works: {text}");
+    db.close().await;
     Shop {
         at: token.json()["access_token"].as_str().unwrap().to_owned(),
         client_id,

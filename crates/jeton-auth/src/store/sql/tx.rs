@@ -433,7 +433,11 @@ impl CredentialTx<'_> {
         let now = self.now();
         let mut revoked = 0;
         for chunk in ids.chunks(500) {
-            for table in ["auth_credentials", "auth_access_tokens"] {
+            for table in [
+                "auth_credentials",
+                "auth_access_tokens",
+                "auth_staff_sessions",
+            ] {
                 let sql = format!(
                     "UPDATE {table} SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN ({})",
                     records::placeholders(2, chunk.len())
@@ -445,6 +449,112 @@ impl CredentialTx<'_> {
                 revoked += query.execute(&mut *self.tx).await?.rows_affected();
             }
         }
+        if revoked > 0 {
+            self.record_change().await?;
+        }
+        Ok(revoked)
+    }
+
+    /// A staff session for `staff_id` (the app's id for the member),
+    /// holding `abilities` (their role's) until `absolute_expiry` at most;
+    /// sooner after the store's idle timeout
+    /// ([`SqlStore::with_staff_idle_timeout`]).
+    pub async fn issue_staff_session(
+        &mut self,
+        staff_id: &str,
+        abilities: impl IntoIterator<Item = Ability>,
+        absolute_expiry: OffsetDateTime,
+    ) -> Result<IssuedToken, SqlStoreError> {
+        let token = self.store.0.format.generate(TokenKind::Staff);
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO auth_staff_sessions (id, token_hash, staff_id, abilities, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(token.hash().to_hex())
+        .bind(staff_id)
+        .bind(AbilitySet::new(abilities).to_spaced())
+        .bind(self.now())
+        .bind(to_micros(absolute_expiry))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(IssuedToken { id, token })
+    }
+
+    /// Revokes one staff session (signing out); whether it was live.
+    pub async fn revoke_staff_session(&mut self, session_id: &str) -> Result<bool, SqlStoreError> {
+        Ok(self.staff_sessions_where("id = $1", session_id).await? > 0)
+    }
+
+    /// Revokes every live session of a staff member (disabled, or their
+    /// password changed); how many.
+    pub async fn revoke_staff_sessions(&mut self, staff_id: &str) -> Result<u64, SqlStoreError> {
+        self.staff_sessions_where("staff_id = $1", staff_id).await
+    }
+
+    /// Revokes every live session of a staff member but `keep` (their
+    /// password changed in that one); how many.
+    pub async fn revoke_other_staff_sessions(
+        &mut self,
+        staff_id: &str,
+        keep: &str,
+    ) -> Result<u64, SqlStoreError> {
+        let revoked = sqlx::query(
+            "UPDATE auth_staff_sessions SET revoked_at = $3 \
+             WHERE staff_id = $1 AND id <> $2 AND revoked_at IS NULL",
+        )
+        .bind(staff_id)
+        .bind(keep)
+        .bind(self.now())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if revoked > 0 {
+            self.record_change().await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Gives every live session of a staff member new abilities (their new
+    /// role's), at once here and within a second everywhere; how many.
+    pub async fn set_staff_abilities(
+        &mut self,
+        staff_id: &str,
+        abilities: impl IntoIterator<Item = Ability>,
+    ) -> Result<u64, SqlStoreError> {
+        let changed = sqlx::query(
+            "UPDATE auth_staff_sessions SET abilities = $2 \
+             WHERE staff_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(staff_id)
+        .bind(AbilitySet::new(abilities).to_spaced())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if changed > 0 {
+            self.record_change().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Revokes the live staff sessions that match (`$1` the id the
+    /// condition names).
+    async fn staff_sessions_where(
+        &mut self,
+        condition: &str,
+        id: &str,
+    ) -> Result<u64, SqlStoreError> {
+        let sql = format!(
+            "UPDATE auth_staff_sessions SET revoked_at = $2 \
+             WHERE {condition} AND revoked_at IS NULL"
+        );
+        let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(self.now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
         if revoked > 0 {
             self.record_change().await?;
         }
@@ -502,7 +612,8 @@ impl CredentialTx<'_> {
         Ok(revoked)
     }
 
-    /// Deletes keys, user tokens and access tokens revoked or expired before
+    /// Deletes keys, user tokens, access tokens and staff sessions revoked
+    /// or expired (by their absolute end) before
     /// `older_than` (an access token also when its key is), and the
     /// refusals recorded of them; a live key's refusals stay, however old:
     /// they are how a leaked key shows. Nothing it deletes could be
@@ -538,20 +649,29 @@ impl CredentialTx<'_> {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
+        let staff_sessions =
+            sqlx::query("DELETE FROM auth_staff_sessions WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(before)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
         let refusals = sqlx::query(
             "DELETE FROM auth_refusals WHERE NOT EXISTS \
              (SELECT 1 FROM auth_credentials c WHERE c.id = auth_refusals.credential_id) \
              AND NOT EXISTS \
-             (SELECT 1 FROM auth_access_tokens a WHERE a.id = auth_refusals.credential_id)",
+             (SELECT 1 FROM auth_access_tokens a WHERE a.id = auth_refusals.credential_id) \
+             AND NOT EXISTS \
+             (SELECT 1 FROM auth_staff_sessions s WHERE s.id = auth_refusals.credential_id)",
         )
         .execute(&mut *self.tx)
         .await?
         .rows_affected();
         Ok(super::Purged {
-            credentials: access_tokens + user_tokens + keys,
+            credentials: access_tokens + user_tokens + keys + staff_sessions,
             keys,
             user_tokens,
             access_tokens,
+            staff_sessions,
             clients: 0,
             refusals,
         })

@@ -3,7 +3,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use jeton_auth::{Ability, AbilitySet, AuthError, SecretClient};
+use jeton_auth::{Ability, AbilitySet, AuthError, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -63,12 +63,12 @@ pub struct CreatedClient {
         (status = 403, description = "an ability the caller does not hold itself, beyond the storefront's and the customers' (`insufficient_scope`, its `scope` naming it)")))]
 pub async fn create(
     State(state): State<AppState>,
-    SecretClient(caller): SecretClient,
+    caller: Principal,
     audit: Audit,
     Json(input): Json<NewClientInput>,
 ) -> AppResult<(StatusCode, Json<CreatedClient>)> {
     let new = NewClient::parse(input, state.config.limit_defaults).map_err(AppError::Validation)?;
-    check_grant(&caller.abilities, &new.abilities)?;
+    check_grant(caller.abilities(), &new.abilities)?;
     let key = TOKENS.generate(new.kind.token_kind());
     let client = state.db.create_client(&new, &key, &audit).await?;
     state.clients_changed().await;
@@ -149,7 +149,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> AppRe
         (status = 422, description = "a field is invalid, or not for the client's kind (`validation_failed`)")))]
 pub async fn update(
     State(state): State<AppState>,
-    SecretClient(caller): SecretClient,
+    caller: Principal,
     audit: Audit,
     Path(id): Path<String>,
     Json(input): Json<ClientPatchInput>,
@@ -166,9 +166,9 @@ pub async fn update(
     // Editing a client is granting it what it will hold, and needs
     // holding what it holds (contract §13).
     let check = |current: &crate::store::clients::Client| -> AppResult<()> {
-        check_grant(&caller.abilities, &current.abilities)?;
+        check_grant(caller.abilities(), &current.abilities)?;
         match &change.abilities {
-            Some(abilities) => check_grant(&caller.abilities, abilities),
+            Some(abilities) => check_grant(caller.abilities(), abilities),
             None => Ok(()),
         }
     };
@@ -224,7 +224,7 @@ pub struct RotatedKey {
         (status = 403, description = "the client holds an ability the caller does not, beyond the storefront's and the customers' (`insufficient_scope`)")))]
 pub async fn rotate(
     State(state): State<AppState>,
-    SecretClient(caller): SecretClient,
+    caller: Principal,
     audit: Audit,
     Path(id): Path<String>,
     JsonOrEmpty(input): JsonOrEmpty<RotateInput>,
@@ -244,7 +244,7 @@ pub async fn rotate(
         .filter(|c| c.revoked_at.is_none())
         .ok_or(AppError::NotFound)?;
     // A new key of the client is all it holds.
-    check_grant(&caller.abilities, &client.abilities)?;
+    check_grant(caller.abilities(), &client.abilities)?;
     let key = TOKENS.generate(client.kind.token_kind());
     let record = state
         .db

@@ -20,7 +20,7 @@ use crate::{
     http::{
         admin, catalog, customers, extract, hygiene, orders,
         routes::{self, PREFIX, RouteEntry},
-        tokens,
+        staff, tokens,
     },
     pagination::{DEFAULT_LIMIT, MAX_LIMIT},
 };
@@ -33,7 +33,9 @@ use crate::{
             Every request under `/api/v1` carries `Authorization: Bearer <token>`: a publishable key \
             (`jt_pk_`), a secret key (`jt_sk_`), an OAuth 2.0 access token (`jt_at_`) or a user token \
             (`jt_ut_`); each operation lists the kinds it accepts, with the ability it needs. The shop's \
-            own storefront may carry its user token in a session cookie instead (`cookie_session`). \
+            own storefront may carry its user token in a session cookie instead (`cookie_session`); \
+            the shop's staff use the admin API from the console with a staff session in a cookie \
+            (`staff_session`, `jt_st_`). \
             Errors are RFC 9457 problem+json with a stable `code`. The OAuth 2.0 endpoints (`/oauth/*` \
             and the server's metadata) take form bodies and answer errors as RFC 6749 JSON."
     ),
@@ -71,6 +73,10 @@ use crate::{
         admin::usage::customer,
         admin::usage::shop,
         admin::usage::top,
+        staff::login,
+        staff::me,
+        staff::logout,
+        staff::change_password,
     ),
     components(schemas(FieldError, customers::CookieSession)),
     tags(
@@ -79,6 +85,7 @@ use crate::{
         (name = "tokens", description = "A customer's own tokens"),
         (name = "orders", description = "Placing and reading one's own orders"),
         (name = "admin", description = "The admin API, for secret keys and their access tokens: each operation needs its own admin ability (`clients:read`, `orders:cancel`, …), which `admin` (all of them but `staff:manage`) and `*` also grant; no `resource:*` wildcard does. A refusal names the missing ability."),
+        (name = "staff", description = "The shop's people, signed in to the console: a staff session lives in the `HttpOnly` cookie `jeton_staff`, is accepted only from the API's own origin, needs `X-CSRF-Token` on unsafe methods, ends after 30 minutes unused or 12 hours at most, and holds its member's role's admin abilities"),
         (name = "oauth", description = "OAuth 2.0 for server-side clients: the client credentials grant, introspection, revocation, metadata"),
     )
 )]
@@ -130,9 +137,21 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
                  counted toward the client's limit.",
             ),
         ),
+        TokenKind::Staff => (
+            STAFF_SESSION,
+            json!({
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "jeton_staff",
+                "description": "A staff member's console session (`jt_st_…`), which                     `POST /api/v1/staff/login` sets in the `HttpOnly`, `SameSite=Strict` cookie                     `jeton_staff` (never accepted in `Authorization`). Refused (403                     `origin_not_allowed`) with an `Origin` other than the API's own or a                     `Sec-Fetch-Site` other than `same-origin`. `POST`, `PUT`, `PATCH` and                     `DELETE` need the header `X-CSRF-Token` equal to the session's `csrf_token`                     (else 403 `csrf_failed`). It ends after 30 minutes unused, or 12 hours after                     sign-in; it holds its member's role's abilities, changed at once with the                     role.",
+            }),
+        ),
         other => panic!("no security scheme for {} tokens", other.name()),
     }
 }
+
+/// The name of the staff session's scheme: the `jeton_staff` cookie.
+pub(super) const STAFF_SESSION: &str = "staff_session";
 
 /// The name of the cookie session's scheme: a user token in the
 /// `jeton_session` cookie, accepted wherever a user token is.
@@ -162,14 +181,23 @@ fn sets_session_cookies(entry: &RouteEntry) -> bool {
             | ("POST", "/auth/logout")
             | ("DELETE", "/me/tokens")
             | ("DELETE", "/me/tokens/{id}")
+            | ("POST", "/staff/logout")
     )
 }
 
 /// Whether a cookie session may call the route with a method that needs
 /// the CSRF header. Minting a token is refused to cookie sessions, so the
 /// header is no use there.
+///
+/// A staff session needs it too, on every unsafe admin route; there the
+/// header is documented in the `staff_session` scheme rather than as a
+/// parameter of each operation, which a secret key (the admin API's usual
+/// caller) never sends: only the staff's own routes list it.
 fn takes_csrf_header(entry: &RouteEntry) -> bool {
-    entry.access.kinds.contains(TokenKind::User)
+    let kinds = entry.access.kinds;
+    let session = kinds.contains(TokenKind::User)
+        || (kinds.contains(TokenKind::Staff) && !kinds.contains(TokenKind::Secret));
+    session
         && is_unsafe(&entry.method)
         && !(entry.method == Method::POST && entry.path == "/me/tokens")
 }
@@ -179,9 +207,10 @@ fn csrf_parameter() -> Value {
         "name": "X-CSRF-Token",
         "in": "header",
         "required": false,
-        "description": "With a cookie session only: the `csrf_token` of the login's answer \
-            (also in the `jeton_csrf` cookie). Without it, or with another value, a cookie \
-            session's request is 403 `csrf_failed`. Ignored with an `Authorization` header.",
+        "description": "With a cookie session or a staff session only: the `csrf_token` of \
+            the login's answer (also in the `jeton_csrf` or `jeton_staff_csrf` cookie). Without \
+            it, or with another value, such a request is 403 `csrf_failed`. Ignored with an \
+            `Authorization` header.",
         "schema": {"type": "string", "minLength": 1},
     })
 }
@@ -195,6 +224,7 @@ fn who_may_call(entry: &RouteEntry) -> String {
             TokenKind::Secret => "a secret key",
             TokenKind::Access => "an OAuth 2.0 access token",
             TokenKind::User => "a user token (as a bearer token or a cookie session)",
+            TokenKind::Staff => "a staff session (the `jeton_staff` cookie)",
             other => panic!("no name for {} tokens", other.name()),
         })
         .collect();
@@ -220,7 +250,9 @@ fn who_may_call(entry: &RouteEntry) -> String {
         Some(ability) => format!(" holding `{ability}`"),
     };
     let csrf = if takes_csrf_header(entry) {
-        " A cookie session also sends `X-CSRF-Token`."
+        " A cookie session or staff session also sends `X-CSRF-Token`."
+    } else if entry.access.kinds.contains(TokenKind::Staff) && is_unsafe(&entry.method) {
+        " A staff session also sends `X-CSRF-Token` (see `staff_session`)."
     } else {
         ""
     };
@@ -289,7 +321,10 @@ fn headers() -> Value {
         "Set-Cookie": {
             "description": "A cookie session's cookies: `jeton_session` (`HttpOnly`, \
                 `SameSite=Lax`, `Path=/api/v1`) and `jeton_csrf` (`Path=/`), set by a login with \
-                `\"session\": \"cookie\"`, cleared (`Max-Age=0`) when the session ends",
+                `\"session\": \"cookie\"`, cleared (`Max-Age=0`) when the session ends; a staff \
+                session's: `jeton_staff` (`HttpOnly`, `SameSite=Strict`, `Path=/api/v1`) and \
+                `jeton_staff_csrf` (`SameSite=Strict`, `Path=/console`), set by a staff sign-in, \
+                cleared when it ends",
             "required": false,
             "schema": {"type": "string"},
         },
@@ -469,6 +504,34 @@ fn idempotency_key_schema() -> Value {
     })
 }
 
+/// The staff's sign-in, outside the route table (it takes no credential):
+/// its error answers from the catalogue, its headers as the table's.
+fn staff_login(doc: &mut Value) {
+    let operation = doc["paths"][staff::LOGIN_PATH]
+        .get_mut("post")
+        .expect("the staff's sign-in is documented");
+    operation["security"] = json!([]);
+    let found = problems::staff_login_problems();
+    let responses = operation["responses"]
+        .as_object_mut()
+        .expect("every operation has responses");
+    responses.retain(|status, _| status.starts_with(['1', '2', '3']));
+    for (status, response) in responses.iter_mut() {
+        let headers = response
+            .as_object_mut()
+            .expect("a response is an object")
+            .entry("headers")
+            .or_insert_with(|| json!({}));
+        headers["X-Request-Id"] = header_ref("X-Request-Id");
+        if status.starts_with('2') {
+            headers["Set-Cookie"] = header_ref("Set-Cookie");
+        }
+    }
+    for (status, response) in error_responses(&found) {
+        responses.insert(status.to_string(), response);
+    }
+}
+
 /// The document, built once.
 pub fn document() -> &'static Value {
     static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
@@ -588,6 +651,7 @@ fn build() -> Value {
             responses.insert(status.to_string(), response);
         }
     }
+    staff_login(&mut doc);
     for link in LINKS {
         let ((method, path, status), (target_method, target_path)) = (link.from, link.to);
         let target = table

@@ -122,6 +122,19 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         &[problem(409, "sku_taken", "another product has this SKU")],
     ),
     (
+        "POST",
+        "/staff/password",
+        &[
+            problem(401, "invalid_credentials", "the current password is wrong"),
+            problem(
+                429,
+                "rate_limited",
+                "too many wrong passwords for this member or from this IP address",
+            ),
+            HASHING_BUSY,
+        ],
+    ),
+    (
         "PATCH",
         "/admin/products/{id}",
         &[
@@ -139,6 +152,58 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         ],
     ),
 ];
+
+/// What the staff's sign-in (`POST /staff/login`, outside the route
+/// table) may answer with a problem.
+pub(super) fn staff_login_problems() -> Vec<Problem> {
+    vec![
+        problem(
+            400,
+            "invalid_header",
+            "a header holds bytes other than visible ASCII, space and tab",
+        ),
+        problem(400, "malformed_json", "the body is not JSON"),
+        problem(
+            401,
+            "invalid_credentials",
+            "the email or password is wrong, or the member is disabled (one answer for all)",
+        ),
+        problem(
+            403,
+            "origin_not_allowed",
+            "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
+             `same-origin`",
+        ),
+        problem(413, "payload_too_large", "the body is over 1 MiB"),
+        problem(
+            415,
+            "unsupported_media_type",
+            "the body is not `application/json`",
+        ),
+        problem(
+            422,
+            "validation_failed",
+            "fields are missing, unknown or invalid; `errors` lists each",
+        ),
+        problem(
+            429,
+            "rate_limited",
+            "too many failed sign-ins for this email or from this IP address",
+        ),
+        problem(
+            431,
+            "headers_too_large",
+            "a header value is over 8 KiB, or all of them over 32 KiB",
+        ),
+        HASHING_BUSY,
+        problem(
+            503,
+            "service_unavailable",
+            "the database is unavailable or busy, or the request took over 30 s; retry after \
+             `Retry-After`",
+        ),
+    ]
+}
 
 /// Whether a request with `method` authenticated by the session cookie
 /// needs the CSRF header.
@@ -214,6 +279,21 @@ pub(super) fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
                 403,
                 "csrf_failed",
                 "the session cookie came without `X-CSRF-Token` equal to the `jeton_csrf` cookie",
+            ));
+        }
+    }
+    if accepts(TokenKind::Staff) {
+        all.push(problem(
+            403,
+            "origin_not_allowed",
+            "the staff session was sent with an `Origin` other than the API's own, or a \
+             `Sec-Fetch-Site` other than `same-origin`",
+        ));
+        if is_unsafe(&entry.method) {
+            all.push(problem(
+                403,
+                "csrf_failed",
+                "the staff session came without `X-CSRF-Token` equal to its `csrf_token`",
             ));
         }
     }

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod database;
 pub mod fleet;
 pub mod process;
+pub mod staff;
 
 use jeton::identity::TOKENS;
 use std::{
