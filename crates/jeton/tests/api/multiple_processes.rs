@@ -29,6 +29,7 @@ on_both_databases!(
     logins_do_not_cool_the_other_processs_verification_cache,
     access_tokens_die_on_the_other_process_within_a_second,
     a_client_edited_through_one_process_applies_on_the_other_within_a_second,
+    a_staff_role_change_and_a_disable_reach_every_process_within_a_second,
 );
 
 // ---------------------------------------------------------------- the cluster
@@ -852,4 +853,141 @@ async fn cache_misses(server: &Server) -> u64 {
         })
         .and_then(|line| line.rsplit(' ').next())
         .map_or(0, |value| value.parse().unwrap())
+}
+
+// ---------------------------------------------------------------- staff
+
+/// A staff member made on the command line, with `password` on its
+/// standard input.
+fn cli_staff(url: &str, email: &str, role: &str) {
+    use std::io::Write;
+
+    let mut child = crate::support::process::command(
+        url,
+        &[
+            "staff",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Staff",
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Signs in through `server`: (the `Cookie` header, the CSRF token). On a
+/// connection of its own: the shared helpers lower-case the head, and the
+/// session's token is in a header's value.
+async fn staff_sign_in(server: &Server, email: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body = json!({"email": email, "password": PASSWORD}).to_string();
+    let request = format!(
+        "POST /api/v1/staff/login HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 201"), "{answer}");
+    let cookie = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let value = value.trim();
+            (name.eq_ignore_ascii_case("set-cookie") && value.starts_with("jeton_staff="))
+                .then(|| value.split(';').next().unwrap().to_owned())
+        })
+        .expect("the session cookie");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    (cookie, s(&body["csrf_token"]))
+}
+
+/// Cancels an order no one placed with a staff session: 404 when the
+/// session may cancel orders, 403 when it may not, 401 when it is over.
+async fn cancel_nothing(server: &Server, (cookie, csrf): &(String, String)) -> u16 {
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("x-csrf-token", csrf.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let path = "/api/v1/admin/orders/01890a5d-ac96-774b-bcce-b302099a8057/cancel";
+    crate::support::process::http_with_body(server.addr, "POST", path, &headers, Some(b"{}"))
+        .await
+        .unwrap()
+        .0
+}
+
+/// A role change and a disable, made by the command line (a process of its
+/// own), reach a live staff session on either server within a second.
+async fn a_staff_role_change_and_a_disable_reach_every_process_within_a_second(backend: Backend) {
+    let Some(c) = cluster(backend).await else {
+        return;
+    };
+    cli_staff(&c.url, "support@shop.example", "support");
+    let on_a = staff_sign_in(&c.a, "support@shop.example").await;
+    let on_b = staff_sign_in(&c.b, "support@shop.example").await;
+    // Support may cancel orders: the unknown one is 404 on both.
+    assert_eq!(cancel_nothing(&c.a, &on_a).await, 404);
+    assert_eq!(cancel_nothing(&c.b, &on_b).await, 404);
+
+    jeton(
+        &c.url,
+        &[
+            "staff",
+            "role",
+            "--email",
+            "support@shop.example",
+            "--role",
+            "viewer",
+        ],
+    )
+    .ok();
+    let changed = Instant::now();
+    for (server, session) in [(&c.a, &on_a), (&c.b, &on_b)] {
+        within_a_second(changed, "the role change", || async {
+            match cancel_nothing(server, session).await {
+                403 => Ok(()),
+                other => Err(other.to_string()),
+            }
+        })
+        .await;
+    }
+
+    jeton(
+        &c.url,
+        &["staff", "disable", "--email", "support@shop.example"],
+    )
+    .ok();
+    let disabled = Instant::now();
+    for (server, session) in [(&c.a, &on_a), (&c.b, &on_b)] {
+        within_a_second(disabled, "the disable", || async {
+            match cancel_nothing(server, session).await {
+                401 => Ok(()),
+                other => Err(other.to_string()),
+            }
+        })
+        .await;
+    }
 }
