@@ -39,9 +39,7 @@ impl<S: TokenStore> Gate<S> {
         let tokens = self.identity.tokens();
         // A session cookie counts only on the routes that take its kind.
         let cookie = self
-            .sessions
-            .iter()
-            .filter(|sessions| access.kinds.contains(sessions.kind()))
+            .sessions_for(access)
             .find_map(|sessions| Some((sessions, sessions.credential(tokens, request.headers())?)));
         let session = cookie.as_ref().map(|(sessions, _)| *sessions);
         let token = match cookie {

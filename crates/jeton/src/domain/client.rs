@@ -75,26 +75,36 @@ fn client_name_schema() -> utoipa::openapi::Object {
     schema::field(schema::bounded_text(1, NAME_MAX, false).examples(["Storefront"]))
 }
 
+/// What a publishable key may hold, for the schemas' descriptions.
+fn publishable_abilities() -> String {
+    abilities::grantable(TokenKind::Publishable)
+        .iter()
+        .map(|ability| format!("`{ability}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One allowed origin.
+fn origin_schema() -> utoipa::openapi::Object {
+    schema::sized_text(1, MAX_ORIGIN_LEN)
+        .description(Some(
+            "`scheme://host[:port]` (http or https), or `*` alone.",
+        ))
+        .examples(["http://localhost:8080"])
+        .build()
+}
+
 fn client_abilities_schema() -> utoipa::openapi::Array {
     let mut list = abilities::list_schema(TokenKind::Secret, false);
     list.description = Some(format!(
         "Within the kind's ceiling: a publishable key may hold only {}.",
-        abilities::grantable(TokenKind::Publishable)
-            .iter()
-            .map(|ability| format!("`{ability}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        publishable_abilities()
     ));
     list
 }
 
 fn origins_schema() -> utoipa::openapi::Array {
-    let origin = schema::sized_text(1, MAX_ORIGIN_LEN)
-        .description(Some(
-            "`scheme://host[:port]` (http or https), or `*` alone.",
-        ))
-        .examples(["http://localhost:8080"])
-        .build();
+    let origin = origin_schema();
     let mut list = schema::array(origin, 0, MAX_ORIGINS, false);
     list.description = Some(
         "Websites the key may be used from: at least one for a publishable key, none for a secret key."
@@ -236,22 +246,13 @@ fn patch_abilities_schema() -> utoipa::openapi::Array {
          (a publishable key may hold only {}), and beyond the storefront's and the customers' \
          abilities only what the caller holds. The client's access tokens whose scope the new \
          abilities do not allow are revoked.",
-        abilities::grantable(TokenKind::Publishable)
-            .iter()
-            .map(|ability| format!("`{ability}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        publishable_abilities()
     ));
     list
 }
 
 fn patch_origins_schema() -> utoipa::openapi::Array {
-    let origin = schema::sized_text(1, MAX_ORIGIN_LEN)
-        .description(Some(
-            "`scheme://host[:port]` (http or https), or `*` alone.",
-        ))
-        .examples(["http://localhost:8080"])
-        .build();
+    let origin = origin_schema();
     let mut list = schema::array(origin, 0, MAX_ORIGINS, true);
     list.description = Some(
         "Replaces the websites the key may be used from; left out or `null`: unchanged. At \

@@ -484,13 +484,17 @@ impl CredentialTx<'_> {
 
     /// Revokes one staff session (signing out); whether it was live.
     pub async fn revoke_staff_session(&mut self, session_id: &str) -> Result<bool, SqlStoreError> {
-        Ok(self.staff_sessions_where("id = $1", session_id).await? > 0)
+        Ok(self
+            .revoke_where("auth_staff_sessions", "id = $1", session_id)
+            .await?
+            > 0)
     }
 
     /// Revokes every live session of a staff member (disabled, or their
     /// password changed); how many.
     pub async fn revoke_staff_sessions(&mut self, staff_id: &str) -> Result<u64, SqlStoreError> {
-        self.staff_sessions_where("staff_id = $1", staff_id).await
+        self.revoke_where("auth_staff_sessions", "staff_id = $1", staff_id)
+            .await
     }
 
     /// Revokes every live session of a staff member but `keep` (their
@@ -538,40 +542,25 @@ impl CredentialTx<'_> {
         Ok(changed)
     }
 
-    /// Revokes the live staff sessions that match (`$1` the id the
-    /// condition names).
-    async fn staff_sessions_where(
-        &mut self,
-        condition: &str,
-        id: &str,
-    ) -> Result<u64, SqlStoreError> {
-        let sql = format!(
-            "UPDATE auth_staff_sessions SET revoked_at = $2 \
-             WHERE {condition} AND revoked_at IS NULL"
-        );
-        let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(self.now())
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected();
-        if revoked > 0 {
-            self.record_change().await?;
-        }
-        Ok(revoked)
-    }
-
     /// Revokes every live user token of a person (log out everywhere); how
     /// many.
     pub async fn revoke_user_tokens(&mut self, user_id: &str) -> Result<u64, SqlStoreError> {
-        self.revoke_where("user_id = $1 AND kind = 'user'", user_id)
-            .await
+        self.revoke_where(
+            "auth_credentials",
+            "user_id = $1 AND kind = 'user'",
+            user_id,
+        )
+        .await
     }
 
     /// Revokes every live user token issued through the client; how many.
     pub async fn revoke_client_tokens(&mut self, client_id: &str) -> Result<u64, SqlStoreError> {
-        self.revoke_where("client_id = $1 AND kind = 'user'", client_id)
-            .await
+        self.revoke_where(
+            "auth_credentials",
+            "client_id = $1 AND kind = 'user'",
+            client_id,
+        )
+        .await
     }
 
     /// Revokes a client with its keys, and so the access tokens they
@@ -587,19 +576,28 @@ impl CredentialTx<'_> {
         .execute(&mut *self.tx)
         .await?
         .rows_affected();
-        self.revoke_where("client_id = $1 AND kind <> 'user'", client_id)
-            .await?;
+        self.revoke_where(
+            "auth_credentials",
+            "client_id = $1 AND kind <> 'user'",
+            client_id,
+        )
+        .await?;
         if revoked > 0 {
             self.record_change().await?;
         }
         Ok(revoked > 0)
     }
 
-    /// One revocation of live credentials (`$1` the id the condition names).
-    async fn revoke_where(&mut self, condition: &str, id: &str) -> Result<u64, SqlStoreError> {
-        let sql = format!(
-            "UPDATE auth_credentials SET revoked_at = $2 WHERE {condition} AND revoked_at IS NULL"
-        );
+    /// One revocation of the live rows of `table` (`auth_credentials` or
+    /// `auth_staff_sessions`) that match (`$1` the id the condition names).
+    async fn revoke_where(
+        &mut self,
+        table: &str,
+        condition: &str,
+        id: &str,
+    ) -> Result<u64, SqlStoreError> {
+        let sql =
+            format!("UPDATE {table} SET revoked_at = $2 WHERE {condition} AND revoked_at IS NULL");
         let revoked = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(self.now())

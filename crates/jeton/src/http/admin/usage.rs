@@ -162,6 +162,18 @@ pub struct ShopUsage {
     pub totals: ShopUsageCounts,
 }
 
+/// Each bucket of `series`, with its counts in the answer's shape `C`.
+fn buckets<B, C: From<Counts>>(
+    series: &UsageSeries,
+    bucket: impl Fn(OffsetDateTime, C) -> B,
+) -> Vec<B> {
+    series
+        .buckets
+        .iter()
+        .map(|(time, counts)| bucket(*time, C::from(*counts)))
+        .collect()
+}
+
 impl From<UsageSeries> for Usage {
     fn from(series: UsageSeries) -> Usage {
         let range = series.range;
@@ -169,14 +181,7 @@ impl From<UsageSeries> for Usage {
             granularity: range.granularity.name(),
             from: range.from,
             to: range.to,
-            series: series
-                .buckets
-                .into_iter()
-                .map(|(time, counts)| UsageBucket {
-                    time,
-                    counts: counts.into(),
-                })
-                .collect(),
+            series: buckets(&series, |time, counts| UsageBucket { time, counts }),
             totals: series.totals.into(),
         }
     }
@@ -189,14 +194,7 @@ impl From<UsageSeries> for ShopUsage {
             granularity: range.granularity.name(),
             from: range.from,
             to: range.to,
-            series: series
-                .buckets
-                .into_iter()
-                .map(|(time, counts)| ShopUsageBucket {
-                    time,
-                    counts: counts.into(),
-                })
-                .collect(),
+            series: buckets(&series, |time, counts| ShopUsageBucket { time, counts }),
             totals: series.totals.into(),
         }
     }
