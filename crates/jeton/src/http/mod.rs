@@ -100,6 +100,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .route(staff::LOGIN_PATH, post(staff::login))
         .merge(oauth::routes())
         .merge(openapi::routes(&state.config.public_url))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // A route layer, so it sees the matched path template.
