@@ -184,7 +184,10 @@ async fn assert_no_console_errors(browser: &Browser, expected: &[&str]) {
         .map(|(_, message)| message)
         .filter(|message| !expected.iter().any(|allowed| message.contains(allowed)))
         .collect();
-    assert!(errors.is_empty(), "errors in the browser's console: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "errors in the browser's console: {errors:#?}"
+    );
 }
 
 /// The text of the first element `xpath` matches, once it has some.
@@ -304,7 +307,12 @@ async fn audit_rows_by(browser: &Browser, member: &str) -> Vec<(String, String)>
     browser.click_button("Filter").await;
     browser
         .wait_until(Duration::from_secs(10), "the filtered log", || async {
-            browser.run("return location.hash;").await.as_str().unwrap().contains("staff_id=")
+            browser
+                .run("return location.hash;")
+                .await
+                .as_str()
+                .unwrap()
+                .contains("staff_id=")
                 && !browser
                     .find_all("//table[@aria-label='Audit events']//tbody/tr")
                     .await
@@ -357,9 +365,16 @@ async fn the_console_is_served_with_a_strict_policy() {
         Some("nosniff")
     );
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page.text();
-    assert!(html.contains("<script type=\"module\" src=\"app.js\">"), "{html}");
+    assert!(
+        html.contains("<script type=\"module\" src=\"app.js\">"),
+        "{html}"
+    );
     // Nothing inline for the policy to block, nothing from elsewhere.
     assert!(!html.contains("style="), "{html}");
     assert!(!html.contains("http"), "{html}");
@@ -370,7 +385,10 @@ async fn the_console_is_served_with_a_strict_policy() {
             .send()
             .await;
         res.expect(200);
-        assert!(res.header("access-control-allow-origin").is_none(), "{file}");
+        assert!(
+            res.header("access-control-allow-origin").is_none(),
+            "{file}"
+        );
         assert!(res.header("content-security-policy").is_some(), "{file}");
     }
     let preflight = app
@@ -388,7 +406,9 @@ async fn the_console_is_served_with_a_strict_policy() {
         .send()
         .await;
     assert_eq!(
-        api_preflight.header("access-control-allow-origin").as_deref(),
+        api_preflight
+            .header("access-control-allow-origin")
+            .as_deref(),
         Some("http://shop.example")
     );
 
@@ -452,7 +472,10 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         .to_owned();
     // The key is not on the client's page, only its last four.
     let html = browser.run("return document.body.innerHTML;").await;
-    assert!(!html.as_str().unwrap().contains(&key), "the key shown again");
+    assert!(
+        !html.as_str().unwrap().contains(&key),
+        "the key shown again"
+    );
 
     // Requests with the key: five pass, two come from an origin it does
     // not allow.
@@ -495,16 +518,20 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
             _ => "day",
         };
         browser
-            .wait_until(Duration::from_secs(10), "the chart of the range", || async {
-                browser
-                    .run(&format!(
-                        "const f = document.querySelector('figure.usage');
+            .wait_until(
+                Duration::from_secs(10),
+                "the chart of the range",
+                || async {
+                    browser
+                        .run(&format!(
+                            "const f = document.querySelector('figure.usage');
                          return Boolean(f) && f.dataset.granularity === '{granularity}'
                            && f.querySelector('tr[data-outcome=ok] td').textContent === '5';"
-                    ))
-                    .await
-                    == json!(true)
-            })
+                        ))
+                        .await
+                        == json!(true)
+                },
+            )
             .await;
         let shown = shown_usage(&browser).await;
         let api = shop
@@ -526,7 +553,9 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
 
     // Rotate with a grace period: both keys work for now, the new one is
     // shown once.
-    browser.fill("Seconds the old keys keep working", "300").await;
+    browser
+        .fill("Seconds the old keys keep working", "300")
+        .await;
     browser.click_button("Rotate key").await;
     let new_key = text_of(&browser, "//output[@aria-label='New key']").await;
     assert!(new_key.starts_with("jt_pk_") && new_key != key);
@@ -543,7 +572,10 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         .await
         .expect_problem(403, "origin_not_allowed");
     browser
-        .fill("Allowed origins", &format!("http://app.shop.example\n{origin}"))
+        .fill(
+            "Allowed origins",
+            &format!("http://app.shop.example\n{origin}"),
+        )
         .await;
     browser.click_button("Save changes").await;
     let saved = Instant::now();
@@ -572,12 +604,21 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         let reply = shop.call("GET", "/api/v1/products", key, None, None).await;
         assert_eq!(reply.status, 401, "{}", reply.body);
     }
-    assert!(browser.find_all("//button[normalize-space(.)='Rotate key']").await.is_empty());
+    assert!(
+        browser
+            .find_all("//button[normalize-space(.)='Rotate key']")
+            .await
+            .is_empty()
+    );
     browser.screenshot_of("console", "client-revoked").await;
 
     // The clients list, each with its sparkline and its total as text.
     go(&browser, "Clients").await;
-    let spark = text_of(&browser, "//table[@aria-label='Clients']//span[@class='spark-text']").await;
+    let spark = text_of(
+        &browser,
+        "//table[@aria-label='Clients']//span[@class='spark-text']",
+    )
+    .await;
     assert!(spark.starts_with("11 requests"), "{spark}");
     browser.screenshot_of("console", "clients").await;
 
@@ -617,7 +658,9 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     assert_eq!(text_of(&browser, "//strong[@class='stock']").await, "10");
     browser.screenshot_of("console", "product").await;
     go(&browser, "Products").await;
-    browser.find("//table[@aria-label='Products']//a[normalize-space(.)='Mug']").await;
+    browser
+        .find("//table[@aria-label='Products']//a[normalize-space(.)='Mug']")
+        .await;
     browser.screenshot_of("console", "products").await;
 
     // One's own account.
@@ -683,8 +726,10 @@ async fn support_finds_a_customer_and_signs_them_out_everywhere() {
             "/api/v1/admin/products",
             &shop.admin,
             None,
-            Some(&json!({"sku": "TEA-1", "name": "Tea", "description": "Green tea.",
-                "price": {"amount": 450, "currency": "EUR"}, "stock": 5})),
+            Some(
+                &json!({"sku": "TEA-1", "name": "Tea", "description": "Green tea.",
+                "price": {"amount": 450, "currency": "EUR"}, "stock": 5}),
+            ),
         )
         .await;
     product.expect(201);
@@ -735,7 +780,13 @@ async fn support_finds_a_customer_and_signs_them_out_everywhere() {
         .find("//table[@aria-label='Orders']//td[normalize-space(.)='cancelled']")
         .await;
     let stock = shop
-        .call("GET", &format!("/api/v1/products/{product_id}"), &pk, None, None)
+        .call(
+            "GET",
+            &format!("/api/v1/products/{product_id}"),
+            &pk,
+            None,
+            None,
+        )
         .await;
     assert_eq!(stock.json()["stock"], 5);
 
@@ -807,7 +858,14 @@ async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
     browser.heading("Client: Storefront").await;
     browser.find("//figure[contains(@class, 'usage')]").await;
     browser.screenshot_of("console", "client-viewer").await;
-    for page in ["Overview", "Clients", "Customers", "Orders", "Audit log", "My account"] {
+    for page in [
+        "Overview",
+        "Clients",
+        "Customers",
+        "Orders",
+        "Audit log",
+        "My account",
+    ] {
         go(&browser, page).await;
         browser
             .wait_until(Duration::from_secs(10), "the page", || async {
@@ -818,8 +876,15 @@ async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
     }
     go(&browser, "Clients").await;
     browser.find("//table[@aria-label='Clients']").await;
-    assert!(browser.find_all("//a[normalize-space(.)='New client']").await.is_empty());
-    browser.run(&format!("location.hash = '#/clients/{client_id}';")).await;
+    assert!(
+        browser
+            .find_all("//a[normalize-space(.)='New client']")
+            .await
+            .is_empty()
+    );
+    browser
+        .run(&format!("location.hash = '#/clients/{client_id}';"))
+        .await;
     browser.heading("Client: Storefront").await;
     browser.find("//h2[normalize-space(.)='Refusals']").await;
     assert_offers_no_change(&browser, "a client").await;
@@ -871,9 +936,7 @@ async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
 /// form but the filters, searches and one's own password.
 async fn assert_offers_no_change(browser: &Browser, page: &str) {
     let buttons = browser
-        .run(
-            "return [...document.querySelectorAll('button')].map((b) => b.textContent.trim());",
-        )
+        .run("return [...document.querySelectorAll('button')].map((b) => b.textContent.trim());")
         .await;
     let allowed = [
         "Sign out",
@@ -901,9 +964,7 @@ async fn the_api_reference_loads_under_its_policy() {
         return;
     };
     browser.goto(&format!("http://{}/docs/", shop.addr())).await;
-    browser
-        .find("//*[contains(@class, 'opblock-tag')]")
-        .await;
+    browser.find("//*[contains(@class, 'opblock-tag')]").await;
     browser.screenshot_of("console", "docs").await;
     assert_no_console_errors(&browser, &[]).await;
     browser.close().await;

@@ -121,10 +121,7 @@ impl Browser {
         }
         let profile = tempfile::tempdir().unwrap();
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:loggingPrefs".to_owned(),
-            json!({"browser": "ALL"}),
-        );
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({"browser": "ALL"}));
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
             json!({
@@ -374,7 +371,10 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
