@@ -129,7 +129,7 @@ export async function clientPage(view, ctx, id) {
   }
 
   const keyRows = client.keys.map((key) => [
-    `…${key.last4}`,
+    h('code', { class: 'last4', text: `…${key.last4}` }),
     when(key.created_at),
     key.expires_at ? when(key.expires_at) : 'never',
     String(key.browser_refusals),

@@ -42,7 +42,7 @@ export async function customerPage(view, ctx, id) {
   const tokenSection = h('section', { 'aria-labelledby': 'tokens-h' }, h('h2', { id: 'tokens-h', text: 'Tokens' }),
     tokens.data.length
       ? table(null, ['Name', 'Token', 'Abilities', 'Created', 'Last used', 'Expires'], tokens.data.map((t) => [
-        t.name || '—', `…${t.last4}`, (t.abilities || []).join(', '), when(t.created_at), when(t.last_used_at),
+        t.name || '—', h('code', { class: 'last4', text: `…${t.last4}` }), (t.abilities || []).join(', '), when(t.created_at), when(t.last_used_at),
         t.expires_at ? when(t.expires_at) : 'never',
       ]), { 'aria-label': 'Tokens' })
       : h('p', { text: 'No live token.' }));
