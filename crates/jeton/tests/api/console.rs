@@ -450,6 +450,11 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     browser.click_link("New client").await;
     browser.heading("New client").await;
     browser.fill("Name", "Mobile app").await;
+    // A mistake is explained in the API's words, and nothing is made.
+    browser.fill("Allowed origins", "app.shop.example").await;
+    browser.click_button("Create client").await;
+    let alert = browser.alert("allowed_origins").await;
+    assert!(!alert.contains('{'), "{alert}");
     browser
         .fill("Allowed origins", "http://app.shop.example")
         .await;
@@ -684,7 +689,11 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     browser.heading("My account").await;
     browser.screenshot_of("console", "account").await;
 
-    assert_no_console_errors(&browser, &[]).await;
+    assert_no_console_errors(
+        &browser,
+        &["/api/v1/admin/clients - Failed to load resource: the server responded with a status of 422"],
+    )
+    .await;
     browser.close().await;
 }
 
@@ -844,8 +853,9 @@ async fn support_finds_a_customer_and_signs_them_out_everywhere() {
 
 /// A viewer sees every page but is offered no change at all; a change sent
 /// by hand from the page, with their session and its CSRF token, is 403.
+/// A developer then gets the client controls but not the staff's page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
+async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
     let Some((browser, shop, _permit)) = open().await else {
         return;
     };
@@ -862,6 +872,13 @@ async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
     created.expect(201);
     let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
 
+    // A wrong password is refused in plain words.
+    browser.goto(&shop.console()).await;
+    browser.fill("Email", &email_of("viewer")).await;
+    browser.fill("Password", "not the password").await;
+    browser.click_button("Sign in").await;
+    let alert = browser.alert("password").await;
+    assert!(!alert.contains('{'), "{alert}");
     sign_in(&browser, &shop, "viewer").await;
     for absent in ["Products", "Staff"] {
         assert!(!browser.nav_has(absent).await, "{absent} offered");
@@ -941,11 +958,37 @@ async fn a_viewer_is_offered_no_change_and_refused_one_sent_by_hand() {
     browser.screenshot_of("console", "overview-phone").await;
     assert_no_console_errors(
         &browser,
-        &[&format!(
-            "/api/v1/admin/clients/{client_id} - Failed to load resource: the server responded with a status of 403"
-        )],
+        &[
+            &format!(
+                "/api/v1/admin/clients/{client_id} - Failed to load resource: the server responded with a status of 403"
+            ),
+            "/api/v1/staff/login - Failed to load resource: the server responded with a status of 401",
+        ],
     )
     .await;
+
+    // A developer, after the viewer signs out: clients and products, but
+    // neither the staff nor a customer's tokens to revoke.
+    browser.resize(LAPTOP.0, LAPTOP.1).await;
+    browser.click_button("Sign out").await;
+    browser.heading("Sign in").await;
+    sign_in(&browser, &shop, "developer").await;
+    assert!(browser.nav_has("Products").await);
+    assert!(!browser.nav_has("Staff").await);
+    go(&browser, "Clients").await;
+    browser.click_link("New client").await;
+    browser.heading("New client").await;
+    go(&browser, "Clients").await;
+    browser
+        .find("//table[@aria-label='Clients']//a[normalize-space(.)='Storefront']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("//button[normalize-space(.)='Rotate key']")
+        .await;
+    assert_no_console_errors(&browser, &[]).await;
     browser.close().await;
 }
 
