@@ -567,6 +567,16 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     browser.click_button("Rotate key").await;
     let new_key = text_of(&browser, "//output[@aria-label='New key']").await;
     assert!(new_key.starts_with("jt_pk_") && new_key != key);
+    // The keys list shows both, the old one with its end.
+    browser
+        .wait_until(Duration::from_secs(10), "two keys listed", || async {
+            browser
+                .find_all("//table[@aria-label='Keys']//tbody/tr")
+                .await
+                .len()
+                == 2
+        })
+        .await;
     browser.screenshot_of("console", "client-rotated").await;
     for key in [&key, &new_key] {
         shop.call("GET", "/api/v1/products", key, None, None)

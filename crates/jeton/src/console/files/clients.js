@@ -128,19 +128,22 @@ export async function clientPage(view, ctx, id) {
     view.append(usage.section);
   }
 
-  const keyRows = client.keys.map((key) => [
-    h('code', { class: 'last4', text: `…${key.last4}` }),
-    when(key.created_at),
-    key.expires_at ? when(key.expires_at) : 'never',
-    String(key.browser_refusals),
-    key.last_browser_refusal_at ? when(key.last_browser_refusal_at) : '—',
-    key.exposed_at ? when(key.exposed_at) : 'no',
-  ]);
-  view.append(h('section', { 'aria-labelledby': 'keys-h' },
-    h('h2', { id: 'keys-h', text: 'Keys' }),
-    keyRows.length
+  const keys = h('div');
+  const drawKeys = (shown) => {
+    const keyRows = shown.keys.map((key) => [
+      h('code', { class: 'last4', text: `…${key.last4}` }),
+      when(key.created_at),
+      key.expires_at ? when(key.expires_at) : 'never',
+      String(key.browser_refusals),
+      key.last_browser_refusal_at ? when(key.last_browser_refusal_at) : '—',
+      key.exposed_at ? when(key.exposed_at) : 'no',
+    ]);
+    keys.replaceChildren(keyRows.length
       ? table(null, ['Key', 'Created', 'Stops working', 'Sent from a browser', 'Last time', 'Exposed'], keyRows, { 'aria-label': 'Keys' })
-      : h('p', { text: 'No live key.' })));
+      : h('p', { text: 'No live key.' }));
+  };
+  drawKeys(client);
+  view.append(h('section', { 'aria-labelledby': 'keys-h' }, h('h2', { id: 'keys-h', text: 'Keys' }), keys));
 
   const newKey = h('div');
   if (writable) {
@@ -156,6 +159,8 @@ export async function clientPage(view, ctx, id) {
         });
         newKey.replaceChildren(shownOnce('New key', rotated.key, KEY_WARNING));
         showStatus('The key was rotated.');
+        // The list again, without leaving the page (which would drop the new key).
+        drawKeys(await api('GET', `/admin/clients/${seg(id)}`));
       }),
       newKey));
 

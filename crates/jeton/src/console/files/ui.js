@@ -199,6 +199,6 @@ export function shownOnce(label, secret, warning) {
 
 /** A pager: a "Next page" button when the API gave a cursor. */
 export function pager(nextCursor, load) {
-  if (!nextCursor) return null;
+  if (!nextCursor) return document.createDocumentFragment();
   return h('p', {}, button('Next page', () => load(nextCursor)));
 }
