@@ -790,6 +790,13 @@ async fn support_finds_a_customer_and_signs_them_out_everywhere() {
     browser.heading("Customers").await;
     browser.fill("Email starts with", "jo.cu").await;
     browser.click_button("Search").await;
+    browser
+        .find(&format!(
+            "//table[@aria-label='Customers']//a[normalize-space(.)={}]",
+            literal(email)
+        ))
+        .await;
+    browser.screenshot_of("console", "customers").await;
     browser.click_link(email).await;
     browser.heading(&format!("Customer: {email}")).await;
     browser

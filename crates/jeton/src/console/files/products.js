@@ -52,7 +52,7 @@ function productFields(product) {
     field('SKU', inputs.sku),
     field('Name', inputs.name),
     field('Description', inputs.description),
-    h('div', { class: 'inline' }, field('Price', inputs.price), field('Currency', inputs.currency, 'ISO 4217, e.g. EUR')),
+    h('div', { class: 'inline pair' }, field('Price', inputs.price), field('Currency', inputs.currency, 'ISO 4217, e.g. EUR')),
   ];
   const values = () => {
     const currency = inputs.currency.value.trim().toUpperCase();
