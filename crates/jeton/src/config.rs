@@ -48,6 +48,9 @@ pub struct Config {
     /// Where clients reach the server (`--public-url`): the OAuth 2.0
     /// metadata's issuer, and the base of its URLs. No trailing slash.
     pub public_url: PublicUrl,
+    /// Whether a staff member without a second factor gets a session that
+    /// may only enrol one (`--require-staff-mfa`).
+    pub require_staff_mfa: bool,
 }
 
 /// An absolute `http` or `https` URL with no path, query or fragment,
@@ -154,6 +157,7 @@ impl Default for Config {
             metrics_on_api: true,
             access_token_ttl: time::Duration::minutes(15),
             public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
+            require_staff_mfa: false,
         }
     }
 }

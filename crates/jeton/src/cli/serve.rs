@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Secure. Default: http://<--addr>.
     #[arg(long, env = "JETON_PUBLIC_URL")]
     public_url: Option<PublicUrl>,
+    /// Staff members must sign in with a second factor: one without gets a
+    /// session that may only enrol one (and sign out).
+    #[arg(long, env = "JETON_REQUIRE_STAFF_MFA")]
+    require_staff_mfa: bool,
     /// How long this process keeps serving the credentials it cached while
     /// the database is unreachable (0s to 60s): a revocation made before
     /// the outage may be honoured that late, never later. Once the database
@@ -186,6 +190,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         redis_deadline: args.redis_deadline,
         usage_interval: args.usage_interval,
         count_usage: !args.no_usage_counting,
+        require_staff_mfa: args.require_staff_mfa,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),

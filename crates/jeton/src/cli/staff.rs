@@ -19,7 +19,7 @@ use crate::{
     store::{
         Db,
         audit::Audit,
-        staff::{StaffError, StaffRecord},
+        staff::{StaffError, StaffKey, StaffRecord},
     },
 };
 
@@ -41,6 +41,14 @@ pub enum StaffCommand {
     },
     /// Enable a disabled member again.
     Enable {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a member's second factor (a lost phone): their sessions end,
+    /// and they sign in with their password alone until they enrol again.
+    ResetMfa {
         #[arg(long)]
         email: String,
         #[arg(long)]
@@ -170,6 +178,14 @@ pub async fn run(db: &Db, command: StaffCommand) -> anyhow::Result<()> {
             let email = crate::domain::customer::login_email(&email);
             let member = db
                 .set_staff_disabled(&email, false, &audit)
+                .await
+                .map_err(explain)?;
+            print(member, json);
+        }
+        StaffCommand::ResetMfa { email, json } => {
+            let email = crate::domain::customer::login_email(&email);
+            let member = db
+                .reset_staff_mfa(StaffKey::Email(&email), &audit)
                 .await
                 .map_err(explain)?;
             print(member, json);

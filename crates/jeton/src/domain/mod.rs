@@ -8,6 +8,7 @@ pub mod abilities;
 pub mod client;
 pub mod customer;
 pub mod ids;
+pub mod mfa;
 pub mod money;
 pub mod order;
 pub mod password;

@@ -13,6 +13,45 @@ pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 
 /// How long a staff session lives at most, used or not.
 pub const ABSOLUTE_LIFETIME: time::Duration = time::Duration::hours(12);
 
+/// How long an invitation's link may be used.
+pub const INVITATION_LIFETIME: time::Duration = time::Duration::hours(72);
+
+/// The secret of an invitation's link: 256 random bits, hex-encoded. Shown
+/// once, in the link; only its SHA-256 is stored. Never in `Debug`.
+pub struct InvitationToken(zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for InvitationToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InvitationToken(..)")
+    }
+}
+
+impl InvitationToken {
+    pub fn generate() -> InvitationToken {
+        use rand::TryRng;
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::SysRng
+            .try_fill_bytes(bytes.as_mut())
+            .expect("the operating system's random source works");
+        InvitationToken(zeroize::Zeroizing::new(hex(bytes.as_ref())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What is stored of an invitation's link: the SHA-256 of its token,
+/// hex-encoded, so that the database alone cannot accept it.
+pub fn invitation_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A staff member's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

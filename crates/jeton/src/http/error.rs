@@ -71,6 +71,10 @@ pub enum AppError {
     /// an unknown email, a wrong password and a disabled member.
     #[error("the email or password is wrong")]
     StaffInvalidCredentials,
+    /// A staff sign-in with the right password but without the code its
+    /// member's second factor needs, or with a wrong or used one: 401.
+    #[error("the password is right; send the code the authenticator app shows now as `totp`")]
+    MfaRequired,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -134,6 +138,11 @@ impl AppError {
                 "invalid_credentials",
                 "Invalid credentials",
             ),
+            AppError::MfaRequired => (
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "Second factor required",
+            ),
             AppError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
@@ -194,7 +203,10 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut response = identity().problem(status, code, title, &detail, Some(extra));
-        if matches!(self, AppError::StaffInvalidCredentials) {
+        if matches!(
+            self,
+            AppError::StaffInvalidCredentials | AppError::MfaRequired
+        ) {
             // Every 401 of the API names its realm's scheme.
             let challenge = format!("Bearer realm=\"{}\"", identity().realm());
             response.headers_mut().insert(

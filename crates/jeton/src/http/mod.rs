@@ -98,6 +98,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     }
     let routes = routes
         .route(staff::LOGIN_PATH, post(staff::login))
+        .route(staff::INVITATION_PATH, post(staff::accept_invitation))
         .merge(oauth::routes())
         .merge(openapi::routes(&state.config.public_url))
         .merge(crate::console::router())

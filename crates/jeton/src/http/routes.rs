@@ -80,9 +80,15 @@ pub fn api() -> RouteTable {
         .add(M::GET,    "/admin/usage/top",                    needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::top)
         .add(M::GET,    "/admin/clients/{id}/usage",           needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::client)
         .add(M::GET,    "/admin/customers/{id}/usage",         needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::customer)
+        .add(M::GET,    "/admin/staff",                        needs(ADMIN_CALLERS, STAFF_MANAGE),                  admin::staff::list)
+        .add(M::POST,   "/admin/staff",                        needs(ADMIN_CALLERS, STAFF_MANAGE),                  admin::staff::invite)
+        .add(M::PATCH,  "/admin/staff/{id}",                   needs(ADMIN_CALLERS, STAFF_MANAGE),                  admin::staff::update)
+        .add(M::POST,   "/admin/staff/{id}/reset-mfa",         needs(ADMIN_CALLERS, STAFF_MANAGE),                  admin::staff::reset_mfa)
         .add(M::GET,    "/staff/me",                           any_token(STAFF),                                    staff::me)
         .add(M::POST,   "/staff/logout",                       any_token(STAFF),                                    staff::logout)
         .add(M::POST,   "/staff/password",                     any_token(STAFF),                                    staff::change_password)
+        .add(M::POST,   "/staff/mfa",                          any_token(STAFF),                                    staff::start_mfa)
+        .add(M::POST,   "/staff/mfa/confirm",                  any_token(STAFF),                                    staff::confirm_mfa)
 }
 
 /// The OAuth 2.0 endpoints (`http/oauth/`), outside [`PREFIX`]. They are

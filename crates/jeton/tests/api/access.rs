@@ -666,7 +666,7 @@ async fn secret_key_without_admin_cannot_reach_admin(app: TestApp) {
 
 async fn secret_key_with_admin_reaches_admin(app: TestApp) {
     let star = app.client(ClientKind::Secret, &["*"], &[]).await.1;
-    for admin in [app.admin_key().await, star] {
+    for (admin, manages_staff) in [(app.admin_key().await, false), (star, true)] {
         app.get_as("/api/v1/admin/clients", &admin)
             .await
             .expect(200);
@@ -683,12 +683,18 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
         .expect(200);
         assert_eq!(app.stock(&id).await, 7);
         // Every admin route with a fresh id gets past the guard: whatever
-        // the handler says, it is not an authentication refusal.
+        // the handler says, it is not an authentication refusal. Except
+        // the staff's for `admin`, which grants every admin ability but
+        // `staff:manage`.
         for (method, path) in admin_rows() {
             let res = table_request(&app, &method, &path)
                 .bearer(&admin)
                 .send()
                 .await;
+            if path.starts_with("/admin/staff") && !manages_staff {
+                expect_insufficient_scope(&res, "staff:manage");
+                continue;
+            }
             assert!(
                 !matches!(res.status.as_u16(), 401 | 403) && res.status.as_u16() < 500,
                 "{method} {path}: {} {}",
@@ -702,7 +708,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 36] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 42] = [
     (
         "GET",
         "/products",
@@ -843,10 +849,27 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 36] = [
         "sk | at | st",
         Some("orders:read_all"),
     ),
+    // The staff, managed by an owner (§13).
+    ("GET", "/admin/staff", "sk | at | st", Some("staff:manage")),
+    ("POST", "/admin/staff", "sk | at | st", Some("staff:manage")),
+    (
+        "PATCH",
+        "/admin/staff/{id}",
+        "sk | at | st",
+        Some("staff:manage"),
+    ),
+    (
+        "POST",
+        "/admin/staff/{id}/reset-mfa",
+        "sk | at | st",
+        Some("staff:manage"),
+    ),
     // A staff member's own session (§13).
     ("GET", "/staff/me", "st", None),
     ("POST", "/staff/logout", "st", None),
     ("POST", "/staff/password", "st", None),
+    ("POST", "/staff/mfa", "st", None),
+    ("POST", "/staff/mfa/confirm", "st", None),
 ];
 
 /// A pure check: it needs no database.
@@ -985,9 +1008,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 32 rows, sk: 12 (the user-token and staff rows), ut: 25 (the
+    // pk: 38 rows, sk: 14 (the user-token and staff rows), ut: 31 (the
     // client-key and staff rows).
-    assert_eq!(refused, 32 + 12 + 25, "wrong-kind refusals checked");
+    assert_eq!(refused, 38 + 14 + 31, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

@@ -23,6 +23,8 @@ mod orders;
 mod secrets;
 mod serving;
 mod staff;
+mod staff_management;
+mod staff_mfa;
 mod storefront;
 mod typescript_client;
 mod upgrades;

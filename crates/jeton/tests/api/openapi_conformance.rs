@@ -185,8 +185,12 @@ async fn shop() -> Shop {
     // The answers' heads come back lower-cased here, the session's token
     // with them: this session is started in the store, as a sign-in does.
     let audit = jeton::store::audit::Audit::cli();
-    let (_, issued, _) = db.sign_in_staff(&member, &audit).await.unwrap().unwrap();
-    let cookie = format!("jeton_staff={}", issued.token.expose_secret());
+    let session = db
+        .sign_in_staff(&member, false, &audit)
+        .await
+        .unwrap()
+        .unwrap();
+    let cookie = format!("jeton_staff={}", session.issued.token.expose_secret());
     let (status, text) = server
         .get("/api/v1/staff/me", &[("cookie", cookie.as_str())])
         .await;

@@ -521,7 +521,10 @@ impl CredentialTx<'_> {
     }
 
     /// Gives every live session of a staff member new abilities (their new
-    /// role's), at once here and within a second everywhere; how many.
+    /// role's), at once here and within a second everywhere; how many. A
+    /// session issued with no abilities stays without: it was restricted
+    /// on purpose (until the member enrols a second factor, say), and is
+    /// replaced by a new session rather than widened.
     pub async fn set_staff_abilities(
         &mut self,
         staff_id: &str,
@@ -529,7 +532,7 @@ impl CredentialTx<'_> {
     ) -> Result<u64, SqlStoreError> {
         let changed = sqlx::query(
             "UPDATE auth_staff_sessions SET abilities = $2 \
-             WHERE staff_id = $1 AND revoked_at IS NULL",
+             WHERE staff_id = $1 AND revoked_at IS NULL AND abilities <> ''",
         )
         .bind(staff_id)
         .bind(AbilitySet::new(abilities).to_spaced())

@@ -6,4 +6,5 @@ pub mod clients;
 pub mod customers;
 pub mod orders;
 pub mod products;
+pub mod staff;
 pub mod usage;

@@ -77,6 +77,13 @@ use crate::{
         staff::me,
         staff::logout,
         staff::change_password,
+        staff::start_mfa,
+        staff::confirm_mfa,
+        staff::accept_invitation,
+        admin::staff::list,
+        admin::staff::invite,
+        admin::staff::update,
+        admin::staff::reset_mfa,
     ),
     components(schemas(FieldError, customers::CookieSession)),
     tags(
@@ -504,14 +511,14 @@ fn idempotency_key_schema() -> Value {
     })
 }
 
-/// The staff's sign-in, outside the route table (it takes no credential):
-/// its error answers from the catalogue, its headers as the table's.
-fn staff_login(doc: &mut Value) {
-    let operation = doc["paths"][staff::LOGIN_PATH]
+/// The staff's sign-in and invitations, outside the route table (they take
+/// no credential): their error answers from the catalogue, their headers
+/// as the table's.
+fn outside_table(doc: &mut Value, path: &str, found: Vec<problems::Problem>) {
+    let operation = doc["paths"][path]
         .get_mut("post")
-        .expect("the staff's sign-in is documented");
+        .unwrap_or_else(|| panic!("POST {path} is documented"));
     operation["security"] = json!([]);
-    let found = problems::staff_login_problems();
     let responses = operation["responses"]
         .as_object_mut()
         .expect("every operation has responses");
@@ -523,7 +530,7 @@ fn staff_login(doc: &mut Value) {
             .entry("headers")
             .or_insert_with(|| json!({}));
         headers["X-Request-Id"] = header_ref("X-Request-Id");
-        if status.starts_with('2') {
+        if path == staff::LOGIN_PATH && status.starts_with('2') {
             headers["Set-Cookie"] = header_ref("Set-Cookie");
         }
     }
@@ -651,7 +658,12 @@ fn build() -> Value {
             responses.insert(status.to_string(), response);
         }
     }
-    staff_login(&mut doc);
+    outside_table(&mut doc, staff::LOGIN_PATH, problems::staff_login_problems());
+    outside_table(
+        &mut doc,
+        staff::INVITATION_PATH,
+        problems::staff_invitation_problems(),
+    );
     for link in LINKS {
         let ((method, path, status), (target_method, target_path)) = (link.from, link.to);
         let target = table

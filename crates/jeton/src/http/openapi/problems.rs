@@ -122,9 +122,62 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         &[problem(409, "sku_taken", "another product has this SKU")],
     ),
     (
+        "GET",
+        "/admin/staff",
+        &[],
+    ),
+    (
+        "POST",
+        "/admin/staff",
+        &[problem(
+            409,
+            "email_taken",
+            "a member with this email has accepted their invitation already",
+        )],
+    ),
+    (
+        "PATCH",
+        "/admin/staff/{id}",
+        &[problem(
+            409,
+            "last_owner",
+            "the change would leave the shop without an active owner; nothing was written",
+        )],
+    ),
+    (
+        "POST",
+        "/staff/mfa",
+        &[problem(
+            409,
+            "mfa_enabled",
+            "the member has a second factor already; it is reset first",
+        )],
+    ),
+    (
+        "POST",
+        "/staff/mfa/confirm",
+        &[
+            problem(
+                409,
+                "mfa_not_started",
+                "no enrolment is waiting for a code: `POST /staff/mfa` first",
+            ),
+            problem(
+                429,
+                "rate_limited",
+                "5 wrong codes for this member in 15 minutes",
+            ),
+        ],
+    ),
+    (
         "POST",
         "/staff/password",
         &[
+            problem(
+                403,
+                "mfa_enrollment_required",
+                "the server requires a second factor and the member has not enrolled one",
+            ),
             problem(401, "invalid_credentials", "the current password is wrong"),
             problem(
                 429,
@@ -169,6 +222,12 @@ pub(super) fn staff_login_problems() -> Vec<Problem> {
             "the email or password is wrong, or the member is disabled (one answer for all)",
         ),
         problem(
+            401,
+            "mfa_required",
+            "the password is right, and the member's second factor needs `totp`: none was \
+             sent, or it is wrong or used",
+        ),
+        problem(
             403,
             "origin_not_allowed",
             "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
@@ -188,7 +247,55 @@ pub(super) fn staff_login_problems() -> Vec<Problem> {
         problem(
             429,
             "rate_limited",
-            "too many failed sign-ins for this email or from this IP address",
+            "too many failed sign-ins for this email or from this IP address, or 5 wrong codes \
+             for this member in 15 minutes",
+        ),
+        problem(
+            431,
+            "headers_too_large",
+            "a header value is over 8 KiB, or all of them over 32 KiB",
+        ),
+        HASHING_BUSY,
+        problem(
+            503,
+            "service_unavailable",
+            "the database is unavailable or busy, or the request took over 30 s; retry after \
+             `Retry-After`",
+        ),
+    ]
+}
+
+/// What accepting an invitation (`POST /staff/invites/{token}`, outside
+/// the route table) may answer with a problem.
+pub(super) fn staff_invitation_problems() -> Vec<Problem> {
+    vec![
+        problem(
+            400,
+            "invalid_header",
+            "a header holds bytes other than visible ASCII, space and tab",
+        ),
+        problem(400, "malformed_json", "the body is not JSON"),
+        problem(
+            403,
+            "origin_not_allowed",
+            "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
+             `same-origin`",
+        ),
+        problem(
+            404,
+            "not_found",
+            "the link is unknown, used or expired, or its member was disabled",
+        ),
+        problem(413, "payload_too_large", "the body is over 1 MiB"),
+        problem(
+            415,
+            "unsupported_media_type",
+            "the body is not `application/json`",
+        ),
+        problem(
+            422,
+            "validation_failed",
+            "fields are missing, unknown or invalid; `errors` lists each",
         ),
         problem(
             431,
