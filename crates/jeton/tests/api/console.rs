@@ -21,6 +21,7 @@ use crate::support::{
     TestApp,
     browser::{BROWSERS, Browser, literal},
     process::{self, Reply, Server, within_a_second},
+    staff::Authenticator,
 };
 
 /// Every member's password in these scenarios.
@@ -43,7 +44,7 @@ impl Shop {
     async fn start() -> Shop {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/jeton.db", dir.path().display());
-        let admin = process::cli_admin_key(&url, &["usage:read"]);
+        let admin = process::cli_admin_key(&url, &["usage:read", "staff:manage"]);
         for (role, name) in [
             ("owner", "Olive Owner"),
             ("developer", "Dev Eloper"),
@@ -440,6 +441,51 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         return;
     };
     sign_in(&browser, &shop, "owner").await;
+
+    // Two-step sign-in: the QR code drawn in the page, the first code turns
+    // it on; signing in again asks for a code.
+    go(&browser, "My account").await;
+    browser.heading("My account").await;
+    browser.click_button("Set up two-step sign-in").await;
+    let uri = browser
+        .find("//a[@class='otpauth']")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let qr = browser
+        .run(
+            "const qr = document.querySelector('svg.qr');
+             return qr ? [qr.namespaceURI, qr.querySelectorAll('*').length] : null;",
+        )
+        .await;
+    assert_eq!(qr[0], "http://www.w3.org/2000/svg", "{qr}");
+    assert!(qr[1].as_u64().unwrap() > 0, "an empty QR code");
+    browser.screenshot_of("console", "account-mfa").await;
+    let app = Authenticator::from_uri(&uri);
+    let now = time::OffsetDateTime::now_utc();
+    browser
+        .fill("Code from your authenticator app", &app.code(now))
+        .await;
+    browser.click_button("Turn on two-step sign-in").await;
+    browser
+        .find("//*[@role='status' and normalize-space(.)='Two-step sign-in is on.']")
+        .await;
+    browser.click_button("Sign out").await;
+    browser.heading("Sign in").await;
+    browser.fill("Email", &email_of("owner")).await;
+    browser.fill("Password", PASSWORD).await;
+    browser.click_button("Sign in").await;
+    // The code of the next step: the one above was used, and one step of
+    // drift is allowed.
+    let code = app.code(time::OffsetDateTime::now_utc() + Duration::from_secs(30));
+    browser
+        .fill("Code from your authenticator app", &code)
+        .await;
+    browser.screenshot_of("console", "sign-in-code").await;
+    browser.click_button("Sign in").await;
+    browser.heading("Overview").await;
     browser.find("//figure[contains(@class, 'usage')]").await;
     browser.screenshot_of("console", "overview").await;
 
@@ -653,13 +699,56 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     );
     browser.screenshot_of("console", "clients").await;
 
+    // Staff: invite a colleague (the link shown once), change their role,
+    // disable them.
+    go(&browser, "Staff").await;
+    browser.heading("Staff").await;
+    browser.fill("Email", "nia@shop.example").await;
+    browser.fill("Name", "Nia New").await;
+    browser
+        .field("Role")
+        .await
+        .select_by_label("support")
+        .await
+        .unwrap();
+    browser.click_button("Send invitation").await;
+    let link = text_of(&browser, "//output[@aria-label='Invitation link']").await;
+    assert!(link.contains("/console/#/invite/"), "{link}");
+    browser.screenshot_of("console", "staff-invited").await;
+    go(&browser, "Overview").await;
+    go(&browser, "Staff").await;
+    browser
+        .find("//table[@aria-label='Staff']//td[normalize-space(.)='nia@shop.example']")
+        .await;
+    browser
+        .find("//select[@aria-label='Role of nia@shop.example']")
+        .await
+        .select_by_label("viewer")
+        .await
+        .unwrap();
+    browser
+        .click_button("Change the role of nia@shop.example")
+        .await;
+    browser
+        .find("//*[@role='status' and normalize-space(.)='nia@shop.example is now viewer.']")
+        .await;
+    browser.click_button("Disable nia@shop.example").await;
+    browser
+        .find("//*[@role='status' and normalize-space(.)='nia@shop.example is disabled.']")
+        .await;
+    browser.screenshot_of("console", "staff").await;
+
     // The audit log: each action under the owner's name.
     let rows = audit_rows_by(&browser, "Olive Owner (you)").await;
     for action in [
+        "staff.mfa_enabled",
         "client.created",
         "client.key_rotated",
         "client.updated",
         "client.revoked",
+        "staff.invited",
+        "staff.role_changed",
+        "staff.disabled",
     ] {
         assert!(
             rows.iter()
@@ -701,7 +790,11 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
 
     assert_no_console_errors(
         &browser,
-        &["/api/v1/admin/clients - Failed to load resource: the server responded with a status of 422"],
+        &[
+            "/api/v1/admin/clients - Failed to load resource: the server responded with a status of 422",
+            // The sign-in without its code.
+            "/api/v1/staff/login - Failed to load resource: the server responded with a status of 401",
+        ],
     )
     .await;
     browser.close().await;
@@ -889,14 +982,38 @@ async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
     created.expect(201);
     let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
 
+    // The viewer was invited: the link's page sets their password.
+    let invited = shop
+        .call(
+            "POST",
+            "/api/v1/admin/staff",
+            &shop.admin,
+            None,
+            Some(&json!({"email": "vera@shop.example", "name": "Vera Viewer", "role": "viewer"})),
+        )
+        .await;
+    invited.expect(201);
+    let link = invited.json()["invite_url"].as_str().unwrap().to_owned();
+    browser.goto(&link).await;
+    browser.heading("Join the console").await;
+    browser.fill("Password", PASSWORD).await;
+    browser.fill("Password again", PASSWORD).await;
+    browser.screenshot_of("console", "invitation").await;
+    browser.click_button("Set password").await;
+    browser.heading("Sign in").await;
+    browser
+        .find("//*[@role='status' and contains(., 'Your password is set')]")
+        .await;
+
     // A wrong password is refused in plain words.
-    browser.goto(&shop.console()).await;
-    browser.fill("Email", &email_of("viewer")).await;
+    browser.fill("Email", "vera@shop.example").await;
     browser.fill("Password", "not the password").await;
     browser.click_button("Sign in").await;
     let alert = browser.alert("password").await;
     assert!(!alert.contains('{'), "{alert}");
-    sign_in(&browser, &shop, "viewer").await;
+    browser.fill("Password", PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.heading("Overview").await;
     for absent in ["Products", "Staff"] {
         assert!(!browser.nav_has(absent).await, "{absent} offered");
     }

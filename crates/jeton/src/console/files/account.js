@@ -54,6 +54,13 @@ export async function accountPage(view, ctx) {
       h('dt', { text: 'Role' }), h('dd', { text: me.role }),
       h('dt', { text: 'Two-step sign-in' }), h('dd', { text: me.mfa ? 'on' : 'off' })));
 
+  const mfa = h('section', { 'aria-labelledby': 'mfa-h' }, h('h2', { id: 'mfa-h', text: 'Two-step sign-in' }));
+  if (ctx.restricted) {
+    // Nothing else is open to this session until a second factor is set up.
+    view.append(mfa);
+    mfaSection(mfa, me, ctx);
+    return;
+  }
   const current = h('input', { type: 'password', autocomplete: 'current-password', required: true });
   const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8, maxlength: 256 });
   const again = h('input', { type: 'password', autocomplete: 'new-password', required: true });
@@ -70,8 +77,11 @@ export async function accountPage(view, ctx) {
       showStatus('Your password was changed.');
     })));
 
-  const mfa = h('section', { 'aria-labelledby': 'mfa-h' }, h('h2', { id: 'mfa-h', text: 'Two-step sign-in' }));
   view.append(mfa);
+  mfaSection(mfa, me, ctx);
+}
+
+function mfaSection(mfa, me, ctx) {
   if (me.mfa) {
     mfa.append(h('p', { text: 'On: signing in asks for a code from your authenticator app. An owner can reset it if you lose the app.' }));
     return;
@@ -87,12 +97,14 @@ export async function accountPage(view, ctx) {
       setup.replaceChildren(
         h('p', { text: 'Scan this code with your authenticator app, then enter the code it shows. It is shown only now.' }),
         safeSvg(enrolment.qr_svg),
-        h('p', {}, 'Or type this setup key: ', h('code', { class: 'secret', text: secretOf(enrolment.otpauth_uri) })),
+        h('p', {}, 'Or type this setup key: ', h('code', { class: 'secret', 'aria-label': 'Setup key', text: secretOf(enrolment.otpauth_uri) })),
+        h('p', {}, h('a', { href: enrolment.otpauth_uri, class: 'otpauth', text: 'Open in an authenticator app on this device' })),
         form({ 'aria-label': 'Confirm two-step sign-in' }, [
           field('Code from your authenticator app', code),
           h('p', {}, submit('Turn on two-step sign-in')),
         ], async () => {
-          await api('POST', '/staff/mfa/confirm', { totp: code.value.trim() });
+          // Turning it on starts a new session, with a new CSRF token.
+          ctx.sessionRenewed(await api('POST', '/staff/mfa/confirm', { totp: code.value.trim() }));
           await ctx.reload('Two-step sign-in is on.');
         }),
       );

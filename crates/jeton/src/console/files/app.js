@@ -14,9 +14,11 @@ import { customersPage, customerPage } from './customers.js';
 import { ordersPage } from './orders.js';
 import { auditPage } from './audit.js';
 import { accountPage } from './account.js';
-import { staffPage } from './staff.js';
+import { staffPage, invitationPage } from './staff.js';
 
-const state = { me: null, notice: null, flash: null };
+const state = {
+  me: null, notice: null, flash: null, restricted: false,
+};
 
 /** [path pattern, page, ability needed (or null), nav label]. */
 const ROUTES = [
@@ -61,6 +63,8 @@ function drawNav() {
   const list = h('ul');
   for (const [, , ability, label] of ROUTES) {
     if (!label || (ability && !can(state.me, ability))) continue;
+    // A session that must enrol a second factor reaches nothing else.
+    if (state.restricted && label !== 'My account') continue;
     const href = NAV_PATHS[label];
     const here = href === `#${path}` || (href !== '#/' && `#${path}`.startsWith(`${href}/`));
     list.append(h('li', {}, h('a', { href, 'aria-current': here ? 'page' : null, text: label })));
@@ -80,6 +84,7 @@ async function signOut() {
 
 function signedOut(notice) {
   state.me = null;
+  state.restricted = false;
   state.notice = notice;
   setCsrf(null);
   navigate('/signin');
@@ -92,12 +97,33 @@ async function render() {
   const mine = generation;
   const main = document.getElementById('main');
   const { path, query } = parseHash();
+  const invitation = path.match(/^\/invite\/([^/]+)$/);
+  if (invitation) {
+    drawNav();
+    const view = h('div', { class: 'page' });
+    main.replaceChildren(
+      h('p', { id: 'alert', role: 'alert', class: 'alert', hidden: true }),
+      h('p', { id: 'status', role: 'status', class: 'status', hidden: true }),
+      view,
+    );
+    await invitationPage(view, {
+      token: decodeURIComponent(invitation[1]),
+      accepted(member) {
+        signedOut(`Your password is set, ${member.name}. Sign in with ${member.email}.`);
+      },
+    });
+    return;
+  }
   if (!state.me && path !== '/signin') {
     navigate('/signin');
     return;
   }
   if (state.me && path === '/signin') {
     navigate('/');
+    return;
+  }
+  if (state.restricted && path !== '/account') {
+    navigate('/account');
     return;
   }
   drawNav();
@@ -118,8 +144,21 @@ async function render() {
       state.me = session.staff;
       setCsrf(session.csrf_token);
       state.notice = null;
-      navigate('/');
+      state.restricted = Boolean(session.mfa_enrollment_required);
+      if (state.restricted) {
+        state.flash = 'This server requires two-step sign-in: set it up to continue.';
+        navigate('/account');
+      } else {
+        navigate('/');
+      }
     },
+    /** A new session (after turning on two-step sign-in): its CSRF token. */
+    sessionRenewed(session) {
+      state.me = session.staff;
+      setCsrf(session.csrf_token);
+      state.restricted = false;
+    },
+    restricted: state.restricted,
     refreshMe(me) {
       state.me = me;
       drawNav();
@@ -150,7 +189,19 @@ async function render() {
     try {
       await page(view, ctx, ...match.slice(1).map(decodeURIComponent));
     } catch (error) {
-      if (mine === generation) showError(error);
+      if (mine === generation) {
+        // Refused an ability the role holds, without a second factor: the
+        // server requires one (`--require-staff-mfa`) before anything else.
+        const lacking = error.status === 403 && error.code === 'insufficient_scope'
+          && !state.me.mfa && ctx.can(String(error.problem.scope || ''));
+        if (lacking) {
+          state.restricted = true;
+          state.flash = 'This server requires two-step sign-in: set it up to continue.';
+          navigate('/account');
+          return;
+        }
+        showError(error);
+      }
     }
     if (mine === generation) {
       document.title = `${view.querySelector('h1')?.textContent || 'Console'} · Jeton console`;

@@ -12,8 +12,9 @@ const ACTIONS = [
   'client_key.refused_origin', 'client_key.refused_in_browser', 'access_token.refused_in_browser',
   'session.refused_origin', 'session.refused_csrf', 'user_token.issued', 'user_token.revoked',
   'user_tokens.revoked_all', 'login.failed', 'product.created', 'product.updated', 'order.cancelled',
-  'staff.created', 'staff.disabled', 'staff.enabled', 'staff.role_changed', 'staff.signed_in',
-  'staff.sign_in_failed', 'staff.signed_out', 'staff.password_changed',
+  'staff.created', 'staff.invited', 'staff.invitation_accepted', 'staff.disabled', 'staff.enabled',
+  'staff.role_changed', 'staff.signed_in', 'staff.sign_in_failed', 'staff.signed_out',
+  'staff.password_changed', 'staff.mfa_enabled', 'staff.mfa_reset',
   'staff_session.refused_origin', 'staff_session.refused_csrf',
 ];
 
@@ -25,7 +26,7 @@ export async function staffNames(ctx) {
   const names = new Map([[ctx.me.id, ctx.me.name]]);
   if (ctx.can('staff:manage')) {
     if (!directory) {
-      directory = api('GET', withQuery('/admin/staff', { limit: 100 }))
+      directory = api('GET', '/admin/staff')
         .then((page) => page.data)
         .catch(() => []);
     }

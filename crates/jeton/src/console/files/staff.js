@@ -12,7 +12,7 @@ const ROLE_OPTIONS = ROLES.map((role) => [role, role]);
 
 export async function staffPage(view, ctx) {
   view.append(h('h1', { text: 'Staff' }));
-  const page = await api('GET', withQuery('/admin/staff', { limit: 100 }));
+  const page = await api('GET', '/admin/staff');
   if (!ctx.current()) return;
   const rows = page.data.map((member) => {
     const role = select(ROLE_OPTIONS, { value: member.role, 'aria-label': `Role of ${member.email}` });
@@ -56,4 +56,33 @@ export async function staffPage(view, ctx) {
       result.replaceChildren(shownOnce('Invitation link', invited.invite_url,
         `Send this link to ${invited.staff.email} yourself: it works once, for 72 hours, and will not be shown again.`));
     }), result));
+}
+
+/**
+ * The page of an invitation's link (`#/invite/{token}`, the token in the
+ * fragment, which no request carries): the invitee chooses a password,
+ * then signs in.
+ */
+export async function invitationPage(view, { token, accepted }) {
+  const password = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8, maxlength: 256 });
+  const again = h('input', { type: 'password', autocomplete: 'new-password', required: true });
+  view.append(h('h1', { text: 'Join the console' }),
+    h('p', { text: 'Choose the password you will sign in with. This link works once.' }),
+    form({ class: 'card narrow', 'aria-label': 'Choose a password' }, [
+      field('Password', password, '8 to 256 characters.'),
+      field('Password again', again),
+      h('p', {}, submit('Set password')),
+    ], async () => {
+      if (password.value !== again.value) throw new Error('The two passwords differ.');
+      try {
+        const member = await api('POST', `/staff/invites/${seg(token)}`, { password: password.value }, { quietAuth: true });
+        accepted(member);
+      } catch (error) {
+        if (error.status === 404) {
+          throw new Error('This invitation link is unknown, used or expired. Ask an owner for a new one.');
+        }
+        throw error;
+      }
+    }));
+  password.focus();
 }
