@@ -462,6 +462,9 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         .await;
     assert_eq!(qr[0], "http://www.w3.org/2000/svg", "{qr}");
     assert!(qr[1].as_u64().unwrap() > 0, "an empty QR code");
+    browser
+        .run("document.querySelector('svg.qr').scrollIntoView({block: 'center'});")
+        .await;
     browser.screenshot_of("console", "account-mfa").await;
     let app = Authenticator::from_uri(&uri);
     let now = time::OffsetDateTime::now_utc();

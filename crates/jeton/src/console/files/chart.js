@@ -56,8 +56,8 @@ export function usageFigure(usage, title) {
   const series = usage.series || [];
   const width = 640;
   const height = 180;
-  const top = 16;
-  const bottom = 22;
+  const top = 4;
+  const bottom = 1;
   const max = Math.max(1, ...series.map((bucket) => total(bucket, outcomes)));
   const chart = svg('svg', {
     viewBox: `0 0 ${width} ${height}`,
@@ -89,16 +89,12 @@ export function usageFigure(usage, title) {
       chart.append(rect);
     }
   });
-  const maxLabel = svg('text', { x: 2, y: 12, class: 'tick' });
-  maxLabel.textContent = String(max);
-  chart.append(maxLabel);
-  if (series.length) {
-    const first = svg('text', { x: 2, y: height - 6, class: 'tick' });
-    first.textContent = bucketLabel(series[0].time, usage.granularity);
-    const last = svg('text', { x: width - 2, y: height - 6, class: 'tick end' });
-    last.textContent = bucketLabel(series[series.length - 1].time, usage.granularity);
-    chart.append(first, last);
-  }
+  // Axis labels as HTML beside the drawing, which stretches with the page:
+  // text inside it would stretch too.
+  const axis = h('p', { class: 'axis-labels', 'aria-hidden': 'true' },
+    h('span', { text: series.length ? bucketLabel(series[0].time, usage.granularity) : '' }),
+    h('span', { text: `highest bar: ${max}` }),
+    h('span', { text: series.length ? bucketLabel(series[series.length - 1].time, usage.granularity) : '' }));
 
   const totals = usage.totals || {};
   const all = total(totals, outcomes);
@@ -128,7 +124,7 @@ export function usageFigure(usage, title) {
     h('strong', { text: title }), ` — ${all} requests, ${refused} refused, by ${usage.granularity}, `,
     h('time', { datetime: usage.from, text: new Date(usage.from).toLocaleString() }), ' to ',
     h('time', { datetime: usage.to, text: new Date(usage.to).toLocaleString() })),
-  h('div', { class: 'chart-wrap' }, chart, legend),
+  h('div', { class: 'chart-wrap' }, h('div', { class: 'plot' }, chart, axis), legend),
   h('div', { class: 'table-wrap' }, totalsTable),
   h('details', {}, h('summary', { text: 'Numbers per bucket' }), h('div', { class: 'table-wrap' }, perBucket)));
 }
