@@ -604,6 +604,9 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         assert_eq!(api["totals"]["ok"], 5, "{range}");
         assert_eq!(api["totals"]["origin_not_allowed"], 2, "{range}");
         if range == "1h" {
+            browser
+                .run("document.querySelector('figure.usage').scrollIntoView();")
+                .await;
             browser.screenshot_of("console", "client").await;
         }
     }
@@ -1163,7 +1166,7 @@ async fn the_api_reference_loads_under_its_policy() {
     };
     browser.goto(&format!("http://{}/docs/", shop.addr())).await;
     browser.find("//*[contains(@class, 'opblock-tag')]").await;
-    browser.screenshot_of("console", "docs").await;
+    browser.screenshot_of("console", "api-reference").await;
     assert_no_console_errors(&browser, &[]).await;
     browser.close().await;
 }
