@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     TestApp,
-    browser::{BROWSERS, Browser, literal},
+    browser::{BROWSERS, Browser, Demo, literal},
     process::{self, Reply, Server, within_a_second},
     staff::Authenticator,
 };
@@ -41,7 +41,8 @@ struct Shop {
 }
 
 impl Shop {
-    async fn start() -> Shop {
+    /// `jeton serve` with `options` on top of a short usage interval.
+    async fn start(options: &[&str]) -> Shop {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/jeton.db", dir.path().display());
         let admin = process::cli_admin_key(&url, &["usage:read", "staff:manage"]);
@@ -54,7 +55,9 @@ impl Shop {
             staff_create(&url, &email_of(role), name, role);
         }
         // Usage is flushed often, so that the console shows requests soon.
-        let server = Server::start(&url, &["--usage-interval", "100ms"]).await;
+        let mut args = vec!["--usage-interval", "100ms"];
+        args.extend_from_slice(options);
+        let server = Server::start(&url, &args).await;
         Shop {
             server,
             url,
@@ -148,9 +151,16 @@ fn staff_create(url: &str, email: &str, name: &str, role: &str) {
 
 /// A scenario's browser and shop, or `None` when the browser tests skip.
 async fn open() -> Option<(Browser, Shop, tokio::sync::SemaphorePermit<'static>)> {
+    open_with(&[]).await
+}
+
+/// The same with `jeton serve` `options`.
+async fn open_with(
+    options: &[&str],
+) -> Option<(Browser, Shop, tokio::sync::SemaphorePermit<'static>)> {
     let permit = BROWSERS.acquire().await.unwrap();
     let browser = Browser::start().await?;
-    let shop = Shop::start().await;
+    let shop = Shop::start(options).await;
     browser.resize(LAPTOP.0, LAPTOP.1).await;
     Some((browser, shop, permit))
 }
@@ -426,6 +436,21 @@ async fn the_console_is_served_with_a_strict_policy() {
     let csp = docs.header("content-security-policy").unwrap();
     assert!(csp.starts_with("default-src 'self';"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+/// `serve --demo` serves the console on the API's address too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_serves_the_console_on_the_api_address() {
+    let demo = Demo::start().await;
+    let (status, text) = process::http(demo.api, "GET", "/console/", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("<title>Jeton console</title>"), "{text}");
+    let (status, _) = process::http(demo.storefront, "GET", "/console/", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "the storefront's origin has no console");
 }
 
 // ---------------------------------------------------------------- an owner
@@ -808,13 +833,14 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
 
 // ---------------------------------------------------------------- support
 
-/// Support finds a customer by the start of their email, sees their
-/// tokens and orders, cancels an order, and revokes every token: the
+/// On a server that requires a second factor, support sets one up before
+/// anything else; then finds a customer by the start of their email, sees
+/// their tokens and orders, cancels an order, and revokes every token: the
 /// customer's token then gets 401, and the audit log shows the revocation
 /// under support's name. At a phone's width.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_finds_a_customer_and_signs_them_out_everywhere() {
-    let Some((browser, shop, _permit)) = open().await else {
+    let Some((browser, shop, _permit)) = open_with(&["--require-staff-mfa"]).await else {
         return;
     };
     // A customer with a token and an order, made through the API.
@@ -881,7 +907,43 @@ async fn support_finds_a_customer_and_signs_them_out_everywhere() {
     .expect(201);
 
     browser.resize(PHONE.0, PHONE.1).await;
-    sign_in(&browser, &shop, "support").await;
+    // The server requires a second factor: support, who has none, is taken
+    // to set one up, and offered nothing else until then.
+    browser.goto(&shop.console()).await;
+    browser.fill("Email", &email_of("support")).await;
+    browser.fill("Password", PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.heading("My account").await;
+    browser
+        .find("//*[@role='status' and contains(., 'requires two-step sign-in')]")
+        .await;
+    assert!(!browser.nav_has("Customers").await);
+    assert!(browser.nav_has("My account").await);
+    assert!(
+        browser
+            .find_all("//button[normalize-space(.)='Change password']")
+            .await
+            .is_empty()
+    );
+    browser.click_button("Set up two-step sign-in").await;
+    let uri = browser
+        .find("//a[@class='otpauth']")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let app = Authenticator::from_uri(&uri);
+    browser
+        .fill(
+            "Code from your authenticator app",
+            &app.code(time::OffsetDateTime::now_utc()),
+        )
+        .await;
+    browser.click_button("Turn on two-step sign-in").await;
+    browser
+        .find("//*[@role='status' and normalize-space(.)='Two-step sign-in is on.']")
+        .await;
     // Support is not offered what only others may do.
     assert!(!browser.nav_has("Products").await);
     assert!(!browser.nav_has("Staff").await);
@@ -988,6 +1050,30 @@ async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
     created.expect(201);
     let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
 
+    // A secret key sent from a page: flagged on the overview.
+    let leaky = shop
+        .call(
+            "POST",
+            "/api/v1/admin/clients",
+            &shop.admin,
+            None,
+            Some(
+                &json!({"name": "Leaky server", "kind": "secret", "abilities": ["products:read"]}),
+            ),
+        )
+        .await;
+    leaky.expect(201);
+    let leaked = leaky.json()["key"].as_str().unwrap().to_owned();
+    shop.call(
+        "GET",
+        "/api/v1/products",
+        &leaked,
+        Some("http://shop.example"),
+        None,
+    )
+    .await
+    .expect_problem(403, "secret_key_in_browser");
+
     // The viewer was invited: the link's page sets their password.
     let invited = shop
         .call(
@@ -1020,6 +1106,9 @@ async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
     browser.fill("Password", PASSWORD).await;
     browser.click_button("Sign in").await;
     browser.heading("Overview").await;
+    browser
+        .find("//table[caption='Keys used from a browser or exposed']//a[normalize-space(.)='Leaky server']")
+        .await;
     for absent in ["Products", "Staff"] {
         assert!(!browser.nav_has(absent).await, "{absent} offered");
     }
