@@ -672,11 +672,32 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
             &format!("http://app.shop.example\n{origin}"),
         )
         .await;
+    // With its name, its limit and one ability fewer.
+    browser.fill("Name", "Mobile app (iOS)").await;
+    browser.fill("Requests per minute", "1200").await;
+    browser.field("auth:login").await.click().await.unwrap();
     browser.click_button("Save changes").await;
     let saved = Instant::now();
     browser
         .find("//*[@role='status' and normalize-space(.)='The client was saved.']")
         .await;
+    let client = shop
+        .call(
+            "GET",
+            &format!("/api/v1/admin/clients/{client_id}"),
+            &shop.admin,
+            None,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(client["name"], "Mobile app (iOS)");
+    assert_eq!(client["rate_limit_per_minute"], 1200);
+    assert_eq!(
+        client["abilities"],
+        json!(["customers:create", "products:read"])
+    );
+    browser.heading("Client: Mobile app (iOS)").await;
     within_a_second(saved, "the new origin", || async {
         let reply = shop
             .call("GET", "/api/v1/products", &new_key, Some(origin), None)
@@ -720,7 +741,7 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
     go(&browser, "Clients").await;
     let spark = text_of(
         &browser,
-        "//table[@aria-label='Clients']//tr[.//a[normalize-space(.)='Mobile app']]\
+        "//table[@aria-label='Clients']//tr[.//a[normalize-space(.)='Mobile app (iOS)']]\
          //span[@class='spark-text']",
     )
     .await;
@@ -729,6 +750,43 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         "{spark}: {day}"
     );
     browser.screenshot_of("console", "clients").await;
+
+    // The client's refusals: the usage API's, by outcome.
+    browser.click_link("Mobile app (iOS)").await;
+    browser.heading("Client: Mobile app (iOS)").await;
+    let month = shop
+        .usage(
+            &usage_path,
+            &format!(
+                "granularity=day&from={}",
+                (time::OffsetDateTime::now_utc() - Duration::from_secs(29 * 86_400))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            ),
+        )
+        .await;
+    for (words, outcome) in [
+        ("Origin not allowed", "origin_not_allowed"),
+        ("Revoked credential", "revoked"),
+    ] {
+        let shown = text_of(
+            &browser,
+            &format!(
+                "//table[@aria-label='Refused requests']//tr[th[normalize-space(.)='{words}']]/td"
+            ),
+        )
+        .await;
+        assert_eq!(
+            shown,
+            month["totals"][outcome].to_string(),
+            "{words}: {month}"
+        );
+    }
+    assert!(month["totals"]["revoked"].as_u64().unwrap() >= 2, "{month}");
+    browser
+        .run("document.getElementById('refusals-h').scrollIntoView();")
+        .await;
+    browser.screenshot_of("console", "client-refusals").await;
 
     // Staff: invite a colleague (the link shown once), change their role,
     // disable them.

@@ -3,7 +3,7 @@
 // refusals) and the creation form, whose key is shown once.
 
 import { api, withQuery, seg } from './api.js';
-import { usageFigure, sparkline } from './chart.js';
+import { usageFigure, sparkline, OUTCOMES } from './chart.js';
 import { grantable } from './roles.js';
 import {
   h, field, checkbox, select, form, submit, button, busy, table, when, shownOnce, showStatus, pager,
@@ -221,17 +221,32 @@ export async function clientPage(view, ctx, id) {
       confirm));
   }
 
-  if (ctx.can('audit:read')) {
-    const refusals = h('section', { 'aria-labelledby': 'refusals-h' },
-      h('h2', { id: 'refusals-h', text: 'Refusals' }));
-    view.append(refusals);
-    const events = await api('GET', withQuery('/admin/audit', { client_id: id, order: 'desc', limit: 100 }));
-    const refused = events.data.filter((event) => event.action.includes('refused'));
+  const refusals = h('section', { 'aria-labelledby': 'refusals-h' },
+    h('h2', { id: 'refusals-h', text: 'Refusals' }));
+  view.append(refusals);
+  if (ctx.can('usage:read')) {
+    // The refused requests of the last 30 days by outcome: the usage
+    // API's totals, which count every refusal.
+    const month = await api('GET', withQuery(`/admin/clients/${seg(id)}/usage`, rangeQuery('30d')));
+    if (!ctx.current()) return;
+    const refused = OUTCOMES.filter(([key]) => key !== 'ok' && month.totals[key] > 0);
     refusals.append(refused.length
-      ? table('Recent refusals of its keys', ['Time', 'What', 'Address', 'Detail'], refused.map((event) => [
+      ? table('Refused requests, last 30 days', ['Why', 'Requests'],
+        refused.map(([key, words]) => [words, String(month.totals[key])]),
+        { 'aria-label': 'Refused requests', rowHeaders: true })
+      : h('p', { text: 'No request was refused in the last 30 days.' }));
+  }
+  if (ctx.can('audit:read')) {
+    // Refusals the audit log records, with their address and detail (a
+    // secret key seen in a browser, among others).
+    const events = await api('GET', withQuery('/admin/audit', { client_id: id, order: 'desc', limit: 100 }));
+    if (!ctx.current()) return;
+    const recorded = events.data.filter((event) => event.action.includes('refused'));
+    if (recorded.length) {
+      refusals.append(table('Recorded refusals', ['Time', 'What', 'Address', 'Detail'], recorded.map((event) => [
         when(event.at), event.action, event.client_ip || '—', event.detail || '—',
-      ]))
-      : h('p', { text: 'None recorded among its latest events.' }));
+      ]), { 'aria-label': 'Recorded refusals' }));
+    }
   }
   if (usage) await usage.ready;
 }

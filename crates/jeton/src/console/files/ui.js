@@ -129,13 +129,14 @@ export function submit(text, attrs = {}) {
 }
 
 /** A table with a caption, header cells and rows of cells (nodes or text). */
-export function table(caption, headers, rows, attrs = {}) {
+export function table(caption, headers, rows, options = {}) {
+  const { rowHeaders, ...attrs } = options;
   const t = h('table', attrs);
   if (caption) t.append(h('caption', { text: caption }));
   t.append(h('thead', {}, h('tr', {}, headers.map((text) => h('th', { scope: 'col', text })))));
   const body = h('tbody');
   for (const row of rows) {
-    body.append(h('tr', {}, row.map((cell, i) => (i === 0 && attrs.rowHeaders
+    body.append(h('tr', {}, row.map((cell, i) => (i === 0 && rowHeaders
       ? h('th', { scope: 'row' }, cell)
       : h('td', {}, cell)))));
   }
