@@ -594,10 +594,12 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
         if range == "24h" {
             browser.click_button("Refresh").await;
         }
-        let granularity = match range {
-            "1h" => "minute",
-            "24h" => "hour",
-            _ => "day",
+        // Every bucket of the range, the current one included.
+        let (granularity, buckets) = match range {
+            "1h" => ("minute", 60),
+            "24h" => ("hour", 24),
+            "7d" => ("day", 7),
+            _ => ("day", 30),
         };
         browser
             .wait_until(
@@ -608,6 +610,7 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
                         .run(&format!(
                             "const f = document.querySelector('figure.usage');
                          return Boolean(f) && f.dataset.granularity === '{granularity}'
+                           && f.querySelectorAll('table.buckets tr[data-time]').length === {buckets}
                            && f.querySelector('tr[data-outcome=ok] td').textContent === '5';"
                         ))
                         .await
