@@ -107,17 +107,29 @@ mod tests {
     fn a_code_of_the_uri_is_right_for_its_step_and_one_either_side() {
         let secret = TotpSecret::generate();
         let enrolment = secret.enrolment("owner@shop.example").unwrap();
-        assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Jeton:owner%40shop.example?"));
+        assert!(
+            enrolment
+                .otpauth_uri
+                .starts_with("otpauth://totp/Jeton:owner%40shop.example?")
+        );
         assert!(enrolment.qr_svg.contains("<svg"));
         let app = Totp::from_url(&enrolment.otpauth_uri).unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_015).unwrap();
         let code = TotpCode::parse(&app.generate(1_800_000_015).to_string()).unwrap();
         assert_eq!(secret.check(&code, now), Some(60_000_000));
         for drift in [-30, 30] {
-            assert!(secret.check(&code, now + time::Duration::seconds(drift)).is_some());
+            assert!(
+                secret
+                    .check(&code, now + time::Duration::seconds(drift))
+                    .is_some()
+            );
         }
         for drift in [-60, 60] {
-            assert!(secret.check(&code, now + time::Duration::seconds(drift)).is_none());
+            assert!(
+                secret
+                    .check(&code, now + time::Duration::seconds(drift))
+                    .is_none()
+            );
         }
     }
 

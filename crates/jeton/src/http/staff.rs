@@ -534,7 +534,8 @@ pub async fn confirm_mfa(
     audit: Audit,
     Json(input): Json<MfaConfirmInput>,
 ) -> AppResult<Response> {
-    let code = TotpCode::parse(&input.totp).map_err(|message| AppError::validation("totp", message))?;
+    let code =
+        TotpCode::parse(&input.totp).map_err(|message| AppError::validation("totp", message))?;
     let not_started = || {
         AppError::conflict(
             "mfa_not_started",
@@ -589,8 +590,8 @@ pub async fn accept_invitation(
     Json(input): Json<InvitationInput>,
 ) -> AppResult<Json<StaffMember>> {
     let ip = client_ip.map(|Extension(ClientIp(ip))| ip);
-    let password =
-        Password::parse(input.password).map_err(|message| AppError::validation("password", message))?;
+    let password = Password::parse(input.password)
+        .map_err(|message| AppError::validation("password", message))?;
     check_own_origin(&state, &headers)?;
     let token_hash = invitation_hash(&token);
     // Looked up before the password is hashed, so that a made-up link

@@ -76,7 +76,10 @@ async fn an_invitation_link_works_once(app: TestApp) {
         .iter()
         .map(|member| s(&member["email"]))
         .collect();
-    assert!(emails.contains(&"sam@shop.example".to_owned()), "{emails:?}");
+    assert!(
+        emails.contains(&"sam@shop.example".to_owned()),
+        "{emails:?}"
+    );
     app.staff_login("sam@shop.example", "any password at all")
         .await
         .expect_problem(401, "invalid_credentials");

@@ -85,7 +85,10 @@ async fn enrolment_shows_the_secret_once_and_a_code_turns_it_on(app: TestApp) {
         .await
         .expect_problem(409, "mfa_not_started");
     let events = app.staff_actions(&renewed.staff_id).await;
-    assert!(events.contains(&"staff.mfa_enabled".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"staff.mfa_enabled".to_owned()),
+        "{events:?}"
+    );
 }
 
 async fn sign_in_needs_a_fresh_code_once_enrolled(app: TestApp) {
@@ -141,7 +144,11 @@ async fn five_wrong_codes_per_member_then_429(app: TestApp) {
     let (_, authenticator) = app.enrol_mfa(&session).await;
     app.advance(THIRTY_SECONDS);
     let right = authenticator.code(app.now());
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     for _ in 0..5 {
         app.staff_login_with_code(&email, PASSWORD, wrong)
             .await

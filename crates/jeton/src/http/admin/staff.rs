@@ -121,7 +121,12 @@ pub async fn invite(
     let expires_at = state.db.now() + INVITATION_LIFETIME;
     let member = state
         .db
-        .invite_staff(invitee, &invitation_hash(token.expose()), expires_at, &audit)
+        .invite_staff(
+            invitee,
+            &invitation_hash(token.expose()),
+            expires_at,
+            &audit,
+        )
         .await
         .map_err(refused)?;
     // In the fragment: browsers send it to no server, so it stays out of

@@ -658,7 +658,11 @@ fn build() -> Value {
             responses.insert(status.to_string(), response);
         }
     }
-    outside_table(&mut doc, staff::LOGIN_PATH, problems::staff_login_problems());
+    outside_table(
+        &mut doc,
+        staff::LOGIN_PATH,
+        problems::staff_login_problems(),
+    );
     outside_table(
         &mut doc,
         staff::INVITATION_PATH,

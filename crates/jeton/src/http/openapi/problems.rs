@@ -121,11 +121,7 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         "/admin/products",
         &[problem(409, "sku_taken", "another product has this SKU")],
     ),
-    (
-        "GET",
-        "/admin/staff",
-        &[],
-    ),
+    ("GET", "/admin/staff", &[]),
     (
         "POST",
         "/admin/staff",
