@@ -76,7 +76,7 @@ pub fn login_email(raw: &str) -> String {
 /// in: a dot-atom, `@`, and a domain of letters, digits and hyphens with a
 /// dot (an internationalized domain may also be sent as Unicode; it is
 /// stored in its `xn--` form).
-fn email_schema() -> utoipa::openapi::Object {
+pub(crate) fn email_schema() -> utoipa::openapi::Object {
     // Escaped as the RegExp `v` flag wants (browsers use it for
     // `<input pattern>`): `-`, `/`, `{`, `|` and `}` in a class.
     let atext = r"A-Za-z0-9!#$%&'*+\-\/=?^_`\{\|\}~";
@@ -103,7 +103,7 @@ pub(crate) fn new_password_schema() -> utoipa::openapi::Object {
     )
 }
 
-fn name_schema() -> utoipa::openapi::Object {
+pub(crate) fn name_schema() -> utoipa::openapi::Object {
     schema::field(schema::bounded_text(1, NAME_MAX, false).examples(["Ann"]))
 }
 

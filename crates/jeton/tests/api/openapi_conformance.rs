@@ -144,31 +144,12 @@ async fn shop() -> Shop {
         )
         .await;
     token.expect(200);
-    // A staff member made on the command line, who signs in, and whose
-    // session works against the real server (schemathesis runs the
-    // console's operations without one: see schemathesis.toml).
-    let mut create = crate::support::process::command(
-        &keys.url,
-        &[
-            "staff",
-            "create",
-            "--email",
-            "owner@shop.example",
-            "--name",
-            "Owner",
-            "--role",
-            "owner",
-            "--password-stdin",
-        ],
-    );
-    create
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut child = create.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"staff horse battery\n").unwrap();
-    assert!(child.wait().unwrap().success(), "jeton staff create");
-    // Not the documented examples' password, which schemathesis sends.
-    let login = json!({"email": "owner@shop.example", "password": "staff horse battery"});
+    // Staff members made on the command line, who sign in, and whose
+    // sessions work against the real server (schemathesis signs in as
+    // them: see `credentials.py`).
+    create_staff(&keys.url, STAFF_EMAIL);
+    create_staff(&keys.url, STAFF_PASSWORD_EMAIL);
+    let login = json!({"email": STAFF_EMAIL, "password": STAFF_PASSWORD});
     server
         .call("POST", "/api/v1/staff/login", None, Some(&login))
         .await
@@ -177,7 +158,7 @@ async fn shop() -> Shop {
         .await
         .unwrap();
     let member = db
-        .find_staff_login(jeton::store::staff::StaffKey::Email("owner@shop.example"))
+        .find_staff_login(jeton::store::staff::StaffKey::Email(STAFF_EMAIL))
         .await
         .unwrap()
         .expect("the staff member")
@@ -207,6 +188,39 @@ async fn shop() -> Shop {
         server,
         _keys: keys,
     }
+}
+
+/// The staff members schemathesis signs in as: one for every staff
+/// operation but the password change, which has its own (its failures are
+/// throttled per member). Not the documented examples' password, which
+/// schemathesis sends.
+const STAFF_EMAIL: &str = "owner@shop.example";
+const STAFF_PASSWORD_EMAIL: &str = "password@shop.example";
+const STAFF_PASSWORD: &str = "staff horse battery";
+
+/// `jeton staff create` an owner with [`STAFF_PASSWORD`].
+fn create_staff(url: &str, email: &str) {
+    let mut create = crate::support::process::command(
+        url,
+        &[
+            "staff",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Owner",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+    );
+    create
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = create.spawn().unwrap();
+    let line = format!("{STAFF_PASSWORD}\n");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), line.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "jeton staff create");
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -260,6 +274,12 @@ async fn the_document_validates_and_schemathesis_finds_nothing() {
             .env("JETON_UT", &shop.ut)
             .env("JETON_UT_LOGOUT", &shop.ut_logout)
             .env("JETON_UT_REVOKE_ALL", &shop.ut_revoke_all)
+            .env("JETON_URL", format!("http://{}", shop.server.addr))
+            .env("JETON_STAFF_EMAIL", STAFF_EMAIL)
+            .env("JETON_STAFF_PASSWORD_EMAIL", STAFF_PASSWORD_EMAIL)
+            .env("JETON_STAFF_PASSWORD", STAFF_PASSWORD)
+            .env("SCHEMATHESIS_HOOKS", "credentials")
+            .env("PYTHONPATH", here())
             .env("NO_COLOR", "1")
             .current_dir(dir.path()),
     );

@@ -35,9 +35,9 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "sam@shop.example", "name": "Sam", "role": "support"}))]
 pub struct InvitationRequest {
-    #[schema(max_length = 254)]
+    #[schema(schema_with = crate::domain::customer::email_schema)]
     pub email: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::domain::customer::name_schema)]
     pub name: String,
     pub role: Role,
 }
