@@ -7,12 +7,14 @@
 //!   `store/orders.rs` is where an order is placed.
 //! - [`cli`]: the `jeton` command.
 //! - [`storefront`]: the demo storefront web app that `serve --demo` serves.
+//! - [`console`]: the operator's console, served at `/console/`.
 //!
 //! Token verification itself lives in the `jeton-auth` crate.
 
 pub mod catalog_cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod customer_cache;
 pub mod domain;
 pub mod hashing;

@@ -12,7 +12,9 @@
 //!
 //! Nor do the admin API (`/api/v1/admin/…`) and the staff's routes
 //! (`/api/v1/staff/…`): the console is served from the API's own origin,
-//! which needs no CORS, and scripts call the admin API from servers.
+//! which needs no CORS, and scripts call the admin API from servers. The
+//! console's own files (`/console/…`) get none either: no other page has a
+//! reason to read them.
 //!
 //! An origin that a client lists exactly (not through `*`) also gets
 //! `Access-Control-Allow-Credentials: true`, so that the shop's own pages
@@ -46,11 +48,18 @@ use crate::store::Db;
 /// Paths that never answer with CORS headers, preflights included.
 pub fn never_cors(path: &str) -> bool {
     super::oauth::is_oauth_path(path)
+        || is_console_path(path)
         || ["/admin", "/staff"].iter().any(|area| {
             path.strip_prefix(super::routes::PREFIX)
                 .and_then(|rest| rest.strip_prefix(area))
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
+}
+
+/// The console's page and files: for the API's own origin only.
+fn is_console_path(path: &str) -> bool {
+    path.strip_prefix(crate::console::PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[derive(Debug, Default)]

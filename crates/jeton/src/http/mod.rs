@@ -101,6 +101,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
         .route(staff::INVITATION_PATH, post(staff::accept_invitation))
         .merge(oauth::routes())
         .merge(openapi::routes(&state.config.public_url))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // A route layer, so it sees the matched path template.

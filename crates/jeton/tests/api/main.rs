@@ -10,6 +10,7 @@ mod admin_console_api;
 mod browser;
 mod catalogue;
 mod cli;
+mod console;
 mod cookie_sessions;
 mod customers_and_tokens;
 mod fleet;

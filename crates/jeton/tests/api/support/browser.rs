@@ -42,19 +42,24 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 
 /// Where the tests save their screenshots: a folder of this run's under the
 /// system's temporary directory, so a test run never rewrites a tracked file.
-/// With `JETON_UPDATE_DOC_SCREENSHOTS=1`, `docs/storefront/`, whose
-/// screenshots `docs/storefront.md` shows: refreshing them is a deliberate act.
+/// With `JETON_UPDATE_DOC_SCREENSHOTS=1`, `docs/`, whose `storefront/` and
+/// `console/` screenshots the documentation shows: refreshing them is a
+/// deliberate act.
 pub fn screenshot_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = if std::env::var("JETON_UPDATE_DOC_SCREENSHOTS").is_ok_and(|v| v == "1") {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/storefront")
+        let dir = if updating_docs() {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
         } else {
             std::env::temp_dir().join(format!("jeton-screenshots-{}", std::process::id()))
         };
         eprintln!("browser tests: screenshots in {}", dir.display());
         dir
     })
+}
+
+fn updating_docs() -> bool {
+    std::env::var("JETON_UPDATE_DOC_SCREENSHOTS").is_ok_and(|v| v == "1")
 }
 
 // ---------------------------------------------------------------- the browser
@@ -116,6 +121,7 @@ impl Browser {
         }
         let profile = tempfile::tempdir().unwrap();
         let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({"browser": "ALL"}));
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
             json!({
@@ -302,16 +308,80 @@ impl Browser {
         .to_owned()
     }
 
-    /// Saves a screenshot of the page as `<name>.png` in [`screenshot_dir`].
+    /// Saves a screenshot of the storefront as `storefront/<name>.png` in
+    /// [`screenshot_dir`].
     pub async fn screenshot(&self, name: &str) {
+        self.screenshot_of("storefront", name).await;
+    }
+
+    /// Saves a screenshot of the page as `<set>/<name>.png` in
+    /// [`screenshot_dir`].
+    pub async fn screenshot_of(&self, set: &str, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(dir).unwrap();
+        let dir = screenshot_dir().join(set);
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Resizes the window (a phone's width, a laptop's).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
+    /// The browser's console log since the last call: each entry's level
+    /// and message (chromedriver's `goog:loggingPrefs`, read with its log
+    /// command, which empties it).
+    pub async fn console_log(&self) -> Vec<(String, String)> {
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("the browser's log");
+        entries
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|entry| {
+                        (
+                            entry["level"].as_str().unwrap_or_default().to_owned(),
+                            entry["message"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver's command for the browser's console log.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 
