@@ -174,6 +174,12 @@ pub struct ClientKey {
     pub exposed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_browser_refusal_at: Option<OffsetDateTime>,
+    /// When the key was last used successfully, to the minute for two
+    /// days, then to the hour for 90 days, then to the day (the start of
+    /// the latest usage bucket it succeeded in; usage is written every
+    /// `--usage-interval`). `null`: not in the kept usage.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl From<store::clients::ClientKey> for ClientKey {
@@ -186,6 +192,7 @@ impl From<store::clients::ClientKey> for ClientKey {
             browser_refusals: row.browser_refusals,
             exposed_at: row.exposed_at,
             last_browser_refusal_at: row.last_browser_refusal_at,
+            last_used_at: row.last_used_at,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct ClientKey {
     /// When a browser first sent it: when it was exposed.
     pub exposed_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
+    /// The start of the latest usage bucket the key succeeded in.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// A client application as stored, with its working keys. The API shows it
@@ -99,6 +101,7 @@ impl ClientKey {
             browser_refusals: i64::try_from(key.browser_refusals).unwrap_or(i64::MAX),
             exposed_at: key.first_browser_refusal_at,
             last_browser_refusal_at: key.last_browser_refusal_at,
+            last_used_at: key.credential.last_used_at,
         }
     }
 }
@@ -334,6 +337,7 @@ impl Db {
             browser_refusals: 0,
             exposed_at: None,
             last_browser_refusal_at: None,
+            last_used_at: None,
         };
         let event = Event {
             action: "client.key_rotated",

@@ -479,6 +479,7 @@ async fn flagged_clients_have_a_key_a_browser_sent(app: TestApp) {
             "browser_refusals",
             "exposed_at",
             "last_browser_refusal_at",
+            "last_used_at",
         ],
     );
     assert_eq!(shown["keys"][0]["exposed_at"], Value::Null);

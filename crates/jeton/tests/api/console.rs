@@ -657,6 +657,17 @@ async fn an_owner_runs_a_client_from_creation_to_revocation() {
                 == 2
         })
         .await;
+    // The old key was used (its usage is written): its last use is shown.
+    let last_used = browser
+        .run(
+            "return [...document.querySelectorAll('table[aria-label=Keys] tbody tr')]
+               .map((row) => row.cells[2].textContent);",
+        )
+        .await;
+    let shown: Vec<String> = serde_json::from_value(last_used).unwrap();
+    assert_eq!(shown.len(), 2);
+    assert!(shown.iter().any(|cell| cell != "not yet"), "{shown:?}");
+    assert!(shown.contains(&"not yet".to_owned()), "{shown:?}");
     browser.screenshot_of("console", "client-rotated").await;
     for key in [&key, &new_key] {
         shop.call("GET", "/api/v1/products", key, None, None)

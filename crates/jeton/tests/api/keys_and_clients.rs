@@ -338,6 +338,7 @@ async fn admin_client_create_shows_the_key_once_and_defaults_limits(app: TestApp
             "browser_refusals",
             "exposed_at",
             "last_browser_refusal_at",
+            "last_used_at",
         ],
     );
     assert_eq!(keys[0]["browser_refusals"], 0);

@@ -25,6 +25,7 @@ on_both_databases!(
     ranges_are_rounded_bounded_and_every_bucket_is_present,
     a_client_and_a_customer_must_exist,
     clients_are_ranked_by_requests_or_refusals,
+    a_key_shows_when_it_was_last_used,
 );
 
 const OUTCOMES: [&str; 8] = [
@@ -281,6 +282,48 @@ async fn eventually(
         assert!(Instant::now() < deadline, "{path}: {usage}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A key's `last_used_at` is the start of the latest minute it succeeded
+/// in, once its usage is written; a refusal is not a use.
+async fn a_key_shows_when_it_was_last_used(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (shop_id, pk) = app
+        .client(
+            ClientKind::Publishable,
+            &["products:read"],
+            &["http://localhost:8080"],
+        )
+        .await;
+    let path = format!("/api/v1/admin/clients/{shop_id}");
+    app.get("/api/v1/products")
+        .bearer(&pk)
+        .header("origin", EVIL)
+        .send()
+        .await
+        .expect_problem(403, "origin_not_allowed");
+    let usage = format!("/api/v1/admin/clients/{shop_id}/usage");
+    eventually(&app, &admin, &usage, |u| {
+        u["totals"]["origin_not_allowed"] == 1
+    })
+    .await;
+    let client = app.get_as(&path, &admin).await.json();
+    assert_eq!(client["keys"][0]["last_used_at"], Value::Null, "{client}");
+    app.get_as("/api/v1/products", &pk).await.expect(200);
+    let client = eventually(&app, &admin, &path, |c| {
+        c["keys"][0]["last_used_at"].is_string()
+    })
+    .await;
+    let minute = app
+        .now()
+        .replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap();
+    assert_eq!(
+        crate::support::timestamp(&client["keys"][0]["last_used_at"]),
+        minute
+    );
 }
 
 /// Every outcome of §12's table, each counted against its own credential:

@@ -368,10 +368,20 @@ async fn with_keys(
     let ids: Vec<&str> = clients.iter().map(|c| c.id.as_str()).collect();
     for chunk in ids.chunks(IDS_CHUNK) {
         // A key's browser refusals are those the gate recorded, at most
-        // one a minute per key.
+        // one a minute per key. Its last use is the start of the latest
+        // usage bucket it succeeded in, the finest one still kept (a
+        // minute for two days, then an hour, then a day): keys' uses are
+        // counted, not written one by one.
         let sql = format!(
             "SELECT k.id, k.kind, k.last4, k.client_id, k.user_id, k.abilities, \
-             CAST(NULL AS TEXT) AS parent_id, k.created_at, k.expires_at, k.last_used_at, \
+             CAST(NULL AS TEXT) AS parent_id, k.created_at, k.expires_at, \
+             COALESCE(\
+              (SELECT MAX(u.bucket) FROM auth_usage u WHERE u.granularity = 'minute' \
+               AND u.credential_id = k.id AND u.ok > 0), \
+              (SELECT MAX(u.bucket) FROM auth_usage u WHERE u.granularity = 'hour' \
+               AND u.credential_id = k.id AND u.ok > 0), \
+              (SELECT MAX(u.bucket) FROM auth_usage u WHERE u.granularity = 'day' \
+               AND u.credential_id = k.id AND u.ok > 0)) AS last_used_at, \
              k.revoked_at, \
              (SELECT CAST(COUNT(*) AS BIGINT) FROM auth_refusals r WHERE r.credential_id = k.id \
               AND r.code = 'secret_key_in_browser') AS browser_refusals, \

@@ -133,13 +133,14 @@ export async function clientPage(view, ctx, id) {
     const keyRows = shown.keys.map((key) => [
       h('code', { class: 'last4', text: `…${key.last4}` }),
       when(key.created_at),
+      key.last_used_at ? when(key.last_used_at) : 'not yet',
       key.expires_at ? when(key.expires_at) : 'never',
       String(key.browser_refusals),
       key.last_browser_refusal_at ? when(key.last_browser_refusal_at) : '—',
       key.exposed_at ? when(key.exposed_at) : 'no',
     ]);
     keys.replaceChildren(keyRows.length
-      ? table(null, ['Key', 'Created', 'Stops working', 'Sent from a browser', 'Last time', 'Exposed'], keyRows, { 'aria-label': 'Keys' })
+      ? table(null, ['Key', 'Created', 'Last used', 'Stops working', 'Sent from a browser', 'Last time', 'Exposed'], keyRows, { 'aria-label': 'Keys' })
       : h('p', { text: 'No live key.' }));
   };
   drawKeys(client);
