@@ -52,7 +52,7 @@ impl Shop {
             ("support", "Sam Support"),
             ("viewer", "Vic Viewer"),
         ] {
-            staff_create(&url, &email_of(role), name, role);
+            process::staff_created(&url, &email_of(role), name, role, PASSWORD);
         }
         // Usage is flushed often, so that the console shows requests soon.
         let mut args = vec!["--usage-interval", "100ms"];
@@ -113,40 +113,6 @@ impl Shop {
 
 fn email_of(role: &str) -> String {
     format!("{role}@shop.example")
-}
-
-/// `jeton staff create … --password-stdin`.
-fn staff_create(url: &str, email: &str, name: &str, role: &str) {
-    let mut create = process::command(
-        url,
-        &[
-            "staff",
-            "create",
-            "--email",
-            email,
-            "--name",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-    );
-    create
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = create.spawn().expect("run jeton staff create");
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        format!("{PASSWORD}\n").as_bytes(),
-    )
-    .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "jeton staff create: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A scenario's browser and shop, or `None` when the browser tests skip.

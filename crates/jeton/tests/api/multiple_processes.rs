@@ -857,41 +857,6 @@ async fn cache_misses(server: &Server) -> u64 {
 
 // ---------------------------------------------------------------- staff
 
-/// A staff member made on the command line, with `password` on its
-/// standard input.
-fn cli_staff(url: &str, email: &str, role: &str) {
-    use std::io::Write;
-
-    let mut child = crate::support::process::command(
-        url,
-        &[
-            "staff",
-            "create",
-            "--email",
-            email,
-            "--name",
-            "Staff",
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-    )
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// Signs in through `server`: (the `Cookie` header, the CSRF token). On a
 /// connection of its own: the shared helpers lower-case the head, and the
 /// session's token is in a header's value.
@@ -945,7 +910,13 @@ async fn a_staff_role_change_and_a_disable_reach_every_process_within_a_second(b
     let Some(c) = cluster(backend).await else {
         return;
     };
-    cli_staff(&c.url, "support@shop.example", "support");
+    crate::support::process::staff_created(
+        &c.url,
+        "support@shop.example",
+        "Staff",
+        "support",
+        PASSWORD,
+    );
     let on_a = staff_sign_in(&c.a, "support@shop.example").await;
     let on_b = staff_sign_in(&c.b, "support@shop.example").await;
     // Support may cancel orders: the unknown one is 404 on both.

@@ -147,8 +147,9 @@ async fn shop() -> Shop {
     // Staff members made on the command line, who sign in, and whose
     // sessions work against the real server (schemathesis signs in as
     // them: see `credentials.py`).
-    create_staff(&keys.url, STAFF_EMAIL);
-    create_staff(&keys.url, STAFF_PASSWORD_EMAIL);
+    for email in [STAFF_EMAIL, STAFF_PASSWORD_EMAIL] {
+        crate::support::process::staff_created(&keys.url, email, "Owner", "owner", STAFF_PASSWORD);
+    }
     let login = json!({"email": STAFF_EMAIL, "password": STAFF_PASSWORD});
     server
         .call("POST", "/api/v1/staff/login", None, Some(&login))
@@ -197,31 +198,6 @@ async fn shop() -> Shop {
 const STAFF_EMAIL: &str = "owner@shop.example";
 const STAFF_PASSWORD_EMAIL: &str = "password@shop.example";
 const STAFF_PASSWORD: &str = "staff horse battery";
-
-/// `jeton staff create` an owner with [`STAFF_PASSWORD`].
-fn create_staff(url: &str, email: &str) {
-    let mut create = crate::support::process::command(
-        url,
-        &[
-            "staff",
-            "create",
-            "--email",
-            email,
-            "--name",
-            "Owner",
-            "--role",
-            "owner",
-            "--password-stdin",
-        ],
-    );
-    create
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut child = create.spawn().unwrap();
-    let line = format!("{STAFF_PASSWORD}\n");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), line.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "jeton staff create");
-}
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();

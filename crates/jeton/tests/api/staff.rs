@@ -650,8 +650,8 @@ async fn an_idle_session_ends_and_an_active_one_does_not(app: TestApp) {
     for _ in 0..6 {
         app.advance(Duration::from_secs(20 * 60));
         me(&active).await.expect(200);
-        // The last use reaches the store (every `usage_interval`).
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The last use reaches the store (as every `usage_interval`).
+        app.flush_usage().await;
     }
     me(&idle).await.expect_problem(401, "invalid_token");
     // Unused for 30 minutes, the active one ends too.
@@ -667,7 +667,7 @@ async fn an_idle_session_ends_and_an_active_one_does_not(app: TestApp) {
             return;
         }
         res.expect(200);
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        app.flush_usage().await;
     }
     panic!("the session outlived its 12 hours");
 }
@@ -676,36 +676,11 @@ async fn an_idle_session_ends_and_an_active_one_does_not(app: TestApp) {
 /// process serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_makes_and_manages_staff() {
-    use std::io::Write;
-
-    use crate::support::process::{command, jeton};
+    use crate::support::process::jeton;
 
     let app = TestApp::sqlite_on_system_time().await;
     let create = |email: &str, role: &str, password: &str| {
-        let mut command = command(
-            &app.url,
-            &[
-                "staff",
-                "create",
-                "--email",
-                email,
-                "--name",
-                "Owner",
-                "--role",
-                role,
-                "--password-stdin",
-                "--json",
-            ],
-        );
-        command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        crate::support::process::staff_create(&app.url, email, "Owner", role, password)
     };
     let made = create("First@Shop.Example", "owner", PASSWORD);
     assert!(

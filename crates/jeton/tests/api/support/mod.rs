@@ -259,6 +259,9 @@ fn init_logging() {
 pub struct TestApp {
     pub router: Router,
     pub db: Db,
+    /// The app's state, for what a test must trigger rather than wait for
+    /// (writing the usage, say).
+    pub state: AppState,
     pub url: String,
     pub backend: Backend,
     // Last: the database goes after the pool and the router that use it.
@@ -326,14 +329,21 @@ impl TestApp {
         // Requests come from 127.0.0.1 unless a test says otherwise (through
         // a trusted proxy's X-Forwarded-For).
         let router =
-            router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         TestApp {
             router,
             db,
+            state,
             url: database.url.clone(),
             backend,
             _database: database,
         }
+    }
+
+    /// Writes the last uses and usage counts now, as the app does every
+    /// `usage_interval`.
+    pub async fn flush_usage(&self) {
+        self.state.gate.flush_usage().await;
     }
 
     /// The app's time.

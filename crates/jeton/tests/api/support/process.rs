@@ -95,6 +95,51 @@ fn finish(output: Output) -> Run {
     }
 }
 
+/// `jeton staff create --email E --name N --role R --password-stdin --json`
+/// with `password` on standard input, never on the command line: its
+/// output, succeeded or not.
+pub fn staff_create(
+    url: &str,
+    email: &str,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> std::process::Output {
+    let args = [
+        "staff",
+        "create",
+        "--email",
+        email,
+        "--name",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+        "--json",
+    ];
+    let mut child = command(url, &args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run jeton staff create");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// [`staff_create`], which must succeed.
+#[track_caller]
+pub fn staff_created(url: &str, email: &str, name: &str, role: &str, password: &str) {
+    let output = staff_create(url, email, name, role, password);
+    assert!(
+        output.status.success(),
+        "jeton staff create: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// `jeton --database-url URL ARGS…` with the default log filter.
 pub fn jeton(url: &str, args: &[&str]) -> Run {
     finish(command(url, args).output().expect("run jeton"))
