@@ -399,10 +399,6 @@ pub struct BuildError(String);
 
 impl Outbound {
     pub fn new(config: OutboundConfig) -> Result<Self, BuildError> {
-        // reqwest is built without a bundled crypto provider; ring is this
-        // crate's. An error here only means a provider is already installed,
-        // which reqwest then uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -500,7 +496,7 @@ pub async fn deliver(
         .body(body)
         .send()
         .await
-        .map_err(|e| classify(&e, client.config.timeout))?;
+        .map_err(|e| classify(&e, &client.config))?;
     let status = response.status().as_u16();
 
     let limit = client.config.max_response_body;
@@ -520,7 +516,7 @@ pub async fn deliver(
             }
             Ok(None) => break,
             Err(e) => {
-                body_error = Some(classify(&e, client.config.timeout).to_string());
+                body_error = Some(classify(&e, &client.config).to_string());
                 break;
             }
         }
@@ -537,7 +533,7 @@ pub async fn deliver(
     })
 }
 
-fn classify(err: &reqwest::Error, timeout: Duration) -> DeliveryError {
+fn classify(err: &reqwest::Error, config: &OutboundConfig) -> DeliveryError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(failure) = e.downcast_ref::<ResolveFailure>() {
@@ -553,8 +549,11 @@ fn classify(err: &reqwest::Error, timeout: Duration) -> DeliveryError {
         }
         source = e.source();
     }
-    if err.is_timeout() {
-        DeliveryError::Timeout(timeout)
+    if err.is_timeout() && err.is_connect() {
+        let limit = config.connect_timeout.min(config.timeout);
+        DeliveryError::Connect(format!("timed out after {} s", limit.as_secs_f64()))
+    } else if err.is_timeout() {
+        DeliveryError::Timeout(config.timeout)
     } else if err.is_connect() {
         DeliveryError::Connect(root_cause(err))
     } else {

@@ -411,3 +411,40 @@ async fn https_goes_through_tls_and_checks_the_certificate() {
     .unwrap_err();
     assert!(matches!(error, DeliveryError::Connect(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_connection_that_never_completes_hits_the_connect_timeout() {
+    // A listener whose accept queue is full drops further SYNs, so the
+    // handshake never completes.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let attempt = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        if let Ok(stream) = attempt {
+            fillers.push(stream);
+        }
+    }
+    let client = Outbound::new(OutboundConfig {
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(5),
+        ..OutboundConfig::with_policy(AddressPolicy::AllowHttpAndPrivate)
+    })
+    .unwrap();
+    let started = Instant::now();
+    let error = deliver(&client, &open_url(&format!("http://{addr}/")), &[], vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        DeliveryError::Connect("timed out after 0.5 s".to_owned())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
