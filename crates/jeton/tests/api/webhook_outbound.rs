@@ -123,6 +123,20 @@ async fn a_name_that_resolves_to_loopback_is_refused_without_a_connection() {
         "refused: localhost resolves to a non-public address"
     );
     assert_never_connected(&listener).await;
+
+    // The same listener does see a delivery that is allowed to connect, so the
+    // silence above is the rule at work.
+    let open = Outbound::new(OutboundConfig {
+        timeout: Duration::from_secs(1),
+        ..OutboundConfig::with_policy(AddressPolicy::AllowHttpAndPrivate)
+    })
+    .unwrap();
+    let allowed = open_url(&format!("http://localhost:{port}/hook"));
+    let sending = tokio::spawn(async move { deliver(&open, &allowed, &[], Vec::new()).await });
+    let accepted = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
+    assert!(matches!(accepted, Ok(Ok(_))), "{accepted:?}");
+    drop(accepted);
+    let _ = sending.await;
 }
 
 #[tokio::test]
