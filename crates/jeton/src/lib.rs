@@ -28,3 +28,4 @@ pub mod store;
 pub mod storefront;
 pub mod telemetry;
 pub mod throttle;
+pub mod webhooks;

@@ -29,3 +29,4 @@ mod storefront;
 mod typescript_client;
 mod upgrades;
 mod usage;
+mod webhook_outbound;
