@@ -168,8 +168,9 @@ pub struct ClientKey {
     /// keys; at most once a minute is counted): anything but 0 means the
     /// key has leaked; rotate it.
     pub browser_refusals: i64,
-    /// When a browser first sent the key (its first `browser_refusals`):
-    /// when it was exposed; `null` if never.
+    /// When the key was first known to be exposed: its first
+    /// `browser_refusals`, or a leak report (GitHub's secret scanning or
+    /// `POST /admin/leaks`); `null` if never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub exposed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -266,7 +267,7 @@ impl From<store::user_tokens::UserToken> for UserToken {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditActor {
-    /// `client_key`, `customer`, `staff` or `cli`.
+    /// `client_key`, `customer`, `staff`, `cli` or `secret_scanning`.
     pub kind: String,
     /// The key id, customer id or staff member's id.
     pub id: Option<String>,

@@ -75,6 +75,10 @@ pub enum AppError {
     /// member's second factor needs, or with a wrong or used one: 401.
     #[error("the password is right; send the code the authenticator app shows now as `totp`")]
     MfaRequired,
+    /// A secret scanning report (API.md §15) without a valid signature
+    /// by a key of the configured file: 401, nothing looked at.
+    #[error("the report's signature is missing, or is not by a key this server knows")]
+    InvalidSignature,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -142,6 +146,11 @@ impl AppError {
                 StatusCode::UNAUTHORIZED,
                 "mfa_required",
                 "Second factor required",
+            ),
+            AppError::InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "Invalid signature",
             ),
             AppError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -111,6 +111,7 @@ mod tests {
             if [
                 crate::http::staff::LOGIN_PATH,
                 crate::http::staff::INVITATION_PATH,
+                crate::http::secret_scanning::GITHUB_PATH,
             ]
             .contains(&path.as_str())
             {

@@ -31,7 +31,8 @@ pub struct ClientKey {
     pub expires_at: Option<OffsetDateTime>,
     /// How often a browser sent this (secret) key.
     pub browser_refusals: i64,
-    /// When a browser first sent it: when it was exposed.
+    /// When it was first known to be exposed: sent by a browser, or
+    /// reported leaked (API.md §15).
     pub exposed_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
 }
@@ -97,7 +98,7 @@ impl ClientKey {
             created_at: key.credential.created_at,
             expires_at: key.credential.expires_at,
             browser_refusals: i64::try_from(key.browser_refusals).unwrap_or(i64::MAX),
-            exposed_at: key.first_browser_refusal_at,
+            exposed_at: key.exposed_at,
             last_browser_refusal_at: key.last_browser_refusal_at,
         }
     }
