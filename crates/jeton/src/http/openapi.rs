@@ -174,6 +174,7 @@ mod tests {
             "start",
             "confirm",
             "reset",
+            "report",
         ];
         let doc = document();
         let mut ids = HashSet::new();
