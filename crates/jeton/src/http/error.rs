@@ -223,6 +223,18 @@ impl IntoResponse for AppError {
                 HeaderValue::from_str(&challenge).expect("the realm is ASCII"),
             );
         }
+        if matches!(self, AppError::InvalidSignature) {
+            // A 401 names what would authenticate: here no bearer token,
+            // but GitHub's signature header.
+            let challenge = format!(
+                "Github-Public-Key-Signature realm=\"{}\"",
+                identity().realm()
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("the realm is ASCII"),
+            );
+        }
         if matches!(self, AppError::Unavailable) {
             response
                 .headers_mut()

@@ -1,53 +1,25 @@
 //! Leaked credentials (API.md §15): GitHub's signed secret scanning reports
-//! and `POST /admin/leaks`. The tests play GitHub with a P-256 key of their
-//! own, published in a keys file as GitHub publishes its keys.
+//! and `POST /admin/leaks`. The tests play GitHub
+//! ([`crate::support::secret_scanning`]).
 
 use std::{path::PathBuf, sync::OnceLock, time::Instant};
 
-use base64::Engine as _;
 use jeton::{config::Config, domain::client::ClientKind, identity::TOKENS};
 use jeton_auth::TokenKind;
-use p256::{
-    ecdsa::{Signature, SigningKey, signature::Signer as _},
-    pkcs8::{EncodePublicKey as _, LineEnding},
-};
+use p256::ecdsa::SigningKey;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
     on_both_databases,
-    support::{Backend, Res, TestApp, s, timestamp},
+    support::{
+        Backend, Res, TestApp, s,
+        secret_scanning::{KEY_ID, github_key, keys_json, signature, stranger_key},
+        timestamp,
+    },
 };
 
 const PATH: &str = "/api/v1/secret-scanning/github";
-const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
-
-/// GitHub's signing key, as far as these tests go: fixed, so that a
-/// failure replays.
-fn github_key() -> SigningKey {
-    SigningKey::from_slice(&[0x11; 32]).expect("a valid P-256 scalar")
-}
-
-/// Another key, that GitHub's file does not list.
-fn stranger_key() -> SigningKey {
-    SigningKey::from_slice(&[0x22; 32]).expect("a valid P-256 scalar")
-}
-
-/// GitHub's published keys JSON, listing `keys` (identifier, key).
-fn keys_json(keys: &[(&str, &SigningKey)]) -> String {
-    let public_keys: Vec<Value> = keys
-        .iter()
-        .map(|(id, key)| {
-            let pem = key
-                .verifying_key()
-                .to_public_key_pem(LineEnding::LF)
-                .expect("PEM");
-            json!({"key_identifier": id, "key": pem, "is_current": true})
-        })
-        .collect();
-    json!({"public_keys": public_keys}).to_string()
-}
-
 /// A folder of keys files for this test process.
 fn keys_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -74,11 +46,6 @@ fn with_keys(name: &str) -> Config {
         secret_scanning_keys: Some(keys_file(name)),
         ..Config::default()
     }
-}
-
-fn signature(key: &SigningKey, body: &[u8]) -> String {
-    let signature: Signature = key.sign(body);
-    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -268,12 +235,17 @@ async fn an_unsigned_or_badly_signed_report_is_refused_and_changes_nothing(app: 
         .await
         .expect_problem(401, "invalid_signature");
     // No signature, or no key identifier.
-    app.post(PATH)
+    let res = app
+        .post(PATH)
         .header("github-public-key-identifier", KEY_ID)
         .raw("application/json", body.clone())
         .send()
-        .await
-        .expect_problem(401, "invalid_signature");
+        .await;
+    res.expect_problem(401, "invalid_signature");
+    assert_eq!(
+        res.header("www-authenticate").as_deref(),
+        Some(r#"Github-Public-Key-Signature realm="jeton""#)
+    );
     app.post(PATH)
         .header("github-public-key-signature", &signed)
         .raw("application/json", body.clone())
