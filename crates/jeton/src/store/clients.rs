@@ -62,9 +62,9 @@ impl Client {
         self.allowed_origins.iter().any(|origin| origin == "*")
     }
 
-    /// Has one of its keys been seen in a browser?
+    /// Has one of its keys been seen in a browser, or reported leaked?
     pub fn has_leaked_key(&self) -> bool {
-        self.keys.iter().any(|key| key.browser_refusals > 0)
+        self.keys.iter().any(|key| key.exposed_at.is_some())
     }
 
     /// The library's client with Jeton's name and kind.
