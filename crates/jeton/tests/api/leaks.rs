@@ -13,7 +13,9 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     on_both_databases,
     support::{
-        Backend, Res, TestApp, s,
+        Backend, Res, TestApp,
+        process::jeton,
+        s,
         secret_scanning::{KEY_ID, github_key, keys_json, signature, stranger_key},
         timestamp,
     },
@@ -466,4 +468,82 @@ async fn admin_leaks_act_as_github_reports_do(app: TestApp) {
             .await
             .expect_problem(422, "validation_failed");
     }
+}
+
+// ---------------------------------------------------------------- the command line
+
+#[test]
+fn the_pattern_command_prints_what_github_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    // It describes the token format: no database is opened.
+    let url = format!("sqlite://{}", dir.path().join("never.db").display());
+    let run = jeton(
+        &url,
+        &[
+            "secret-scanning",
+            "pattern",
+            "--public-url",
+            "https://api.shop.example",
+        ],
+    );
+    run.ok();
+    for kind in ["pk", "sk", "ut", "at", "st"] {
+        assert!(
+            run.stdout
+                .contains(&format!(r"\bjt_{kind}_[0-9A-Za-z]{{36}}\b")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout
+            .contains(r"\bjt_(?:pk|sk|ut|at|st)_[0-9A-Za-z]{36}\b")
+    );
+    assert!(run.stdout.contains("CRC-32"));
+    assert!(
+        run.stdout
+            .contains("Endpoint: https://api.shop.example/api/v1/secret-scanning/github")
+    );
+    assert!(!dir.path().join("never.db").exists());
+}
+
+#[test]
+fn serve_refuses_a_keys_file_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("jeton.db").display());
+    let missing = dir.path().join("missing.json");
+    let run = jeton(
+        &url,
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--secret-scanning-keys",
+            missing.to_str().unwrap(),
+        ],
+    );
+    run.fails();
+    assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
+    let not_keys = dir.path().join("not-keys.json");
+    std::fs::write(
+        &not_keys,
+        r#"{"public_keys": [{"key_identifier": "a", "key": "not PEM", "is_current": true}]}"#,
+    )
+    .unwrap();
+    let run = jeton(
+        &url,
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--secret-scanning-keys",
+            not_keys.to_str().unwrap(),
+        ],
+    );
+    run.fails();
+    assert!(
+        run.stderr.contains("not a P-256 public key"),
+        "{}",
+        run.stderr
+    );
 }
