@@ -287,7 +287,8 @@ pub struct AuditEvent {
     /// `login.failed`, `staff.created`, `staff.disabled`, `staff.enabled`,
     /// `staff.role_changed`, `staff.signed_in`, `staff.sign_in_failed`,
     /// `staff.signed_out`, `staff.password_changed`,
-    /// `staff_session.refused_origin`, `staff_session.refused_csrf`.
+    /// `staff_session.refused_origin`, `staff_session.refused_csrf`,
+    /// `credential.exposed`.
     pub action: String,
     pub actor: AuditActor,
     #[schema(value_type = Option<String>)]

@@ -238,7 +238,7 @@ pub struct AuditEvent {
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
     /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
-    /// `login.failed`.
+    /// `login.failed`, `credential.exposed`.
     pub action: String,
     /// `client_key`, `customer`, `staff`, `cli` or `secret_scanning`.
     pub actor_kind: String,

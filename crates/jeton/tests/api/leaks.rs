@@ -4,7 +4,11 @@
 
 use std::{path::PathBuf, sync::OnceLock, time::Instant};
 
-use jeton::{config::Config, domain::client::ClientKind, identity::TOKENS};
+use jeton::{
+    config::Config,
+    domain::{client::ClientKind, staff::Role},
+    identity::TOKENS,
+};
 use jeton_auth::TokenKind;
 use p256::ecdsa::SigningKey;
 use serde_json::{Value, json};
@@ -398,7 +402,9 @@ async fn admin_leaks_act_as_github_reports_do(app: TestApp) {
         .client(ClientKind::Secret, &["products:read"], &[])
         .await;
     let (publishable_client, publishable) = app.publishable_client().await;
-    let tokens = json!([secret, publishable, "hunter2", secret]);
+    app.staff_member("owner@shop.example", Role::Owner).await;
+    let session = app.staff_sign_in("owner@shop.example").await;
+    let tokens = json!([secret, publishable, "hunter2", secret, session.token]);
     let res = app
         .post_json_as(
             "/api/v1/admin/leaks",
@@ -414,6 +420,7 @@ async fn admin_leaks_act_as_github_reports_do(app: TestApp) {
             "true_positive",
             "true_positive",
             "false_positive",
+            "true_positive",
             "true_positive"
         ]
     );
@@ -423,14 +430,28 @@ async fn admin_leaks_act_as_github_reports_do(app: TestApp) {
         .iter()
         .map(|e| s(&e["token_type"]))
         .collect();
-    assert_eq!(types, ["secret", "publishable", "unknown", "secret"]);
+    assert_eq!(
+        types,
+        ["secret", "publishable", "unknown", "secret", "staff"]
+    );
     assert_eq!(answer[2]["token_hash"], sha256_hex("hunter2"));
     app.assert_dead(&secret).await;
     app.assert_works(&publishable).await;
+    // A staff session lives in a cookie, but a leaked one is revoked too.
+    app.get("/api/v1/staff/me")
+        .header("cookie", &session.cookie())
+        .send()
+        .await
+        .expect(401);
     let shown = app.get_client(&admin, &publishable_client).await;
     assert!(shown["keys"][0]["exposed_at"].is_string());
     let details = app.exposed_details().await;
-    assert_eq!(details.len(), 2, "{details:?}");
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("staff session revoked"))
+    );
     assert!(details.iter().all(|d| d.contains("source `pastebin`")
         && d.contains("url `https://paste.example/x`")));
     // The actor is the admin's key.
@@ -454,7 +475,7 @@ async fn admin_leaks_act_as_github_reports_do(app: TestApp) {
         labels(&res.expect(200).json()),
         ["true_positive", "false_positive"]
     );
-    assert_eq!(app.exposed_details().await.len(), 2);
+    assert_eq!(app.exposed_details().await.len(), 3);
 
     // The body's bounds.
     for body in [
