@@ -290,6 +290,31 @@ async fn an_unsigned_or_badly_signed_report_is_refused_and_changes_nothing(app: 
         .expect_problem(422, "validation_failed");
 }
 
+on_both_databases!(config = with_keys("limit.json"); reports_are_limited_per_client_ip);
+
+async fn reports_are_limited_per_client_ip(app: TestApp) {
+    let body = report_body(&[("jt_sk_nothing", "jt_secret_key")]);
+    let limit = jeton::throttle::SECRET_SCANNING_REPORTS_PER_MINUTE;
+    // Unsigned reports count too: the limit is checked before the
+    // signature. The limit refills as real time passes, so the test sends
+    // until it is refused rather than exactly one more than the limit.
+    let mut sent = 0;
+    let refused = loop {
+        let res = app
+            .post(PATH)
+            .raw("application/json", body.clone())
+            .send()
+            .await;
+        if res.status != 401 || sent > 10 * limit {
+            break res;
+        }
+        sent += 1;
+    };
+    refused.expect_problem(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    assert!(sent >= limit, "refused after {sent}");
+}
+
 on_both_databases!(without_keys_the_endpoint_is_not_found);
 
 async fn without_keys_the_endpoint_is_not_found(app: TestApp) {
