@@ -51,6 +51,10 @@ pub struct Config {
     /// Whether a staff member without a second factor gets a session that
     /// may only enrol one (`--require-staff-mfa`).
     pub require_staff_mfa: bool,
+    /// GitHub's secret scanning public keys (`--secret-scanning-keys`):
+    /// with it, `POST /api/v1/secret-scanning/github` takes reports signed
+    /// by them (API.md §15); without it, the path is 404.
+    pub secret_scanning_keys: Option<std::path::PathBuf>,
 }
 
 /// An absolute `http` or `https` URL with no path, query or fragment,
@@ -158,6 +162,7 @@ impl Default for Config {
             access_token_ttl: time::Duration::minutes(15),
             public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
             require_staff_mfa: false,
+            secret_scanning_keys: None,
         }
     }
 }

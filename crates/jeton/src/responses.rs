@@ -168,8 +168,9 @@ pub struct ClientKey {
     /// keys; at most once a minute is counted): anything but 0 means the
     /// key has leaked; rotate it.
     pub browser_refusals: i64,
-    /// When a browser first sent the key (its first `browser_refusals`):
-    /// when it was exposed; `null` if never.
+    /// When the key was first known to be exposed: its first
+    /// `browser_refusals`, or a leak report (GitHub's secret scanning or
+    /// `POST /admin/leaks`); `null` if never.
     #[serde(with = "time::serde::rfc3339::option")]
     pub exposed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -273,7 +274,7 @@ impl From<store::user_tokens::UserToken> for UserToken {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditActor {
-    /// `client_key`, `customer`, `staff` or `cli`.
+    /// `client_key`, `customer`, `staff`, `cli` or `secret_scanning`.
     pub kind: String,
     /// The key id, customer id or staff member's id.
     pub id: Option<String>,
@@ -293,7 +294,8 @@ pub struct AuditEvent {
     /// `login.failed`, `staff.created`, `staff.disabled`, `staff.enabled`,
     /// `staff.role_changed`, `staff.signed_in`, `staff.sign_in_failed`,
     /// `staff.signed_out`, `staff.password_changed`,
-    /// `staff_session.refused_origin`, `staff_session.refused_csrf`.
+    /// `staff_session.refused_origin`, `staff_session.refused_csrf`,
+    /// `credential.exposed`.
     pub action: String,
     pub actor: AuditActor,
     #[schema(value_type = Option<String>)]

@@ -55,6 +55,10 @@ impl Default for ThrottleSettings {
     }
 }
 
+/// Secret scanning reports per client IP per minute: GitHub sends a batch
+/// of up to 1,000 tokens per report.
+pub const SECRET_SCANNING_REPORTS_PER_MINUTE: u32 = 60;
+
 /// The longest backoff between two attempts for one email.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -220,6 +224,28 @@ impl Throttle {
     /// A wrong (or replayed) code of a staff member.
     pub async fn mfa_failed(&self, staff_id: &str) {
         self.limits.fail(&format!("mfa:{staff_id}"), MFA).await;
+    }
+
+    /// Counts a secret scanning report from `ip` (API.md §15): 60 a
+    /// minute, checked before its signature, which costs more to check.
+    pub async fn check_secret_scanning(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        let Some(rate) = Rate::per_minute(SECRET_SCANNING_REPORTS_PER_MINUTE) else {
+            return Ok(());
+        };
+        let status = self
+            .limits
+            .take(&format!("secret-scanning:{}", address(ip)), rate)
+            .await;
+        match status {
+            Err(jeton_auth::AuthError::RateLimited {
+                limit,
+                retry_after_seconds,
+            }) => Err(Throttled {
+                limit,
+                retry_after: RetryAfter(retry_after_seconds),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Counts a registration attempt from `ip`.

@@ -90,12 +90,13 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     }
 }
 
-/// Warnings an operator must see: a key seen in a browser has leaked, and
+/// Warnings an operator must see: a key seen in a browser or reported
+/// leaked (docs/leaks.md), and
 /// `*` lets any website use a publishable key.
 fn flags(client: &Client) -> String {
     let mut flags = Vec::new();
     if client.has_leaked_key() {
-        flags.push("LEAKED-KEY(seen in a browser: rotate)");
+        flags.push("LEAKED-KEY(seen in a browser or reported leaked: rotate)");
     }
     if client.allows_any_origin() {
         flags.push("ANY-ORIGIN(*)");

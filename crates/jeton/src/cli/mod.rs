@@ -1,8 +1,10 @@
-//! The `jeton` command: `serve`, `migrate`, `client …`, `token …`, `staff …`.
+//! The `jeton` command: `serve`, `migrate`, `client …`, `token …`, `staff …`,
+//! `secret-scanning pattern`.
 
 mod audit;
 mod client;
 pub mod demo;
+mod secret_scanning;
 mod serve;
 mod staff;
 mod token;
@@ -54,6 +56,10 @@ enum Command {
     /// Show requests by outcome over time: a client's, a customer's or the
     /// whole shop's (docs/usage.md).
     Usage(usage::UsageArgs),
+    /// What to send GitHub to enrol this server's tokens in secret
+    /// scanning (docs/leaks.md).
+    #[command(subcommand)]
+    SecretScanning(secret_scanning::SecretScanningCommand),
 }
 
 /// Parses the command line. Help and `--version` print and exit as usual;
@@ -72,12 +78,17 @@ fn parse() -> anyhow::Result<Cli> {
 
 pub async fn run() -> anyhow::Result<()> {
     let cli = parse()?;
+    // Needs no database: it describes the token format.
+    let command = match cli.command {
+        Command::SecretScanning(command) => return secret_scanning::run(command),
+        command => command,
+    };
     let mut options = DbOptions::default();
-    if let Command::Serve(args) = &cli.command {
+    if let Command::Serve(args) = &command {
         options.credential_outage_grace = args.credential_outage_grace;
     }
     let db = Db::connect(&cli.database_url, &options).await?;
-    let outcome = match cli.command {
+    let outcome = match command {
         Command::Serve(args) => serve::run(db.clone(), args).await,
         Command::Migrate => {
             println!("migrations applied");
@@ -88,6 +99,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Staff(command) => staff::run(&db, command).await,
         Command::Audit(args) => audit::run(&db, args).await,
         Command::Usage(args) => usage::run(&db, args).await,
+        Command::SecretScanning(command) => secret_scanning::run(command),
     };
     db.close().await;
     outcome

@@ -95,6 +95,13 @@ pub struct ServeArgs {
     /// session that may only enrol one (and sign out).
     #[arg(long, env = "JETON_REQUIRE_STAFF_MFA")]
     require_staff_mfa: bool,
+    /// GitHub's secret scanning public keys, as GitHub publishes them
+    /// (JSON, `{"public_keys": [...]}`): with it, the server takes
+    /// GitHub's signed reports of leaked tokens at
+    /// /api/v1/secret-scanning/github; read again when it changes. See
+    /// docs/leaks.md.
+    #[arg(long, env = "JETON_SECRET_SCANNING_KEYS")]
+    secret_scanning_keys: Option<std::path::PathBuf>,
     /// How long this process keeps serving the credentials it cached while
     /// the database is unreachable (0s to 60s): a revocation made before
     /// the outage may be honoured that late, never later. Once the database
@@ -154,6 +161,12 @@ fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
+    // A keys file that cannot be used stops the start, not a report.
+    if let Some(path) = &args.secret_scanning_keys {
+        http::secret_scanning::ScanningKeys::new(path.clone())
+            .current()
+            .await?;
+    }
     // Both listeners first: the printed URL works once printed, and a port
     // 0 resolves before the demo key is bound to the storefront's origin.
     let listener = TcpListener::bind(args.addr).await?;
@@ -191,6 +204,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         usage_interval: args.usage_interval,
         count_usage: !args.no_usage_counting,
         require_staff_mfa: args.require_staff_mfa,
+        secret_scanning_keys: args.secret_scanning_keys,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),

@@ -75,6 +75,10 @@ pub enum AppError {
     /// member's second factor needs, or with a wrong or used one: 401.
     #[error("the password is right; send the code the authenticator app shows now as `totp`")]
     MfaRequired,
+    /// A secret scanning report (API.md §15) without a valid signature
+    /// by a key of the configured file: 401, nothing looked at.
+    #[error("the report's signature is missing, or is not by a key this server knows")]
+    InvalidSignature,
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -143,6 +147,11 @@ impl AppError {
                 "mfa_required",
                 "Second factor required",
             ),
+            AppError::InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "Invalid signature",
+            ),
             AppError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
@@ -209,6 +218,18 @@ impl IntoResponse for AppError {
         ) {
             // Every 401 of the API names its realm's scheme.
             let challenge = format!("Bearer realm=\"{}\"", identity().realm());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("the realm is ASCII"),
+            );
+        }
+        if matches!(self, AppError::InvalidSignature) {
+            // A 401 names what would authenticate: here no bearer token,
+            // but GitHub's signature header.
+            let challenge = format!(
+                "Github-Public-Key-Signature realm=\"{}\"",
+                identity().realm()
+            );
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&challenge).expect("the realm is ASCII"),

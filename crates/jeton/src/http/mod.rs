@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod orders;
 pub mod request_id;
 pub mod routes;
+pub mod secret_scanning;
 pub mod server;
 pub mod staff;
 pub mod state;
@@ -99,6 +100,7 @@ pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
     let routes = routes
         .route(staff::LOGIN_PATH, post(staff::login))
         .route(staff::INVITATION_PATH, post(staff::accept_invitation))
+        .route(secret_scanning::GITHUB_PATH, post(secret_scanning::github))
         .merge(oauth::routes())
         .merge(openapi::routes(&state.config.public_url))
         .merge(crate::console::router())

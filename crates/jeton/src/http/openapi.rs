@@ -129,6 +129,7 @@ mod tests {
             if [
                 crate::http::staff::LOGIN_PATH,
                 crate::http::staff::INVITATION_PATH,
+                crate::http::secret_scanning::GITHUB_PATH,
             ]
             .contains(&path.as_str())
             {
@@ -191,6 +192,7 @@ mod tests {
             "start",
             "confirm",
             "reset",
+            "report",
         ];
         let doc = document();
         let mut ids = HashSet::new();

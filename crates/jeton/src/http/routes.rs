@@ -75,6 +75,7 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/admin/customers/{id}/revoke-tokens", needs(ADMIN_CALLERS, CUSTOMERS_REVOKE),              admin::customers::revoke_tokens)
         .add(M::GET,    "/admin/orders",                       needs(ADMIN_CALLERS, ORDERS_READ_ALL),               admin::orders::list)
         .add(M::POST,   "/admin/orders/{id}/cancel",           needs(ADMIN_CALLERS, ORDERS_CANCEL),                 admin::orders::cancel)
+        .add(M::POST,   "/admin/leaks",                        needs(ADMIN_CALLERS, CLIENTS_WRITE),                 admin::leaks::report)
         .add(M::GET,    "/admin/audit",                        needs(ADMIN_CALLERS, AUDIT_READ),                    admin::audit::list)
         .add(M::GET,    "/admin/usage",                        needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::shop)
         .add(M::GET,    "/admin/usage/top",                    needs(ADMIN_CALLERS, USAGE_READ),                    admin::usage::top)

@@ -9,7 +9,7 @@ use jeton_auth::{
     session::CookieSessions,
 };
 
-use super::cors::OriginRegistry;
+use super::{cors::OriginRegistry, secret_scanning::ScanningKeys};
 use crate::{
     catalog_cache::CatalogCache,
     config::Config,
@@ -75,6 +75,9 @@ pub struct Shared {
     pub catalog: Arc<CatalogCache>,
     /// Each customer's profile and orders, served from memory.
     pub customers: Arc<CustomerCache>,
+    /// The keys that sign GitHub's secret scanning reports, when the
+    /// server takes them (`--secret-scanning-keys`).
+    pub secret_scanning: Option<ScanningKeys>,
 }
 
 impl AppState {
@@ -125,8 +128,9 @@ impl AppState {
             customers,
             db,
             throttle: Arc::new(Throttle::new(config.throttle, limits)),
-            config: Arc::new(config),
             origins: OriginRegistry::default(),
+            secret_scanning: config.secret_scanning_keys.clone().map(ScanningKeys::new),
+            config: Arc::new(config),
         }))
     }
 

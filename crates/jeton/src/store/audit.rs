@@ -35,6 +35,11 @@ pub enum Actor {
     /// Someone who presented client credentials that did not authenticate
     /// (the OAuth 2.0 endpoints): a client key's holder, unidentified.
     UnknownClient,
+    /// A secret scanning service that reported leaked tokens, by name
+    /// (`github`), its report's signature checked.
+    SecretScanning {
+        service: &'static str,
+    },
 }
 
 impl Actor {
@@ -44,6 +49,7 @@ impl Actor {
             Actor::Customer { .. } => "customer",
             Actor::Staff { .. } | Actor::UnknownStaff => "staff",
             Actor::Cli => "cli",
+            Actor::SecretScanning { .. } => "secret_scanning",
         }
     }
 
@@ -52,6 +58,7 @@ impl Actor {
             Actor::ClientKey { key_id } => Some(key_id.as_str()),
             Actor::Customer { customer_id } => Some(customer_id.as_str()),
             Actor::Staff { staff_id } => Some(staff_id.as_str()),
+            Actor::SecretScanning { service } => Some(service),
             Actor::Cli | Actor::UnknownClient | Actor::UnknownStaff => None,
         }
     }
@@ -231,9 +238,9 @@ pub struct AuditEvent {
     /// e.g. `client.created`, `client.key_rotated`, `client.revoked`,
     /// `client_key.refused_origin`, `client_key.refused_in_browser`,
     /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
-    /// `login.failed`.
+    /// `login.failed`, `credential.exposed`.
     pub action: String,
-    /// `client_key`, `customer`, `staff` or `cli`.
+    /// `client_key`, `customer`, `staff`, `cli` or `secret_scanning`.
     pub actor_kind: String,
     /// The key id, customer id or staff member's id.
     pub actor_id: Option<String>,

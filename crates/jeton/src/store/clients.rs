@@ -31,7 +31,8 @@ pub struct ClientKey {
     pub expires_at: Option<OffsetDateTime>,
     /// How often a browser sent this (secret) key.
     pub browser_refusals: i64,
-    /// When a browser first sent it: when it was exposed.
+    /// When it was first known to be exposed: sent by a browser, or
+    /// reported leaked (API.md §15).
     pub exposed_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
     /// The start of the latest usage bucket the key succeeded in.
@@ -63,9 +64,9 @@ impl Client {
         self.allowed_origins.iter().any(|origin| origin == "*")
     }
 
-    /// Has one of its keys been seen in a browser?
+    /// Has one of its keys been seen in a browser, or reported leaked?
     pub fn has_leaked_key(&self) -> bool {
-        self.keys.iter().any(|key| key.browser_refusals > 0)
+        self.keys.iter().any(|key| key.exposed_at.is_some())
     }
 
     /// The library's client with Jeton's name and kind.
@@ -99,7 +100,7 @@ impl ClientKey {
             created_at: key.credential.created_at,
             expires_at: key.credential.expires_at,
             browser_refusals: i64::try_from(key.browser_refusals).unwrap_or(i64::MAX),
-            exposed_at: key.first_browser_refusal_at,
+            exposed_at: key.exposed_at,
             last_browser_refusal_at: key.last_browser_refusal_at,
             last_used_at: key.credential.last_used_at,
         }

@@ -708,7 +708,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 42] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 43] = [
     (
         "GET",
         "/products",
@@ -792,6 +792,13 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 42] = [
         Some("orders:cancel"),
     ),
     ("GET", "/admin/audit", "sk | at | st", Some("audit:read")),
+    // Leaked credentials (API.md §15).
+    (
+        "POST",
+        "/admin/leaks",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
     // Usage (API.md §12).
     ("GET", "/admin/usage", "sk | at | st", Some("usage:read")),
     (
@@ -1008,9 +1015,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 38 rows, sk: 14 (the user-token and staff rows), ut: 31 (the
+    // pk: 39 rows, sk: 14 (the user-token and staff rows), ut: 32 (the
     // client-key and staff rows).
-    assert_eq!(refused, 38 + 14 + 31, "wrong-kind refusals checked");
+    assert_eq!(refused, 39 + 14 + 32, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

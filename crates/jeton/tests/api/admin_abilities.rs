@@ -14,7 +14,7 @@ use crate::{
 
 /// API.md §13's table, for the routes the table has: method, path, the
 /// one ability each needs.
-const ADMIN_TABLE: [(&str, &str, &str); 24] = [
+const ADMIN_TABLE: [(&str, &str, &str); 25] = [
     ("GET", "/admin/clients", "clients:read"),
     ("GET", "/admin/clients/{id}", "clients:read"),
     ("POST", "/admin/clients", "clients:write"),
@@ -35,6 +35,7 @@ const ADMIN_TABLE: [(&str, &str, &str); 24] = [
     ("GET", "/admin/orders", "orders:read_all"),
     ("POST", "/admin/orders/{id}/cancel", "orders:cancel"),
     ("GET", "/admin/audit", "audit:read"),
+    ("POST", "/admin/leaks", "clients:write"),
     ("GET", "/admin/usage", "usage:read"),
     ("GET", "/admin/usage/top", "usage:read"),
     ("GET", "/admin/clients/{id}/usage", "usage:read"),

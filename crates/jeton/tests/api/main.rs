@@ -16,6 +16,7 @@ mod customers_and_tokens;
 mod fleet;
 mod http_hygiene;
 mod keys_and_clients;
+mod leaks;
 mod multiple_processes;
 mod oauth;
 mod openapi_conformance;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::support::{
     Backend,
     process::{Server, keyed_database, run, try_run},
+    secret_scanning,
 };
 
 const TOOLS: [&str; 3] = [
@@ -80,6 +81,7 @@ struct Shop {
     ut_logout: String,
     ut_revoke_all: String,
     _keys: crate::support::process::KeyedDatabase,
+    _scanning_keys: tempfile::TempDir,
 }
 
 async fn shop() -> Shop {
@@ -91,6 +93,15 @@ async fn shop() -> Shop {
     // Schemathesis sends thousands of requests with one customer's token:
     // the per-customer limits are raised for the run (their 429s are
     // declared, with their `RateLimit-*` headers, and tested elsewhere).
+    // GitHub's secret scanning reports are taken: schemathesis cannot sign
+    // one, so each is the documented 401.
+    let scanning_dir = tempfile::tempdir().unwrap();
+    let scanning_keys = scanning_dir.path().join("secret-scanning-keys.json");
+    std::fs::write(
+        &scanning_keys,
+        secret_scanning::keys_json(&[(secret_scanning::KEY_ID, &secret_scanning::github_key())]),
+    )
+    .unwrap();
     let server = Server::start(
         &keys.url,
         &[
@@ -98,6 +109,8 @@ async fn shop() -> Shop {
             "1000000",
             "--customer-order-limit",
             "1000000",
+            "--secret-scanning-keys",
+            scanning_keys.to_str().unwrap(),
         ],
     )
     .await;
@@ -188,6 +201,7 @@ async fn shop() -> Shop {
         ut_revoke_all: tokens.remove(0),
         server,
         _keys: keys,
+        _scanning_keys: scanning_dir,
     }
 }
 

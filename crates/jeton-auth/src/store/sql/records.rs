@@ -55,6 +55,9 @@ pub struct KeyInfo {
     pub browser_refusals: u64,
     pub first_browser_refusal_at: Option<OffsetDateTime>,
     pub last_browser_refusal_at: Option<OffsetDateTime>,
+    /// When the key was first known to be exposed: sent by a browser, or
+    /// reported leaked ([`CredentialTx::flag_exposed`](super::CredentialTx::flag_exposed)).
+    pub exposed_at: Option<OffsetDateTime>,
 }
 
 /// A client application as stored, with the keys that still work.
@@ -163,6 +166,40 @@ pub(super) async fn credentials(
             query = query.bind(id);
         }
         found.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
+
+/// The credentials (of any kind, revoked or not) whose tokens hash to
+/// `hashes` (SHA-256 hex), each with its hash; unknown hashes are left out.
+pub(super) async fn credentials_by_hashes(
+    conn: &mut AnyConnection,
+    hashes: &[String],
+) -> Result<Vec<(String, CredentialInfo)>, sqlx::Error> {
+    let mut found = Vec::new();
+    for chunk in hashes.chunks(IDS_CHUNK) {
+        let list = placeholders(1, chunk.len());
+        let sql = format!(
+            "SELECT token_hash, id, kind, last4, client_id, user_id, abilities, \
+             CAST(NULL AS TEXT) AS parent_id, created_at, expires_at, last_used_at, revoked_at \
+             FROM auth_credentials WHERE token_hash IN ({list}) \
+             UNION ALL SELECT token_hash, id, 'access' AS kind, '' AS last4, client_id, \
+             CAST(NULL AS TEXT) AS user_id, scope AS abilities, key_id AS parent_id, created_at, \
+             expires_at, CAST(NULL AS BIGINT) AS last_used_at, revoked_at \
+             FROM auth_access_tokens WHERE token_hash IN ({list}) \
+             UNION ALL SELECT token_hash, id, 'staff' AS kind, '' AS last4, \
+             CAST(NULL AS TEXT) AS client_id, staff_id AS user_id, abilities, \
+             CAST(NULL AS TEXT) AS parent_id, created_at, expires_at, last_used_at, revoked_at \
+             FROM auth_staff_sessions WHERE token_hash IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for hash in chunk {
+            query = query.bind(hash);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let hash: String = row.try_get("token_hash")?;
+            found.push((hash, CredentialInfo::from_row(&row)?));
+        }
     }
     Ok(found)
 }
@@ -304,7 +341,8 @@ pub(super) async fn clients(
 pub(super) enum ClientFilter {
     All,
     /// Those with a working key that a browser sent (a recorded
-    /// `secret_key_in_browser` refusal): the keys [`KeyInfo`] counts.
+    /// `secret_key_in_browser` refusal) or that was reported leaked
+    /// (`credential_exposed`).
     Exposed,
 }
 
@@ -321,7 +359,8 @@ pub(super) async fn list_clients(
         ClientFilter::Exposed => {
             " AND EXISTS (SELECT 1 FROM auth_refusals r \
              JOIN auth_credentials k ON k.id = r.credential_id \
-             WHERE r.client_id = auth_clients.id AND r.code = 'secret_key_in_browser' \
+             WHERE r.client_id = auth_clients.id \
+             AND r.code IN ('secret_key_in_browser', 'credential_exposed') \
              AND k.kind <> 'user' AND k.revoked_at IS NULL \
              AND (k.expires_at IS NULL OR k.expires_at > $3))"
         }
@@ -388,7 +427,9 @@ async fn with_keys(
              (SELECT MIN(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
               AND r.code = 'secret_key_in_browser') AS first_browser_refusal_at, \
              (SELECT MAX(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
-              AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at \
+              AND r.code = 'secret_key_in_browser') AS last_browser_refusal_at, \
+             (SELECT MIN(r.at) FROM auth_refusals r WHERE r.credential_id = k.id \
+              AND r.code IN ('secret_key_in_browser', 'credential_exposed')) AS exposed_at \
              FROM auth_credentials k WHERE k.kind <> 'user' AND k.revoked_at IS NULL \
              AND (k.expires_at IS NULL OR k.expires_at > $1) AND k.client_id IN ({}) \
              ORDER BY k.id",
@@ -405,6 +446,7 @@ async fn with_keys(
                 browser_refusals: u64::try_from(refusals).unwrap_or(0),
                 first_browser_refusal_at: maybe_time(&row, "first_browser_refusal_at")?,
                 last_browser_refusal_at: maybe_time(&row, "last_browser_refusal_at")?,
+                exposed_at: maybe_time(&row, "exposed_at")?,
                 credential,
             };
             let client = key.credential.client_id.clone().unwrap_or_default();

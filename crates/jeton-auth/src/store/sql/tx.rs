@@ -710,6 +710,40 @@ impl CredentialTx<'_> {
         Ok(records::credentials(&mut self.tx, ids).await?)
     }
 
+    /// The credentials of any kind (keys, user and access tokens, staff
+    /// sessions), revoked or not, whose tokens hash to `hashes` (SHA-256
+    /// hex), each with its hash: a batch of reported leaks looked up in a
+    /// few statements. Unknown hashes are left out.
+    pub async fn credentials_by_hashes(
+        &mut self,
+        hashes: &[String],
+    ) -> Result<Vec<(String, CredentialInfo)>, SqlStoreError> {
+        Ok(records::credentials_by_hashes(&mut self.tx, hashes).await?)
+    }
+
+    /// Records that a key was exposed (reported leaked) without revoking
+    /// it: a publishable key is public by design. Its
+    /// [`KeyInfo::exposed_at`](super::KeyInfo) shows it from now on, and
+    /// its client is listed by [`SqlStore::list_exposed_clients`]. Nothing
+    /// a verifier serves changes: the feed does not move.
+    pub async fn flag_exposed(
+        &mut self,
+        credential_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<(), SqlStoreError> {
+        sqlx::query(
+            "INSERT INTO auth_refusals (id, at, credential_id, client_id, code) \
+             VALUES ($1, $2, $3, $4, 'credential_exposed')",
+        )
+        .bind(new_id())
+        .bind(self.now())
+        .bind(credential_id)
+        .bind(client_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     /// The credential of `kind` whose token hashes to `hash`, revoked or
     /// not (to revoke a token presented by its holder, RFC 7009).
     pub async fn credential_by_hash(

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clients;
 pub mod customers;
+pub mod leaks;
 pub mod orders;
 pub mod products;
 pub mod staff;

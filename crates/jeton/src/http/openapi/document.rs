@@ -20,7 +20,7 @@ use crate::{
     http::{
         admin, catalog, customers, extract, hygiene, orders,
         routes::{self, PREFIX, RouteEntry},
-        staff, tokens,
+        secret_scanning, staff, tokens,
     },
     pagination::{DEFAULT_LIMIT, MAX_LIMIT},
 };
@@ -66,6 +66,8 @@ use crate::{
         admin::customers::get,
         admin::customers::tokens,
         admin::customers::revoke_tokens,
+        admin::leaks::report,
+        secret_scanning::github,
         admin::orders::list,
         admin::orders::cancel,
         admin::audit::list,
@@ -93,6 +95,7 @@ use crate::{
         (name = "orders", description = "Placing and reading one's own orders"),
         (name = "admin", description = "The admin API, for secret keys and their access tokens: each operation needs its own admin ability (`clients:read`, `orders:cancel`, …), which `admin` (all of them but `staff:manage`) and `*` also grant; no `resource:*` wildcard does. A refusal names the missing ability."),
         (name = "staff", description = "The shop's people, signed in to the console: a staff session lives in the `HttpOnly` cookie `jeton_staff`, is accepted only from the API's own origin, needs `X-CSRF-Token` on unsafe methods, ends after 30 minutes unused or 12 hours at most, and holds its member's role's admin abilities"),
+        (name = "leaks", description = "Leaked credentials: GitHub's secret scanning reports, signed by GitHub and taken without a bearer token (the admin API's `POST /admin/leaks` takes the others)"),
         (name = "oauth", description = "OAuth 2.0 for server-side clients: the client credentials grant, introspection, revocation, metadata"),
     )
 )]
@@ -511,9 +514,9 @@ fn idempotency_key_schema() -> Value {
     })
 }
 
-/// The staff's sign-in and invitations, outside the route table (they take
-/// no credential): their error answers from the catalogue, their headers
-/// as the table's.
+/// The staff's sign-in and invitations and GitHub's secret scanning
+/// reports, outside the route table (they take no bearer token): their
+/// error answers from the catalogue, their headers as the table's.
 fn outside_table(doc: &mut Value, path: &str, found: Vec<problems::Problem>) {
     let operation = doc["paths"][path]
         .get_mut("post")
@@ -667,6 +670,11 @@ fn build() -> Value {
         &mut doc,
         staff::INVITATION_PATH,
         problems::staff_invitation_problems(),
+    );
+    outside_table(
+        &mut doc,
+        secret_scanning::GITHUB_PATH,
+        problems::secret_scanning_problems(),
     );
     for link in LINKS {
         let ((method, path, status), (target_method, target_path)) = (link.from, link.to);

@@ -122,6 +122,8 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         &[problem(409, "sku_taken", "another product has this SKU")],
     ),
     ("GET", "/admin/staff", &[]),
+    // Its refusals are those of its body (422) and its callers.
+    ("POST", "/admin/leaks", &[]),
     (
         "POST",
         "/admin/staff",
@@ -304,6 +306,54 @@ pub(super) fn staff_invitation_problems() -> Vec<Problem> {
             "service_unavailable",
             "the database is unavailable or busy, or the request took over 30 s; retry after \
              `Retry-After`",
+        ),
+    ]
+}
+
+/// What GitHub's secret scanning endpoint (`POST
+/// /secret-scanning/github`, outside the route table) may answer with a
+/// problem.
+pub(super) fn secret_scanning_problems() -> Vec<Problem> {
+    vec![
+        problem(
+            400,
+            "invalid_header",
+            "a header holds bytes other than visible ASCII, space and tab",
+        ),
+        problem(400, "malformed_json", "the body (signed) is not JSON"),
+        problem(
+            401,
+            "invalid_signature",
+            "`Github-Public-Key-Identifier` or `Github-Public-Key-Signature` is missing, the key \
+             is not in the server's keys file, or the signature is not that key's over the raw \
+             body; nothing in the body was looked at",
+        ),
+        problem(
+            404,
+            "not_found",
+            "the server runs without `--secret-scanning-keys`",
+        ),
+        problem(413, "payload_too_large", "the body is over 1 MiB"),
+        problem(
+            422,
+            "validation_failed",
+            "the body (signed) is not an array of at most 1000 objects with a string `token`",
+        ),
+        problem(
+            429,
+            "rate_limited",
+            "more than 60 reports a minute from this IP address",
+        ),
+        problem(
+            431,
+            "headers_too_large",
+            "a header value is over 8 KiB, or all of them over 32 KiB",
+        ),
+        problem(
+            503,
+            "service_unavailable",
+            "the database is unavailable or busy, the keys file cannot be read, or the request \
+             took over 30 s; retry after `Retry-After`",
         ),
     ]
 }

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod database;
 pub mod fleet;
 pub mod process;
+pub mod secret_scanning;
 pub mod staff;
 
 use jeton::identity::TOKENS;
