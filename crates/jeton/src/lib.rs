@@ -26,3 +26,4 @@ pub mod store;
 pub mod storefront;
 pub mod telemetry;
 pub mod throttle;
+pub mod webhooks;
