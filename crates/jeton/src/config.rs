@@ -51,6 +51,9 @@ pub struct Config {
     /// Whether a staff member without a second factor gets a session that
     /// may only enrol one (`--require-staff-mfa`).
     pub require_staff_mfa: bool,
+    /// Whether webhook endpoints may be `http` and on private addresses
+    /// (`--webhook-allow-http-private`): tests and local development only.
+    pub webhook_allow_http_private: bool,
 }
 
 /// An absolute `http` or `https` URL with no path, query or fragment,
@@ -158,6 +161,7 @@ impl Default for Config {
             access_token_ttl: time::Duration::minutes(15),
             public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
             require_staff_mfa: false,
+            webhook_allow_http_private: false,
         }
     }
 }

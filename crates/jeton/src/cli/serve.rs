@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// session that may only enrol one (and sign out).
     #[arg(long, env = "JETON_REQUIRE_STAFF_MFA")]
     require_staff_mfa: bool,
+    /// Lets webhook endpoints be `http` and on private addresses: for tests
+    /// and local development only, never in production.
+    #[arg(long, env = "JETON_WEBHOOK_ALLOW_HTTP_PRIVATE")]
+    webhook_allow_http_private: bool,
     /// How long this process keeps serving the credentials it cached while
     /// the database is unreachable (0s to 60s): a revocation made before
     /// the outage may be honoured that late, never later. Once the database
@@ -191,6 +195,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         usage_interval: args.usage_interval,
         count_usage: !args.no_usage_counting,
         require_staff_mfa: args.require_staff_mfa,
+        webhook_allow_http_private: args.webhook_allow_http_private,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),
@@ -206,6 +211,13 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     http::metrics::handle();
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
+    // Deliveries go out from every process; claims keep each to one.
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let webhook_worker = crate::webhooks::worker::Worker::new(
+        db.clone(),
+        std::sync::Arc::new(crate::webhooks::PlainSender::new()),
+    )
+    .spawn(webhooks_stopped);
     let app = http::router(state.clone());
     let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
     let metrics_server = metrics_listener.map(|listener| {
@@ -232,6 +244,15 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     }
     pruner.abort();
     metrics_upkeep.abort();
+    // A send under way finishes (or its claim runs out and another process
+    // sends it again): nothing pending is lost.
+    let _ = stop_webhooks.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, webhook_worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook deliveries still running after the drain timeout; stopping anyway");
+    }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }

@@ -235,3 +235,17 @@ pub async fn credential_exposed(
     .await?;
     Ok(())
 }
+
+impl crate::store::Db {
+    /// Raises `kind` about `data` (the admin API's JSON of the resource)
+    /// in the transaction `conn` is in, at the app's time.
+    pub(crate) async fn raise_webhook(
+        &self,
+        conn: &mut AnyConnection,
+        kind: EventType,
+        data: &impl Serialize,
+    ) -> Result<(), sqlx::Error> {
+        raise(conn, self.now(), kind, None, data).await?;
+        Ok(())
+    }
+}

@@ -41,6 +41,9 @@ pub struct PlainSender {
 
 impl PlainSender {
     pub fn new() -> PlainSender {
+        // reqwest is built without a TLS crypto provider of its own: ring's,
+        // for the whole process (a second install is a no-op error).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
