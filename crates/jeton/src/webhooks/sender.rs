@@ -41,8 +41,11 @@ pub struct PlainSender {
 
 impl PlainSender {
     pub fn new() -> PlainSender {
-        // reqwest is built without a TLS crypto provider of its own: ring's,
-        // for the whole process (a second install is a no-op error).
+        // reqwest is built without a TLS crypto provider of its own: ring's
+        // (lighter to build than aws-lc-rs, whose post-quantum key exchange
+        // is why ring's is marked deprecated), for the whole process; a
+        // second install is a harmless error.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)

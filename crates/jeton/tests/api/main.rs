@@ -28,3 +28,4 @@ mod storefront;
 mod typescript_client;
 mod upgrades;
 mod usage;
+mod webhooks;
