@@ -173,6 +173,9 @@ mod tests {
             "start",
             "confirm",
             "reset",
+            "delete",
+            "retry",
+            "send",
         ];
         let doc = document();
         let mut ids = HashSet::new();

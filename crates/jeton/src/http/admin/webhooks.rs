@@ -442,7 +442,7 @@ pub async fn retry(
 ///
 /// An event of type `webhook.test` to this endpoint alone, whatever it
 /// subscribes to; its delivery, to follow in the log.
-#[utoipa::path(post, operation_id = "testWebhook", path = "/api/v1/admin/webhooks/{id}/test", tag = "admin",
+#[utoipa::path(post, operation_id = "sendTestWebhook", path = "/api/v1/admin/webhooks/{id}/test", tag = "admin",
     params(("id" = String, Path)),
     responses((status = 202, body = Delivery), (status = 404, description = "`not_found`")))]
 pub async fn test(
