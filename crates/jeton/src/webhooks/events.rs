@@ -140,7 +140,7 @@ pub(crate) async fn insert(
     data: &serde_json::Value,
     endpoints: &[String],
 ) -> Result<String, sqlx::Error> {
-    let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let event_id = new_id();
     let micros = to_micros(at);
     sqlx::query(
         "INSERT INTO webhook_events (id, type, subject_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",

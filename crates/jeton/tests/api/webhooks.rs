@@ -315,82 +315,17 @@ async fn every_event_is_delivered_signed_with_its_resource_and_no_secret(app: Te
         create_webhook(&app, &admin, &receiver.url(), json!(["order.placed"])).await;
     let mut secrets: Vec<String> = vec![admin.clone()];
 
-    // client.created, client.updated, key.rotated, client.revoked
-    let created = app
-        .create_client(
-            &admin,
-            json!({"name": "ERP", "kind": "secret", "abilities": ["products:read"]}),
-        )
-        .await;
-    created.expect(201);
-    let client_id = s(&created.json()["client"]["id"]);
-    let client_key = s(&created.json()["key"]);
-    secrets.push(client_key.clone());
-    app.patch_json_as(
-        &format!("/api/v1/admin/clients/{client_id}"),
-        &admin,
-        json!({"name": "ERP two"}),
-    )
-    .await
-    .expect(200);
-    // key.used_from_browser: twice, raised once.
-    for _ in 0..2 {
-        app.products(&client_key, Some("https://evil.example"))
-            .await
-            .expect_refused("secret_key_in_browser");
-    }
-    let rotated = app.rotated(&admin, &client_id, Some(0)).await;
-    secrets.push(rotated);
-    app.delete_as(&format!("/api/v1/admin/clients/{client_id}"), &admin)
-        .await
-        .expect(204);
-
-    // customer.created, customer.tokens_revoked (the customer's own and an
-    // admin's), order.placed, order.cancelled
-    let pk = app.publishable_key().await;
-    let customer_id = app.register(&pk, "ada@example.com", PASSWORD).await;
-    let token = app.login_token(&pk, "ada@example.com").await;
-    secrets.push(token.clone());
-    let product = app.product("MUG", 1200, "EUR", 5).await;
-    let order = app
-        .post_json_as(
-            "/api/v1/orders",
-            &token,
-            json!({"items": [{"product_id": product.id, "quantity": 2}]}),
-        )
-        .await;
-    order.expect(201);
-    let order_id = s(&order.json()["id"]);
-    app.post_json_as(
-        &format!("/api/v1/admin/orders/{order_id}/cancel"),
-        &admin,
-        json!({}),
-    )
-    .await
-    .expect(200);
-    app.delete_as("/api/v1/me/tokens", &token).await.expect(204);
-    app.post_json_as(
-        &format!("/api/v1/admin/customers/{customer_id}/revoke-tokens"),
-        &admin,
-        json!({}),
-    )
-    .await
-    .expect(204);
-
-    // staff.signed_in, staff.changed
-    let owner = app.staff(Role::Owner).await;
-    secrets.push(owner.token.clone());
-    secrets.push(owner.csrf.clone());
-    let member_id = app.staff_member("sam@shop.example", Role::Viewer).await;
-    app.req(
-        axum::http::Method::PATCH,
-        &format!("/api/v1/admin/staff/{member_id}"),
-    )
-    .staff(&owner)
-    .json(json!({"role": "support"}))
-    .send()
-    .await
-    .expect(200);
+    let raised = raise_every_event(&app, &admin).await;
+    secrets.extend(raised.secrets.iter().cloned());
+    let Raised {
+        client_id,
+        client_key,
+        customer_id,
+        order_id,
+        owner,
+        member_id,
+        ..
+    } = raised;
 
     // Nothing leaves before the worker runs; then everything does.
     assert!(receiver.got().is_empty());
@@ -518,6 +453,110 @@ async fn every_event_is_delivered_signed_with_its_resource_and_no_secret(app: Te
         got.len() - 1,
         "one id per event, two deliveries of order.placed"
     );
+}
+
+/// What [`raise_every_event`] made.
+struct Raised {
+    client_id: String,
+    client_key: String,
+    customer_id: String,
+    order_id: String,
+    owner: crate::support::staff::StaffSession,
+    member_id: String,
+    /// Every key, token and CSRF token it saw.
+    secrets: Vec<String>,
+}
+
+/// Raises every event type of API.md §14 but `credential.exposed` (§15),
+/// each through the API action that causes it.
+async fn raise_every_event(app: &TestApp, admin: &str) -> Raised {
+    let mut secrets = Vec::new();
+    // client.created, client.updated, key.rotated, client.revoked
+    let created = app
+        .create_client(
+            admin,
+            json!({"name": "ERP", "kind": "secret", "abilities": ["products:read"]}),
+        )
+        .await;
+    created.expect(201);
+    let client_id = s(&created.json()["client"]["id"]);
+    let client_key = s(&created.json()["key"]);
+    secrets.push(client_key.clone());
+    app.patch_json_as(
+        &format!("/api/v1/admin/clients/{client_id}"),
+        admin,
+        json!({"name": "ERP two"}),
+    )
+    .await
+    .expect(200);
+    // key.used_from_browser: twice, raised once.
+    for _ in 0..2 {
+        app.products(&client_key, Some("https://evil.example"))
+            .await
+            .expect_refused("secret_key_in_browser");
+    }
+    let rotated = app.rotated(admin, &client_id, Some(0)).await;
+    secrets.push(rotated);
+    app.delete_as(&format!("/api/v1/admin/clients/{client_id}"), admin)
+        .await
+        .expect(204);
+
+    // customer.created, customer.tokens_revoked (the customer's own and an
+    // admin's), order.placed, order.cancelled
+    let pk = app.publishable_key().await;
+    let customer_id = app.register(&pk, "ada@example.com", PASSWORD).await;
+    let token = app.login_token(&pk, "ada@example.com").await;
+    secrets.push(token.clone());
+    let product = app.product("MUG", 1200, "EUR", 5).await;
+    let order = app
+        .post_json_as(
+            "/api/v1/orders",
+            &token,
+            json!({"items": [{"product_id": product.id, "quantity": 2}]}),
+        )
+        .await;
+    order.expect(201);
+    let order_id = s(&order.json()["id"]);
+    app.post_json_as(
+        &format!("/api/v1/admin/orders/{order_id}/cancel"),
+        admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    app.delete_as("/api/v1/me/tokens", &token).await.expect(204);
+    app.post_json_as(
+        &format!("/api/v1/admin/customers/{customer_id}/revoke-tokens"),
+        admin,
+        json!({}),
+    )
+    .await
+    .expect(204);
+
+    // staff.signed_in, staff.changed
+    let owner = app.staff(Role::Owner).await;
+    secrets.push(owner.token.clone());
+    secrets.push(owner.csrf.clone());
+    let member_id = app.staff_member("sam@shop.example", Role::Viewer).await;
+    app.req(
+        axum::http::Method::PATCH,
+        &format!("/api/v1/admin/staff/{member_id}"),
+    )
+    .staff(&owner)
+    .json(json!({"role": "support"}))
+    .send()
+    .await
+    .expect(200);
+
+    Raised {
+        client_id,
+        client_key,
+        customer_id,
+        order_id,
+        owner,
+        member_id,
+        secrets,
+    }
 }
 
 // ---------------------------------------------------------------- delivery
@@ -759,4 +798,123 @@ async fn a_rotated_secret_signs_beside_the_new_one_for_24_hours(app: TestApp) {
     )
     .await
     .expect(404);
+}
+
+// ---------------------------------------------------------------- a receiver in Python
+
+/// The virtualenv's Python, if it has the Standard Webhooks library: the one
+/// `JETON_PYTHON_VENV` names (`.ci/run` makes it and sets it), else `.venv`
+/// in the workspace.
+fn python_with_standardwebhooks() -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("JETON_PYTHON_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv")
+        });
+    let python = venv.join("bin/python");
+    let has = python.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", "import standardwebhooks"])
+            .status()
+            .is_ok_and(|status| status.success());
+    has.then_some(python)
+}
+
+on_both_databases!(
+    config = allowing_http();
+    a_python_standard_webhooks_receiver_verifies_every_event_type,
+);
+
+async fn a_python_standard_webhooks_receiver_verifies_every_event_type(app: TestApp) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let Some(python) = python_with_standardwebhooks() else {
+        let message = "the Python receiver needs standardwebhooks in the virtualenv \
+                       JETON_PYTHON_VENV names (pip install -r .ci/python-tools.txt)";
+        if std::env::var("JETON_REQUIRE_PYTHON_TOOLS").is_ok_and(|v| v == "1") {
+            panic!("{message}");
+        }
+        eprintln!("NOTICE: skipped: {message}");
+        return;
+    };
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/support/webhook_receiver.py"
+    );
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(secret_file.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next_line().await.unwrap().unwrap().parse().unwrap();
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let reader = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }
+        })
+    };
+
+    let admin = app.admin_key().await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let (webhook, secret) = create_webhook(&app, &admin, &url, json!(["*"])).await;
+    std::fs::write(secret_file.path(), &secret).unwrap();
+    let id = s(&webhook["id"]);
+    raise_every_event(&app, &admin).await;
+    test_event(&app, &admin, &id).await;
+    // `credential.exposed` comes with the leak reports of API.md §15:
+    // raised here as they will raise it, in a transaction of theirs.
+    {
+        let pool = app.side_pool().await;
+        let mut tx = pool.begin().await.unwrap();
+        let credential = jeton::webhooks::events::CredentialRef {
+            id: jeton::domain::ids::new_id(),
+            kind: "secret_key",
+            last4: "abcd".to_owned(),
+            client_id: Some(jeton::domain::ids::new_id()),
+            customer_id: None,
+        };
+        jeton::webhooks::events::credential_exposed(
+            &mut tx,
+            app.now(),
+            &credential,
+            "github",
+            Some("https://github.com/shop/leak/blob/main/.env"),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    let attempted = worker(&app).deliver_due().await.unwrap();
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= attempted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), attempted);
+    for line in &seen {
+        assert_eq!(line["verified"], true, "{line}");
+    }
+    let mut types: Vec<String> = seen.iter().map(|line| s(&line["type"])).collect();
+    types.sort();
+    types.dedup();
+    let mut expected: Vec<&str> = jeton::webhooks::events::EVENT_TYPES.to_vec();
+    expected.push("webhook.test");
+    expected.sort_unstable();
+    assert_eq!(types, expected);
+    for delivery in deliveries(&app, &admin, &id).await {
+        assert_eq!(delivery["status"], "succeeded", "{delivery}");
+        assert_eq!(delivery["response_code"], 204);
+    }
+    reader.abort();
 }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    domain::{Problems, ids::parse_id, text::bounded},
+    domain::{Problems, ids::parse_id, schema, text::bounded},
     http::{
         error::{AppError, AppResult},
         extract::{Json, Query},
@@ -29,33 +29,60 @@ use crate::{
 pub const URL_MAX: usize = 2048;
 /// The longest description.
 pub const DESCRIPTION_MAX: usize = 500;
+/// The most items of `events`: every type and `*`.
+pub const EVENTS_MAX: usize = EVENT_TYPES.len() + 1;
 
 /// The event types and `*`, for the schema of `events`.
-fn events_schema() -> utoipa::openapi::schema::Array {
+fn events_schema_of(nullable: bool) -> utoipa::openapi::schema::Array {
     let mut names: Vec<&str> = EVENT_TYPES.to_vec();
     names.push(ALL);
-    utoipa::openapi::schema::ArrayBuilder::new()
-        .items(
-            utoipa::openapi::schema::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::String)
-                .enum_values(Some(names)),
-        )
-        .min_items(Some(1))
-        .max_items(Some(EVENT_TYPES.len() + 1))
-        .build()
+    let mut list = schema::array(
+        schema::one_of_strings(names).build(),
+        1,
+        EVENTS_MAX,
+        nullable,
+    );
+    list.description = Some(if nullable {
+        "Replaces the event types sent; `*`: all of them. Left out or `null`: unchanged.".to_owned()
+    } else {
+        "The event types sent; `*`: all of them.".to_owned()
+    });
+    list
+}
+
+fn events_schema() -> utoipa::openapi::schema::Array {
+    events_schema_of(false)
+}
+
+fn patch_events_schema() -> utoipa::openapi::schema::Array {
+    events_schema_of(true)
+}
+
+fn url_schema_of(nullable: bool) -> utoipa::openapi::schema::Object {
+    schema::field(
+        schema::sized_text(1, URL_MAX)
+            .schema_type(schema::scalar_type(utoipa::openapi::Type::String, nullable))
+            .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(
+                "uri".to_owned(),
+            )))
+            .description(Some(
+                "Where events are posted: an absolute `https` URL without userinfo (`http` and \
+                 private addresses only on a server run with `--webhook-allow-http-private`); \
+                 anything else is 422.",
+            )),
+    )
 }
 
 fn url_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(
-            "uri".to_owned(),
-        )))
-        .max_length(Some(URL_MAX))
-        .description(Some(
-            "`https`, without userinfo (`http` and private addresses only on a server run with `--webhook-allow-http-private`)",
-        ))
-        .build()
+    url_schema_of(false)
+}
+
+fn patch_url_schema() -> utoipa::openapi::schema::Object {
+    url_schema_of(true)
+}
+
+fn description_schema() -> utoipa::openapi::schema::Object {
+    schema::field(schema::bounded_text(0, DESCRIPTION_MAX, true))
 }
 
 /// `POST /admin/webhooks`.
@@ -65,10 +92,9 @@ fn url_schema() -> utoipa::openapi::schema::Object {
 pub struct WebhookRequest {
     #[schema(schema_with = url_schema)]
     pub url: String,
-    /// Event types, or `*` for all.
     #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
 }
 
@@ -77,11 +103,11 @@ pub struct WebhookRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"disabled": false}))]
 pub struct WebhookUpdate {
-    #[schema(schema_with = url_schema)]
+    #[schema(schema_with = patch_url_schema)]
     pub url: Option<String>,
-    #[schema(schema_with = events_schema)]
+    #[schema(schema_with = patch_events_schema)]
     pub events: Option<Vec<String>>,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
     /// `true` stops deliveries; `false` enables the endpoint again (also
     /// one disabled after five days of failures), and what waited goes out.
@@ -217,6 +243,9 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<String, String> {
 fn check_events(events: &[String]) -> Result<Vec<String>, String> {
     if events.is_empty() {
         return Err("must name at least one event type, or `*`".to_owned());
+    }
+    if events.len() > EVENTS_MAX {
+        return Err(format!("must have at most {EVENTS_MAX} items"));
     }
     let mut checked: Vec<String> = Vec::new();
     for event in events {
