@@ -918,3 +918,154 @@ async fn a_python_standard_webhooks_receiver_verifies_every_event_type(app: Test
     }
     reader.abort();
 }
+
+// ---------------------------------------------------------------- real processes
+
+mod processes {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::support::{
+        Backend,
+        process::{Server, cli_key, free_port, keyed_database},
+    };
+
+    /// Waits up to `limit` for the receiver to hold `count` deliveries.
+    async fn until_received(receiver: &Receiver, count: usize, limit: Duration) -> Vec<Got> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = receiver.got();
+            if got.len() >= count || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A secret key with `admin` and no rate limit, for bursts.
+    fn burst_key(url: &str) -> String {
+        cli_key(
+            url,
+            &[
+                "--name",
+                "Burst",
+                "--kind",
+                "secret",
+                "--ability",
+                "admin",
+                "--rate-limit",
+                "none",
+            ],
+        )
+    }
+
+    async fn create(server: &Server, admin: &str, url: &str) -> (String, String) {
+        let reply = server
+            .call(
+                "POST",
+                "/api/v1/admin/webhooks",
+                Some(admin),
+                Some(&json!({"url": url, "events": ["*"]})),
+            )
+            .await;
+        reply.expect(201);
+        (
+            s(&reply.json()["webhook"]["id"]),
+            s(&reply.json()["secret"]),
+        )
+    }
+
+    on_both_databases!(
+        two_processes_deliver_a_burst_of_1000_events_each_once,
+        a_server_killed_with_sigkill_loses_no_pending_delivery,
+    );
+
+    async fn two_processes_deliver_a_burst_of_1000_events_each_once(backend: Backend) {
+        let Some(keyed) = keyed_database(backend, &[]).await else {
+            return;
+        };
+        let admin = burst_key(&keyed.url);
+        let options = ["--webhook-allow-http-private"];
+        let a = Arc::new(Server::start(&keyed.url, &options).await);
+        let b = Arc::new(Server::start(&keyed.url, &options).await);
+        let receiver = Receiver::start().await;
+        let (id, secret) = create(&a, &admin, &receiver.url()).await;
+
+        // 1,000 events, half through each process, 10 at a time.
+        let mut events = Vec::new();
+        for batch in 0..100 {
+            let mut calls = tokio::task::JoinSet::new();
+            for n in 0..10 {
+                let server = if (batch + n) % 2 == 0 {
+                    a.clone()
+                } else {
+                    b.clone()
+                };
+                let (admin, id) = (admin.clone(), id.clone());
+                calls.spawn(async move {
+                    let path = format!("/api/v1/admin/webhooks/{id}/test");
+                    let reply = server.call("POST", &path, Some(&admin), None).await;
+                    reply.expect(202);
+                    s(&reply.json()["event_id"])
+                });
+            }
+            while let Some(event) = calls.join_next().await {
+                events.push(event.unwrap());
+            }
+        }
+
+        let got = until_received(&receiver, 1000, Duration::from_secs(120)).await;
+        let mut ids: Vec<String> = got.iter().map(Got::id).collect();
+        ids.sort();
+        let received = ids.len();
+        ids.dedup();
+        assert_eq!(received, ids.len(), "an event was sent twice");
+        events.sort();
+        assert_eq!(ids, events, "every event arrived");
+        assert!(got.iter().all(|g| g.verifies_with(&secret)));
+        // And nothing more comes.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(receiver.got().len(), 1000);
+    }
+
+    async fn a_server_killed_with_sigkill_loses_no_pending_delivery(backend: Backend) {
+        let Some(keyed) = keyed_database(backend, &[]).await else {
+            return;
+        };
+        let options = ["--webhook-allow-http-private"];
+        let mut a = Server::start(&keyed.url, &options).await;
+        // The receiver is down: nothing listens on its port yet.
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let (id, secret) = create(&a, &keyed.admin, &url).await;
+
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            let path = format!("/api/v1/admin/webhooks/{id}/test");
+            let reply = a.call("POST", &path, Some(&keyed.admin), None).await;
+            reply.expect(202);
+            events.push(s(&reply.json()["event_id"]));
+        }
+        // The worker tries them (and fails) within its poll interval…
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // …and a few more happen just before the process is killed.
+        for _ in 0..5 {
+            let path = format!("/api/v1/admin/webhooks/{id}/test");
+            let reply = a.call("POST", &path, Some(&keyed.admin), None).await;
+            reply.expect(202);
+            events.push(s(&reply.json()["event_id"]));
+        }
+        a.child.kill().unwrap(); // SIGKILL
+        a.child.wait().unwrap();
+
+        let a = Server::start(&keyed.url, &options).await;
+        let receiver = Receiver::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+        let got = until_received(&receiver, events.len(), Duration::from_secs(60)).await;
+        let mut ids: Vec<String> = got.iter().map(Got::id).collect();
+        ids.sort();
+        ids.dedup();
+        events.sort();
+        assert_eq!(ids, events, "every event arrived: {}", a.log_text());
+        assert!(got.iter().all(|g| g.verifies_with(&secret)));
+    }
+}
