@@ -361,6 +361,16 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<Claimed>, sqlx::Error> {
         let now = self.now();
+        // A read first: an idle worker takes no write lock (SQLite has one).
+        let due: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+        )
+        .bind(to_micros(now))
+        .fetch_optional(self.reader())
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let lock = match self.backend() {
             Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
             Backend::Sqlite => "",
@@ -464,6 +474,16 @@ impl Db {
     /// [`DISABLE_AFTER`]; how many.
     pub async fn disable_failing_webhooks(&self) -> Result<u64, sqlx::Error> {
         let now = self.now();
+        let failing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM webhook_endpoints \
+             WHERE disabled_at IS NULL AND failing_since IS NOT NULL AND failing_since <= $1 LIMIT 1",
+        )
+        .bind(to_micros(now - DISABLE_AFTER))
+        .fetch_optional(self.reader())
+        .await?;
+        if failing.is_none() {
+            return Ok(0);
+        }
         let disabled = sqlx::query(
             "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, updated_at = $1 \
              WHERE disabled_at IS NULL AND failing_since IS NOT NULL AND failing_since <= $3",
