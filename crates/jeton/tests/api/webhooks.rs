@@ -65,6 +65,9 @@ impl Got {
     }
 }
 
+/// What the receiver keeps, and the status it answers with.
+type Kept = (Arc<Mutex<Vec<Got>>>, Arc<AtomicU16>);
+
 /// A receiver on 127.0.0.1 that keeps what it gets and answers `status`.
 #[derive(Clone)]
 struct Receiver {
@@ -91,7 +94,7 @@ impl Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
         async fn take(
-            State((got, status)): State<(Arc<Mutex<Vec<Got>>>, Arc<AtomicU16>)>,
+            State((got, status)): State<Kept>,
             headers: HeaderMap,
             body: Bytes,
         ) -> (StatusCode, &'static str) {
