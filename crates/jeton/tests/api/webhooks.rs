@@ -981,7 +981,51 @@ mod processes {
     on_both_databases!(
         two_processes_deliver_a_burst_of_1000_events_each_once,
         a_server_killed_with_sigkill_loses_no_pending_delivery,
+        the_command_line_raises_the_same_events,
     );
+
+    async fn the_command_line_raises_the_same_events(backend: Backend) {
+        let Some(keyed) = keyed_database(backend, &[]).await else {
+            return;
+        };
+        let server = Server::start(&keyed.url, &["--webhook-allow-http-private"]).await;
+        let receiver = Receiver::start().await;
+        let (_, secret) = create(&server, &keyed.admin, &receiver.url()).await;
+
+        let run = crate::support::process::jeton(
+            &keyed.url,
+            &[
+                "client",
+                "create",
+                "--name",
+                "ERP",
+                "--kind",
+                "secret",
+                "--ability",
+                "products:read",
+                "--json",
+            ],
+        );
+        run.ok();
+        let client_id = s(&run.json()["client_id"]);
+        crate::support::process::jeton(&keyed.url, &["client", "rotate", &client_id]).ok();
+        crate::support::process::jeton(&keyed.url, &["client", "revoke", &client_id]).ok();
+
+        let got = until_received(&receiver, 3, Duration::from_secs(30)).await;
+        let mut types: Vec<String> = got.iter().map(|g| s(&g.json()["type"])).collect();
+        types.sort();
+        assert_eq!(types, ["client.created", "client.revoked", "key.rotated"]);
+        assert!(got.iter().all(|g| g.verifies_with(&secret)));
+        for delivery in &got {
+            let body = delivery.json();
+            let about = if body["type"] == "key.rotated" {
+                &body["data"]["client_id"]
+            } else {
+                &body["data"]["id"]
+            };
+            assert_eq!(about, client_id.as_str(), "{body}");
+        }
+    }
 
     async fn two_processes_deliver_a_burst_of_1000_events_each_once(backend: Backend) {
         let Some(keyed) = keyed_database(backend, &[]).await else {
