@@ -55,6 +55,9 @@ pub struct Config {
     /// with it, `POST /api/v1/secret-scanning/github` takes reports signed
     /// by them (API.md §15); without it, the path is 404.
     pub secret_scanning_keys: Option<std::path::PathBuf>,
+    /// Whether webhook endpoints may be `http` and on private addresses
+    /// (`--webhook-allow-http-private`): tests and local development only.
+    pub webhook_allow_http_private: bool,
 }
 
 /// An absolute `http` or `https` URL with no path, query or fragment,
@@ -163,6 +166,7 @@ impl Default for Config {
             public_url: PublicUrl::for_addr(([127, 0, 0, 1], 8080).into()),
             require_staff_mfa: false,
             secret_scanning_keys: None,
+            webhook_allow_http_private: false,
         }
     }
 }

@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// docs/leaks.md.
     #[arg(long, env = "JETON_SECRET_SCANNING_KEYS")]
     secret_scanning_keys: Option<std::path::PathBuf>,
+    /// Lets webhook endpoints be `http` and on private addresses: for tests
+    /// and local development only, never in production.
+    #[arg(long, env = "JETON_WEBHOOK_ALLOW_HTTP_PRIVATE")]
+    webhook_allow_http_private: bool,
     /// How long this process keeps serving the credentials it cached while
     /// the database is unreachable (0s to 60s): a revocation made before
     /// the outage may be honoured that late, never later. Once the database
@@ -205,6 +209,7 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         count_usage: !args.no_usage_counting,
         require_staff_mfa: args.require_staff_mfa,
         secret_scanning_keys: args.secret_scanning_keys,
+        webhook_allow_http_private: args.webhook_allow_http_private,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
         secure_cookies: public_url.secure_cookies(),
@@ -220,6 +225,18 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     http::metrics::handle();
     let state = AppState::load(db.clone(), config).await?;
     let pruner = tokio::spawn(prune_idempotency_keys(db.clone()));
+    // Deliveries go out from every process; claims keep each to one.
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let policy = if state.config.webhook_allow_http_private {
+        crate::webhooks::outbound::AddressPolicy::AllowHttpAndPrivate
+    } else {
+        crate::webhooks::outbound::AddressPolicy::Public
+    };
+    let webhook_worker = crate::webhooks::worker::Worker::new(
+        db.clone(),
+        std::sync::Arc::new(crate::webhooks::OutboundSender::new(policy)),
+    )
+    .spawn(webhooks_stopped);
     let app = http::router(state.clone());
     let metrics_upkeep = tokio::spawn(http::metrics::upkeep());
     let metrics_server = metrics_listener.map(|listener| {
@@ -246,6 +263,15 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     }
     pruner.abort();
     metrics_upkeep.abort();
+    // A send under way finishes (or its claim runs out and another process
+    // sends it again): nothing pending is lost.
+    let _ = stop_webhooks.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, webhook_worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook deliveries still running after the drain timeout; stopping anyway");
+    }
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }

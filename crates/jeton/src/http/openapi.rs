@@ -193,6 +193,9 @@ mod tests {
             "confirm",
             "reset",
             "report",
+            "delete",
+            "retry",
+            "send",
         ];
         let doc = document();
         let mut ids = HashSet::new();

@@ -217,6 +217,16 @@ pub(crate) async fn refusal(
     } else {
         "client_key.refused_origin"
     };
+    if action == "client_key.refused_in_browser" {
+        crate::webhooks::events::key_used_from_browser(
+            conn,
+            crate::domain::time::from_micros(at),
+            ids.key.as_str(),
+            ids.client.as_str(),
+            refusal.origin.as_deref(),
+        )
+        .await?;
+    }
     // Whoever holds the key acted; the IP says where from.
     let audit = Audit::of(&refusal.principal, refusal.client_ip);
     let event = Event {

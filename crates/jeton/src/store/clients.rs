@@ -9,6 +9,8 @@ use jeton_auth::{
 };
 use time::OffsetDateTime;
 
+use crate::webhooks::events::{CredentialRef, EventType};
+
 use super::{
     Db,
     audit::{Audit, Event},
@@ -169,6 +171,9 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let data = crate::responses::Client::from(created.clone());
+        self.raise_webhook(&mut tx, EventType::ClientCreated, &data)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -351,6 +356,18 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let credential = CredentialRef {
+            id: created.id.to_string(),
+            kind: match kind {
+                ClientKind::Secret => "secret_key",
+                ClientKind::Publishable => "publishable_key",
+            },
+            last4: created.last4.clone(),
+            client_id: Some(client_id.to_string()),
+            customer_id: None,
+        };
+        self.raise_webhook(&mut tx, EventType::KeyRotated, &credential)
+            .await?;
         tx.commit().await?;
         Ok(Some(created))
     }
@@ -467,6 +484,9 @@ impl Db {
         let stored = tx.client(client_id).await.map_err(store_error)?;
         let stored = stored.ok_or(sqlx::Error::RowNotFound)?;
         let updated = Client::from_parts(stored, current.name, kind);
+        let data = crate::responses::Client::from(updated.clone());
+        self.raise_webhook(&mut tx, EventType::ClientUpdated, &data)
+            .await?;
         tx.commit().await?;
         Ok(Some(updated))
     }
@@ -501,6 +521,19 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let details: Option<(String, String)> =
+            sqlx::query_as("SELECT name, kind FROM client_details WHERE client_id = $1")
+                .bind(client_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let stored = tx.client(client_id).await.map_err(store_error)?;
+        if let (Some(stored), Some((name, kind))) = (stored, details)
+            && let Some(kind) = ClientKind::parse(&kind)
+        {
+            let data = crate::responses::Client::from(Client::from_parts(stored, name, kind));
+            self.raise_webhook(&mut tx, EventType::ClientRevoked, &data)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::{Db, columns::Micros, db_error::is_unique_violation};
 use crate::domain::ids::CustomerId;
+use crate::webhooks::events::EventType;
 
 /// A customer as stored, without the password hash. The API shows it as
 /// `responses::Customer`.
@@ -53,7 +54,8 @@ impl Db {
         name: &str,
         password_hash: &str,
     ) -> Result<Customer, CreateCustomerError> {
-        sqlx::query_as(
+        let mut tx = self.begin_write().await?;
+        let created: Customer = sqlx::query_as(
             "INSERT INTO customers (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
              RETURNING id, email, name, created_at",
         )
@@ -62,11 +64,16 @@ impl Db {
         .bind(name.to_owned())
         .bind(password_hash.to_owned())
         .bind(self.now_micros())
-        .fetch_one(self.writer())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|error| {
             if is_unique_violation(&error) { CreateCustomerError::EmailTaken } else { CreateCustomerError::Db(error) }
-        })
+        })?;
+        let data = crate::responses::Customer::from(created.clone());
+        self.raise_webhook(&mut tx, EventType::CustomerCreated, &data)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// The customer and their password hash, for login.

@@ -11,7 +11,10 @@ use super::{
     audit::{Audit, Event},
     placeholders, store_error,
 };
-use crate::domain::ids::{ClientId, CustomerId};
+use crate::{
+    domain::ids::{ClientId, CustomerId},
+    webhooks::events::{CredentialRef, credential_exposed},
+};
 
 /// What a report says of a token: a Jeton credential that was live when it
 /// was first reported, or anything else.
@@ -190,10 +193,28 @@ impl Db {
                 detail: Some(detail),
             };
             self.append_audit(&mut tx, audit, event).await?;
-            // The `credential.exposed` webhook is raised here, in this
-            // transaction, beside the audit event (API.md §14, §15):
-            // `{id, kind, last4, client_id | customer_id}` of `credential`,
-            // `entry.source` and `entry.url`.
+            let exposed = CredentialRef {
+                id: credential.id.clone(),
+                kind: match credential.kind {
+                    TokenKind::Publishable => "publishable_key",
+                    TokenKind::Secret => "secret_key",
+                    TokenKind::Access => "access_token",
+                    TokenKind::Staff => "staff_session",
+                    TokenKind::User => "user_token",
+                    _ => "token",
+                },
+                last4: credential.last4.clone(),
+                client_id: client_id.as_ref().map(ToString::to_string),
+                customer_id: customer_id.as_ref().map(ToString::to_string),
+            };
+            credential_exposed(
+                &mut tx,
+                self.now(),
+                &exposed,
+                &entry.source,
+                entry.url.as_deref(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(labels)

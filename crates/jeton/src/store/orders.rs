@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 
+use crate::webhooks::events::EventType;
+
 use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
@@ -463,6 +465,12 @@ impl Db {
             created_at: from_micros(created_at),
         };
         let body = render(&order);
+        let data = crate::http::admin::orders::CustomerOrder {
+            order: crate::responses::Order::from(order.clone()),
+            customer_id: customer_id.clone(),
+        };
+        self.raise_webhook(&mut tx, EventType::OrderPlaced, &data)
+            .await?;
         if let Some(lease) = lease {
             // Only while the lease is ours: if it ran out and another request
             // took the key, this order must not happen (that one places it).
@@ -569,6 +577,26 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let mut order: Order = sqlx::query_as(
+            "SELECT id, status, total_amount, currency, created_at FROM orders WHERE id = $1",
+        )
+        .bind(order_id.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+        let items: Vec<OrderItemRow> = sqlx::query_as(
+            "SELECT order_id, product_id, sku, name, quantity, unit_price FROM order_items \
+             WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(order_id.clone())
+        .fetch_all(&mut *tx)
+        .await?;
+        order.items = items.into_iter().map(|row| row.item).collect();
+        let data = crate::http::admin::orders::CustomerOrder {
+            order: crate::responses::Order::from(order),
+            customer_id: customer.clone(),
+        };
+        self.raise_webhook(&mut tx, EventType::OrderCancelled, &data)
+            .await?;
         tx.commit().await?;
         Ok(Some(customer))
     }

@@ -2,6 +2,7 @@
 //! (`CredentialTx::issue_staff_session` and the rest), written in the same
 //! transaction as the member's row and the audit event.
 
+use crate::webhooks::events::EventType;
 use jeton_auth::{CredentialTx, IssuedToken};
 use sqlx::{AnyConnection, FromRow};
 use time::OffsetDateTime;
@@ -135,6 +136,9 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let data = crate::http::staff::StaffMember::from(created.clone());
+        self.raise_webhook(&mut tx, EventType::StaffChanged, &data)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -234,6 +238,12 @@ impl Db {
                 .await
                 .map_err(store_error)?;
         }
+        if role != member.role() || disabled != member.disabled_at.is_some() {
+            let changed = staff_in(&mut tx, &member.id).await?;
+            let data = crate::http::staff::StaffMember::from(changed);
+            self.raise_webhook(&mut tx, EventType::StaffChanged, &data)
+                .await?;
+        }
         tx.commit().await?;
         Ok(self.get_staff(&member.id).await?.unwrap_or(member))
     }
@@ -292,6 +302,9 @@ impl Db {
         let Some(signed_in) = signed_in else {
             return Ok(None);
         };
+        let data = crate::http::staff::StaffMember::from(signed_in.clone());
+        self.raise_webhook(&mut tx, EventType::StaffSignedIn, &data)
+            .await?;
         let session = self
             .issue_staff_session(&mut tx, signed_in, restricted, "staff.signed_in", audit)
             .await?;
@@ -445,6 +458,9 @@ impl Db {
         let Some(member) = confirmed else {
             return Ok(None);
         };
+        let data = crate::http::staff::StaffMember::from(member.clone());
+        self.raise_webhook(&mut tx, EventType::StaffChanged, &data)
+            .await?;
         tx.revoke_staff_sessions(staff_id)
             .await
             .map_err(store_error)?;
@@ -481,6 +497,10 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let changed = staff_in(&mut tx, &member.id).await?;
+        let data = crate::http::staff::StaffMember::from(changed);
+        self.raise_webhook(&mut tx, EventType::StaffChanged, &data)
+            .await?;
         tx.commit().await?;
         Ok(self.get_staff(&member.id).await?.unwrap_or(member))
     }
@@ -557,6 +577,9 @@ impl Db {
             ..Event::default()
         };
         self.append_audit(&mut tx, audit, event).await?;
+        let data = crate::http::staff::StaffMember::from(member.clone());
+        self.raise_webhook(&mut tx, EventType::StaffChanged, &data)
+            .await?;
         tx.commit().await?;
         Ok(member)
     }
@@ -620,6 +643,16 @@ impl Db {
         tx.commit().await?;
         Ok(Some(member))
     }
+}
+
+/// The member as `tx` sees them now, for an event about the change.
+async fn staff_in(tx: &mut sqlx::AnyConnection, id: &str) -> Result<StaffRecord, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM staff WHERE id = $1"
+    )))
+    .bind(id.to_owned())
+    .fetch_one(tx)
+    .await
 }
 
 /// What [`Db::update_staff`] changes; `None`: as it is.

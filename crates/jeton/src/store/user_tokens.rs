@@ -217,6 +217,21 @@ impl Db {
                     ..Event::default()
                 };
                 self.append_audit(&mut tx, audit, event).await?;
+                let customer: Option<super::customers::Customer> = sqlx::query_as(
+                    "SELECT id, email, name, created_at FROM customers WHERE id = $1",
+                )
+                .bind(customer_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(customer) = customer {
+                    let data = crate::responses::Customer::from(customer);
+                    self.raise_webhook(
+                        &mut tx,
+                        crate::webhooks::events::EventType::CustomerTokensRevoked,
+                        &data,
+                    )
+                    .await?;
+                }
                 revoked
             }
         };

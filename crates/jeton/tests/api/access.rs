@@ -131,6 +131,7 @@ const ALL_BUT_ADMIN: [&str; 7] = [
 /// The route-table path with `{id}` replaced by a fresh id.
 fn concrete(path: &str) -> String {
     path.replace("{id}", &jeton::domain::ids::new_id())
+        .replace("{delivery_id}", &jeton::domain::ids::new_id())
 }
 
 /// A request for a route-table row: `{}` as JSON for POST and PATCH.
@@ -708,7 +709,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 43] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 52] = [
     (
         "GET",
         "/products",
@@ -871,6 +872,61 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 43] = [
         "sk | at | st",
         Some("staff:manage"),
     ),
+    // Webhooks (§14).
+    (
+        "POST",
+        "/admin/webhooks",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "GET",
+        "/admin/webhooks",
+        "sk | at | st",
+        Some("clients:read"),
+    ),
+    (
+        "GET",
+        "/admin/webhooks/{id}",
+        "sk | at | st",
+        Some("clients:read"),
+    ),
+    (
+        "PATCH",
+        "/admin/webhooks/{id}",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "DELETE",
+        "/admin/webhooks/{id}",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "POST",
+        "/admin/webhooks/{id}/rotate-secret",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "GET",
+        "/admin/webhooks/{id}/deliveries",
+        "sk | at | st",
+        Some("clients:read"),
+    ),
+    (
+        "POST",
+        "/admin/webhooks/{id}/deliveries/{delivery_id}/retry",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
+    (
+        "POST",
+        "/admin/webhooks/{id}/test",
+        "sk | at | st",
+        Some("clients:write"),
+    ),
     // A staff member's own session (§13).
     ("GET", "/staff/me", "st", None),
     ("POST", "/staff/logout", "st", None),
@@ -1015,9 +1071,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 39 rows, sk: 14 (the user-token and staff rows), ut: 32 (the
+    // pk: 48 rows, sk: 14 (the user-token and staff rows), ut: 41 (the
     // client-key and staff rows).
-    assert_eq!(refused, 39 + 14 + 32, "wrong-kind refusals checked");
+    assert_eq!(refused, 48 + 14 + 41, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

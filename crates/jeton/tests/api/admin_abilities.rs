@@ -14,7 +14,7 @@ use crate::{
 
 /// API.md §13's table, for the routes the table has: method, path, the
 /// one ability each needs.
-const ADMIN_TABLE: [(&str, &str, &str); 25] = [
+const ADMIN_TABLE: [(&str, &str, &str); 34] = [
     ("GET", "/admin/clients", "clients:read"),
     ("GET", "/admin/clients/{id}", "clients:read"),
     ("POST", "/admin/clients", "clients:write"),
@@ -44,6 +44,23 @@ const ADMIN_TABLE: [(&str, &str, &str); 25] = [
     ("POST", "/admin/staff", "staff:manage"),
     ("PATCH", "/admin/staff/{id}", "staff:manage"),
     ("POST", "/admin/staff/{id}/reset-mfa", "staff:manage"),
+    ("POST", "/admin/webhooks", "clients:write"),
+    ("GET", "/admin/webhooks", "clients:read"),
+    ("GET", "/admin/webhooks/{id}", "clients:read"),
+    ("PATCH", "/admin/webhooks/{id}", "clients:write"),
+    ("DELETE", "/admin/webhooks/{id}", "clients:write"),
+    (
+        "POST",
+        "/admin/webhooks/{id}/rotate-secret",
+        "clients:write",
+    ),
+    ("GET", "/admin/webhooks/{id}/deliveries", "clients:read"),
+    (
+        "POST",
+        "/admin/webhooks/{id}/deliveries/{delivery_id}/retry",
+        "clients:write",
+    ),
+    ("POST", "/admin/webhooks/{id}/test", "clients:write"),
 ];
 
 /// Every admin ability, as API.md §3 lists them.

@@ -31,3 +31,4 @@ mod typescript_client;
 mod upgrades;
 mod usage;
 mod webhook_outbound;
+mod webhooks;

@@ -9,3 +9,4 @@ pub mod orders;
 pub mod products;
 pub mod staff;
 pub mod usage;
+pub mod webhooks;
