@@ -24,7 +24,7 @@ pub const CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// (path under [`PATH`], content type, body) of every embedded file.
-const FILES: [(&str, &str, &str); 17] = [
+const FILES: [(&str, &str, &str); 18] = [
     ("/", HTML, include_str!("files/index.html")),
     ("/style.css", CSS, include_str!("files/style.css")),
     ("/favicon.svg", SVG, include_str!("files/favicon.svg")),
@@ -42,6 +42,7 @@ const FILES: [(&str, &str, &str); 17] = [
     ("/audit.js", JS, include_str!("files/audit.js")),
     ("/account.js", JS, include_str!("files/account.js")),
     ("/staff.js", JS, include_str!("files/staff.js")),
+    ("/webhooks.js", JS, include_str!("files/webhooks.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
