@@ -81,3 +81,18 @@ fn respond(content_type: &'static str, body: &'static str) -> Response {
     out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::webhooks::events::EVENT_TYPES;
+
+    /// The webhooks page offers every event type the API takes, and no other.
+    #[test]
+    fn the_webhooks_page_lists_every_event_type() {
+        let js = include_str!("files/webhooks.js");
+        let start = js.find("export const EVENT_TYPES = [").unwrap();
+        let end = start + js[start..].find("];").unwrap();
+        let listed: Vec<&str> = js[start..end].split('\'').skip(1).step_by(2).collect();
+        assert_eq!(listed, EVENT_TYPES);
+    }
+}

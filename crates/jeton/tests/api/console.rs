@@ -1374,6 +1374,9 @@ async fn an_owner_sends_a_test_event_to_a_webhook_and_a_viewer_only_looks() {
     );
     assert!(browser.find_all(&format!("{row}//pre/b")).await.is_empty());
     browser.button("Retry").await;
+    browser
+        .run("document.getElementById('log-h').scrollIntoView();")
+        .await;
     browser.screenshot_of("console", "webhook").await;
 
     // Rotation: a new secret, once, and the old one's 24 hours said.
