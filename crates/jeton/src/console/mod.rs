@@ -24,7 +24,7 @@ pub const CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// (path under [`PATH`], content type, body) of every embedded file.
-const FILES: [(&str, &str, &str); 17] = [
+const FILES: [(&str, &str, &str); 18] = [
     ("/", HTML, include_str!("files/index.html")),
     ("/style.css", CSS, include_str!("files/style.css")),
     ("/favicon.svg", SVG, include_str!("files/favicon.svg")),
@@ -42,6 +42,7 @@ const FILES: [(&str, &str, &str); 17] = [
     ("/audit.js", JS, include_str!("files/audit.js")),
     ("/account.js", JS, include_str!("files/account.js")),
     ("/staff.js", JS, include_str!("files/staff.js")),
+    ("/webhooks.js", JS, include_str!("files/webhooks.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -79,4 +80,19 @@ fn respond(content_type: &'static str, body: &'static str) -> Response {
     );
     out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::webhooks::events::EVENT_TYPES;
+
+    /// The webhooks page offers every event type the API takes, and no other.
+    #[test]
+    fn the_webhooks_page_lists_every_event_type() {
+        let js = include_str!("files/webhooks.js");
+        let start = js.find("export const EVENT_TYPES = [").unwrap();
+        let end = start + js[start..].find("];").unwrap();
+        let listed: Vec<&str> = js[start..end].split('\'').skip(1).step_by(2).collect();
+        assert_eq!(listed, EVENT_TYPES);
+    }
 }

@@ -1259,6 +1259,188 @@ async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
     browser.close().await;
 }
 
+/// A tiny receiver on 127.0.0.1 that answers every POST with 200 and a
+/// body of markup (shown as text in the delivery log, never as HTML).
+async fn receiver() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app =
+        axum::Router::new().route("/hook", axum::routing::post(|| async { "<b>received</b>" }));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}/hook"), task)
+}
+
+/// The owner creates a webhook to a local receiver, sees its secret once,
+/// sends a test event and sees it delivered in the log with the receiver's
+/// status; a publishable key reported exposed is flagged on the overview;
+/// a viewer sees the webhooks and their log but no control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_sends_a_test_event_to_a_webhook_and_a_viewer_only_looks() {
+    let Some((browser, shop, _permit)) = open_with(&["--webhook-allow-http-private"]).await else {
+        return;
+    };
+    let (url, task) = receiver().await;
+
+    // A publishable key found in public: flagged, not revoked.
+    let created = shop
+        .call(
+            "POST",
+            "/api/v1/admin/clients",
+            &shop.admin,
+            None,
+            Some(&json!({"name": "Exposed storefront", "kind": "publishable",
+                "abilities": ["products:read"], "allowed_origins": ["http://shop.example"]})),
+        )
+        .await;
+    created.expect(201);
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+    shop.call(
+        "POST",
+        "/api/v1/admin/leaks",
+        &shop.admin,
+        None,
+        Some(&json!({"tokens": [key], "source": "test"})),
+    )
+    .await
+    .expect(200);
+
+    sign_in(&browser, &shop, "owner").await;
+    let exposed = text_of(
+        &browser,
+        "//table[caption='Keys used from a browser or exposed']//tr[.//a[normalize-space(.)='Exposed storefront']]",
+    )
+    .await;
+    assert!(exposed.contains(&key[key.len() - 4..]), "{exposed}");
+
+    go(&browser, "Webhooks").await;
+    browser.heading("Webhooks").await;
+    browser
+        .find("//p[normalize-space(.)='No webhook yet.']")
+        .await;
+    browser.click_link("New webhook").await;
+    browser.heading("New webhook").await;
+    browser.fill("URL", &url).await;
+    browser.fill("Description", "The back office").await;
+    browser.field("order.placed").await.click().await.unwrap();
+    browser.screenshot_of("console", "new-webhook").await;
+    browser.click_button("Create webhook").await;
+    let secret = text_of(&browser, "//output[@aria-label='Signing secret']").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser
+        .find("//*[contains(@class, 'warning') and contains(., 'will not be shown again')]")
+        .await;
+    browser.button("Copy signing secret").await;
+    assert!(!browser.storage().await.contains(&secret));
+    browser.screenshot_of("console", "new-webhook-secret").await;
+    browser.click_link("Go to the webhook").await;
+    browser.heading(&format!("Webhook: {url}")).await;
+    assert!(
+        browser
+            .find_all(&format!("//*[contains(., {})]", literal(&secret)))
+            .await
+            .is_empty(),
+        "the secret is shown again"
+    );
+
+    browser.click_button("Send test event").await;
+    browser
+        .find("//*[@role='status' and contains(., 'test event')]")
+        .await;
+    // The worker polls: the page's Refresh until the row reads delivered.
+    let row = "//table[@aria-label='Deliveries']//tr[td[1]='webhook.test' and td[2]='succeeded']";
+    browser
+        .wait_until(
+            Duration::from_secs(10),
+            "the test event delivered",
+            || async {
+                if browser.find_all(row).await.is_empty() {
+                    browser.click_button("Refresh").await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    false
+                } else {
+                    true
+                }
+            },
+        )
+        .await;
+    let delivered = text_of(&browser, row).await;
+    assert!(delivered.contains("200"), "{delivered}");
+    // The receiver's body is text in a <pre>, not markup.
+    assert_eq!(
+        text_of(&browser, &format!("{row}//pre")).await,
+        "<b>received</b>"
+    );
+    assert!(browser.find_all(&format!("{row}//pre/b")).await.is_empty());
+    browser.button("Retry").await;
+    browser
+        .run("document.getElementById('log-h').scrollIntoView();")
+        .await;
+    browser.screenshot_of("console", "webhook").await;
+
+    // Rotation: a new secret, once, and the old one's 24 hours said.
+    browser.click_button("Rotate secret").await;
+    let rotated = text_of(&browser, "//output[@aria-label='New signing secret']").await;
+    assert_ne!(rotated, secret);
+    browser
+        .find("//*[contains(@class, 'warning') and contains(., '24 hours')]")
+        .await;
+
+    // Disabled by hand, with its reason on the list.
+    browser.click_button("Disable webhook").await;
+    browser
+        .find("//*[@role='status' and contains(., 'disabled')]")
+        .await;
+    go(&browser, "Webhooks").await;
+    let listed = text_of(
+        &browser,
+        &format!(
+            "//table[@aria-label='Webhooks']//tr[.//a[normalize-space(.)={}]]",
+            literal(&url)
+        ),
+    )
+    .await;
+    assert!(
+        listed.contains("order.placed") && listed.contains("disabled"),
+        "{listed}"
+    );
+    browser.screenshot_of("console", "webhooks").await;
+    assert_no_console_errors(&browser, &[]).await;
+
+    // A viewer: the list and the log, no control.
+    browser.click_button("Sign out").await;
+    browser.heading("Sign in").await;
+    sign_in(&browser, &shop, "viewer").await;
+    go(&browser, "Webhooks").await;
+    browser
+        .find(&format!(
+            "//table[@aria-label='Webhooks']//a[normalize-space(.)={}]",
+            literal(&url)
+        ))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.heading(&format!("Webhook: {url}")).await;
+    browser
+        .find("//table[@aria-label='Deliveries']//td[normalize-space(.)='webhook.test']")
+        .await;
+    assert_offers_no_change(&browser, "a webhook").await;
+    go(&browser, "Webhooks").await;
+    browser.find("//table[@aria-label='Webhooks']").await;
+    assert!(
+        browser
+            .find_all("//a[normalize-space(.)='New webhook']")
+            .await
+            .is_empty()
+    );
+    assert_offers_no_change(&browser, "Webhooks").await;
+    assert_no_console_errors(&browser, &[]).await;
+    task.abort();
+    browser.close().await;
+}
+
 /// No control on the page changes anything: the only buttons are the
 /// navigation's own (sign out, refresh, filter, search, next page), and no
 /// form but the filters, searches and one's own password.

@@ -15,6 +15,7 @@ import { ordersPage } from './orders.js';
 import { auditPage } from './audit.js';
 import { accountPage } from './account.js';
 import { staffPage, invitationPage } from './staff.js';
+import { webhooksPage, webhookPage, newWebhookPage } from './webhooks.js';
 
 const state = {
   me: null, notice: null, flash: null, restricted: false,
@@ -26,6 +27,9 @@ const ROUTES = [
   [/^\/clients$/, clientsPage, 'clients:read', 'Clients'],
   [/^\/clients\/new$/, newClientPage, 'clients:write'],
   [/^\/clients\/([^/]+)$/, clientPage, 'clients:read'],
+  [/^\/webhooks$/, webhooksPage, 'clients:read', 'Webhooks'],
+  [/^\/webhooks\/new$/, newWebhookPage, 'clients:write'],
+  [/^\/webhooks\/([^/]+)$/, webhookPage, 'clients:read'],
   [/^\/products$/, productsPage, 'products:write', 'Products'],
   [/^\/products\/new$/, newProductPage, 'products:write'],
   [/^\/products\/([^/]+)$/, productPage, 'products:write'],
@@ -38,7 +42,7 @@ const ROUTES = [
 ];
 
 const NAV_PATHS = {
-  Overview: '#/', Clients: '#/clients', Products: '#/products', Customers: '#/customers',
+  Overview: '#/', Clients: '#/clients', Webhooks: '#/webhooks', Products: '#/products', Customers: '#/customers',
   Orders: '#/orders', 'Audit log': '#/audit', Staff: '#/staff', 'My account': '#/account',
 };
 
