@@ -593,3 +593,59 @@ fn serve_refuses_a_keys_file_it_cannot_use() {
         run.stderr
     );
 }
+
+on_both_databases!(a_reported_key_is_refused_by_another_process_within_a_second);
+
+/// Two servers on one database: a leak reported to one revokes the key on
+/// the other within a second (the revocation moves jeton-auth's change
+/// feed, as every revocation does).
+async fn a_reported_key_is_refused_by_another_process_within_a_second(backend: Backend) {
+    // Declared first, so dropped last: after the servers are gone.
+    let Some(database) = crate::support::TestDatabase::create(backend).await else {
+        return;
+    };
+    let url = database.url.clone();
+    let created = |ability: &str| {
+        let run = jeton(
+            &url,
+            &[
+                "client",
+                "create",
+                "--name",
+                "Backend",
+                "--kind",
+                "secret",
+                "--ability",
+                ability,
+                "--json",
+            ],
+        );
+        run.ok();
+        s(&run.json()["key"])
+    };
+    let admin = created("clients:write");
+    let leaked = created("products:read");
+    let a = crate::support::process::Server::start(&url, &[]).await;
+    let b = crate::support::process::Server::start(&url, &[]).await;
+    let bearer = format!("Bearer {leaked}");
+    let (status, text) = b
+        .get("/api/v1/products", &[("authorization", bearer.as_str())])
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let report = json!({"tokens": [leaked], "source": "pastebin"});
+    let reported = Instant::now();
+    a.call("POST", "/api/v1/admin/leaks", Some(&admin), Some(&report))
+        .await
+        .expect(200);
+    crate::support::process::within_a_second(reported, "the other process refuses it", || async {
+        let (status, text) = b
+            .get("/api/v1/products", &[("authorization", bearer.as_str())])
+            .await;
+        if status == 401 {
+            Ok(())
+        } else {
+            Err(format!("{status} {text}"))
+        }
+    })
+    .await;
+}
