@@ -232,20 +232,8 @@ impl Throttle {
         let Some(rate) = Rate::per_minute(SECRET_SCANNING_REPORTS_PER_MINUTE) else {
             return Ok(());
         };
-        let status = self
-            .limits
-            .take(&format!("secret-scanning:{}", address(ip)), rate)
-            .await;
-        match status {
-            Err(jeton_auth::AuthError::RateLimited {
-                limit,
-                retry_after_seconds,
-            }) => Err(Throttled {
-                limit,
-                retry_after: RetryAfter(retry_after_seconds),
-            }),
-            _ => Ok(()),
-        }
+        self.take(&format!("secret-scanning:{}", address(ip)), rate)
+            .await
     }
 
     /// Counts a registration attempt from `ip`.
@@ -254,11 +242,13 @@ impl Throttle {
         let Some(rate) = Rate::per_hour(self.settings.registrations_per_ip_per_hour) else {
             return Ok(());
         };
-        match self
-            .limits
-            .take(&format!("register:{}", ip.to_canonical()), rate)
+        self.take(&format!("register:{}", ip.to_canonical()), rate)
             .await
-        {
+    }
+
+    /// Takes one from the bucket `key`: refused when it is empty.
+    async fn take(&self, key: &str, rate: Rate) -> Result<(), Throttled> {
+        match self.limits.take(key, rate).await {
             Err(AuthError::RateLimited {
                 limit,
                 retry_after_seconds,
