@@ -100,6 +100,21 @@ impl Shop {
         Reply::new(status, text)
     }
 
+    /// `POST /admin/clients` with the back office's key: the 201's body.
+    async fn create_client(&self, client: Value) -> Value {
+        let created = self
+            .call(
+                "POST",
+                "/api/v1/admin/clients",
+                &self.admin,
+                None,
+                Some(&client),
+            )
+            .await;
+        created.expect(201);
+        created.json()
+    }
+
     /// The usage API's answer for `path` and `query`, through the back
     /// office's key.
     async fn usage(&self, path: &str, query: &str) -> Value {
@@ -1076,32 +1091,18 @@ async fn a_viewer_is_offered_no_change_and_a_developer_no_staff() {
         return;
     };
     let created = shop
-        .call(
-            "POST",
-            "/api/v1/admin/clients",
-            &shop.admin,
-            None,
-            Some(&json!({"name": "Storefront", "kind": "publishable",
-                "abilities": ["products:read"], "allowed_origins": ["http://shop.example"]})),
-        )
+        .create_client(json!({"name": "Storefront", "kind": "publishable",
+            "abilities": ["products:read"], "allowed_origins": ["http://shop.example"]}))
         .await;
-    created.expect(201);
-    let client_id = created.json()["client"]["id"].as_str().unwrap().to_owned();
+    let client_id = created["client"]["id"].as_str().unwrap().to_owned();
 
     // A secret key sent from a page: flagged on the overview.
     let leaky = shop
-        .call(
-            "POST",
-            "/api/v1/admin/clients",
-            &shop.admin,
-            None,
-            Some(
-                &json!({"name": "Leaky server", "kind": "secret", "abilities": ["products:read"]}),
-            ),
+        .create_client(
+            json!({"name": "Leaky server", "kind": "secret", "abilities": ["products:read"]}),
         )
         .await;
-    leaky.expect(201);
-    let leaked = leaky.json()["key"].as_str().unwrap().to_owned();
+    let leaked = leaky["key"].as_str().unwrap().to_owned();
     shop.call(
         "GET",
         "/api/v1/products",
@@ -1285,17 +1286,10 @@ async fn an_owner_sends_a_test_event_to_a_webhook_and_a_viewer_only_looks() {
 
     // A publishable key found in public: flagged, not revoked.
     let created = shop
-        .call(
-            "POST",
-            "/api/v1/admin/clients",
-            &shop.admin,
-            None,
-            Some(&json!({"name": "Exposed storefront", "kind": "publishable",
-                "abilities": ["products:read"], "allowed_origins": ["http://shop.example"]})),
-        )
+        .create_client(json!({"name": "Exposed storefront", "kind": "publishable",
+            "abilities": ["products:read"], "allowed_origins": ["http://shop.example"]}))
         .await;
-    created.expect(201);
-    let key = created.json()["key"].as_str().unwrap().to_owned();
+    let key = created["key"].as_str().unwrap().to_owned();
     shop.call(
         "POST",
         "/api/v1/admin/leaks",

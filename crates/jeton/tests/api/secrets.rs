@@ -163,6 +163,41 @@ async fn no_plaintext_secret_is_stored_or_logged(app: TestApp) {
 
 on_both_databases!(query_strings_never_reach_the_log);
 
+on_both_databases!(an_invitations_link_reaches_neither_the_log_nor_the_database);
+
+/// The token of a staff invitation is in its path: the access log shows
+/// the route's template instead, and the database only its hash.
+async fn an_invitations_link_reaches_neither_the_log_nor_the_database(app: TestApp) {
+    let owner = app.staff(jeton::domain::staff::Role::Owner).await;
+    let res = app
+        .post("/api/v1/admin/staff")
+        .staff(&owner)
+        .json(json!({"email": "new@shop.example", "name": "New", "role": "viewer"}))
+        .send()
+        .await;
+    res.expect(201);
+    let url = res.json()["invite_url"].as_str().unwrap().to_owned();
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    app.post(&format!("/api/v1/staff/invites/{token}"))
+        .json(json!({"password": PASSWORD}))
+        .send()
+        .await
+        .expect(200);
+    let log = captured_log();
+    assert!(
+        log.contains("/api/v1/staff/invites/{token}"),
+        "the log capture must see the request"
+    );
+    assert!(
+        !log.contains(&token),
+        "an invitation's token reached the log"
+    );
+    assert!(
+        !database_contents(&app).await.contains(&token),
+        "the database holds an invitation's token"
+    );
+}
+
 async fn query_strings_never_reach_the_log(app: TestApp) {
     let pk = app.publishable_key().await;
     app.get_as("/api/v1/products?q=SECRETQUERY123", &pk)

@@ -204,16 +204,63 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     ),
 ];
 
+const INVALID_HEADER: Problem = problem(
+    400,
+    "invalid_header",
+    "a header holds bytes other than visible ASCII, space and tab",
+);
+
+const HEADERS_TOO_LARGE: Problem = problem(
+    431,
+    "headers_too_large",
+    "a header value is over 8 KiB, or all of them over 32 KiB",
+);
+
+/// What any operation with a JSON body may answer about the body.
+const JSON_BODY: [Problem; 4] = [
+    problem(400, "malformed_json", "the body is not JSON"),
+    problem(413, "payload_too_large", "the body is over 1 MiB"),
+    problem(
+        415,
+        "unsupported_media_type",
+        "the body is not `application/json`",
+    ),
+    problem(
+        422,
+        "validation_failed",
+        "fields are missing, unknown or invalid; `errors` lists each",
+    ),
+];
+
+/// The staff's routes outside the table (sign-in, invitations): a JSON
+/// body, the API's own origin only, a password hashed, the database.
+fn own_origin_json_problems() -> Vec<Problem> {
+    let mut all = vec![
+        INVALID_HEADER,
+        problem(
+            403,
+            "origin_not_allowed",
+            "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
+             `same-origin`",
+        ),
+        HEADERS_TOO_LARGE,
+        HASHING_BUSY,
+        problem(
+            503,
+            "service_unavailable",
+            "the database is unavailable or busy, or the request took over 30 s; retry after \
+             `Retry-After`",
+        ),
+    ];
+    all.extend(JSON_BODY);
+    all
+}
+
 /// What the staff's sign-in (`POST /staff/login`, outside the route
 /// table) may answer with a problem.
 pub(super) fn staff_login_problems() -> Vec<Problem> {
-    vec![
-        problem(
-            400,
-            "invalid_header",
-            "a header holds bytes other than visible ASCII, space and tab",
-        ),
-        problem(400, "malformed_json", "the body is not JSON"),
+    let mut all = own_origin_json_problems();
+    all.extend([
         problem(
             401,
             "invalid_credentials",
@@ -226,88 +273,25 @@ pub(super) fn staff_login_problems() -> Vec<Problem> {
              sent, or it is wrong or used",
         ),
         problem(
-            403,
-            "origin_not_allowed",
-            "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
-             `same-origin`",
-        ),
-        problem(413, "payload_too_large", "the body is over 1 MiB"),
-        problem(
-            415,
-            "unsupported_media_type",
-            "the body is not `application/json`",
-        ),
-        problem(
-            422,
-            "validation_failed",
-            "fields are missing, unknown or invalid; `errors` lists each",
-        ),
-        problem(
             429,
             "rate_limited",
             "too many failed sign-ins for this email or from this IP address, or 5 wrong codes \
              for this member in 15 minutes",
         ),
-        problem(
-            431,
-            "headers_too_large",
-            "a header value is over 8 KiB, or all of them over 32 KiB",
-        ),
-        HASHING_BUSY,
-        problem(
-            503,
-            "service_unavailable",
-            "the database is unavailable or busy, or the request took over 30 s; retry after \
-             `Retry-After`",
-        ),
-    ]
+    ]);
+    all
 }
 
 /// What accepting an invitation (`POST /staff/invites/{token}`, outside
 /// the route table) may answer with a problem.
 pub(super) fn staff_invitation_problems() -> Vec<Problem> {
-    vec![
-        problem(
-            400,
-            "invalid_header",
-            "a header holds bytes other than visible ASCII, space and tab",
-        ),
-        problem(400, "malformed_json", "the body is not JSON"),
-        problem(
-            403,
-            "origin_not_allowed",
-            "sent with an `Origin` other than the API's own, or a `Sec-Fetch-Site` other than \
-             `same-origin`",
-        ),
-        problem(
-            404,
-            "not_found",
-            "the link is unknown, used or expired, or its member was disabled",
-        ),
-        problem(413, "payload_too_large", "the body is over 1 MiB"),
-        problem(
-            415,
-            "unsupported_media_type",
-            "the body is not `application/json`",
-        ),
-        problem(
-            422,
-            "validation_failed",
-            "fields are missing, unknown or invalid; `errors` lists each",
-        ),
-        problem(
-            431,
-            "headers_too_large",
-            "a header value is over 8 KiB, or all of them over 32 KiB",
-        ),
-        HASHING_BUSY,
-        problem(
-            503,
-            "service_unavailable",
-            "the database is unavailable or busy, or the request took over 30 s; retry after \
-             `Retry-After`",
-        ),
-    ]
+    let mut all = own_origin_json_problems();
+    all.extend([problem(
+        404,
+        "not_found",
+        "the link is unknown, used or expired, or its member was disabled",
+    )]);
+    all
 }
 
 /// What GitHub's secret scanning endpoint (`POST
@@ -315,11 +299,7 @@ pub(super) fn staff_invitation_problems() -> Vec<Problem> {
 /// problem.
 pub(super) fn secret_scanning_problems() -> Vec<Problem> {
     vec![
-        problem(
-            400,
-            "invalid_header",
-            "a header holds bytes other than visible ASCII, space and tab",
-        ),
+        INVALID_HEADER,
         problem(400, "malformed_json", "the body (signed) is not JSON"),
         problem(
             401,
@@ -344,11 +324,7 @@ pub(super) fn secret_scanning_problems() -> Vec<Problem> {
             "rate_limited",
             "more than 60 reports a minute from this IP address",
         ),
-        problem(
-            431,
-            "headers_too_large",
-            "a header value is over 8 KiB, or all of them over 32 KiB",
-        ),
+        HEADERS_TOO_LARGE,
         problem(
             503,
             "service_unavailable",
@@ -370,11 +346,7 @@ pub(super) fn is_unsafe(method: &Method) -> bool {
 /// Everything an operation may answer with a problem.
 pub(super) fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
     let mut all = vec![
-        problem(
-            400,
-            "invalid_header",
-            "a header holds bytes other than visible ASCII, space and tab",
-        ),
+        INVALID_HEADER,
         problem(
             400,
             "invalid_request",
@@ -401,11 +373,7 @@ pub(super) fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
             "rate_limited",
             "too many failed authentications from this IP address",
         ),
-        problem(
-            431,
-            "headers_too_large",
-            "a header value is over 8 KiB, or all of them over 32 KiB",
-        ),
+        HEADERS_TOO_LARGE,
         problem(
             503,
             "service_unavailable",
@@ -472,20 +440,7 @@ pub(super) fn problems(entry: &RouteEntry, operation: &Value) -> Vec<Problem> {
         ));
     }
     if operation.get("requestBody").is_some() {
-        all.extend([
-            problem(400, "malformed_json", "the body is not JSON"),
-            problem(413, "payload_too_large", "the body is over 1 MiB"),
-            problem(
-                415,
-                "unsupported_media_type",
-                "the body is not `application/json`",
-            ),
-            problem(
-                422,
-                "validation_failed",
-                "fields are missing, unknown or invalid; `errors` lists each",
-            ),
-        ]);
+        all.extend(JSON_BODY);
     }
     let parameters = operation["parameters"].as_array();
     let has = |place: &str| {
