@@ -106,8 +106,9 @@ const DELIVERY_COLUMNS: &str = "d.id, d.event_id, ev.type AS event_type, d.endpo
      d.attempts, d.next_attempt_at, d.created_at, d.last_attempt_at, d.last_response_code, \
      d.last_response_body, d.last_error";
 
-/// A delivery claimed for sending, with what it takes to send it.
-#[derive(Debug, Clone, FromRow)]
+/// A delivery claimed for sending, with what it takes to send it. Its
+/// `Debug` leaves the secrets out.
+#[derive(Clone, FromRow)]
 pub struct Claimed {
     pub id: String,
     pub event_id: String,
@@ -120,6 +121,17 @@ pub struct Claimed {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("attempts", &self.attempts)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Claimed {
