@@ -275,7 +275,7 @@ mod tests {
             product::NewProduct,
         },
         pagination::Page,
-        store::{DbOptions, changes::Topic},
+        store::{DbOptions, changes::Topic, orders::OrderSource},
     };
 
     /// A customer with a product to order, on a SQLite database in a
@@ -338,7 +338,12 @@ mod tests {
             };
             match self
                 .db
-                .place_order(&self.customer, &request, None, responses::Order::render)
+                .place_order(
+                    &self.customer,
+                    OrderSource::Request(&request),
+                    None,
+                    responses::Order::render,
+                )
                 .await
                 .expect("an order")
             {

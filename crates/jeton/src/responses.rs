@@ -12,7 +12,7 @@ use crate::{
     domain::{
         client::ClientKind,
         ids::{ClientId, CustomerId, KeyId, OrderId, ProductId, TokenId},
-        money::Money,
+        money::{MAX_SAFE_AMOUNT, Money},
     },
     store,
 };
@@ -150,6 +150,71 @@ impl Order {
     /// (see `store::orders::Render`).
     pub fn render(row: &store::orders::Order) -> String {
         serde_json::to_string(&Order::from(row.clone())).expect("an order serializes")
+    }
+}
+
+/// A line of a cart, with its product as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CartItem {
+    #[schema(value_type = String)]
+    pub product_id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// The product's price now, in minor units of the cart's currency.
+    pub unit_price: i64,
+    /// Whether the product has the stock for this line now: a checkout of
+    /// a cart with a line that is not available is 409 `insufficient_stock`.
+    pub available: bool,
+}
+
+/// A cart (API.md §16): the owner's lines at today's prices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Cart {
+    pub items: Vec<CartItem>,
+    /// The sum of the lines at today's prices; `null` for an empty cart.
+    pub total: Option<Money>,
+    /// When the cart last changed; `null` if it never has.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl From<store::carts::Cart> for Cart {
+    fn from(cart: store::carts::Cart) -> Cart {
+        // Within the limits every write checks; a price raised since may
+        // take a total past them, and then it is not shown rather than
+        // shown wrong.
+        let total = cart.lines.first().and_then(|first| {
+            let amount = cart.lines.iter().try_fold(0i64, |sum, line| {
+                if line.currency != first.currency {
+                    return None;
+                }
+                line.unit_price
+                    .checked_mul(line.quantity)
+                    .and_then(|amount| sum.checked_add(amount))
+            })?;
+            (amount <= MAX_SAFE_AMOUNT).then_some(())?;
+            Some(Money {
+                amount,
+                currency: first.currency.clone(),
+            })
+        });
+        Cart {
+            items: cart
+                .lines
+                .into_iter()
+                .map(|line| CartItem {
+                    available: line.stock >= line.quantity,
+                    product_id: line.product_id,
+                    sku: line.sku,
+                    name: line.name,
+                    quantity: line.quantity,
+                    unit_price: line.unit_price,
+                })
+                .collect(),
+            total,
+            updated_at: cart.updated_at,
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub const PROFILE_READ: Ability = Ability::from_static("profile:read");
 pub const ORDERS_READ: Ability = Ability::from_static("orders:read");
 pub const ORDERS_WRITE: Ability = Ability::from_static("orders:write");
 pub const TOKENS_MANAGE: Ability = Ability::from_static("tokens:manage");
+/// Reading and changing one's own cart (API.md §16).
+pub const CART_WRITE: Ability = Ability::from_static("cart:write");
 pub const ADMIN: Ability = Ability::from_static("admin");
 /// Calling the OAuth 2.0 introspection endpoint.
 pub const TOKENS_INTROSPECT: Ability = Ability::from_static("tokens:introspect");
@@ -48,8 +50,9 @@ pub const ADMIN_ABILITIES: [Ability; 10] = [
 
 /// Every ability Jeton knows. Tokens can only be created with these (or
 /// wildcards that grant some of them).
-pub const KNOWN: [Ability; 19] = [
+pub const KNOWN: [Ability; 20] = [
     PRODUCTS_READ,
+    CART_WRITE,
     CUSTOMERS_CREATE,
     AUTH_LOGIN,
     PROFILE_READ,
@@ -77,12 +80,13 @@ pub fn publishable_ceiling() -> AbilitySet {
 }
 
 /// What a user token may hold; also what a login token gets.
-const USER_ABILITIES: [Ability; 5] = [
+const USER_ABILITIES: [Ability; 6] = [
     PRODUCTS_READ,
     PROFILE_READ,
     ORDERS_READ,
     ORDERS_WRITE,
     TOKENS_MANAGE,
+    CART_WRITE,
 ];
 
 /// What a user token may hold; also what a login token gets.

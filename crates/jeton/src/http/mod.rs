@@ -2,6 +2,7 @@
 
 mod actor;
 pub mod admin;
+pub mod carts;
 pub mod catalog;
 pub mod cors;
 pub mod customers;

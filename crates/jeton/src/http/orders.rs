@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jeton_auth::{User, limits::Rate};
+use jeton_auth::{User, UserPrincipal, limits::Rate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -22,7 +22,7 @@ use crate::{
     },
     pagination::{Page, PageRequest},
     responses::Order,
-    store::orders::{PlaceOrderError, Placed},
+    store::orders::{OrderSource, PlaceOrderError, Placed},
 };
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -31,7 +31,7 @@ const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-repl
 /// The `Idempotency-Key` header, if sent. A malformed one is a 400: it is
 /// the request's envelope that is wrong, not a field of the body, and
 /// nothing is looked up or written.
-fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<IdempotencyKey>> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<IdempotencyKey>> {
     let invalid = |detail: String| AppError::BadRequest {
         code: "invalid_idempotency_key",
         detail,
@@ -96,8 +96,24 @@ pub async fn place(
     let request = OrderRequest::try_from(input)
         .and_then(|request| request.within(state.config.max_units_per_line))
         .map_err(AppError::Validation)?;
-    // Counted for the fleet when limits are shared: a customer cannot
-    // empty the shop by spreading orders over the processes.
+    take_order_rate(&state, &user).await?;
+    let customer = UserIds::from(&*user).customer;
+    let placed = state
+        .db
+        .place_order(
+            &customer,
+            OrderSource::Request(&request),
+            key.as_ref(),
+            Order::render,
+        )
+        .await;
+    answer_placement(placed)
+}
+
+/// Takes one of the customer's order placements (an order, or a cart's
+/// checkout): counted for the fleet when limits are shared, so that a
+/// customer cannot empty the shop by spreading orders over the processes.
+pub(super) async fn take_order_rate(state: &AppState, user: &UserPrincipal) -> AppResult<()> {
     if let Some(rate) = Rate::per_minute(state.config.customer_orders_per_minute) {
         state
             .gate
@@ -105,12 +121,12 @@ pub async fn place(
             .take(&format!("orders:{}", user.user_id), rate)
             .await?;
     }
-    let customer = UserIds::from(&*user).customer;
-    match state
-        .db
-        .place_order(&customer, &request, key.as_ref(), Order::render)
-        .await
-    {
+    Ok(())
+}
+
+/// The answer to a placement, new or replayed, or its refusal.
+pub(super) fn answer_placement(placed: Result<Placed, PlaceOrderError>) -> AppResult<Response> {
+    match placed {
         Ok(Placed::New { body, .. }) => Ok(json_response(StatusCode::CREATED, body, false)),
         Ok(Placed::Replayed { status, body }) => {
             let status = StatusCode::from_u16(status).map_err(|error| AppError::Internal(error.into()))?;
@@ -140,6 +156,10 @@ pub async fn place(
             "idempotency_key_in_use",
             "a request with this Idempotency-Key is still being processed; retry shortly",
         )),
+        Err(PlaceOrderError::CartEmpty) => Err(AppError::Unprocessable {
+            code: "cart_empty",
+            detail: "the cart is empty: add products with PUT /cart/items/{product_id} first".to_owned(),
+        }),
         Err(PlaceOrderError::Db(error)) => Err(error.into()),
     }
 }

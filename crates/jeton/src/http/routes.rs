@@ -12,7 +12,7 @@ use axum::{
 };
 use jeton_auth::{Ability, Access, KindSet};
 
-use super::{admin, catalog, customers, orders, staff, state::AppState, tokens};
+use super::{admin, carts, catalog, customers, orders, staff, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
@@ -60,6 +60,11 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),                             orders::place)
         .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                              orders::list_mine)
         .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                              orders::get_mine)
+        .add(M::GET,    "/cart",                               needs(UT, CART_WRITE),                               carts::get)
+        .add(M::DELETE, "/cart",                               needs(UT, CART_WRITE),                               carts::clear)
+        .add(M::PUT,    "/cart/items/{product_id}",            needs(UT, CART_WRITE),                               carts::put_item)
+        .add(M::DELETE, "/cart/items/{product_id}",            needs(UT, CART_WRITE),                               carts::delete_item)
+        .add(M::POST,   "/cart/checkout",                      needs(UT, ORDERS_WRITE),                             carts::checkout)
         .add(M::GET,    "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::list)
         .add(M::POST,   "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::create)
         .add(M::PATCH,  "/admin/products/{id}",                needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::update)

@@ -10,6 +10,7 @@
 
 pub mod access_tokens;
 pub mod audit;
+pub mod carts;
 pub mod changes;
 pub mod clients;
 pub mod columns;

@@ -15,16 +15,18 @@
 //!    changed, so the same key may be used again. If even that fails, the
 //!    lease runs out after [`KEY_LEASE`] and a retry takes the key over.
 
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap};
 
 use crate::webhooks::events::EventType;
 
+use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
 use super::{
     Db,
     audit::{Audit, Event},
+    carts::{CartOwner, cart_order_lines, empty_cart, touch_cart},
     changes::Topic,
     columns::Micros,
     db_error::{is_contention, is_contention_or_disconnect},
@@ -119,6 +121,8 @@ pub enum PlaceOrderError {
     KeyReused,
     #[error("a request with this idempotency key is still running")]
     KeyInUse,
+    #[error("the cart is empty")]
+    CartEmpty,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -126,6 +130,32 @@ pub enum PlaceOrderError {
 impl Retryable for PlaceOrderError {
     fn is_retryable(&self) -> bool {
         matches!(self, PlaceOrderError::Db(error) if is_contention(error))
+    }
+}
+
+/// What an order is made of.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderSource<'a> {
+    /// The lines of a `POST /orders` body.
+    Request(&'a OrderRequest),
+    /// The customer's cart, which the order empties (`POST /cart/checkout`).
+    Cart,
+}
+
+impl OrderSource<'_> {
+    /// What an idempotency key's request is recognised by. A checkout's
+    /// body is empty, so its retry is the same request whatever the cart
+    /// holds by then (emptied by the first one, it would otherwise look
+    /// like another request); and it never matches an order's body, so one
+    /// key cannot stand for both.
+    fn fingerprint(&self) -> String {
+        match self {
+            OrderSource::Request(request) => request.fingerprint(),
+            OrderSource::Cart => Sha256::digest(b"jeton:cart-checkout:v1\n")
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+        }
     }
 }
 
@@ -181,24 +211,24 @@ impl Db {
     /// Contention (a deadlock, a busy database) is retried a few times;
     /// what is left of it comes back as a `Db` error the HTTP layer answers
     /// with 503.
-    #[tracing::instrument(level = "debug", skip(self, request, key, render), fields(lines = request.lines.len()))]
+    #[tracing::instrument(level = "debug", skip(self, key, render))]
     pub async fn place_order(
         &self,
         customer_id: &CustomerId,
-        request: &OrderRequest,
+        source: OrderSource<'_>,
         key: Option<&IdempotencyKey>,
         render: Render,
     ) -> Result<Placed, PlaceOrderError> {
         let Some(key) = key else {
             let (order, body) = retrying("place order", || async move {
-                self.place_order_once(customer_id, request, None, render)
+                self.place_order_once(customer_id, source, None, render)
                     .await
             })
             .await?;
             return Ok(Placed::New { order, body });
         };
 
-        let fingerprint = request.fingerprint();
+        let fingerprint = source.fingerprint();
         let lease_id = new_id();
         let lease = Lease {
             key,
@@ -217,7 +247,7 @@ impl Db {
         }
 
         let placed = retrying("place order", || async move {
-            self.place_order_once(customer_id, request, Some(lease), render)
+            self.place_order_once(customer_id, source, Some(lease), render)
                 .await
         })
         .await;
@@ -361,15 +391,29 @@ impl Db {
     async fn place_order_once(
         &self,
         customer_id: &CustomerId,
-        request: &OrderRequest,
+        source: OrderSource<'_>,
         lease: Option<Lease<'_>>,
         render: Render,
     ) -> Result<(Order, String), PlaceOrderError> {
+        let created_at = self.now_micros();
+        let mut tx = self.begin_write().await?;
+        // A cart is read, and locked, in the order's own transaction: the
+        // order holds exactly the lines it empties.
+        let (request, cart) = match source {
+            OrderSource::Request(request) => (Cow::Borrowed(request), None),
+            OrderSource::Cart => {
+                let owner = CartOwner::Customer(customer_id.clone());
+                let cart_id = touch_cart(&mut tx, &owner, created_at).await?;
+                let lines = cart_order_lines(&mut tx, &cart_id).await?;
+                if lines.is_empty() {
+                    return Err(PlaceOrderError::CartEmpty);
+                }
+                (Cow::Owned(OrderRequest { lines }), Some(cart_id))
+            }
+        };
         let mut by_product: Vec<(usize, &OrderLine)> = request.lines.iter().enumerate().collect();
         by_product.sort_by(|a, b| a.1.product_id.cmp(&b.1.product_id));
 
-        let created_at = self.now_micros();
-        let mut tx = self.begin_write().await?;
         let mut items: Vec<Option<OrderItem>> = vec![None; request.lines.len()];
         let mut currency: Option<String> = None;
         for (line, wanted) in by_product {
@@ -471,6 +515,9 @@ impl Db {
         };
         self.raise_webhook(&mut tx, EventType::OrderPlaced, &data)
             .await?;
+        if let Some(cart_id) = cart {
+            empty_cart(&mut tx, &cart_id).await?;
+        }
         if let Some(lease) = lease {
             // Only while the lease is ours: if it ran out and another request
             // took the key, this order must not happen (that one places it).

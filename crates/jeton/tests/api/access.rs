@@ -709,7 +709,7 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 52] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 57] = [
     (
         "GET",
         "/products",
@@ -738,6 +738,16 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 52] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
+    ("GET", "/cart", "ut", Some("cart:write")),
+    ("DELETE", "/cart", "ut", Some("cart:write")),
+    ("PUT", "/cart/items/{product_id}", "ut", Some("cart:write")),
+    (
+        "DELETE",
+        "/cart/items/{product_id}",
+        "ut",
+        Some("cart:write"),
+    ),
+    ("POST", "/cart/checkout", "ut", Some("orders:write")),
     (
         "POST",
         "/admin/products",
@@ -1071,9 +1081,9 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 48 rows, sk: 14 (the user-token and staff rows), ut: 41 (the
+    // pk: 53 rows, sk: 19 (the user-token and staff rows), ut: 41 (the
     // client-key and staff rows).
-    assert_eq!(refused, 48 + 14 + 41, "wrong-kind refusals checked");
+    assert_eq!(refused, 53 + 19 + 41, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,

@@ -8,6 +8,7 @@ mod access;
 mod admin_abilities;
 mod admin_console_api;
 mod browser;
+mod carts;
 mod catalogue;
 mod cli;
 mod console;

@@ -102,6 +102,43 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     ),
     (
         "POST",
+        "/cart/checkout",
+        &[
+            problem(
+                400,
+                "invalid_idempotency_key",
+                "the `Idempotency-Key` is not 1 to 255 printable ASCII characters, or was sent twice",
+            ),
+            problem(
+                409,
+                "insufficient_stock",
+                "a line's product has less stock than the line; the cart and the stock are as they were",
+            ),
+            problem(
+                409,
+                "idempotency_key_in_use",
+                "a request with this `Idempotency-Key` is still being processed",
+            ),
+            problem(422, "cart_empty", "the cart has no lines"),
+            problem(
+                422,
+                "validation_failed",
+                "the cart's products are now in two currencies, or its total is too large",
+            ),
+            problem(
+                422,
+                "idempotency_key_reused",
+                "this `Idempotency-Key` came with an order, not a checkout",
+            ),
+            problem(
+                429,
+                "rate_limited",
+                "the customer's orders per minute are used up",
+            ),
+        ],
+    ),
+    (
+        "POST",
         "/me/tokens",
         &[
             problem(
