@@ -30,6 +30,7 @@ fn kind_words(kind: TokenKind) -> &'static str {
         TokenKind::User => "user_token",
         TokenKind::Access => "access_token",
         TokenKind::Staff => "staff_session",
+        TokenKind::Guest => "guest_token",
         _ => "token",
     }
 }

@@ -16,6 +16,10 @@ pub const TOKENS_MANAGE: Ability = Ability::from_static("tokens:manage");
 pub const ADMIN: Ability = Ability::from_static("admin");
 /// Calling the OAuth 2.0 introspection endpoint.
 pub const TOKENS_INTROSPECT: Ability = Ability::from_static("tokens:introspect");
+/// Obtaining a guest token for a visitor (API.md §16): publishable keys.
+pub const GUEST_CREATE: Ability = Ability::from_static("guest:create");
+/// Reading and changing one's own cart (API.md §16): guest and user tokens.
+pub const CART_WRITE: Ability = Ability::from_static("cart:write");
 
 /// The admin abilities (API.md §13): each admin route needs one. `admin`
 /// grants every one but [`STAFF_MANAGE`]; `*` grants all; a `resource:*`
@@ -48,7 +52,7 @@ pub const ADMIN_ABILITIES: [Ability; 10] = [
 
 /// Every ability Jeton knows. Tokens can only be created with these (or
 /// wildcards that grant some of them).
-pub const KNOWN: [Ability; 19] = [
+pub const KNOWN: [Ability; 21] = [
     PRODUCTS_READ,
     CUSTOMERS_CREATE,
     AUTH_LOGIN,
@@ -58,6 +62,8 @@ pub const KNOWN: [Ability; 19] = [
     TOKENS_MANAGE,
     ADMIN,
     TOKENS_INTROSPECT,
+    GUEST_CREATE,
+    CART_WRITE,
     CLIENTS_READ,
     CLIENTS_WRITE,
     PRODUCTS_WRITE,
@@ -70,20 +76,29 @@ pub const KNOWN: [Ability; 19] = [
     STAFF_MANAGE,
 ];
 
-/// A publishable key is public: read abilities and the two storefront
+/// What a publishable key may hold: it is public, so read abilities and
+/// the storefront's abilities only.
+const PUBLISHABLE_ABILITIES: [Ability; 4] =
+    [PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN, GUEST_CREATE];
+
+/// A publishable key is public: read abilities and the storefront's
 /// abilities only.
 pub fn publishable_ceiling() -> AbilitySet {
-    AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+    AbilitySet::new(PUBLISHABLE_ABILITIES)
 }
 
 /// What a user token may hold; also what a login token gets.
-const USER_ABILITIES: [Ability; 5] = [
+const USER_ABILITIES: [Ability; 6] = [
     PRODUCTS_READ,
     PROFILE_READ,
     ORDERS_READ,
     ORDERS_WRITE,
     TOKENS_MANAGE,
+    CART_WRITE,
 ];
+
+/// What a guest token holds, exactly: a visitor browses and fills a cart.
+pub const GUEST_ABILITIES: [Ability; 2] = [PRODUCTS_READ, CART_WRITE];
 
 /// What a user token may hold; also what a login token gets.
 pub fn user_ceiling() -> AbilitySet {
@@ -121,9 +136,10 @@ fn ability_rules() -> AbilityRules {
 pub fn ceilings() -> &'static Ceilings {
     static CEILINGS: LazyLock<Ceilings> = LazyLock::new(|| {
         Ceilings::new()
-            .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+            .publishable(PUBLISHABLE_ABILITIES)
             .secret([Ability::ALL])
             .user(USER_ABILITIES)
+            .guest(GUEST_ABILITIES)
             .staff(ADMIN_ABILITIES)
             .rules(ability_rules())
     });

@@ -73,6 +73,9 @@ pub struct Pruned {
     pub user_tokens: u64,
     pub client_keys: u64,
     pub access_tokens: u64,
+    /// Guest tokens revoked, past their absolute end or idle past their
+    /// idle timeout (`auth_guest_tokens`).
+    pub guest_tokens: u64,
 }
 
 impl Db {
@@ -239,8 +242,9 @@ impl Db {
         Ok(revoked)
     }
 
-    /// Deletes user tokens, client keys and access tokens that expired or
-    /// were revoked before `cutoff`, and the refusals recorded of them.
+    /// Deletes user tokens, client keys, access tokens and guest tokens
+    /// that expired (a guest also idle) or were revoked before `cutoff`,
+    /// and the refusals recorded of them.
     /// They can never authenticate again; pruning only keeps the tables
     /// small.
     #[tracing::instrument(level = "debug", skip(self))]
@@ -253,6 +257,7 @@ impl Db {
             user_tokens: purged.user_tokens,
             client_keys: purged.keys,
             access_tokens: purged.access_tokens,
+            guest_tokens: purged.guest_tokens,
         })
     }
 

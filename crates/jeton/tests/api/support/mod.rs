@@ -66,7 +66,8 @@ pub const OTHER_SHOP: &str = "https://other-shop.example";
 pub const EVIL: &str = "https://evil.example";
 
 /// What a login token holds, in the API's (sorted) order.
-pub const USER_ABILITIES: [&str; 5] = [
+pub const USER_ABILITIES: [&str; 6] = [
+    "cart:write",
     "orders:read",
     "orders:write",
     "products:read",
