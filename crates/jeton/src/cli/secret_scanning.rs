@@ -117,7 +117,7 @@ mod tests {
         }
         assert_eq!(
             combined_pattern(),
-            r"\bjt_(?:pk|sk|ut|at|st)_[0-9A-Za-z]{36}\b"
+            r"\bjt_(?:pk|sk|ut|at|st|gt)_[0-9A-Za-z]{36}\b"
         );
     }
 }

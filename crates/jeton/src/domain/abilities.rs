@@ -282,7 +282,9 @@ mod tests {
             .chain(KNOWN.iter().map(Ability::as_str))
             .chain([
                 "auth:*",
+                "cart:*",
                 "customers:*",
+                "guest:*",
                 "orders:*",
                 "products:*",
                 "profile:*",
@@ -294,7 +296,12 @@ mod tests {
         assert_eq!(secret, expected);
         assert_eq!(
             grantable(TokenKind::Publishable),
-            ["products:read", "customers:create", "auth:login"]
+            [
+                "products:read",
+                "customers:create",
+                "auth:login",
+                "guest:create"
+            ]
         );
     }
 

@@ -48,8 +48,7 @@ pub struct IssuedGuest {
 #[utoipa::path(post, operation_id = "createGuest", path = "/api/v1/guest", tag = "guests",
     request_body(content = Option<NewGuestInput>, description = "`{}`, or no body"),
     security(("bearer" = ["guest:create"])),
-    responses((status = 201, body = IssuedGuest),
-        (status = 429, description = "`rate_limited`: too many guest tokens issued to this client IP in the last hour")))]
+    responses((status = 201, body = IssuedGuest)))]
 pub async fn issue(
     State(state): State<AppState>,
     Client(client): Client,

@@ -9,7 +9,7 @@ use jeton::{
     http::routes,
     store::user_tokens::NewUserToken,
 };
-use jeton_auth::{AbilitySet, TokenKind};
+use jeton_auth::{Ability, AbilitySet, TokenKind};
 use serde_json::json;
 
 use crate::{
@@ -709,19 +709,20 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 52] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 53] = [
     (
         "GET",
         "/products",
-        "pk | sk | at | ut",
+        "pk | sk | at | ut | gt",
         Some("products:read"),
     ),
     (
         "GET",
         "/products/{id}",
-        "pk | sk | at | ut",
+        "pk | sk | at | ut | gt",
         Some("products:read"),
     ),
+    ("POST", "/guest", "pk", Some("guest:create")),
     (
         "POST",
         "/customers",
@@ -993,6 +994,10 @@ async fn route_table_denies_by_default(app: TestApp) {
             let (customer_id, _) = app.customer("table@example.com").await;
             user_token_in_store(&app, &customer_id, &["*"], None).await
         }),
+        (
+            TokenKind::Guest,
+            guest_in_store(&app, &[Ability::ALL]).await,
+        ),
     ];
     // A token of each kind holding nothing.
     let powerless = [
@@ -1010,6 +1015,7 @@ async fn route_table_denies_by_default(app: TestApp) {
             let (customer_id, _) = app.customer("nothing@example.com").await;
             user_token_in_store(&app, &customer_id, &[], None).await
         }),
+        (TokenKind::Guest, guest_in_store(&app, &[]).await),
     ];
     let before = app.row_counts(&STORE_TABLES).await;
 
@@ -1071,14 +1077,34 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 48 rows, sk: 14 (the user-token and staff rows), ut: 41 (the
-    // client-key and staff rows).
-    assert_eq!(refused, 48 + 14 + 41, "wrong-kind refusals checked");
+    // pk: 48 rows, sk: 15 (the user-token, staff and guest-issuing rows),
+    // ut: 42 (the client-key and staff rows), gt: 51 (all but the
+    // products').
+    assert_eq!(refused, 48 + 15 + 42 + 51, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,
         "no refused request wrote"
     );
+}
+
+/// A guest token holding `abilities`, made straight in the store (the API
+/// issues guests only the guest abilities).
+async fn guest_in_store(app: &TestApp, abilities: &[Ability]) -> String {
+    let (client_id, _) = app.publishable_client().await;
+    let mut tx = app.db.auth().begin().await.unwrap();
+    let issued = tx
+        .issue_guest_token(
+            &client_id,
+            None,
+            abilities.to_vec(),
+            app.now() + time::Duration::days(1),
+            None,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    issued.token.expose_secret().to_owned()
 }
 
 // The `abilities` module lists the user ceiling this file assumes.
