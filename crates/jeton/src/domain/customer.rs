@@ -136,7 +136,7 @@ const GUEST_TOKEN_MAX: usize = 64;
 
 pub(crate) fn guest_token_schema() -> utoipa::openapi::Object {
     schema::field(
-        schema::bounded_text(1, GUEST_TOKEN_MAX, false)
+        schema::bounded_text(1, GUEST_TOKEN_MAX, true)
             .description(Some(
                 "The visitor's guest token (`jt_gt_…`, API.md §16): its cart is merged into the \
                  customer's and the guest token is revoked, in one transaction. An unknown, \
