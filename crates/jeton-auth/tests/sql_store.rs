@@ -1168,6 +1168,7 @@ on_both_databases!(
     only_origins_are_allowed_origins,
     usage_is_counted_by_credential_and_outcome,
     staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed,
+    guests_are_their_own_kind_until_idle_revoked_or_their_client_is,
 );
 
 /// On PostgreSQL another process hears of a revocation through `NOTIFY`,
@@ -1575,4 +1576,146 @@ async fn staff_sessions_live_in_their_cookie_until_idle_revoked_or_changed(backe
 
 async fn status_of(app: &Router, path: &str, token: &str) -> StatusCode {
     status(app, path, token).await
+}
+
+/// Guest tokens: their own kind, from their own origin only, limited per
+/// token; found and revoked in an app's transaction; ended by their idle
+/// time (from the last use the flush wrote), by their client's revocation,
+/// and purged after.
+async fn guests_are_their_own_kind_until_idle_revoked_or_their_client_is(backend: Backend) {
+    use jeton_auth::limits::Rate;
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let clock = Clock::manual(OffsetDateTime::now_utc());
+    let store = store(&database).await.with_clock(clock.clone());
+    let gate = Gate::builder(identity(), store.clone())
+        .clock(clock.clone())
+        .usage_interval(Duration::from_millis(10))
+        .guest_rate_limit(Rate::per_minute(5))
+        .ceilings(
+            Ceilings::new()
+                .publishable([READ])
+                .user([READ])
+                .guest([READ]),
+        )
+        .build()
+        .unwrap();
+    let ok = || async { "ok" };
+    let app = requests::served(
+        Router::new()
+            .route(
+                "/products",
+                get(ok).route_layer(gate.guard(Access::new(KindSet::GUEST | KindSet::USER, READ))),
+            )
+            .route(
+                "/me",
+                get(ok).route_layer(gate.guard(Access::any_ability(KindSet::USER))),
+            ),
+    );
+    let client = store
+        .add_client(NewClient::new([READ]).allowed_origins([SHOP]))
+        .await
+        .unwrap();
+    let issue = |origin: Option<&'static str>| {
+        let store = store.clone();
+        let client = client.clone();
+        let clock = clock.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let issued = tx
+                .issue_guest_token(
+                    &client,
+                    origin,
+                    [READ],
+                    clock.now() + time::Duration::days(30),
+                    Some(Duration::from_secs(14 * 24 * 3600)),
+                )
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            issued
+        }
+    };
+    let shop = issue(Some(SHOP)).await;
+    let idle = issue(None).await;
+    assert_eq!(shop.token.kind(), TokenKind::Guest);
+    let token = shop.token.expose_secret();
+    assert!(token.starts_with("acme_gt_"));
+    assert_eq!(
+        get_as(&app, "/products", token, Some(SHOP)).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = get_as(&app, "/products", token, Some("https://evil.example")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("origin_not_allowed"))
+    );
+    assert_eq!(status_of(&app, "/me", token).await, StatusCode::FORBIDDEN);
+    // Each guest its own limit: 5 a minute.
+    let limited = issue(None).await;
+    for _ in 0..5 {
+        assert_eq!(
+            status_of(&app, "/products", limited.token.expose_secret()).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        status_of(&app, "/products", limited.token.expose_secret()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Found in an app's transaction while it works; no other kind is.
+    let secret = store.issue_secret_key(&client).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let found = tx.live_guest(&idle.token).await.unwrap().unwrap();
+    assert_eq!(
+        (found.kind, found.client_id.as_deref()),
+        (TokenKind::Guest, Some(client.as_str()))
+    );
+    assert!(tx.live_guest(&secret.token).await.unwrap().is_none());
+    drop(tx);
+
+    // Used on day 10 (the flush writes it), it lives past day 14; the
+    // other, never used, does not.
+    clock.advance(Duration::from_secs(10 * 24 * 3600));
+    assert_eq!(
+        get_as(&app, "/products", token, Some(SHOP)).await.0,
+        StatusCode::OK
+    );
+    gate.flush_usage().await;
+    clock.advance(Duration::from_secs(5 * 24 * 3600));
+    assert_eq!(
+        status_of(&app, "/products", idle.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_as(&app, "/products", token, Some(SHOP)).await.0,
+        StatusCode::OK
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.live_guest(&idle.token).await.unwrap().is_none());
+    assert!(tx.live_guest(&shop.token).await.unwrap().is_some());
+    tx.commit().await.unwrap();
+
+    // A revocation in an app's transaction answers once.
+    let other = issue(None).await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.revoke_guest(&other.id).await.unwrap());
+    assert!(!tx.revoke_guest(&other.id).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        status_of(&app, "/products", other.token.expose_secret()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The client's revocation ends its guests; purged after.
+    store.revoke_client(&client).await.unwrap();
+    assert_eq!(
+        get_as(&app, "/products", token, Some(SHOP)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    clock.advance(Duration::from_secs(60));
+    let purged = store.purge(clock.now()).await.unwrap();
+    assert_eq!(purged.guest_tokens, 4);
 }

@@ -810,8 +810,22 @@ async fn introspection_of_every_kind(app: TestApp) {
     assert!(found["exp"].is_i64());
     assert_eq!(
         found["scope"],
-        "orders:read orders:write products:read profile:read tokens:manage"
+        "cart:write orders:read orders:write products:read profile:read tokens:manage"
     );
+
+    // A guest: its client, no subject.
+    let (guest_client, storefront) = app
+        .client(ClientKind::Publishable, &["guest:create"], &[])
+        .await;
+    let issued = app.post_as("/api/v1/guest", &storefront).await;
+    issued.expect(201);
+    let guest = s(&issued.json()["token"]);
+    let found = introspect(&app, &id, &secret, &guest).await;
+    assert_eq!(found["jeton_kind"], "guest");
+    assert_eq!(found["scope"], "cart:write products:read");
+    assert_eq!(found["client_id"], guest_client.as_str());
+    assert!(found.get("sub").is_none(), "{found}");
+    assert!(found["exp"].is_i64());
 
     let found = introspect(&app, &id, &secret, &pk).await;
     assert_eq!(found["jeton_kind"], "publishable");
