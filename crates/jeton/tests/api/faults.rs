@@ -1131,11 +1131,12 @@ async fn nothing_acknowledged_is_lost_under_faults() {
     let wall = started.elapsed();
     let report = figures.table(setup_time, drained, wall, &faults);
     eprintln!("{report}");
+    drop(nginx);
+    figures.assert_clean();
+    // Only a clean run's figures are published.
     if std::env::var("JETON_UPDATE_RELIABILITY").is_ok_and(|v| v == "1") {
         write_figures(&report);
     }
-    drop(nginx);
-    figures.assert_clean();
 }
 
 // ---------------------------------------------------------------- the checks
@@ -1153,6 +1154,7 @@ struct Figures {
     no_answer_inside: usize,
     five_xx_outside: usize,
     requests_outside: usize,
+    slowest: Duration,
     no_answer_outside: usize,
     unavailable_without_retry_after: usize,
     lost: usize,
@@ -1169,13 +1171,67 @@ struct Figures {
     revoked_accepted_in_outage: usize,
     events_expected: usize,
     events_missing: usize,
+    phantom_events: usize,
     deliveries: usize,
     unverified: usize,
     restocks: usize,
     restocks_unknown: usize,
     cancelled: usize,
     panics: usize,
+    /// The processes' warnings and errors, shown with a failure.
+    warnings: Vec<String>,
     breaches: Vec<String>,
+}
+
+/// What the database holds at the end.
+struct Stored {
+    /// Order id to status.
+    orders: HashMap<String, String>,
+    /// Order id to its lines (product id, quantity).
+    items: HashMap<String, Vec<(String, i64)>>,
+    /// Idempotency key to the order it made, if any.
+    keys: HashMap<String, Option<String>>,
+    /// Product id to stock.
+    stocks: HashMap<String, i64>,
+}
+
+impl Stored {
+    async fn read(url: &str) -> Stored {
+        let pool = connect(url).await;
+        let rows = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query(sql).fetch_all(&pool).await.unwrap() }
+        };
+        let orders = rows("SELECT id, status FROM orders")
+            .await
+            .iter()
+            .map(|row| (row.get("id"), row.get("status")))
+            .collect();
+        let mut items: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        for row in rows("SELECT order_id, product_id, quantity FROM order_items").await {
+            items
+                .entry(row.get("order_id"))
+                .or_default()
+                .push((row.get("product_id"), row.get("quantity")));
+        }
+        let keys = rows("SELECT idempotency_key, order_id FROM idempotency_keys")
+            .await
+            .iter()
+            .map(|row| (row.get("idempotency_key"), row.get("order_id")))
+            .collect();
+        let stocks = rows("SELECT id, stock FROM products")
+            .await
+            .iter()
+            .map(|row| (row.get("id"), row.get("stock")))
+            .collect();
+        pool.close().await;
+        Stored {
+            orders,
+            items,
+            keys,
+            stocks,
+        }
+    }
 }
 
 async fn check(
@@ -1185,42 +1241,8 @@ async fn check(
     deliveries: &Deliveries,
     secret: &str,
 ) -> Figures {
-    let pool = connect(&stack.url).await;
-    let orders: HashMap<String, String> = sqlx::query("SELECT id, status FROM orders")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get("id"), row.get("status")))
-        .collect();
-    let mut items: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-    for row in sqlx::query("SELECT order_id, product_id, quantity FROM order_items")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    {
-        items
-            .entry(row.get("order_id"))
-            .or_default()
-            .push((row.get("product_id"), row.get("quantity")));
-    }
-    let keys: HashMap<String, Option<String>> =
-        sqlx::query("SELECT idempotency_key, order_id FROM idempotency_keys")
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| (row.get("idempotency_key"), row.get("order_id")))
-            .collect();
-    let stocks: HashMap<String, i64> = sqlx::query("SELECT id, stock FROM products")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get("id"), row.get("stock")))
-        .collect();
-    pool.close().await;
-
+    let stored = Stored::read(&stack.url).await;
+    let got = deliveries.lock().unwrap().clone();
     let journal = shop.journal.lock().unwrap();
     let mut f = Figures {
         requests: journal.exchanges.len(),
@@ -1230,231 +1252,12 @@ async fn check(
         cancelled: journal.cancelled.len(),
         ..Figures::default()
     };
-
-    // Orders: each acknowledged one exists once, as asked; no key made two.
-    for order in &journal.orders {
-        f.retries += order.attempts.saturating_sub(1);
-        f.in_use += order.in_use;
-        match order.outcome {
-            Outcome::Placed => {
-                f.acknowledged += 1;
-                let id = &order.answers[0];
-                if order.answers.iter().any(|other| other != id) {
-                    f.duplicated += 1;
-                    f.breaches.push(format!(
-                        "key {} answered two orders: {:?}",
-                        order.key, order.answers
-                    ));
-                }
-                if !orders.contains_key(id) {
-                    f.lost += 1;
-                    f.breaches.push(format!(
-                        "order {id} (key {}) was acknowledged and is gone",
-                        order.key
-                    ));
-                    continue;
-                }
-                if keys.get(&order.key) != Some(&Some(id.clone())) {
-                    f.duplicated += 1;
-                    f.breaches.push(format!(
-                        "key {} names {:?}, not its acknowledged order {id}",
-                        order.key,
-                        keys.get(&order.key)
-                    ));
-                }
-                let mut asked = order.items.clone();
-                let mut stored = items.get(id).cloned().unwrap_or_default();
-                asked.sort();
-                stored.sort();
-                if asked != stored {
-                    f.wrong_items += 1;
-                    f.breaches.push(format!(
-                        "order {id} holds {stored:?}, not the {asked:?} asked for"
-                    ));
-                }
-            }
-            Outcome::OutOfStock => {
-                f.out_of_stock += 1;
-                if let Some(Some(id)) = keys.get(&order.key) {
-                    f.duplicated += 1;
-                    f.breaches.push(format!(
-                        "key {} was answered insufficient_stock but made order {id}",
-                        order.key
-                    ));
-                }
-            }
-            Outcome::Undecided => f.undecided += 1,
-            Outcome::Unexpected => {}
-        }
-    }
-    // Every order of the test was placed with a key: an order no key names
-    // was made by a key that then made another.
-    let named: HashSet<&String> = keys.values().flatten().collect();
-    for id in orders.keys() {
-        if !named.contains(id) {
-            f.duplicated += 1;
-            f.breaches
-                .push(format!("order {id} is named by no idempotency key"));
-        }
-    }
-    for id in &journal.cancelled {
-        if orders.get(id).map(String::as_str) != Some("cancelled") {
-            f.lost += 1;
-            f.breaches.push(format!(
-                "the cancellation of order {id} was acknowledged and is gone"
-            ));
-        }
-    }
-
-    // Stock: stock + units sold == initial stock + restocks. A restock whose
-    // answer was lost may or may not have happened.
-    for (n, product) in shop.products.iter().enumerate() {
-        let initial = if n == 0 { SCARCE_STOCK } else { STOCK };
-        let sold: i64 = items
-            .iter()
-            .filter(|(order, _)| orders.get(*order).map(String::as_str) == Some("placed"))
-            .flat_map(|(_, lines)| lines)
-            .filter(|(id, _)| id == product)
-            .map(|(_, quantity)| quantity)
-            .sum();
-        let acked = journal
-            .restocks
-            .iter()
-            .filter(|(p, ok)| *p == n && *ok)
-            .count() as i64;
-        let unknown = journal
-            .restocks
-            .iter()
-            .filter(|(p, ok)| *p == n && !*ok)
-            .count() as i64;
-        let surplus = stocks[product] + sold - initial - acked * RESTOCK;
-        let drift = (0..=unknown)
-            .map(|k| (surplus - k * RESTOCK).abs())
-            .min()
-            .unwrap_or(0);
-        if drift != 0 {
-            f.breaches.push(format!(
-                "product {n}: stock {} + sold {sold} != {initial} + {acked} restocks (+ up to {unknown} unknown) of {RESTOCK}",
-                stocks[product]
-            ));
-        }
-        f.stock_drift += drift;
-        f.restocks += acked as usize;
-        f.restocks_unknown += unknown as usize;
-    }
-
-    // Revocations: no 2xx a second after the acknowledgement, but while the
-    // database was unreachable (and until a second after it was back).
-    let outage: Vec<&Fault> = faults
-        .iter()
-        .filter(|fault| fault.what.starts_with("PostgreSQL"))
-        .collect();
-    for probe in &journal.probes {
-        if !(200..300).contains(&probe.status) {
-            continue;
-        }
-        let after = probe.sent.saturating_sub(probe.acked);
-        f.latest_revoked_accepted = f.latest_revoked_accepted.max(after);
-        if after <= REVOCATION {
-            f.revoked_accepted_in_time += 1;
-        } else {
-            let allowed = outage
-                .iter()
-                .any(|fault| probe.sent >= fault.start && probe.sent <= fault.back + REVOCATION);
-            if allowed {
-                f.revoked_accepted_in_outage += 1;
-            } else {
-                f.revoked_accepted += 1;
-                f.breaches.push(format!(
-                    "a token revoked at {:.2}s worked at {:.2}s",
-                    probe.acked.as_secs_f64(),
-                    probe.sent.as_secs_f64()
-                ));
-            }
-        }
-    }
-
-    // 5xx: none outside the windows; inside, 502, or 503 with Retry-After.
-    for exchange in &journal.exchanges {
-        let inside = faults
-            .iter()
-            .any(|fault| fault.covers(exchange.sent, exchange.done));
-        if !inside {
-            f.requests_outside += 1;
-        }
-        if exchange.status != 0 && exchange.status < 500 {
-            continue;
-        }
-        let when = format!(
-            "{} {}-{:.2}s",
-            exchange.what,
-            exchange.sent.as_secs_f64(),
-            exchange.done.as_secs_f64()
-        );
-        match (inside, exchange.status) {
-            (true, 0) => f.no_answer_inside += 1,
-            (true, 502) => *f.five_xx_inside.entry(502).or_insert(0) += 1,
-            (true, 503) => {
-                *f.five_xx_inside.entry(503).or_insert(0) += 1;
-                if !exchange.retry_after {
-                    f.unavailable_without_retry_after += 1;
-                    f.breaches.push(format!("503 without Retry-After: {when}"));
-                }
-            }
-            (true, status) => {
-                *f.five_xx_inside.entry(status).or_insert(0) += 1;
-                f.breaches
-                    .push(format!("{status} inside a fault window: {when}"));
-            }
-            (false, 0) => {
-                f.no_answer_outside += 1;
-                f.breaches
-                    .push(format!("no answer outside the fault windows: {when}"));
-            }
-            (false, status) => {
-                f.five_xx_outside += 1;
-                f.breaches
-                    .push(format!("{status} outside the fault windows: {when}"));
-            }
-        }
-    }
-
-    // Webhooks: every event of an acknowledged change, at least once.
-    let got = deliveries.lock().unwrap().clone();
-    let (counts, unverified) = received(&got, secret);
-    f.deliveries = got.len();
-    f.unverified = unverified;
-    f.events_expected = journal.events.len();
-    f.events_missing = missing(&journal.events, &counts);
-    if f.events_missing > 0 {
-        f.breaches.push(format!(
-            "{} webhook events never delivered",
-            f.events_missing
-        ));
-    }
-    if unverified > 0 {
-        f.breaches
-            .push(format!("{unverified} webhook deliveries did not verify"));
-    }
-
-    // No process panicked, the killed ones included.
-    let logs = stack
-        .logs
-        .iter()
-        .cloned()
-        .chain(stack.servers.iter().map(Server::log_text));
-    for log in logs {
-        for line in log.lines().filter(|line| line.contains("panicked")) {
-            f.panics += 1;
-            f.breaches.push(format!("a process panicked: {line}"));
-        }
-    }
-    if f.undecided > 0 {
-        f.breaches.push(format!(
-            "{} orders got no definite answer before the test gave up (a key claimed past its lease?)",
-            f.undecided
-        ));
-    }
+    f.orders(&journal, &stored);
+    f.stock(&shop.products, &journal, &stored);
+    f.revocations(&journal, faults);
+    f.errors(&journal, faults);
+    f.webhooks(&journal, &stored, &got, secret);
+    f.processes(stack);
     f.breaches.extend(
         journal
             .anomalies
@@ -1465,6 +1268,284 @@ async fn check(
 }
 
 impl Figures {
+    /// Each acknowledged order exists once, as asked; no key made two.
+    fn orders(&mut self, journal: &Journal, stored: &Stored) {
+        let Stored {
+            orders,
+            items,
+            keys,
+            ..
+        } = stored;
+        for order in &journal.orders {
+            self.retries += order.attempts.saturating_sub(1);
+            self.in_use += order.in_use;
+            match order.outcome {
+                Outcome::Placed => {
+                    self.acknowledged += 1;
+                    let id = &order.answers[0];
+                    if order.answers.iter().any(|other| other != id) {
+                        self.duplicated += 1;
+                        self.breaches.push(format!(
+                            "key {} answered two orders: {:?}",
+                            order.key, order.answers
+                        ));
+                    }
+                    if !orders.contains_key(id) {
+                        self.lost += 1;
+                        self.breaches.push(format!(
+                            "order {id} (key {}) was acknowledged and is gone",
+                            order.key
+                        ));
+                        continue;
+                    }
+                    if keys.get(&order.key) != Some(&Some(id.clone())) {
+                        self.duplicated += 1;
+                        self.breaches.push(format!(
+                            "key {} names {:?}, not its acknowledged order {id}",
+                            order.key,
+                            keys.get(&order.key)
+                        ));
+                    }
+                    let mut asked = order.items.clone();
+                    let mut stored = items.get(id).cloned().unwrap_or_default();
+                    asked.sort();
+                    stored.sort();
+                    if asked != stored {
+                        self.wrong_items += 1;
+                        self.breaches.push(format!(
+                            "order {id} holds {stored:?}, not the {asked:?} asked for"
+                        ));
+                    }
+                }
+                Outcome::OutOfStock => {
+                    self.out_of_stock += 1;
+                    if let Some(Some(id)) = keys.get(&order.key) {
+                        self.duplicated += 1;
+                        self.breaches.push(format!(
+                            "key {} was answered insufficient_stock but made order {id}",
+                            order.key
+                        ));
+                    }
+                }
+                Outcome::Undecided => self.undecided += 1,
+                Outcome::Unexpected => {}
+            }
+        }
+        // Every order of the test was placed with a key: an order no key names
+        // was made by a key that then made another.
+        let named: HashSet<&String> = keys.values().flatten().collect();
+        for id in orders.keys() {
+            if !named.contains(id) {
+                self.duplicated += 1;
+                self.breaches
+                    .push(format!("order {id} is named by no idempotency key"));
+            }
+        }
+        for id in &journal.cancelled {
+            if orders.get(id).map(String::as_str) != Some("cancelled") {
+                self.lost += 1;
+                self.breaches.push(format!(
+                    "the cancellation of order {id} was acknowledged and is gone"
+                ));
+            }
+        }
+
+        if self.undecided > 0 {
+            self.breaches.push(format!(
+                "{} orders got no definite answer before the test gave up (a key claimed past its lease?)",
+                self.undecided
+            ));
+        }
+    }
+
+    /// Stock + units sold == initial stock + restocks.
+    fn stock(&mut self, products: &[String], journal: &Journal, stored: &Stored) {
+        let Stored {
+            orders,
+            items,
+            stocks,
+            ..
+        } = stored;
+        // A restock whose answer was lost may or may not have happened.
+        for (n, product) in products.iter().enumerate() {
+            let initial = if n == 0 { SCARCE_STOCK } else { STOCK };
+            let sold: i64 = items
+                .iter()
+                .filter(|(order, _)| orders.get(*order).map(String::as_str) == Some("placed"))
+                .flat_map(|(_, lines)| lines)
+                .filter(|(id, _)| id == product)
+                .map(|(_, quantity)| quantity)
+                .sum();
+            let acked = journal
+                .restocks
+                .iter()
+                .filter(|(p, ok)| *p == n && *ok)
+                .count() as i64;
+            let unknown = journal
+                .restocks
+                .iter()
+                .filter(|(p, ok)| *p == n && !*ok)
+                .count() as i64;
+            let surplus = stocks[product] + sold - initial - acked * RESTOCK;
+            let drift = (0..=unknown)
+                .map(|k| (surplus - k * RESTOCK).abs())
+                .min()
+                .unwrap_or(0);
+            if drift != 0 {
+                self.breaches.push(format!(
+                    "product {n}: stock {} + sold {sold} != {initial} + {acked} restocks (+ up to {unknown} unknown) of {RESTOCK}",
+                    stocks[product]
+                ));
+            }
+            self.stock_drift += drift;
+            self.restocks += acked as usize;
+            self.restocks_unknown += unknown as usize;
+        }
+    }
+
+    /// No 2xx to a revoked token a second after the acknowledgement, but
+    /// while the database was unreachable (and until a second after it was
+    /// back).
+    fn revocations(&mut self, journal: &Journal, faults: &[Fault]) {
+        let outage: Vec<&Fault> = faults
+            .iter()
+            .filter(|fault| fault.what.starts_with("PostgreSQL"))
+            .collect();
+        for probe in &journal.probes {
+            if !(200..300).contains(&probe.status) {
+                continue;
+            }
+            let after = probe.sent.saturating_sub(probe.acked);
+            self.latest_revoked_accepted = self.latest_revoked_accepted.max(after);
+            if after <= REVOCATION {
+                self.revoked_accepted_in_time += 1;
+            } else {
+                let allowed = outage.iter().any(|fault| {
+                    probe.sent >= fault.start && probe.sent <= fault.back + REVOCATION
+                });
+                if allowed {
+                    self.revoked_accepted_in_outage += 1;
+                } else {
+                    self.revoked_accepted += 1;
+                    self.breaches.push(format!(
+                        "a token revoked at {:.2}s worked at {:.2}s",
+                        probe.acked.as_secs_f64(),
+                        probe.sent.as_secs_f64()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// No 5xx outside the windows; inside, 502, or 503 with Retry-After.
+    fn errors(&mut self, journal: &Journal, faults: &[Fault]) {
+        for exchange in &journal.exchanges {
+            self.slowest = self.slowest.max(exchange.done - exchange.sent);
+            let inside = faults
+                .iter()
+                .any(|fault| fault.covers(exchange.sent, exchange.done));
+            if !inside {
+                self.requests_outside += 1;
+            }
+            if exchange.status != 0 && exchange.status < 500 {
+                continue;
+            }
+            let when = format!(
+                "{} {:.2}-{:.2}s",
+                exchange.what,
+                exchange.sent.as_secs_f64(),
+                exchange.done.as_secs_f64()
+            );
+            match (inside, exchange.status) {
+                (true, 0) => self.no_answer_inside += 1,
+                (true, 502) => *self.five_xx_inside.entry(502).or_insert(0) += 1,
+                (true, 503) => {
+                    *self.five_xx_inside.entry(503).or_insert(0) += 1;
+                    if !exchange.retry_after {
+                        self.unavailable_without_retry_after += 1;
+                        self.breaches
+                            .push(format!("503 without Retry-After: {when}"));
+                    }
+                }
+                (true, status) => {
+                    *self.five_xx_inside.entry(status).or_insert(0) += 1;
+                    self.breaches
+                        .push(format!("{status} inside a fault window: {when}"));
+                }
+                (false, 0) => {
+                    self.no_answer_outside += 1;
+                    self.breaches
+                        .push(format!("no answer outside the fault windows: {when}"));
+                }
+                (false, status) => {
+                    self.five_xx_outside += 1;
+                    self.breaches
+                        .push(format!("{status} outside the fault windows: {when}"));
+                }
+            }
+        }
+    }
+
+    /// Every event of an acknowledged change, delivered at least once.
+    /// And none of an order that does not exist, or is not cancelled:
+    /// events are written in their change's transaction.
+    fn webhooks(
+        &mut self,
+        journal: &Journal,
+        stored: &Stored,
+        got: &[(HeaderMap, Bytes)],
+        secret: &str,
+    ) {
+        let (counts, unverified) = received(got, secret);
+        for (kind, id) in counts.keys() {
+            let status = stored.orders.get(id).map(String::as_str);
+            let phantom = match kind.as_str() {
+                "order.placed" => status.is_none(),
+                "order.cancelled" => status != Some("cancelled"),
+                _ => false,
+            };
+            if phantom {
+                self.phantom_events += 1;
+                self.breaches.push(format!(
+                    "{kind} delivered for order {id}, which is {status:?}"
+                ));
+            }
+        }
+        self.deliveries = got.len();
+        self.unverified = unverified;
+        self.events_expected = journal.events.len();
+        self.events_missing = missing(&journal.events, &counts);
+        if self.events_missing > 0 {
+            self.breaches.push(format!(
+                "{} webhook events never delivered",
+                self.events_missing
+            ));
+        }
+        if unverified > 0 {
+            self.breaches
+                .push(format!("{unverified} webhook deliveries did not verify"));
+        }
+    }
+
+    /// No process panicked, the killed ones included.
+    fn processes(&mut self, stack: &Stack) {
+        let logs = stack
+            .logs
+            .iter()
+            .cloned()
+            .chain(stack.servers.iter().map(Server::log_text));
+        for log in logs {
+            for line in log.lines() {
+                if line.contains("panicked") {
+                    self.panics += 1;
+                    self.breaches.push(format!("a process panicked: {line}"));
+                } else if line.contains("WARN") || line.contains("ERROR") {
+                    self.warnings.push(line.to_owned());
+                }
+            }
+        }
+    }
+
     fn table(
         &self,
         setup: Duration,
@@ -1526,6 +1607,10 @@ impl Figures {
                 self.no_answer_inside.to_string(),
             ),
             (
+                "slowest answer",
+                format!("{:.1} s", self.slowest.as_secs_f64()),
+            ),
+            (
                 "requests outside the fault windows",
                 self.requests_outside.to_string(),
             ),
@@ -1578,6 +1663,10 @@ impl Figures {
                 format!("{} ({})", self.events_expected, self.events_missing),
             ),
             (
+                "webhook events of orders that do not exist (or are not cancelled)",
+                self.phantom_events.to_string(),
+            ),
+            (
                 "webhook deliveries received (not verifying)",
                 format!("{} ({})", self.deliveries, self.unverified),
             ),
@@ -1607,15 +1696,25 @@ impl Figures {
         );
         assert!(
             self.breaches.is_empty(),
-            "{} breaches:\n{}",
+            "{} breaches:\n{}\nthe processes' warnings and errors ({}):\n{}",
             self.breaches.len(),
             self.breaches
                 .iter()
                 .take(40)
                 .cloned()
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("\n"),
+            self.warnings.len(),
+            self.latest_warnings(80),
         );
+    }
+
+    /// The last `n` warnings of every process, in time order (each line
+    /// starts with its time).
+    fn latest_warnings(&self, n: usize) -> String {
+        let mut lines = self.warnings.clone();
+        lines.sort();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }
 
