@@ -6,7 +6,8 @@
 //! restarting them disturbs no other test), serve a mixed load: visitors
 //! browse with the publishable key; shoppers register, log in, order with an
 //! `Idempotency-Key` retried with the same key and body until a definite
-//! answer, and revoke tokens; a customer has all their tokens revoked, by
+//! answer, and revoke tokens; others fill a cart and check it out, retried
+//! the same way; a customer has all their tokens revoked, by
 //! themselves or by an admin; a back office restocks and cancels orders
 //! through the admin API; a webhook endpoint takes every event. Meanwhile
 //! one process is killed (SIGKILL) every ten seconds and started again on
@@ -89,6 +90,7 @@ fn give_up_at() -> Duration {
 
 const BROWSERS: usize = 2;
 const SHOPPERS: usize = 6;
+const CART_SHOPPERS: usize = 2;
 
 /// Products: the first is scarce (it sells out, and no order may oversell
 /// it); the back office restocks the others.
@@ -134,6 +136,7 @@ struct OrderRecord {
     outcome: Outcome,
     attempts: u32,
     in_use: u32,
+    checkout: bool,
 }
 
 /// A request with a revoked token, sent at `sent`; the revocation was
@@ -373,6 +376,9 @@ async fn run_load(shop: Arc<Shop>) {
     for n in 0..SHOPPERS {
         actors.spawn(shopper(shop.clone(), n));
     }
+    for n in 0..CART_SHOPPERS {
+        actors.spawn(cart_shopper(shop.clone(), n));
+    }
     actors.spawn(revoker(shop.clone()));
     actors.spawn(back_office(shop.clone()));
     while let Some(done) = actors.join_next().await {
@@ -432,6 +438,7 @@ async fn shopper(shop: Arc<Shop>, n: usize) {
             http.clone(),
             token.clone(),
             items,
+            Placement::Order,
         ));
         if tokio::time::timeout(Duration::from_secs(3), &mut order)
             .await
@@ -550,7 +557,8 @@ async fn place_order(
     http: reqwest::Client,
     token: String,
     items: Vec<(String, i64)>,
-) {
+    placement: Placement,
+) -> Outcome {
     let key = uuid::Uuid::now_v7().to_string();
     let lines: Vec<Value> = items
         .iter()
@@ -564,18 +572,13 @@ async fn place_order(
         outcome: Outcome::Undecided,
         attempts: 0,
         in_use: 0,
+        checkout: matches!(placement, Placement::Checkout),
     };
-    let send = || {
-        shop.call(
-            &http,
-            "order",
-            Method::POST,
-            "/api/v1/orders",
-            &token,
-            Some(&body),
-            Some(&key),
-        )
+    let (what, path, body) = match placement {
+        Placement::Order => ("order", "/api/v1/orders", Some(&body)),
+        Placement::Checkout => ("checkout", "/api/v1/cart/checkout", None),
     };
+    let send = || shop.call(&http, what, Method::POST, path, &token, body, Some(&key));
     while !shop.giving_up() {
         let answer = send().await;
         record.attempts += 1;
@@ -600,7 +603,7 @@ async fn place_order(
             }
             _ if answer.failed() => tokio::time::sleep(answer.pause()).await,
             _ => {
-                shop.unexpected("order", &answer);
+                shop.unexpected(what, &answer);
                 record.outcome = Outcome::Unexpected;
                 break;
             }
@@ -615,10 +618,62 @@ async fn place_order(
             record.answers.push(s(&replay.body["id"]));
             shop.note(|journal| journal.replays += 1);
         } else if !replay.failed() {
-            shop.unexpected("order replay", &replay);
+            shop.unexpected("a replay", &replay);
         }
     }
+    let outcome = record.outcome;
     shop.note(|journal| journal.orders.push(record));
+    outcome
+}
+
+/// Where an order comes from: `POST /orders` with its lines, or `POST
+/// /cart/checkout` of a cart that holds them.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Order,
+    Checkout,
+}
+
+/// A customer who fills their cart (`PUT /cart/items/{id}`, safe to
+/// repeat) and checks it out, retried with the same `Idempotency-Key` as an
+/// order is. A guest's cart, merged at login, would be filled here first.
+async fn cart_shopper(shop: Arc<Shop>, n: usize) {
+    let http = Shop::client(IpAddr::from([127, 0, 0, 60 + n as u8]));
+    let email = format!("cart{n}@faults.example");
+    let Some((_, token)) = sign_up(&shop, &http, &email).await else {
+        return;
+    };
+    let mut rng = Rng::new(200 + n as u64);
+    while shop.loading() {
+        let items = pick(&mut rng, &shop.products);
+        for (id, quantity) in &items {
+            let path = format!("/api/v1/cart/items/{id}");
+            let body = json!({"quantity": quantity});
+            let put = shop
+                .until_answered(&http, "cart", Method::PUT, &path, &token, Some(&body))
+                .await;
+            match put {
+                Some((answer, _)) if answer.status == 200 => {}
+                Some((answer, _)) => return shop.unexpected("cart", &answer),
+                None => return,
+            }
+        }
+        let placement = Placement::Checkout;
+        let outcome = place_order(shop.clone(), http.clone(), token.clone(), items, placement);
+        if outcome.await != Outcome::Placed {
+            // Out of stock: the cart stays as it was; the next round starts
+            // from an empty one.
+            let emptied = shop
+                .until_answered(&http, "cart", Method::DELETE, "/api/v1/cart", &token, None)
+                .await;
+            match emptied {
+                Some((answer, _)) if matches!(answer.status, 200 | 204) => {}
+                Some((answer, _)) => return shop.unexpected("empty the cart", &answer),
+                None => return,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Logs in on a second device, uses that token on every process, revokes
@@ -1145,6 +1200,7 @@ async fn nothing_acknowledged_is_lost_under_faults() {
 struct Figures {
     requests: usize,
     acknowledged: usize,
+    checkouts: usize,
     out_of_stock: usize,
     undecided: usize,
     retries: u32,
@@ -1156,6 +1212,7 @@ struct Figures {
     requests_outside: usize,
     slowest: Duration,
     slowest_outside: Duration,
+    slowest_outside_what: String,
     no_answer_outside: usize,
     unavailable_without_retry_after: usize,
     lost: usize,
@@ -1283,6 +1340,7 @@ impl Figures {
             match order.outcome {
                 Outcome::Placed => {
                     self.acknowledged += 1;
+                    self.checkouts += usize::from(order.checkout);
                     let id = &order.answers[0];
                     if order.answers.iter().any(|other| other != id) {
                         self.duplicated += 1;
@@ -1447,7 +1505,12 @@ impl Figures {
                 .any(|fault| fault.covers(exchange.sent, exchange.done));
             if !inside {
                 self.requests_outside += 1;
-                self.slowest_outside = self.slowest_outside.max(exchange.done - exchange.sent);
+                let took = exchange.done - exchange.sent;
+                if took > self.slowest_outside {
+                    self.slowest_outside = took;
+                    self.slowest_outside_what =
+                        format!("{} at {:.1} s", exchange.what, exchange.sent.as_secs_f64());
+                }
             }
             if exchange.status != 0 && exchange.status < 500 {
                 continue;
@@ -1568,7 +1631,10 @@ impl Figures {
             .join(", ");
         let rows = [
             ("requests", self.requests.to_string()),
-            ("acknowledged orders (201)", self.acknowledged.to_string()),
+            (
+                "acknowledged orders (201), of which cart checkouts",
+                format!("{} ({})", self.acknowledged, self.checkouts),
+            ),
             (
                 "orders refused: out of stock (409)",
                 self.out_of_stock.to_string(),
@@ -1611,9 +1677,10 @@ impl Figures {
             (
                 "slowest answer (outside the fault windows)",
                 format!(
-                    "{:.1} s ({:.1} s)",
+                    "{:.1} s ({:.1} s: {})",
                     self.slowest.as_secs_f64(),
-                    self.slowest_outside.as_secs_f64()
+                    self.slowest_outside.as_secs_f64(),
+                    self.slowest_outside_what
                 ),
             ),
             (
