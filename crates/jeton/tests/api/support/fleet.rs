@@ -21,11 +21,11 @@ use super::{
     process::{KeyedDatabase, Reply, Server, free_port, http, json_request, keyed_database},
 };
 
-fn require_fleet() -> bool {
+pub fn require_fleet() -> bool {
     std::env::var("JETON_REQUIRE_FLEET").is_ok_and(|v| v == "1")
 }
 
-fn installed(program: &str) -> bool {
+pub fn installed(program: &str) -> bool {
     Command::new("sh")
         .args([
             "-c",
@@ -45,7 +45,7 @@ fn program(name: &str) -> String {
     }
 }
 
-async fn wait_for_port(addr: SocketAddr, what: &str) {
+pub async fn wait_for_port(addr: SocketAddr, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(

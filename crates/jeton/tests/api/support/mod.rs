@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod database;
 pub mod fleet;
+pub mod postgres;
 pub mod process;
 pub mod secret_scanning;
 pub mod staff;

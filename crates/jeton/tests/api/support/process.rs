@@ -191,8 +191,17 @@ impl Server {
 
     /// The same with environment variables set (e.g. `RUST_LOG`).
     pub async fn start_with_env(url: &str, options: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Server::launch(url, addr, options, env).await
+    }
+
+    /// Starts `jeton serve` on `addr`: again where a killed one listened,
+    /// so that a balancer sends to it again.
+    pub async fn start_at(url: &str, addr: SocketAddr, options: &[&str]) -> Server {
+        Server::launch(url, addr, options, &[]).await
+    }
+
+    async fn launch(url: &str, addr: SocketAddr, options: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         let addr_text = addr.to_string();
