@@ -521,7 +521,134 @@ def machine():
     return "%s, %d cores, %.0f GiB; %s; %s; %s" % (model, os.cpu_count(), memory, platform.platform(), rustc, wrk_version)
 
 
+# The load average when the login flood began, for the report.
+LOAD_AT_FLOOD = []
+
+
+def login_flood(base, product, pk, options, rows):
+    """Reads during a login flood: p99 compared with reads alone, in rounds.
+    Appends the two rows; returns (p99 alone, p99 during the flood)."""
+    d = options.duration
+    LOAD_AT_FLOOD.append(open("/proc/loadavg").read().split()[0])
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(login_flood_script(pk))
+    alone, during = [], []
+    for _ in range(options.rounds):
+        # Alone means alone: the previous round's flood may have left logins
+        # queued for Argon2, which keep a core busy until they are done.
+        time.sleep(3)
+        alone.append(wrk(base + "/products/" + product, d, get_script(pk), connections=8, threads=1))
+        flood = subprocess.Popen(["wrk", "-t1", "-c16", "-d%ds" % (d + 2), "-s", lua.name, base + "/auth/login"],
+                                 stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        during.append(wrk(base + "/products/" + product, d, get_script(pk), connections=8, threads=1))
+        out, _ = flood.communicate()
+        print("login flood round: %s req/s of logins, %s non-2xx; load %s" % (
+            (re.search(r"Requests/sec:\s+([\d.]+)", out) or [None, "?"])[1],
+            (re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out) or [None, "0"])[1],
+            open("/proc/loadavg").read().split()[0]), file=sys.stderr)
+    os.unlink(lua.name)
+    for name, samples in (("reads alone (for the login-flood comparison)", alone),
+                          ("reads during a login flood", during)):
+        rows.append((name, statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples),
+                     sum(x[2] for x in samples)))
+    return statistics.median(x[1] for x in alone), statistics.median(x[1] for x in during)
+
+
+def limit_decisions(server):
+    """The server's limit decisions so far, from its `/metrics`: {backend:
+    count} (`redis`, `process`), plus its Redis counters by short name."""
+    status, text = http("GET", server.base + "/metrics")
+    assert status == 200, status
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r'jeton_limit_decisions_total\{backend="(\w+)"\} ([\d.e+]+)', line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+        match = re.match(r"jeton_limit_backend_redis_(\w+_total) ([\d.e+]+)", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+def redis_under_load(shared, key, flood_key, duration):
+    """The heaviest load the benchmark puts on a Redis that stays up: reads
+    with the limited key (a lease now and then) while a flood of malformed
+    tokens from random client IPs counts a failure in Redis for every
+    request, both on the server sharing its limits. Returns (reads' req/s,
+    flood's req/s, {counter: increase})."""
+    before = limit_decisions(shared)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(get_script(flood_key, spread_ips=True))
+    flood = subprocess.Popen(["wrk", "-t1", "-c16", "-d%ds" % (duration + 1), "-s", lua.name,
+                              shared.base + "/api/v1/products"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    reads = wrk(shared.base + "/api/v1/products?limit=20", duration, get_script(key))
+    out, _ = flood.communicate()
+    os.unlink(lua.name)
+    after = limit_decisions(shared)
+    flood_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return reads[0], flood_rps, {name: after.get(name, 0) - before.get(name, 0) for name in after}
+
+
+def decision_share(counts):
+    """(decisions made per process, all decisions) from counter increases."""
+    here = counts.get("process", 0)
+    return here, here + counts.get("redis", 0)
+
+
+def fleet_part(work, options, rows, interleaved, paired, round_samples, measure):
+    """Limits shared on Redis against per-process limits, the share of limit
+    decisions made per process while Redis is up under the heaviest load,
+    then reads during a Redis outage."""
+    fleet_url = "sqlite://" + os.path.join(work, "fleet.db")
+    jeton(fleet_url, "migrate")
+    redis = Redis()
+    proxy = ["--trusted-proxy", "127.0.0.1/32"]
+    shared = Server(fleet_url, ["--redis-url", redis.url, *proxy])
+    local = Server(fleet_url, proxy)
+    seed(local, fleet_url, products=20)
+    key = limited_key(fleet_url)
+    started = limit_decisions(shared)
+    fleet_rows = interleaved([
+        ("limits local", "GET /api/v1/products?limit=20, limited key, per-process limits",
+         local.base + "/api/v1/products?limit=20", get_script(key), {}),
+        ("limits redis", "GET /api/v1/products?limit=20, limited key, limits shared on Redis",
+         shared.base + "/api/v1/products?limit=20", get_script(key), {}),
+    ], duration=1)
+    fleet = {key: value[0] for key, value in fleet_rows.items()}
+    fleet["paired"] = paired("limits redis", "limits local")
+    fleet["rounds"] = [a[0] / b[0] for a, b in zip(round_samples["limits redis"], round_samples["limits local"])]
+    after_rows = limit_decisions(shared)
+    fleet["rows decisions"] = {name: after_rows.get(name, 0) - started.get(name, 0) for name in after_rows}
+    # The heaviest load, in rounds of one second (the key's limits are
+    # not reached), a fresh limited key for the reads each round.
+    heavy = {}
+    loads = []
+    for _ in range(options.rounds):
+        loads.append(float(open("/proc/loadavg").read().split()[0]))
+        reads, flood, counts = redis_under_load(shared, limited_key(fleet_url), bad_checksum("pk"), 1)
+        for name, value in counts.items():
+            heavy[name] = heavy.get(name, 0) + value
+        rows_heavy = heavy.setdefault("rows", [])
+        rows_heavy.append((reads, flood))
+    fleet["heavy"] = heavy
+    fleet["heavy loads"] = loads
+    here, total = decision_share(heavy)
+    print("limit decisions per process under load, Redis up: %d of %d; %s" % (here, total, heavy),
+          file=sys.stderr)
+    redis.stop()
+    # A key of its own: the shared rows' requests still count in this
+    # process's window.
+    fleet["outage"] = measure("GET /api/v1/products?limit=20, limited key, Redis down (per-process limits)",
+                              shared.base + "/api/v1/products?limit=20", get_script(limited_key(fleet_url)))[0]
+    shared.stop()
+    local.stop()
+    return fleet
+
+
 def main():
+    global BIN
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=7, help="runs per row, interleaved; the median is reported")
@@ -531,8 +658,13 @@ def main():
                         help="runs of the interleaved in-process pairs (0: none)")
     parser.add_argument("--postgres", default=os.environ.get("JETON_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--output", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    parser.add_argument("--only", choices=["login-flood", "redis"], action="append",
+                        help="run only these parts and print their figures; no report is written")
+    parser.add_argument("--bin", help="the jeton binary to run (with --no-build); by default target/release/jeton")
     options = parser.parse_args()
     d = options.duration
+    if options.bin:
+        BIN = options.bin
 
     if shutil.which("wrk") is None:
         print("installing wrk from Debian's packages", file=sys.stderr)
@@ -598,6 +730,22 @@ def main():
 
     rss = []
     after = {"page": lambda: rss.append(server.rss_mb())}
+    if options.only:
+        print("load average at start: %s" % open("/proc/loadavg").read().strip(), file=sys.stderr)
+        if "login-flood" in options.only:
+            alone, flood = login_flood(base, product, seeded["pk"], options, rows)
+            print("login flood: read p99 %.2f ms at rest, %.2f ms during the flood: %.2fx"
+                  % (alone, flood, flood / alone), file=sys.stderr)
+        server.stop()
+        if "redis" in options.only:
+            fleet = fleet_part(work, options, rows, interleaved, paired, round_samples, measure)
+            here, total = decision_share(fleet["heavy"])
+            print("Redis rows: %s; under the heaviest load: %d of %d limit decisions per process (%s), "
+                  "load averages %s" % (fleet["rows decisions"], here, total, fleet["heavy"], fleet["heavy loads"]),
+                  file=sys.stderr)
+        print("load average at end: %s" % open("/proc/loadavg").read().strip(), file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     # The floods come from a random client IP per request, which wrk makes
     # in Lua for every request; /healthz driven the same way is their
     # like-for-like baseline (the Lua costs wrk, on the same two cores). The
@@ -649,27 +797,7 @@ def main():
               "malformed rounds": [a[0] / b[0] for a, b in zip(round_samples["malformed"],
                                                                round_samples["healthz spread"])]}
 
-    # Reads during a login flood: p99 compared with reads alone, in rounds.
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(login_flood_script(seeded["pk"]))
-    alone, during = [], []
-    for _ in range(options.rounds):
-        # Alone means alone: the previous round's flood may have left logins
-        # queued for Argon2, which keep a core busy until they are done.
-        time.sleep(3)
-        alone.append(wrk(base + "/products/" + product, d, get_script(seeded["pk"]), connections=8, threads=1))
-        flood = subprocess.Popen(["wrk", "-t1", "-c16", "-d%ds" % (d + 2), "-s", lua.name, base + "/auth/login"],
-                                 stdout=subprocess.DEVNULL)
-        time.sleep(1)
-        during.append(wrk(base + "/products/" + product, d, get_script(seeded["pk"]), connections=8, threads=1))
-        flood.wait()
-    os.unlink(lua.name)
-    for name, samples in (("reads alone (for the login-flood comparison)", alone),
-                          ("reads during a login flood", during)):
-        rows.append((name, statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples),
-                     sum(x[2] for x in samples)))
-    p99_alone = statistics.median(x[1] for x in alone)
-    p99_flood = statistics.median(x[1] for x in during)
+    p99_alone, p99_flood = login_flood(base, product, seeded["pk"], options, rows)
 
     # Usage counting on and off: two more servers on the same database,
     # alike but for `--no-usage-counting` (a switch for this benchmark
@@ -748,29 +876,7 @@ def main():
     if shutil.which("redis-server") is None:
         notes.append("Redis rows skipped: redis-server is not installed (apt-get install redis-server).")
     else:
-        fleet_url = "sqlite://" + os.path.join(work, "fleet.db")
-        jeton(fleet_url, "migrate")
-        redis = Redis()
-        shared = Server(fleet_url, ["--redis-url", redis.url])
-        local = Server(fleet_url)
-        seed(local, fleet_url, products=20)
-        key = limited_key(fleet_url)
-        fleet_rows = interleaved([
-            ("limits local", "GET /api/v1/products?limit=20, limited key, per-process limits",
-             local.base + "/api/v1/products?limit=20", get_script(key), {}),
-            ("limits redis", "GET /api/v1/products?limit=20, limited key, limits shared on Redis",
-             shared.base + "/api/v1/products?limit=20", get_script(key), {}),
-        ], duration=1)
-        fleet = {key: value[0] for key, value in fleet_rows.items()}
-        fleet["paired"] = paired("limits redis", "limits local")
-        fleet["rounds"] = [a[0] / b[0] for a, b in zip(round_samples["limits redis"], round_samples["limits local"])]
-        redis.stop()
-        # A key of its own: the shared rows' requests still count in this
-        # process's window.
-        fleet["outage"] = measure("GET /api/v1/products?limit=20, limited key, Redis down (per-process limits)",
-                                  shared.base + "/api/v1/products?limit=20", get_script(limited_key(fleet_url)))[0]
-        shared.stop()
-        local.stop()
+        fleet = fleet_part(work, options, rows, interleaved, paired, round_samples, measure)
 
     # PostgreSQL: orders and statements per read.
     pg = {}
@@ -860,8 +966,9 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                % (access["paired"], ", ".join("%.2f" % r for r in access["rounds"]), access["at"], access["sk"]))
     out.append("| client credentials exchanges per second (`POST /oauth/token`, SQLite; each writes a token and "
                "its audit event) | %.0f/s |" % access["exchanges"])
-    out.append("| read p99 during a login flood ≤ 3× read p99 at rest | %.2f ms vs %.2f ms: %.2f× |"
-               % (p99_flood, p99_alone, p99_flood / p99_alone))
+    out.append("| read p99 during a login flood ≤ 3× read p99 at rest | %.2f ms vs %.2f ms: %.2f× (load average "
+               "%s at the flood's start) |"
+               % (p99_flood, p99_alone, p99_flood / p99_alone, LOAD_AT_FLOOD[0] if LOAD_AT_FLOOD else "?"))
     out.append("| verification at 1M stored tokens within 10%% of 1k (cache hit) | %.0f vs %.0f req/s: %.2f× as the "
                "ratio of the medians, %.2f× paired by round |"
                % (scale["1m hit"], scale["1k hit"], scale["1m hit"] / scale["1k hit"], scale["paired hit"]))
@@ -876,6 +983,18 @@ def write_report(options, rows, healthz, product_rps, page_rps, rss, p99_alone, 
                       fleet["limits local"]))
         out.append("| reads during a Redis outage (served, under per-process limits) | %.0f req/s: %.2f× the "
                    "per-process row |" % (fleet["outage"], fleet["outage"] / fleet["limits local"]))
+        here, total = decision_share(fleet["heavy"])
+        rows_here, rows_total = decision_share(fleet["rows decisions"])
+        out.append("| limit decisions made per process instead of on Redis, Redis up, under the heaviest load "
+                   "(target: none) | %d of %d (%.3f%%) while reads of the limited key (32 connections) and a "
+                   "malformed-token flood from random client IPs (16 connections, a failure counted on Redis "
+                   "per request) ran together, %d rounds of 1 s at load averages %s; %d of %d in the two Redis "
+                   "rows above; %d slow answers, %d outages |"
+                   % (here, total, 100.0 * here / max(total, 1), len(fleet["heavy loads"]),
+                      "–".join("%.1f" % x for x in (min(fleet["heavy loads"]), max(fleet["heavy loads"]))),
+                      rows_here, rows_total, fleet["heavy"].get("slow_answers_total", 0)
+                      + fleet["rows decisions"].get("slow_answers_total", 0),
+                      fleet["heavy"].get("fallbacks_total", 0) + fleet["rows decisions"].get("fallbacks_total", 0)))
     if "statements" in pg:
         transactions, writes, reads, background = pg["statements"]
         out.append("| database statements per authenticated read (PostgreSQL) | %.4f transactions and %.4f row "

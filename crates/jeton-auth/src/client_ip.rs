@@ -15,6 +15,9 @@
 //! request is answered 500 with a `detail` that says so, and one error is
 //! logged: the limits are never silently off.
 //!
+//! Per-IP limits count a client by its [`IpKey`]: an IPv4 address, or an
+//! IPv6 /64.
+//!
 //! A test that sends requests with `tower::ServiceExt::oneshot` has no
 //! socket: it gives the app axum's `MockConnectInfo` layer, which stands
 //! for one.
@@ -55,8 +58,9 @@
 
 use std::{
     convert::Infallible,
+    fmt,
     future::{Ready, ready},
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -79,6 +83,53 @@ use crate::Identity;
 /// [`ClientIpLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// What the per-IP limits count this client by.
+    pub fn limit_key(self) -> IpKey {
+        IpKey::of(self.0)
+    }
+}
+
+/// What every per-IP limit counts a client by: an IPv4 address as it is
+/// (an IPv4-mapped IPv6 address is judged as the IPv4 address it maps), an
+/// IPv6 address by its /64. One host is commonly given a whole /64 (SLAAC,
+/// privacy addresses, RFC 6177's advice to sites), so per IPv6 address one
+/// host could pick a fresh address for every request and never be counted
+/// twice. Its `Display` is the limit's key text: the IPv4 address, or the
+/// network as `2001:db8:1:2::/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpKey(IpAddr);
+
+impl IpKey {
+    /// The prefix length an IPv6 client is counted by.
+    pub const IPV6_PREFIX: u8 = 64;
+
+    pub fn of(ip: IpAddr) -> IpKey {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => IpKey(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let network = u128::from(v6) & (u128::MAX << (128 - u32::from(IpKey::IPV6_PREFIX)));
+                IpKey(IpAddr::V6(Ipv6Addr::from(network)))
+            }
+        }
+    }
+}
+
+impl From<IpAddr> for IpKey {
+    fn from(ip: IpAddr) -> IpKey {
+        IpKey::of(ip)
+    }
+}
+
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => v4.fmt(f),
+            IpAddr::V6(v6) => write!(f, "{v6}/{}", IpKey::IPV6_PREFIX),
+        }
+    }
+}
 
 /// Finds each request's [`ClientIp`], for routes without a guard; made by
 /// [`Gate::client_ip_layer`](crate::Gate::client_ip_layer), with the gate's
@@ -271,6 +322,30 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        let key = |text: &str| IpKey::of(ip(text)).to_string();
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_ne!(key("203.0.113.9"), key("203.0.113.10"));
+        // IPv4-mapped IPv6 is the IPv4 address, not a /64 of mapped ones.
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_ne!(key("::ffff:203.0.113.9"), key("::ffff:203.0.113.10"));
+        assert_eq!(key("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+        assert_eq!(
+            IpKey::of(ip("2001:db8:1:2::1")),
+            IpKey::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_ne!(
+            IpKey::of(ip("2001:db8:1:2::1")),
+            IpKey::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(key("::1"), "::/64");
+        assert_eq!(
+            ClientIp(ip("2001:db8::5")).limit_key(),
+            IpKey::of(ip("2001:db8::9"))
+        );
     }
 
     #[tokio::test]

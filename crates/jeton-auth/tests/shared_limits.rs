@@ -169,3 +169,76 @@ async fn requests_waiting_for_a_lease_are_served_by_one_answer() {
     let asked = scripts_run(&redis) - before;
     assert!(asked <= 10, "40 requests asked Redis {asked} times");
 }
+
+/// Holds every client's commands for `ms` (Redis's `CLIENT PAUSE`): a Redis
+/// that is up but slow to answer, as under load.
+fn pause(redis: &Redis, ms: u64) {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            &ms.to_string(),
+            "ALL",
+        ])
+        .output()
+        .expect("run redis-cli");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OK"),
+        "{out:?}"
+    );
+}
+
+/// A busy Redis is not a dead one. With the default deadline, an answer
+/// that comes within it keeps the decision shared; one that comes after it
+/// costs only the requests that waited (counted in their process), and the
+/// late answer still counts for the fleet. Neither is an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_not_an_outage() {
+    let Some(redis) = redis().await else { return };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let backend = || {
+        Arc::new(LimitBackend::redis(&url, &Identity::new("jt").unwrap(), REDIS_DEADLINE).unwrap())
+    };
+    let (first, second) = (backend(), backend());
+    let rate = Rate::per_minute(1).unwrap();
+    // Both connected, before Redis is made slow.
+    assert!(first.take("key:warm-1", rate).await.is_ok());
+    assert!(second.take("key:warm-2", rate).await.is_ok());
+
+    // Answers within the deadline: decided on Redis, so the other process
+    // finds the one request of the minute taken.
+    pause(&redis, (REDIS_DEADLINE / 3).as_millis() as u64);
+    assert!(first.take("key:slow", rate).await.is_ok());
+    assert!(first.redis_in_use(), "a slow answer is not an outage");
+    assert!(
+        second.take("key:slow", rate).await.is_err(),
+        "the slow answer was counted for the fleet"
+    );
+    let window = jeton_auth::limits::Window {
+        max: 3,
+        window: Duration::from_secs(60),
+    };
+    pause(&redis, (REDIS_DEADLINE / 3).as_millis() as u64);
+    assert_eq!(first.fail("fail:slow", window).await.count, 1);
+    assert_eq!(second.failures("fail:slow", window).await.count, 1);
+
+    // Paused past the deadline, though not for as long as an outage: the
+    // request is answered at its deadline, counted in its process, and
+    // Redis stays in use.
+    pause(&redis, 350);
+    let started = std::time::Instant::now();
+    assert!(first.take("key:late", rate).await.is_ok());
+    let waited = started.elapsed();
+    // It waited for Redis (paused) until its deadline, and no longer.
+    assert!(
+        waited >= REDIS_DEADLINE - Duration::from_millis(20) && waited < REDIS_DEADLINE * 2,
+        "{waited:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(first.redis_in_use(), "slow, not down");
+    assert!(second.redis_in_use(), "slow, not down");
+    // The question went on waiting: what Redis granted it counts.
+    assert!(second.take("key:late", rate).await.is_err());
+}

@@ -1,9 +1,15 @@
 //! The password-hashing executor: Argon2id at OWASP's parameters
 //! (m = 19456 KiB, t = 2, p = 1). Hashing and verification are CPU-heavy by
-//! design, so they run on threads of their own, at the lowest scheduling
-//! priority, behind a bounded queue, never on the async runtime's threads.
+//! design, so they run on threads of their own (one fewer than the cores),
+//! in Linux's idle scheduling class, behind a bounded queue with a bounded
+//! wait, never on the async runtime's threads. A login flood therefore
+//! slows logins, and past the queue or the wait refuses them with 503 and
+//! `Retry-After`, rather than slowing every read.
 
-use std::sync::LazyLock;
+use std::sync::{
+    LazyLock,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 
@@ -45,9 +51,15 @@ fn verify_blocking(password: &Password, stored: &str) -> bool {
 /// later.
 const QUEUE_PER_CORE: usize = 32;
 
+/// The longest a call waits for a hashing thread. Hashing yields every core
+/// to the rest of the server, so under a load that keeps the cores busy the
+/// queue may not move: a login is then told to come back rather than held
+/// until the client gives up.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct HashingGate {
     running: tokio::sync::Semaphore,
-    queued: std::sync::atomic::AtomicUsize,
+    queued: AtomicUsize,
     max_queued: usize,
 }
 
@@ -61,21 +73,20 @@ fn hashing_threads() -> usize {
     cores().saturating_sub(1).max(1)
 }
 
-static GATE: LazyLock<HashingGate> = LazyLock::new(|| HashingGate {
-    running: tokio::sync::Semaphore::new(hashing_threads()),
-    queued: std::sync::atomic::AtomicUsize::new(0),
-    max_queued: cores() * QUEUE_PER_CORE,
-});
+static GATE: LazyLock<HashingGate> =
+    LazyLock::new(|| HashingGate::new(hashing_threads(), cores() * QUEUE_PER_CORE));
 
 /// Too many password checks are waiting: answer 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many password checks are waiting")]
 pub struct Busy;
 
-/// The threads that hash, one per permit of the gate. They run at the
-/// lowest priority (nice 19): when the machine is busy, the scheduler gives
-/// the cores to the async runtime first, so a login flood slows logins
-/// rather than every read. On an idle machine they run at full speed.
+/// The threads that hash, one per permit of the gate. They run in Linux's
+/// idle scheduling class (`SCHED_IDLE`, and nice 19 where that is refused):
+/// any other thread that wakes up takes the core from them at once, so a
+/// read's request never waits behind a hash for its time slice, and a
+/// login flood slows logins rather than every read. On an idle machine they
+/// run at full speed.
 static POOL: LazyLock<rayon::ThreadPool> = LazyLock::new(|| {
     rayon::ThreadPoolBuilder::new()
         .num_threads(hashing_threads())
@@ -97,25 +108,69 @@ fn lower_this_threads_priority() {
         if libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 19) != 0 {
             tracing::warn!("could not lower the priority of a password hashing thread");
         }
+        // On Linux, 0 names the calling thread.
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            tracing::warn!("could not put a password hashing thread in the idle scheduling class");
+        }
+    }
+}
+
+/// One call counted among those waiting, until it is dropped: also when
+/// its request goes away while it waits (the client disconnected), so the
+/// count never keeps calls that no longer wait.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(queued: &'a AtomicUsize, max: usize) -> Option<Queued<'a>> {
+        if queued.fetch_add(1, Ordering::SeqCst) >= max {
+            queued.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Queued(queued))
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl HashingGate {
+    fn new(running: usize, max_queued: usize) -> HashingGate {
+        HashingGate {
+            running: tokio::sync::Semaphore::new(running),
+            queued: AtomicUsize::new(0),
+            max_queued,
+        }
+    }
+
+    /// Runs `work` on the hashing threads once the gate lets it through.
+    /// The permit goes with the work, so a request that goes away mid-hash
+    /// does not let another hash start before this one ends.
+    async fn run<T: Send + 'static>(
+        &'static self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let queued = Queued::enter(&self.queued, self.max_queued).ok_or(Busy)?;
+        let permit = tokio::time::timeout(MAX_WAIT, self.running.acquire()).await;
+        drop(queued);
+        let permit = permit
+            .map_err(|_| Busy)?
+            .expect("the hashing semaphore is never closed");
+        let (done, result) = tokio::sync::oneshot::channel();
+        POOL.spawn(move || {
+            let _permit = permit;
+            let _ = done.send(work());
+        });
+        Ok(result.await.expect("password hashing does not panic"))
     }
 }
 
 /// Runs `work` on the hashing threads once the gate lets it through.
 async fn gated<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
-    use std::sync::atomic::Ordering;
-    let gate = &*GATE;
-    if gate.queued.fetch_add(1, Ordering::SeqCst) >= gate.max_queued {
-        gate.queued.fetch_sub(1, Ordering::SeqCst);
-        return Err(Busy);
-    }
-    let permit = gate.running.acquire().await;
-    gate.queued.fetch_sub(1, Ordering::SeqCst);
-    let _permit = permit.expect("the hashing semaphore is never closed");
-    let (done, result) = tokio::sync::oneshot::channel();
-    POOL.spawn(move || {
-        let _ = done.send(work());
-    });
-    Ok(result.await.expect("password hashing does not panic"))
+    GATE.run(work).await
 }
 
 /// The PHC string of a new Argon2id hash.
@@ -152,13 +207,51 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashing_threads_run_at_the_lowest_priority() {
-        let nice = gated(|| {
-            // SAFETY: reads this thread's own scheduling priority.
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        let (nice, policy) = gated(|| {
+            // SAFETY: reads this thread's own scheduling priority and policy.
+            unsafe {
+                (
+                    libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t),
+                    libc::sched_getscheduler(0),
+                )
+            }
         })
         .await
         .unwrap();
         assert_eq!(nice, 19);
+        assert_eq!(policy, libc::SCHED_IDLE);
+    }
+
+    /// With every hashing thread busy and the queue full, the next call is
+    /// told to come back at once (the login's 503 with `Retry-After`), and a
+    /// call that stops waiting leaves the queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_queue_calls_are_refused_and_leavers_leave_it() {
+        let gate: &'static HashingGate = Box::leak(Box::new(HashingGate::new(1, 2)));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn(gate.run(move || hold.recv().is_ok()));
+        while gate.running.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let first = tokio::spawn(gate.run(|| true));
+        let second = tokio::spawn(gate.run(|| true));
+        while gate.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(gate.run(|| true).await, Err(Busy), "past the queue");
+        // The async runtime is free meanwhile: everything but hashing runs.
+        let started = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        second.abort();
+        let _ = second.await;
+        assert_eq!(gate.queued.load(Ordering::SeqCst), 1, "the leaver left");
+        let third = tokio::spawn(gate.run(|| true));
+        release.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(true));
+        assert_eq!(first.await.unwrap(), Ok(true));
+        assert_eq!(third.await.unwrap(), Ok(true));
+        assert_eq!(gate.queued.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use jeton_auth::{
     AuthError,
+    client_ip::IpKey,
     limits::{Failures, LimitBackend, Rate, Window},
 };
 
@@ -105,9 +106,10 @@ pub struct Throttled {
     pub retry_after: RetryAfter,
 }
 
-/// The address a request without one counts as.
+/// What a request from `ip` is counted as by the per-IP limits: its
+/// [`IpKey`] (an IPv6 client by its /64), or "unknown" without one.
 fn address(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string())
+    ip.map_or_else(|| "unknown".to_owned(), |ip| IpKey::of(ip).to_string())
 }
 
 impl Throttle {
@@ -245,7 +247,7 @@ impl Throttle {
         let Some(rate) = Rate::per_hour(self.settings.registrations_per_ip_per_hour) else {
             return Ok(());
         };
-        self.take(&format!("register:{}", ip.to_canonical()), rate)
+        self.take(&format!("register:{}", address(Some(ip))), rate)
             .await
     }
 
@@ -402,5 +404,31 @@ mod tests {
         // One registration is earned back every half hour at 2 per hour.
         assert!((1..=1800).contains(&refused.retry_after.0));
         assert!(throttle.check_registration(ip(8)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_64_is_one_address_for_logins_and_registrations() {
+        let throttle = throttle(Duration::from_secs(60));
+        let v6 = |a: u16, b: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, a, b, 0, 0, 1]));
+        for n in 0..5 {
+            throttle
+                .login_failed(&format!("user{n}@example.com"), v6(1, n))
+                .await;
+        }
+        let refused = throttle
+            .check_login("new@example.com", v6(1, 99))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.limit, 5);
+        assert!(
+            throttle
+                .check_login("new@example.com", v6(2, 0))
+                .await
+                .is_ok()
+        );
+        assert!(throttle.check_registration(v6(3, 1)).await.is_ok());
+        assert!(throttle.check_registration(v6(3, 2)).await.is_ok());
+        assert!(throttle.check_registration(v6(3, 3)).await.is_err());
+        assert!(throttle.check_registration(v6(4, 1)).await.is_ok());
     }
 }

@@ -21,7 +21,7 @@ use metrics::Counter;
 use quick_cache::sync::Cache;
 
 use super::{LimitBackend, Window, seconds_ceil};
-use crate::{AuthError, Clock};
+use crate::{AuthError, Clock, client_ip::IpKey};
 
 /// Failed authentications (malformed, unknown, revoked or expired tokens)
 /// allowed per client IP and window before that IP gets 429 without its
@@ -49,7 +49,7 @@ pub(crate) struct FailedAuth {
     limits: Arc<LimitBackend>,
     /// IPs refused until then: learnt when one of their failures reaches
     /// the limit, so that checking costs no round trip to a shared backend.
-    refused_until: Cache<IpAddr, Instant>,
+    refused_until: Cache<IpKey, Instant>,
     /// Registered on first use (after the app has installed its recorder).
     refused: OnceLock<Counter>,
     /// The name of the rate-limited counter, with the app's prefix.
@@ -84,7 +84,7 @@ impl FailedAuth {
 
     /// Refuses an IP that has failed too often in its window.
     pub(crate) fn check(&self, ip: Option<IpAddr>) -> Result<(), AuthError> {
-        let Some(until) = ip.and_then(|ip| self.refused_until.get(&ip.to_canonical())) else {
+        let Some(until) = ip.and_then(|ip| self.refused_until.get(&IpKey::of(ip))) else {
             return Ok(());
         };
         let left = until.saturating_duration_since(self.clock.instant());
@@ -102,7 +102,7 @@ impl FailedAuth {
 
     /// Counts a failure of `ip`.
     pub(crate) async fn count(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
+        let Some(ip) = ip.map(IpKey::of) else {
             return;
         };
         let window = self.window();
@@ -197,5 +197,24 @@ mod tests {
             .await
             .unwrap();
         assert!(tracker.check(Some("192.0.2.7".parse().unwrap())).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_64_is_one_client() {
+        let tracker = limit(3, Duration::from_secs(60));
+        for n in 1..=3u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 7, n, 0, 0, n]);
+            fail(&tracker, ip).await.unwrap();
+        }
+        assert!(
+            tracker
+                .check(Some("2001:db8:0:7::99".parse().unwrap()))
+                .is_err()
+        );
+        assert!(
+            tracker
+                .check(Some("2001:db8:0:8::1".parse().unwrap()))
+                .is_ok()
+        );
     }
 }

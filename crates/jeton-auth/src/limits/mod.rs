@@ -34,14 +34,24 @@
 //! keys bounded.
 //!
 //! Failures go to Redis as they happen and are read from it where they are
-//! checked. Redis that does not answer within its deadline (by default
-//! [`REDIS_DEADLINE`]) counts as
-//! down: the backend then counts in this process, logs the outage once,
-//! sets the `…limit_backend_redis` gauge to 0 and the
-//! `…limit_backend_redis_fallbacks_total` counter up by one, and tries Redis
-//! again in the background until it answers. No request waits for Redis
-//! longer than twice that deadline (once for another request's answer, once
-//! for its own), and none fails because Redis is down.
+//! checked. A busy Redis is not a dead one:
+//! - a request waits for Redis at most its deadline (by default
+//!   [`REDIS_DEADLINE`]), for another request's answer and its own together;
+//!   past it, that request alone is counted in this process, the
+//!   `…limit_backend_redis_slow_answers_total` counter goes up by one, a
+//!   "Redis is slow (not down)" warning is logged at most once a minute,
+//!   and the question keeps waiting in the background (a lease it brings
+//!   back is kept for the next requests);
+//! - Redis counts as down when it answers with an error (the connection is
+//!   refused or lost) or leaves a question unanswered for half a second (or
+//!   the deadline, if longer): the backend then counts in this process, logs
+//!   "Redis is unreachable" once, sets the `…limit_backend_redis` gauge to 0
+//!   and the `…limit_backend_redis_fallbacks_total` counter up by one, and
+//!   tries Redis again in the background until it answers.
+//!
+//! `…limit_decisions_total{backend="redis"|"process"}` counts the decisions
+//! made each way while Redis is configured. No request fails because Redis
+//! is slow or down.
 
 use std::{
     collections::HashMap,
@@ -70,9 +80,12 @@ mod shared;
 pub use failed_auth::FailedAuthLimit;
 pub use rate::{Limits, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, set_headers};
 
-/// With the `redis` feature: by default, a Redis that has not answered in
-/// this long counts as down.
-pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
+/// With the `redis` feature: by default, the longest a request waits for
+/// Redis before its limits are counted in this process. Long enough for a
+/// healthy Redis under load (the server and Redis starved of CPU for a
+/// moment) to answer, short enough that a request held up by it still
+/// answers well within a second.
+pub const REDIS_DEADLINE: Duration = Duration::from_millis(250);
 
 /// What the `RateLimit-*` headers report: the tighter of the limits that
 /// apply.
@@ -168,8 +181,10 @@ impl LimitBackend {
     /// `redis://127.0.0.1:6379`), under keys that start with the identity's
     /// metric prefix, and counted in this process while Redis is down. It
     /// connects in the background: an unreachable Redis at start is an
-    /// outage like any other. A Redis that does not answer within
-    /// `deadline` ([`REDIS_DEADLINE`] is a good default) counts as down.
+    /// outage like any other. A request waits for Redis at most `deadline`
+    /// ([`REDIS_DEADLINE`] is a good default), and is then counted in this
+    /// process; Redis counts as down only on an error or a longer silence
+    /// (see the [module](self) docs).
     /// Must be called within a Tokio runtime.
     #[cfg(feature = "redis")]
     pub fn redis(
@@ -204,10 +219,12 @@ impl LimitBackend {
     /// `RateLimit-*` headers, or [`AuthError::RateLimited`].
     pub async fn take(&self, key: &str, rate: Rate) -> Result<RateLimitStatus, AuthError> {
         #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared
-            && let Some(taken) = shared.take(key, rate).await
-        {
-            return taken;
+        if let Some(shared) = &self.shared {
+            let taken = shared.take(key, rate).await;
+            shared.decided(taken.is_some());
+            if let Some(taken) = taken {
+                return taken;
+            }
         }
         self.local.take(key, rate)
     }
@@ -215,10 +232,12 @@ impl LimitBackend {
     /// `key`'s failures in its current window.
     pub async fn failures(&self, key: &str, window: Window) -> Failures {
         #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared
-            && let Some(failures) = shared.failures(key, window).await
-        {
-            return failures;
+        if let Some(shared) = &self.shared {
+            let failures = shared.failures(key, window).await;
+            shared.decided(failures.is_some());
+            if let Some(failures) = failures {
+                return failures;
+            }
         }
         self.local.failures(key, window)
     }
@@ -226,10 +245,12 @@ impl LimitBackend {
     /// Counts a failure of `key`; the count after it.
     pub async fn fail(&self, key: &str, window: Window) -> Failures {
         #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared
-            && let Some(failures) = shared.fail(key, window).await
-        {
-            return failures;
+        if let Some(shared) = &self.shared {
+            let failures = shared.fail(key, window).await;
+            shared.decided(failures.is_some());
+            if let Some(failures) = failures {
+                return failures;
+            }
         }
         self.local.fail(key, window)
     }

@@ -10,7 +10,7 @@ use std::{net::IpAddr, sync::Arc};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{LimitBackend, Rate, RateLimitStatus};
-use crate::AuthError;
+use crate::{AuthError, client_ip::IpKey};
 
 /// A client's limits, in requests per minute; `None` means no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,7 +72,7 @@ impl RateLimiter {
         // one address is refused never spends the key's limit, which all
         // addresses share.
         if let (Some(rate), Some(ip)) = (limits.per_ip.and_then(Rate::per_minute), ip) {
-            let key = format!("ip:{client_id}:{}", ip.to_canonical());
+            let key = format!("ip:{client_id}:{}", IpKey::of(ip));
             keep(self.limits.take(&key, rate).await?);
         }
         if let Some(rate) = limits.per_key.and_then(Rate::per_minute) {
@@ -128,6 +128,41 @@ mod tests {
         assert!(limiter.check("c", limits, Some(a)).await.is_err());
         let status = limiter.check("c", limits, Some(b)).await.unwrap().unwrap();
         assert_eq!((status.limit, status.remaining), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn per_ip_limits_count_an_ipv6_client_by_its_64() {
+        let limiter = RateLimiter::new();
+        let limits = Limits {
+            per_key: None,
+            per_ip: Some(2),
+        };
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        assert!(
+            limiter
+                .check("c", limits, ip("2001:db8:0:1::1"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check("c", limits, ip("2001:db8:0:1::2"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check("c", limits, ip("2001:db8:0:1:ffff::3"))
+                .await
+                .is_err(),
+            "a third address of the same /64"
+        );
+        assert!(
+            limiter
+                .check("c", limits, ip("2001:db8:0:2::1"))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -19,6 +19,17 @@ use crate::{AuthError, Identity};
 /// How often a down Redis is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a question to Redis may go unanswered before Redis counts as
+/// down (unless the deadline is longer). A request waits for the answer only
+/// until its deadline, then is counted in this process; the question itself
+/// keeps waiting, so that a Redis that is busy rather than gone answers it,
+/// and is not declared down, while one that has stopped is found within a
+/// second.
+const OUTAGE_AFTER: Duration = Duration::from_millis(500);
+
+/// How often, at most, slow answers are logged.
+const SLOW_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The longest a lease may be spent for.
 const LEASE_LIFETIME: Duration = Duration::from_secs(1);
 
@@ -240,13 +251,19 @@ impl KeyState {
 
 struct Connection {
     manager: ConnectionManager,
-    /// Longer than this without an answer: down.
+    /// The longest a request waits for Redis before it is counted here.
     deadline: Duration,
+    /// Longer than this without an answer to a question: down.
+    outage_after: Duration,
     up: AtomicBool,
     /// Set while a task is trying Redis again.
     retrying: AtomicBool,
     gauge: Gauge,
     fallbacks: Counter,
+    /// Requests that Redis, up, did not answer within their deadline.
+    slow: Counter,
+    /// When a slow answer was last logged.
+    slow_logged: Mutex<Option<Instant>>,
 }
 
 pub(super) struct Shared {
@@ -258,6 +275,11 @@ pub(super) struct Shared {
     next_lease: AtomicU64,
     keys: Mutex<HashMap<String, Arc<KeyState>>>,
     scripts: OnceLock<(Script, Script, Script)>,
+    /// Limit decisions (a request counted, failures read or counted) made
+    /// on Redis and in this process: with Redis up, the second should stay
+    /// at zero.
+    decided_on_redis: Counter,
+    decided_here: Counter,
 }
 
 fn millis(ms: i64) -> Duration {
@@ -271,9 +293,10 @@ impl Shared {
         deadline: Duration,
     ) -> Result<Shared, LimitBackendError> {
         let client = redis::Client::open(url).map_err(|e| LimitBackendError(e.to_string()))?;
+        let outage_after = OUTAGE_AFTER.max(deadline);
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(deadline * 4))
-            .set_response_timeout(Some(deadline))
+            .set_connection_timeout(Some(outage_after))
+            .set_response_timeout(Some(outage_after))
             .set_number_of_retries(1)
             .set_max_delay(RETRY_INTERVAL);
         let manager = ConnectionManager::new_lazy_with_config(client, config)
@@ -283,12 +306,15 @@ impl Shared {
         let connection = Arc::new(Connection {
             manager,
             deadline,
+            outage_after,
             up: AtomicBool::new(true),
             retrying: AtomicBool::new(false),
             gauge,
             fallbacks: metrics::counter!(
                 identity.metric_name("limit_backend_redis_fallbacks_total")
             ),
+            slow: metrics::counter!(identity.metric_name("limit_backend_redis_slow_answers_total")),
+            slow_logged: Mutex::new(None),
         });
         Ok(Shared {
             connection,
@@ -297,7 +323,22 @@ impl Shared {
             next_lease: AtomicU64::new(0),
             keys: Mutex::new(HashMap::new()),
             scripts: OnceLock::new(),
+            decided_on_redis: metrics::counter!(
+                identity.metric_name("limit_decisions_total"), "backend" => "redis"
+            ),
+            decided_here: metrics::counter!(
+                identity.metric_name("limit_decisions_total"), "backend" => "process"
+            ),
         })
+    }
+
+    /// Counts one limit decision: made on Redis, or in this process.
+    pub(super) fn decided(&self, on_redis: bool) {
+        if on_redis {
+            self.decided_on_redis.increment(1);
+        } else {
+            self.decided_here.increment(1);
+        }
     }
 
     pub(super) fn is_up(&self) -> bool {
@@ -341,28 +382,29 @@ impl Shared {
         if let Some(spent) = state.spend(limit) {
             return Some(spent);
         }
+        // One deadline for the whole wait: for another request's answer,
+        // then for this one's.
+        let until = tokio::time::Instant::now() + self.connection.deadline;
         let waiting = Waiting::count(&state.waiting);
         let asking = state.asking.clone().lock_owned();
-        let asking = tokio::time::timeout(self.connection.deadline, asking).await;
+        let asking = tokio::time::timeout_at(until, asking).await;
         drop(waiting);
-        let (want, (previous, spent), asking) = match asking {
-            Ok(asking) => {
-                if let Some(spent) = state.spend(limit) {
-                    return Some(spent);
-                }
-                // About 1% of the limit per lease: what a process can leave
-                // unspent stays small, and a busy key asks Redis once per
-                // batch. More when more requests are waiting, so that one
-                // answer serves them all.
-                let batch = (limit / 100)
-                    .max(1)
-                    .max(state.waiting.load(Ordering::Relaxed).saturating_add(1));
-                (batch, state.unspent(), Some(asking))
-            }
-            // Queued behind this key's round trips for as long as Redis may
-            // take to answer one: this request asks for itself alone.
-            Err(_) => (1, (String::new(), 0), None),
+        let Ok(asking) = asking else {
+            // Another request's question has waited as long as a request
+            // may: Redis is slow. Asking again would only add to its load.
+            self.connection.slow_answer();
+            return None;
         };
+        if let Some(spent) = state.spend(limit) {
+            return Some(spent);
+        }
+        // About 1% of the limit per lease: what a process can leave unspent
+        // stays small, and a busy key asks Redis once per batch. More when
+        // more requests are waiting, so that one answer serves them all.
+        let want = (limit / 100)
+            .max(1)
+            .max(state.waiting.load(Ordering::Relaxed).saturating_add(1));
+        let (previous, spent) = state.unspent();
         let lifetime = LEASE_LIFETIME.min(rate.period / 10);
         let id = format!(
             "{:x}.{}",
@@ -381,21 +423,17 @@ impl Shared {
         let script = self.scripts().0.clone();
         let key = self.redis_key(key);
         let asked = Instant::now();
-        let Some(asking) = asking else {
-            // Its answer goes to a state of its own, dropped after: the one
-            // request granted is spent at once.
-            let answer = connection.run(&script, key, &args).await?;
-            return KeyState::default().record(&answer, asked, lifetime, limit, &id);
-        };
         // In a task of its own, which keeps what Redis granted even if this
-        // request goes away mid-call (its client disconnected): a lease
-        // counted in the log but kept nowhere would be lost for the period.
-        let ask = tokio::spawn(async move {
-            let _asking = asking;
-            let answer = connection.run(&script, key, &args).await?;
-            state.record(&answer, asked, lifetime, limit, &id)
-        });
-        ask.await.ok().flatten()
+        // request stops waiting (its deadline passed, or its client
+        // disconnected): a lease counted in the log but kept nowhere would
+        // be lost for the period. Requests that come after spend it.
+        self.connection
+            .within(until, async move {
+                let _asking = asking;
+                let answer = connection.run(&script, key, &args).await?;
+                state.record(&answer, asked, lifetime, limit, &id)
+            })
+            .await
     }
 
     fn read(answer: Vec<i64>) -> Option<Failures> {
@@ -409,36 +447,57 @@ impl Shared {
         })
     }
 
+    /// Runs `script` on `key` for a request: its answer, or `None` when
+    /// Redis is down or has not answered within the request's deadline.
+    async fn ask(&self, script: &Script, key: &str, args: Vec<String>) -> Option<Failures> {
+        let until = tokio::time::Instant::now() + self.connection.deadline;
+        let connection = self.connection.clone();
+        let (script, key) = (script.clone(), self.redis_key(key));
+        self.connection
+            .within(until, async move {
+                Shared::read(connection.run(&script, key, &args).await?)
+            })
+            .await
+    }
+
     pub(super) async fn failures(&self, key: &str, _window: Window) -> Option<Failures> {
-        let key = self.redis_key(key);
-        Shared::read(self.connection.run(&self.scripts().2, key, &[]).await?)
+        if !self.is_up() {
+            return None;
+        }
+        self.ask(&self.scripts().2, key, Vec::new()).await
     }
 
     pub(super) async fn fail(&self, key: &str, window: Window) -> Option<Failures> {
-        let args = [window.window.as_millis().max(1).to_string()];
-        let key = self.redis_key(key);
-        Shared::read(self.connection.run(&self.scripts().1, key, &args).await?)
+        if !self.is_up() {
+            return None;
+        }
+        let args = vec![window.window.as_millis().max(1).to_string()];
+        self.ask(&self.scripts().1, key, args).await
     }
 
     pub(super) async fn forgive(&self, key: &str) {
         if !self.is_up() {
             return;
         }
-        let mut manager = self.connection.manager.clone();
-        let mut del = redis::cmd("DEL");
-        del.arg(self.redis_key(key));
-        let del = del.exec_async(&mut manager);
-        match tokio::time::timeout(self.connection.deadline, del).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.connection.down(&error.to_string()),
-            Err(_) => self.connection.down("no answer within the deadline"),
-        }
+        let until = tokio::time::Instant::now() + self.connection.deadline;
+        let connection = self.connection.clone();
+        let key = self.redis_key(key);
+        self.connection
+            .within(until, async move {
+                let mut manager = connection.manager.clone();
+                let mut del = redis::cmd("DEL");
+                del.arg(key);
+                let del = del.exec_async(&mut manager);
+                connection.answered(tokio::time::timeout(connection.outage_after, del).await)
+            })
+            .await;
     }
 }
 
 impl Connection {
-    /// Runs a script in Redis on `key` (with its namespace): `None` when
-    /// Redis is down or too slow, which it then counts as an outage.
+    /// Runs a script in Redis on `key` (with its namespace), waiting for
+    /// its answer as long as an outage allows: `None` when Redis is down,
+    /// which an error or that long a silence declares.
     async fn run(
         self: &Arc<Self>,
         script: &Script,
@@ -453,16 +512,66 @@ impl Connection {
             invocation.arg(arg);
         }
         let mut manager = self.manager.clone();
-        match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut manager)).await {
-            Ok(Ok(values)) => Some(values),
+        let answer = invocation.invoke_async(&mut manager);
+        self.answered(tokio::time::timeout(self.outage_after, answer).await)
+    }
+
+    /// What Redis answered, or the outage its error or silence declares.
+    fn answered<T>(
+        self: &Arc<Self>,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match answer {
+            Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
                 self.down(&error.to_string());
                 None
             }
             Err(_) => {
-                self.down("no answer within the deadline");
+                self.down("no answer within the outage window");
                 None
             }
+        }
+    }
+
+    /// Runs `work` (a question to Redis) in a task of its own and waits for
+    /// it until `until`: past that, the request is counted in this process
+    /// and the answer, when it comes, is only kept (a lease) or dropped.
+    async fn within<T: Send + 'static>(
+        self: &Arc<Self>,
+        until: tokio::time::Instant,
+        work: impl Future<Output = Option<T>> + Send + 'static,
+    ) -> Option<T> {
+        let task = tokio::spawn(work);
+        match tokio::time::timeout_at(until, task).await {
+            Ok(joined) => joined.ok().flatten(),
+            Err(_) => {
+                self.slow_answer();
+                None
+            }
+        }
+    }
+
+    /// A request that Redis, still up, did not answer within its deadline:
+    /// counted, and logged at most once a minute. Not an outage: the limits
+    /// stay shared, and only that request was counted in this process.
+    fn slow_answer(&self) {
+        if !self.up.load(Ordering::Relaxed) {
+            return;
+        }
+        self.slow.increment(1);
+        let now = Instant::now();
+        let mut logged = self
+            .slow_logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if logged.is_none_or(|at| now.duration_since(at) >= SLOW_LOG_INTERVAL) {
+            *logged = Some(now);
+            tracing::warn!(
+                deadline_ms = self.deadline.as_millis() as u64,
+                "Redis is slow (not down): a request's limits were counted per process because \
+                 Redis had not answered within the deadline; the limits stay shared"
+            );
         }
     }
 
@@ -491,7 +600,7 @@ impl Connection {
                 let mut manager = connection.manager.clone();
                 let ping = redis::cmd("PING");
                 let ping = ping.query_async::<String>(&mut manager);
-                if let Ok(Ok(_)) = tokio::time::timeout(connection.deadline, ping).await {
+                if let Ok(Ok(_)) = tokio::time::timeout(connection.outage_after, ping).await {
                     connection.retrying.store(false, Ordering::Release);
                     connection.up.store(true, Ordering::Release);
                     connection.gauge.set(1.0);

@@ -44,9 +44,11 @@ pub struct ServeArgs {
     /// process counts its own.
     #[arg(long, env = "REDIS_URL", value_parser = parse_redis_url)]
     redis_url: Option<String>,
-    /// How long Redis may take to answer before it counts as down (limits
-    /// are then counted per process until it answers again).
-    #[arg(long, env = "JETON_REDIS_DEADLINE", default_value = "50ms", value_parser = humantime::parse_duration)]
+    /// The longest a request waits for Redis before its limits are counted
+    /// in this process. Redis counts as down (every limit counted per
+    /// process until it answers again) only on an error or a longer
+    /// silence: a busy Redis is not a dead one (docs/fleet.md).
+    #[arg(long, env = "JETON_REDIS_DEADLINE", default_value = "250ms", value_parser = humantime::parse_duration)]
     redis_deadline: std::time::Duration,
     /// How often each credential's usage (requests by outcome, and the
     /// last uses of user tokens) is written, in one batch: no request

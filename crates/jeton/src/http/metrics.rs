@@ -13,7 +13,9 @@
 //! - customer cache hits and misses: `customer_cache.rs`;
 //! - with `--redis-url`, the limit backend in use (`jeton_limit_backend_redis`,
 //!   1 while Redis is shared, 0 while limits fall back to this process) and
-//!   the fallbacks (`jeton_limit_backend_redis_fallbacks_total`): in
+//!   the fallbacks (`jeton_limit_backend_redis_fallbacks_total`), the
+//!   requests Redis answered too late for (`…_slow_answers_total`), and
+//!   where limit decisions were made (`jeton_limit_decisions_total`): in
 //!   `jeton-auth`'s `limits`;
 //! - connection pool usage: read at scrape time, here.
 

@@ -888,6 +888,7 @@ on_both_databases!(
     config = behind_a_proxy();
     failures_from_one_ip_are_throttled_across_emails,
     registrations_are_limited_per_ip,
+    registrations_from_one_ipv6_64_count_as_one_address,
     ten_failures_from_one_ip_do_not_lock_the_owner_out_elsewhere,
     failures_for_one_email_from_many_ips_back_off_then_stop,
     strangers_cannot_lock_the_owner_out_from_their_own_ip,
@@ -1188,6 +1189,32 @@ async fn registrations_are_limited_per_ip(app: TestApp) {
         .expect_problem(400, "invalid_credentials");
     // Another IP still registers.
     register_from(&app, &pk, "new20@example.com", "198.51.100.8")
+        .await
+        .expect(201);
+}
+
+/// An IPv6 client is counted by its /64 (API.md §16): one host holds a
+/// whole /64, so 21 addresses of one /64 are one client, and the 21st
+/// registration is refused as from one address; another /64 has its own.
+async fn registrations_from_one_ipv6_64_count_as_one_address(app: TestApp) {
+    let pk = app.publishable_key().await;
+    for n in 0..20 {
+        let ip = format!("2001:db8:7:64:{:x}::{:x}", n * 977 + 1, n + 1);
+        register_from(&app, &pk, &format!("v6-{n}@example.com"), &ip)
+            .await
+            .expect(201);
+    }
+    let res = register_from(&app, &pk, "v6-20@example.com", "2001:db8:7:64:ffff:1:2:3").await;
+    expect_throttled(&res, 20, 180);
+    login_as(&app, &pk, "v6-20@example.com", PASSWORD)
+        .await
+        .expect_problem(400, "invalid_credentials");
+    // The neighbouring /64 is another client.
+    register_from(&app, &pk, "v6-20@example.com", "2001:db8:7:65::1")
+        .await
+        .expect(201);
+    // An IPv4 client stays counted per address.
+    register_from(&app, &pk, "v4@example.com", "198.51.100.70")
         .await
         .expect(201);
 }

@@ -9,7 +9,7 @@
 //!
 //! The tests of how exact a shared limit is give Redis a second to answer
 //! (`--redis-deadline 1s`): on a loaded test machine, Redis may take longer
-//! than the default 50 ms, and the processes would then rightly count on
+//! than the default deadline, and the processes would then rightly count on
 //! their own. The outage tests keep the default.
 
 use std::{

@@ -275,6 +275,7 @@ on_both_databases!(
     config = behind_a_proxy();
     refusals_by_the_per_ip_limit_leave_the_key_limit_alone,
     per_ip_limit_counts_each_forwarded_client_ip,
+    per_ip_limit_counts_an_ipv6_client_by_its_64,
     forged_tokens_from_one_ip_are_refused_after_the_failure_limit,
     audit_records_the_forwarded_client_ip,
 );
@@ -838,6 +839,33 @@ async fn sixth_request_of_a_five_per_minute_key_is_rate_limited(app: TestApp) {
     let res = app.products(&unlimited, None).await;
     res.expect(200);
     assert_eq!(res.header("ratelimit-limit"), None);
+}
+
+/// 24 addresses of one IPv6 /64 are one client of a per-IP limit of 20
+/// (API.md §16); another /64 has a budget of its own.
+async fn per_ip_limit_counts_an_ipv6_client_by_its_64(app: TestApp) {
+    let admin = app.admin_key().await;
+    let (_, key) = storefront(
+        &app,
+        &admin,
+        &[SHOP],
+        json!({"per_ip_rate_limit_per_minute": 20}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for n in 0..24u32 {
+        let ip = format!("2001:db8:aa:bb:{:x}:{n:x}::1", (n * 2731 + 7) % 0x1_0000);
+        statuses.push(products_from(&app, &key, &ip).await.status.as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert!(statuses[20..].iter().all(|&s| s == 429), "{statuses:?}");
+    let res = products_from(&app, &key, "2001:db8:aa:bc::1").await;
+    res.expect(200);
+    assert_eq!(number(&res, "ratelimit-remaining"), 19);
 }
 
 async fn per_ip_limit_counts_each_forwarded_client_ip(app: TestApp) {
