@@ -1,0 +1,227 @@
+//! What an acknowledged write survives, against the real `jeton` binary:
+//! a client that hangs up mid-order, a SIGKILL under write load on SQLite,
+//! and a backup taken while the server writes (docs/operations.md).
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use sqlx::Row;
+use tokio::io::AsyncWriteExt;
+
+use crate::{
+    on_both_databases,
+    support::{
+        Backend, PASSWORD, TestDatabase, connect,
+        process::{Reply, Server, http_with_body, keyed_database},
+        s,
+    },
+};
+
+on_both_databases!(an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it);
+
+// ---------------------------------------------------------------- a shop
+
+/// A server on a fresh database with one product and one logged-in
+/// customer.
+struct Shop {
+    // Dropped first: the server before its database.
+    server: Server,
+    url: String,
+    token: String,
+    product: String,
+    _database: TestDatabase,
+}
+
+async fn shop(backend: Backend, stock: i64, options: &[&str]) -> Option<Shop> {
+    let keyed = keyed_database(backend, &[]).await?;
+    // One customer places many orders here: the per-customer order limit
+    // has tests of its own.
+    let mut all = vec!["--customer-order-limit", "0"];
+    all.extend_from_slice(options);
+    let server = Server::start(&keyed.url, &all).await;
+    let product = json!({
+        "sku": "MUG", "name": "Mug", "description": "",
+        "price": {"amount": 1000, "currency": "EUR"}, "stock": stock,
+    });
+    let res = server
+        .call(
+            "POST",
+            "/api/v1/admin/products",
+            Some(&keyed.admin),
+            Some(&product),
+        )
+        .await;
+    res.expect(201);
+    let product = s(&res.json()["id"]);
+    let customer = json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"});
+    server
+        .call(
+            "POST",
+            "/api/v1/customers",
+            Some(&keyed.pk),
+            Some(&customer),
+        )
+        .await
+        .expect(201);
+    let login = json!({"email": "ann@example.com", "password": PASSWORD, "device_name": "test"});
+    let res = server
+        .call("POST", "/api/v1/auth/login", Some(&keyed.pk), Some(&login))
+        .await;
+    res.expect(201);
+    Some(Shop {
+        server,
+        url: keyed.url,
+        token: s(&res.json()["token"]),
+        product,
+        _database: keyed.database,
+    })
+}
+
+/// The body of an order of `quantity` units of `product`.
+fn order_body(product: &str, quantity: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({"items": [{"product_id": product, "quantity": quantity}]})).unwrap()
+}
+
+/// `POST /orders` with an `Idempotency-Key`, on a fresh connection.
+async fn place(addr: SocketAddr, token: &str, key: &str, body: &[u8]) -> std::io::Result<Reply> {
+    let authorization = format!("Bearer {token}");
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("content-type", "application/json"),
+        ("idempotency-key", key),
+    ];
+    let (status, text) =
+        http_with_body(addr, "POST", "/api/v1/orders", &headers, Some(body)).await?;
+    Ok(Reply::new(status, text))
+}
+
+async fn count(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
+    sqlx::query(sql).fetch_one(pool).await.unwrap().get(0)
+}
+
+async fn stock_of(pool: &sqlx::AnyPool, product: &str) -> i64 {
+    sqlx::query("SELECT stock FROM products WHERE id = $1")
+        .bind(product.to_owned())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+// ---------------------------------------------------------------- a client hangs up
+
+/// A customer's browser sends an order, the placement is slow (another
+/// transaction holds the lock it needs), and the browser gives up and
+/// closes the connection. The order goes on to its end regardless; the
+/// browser's retry with the same key and body gets it at once (the stored
+/// answer), not `idempotency_key_in_use` for the key's lease; exactly one
+/// order is placed and the stock goes down once.
+async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(backend: Backend) {
+    let Some(shop) = shop(backend, 10, &[]).await else {
+        return;
+    };
+    let side = connect(&shop.url).await;
+    // Holds what the placement needs: on PostgreSQL the product's row (the
+    // key's claim commits, the stock update waits), on SQLite the write
+    // lock (the claim itself waits, well within the busy timeout).
+    let lock = match backend {
+        Backend::Postgres => {
+            let mut tx = side.begin().await.unwrap();
+            sqlx::query("SELECT id FROM products WHERE id = $1 FOR UPDATE")
+                .bind(shop.product.clone())
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            tx
+        }
+        Backend::Sqlite => side.begin_with("BEGIN IMMEDIATE").await.unwrap(),
+    };
+
+    let body = order_body(&shop.product, 2);
+    let request = format!(
+        "POST /api/v1/orders HTTP/1.1\r\nHost: {}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\nidempotency-key: hung-up\r\ncontent-length: {}\r\n\r\n",
+        shop.server.addr,
+        shop.token,
+        body.len()
+    );
+    let mut browser = tokio::net::TcpStream::connect(shop.server.addr)
+        .await
+        .unwrap();
+    browser.write_all(request.as_bytes()).await.unwrap();
+    browser.write_all(&body).await.unwrap();
+    // Until the placement waits for the lock.
+    match backend {
+        Backend::Postgres => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let waiting: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&side)
+                .await
+                .unwrap()
+                .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the order never waited for the lock"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // Nothing to watch from outside: it gets there in milliseconds.
+        Backend::Sqlite => tokio::time::sleep(Duration::from_millis(1000)).await,
+    }
+    // The browser hangs up, and the server notices (it drops what the
+    // request was doing, unless the placement outlives it).
+    browser.shutdown().await.unwrap();
+    drop(browser);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.rollback().await.unwrap();
+
+    // The retry, as a browser sends it: promptly, and again on 409 for a
+    // few seconds, far less than the key's 60 s lease.
+    let retried = Instant::now();
+    let answer = loop {
+        let res = place(shop.server.addr, &shop.token, "hung-up", &body)
+            .await
+            .unwrap();
+        if res.status != 409 || retried.elapsed() > Duration::from_secs(5) {
+            break res;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    answer.expect(201);
+    // The first request placed it; the retry is its stored answer.
+    assert_eq!(
+        answer.header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    let order = answer.json();
+    assert_eq!(order["items"][0]["quantity"], 2, "{order}");
+
+    // One order, the stock down once, the key done with that order.
+    let pool = connect(&shop.url).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(stock_of(&pool, &shop.product).await, 8);
+    let key: (String, Option<String>) =
+        sqlx::query_as("SELECT status, order_id FROM idempotency_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(key, ("done".to_owned(), Some(s(&order["id"]))));
+    let res = shop
+        .server
+        .call("GET", "/api/v1/me/orders", Some(&shop.token), None)
+        .await;
+    res.expect(200);
+    let listed: Vec<Value> = res.json()["data"].as_array().unwrap().clone();
+    assert_eq!(listed, [order]);
+}
