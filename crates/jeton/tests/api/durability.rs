@@ -15,12 +15,15 @@ use crate::{
     on_both_databases,
     support::{
         Backend, PASSWORD, TestDatabase, connect,
-        process::{Reply, Server, http_with_body, keyed_database},
+        process::{Reply, Server, http_with_body, keyed_database, within_a_second},
         s,
     },
 };
 
-on_both_databases!(an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it);
+on_both_databases!(
+    an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it,
+    writes_of_an_older_release_reach_the_new_process_within_a_second,
+);
 
 // ---------------------------------------------------------------- a shop
 
@@ -30,6 +33,8 @@ struct Shop {
     // Dropped first: the server before its database.
     server: Server,
     url: String,
+    pk: String,
+    customer: String,
     token: String,
     product: String,
     _database: TestDatabase,
@@ -57,15 +62,16 @@ async fn shop(backend: Backend, stock: i64, options: &[&str]) -> Option<Shop> {
     res.expect(201);
     let product = s(&res.json()["id"]);
     let customer = json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"});
-    server
+    let res = server
         .call(
             "POST",
             "/api/v1/customers",
             Some(&keyed.pk),
             Some(&customer),
         )
-        .await
-        .expect(201);
+        .await;
+    res.expect(201);
+    let customer = s(&res.json()["id"]);
     let login = json!({"email": "ann@example.com", "password": PASSWORD, "device_name": "test"});
     let res = server
         .call("POST", "/api/v1/auth/login", Some(&keyed.pk), Some(&login))
@@ -74,6 +80,8 @@ async fn shop(backend: Backend, stock: i64, options: &[&str]) -> Option<Shop> {
     Some(Shop {
         server,
         url: keyed.url,
+        pk: keyed.pk,
+        customer,
         token: s(&res.json()["token"]),
         product,
         _database: keyed.database,
@@ -224,4 +232,151 @@ async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(back
     res.expect(200);
     let listed: Vec<Value> = res.json()["data"].as_array().unwrap().clone();
     assert_eq!(listed, [order]);
+}
+
+// ---------------------------------------------------------------- a rolling deploy
+
+/// A rolling deploy: the new release runs (and has migrated the database)
+/// while a process of an older one still writes orders. The older process
+/// is stood in for by its SQL, run as it ran it: the statements of
+/// `Db::place_order_once` in the release before orders carried
+/// `updated_at` (git d4d905d, copied verbatim, its idempotency key aside),
+/// which insert an order without a stamp; and writes that leave the
+/// stamps as they were, as any version that does not know a column the
+/// feed reads would (a cancellation and a restock). The new process's
+/// caches (the customer's orders, the catalogue) see each within a second.
+async fn writes_of_an_older_release_reach_the_new_process_within_a_second(backend: Backend) {
+    let Some(shop) = shop(backend, 10, &[]).await else {
+        return;
+    };
+    let orders = || async {
+        let res = shop
+            .server
+            .call("GET", "/api/v1/me/orders", Some(&shop.token), None)
+            .await;
+        res.expect(200);
+        res.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| (s(&order["id"]), s(&order["status"])))
+            .collect::<Vec<_>>()
+    };
+    let stock = || async {
+        let res = shop
+            .server
+            .call(
+                "GET",
+                &format!("/api/v1/products/{}", shop.product),
+                Some(&shop.pk),
+                None,
+            )
+            .await;
+        res.expect(200);
+        res.json()["stock"].as_i64().unwrap()
+    };
+    // The new process holds the customer's orders (none) and the stock.
+    for _ in 0..2 {
+        assert_eq!(orders().await, []);
+        assert_eq!(stock().await, 10);
+    }
+
+    // The older release places an order.
+    let pool = connect(&shop.url).await;
+    let mut tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await.unwrap(),
+        Backend::Postgres => pool.begin().await.unwrap(),
+    };
+    let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let row = sqlx::query(
+        "UPDATE products SET stock = stock - $1, updated_at = $3 WHERE id = $2 AND stock >= $1 \
+         RETURNING sku, name, price_amount, currency",
+    )
+    .bind(3_i64)
+    .bind(shop.product.clone())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let (sku, name, price, currency): (String, String, i64, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, status, total_amount, currency, created_at) VALUES ($1, $2, 'placed', $3, $4, $5)",
+    )
+    .bind(order_id.clone())
+    .bind(shop.customer.clone())
+    .bind(price * 3)
+    .bind(currency)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO order_items (order_id, line_no, product_id, sku, name, quantity, unit_price) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(order_id.clone())
+    .bind(0_i64)
+    .bind(shop.product.clone())
+    .bind(sku)
+    .bind(name)
+    .bind(3_i64)
+    .bind(price)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let written = Instant::now();
+    let placed = vec![(order_id.clone(), "placed".to_owned())];
+    within_a_second(written, "an order of the older release, listed", || async {
+        let listed = orders().await;
+        if listed == placed {
+            Ok(())
+        } else {
+            Err(format!("{listed:?}"))
+        }
+    })
+    .await;
+    within_a_second(written, "its stock, served", || async {
+        match stock().await {
+            7 => Ok(()),
+            other => Err(format!("stock {other}")),
+        }
+    })
+    .await;
+
+    // Writes that leave the stamps alone: a cancellation and its restock.
+    sqlx::query("UPDATE orders SET status = 'cancelled' WHERE id = $1")
+        .bind(order_id.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE products SET stock = stock + 3 WHERE id = $1")
+        .bind(shop.product.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let written = Instant::now();
+    let cancelled = vec![(order_id.clone(), "cancelled".to_owned())];
+    within_a_second(
+        written,
+        "a cancellation without a stamp, listed",
+        || async {
+            let listed = orders().await;
+            if listed == cancelled {
+                Ok(())
+            } else {
+                Err(format!("{listed:?}"))
+            }
+        },
+    )
+    .await;
+    within_a_second(written, "a restock without a stamp, served", || async {
+        match stock().await {
+            10 => Ok(()),
+            other => Err(format!("stock {other}")),
+        }
+    })
+    .await;
 }
