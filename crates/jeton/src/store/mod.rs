@@ -143,6 +143,12 @@ impl Db {
                                     "PRAGMA journal_mode = WAL",
                                     "PRAGMA busy_timeout = 5000",
                                     "PRAGMA foreign_keys = ON",
+                                    // In WAL mode: a commit survives the
+                                    // process's crash (it is in the WAL, in
+                                    // the OS's hands) but not a power loss
+                                    // before the next checkpoint; FULL would
+                                    // make every commit wait for the disk
+                                    // (docs/operations.md).
                                     "PRAGMA synchronous = NORMAL",
                                     // Reads through a memory map of the
                                     // file (up to 256 MiB, shared by every
