@@ -78,6 +78,10 @@ pub struct Db {
     /// The key of staff sessions' CSRF tokens: made by the first process
     /// to start on the database, shared by every other.
     staff_csrf_key: Arc<zeroize::Zeroizing<Vec<u8>>>,
+    /// Order placements under way, each in a task of its own
+    /// (`orders.rs`): a shutdown waits for them ([`Db::finish_placements`]),
+    /// since their clients may be gone and nothing else waits.
+    placements: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +188,7 @@ impl Db {
                     changes: Arc::default(),
                     clock: options.clock.clone(),
                     staff_csrf_key: Arc::default(),
+                    placements: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -209,6 +214,7 @@ impl Db {
                     changes: Arc::default(),
                     clock: options.clock.clone(),
                     staff_csrf_key: Arc::default(),
+                    placements: Default::default(),
                 }
             }
         };
@@ -301,6 +307,16 @@ impl Db {
     /// Is the database reachable? For `/readyz`.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Waits up to `limit` for the order placements under way to finish
+    /// (to place their order and complete their idempotency key, or to
+    /// release it); false if some still run.
+    pub async fn finish_placements(&self, limit: Duration) -> bool {
+        self.placements.close();
+        tokio::time::timeout(limit, self.placements.wait())
+            .await
+            .is_ok()
     }
 
     pub async fn close(&self) {

@@ -289,12 +289,13 @@ impl Db {
             db.place_order_to_the_end(&customer_id, source, key.as_ref(), render)
                 .await
         };
-        match tokio::spawn(placement.in_current_span()).await {
+        match self.placements.spawn(placement.in_current_span()).await {
             Ok(placed) => placed,
             Err(error) => match error.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
-                // Only when the runtime shuts down, which ends the process:
-                // a lease left behind runs out as after a crash.
+                // Only when the runtime shuts down past the drain
+                // (`serve.rs` waits for placements): a lease left behind
+                // runs out as after a crash.
                 Err(_) => Err(PlaceOrderError::Db(sqlx::Error::PoolClosed)),
             },
         }

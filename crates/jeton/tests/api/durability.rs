@@ -26,6 +26,7 @@ use crate::{
 
 on_both_databases!(
     an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it,
+    a_shutdown_waits_for_an_order_whose_client_hung_up,
     writes_of_an_older_release_reach_the_new_process_within_a_second,
 );
 
@@ -125,17 +126,14 @@ async fn stock_of(pool: &sqlx::AnyPool, product: &str) -> i64 {
 
 // ---------------------------------------------------------------- a client hangs up
 
-/// A customer's browser sends an order, the placement is slow (another
-/// transaction holds the lock it needs), and the browser gives up and
-/// closes the connection. The order goes on to its end regardless; the
-/// browser's retry with the same key and body gets it at once (the stored
-/// answer), not `idempotency_key_in_use` for the key's lease; exactly one
-/// order is placed and the stock goes down once.
-async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(backend: Backend) {
-    let Some(shop) = shop(backend, 10, &[]).await else {
-        return;
-    };
-    let side = connect(&shop.url).await;
+/// Sends an order of 2 units with the key `hung-up` while `side` holds
+/// what its placement needs, waits until the placement waits, and hangs
+/// up; the lock is returned, still held.
+async fn hang_up_mid_order<'a>(
+    shop: &Shop,
+    backend: Backend,
+    side: &'a sqlx::AnyPool,
+) -> sqlx::Transaction<'a, sqlx::Any> {
     // Holds what the placement needs: on PostgreSQL the product's row (the
     // key's claim commits, the stock update waits), on SQLite the write
     // lock (the claim itself waits, well within the busy timeout).
@@ -174,7 +172,7 @@ async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(back
                     "SELECT COUNT(*) FROM pg_stat_activity \
                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
                 )
-                .fetch_one(&side)
+                .fetch_one(side)
                 .await
                 .unwrap()
                 .get(0);
@@ -196,7 +194,23 @@ async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(back
     browser.shutdown().await.unwrap();
     drop(browser);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    lock
+}
+
+/// A customer's browser sends an order, the placement is slow (another
+/// transaction holds the lock it needs), and the browser gives up and
+/// closes the connection. The order goes on to its end regardless; the
+/// browser's retry with the same key and body gets it at once (the stored
+/// answer), not `idempotency_key_in_use` for the key's lease; exactly one
+/// order is placed and the stock goes down once.
+async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(backend: Backend) {
+    let Some(shop) = shop(backend, 10, &[]).await else {
+        return;
+    };
+    let side = connect(&shop.url).await;
+    let lock = hang_up_mid_order(&shop, backend, &side).await;
     lock.rollback().await.unwrap();
+    let body = order_body(&shop.product, 2);
 
     // The retry, as a browser sends it: promptly, and again on 409 for a
     // few seconds, far less than the key's 60 s lease.
@@ -236,6 +250,36 @@ async fn an_order_whose_client_hung_up_is_placed_once_and_its_retry_gets_it(back
     res.expect(200);
     let listed: Vec<Value> = res.json()["data"].as_array().unwrap().clone();
     assert_eq!(listed, [order]);
+}
+
+/// SIGTERM while an order whose client hung up waits for a lock: no
+/// request is left to drain, but the process waits for the placement,
+/// which places the order and completes its key before the process exits.
+async fn a_shutdown_waits_for_an_order_whose_client_hung_up(backend: Backend) {
+    let Some(mut shop) = shop(backend, 10, &[]).await else {
+        return;
+    };
+    let side = connect(&shop.url).await;
+    let lock = hang_up_mid_order(&shop, backend, &side).await;
+    shop.server.terminate();
+    // Long enough for the process to have finished everything else it
+    // does on its way out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lock.rollback().await.unwrap();
+    let status = shop.server.wait_for_exit(Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "{status:?}: {}",
+        shop.server.log_text()
+    );
+    let pool = connect(&shop.url).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(stock_of(&pool, &shop.product).await, 8);
+    let status: String = sqlx::query_scalar("SELECT status FROM idempotency_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "done");
 }
 
 // ---------------------------------------------------------------- a rolling deploy
