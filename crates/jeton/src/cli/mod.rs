@@ -1,7 +1,8 @@
 //! The `jeton` command: `serve`, `migrate`, `client …`, `token …`, `staff …`,
-//! `secret-scanning pattern`.
+//! `backup`, `secret-scanning pattern`.
 
 mod audit;
+mod backup;
 mod client;
 pub mod demo;
 mod secret_scanning;
@@ -56,6 +57,9 @@ enum Command {
     /// Show requests by outcome over time: a client's, a customer's or the
     /// whole shop's (docs/usage.md).
     Usage(usage::UsageArgs),
+    /// Copy the SQLite database to a new file, consistently, while servers
+    /// write to it (docs/operations.md). For PostgreSQL, use pg_dump.
+    Backup(backup::BackupArgs),
     /// What to send GitHub to enrol this server's tokens in secret
     /// scanning (docs/leaks.md).
     #[command(subcommand)]
@@ -81,6 +85,8 @@ pub async fn run() -> anyhow::Result<()> {
     // Needs no database: it describes the token format.
     let command = match cli.command {
         Command::SecretScanning(command) => return secret_scanning::run(command),
+        // Copies the database as it is: it neither creates nor migrates it.
+        Command::Backup(args) => return backup::run(&cli.database_url, args).await,
         command => command,
     };
     let mut options = DbOptions::default();
@@ -100,6 +106,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&db, args).await,
         Command::Usage(args) => usage::run(&db, args).await,
         Command::SecretScanning(command) => secret_scanning::run(command),
+        Command::Backup(args) => backup::run(&cli.database_url, args).await,
     };
     db.close().await;
     outcome

@@ -277,6 +277,12 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
     if !drained {
         tracing::warn!("requests still running after the drain timeout; stopping anyway");
     }
+    // Orders whose clients hung up run on without a request to wait for
+    // them: each places its order and completes its idempotency key, or
+    // releases it, before the process exits.
+    if !db.finish_placements(DRAIN_TIMEOUT).await {
+        tracing::warn!("order placements still running after the drain timeout; stopping anyway");
+    }
     pruner.abort();
     metrics_upkeep.abort();
     // A send under way finishes (or its claim runs out and another process

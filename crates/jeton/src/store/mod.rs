@@ -79,6 +79,10 @@ pub struct Db {
     /// The key of staff sessions' CSRF tokens: made by the first process
     /// to start on the database, shared by every other.
     staff_csrf_key: Arc<zeroize::Zeroizing<Vec<u8>>>,
+    /// Order placements under way, each in a task of its own
+    /// (`orders.rs`): a shutdown waits for them ([`Db::finish_placements`]),
+    /// since their clients may be gone and nothing else waits.
+    placements: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,12 @@ impl Db {
                                     "PRAGMA journal_mode = WAL",
                                     "PRAGMA busy_timeout = 5000",
                                     "PRAGMA foreign_keys = ON",
+                                    // In WAL mode: a commit survives the
+                                    // process's crash (it is in the WAL, in
+                                    // the OS's hands) but not a power loss
+                                    // before the next checkpoint; FULL would
+                                    // make every commit wait for the disk
+                                    // (docs/operations.md).
                                     "PRAGMA synchronous = NORMAL",
                                     // Reads through a memory map of the
                                     // file (up to 256 MiB, shared by every
@@ -179,6 +189,7 @@ impl Db {
                     changes: Arc::default(),
                     clock: options.clock.clone(),
                     staff_csrf_key: Arc::default(),
+                    placements: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -204,6 +215,7 @@ impl Db {
                     changes: Arc::default(),
                     clock: options.clock.clone(),
                     staff_csrf_key: Arc::default(),
+                    placements: Default::default(),
                 }
             }
         };
@@ -296,6 +308,16 @@ impl Db {
     /// Is the database reachable? For `/readyz`.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Waits up to `limit` for the order placements under way to finish
+    /// (to place their order and complete their idempotency key, or to
+    /// release it); false if some still run.
+    pub async fn finish_placements(&self, limit: Duration) -> bool {
+        self.placements.close();
+        tokio::time::timeout(limit, self.placements.wait())
+            .await
+            .is_ok()
     }
 
     pub async fn close(&self) {

@@ -14,6 +14,10 @@
 //!    by deleting the row, again only while the lease is ours: nothing was
 //!    changed, so the same key may be used again. If even that fails, the
 //!    lease runs out after [`KEY_LEASE`] and a retry takes the key over.
+//!
+//! The three steps run in a task of their own ([`Db::place_order`]): a
+//! client that goes away stops neither the order nor the key's release, so
+//! only a process that dies leaves a key claimed for its lease.
 
 use std::{borrow::Cow, collections::HashMap};
 
@@ -22,6 +26,7 @@ use crate::webhooks::events::EventType;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::{
     Db,
@@ -176,6 +181,47 @@ struct Lease<'a> {
     lease: &'a str,
 }
 
+/// A claim on an idempotency key that releases it when dropped while
+/// armed: its placement stopped halfway (it panicked).
+struct ClaimGuard {
+    db: Db,
+    customer_id: CustomerId,
+    key: IdempotencyKey,
+    lease: String,
+    armed: bool,
+}
+
+impl ClaimGuard {
+    /// The placement finished: it made the key `done`, or releases it.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (db, customer_id, key, lease) = (
+            self.db.clone(),
+            self.customer_id.clone(),
+            self.key.clone(),
+            self.lease.clone(),
+        );
+        runtime.spawn(async move {
+            let lease = Lease {
+                key: &key,
+                lease: &lease,
+            };
+            db.release_key(&customer_id, lease).await;
+        });
+    }
+}
+
 enum Claim {
     Ours,
     Replay { status: u16, body: String },
@@ -211,8 +257,52 @@ impl Db {
     /// Contention (a deadlock, a busy database) is retried a few times;
     /// what is left of it comes back as a `Db` error the HTTP layer answers
     /// with 503.
+    ///
+    /// The placement runs in a task of its own, to its end, whatever
+    /// happens to the caller: a client that hangs up makes axum drop the
+    /// handler's future, which must not stop a placement between its
+    /// steps (a dropped transaction rolls back, but the key's claim would
+    /// stay until its lease runs out, answering the client's retry with
+    /// `idempotency_key_in_use`). So the order is placed and the key done,
+    /// or nothing is and the key released, and the retry gets the stored
+    /// answer. Every way of placing an order (`POST /orders`, a cart's
+    /// checkout) goes through here.
     #[tracing::instrument(level = "debug", skip(self, key, render))]
     pub async fn place_order(
+        &self,
+        customer_id: &CustomerId,
+        source: OrderSource<'_>,
+        key: Option<&IdempotencyKey>,
+        render: Render,
+    ) -> Result<Placed, PlaceOrderError> {
+        let db = self.clone();
+        let (customer_id, key) = (customer_id.clone(), key.cloned());
+        let request = match source {
+            OrderSource::Request(request) => Some(request.clone()),
+            OrderSource::Cart => None,
+        };
+        let placement = async move {
+            let source = match &request {
+                Some(request) => OrderSource::Request(request),
+                None => OrderSource::Cart,
+            };
+            db.place_order_to_the_end(&customer_id, source, key.as_ref(), render)
+                .await
+        };
+        match self.placements.spawn(placement.in_current_span()).await {
+            Ok(placed) => placed,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Only when the runtime shuts down past the drain
+                // (`serve.rs` waits for placements): a lease left behind
+                // runs out as after a crash.
+                Err(_) => Err(PlaceOrderError::Db(sqlx::Error::PoolClosed)),
+            },
+        }
+    }
+
+    /// [`Db::place_order`], in its own task.
+    async fn place_order_to_the_end(
         &self,
         customer_id: &CustomerId,
         source: OrderSource<'_>,
@@ -246,11 +336,22 @@ impl Db {
             }
         }
 
+        // Released if this task stops before the key is done or released
+        // below (a panic): never left claimed by a request that no longer
+        // runs.
+        let claim = ClaimGuard {
+            db: self.clone(),
+            customer_id: customer_id.clone(),
+            key: key.clone(),
+            lease: lease_id.clone(),
+            armed: true,
+        };
         let placed = retrying("place order", || async move {
             self.place_order_once(customer_id, source, Some(lease), render)
                 .await
         })
         .await;
+        claim.disarm();
         match placed {
             Ok((order, body)) => Ok(Placed::New { order, body }),
             // The lease ran out and another request took the key over, or

@@ -14,6 +14,7 @@ mod cli;
 mod console;
 mod cookie_sessions;
 mod customers_and_tokens;
+mod durability;
 mod faults;
 mod fleet;
 mod guests;

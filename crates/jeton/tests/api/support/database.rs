@@ -289,8 +289,8 @@ async fn ensure_template(admin: &mut sqlx::AnyConnection) -> Result<String, Stri
     Ok(name)
 }
 
-/// Names the migration set, so that a changed migration makes a new
-/// template.
+/// Names the migration set, so that a changed migration (or data step)
+/// makes a new template.
 fn migrations_hash() -> String {
     // Jeton's, and jeton-auth's that they build on.
     let dirs = [
@@ -309,6 +309,9 @@ fn migrations_hash() -> String {
             hash.update(std::fs::read(&file).expect("a readable migration"));
         }
     }
+    // And the data steps, which make schema of their own (triggers).
+    let steps = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/data_steps.rs");
+    hash.update(std::fs::read(steps).expect("the data steps"));
     hash.finalize()[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
