@@ -531,7 +531,21 @@ async fn sign_up(shop: &Shop, http: &reqwest::Client, email: &str) -> Option<(St
 
 /// Logs in, retried until answered: (token, token id).
 async fn login(shop: &Shop, http: &reqwest::Client, email: &str) -> Option<(String, String)> {
-    let body = json!({"email": email, "password": PASSWORD, "device_name": "faults"});
+    login_with(shop, http, email, None).await
+}
+
+/// A login that merges `guest`'s cart, if given. A retry after a lost
+/// answer merges nothing more: the first attempt spent the guest token.
+async fn login_with(
+    shop: &Shop,
+    http: &reqwest::Client,
+    email: &str,
+    guest: Option<&str>,
+) -> Option<(String, String)> {
+    let mut body = json!({"email": email, "password": PASSWORD, "device_name": "faults"});
+    if let Some(guest) = guest {
+        body["guest_token"] = json!(guest);
+    }
     let (answer, _) = shop
         .until_answered(
             http,
@@ -634,29 +648,48 @@ enum Placement {
     Checkout,
 }
 
-/// A customer who fills their cart (`PUT /cart/items/{id}`, safe to
-/// repeat) and checks it out, retried with the same `Idempotency-Key` as an
-/// order is. A guest's cart, merged at login, would be filled here first.
+/// A shopper who fills a cart (`PUT /cart/items/{id}`, safe to repeat) and
+/// checks it out, retried with the same `Idempotency-Key` as an order is.
+/// Every other round they start as a guest: a guest token from `POST
+/// /guest`, the guest's cart filled, then a login with `guest_token` that
+/// merges it into the customer's, which is checked out.
 async fn cart_shopper(shop: Arc<Shop>, n: usize) {
     let http = Shop::client(IpAddr::from([127, 0, 0, 60 + n as u8]));
     let email = format!("cart{n}@faults.example");
-    let Some((_, token)) = sign_up(&shop, &http, &email).await else {
+    let Some((_, mut token)) = sign_up(&shop, &http, &email).await else {
         return;
     };
     let mut rng = Rng::new(200 + n as u64);
+    let mut round = 0u64;
     while shop.loading() {
+        round += 1;
         let items = pick(&mut rng, &shop.products);
+        let guest = if round.is_multiple_of(2) {
+            let Some(guest) = guest_token(&shop, &http).await else {
+                return;
+            };
+            Some(guest)
+        } else {
+            None
+        };
+        let filler = guest.as_deref().unwrap_or(&token);
         for (id, quantity) in &items {
             let path = format!("/api/v1/cart/items/{id}");
             let body = json!({"quantity": quantity});
             let put = shop
-                .until_answered(&http, "cart", Method::PUT, &path, &token, Some(&body))
+                .until_answered(&http, "cart", Method::PUT, &path, filler, Some(&body))
                 .await;
             match put {
                 Some((answer, _)) if answer.status == 200 => {}
                 Some((answer, _)) => return shop.unexpected("cart", &answer),
                 None => return,
             }
+        }
+        if let Some(guest) = &guest {
+            let Some((merged, _)) = login_with(&shop, &http, &email, Some(guest)).await else {
+                return;
+            };
+            token = merged;
         }
         let placement = Placement::Checkout;
         let outcome = place_order(shop.clone(), http.clone(), token.clone(), items, placement);
@@ -674,6 +707,25 @@ async fn cart_shopper(shop: Arc<Shop>, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// A guest token for a new visitor, from the storefront's key.
+async fn guest_token(shop: &Shop, http: &reqwest::Client) -> Option<String> {
+    let (answer, _) = shop
+        .until_answered(
+            http,
+            "guest",
+            Method::POST,
+            "/api/v1/guest",
+            &shop.pk,
+            Some(&json!({})),
+        )
+        .await?;
+    if answer.status != 201 {
+        shop.unexpected("guest", &answer);
+        return None;
+    }
+    Some(s(&answer.body["token"]))
 }
 
 /// Logs in on a second device, uses that token on every process, revokes
@@ -1093,6 +1145,9 @@ async fn nothing_acknowledged_is_lost_under_faults() {
         // tests of its own.
         "--customer-order-limit",
         "0",
+        // A cart shopper is a new visitor every other round.
+        "--guest-issuance-per-ip",
+        "100000",
     ]
     .into_iter()
     .map(str::to_owned)
