@@ -27,7 +27,7 @@ async fn open() -> Option<(Browser, Demo, tokio::sync::SemaphorePermit<'static>)
 }
 
 /// The ids of the products the catalogue shows, in order.
-async fn shown_products(browser: &Browser) -> Vec<String> {
+pub(crate) async fn shown_products(browser: &Browser) -> Vec<String> {
     let mut ids = Vec::new();
     for link in browser
         .find_all("//ul[@aria-label='Products']/li//h2/a")
@@ -40,7 +40,7 @@ async fn shown_products(browser: &Browser) -> Vec<String> {
 }
 
 /// Waits until the catalogue shows `count` products; their ids.
-async fn wait_for_products(browser: &Browser, count: usize) -> Vec<String> {
+pub(crate) async fn wait_for_products(browser: &Browser, count: usize) -> Vec<String> {
     browser
         .find(&format!(
             "//p[normalize-space(.)='Showing {count} products.']"
@@ -52,7 +52,7 @@ async fn wait_for_products(browser: &Browser, count: usize) -> Vec<String> {
 }
 
 /// Logs in through the page, from wherever it is.
-async fn log_in(browser: &Browser, email: &str, password: &str, device: &str) {
+pub(crate) async fn log_in(browser: &Browser, email: &str, password: &str, device: &str) {
     browser.click_link("Log in").await;
     browser.heading("Log in").await;
     browser.fill("Email", email).await;
@@ -91,7 +91,7 @@ async fn page_fetch(browser: &Browser, api: std::net::SocketAddr, path: &str) ->
 }
 
 /// The `value` of the `data` element in the paragraph starting `Total:`.
-async fn shown_total(browser: &Browser) -> i64 {
+pub(crate) async fn shown_total(browser: &Browser) -> i64 {
     browser
         .find("//p[starts-with(normalize-space(.), 'Total:')]//data")
         .await
@@ -103,7 +103,7 @@ async fn shown_total(browser: &Browser) -> i64 {
         .unwrap()
 }
 
-async fn product_id(demo: &Demo, sku: &str) -> String {
+pub(crate) async fn product_id(demo: &Demo, sku: &str) -> String {
     let reply = demo
         .call("GET", "/api/v1/products?limit=100", &demo.admin, None)
         .await;
@@ -119,7 +119,7 @@ async fn product_id(demo: &Demo, sku: &str) -> String {
         .to_owned()
 }
 
-async fn orders_of(demo: &Demo, token: &str) -> Vec<Value> {
+pub(crate) async fn orders_of(demo: &Demo, token: &str) -> Vec<Value> {
     let reply = demo.call("GET", "/api/v1/me/orders", token, None).await;
     reply.expect(200);
     reply.json()["data"].as_array().unwrap().clone()
