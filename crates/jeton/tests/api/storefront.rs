@@ -151,9 +151,12 @@ in_the_browser_on_both_databases!(
 
 /// `jeton serve --demo` on `backend` and a browser on its storefront, or
 /// `None` when either is unavailable here (with a `NOTICE:`).
-async fn open(backend: Backend) -> Option<(Browser, Demo, tokio::sync::SemaphorePermit<'static>)> {
+async fn open(
+    backend: Backend,
+    extra: &[&str],
+) -> Option<(Browser, Demo, tokio::sync::SemaphorePermit<'static>)> {
     let permit = BROWSERS.acquire().await.unwrap();
-    let demo = Demo::start_on(backend, &[]).await?;
+    let demo = Demo::start_on(backend, extra).await?;
     let browser = Browser::start().await?;
     browser.goto(&demo.storefront_url).await;
     browser.heading("Catalogue").await;
@@ -186,7 +189,7 @@ async fn quantity_of(browser: &Browser, product: &str) -> String {
 }
 
 async fn a_guest_fills_a_cart_reloads_logs_in_finds_it_merged_and_checks_out(backend: Backend) {
-    let Some((browser, demo, _permit)) = open(backend).await else {
+    let Some((browser, demo, _permit)) = open(backend, &[]).await else {
         return;
     };
     let mug = product_id(&demo, "MUG-CLASSIC").await;
@@ -296,16 +299,67 @@ async fn a_guest_fills_a_cart_reloads_logs_in_finds_it_merged_and_checks_out(bac
     browser.click_link("My orders").await;
     browser.heading("My orders").await;
     browser.find("//table//tbody/tr").await;
+
+    // Logged out, with a guest token the API no longer knows (expired,
+    // say): the page forgets it, shows an empty cart, and the next add
+    // gets a new one.
+    browser.click_button("Log out").await;
+    browser
+        .find("//nav[@aria-label='Main']//a[normalize-space(.)='Log in']")
+        .await;
+    browser
+        .run(
+            "localStorage.setItem('jeton.guest', JSON.stringify({
+               token: 'jt_gt_' + 'x'.repeat(43),
+               expires_at: new Date(Date.now() + 86400000).toISOString() }));
+             location.reload();",
+        )
+        .await;
+    browser
+        .wait_until(
+            Duration::from_secs(15),
+            "the dead guest token forgotten",
+            || async { !browser.storage().await.contains("jt_gt_") },
+        )
+        .await;
+    browser.find("//a[normalize-space(.)='Cart (0)']").await;
+    browser.click_button("Add to cart: Classic mug").await;
+    browser.find("//a[normalize-space(.)='Cart (1)']").await;
+    let storage = browser.storage().await;
+    assert!(storage.contains("jt_gt_"), "{storage}");
+    assert!(!storage.contains(&guest_token), "{storage}");
     browser.close().await;
 }
 
-/// A storefront whose key may not issue guest tokens (as when issuance is
-/// refused for any reason): the catalogue works, an add to the cart says
-/// the cart is unavailable, and the page's scripts log no error.
+/// Guest issuance refused, for an IP over its hourly issuance (429) and
+/// for a key that may not issue guest tokens (403): the catalogue works, an
+/// add to the cart says the cart is unavailable, and the page's scripts log
+/// no error.
 async fn refused_guest_issuance_leaves_the_shop_browsable(backend: Backend) {
-    let Some((browser, demo, _permit)) = open(backend).await else {
+    let Some((browser, demo, _permit)) = open(backend, &["--guest-issuance-per-ip", "1"]).await
+    else {
         return;
     };
+    // This IP's one guest token of the hour, taken by an app (no Origin).
+    demo.call(
+        "POST",
+        "/api/v1/guest",
+        &demo.publishable_key,
+        Some(&json!({})),
+    )
+    .await
+    .expect(201);
+    wait_for_products(&browser, 12).await;
+    browser.console_log().await;
+    browser.click_button("Add to cart: Classic mug").await;
+    browser.alert("The cart is unavailable right now").await;
+    assert!(browser.nav_has("Cart (0)").await);
+    assert!(!browser.storage().await.contains("jt_gt_"));
+    browser.click_link("Travel mug").await;
+    browser.heading("Travel mug").await;
+    assert_no_script_errors(&browser).await;
+
+    // A shop whose key may not issue guest tokens.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let page = listener.local_addr().unwrap();
     let reply = demo
@@ -349,14 +403,17 @@ async fn refused_guest_issuance_leaves_the_shop_browsable(backend: Backend) {
     browser
         .find("//p[starts-with(normalize-space(.), 'Your cart is empty.')]")
         .await;
-    // The browser reports the refused request itself; the page's own
-    // scripts report nothing.
-    let log = browser.console_log().await;
-    assert!(
-        !log.iter()
-            .any(|(_, message)| [".js "].iter().any(|script| message.contains(script))),
-        "{log:?}"
-    );
+    assert_no_script_errors(&browser).await;
     server.abort();
     browser.close().await;
+}
+
+/// The browser reports a refused request itself; the page's own scripts
+/// (whose console lines name their file, `app.js 70:10 …`) report nothing.
+async fn assert_no_script_errors(browser: &Browser) {
+    let log = browser.console_log().await;
+    assert!(
+        !log.iter().any(|(_, message)| message.contains(".js ")),
+        "{log:?}"
+    );
 }
