@@ -20,6 +20,9 @@ impl KindSet {
     pub const ACCESS: KindSet = KindSet(8);
     /// Staff sessions: an app's operators, signed in to its console.
     pub const STAFF: KindSet = KindSet(16);
+    /// Guest tokens: anonymous visitors of a client's pages. No person and
+    /// no client: a route takes them only if it names them.
+    pub const GUEST: KindSet = KindSet(32);
 
     /// Both sets, in a `const` (`|` is the same, but not `const`).
     pub const fn with(self, other: KindSet) -> KindSet {
@@ -33,17 +36,19 @@ impl KindSet {
             TokenKind::User => 4,
             TokenKind::Access => 8,
             TokenKind::Staff => 16,
+            TokenKind::Guest => 32,
         };
         self.0 & bit != 0
     }
 
-    /// `pk | sk | at | ut | st`, for documentation and route listings.
+    /// `pk | sk | at | ut | gt | st`, for documentation and route listings.
     pub fn describe(self) -> String {
         [
             TokenKind::Publishable,
             TokenKind::Secret,
             TokenKind::Access,
             TokenKind::User,
+            TokenKind::Guest,
             TokenKind::Staff,
         ]
         .into_iter()
@@ -105,6 +110,7 @@ pub struct Ceilings {
     secret: AbilitySet,
     user: AbilitySet,
     staff: AbilitySet,
+    guest: AbilitySet,
     rules: AbilityRules,
 }
 
@@ -142,6 +148,13 @@ impl Ceilings {
         self
     }
 
+    /// What a guest token may hold: what an anonymous visitor needs,
+    /// nothing more.
+    pub fn guest(mut self, abilities: impl IntoIterator<Item = Ability>) -> Ceilings {
+        self.guest = AbilitySet::new(abilities);
+        self
+    }
+
     /// How abilities match: exact abilities and umbrellas. Without, by
     /// their grammar alone.
     pub fn rules(mut self, rules: AbilityRules) -> Ceilings {
@@ -167,6 +180,7 @@ impl Ceilings {
             && self.secret.is_empty()
             && self.user.is_empty()
             && self.staff.is_empty()
+            && self.guest.is_empty()
     }
 
     /// The ceiling of `kind`; `None` for a kind the verifier does not take.
@@ -178,6 +192,7 @@ impl Ceilings {
             TokenKind::Secret | TokenKind::Access => Some(&self.secret),
             TokenKind::User => Some(&self.user),
             TokenKind::Staff => Some(&self.staff),
+            TokenKind::Guest => Some(&self.guest),
         }
     }
 }
@@ -446,6 +461,43 @@ mod tests {
         assert_eq!(
             staffed.for_kind(TokenKind::Staff).map(AbilitySet::len),
             Some(2)
+        );
+    }
+
+    fn guest(abilities: &str) -> Principal {
+        Principal::Guest(std::sync::Arc::new(crate::GuestPrincipal::new(
+            "g",
+            "c",
+            set(abilities),
+        )))
+    }
+
+    #[test]
+    fn guests_are_a_kind_of_their_own() {
+        assert_eq!(KindSet::GUEST.describe(), "gt");
+        assert_eq!(
+            (KindSet::PUBLISHABLE | KindSet::GUEST | KindSet::USER).describe(),
+            "pk | ut | gt"
+        );
+        assert!(KindSet::GUEST.contains(TokenKind::Guest));
+        for kind in TokenKind::ALL {
+            assert_eq!(KindSet::GUEST.contains(kind), kind == TokenKind::Guest);
+        }
+        const PRODUCTS_READ: Ability = Ability::from_static("products:read");
+        let guested = with_rules().guest([PRODUCTS_READ]);
+        let read = Access::new(KindSet::GUEST | KindSet::USER, PRODUCTS_READ);
+        assert!(read.check(&guest("products:read"), &guested).is_ok());
+        // The ceiling caps `*`, and without one a guest holds nothing.
+        assert!(read.check(&guest("*"), &guested).is_ok());
+        assert!(read.check(&guest("*"), &with_rules()).is_err());
+        let write = Access::new(KindSet::GUEST, ORDERS_WRITE);
+        assert!(write.check(&guest("*"), &guested).is_err());
+        // Never on a route for users, whatever it holds.
+        assert_eq!(
+            Access::any_ability(KindSet::USER).check(&guest("*"), &guested),
+            Err(AuthError::WrongKind {
+                accepted: KindSet::USER
+            })
         );
     }
 }

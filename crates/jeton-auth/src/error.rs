@@ -88,6 +88,7 @@ fn describe_kinds(kinds: KindSet) -> String {
         (TokenKind::Secret, "a secret key"),
         (TokenKind::Access, "an access token"),
         (TokenKind::User, "a user token"),
+        (TokenKind::Guest, "a guest token"),
         (TokenKind::Staff, "a staff session"),
     ]
     .into_iter()

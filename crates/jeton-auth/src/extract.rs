@@ -9,7 +9,10 @@ use std::sync::{
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use crate::{AuthError, ClientPrincipal, Identity, KindSet, Principal, Refused, UserPrincipal};
+use crate::{
+    AuthError, ClientPrincipal, GuestPrincipal, Identity, KindSet, Principal, Refused,
+    UserPrincipal,
+};
 
 /// What a refusal on a route without a guard is rendered in: no app's.
 static UNGUARDED: LazyLock<Identity> =
@@ -57,7 +60,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// A person with a user token (never a staff session).
+/// A person with a user token (never a staff session, never a guest).
 #[derive(Debug, Clone)]
 pub struct User(pub Arc<UserPrincipal>);
 
@@ -84,6 +87,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Staff {
         match principal(parts)? {
             Principal::Staff(member) => Ok(Staff(member.clone())),
             _ => Err(wrong_kind(parts, KindSet::STAFF)),
+        }
+    }
+}
+
+/// An anonymous visitor with a guest token (never a person, never a
+/// client).
+#[derive(Debug, Clone)]
+pub struct Guest(pub Arc<GuestPrincipal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Guest {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match principal(parts)? {
+            Principal::Guest(guest) => Ok(Guest(guest.clone())),
+            _ => Err(wrong_kind(parts, KindSet::GUEST)),
         }
     }
 }
@@ -173,5 +192,36 @@ mod tests {
         assert!(matches!(member.caller(), crate::Caller::Person(_)));
         assert!(member.client().is_none());
         assert_eq!(member.kind(), crate::TokenKind::Staff);
+    }
+
+    #[tokio::test]
+    async fn a_guest_is_neither_a_user_nor_a_client() {
+        let guest = Arc::new(GuestPrincipal::new("g", "c", AbilitySet::default()));
+        let mut parts = parts_with(Principal::Guest(guest));
+        let refused = User::from_request_parts(&mut parts, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::USER
+            }
+        );
+        assert!(Staff::from_request_parts(&mut parts, &()).await.is_err());
+        assert!(Client::from_request_parts(&mut parts, &()).await.is_err());
+        assert!(
+            SecretClient::from_request_parts(&mut parts, &())
+                .await
+                .is_err()
+        );
+        let Guest(found) = Guest::from_request_parts(&mut parts, &()).await.unwrap();
+        assert_eq!(found.token_id, "g");
+
+        let mut user = parts_with(Principal::User(person()));
+        let refused = Guest::from_request_parts(&mut user, &()).await.unwrap_err();
+        assert_eq!(
+            refused.error,
+            AuthError::WrongKind {
+                accepted: KindSet::GUEST
+            }
+        );
     }
 }

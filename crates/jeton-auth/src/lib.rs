@@ -15,7 +15,7 @@
 //! | `verify`              | where a token is verified ([`Verifier`])                     |
 //! | `gate/`               | the gate: its struct, builder, admission and upkeep ([`Gate`], [`GateBuilder`]) |
 //! | `guard`               | the route guard, a tower layer ([`GuardLayer`])              |
-//! | `extract`             | the typed extractors ([`User`], [`Staff`], [`Client`], [`SecretClient`]) |
+//! | `extract`             | the typed extractors ([`User`], [`Staff`], [`Guest`], [`Client`], [`SecretClient`]) |
 //! | `error`               | every authentication outcome as one error type ([`AuthError`]) |
 //! | `clock`               | where the time is read, and a manual clock for tests ([`Clock`]) |
 //! | `store`               | what the verifier needs from the app's storage ([`TokenStore`]); stores in memory ([`MemoryStore`]) and (features `sqlite`, `postgres`) in SQL ([`SqlStore`]) |
@@ -57,11 +57,11 @@ pub use ability::{Ability, AbilityRules, AbilitySet, InvalidAbility};
 pub use access::{Access, Ceilings, KindSet};
 pub use clock::Clock;
 pub use error::AuthError;
-pub use extract::{Client, SecretClient, Staff, User};
+pub use extract::{Client, Guest, SecretClient, Staff, User};
 pub use gate::{Gate, GateBuilder, GateError};
 pub use guard::{GuardLayer, GuardService};
 pub use identity::{Identity, IdentityError, Refused};
-pub use principal::{Caller, ClientPrincipal, Principal, UserPrincipal};
+pub use principal::{Caller, ClientPrincipal, GuestPrincipal, Principal, UserPrincipal};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::sql::{
     ClientInfo, ClientUpdate, CredentialInfo, CredentialTx, KeyInfo, NewCredential, Purged,

@@ -5,6 +5,9 @@
 //! - a secret key must never be in a page at all: with an `Origin` it is
 //!   refused, because it has leaked.
 //!
+//! - a guest token works only from the origin it was obtained from (one
+//!   obtained with no `Origin` from no page at all).
+//!
 //! A request without `Origin` (a server, curl, a mobile app) is allowed: the
 //! binding controls abuse by other websites, it is not secrecy.
 
@@ -99,6 +102,19 @@ pub fn check(principal: &Principal, origin: Option<&HeaderValue>) -> Result<(), 
         }
         // User tokens are meant for the customer's device, browsers included.
         Principal::User(_) => Ok(()),
+        // A guest token works from the one origin it was obtained from; one
+        // obtained with no `Origin` (an app) from no page at all.
+        Principal::Guest(guest) => {
+            if guest
+                .origin
+                .as_ref()
+                .is_some_and(|bound| bound.as_bytes() == origin.as_bytes())
+            {
+                Ok(())
+            } else {
+                Err(AuthError::OriginNotAllowed)
+            }
+        }
         // A staff session comes only from its cookie, whose own check
         // ([`crate::session::CookieSessions::own_origins`]) allows only the
         // app's own origin.
@@ -174,6 +190,33 @@ mod tests {
         assert_eq!(
             check(&anywhere, Some(&origin("https://evil.example"))),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn guest_tokens_are_bound_to_the_origin_they_came_from() {
+        let guest = |bound: Option<&str>| {
+            Principal::Guest(
+                crate::GuestPrincipal::new("g", "c", AbilitySet::default())
+                    .with_origin(bound.map(str::to_owned))
+                    .into(),
+            )
+        };
+        let shop = guest(Some("https://shop.example"));
+        assert_eq!(check(&shop, None), Ok(()));
+        assert_eq!(check(&shop, Some(&origin("https://shop.example"))), Ok(()));
+        for other in ["https://evil.example", "http://shop.example", "null"] {
+            assert_eq!(
+                check(&shop, Some(&origin(other))),
+                Err(AuthError::OriginNotAllowed),
+                "{other}"
+            );
+        }
+        let app = guest(None);
+        assert_eq!(check(&app, None), Ok(()));
+        assert_eq!(
+            check(&app, Some(&origin("https://shop.example"))),
+            Err(AuthError::OriginNotAllowed)
         );
     }
 

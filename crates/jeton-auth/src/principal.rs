@@ -47,6 +47,66 @@ pub struct UserPrincipal {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// An anonymous visitor, authenticated by a guest token: obtained through
+/// a client's publishable key, bound to that client (not to the key, so a
+/// rotation keeps it) and to the origin it was obtained from.
+///
+/// A store builds one with [`GuestPrincipal::new`]: fields may be added,
+/// so it cannot be written as a struct literal outside this crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GuestPrincipal {
+    /// The guest's own id (the token's): what an app keys the guest's
+    /// things on.
+    pub token_id: String,
+    /// The client whose publishable key obtained the token.
+    pub client_id: String,
+    /// The origin the token was obtained from (`scheme://host[:port]`),
+    /// the only one a browser may use it from; `None`: obtained with no
+    /// `Origin` (an app), and never usable from a browser's page.
+    pub origin: Option<String>,
+    pub abilities: AbilitySet,
+    /// When it ends if used until then: the earlier of its absolute end
+    /// and its last use plus its idle time, as the store last read them.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl GuestPrincipal {
+    /// A guest of `client_id`, bound to no origin, that does not expire.
+    ///
+    /// ```
+    /// use jeton_auth::{AbilitySet, GuestPrincipal};
+    ///
+    /// let guest = GuestPrincipal::new("guest-1", "client-1", AbilitySet::parse_spaced("products:read").unwrap())
+    ///     .with_origin(Some("https://shop.example".to_owned()));
+    /// assert_eq!(guest.origin.as_deref(), Some("https://shop.example"));
+    /// ```
+    pub fn new(
+        token_id: impl Into<String>,
+        client_id: impl Into<String>,
+        abilities: AbilitySet,
+    ) -> GuestPrincipal {
+        GuestPrincipal {
+            token_id: token_id.into(),
+            client_id: client_id.into(),
+            origin: None,
+            abilities,
+            expires_at: None,
+        }
+    }
+
+    /// The origin the guest is bound to (`None`: no browser's page).
+    pub fn with_origin(mut self, origin: Option<String>) -> GuestPrincipal {
+        self.origin = origin;
+        self
+    }
+
+    pub fn with_expires_at(mut self, expires_at: Option<OffsetDateTime>) -> GuestPrincipal {
+        self.expires_at = expires_at;
+        self
+    }
+}
+
 impl ClientPrincipal {
     /// A client with no allowed origins and no rate limits.
     ///
@@ -151,6 +211,11 @@ pub enum Principal {
     /// routes that take [`KindSet::STAFF`](crate::KindSet::STAFF), and the
     /// [`User`](crate::User) extractor refuses it.
     Staff(Arc<UserPrincipal>),
+    /// An anonymous visitor with a guest token: neither a person nor a
+    /// client. It reaches only the routes that take
+    /// [`KindSet::GUEST`](crate::KindSet::GUEST); the [`User`](crate::User)
+    /// and [`Client`](crate::Client) extractors refuse it.
+    Guest(Arc<GuestPrincipal>),
 }
 
 impl Principal {
@@ -161,6 +226,7 @@ impl Principal {
             Principal::User(_) => TokenKind::User,
             Principal::AccessToken(_) => TokenKind::Access,
             Principal::Staff(_) => TokenKind::Staff,
+            Principal::Guest(_) => TokenKind::Guest,
         }
     }
 
@@ -170,18 +236,31 @@ impl Principal {
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => &client.abilities,
             Principal::User(user) | Principal::Staff(user) => &user.abilities,
+            Principal::Guest(guest) => &guest.abilities,
         }
     }
 
-    /// Who acts: a person or a client application. Kinds of principal
-    /// will be added; each is one of these two, so a `match` on this needs
-    /// no `_` arm.
+    /// The id of the key or token that was presented.
+    pub fn credential_id(&self) -> &str {
+        match self {
+            Principal::PublishableClient(client)
+            | Principal::SecretClient(client)
+            | Principal::AccessToken(client) => &client.key_id,
+            Principal::User(user) | Principal::Staff(user) => &user.token_id,
+            Principal::Guest(guest) => &guest.token_id,
+        }
+    }
+
+    /// Who acts: a person, a client application or an anonymous guest.
+    /// Kinds of principal will be added; each is one of these three, so a
+    /// `match` on this needs no `_` arm.
     pub fn caller(&self) -> Caller<'_> {
         match self {
             Principal::PublishableClient(client)
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => Caller::Client(client),
             Principal::User(user) | Principal::Staff(user) => Caller::Person(user),
+            Principal::Guest(guest) => Caller::Guest(guest),
         }
     }
 
@@ -191,7 +270,7 @@ impl Principal {
             Principal::PublishableClient(client)
             | Principal::SecretClient(client)
             | Principal::AccessToken(client) => Some(client),
-            Principal::User(_) | Principal::Staff(_) => None,
+            Principal::User(_) | Principal::Staff(_) | Principal::Guest(_) => None,
         }
     }
 }
@@ -201,4 +280,7 @@ impl Principal {
 pub enum Caller<'a> {
     Person(&'a Arc<UserPrincipal>),
     Client(&'a Arc<ClientPrincipal>),
+    /// An anonymous visitor: no person, and not the client whose key it
+    /// obtained its token with.
+    Guest(&'a Arc<GuestPrincipal>),
 }

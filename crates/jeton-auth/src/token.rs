@@ -238,15 +238,21 @@ pub enum TokenKind {
     /// operators' console. It lives in a cookie only: the gate never
     /// accepts one in an `Authorization` header (see [`crate::session`]).
     Staff,
+    /// `<prefix>_gt_`: an anonymous visitor's token, obtained through a
+    /// client's publishable key and bound to that client and to the origin
+    /// it was obtained from. It is no person and no client: it reaches only
+    /// the routes that take [`KindSet::GUEST`](crate::KindSet::GUEST).
+    Guest,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 5] = [
+    pub const ALL: [TokenKind; 6] = [
         TokenKind::Publishable,
         TokenKind::Secret,
         TokenKind::User,
         TokenKind::Access,
         TokenKind::Staff,
+        TokenKind::Guest,
     ];
 
     /// The two letters between the app's prefix and the random part.
@@ -257,6 +263,7 @@ impl TokenKind {
             TokenKind::User => "ut",
             TokenKind::Access => "at",
             TokenKind::Staff => "st",
+            TokenKind::Guest => "gt",
         }
     }
 
@@ -278,6 +285,7 @@ impl TokenKind {
             TokenKind::User => "user",
             TokenKind::Access => "access",
             TokenKind::Staff => "staff",
+            TokenKind::Guest => "guest",
         }
     }
 }
@@ -557,6 +565,24 @@ mod tests {
         let moved = format!("abcdefgi{body}");
         let other = TokenFormat::new("abcdefgi").unwrap();
         assert_eq!(other.parse(&moved).unwrap_err(), TokenFormatError::Checksum);
+    }
+
+    #[test]
+    fn a_guest_token_is_its_own_kind() {
+        let token = PlainToken::generate(TokenKind::Guest);
+        assert!(token.expose_secret().starts_with("jt_gt_"));
+        assert_eq!(token.expose_secret().len(), 42);
+        let parsed = PlainToken::parse(token.expose_secret()).unwrap();
+        assert_eq!(parsed.kind(), TokenKind::Guest);
+        assert_eq!(TokenKind::from_code("gt"), Some(TokenKind::Guest));
+        assert_eq!(TokenKind::Guest.name(), "guest");
+        assert_eq!(format!("{token:?}"), "PlainToken(jt_gt_[redacted])");
+        // Another kind's code with a guest's body fails its checksum.
+        let as_user = format!("jt_ut_{}", &token.expose_secret()[6..]);
+        assert_eq!(
+            PlainToken::parse(&as_user).unwrap_err(),
+            TokenFormatError::Checksum
+        );
     }
 
     #[test]

@@ -162,7 +162,8 @@ pub struct CountedCredential {
     /// The key's or token's id.
     pub id: String,
     pub kind: TokenKind,
-    /// For a client's keys and access tokens: the client.
+    /// For a client's keys and access tokens, and a guest token: the
+    /// client (a guest's requests are its client's storefront's).
     pub client_id: Option<String>,
     /// For a user token or cookie session: the user; for a staff session:
     /// the staff member.
@@ -177,6 +178,12 @@ impl CountedCredential {
                 kind: principal.kind(),
                 client_id: None,
                 user_id: Some(user.user_id.clone()),
+            },
+            Principal::Guest(guest) => CountedCredential {
+                id: guest.token_id.clone(),
+                kind: principal.kind(),
+                client_id: Some(guest.client_id.clone()),
+                user_id: None,
             },
             _ => {
                 let client = principal.client().expect("a principal that is not a user");
@@ -227,6 +234,7 @@ impl UsageCounter {
     pub(crate) fn count(&self, principal: &Principal, outcome: Outcome, at: OffsetDateTime) {
         let id = match principal {
             Principal::User(user) | Principal::Staff(user) => &user.token_id,
+            Principal::Guest(guest) => &guest.token_id,
             _ => match principal.client() {
                 Some(client) => &client.key_id,
                 None => return,

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use crate::{
     AuthError, Clock, HashedToken, Identity, PlainToken, Principal, TokenKind, TokenStore,
-    UserPrincipal, cache::GenerationCache, header, usage::Outcome,
+    cache::GenerationCache, header, usage::Outcome,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,8 @@ struct Cached {
     expires_at: Option<OffsetDateTime>,
     /// Refused, but counted as its credential's.
     revoked: bool,
-    /// User tokens and staff sessions (`None` for client keys): when last used, in Unix
+    /// User tokens, staff sessions and guest tokens (`None` for client
+    /// keys): when last used, in Unix
     /// nanoseconds; 0 once that use has been handed to
     /// [`Verifier::take_usage`]. An atomic, so noting a use is one store and
     /// the first use since the last flush one push.
@@ -146,8 +147,8 @@ pub struct Verifier<S> {
     store_generation: AtomicU64,
     known: GenerationCache<HashedToken, Cached>,
     unknown: GenerationCache<HashedToken, ()>,
-    /// Cached user tokens used since the last [`Verifier::take_usage`].
-    used: Mutex<Vec<(Arc<UserPrincipal>, Arc<AtomicI64>)>>,
+    /// Cached tokens used since the last [`Verifier::take_usage`].
+    used: Mutex<Vec<(Principal, Arc<AtomicI64>)>>,
     /// Registered on first use, so that an app installs its metrics
     /// recorder any time before.
     handles: OnceLock<Handles>,
@@ -294,11 +295,11 @@ impl<S: TokenStore> Verifier<S> {
         let hash = token.hash();
         let kind = token.kind();
         if let Some(cached) = self.known.get(&hash) {
-            // A staff session's end moves with its use (an idle timeout,
-            // counted by the store from the last use it was told of): one
-            // that has ended by what was read is read again, and ends only
-            // if the store says so too.
-            let idle_ended = cached.principal.kind() == TokenKind::Staff
+            // A staff session's or a guest's end moves with its use (an
+            // idle timeout, counted by the store from the last use it was
+            // told of): one that has ended by what was read is read again,
+            // and ends only if the store says so too.
+            let idle_ended = matches!(cached.principal.kind(), TokenKind::Staff | TokenKind::Guest)
                 && !cached.revoked
                 && cached.expires_at.is_some_and(|at| at <= self.clock.now());
             if !idle_ended {
@@ -339,14 +340,13 @@ impl<S: TokenStore> Verifier<S> {
             self.metrics().expired[kind_index(kind)].increment(1);
             return Err(NotAccepted::Dead(cached.principal, Outcome::Expired));
         }
-        if let (true, Principal::User(user) | Principal::Staff(user), Some(last_used)) =
-            (used, &cached.principal, &cached.last_used)
+        if let (true, Some(last_used)) = (used, &cached.last_used)
             && last_used.swap(unix_nanos(now()), Ordering::Relaxed) == 0
         {
             self.used
                 .lock()
                 .expect("usage lock")
-                .push((Arc::clone(user), Arc::clone(last_used)));
+                .push((cached.principal.clone(), Arc::clone(last_used)));
         }
         self.metrics().ok[kind_index(kind)].increment(1);
         Ok(cached)
@@ -373,7 +373,7 @@ impl<S: TokenStore> Verifier<S> {
                     revoked: credential.revoked,
                     last_used: matches!(
                         credential.principal,
-                        Principal::User(_) | Principal::Staff(_)
+                        Principal::User(_) | Principal::Staff(_) | Principal::Guest(_)
                     )
                     .then(|| Arc::new(AtomicI64::new(0))),
                     principal: credential.principal,
@@ -389,8 +389,8 @@ impl<S: TokenStore> Verifier<S> {
         }
     }
 
-    /// The user tokens and staff sessions used since the last call, with when they were last
-    /// used, to write in one batch (no write per request). A [`Gate`]'s
+    /// The user tokens, staff sessions and guest tokens used since the
+    /// last call (by id), with when they were last used, to write in one batch (no write per request). A [`Gate`]'s
     /// guard does this regularly and hands them to
     /// [`TokenStore::record_usage`]; call it yourself only for a verifier
     /// used without a gate, or the uses pile up.
@@ -399,7 +399,7 @@ impl<S: TokenStore> Verifier<S> {
     pub fn take_usage(&self) -> HashMap<String, OffsetDateTime> {
         let used = std::mem::take(&mut *self.used.lock().expect("usage lock"));
         let mut usage: HashMap<String, OffsetDateTime> = HashMap::new();
-        for (user, last_used) in used {
+        for (principal, last_used) in used {
             let nanos = last_used.swap(0, Ordering::Relaxed);
             if nanos == 0 {
                 continue;
@@ -407,7 +407,9 @@ impl<S: TokenStore> Verifier<S> {
             let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) else {
                 continue;
             };
-            let entry = usage.entry(user.token_id.clone()).or_insert(at);
+            let entry = usage
+                .entry(principal.credential_id().to_owned())
+                .or_insert(at);
             *entry = (*entry).max(at);
         }
         usage
@@ -417,7 +419,7 @@ impl<S: TokenStore> Verifier<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AbilitySet, StoreError, StoredCredential};
+    use crate::{AbilitySet, StoreError, StoredCredential, UserPrincipal};
 
     /// One user token, counting how often it is looked up.
     struct OneToken {

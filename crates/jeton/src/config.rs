@@ -21,6 +21,13 @@ pub struct Config {
     pub customer_requests_per_minute: u32,
     /// Orders per minute one customer may place (0: none).
     pub customer_orders_per_minute: u32,
+    /// Requests per minute of one guest token (0: none), never counted
+    /// against the publishable key that obtained it (API.md §16).
+    pub guest_requests_per_minute: u32,
+    /// A guest token's absolute lifetime.
+    pub guest_token_ttl: time::Duration,
+    /// How long a guest token lives unused.
+    pub guest_idle_timeout: time::Duration,
     /// Where limits are shared by a fleet of processes (`--redis-url`);
     /// none: each process counts its own.
     pub redis_url: Option<String>,
@@ -154,6 +161,9 @@ impl Default for Config {
             failed_auth: Default::default(),
             customer_requests_per_minute: 600,
             customer_orders_per_minute: 60,
+            guest_requests_per_minute: 600,
+            guest_token_ttl: time::Duration::days(30),
+            guest_idle_timeout: time::Duration::days(14),
             redis_url: None,
             redis_deadline: jeton_auth::limits::REDIS_DEADLINE,
             usage_interval: std::time::Duration::from_secs(5),

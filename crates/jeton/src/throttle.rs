@@ -40,6 +40,8 @@ pub struct ThrottleSettings {
     pub backoff_after: u32,
     pub failures_per_ip: u32,
     pub registrations_per_ip_per_hour: u32,
+    /// Guest tokens one client IP may obtain per hour (0: no limit).
+    pub guest_issuances_per_ip_per_hour: u32,
 }
 
 impl Default for ThrottleSettings {
@@ -51,6 +53,7 @@ impl Default for ThrottleSettings {
             backoff_after: 20,
             failures_per_ip: 100,
             registrations_per_ip_per_hour: 20,
+            guest_issuances_per_ip_per_hour: 30,
         }
     }
 }
@@ -246,6 +249,17 @@ impl Throttle {
             .await
     }
 
+    /// Counts a guest token's issuance to `ip` (API.md §16): an hourly
+    /// limit, so that a scraper cannot mint itself a fresh per-guest limit
+    /// for every few requests.
+    pub async fn check_guest_issuance(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        let Some(rate) = Rate::per_hour(self.settings.guest_issuances_per_ip_per_hour) else {
+            return Ok(());
+        };
+        self.take(&format!("guest:issue:{}", address(ip)), rate)
+            .await
+    }
+
     /// Takes one from the bucket `key`: refused when it is empty.
     async fn take(&self, key: &str, rate: Rate) -> Result<(), Throttled> {
         match self.limits.take(key, rate).await {
@@ -284,6 +298,7 @@ mod tests {
                 backoff_after: 5,
                 failures_per_ip: 5,
                 registrations_per_ip_per_hour: 2,
+                guest_issuances_per_ip_per_hour: 2,
             },
             Arc::new(LimitBackend::local().with_clock(clock)),
         )

@@ -139,6 +139,17 @@ impl<S: TokenStore> Gate<S> {
                 ),
                 None => None,
             },
+            // Each guest on its own: never counted against the key that
+            // obtained it, whose limits its visitors would share.
+            Principal::Guest(guest) => match self.guest_rate {
+                Some(rate) => Some(
+                    self.limits
+                        .take(&format!("guest:{}", guest.token_id), rate)
+                        .await
+                        .inspect_err(|_| self.count_limited(&self.guest_limited, "guest"))?,
+                ),
+                None => None,
+            },
             _ => match principal.client() {
                 Some(client) if client.limits != Limits::default() => self
                     .limiter
@@ -185,11 +196,7 @@ impl<S: TokenStore> Gate<S> {
         origin: Option<String>,
         client_ip: Option<IpAddr>,
     ) {
-        let credential = match (principal, principal.client()) {
-            (Principal::User(user) | Principal::Staff(user), _) => user.token_id.clone(),
-            (_, Some(client)) => client.key_id.clone(),
-            (_, None) => return,
-        };
+        let credential = principal.credential_id().to_owned();
         let key = (credential, error.code());
         let now = self.verifier.clock().instant();
         {

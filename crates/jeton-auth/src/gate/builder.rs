@@ -30,6 +30,7 @@ pub struct GateBuilder<S> {
     /// `None`: a local backend on the gate's clock.
     limits: Option<Arc<LimitBackend>>,
     user_rate: Option<Rate>,
+    guest_rate: Option<Rate>,
     clock: Clock,
 }
 
@@ -65,6 +66,7 @@ impl<S: TokenStore> Gate<S> {
             sessions: Vec::new(),
             limits: None,
             user_rate: None,
+            guest_rate: None,
             clock: Clock::system(),
         }
     }
@@ -160,6 +162,16 @@ impl<S: TokenStore> GateBuilder<S> {
         self
     }
 
+    /// Each guest token's requests through the guard (`RateLimit-*`
+    /// headers on every answer, 429 beyond), counted per token and never
+    /// against the limits of the key that obtained it: one visitor over
+    /// its limit is cut without touching the others behind the same
+    /// address. None by default.
+    pub fn guest_rate_limit(mut self, rate: Option<Rate>) -> Self {
+        self.guest_rate = rate;
+        self
+    }
+
     /// Where the gate reads the time: token expiry, the last uses of user
     /// tokens, and how long a refused address stays refused. The system's
     /// by default; a test passes a [`Clock::manual`] and moves it. The
@@ -201,6 +213,7 @@ impl<S: TokenStore> GateBuilder<S> {
         );
         gate.sessions = self.sessions;
         gate.user_rate = self.user_rate;
+        gate.guest_rate = self.guest_rate;
         Ok(Arc::new(gate))
     }
 }

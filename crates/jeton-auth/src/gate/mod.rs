@@ -44,12 +44,15 @@ pub struct Gate<S> {
     limits: Arc<LimitBackend>,
     /// Each user's requests, across all their tokens.
     user_rate: Option<Rate>,
+    /// Each guest token's requests.
+    guest_rate: Option<Rate>,
     /// When each (key, code) refusal was last recorded.
     recorded_refusals: Mutex<HashMap<(String, &'static str), Instant>>,
     failed_auth: FailedAuth,
     /// Registered on first use, after the app has installed its recorder.
     client_limited: OnceLock<Counter>,
     user_limited: OnceLock<Counter>,
+    guest_limited: OnceLock<Counter>,
     /// The verifier's: how refusals are rendered and metrics named.
     identity: Identity,
     trusted_proxies: Arc<[IpNet]>,
@@ -90,9 +93,11 @@ impl<S: TokenStore> Gate<S> {
             limiter: RateLimiter::with_backend(Arc::clone(&limits)),
             limits,
             user_rate: None,
+            guest_rate: None,
             recorded_refusals: Mutex::new(HashMap::new()),
             client_limited: OnceLock::new(),
             user_limited: OnceLock::new(),
+            guest_limited: OnceLock::new(),
             identity,
             trusted_proxies,
             usage_interval,

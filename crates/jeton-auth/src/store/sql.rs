@@ -31,8 +31,8 @@ use super::{
     IssuedToken, NewClient, Refusal, StoreError, StoredCredential, TokenStore, UnknownClient,
 };
 use crate::{
-    Ability, AbilitySet, ClientPrincipal, Clock, HashedToken, Principal, TokenFormat, TokenKind,
-    UserPrincipal, limits::Limits,
+    Ability, AbilitySet, ClientPrincipal, Clock, GuestPrincipal, HashedToken, Principal,
+    TokenFormat, TokenKind, UserPrincipal, limits::Limits,
 };
 
 /// How often each process reads the change feed: well inside the one second
@@ -126,8 +126,8 @@ pub type RefusalHook = Box<
 >;
 
 /// A [`TokenStore`] in SQLite or PostgreSQL (the `sqlite` and `postgres`
-/// cargo features): clients, their keys, user tokens, OAuth access tokens
-/// and staff sessions in the store's own tables, shared by every process that uses the same
+/// cargo features): clients, their keys, user tokens, OAuth access tokens,
+/// staff sessions and guest tokens in the store's own tables, shared by every process that uses the same
 /// database. The store writes every change to them ([`CredentialTx`]) and
 /// verifies them.
 ///
@@ -285,12 +285,15 @@ impl<'r> FromRow<'r, AnyRow> for RecordedRefusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Purged {
-    /// Revoked or expired keys and tokens, of every kind: the four below.
+    /// Revoked or expired keys and tokens, of every kind: the five below.
     pub credentials: u64,
     pub keys: u64,
     pub user_tokens: u64,
     pub access_tokens: u64,
     pub staff_sessions: u64,
+    /// Guest tokens revoked, past their absolute end or idle past their
+    /// idle timeout (by the last use written).
+    pub guest_tokens: u64,
     /// Revoked clients left with no keys or tokens.
     pub clients: u64,
     pub refusals: u64,
@@ -710,27 +713,29 @@ impl SqlStore {
     }
 
     /// Writes the last uses of a few tokens: one statement for user
-    /// tokens, and one for staff sessions if any of the ids is one (ids
-    /// are unique across both tables; a read finds them, so that a flush
-    /// without staff sessions writes what it always did).
+    /// tokens, and one for staff sessions and one for guest tokens if any
+    /// of the ids is one (ids are unique across the tables; a read finds
+    /// them, so that a flush without them writes what it always did).
     async fn record_usage_chunk(&self, chunk: &[(String, i64)]) -> Result<(), sqlx::Error> {
         update_last_uses(self.writer(), "auth_credentials", chunk).await?;
-        let sql = format!(
-            "SELECT id FROM auth_staff_sessions WHERE id IN ({})",
-            records::placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-        for (id, _) in chunk {
-            query = query.bind(id.as_str());
-        }
-        let staff = query.fetch_all(self.writer()).await?;
-        if !staff.is_empty() {
-            let sessions: Vec<(String, i64)> = chunk
-                .iter()
-                .filter(|(id, _)| staff.contains(id))
-                .cloned()
-                .collect();
-            update_last_uses(self.writer(), "auth_staff_sessions", &sessions).await?;
+        for table in ["auth_staff_sessions", "auth_guest_tokens"] {
+            let sql = format!(
+                "SELECT id FROM {table} WHERE id IN ({})",
+                records::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for (id, _) in chunk {
+                query = query.bind(id.as_str());
+            }
+            let found = query.fetch_all(self.writer()).await?;
+            if !found.is_empty() {
+                let uses: Vec<(String, i64)> = chunk
+                    .iter()
+                    .filter(|(id, _)| found.contains(id))
+                    .cloned()
+                    .collect();
+                update_last_uses(self.writer(), table, &uses).await?;
+            }
         }
         Ok(())
     }
@@ -946,6 +951,48 @@ impl SqlStore {
         }))
     }
 
+    /// A guest token ends at the earlier of its absolute end and its last
+    /// use (or its creation) plus its idle timeout, and with its client.
+    async fn find_guest_token(
+        &self,
+        hash: &HashedToken,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        let lookup = sqlx::query_as::<_, GuestRow>(
+            "SELECT g.id, g.client_id, g.origin, g.abilities, g.created_at, g.expires_at, \
+             g.idle_timeout, g.last_used_at, \
+             CAST(CASE WHEN g.revoked_at IS NULL AND c.revoked_at IS NULL THEN 0 ELSE 1 END \
+             AS BIGINT) AS revoked \
+             FROM auth_guest_tokens g JOIN auth_clients c ON c.id = g.client_id \
+             WHERE g.token_hash = $1",
+        )
+        .bind(hash.to_hex())
+        .fetch_optional(&self.0.pool);
+        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+            .await
+            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
+            .map_err(StoreError::new)?;
+        let Some(guest) = found else {
+            return Ok(None);
+        };
+        let mut expires_at = guest.expires_at;
+        if let Some(idle) = guest.idle_timeout {
+            let since = guest.last_used_at.unwrap_or(guest.created_at);
+            expires_at = expires_at.min(since.saturating_add(idle));
+        }
+        let expires_at = from_micros(expires_at)
+            .ok_or("an expiry out of range")
+            .map_err(StoreError::new)?;
+        let abilities = AbilitySet::parse_spaced(&guest.abilities).map_err(StoreError::new)?;
+        let principal = GuestPrincipal::new(guest.id, guest.client_id, abilities)
+            .with_origin(guest.origin)
+            .with_expires_at(Some(expires_at));
+        Ok(Some(StoredCredential {
+            principal: Principal::Guest(principal.into()),
+            expires_at: Some(expires_at),
+            revoked: guest.revoked != 0,
+        }))
+    }
+
     /// Records a refusal, and the app's own record of it, in one
     /// transaction.
     async fn write_refusal(&self, refusal: &Refusal) -> Result<(), sqlx::Error> {
@@ -953,6 +1000,7 @@ impl SqlStore {
             Principal::User(user) | Principal::Staff(user) => {
                 (user.token_id.clone(), user.client_id.clone())
             }
+            Principal::Guest(guest) => (guest.token_id.clone(), Some(guest.client_id.clone())),
             principal => match principal.client() {
                 Some(client) => (client.key_id.clone(), Some(client.client_id.clone())),
                 None => return Ok(()),
@@ -1008,6 +1056,21 @@ struct StaffRow {
     expires_at: i64,
     last_used_at: Option<i64>,
     /// 1: revoked.
+    revoked: i64,
+}
+
+/// A guest token's row, with whether it or its client is revoked.
+#[derive(FromRow)]
+struct GuestRow {
+    id: String,
+    client_id: String,
+    origin: Option<String>,
+    abilities: String,
+    created_at: i64,
+    expires_at: i64,
+    idle_timeout: Option<i64>,
+    last_used_at: Option<i64>,
+    /// 1: the token or its client is revoked.
     revoked: i64,
 }
 
@@ -1101,6 +1164,7 @@ impl TokenStore for SqlStore {
             }
             TokenKind::Access => self.find_access_token(hash).await,
             TokenKind::Staff => self.find_staff_session(hash).await,
+            TokenKind::Guest => self.find_guest_token(hash).await,
         }
     }
 

@@ -30,6 +30,7 @@ fn kind_words(kind: TokenKind) -> &'static str {
         TokenKind::User => "user_token",
         TokenKind::Access => "access_token",
         TokenKind::Staff => "staff_session",
+        TokenKind::Guest => "guest_token",
         _ => "token",
     }
 }
@@ -116,7 +117,7 @@ mod tests {
         }
         assert_eq!(
             combined_pattern(),
-            r"\bjt_(?:pk|sk|ut|at|st)_[0-9A-Za-z]{36}\b"
+            r"\bjt_(?:pk|sk|ut|at|st|gt)_[0-9A-Za-z]{36}\b"
         );
     }
 }

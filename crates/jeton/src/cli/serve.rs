@@ -12,6 +12,7 @@ use crate::{
     http::{self, AppState},
     store::{Db, orders::KEY_RETENTION},
     storefront::{self, StorefrontConfig},
+    throttle::ThrottleSettings,
 };
 
 #[derive(Debug, Args)]
@@ -64,6 +65,14 @@ pub struct ServeArgs {
     /// Orders per minute one customer may place (0: no limit).
     #[arg(long, env = "JETON_CUSTOMER_ORDER_LIMIT", default_value_t = Config::default().customer_orders_per_minute)]
     customer_order_limit: u32,
+    /// Requests per minute of one guest token (0: no limit); never counted
+    /// against the publishable key that obtained it.
+    #[arg(long, env = "JETON_GUEST_RATE_LIMIT", default_value_t = Config::default().guest_requests_per_minute)]
+    guest_rate_limit: u32,
+    /// Guest tokens one client IP may obtain per hour (0: no limit),
+    /// counted across the fleet with `--redis-url`.
+    #[arg(long, env = "JETON_GUEST_ISSUANCE_PER_IP", default_value_t = ThrottleSettings::default().guest_issuances_per_ip_per_hour)]
+    guest_issuance_per_ip: u32,
     /// Serve `/metrics` on this address only (it is then absent from
     /// `--addr`): keep it on a private interface.
     #[arg(long, env = "JETON_METRICS_ADDR")]
@@ -212,6 +221,11 @@ pub async fn run(db: Db, args: ServeArgs) -> anyhow::Result<()> {
         webhook_allow_http_private: args.webhook_allow_http_private,
         customer_requests_per_minute: args.customer_rate_limit,
         customer_orders_per_minute: args.customer_order_limit,
+        guest_requests_per_minute: args.guest_rate_limit,
+        throttle: ThrottleSettings {
+            guest_issuances_per_ip_per_hour: args.guest_issuance_per_ip,
+            ..ThrottleSettings::default()
+        },
         secure_cookies: public_url.secure_cookies(),
         access_token_ttl: args.access_token_ttl,
         public_url,

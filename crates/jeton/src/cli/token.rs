@@ -48,8 +48,8 @@ pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Prune { expired_for } => {
             let pruned = db.prune_tokens(db.now() - expired_for).await?;
             println!(
-                "pruned {} user tokens, {} client keys and {} access tokens",
-                pruned.user_tokens, pruned.client_keys, pruned.access_tokens
+                "pruned {} user tokens, {} client keys, {} access tokens and {} guest tokens",
+                pruned.user_tokens, pruned.client_keys, pruned.access_tokens, pruned.guest_tokens
             );
             let buckets = db.prune_usage().await?;
             println!("pruned {buckets} usage buckets past their retention");

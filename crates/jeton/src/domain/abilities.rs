@@ -13,11 +13,13 @@ pub const PROFILE_READ: Ability = Ability::from_static("profile:read");
 pub const ORDERS_READ: Ability = Ability::from_static("orders:read");
 pub const ORDERS_WRITE: Ability = Ability::from_static("orders:write");
 pub const TOKENS_MANAGE: Ability = Ability::from_static("tokens:manage");
-/// Reading and changing one's own cart (API.md §16).
-pub const CART_WRITE: Ability = Ability::from_static("cart:write");
 pub const ADMIN: Ability = Ability::from_static("admin");
 /// Calling the OAuth 2.0 introspection endpoint.
 pub const TOKENS_INTROSPECT: Ability = Ability::from_static("tokens:introspect");
+/// Obtaining a guest token for a visitor (API.md §16): publishable keys.
+pub const GUEST_CREATE: Ability = Ability::from_static("guest:create");
+/// Reading and changing one's own cart (API.md §16): guest and user tokens.
+pub const CART_WRITE: Ability = Ability::from_static("cart:write");
 
 /// The admin abilities (API.md §13): each admin route needs one. `admin`
 /// grants every one but [`STAFF_MANAGE`]; `*` grants all; a `resource:*`
@@ -50,9 +52,8 @@ pub const ADMIN_ABILITIES: [Ability; 10] = [
 
 /// Every ability Jeton knows. Tokens can only be created with these (or
 /// wildcards that grant some of them).
-pub const KNOWN: [Ability; 20] = [
+pub const KNOWN: [Ability; 21] = [
     PRODUCTS_READ,
-    CART_WRITE,
     CUSTOMERS_CREATE,
     AUTH_LOGIN,
     PROFILE_READ,
@@ -61,6 +62,8 @@ pub const KNOWN: [Ability; 20] = [
     TOKENS_MANAGE,
     ADMIN,
     TOKENS_INTROSPECT,
+    GUEST_CREATE,
+    CART_WRITE,
     CLIENTS_READ,
     CLIENTS_WRITE,
     PRODUCTS_WRITE,
@@ -73,10 +76,15 @@ pub const KNOWN: [Ability; 20] = [
     STAFF_MANAGE,
 ];
 
-/// A publishable key is public: read abilities and the two storefront
+/// What a publishable key may hold: it is public, so read abilities and
+/// the storefront's abilities only.
+const PUBLISHABLE_ABILITIES: [Ability; 4] =
+    [PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN, GUEST_CREATE];
+
+/// A publishable key is public: read abilities and the storefront's
 /// abilities only.
 pub fn publishable_ceiling() -> AbilitySet {
-    AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+    AbilitySet::new(PUBLISHABLE_ABILITIES)
 }
 
 /// What a user token may hold; also what a login token gets.
@@ -88,6 +96,9 @@ const USER_ABILITIES: [Ability; 6] = [
     TOKENS_MANAGE,
     CART_WRITE,
 ];
+
+/// What a guest token holds, exactly: a visitor browses and fills a cart.
+pub const GUEST_ABILITIES: [Ability; 2] = [PRODUCTS_READ, CART_WRITE];
 
 /// What a user token may hold; also what a login token gets.
 pub fn user_ceiling() -> AbilitySet {
@@ -125,9 +136,10 @@ fn ability_rules() -> AbilityRules {
 pub fn ceilings() -> &'static Ceilings {
     static CEILINGS: LazyLock<Ceilings> = LazyLock::new(|| {
         Ceilings::new()
-            .publishable([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN])
+            .publishable(PUBLISHABLE_ABILITIES)
             .secret([Ability::ALL])
             .user(USER_ABILITIES)
+            .guest(GUEST_ABILITIES)
             .staff(ADMIN_ABILITIES)
             .rules(ability_rules())
     });
@@ -270,7 +282,9 @@ mod tests {
             .chain(KNOWN.iter().map(Ability::as_str))
             .chain([
                 "auth:*",
+                "cart:*",
                 "customers:*",
+                "guest:*",
                 "orders:*",
                 "products:*",
                 "profile:*",
@@ -282,7 +296,12 @@ mod tests {
         assert_eq!(secret, expected);
         assert_eq!(
             grantable(TokenKind::Publishable),
-            ["products:read", "customers:create", "auth:login"]
+            [
+                "products:read",
+                "customers:create",
+                "auth:login",
+                "guest:create"
+            ]
         );
     }
 

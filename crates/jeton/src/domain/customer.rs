@@ -118,12 +118,48 @@ pub struct NewCustomerInput {
     pub password: String,
     #[schema(schema_with = name_schema)]
     pub name: String,
+    #[schema(schema_with = guest_token_schema)]
+    pub guest_token: Option<String>,
 }
 
 pub struct NewCustomer {
     pub email: String,
     pub password: Password,
     pub name: String,
+    /// A guest's cart to move into the new customer's.
+    pub guest_token: Option<String>,
+}
+
+/// Longest `guest_token` taken: a token is 42 characters; anything longer
+/// is no token, and is refused rather than carried around.
+const GUEST_TOKEN_MAX: usize = 64;
+
+pub(crate) fn guest_token_schema() -> utoipa::openapi::Object {
+    schema::field(
+        schema::bounded_text(1, GUEST_TOKEN_MAX, false)
+            .description(Some(
+                "The visitor's guest token (`jt_gt_…`, API.md §16): its cart is merged into the \
+                 customer's and the guest token is revoked, in one transaction. An unknown, \
+                 expired or already merged guest token, or one of another client, merges nothing \
+                 and the request goes on. It names a cart only: it is never a credential here.",
+            ))
+            .examples(["jt_gt_0123456789abcdefghijABCDEFGHIJ0a1B2c"]),
+    )
+}
+
+/// A `guest_token` field: at most [`GUEST_TOKEN_MAX`] characters.
+fn guest_token(problems: &mut Problems, token: Option<String>) -> Option<String> {
+    let token = token?;
+    if token.is_empty() || token.len() > GUEST_TOKEN_MAX {
+        problems.add(
+            "guest_token",
+            format!(
+                "must be 1 to {GUEST_TOKEN_MAX} characters: a guest token, as POST /guest issued it"
+            ),
+        );
+        return None;
+    }
+    Some(token)
 }
 
 impl TryFrom<NewCustomerInput> for NewCustomer {
@@ -134,10 +170,12 @@ impl TryFrom<NewCustomerInput> for NewCustomer {
         let email = problems.check("email", parse_email(&input.email));
         let password = problems.check("password", Password::parse(input.password));
         let name = problems.check("name", bounded(&input.name, 1, NAME_MAX));
+        let guest_token = guest_token(&mut problems, input.guest_token);
         problems.finish(|| NewCustomer {
             email: email.expect("checked"),
             password: password.expect("checked"),
             name: name.expect("checked"),
+            guest_token,
         })
     }
 }
@@ -177,6 +215,8 @@ pub struct LoginInput {
     /// body, for the shop's own storefront (`docs/storefront.md`).
     /// Omitted or `token`: the token is in the body.
     pub session: Option<SessionMode>,
+    #[schema(schema_with = guest_token_schema)]
+    pub guest_token: Option<String>,
 }
 
 /// How the browser or app will carry the token a login issues.
@@ -198,6 +238,8 @@ pub struct Login {
     pub password: Password,
     pub device_name: String,
     pub session: SessionMode,
+    /// A guest's cart to move into the customer's.
+    pub guest_token: Option<String>,
 }
 
 impl TryFrom<LoginInput> for Login {
@@ -218,11 +260,13 @@ impl TryFrom<LoginInput> for Login {
                 DEVICE_NAME_MAX,
             ),
         );
+        let guest_token = guest_token(&mut problems, input.guest_token);
         problems.finish(|| Login {
             email: email.expect("checked"),
             password: password.expect("checked"),
             device_name: device_name.expect("checked"),
             session: input.session.unwrap_or_default(),
+            guest_token,
         })
     }
 }

@@ -156,6 +156,11 @@ id_type!(
     KeyId
 );
 id_type!(
+    /// A guest (a visitor with a guest token): its token's id, which is
+    /// what the guest's cart is keyed on.
+    GuestId
+);
+id_type!(
     /// An OAuth 2.0 access token (its record, never the token itself).
     AccessTokenId
 );

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        ids::{ProductId, UserIds},
+        ids::{GuestId, ProductId, UserIds},
         schema,
     },
     responses::{self, Order},
@@ -38,6 +38,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Shopper {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
+            Principal::Guest(guest) => Ok(Shopper(CartOwner::Guest(GuestId::from_store(
+                guest.token_id.clone(),
+            )))),
             // A user, or the refusal that names the kinds carts take.
             _ => {
                 let User(user) = User::from_request_parts(parts, state).await?;

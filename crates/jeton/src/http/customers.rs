@@ -26,7 +26,7 @@ use crate::{
     domain::{
         abilities,
         customer::{Login, LoginInput, NewCustomer, NewCustomerInput, SessionMode},
-        ids::{ClientId, ClientIds, TokenId, UserIds},
+        ids::{ClientId, ClientIds, CustomerId, TokenId, UserIds},
     },
     hashing,
     responses::Customer,
@@ -60,6 +60,7 @@ pub(crate) fn throttled(refused: Throttled) -> AppError {
     responses((status = 201, body = Customer), (status = 409, description = "`email_taken`"), (status = 422)))]
 pub async fn register(
     State(state): State<AppState>,
+    Client(client): Client,
     client_ip: Option<Extension<ClientIp>>,
     Json(input): Json<NewCustomerInput>,
 ) -> AppResult<(StatusCode, Json<Customer>)> {
@@ -74,7 +75,13 @@ pub async fn register(
         .await
         .map_err(|_| AppError::Unavailable)?;
     match state.db.create_customer(&new.email, &new.name, &hash).await {
-        Ok(customer) => Ok((StatusCode::CREATED, Json(customer.into()))),
+        Ok(customer) => {
+            if let Some(guest_token) = &new.guest_token {
+                let client = ClientIds::from(&*client).client;
+                merge_guest_cart(&state, guest_token, &client, &customer.id).await;
+            }
+            Ok((StatusCode::CREATED, Json(customer.into())))
+        }
         // The one place an email's existence shows; registration cannot work
         // otherwise. Login never reveals it.
         Err(CreateCustomerError::EmailTaken) => Err(AppError::conflict(
@@ -82,6 +89,30 @@ pub async fn register(
             "an account with this email exists",
         )),
         Err(CreateCustomerError::Db(error)) => Err(error.into()),
+    }
+}
+
+/// Moves a guest's cart into the customer's who just logged in or
+/// registered (API.md §16). A `guest_token` that merges nothing, or a merge
+/// the database could not make, leaves the login or registration as it is:
+/// the cart is a convenience, the account is what was asked for.
+async fn merge_guest_cart(
+    state: &AppState,
+    guest_token: &str,
+    client: &ClientId,
+    customer: &CustomerId,
+) {
+    let merged = state
+        .db
+        .merge_guest_cart(
+            guest_token,
+            client,
+            customer,
+            state.config.max_units_per_line,
+        )
+        .await;
+    if let Err(error) = merged {
+        tracing::warn!(%error, "a guest's cart could not be merged at login; the guest keeps it");
     }
 }
 
@@ -179,6 +210,9 @@ pub async fn login(
         .throttle
         .login_succeeded(&login.email, audit.client_ip)
         .await;
+    if let Some(guest_token) = &login.guest_token {
+        merge_guest_cart(&state, guest_token, &client.client, &customer_id).await;
+    }
     let new = NewUserToken {
         customer_id: &customer_id,
         client_id: Some(&client.client),

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod guests;
 pub mod health;
 pub mod hygiene;
 pub mod metrics;

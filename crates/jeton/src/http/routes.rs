@@ -12,7 +12,7 @@ use axum::{
 };
 use jeton_auth::{Ability, Access, KindSet};
 
-use super::{admin, carts, catalog, customers, orders, staff, state::AppState, tokens};
+use super::{admin, carts, catalog, customers, guests, orders, staff, state::AppState, tokens};
 use crate::domain::abilities::*;
 
 const PK: KindSet = KindSet::PUBLISHABLE;
@@ -20,6 +20,8 @@ const PK: KindSet = KindSet::PUBLISHABLE;
 /// in for it, with its scope as its abilities).
 const SK: KindSet = KindSet::SECRET.with(KindSet::ACCESS);
 const UT: KindSet = KindSet::USER;
+/// A storefront visitor's own token (API.md §16).
+const GT: KindSet = KindSet::GUEST;
 /// A staff member's console session (cookie only).
 const STAFF: KindSet = KindSet::STAFF;
 /// Who may call the admin API: a secret key or its access token, or a
@@ -47,8 +49,9 @@ pub fn api() -> RouteTable {
     use Method as M;
     RouteTable::new()
         // method       path                                   who may call                                         handler
-        .add(M::GET,    "/products",                           needs(PK | SK | UT, PRODUCTS_READ),                  catalog::list_products)
-        .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT, PRODUCTS_READ),                  catalog::get_product)
+        .add(M::GET,    "/products",                           needs(PK | SK | UT | GT, PRODUCTS_READ),             catalog::list_products)
+        .add(M::GET,    "/products/{id}",                      needs(PK | SK | UT | GT, PRODUCTS_READ),             catalog::get_product)
+        .add(M::POST,   "/guest",                              needs(PK, GUEST_CREATE),                             guests::issue)
         .add(M::POST,   "/customers",                          needs(PK | SK, CUSTOMERS_CREATE),                    customers::register)
         .add(M::POST,   "/auth/login",                         needs(PK | SK, AUTH_LOGIN),                          customers::login)
         .add(M::POST,   "/auth/logout",                        any_token(UT),                                       customers::logout)
@@ -60,10 +63,10 @@ pub fn api() -> RouteTable {
         .add(M::POST,   "/orders",                             needs(UT, ORDERS_WRITE),                             orders::place)
         .add(M::GET,    "/me/orders",                          needs(UT, ORDERS_READ),                              orders::list_mine)
         .add(M::GET,    "/me/orders/{id}",                     needs(UT, ORDERS_READ),                              orders::get_mine)
-        .add(M::GET,    "/cart",                               needs(UT, CART_WRITE),                               carts::get)
-        .add(M::DELETE, "/cart",                               needs(UT, CART_WRITE),                               carts::clear)
-        .add(M::PUT,    "/cart/items/{product_id}",            needs(UT, CART_WRITE),                               carts::put_item)
-        .add(M::DELETE, "/cart/items/{product_id}",            needs(UT, CART_WRITE),                               carts::delete_item)
+        .add(M::GET,    "/cart",                               needs(UT | GT, CART_WRITE),                          carts::get)
+        .add(M::DELETE, "/cart",                               needs(UT | GT, CART_WRITE),                          carts::clear)
+        .add(M::PUT,    "/cart/items/{product_id}",            needs(UT | GT, CART_WRITE),                          carts::put_item)
+        .add(M::DELETE, "/cart/items/{product_id}",            needs(UT | GT, CART_WRITE),                          carts::delete_item)
         .add(M::POST,   "/cart/checkout",                      needs(UT, ORDERS_WRITE),                             carts::checkout)
         .add(M::GET,    "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::list)
         .add(M::POST,   "/admin/products",                     needs(ADMIN_CALLERS, PRODUCTS_WRITE),                admin::products::create)

@@ -97,6 +97,7 @@ impl AppState {
             .ceilings(abilities::ceilings().clone())
             .limits(Arc::clone(&limits))
             .user_rate_limit(Rate::per_minute(config.customer_requests_per_minute))
+            .guest_rate_limit(Rate::per_minute(config.guest_requests_per_minute))
             .failed_auth_limit(config.failed_auth)
             .usage_interval(config.usage_interval)
             .count_usage(config.count_usage)

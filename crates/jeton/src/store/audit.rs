@@ -30,6 +30,10 @@ pub enum Actor {
     /// Someone who tried to sign in to the console with an email that is
     /// no staff member's.
     UnknownStaff,
+    /// An anonymous visitor with a guest token, by the guest's id.
+    Guest {
+        guest_id: String,
+    },
     /// An operator at the command line.
     Cli,
     /// Someone who presented client credentials that did not authenticate
@@ -48,6 +52,7 @@ impl Actor {
             Actor::ClientKey { .. } | Actor::UnknownClient => "client_key",
             Actor::Customer { .. } => "customer",
             Actor::Staff { .. } | Actor::UnknownStaff => "staff",
+            Actor::Guest { .. } => "guest",
             Actor::Cli => "cli",
             Actor::SecretScanning { .. } => "secret_scanning",
         }
@@ -59,6 +64,7 @@ impl Actor {
             Actor::Customer { customer_id } => Some(customer_id.as_str()),
             Actor::Staff { staff_id } => Some(staff_id.as_str()),
             Actor::SecretScanning { service } => Some(service),
+            Actor::Guest { guest_id } => Some(guest_id.as_str()),
             Actor::Cli | Actor::UnknownClient | Actor::UnknownStaff => None,
         }
     }
@@ -99,6 +105,9 @@ impl Audit {
             },
             Caller::Client(client) => Actor::ClientKey {
                 key_id: ClientIds::from(&**client).key,
+            },
+            Caller::Guest(guest) => Actor::Guest {
+                guest_id: guest.token_id.clone(),
             },
         };
         Audit { actor, client_ip }
@@ -250,7 +259,7 @@ pub struct AuditEvent {
     /// `session.refused_origin`, `session.refused_csrf`, `user_token.issued`, `user_token.revoked`, `user_tokens.revoked_all`,
     /// `login.failed`, `credential.exposed`.
     pub action: String,
-    /// `client_key`, `customer`, `staff`, `cli` or `secret_scanning`.
+    /// `client_key`, `customer`, `guest`, `staff`, `cli` or `secret_scanning`.
     pub actor_kind: String,
     /// The key id, customer id or staff member's id.
     pub actor_id: Option<String>,

@@ -4,17 +4,18 @@
 //! the product each time the cart is shown. Checking a cart out is an order
 //! placement (`store::orders`) that also empties the cart.
 
-use sqlx::{Any, AnyConnection, AssertSqlSafe, FromRow, Transaction};
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use time::OffsetDateTime;
 
 use super::{
     Db,
     columns::MaybeMicros,
     db_error::is_contention,
+    guests::{find_live_guest, revoke_guest},
     retry::{Retryable, retrying},
 };
 use crate::domain::{
-    ids::{CustomerId, ProductId, new_id},
+    ids::{ClientId, CustomerId, GuestId, ProductId, new_id},
     money::MAX_SAFE_AMOUNT,
     order::{MAX_LINES, OrderLine},
 };
@@ -24,7 +25,7 @@ use crate::domain::{
 pub enum CartOwner {
     Customer(CustomerId),
     /// A guest token, by its id in the credential store.
-    Guest(String),
+    Guest(GuestId),
 }
 
 impl CartOwner {
@@ -39,7 +40,7 @@ impl CartOwner {
     fn id(&self) -> String {
         match self {
             CartOwner::Customer(id) => id.to_string(),
-            CartOwner::Guest(id) => id.clone(),
+            CartOwner::Guest(id) => id.to_string(),
         }
     }
 }
@@ -128,7 +129,7 @@ async fn read_cart(conn: &mut AnyConnection, owner: &CartOwner) -> Result<Cart, 
 /// cart (two tabs, or a merge and a change) take turns and the limits on
 /// lines and currency hold.
 pub(crate) async fn touch_cart(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     owner: &CartOwner,
     now: i64,
 ) -> Result<String, sqlx::Error> {
@@ -140,21 +141,21 @@ pub(crate) async fn touch_cart(
     .bind(new_id())
     .bind(owner.id())
     .bind(now)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await
 }
 
 /// The lines of a locked cart, for a checkout: product and quantity, in the
 /// order they were added.
 pub(crate) async fn cart_order_lines(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     cart_id: &str,
 ) -> Result<Vec<OrderLine>, sqlx::Error> {
     let lines: Vec<(ProductId, i64)> = sqlx::query_as(
         "SELECT product_id, quantity FROM cart_items WHERE cart_id = $1 ORDER BY position",
     )
     .bind(cart_id.to_owned())
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     Ok(lines
         .into_iter()
@@ -165,20 +166,17 @@ pub(crate) async fn cart_order_lines(
         .collect())
 }
 
-pub(crate) async fn empty_cart(
-    tx: &mut Transaction<'static, Any>,
-    cart_id: &str,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn empty_cart(tx: &mut AnyConnection, cart_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM cart_items WHERE cart_id = $1")
         .bind(cart_id.to_owned())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// Sets a line's quantity; a new line goes after the others.
 async fn upsert_line(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     cart_id: &str,
     product_id: &ProductId,
     quantity: i64,
@@ -191,7 +189,7 @@ async fn upsert_line(
     .bind(cart_id.to_owned())
     .bind(product_id.clone())
     .bind(quantity)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -292,20 +290,49 @@ impl Db {
         .await
     }
 
+    /// At a guest's login or registration: if `guest_token` is a live
+    /// guest token of `client` (the login's), ends it and moves its cart
+    /// into the customer's, in one transaction. Whether it did; any other
+    /// `guest_token` changes nothing.
+    pub async fn merge_guest_cart(
+        &self,
+        guest_token: &str,
+        client: &ClientId,
+        customer: &CustomerId,
+        max_units: i64,
+    ) -> Result<bool, sqlx::Error> {
+        retrying("merge a guest's cart", || async move {
+            let mut tx = self.begin_credentials().await?;
+            let Some(guest) = find_live_guest(&mut tx, guest_token).await? else {
+                return Ok(false);
+            };
+            // Revoked first: of two logins with one guest token, only the
+            // one whose revocation counts moves the cart.
+            if guest.client_id != *client || !revoke_guest(&mut tx, &guest.id).await? {
+                return Ok(false);
+            }
+            self.merge_cart_in(&mut tx, &guest.id, customer, max_units)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Moves a guest's cart into a customer's, in the caller's transaction
     /// (which also ends the guest token): quantities of a product in both
     /// add up, capped at `max_units`. The customer's cart keeps its
     /// currency and its limit of lines: a guest's line of another currency,
     /// or beyond the limit, is dropped. Nothing happens without a guest
     /// cart.
-    pub(crate) async fn merge_cart_in(
+    async fn merge_cart_in(
         &self,
-        tx: &mut Transaction<'static, Any>,
-        guest_id: &str,
+        tx: &mut AnyConnection,
+        guest_id: &GuestId,
         customer: &CustomerId,
         max_units: i64,
     ) -> Result<(), sqlx::Error> {
-        let guest = CartOwner::Guest(guest_id.to_owned());
+        let guest = CartOwner::Guest(guest_id.clone());
         let guest_lines = read_cart(tx, &guest).await?.lines;
         if guest_lines.is_empty() {
             self.drop_guest_cart_in(tx, guest_id).await?;
@@ -340,14 +367,14 @@ impl Db {
     }
 
     /// Removes a guest's cart, lines and all.
-    pub(crate) async fn drop_guest_cart_in(
+    async fn drop_guest_cart_in(
         &self,
-        tx: &mut Transaction<'static, Any>,
-        guest_id: &str,
+        tx: &mut AnyConnection,
+        guest_id: &GuestId,
     ) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM carts WHERE guest_id = $1")
-            .bind(guest_id.to_owned())
-            .execute(&mut **tx)
+            .bind(guest_id.clone())
+            .execute(&mut *tx)
             .await?;
         Ok(())
     }

@@ -67,6 +67,7 @@ fn effect(kind: TokenKind) -> &'static str {
         TokenKind::User => "user token revoked",
         TokenKind::Access => "access token revoked",
         TokenKind::Staff => "staff session revoked",
+        TokenKind::Guest => "guest token revoked",
         _ => "credential revoked",
     }
 }
@@ -81,7 +82,8 @@ fn clipped(text: &str, max: usize) -> String {
 
 impl Db {
     /// Labels every reported token and acts on those first reported now:
-    /// a live secret key, access token, user token or staff session is
+    /// a live secret key, access token, user token, guest token or staff
+    /// session is
     /// revoked (every process stops serving it within a second, through
     /// jeton-auth's change feed), a live publishable key is flagged
     /// (`exposed_at`); each gets a `credential.exposed` audit event. A
@@ -201,6 +203,7 @@ impl Db {
                     TokenKind::Access => "access_token",
                     TokenKind::Staff => "staff_session",
                     TokenKind::User => "user_token",
+                    TokenKind::Guest => "guest_token",
                     _ => "token",
                 },
                 last4: credential.last4.clone(),

@@ -17,6 +17,7 @@ pub mod columns;
 pub mod customers;
 mod data_steps;
 pub mod db_error;
+pub mod guests;
 pub mod leaks;
 pub mod orders;
 pub mod products;

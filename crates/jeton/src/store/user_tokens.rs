@@ -73,6 +73,9 @@ pub struct Pruned {
     pub user_tokens: u64,
     pub client_keys: u64,
     pub access_tokens: u64,
+    /// Guest tokens revoked, past their absolute end or idle past their
+    /// idle timeout (`auth_guest_tokens`).
+    pub guest_tokens: u64,
 }
 
 impl Db {
@@ -239,8 +242,9 @@ impl Db {
         Ok(revoked)
     }
 
-    /// Deletes user tokens, client keys and access tokens that expired or
-    /// were revoked before `cutoff`, and the refusals recorded of them.
+    /// Deletes user tokens, client keys, access tokens and guest tokens
+    /// that expired (a guest also idle) or were revoked before `cutoff`,
+    /// the refusals recorded of them, and the deleted guests' carts.
     /// They can never authenticate again; pruning only keeps the tables
     /// small.
     #[tracing::instrument(level = "debug", skip(self))]
@@ -248,11 +252,20 @@ impl Db {
         let mut tx = self.begin_credentials().await?;
         // A user token's details go with it (`ON DELETE CASCADE`).
         let purged = tx.purge_credentials(cutoff).await.map_err(store_error)?;
+        // A guest's cart goes with its token (a merged one went at the
+        // merge): nothing could reach it again.
+        sqlx::query(
+            "DELETE FROM carts WHERE guest_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM auth_guest_tokens g WHERE g.id = carts.guest_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Pruned {
             user_tokens: purged.user_tokens,
             client_keys: purged.keys,
             access_tokens: purged.access_tokens,
+            guest_tokens: purged.guest_tokens,
         })
     }
 

@@ -9,7 +9,7 @@ use jeton::{
     http::routes,
     store::user_tokens::NewUserToken,
 };
-use jeton_auth::{AbilitySet, TokenKind};
+use jeton_auth::{Ability, AbilitySet, TokenKind};
 use serde_json::json;
 
 use crate::{
@@ -709,19 +709,20 @@ async fn secret_key_with_admin_reaches_admin(app: TestApp) {
 /// The contract's endpoints, row by row: method, path, accepted kinds,
 /// ability. An access token (`at`) is accepted wherever a secret key is,
 /// and a staff session (`st`) on every admin route.
-const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 57] = [
+const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 58] = [
     (
         "GET",
         "/products",
-        "pk | sk | at | ut",
+        "pk | sk | at | ut | gt",
         Some("products:read"),
     ),
     (
         "GET",
         "/products/{id}",
-        "pk | sk | at | ut",
+        "pk | sk | at | ut | gt",
         Some("products:read"),
     ),
+    ("POST", "/guest", "pk", Some("guest:create")),
     (
         "POST",
         "/customers",
@@ -738,13 +739,18 @@ const SPEC_ROUTES: [(&str, &str, &str, Option<&str>); 57] = [
     ("POST", "/orders", "ut", Some("orders:write")),
     ("GET", "/me/orders", "ut", Some("orders:read")),
     ("GET", "/me/orders/{id}", "ut", Some("orders:read")),
-    ("GET", "/cart", "ut", Some("cart:write")),
-    ("DELETE", "/cart", "ut", Some("cart:write")),
-    ("PUT", "/cart/items/{product_id}", "ut", Some("cart:write")),
+    ("GET", "/cart", "ut | gt", Some("cart:write")),
+    ("DELETE", "/cart", "ut | gt", Some("cart:write")),
+    (
+        "PUT",
+        "/cart/items/{product_id}",
+        "ut | gt",
+        Some("cart:write"),
+    ),
     (
         "DELETE",
         "/cart/items/{product_id}",
-        "ut",
+        "ut | gt",
         Some("cart:write"),
     ),
     ("POST", "/cart/checkout", "ut", Some("orders:write")),
@@ -1003,6 +1009,10 @@ async fn route_table_denies_by_default(app: TestApp) {
             let (customer_id, _) = app.customer("table@example.com").await;
             user_token_in_store(&app, &customer_id, &["*"], None).await
         }),
+        (
+            TokenKind::Guest,
+            guest_in_store(&app, &[Ability::ALL]).await,
+        ),
     ];
     // A token of each kind holding nothing.
     let powerless = [
@@ -1020,6 +1030,7 @@ async fn route_table_denies_by_default(app: TestApp) {
             let (customer_id, _) = app.customer("nothing@example.com").await;
             user_token_in_store(&app, &customer_id, &[], None).await
         }),
+        (TokenKind::Guest, guest_in_store(&app, &[]).await),
     ];
     let before = app.row_counts(&STORE_TABLES).await;
 
@@ -1081,14 +1092,34 @@ async fn route_table_denies_by_default(app: TestApp) {
             expect_invalid_token(&res);
         }
     }
-    // pk: 53 rows, sk: 19 (the user-token and staff rows), ut: 41 (the
-    // client-key and staff rows).
-    assert_eq!(refused, 53 + 19 + 41, "wrong-kind refusals checked");
+    // pk: 53 rows, sk: 20 (the user-token, staff, guest-issuing and
+    // cart rows), ut: 42 (the client-key and staff rows), gt: 52 (all but
+    // the products' and the cart's but checkout).
+    assert_eq!(refused, 53 + 20 + 42 + 52, "wrong-kind refusals checked");
     assert_eq!(
         app.row_counts(&STORE_TABLES).await,
         before,
         "no refused request wrote"
     );
+}
+
+/// A guest token holding `abilities`, made straight in the store (the API
+/// issues guests only the guest abilities).
+async fn guest_in_store(app: &TestApp, abilities: &[Ability]) -> String {
+    let (client_id, _) = app.publishable_client().await;
+    let mut tx = app.db.auth().begin().await.unwrap();
+    let issued = tx
+        .issue_guest_token(
+            &client_id,
+            None,
+            abilities.to_vec(),
+            app.now() + time::Duration::days(1),
+            None,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    issued.token.expose_secret().to_owned()
 }
 
 // The `abilities` module lists the user ceiling this file assumes.

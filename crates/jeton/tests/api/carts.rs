@@ -30,6 +30,19 @@ impl TestApp {
         res.json()
     }
 
+    /// A guest token from `key` (a publishable key holding `guest:create`),
+    /// asked for with no `Origin`, as an app does.
+    pub async fn guest_token(&self, key: &str) -> String {
+        let res = self
+            .post("/api/v1/guest")
+            .bearer(key)
+            .json(json!({}))
+            .send()
+            .await;
+        res.expect(201);
+        s(&res.json()["token"])
+    }
+
     /// `POST /cart/checkout` as `token`, with an `Idempotency-Key` if given.
     pub async fn checkout(&self, token: &str, key: Option<&str>) -> Res {
         let mut req = self.post("/api/v1/cart/checkout").bearer(token);
@@ -74,6 +87,15 @@ on_both_databases!(
 on_both_databases!(
     config = jeton::config::Config { max_units_per_line: 10, ..Default::default() };
     a_cart_line_stays_within_the_unit_ceiling,
+    a_merge_adds_quantities_up_to_the_unit_ceiling,
+);
+
+on_both_databases!(
+    each_guest_has_their_own_cart_and_logs_in_to_check_out,
+    a_guests_cart_merges_into_the_customers_at_login,
+    a_guests_cart_becomes_the_new_customers_at_registration,
+    a_guest_token_that_cannot_merge_leaves_the_login_alone,
+    pruning_takes_ended_guests_carts_with_them,
 );
 
 async fn a_cart_shows_its_lines_at_live_prices_and_availability(app: TestApp) {
@@ -389,4 +411,200 @@ async fn concurrent_checkouts_of_one_cart_place_one_order(app: TestApp) {
     }
     assert_eq!(app.stock(&mug.id).await, 97);
     assert_eq!(order_count(&app).await, 1);
+}
+
+// ---------------------------------------------------------------- guests
+
+async fn each_guest_has_their_own_cart_and_logs_in_to_check_out(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 5).await;
+    let tea = app.product("TEA-1", 350, "EUR", 5).await;
+    let key = app.publishable_key().await;
+    let ann = app.guest_token(&key).await;
+    let bob = app.guest_token(&key).await;
+    app.put_cart_line(&ann, &mug.id, 1).await.expect(200);
+    app.put_cart_line(&bob, &tea.id, 2).await.expect(200);
+    assert_eq!(lines(&app.cart(&ann).await), [(mug.id.to_string(), 1)]);
+    assert_eq!(lines(&app.cart(&bob).await), [(tea.id.to_string(), 2)]);
+    app.delete_as("/api/v1/cart", &bob).await.expect(200);
+    assert_eq!(
+        lines(&app.cart(&ann).await),
+        [(mug.id.to_string(), 1)],
+        "untouched by bob"
+    );
+    assert_eq!(app.cart(&bob).await["items"], json!([]));
+
+    // A guest does not order: checkout is a customer's.
+    app.checkout(&ann, Some("guest-order"))
+        .await
+        .expect_problem(403, "insufficient_scope");
+    assert_eq!(order_count(&app).await, 0);
+    assert_eq!(app.stock(&mug.id).await, 5);
+}
+
+async fn a_guests_cart_merges_into_the_customers_at_login(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 50).await;
+    let tea = app.product("TEA-1", 350, "EUR", 50).await;
+    let key = app.publishable_key().await;
+    let (_, earlier) = app.customer("ann@example.com").await;
+    app.put_cart_line(&earlier, &mug.id, 3).await.expect(200);
+
+    let guest = app.guest_token(&key).await;
+    app.put_cart_line(&guest, &tea.id, 1).await.expect(200);
+    app.put_cart_line(&guest, &mug.id, 2).await.expect(200);
+    let res = app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
+        .send()
+        .await;
+    res.expect(201);
+    let token = s(&res.json()["token"]);
+    assert_eq!(
+        lines(&app.cart(&token).await),
+        [(mug.id.to_string(), 5), (tea.id.to_string(), 1)],
+        "quantities add; the guest's new lines follow the customer's"
+    );
+    // The guest token is spent: revoked, its cart gone.
+    app.get_as("/api/v1/cart", &guest)
+        .await
+        .expect_problem(401, "invalid_token");
+    assert_eq!(app.row_counts(&["carts"]).await[0].1, 1);
+
+    // Merging again merges nothing, and the login still works.
+    let again = app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
+        .send()
+        .await;
+    again.expect(201);
+    assert_eq!(
+        lines(&app.cart(&token).await),
+        [(mug.id.to_string(), 5), (tea.id.to_string(), 1)]
+    );
+
+    // And checkout places what was merged.
+    app.checkout(&token, Some("merged")).await.expect(201);
+    assert_eq!(app.stock(&mug.id).await, 45);
+    assert_eq!(app.stock(&tea.id).await, 49);
+}
+
+async fn a_guests_cart_becomes_the_new_customers_at_registration(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 5).await;
+    let key = app.publishable_key().await;
+    let guest = app.guest_token(&key).await;
+    app.put_cart_line(&guest, &mug.id, 2).await.expect(200);
+    app.post("/api/v1/customers")
+        .bearer(&key)
+        .json(json!({"email": "new@example.com", "password": "correct horse", "name": "New", "guest_token": guest}))
+        .send()
+        .await
+        .expect(201);
+    app.get_as("/api/v1/cart", &guest)
+        .await
+        .expect_problem(401, "invalid_token");
+    let token = s(&app.login(&key, "new@example.com", "correct horse").await["token"]);
+    assert_eq!(lines(&app.cart(&token).await), [(mug.id.to_string(), 2)]);
+}
+
+async fn a_merge_adds_quantities_up_to_the_unit_ceiling(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 50).await;
+    let dollar = app.product("CUP-USD", 500, "USD", 50).await;
+    let key = app.publishable_key().await;
+    let (_, earlier) = app.customer("ann@example.com").await;
+    app.put_cart_line(&earlier, &mug.id, 8).await.expect(200);
+    let guest = app.guest_token(&key).await;
+    app.put_cart_line(&guest, &dollar.id, 1).await.expect(200);
+    app.delete_as(&format!("/api/v1/cart/items/{}", dollar.id), &guest)
+        .await
+        .expect(200);
+    app.put_cart_line(&guest, &mug.id, 7).await.expect(200);
+    let token = s(&app
+        .post("/api/v1/auth/login")
+        .bearer(&key)
+        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
+        .send()
+        .await
+        .json()["token"]);
+    assert_eq!(
+        lines(&app.cart(&token).await),
+        [(mug.id.to_string(), 10)],
+        "8 + 7, capped at 10"
+    );
+
+    // A guest's line in another currency than the customer's cart is left out.
+    let guest = app.guest_token(&key).await;
+    app.put_cart_line(&guest, &dollar.id, 1).await.expect(200);
+    app.post("/api/v1/auth/login")
+        .bearer(&key)
+        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(lines(&app.cart(&token).await), [(mug.id.to_string(), 10)]);
+    app.get_as("/api/v1/cart", &guest)
+        .await
+        .expect_problem(401, "invalid_token");
+}
+
+async fn a_guest_token_that_cannot_merge_leaves_the_login_alone(app: TestApp) {
+    use jeton::domain::client::ClientKind;
+    let mug = app.product("MUG-1", 1200, "EUR", 5).await;
+    let key = app.publishable_key().await;
+    let (_, other_key) = app
+        .client(
+            ClientKind::Publishable,
+            &["auth:login", "guest:create"],
+            &["https://other.example"],
+        )
+        .await;
+    let (_, token) = app.customer("ann@example.com").await;
+    // Another client's guest: not this login's to take.
+    let foreign = app.guest_token(&other_key).await;
+    app.put_cart_line(&foreign, &mug.id, 1).await.expect(200);
+    let malformed = "jt_gt_not-a-token".to_owned();
+    for guest_token in [foreign.clone(), malformed, token.clone()] {
+        app.post("/api/v1/auth/login")
+            .bearer(&key)
+            .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest_token}))
+            .send()
+            .await
+            .expect(201);
+    }
+    assert_eq!(app.cart(&token).await["items"], json!([]));
+    assert_eq!(
+        lines(&app.cart(&foreign).await),
+        [(mug.id.to_string(), 1)],
+        "still the guest's"
+    );
+    // Too long to be a token: the field is refused, and nothing happens.
+    app.post("/api/v1/auth/login")
+        .bearer(&key)
+        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": "x".repeat(65)}))
+        .send()
+        .await
+        .expect_invalid("guest_token");
+}
+
+async fn pruning_takes_ended_guests_carts_with_them(app: TestApp) {
+    let mug = app.product("MUG-1", 1200, "EUR", 5).await;
+    let key = app.publishable_key().await;
+    let (_, customer) = app.customer("ann@example.com").await;
+    app.put_cart_line(&customer, &mug.id, 1).await.expect(200);
+    let idle = app.guest_token(&key).await;
+    app.put_cart_line(&idle, &mug.id, 1).await.expect(200);
+    app.advance(std::time::Duration::from_secs(31 * 24 * 3600));
+    let fresh = app.guest_token(&key).await;
+    app.put_cart_line(&fresh, &mug.id, 2).await.expect(200);
+    assert_eq!(app.row_counts(&["carts"]).await[0].1, 3);
+
+    app.db.prune_tokens(app.now()).await.unwrap();
+    assert_eq!(
+        app.row_counts(&["carts", "cart_items"]).await,
+        [("carts", 2), ("cart_items", 2)]
+    );
+    assert_eq!(lines(&app.cart(&fresh).await), [(mug.id.to_string(), 2)]);
+    // The customer's cart stays (through a token of the advanced clock).
+    let customer = app.login_token(&key, "ann@example.com").await;
+    assert_eq!(lines(&app.cart(&customer).await), [(mug.id.to_string(), 1)]);
 }

@@ -533,7 +533,7 @@ fn the_pattern_command_prints_what_github_needs() {
         ],
     );
     run.ok();
-    for kind in ["pk", "sk", "ut", "at", "st"] {
+    for kind in ["pk", "sk", "ut", "at", "st", "gt"] {
         assert!(
             run.stdout
                 .contains(&format!(r"\bjt_{kind}_[0-9A-Za-z]{{36}}\b")),
@@ -543,7 +543,7 @@ fn the_pattern_command_prints_what_github_needs() {
     }
     assert!(
         run.stdout
-            .contains(r"\bjt_(?:pk|sk|ut|at|st)_[0-9A-Za-z]{36}\b")
+            .contains(r"\bjt_(?:pk|sk|ut|at|st|gt)_[0-9A-Za-z]{36}\b")
     );
     assert!(run.stdout.contains("CRC-32"));
     assert!(

@@ -15,6 +15,7 @@ mod console;
 mod cookie_sessions;
 mod customers_and_tokens;
 mod fleet;
+mod guests;
 mod http_hygiene;
 mod keys_and_clients;
 mod leaks;

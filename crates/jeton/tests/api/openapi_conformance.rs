@@ -109,6 +109,8 @@ async fn shop() -> Shop {
             "1000000",
             "--customer-order-limit",
             "1000000",
+            "--guest-issuance-per-ip",
+            "1000000",
             "--secret-scanning-keys",
             scanning_keys.to_str().unwrap(),
         ],

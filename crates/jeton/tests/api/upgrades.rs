@@ -440,3 +440,76 @@ async fn access_tokens_keep_working_when_they_move_into_jeton_auth_tables(backen
     res.expect(201);
     app.assert_dead(access.expose_secret()).await;
 }
+
+/// The last of Jeton's migrations before guest carts (API.md §16).
+const BEFORE_GUEST_CARTS: i64 = 20261207000040;
+
+on_both_databases!(live_user_tokens_that_place_orders_gain_cart_write);
+
+/// The upgrade that brings `cart:write` gives it to every live user token
+/// that holds `orders:write` (or `orders:*`), and to no other.
+async fn live_user_tokens_that_place_orders_gain_cart_write(backend: Backend) {
+    let Some(database) = TestDatabase::empty(backend).await else {
+        return;
+    };
+    let url = match backend {
+        Backend::Sqlite => format!("{}?mode=rwc", database.url),
+        Backend::Postgres => database.url.clone(),
+    };
+    let pool = connect(&url).await;
+    SqlStore::migrator().run(&pool).await.unwrap();
+    sqlx::migrate!("./migrations")
+        .run_to(BEFORE_GUEST_CARTS, &pool)
+        .await
+        .unwrap();
+    let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
+    let id = |n: u8| format!("01900000-0000-7000-8000-0000000002{n:02}");
+    // (id, abilities, revoked): what each token held before.
+    let tokens = [
+        (id(1), "orders:read orders:write products:read", false),
+        (id(2), "orders:* profile:read", false),
+        (id(3), "orders:read profile:read", false),
+        (id(4), "orders:write", true),
+        (id(5), "*", false),
+    ];
+    for (token_id, abilities, revoked) in &tokens {
+        let token = TOKENS.generate(TokenKind::User);
+        sqlx::query(
+            "INSERT INTO auth_credentials (id, kind, token_hash, last4, user_id, abilities, \
+             created_at, revoked_at) VALUES ($1, 'user', $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token_id.clone())
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(id(99))
+        .bind(abilities.to_string())
+        .bind(now)
+        .bind(revoked.then_some(now))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let app = TestApp::on_database(database, backend).await;
+    let side = app.side_pool().await;
+    let after: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, abilities FROM auth_credentials ORDER BY id")
+            .fetch_all(&side)
+            .await
+            .unwrap();
+    side.close().await;
+    assert_eq!(
+        after,
+        [
+            (
+                id(1),
+                "orders:read orders:write products:read cart:write".to_owned()
+            ),
+            (id(2), "orders:* profile:read cart:write".to_owned()),
+            (id(3), "orders:read profile:read".to_owned()),
+            (id(4), "orders:write".to_owned()),
+            (id(5), "*".to_owned()),
+        ]
+    );
+}

@@ -129,6 +129,23 @@ const ACCESS_TOKENS: &str = "SELECT id, 'access' AS kind, '' AS last4, client_id
     CAST(NULL AS TEXT) AS user_id, scope AS abilities, key_id AS parent_id, created_at, \
     expires_at, CAST(NULL AS BIGINT) AS last_used_at, revoked_at FROM auth_access_tokens";
 
+/// A guest token's end: the earlier of its absolute end and its last use
+/// (or its creation) plus its idle timeout.
+const GUEST_END: &str = "CASE WHEN idle_timeout IS NOT NULL \
+    AND COALESCE(last_used_at, created_at) + idle_timeout < expires_at \
+    THEN COALESCE(last_used_at, created_at) + idle_timeout ELSE expires_at END";
+
+/// Guest tokens in the same columns, with their end as the verifier
+/// computes it.
+fn guest_tokens(with_hash: bool) -> String {
+    let hash = if with_hash { "token_hash, " } else { "" };
+    format!(
+        "SELECT {hash}id, 'guest' AS kind, last4, client_id, CAST(NULL AS TEXT) AS user_id, \
+         abilities, CAST(NULL AS TEXT) AS parent_id, created_at, {GUEST_END} AS expires_at, \
+         last_used_at, revoked_at FROM auth_guest_tokens"
+    )
+}
+
 /// At most this many ids in one `IN (…)`: well under both databases'
 /// limits on bound parameters.
 const IDS_CHUNK: usize = 500;
@@ -159,7 +176,9 @@ pub(super) async fn credentials(
     for chunk in ids.chunks(IDS_CHUNK) {
         let list = placeholders(1, chunk.len());
         let sql = format!(
-            "{CREDENTIALS} WHERE id IN ({list}) UNION ALL {ACCESS_TOKENS} WHERE id IN ({list})"
+            "{CREDENTIALS} WHERE id IN ({list}) UNION ALL {ACCESS_TOKENS} WHERE id IN ({list}) \
+             UNION ALL {} WHERE id IN ({list})",
+            guest_tokens(false)
         );
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
         for id in chunk {
@@ -190,7 +209,9 @@ pub(super) async fn credentials_by_hashes(
              UNION ALL SELECT token_hash, id, 'staff' AS kind, '' AS last4, \
              CAST(NULL AS TEXT) AS client_id, staff_id AS user_id, abilities, \
              CAST(NULL AS TEXT) AS parent_id, created_at, expires_at, last_used_at, revoked_at \
-             FROM auth_staff_sessions WHERE token_hash IN ({list})"
+             FROM auth_staff_sessions WHERE token_hash IN ({list}) \
+             UNION ALL {} WHERE token_hash IN ({list})",
+            guest_tokens(true)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for hash in chunk {
@@ -215,6 +236,12 @@ pub(super) async fn credential_by_hash(
             "{ACCESS_TOKENS} WHERE token_hash = $1"
         )))
         .bind(hash.to_hex())
+    } else if kind == TokenKind::Guest {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{} WHERE token_hash = $1",
+            guest_tokens(false)
+        )))
+        .bind(hash.to_hex())
     } else {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{CREDENTIALS} WHERE token_hash = $1 AND kind = $2"
@@ -223,6 +250,25 @@ pub(super) async fn credential_by_hash(
         .bind(kind.name())
     };
     query.fetch_optional(conn).await
+}
+
+/// The guest token that hashes to `hash` if it works at `now`: neither
+/// revoked nor past its end, and its client live.
+pub(super) async fn live_guest(
+    conn: &mut AnyConnection,
+    hash: &HashedToken,
+    now: i64,
+) -> Result<Option<CredentialInfo>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM ({}) g WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 \
+         AND EXISTS (SELECT 1 FROM auth_clients c WHERE c.id = g.client_id \
+         AND c.revoked_at IS NULL)",
+        guest_tokens(true)
+    )))
+    .bind(hash.to_hex())
+    .bind(now)
+    .fetch_optional(conn)
+    .await
 }
 
 /// A person's user tokens that are neither revoked nor expired at `now`,

@@ -437,6 +437,7 @@ impl CredentialTx<'_> {
                 "auth_credentials",
                 "auth_access_tokens",
                 "auth_staff_sessions",
+                "auth_guest_tokens",
             ] {
                 let sql = format!(
                     "UPDATE {table} SET revoked_at = $1 WHERE revoked_at IS NULL AND id IN ({})",
@@ -480,6 +481,77 @@ impl CredentialTx<'_> {
         .execute(&mut *self.tx)
         .await?;
         Ok(IssuedToken { id, token })
+    }
+
+    /// A guest token for a visitor of `client_id`'s pages, obtained from
+    /// `origin` (`None`: with no `Origin`, by an app; the token is then
+    /// refused from every page), holding `abilities` until
+    /// `absolute_expiry` at most, and ending sooner after `idle` unused
+    /// (`None`: never). The client must be live, checked in the same
+    /// statement: nothing outlives a revocation made meanwhile. Its id is
+    /// the guest's, for the app to key what the guest owns on.
+    pub async fn issue_guest_token(
+        &mut self,
+        client_id: &str,
+        origin: Option<&str>,
+        abilities: impl IntoIterator<Item = Ability>,
+        absolute_expiry: OffsetDateTime,
+        idle: Option<Duration>,
+    ) -> Result<IssuedToken, SqlStoreError> {
+        let token = self.store.0.format.generate(TokenKind::Guest);
+        let id = new_id();
+        let origin = origin.map(crate::origin::parse_origin).transpose()?;
+        let idle = idle.map(|idle| i64::try_from(idle.as_micros()).unwrap_or(i64::MAX));
+        let inserted = sqlx::query(
+            "INSERT INTO auth_guest_tokens (id, token_hash, last4, client_id, origin, abilities, \
+             created_at, expires_at, idle_timeout) \
+             SELECT $1, $2, $3, id, $4, $5, $6, $7, $8 FROM auth_clients \
+             WHERE id = $9 AND revoked_at IS NULL",
+        )
+        .bind(&id)
+        .bind(token.hash().to_hex())
+        .bind(token.last4())
+        .bind(origin)
+        .bind(AbilitySet::new(abilities).to_spaced())
+        .bind(self.now())
+        .bind(to_micros(absolute_expiry))
+        .bind(idle)
+        .bind(client_id)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(UnknownClient(client_id.to_owned()).into());
+        }
+        Ok(IssuedToken { id, token })
+    }
+
+    /// The guest whose token is `token`, if it works now: neither revoked
+    /// nor past its end (absolute or idle, by the last use written), and
+    /// its client live. `None` for any other token. Read in this
+    /// transaction, so an app moves what the guest owns and
+    /// [`revoke_guest`](Self::revoke_guest)s it in one commit; revoke
+    /// first and move only if that answered `true`, so two transactions
+    /// with the same token cannot both move it.
+    pub async fn live_guest(
+        &mut self,
+        token: &PlainToken,
+    ) -> Result<Option<CredentialInfo>, SqlStoreError> {
+        if token.kind() != TokenKind::Guest {
+            return Ok(None);
+        }
+        let now = self.now();
+        Ok(records::live_guest(&mut self.tx, &token.hash(), now).await?)
+    }
+
+    /// Revokes one guest token (its visitor logged in, say); whether it
+    /// was live (not revoked before). Of two transactions revoking the
+    /// same guest, one gets `true`.
+    pub async fn revoke_guest(&mut self, guest_id: &str) -> Result<bool, SqlStoreError> {
+        Ok(self
+            .revoke_where("auth_guest_tokens", "id = $1", guest_id)
+            .await?
+            > 0)
     }
 
     /// Revokes one staff session (signing out); whether it was live.
@@ -567,7 +639,8 @@ impl CredentialTx<'_> {
     }
 
     /// Revokes a client with its keys, and so the access tokens they
-    /// obtained; whether there was a live one. User tokens issued through
+    /// obtained, and its guest tokens; whether there was a live one. User
+    /// tokens issued through
     /// it stay valid, no longer bound to its origins:
     /// [`revoke_client_tokens`](Self::revoke_client_tokens) ends them.
     pub async fn revoke_client(&mut self, client_id: &str) -> Result<bool, SqlStoreError> {
@@ -585,14 +658,16 @@ impl CredentialTx<'_> {
             client_id,
         )
         .await?;
+        self.revoke_where("auth_guest_tokens", "client_id = $1", client_id)
+            .await?;
         if revoked > 0 {
             self.record_change().await?;
         }
         Ok(revoked > 0)
     }
 
-    /// One revocation of the live rows of `table` (`auth_credentials` or
-    /// `auth_staff_sessions`) that match (`$1` the id the condition names).
+    /// One revocation of the live rows of `table` (`auth_credentials`,
+    /// `auth_staff_sessions` or `auth_guest_tokens`) that match (`$1` the id the condition names).
     async fn revoke_where(
         &mut self,
         table: &str,
@@ -613,9 +688,10 @@ impl CredentialTx<'_> {
         Ok(revoked)
     }
 
-    /// Deletes keys, user tokens, access tokens and staff sessions revoked
-    /// or expired (by their absolute end) before
-    /// `older_than` (an access token also when its key is), and the
+    /// Deletes keys, user tokens, access tokens, staff sessions and guest
+    /// tokens revoked or expired (by their absolute end; a guest also by
+    /// its idle end, from its last use written) before `older_than` (an
+    /// access token also when its key is), and the
     /// refusals recorded of them; a live key's refusals stay, however old:
     /// they are how a leaked key shows. Nothing it deletes could be
     /// verified: caches are unaffected.
@@ -656,9 +732,19 @@ impl CredentialTx<'_> {
                 .execute(&mut *self.tx)
                 .await?
                 .rows_affected();
+        let guest_tokens = sqlx::query(
+            "DELETE FROM auth_guest_tokens WHERE expires_at < $1 OR revoked_at < $1 \
+             OR COALESCE(last_used_at, created_at) + idle_timeout < $1",
+        )
+        .bind(before)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
         let refusals = sqlx::query(
             "DELETE FROM auth_refusals WHERE NOT EXISTS \
              (SELECT 1 FROM auth_credentials c WHERE c.id = auth_refusals.credential_id) \
+             AND NOT EXISTS \
+             (SELECT 1 FROM auth_guest_tokens g WHERE g.id = auth_refusals.credential_id) \
              AND NOT EXISTS \
              (SELECT 1 FROM auth_access_tokens a WHERE a.id = auth_refusals.credential_id) \
              AND NOT EXISTS \
@@ -668,11 +754,12 @@ impl CredentialTx<'_> {
         .await?
         .rows_affected();
         Ok(super::Purged {
-            credentials: access_tokens + user_tokens + keys + staff_sessions,
+            credentials: access_tokens + user_tokens + keys + staff_sessions + guest_tokens,
             keys,
             user_tokens,
             access_tokens,
             staff_sessions,
+            guest_tokens,
             clients: 0,
             refusals,
         })
@@ -688,7 +775,8 @@ impl CredentialTx<'_> {
         purged.clients = sqlx::query(
             "DELETE FROM auth_clients WHERE revoked_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM auth_credentials t WHERE t.client_id = auth_clients.id) \
-             AND NOT EXISTS (SELECT 1 FROM auth_access_tokens a WHERE a.client_id = auth_clients.id)",
+             AND NOT EXISTS (SELECT 1 FROM auth_access_tokens a WHERE a.client_id = auth_clients.id) \
+             AND NOT EXISTS (SELECT 1 FROM auth_guest_tokens g WHERE g.client_id = auth_clients.id)",
         )
         .bind(to_micros(older_than))
         .execute(&mut *self.tx)
@@ -710,8 +798,8 @@ impl CredentialTx<'_> {
         Ok(records::credentials(&mut self.tx, ids).await?)
     }
 
-    /// The credentials of any kind (keys, user and access tokens, staff
-    /// sessions), revoked or not, whose tokens hash to `hashes` (SHA-256
+    /// The credentials of any kind (keys, user, access and guest tokens,
+    /// staff sessions), revoked or not, whose tokens hash to `hashes` (SHA-256
     /// hex), each with its hash: a batch of reported leaks looked up in a
     /// few statements. Unknown hashes are left out.
     pub async fn credentials_by_hashes(

@@ -91,6 +91,13 @@ async fn describe(state: &AppState, token: &PlainToken) -> Result<Option<Value>,
             Some(user.user_id.as_str()),
             &user.abilities,
         ),
+        // An anonymous visitor: its client, no subject.
+        Principal::Guest(guest) => (
+            guest.token_id.as_str(),
+            Some(guest.client_id.as_str()),
+            None,
+            &guest.abilities,
+        ),
         other => {
             let Some(client) = other.client() else {
                 return Ok(None);

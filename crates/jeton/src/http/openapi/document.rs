@@ -18,7 +18,7 @@ use super::{
 use crate::{
     domain::{FieldError, abilities, order::MAX_IDEMPOTENCY_KEY_LEN, password, product},
     http::{
-        admin, carts, catalog, customers, extract, hygiene, orders,
+        admin, carts, catalog, customers, extract, guests, hygiene, orders,
         routes::{self, PREFIX, RouteEntry},
         secret_scanning, staff, tokens,
     },
@@ -31,8 +31,8 @@ use crate::{
         title = "Jeton",
         description = "A storefront API with first-class client keys and user tokens. \
             Every request under `/api/v1` carries `Authorization: Bearer <token>`: a publishable key \
-            (`jt_pk_`), a secret key (`jt_sk_`), an OAuth 2.0 access token (`jt_at_`) or a user token \
-            (`jt_ut_`); each operation lists the kinds it accepts, with the ability it needs. The shop's \
+            (`jt_pk_`), a secret key (`jt_sk_`), an OAuth 2.0 access token (`jt_at_`), a user token \
+            (`jt_ut_`) or a storefront visitor's guest token (`jt_gt_`); each operation lists the kinds it accepts, with the ability it needs. The shop's \
             own storefront may carry its user token in a session cookie instead (`cookie_session`); \
             the shop's staff use the admin API from the console with a staff session in a cookie \
             (`staff_session`, `jt_st_`). \
@@ -42,6 +42,7 @@ use crate::{
     paths(
         catalog::list_products,
         catalog::get_product,
+        guests::issue,
         customers::register,
         customers::login,
         customers::logout,
@@ -103,7 +104,8 @@ use crate::{
     ),
     components(schemas(FieldError, customers::CookieSession)),
     tags(
-        (name = "catalog", description = "Products; publishable keys, secret keys and user tokens"),
+        (name = "catalog", description = "Products; publishable keys, secret keys, user tokens and guest tokens"),
+        (name = "guests", description = "A storefront visitor's own token, obtained with a publishable key: bound to its client and origin, limited per token"),
         (name = "customers", description = "Registration and login through a client key; profile with a user token"),
         (name = "tokens", description = "A customer's own tokens"),
         (name = "orders", description = "Placing and reading one's own orders"),
@@ -160,6 +162,16 @@ fn scheme(kind: TokenKind) -> (&'static str, Value) {
                  (client credentials grant). Accepted wherever the client's secret key is, with \
                  the token's scope as its abilities; refused from browsers like a secret key; \
                  counted toward the client's limit.",
+            ),
+        ),
+        TokenKind::Guest => (
+            "guest_token",
+            bearer(
+                "jt_gt_…",
+                "A storefront visitor's own token, from `POST /api/v1/guest` with a publishable \
+                 key. Only from the origin it was obtained from (or, obtained with no `Origin`, \
+                 from no page). Rate limited per token, never by its key's limits. Ends after \
+                 14 days unused, or 30 days after it was issued, and with its client.",
             ),
         ),
         TokenKind::Staff => (
@@ -252,6 +264,7 @@ fn who_may_call(entry: &RouteEntry) -> String {
             TokenKind::Access => "an OAuth 2.0 access token",
             TokenKind::User => "a user token (as a bearer token or a cookie session)",
             TokenKind::Staff => "a staff session (the `jeton_staff` cookie)",
+            TokenKind::Guest => "a guest token",
             other => panic!("no name for {} tokens", other.name()),
         })
         .collect();

@@ -36,6 +36,22 @@ const HASHING_BUSY: Problem = problem(
 pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
     (
         "POST",
+        "/guest",
+        &[
+            problem(
+                403,
+                "origin_not_allowed",
+                "an `Origin` that is no page's origin (`null`), from a client that allows any",
+            ),
+            problem(
+                429,
+                "rate_limited",
+                "too many guest tokens issued to this IP address in the last hour",
+            ),
+        ],
+    ),
+    (
+        "POST",
         "/customers",
         &[
             problem(409, "email_taken", "an account with this email exists"),

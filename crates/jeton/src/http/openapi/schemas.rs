@@ -93,7 +93,7 @@ fn constants(schemas: &mut Map<String, Value>) {
     });
     *property_mut(schemas, "AuditActor", "kind") = json!({
         "type": "string",
-        "enum": ["client_key", "customer", "staff", "cli", "secret_scanning"],
+        "enum": ["client_key", "customer", "guest", "staff", "cli", "secret_scanning"],
     });
 }
 

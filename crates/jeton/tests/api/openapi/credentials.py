@@ -23,6 +23,9 @@ import schemathesis
 from requests.auth import _basic_auth_str
 
 BASE = os.environ["JETON_URL"]
+# The storefront's publishable key holds `guest:create` too: `createGuest`
+# runs with it (its per-IP issuance limit is raised for the run), and a
+# guest token is never needed, every guest route taking that key first.
 BEARERS = {
     "publishable_key": "JETON_PK",
     "secret_key": "JETON_SK",

@@ -476,7 +476,7 @@ pub const STOREFRONT_ORIGIN: &str = "http://localhost:8080";
 
 /// `client create` arguments of a storefront's publishable key, after its
 /// `--name`: what a storefront needs, from [`STOREFRONT_ORIGIN`].
-pub const STOREFRONT_KEY_ARGS: [&str; 10] = [
+pub const STOREFRONT_KEY_ARGS: [&str; 12] = [
     "--kind",
     "publishable",
     "--ability",
@@ -485,6 +485,8 @@ pub const STOREFRONT_KEY_ARGS: [&str; 10] = [
     "customers:create",
     "--ability",
     "auth:login",
+    "--ability",
+    "guest:create",
     "--origin",
     STOREFRONT_ORIGIN,
 ];
