@@ -6,8 +6,8 @@
 //! Then the storefront's page in a real browser (headless Chromium over
 //! WebDriver, see `support::browser`) against `jeton serve --demo` on each
 //! database: a guest's cart on the server, kept across a reload and merged
-//! at login, and a page that goes on browsing when no guest token is to be
-//! had.
+//! at login and at registration, and a page that goes on browsing when no
+//! guest token is to be had.
 
 use std::time::Duration;
 
@@ -328,6 +328,27 @@ async fn a_guest_fills_a_cart_reloads_logs_in_finds_it_merged_and_checks_out(bac
     let storage = browser.storage().await;
     assert!(storage.contains("jt_gt_"), "{storage}");
     assert!(!storage.contains(&guest_token), "{storage}");
+
+    // Registering takes the guest's cart to the new account, once: the
+    // login that follows the registration merges nothing more.
+    browser.click_link("Register").await;
+    browser.heading("Create an account").await;
+    browser.fill("Name", "Bea Guest").await;
+    browser.fill("Email", "bea@example.com").await;
+    browser.fill("Password", "correct horse battery").await;
+    browser.click_button("Create account").await;
+    browser
+        .find("//nav[@aria-label='Main']//*[normalize-space(.)='Signed in as Bea Guest']")
+        .await;
+    browser.find("//a[normalize-space(.)='Cart (1)']").await;
+    assert!(!browser.storage().await.contains("jt_gt_"));
+    let bea = demo
+        .login("bea@example.com", "correct horse battery", "Checker")
+        .await;
+    let cart = demo.call("GET", "/api/v1/cart", &bea, None).await;
+    cart.expect(200);
+    assert_eq!(cart.json()["items"][0]["product_id"], mug.as_str());
+    assert_eq!(cart.json()["items"][0]["quantity"], 1);
     browser.close().await;
 }
 
