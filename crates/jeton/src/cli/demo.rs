@@ -12,7 +12,7 @@ use jeton_auth::{AbilitySet, PlainToken};
 
 use crate::{
     domain::{
-        abilities::{AUTH_LOGIN, CUSTOMERS_CREATE, PRODUCTS_READ},
+        abilities::{AUTH_LOGIN, CUSTOMERS_CREATE, GUEST_CREATE, PRODUCTS_READ},
         client::{ClientKind, NewClient},
         password::Password,
         product::NewProduct,
@@ -94,10 +94,13 @@ pub async fn seed(db: &Db, storefront: SocketAddr) -> anyhow::Result<Demo> {
     let existing = db
         .find_live_client_by_name(DEMO_CLIENT, ClientKind::Publishable)
         .await?;
+    // The storefront's guests get their own cart tokens (API.md §16).
+    let abilities = AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN, GUEST_CREATE]);
     let existing = match existing {
-        // A storefront on another address: a client for its origins
-        // replaces the old one (the customers' logins stay valid).
-        Some(client) if client.allowed_origins != origins => {
+        // A storefront on another address, or a client made before the
+        // storefront needed what it holds now: a new client replaces the
+        // old one (the customers' logins stay valid).
+        Some(client) if client.allowed_origins != origins || client.abilities != abilities => {
             db.revoke_client(&client.id, false, &Audit::cli()).await?;
             None
         }
@@ -117,7 +120,7 @@ pub async fn seed(db: &Db, storefront: SocketAddr) -> anyhow::Result<Demo> {
             let client = NewClient {
                 name: DEMO_CLIENT.to_owned(),
                 kind: ClientKind::Publishable,
-                abilities: AbilitySet::new([PRODUCTS_READ, CUSTOMERS_CREATE, AUTH_LOGIN]),
+                abilities,
                 allowed_origins: origins.clone(),
                 rate_limit_per_minute: Some(6000),
                 per_ip_rate_limit_per_minute: Some(300),

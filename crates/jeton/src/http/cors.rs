@@ -165,7 +165,13 @@ impl OriginRegistry {
             .allow_credentials(AllowCredentials::predicate(move |origin, _| {
                 listed.allows_credentials(origin)
             }))
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

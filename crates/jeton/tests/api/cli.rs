@@ -651,6 +651,10 @@ async fn demo_seed_is_idempotent(app: TestApp) {
     assert_eq!(demo_client.keys[0].last4, last4(&second_key));
     app.assert_works(&second_key).await;
     app.assert_dead_soon(&first_key).await;
+    // The storefront's guests get cart tokens through it.
+    app.post_json_as("/api/v1/guest", &second_key, serde_json::json!({}))
+        .await
+        .expect(201);
 
     // One demo customer, whose printed credentials work.
     let login = app

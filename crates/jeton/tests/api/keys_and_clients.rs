@@ -681,7 +681,7 @@ async fn preflight_is_answered_for_known_origins_only(app: TestApp) {
         Some(SHOP)
     );
     let methods = header_items(&res, "access-control-allow-methods");
-    for method in ["get", "post"] {
+    for method in ["get", "post", "put", "patch", "delete"] {
         assert!(methods.contains(&method.to_owned()), "{methods:?}");
     }
     let headers = header_items(&res, "access-control-allow-headers");

@@ -1,6 +1,7 @@
-// Calls to the Jeton API. Guests' requests carry the shop's publishable key;
-// a customer's carry their session (see session.js). Every failure becomes
-// an ApiError whose message a shopper can read.
+// Calls to the Jeton API. Guests' requests carry the shop's publishable key,
+// or for their cart their guest token (cart.js); a customer's carry their
+// session (see session.js). Every failure becomes an ApiError whose message
+// a shopper can read.
 
 import * as session from './session.js';
 
@@ -25,7 +26,8 @@ export function sessionMode() {
 
 /**
  * kind: 'unreachable' (no answer the page may read), 'rate_limited',
- * 'session_ended' (the customer's token no longer works), 'key_refused'
+ * 'session_ended' (the customer's token no longer works), 'guest_ended'
+ * (the guest token no longer works: its cart is gone), 'key_refused'
  * (the shop's key no longer works), or 'problem' (any other refusal:
  * `status`, `code`, `detail`, `errors` as the API sent them).
  */
@@ -39,14 +41,14 @@ export class ApiError extends Error {
 }
 
 /**
- * One API call. `as`: 'client' (the publishable key) or 'user' (the
- * customer's session). `credentials`: let the browser send and keep the
+ * One API call. `as`: 'client' (the publishable key), 'guest' (the guest
+ * token given as `token`) or 'user' (the customer's session). `credentials`: let the browser send and keep the
  * API's cookies on a client call (the cookie login). Resolves to the JSON
  * body (null for 204).
  */
 export async function request(
   path,
-  { method = 'GET', body, as = 'client', headers = {}, credentials = false } = {},
+  { method = 'GET', body, as = 'client', token, headers = {}, credentials = false } = {},
 ) {
   const init = { method, headers: { ...headers }, cache: 'no-store' };
   if (credentials) init.credentials = 'include';
@@ -56,6 +58,8 @@ export async function request(
   }
   if (as === 'user') {
     session.authorize(init);
+  } else if (as === 'guest') {
+    init.headers.Authorization = `Bearer ${token}`;
   } else {
     init.headers.Authorization = `Bearer ${config.publishable_key}`;
   }
@@ -95,6 +99,9 @@ function refusal(response, problem, as) {
       'Your session has ended. Please log in again: your cart is kept.',
       details,
     );
+  }
+  if (status === 401 && as === 'guest') {
+    return new ApiError('guest_ended', 'Your cart has expired: it is empty now.', details);
   }
   if (status === 401 || code === 'origin_not_allowed') {
     console.error(

@@ -63,6 +63,11 @@ function fail(error) {
     endSession(error.message);
     return;
   }
+  // Not a fault of the page: the API will not hand out a guest cart now.
+  if (error instanceof cart.CartUnavailable) {
+    alertText(error.message);
+    return;
+  }
   console.error(error);
   alertText(error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`);
 }
@@ -70,6 +75,7 @@ function fail(error) {
 /** The session is gone: log in again, back to where the shopper was. */
 function endSession(message) {
   session.forget();
+  cart.reset();
   sessionStorage.setItem('jeton.return_to', location.hash || '#/');
   pendingNotice = message;
   go('#/login');
@@ -111,6 +117,7 @@ function renderNav() {
 async function logOut() {
   try {
     await session.logOut();
+    cart.reset();
     sayNext('You are logged out.');
   } catch (error) {
     // The session is forgotten here whatever the API said.
@@ -208,9 +215,14 @@ function productCard(product) {
     { type: 'button', 'aria-label': `Add to cart: ${product.name}`, disabled: product.stock === 0 },
     'Add to cart',
   );
-  add.addEventListener('click', () => {
-    cart.add(product, 1);
-    say(`Added ${product.name} to your cart.`);
+  add.addEventListener('click', async () => {
+    alertText('');
+    try {
+      await cart.add(product, 1);
+      say(`Added ${product.name} to your cart.`);
+    } catch (error) {
+      fail(error);
+    }
   });
   return h(
     'li',
@@ -263,21 +275,42 @@ async function productPage(id) {
     form,
   );
 
-  function onAdd(event) {
+  async function onAdd(event) {
     event.preventDefault();
     const n = Number.parseInt(quantity.value, 10);
     if (!Number.isInteger(n) || n < 1 || n > 1000) {
       alertText('Choose a quantity from 1 to 1000.');
       return;
     }
-    cart.add(product, n);
-    say(`Added ${n} × ${product.name} to your cart.`);
+    alertText('');
+    try {
+      await cart.add(product, n);
+      say(`Added ${n} × ${product.name} to your cart.`);
+    } catch (error) {
+      fail(error);
+    }
   }
 }
 
 // ------------------------------------------------------------ the cart
 
-function cartPage() {
+/** A line's amount in the cart's currency (unknown only past the total's limits). */
+function cartMoney(amount) {
+  const currency = cart.total()?.currency;
+  return currency ? priceOf({ amount, currency }) : String(amount);
+}
+
+/** The cart from the server, then drawn; `fetch: false` draws the copy in memory. */
+async function cartPage({ fetch = true } = {}) {
+  if (fetch) {
+    try {
+      await cart.refresh();
+    } catch (error) {
+      page('Your cart', h('p', {}, 'Your cart cannot be shown right now.'));
+      fail(error);
+      return;
+    }
+  }
   const lines = cart.lines();
   if (lines.length === 0) {
     page('Your cart', h('p', {}, 'Your cart is empty. ', h('a', { href: '#/' }, 'Browse the catalogue')));
@@ -296,16 +329,24 @@ function cartPage() {
       if (input.value !== '') updateCart();
     });
     const removeButton = h('button', { type: 'button', 'aria-label': `Remove ${line.name}` }, 'Remove');
-    removeButton.addEventListener('click', () => {
-      cart.remove(line.product_id);
-      cartPage();
-      say(`Removed ${line.name} from your cart.`);
+    removeButton.addEventListener('click', async () => {
+      removeButton.disabled = true;
+      try {
+        await cart.remove(line.product_id);
+        await cartPage({ fetch: false });
+        say(`Removed ${line.name} from your cart.`);
+      } catch (error) {
+        removeButton.disabled = false;
+        fail(error);
+      }
     });
     return h(
       'tr',
       {},
-      h('th', { scope: 'row' }, h('a', { href: `#/products/${encodeURIComponent(line.product_id)}` }, line.name)),
-      h('td', {}, priceOf(line.unit_price)),
+      h('th', { scope: 'row' },
+        h('a', { href: `#/products/${encodeURIComponent(line.product_id)}` }, line.name),
+        line.available ? null : h('span', { class: 'short' }, ' (not enough in stock)')),
+      h('td', {}, cartMoney(line.unit_price)),
       h(
         'td',
         {},
@@ -313,7 +354,7 @@ function cartPage() {
         ' ',
         input,
       ),
-      h('td', {}, priceOf({ amount: line.unit_price.amount * line.quantity, currency: line.unit_price.currency })),
+      h('td', {}, cartMoney(line.unit_price * line.quantity)),
       h('td', {}, removeButton),
     );
   });
@@ -332,7 +373,8 @@ function cartPage() {
   const form = h('form', { class: 'cart', onsubmit: (event) => { event.preventDefault(); updateCart(); } },
     table,
     h('p', { class: 'update' }, h('button', { type: 'submit' }, 'Update cart')));
-  const total = h('p', { class: 'total' }, 'Total: ', h('strong', {}, priceOf(cart.total())));
+  const sum = cart.total();
+  const total = h('p', { class: 'total' }, 'Total: ', h('strong', {}, sum ? priceOf(sum) : 'not available'));
   let checkout;
   if (session.loggedIn()) {
     const button = h('button', { type: 'button', class: 'primary' }, 'Place order');
@@ -342,13 +384,14 @@ function cartPage() {
       h('p', {}, `Signed in as ${session.customer()?.email ?? 'a customer'}. Your order is placed at once; there is no payment in this demo.`),
       button);
   } else {
-    checkout = h('p', {}, h('a', { href: '#/login' }, 'Log in'), ' or ', h('a', { href: '#/register' }, 'register'), ' to place your order.');
+    checkout = h('p', {}, h('a', { href: '#/login' }, 'Log in'), ' or ', h('a', { href: '#/register' }, 'register'), ' to place your order: your cart comes with you.');
     sessionStorage.setItem('jeton.return_to', '#/cart');
   }
   page('Your cart', form, total, checkout);
 
   // Applies every quantity field, then redraws the cart.
-  function updateCart() {
+  async function updateCart() {
+    const wanted = [];
     for (const line of lines) {
       const input = document.getElementById(`qty-${line.product_id}`);
       const n = Number.parseInt(input?.value ?? '', 10);
@@ -357,10 +400,16 @@ function cartPage() {
         input?.focus();
         return;
       }
-      cart.setQuantity(line.product_id, n);
+      wanted.push([line.product_id, n]);
     }
     alertText('');
-    cartPage();
+    try {
+      for (const [id, n] of wanted) await cart.setQuantity(id, n);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    await cartPage({ fetch: false });
     say('Your cart is updated.');
   }
 }
@@ -373,17 +422,11 @@ async function placeOrder(button) {
   alertText('');
   say('Placing your order…');
   const key = cart.idempotencyKey();
-  const body = cart.orderBody();
   try {
     let order = null;
     for (let attempt = 0; order === null; attempt += 1) {
       try {
-        order = await request('/orders', {
-          method: 'POST',
-          as: 'user',
-          body,
-          headers: { 'Idempotency-Key': key },
-        });
+        order = await cart.checkout(key);
       } catch (error) {
         // The same order is still being placed (an earlier attempt): its
         // answer comes with the next try.
@@ -394,7 +437,6 @@ async function placeOrder(button) {
         }
       }
     }
-    cart.clear();
     pendingNotice = null;
     sayNext(`Thank you! Your order of ${money(order.total)} is placed.`);
     go(`#/orders/${encodeURIComponent(order.id)}`);
@@ -404,6 +446,9 @@ async function placeOrder(button) {
     say('');
     if (error instanceof ApiError && error.code === 'insufficient_stock') {
       await explainShortage();
+    } else if (error instanceof ApiError && error.code === 'cart_empty') {
+      await cartPage();
+      alertText('Your cart is empty: there is nothing to order. It may have been ordered or emptied from another device.');
     } else if (error instanceof ApiError && error.code === 'idempotency_key_in_use') {
       alertText('An earlier attempt to place this order is still being processed. Wait a minute, then press Place order again: it will not be placed twice.');
     } else if (error instanceof ApiError && error.kind === 'unreachable') {
@@ -414,23 +459,24 @@ async function placeOrder(button) {
   }
 }
 
-/** Which lines the stock cannot cover, and how many are left. */
+/** Which lines the stock cannot cover (the cart's `available`), and how many are left. */
 async function explainShortage() {
+  await cartPage();
   const short = [];
-  for (const line of cart.lines()) {
+  for (const line of cart.lines().filter((l) => !l.available)) {
+    let stock = null;
     try {
-      const product = await request(`/products/${encodeURIComponent(line.product_id)}`, { as: 'user' });
-      if (product.stock < line.quantity) {
-        short.push(
-          product.stock === 0
-            ? `${line.name} is sold out (you asked for ${line.quantity}).`
-            : `Only ${product.stock} ${line.name} left (you asked for ${line.quantity}).`,
-        );
-      }
-    } catch (error) {
-      fail(error);
-      return;
+      stock = (await request(`/products/${encodeURIComponent(line.product_id)}`)).stock;
+    } catch {
+      // The line is still named, without its count.
     }
+    short.push(
+      stock === null
+        ? `${line.name}: not enough in stock (you asked for ${line.quantity}).`
+        : stock === 0
+          ? `${line.name} is sold out (you asked for ${line.quantity}).`
+          : `Only ${stock} ${line.name} left (you asked for ${line.quantity}).`,
+    );
   }
   alertText(
     `Not enough stock: ${short.join(' ') || 'the stock changed, please try again.'} Change the quantity and place the order again.`,
@@ -536,6 +582,7 @@ async function devicesPage() {
     try {
       await request('/me/tokens', { method: 'DELETE', as: 'user' });
       session.forget();
+      cart.reset();
       pendingNotice = 'You are logged out on every device.';
       go('#/login');
     } catch (error) {
@@ -580,6 +627,7 @@ function deviceRow(token) {
       await request(`/me/tokens/${encodeURIComponent(token.id)}`, { method: 'DELETE', as: 'user' });
       if (here) {
         session.forget();
+        cart.reset();
         pendingNotice = 'You revoked this device: you are logged out.';
         go('#/login');
         return;
@@ -600,6 +648,17 @@ function deviceRow(token) {
 }
 
 // ------------------------------------------------------------ log in, register
+
+/** The API merged the guest's cart into the customer's: the token is spent. */
+async function cartAfterLogin() {
+  cart.forgetGuest();
+  cart.reset();
+  try {
+    await cart.refresh();
+  } catch {
+    // The cart page fetches it again, and says what went wrong.
+  }
+}
 
 function returnTo() {
   const target = sessionStorage.getItem('jeton.return_to');
@@ -633,7 +692,8 @@ function loginPage() {
     submit.disabled = true;
     alertText('');
     try {
-      await session.logIn(email.value.trim(), password.value, device.value.trim() || defaultDeviceName());
+      await session.logIn(email.value.trim(), password.value, device.value.trim() || defaultDeviceName(), cart.guestToken());
+      await cartAfterLogin();
       sayNext(`Welcome${session.customer()?.name ? `, ${session.customer().name}` : ''}!`);
       go(returnTo());
     } catch (error) {
@@ -664,11 +724,14 @@ function registerPage() {
     submit.disabled = true;
     alertText('');
     try {
-      await request('/customers', {
-        method: 'POST',
-        body: { name: name.value.trim(), email: email.value.trim(), password: password.value },
-      });
-      await session.logIn(email.value.trim(), password.value, defaultDeviceName());
+      // The guest's cart goes to the new account at registration; the
+      // login that follows sends the token too, and merges nothing more.
+      const guestToken = cart.guestToken();
+      const body = { name: name.value.trim(), email: email.value.trim(), password: password.value };
+      if (guestToken) body.guest_token = guestToken;
+      await request('/customers', { method: 'POST', body });
+      await session.logIn(email.value.trim(), password.value, defaultDeviceName(), guestToken);
+      await cartAfterLogin();
       sayNext(`Welcome, ${name.value.trim()}! Your account is ready.`);
       go(returnTo());
     } catch (error) {
@@ -698,7 +761,7 @@ async function render() {
   try {
     if (parts.length === 0) await catalogue(params);
     else if (parts[0] === 'products' && parts.length === 2) await productPage(parts[1]);
-    else if (parts[0] === 'cart') cartPage();
+    else if (parts[0] === 'cart') await cartPage();
     else if (parts[0] === 'orders' && parts.length === 1) await ordersPage();
     else if (parts[0] === 'orders' && parts.length === 2) await orderPage(parts[1]);
     else if (parts[0] === 'devices') await devicesPage();
@@ -721,6 +784,13 @@ async function start() {
   }
   window.addEventListener('hashchange', render);
   window.addEventListener('cartchange', renderNav);
+  // The cart used to live in this storage: it is on the server now.
+  localStorage.removeItem('jeton.cart');
+  // The header's count: the customer's cart, or the guest's if this
+  // browser already has one (no guest token is asked for here).
+  cart.refresh().catch((error) => {
+    if (error instanceof ApiError && error.kind === 'session_ended') cart.reset();
+  });
   await render();
 }
 

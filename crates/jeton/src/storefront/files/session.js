@@ -86,10 +86,14 @@ export function authorize(init) {
   return init;
 }
 
-/** Logs in with the publishable key; the session is kept on success. */
-export async function logIn(email, password, deviceName) {
+/**
+ * Logs in with the publishable key; the session is kept on success. A
+ * `guestToken` asks the API to merge that guest's cart into the customer's.
+ */
+export async function logIn(email, password, deviceName, guestToken = null) {
   const cookies = cookieMode();
   const body = { email, password, device_name: deviceName };
+  if (guestToken) body.guest_token = guestToken;
   if (cookies) body.session = 'cookie';
   // In cookie mode the answer sets the cookies: the browser keeps them
   // only for a request made with credentials.

@@ -20,7 +20,10 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::{Value, json};
 
-use super::process::{self, Reply, free_port};
+use super::{
+    database::{Backend, TestDatabase},
+    process::{self, Reply, free_port},
+};
 
 /// Browser tests at once: each runs one Chromium, on a small machine.
 pub static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -413,6 +416,7 @@ pub struct Demo {
     _stdout: ChildStdout,
     log: PathBuf,
     _dir: tempfile::TempDir,
+    _database: Option<TestDatabase>,
 }
 
 impl Drop for Demo {
@@ -426,26 +430,45 @@ impl Demo {
     pub async fn start() -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/jeton.db", dir.path().display());
+        Demo::start_in(dir, url, None, &[]).await
+    }
+
+    /// `jeton serve --demo` on a fresh database of `backend`, with `extra`
+    /// arguments; `None` when that database is not available here (the
+    /// test skips with a `NOTICE:`).
+    pub async fn start_on(backend: Backend, extra: &[&str]) -> Option<Demo> {
+        let database = TestDatabase::create(backend).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let url = database.url.clone();
+        Some(Demo::start_in(dir, url, Some(database), extra).await)
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        url: String,
+        database: Option<TestDatabase>,
+        extra: &[&str],
+    ) -> Demo {
         let admin = process::cli_admin_key(&url, &["products:read"]);
         let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let storefront = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = dir.path().join("serve.log");
-        let mut child = process::command(
-            &url,
-            &[
-                "serve",
-                "--demo",
-                "--addr",
-                &api.to_string(),
-                "--storefront-addr",
-                &storefront.to_string(),
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start jeton serve --demo");
+        let (api_addr, storefront_addr) = (api.to_string(), storefront.to_string());
+        let mut args = vec![
+            "serve",
+            "--demo",
+            "--addr",
+            &api_addr,
+            "--storefront-addr",
+            &storefront_addr,
+        ];
+        args.extend_from_slice(extra);
+        let mut child = process::command(&url, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start jeton serve --demo");
         let stdout = child.stdout.take().unwrap();
         // Reads the banner on a thread: the URL first, then the key.
         let (stdout, lines) = tokio::task::spawn_blocking(move || {
@@ -502,6 +525,7 @@ impl Demo {
             _stdout: stdout,
             log,
             _dir: dir,
+            _database: database,
         }
     }
 
