@@ -196,6 +196,10 @@ mod tests {
             "delete",
             "retry",
             "send",
+            "set",
+            "remove",
+            "clear",
+            "checkout",
         ];
         let doc = document();
         let mut ids = HashSet::new();
