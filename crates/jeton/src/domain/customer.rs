@@ -136,7 +136,10 @@ const GUEST_TOKEN_MAX: usize = 64;
 
 pub(crate) fn guest_token_schema() -> utoipa::openapi::Object {
     schema::field(
-        schema::bounded_text(1, GUEST_TOKEN_MAX, true)
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(schema::string_type(true))
+            .min_length(Some(1))
+            .max_length(Some(GUEST_TOKEN_MAX))
             .description(Some(
                 "The visitor's guest token (`jt_gt_…`, API.md §16): its cart is merged into the \
                  customer's and the guest token is revoked, in one transaction. An unknown, \

@@ -23,7 +23,7 @@ const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
 const VISIBLE: &str = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// `"string"`, or `["string", "null"]` when `nullable`.
-fn string_type(nullable: bool) -> SchemaType {
+pub(crate) fn string_type(nullable: bool) -> SchemaType {
     scalar_type(Type::String, nullable)
 }
 
