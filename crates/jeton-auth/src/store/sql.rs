@@ -48,6 +48,28 @@ pub const POLL_TIMEOUT: Duration = Duration::from_millis(500);
 /// answers with a 503.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A lookup's answer, or a store error once [`LOOKUP_TIMEOUT`] has passed.
+async fn within_lookup_timeout<T>(
+    lookup: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+        .await
+        .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
+        .map_err(StoreError::new)
+}
+
+/// When a credential that also ends after `idle` unused (microseconds;
+/// `None`: never) ends: the earlier of its absolute end and its last use
+/// (`since`) plus `idle`.
+fn idle_end(expires_at: i64, since: i64, idle: Option<i64>) -> Result<OffsetDateTime, StoreError> {
+    let end = idle.map_or(expires_at, |idle| {
+        expires_at.min(since.saturating_add(idle))
+    });
+    from_micros(end)
+        .ok_or("an expiry out of range")
+        .map_err(StoreError::new)
+}
+
 /// How long [`SqlStore::connect`]'s pool lets a caller wait for a
 /// connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -860,10 +882,7 @@ impl SqlStore {
         .bind(hash.to_hex())
         .bind(kind.name())
         .fetch_optional(&self.0.pool);
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
-            .await
-            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
-            .map_err(StoreError::new)?;
+        let found = within_lookup_timeout(lookup).await?;
         found.map_or(Ok(None), |row| row.credential(kind))
     }
 
@@ -886,10 +905,7 @@ impl SqlStore {
         )
         .bind(hash.to_hex())
         .fetch_optional(&self.0.pool);
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
-            .await
-            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
-            .map_err(StoreError::new)?;
+        let found = within_lookup_timeout(lookup).await?;
         let Some(token) = found else { return Ok(None) };
         let at = |micros: i64| from_micros(micros).ok_or("an expiry out of range");
         let own = at(token.expires_at).map_err(StoreError::new)?;
@@ -925,22 +941,17 @@ impl SqlStore {
         )
         .bind(hash.to_hex())
         .fetch_optional(&self.0.pool);
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
-            .await
-            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
-            .map_err(StoreError::new)?;
+        let found = within_lookup_timeout(lookup).await?;
         let Some(session) = found else {
             return Ok(None);
         };
-        let mut expires_at = session.expires_at;
-        if let Some(idle) = self.0.staff_idle.get() {
-            let idle = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
-            let since = session.last_used_at.unwrap_or(session.created_at);
-            expires_at = expires_at.min(since.saturating_add(idle));
-        }
-        let expires_at = from_micros(expires_at)
-            .ok_or("an expiry out of range")
-            .map_err(StoreError::new)?;
+        let idle = self
+            .0
+            .staff_idle
+            .get()
+            .map(|idle| i64::try_from(idle.as_micros()).unwrap_or(i64::MAX));
+        let since = session.last_used_at.unwrap_or(session.created_at);
+        let expires_at = idle_end(session.expires_at, since, idle)?;
         let abilities = AbilitySet::parse_spaced(&session.abilities).map_err(StoreError::new)?;
         let member = UserPrincipal::new(session.staff_id, session.id, abilities)
             .with_expires_at(Some(expires_at));
@@ -967,21 +978,12 @@ impl SqlStore {
         )
         .bind(hash.to_hex())
         .fetch_optional(&self.0.pool);
-        let found = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
-            .await
-            .map_err(|_| StoreError::new(format!("no answer within {LOOKUP_TIMEOUT:?}")))?
-            .map_err(StoreError::new)?;
+        let found = within_lookup_timeout(lookup).await?;
         let Some(guest) = found else {
             return Ok(None);
         };
-        let mut expires_at = guest.expires_at;
-        if let Some(idle) = guest.idle_timeout {
-            let since = guest.last_used_at.unwrap_or(guest.created_at);
-            expires_at = expires_at.min(since.saturating_add(idle));
-        }
-        let expires_at = from_micros(expires_at)
-            .ok_or("an expiry out of range")
-            .map_err(StoreError::new)?;
+        let since = guest.last_used_at.unwrap_or(guest.created_at);
+        let expires_at = idle_end(guest.expires_at, since, guest.idle_timeout)?;
         let abilities = AbilitySet::parse_spaced(&guest.abilities).map_err(StoreError::new)?;
         let principal = GuestPrincipal::new(guest.id, guest.client_id, abilities)
             .with_origin(guest.origin)

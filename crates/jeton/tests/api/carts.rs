@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     on_both_databases,
-    support::{Res, TestApp, s},
+    support::{PASSWORD, Res, TestApp, s},
 };
 
 // ---------------------------------------------------------------- helpers
@@ -41,6 +41,16 @@ impl TestApp {
             .await;
         res.expect(201);
         s(&res.json()["token"])
+    }
+
+    /// A login through `key` (the password [`PASSWORD`]) whose `guest_token`
+    /// is `guest`.
+    pub async fn login_merging(&self, key: &str, email: &str, guest: impl serde::Serialize) -> Res {
+        self.post("/api/v1/auth/login")
+            .bearer(key)
+            .json(json!({"email": email, "password": PASSWORD, "guest_token": guest}))
+            .send()
+            .await
     }
 
     /// `POST /cart/checkout` as `token`, with an `Idempotency-Key` if given.
@@ -451,12 +461,7 @@ async fn a_guests_cart_merges_into_the_customers_at_login(app: TestApp) {
     let guest = app.guest_token(&key).await;
     app.put_cart_line(&guest, &tea.id, 1).await.expect(200);
     app.put_cart_line(&guest, &mug.id, 2).await.expect(200);
-    let res = app
-        .post("/api/v1/auth/login")
-        .bearer(&key)
-        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
-        .send()
-        .await;
+    let res = app.login_merging(&key, "ann@example.com", &guest).await;
     res.expect(201);
     let token = s(&res.json()["token"]);
     assert_eq!(
@@ -471,12 +476,7 @@ async fn a_guests_cart_merges_into_the_customers_at_login(app: TestApp) {
     assert_eq!(app.row_counts(&["carts"]).await[0].1, 1);
 
     // Merging again merges nothing, and the login still works.
-    let again = app
-        .post("/api/v1/auth/login")
-        .bearer(&key)
-        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
-        .send()
-        .await;
+    let again = app.login_merging(&key, "ann@example.com", &guest).await;
     again.expect(201);
     assert_eq!(
         lines(&app.cart(&token).await),
@@ -520,10 +520,7 @@ async fn a_merge_adds_quantities_up_to_the_unit_ceiling(app: TestApp) {
         .expect(200);
     app.put_cart_line(&guest, &mug.id, 7).await.expect(200);
     let token = s(&app
-        .post("/api/v1/auth/login")
-        .bearer(&key)
-        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
-        .send()
+        .login_merging(&key, "ann@example.com", &guest)
         .await
         .json()["token"]);
     assert_eq!(
@@ -535,10 +532,7 @@ async fn a_merge_adds_quantities_up_to_the_unit_ceiling(app: TestApp) {
     // A guest's line in another currency than the customer's cart is left out.
     let guest = app.guest_token(&key).await;
     app.put_cart_line(&guest, &dollar.id, 1).await.expect(200);
-    app.post("/api/v1/auth/login")
-        .bearer(&key)
-        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest}))
-        .send()
+    app.login_merging(&key, "ann@example.com", &guest)
         .await
         .expect(201);
     assert_eq!(lines(&app.cart(&token).await), [(mug.id.to_string(), 10)]);
@@ -564,10 +558,7 @@ async fn a_guest_token_that_cannot_merge_leaves_the_login_alone(app: TestApp) {
     app.put_cart_line(&foreign, &mug.id, 1).await.expect(200);
     let malformed = "jt_gt_not-a-token".to_owned();
     for guest_token in [foreign.clone(), malformed, token.clone()] {
-        app.post("/api/v1/auth/login")
-            .bearer(&key)
-            .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": guest_token}))
-            .send()
+        app.login_merging(&key, "ann@example.com", &guest_token)
             .await
             .expect(201);
     }
@@ -578,10 +569,7 @@ async fn a_guest_token_that_cannot_merge_leaves_the_login_alone(app: TestApp) {
         "still the guest's"
     );
     // Too long to be a token: the field is refused, and nothing happens.
-    app.post("/api/v1/auth/login")
-        .bearer(&key)
-        .json(json!({"email": "ann@example.com", "password": crate::support::PASSWORD, "guest_token": "x".repeat(65)}))
-        .send()
+    app.login_merging(&key, "ann@example.com", &"x".repeat(65))
         .await
         .expect_invalid("guest_token");
 }

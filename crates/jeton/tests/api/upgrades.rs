@@ -14,22 +14,38 @@ use crate::{
 /// jeton-auth's tables.
 const BEFORE_THE_MOVE: i64 = 20261130000010;
 
-on_both_databases!(credentials_keep_working_when_they_move_into_jeton_auth_tables);
-
-async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend: Backend) {
-    let Some(database) = TestDatabase::empty(backend).await else {
-        return;
-    };
+/// An empty database migrated as an earlier version left it: jeton-auth's
+/// migrations up to `library` (all of them: `None`) and Jeton's up to
+/// `app`. `None`: PostgreSQL is unavailable and not required.
+async fn migrated_to(
+    backend: Backend,
+    library: Option<i64>,
+    app: i64,
+) -> Option<(TestDatabase, sqlx::AnyPool)> {
+    let database = TestDatabase::empty(backend).await?;
     let url = match backend {
         Backend::Sqlite => format!("{}?mode=rwc", database.url),
         Backend::Postgres => database.url.clone(),
     };
     let pool = connect(&url).await;
-    SqlStore::migrator().run(&pool).await.unwrap();
+    let library_migrations = SqlStore::migrator();
+    match library {
+        Some(version) => library_migrations.run_to(version, &pool).await.unwrap(),
+        None => library_migrations.run(&pool).await.unwrap(),
+    }
     sqlx::migrate!("./migrations")
-        .run_to(BEFORE_THE_MOVE, &pool)
+        .run_to(app, &pool)
         .await
         .unwrap();
+    Some((database, pool))
+}
+
+on_both_databases!(credentials_keep_working_when_they_move_into_jeton_auth_tables);
+
+async fn credentials_keep_working_when_they_move_into_jeton_auth_tables(backend: Backend) {
+    let Some((database, pool)) = migrated_to(backend, None, BEFORE_THE_MOVE).await else {
+        return;
+    };
 
     // Rows as the earlier version wrote them.
     let id = |n: u8| format!("01900000-0000-7000-8000-0000000000{n:02}");
@@ -274,22 +290,12 @@ const LIBRARY_BEFORE_ACCESS_TOKENS: i64 = 20261130000001;
 on_both_databases!(access_tokens_keep_working_when_they_move_into_jeton_auth_tables);
 
 async fn access_tokens_keep_working_when_they_move_into_jeton_auth_tables(backend: Backend) {
-    let Some(database) = TestDatabase::empty(backend).await else {
+    let library = Some(LIBRARY_BEFORE_ACCESS_TOKENS);
+    let Some((database, pool)) =
+        migrated_to(backend, library, BEFORE_THE_ACCESS_TOKENS_MOVED).await
+    else {
         return;
     };
-    let url = match backend {
-        Backend::Sqlite => format!("{}?mode=rwc", database.url),
-        Backend::Postgres => database.url.clone(),
-    };
-    let pool = connect(&url).await;
-    SqlStore::migrator()
-        .run_to(LIBRARY_BEFORE_ACCESS_TOKENS, &pool)
-        .await
-        .unwrap();
-    sqlx::migrate!("./migrations")
-        .run_to(BEFORE_THE_ACCESS_TOKENS_MOVED, &pool)
-        .await
-        .unwrap();
 
     // Rows as the earlier version wrote them: a secret client, two of its
     // keys, an access token obtained by each (one already revoked), and a
@@ -449,19 +455,9 @@ on_both_databases!(live_user_tokens_that_place_orders_gain_cart_write);
 /// The upgrade that brings `cart:write` gives it to every live user token
 /// that holds `orders:write` (or `orders:*`), and to no other.
 async fn live_user_tokens_that_place_orders_gain_cart_write(backend: Backend) {
-    let Some(database) = TestDatabase::empty(backend).await else {
+    let Some((database, pool)) = migrated_to(backend, None, BEFORE_GUEST_CARTS).await else {
         return;
     };
-    let url = match backend {
-        Backend::Sqlite => format!("{}?mode=rwc", database.url),
-        Backend::Postgres => database.url.clone(),
-    };
-    let pool = connect(&url).await;
-    SqlStore::migrator().run(&pool).await.unwrap();
-    sqlx::migrate!("./migrations")
-        .run_to(BEFORE_GUEST_CARTS, &pool)
-        .await
-        .unwrap();
     let now = jeton::domain::time::to_micros(time::OffsetDateTime::now_utc());
     let id = |n: u8| format!("01900000-0000-7000-8000-0000000002{n:02}");
     // (id, abilities, revoked): what each token held before.
