@@ -118,7 +118,8 @@ async fn merge_guest_cart(
 
 /// A cookie session, as a login with `"session": "cookie"` answers: the
 /// token itself is only in the `HttpOnly` cookie.
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct CookieSession {
     pub customer: Customer,
     #[schema(value_type = String)]

@@ -24,7 +24,8 @@ use crate::{domain::ids::ClientIds, store::audit::Audit};
 pub struct NewGuestInput {}
 
 /// A guest token, shown once.
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct IssuedGuest {
     /// `jt_gt_…`: send as `Authorization: Bearer <token>`, from the origin
     /// it was obtained from (or, obtained with no `Origin`, from no page).

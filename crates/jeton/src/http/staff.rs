@@ -79,7 +79,8 @@ impl From<StaffRecord> for StaffMember {
 
 /// A new console session: the session itself is only in the `HttpOnly`
 /// cookie `jeton_staff`.
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct StaffSession {
     pub staff: StaffMember,
     /// Also in the `jeton_staff_csrf` cookie (on `/console`): sent back as

@@ -31,7 +31,8 @@ use crate::{
 };
 
 /// A newly issued user token. The only time the token is ever shown.
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct IssuedToken {
     /// Send as `Authorization: Bearer <token>`. Shown once.
     pub token: String,

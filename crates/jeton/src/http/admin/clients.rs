@@ -44,7 +44,8 @@ fn check_grant(caller: &AbilitySet, granted: &AbilitySet) -> AppResult<()> {
 }
 
 /// A new client and its first key. The key is shown only here.
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct CreatedClient {
     pub client: Client,
     /// Shown once; only its hash is stored.
@@ -206,7 +207,8 @@ fn grace_schema() -> utoipa::openapi::Object {
 /// Longest grace period for a rotated-out key: 30 days.
 const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 
-#[derive(Debug, Serialize, ToSchema)]
+// No `Debug`: it holds a secret shown once, which must never reach a log.
+#[derive(Serialize, ToSchema)]
 pub struct RotatedKey {
     /// The new key, shown once.
     pub key: String,
