@@ -12,7 +12,7 @@ use crate::{
     domain::{
         client::ClientKind,
         ids::{ClientId, CustomerId, KeyId, OrderId, ProductId, TokenId},
-        money::{MAX_SAFE_AMOUNT, Money},
+        money::Money,
     },
     store,
 };
@@ -181,23 +181,9 @@ pub struct Cart {
 
 impl From<store::carts::Cart> for Cart {
     fn from(cart: store::carts::Cart) -> Cart {
-        // Within the limits every write checks; a price raised since may
-        // take a total past them, and then it is not shown rather than
-        // shown wrong.
-        let total = cart.lines.first().and_then(|first| {
-            let amount = cart.lines.iter().try_fold(0i64, |sum, line| {
-                if line.currency != first.currency {
-                    return None;
-                }
-                line.unit_price
-                    .checked_mul(line.quantity)
-                    .and_then(|amount| sum.checked_add(amount))
-            })?;
-            (amount <= MAX_SAFE_AMOUNT).then_some(())?;
-            Some(Money {
-                amount,
-                currency: first.currency.clone(),
-            })
+        let total = cart.total().map(|(amount, currency)| Money {
+            amount,
+            currency: currency.to_owned(),
         });
         Cart {
             items: cart

@@ -206,6 +206,14 @@ fn check_limits(lines: &[CartLine]) -> Result<(), CartError> {
     {
         return Err(CartError::MixedCurrencies);
     }
+    exact_total(lines)
+        .map(|_| ())
+        .ok_or(CartError::TotalTooLarge)
+}
+
+/// The sum of the lines in minor units, if it is exact in JavaScript (at
+/// most [`MAX_SAFE_AMOUNT`]); the caller has checked the currency.
+fn exact_total(lines: &[CartLine]) -> Option<i64> {
     lines
         .iter()
         .try_fold(0i64, |sum, line| {
@@ -214,8 +222,20 @@ fn check_limits(lines: &[CartLine]) -> Result<(), CartError> {
                 .and_then(|amount| sum.checked_add(amount))
         })
         .filter(|total| *total <= MAX_SAFE_AMOUNT)
-        .map(|_| ())
-        .ok_or(CartError::TotalTooLarge)
+}
+
+impl Cart {
+    /// The cart's total and its currency; `None` for an empty cart, and
+    /// for one that a product's later change of price or currency took
+    /// past the limits every write checks (not shown rather than shown
+    /// wrong).
+    pub fn total(&self) -> Option<(i64, &str)> {
+        let currency = &self.lines.first()?.currency;
+        if self.lines.iter().any(|line| line.currency != *currency) {
+            return None;
+        }
+        Some((exact_total(&self.lines)?, currency))
+    }
 }
 
 impl Db {

@@ -31,6 +31,24 @@ const HASHING_BUSY: Problem = problem(
     "the password-hashing queue is full; retry after `Retry-After`",
 );
 
+/// What `POST /orders` and a cart's checkout (both order placements, with
+/// one namespace of keys) answer alike.
+const INVALID_IDEMPOTENCY_KEY: Problem = problem(
+    400,
+    "invalid_idempotency_key",
+    "the `Idempotency-Key` is not 1 to 255 printable ASCII characters, or was sent twice",
+);
+const IDEMPOTENCY_KEY_IN_USE: Problem = problem(
+    409,
+    "idempotency_key_in_use",
+    "a request with this `Idempotency-Key` is still being processed",
+);
+const ORDERS_RATE_LIMITED: Problem = problem(
+    429,
+    "rate_limited",
+    "the customer's orders per minute are used up",
+);
+
 /// What a handler answers beyond its authentication and its inputs, by
 /// method and path in the route table. Everything else is derived.
 pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
@@ -89,52 +107,32 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
         "POST",
         "/orders",
         &[
-            problem(
-                400,
-                "invalid_idempotency_key",
-                "the `Idempotency-Key` is not 1 to 255 printable ASCII characters, or was sent twice",
-            ),
+            INVALID_IDEMPOTENCY_KEY,
             problem(
                 409,
                 "insufficient_stock",
                 "a product has less stock than ordered; nothing was written",
             ),
-            problem(
-                409,
-                "idempotency_key_in_use",
-                "a request with this `Idempotency-Key` is still being processed",
-            ),
+            IDEMPOTENCY_KEY_IN_USE,
             problem(
                 422,
                 "idempotency_key_reused",
                 "this `Idempotency-Key` came with a different order",
             ),
-            problem(
-                429,
-                "rate_limited",
-                "the customer's orders per minute are used up",
-            ),
+            ORDERS_RATE_LIMITED,
         ],
     ),
     (
         "POST",
         "/cart/checkout",
         &[
-            problem(
-                400,
-                "invalid_idempotency_key",
-                "the `Idempotency-Key` is not 1 to 255 printable ASCII characters, or was sent twice",
-            ),
+            INVALID_IDEMPOTENCY_KEY,
             problem(
                 409,
                 "insufficient_stock",
                 "a line's product has less stock than the line; the cart and the stock are as they were",
             ),
-            problem(
-                409,
-                "idempotency_key_in_use",
-                "a request with this `Idempotency-Key` is still being processed",
-            ),
+            IDEMPOTENCY_KEY_IN_USE,
             problem(422, "cart_empty", "the cart has no lines"),
             problem(
                 422,
@@ -146,11 +144,7 @@ pub const HANDLER_ERRORS: &[(&str, &str, &[Problem])] = &[
                 "idempotency_key_reused",
                 "this `Idempotency-Key` came with an order, not a checkout",
             ),
-            problem(
-                429,
-                "rate_limited",
-                "the customer's orders per minute are used up",
-            ),
+            ORDERS_RATE_LIMITED,
         ],
     ),
     (
